@@ -1,0 +1,522 @@
+#include "mlsysim/catalog/catalog.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#define TOML_HEADER_ONLY 1
+#define TOML_EXCEPTIONS 1
+#include <toml++/toml.h>
+
+#include "mlsysim/catalog/embedded.hpp"
+#include "mlsysim/errors.hpp"
+
+namespace mlsysim {
+namespace {
+
+std::string context_of(const std::string& origin, const std::string& id) {
+  return origin + (id.empty() ? "" : " [" + id + "]");
+}
+
+template <class View>
+double number_or(const View& v, double fallback) {
+  if (auto d = v.template value<double>()) return *d;
+  return fallback;
+}
+
+double required_number(const toml::table& t, std::string_view key, const std::string& where) {
+  auto v = t[key].value<double>();
+  if (!v) throw BadInput(where + ": missing number '" + std::string(key) + "'");
+  if (!std::isfinite(*v) || *v < 0)
+    throw BadInput(where + ": '" + std::string(key) + "' must be a finite, non-negative number");
+  return *v;
+}
+
+std::string string_or(const toml::table& t, std::string_view key, std::string fallback = {}) {
+  if (auto s = t[key].value<std::string>()) return *s;
+  return fallback;
+}
+
+std::vector<std::string> string_list(const toml::table& t, std::string_view key) {
+  std::vector<std::string> out;
+  if (auto arr = t[key].as_array())
+    for (auto& e : *arr)
+      if (auto s = e.value<std::string>()) out.push_back(*s);
+  return out;
+}
+
+std::vector<int> int_list(const toml::table& t, std::string_view key) {
+  std::vector<int> out;
+  if (auto arr = t[key].as_array())
+    for (auto& e : *arr)
+      if (auto v = e.value<double>()) out.push_back(static_cast<int>(*v));
+  return out;
+}
+
+// Sizes carry their unit in the key name; exactly one spelling must be present.
+std::optional<Bytes> sized(const toml::table& t, std::string_view stem, const std::string& where,
+                           bool required) {
+  struct Suffix { const char* name; double scale; };
+  static constexpr Suffix kSuffixes[] = {{"_tb", kTera},  {"_gb", kGiga},  {"_mb", kMega},
+                                         {"_kb", kKilo},  {"_tib", kTebi}, {"_gib", kGibi},
+                                         {"_mib", kMebi}, {"_kib", kKibi}};
+  std::optional<Bytes> found;
+  for (const auto& s : kSuffixes) {
+    std::string key = std::string(stem) + s.name;
+    if (auto v = t[key].value<double>()) {
+      if (found) throw BadInput(where + ": give only one of " + std::string(stem) + "_{gb,gib,...}");
+      found = Bytes(*v * s.scale);
+    }
+  }
+  if (!found && required)
+    throw BadInput(where + ": missing " + std::string(stem) + "_gb (or _gib/_mb/_mib/_kb/_kib)");
+  return found;
+}
+
+std::optional<Link> parse_link(const toml::table* t, const std::string& where) {
+  if (!t) return std::nullopt;
+  Link link;
+  link.name = string_or(*t, "name");
+  link.per_direction = gigabytes_per_second(required_number(*t, "per_direction_gbs", where));
+  link.latency = microseconds(number_or((*t)["latency_us"], 0.0));
+  return link;
+}
+
+void parse_peaks(const toml::table* t, std::array<FlopsPerSecond, kPrecisionCount>& out,
+                 const std::string& where) {
+  if (!t) return;
+  for (auto&& [key, node] : *t) {
+    auto p = parse_precision(key.str());
+    if (!p) throw BadInput(where + ": unknown precision '" + std::string(key.str()) + "'");
+    auto v = node.value<double>();
+    if (!v || *v < 0) throw BadInput(where + ": peak '" + std::string(key.str()) + "' must be >= 0");
+    out[index_of(*p)] = teraflops_per_second(*v);
+  }
+}
+
+// Documented defaults for devices without calibration data (docs/PHYSICS.md, "Efficiency").
+EfficiencyProfile default_efficiency(const std::string& kind) {
+  EfficiencyProfile e;
+  const bool gpu_like = kind == "gpu" || kind == "accelerator" || kind == "tpu";
+  e.memory = gpu_like ? 0.85 : (kind == "mcu" ? 0.9 : 0.75);
+  e.gemm.fill(gpu_like ? 0.75 : 0.6);
+  e.attention = gpu_like ? 0.5 : 0.4;
+  e.conv = gpu_like ? 0.55 : 0.45;
+  e.vector = 0.5;
+  if (kind == "gpu" || kind == "accelerator") {
+    e.kernel_overhead = microseconds(4.0);
+    e.host_dispatch = microseconds(15.0);
+  } else if (kind == "tpu" || kind == "lpu" || kind == "wafer") {
+    // Compiled whole-graph execution: no per-op launch, a small per-op scheduling cost.
+    e.kernel_overhead = microseconds(1.0);
+    e.host_dispatch = microseconds(1.0);
+  } else {  // cpu, npu, mcu: interpreter-style runtimes (TFLite, Core ML, TFLM)
+    e.kernel_overhead = microseconds(kind == "mcu" ? 20.0 : 10.0);
+    e.host_dispatch = e.kernel_overhead;
+  }
+  e.source = "default for kind '" + kind + "' (docs/PHYSICS.md: Efficiency defaults)";
+  return e;
+}
+
+HardwareSpec parse_device(const toml::table& d, const std::string& origin) {
+  HardwareSpec hw;
+  hw.id = string_or(d, "id");
+  const std::string where = context_of(origin, hw.id);
+  if (hw.id.empty()) throw BadInput(origin + ": a [[device]] has no id");
+  hw.name = string_or(d, "name", hw.id);
+  hw.vendor = string_or(d, "vendor");
+  hw.tier = string_or(d, "tier");
+  hw.kind = string_or(d, "kind", "gpu");
+  hw.aliases = string_list(d, "aliases");
+  hw.year = static_cast<int>(number_or(d["year"], 0));
+  hw.compute_units = static_cast<int>(number_or(d["compute_units"], 0));
+  parse_peaks(d["dense_tflops"].as_table(), hw.dense_peak, where);
+  parse_peaks(d["sparse_tflops"].as_table(), hw.sparse_peak, where);
+  if (std::none_of(hw.dense_peak.begin(), hw.dense_peak.end(),
+                   [](FlopsPerSecond f) { return f.si() > 0; }))
+    throw BadInput(where + ": [device.dense_tflops] needs at least one precision");
+  const toml::table* mem = d["memory"].as_table();
+  if (!mem) throw BadInput(where + ": missing [device.memory]");
+  hw.memory_capacity = *sized(*mem, "capacity", where, true);
+  hw.memory_bandwidth = gigabytes_per_second(required_number(*mem, "bandwidth_gbs", where));
+  hw.memory_type = string_or(*mem, "type");
+  hw.onchip_memory = sized(*mem, "onchip", where, false).value_or(Bytes{});
+  hw.onchip_kind = string_or(*mem, "onchip_kind");
+  if (auto* p = d["power"].as_table()) hw.tdp = watts(required_number(*p, "tdp_w", where));
+  hw.interconnect = parse_link(d["interconnect"].as_table(), where + " interconnect");
+  hw.host_link = parse_link(d["host_link"].as_table(), where + " host_link");
+  if (auto* p = d["price"].as_table()) {
+    hw.price = usd(required_number(*p, "usd", where));
+    hw.price_note = string_or(*p, "note");
+  }
+  if (auto* s = d["sources"].as_table())
+    for (auto&& [k, v] : *s)
+      if (auto str = v.value<std::string>()) hw.sources[std::string(k.str())] = *str;
+  for (const char* group : {"compute", "memory"})
+    if (!hw.sources.count(group))
+      throw BadInput(where + ": [device.sources] must cite '" + std::string(group) + "'");
+  hw.efficiency = default_efficiency(hw.kind);
+  return hw;
+}
+
+FfnActivation parse_activation(const std::string& s, const std::string& where) {
+  if (s == "swiglu" || s == "silu") return FfnActivation::SwiGLU;
+  if (s == "geglu") return FfnActivation::GeGLU;
+  if (s == "gelu" || s.empty()) return FfnActivation::GELU;
+  if (s == "relu") return FfnActivation::ReLU;
+  throw BadInput(where + ": ffn_act must be swiglu|geglu|gelu|relu, got '" + s + "'");
+}
+
+ModelKind parse_kind(const std::string& s, const std::string& where) {
+  if (s == "decoder") return ModelKind::Decoder;
+  if (s == "encoder") return ModelKind::Encoder;
+  if (s == "encoder-decoder") return ModelKind::EncoderDecoder;
+  if (s == "cnn") return ModelKind::CNN;
+  if (s == "dlrm") return ModelKind::DLRM;
+  if (s == "opaque") return ModelKind::Opaque;
+  throw BadInput(where + ": kind must be decoder|encoder|encoder-decoder|cnn|dlrm|opaque, got '" +
+                 s + "'");
+}
+
+int int_field(const toml::table& t, std::string_view key, int fallback = 0) {
+  return static_cast<int>(number_or(t[key], fallback));
+}
+
+void parse_transformer(const toml::table& m, TransformerSpec& tf, ModelKind kind,
+                       const std::string& where) {
+  tf.encoder_layers = int_field(m, "encoder_layers");
+  tf.decoder_layers = int_field(m, "decoder_layers");
+  tf.layers = int_field(m, "layers", kind == ModelKind::EncoderDecoder ? tf.decoder_layers : 0);
+  tf.hidden = int_field(m, "hidden");
+  tf.heads = int_field(m, "heads");
+  if (tf.layers <= 0 || tf.hidden <= 0 || tf.heads <= 0)
+    throw BadInput(where + ": transformers need layers, hidden and heads > 0");
+  tf.kv_heads = int_field(m, "kv_heads", tf.heads);
+  tf.head_dim = int_field(m, "head_dim", tf.hidden / tf.heads);
+  tf.ffn = int_field(m, "ffn");
+  tf.act = parse_activation(string_or(m, "ffn_act"), where);
+  tf.vocab = static_cast<long>(number_or(m["vocab"], 0));
+  tf.tied_embeddings = m["tied_embeddings"].value_or(false);
+  tf.max_seq = int_field(m, "max_seq");
+  tf.default_seq = int_field(m, "default_seq");
+  tf.layernorm = string_or(m, "norm", "layernorm") == "layernorm";
+  tf.learned_positions = string_or(m, "pos") == "learned";
+  tf.bias = m["bias"].value_or(false);
+  tf.qkv_bias = m["qkv_bias"].value_or(tf.bias);
+  tf.experts = int_field(m, "experts");
+  tf.experts_per_token = int_field(m, "experts_per_token");
+  tf.shared_experts = int_field(m, "shared_experts");
+  tf.moe_ffn = int_field(m, "moe_ffn", tf.ffn);
+  tf.first_dense_layers = int_field(m, "first_dense_layers");
+  tf.q_lora_rank = int_field(m, "q_lora_rank");
+  tf.kv_lora_rank = int_field(m, "kv_lora_rank");
+  tf.qk_nope_head_dim = int_field(m, "qk_nope_head_dim");
+  tf.qk_rope_head_dim = int_field(m, "qk_rope_head_dim");
+  tf.v_head_dim = int_field(m, "v_head_dim", tf.head_dim);
+  tf.encoder_seq = int_field(m, "encoder_seq");
+  tf.audio_conv_stem = int_list(m, "audio_conv_stem");
+  auto patch = int_list(m, "patch_embed");
+  if (patch.size() == 3) {
+    tf.patch_in_channels = patch[0];
+    tf.patch_size = patch[1];
+    tf.image_size = patch[2];
+  }
+  tf.classifier = int_field(m, "classifier");
+  tf.type_vocab = int_field(m, "type_vocab");
+  tf.pooler = m["pooler"].value_or(false);
+  tf.sliding_window = int_field(m, "sliding_window");
+  tf.sliding_window_every = int_field(m, "sliding_window_every");
+  if (tf.experts > 0 && (tf.experts_per_token <= 0 || tf.experts_per_token > tf.experts))
+    throw BadInput(where + ": experts_per_token must be in [1, experts]");
+  if (tf.heads % std::max(tf.kv_heads, 1) != 0)
+    throw BadInput(where + ": heads must be a multiple of kv_heads");
+}
+
+CnnLayer parse_cnn_row(const toml::array& row, const std::string& where) {
+  auto num = [&](size_t i) -> int {
+    if (i >= row.size()) throw BadInput(where + ": CNN layer row too short");
+    auto v = row[i].value<double>();
+    if (!v || *v < 0) throw BadInput(where + ": CNN layer row has a bad number at column " +
+                                     std::to_string(i));
+    return static_cast<int>(*v);
+  };
+  // A kernel/stride/window is an int (square) or an [h, w] pair.
+  auto pair = [&](size_t i, int& h, int& w) {
+    if (i < row.size()) {
+      if (auto* arr = row[i].as_array(); arr && arr->size() == 2) {
+        h = static_cast<int>(arr->at(0).value_or(1.0));
+        w = static_cast<int>(arr->at(1).value_or(1.0));
+        return;
+      }
+    }
+    h = w = num(i);
+  };
+  auto flag = [&](size_t i) { return row.size() > i && num(i) != 0; };
+  auto type = row.empty() ? std::optional<std::string>{} : row[0].value<std::string>();
+  if (!type) throw BadInput(where + ": CNN layer rows start with a type string");
+  CnnLayer l;
+  if (*type == "conv") {
+    l.type = CnnLayer::Type::Conv;
+    l.cin = num(1); l.cout = num(2);
+    pair(3, l.kernel_h, l.kernel_w);
+    pair(4, l.stride_h, l.stride_w);
+    l.h_out = num(5); l.w_out = num(6); l.groups = std::max(1, num(7));
+    l.batch_norm = flag(8);
+    l.bias = flag(9);
+  } else if (*type == "pool") {
+    l.type = CnnLayer::Type::Pool;
+    l.cin = l.cout = num(1); l.h_out = num(2); l.w_out = num(3);
+    pair(4, l.kernel_h, l.kernel_w);
+    if (row.size() > 5) pair(5, l.stride_h, l.stride_w);
+    else l.stride_h = l.kernel_h, l.stride_w = l.kernel_w;
+  } else if (*type == "add") {
+    l.type = CnnLayer::Type::Add;
+    l.cin = l.cout = num(1); l.h_out = num(2); l.w_out = num(3);
+  } else if (*type == "se") {
+    l.type = CnnLayer::Type::SqueezeExcite;
+    l.cin = l.cout = num(1); l.groups = num(2); l.h_out = num(3); l.w_out = num(4);
+  } else if (*type == "fc") {
+    l.type = CnnLayer::Type::FullyConnected;
+    l.cin = num(1); l.cout = num(2);
+  } else {
+    throw BadInput(where + ": unknown CNN layer type '" + *type + "' (conv|pool|add|se|fc)");
+  }
+  return l;
+}
+
+ModelSpec parse_model(const toml::table& m, const std::string& origin) {
+  ModelSpec model;
+  model.id = string_or(m, "id");
+  const std::string where = context_of(origin, model.id);
+  if (model.id.empty()) throw BadInput(origin + ": a [[model]] has no id");
+  model.name = string_or(m, "name", model.id);
+  model.family = string_or(m, "family");
+  model.aliases = string_list(m, "aliases");
+  model.kind = parse_kind(string_or(m, "kind", "decoder"), where);
+  model.source = string_or(m, "source");
+  model.params_source = string_or(m, "params_source");
+  model.flops_source = string_or(m, "flops_source");
+  if (auto v = m["published_params"].value<double>()) model.published_params = *v;
+  if (auto v = m["published_flops"].value<double>()) model.published_flops = *v;
+  switch (model.kind) {
+    case ModelKind::Decoder: case ModelKind::Encoder: case ModelKind::EncoderDecoder:
+      parse_transformer(m, model.tf, model.kind, where);
+      break;
+    case ModelKind::CNN: {
+      model.input_shape = int_list(m, "input");
+      auto* rows = m["layers"].as_array();
+      if (!rows || rows->empty()) throw BadInput(where + ": a cnn needs a non-empty layers array");
+      for (auto& r : *rows) {
+        auto* row = r.as_array();
+        if (!row) throw BadInput(where + ": each CNN layer is an array row");
+        model.cnn_layers.push_back(parse_cnn_row(*row, where));
+      }
+      break;
+    }
+    case ModelKind::DLRM: {
+      auto* d = m["dlrm"].as_table();
+      if (!d) throw BadInput(where + ": a dlrm needs a [model.dlrm] table");
+      if (auto* arr = (*d)["rows_per_table"].as_array()) {
+        for (auto& e : *arr) model.dlrm.rows_per_table.push_back(e.value_or(0.0));
+      } else {
+        double rows = required_number(*d, "rows_per_table", where);
+        model.dlrm.rows_per_table.assign(int_field(*d, "tables", 1), rows);
+      }
+      model.dlrm.embedding_dim = int_field(*d, "embedding_dim");
+      model.dlrm.lookups_per_table = int_field(*d, "lookups_per_table", 1);
+      model.dlrm.dense_features = int_field(*d, "dense_features");
+      model.dlrm.bottom_mlp = int_list(*d, "bottom_mlp");
+      model.dlrm.top_mlp = int_list(*d, "top_mlp");
+      break;
+    }
+    case ModelKind::Opaque:
+      model.opaque.flops_per_sample = required_number(m, "flops_per_sample", where);
+      model.opaque.activation_bytes_per_sample =
+          required_number(m, "activation_bytes_per_sample", where);
+      model.opaque.kernels_per_sample = int_field(m, "kernels_per_sample", 1);
+      if (!model.published_params) throw BadInput(where + ": opaque models need published_params");
+      break;
+  }
+  return model;
+}
+
+int levenshtein(std::string_view a, std::string_view b) {
+  std::vector<int> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = static_cast<int>(j);
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = static_cast<int>(i);
+    for (size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+template <class Spec>
+std::vector<std::string> ids_of(const std::vector<Spec>& specs) {
+  std::vector<std::string> ids;
+  for (const auto& s : specs) ids.push_back(s.id);
+  return ids;
+}
+
+template <class Spec>
+const Spec& lookup(const std::vector<Spec>& specs,
+                   const std::unordered_map<std::string, size_t>& index, std::string_view name,
+                   const char* what, const char* list_command) {
+  auto it = index.find(normalize_name(name));
+  if (it != index.end()) return specs[it->second];
+  std::vector<std::string> names;
+  for (const auto& [k, v] : index) names.push_back(k);
+  std::string msg = std::string("unknown ") + what + " '" + std::string(name) + "'";
+  auto best = closest_match(normalize_name(name), names);
+  if (!best.empty()) msg += ": did you mean '" + specs[index.at(best)].id + "'?";
+  msg += std::string(" (see `mlsysim ") + list_command + " list`)";
+  throw BadInput(msg);
+}
+
+template <class Spec>
+void insert(std::vector<Spec>& specs, std::unordered_map<std::string, size_t>& index, Spec spec) {
+  auto existing = index.find(normalize_name(spec.id));
+  size_t slot;
+  if (existing != index.end() && specs[existing->second].id == spec.id) {
+    slot = existing->second;  // a user entry replaces the built-in one with the same id
+    specs[slot] = std::move(spec);
+  } else {
+    slot = specs.size();
+    specs.push_back(std::move(spec));
+  }
+  const Spec& s = specs[slot];
+  index[normalize_name(s.id)] = slot;
+  // Also accept the id without punctuation ("llama38b" is not needed, but "llama3_8b" is).
+  for (const auto& a : s.aliases) index.emplace(normalize_name(a), slot);
+}
+
+}  // namespace
+
+std::string normalize_name(std::string_view name) {
+  std::string out;
+  out.reserve(name.size());
+  for (char c : name) {
+    if (c == '_' || c == ' ') out.push_back('-');
+    else out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  }
+  return out;
+}
+
+std::string closest_match(std::string_view wanted, const std::vector<std::string>& candidates) {
+  std::string best;
+  int best_distance = 1 << 30;
+  for (const auto& c : candidates) {
+    int d = levenshtein(wanted, c);
+    // A prefix match ("llama3" for "llama3-8b") counts as close.
+    if (c.rfind(std::string(wanted), 0) == 0) d = std::min(d, 1);
+    if (d < best_distance) best_distance = d, best = c;
+  }
+  const int tolerance = std::max(2, static_cast<int>(wanted.size()) / 3);
+  return best_distance <= tolerance ? best : std::string();
+}
+
+void Catalog::add_hardware(HardwareSpec hw) { insert(hardware_, hardware_index_, std::move(hw)); }
+void Catalog::add_model(ModelSpec m) { insert(models_, model_index_, std::move(m)); }
+
+void Catalog::add_toml(std::string_view text, const std::string& origin) {
+  toml::table doc;
+  try {
+    doc = toml::parse(text, origin);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream os;
+    os << origin << ":" << e.source().begin.line << ": " << e.description();
+    throw BadInput(os.str());
+  }
+  if (auto* devices = doc["device"].as_array())
+    for (auto& d : *devices)
+      if (auto* t = d.as_table()) add_hardware(parse_device(*t, origin));
+  if (auto* models = doc["model"].as_array())
+    for (auto& m : *models)
+      if (auto* t = m.as_table()) add_model(parse_model(*t, origin));
+  if (doc["calibration"]) add_calibration_toml(text, origin);
+}
+
+void Catalog::add_calibration_toml(std::string_view text, const std::string& origin) {
+  toml::table doc = toml::parse(text, origin);
+  auto* entries = doc["calibration"].as_array();
+  if (!entries) return;
+  for (auto& node : *entries) {
+    auto* c = node.as_table();
+    if (!c) continue;
+    const std::string id = string_or(*c, "device");
+    auto it = hardware_index_.find(normalize_name(id));
+    if (it == hardware_index_.end())
+      throw BadInput(origin + ": calibration for unknown device '" + id + "'");
+    EfficiencyProfile& e = hardware_[it->second].efficiency;
+    const std::string where = context_of(origin, id);
+    e.memory = required_number(*c, "memory_efficiency", where);
+    if (auto* g = (*c)["gemm_efficiency"].as_table())
+      for (auto&& [k, v] : *g)
+        if (auto p = parse_precision(k.str())) e.gemm[index_of(*p)] = v.value_or(e.gemm[0]);
+    e.attention = number_or((*c)["attention_efficiency"], e.attention);
+    e.conv = number_or((*c)["conv_efficiency"], e.conv);
+    e.kernel_overhead = microseconds(number_or((*c)["kernel_overhead_us"], in_us(e.kernel_overhead)));
+    e.host_dispatch = microseconds(number_or((*c)["host_dispatch_us"], in_us(e.host_dispatch)));
+    e.tile_m = int_field(*c, "tile_m", e.tile_m);
+    e.tile_n = int_field(*c, "tile_n", e.tile_n);
+    e.source = string_or(*c, "source", origin);
+  }
+}
+
+const HardwareSpec& Catalog::hardware(std::string_view name) const {
+  return lookup(hardware_, hardware_index_, name, "hardware", "hardware");
+}
+const ModelSpec& Catalog::model(std::string_view name) const {
+  return lookup(models_, model_index_, name, "model", "models");
+}
+
+const Catalog& Catalog::builtin() {
+  static const Catalog catalog = [] {
+    Catalog c;
+    // Devices before calibrations (calibrations refer to devices): sort by path kind.
+    for (int pass = 0; pass < 2; ++pass)
+      for (size_t i = 0; i < kEmbeddedCatalogCount; ++i) {
+        std::string path = kEmbeddedCatalog[i].path;
+        const bool is_calibration = path.rfind("calibration/", 0) == 0;
+        if (is_calibration != (pass == 1)) continue;
+        c.add_toml(kEmbeddedCatalog[i].text, "catalog/" + path);
+      }
+    return c;
+  }();
+  return catalog;
+}
+
+Catalog Catalog::with_user_dir(const std::string& dir) {
+  namespace fs = std::filesystem;
+  if (!fs::is_directory(dir))
+    throw BadInput("--catalog '" + dir + "' is not a directory of *.toml files");
+  Catalog c = builtin();
+  std::vector<fs::path> files;
+  for (auto& e : fs::directory_iterator(dir))
+    if (e.path().extension() == ".toml") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  for (auto& f : files) {
+    std::ifstream in(f);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    c.add_toml(ss.str(), f.string());
+  }
+  return c;
+}
+
+const char* to_string(ModelKind k) {
+  switch (k) {
+    case ModelKind::Decoder: return "decoder";
+    case ModelKind::Encoder: return "encoder";
+    case ModelKind::EncoderDecoder: return "encoder-decoder";
+    case ModelKind::CNN: return "cnn";
+    case ModelKind::DLRM: return "dlrm";
+    case ModelKind::Opaque: return "opaque";
+  }
+  return "?";
+}
+
+}  // namespace mlsysim

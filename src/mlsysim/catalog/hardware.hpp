@@ -1,0 +1,62 @@
+// Hardware catalog entries: datasheet numbers with their sources, plus the device's efficiency
+// profile (how close real kernels get to those numbers), either calibrated or a documented default.
+#pragma once
+
+#include <array>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mlsysim/physics/precision.hpp"
+#include "mlsysim/units/quantity.hpp"
+
+namespace mlsysim {
+
+using namespace units;  // NOLINT: quantity names are the vocabulary of the whole library
+
+struct Link {
+  std::string name;
+  BytesPerSecond per_direction{};  // one direction; datasheets often quote the bidirectional sum
+  Seconds latency{};
+};
+
+// How close real kernels come to datasheet peaks on a device (physics/efficiency.hpp uses it).
+struct EfficiencyProfile {
+  double memory = 0.85;  // achieved / datasheet streaming bandwidth
+  std::array<double, kPrecisionCount> gemm{};  // large-GEMM achieved / dense peak, per precision
+  double attention = 0.5;   // fused attention kernels, fraction of dense peak
+  double conv = 0.6;        // dense convolutions (im2col/implicit GEMM), fraction of dense peak
+  double vector = 0.5;      // element-wise math on vector units, fraction of the fp32 peak
+  Seconds kernel_overhead{};  // per kernel, graph-launched runtime (launch gap + ramp/tail)
+  Seconds host_dispatch{};    // per op, eager framework (host dispatch; microbenchmark-fitted)
+  int tile_m = 128, tile_n = 128;  // output tile of one thread block, for wave quantization
+  std::string source;              // where these numbers come from
+};
+
+struct HardwareSpec {
+  std::string id, name, vendor, tier, kind;
+  std::vector<std::string> aliases;
+  int year = 0;
+  int compute_units = 0;  // SMs / CUs / cores; 0 = unknown (no wave quantization)
+  std::array<FlopsPerSecond, kPrecisionCount> dense_peak{};   // 0 = precision not supported
+  std::array<FlopsPerSecond, kPrecisionCount> sparse_peak{};  // 2:4 sparsity; never a default
+  Bytes memory_capacity{};
+  BytesPerSecond memory_bandwidth{};
+  std::string memory_type;
+  Bytes onchip_memory{};
+  std::string onchip_kind;
+  Watts tdp{};
+  std::optional<Link> interconnect, host_link;
+  std::optional<Usd> price;
+  std::string price_note;
+  std::map<std::string, std::string> sources;  // group -> citation
+  EfficiencyProfile efficiency;
+
+  [[nodiscard]] bool supports(Precision p) const { return dense_peak[index_of(p)].si() > 0; }
+  [[nodiscard]] FlopsPerSecond peak(Precision p) const { return dense_peak[index_of(p)]; }
+  // Roofline ridge point: the arithmetic intensity where compute and memory time are equal.
+  [[nodiscard]] FlopsPerByte ridge_point(Precision p) const { return peak(p) / memory_bandwidth; }
+};
+
+}  // namespace mlsysim

@@ -1,0 +1,91 @@
+// Hugging Face `config.json` -> ModelSpec, so users can model their own architecture.
+// Field names follow transformers' configuration classes (LlamaConfig, MistralConfig,
+// MixtralConfig, Qwen2Config, GemmaConfig, Gemma2Config, DeepseekV3Config).
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "mlsysim/catalog/catalog.hpp"
+#include "mlsysim/errors.hpp"
+
+namespace mlsysim {
+namespace {
+
+int get_int(const nlohmann::json& j, const char* key, int fallback) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return fallback;
+  if (!it->is_number()) throw BadInput(std::string("config.json: '") + key + "' must be a number");
+  return it->get<int>();
+}
+
+int require_int(const nlohmann::json& j, const char* key, const std::string& path) {
+  int v = get_int(j, key, -1);
+  if (v <= 0) throw BadInput(path + ": missing or non-positive '" + key + "'");
+  return v;
+}
+
+}  // namespace
+
+ModelSpec model_from_hf_config(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw BadInput("cannot read model config '" + path + "'");
+  nlohmann::json j;
+  try {
+    in >> j;
+  } catch (const nlohmann::json::exception& e) {
+    throw BadInput(path + ": not valid JSON (" + e.what() + ")");
+  }
+  const std::string type = j.value("model_type", "");
+  static const char* kSupported[] = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "gemma",
+                                     "gemma2", "deepseek_v3", "deepseek_v2"};
+  bool known = false;
+  for (const char* s : kSupported) known |= type == s;
+  if (!known)
+    throw BadInput(path + ": model_type '" + type + "' is not supported; supported: llama, "
+                   "mistral, mixtral, qwen2, gemma, gemma2, deepseek_v3");
+
+  ModelSpec m;
+  m.id = std::filesystem::path(path).parent_path().filename().string();
+  if (m.id.empty() || m.id == ".") m.id = "custom-" + type;
+  m.name = m.id + " (" + path + ")";
+  m.family = type;
+  m.kind = ModelKind::Decoder;
+  m.source = "Hugging Face config.json: " + path;
+  TransformerSpec& tf = m.tf;
+  tf.layers = require_int(j, "num_hidden_layers", path);
+  tf.hidden = require_int(j, "hidden_size", path);
+  tf.heads = require_int(j, "num_attention_heads", path);
+  tf.kv_heads = get_int(j, "num_key_value_heads", tf.heads);
+  tf.head_dim = get_int(j, "head_dim", tf.hidden / tf.heads);
+  tf.ffn = require_int(j, "intermediate_size", path);
+  tf.vocab = require_int(j, "vocab_size", path);
+  tf.max_seq = get_int(j, "max_position_embeddings", 0);
+  tf.tied_embeddings = j.value("tie_word_embeddings", type.rfind("gemma", 0) == 0);
+  const std::string act = j.value("hidden_act", j.value("hidden_activation", "silu"));
+  tf.act = act.find("gelu") != std::string::npos ? FfnActivation::GeGLU : FfnActivation::SwiGLU;
+  tf.layernorm = false;
+  tf.qkv_bias = type == "qwen2" || type == "qwen2_moe" || j.value("attention_bias", false);
+  if (j.contains("sliding_window") && j["sliding_window"].is_number() && j.value("use_sliding_window", true)) {
+    tf.sliding_window = j["sliding_window"].get<int>();
+    tf.sliding_window_every = type == "gemma2" ? 2 : 1;
+  }
+  // MoE
+  tf.experts = get_int(j, "num_local_experts", get_int(j, "n_routed_experts", get_int(j, "num_experts", 0)));
+  tf.experts_per_token = get_int(j, "num_experts_per_tok", tf.experts > 0 ? 2 : 0);
+  tf.moe_ffn = get_int(j, "moe_intermediate_size", tf.ffn);
+  tf.shared_experts = get_int(j, "n_shared_experts", 0);
+  tf.first_dense_layers = get_int(j, "first_k_dense_replace", 0);
+  // MLA
+  tf.kv_lora_rank = get_int(j, "kv_lora_rank", 0);
+  tf.q_lora_rank = get_int(j, "q_lora_rank", 0);
+  tf.qk_nope_head_dim = get_int(j, "qk_nope_head_dim", 0);
+  tf.qk_rope_head_dim = get_int(j, "qk_rope_head_dim", 0);
+  tf.v_head_dim = get_int(j, "v_head_dim", tf.head_dim);
+  if (tf.heads % tf.kv_heads != 0)
+    throw BadInput(path + ": num_attention_heads must be a multiple of num_key_value_heads");
+  if (tf.experts > 0 && tf.experts_per_token > tf.experts)
+    throw BadInput(path + ": num_experts_per_tok exceeds the number of experts");
+  return m;
+}
+
+}  // namespace mlsysim

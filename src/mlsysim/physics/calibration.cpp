@@ -1,0 +1,167 @@
+#include "mlsysim/physics/calibration.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "mlsysim/errors.hpp"
+#include "mlsysim/physics/efficiency.hpp"
+
+namespace mlsysim {
+namespace {
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+struct GemmPoint {
+  double m, n, k, seconds;
+  Precision precision;
+};
+
+std::optional<Precision> precision_of_dtype(const std::string& dtype) {
+  if (dtype == "float32") return Precision::FP32;  // cuBLAS SGEMM without TF32 tensor cores
+  if (dtype == "tf32") return Precision::TF32;
+  if (dtype == "bfloat16") return Precision::BF16;
+  if (dtype == "float16") return Precision::FP16;
+  if (dtype.rfind("fp8", 0) == 0) return Precision::FP8;
+  if (dtype == "int8") return Precision::INT8;
+  return std::nullopt;
+}
+
+double gemm_bytes(const GemmPoint& g) {
+  return (g.m * g.k + g.k * g.n + g.m * g.n) * bytes_per_element(g.precision);
+}
+
+}  // namespace
+
+CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_text,
+                               const std::string& origin) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(json_text);
+  } catch (const nlohmann::json::exception& e) {
+    throw BadInput(origin + ": not valid JSON (" + e.what() + ")");
+  }
+  if (!j.contains("memory") || !j.contains("gemm") || !j["gemm"].is_array())
+    throw BadInput(origin + ": expected the microbenchmark format with 'memory' and 'gemm' "
+                   "(see shared/calibration/*.json and bench/gpu/microbench.py)");
+  CalibrationFit fit;
+  EfficiencyProfile& e = fit.profile;
+  e = hw.efficiency;
+  const auto& mem = j["memory"];
+  // Weights are streamed (read once): the read-reduce kernel is the closest microbenchmark.
+  const double read_gbs = mem.value("read_reduce_GBps", mem.value("d2d_copy_GBps_read_plus_write", 0.0));
+  if (read_gbs <= 0) throw BadInput(origin + ": memory.read_reduce_GBps missing or not positive");
+  e.memory = read_gbs * 1e9 / hw.memory_bandwidth.si();
+  const BytesPerSecond bw = hw.memory_bandwidth * e.memory;
+
+  std::vector<GemmPoint> points;
+  size_t row = 0;
+  for (const auto& g : j["gemm"]) {
+    ++row;
+    auto prec = precision_of_dtype(g.value("dtype", ""));
+    const double secs = g.value("seconds", 0.0);
+    if (!prec || secs <= 0) continue;
+    if (!hw.supports(*prec))
+      throw BadInput(fmt::format("{}: gemm row {} uses {}, which {} does not list", origin, row,
+                                 to_string(*prec), hw.id));
+    points.push_back({g.value("m", 0.0), g.value("n", 0.0), g.value("k", 0.0), secs, *prec});
+  }
+  fit.gemm_points = static_cast<int>(points.size());
+  if (points.empty()) throw BadInput(origin + ": no usable gemm rows");
+
+  // Host dispatch: time left over after streaming the bytes, for the memory-bound GEMVs.
+  std::vector<double> residual;
+  for (const auto& g : points) {
+    const double mem_time = gemm_bytes(g) / bw.si();
+    const double flop_time = 2 * g.m * g.n * g.k / (hw.peak(g.precision).si() * 0.8);
+    if (mem_time > flop_time && g.m <= 8) residual.push_back(g.seconds - mem_time);
+  }
+  fit.memory_bound_points = static_cast<int>(residual.size());
+  if (!residual.empty()) e.host_dispatch = Seconds(std::max(0.0, median(residual)));
+
+  // Per precision: least squares t = t0 + x / eta with x = FLOPs / (peak * wave utilization).
+  std::vector<double> t0s;
+  e.gemm.fill(0.0);  // unmeasured precisions are filled from the measured ones below
+  for (Precision p : kAllPrecisions) {
+    double sx = 0, sy = 0, sxx = 0, sxy = 0;
+    int n = 0;
+    for (const auto& g : points) {
+      if (g.precision != p) continue;
+      const double flops = 2 * g.m * g.n * g.k;
+      const double util = wave_utilization(hw, g.m, g.n, g.k);
+      const double x = flops / (hw.peak(p).si() * util);
+      if (x * 1.25 < gemm_bytes(g) / bw.si()) continue;  // memory-bound even at 80% efficiency
+      sx += x, sy += g.seconds, sxx += x * x, sxy += x * g.seconds, ++n;
+    }
+    if (n == 0) continue;
+    fit.compute_bound_points += n;
+    double slope, t0;
+    const double det = n * sxx - sx * sx;
+    if (n >= 3 && det > 0) {
+      slope = (n * sxy - sx * sy) / det;
+      t0 = (sy - slope * sx) / n;
+      if (t0 < 0) slope = sxy / sxx, t0 = 0;  // no negative fixed cost: fit through the origin
+    } else {
+      slope = sxy / sxx, t0 = 0;
+    }
+    const double eta = std::clamp(1.0 / slope, 0.05, 1.0);
+    e.gemm[index_of(p)] = eta;
+    if (n >= 3) t0s.push_back(t0);
+  }
+  // Precisions without measurements inherit the bf16 (else first fitted) efficiency.
+  double fallback = e.gemm[index_of(Precision::BF16)];
+  for (Precision p : kAllPrecisions)
+    if (fallback <= 0 && e.gemm[index_of(p)] > 0) fallback = e.gemm[index_of(p)];
+  for (Precision p : kAllPrecisions)
+    if (e.gemm[index_of(p)] <= 0) e.gemm[index_of(p)] = fallback;
+  // Attention and convolutions keep the documented ratios to the GEMM ceiling.
+  const double default_gemm = hw.efficiency.gemm[index_of(Precision::BF16)];
+  if (default_gemm > 0) {
+    e.attention = hw.efficiency.attention * fallback / default_gemm;
+    e.conv = hw.efficiency.conv * fallback / default_gemm;
+  }
+
+  // Self-check: the fitted per-kernel model against every GEMM point (isolated eager calls).
+  std::vector<double> errors;
+  RateModel rates{&hw, Runtime::Eager, 0};
+  HardwareSpec fitted = hw;
+  fitted.efficiency = e;
+  rates.hw = &fitted;
+  for (const auto& g : points) {
+    Operator op;
+    op.cls = OpClass::Gemm;
+    op.flops = op.hw_flops = 2 * g.m * g.n * g.k;
+    op.bytes = gemm_bytes(g);
+    op.m = g.m, op.n = g.n, op.k = g.k, op.precision = g.precision;
+    const OpTiming t = time_operator(rates, op);
+    errors.push_back(std::fabs(t.total().si() - g.seconds) / g.seconds);
+  }
+  fit.median_abs_error = median(errors);
+  fit.max_abs_error = *std::max_element(errors.begin(), errors.end());
+  e.source = fmt::format("calibrated from {} ({} GEMMs, median |error| {:.1f}%)", origin,
+                         fit.gemm_points, 100 * fit.median_abs_error);
+  return fit;
+}
+
+std::string calibration_toml(const std::string& device_id, const CalibrationFit& fit) {
+  const EfficiencyProfile& e = fit.profile;
+  std::string out = "[[calibration]]\n";
+  out += fmt::format("device = \"{}\"\n", device_id);
+  out += fmt::format("source = \"{}\"\n", e.source);
+  out += fmt::format("memory_efficiency = {:.4f}\n", e.memory);
+  out += fmt::format("attention_efficiency = {:.4f}\n", e.attention);
+  out += fmt::format("conv_efficiency = {:.4f}\n", e.conv);
+  out += fmt::format("kernel_overhead_us = {:.2f}\n", e.kernel_overhead.si() * 1e6);
+  out += fmt::format("host_dispatch_us = {:.2f}\n", e.host_dispatch.si() * 1e6);
+  out += "[calibration.gemm_efficiency]\n";
+  for (Precision p : kAllPrecisions) out += fmt::format("{} = {:.4f}\n", to_string(p), e.gemm[index_of(p)]);
+  return out;
+}
+
+}  // namespace mlsysim

@@ -1,0 +1,32 @@
+// Calibration: fit a device's efficiency profile from microbenchmarks (the JSON format of
+// shared/calibration: HBM copy/read bandwidth and GEMM timings by shape and dtype).
+//
+// Fits, all closed-form:
+//  * memory efficiency  = measured streaming read bandwidth / datasheet bandwidth;
+//  * per-dtype GEMM efficiency and fixed per-call time from a least-squares line
+//        t = t0 + FLOPs / (eta x peak x wave_utilization(m, n, k))
+//    over the compute-bound GEMMs (those whose FLOP time exceeds their byte time);
+//  * host dispatch (eager per-op cost) = median of t - bytes / achieved bandwidth over the
+//    memory-bound GEMMs (matrix-vector products), which is what an isolated eager call pays.
+#pragma once
+
+#include <string>
+
+#include "mlsysim/catalog/hardware.hpp"
+
+namespace mlsysim {
+
+struct CalibrationFit {
+  EfficiencyProfile profile;
+  int gemm_points = 0, compute_bound_points = 0, memory_bound_points = 0;
+  double median_abs_error = 0;  // of the fitted model over all GEMM points (fraction)
+  double max_abs_error = 0;
+};
+
+// `hw` supplies datasheet peaks and compute units; the measurements come from `json_text`.
+CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_text,
+                               const std::string& origin);
+// The calibration as catalog TOML (`[[calibration]]`), loadable with --calibration.
+std::string calibration_toml(const std::string& device_id, const CalibrationFit& fit);
+
+}  // namespace mlsysim

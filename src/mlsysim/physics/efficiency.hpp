@@ -1,0 +1,51 @@
+// Achieved rates: how long one operator takes on one device.
+//
+//   t_op = max(FLOPs / achieved FLOP/s, bytes / achieved B/s) + launch overhead      (roofline,
+//   Williams et al. 2009, per operator)
+//
+// achieved FLOP/s = dense peak x efficiency(op class, precision) x wave utilization(shape), where
+// wave utilization models how a GEMM's output tiles fill the device's compute units (the tail wave
+// of a grid runs partly empty; small grids use split-K). Efficiencies and overheads come from the
+// device's EfficiencyProfile: fitted from microbenchmarks (physics/calibration.hpp) or documented
+// defaults. `teaching_efficiency` > 0 switches to the textbook single-efficiency model.
+#pragma once
+
+#include "mlsysim/catalog/hardware.hpp"
+#include "mlsysim/physics/operators.hpp"
+
+namespace mlsysim {
+
+enum class Runtime { Graph, Eager };
+const char* to_string(Runtime r);
+
+enum class Wall { Compute, Memory, Overhead };
+const char* to_string(Wall w);
+
+struct OpTiming {
+  Seconds compute{};   // FLOP time for all repeats
+  Seconds memory{};    // byte time for all repeats
+  Seconds overhead{};  // launch / dispatch time for all repeats
+  [[nodiscard]] Seconds body() const { return max(compute, memory); }
+  [[nodiscard]] Seconds total() const { return body() + overhead; }
+  [[nodiscard]] Wall wall() const {
+    if (overhead > body()) return Wall::Overhead;
+    return compute >= memory ? Wall::Compute : Wall::Memory;
+  }
+};
+
+struct RateModel {
+  const HardwareSpec* hw = nullptr;
+  Runtime runtime = Runtime::Graph;
+  double teaching_efficiency = 0;  // > 0: textbook model (one efficiency, datasheet bandwidth)
+};
+
+// Fraction of compute units busy for an m x n output (tiles of tile_m x tile_n, split-K when the
+// grid is smaller than the device and k is deep enough).
+double wave_utilization(const HardwareSpec& hw, double m, double n, double k);
+// Achieved FLOP/s for the operator's class and precision.
+FlopsPerSecond achieved_flops(const RateModel& r, const Operator& op);
+// Achieved streaming bandwidth.
+BytesPerSecond achieved_bandwidth(const RateModel& r);
+OpTiming time_operator(const RateModel& r, const Operator& op);
+
+}  // namespace mlsysim

@@ -1,0 +1,466 @@
+// Lowering of each model kind into operators. FLOP counts use 2 FLOPs per multiply-accumulate.
+// Transformer operator inventory follows the reference implementations (Hugging Face / vLLM layer
+// structure): norm -> QKV -> RoPE -> attention -> O -> residual -> norm -> FFN -> residual.
+// Attention FLOPs are exact for causal masking (token i attends to context + i keys), not the
+// non-causal upper bound 4*L*H*d*S^2 the textbook uses.
+#include <algorithm>
+#include <cmath>
+
+#include "mlsysim/errors.hpp"
+#include "mlsysim/physics/operators.hpp"
+#include "mlsysim/physics/transformer.hpp"
+
+namespace mlsysim {
+
+const char* to_string(Phase p) {
+  switch (p) {
+    case Phase::Inference: return "inference";
+    case Phase::Prefill: return "prefill";
+    case Phase::Decode: return "decode";
+    case Phase::Train: return "train";
+  }
+  return "?";
+}
+const char* to_string(Recompute r) {
+  switch (r) {
+    case Recompute::None: return "none";
+    case Recompute::Selective: return "selective";
+    case Recompute::Full: return "full";
+  }
+  return "?";
+}
+const char* to_string(OpClass c) {
+  switch (c) {
+    case OpClass::Gemm: return "gemm";
+    case OpClass::Attention: return "attention";
+    case OpClass::Conv: return "conv";
+    case OpClass::Vector: return "vector";
+    case OpClass::Gather: return "gather";
+    case OpClass::Optimizer: return "optimizer";
+    case OpClass::Opaque: return "opaque";
+  }
+  return "?";
+}
+const char* to_string(Pass p) {
+  switch (p) {
+    case Pass::Forward: return "forward";
+    case Pass::Recompute: return "recompute";
+    case Pass::Backward: return "backward";
+    case Pass::Update: return "update";
+  }
+  return "?";
+}
+
+namespace {
+
+// Appends operators with one set of precisions; every helper returns the new operator.
+struct Emitter {
+  std::vector<Operator>& out;
+  double pw, pa, pk;  // bytes per weight, activation and KV element
+  Precision math;
+
+  // Y[m,n] = X[m,k] W[k,n]: reads W and X, writes Y.
+  Operator& gemm(const char* name, double m, double n, double k, double count,
+                 double weight_elems = -1) {
+    if (weight_elems < 0) weight_elems = n * k;
+    Operator op;
+    op.name = name;
+    op.cls = OpClass::Gemm;
+    op.flops = op.hw_flops = 2.0 * m * n * k;
+    op.bytes = weight_elems * pw + m * k * pa + m * n * pa;
+    op.m = m, op.n = n, op.k = k, op.count = count;
+    op.precision = math;
+    out.push_back(op);
+    return out.back();
+  }
+  // Element-wise work: reads `in` elements, writes `out_elems`, `flops_per_elem` per output.
+  Operator& vec(const char* name, double in_elems, double out_elems, double flops_per_elem,
+                double count, double elem_bytes) {
+    Operator op;
+    op.name = name;
+    op.cls = OpClass::Vector;
+    op.flops = op.hw_flops = out_elems * flops_per_elem;
+    op.bytes = (in_elems + out_elems) * elem_bytes;
+    op.count = count;
+    op.precision = math;
+    out.push_back(op);
+    return out.back();
+  }
+};
+
+struct BlockShape {
+  double seqs = 1;         // B
+  double new_tokens = 1;   // T per sequence
+  double context = 0;      // cached tokens before these (C)
+  bool causal = true;
+  bool writes_kv = true;   // prefill/decode keep a KV cache
+  bool absorbed_mla = false;  // decode with MLA runs attention in the latent space
+  double cross_tokens = 0;    // encoder-decoder: encoder length for cross-attention
+  bool cross_kv_cached = false;  // decode: cross K/V were computed at prefill
+};
+
+// Attention sub-block of one layer (repeated `layers` times).
+void lower_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s, double layers) {
+  const double N = s.seqs * s.new_tokens, h = tf.hidden, H = tf.heads;
+  const double norm_flops = tf.layernorm ? 8.0 : 4.0;
+  e.vec("attn_norm", N * h, N * h, norm_flops, layers, e.pa);
+  double q_dim, kv_write_elems, dk, dv;
+  if (tf.is_mla()) {
+    const double qk = tf.qk_nope_head_dim + tf.qk_rope_head_dim;
+    if (tf.q_lora_rank > 0) {
+      e.gemm("q_down_proj", N, tf.q_lora_rank, h, layers);
+      e.gemm("q_up_proj", N, H * qk, tf.q_lora_rank, layers);
+    } else {
+      e.gemm("q_proj", N, H * qk, h, layers);
+    }
+    e.gemm("kv_down_proj", N, tf.kv_lora_rank + tf.qk_rope_head_dim, h, layers);
+    kv_write_elems = tf.kv_lora_rank + tf.qk_rope_head_dim;
+    if (s.absorbed_mla) {
+      // Weight absorption (DeepSeek-V2 sec. 2.1.2): W_UK folds into the query and W_UV into the
+      // output, so attention runs over the cached latent (kv_lora_rank + rope) per token.
+      e.gemm("q_absorb", N, H * tf.kv_lora_rank, tf.qk_nope_head_dim, layers,
+             H * tf.qk_nope_head_dim * tf.kv_lora_rank).m = N;
+      q_dim = H * (tf.kv_lora_rank + tf.qk_rope_head_dim);
+      dk = tf.kv_lora_rank + tf.qk_rope_head_dim;
+      dv = tf.kv_lora_rank;
+    } else {
+      // Decompress K (nope part) and V for the tokens of this step.
+      e.gemm("kv_up_proj", N, H * (tf.qk_nope_head_dim + tf.v_head_dim), tf.kv_lora_rank, layers);
+      q_dim = H * qk;
+      dk = qk;
+      dv = tf.v_head_dim;
+    }
+  } else {
+    const double kv_dim = tf.kv_heads * tf.head_dim;
+    q_dim = H * tf.head_dim;
+    e.gemm("qkv_proj", N, q_dim + 2 * kv_dim, h, layers);
+    kv_write_elems = 2 * kv_dim;
+    dk = dv = tf.head_dim;
+  }
+  if (!tf.learned_positions)  // rotary embedding on q and k
+    e.vec("rope", N * (q_dim + kv_write_elems / 2), N * (q_dim + kv_write_elems / 2), 6.0, layers,
+          e.pa);
+  if (s.writes_kv)
+    e.vec("kv_cache_write", N * kv_write_elems, 0, 0, layers, e.pa).bytes =
+        N * kv_write_elems * (e.pa + e.pk);
+
+  // Attention core (FlashAttention-style fused kernel): QK^T and PV over the attended pairs.
+  {
+    const double pairs = attention_pairs_per_layer(tf, s.new_tokens, s.context, s.causal);
+    const double kv_heads = tf.is_mla() ? 1.0 : tf.kv_heads;
+    const double kv_tokens =
+        s.causal ? attended_kv_tokens_per_layer(tf, s.context + s.new_tokens) : s.new_tokens;
+    Operator op;
+    op.name = "attention";
+    op.cls = OpClass::Attention;
+    op.flops = op.hw_flops = 2.0 * s.seqs * H * pairs * (dk + dv);
+    const double kv_elems_per_token =
+        tf.is_mla() ? (s.absorbed_mla ? dk : H * (dk + dv)) : kv_heads * (dk + dv);
+    const double kv_bytes = s.seqs * kv_tokens * kv_elems_per_token *
+                            (s.writes_kv && !(tf.is_mla() && !s.absorbed_mla) ? e.pk : e.pa);
+    op.bytes = kv_bytes + N * q_dim * e.pa + N * H * dv * e.pa;
+    op.m = N, op.n = kv_tokens, op.k = dk;
+    op.count = layers;
+    op.precision = e.math;
+    e.out.push_back(op);
+  }
+  if (tf.is_mla() && s.absorbed_mla)
+    e.gemm("v_absorb", N, H * tf.v_head_dim, tf.kv_lora_rank, layers,
+           H * tf.kv_lora_rank * tf.v_head_dim);
+  e.gemm("o_proj", N, h, H * dv * (tf.is_mla() && s.absorbed_mla ? tf.v_head_dim / dv : 1.0),
+         layers);
+  e.vec("attn_residual", 2 * N * h, N * h, 1.0, layers, e.pa);
+
+  if (s.cross_tokens > 0) {  // encoder-decoder cross-attention
+    const double M = s.seqs * s.cross_tokens;
+    e.vec("cross_norm", N * h, N * h, norm_flops, layers, e.pa);
+    e.gemm("cross_q_proj", N, H * tf.head_dim, h, layers);
+    if (!s.cross_kv_cached) e.gemm("cross_kv_proj", M, 2 * tf.kv_heads * tf.head_dim, h, layers);
+    Operator op;
+    op.name = "cross_attention";
+    op.cls = OpClass::Attention;
+    op.flops = op.hw_flops = 2.0 * s.seqs * H * s.new_tokens * s.cross_tokens * 2 * tf.head_dim;
+    op.bytes = M * 2 * tf.kv_heads * tf.head_dim * e.pk + 2 * N * H * tf.head_dim * e.pa;
+    op.m = N, op.n = s.cross_tokens, op.k = tf.head_dim, op.count = layers;
+    op.precision = e.math;
+    e.out.push_back(op);
+    e.gemm("cross_o_proj", N, h, H * tf.head_dim, layers);
+    e.vec("cross_residual", 2 * N * h, N * h, 1.0, layers, e.pa);
+  }
+}
+
+void lower_dense_ffn(Emitter& e, const TransformerSpec& tf, double N, double inner, double layers,
+                     const char* up_name, const char* act_name, const char* down_name) {
+  if (layers <= 0 || inner <= 0) return;
+  const bool gated = is_gated(tf.act);
+  e.gemm(up_name, N, (gated ? 2 : 1) * inner, tf.hidden, layers);
+  e.vec(act_name, (gated ? 2 : 1) * N * inner, N * inner, gated ? 6.0 : 8.0, layers, e.pa);
+  e.gemm(down_name, N, tf.hidden, inner, layers);
+}
+
+// Routed experts: N tokens each pick k of E experts. Expected experts touched by N tokens under
+// uniform routing: E * (1 - (1 - k/E)^N); each touched expert's weights are read once.
+void lower_moe_ffn(Emitter& e, const TransformerSpec& tf, double N, double layers) {
+  if (layers <= 0) return;
+  const double E = tf.experts, k = tf.experts_per_token, f = tf.moe_ffn, h = tf.hidden;
+  const double touched = E * (1.0 - std::pow(1.0 - k / E, N));
+  const bool gated = is_gated(tf.act);
+  const double up_cols = (gated ? 2 : 1) * f;
+  const double routed_tokens = N * k;
+  const double tokens_per_expert = routed_tokens / std::max(touched, 1.0);
+  e.gemm("router", N, E, h, layers);
+  Operator& up = e.gemm("expert_up_proj", tokens_per_expert, up_cols, h, layers);
+  up.flops = up.hw_flops = 2.0 * routed_tokens * up_cols * h;
+  up.bytes = touched * up_cols * h * e.pw + routed_tokens * (h + up_cols) * e.pa;
+  e.vec("expert_act", routed_tokens * up_cols, routed_tokens * f, gated ? 6.0 : 8.0, layers, e.pa);
+  Operator& down = e.gemm("expert_down_proj", tokens_per_expert, h, f, layers);
+  down.flops = down.hw_flops = 2.0 * routed_tokens * h * f;
+  down.bytes = touched * h * f * e.pw + routed_tokens * (h + f) * e.pa + N * h * e.pa;
+  if (tf.shared_experts > 0)
+    lower_dense_ffn(e, tf, N, tf.shared_experts * f, layers, "shared_up_proj", "shared_act",
+                    "shared_down_proj");
+}
+
+void lower_transformer_stack(Emitter& e, const TransformerSpec& tf, const BlockShape& s,
+                             int layers) {
+  const double N = s.seqs * s.new_tokens;
+  lower_attention(e, tf, s, layers);
+  const double norm_flops = tf.layernorm ? 8.0 : 4.0;
+  e.vec("ffn_norm", N * tf.hidden, N * tf.hidden, norm_flops, layers, e.pa);
+  if (tf.is_moe()) {
+    const int dense = std::min(tf.first_dense_layers, layers);
+    lower_dense_ffn(e, tf, N, tf.ffn, dense, "up_proj(dense)", "act(dense)", "down_proj(dense)");
+    lower_moe_ffn(e, tf, N, layers - dense);
+  } else {
+    lower_dense_ffn(e, tf, N, tf.ffn, layers, is_gated(tf.act) ? "gate_up_proj" : "up_proj",
+                    is_gated(tf.act) ? "act_mul" : "act", "down_proj");
+  }
+  e.vec("ffn_residual", 2 * N * tf.hidden, N * tf.hidden, 1.0, layers, e.pa);
+}
+
+void lower_embedding(Emitter& e, const TransformerSpec& tf, double N) {
+  Operator op;
+  op.name = "embedding";
+  op.cls = OpClass::Gather;
+  op.bytes = N * tf.hidden * (e.pw + e.pa);  // gather one row per token, write activations
+  op.precision = e.math;
+  e.out.push_back(op);
+}
+
+// Output head: logits only for the positions that need them.
+void lower_head(Emitter& e, const TransformerSpec& tf, double rows, bool training) {
+  e.vec("final_norm", rows * tf.hidden, rows * tf.hidden, tf.layernorm ? 8.0 : 4.0, 1, e.pa);
+  e.gemm("lm_head", rows, static_cast<double>(tf.vocab), tf.hidden, 1);
+  if (training)  // softmax cross-entropy over fp32 logits
+    e.vec("cross_entropy", rows * tf.vocab, rows * tf.vocab, 5.0, 1, 4.0);
+}
+
+void lower_decoder_model(Emitter& e, const ModelSpec& m, const LoweringInput& in) {
+  const TransformerSpec& tf = m.tf;
+  BlockShape s;
+  s.seqs = in.batch;
+  const bool training = in.phase == Phase::Train;
+  if (in.phase == Phase::Decode) {
+    s.new_tokens = 1;
+    s.context = in.context;
+    s.absorbed_mla = tf.is_mla();
+  } else {
+    s.new_tokens = in.seq_len;
+    s.context = in.phase == Phase::Prefill ? in.context : 0;
+  }
+  s.writes_kv = !training;
+  const double N = s.seqs * s.new_tokens;
+  lower_embedding(e, tf, N);
+  lower_transformer_stack(e, tf, s, tf.layers);
+  lower_head(e, tf, training ? N : s.seqs, training);
+}
+
+void lower_encoder_model(Emitter& e, const ModelSpec& m, const LoweringInput& in) {
+  const TransformerSpec& tf = m.tf;
+  BlockShape s;
+  s.seqs = in.batch;
+  s.new_tokens = in.seq_len;
+  s.causal = false;
+  s.writes_kv = false;
+  const double N = s.seqs * s.new_tokens;
+  if (tf.patch_size > 0) {
+    const double patches = N - s.seqs;  // all tokens but CLS
+    const double k = tf.patch_in_channels * tf.patch_size * tf.patch_size;
+    Operator& op = e.gemm("patch_embed", patches, tf.hidden, k, 1);
+    op.cls = OpClass::Conv;
+  } else {
+    lower_embedding(e, tf, N);
+  }
+  lower_transformer_stack(e, tf, s, tf.layers);
+  e.vec("final_norm", N * tf.hidden, N * tf.hidden, tf.layernorm ? 8.0 : 4.0, 1, e.pa);
+  if (tf.pooler) e.gemm("pooler", s.seqs, tf.hidden, tf.hidden, 1);
+  if (tf.classifier > 0) e.gemm("classifier", s.seqs, tf.classifier, tf.hidden, 1);
+}
+
+void lower_encoder_decoder(Emitter& e, const ModelSpec& m, const LoweringInput& in) {
+  const TransformerSpec& tf = m.tf;
+  const double B = in.batch, enc = tf.encoder_seq;
+  const bool run_encoder = in.phase != Phase::Decode;
+  if (run_encoder) {
+    if (tf.audio_conv_stem.size() == 2) {  // two k=3 1-D convs: 2x frames -> frames (stride 2)
+      Operator& c1 = e.gemm("conv_stem_1", B * 2 * enc, tf.hidden, tf.audio_conv_stem[0] * 3.0, 1);
+      c1.cls = OpClass::Conv;
+      Operator& c2 = e.gemm("conv_stem_2", B * enc, tf.hidden, tf.hidden * 3.0, 1);
+      c2.cls = OpClass::Conv;
+    }
+    BlockShape es;
+    es.seqs = B, es.new_tokens = enc, es.causal = false, es.writes_kv = false;
+    lower_transformer_stack(e, tf, es, tf.encoder_layers);
+  }
+  if (in.phase == Phase::Inference) return;  // encoder pass only
+  BlockShape ds;
+  ds.seqs = B;
+  ds.cross_tokens = enc;
+  if (in.phase == Phase::Decode) {
+    ds.new_tokens = 1, ds.context = in.context, ds.cross_kv_cached = true;
+  } else {
+    ds.new_tokens = in.seq_len;
+  }
+  ds.writes_kv = in.phase != Phase::Train;
+  const double N = ds.seqs * ds.new_tokens;
+  lower_embedding(e, tf, N);
+  lower_transformer_stack(e, tf, ds, tf.decoder_layers);
+  lower_head(e, tf, in.phase == Phase::Train ? N : ds.seqs, in.phase == Phase::Train);
+}
+
+// CNN rows: convolutions as implicit GEMMs (m = batch*H*W, n = cout, k = cin/groups*k*k).
+void lower_cnn(Emitter& e, const ModelSpec& m, const LoweringInput& in) {
+  const double B = in.batch;
+  for (const CnnLayer& l : m.cnn_layers) {
+    const double hw_out = static_cast<double>(l.h_out) * l.w_out;
+    switch (l.type) {
+      case CnnLayer::Type::Conv: {
+        const double cin_per_group = static_cast<double>(l.cin) / l.groups;
+        const double k = cin_per_group * l.kernel_h * l.kernel_w;
+        const double in_elems = B * l.cin * hw_out * l.stride_h * l.stride_w;
+        Operator op;
+        op.name = l.groups > 1 ? "dwconv" : (l.kernel_h * l.kernel_w == 1 ? "conv1x1" : "conv");
+        op.cls = l.groups > 1 && cin_per_group <= 8 ? OpClass::Vector : OpClass::Conv;
+        op.flops = op.hw_flops = 2.0 * B * hw_out * l.cout * k;
+        op.bytes = l.cout * k * e.pw + in_elems * e.pa + B * hw_out * l.cout * e.pa;
+        op.m = B * hw_out, op.n = l.cout, op.k = k;
+        op.precision = e.math;
+        e.out.push_back(op);
+        break;
+      }
+      case CnnLayer::Type::Pool: {
+        const double out = B * l.cout * hw_out;
+        e.vec("pool", out * l.stride_h * l.stride_w, out,
+              static_cast<double>(l.kernel_h) * l.kernel_w, 1, e.pa);
+        break;
+      }
+      case CnnLayer::Type::Add:
+        e.vec("residual_add", 2 * B * l.cout * hw_out, B * l.cout * hw_out, 1.0, 1, e.pa);
+        break;
+      case CnnLayer::Type::SqueezeExcite: {
+        const double act = B * l.cin * hw_out;
+        Operator& se = e.vec("squeeze_excite", 2 * act, act, 2.0, 1, e.pa);
+        se.flops = se.hw_flops = se.flops + 4.0 * B * l.cin * l.groups;
+        se.bytes += (2.0 * l.cin * l.groups) * e.pw;
+        se.kernels = 4;  // pool, fc, fc, scale
+        break;
+      }
+      case CnnLayer::Type::FullyConnected:
+        e.gemm("fc", B, l.cout, l.cin, 1);
+        break;
+    }
+  }
+}
+
+// DLRM (Naumov et al. 2019): embedding-bag lookups, bottom MLP, pairwise dot interaction, top MLP.
+void lower_dlrm(Emitter& e, const ModelSpec& m, const LoweringInput& in) {
+  const DlrmSpec& d = m.dlrm;
+  const double B = in.batch, tables = static_cast<double>(d.rows_per_table.size());
+  Operator op;
+  op.name = "embedding_bags";
+  op.cls = OpClass::Gather;
+  op.bytes = B * tables * d.lookups_per_table * d.embedding_dim * e.pw +
+             B * tables * d.embedding_dim * e.pa;
+  op.flops = op.hw_flops = B * tables * (d.lookups_per_table - 1) * d.embedding_dim;
+  op.kernels = 1;  // fused multi-table embedding bag
+  op.precision = e.math;
+  e.out.push_back(op);
+  for (size_t i = 1; i < d.bottom_mlp.size(); ++i)
+    e.gemm("bottom_mlp", B, d.bottom_mlp[i], d.bottom_mlp[i - 1], 1);
+  const double features = tables + 1;
+  e.vec("interaction", B * features * d.embedding_dim, B * features * (features - 1) / 2,
+        2.0 * d.embedding_dim, 1, e.pa);
+  for (size_t i = 1; i < d.top_mlp.size(); ++i)
+    e.gemm("top_mlp", B, d.top_mlp[i], d.top_mlp[i - 1], 1);
+}
+
+void lower_opaque(Emitter& e, const ModelSpec& m, const LoweringInput& in) {
+  Operator op;
+  op.name = "forward";
+  op.cls = OpClass::Opaque;
+  op.flops = op.hw_flops = m.opaque.flops_per_sample * in.batch;
+  op.bytes = m.published_params.value_or(0) * e.pw +
+             m.opaque.activation_bytes_per_sample * in.batch * (e.pa / 2.0);
+  op.kernels = std::max(1, m.opaque.kernels_per_sample);
+  op.precision = e.math;
+  e.out.push_back(op);
+}
+
+// Training: backward of every forward operator, optional recomputation, optimizer update.
+// Backward GEMMs are two GEMMs (input and weight gradients) = 2x forward FLOPs; fused attention
+// backward does 5 matmuls against the forward's 2 (FlashAttention-2, Dao 2023) = 2.5x.
+void append_training_passes(std::vector<Operator>& ops, const LoweringInput& in, double params) {
+  const size_t forward_count = ops.size();
+  if (in.recompute == Recompute::Full) {
+    for (size_t i = 0; i < forward_count; ++i) {
+      Operator r = ops[i];
+      if (r.count <= 1 && r.cls != OpClass::Attention) continue;  // only per-layer work
+      r.pass = Pass::Recompute;
+      r.flops = 0;  // recomputation is hardware work, not model work
+      ops.push_back(r);
+    }
+  }
+  for (size_t i = 0; i < forward_count; ++i) {
+    Operator b = ops[i];
+    b.pass = Pass::Backward;
+    const double factor = b.cls == OpClass::Attention ? 2.5 : 2.0;
+    b.flops *= factor;
+    b.hw_flops *= factor;
+    b.bytes *= 2.0;
+    b.kernels *= 2.0;
+    ops.push_back(b);
+  }
+  // Adam with fp32 master weights (mixed precision, Micikevicius et al. 2018): reads master, m, v
+  // (4 B each) and the 16-bit gradient; writes master, m, v and the 16-bit weight copy.
+  const double grad_bytes = bytes_per_element(in.compute_precision);
+  const bool mixed = bytes_per_element(in.weight_precision) < 4.0;
+  Operator opt;
+  opt.name = "adam_update";
+  opt.pass = Pass::Update;
+  opt.cls = OpClass::Optimizer;
+  opt.flops = opt.hw_flops = 12.0 * params;
+  opt.bytes = params * (mixed ? (12.0 + grad_bytes) * 2.0 : 24.0);
+  opt.kernels = 2;  // multi-tensor apply: a couple of fused launches
+  opt.precision = Precision::FP32;
+  ops.push_back(opt);
+}
+
+}  // namespace
+
+void lower(const ModelSpec& model, const LoweringInput& in, std::vector<Operator>& out) {
+  out.clear();
+  Emitter e{out, bytes_per_element(in.weight_precision),
+            std::max(1.0, bytes_per_element(in.compute_precision)),
+            bytes_per_element(in.kv_precision), in.compute_precision};
+  switch (model.kind) {
+    case ModelKind::Decoder: lower_decoder_model(e, model, in); break;
+    case ModelKind::Encoder: lower_encoder_model(e, model, in); break;
+    case ModelKind::EncoderDecoder: lower_encoder_decoder(e, model, in); break;
+    case ModelKind::CNN: lower_cnn(e, model, in); break;
+    case ModelKind::DLRM: lower_dlrm(e, model, in); break;
+    case ModelKind::Opaque: lower_opaque(e, model, in); break;
+  }
+  if (in.phase == Phase::Train) append_training_passes(out, in, parameter_count(model));
+}
+
+}  // namespace mlsysim

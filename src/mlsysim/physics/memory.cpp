@@ -1,0 +1,109 @@
+#include "mlsysim/physics/memory.hpp"
+
+#include <algorithm>
+
+#include "mlsysim/physics/transformer.hpp"
+
+namespace mlsysim {
+
+Bytes kv_cache_bytes_per_token(const ModelSpec& m, Precision kv_precision) {
+  if (!m.is_language_model()) return Bytes(0);
+  const int layers = m.kind == ModelKind::EncoderDecoder ? m.tf.decoder_layers : m.tf.layers;
+  return Bytes(layers * kv_elements_per_token_per_layer(m.tf) * bytes_per_element(kv_precision));
+}
+
+namespace {
+
+// Bytes saved for backward per token per layer (16-bit activations `pa`).
+double saved_activation_bytes_per_token_layer(const TransformerSpec& tf, double pa) {
+  const double h = tf.hidden, H = tf.heads;
+  const double q = tf.is_mla() ? H * (tf.qk_nope_head_dim + tf.qk_rope_head_dim) : H * tf.head_dim;
+  const double kv = tf.is_mla() ? H * (tf.qk_nope_head_dim + tf.v_head_dim)
+                                : 2.0 * tf.kv_heads * tf.head_dim;
+  const double attn_out = tf.is_mla() ? H * tf.v_head_dim : H * tf.head_dim;
+  double bytes = 0;
+  bytes += 2 * h * pa;                // attention norm input and output (QKV input)
+  bytes += (q + kv) * pa;             // Q, K, V
+  bytes += attn_out * pa + H * 4.0;   // attention output (O-proj input) + fp32 log-sum-exp
+  bytes += 2 * h * pa;                // FFN norm input and output
+  const bool gated = is_gated(tf.act);
+  double inner = tf.ffn, tokens_factor = 1.0;
+  if (tf.is_moe()) {
+    inner = tf.moe_ffn;
+    tokens_factor = tf.experts_per_token + tf.shared_experts;  // each token visits k experts
+    bytes += tf.experts * 4.0;                                 // router logits (fp32)
+  }
+  bytes += tokens_factor * ((gated ? 2 : 1) * inner + inner) * pa;  // up/gate outputs, act output
+  return bytes;
+}
+
+}  // namespace
+
+MemoryLedger memory_ledger(const ModelSpec& m, const LoweringInput& in, double params) {
+  MemoryLedger ledger;
+  const double pw = bytes_per_element(in.weight_precision);
+  const double pa = std::max(1.0, bytes_per_element(in.compute_precision));
+  const bool training = in.phase == Phase::Train;
+  ledger.weights = Bytes(params * pw);
+
+  if (training) {
+    // Mixed precision keeps an fp32 master copy and two fp32 Adam moments (12 B/param) plus a
+    // 16-bit gradient; pure fp32 training keeps fp32 gradients and the two moments.
+    const bool mixed = pw < 4.0;
+    ledger.gradients = Bytes(params * (mixed ? pw : 4.0));
+    ledger.optimizer_states = Bytes(params * (mixed ? 12.0 : 8.0));
+  }
+
+  const double B = in.batch;
+  if (m.is_transformer()) {
+    const TransformerSpec& tf = m.tf;
+    const double tokens = in.phase == Phase::Decode ? 1.0 : in.seq_len;
+    if (m.is_language_model() && !training) {
+      const double cached = in.phase == Phase::Decode ? in.context + 1.0 : in.context + tokens;
+      ledger.kv_cache = kv_cache_bytes_per_token(m, in.kv_precision) * (B * cached);
+      if (m.kind == ModelKind::EncoderDecoder)  // cross-attention K/V of the encoder output
+        ledger.kv_cache += Bytes(B * tf.encoder_seq * tf.decoder_layers * 2.0 * tf.kv_heads *
+                                 tf.head_dim * bytes_per_element(in.kv_precision));
+    }
+    const int layers = m.kind == ModelKind::EncoderDecoder ? tf.encoder_layers + tf.decoder_layers
+                                                           : tf.layers;
+    const double N = B * tokens;
+    if (training) {
+      const double per_layer = in.recompute == Recompute::Full
+                                   ? tf.hidden * pa  // layer input only, the rest is recomputed
+                                   : saved_activation_bytes_per_token_layer(tf, pa);
+      // + one layer's full working set during recomputation, + fp32 logits and their gradient.
+      const double working = in.recompute == Recompute::Full
+                                 ? saved_activation_bytes_per_token_layer(tf, pa) : 0.0;
+      ledger.activations = Bytes(N * (per_layer * layers + working) +
+                                 N * static_cast<double>(tf.vocab) * 8.0);
+    } else {
+      // Inference keeps only the live tensors of the widest operator (freed layer by layer).
+      const double widest = std::max({3.0 * tf.ffn, 3.0 * tf.moe_ffn * tf.experts_per_token,
+                                      3.0 * tf.hidden + 2.0 * tf.heads * tf.head_dim});
+      const double logits_rows = m.kind == ModelKind::Encoder ? 0.0 : B;
+      ledger.activations = Bytes(N * widest * pa + logits_rows * tf.vocab * 4.0);
+    }
+  } else if (m.kind == ModelKind::CNN) {
+    // Largest input + output pair of any layer (inference); all outputs when training.
+    double peak = 0, all = 0;
+    for (const auto& l : m.cnn_layers) {
+      const double out = static_cast<double>(l.cout) * l.h_out * l.w_out;
+      const double inp = static_cast<double>(l.cin) * l.h_out * l.w_out * l.stride_h * l.stride_w;
+      peak = std::max(peak, inp + out);
+      all += out;
+    }
+    ledger.activations = Bytes(B * (training ? all * 2.0 : peak) * pa);
+  } else if (m.kind == ModelKind::Opaque) {
+    ledger.activations = Bytes(B * m.opaque.activation_bytes_per_sample * (pa / 2.0) *
+                               (training ? 1.0 : 0.25));
+  } else if (m.kind == ModelKind::DLRM) {
+    double widest = 0;
+    for (int w : m.dlrm.top_mlp) widest = std::max<double>(widest, w);
+    const double tables = static_cast<double>(m.dlrm.rows_per_table.size());
+    ledger.activations = Bytes(B * (widest * 2 + (tables + 1) * m.dlrm.embedding_dim) * pa);
+  }
+  return ledger;
+}
+
+}  // namespace mlsysim

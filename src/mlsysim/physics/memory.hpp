@@ -1,0 +1,31 @@
+// Memory ledger of one device: weights, KV cache, activations, gradients, optimizer states.
+//  * KV cache: 2 x layers x kv_heads x head_dim x tokens x bytes (GQA-aware; MLA stores the
+//    compressed latent, DeepSeek-V2 sec. 2.1).
+//  * Training states (mixed precision, ZeRO paper, Rajbhandari et al. 2020, sec. 3.1): 16-bit
+//    weights and gradients plus fp32 master weights and Adam moments = 16 bytes per parameter.
+//  * Saved activations per layer: the tensors the backward pass reads (inputs of every GEMM and
+//    norm, FlashAttention's output and log-sum-exp), the same inventory as Korthikanti et al. 2022
+//    (sec. 4) for our operator list; full recomputation keeps only each layer's input.
+#pragma once
+
+#include "mlsysim/catalog/model.hpp"
+#include "mlsysim/physics/operators.hpp"
+#include "mlsysim/units/quantity.hpp"
+
+namespace mlsysim {
+
+using namespace units;  // NOLINT
+
+struct MemoryLedger {
+  Bytes weights{}, kv_cache{}, activations{}, gradients{}, optimizer_states{};
+  [[nodiscard]] Bytes total() const {
+    return weights + kv_cache + activations + gradients + optimizer_states;
+  }
+};
+
+// Bytes of KV cache one token occupies across all layers.
+Bytes kv_cache_bytes_per_token(const ModelSpec& m, Precision kv_precision);
+
+MemoryLedger memory_ledger(const ModelSpec& m, const LoweringInput& in, double params);
+
+}  // namespace mlsysim

@@ -1,0 +1,53 @@
+// Operator-level lowering: a workload (model + phase + shapes + precision) becomes a short list of
+// operators, each with its FLOPs and the bytes it moves. Identical transformer layers are lowered
+// once and carry a repeat count, so a solve costs the same for 32 or 126 layers.
+#pragma once
+
+#include <vector>
+
+#include "mlsysim/catalog/model.hpp"
+#include "mlsysim/physics/precision.hpp"
+
+namespace mlsysim {
+
+enum class Phase { Inference, Prefill, Decode, Train };
+const char* to_string(Phase p);
+
+enum class Recompute { None, Selective, Full };
+const char* to_string(Recompute r);
+
+// What runs on which unit; selects the achieved-rate model in physics/efficiency.hpp.
+enum class OpClass { Gemm, Attention, Conv, Vector, Gather, Optimizer, Opaque };
+const char* to_string(OpClass c);
+
+enum class Pass { Forward, Recompute, Backward, Update };
+const char* to_string(Pass p);
+
+struct Operator {
+  const char* name = "";  // static string: lowering never allocates names
+  Pass pass = Pass::Forward;
+  OpClass cls = OpClass::Vector;
+  double flops = 0;       // model FLOPs per instance (the useful math)
+  double hw_flops = 0;    // FLOPs the hardware executes (adds recomputation)
+  double bytes = 0;       // bytes read + written per instance (weights, activations, KV cache)
+  double m = 0, n = 0, k = 0;  // GEMM / implicit-GEMM shape, for wave quantization
+  double count = 1;       // repeats (e.g. layers)
+  double kernels = 1;     // kernel launches per instance
+  Precision precision = Precision::BF16;  // math precision
+};
+
+struct LoweringInput {
+  Phase phase = Phase::Decode;
+  int batch = 1;
+  int seq_len = 0;   // tokens per sequence processed (prefill/train/inference)
+  int context = 0;   // cached tokens before this step (decode)
+  Precision weight_precision = Precision::BF16;
+  Precision compute_precision = Precision::BF16;
+  Precision kv_precision = Precision::BF16;
+  Recompute recompute = Recompute::None;
+};
+
+// Appends the operators of one step of `in.phase` to `out` (cleared first).
+void lower(const ModelSpec& model, const LoweringInput& in, std::vector<Operator>& out);
+
+}  // namespace mlsysim

@@ -1,0 +1,192 @@
+#include "mlsysim/solvers/engine.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "mlsysim/errors.hpp"
+#include "mlsysim/physics/transformer.hpp"
+
+namespace mlsysim {
+namespace {
+
+constexpr int kMaxBatch = 1 << 20;
+constexpr int kDefaultContext = 1024;  // decode: tokens already cached when --context is omitted
+constexpr int kDefaultLmSeqLen = 2048; // prefill/train length for LMs without a default_seq
+
+// Power while a kernel body runs: static share plus memory- and compute-proportional dynamic
+// shares (an estimate in the shape of GenZ / mlsysim's 0.3 + 0.7 x utilization; docs/PHYSICS.md).
+constexpr double kStaticPowerFraction = 0.30;
+constexpr double kMemoryPowerFraction = 0.35;
+constexpr double kComputePowerFraction = 0.35;
+
+Phase default_phase(const ModelSpec& m) {
+  return m.kind == ModelKind::Decoder ? Phase::Decode : Phase::Inference;
+}
+
+void check_phase(const ModelSpec& m, Phase phase) {
+  const bool lm = m.is_language_model();
+  if ((phase == Phase::Prefill || phase == Phase::Decode) && !lm)
+    throw BadInput(std::string("--phase ") + to_string(phase) + " needs a language model with a "
+                   "KV cache; " + m.id + " is a " + to_string(m.kind) +
+                   " model: use --phase inference or train");
+}
+
+int default_seq_len(const ModelSpec& m) {
+  if (!m.is_transformer()) return 0;
+  if (m.tf.default_seq > 0) return m.tf.default_seq;
+  return m.tf.max_seq > 0 ? std::min(kDefaultLmSeqLen, m.tf.max_seq) : kDefaultLmSeqLen;
+}
+
+// The math precision: the requested one if the device has it, else weight-only quantization
+// with the device's best 16/32-bit path (reported as a fallback), else an error.
+Precision compute_precision_for(const HardwareSpec& hw, Precision wanted, bool& fallback) {
+  fallback = false;
+  if (hw.supports(wanted)) return wanted;
+  if (wanted == Precision::FP16 && hw.supports(Precision::BF16)) return fallback = true, Precision::BF16;
+  if (wanted == Precision::BF16 && hw.supports(Precision::FP16)) return fallback = true, Precision::FP16;
+  const bool quantized = bytes_per_element(wanted) < 2.0;
+  if (quantized || wanted == Precision::TF32) {
+    for (Precision p : {Precision::BF16, Precision::FP16, Precision::FP32})
+      if (hw.supports(p)) return fallback = true, p;
+  }
+  std::string have;
+  for (Precision p : kAllPrecisions)
+    if (hw.supports(p)) have += (have.empty() ? "" : ", ") + std::string(to_string(p));
+  throw BadInput(hw.id + " has no " + std::string(to_string(wanted)) + " compute path; it supports " +
+                 have + ": use --precision " + have.substr(0, have.find(',')));
+}
+
+Precision default_precision(const HardwareSpec& hw) {
+  for (Precision p : {Precision::BF16, Precision::FP16, Precision::FP32, Precision::INT8})
+    if (hw.supports(p)) return p;
+  return Precision::FP32;
+}
+
+void validate(const ModelSpec& m, const SolveRequest& r, int seq_len, int context) {
+  if (r.batch < 1 || r.batch > kMaxBatch)
+    throw BadInput("--batch-size must be in [1, " + std::to_string(kMaxBatch) + "], got " +
+                   std::to_string(r.batch));
+  if (r.efficiency < 0 || r.efficiency > 1 || std::isnan(r.efficiency))
+    throw BadInput("--efficiency must be in (0, 1] (the textbook's single efficiency factor), got " +
+                   std::to_string(r.efficiency));
+  if (r.seq_len && *r.seq_len < 1)
+    throw BadInput("--seq-len must be >= 1, got " + std::to_string(*r.seq_len));
+  if (r.context && *r.context < 0)
+    throw BadInput("--context must be >= 0, got " + std::to_string(*r.context));
+  if (m.is_transformer() && m.tf.max_seq > 0) {
+    const long total = static_cast<long>(seq_len) + context;
+    if (total > m.tf.max_seq)
+      throw BadInput(m.id + " handles at most " + std::to_string(m.tf.max_seq) +
+                     " tokens (max_seq); got " + std::to_string(seq_len) + " new + " +
+                     std::to_string(context) + " cached = " + std::to_string(total) +
+                     ": lower --seq-len/--context");
+  }
+}
+
+}  // namespace
+
+Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest& request) {
+  Profile p;
+  p.model = &model;
+  p.hardware = &hw;
+  p.phase = request.phase.value_or(default_phase(model));
+  if (p.phase == Phase::Inference && model.kind == ModelKind::Decoder) p.phase = Phase::Prefill;
+  check_phase(model, p.phase);
+  p.batch = request.batch;
+  p.seq_len = p.phase == Phase::Decode ? 1 : request.seq_len.value_or(default_seq_len(model));
+  if (model.kind == ModelKind::EncoderDecoder && p.phase == Phase::Inference) p.seq_len = 0;
+  p.context = p.phase == Phase::Decode ? request.context.value_or(kDefaultContext)
+                                       : request.context.value_or(0);
+  if (p.phase == Phase::Train || !model.is_language_model()) p.context = 0;
+  validate(model, request, p.seq_len, p.context);
+
+  p.precision = request.precision.value_or(default_precision(hw));
+  p.compute_precision = compute_precision_for(hw, p.precision, p.precision_fallback);
+  if (p.phase == Phase::Train && bytes_per_element(p.compute_precision) < 2.0 && !hw.supports(p.precision))
+    throw BadInput("training needs a 16-bit or wider compute path on " + hw.id);
+  // The KV cache is stored at the math precision (8-bit math -> 8-bit KV), never below 8 bits.
+  Precision kv_default = p.compute_precision;
+  if (bytes_per_element(kv_default) < 1.0)
+    kv_default = hw.supports(Precision::FP8) ? Precision::FP8 : Precision::INT8;
+  p.kv_precision = request.kv_precision.value_or(kv_default);
+  p.recompute = request.recompute;
+  p.runtime = request.runtime;
+  p.teaching_efficiency = request.efficiency;
+
+  LoweringInput in;
+  in.phase = p.phase;
+  in.batch = p.batch;
+  in.seq_len = p.seq_len;
+  in.context = p.context;
+  in.weight_precision = p.precision;
+  in.compute_precision = p.compute_precision;
+  in.kv_precision = p.kv_precision;
+  in.recompute = p.recompute;
+
+  thread_local std::vector<Operator> ops;
+  lower(model, in, ops);
+
+  RateModel rates{&hw, p.runtime, p.teaching_efficiency};
+  p.operators.reserve(ops.size());
+  double static_energy_time = 0, dynamic_energy = 0;
+  for (const Operator& op : ops) {
+    const OpTiming t = time_operator(rates, op);
+    p.operators.push_back({op.name, op.cls, op.pass, op.count, op.kernels * op.count,
+                           Flops(op.flops * op.count), Bytes(op.bytes * op.count), t});
+    p.model_flops += Flops(op.flops * op.count);
+    p.hardware_flops += Flops(op.hw_flops * op.count);
+    p.bytes_moved += Bytes(op.bytes * op.count);
+    p.kernels += op.kernels * op.count;
+    p.overhead_time += t.overhead;
+    if (t.compute >= t.memory) p.compute_time += t.compute;
+    else p.memory_time += t.memory;
+    const double body = t.body().si();
+    if (body > 0)
+      dynamic_energy += body * (kMemoryPowerFraction * (t.memory.si() / body) +
+                                kComputePowerFraction * (t.compute.si() / body));
+    static_energy_time += body + t.overhead.si();
+  }
+  if (p.teaching_efficiency > 0) {
+    // Textbook model: one roofline for the whole step, T = max(FLOPs/(peak*eta), bytes/BW).
+    const Seconds tc = p.model_flops / (hw.peak(p.compute_precision) * p.teaching_efficiency);
+    const Seconds tm = p.bytes_moved / hw.memory_bandwidth;
+    p.compute_time = tc >= tm ? tc : Seconds(0);
+    p.memory_time = tc >= tm ? Seconds(0) : tm;
+    p.overhead_time = Seconds(0);
+    static_energy_time = max(tc, tm).si();
+    const double body = max(tc, tm).si();
+    dynamic_energy = kMemoryPowerFraction * tm.si() + kComputePowerFraction * tc.si();
+    dynamic_energy = std::min(dynamic_energy, body * (kMemoryPowerFraction + kComputePowerFraction));
+  }
+  p.latency = p.compute_time + p.memory_time + p.overhead_time;
+  if (p.compute_time >= p.memory_time && p.compute_time >= p.overhead_time) p.bottleneck = Wall::Compute;
+  else if (p.memory_time >= p.overhead_time) p.bottleneck = Wall::Memory;
+  else p.bottleneck = Wall::Overhead;
+
+  p.arithmetic_intensity = p.bytes_moved.si() > 0 ? p.model_flops / p.bytes_moved : FlopsPerByte(0);
+  p.ridge_point = hw.ridge_point(p.compute_precision);
+  const FlopsPerSecond peak = hw.peak(p.compute_precision);
+  const double denom = p.latency.si() * peak.si();
+  p.mfu = denom > 0 ? p.model_flops.si() / denom : 0;
+  p.hfu = denom > 0 ? p.hardware_flops.si() / denom : 0;
+
+  const bool lm = model.is_language_model() || model.kind == ModelKind::Encoder;
+  double items = p.batch;
+  if (lm && (p.phase == Phase::Prefill || p.phase == Phase::Train) && model.kind != ModelKind::Encoder)
+    items = static_cast<double>(p.batch) * p.seq_len;
+  p.throughput = p.latency.si() > 0 ? items / p.latency.si() : 0;
+  p.throughput_unit = (model.is_language_model() && p.phase != Phase::Inference) ? "tokens/s"
+                                                                                 : "samples/s";
+
+  p.parameters = parameter_count(model);
+  p.weight_bytes = Bytes(p.parameters * bytes_per_element(p.precision));
+  p.weight_stream_time = p.weight_bytes / hw.memory_bandwidth;
+  p.memory = memory_ledger(model, in, p.parameters);
+  p.memory_capacity = hw.memory_capacity;
+  p.feasible = p.memory.total() <= hw.memory_capacity;
+  p.energy = hw.tdp * Seconds(kStaticPowerFraction * static_energy_time + dynamic_energy);
+  return p;
+}
+
+}  // namespace mlsysim

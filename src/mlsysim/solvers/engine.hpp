@@ -1,0 +1,87 @@
+// The single-node engine (`Engine.solve` in the tutorial): lower a workload into operators, time
+// each one on the device (physics/efficiency.hpp), sum, and report the binding wall, MFU/HFU,
+// throughput, the memory ledger and energy. Front ends call this; they never compute physics.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mlsysim/catalog/hardware.hpp"
+#include "mlsysim/catalog/model.hpp"
+#include "mlsysim/physics/efficiency.hpp"
+#include "mlsysim/physics/memory.hpp"
+#include "mlsysim/physics/operators.hpp"
+
+namespace mlsysim {
+
+struct SolveRequest {
+  std::optional<Phase> phase;          // default: decode for decoders, inference otherwise
+  int batch = 1;
+  std::optional<int> seq_len;          // prefill / train / inference tokens per sequence
+  std::optional<int> context;          // decode: tokens already in the KV cache
+  std::optional<Precision> precision;  // weights (and math where the device supports it)
+  std::optional<Precision> kv_precision;
+  Recompute recompute = Recompute::None;
+  Runtime runtime = Runtime::Graph;
+  double efficiency = 0;  // > 0: the textbook single-efficiency model (teaching mode)
+};
+
+struct OperatorResult {
+  const char* name;
+  OpClass cls;
+  Pass pass;
+  double count;
+  double kernels;
+  Flops flops;  // all repeats
+  Bytes bytes;  // all repeats
+  OpTiming timing;
+  [[nodiscard]] FlopsPerByte intensity() const {
+    return bytes.si() > 0 ? flops / bytes : FlopsPerByte(0);
+  }
+};
+
+struct Profile {
+  const ModelSpec* model = nullptr;
+  const HardwareSpec* hardware = nullptr;
+  Phase phase = Phase::Decode;
+  int batch = 1, seq_len = 0, context = 0;
+  Precision precision = Precision::BF16;          // weights
+  Precision compute_precision = Precision::BF16;  // math
+  Precision kv_precision = Precision::BF16;
+  bool precision_fallback = false;  // device lacks `precision` math: weight-only quantization
+  Recompute recompute = Recompute::None;
+  Runtime runtime = Runtime::Graph;
+  double teaching_efficiency = 0;
+
+  Seconds latency{}, compute_time{}, memory_time{}, overhead_time{};
+  Wall bottleneck = Wall::Memory;
+  Flops model_flops{}, hardware_flops{};
+  Bytes bytes_moved{};
+  FlopsPerByte arithmetic_intensity{}, ridge_point{};
+  double throughput = 0;               // per second
+  const char* throughput_unit = "";    // "tokens/s" or "samples/s"
+  double mfu = 0, hfu = 0;
+  double parameters = 0;
+  Bytes weight_bytes{};
+  Seconds weight_stream_time{};        // weights / datasheet bandwidth (the napkin number)
+  MemoryLedger memory;
+  Bytes memory_capacity{};
+  bool feasible = true;
+  Joules energy{};
+  double kernels = 0;
+  std::vector<OperatorResult> operators;
+
+  [[nodiscard]] Watts average_power() const {
+    return latency.si() > 0 ? energy / latency : Watts(0);
+  }
+};
+
+Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest& request);
+
+// The reasoning behind a profile: which wall, which equation, which numbers (one line each).
+std::vector<std::string> explain(const Profile& p);
+// "model needs X GB, device has Y GB: ..." with concrete remedies; empty when it fits.
+std::string does_not_fit_message(const Profile& p);
+
+}  // namespace mlsysim
