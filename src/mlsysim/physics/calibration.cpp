@@ -93,9 +93,7 @@ CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_t
     int n = 0;
     for (const auto& g : points) {
       if (g.precision != p) continue;
-      const double flops = 2 * g.m * g.n * g.k;
-      const double util = wave_utilization(hw, g.m, g.n, g.k);
-      const double x = flops / (hw.peak(p).si() * util);
+      const double x = gemm_padded_flops(hw, g.m, g.n, g.k) / hw.peak(p).si();
       if (x * 1.25 < gemm_bytes(g) / bw.si()) continue;  // memory-bound even at 80% efficiency
       sx += x, sy += g.seconds, sxx += x * x, sxy += x * g.seconds, ++n;
     }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace mlsysim {
 
@@ -15,18 +16,36 @@ const char* to_string(Wall w) {
   return "?";
 }
 
-double wave_utilization(const HardwareSpec& hw, double m, double n, double k) {
+namespace {
+// Tile edge along one dimension: the kernel's tile, shrunk for small problems (cuBLAS picks
+// narrow tiles for skinny GEMMs) but never below the 16-row tensor-core MMA (mma.m16n8k16).
+double tile_edge(double extent, int tile) {
+  double edge = 16;
+  while (edge < extent && edge < tile) edge *= 2;
+  return std::min<double>(edge, tile);
+}
+}  // namespace
+
+double gemm_padded_flops(const HardwareSpec& hw, double m, double n, double k) {
   const double units = hw.compute_units;
-  if (units <= 0 || m <= 0 || n <= 0) return 1.0;
-  const auto& e = hw.efficiency;
-  const double tiles = std::ceil(m / e.tile_m) * std::ceil(n / e.tile_n);
-  // Split-K (cuBLAS/CUTLASS heuristics): when the tile grid cannot fill the device, the K
-  // dimension is split across thread blocks, up to one split per 512 of depth.
-  const double max_splits = std::max(1.0, std::floor(k / 512.0));
-  const double splits = tiles < units ? std::min(std::ceil(units / tiles), max_splits) : 1.0;
-  const double blocks = tiles * splits;
-  const double waves = std::ceil(blocks / units);
-  return blocks / (waves * units);
+  if (m <= 0 || n <= 0 || k <= 0) return 0;
+  const double tm = tile_edge(m, hw.efficiency.tile_m), tn = tile_edge(n, hw.efficiency.tile_n);
+  const double tiles = std::ceil(m / tm) * std::ceil(n / tn);
+  if (units <= 0) return 2.0 * tiles * tm * tn * k;  // unknown unit count: padding only
+  // Split-K only when the tile grid cannot fill the device (large grids run one full-depth pass).
+  const int max_splits =
+      tiles < units ? static_cast<int>(std::clamp(std::floor(k / 512.0), 1.0, 16.0)) : 1;
+  double best = std::numeric_limits<double>::infinity();
+  for (int s = 1; s <= max_splits; ++s) {
+    const double waves = std::ceil(tiles * s / units);
+    best = std::min(best, waves / s);  // time in units of one full-depth tile per unit
+  }
+  return best * units * 2.0 * tm * tn * k;
+}
+
+double wave_utilization(const HardwareSpec& hw, double m, double n, double k) {
+  const double padded = gemm_padded_flops(hw, m, n, k);
+  return padded > 0 ? 2.0 * m * n * k / padded : 1.0;
 }
 
 namespace {
@@ -49,9 +68,9 @@ FlopsPerSecond achieved_flops(const RateModel& r, const Operator& op) {
   const EfficiencyProfile& e = hw.efficiency;
   switch (op.cls) {
     case OpClass::Gemm:
-      return peak * e.gemm[index_of(op.precision)] * wave_utilization(hw, op.m, op.n, op.k);
+      return peak * e.gemm[index_of(op.precision)];
     case OpClass::Conv:
-      return peak * e.conv * wave_utilization(hw, op.m, op.n, op.k);
+      return peak * e.conv;
     case OpClass::Attention:
       return peak * e.attention;
     case OpClass::Opaque:
@@ -70,10 +89,11 @@ BytesPerSecond achieved_bandwidth(const RateModel& r) {
 OpTiming time_operator(const RateModel& r, const Operator& op) {
   OpTiming t;
   const FlopsPerSecond rate = achieved_flops(r, op);
-  // Tensor cores compute whole MMA tiles: an m below 16 rows still costs 16 (mma.m16n8k16).
+  // Tiled operators pay for padded tiles and partly idle waves (not in the textbook model).
   double hw_flops = op.hw_flops;
-  if (op.cls == OpClass::Gemm && r.teaching_efficiency <= 0 && op.m > 0 && op.m < 16)
-    hw_flops *= 16.0 / op.m;
+  const bool tiled = op.cls == OpClass::Gemm || op.cls == OpClass::Conv;
+  if (tiled && r.teaching_efficiency <= 0 && op.m > 0 && op.flops > 0)
+    hw_flops *= gemm_padded_flops(*r.hw, op.m, op.n, op.k) / (2.0 * op.m * op.n * op.k);
   t.compute = (rate.si() > 0 ? Flops(hw_flops) / rate : Seconds(0)) * op.count;
   t.memory = Bytes(op.bytes) / achieved_bandwidth(r) * op.count;
   if (r.teaching_efficiency > 0) return t;  // the textbook model has no launch term

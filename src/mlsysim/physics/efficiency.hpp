@@ -39,8 +39,12 @@ struct RateModel {
   double teaching_efficiency = 0;  // > 0: textbook model (one efficiency, datasheet bandwidth)
 };
 
-// Fraction of compute units busy for an m x n output (tiles of tile_m x tile_n, split-K when the
-// grid is smaller than the device and k is deep enough).
+// FLOPs the device spends on an m x n x k GEMM once its output is cut into thread-block tiles
+// and scheduled in waves over the compute units: padded tiles and the idle part of the last wave
+// count. Small grids split K across blocks (split-K), choosing the split that finishes soonest.
+// Monotone in m and n, and equal to 2mnk when tiles divide the shape and fill whole waves.
+double gemm_padded_flops(const HardwareSpec& hw, double m, double n, double k);
+// Useful fraction of that work: 2mnk / gemm_padded_flops.
 double wave_utilization(const HardwareSpec& hw, double m, double n, double k);
 // Achieved FLOP/s for the operator's class and precision.
 FlopsPerSecond achieved_flops(const RateModel& r, const Operator& op);

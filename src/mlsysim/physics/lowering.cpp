@@ -58,6 +58,7 @@ struct Emitter {
   std::vector<Operator>& out;
   double pw, pa, pk;  // bytes per weight, activation and KV element
   Precision math;
+  bool fuse_residuals;
 
   // Y[m,n] = X[m,k] W[k,n]: reads W and X, writes Y.
   Operator& gemm(const char* name, double m, double n, double k, double count,
@@ -99,11 +100,19 @@ struct BlockShape {
   bool cross_kv_cached = false;  // decode: cross K/V were computed at prefill
 };
 
+// A pre-norm. Fused with the preceding residual add it reads the residual stream and the
+// sub-block output and writes the new residual and the normalized activations (2 in, 2 out).
+void residual_norm(Emitter& e, const char* plain, const char* fused, double elems,
+                   double norm_flops, double layers) {
+  if (e.fuse_residuals) e.vec(fused, 2 * elems, 2 * elems, norm_flops + 1.0, layers, e.pa);
+  else e.vec(plain, elems, elems, norm_flops, layers, e.pa);
+}
+
 // Attention sub-block of one layer (repeated `layers` times).
 void lower_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s, double layers) {
   const double N = s.seqs * s.new_tokens, h = tf.hidden, H = tf.heads;
   const double norm_flops = tf.layernorm ? 8.0 : 4.0;
-  e.vec("attn_norm", N * h, N * h, norm_flops, layers, e.pa);
+  residual_norm(e, "attn_norm", "add_attn_norm", N * h, norm_flops, layers);
   double q_dim, kv_write_elems, dk, dv;
   if (tf.is_mla()) {
     const double qk = tf.qk_nope_head_dim + tf.qk_rope_head_dim;
@@ -169,7 +178,7 @@ void lower_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s,
            H * tf.kv_lora_rank * tf.v_head_dim);
   e.gemm("o_proj", N, h, H * dv * (tf.is_mla() && s.absorbed_mla ? tf.v_head_dim / dv : 1.0),
          layers);
-  e.vec("attn_residual", 2 * N * h, N * h, 1.0, layers, e.pa);
+  if (!e.fuse_residuals) e.vec("attn_residual", 2 * N * h, N * h, 1.0, layers, e.pa);
 
   if (s.cross_tokens > 0) {  // encoder-decoder cross-attention
     const double M = s.seqs * s.cross_tokens;
@@ -226,7 +235,7 @@ void lower_transformer_stack(Emitter& e, const TransformerSpec& tf, const BlockS
   const double N = s.seqs * s.new_tokens;
   lower_attention(e, tf, s, layers);
   const double norm_flops = tf.layernorm ? 8.0 : 4.0;
-  e.vec("ffn_norm", N * tf.hidden, N * tf.hidden, norm_flops, layers, e.pa);
+  residual_norm(e, "ffn_norm", "add_ffn_norm", N * tf.hidden, norm_flops, layers);
   if (tf.is_moe()) {
     const int dense = std::min(tf.first_dense_layers, layers);
     lower_dense_ffn(e, tf, N, tf.ffn, dense, "up_proj(dense)", "act(dense)", "down_proj(dense)");
@@ -235,7 +244,7 @@ void lower_transformer_stack(Emitter& e, const TransformerSpec& tf, const BlockS
     lower_dense_ffn(e, tf, N, tf.ffn, layers, is_gated(tf.act) ? "gate_up_proj" : "up_proj",
                     is_gated(tf.act) ? "act_mul" : "act", "down_proj");
   }
-  e.vec("ffn_residual", 2 * N * tf.hidden, N * tf.hidden, 1.0, layers, e.pa);
+  if (!e.fuse_residuals) e.vec("ffn_residual", 2 * N * tf.hidden, N * tf.hidden, 1.0, layers, e.pa);
 }
 
 void lower_embedding(Emitter& e, const TransformerSpec& tf, double N) {
@@ -331,8 +340,11 @@ void lower_encoder_decoder(Emitter& e, const ModelSpec& m, const LoweringInput& 
 // CNN rows: convolutions as implicit GEMMs (m = batch*H*W, n = cout, k = cin/groups*k*k).
 void lower_cnn(Emitter& e, const ModelSpec& m, const LoweringInput& in) {
   const double B = in.batch;
+  double previous_out = 0;  // elements per sample written by the previous row
   for (const CnnLayer& l : m.cnn_layers) {
     const double hw_out = static_cast<double>(l.h_out) * l.w_out;
+    const double this_out = (l.type == CnnLayer::Type::FullyConnected)
+                                ? static_cast<double>(l.cout) : static_cast<double>(l.cout) * hw_out;
     switch (l.type) {
       case CnnLayer::Type::Conv: {
         const double cin_per_group = static_cast<double>(l.cin) / l.groups;
@@ -349,13 +361,21 @@ void lower_cnn(Emitter& e, const ModelSpec& m, const LoweringInput& in) {
         break;
       }
       case CnnLayer::Type::Pool: {
+        // A pool reads what the previous layer wrote (window and stride need not match).
         const double out = B * l.cout * hw_out;
-        e.vec("pool", out * l.stride_h * l.stride_w, out,
-              static_cast<double>(l.kernel_h) * l.kernel_w, 1, e.pa);
+        const double in_elems = previous_out > 0 ? B * previous_out : out * l.stride_h * l.stride_w;
+        e.vec("pool", in_elems, out, static_cast<double>(l.kernel_h) * l.kernel_w, 1, e.pa);
         break;
       }
       case CnnLayer::Type::Add:
-        e.vec("residual_add", 2 * B * l.cout * hw_out, B * l.cout * hw_out, 1.0, 1, e.pa);
+        if (e.fuse_residuals && !e.out.empty() && e.out.back().cls == OpClass::Conv) {
+          // Conv epilogue fusion: the preceding conv also reads the skip tensor and adds it.
+          e.out.back().bytes += B * l.cout * hw_out * e.pa;
+          e.out.back().flops += B * l.cout * hw_out;
+          e.out.back().hw_flops += B * l.cout * hw_out;
+        } else {
+          e.vec("residual_add", 2 * B * l.cout * hw_out, B * l.cout * hw_out, 1.0, 1, e.pa);
+        }
         break;
       case CnnLayer::Type::SqueezeExcite: {
         const double act = B * l.cin * hw_out;
@@ -369,6 +389,8 @@ void lower_cnn(Emitter& e, const ModelSpec& m, const LoweringInput& in) {
         e.gemm("fc", B, l.cout, l.cin, 1);
         break;
     }
+    if (l.type != CnnLayer::Type::Add && l.type != CnnLayer::Type::SqueezeExcite)
+      previous_out = this_out;
   }
 }
 
@@ -451,7 +473,7 @@ void lower(const ModelSpec& model, const LoweringInput& in, std::vector<Operator
   out.clear();
   Emitter e{out, bytes_per_element(in.weight_precision),
             std::max(1.0, bytes_per_element(in.compute_precision)),
-            bytes_per_element(in.kv_precision), in.compute_precision};
+            bytes_per_element(in.kv_precision), in.compute_precision, in.fuse_residuals};
   switch (model.kind) {
     case ModelKind::Decoder: lower_decoder_model(e, model, in); break;
     case ModelKind::Encoder: lower_encoder_model(e, model, in); break;

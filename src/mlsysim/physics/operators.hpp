@@ -45,6 +45,9 @@ struct LoweringInput {
   Precision compute_precision = Precision::BF16;
   Precision kv_precision = Precision::BF16;
   Recompute recompute = Recompute::None;
+  // Compiled/graph runtimes fuse residual adds into the neighbouring kernel (vLLM's
+  // fused_add_rms_norm; cuDNN/TensorRT conv epilogues); eager frameworks launch them separately.
+  bool fuse_residuals = true;
 };
 
 // Appends the operators of one step of `in.phase` to `out` (cleared first).

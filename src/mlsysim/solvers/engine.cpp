@@ -58,6 +58,9 @@ Precision compute_precision_for(const HardwareSpec& hw, Precision wanted, bool& 
 }
 
 Precision default_precision(const HardwareSpec& hw) {
+  // Microcontrollers and NPUs run 8-bit integer models (TFLite Micro, NNAPI/Core ML int8).
+  const bool integer_first = hw.kind == "mcu" || hw.kind == "npu";
+  if (integer_first && hw.supports(Precision::INT8)) return Precision::INT8;
   for (Precision p : {Precision::BF16, Precision::FP16, Precision::FP32, Precision::INT8})
     if (hw.supports(p)) return p;
   return Precision::FP32;
@@ -96,7 +99,8 @@ Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest
   p.batch = request.batch;
   p.seq_len = p.phase == Phase::Decode ? 1 : request.seq_len.value_or(default_seq_len(model));
   if (model.kind == ModelKind::EncoderDecoder && p.phase == Phase::Inference) p.seq_len = 0;
-  p.context = p.phase == Phase::Decode ? request.context.value_or(kDefaultContext)
+  const int longest = model.is_transformer() && model.tf.max_seq > 0 ? model.tf.max_seq : 1 << 30;
+  p.context = p.phase == Phase::Decode ? request.context.value_or(std::min(kDefaultContext, longest - 1))
                                        : request.context.value_or(0);
   if (p.phase == Phase::Train || !model.is_language_model()) p.context = 0;
   validate(model, request, p.seq_len, p.context);
@@ -123,6 +127,7 @@ Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest
   in.compute_precision = p.compute_precision;
   in.kv_precision = p.kv_precision;
   in.recompute = p.recompute;
+  in.fuse_residuals = p.runtime == Runtime::Graph;
 
   thread_local std::vector<Operator> ops;
   lower(model, in, ops);

@@ -31,7 +31,7 @@ class Quantity {
   using dim = D;
   constexpr Quantity() = default;
   // Explicit: a bare double never silently becomes a quantity.
-  constexpr explicit Quantity(double si_value) : v_(si_value) {}
+  constexpr explicit Quantity(double value_in_si) : v_(value_in_si) {}
   // The value in SI base units (s, B, FLOP, J, USD, kgCO2e and their quotients).
   [[nodiscard]] constexpr double si() const { return v_; }
 

@@ -1,0 +1,190 @@
+// Catalog: coverage, provenance, name resolution, and derived parameter counts vs published ones.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "mlsysim/catalog/catalog.hpp"
+#include "mlsysim/errors.hpp"
+#include "mlsysim/physics/transformer.hpp"
+
+using namespace mlsysim;
+
+namespace {
+const Catalog& cat() { return Catalog::builtin(); }
+}  // namespace
+
+TEST(Catalog, CoversMicrocontrollersToCloud) {
+  EXPECT_GE(cat().all_hardware().size(), 35u);
+  EXPECT_GE(cat().all_models().size(), 30u);
+  for (const char* id : {"esp32-s3", "cortex-m7", "a17-pro", "snapdragon-8-gen3", "jetson-orin-nano",
+                         "jetson-agx-orin", "coral-edge-tpu", "rtx-4090", "m3-max", "v100",
+                         "a100-40gb", "a100-80gb", "h100", "h100-pcie", "h200", "b200", "gb200",
+                         "mi250x", "mi300x", "mi325x", "gaudi2", "gaudi3", "tpu-v4", "tpu-v5e",
+                         "tpu-v5p", "tpu-v6e", "l4", "l40s", "cerebras-wse3", "groq-lpu"})
+    EXPECT_NO_THROW(cat().hardware(id)) << id;
+  for (const char* id :
+       {"llama2-7b", "llama2-13b", "llama2-70b", "llama3-8b", "llama3-70b", "llama3.1-8b",
+        "llama3.1-70b", "llama3.1-405b", "mistral-7b", "mixtral-8x7b", "mixtral-8x22b",
+        "deepseek-v3", "qwen2.5-72b", "gemma2-9b", "gemma2-27b", "phi3-mini", "gpt2", "gpt3-175b",
+        "bert-base", "bert-large", "resnet50", "mobilenetv2", "efficientnet-b0", "vit-b16",
+        "stable-diffusion-unet", "whisper-large-v3", "dlrm", "ds-cnn", "mobilenetv1-025"})
+    EXPECT_NO_THROW(cat().model(id)) << id;
+}
+
+TEST(Catalog, NamesAreCaseAndSeparatorInsensitive) {
+  EXPECT_EQ(cat().model("Llama3_8B").id, "llama3-8b");
+  EXPECT_EQ(cat().model("LLAMA3-8B").id, "llama3-8b");
+  EXPECT_EQ(cat().hardware("H100").id, "h100");
+  EXPECT_EQ(cat().hardware("a100").id, "a100-80gb");  // the bare name means the 80 GB SXM part
+  EXPECT_EQ(cat().hardware("MI300X").id, "mi300x");
+  EXPECT_EQ(cat().hardware("Gaudi3").id, "gaudi3");
+}
+
+TEST(Catalog, UnknownNamesSuggestTheClosestEntry) {
+  try {
+    (void)cat().model("llama3-8");
+    FAIL() << "expected BadInput";
+  } catch (const BadInput& e) {
+    EXPECT_NE(std::string(e.what()).find("did you mean 'llama3-8b'"), std::string::npos) << e.what();
+  }
+  try {
+    (void)cat().hardware("h10");
+    FAIL() << "expected BadInput";
+  } catch (const BadInput& e) {
+    EXPECT_NE(std::string(e.what()).find("did you mean"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Catalog, EveryDeviceCitesItsNumbers) {
+  for (const auto& hw : cat().all_hardware()) {
+    EXPECT_TRUE(hw.sources.count("compute")) << hw.id;
+    EXPECT_TRUE(hw.sources.count("memory")) << hw.id;
+    EXPECT_TRUE(hw.sources.count("power")) << hw.id;
+    EXPECT_GT(hw.memory_capacity.si(), 0) << hw.id;
+    EXPECT_GT(hw.memory_bandwidth.si(), 0) << hw.id;
+    EXPECT_GT(hw.tdp.si(), 0) << hw.id;
+    if (hw.interconnect) EXPECT_TRUE(hw.sources.count("interconnect")) << hw.id;
+    if (hw.price) EXPECT_TRUE(hw.sources.count("price")) << hw.id;
+    // Sparse peaks are stored separately and are never below the dense ones.
+    for (Precision p : kAllPrecisions)
+      if (hw.sparse_peak[index_of(p)].si() > 0)
+        EXPECT_GE(hw.sparse_peak[index_of(p)], hw.peak(p)) << hw.id << " " << to_string(p);
+  }
+}
+
+TEST(Catalog, DensePeaksAreTheDefault) {
+  // NVIDIA H100 SXM datasheet: BF16 989.4 TFLOP/s dense, 1,979 with 2:4 sparsity.
+  const auto& h100 = cat().hardware("h100");
+  EXPECT_NEAR(in_tflops(h100.peak(Precision::BF16)), 989.4, 0.5);
+  EXPECT_NEAR(in_tflops(h100.sparse_peak[index_of(Precision::BF16)]), 1978.9, 1.0);
+  EXPECT_NEAR(in_gb(h100.memory_capacity), 80, 1e-9);  // 80 GB, not 80 GiB
+  EXPECT_NEAR(in_gbps(h100.memory_bandwidth), 3350, 1e-9);
+  // NVLink 4: 900 GB/s is the bidirectional total; the catalog stores one direction.
+  ASSERT_TRUE(h100.interconnect.has_value());
+  EXPECT_NEAR(in_gbps(h100.interconnect->per_direction), 450, 1e-9);
+}
+
+// Derived parameter counts from the architecture spec vs the published totals.
+TEST(Catalog, DerivedParameterCountsMatchPublished) {
+  int checked = 0;
+  for (const auto& m : cat().all_models()) {
+    if (!m.published_params || m.kind == ModelKind::Opaque) continue;
+    const double derived = parameter_count(m);
+    const double rel = std::fabs(derived - *m.published_params) / *m.published_params;
+    EXPECT_LT(rel, 0.02) << m.id << ": derived " << derived << " vs published " << *m.published_params;
+    ++checked;
+  }
+  EXPECT_GE(checked, 28);
+}
+
+TEST(Catalog, WellKnownCountsByHand) {
+  // Llama-3 8B: 32 x [4096*(4096+2*1024) + 4096*4096 + 3*4096*14336 + 2*4096] + 2*128256*4096 + 4096
+  const double layer = 4096.0 * (4096 + 2 * 1024) + 4096.0 * 4096 + 3.0 * 4096 * 14336 + 2 * 4096;
+  const double expected = 32 * layer + 2.0 * 128256 * 4096 + 4096;
+  EXPECT_DOUBLE_EQ(parameter_count(cat().model("llama3-8b")), expected);
+  EXPECT_NEAR(expected, 8.03e9, 0.01e9);
+  // Mixtral 8x7B activates 2 of 8 experts: ~12.9 B active of 46.7 B (Jiang et al. 2024).
+  const auto pb = transformer_params(cat().model("mixtral-8x7b").tf, ModelKind::Decoder);
+  EXPECT_NEAR(pb.total() / 1e9, 46.7, 0.1);
+  EXPECT_NEAR(pb.active() / 1e9, 12.9, 0.1);
+  // DeepSeek-V3: 671 B total, 37 B activated per token (technical report, Table 1 / abstract).
+  const auto ds = transformer_params(cat().model("deepseek-v3").tf, ModelKind::Decoder);
+  EXPECT_NEAR(ds.total() / 1e9, 671, 1);
+  EXPECT_NEAR(ds.active() / 1e9, 37, 1);
+}
+
+TEST(Catalog, ResNet50FlopsFromLayerShapes) {
+  // torchvision ResNet-50: 4.09 GMACs per 224x224 image = 8.18 GFLOP at 2 FLOPs/MAC.
+  const auto& m = cat().model("resnet50");
+  double flops = 0;
+  for (const auto& l : m.cnn_layers) {
+    if (l.type == CnnLayer::Type::Conv)
+      flops += 2.0 * l.cout * (l.cin / l.groups) * l.kernel_h * l.kernel_w * l.h_out * l.w_out;
+    if (l.type == CnnLayer::Type::FullyConnected) flops += 2.0 * l.cin * l.cout;
+  }
+  EXPECT_NEAR(flops / 8.18e9, 1.0, 0.01);
+}
+
+TEST(Catalog, HuggingFaceConfigBecomesAModel) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "mlsysim_test_hf" / "my-llama";
+  fs::create_directories(dir);
+  std::ofstream(dir / "config.json") << R"({
+    "model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32,
+    "num_attention_heads": 32, "num_key_value_heads": 8, "intermediate_size": 14336,
+    "vocab_size": 128256, "max_position_embeddings": 8192, "tie_word_embeddings": false,
+    "hidden_act": "silu"})";
+  const ModelSpec m = model_from_hf_config((dir / "config.json").string());
+  EXPECT_EQ(m.id, "my-llama");
+  // Same architecture as Llama-3 8B, so the same parameter count.
+  EXPECT_DOUBLE_EQ(parameter_count(m), parameter_count(cat().model("llama3-8b")));
+  std::ofstream(dir / "bad.json") << R"({"model_type": "mamba"})";
+  EXPECT_THROW(model_from_hf_config((dir / "bad.json").string()), BadInput);
+}
+
+TEST(Catalog, UserDirectoryAddsAndReplacesEntries) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "mlsysim_test_user_catalog";
+  fs::create_directories(dir);
+  std::ofstream(dir / "mine.toml") << R"(
+[[device]]
+id = "my-npu"
+name = "My NPU"
+tier = "edge"
+kind = "npu"
+[device.dense_tflops]
+int8 = 10
+[device.memory]
+capacity_gib = 4
+bandwidth_gbs = 50
+[device.power]
+tdp_w = 5
+[device.sources]
+compute = "vendor sheet"
+memory = "vendor sheet"
+power = "vendor sheet"
+)";
+  const Catalog c = Catalog::with_user_dir(dir.string());
+  const auto& npu = c.hardware("my_npu");
+  EXPECT_DOUBLE_EQ(npu.memory_capacity.si(), 4.0 * 1024 * 1024 * 1024);
+  EXPECT_EQ(c.all_hardware().size(), cat().all_hardware().size() + 1);
+  EXPECT_THROW(Catalog::with_user_dir((dir / "missing").string()), BadInput);
+}
+
+TEST(Catalog, MalformedTomlNamesFileAndLine) {
+  Catalog c;
+  try {
+    c.add_toml("[[device]]\nid = \"x\"\nname = \n", "broken.toml");
+    FAIL();
+  } catch (const BadInput& e) {
+    EXPECT_NE(std::string(e.what()).find("broken.toml:3"), std::string::npos) << e.what();
+  }
+  try {
+    c.add_toml("[[device]]\nid = \"x\"\n[device.dense_tflops]\nbf16 = 1\n", "nomem.toml");
+    FAIL();
+  } catch (const BadInput& e) {
+    EXPECT_NE(std::string(e.what()).find("memory"), std::string::npos) << e.what();
+  }
+}

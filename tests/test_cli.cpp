@@ -1,0 +1,87 @@
+// The command-line contract: flags, JSON fields, exit codes (0 ok, 1 bad input, 2 does not fit).
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <sys/wait.h>
+
+namespace {
+
+struct Result {
+  int code;
+  std::string out;
+};
+
+Result run(const std::string& args) {
+  const std::string cmd = std::string(MLSYSIM_BINARY) + " " + args + " 2>/dev/null";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+}  // namespace
+
+TEST(Cli, SolveJsonHasTheContractFields) {
+  const Result r = run("solve --model llama3-8b --hardware h100 --phase decode --batch-size 1 "
+                       "--context 1024 --format json");
+  ASSERT_EQ(r.code, 0);
+  const auto j = nlohmann::json::parse(r.out);
+  for (const char* key : {"latency_s", "bottleneck", "mfu", "memory_footprint_bytes", "feasible",
+                          "tokens_per_s", "operators", "trace"})
+    EXPECT_TRUE(j.contains(key)) << key;
+  EXPECT_EQ(j["bottleneck"], "Memory");
+  EXPECT_EQ(j["feasible"], true);
+  EXPECT_GT(j["latency_s"].get<double>(), 0.004);
+}
+
+TEST(Cli, NamesAreCaseInsensitive) {
+  const Result a = run("solve --model Llama3_8B --hardware H100 --format json");
+  const Result b = run("solve --model llama3-8b --hardware h100 --format json");
+  ASSERT_EQ(a.code, 0);
+  EXPECT_EQ(nlohmann::json::parse(a.out)["latency_s"], nlohmann::json::parse(b.out)["latency_s"]);
+}
+
+TEST(Cli, EveryPhaseRuns) {
+  EXPECT_EQ(run("solve -m llama3-8b -H h100 --phase prefill --seq-len 512 --format json").code, 0);
+  EXPECT_EQ(run("solve -m gpt2 -H a100 --phase train -b 8 --seq-len 1024 --format json").code, 0);
+  EXPECT_EQ(run("solve -m resnet50 -H h100 --phase inference -b 256 --format json").code, 0);
+  EXPECT_EQ(run("solve -m bert-base -H l4 --phase inference -b 8 --format csv").code, 0);
+}
+
+TEST(Cli, BadInputExitsOne) {
+  EXPECT_EQ(run("solve --model llama3-8 --hardware h100").code, 1);
+  EXPECT_EQ(run("solve --model llama3-8b --hardware h100 --batch-size 0").code, 1);
+  EXPECT_EQ(run("solve --model llama3-8b --hardware h100 --precision fp6").code, 1);
+  EXPECT_EQ(run("solve --model llama3-8b --hardware h100 --phase sleep").code, 1);
+  EXPECT_EQ(run("solve --model llama3-8b").code, 1);  // missing --hardware
+  const Result j = run("solve --model llama3-8 --hardware h100 --format json");
+  EXPECT_NE(nlohmann::json::parse(j.out)["error"].get<std::string>().find("did you mean 'llama3-8b'"),
+            std::string::npos);
+}
+
+TEST(Cli, WorkloadThatDoesNotFitExitsTwo) {
+  const Result r = run("solve --model llama3-70b --hardware h100 --format json");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(nlohmann::json::parse(r.out)["feasible"], false);
+}
+
+TEST(Cli, CatalogListings) {
+  const Result hw = run("hardware list --format json");
+  ASSERT_EQ(hw.code, 0);
+  EXPECT_GE(nlohmann::json::parse(hw.out)["hardware"].size(), 35u);
+  const Result models = run("models list --format json");
+  ASSERT_EQ(models.code, 0);
+  EXPECT_GE(nlohmann::json::parse(models.out)["models"].size(), 30u);
+  const Result show = run("hardware show H100 --format json");
+  ASSERT_EQ(show.code, 0);
+  EXPECT_NEAR(nlohmann::json::parse(show.out)["dense_peak_flops_per_s"]["bf16"].get<double>(),
+              989.4e12, 1e12);
+  EXPECT_EQ(run("models show nosuchmodel").code, 1);
+  EXPECT_EQ(run("hardware list --format csv").code, 0);
+}

@@ -1,0 +1,154 @@
+// Operator-level physics checked against hand-computed formulas.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+
+#include "mlsysim/catalog/catalog.hpp"
+#include "mlsysim/physics/memory.hpp"
+#include "mlsysim/physics/transformer.hpp"
+#include "mlsysim/solvers/engine.hpp"
+
+using namespace mlsysim;
+
+namespace {
+const ModelSpec& model(const char* id) { return Catalog::builtin().model(id); }
+const HardwareSpec& hw(const char* id) { return Catalog::builtin().hardware(id); }
+const OperatorResult& op(const Profile& p, const std::string& name, Pass pass = Pass::Forward) {
+  for (const auto& o : p.operators)
+    if (o.name == name && o.pass == pass) return o;
+  throw std::runtime_error("no operator " + name);
+}
+Profile run(const char* m, const char* h, SolveRequest r) { return solve(model(m), hw(h), r); }
+}  // namespace
+
+TEST(EnginePhysics, DecodeGemmBytesAreTheWeights) {
+  SolveRequest r;  // llama3-8b decode, batch 1, bf16
+  const Profile p = run("llama3-8b", "h100", r);
+  // QKV: W[4096 x (4096 + 2*1024)] in bf16 + x[1 x 4096] + y[1 x 6144], for 32 layers.
+  const double qkv = 32 * (4096.0 * 6144 * 2 + 4096 * 2 + 6144 * 2);
+  EXPECT_DOUBLE_EQ(op(p, "qkv_proj").bytes.si(), qkv);
+  EXPECT_DOUBLE_EQ(op(p, "qkv_proj").flops.si(), 32 * 2.0 * 1 * 6144 * 4096);
+  // LM head reads the full 128256 x 4096 matrix once per step.
+  EXPECT_NEAR(op(p, "lm_head").bytes.si(), 128256.0 * 4096 * 2, 128256.0 * 2 + 4096 * 2 + 1);
+}
+
+TEST(EnginePhysics, DecodeAttentionReadsTheKvCache) {
+  SolveRequest r;
+  r.context = 4095;
+  const Profile p = run("llama3-8b", "h100", r);
+  // 4096 cached tokens x 8 KV heads x (128 + 128) x 2 B per layer, x 32 layers (+ q and o).
+  const double kv = 32 * 4096.0 * 8 * 256 * 2;
+  const double qo = 32 * 2 * 4096.0 * 2;
+  EXPECT_DOUBLE_EQ(op(p, "attention").bytes.si(), kv + qo);
+  EXPECT_DOUBLE_EQ(p.memory.kv_cache.si(), 4096.0 * 32 * 2 * 8 * 128 * 2);
+}
+
+TEST(EnginePhysics, PrefillAttentionFlopsAreCausal) {
+  SolveRequest r;
+  r.phase = Phase::Prefill;
+  r.seq_len = 1024;
+  const Profile p = run("llama3-8b", "h100", r);
+  // Token i attends to i keys: S(S+1)/2 pairs; QK^T and PV each 2 x head_dim FLOPs per pair-head.
+  const double pairs = 1024.0 * 1025 / 2;
+  EXPECT_DOUBLE_EQ(op(p, "attention").flops.si(), 32 * 2.0 * 32 * pairs * (128 + 128));
+}
+
+TEST(EnginePhysics, PrefillModelFlopsAreTwoPerParameterPerTokenPlusAttention) {
+  SolveRequest r;
+  r.phase = Phase::Prefill;
+  r.seq_len = 2048;
+  const Profile p = run("llama3-8b", "h100", r);
+  const double params = parameter_count(model("llama3-8b"));
+  const double embedding = 128256.0 * 4096;  // a gather, no FLOPs
+  const double lm_head_rows = 1;             // logits for the last position only
+  const double linear = 2.0 * (params - 2 * embedding) * 2048 + 2.0 * embedding * lm_head_rows;
+  const double attention = 32 * 2.0 * 32 * (2048.0 * 2049 / 2) * 256;
+  // Norms, RoPE and activations add a little element-wise work (< 1%).
+  EXPECT_NEAR(p.model_flops.si() / (linear + attention), 1.0, 0.01);
+}
+
+TEST(EnginePhysics, TrainingIsThreeForwardPasses) {
+  SolveRequest fwd, train;
+  fwd.phase = Phase::Prefill;
+  train.phase = Phase::Train;
+  fwd.seq_len = train.seq_len = 1024;
+  const Profile f = run("gpt2", "a100-80gb", fwd), t = run("gpt2", "a100-80gb", train);
+  // Backward = 2x forward for GEMMs (input + weight gradients); the LM head runs on every token
+  // in training, so compare against the per-token forward FLOPs.
+  const double forward_all_tokens = t.model_flops.si() / 3.0;
+  EXPECT_GT(forward_all_tokens, f.model_flops.si());
+  // Mixed-precision Adam states: 2 (bf16 grads) + 12 (fp32 master + 2 moments) bytes/param.
+  const double params = parameter_count(model("gpt2"));
+  EXPECT_DOUBLE_EQ(t.memory.gradients.si(), params * 2);
+  EXPECT_DOUBLE_EQ(t.memory.optimizer_states.si(), params * 12);
+  // Full recomputation: more hardware FLOPs, same model FLOPs, less activation memory.
+  train.recompute = Recompute::Full;
+  const Profile rc = run("gpt2", "a100-80gb", train);
+  EXPECT_DOUBLE_EQ(rc.model_flops.si(), t.model_flops.si());
+  EXPECT_GT(rc.hardware_flops.si(), t.hardware_flops.si());
+  EXPECT_LT(rc.memory.activations, t.memory.activations);
+  EXPECT_GT(rc.hfu, rc.mfu);
+}
+
+TEST(EnginePhysics, MoeDecodeReadsOnlyTheRoutedExperts) {
+  SolveRequest r;
+  const Profile p = run("mixtral-8x7b", "h200", r);
+  // Batch 1: exactly 2 of 8 experts are touched per layer.
+  const auto& tf = model("mixtral-8x7b").tf;
+  const double expert_up = 2.0 * tf.moe_ffn * tf.hidden * 2;  // gate+up of one expert, bf16
+  EXPECT_NEAR(op(p, "expert_up_proj").bytes.si() / tf.layers, 2 * expert_up,
+              0.01 * 2 * expert_up);
+  EXPECT_LT(p.bytes_moved.si(), 0.35 * p.weight_bytes.si());  // ~13 B active of 47 B
+}
+
+TEST(EnginePhysics, MlaKvCacheIsTheCompressedLatent) {
+  // DeepSeek-V3 caches kv_lora_rank + rope dims (512 + 64) per token per layer, 61 layers.
+  EXPECT_DOUBLE_EQ(kv_cache_bytes_per_token(model("deepseek-v3"), Precision::BF16).si(),
+                   61.0 * (512 + 64) * 2);
+  // vs GQA Llama-3 70B: 80 layers x 2 x 8 x 128 x 2 B.
+  EXPECT_DOUBLE_EQ(kv_cache_bytes_per_token(model("llama3-70b"), Precision::BF16).si(),
+                   80.0 * 2 * 8 * 128 * 2);
+}
+
+TEST(EnginePhysics, TimeFractionsAndMfuDefinitions) {
+  SolveRequest r;
+  r.batch = 16;
+  const Profile p = run("llama3-8b", "h100", r);
+  EXPECT_NEAR((p.compute_time + p.memory_time + p.overhead_time).si(), p.latency.si(), 1e-15);
+  EXPECT_NEAR(p.mfu, p.model_flops.si() / (p.latency.si() * 989.4e12), 1e-12);
+  // Energy: between idle (30% TDP) and full TDP for the whole step.
+  EXPECT_GT(p.energy.si(), 0.3 * 700 * p.latency.si());
+  EXPECT_LT(p.energy.si(), 700 * p.latency.si());
+}
+
+TEST(EnginePhysics, TextbookModelIsOneRoofline) {
+  SolveRequest r;
+  r.efficiency = 0.5;
+  const Profile p = run("llama3-8b", "h100", r);
+  const double tc = p.model_flops.si() / (989.4e12 * 0.5);
+  const double tm = p.bytes_moved.si() / 3.35e12;
+  EXPECT_DOUBLE_EQ(p.latency.si(), std::max(tc, tm));
+  EXPECT_EQ(p.overhead_time.si(), 0);
+}
+
+TEST(EnginePhysics, WaveQuantization) {
+  const HardwareSpec& h100 = hw("h100");  // 132 SMs, 128 x 128 tiles
+  // 8192 x 8192: 4096 tiles = 31.03 waves -> 4096 / (32 x 132) busy.
+  EXPECT_NEAR(wave_utilization(h100, 8192, 8192, 8192), 4096.0 / (32 * 132), 1e-12);
+  // 1024 x 1024 x 1024: 64 tiles; split-K by 2 (k / 512) -> 128 of 132 SMs.
+  EXPECT_NEAR(wave_utilization(h100, 1024, 1024, 1024), 128.0 / 132, 1e-12);
+}
+
+TEST(EnginePhysics, EagerRuntimePaysHostDispatchOnSmallKernels) {
+  SolveRequest graph, eager;
+  eager.runtime = Runtime::Eager;
+  const Profile g = run("llama3-8b", "h100", graph), e = run("llama3-8b", "h100", eager);
+  EXPECT_GT(e.latency, g.latency);
+  EXPECT_GT(e.kernels, g.kernels);  // unfused residual adds
+  // Prefill kernels are long: the host runs ahead, so eager costs about the same.
+  graph.phase = eager.phase = Phase::Prefill;
+  graph.seq_len = eager.seq_len = 4096;
+  const Profile gp = run("llama3-8b", "h100", graph), ep = run("llama3-8b", "h100", eager);
+  EXPECT_LT(ep.latency / gp.latency, 1.05);
+}

@@ -1,0 +1,115 @@
+// Bad input gets a clear error (what, valid range, suggestion); a workload that does not fit says
+// how much it needs, how much there is, and what to do.
+#include <gtest/gtest.h>
+
+#include "mlsysim/catalog/catalog.hpp"
+#include "mlsysim/errors.hpp"
+#include "mlsysim/solvers/engine.hpp"
+
+using namespace mlsysim;
+
+namespace {
+const ModelSpec& model(const char* id) { return Catalog::builtin().model(id); }
+const HardwareSpec& hw(const char* id) { return Catalog::builtin().hardware(id); }
+
+// Runs `f`, expects BadInput, and returns its message.
+template <class F>
+std::string bad_input_message(F f) {
+  try {
+    f();
+  } catch (const BadInput& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected BadInput";
+  return {};
+}
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+}  // namespace
+
+TEST(Errors, BatchSizeOutOfRange) {
+  SolveRequest r;
+  r.batch = 0;
+  const auto msg = bad_input_message([&] { solve(model("llama3-8b"), hw("h100"), r); });
+  EXPECT_TRUE(contains(msg, "--batch-size must be in [1,")) << msg;
+  EXPECT_TRUE(contains(msg, "got 0")) << msg;
+}
+
+TEST(Errors, NegativeContextAndSequence) {
+  SolveRequest r;
+  r.context = -5;
+  EXPECT_TRUE(contains(bad_input_message([&] { solve(model("llama3-8b"), hw("h100"), r); }),
+                       "--context must be >= 0"));
+  SolveRequest s;
+  s.phase = Phase::Prefill;
+  s.seq_len = 0;
+  EXPECT_TRUE(contains(bad_input_message([&] { solve(model("llama3-8b"), hw("h100"), s); }),
+                       "--seq-len must be >= 1"));
+}
+
+TEST(Errors, SequenceBeyondTheModelsWindow) {
+  SolveRequest r;
+  r.phase = Phase::Prefill;
+  r.seq_len = 10000;
+  const auto msg = bad_input_message([&] { solve(model("llama3-8b"), hw("h100"), r); });
+  EXPECT_TRUE(contains(msg, "at most 8192 tokens")) << msg;
+}
+
+TEST(Errors, EfficiencyOutsideUnitInterval) {
+  SolveRequest r;
+  r.efficiency = 1.5;
+  EXPECT_TRUE(contains(bad_input_message([&] { solve(model("llama3-8b"), hw("h100"), r); }),
+                       "(0, 1]"));
+}
+
+TEST(Errors, PhaseThatTheModelDoesNotHave) {
+  SolveRequest r;
+  r.phase = Phase::Decode;
+  const auto msg = bad_input_message([&] { solve(model("resnet50"), hw("h100"), r); });
+  EXPECT_TRUE(contains(msg, "use --phase inference or train")) << msg;
+}
+
+TEST(Errors, PrecisionTheDeviceLacksIsAnErrorOrAReportedFallback) {
+  // Coral runs int8 only: fp32 is an error that names what it supports.
+  SolveRequest r;
+  r.precision = Precision::FP32;
+  const auto msg = bad_input_message([&] { solve(model("mobilenetv1-025"), hw("coral-edge-tpu"), r); });
+  EXPECT_TRUE(contains(msg, "no fp32 compute path")) << msg;
+  EXPECT_TRUE(contains(msg, "int8")) << msg;
+  // V100 has no bf16: fp16 math is used and reported.
+  SolveRequest b;
+  b.precision = Precision::BF16;
+  const Profile p = solve(model("llama3-8b"), hw("v100"), b);
+  EXPECT_TRUE(p.precision_fallback);
+  EXPECT_EQ(p.compute_precision, Precision::FP16);
+  // A100 has no fp8: fp8 weights are dequantized into 16-bit math.
+  SolveRequest f;
+  f.precision = Precision::FP8;
+  const Profile q = solve(model("llama3-8b"), hw("a100-80gb"), f);
+  EXPECT_TRUE(q.precision_fallback);
+  EXPECT_EQ(q.compute_precision, Precision::BF16);
+}
+
+TEST(Errors, SeventyBillionParametersDoNotFitOneH100) {
+  SolveRequest r;
+  const Profile p = solve(model("llama3-70b"), hw("h100"), r);
+  EXPECT_FALSE(p.feasible);
+  // 70.55e9 params x 2 B = 141 GB of weights alone vs 80 GB.
+  EXPECT_NEAR(p.memory.weights.si(), 70.553706496e9 * 2, 1);
+  const std::string msg = does_not_fit_message(p);
+  EXPECT_TRUE(contains(msg, "h100 has 80.0 GB")) << msg;
+  EXPECT_TRUE(contains(msg, "tp_size >= 2")) << msg;
+  EXPECT_TRUE(contains(msg, "--precision fp8")) << msg;  // 70.6 GB of weights then fit
+}
+
+TEST(Errors, TrainingOutOfMemorySuggestsRecomputation) {
+  SolveRequest r;
+  r.phase = Phase::Train;
+  r.batch = 8;
+  r.seq_len = 4096;
+  const Profile p = solve(model("llama3-8b"), hw("h100"), r);
+  EXPECT_FALSE(p.feasible);
+  EXPECT_TRUE(contains(does_not_fit_message(p), "--recompute full"));
+  EXPECT_TRUE(does_not_fit_message(solve(model("gpt2"), hw("h100"), SolveRequest{})).empty());
+}
