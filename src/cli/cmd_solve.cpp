@@ -1,0 +1,81 @@
+// `mlsysim solve`: one step of a workload on one device (the engine; Engine.solve in Python).
+#include <fmt/format.h>
+
+#include <iostream>
+#include <memory>
+
+#include "command.hpp"
+#include "mlsysim/errors.hpp"
+#include "mlsysim/solvers/engine.hpp"
+
+namespace mlsysim::cli {
+namespace {
+
+struct SolveOptions {
+  std::string model, hardware, phase, precision, kv_precision, recompute = "none", runtime = "graph";
+  int batch = 1;
+  std::optional<int> seq_len, context;
+  double efficiency = 0;
+  bool operators = false;
+};
+
+int run_solve(const GlobalOptions& g, const SolveOptions& o) {
+  const Format format = parse_format(g.format);
+  const Catalog catalog = load_catalog(g);
+  ModelSpec custom;
+  const ModelSpec& model = resolve_model(catalog, o.model, custom);
+  const HardwareSpec& hw = catalog.hardware(o.hardware);
+  SolveRequest r;
+  if (!o.phase.empty())
+    r.phase = parse_enum<Phase>("--phase", o.phase,
+                                {{"inference", Phase::Inference}, {"prefill", Phase::Prefill},
+                                 {"decode", Phase::Decode}, {"train", Phase::Train}});
+  r.batch = o.batch;
+  r.seq_len = o.seq_len;
+  r.context = o.context;
+  if (!o.precision.empty()) r.precision = parse_precision_flag("--precision", o.precision);
+  if (!o.kv_precision.empty()) r.kv_precision = parse_precision_flag("--kv-precision", o.kv_precision);
+  r.recompute = parse_enum<Recompute>("--recompute", o.recompute,
+                                      {{"none", Recompute::None},
+                                       {"selective", Recompute::Selective},
+                                       {"full", Recompute::Full}});
+  r.runtime = parse_enum<Runtime>("--runtime", o.runtime,
+                                  {{"graph", Runtime::Graph}, {"eager", Runtime::Eager}});
+  if (o.efficiency != 0 && (o.efficiency <= 0 || o.efficiency > 1))
+    throw BadInput(fmt::format("--efficiency must be in (0, 1], got {}", o.efficiency));
+  r.efficiency = o.efficiency;
+
+  const Profile p = solve(model, hw, r);
+  switch (format) {
+    case Format::Json: std::cout << profile_json(p).dump(2) << "\n"; break;
+    case Format::Csv: std::cout << profile_csv(p); break;
+    case Format::Table: std::cout << profile_table(p, o.operators); break;
+  }
+  if (!p.feasible) {
+    std::cerr << "error: " << does_not_fit_message(p) << "\n";
+    return kExitDoesNotFit;
+  }
+  return kExitOk;
+}
+
+const CommandRegistrar registrar(10, [](CLI::App& app, const GlobalOptions& g) {
+  auto o = std::make_shared<SolveOptions>();
+  auto* cmd = app.add_subcommand("solve", "Time one step of a workload on one device");
+  cmd->add_option("--model,-m", o->model, "Model id or a Hugging Face config.json path")->required();
+  cmd->add_option("--hardware,-H", o->hardware, "Hardware id (see `mlsysim hardware list`)")->required();
+  cmd->add_option("--phase,-p", o->phase, "inference | prefill | decode | train");
+  cmd->add_option("--batch-size,-b", o->batch, "Sequences / samples per step (>= 1)");
+  cmd->add_option("--seq-len,-s", o->seq_len, "Tokens per sequence (prefill/train/inference)");
+  cmd->add_option("--context,-c", o->context, "Decode: tokens already in the KV cache (default 1024)");
+  cmd->add_option("--precision", o->precision, "fp32 | tf32 | fp16 | bf16 | fp8 | int8 | int4");
+  cmd->add_option("--kv-precision", o->kv_precision, "KV-cache precision (default: math precision)");
+  cmd->add_option("--recompute", o->recompute, "Training recomputation: none | selective | full");
+  cmd->add_option("--runtime", o->runtime,
+                  "graph (CUDA graphs / compiled, default) | eager (per-op host dispatch)");
+  cmd->add_option("--efficiency", o->efficiency, "Textbook model: one efficiency factor in (0, 1]");
+  cmd->add_flag("--operators", o->operators, "Table output: list every operator");
+  return Command{cmd, [o, &g] { return run_solve(g, *o); }};
+});
+
+}  // namespace
+}  // namespace mlsysim::cli

@@ -1,0 +1,69 @@
+#include "command.hpp"
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "mlsysim/errors.hpp"
+
+namespace mlsysim::cli {
+
+std::vector<RegisteredCommand>& command_registry() {
+  static std::vector<RegisteredCommand> registry;
+  return registry;
+}
+
+CommandRegistrar::CommandRegistrar(int order, CommandSetup setup) {
+  command_registry().push_back({order, std::move(setup)});
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw BadInput("cannot read '" + path + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Format parse_format(const std::string& f) {
+  if (f == "table") return Format::Table;
+  if (f == "json") return Format::Json;
+  if (f == "csv") return Format::Csv;
+  throw BadInput("--format must be table, json or csv; got '" + f + "'");
+}
+
+Catalog load_catalog(const GlobalOptions& g) {
+  Catalog c = g.catalog_dir.empty() ? Catalog::builtin() : Catalog::with_user_dir(g.catalog_dir);
+  if (!g.calibration_file.empty())
+    c.add_calibration_toml(read_file(g.calibration_file), g.calibration_file);
+  return c;
+}
+
+namespace {
+bool looks_like_path(const std::string& s) {
+  return s.find('/') != std::string::npos ||
+         (s.size() > 5 && s.substr(s.size() - 5) == ".json");
+}
+}  // namespace
+
+const ModelSpec& resolve_model(const Catalog& c, const std::string& name, ModelSpec& storage) {
+  if (looks_like_path(name)) {
+    storage = model_from_hf_config(name);
+    return storage;
+  }
+  return c.model(name);
+}
+
+Precision parse_precision_flag(const std::string& flag, const std::string& value) {
+  auto p = parse_precision(value);
+  if (!p) throw BadInput(flag + " '" + value + "' is not one of " + precision_list());
+  return *p;
+}
+
+void print(const GlobalOptions& g, const nlohmann::ordered_json& j, const std::string& text) {
+  if (g.format == "json") std::cout << j.dump(2) << "\n";
+  else if (g.format == "csv") std::cout << csv_from_rows(j.is_array() ? j : nlohmann::ordered_json::array({j}));
+  else std::cout << text;
+}
+
+}  // namespace mlsysim::cli

@@ -1,0 +1,70 @@
+// Command registry for the CLI. Each command lives in its own cmd_*.cpp and registers itself with
+// a static CommandRegistrar, so adding a command touches no other file. A command's setup adds its
+// CLI11 subcommand and options and returns the function to run when that subcommand is chosen.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "mlsysim/catalog/catalog.hpp"
+#include "mlsysim/errors.hpp"
+#include "mlsysim/physics/precision.hpp"
+#include "output.hpp"
+
+namespace mlsysim::cli {
+
+constexpr int kExitOk = 0;
+constexpr int kExitBadInput = 1;
+constexpr int kExitDoesNotFit = 2;
+
+struct GlobalOptions {
+  std::string format = "table";
+  std::string catalog_dir;
+  std::string calibration_file;
+};
+
+struct Command {
+  CLI::App* subcommand = nullptr;  // parsed when chosen
+  std::function<int()> run;
+};
+
+using CommandSetup = std::function<Command(CLI::App& app, const GlobalOptions& global)>;
+
+struct CommandRegistrar {
+  // `order` sorts commands in --help (lower first).
+  CommandRegistrar(int order, CommandSetup setup);
+};
+
+struct RegisteredCommand {
+  int order;
+  CommandSetup setup;
+};
+std::vector<RegisteredCommand>& command_registry();
+
+// ---- helpers shared by commands ----------------------------------------------------------------
+std::string read_file(const std::string& path);
+Format parse_format(const std::string& f);
+// Built-in catalog + --catalog DIR + --calibration FILE.
+Catalog load_catalog(const GlobalOptions& g);
+// A catalog id/alias, or a path to a Hugging Face config.json (stored in `storage`).
+const ModelSpec& resolve_model(const Catalog& c, const std::string& name, ModelSpec& storage);
+Precision parse_precision_flag(const std::string& flag, const std::string& value);
+
+template <class T>
+T parse_enum(const std::string& flag, const std::string& value,
+             std::initializer_list<std::pair<const char*, T>> options) {
+  std::string valid;
+  for (const auto& [name, v] : options) {
+    if (value == name) return v;
+    valid += (valid.empty() ? "" : "|") + std::string(name);
+  }
+  throw BadInput(flag + " must be " + valid + "; got '" + value + "'");
+}
+
+// Prints a JSON document (json format) or text; used by commands that have no table layout.
+void print(const GlobalOptions& g, const nlohmann::ordered_json& j, const std::string& text);
+
+}  // namespace mlsysim::cli
