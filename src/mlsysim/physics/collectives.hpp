@@ -1,0 +1,42 @@
+// Collective-communication costs with the alpha-beta model (Hockney 1994; Thakur, Rabenseifner &
+// Gropp 2005, "Optimization of Collective Communication Operations in MPICH"):
+//   time = steps x alpha + bytes_on_the_wire_per_rank / beta
+// `beta` is the per-direction bandwidth of one rank's link; `alpha` the per-step latency.
+#pragma once
+
+#include "mlsysim/units/quantity.hpp"
+
+namespace mlsysim {
+
+using namespace units;  // NOLINT
+
+struct LinkCost {
+  BytesPerSecond bandwidth{};  // per direction, per rank
+  Seconds latency{};           // per step
+};
+
+// Ring all-reduce: reduce-scatter + all-gather, 2(N-1) steps, each rank sends 2(N-1)/N x M.
+Seconds ring_allreduce_time(Bytes message, int ranks, LinkCost link);
+// The tutorial's formula name and argument order (mlsysim.core.formulas.calc_ring_allreduce_time).
+inline Seconds calc_ring_allreduce_time(Bytes message_bytes, int n_gpus, BytesPerSecond bandwidth,
+                                        Seconds latency) {
+  return ring_allreduce_time(message_bytes, n_gpus, {bandwidth, latency});
+}
+// Double binary tree all-reduce (NCCL >= 2.4, Sanders et al. 2009): ~2 log2(N) latency steps,
+// bandwidth term 2(N-1)/N x M / beta (both trees carry half the data in each direction).
+Seconds tree_allreduce_time(Bytes message, int ranks, LinkCost link);
+// Reduce-scatter or all-gather on a ring: N-1 steps, (N-1)/N x M per rank (M = full buffer).
+Seconds ring_reduce_scatter_time(Bytes message, int ranks, LinkCost link);
+Seconds ring_allgather_time(Bytes message, int ranks, LinkCost link);
+// All-to-all (pairwise exchange): N-1 steps, (N-1)/N x M per rank (M = each rank's send buffer).
+Seconds all_to_all_time(Bytes message, int ranks, LinkCost link);
+// Point-to-point: one step.
+Seconds point_to_point_time(Bytes message, LinkCost link);
+// Hierarchical all-reduce: reduce-scatter inside each node, all-reduce of 1/g of the data across
+// nodes (one ring per local rank, all in parallel over that rank's NIC), all-gather inside.
+Seconds hierarchical_allreduce_time(Bytes message, int gpus_per_node, int nodes, LinkCost intra,
+                                    LinkCost inter);
+// Bus bandwidth as nccl-tests reports it for all-reduce: algbw x 2(N-1)/N.
+BytesPerSecond allreduce_bus_bandwidth(Bytes message, int ranks, Seconds time);
+
+}  // namespace mlsysim

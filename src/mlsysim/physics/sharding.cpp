@@ -1,0 +1,65 @@
+#include "mlsysim/physics/sharding.hpp"
+
+#include <string>
+
+#include "mlsysim/errors.hpp"
+
+namespace mlsysim {
+namespace {
+
+std::string divisors_up_to(int n, int limit) {
+  std::string out;
+  for (int d = 1; d <= std::min(n, limit); ++d)
+    if (n % d == 0) out += (out.empty() ? "" : ", ") + std::to_string(d);
+  return out;
+}
+
+}  // namespace
+
+ModelSpec shard_transformer(const ModelSpec& model, const ShardPlan& plan) {
+  if (!model.is_transformer())
+    throw BadInput(model.id + " is a " + to_string(model.kind) +
+                   " model: tensor/pipeline sharding applies to transformers");
+  if (plan.tp < 1 || plan.pp < 1 || plan.ep < 1)
+    throw BadInput("tp, pp and ep must be >= 1");
+  ModelSpec s = model;
+  TransformerSpec& tf = s.tf;
+  const int tp = plan.tp;
+  if (tf.heads % tp != 0)
+    throw BadInput(model.id + " has " + std::to_string(tf.heads) + " attention heads: tp must " +
+                   "divide them (valid: " + divisors_up_to(tf.heads, 64) + ")");
+  tf.heads /= tp;
+  // KV heads fewer than tp are replicated (each GPU keeps one), as Megatron and vLLM do.
+  tf.kv_heads = tf.kv_heads >= tp ? tf.kv_heads / tp : 1;
+  if (model.tf.kv_heads >= tp && model.tf.kv_heads % tp != 0)
+    throw BadInput(model.id + " has " + std::to_string(model.tf.kv_heads) + " KV heads: tp must " +
+                   "divide them or exceed them (valid: " + divisors_up_to(model.tf.kv_heads, 64) + ")");
+  tf.ffn = (tf.ffn + tp - 1) / tp;
+  tf.moe_ffn = (tf.moe_ffn + tp - 1) / tp;
+  tf.vocab = (tf.vocab + tp - 1) / tp;
+  // The hidden size stays (activations are replicated between the two all-reduces of a layer),
+  // but the projections now produce heads/tp: head_dim is unchanged.
+  if (plan.ep > 1) {
+    if (tf.experts == 0) throw BadInput(model.id + " has no experts: ep must be 1");
+    if (tf.experts % plan.ep != 0)
+      throw BadInput(model.id + " has " + std::to_string(tf.experts) +
+                     " experts: ep must divide them (valid: " + divisors_up_to(tf.experts, 1024) + ")");
+    tf.experts /= plan.ep;
+    tf.experts_per_token = std::max(1, tf.experts_per_token / plan.ep);
+  }
+  auto split_layers = [&](int& layers, const char* what) {
+    if (layers <= 0) return;
+    if (plan.pp > layers)
+      throw BadInput(model.id + " has " + std::to_string(layers) + " " + what +
+                     ": pp must be <= that");
+    layers = (layers + plan.pp - 1) / plan.pp;
+  };
+  split_layers(tf.layers, "layers");
+  split_layers(tf.encoder_layers, "encoder layers");
+  split_layers(tf.decoder_layers, "decoder layers");
+  tf.first_dense_layers = std::min(tf.first_dense_layers, tf.layers);
+  s.published_params.reset();
+  return s;
+}
+
+}  // namespace mlsysim
