@@ -5,6 +5,7 @@ packages=(
   build-essential cmake ccache
   libfmt-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
   libgtest-dev librapidcheck-dev libbenchmark-dev
+  pybind11-dev python3-dev python3-pip
 )
 missing=()
 for p in "${packages[@]}"; do

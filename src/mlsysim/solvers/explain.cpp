@@ -111,7 +111,7 @@ std::string does_not_fit_message(const Profile& p) {
     if (bytes_per_element(q) >= bytes_per_element(p.precision)) continue;
     const Bytes weights_q = mem.weights * (bytes_per_element(q) / bytes_per_element(p.precision));
     if (need - mem.weights + weights_q <= have) {
-      remedies.push_back(fmt::format("--precision {} (weights {} -> {})", to_string(q),
+      remedies.push_back(fmt::format("use --precision {} (weights {} -> {})", to_string(q),
                                      format_bytes(mem.weights), format_bytes(weights_q)));
       break;
     }
@@ -121,11 +121,11 @@ std::string does_not_fit_message(const Profile& p) {
     const double spare = (have - mem.weights - mem.activations).si();
     const int max_batch = per_seq > 0 ? static_cast<int>(spare / per_seq) : 0;
     if (max_batch >= 1 && max_batch < p.batch)
-      remedies.push_back(fmt::format("--batch-size <= {} (KV cache {} per sequence)", max_batch,
+      remedies.push_back(fmt::format("use --batch-size <= {} (KV cache {} per sequence)", max_batch,
                                      format_bytes(Bytes(per_seq))));
   }
   if (p.phase == Phase::Train && p.recompute != Recompute::Full && mem.activations.si() > 0)
-    remedies.push_back("--recompute full (keeps one activation per layer)");
+    remedies.push_back("use --recompute full (keeps one activation per layer)");
   // A larger device of the same kind from the built-in catalog.
   const HardwareSpec* bigger = nullptr;
   for (const auto& other : Catalog::builtin().all_hardware()) {
@@ -133,10 +133,10 @@ std::string does_not_fit_message(const Profile& p) {
     if (!bigger || other.memory_capacity < bigger->memory_capacity) bigger = &other;
   }
   if (bigger)
-    remedies.push_back(fmt::format("a device with more memory, e.g. {} ({})", bigger->id,
+    remedies.push_back(fmt::format("use a device with more memory, e.g. {} ({})", bigger->id,
                                    format_bytes(bigger->memory_capacity)));
   msg += ": ";
-  for (size_t i = 0; i < remedies.size(); ++i) msg += (i ? "; or " : "use ") + remedies[i];
+  for (size_t i = 0; i < remedies.size(); ++i) msg += (i ? "; or " : "") + remedies[i];
   return msg;
 }
 

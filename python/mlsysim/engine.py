@@ -1,0 +1,157 @@
+"""`Engine.solve`: the single-node engine (C++), with results that carry units."""
+from __future__ import annotations
+
+from . import _core
+from .registry import Hardware, HardwareNode, Model, Models
+from .units import Quantity
+
+__all__ = ["Engine", "PerformanceProfile", "OOMError", "resolve_model", "resolve_hardware"]
+
+OOMError = _core.OOMError
+
+
+def resolve_model(model):
+    if isinstance(model, Model):
+        return model._spec
+    if isinstance(model, str):
+        return (Models.from_hf_config(model) if model.endswith(".json") else Models.get(model))._spec
+    raise TypeError(f"model must be a catalog model (e.g. mlsysim.Models.Language.Llama3_8B) or a "
+                    f"name, got {type(model).__name__}")
+
+
+def resolve_hardware(hardware):
+    if isinstance(hardware, HardwareNode):
+        return hardware._spec
+    if isinstance(hardware, str):
+        return Hardware.get(hardware)._spec
+    raise TypeError(f"hardware must be a catalog device (e.g. mlsysim.Hardware.Cloud.H100) or a "
+                    f"name, got {type(hardware).__name__}")
+
+
+class PerformanceProfile:
+    """Result of `Engine.solve`. Times are Quantities (ms); sizes in GB; `bottleneck` is
+    "Compute", "Memory" or "Overhead"."""
+
+    __slots__ = ("_p",)
+
+    def __init__(self, profile):
+        self._p = profile
+
+    # -- the binding wall and times ---------------------------------------------------------------
+    bottleneck = property(lambda self: self._p.bottleneck)
+    latency = property(lambda self: Quantity(self._p.latency_s * 1e3, "ms"))
+    latency_compute = property(lambda self: Quantity(self._p.compute_time_s * 1e3, "ms"))
+    latency_memory = property(lambda self: Quantity(self._p.memory_time_s * 1e3, "ms"))
+    latency_overhead = property(lambda self: Quantity(self._p.overhead_time_s * 1e3, "ms"))
+    weight_load_time = property(lambda self: Quantity(self._p.weight_stream_time_s * 1e3, "ms"))
+    mfu = property(lambda self: self._p.mfu)
+    hfu = property(lambda self: self._p.hfu)
+    feasible = property(lambda self: self._p.feasible)
+    phase = property(lambda self: self._p.phase)
+    precision = property(lambda self: self._p.precision)
+    batch_size = property(lambda self: self._p.batch_size)
+
+    @property
+    def throughput(self) -> Quantity:
+        return Quantity(self._p.throughput, self._p.throughput_unit)
+
+    @property
+    def arithmetic_intensity(self) -> Quantity:
+        return Quantity(self._p.arithmetic_intensity, "FLOP/B")
+
+    @property
+    def ridge_point(self) -> Quantity:
+        return Quantity(self._p.ridge_point, "FLOP/B")
+
+    @property
+    def memory_footprint(self) -> Quantity:
+        return Quantity(self._p.memory_footprint_bytes / 1e9, "GB")
+
+    @property
+    def memory_capacity(self) -> Quantity:
+        return Quantity(self._p.memory_capacity_bytes / 1e9, "GB")
+
+    @property
+    def memory_breakdown(self) -> dict:
+        return {k: Quantity(v / 1e9, "GB") for k, v in self._p.memory_ledger.items()}
+
+    @property
+    def energy(self) -> Quantity:
+        return Quantity(self._p.energy_j, "J")
+
+    @property
+    def constraint_trace(self) -> list:
+        return list(self._p.trace())
+
+    @property
+    def operators(self) -> list:
+        return [{"name": o.name, "pass": o.pass_, "count": o.count, "flops": o.flops,
+                 "bytes": o.bytes, "time_s": o.time_s, "bottleneck": o.bottleneck}
+                for o in self._p.operators]
+
+    def summary(self) -> str:
+        lines = [f"{self._p.model_id} on {self._p.hardware_id} ({self.phase}, batch {self.batch_size},"
+                 f" {self.precision})",
+                 f"  latency      {self.latency:.3f~P}  [{self.bottleneck}-bound]",
+                 f"  compute      {self.latency_compute:.3f~P}",
+                 f"  memory       {self.latency_memory:.3f~P}",
+                 f"  overhead     {self.latency_overhead:.3f~P}",
+                 f"  throughput   {self.throughput:.4g~P}",
+                 f"  MFU / HFU    {self.mfu:.2%} / {self.hfu:.2%}",
+                 f"  memory       {self.memory_footprint:.2f~P} of {self.memory_capacity:.1f~P}"
+                 f" ({'fits' if self.feasible else 'DOES NOT FIT'})",
+                 "  why:"]
+        lines += [f"    - {t}" for t in self.constraint_trace]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        p = self._p
+        return {"model": p.model_id, "hardware": p.hardware_id, "phase": p.phase,
+                "batch_size": p.batch_size, "seq_len": p.seq_len, "context": p.context,
+                "precision": p.precision, "compute_precision": p.compute_precision,
+                "latency_s": p.latency_s, "bottleneck": p.bottleneck,
+                "compute_time_s": p.compute_time_s, "memory_time_s": p.memory_time_s,
+                "overhead_time_s": p.overhead_time_s, "mfu": p.mfu, "hfu": p.hfu,
+                "throughput_per_s": p.throughput, "throughput_unit": p.throughput_unit,
+                "arithmetic_intensity_flop_per_byte": p.arithmetic_intensity,
+                "ridge_point_flop_per_byte": p.ridge_point,
+                "memory_footprint_bytes": p.memory_footprint_bytes,
+                "memory_capacity_bytes": p.memory_capacity_bytes,
+                "memory": {f"{k}_bytes": v for k, v in p.memory_ledger.items()},
+                "feasible": p.feasible, "energy_j": p.energy_j,
+                "weight_stream_time_s": p.weight_stream_time_s, "trace": list(p.trace())}
+
+    def __repr__(self):
+        return (f"PerformanceProfile({self._p.model_id} on {self._p.hardware_id}: "
+                f"latency={self.latency:.3f~P}, bottleneck={self.bottleneck}, mfu={self.mfu:.4f}, "
+                f"feasible={self.feasible})")
+
+
+class Engine:
+    """The tutorial's entry point: ``Engine.solve(model, hardware, batch_size=1)``."""
+
+    @staticmethod
+    def solve(model, hardware, batch_size: int = 1, precision: str | None = None,
+              efficiency: float | None = None, phase: str | None = None, seq_len: int | None = None,
+              context: int | None = None, is_training: bool = False,
+              activation_recomputation=False, runtime: str = "graph",
+              kv_precision: str | None = None, raise_errors: bool = True) -> PerformanceProfile:
+        """Time one step of `model` on `hardware`.
+
+        phase: "decode" (default for LLMs), "prefill", "inference" or "train" (`is_training=True`).
+        efficiency: the textbook's single efficiency factor in (0, 1] (teaching mode).
+        raise_errors: raise OOMError when the workload does not fit (default), else return the
+        profile with ``feasible == False``.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        if is_training:
+            phase = "train"
+        recompute = {False: "none", None: "none", True: "full"}.get(activation_recomputation,
+                                                                    activation_recomputation)
+        profile = _core.solve(resolve_model(model), resolve_hardware(hardware), batch_size, phase,
+                              seq_len, context, precision, kv_precision, recompute, runtime,
+                              0.0 if efficiency is None else float(efficiency))
+        if raise_errors and not profile.feasible:
+            _core.raise_does_not_fit(profile)
+        return PerformanceProfile(profile)

@@ -1,0 +1,68 @@
+"""Quantities carry units; errors become Python exceptions with the CLI's messages."""
+import unittest
+
+import mlsysim
+from mlsysim import Quantity
+
+
+class Quantities(unittest.TestCase):
+    def test_conversion_and_formatting(self):
+        t = mlsysim.core.formulas.calc_ring_allreduce_time(
+            message_bytes=16e9, n_gpus=8, bandwidth_bytes_s=900e9, latency_s=500e-9)
+        # 2 x 7/8 x 16e9 / 900e9 + 14 x 500 ns
+        self.assertAlmostEqual(t.to("ms").magnitude, (2 * 7 / 8 * 16e9 / 900e9 + 14 * 500e-9) * 1e3, 9)
+        self.assertEqual(f"{t.to('ms'):.1f}", "31.1 ms")
+        self.assertEqual(f"{Quantity(4.8, 'ms'):~P}", "4.8 ms")
+        self.assertEqual(f"{Quantity(2.5, 'GB'):.2f}", "2.50 GB")
+        self.assertEqual(Quantity(1, "GiB").to("B").magnitude, 2**30)
+        self.assertNotEqual(Quantity(80, "GB"), Quantity(80, "GiB"))
+
+    def test_arithmetic(self):
+        self.assertEqual(Quantity(1, "s") + Quantity(500, "ms"), Quantity(1.5, "s"))
+        self.assertTrue(Quantity(1, "ms") < Quantity(1, "s"))
+        rate = Quantity(16, "GB") / Quantity(4, "s")
+        self.assertEqual(rate.units, "B/s")
+        self.assertAlmostEqual(rate.to("GB/s").magnitude, 4.0)
+        t = Quantity(16, "GB") / Quantity(3.35, "TB/s")
+        self.assertAlmostEqual(t.to("ms").magnitude, 16 / 3350 * 1e3)
+        self.assertAlmostEqual((Quantity(2, "ms") * 3).magnitude, 6)
+
+    def test_incompatible_units_fail_clearly(self):
+        with self.assertRaises(mlsysim.DimensionalityError) as ctx:
+            Quantity(1, "ms") + Quantity(1, "GB")
+        self.assertIn("incompatible dimensions", str(ctx.exception))
+        with self.assertRaises(mlsysim.DimensionalityError):
+            Quantity(1, "ms").to("GB")
+        with self.assertRaises(mlsysim.DimensionalityError):
+            Quantity(1, "ms") < Quantity(1, "W")
+
+
+class Errors(unittest.TestCase):
+    def test_bad_input_is_value_error(self):
+        llama, h100 = mlsysim.Models.Language.Llama3_8B, mlsysim.Hardware.Cloud.H100
+        with self.assertRaises(ValueError) as ctx:
+            mlsysim.Engine.solve(llama, h100, batch_size=0)
+        self.assertIn("must be in [1,", str(ctx.exception))
+        with self.assertRaises(ValueError):
+            mlsysim.Engine.solve(llama, h100, precision="fp6")
+        with self.assertRaises(ValueError):
+            mlsysim.Engine.solve(llama, h100, efficiency=1.5)
+        with self.assertRaises(ValueError):
+            mlsysim.Engine.solve(mlsysim.Models.Vision.ResNet50, h100, phase="decode")
+        with self.assertRaises(ValueError):
+            mlsysim.core.formulas.calc_ring_allreduce_time(1e9, 0, 100e9)
+
+    def test_does_not_fit_is_oom_error(self):
+        with self.assertRaises(mlsysim.OOMError) as ctx:
+            mlsysim.Engine.solve(mlsysim.Models.Language.Llama3_70B, mlsysim.Hardware.Cloud.H100)
+        msg = str(ctx.exception)
+        self.assertIn("h100 has 80.0 GB", msg)
+        self.assertIn("tp_size >= 2", msg)
+        self.assertAlmostEqual(ctx.exception.required_bytes / 1e9, 141.4, delta=0.5)
+        p = mlsysim.Engine.solve(mlsysim.Models.Language.Llama3_70B, mlsysim.Hardware.Cloud.H100,
+                                 raise_errors=False)
+        self.assertFalse(p.feasible)
+
+
+if __name__ == "__main__":
+    unittest.main()

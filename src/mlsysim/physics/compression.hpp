@@ -1,0 +1,33 @@
+// Compression physics: how pruning changes what is stored and what the hardware executes.
+//  * Unstructured sparsity: the surviving weights plus an occupancy bitmap (1 bit per weight; our
+//    choice of the cheapest general index format). Dense kernels (cuBLAS) still multiply the full
+//    matrix, so the run-time shape, FLOPs and bytes are unchanged.
+//  * N:M (2:4) sparsity: half the values plus a 2-bit position index per kept value (NVIDIA's
+//    compressed format, Mishra et al. 2021, "Accelerating Sparse Deep Neural Networks",
+//    arXiv:2104.08378, sec. 3); sparse tensor cores run it at the device's sparse peak.
+//  * Structured (width) pruning: a smaller dense model, FFN columns and KV groups (with their query
+//    heads) removed (LLM-Pruner, Ma et al. 2023; Sheared LLaMA, Xia et al. 2024).
+#pragma once
+
+#include "mlsysim/catalog/hardware.hpp"
+#include "mlsysim/catalog/model.hpp"
+
+namespace mlsysim {
+
+enum class SparsityType { Unstructured, Structured, NM24 };
+const char* to_string(SparsityType t);
+
+// Stored bytes per original (dense) weight for unstructured or 2:4 sparsity.
+double sparse_storage_bytes_per_weight(double dense_bytes_per_weight, double sparsity, SparsityType t);
+
+// Width-pruned transformer keeping (1 - sparsity) of the FFN columns and of the KV groups (each
+// group keeps its heads/kv_heads query heads). Throws BadInput for non-transformers.
+ModelSpec prune_structured(const ModelSpec& model, double sparsity);
+
+// True when the device runs 2:4 sparse math at `p` (a sparse peak is listed).
+bool has_sparse_path(const HardwareSpec& hw, Precision p);
+// The device as a 2:4-sparse model sees it: the dense peak replaced by the sparse peak wherever
+// one is listed. Memory traffic is not changed (see docs/SERVING.md: conservative for decode).
+HardwareSpec sparse_tensor_view(const HardwareSpec& hw);
+
+}  // namespace mlsysim

@@ -1,0 +1,59 @@
+// Formulas of parallel training that are not collectives: pipeline bubbles, in-flight
+// micro-batches, activation sharding under sequence parallelism, ZeRO state sharding and the
+// per-layer communication volumes of tensor/context/expert parallelism.
+#pragma once
+
+#include "mlsysim/catalog/model.hpp"
+#include "mlsysim/units/quantity.hpp"
+
+namespace mlsysim {
+
+using namespace units;  // NOLINT
+
+// Pipeline bubble as a fraction of the step (Narayanan et al. 2021, "Efficient Large-Scale Language
+// Model Training on GPU Clusters Using Megatron-LM", sec. 2.2): 1F1B / GPipe (p-1)/(m+p-1);
+// interleaved with v model chunks per GPU: (p-1)/(v*m+p-1).
+double pipeline_bubble_fraction(int stages, int micro_batches, int virtual_stages = 1);
+// The same idle time relative to useful compute (bubble time = compute x this): (p-1)/(v*m).
+double pipeline_bubble_overhead(int stages, int micro_batches, int virtual_stages = 1);
+// Micro-batches whose activations the first stage holds at once under 1F1B: min(p, m)
+// (Narayanan et al. 2021 sec. 2.2.1). The interleaved schedule raises it by 1 + (p-1)/(p*v)
+// (Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer Models",
+// sec. 4.2.3). Returned in micro-batch units.
+double pipeline_in_flight_micro_batches(int stages, int micro_batches, int virtual_stages = 1);
+
+// ZeRO (Rajbhandari et al. 2020) / FSDP: how many ranks share each training state.
+struct ZeroSharding {
+  double weights = 1, gradients = 1, optimizer = 1;
+};
+ZeroSharding zero_sharding(int stage, int dp);
+
+// Bytes exchanged per rank per step for the DP gradient synchronisation (Rajbhandari et al. 2020,
+// sec. 7): stage 0-2: 2 x psi x grad bytes on a ring all-reduce (or reduce-scatter + all-gather of
+// the updated 16-bit weights); stage 3 adds a weight all-gather before forward and backward.
+// (Returned for the trace; the solver times each collective.)
+
+// Tensor-parallel traffic (Shoeybi et al. 2019 "Megatron-LM", sec. 3): per layer, 2 all-reduces in
+// the forward pass (after attention and after the MLP) and 2 in the backward pass, each of
+// b x s x h activations; sequence parallelism (Korthikanti et al. 2022 sec. 4.2.2) replaces each
+// by a reduce-scatter + all-gather pair of the same total bytes. Full recomputation re-runs the
+// forward: 2 more. Returns the number of all-reduce-equivalents per layer per micro-batch.
+int tp_collectives_per_layer(bool full_recompute);
+
+// Activation bytes per micro-batch after sequence parallelism: the layer-norm and dropout inputs
+// (4 x h per token per layer in our saved-tensor inventory, physics/memory.cpp) are split across
+// tp instead of replicated (Korthikanti et al. 2022, eq. 4 vs 2).
+Bytes sequence_parallel_activation_savings(const TransformerSpec& shard, double tokens, int layers,
+                                           int tp, double activation_bytes);
+
+// Context parallelism (ring attention; Liu et al. 2023, "Ring Attention with Blockwise
+// Transformers"): per layer, cp-1 steps each passing this rank's K and V block forward, and K, V
+// and their gradients backward: 3 x (cp-1) blocks of tokens/cp x 2 x kv_heads x head_dim.
+Bytes context_parallel_bytes_per_layer(const TransformerSpec& shard, double tokens_per_rank, int cp,
+                                       double activation_bytes);
+
+// Chinchilla compute-optimal tokens (Hoffmann et al. 2022, Table 3 / approach 1): ~20 per parameter.
+constexpr double kChinchillaTokensPerParameter = 20.0;
+double chinchilla_tokens(double parameters);
+
+}  // namespace mlsysim

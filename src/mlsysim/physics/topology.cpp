@@ -1,0 +1,203 @@
+#include "mlsysim/physics/topology.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "mlsysim/errors.hpp"
+
+namespace mlsysim {
+
+const char* to_string(CollectiveOp op) {
+  switch (op) {
+    case CollectiveOp::AllReduce: return "all-reduce";
+    case CollectiveOp::AllGather: return "all-gather";
+    case CollectiveOp::ReduceScatter: return "reduce-scatter";
+    case CollectiveOp::AllToAll: return "all-to-all";
+    case CollectiveOp::PointToPoint: return "point-to-point";
+  }
+  return "?";
+}
+
+const char* to_string(Algorithm a) {
+  switch (a) {
+    case Algorithm::Auto: return "auto";
+    case Algorithm::Ring: return "ring";
+    case Algorithm::Tree: return "tree";
+    case Algorithm::InNetwork: return "in-network";
+    case Algorithm::Hierarchical: return "hierarchical";
+    case Algorithm::Pairwise: return "pairwise";
+    case Algorithm::Direct: return "direct";
+  }
+  return "?";
+}
+
+GroupPlacement place_group(int size, int stride, int gpus_per_node) {
+  if (size < 1 || stride < 1 || gpus_per_node < 1)
+    throw BadInput("group size, stride and GPUs per node must be >= 1");
+  GroupPlacement g;
+  g.size = size;
+  g.per_node = stride >= gpus_per_node ? 1 : std::max(1, std::min(size, gpus_per_node / stride));
+  g.nodes = (size + g.per_node - 1) / g.per_node;
+  // Ranks `stride` apart with stride a multiple of g share a local rank: same rail.
+  g.rail_aligned = g.nodes == 1 || stride % gpus_per_node == 0 || g.per_node > 1;
+  return g;
+}
+
+LinkCost scale_up_link(const Cluster& c) {
+  return {c.scale_up.per_direction * c.scale_up.collective_efficiency, c.scale_up.latency};
+}
+
+double oversubscription_slowdown(double crossing_fraction, double ratio) {
+  if (crossing_fraction < 0 || crossing_fraction > 1 || ratio < 1)
+    throw BadInput("oversubscription: crossing fraction must be in [0, 1] and ratio >= 1");
+  return (1 - crossing_fraction) + crossing_fraction * ratio;
+}
+
+LinkCost scale_out_link(const Cluster& c, bool all_to_all, bool rail_aligned) {
+  double factor = c.scale_out.collective_efficiency *
+                  (all_to_all ? c.topology.all_to_all_fraction : c.topology.ring_fraction);
+  const bool throttled = c.topology.oversubscription_applies || (all_to_all || !rail_aligned);
+  if (throttled && c.nodes > 1) factor /= c.oversubscription;
+  return {c.nic_bandwidth_per_gpu() * factor, c.scale_out.latency};
+}
+
+Seconds in_network_allreduce_time(Bytes message, int ranks, BytesPerSecond per_direction,
+                                  double efficiency, Seconds latency) {
+  if (ranks < 1) throw BadInput("in-network all-reduce: ranks must be >= 1");
+  if (!(efficiency > 0) || efficiency > 1) throw BadInput("in-network efficiency must be in (0, 1]");
+  if (ranks == 1) return Seconds(0);
+  return latency * 2.0 + message / (per_direction * efficiency);
+}
+
+Seconds hierarchical_reduce_scatter_time(Bytes message, int gpus_per_node, int nodes, LinkCost intra,
+                                         LinkCost inter) {
+  return ring_reduce_scatter_time(message, gpus_per_node, intra) +
+         ring_reduce_scatter_time(message / gpus_per_node, nodes, inter);
+}
+
+namespace {
+
+CollectiveEstimate make(CollectiveOp op, Algorithm a, Bytes m, int n, Seconds t, std::string links) {
+  CollectiveEstimate e;
+  e.op = op;
+  e.algorithm = a;
+  e.message = m;
+  e.ranks = n;
+  e.time = t;
+  e.links = std::move(links);
+  if (t.si() > 0) {
+    e.algbw = m / t;
+    // nccl-tests PERFORMANCE.md bus-bandwidth factors.
+    const double nn = n;
+    double f = 1.0;
+    if (op == CollectiveOp::AllReduce) f = 2 * (nn - 1) / nn;
+    else if (op != CollectiveOp::PointToPoint) f = (nn - 1) / nn;
+    e.busbw = e.algbw * f;
+  }
+  return e;
+}
+
+}  // namespace
+
+std::vector<CollectiveEstimate> collective_candidates(CollectiveOp op, Bytes message,
+                                                      const GroupPlacement& g, const Cluster& c) {
+  if (message.si() < 0 || !std::isfinite(message.si()))
+    throw BadInput("collective message size must be a finite number >= 0 bytes");
+  std::vector<CollectiveEstimate> out;
+  const int n = g.size;
+  const LinkCost up = scale_up_link(c);
+  const LinkCost out_ring = scale_out_link(c, false, g.rail_aligned);
+  const LinkCost out_a2a = scale_out_link(c, true, g.rail_aligned);
+  const std::string up_name = c.scale_up.name;
+  const std::string out_name = std::to_string(g.nodes) + " nodes over " + c.scale_out.name;
+  auto add = [&](Algorithm a, Seconds t, const std::string& links) {
+    out.push_back(make(op, a, message, n, t, links));
+  };
+  if (n <= 1) {
+    add(Algorithm::Direct, Seconds(0), "local");
+    return out;
+  }
+  const bool intra = g.nodes == 1;
+  const bool flat_inter = g.per_node == 1;
+  switch (op) {
+    case CollectiveOp::AllReduce:
+      if (intra) {
+        add(Algorithm::Ring, ring_allreduce_time(message, n, up), up_name);
+        add(Algorithm::Tree, tree_allreduce_time(message, n, up), up_name);
+        if (c.scale_up.in_network_reduction)
+          add(Algorithm::InNetwork,
+              in_network_allreduce_time(message, n, c.scale_up.per_direction,
+                                        c.scale_up.in_network_efficiency, c.scale_up.latency),
+              up_name + " (NVLS)");
+      } else if (flat_inter) {
+        add(Algorithm::Ring, ring_allreduce_time(message, n, out_ring), out_name);
+        add(Algorithm::Tree, tree_allreduce_time(message, n, out_ring), out_name);
+        if (c.scale_out.in_network_reduction)
+          add(Algorithm::InNetwork,
+              in_network_allreduce_time(message, n, out_ring.bandwidth / c.scale_out.collective_efficiency,
+                                        c.scale_out.in_network_efficiency,
+                                        c.scale_out.latency * (c.topology.hops / 2.0)),
+              out_name + " (SHARP)");
+      } else {
+        // Flat ring through every rank: each rank's slowest hop is its NIC share.
+        add(Algorithm::Ring, ring_allreduce_time(message, n, {min(up.bandwidth, out_ring.bandwidth),
+                                                               out_ring.latency}), out_name);
+        add(Algorithm::Hierarchical,
+            hierarchical_allreduce_time(message, g.per_node, g.nodes, up, out_ring),
+            up_name + " + " + out_name);
+        // NVLS inside the node, then one ring per local rank across nodes (NCCL NVLS+tree / CollNet).
+        if (c.scale_up.in_network_reduction) {
+          const Seconds local = 2.0 * (c.scale_up.latency * 2.0) +
+                                message / (c.scale_up.per_direction * c.scale_up.in_network_efficiency);
+          add(Algorithm::InNetwork,
+              local + ring_allreduce_time(message / g.per_node, g.nodes, out_ring),
+              up_name + " (NVLS) + " + out_name);
+        }
+      }
+      break;
+    case CollectiveOp::AllGather:
+    case CollectiveOp::ReduceScatter:
+      if (intra) add(Algorithm::Ring, ring_reduce_scatter_time(message, n, up), up_name);
+      else if (flat_inter) add(Algorithm::Ring, ring_reduce_scatter_time(message, n, out_ring), out_name);
+      else {
+        add(Algorithm::Ring, ring_reduce_scatter_time(message, n, {min(up.bandwidth, out_ring.bandwidth),
+                                                                   out_ring.latency}), out_name);
+        add(Algorithm::Hierarchical,
+            hierarchical_reduce_scatter_time(message, g.per_node, g.nodes, up, out_ring),
+            up_name + " + " + out_name);
+      }
+      break;
+    case CollectiveOp::AllToAll:
+      if (intra) add(Algorithm::Pairwise, all_to_all_time(message, n, up), up_name);
+      else {
+        // Off-node share over the NIC (bisection-bound), on-node share over the scale-up fabric in
+        // parallel; n-1 pairwise steps pay the slower fabric's alpha.
+        const double nn = n;
+        const Seconds inter = message * ((nn - g.per_node) / nn) / out_a2a.bandwidth;
+        const Seconds local = message * ((g.per_node - 1) / nn) / up.bandwidth;
+        add(Algorithm::Pairwise, max(inter, local) + out_a2a.latency * (nn - 1), out_name);
+      }
+      break;
+    case CollectiveOp::PointToPoint:
+      add(Algorithm::Direct, point_to_point_time(message, intra ? up : out_ring),
+          intra ? up_name : out_name);
+      break;
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.time < b.time; });
+  return out;
+}
+
+CollectiveEstimate collective_time(CollectiveOp op, Bytes message, const GroupPlacement& g,
+                                   const Cluster& c, Algorithm algorithm) {
+  auto all = collective_candidates(op, message, g, c);
+  if (algorithm == Algorithm::Auto) return all.front();
+  for (const auto& e : all)
+    if (e.algorithm == algorithm) return e;
+  std::string valid;
+  for (const auto& e : all) valid += (valid.empty() ? "" : ", ") + std::string(to_string(e.algorithm));
+  throw BadInput(std::string("algorithm '") + to_string(algorithm) + "' does not apply to a " +
+                 to_string(op) + " over " + std::to_string(g.size) + " ranks on " +
+                 std::to_string(g.nodes) + " node(s) of " + c.id + "; valid: auto, " + valid);
+}
+
+}  // namespace mlsysim

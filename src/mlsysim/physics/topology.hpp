@@ -1,0 +1,74 @@
+// Collectives on a real cluster: which links a group of ranks uses, the bandwidth each rank sees
+// (NIC share, topology, oversubscription, achieved efficiency), in-network reduction (NVLS/SHARP)
+// and the algorithm choice NCCL makes by message size (ring vs double binary tree vs in-network vs
+// hierarchical). Builds on the alpha-beta formulas of physics/collectives.hpp.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "mlsysim/catalog/fleet.hpp"
+#include "mlsysim/physics/collectives.hpp"
+
+namespace mlsysim {
+
+enum class CollectiveOp { AllReduce, AllGather, ReduceScatter, AllToAll, PointToPoint };
+const char* to_string(CollectiveOp op);
+
+enum class Algorithm { Auto, Ring, Tree, InNetwork, Hierarchical, Pairwise, Direct };
+const char* to_string(Algorithm a);
+
+// Where a group's ranks sit. Megatron orders ranks tp -> cp -> ep -> dp -> pp (inner to outer), so
+// a group of `size` ranks whose members are `stride` ranks apart has min(size, g/stride) members on
+// each node of g GPUs (1 when stride >= g), and spans size / that many nodes.
+struct GroupPlacement {
+  int size = 1;
+  int per_node = 1;  // members on one node
+  int nodes = 1;     // nodes the group spans
+  bool rail_aligned = true;  // members on different nodes share a local rank (same rail)
+};
+GroupPlacement place_group(int size, int stride, int gpus_per_node);
+
+// Per-rank link costs (achieved bandwidth = line rate x efficiency x topology / oversubscription).
+LinkCost scale_up_link(const Cluster& c);
+// The scale-out link one GPU sees: its NIC share x collective efficiency x topology fraction
+// (ring or all-to-all), divided by the oversubscription ratio where the topology applies it
+// (a rail-optimized fabric keeps rail-aligned traffic below the spine).
+LinkCost scale_out_link(const Cluster& c, bool all_to_all, bool rail_aligned);
+
+// In-network all-reduce (NVLink SHARP / InfiniBand SHARP; Graham et al. 2016, "Scalable
+// Hierarchical Aggregation Protocol"): each rank sends its buffer up once and receives the reduced
+// result once, both directions in parallel: t = 2 alpha + M / (beta x efficiency).
+Seconds in_network_allreduce_time(Bytes message, int ranks, BytesPerSecond per_direction,
+                                  double efficiency, Seconds latency);
+// Hierarchical reduce-scatter / all-gather: within the node over g ranks, then across n nodes on
+// 1/g of the data (one ring per local rank in parallel).
+Seconds hierarchical_reduce_scatter_time(Bytes message, int gpus_per_node, int nodes, LinkCost intra,
+                                         LinkCost inter);
+
+struct CollectiveEstimate {
+  CollectiveOp op = CollectiveOp::AllReduce;
+  Algorithm algorithm = Algorithm::Ring;
+  Seconds time{};
+  Bytes message{};
+  int ranks = 1;
+  BytesPerSecond algbw{}, busbw{};  // nccl-tests conventions (busbw: all-reduce x 2(N-1)/N, ...)
+  std::string links;  // "NVLink 4 ..." / "2 nodes over ib-ndr" (for the trace)
+};
+
+// Time of one collective on `message` bytes (all-reduce/reduce-scatter/all-gather: the full buffer;
+// all-to-all: each rank's send buffer; p2p: the payload) for a placed group. Algorithm::Auto picks
+// the fastest candidate (NCCL's tuner does the same from its own cost model); a specific algorithm
+// that does not apply (in-network without NVLS/SHARP) throws BadInput naming the ones that do.
+CollectiveEstimate collective_time(CollectiveOp op, Bytes message, const GroupPlacement& g,
+                                   const Cluster& c, Algorithm algorithm = Algorithm::Auto);
+// Every applicable algorithm for the op, fastest first.
+std::vector<CollectiveEstimate> collective_candidates(CollectiveOp op, Bytes message,
+                                                      const GroupPlacement& g, const Cluster& c);
+
+// Effective per-GPU scale-out bandwidth under oversubscription for a traffic fraction f that
+// crosses the oversubscribed tier (original mlsysim calc_oversubscription_effect):
+// slowdown = (1 - f) + f x ratio.
+double oversubscription_slowdown(double crossing_fraction, double ratio);
+
+}  // namespace mlsysim

@@ -1,0 +1,517 @@
+#include "mlsysim/solvers/serving.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "mlsysim/errors.hpp"
+#include "mlsysim/physics/memory.hpp"
+#include "mlsysim/physics/serving.hpp"
+#include "mlsysim/physics/sharding.hpp"
+#include "mlsysim/units/format.hpp"
+
+namespace mlsysim {
+namespace {
+
+// Default KV link between disaggregated prefill and decode GPUs: one 400 Gb/s NIC per GPU
+// (ConnectX-7 / NDR InfiniBand, the DGX H100 reference design) = 50 GB/s per direction.
+constexpr double kDefaultKvLinkGBs = 50.0;
+constexpr int kMaxComputeBoundSearch = 65536;
+
+void require_llm(const ModelSpec& m, const char* flag) {
+  if (m.kind != ModelKind::Decoder)
+    throw BadInput(std::string(flag) + " " + m.id + " is a " + to_string(m.kind) +
+                   " model: serving (prefill + decode with a KV cache) needs a decoder-only LLM, "
+                   "e.g. llama3-8b");
+}
+
+int layers_of(const ModelSpec& m) { return m.tf.layers; }
+
+// Activation bytes of the all-reduced tensor: activations stay 16-bit even with 8/4-bit weights.
+double activation_bytes(const Profile& p) {
+  return std::max(2.0, bytes_per_element(p.compute_precision));
+}
+
+}  // namespace
+
+ServingDeployment make_deployment(const ModelSpec& model, const HardwareSpec& hw, int tp,
+                                  std::optional<Precision> precision,
+                                  std::optional<Precision> kv_precision, double efficiency,
+                                  Runtime runtime) {
+  if (tp < 1 || tp > 64)
+    throw BadInput("--tp must be in [1, 64] GPUs, got " + std::to_string(tp) +
+                   ": omit it to pick the smallest power of two that fits");
+  ServingDeployment d;
+  d.model = &model;
+  d.hw = &hw;
+  d.tp = tp;
+  d.shard = tp == 1 ? model : shard_transformer(model, {tp, 1, 1});
+  d.precision = precision;
+  d.kv_precision = kv_precision;
+  d.efficiency = efficiency;
+  d.runtime = runtime;
+  if (hw.interconnect) {
+    d.link = {hw.interconnect->per_direction, hw.interconnect->latency};
+    d.link_name = hw.interconnect->name;
+  } else if (hw.host_link) {
+    d.link = {hw.host_link->per_direction, hw.host_link->latency};
+    d.link_name = hw.host_link->name + " (no GPU-GPU interconnect listed: host link)";
+    d.link_is_host = true;
+  } else if (tp > 1) {
+    throw BadInput(hw.id + " lists no interconnect or host link: tensor parallelism (--tp " +
+                   std::to_string(tp) + ") needs one; use --tp 1 or a datacenter GPU");
+  }
+  return d;
+}
+
+StepTime time_step(const ServingDeployment& d, Phase phase, int batch, int tokens, int context) {
+  SolveRequest s;
+  s.phase = phase;
+  s.batch = batch;
+  if (phase != Phase::Decode) s.seq_len = tokens;
+  s.context = context;
+  s.precision = d.precision;
+  s.kv_precision = d.kv_precision;
+  s.efficiency = d.efficiency;
+  s.runtime = d.runtime;
+  StepTime st;
+  st.profile = solve(d.shard, *d.hw, s);
+  if (d.tp > 1) {
+    // Megatron-LM tensor parallelism (Shoeybi et al. 2019, sec. 3, Fig. 3): one all-reduce after
+    // the attention block and one after the MLP, each of the layer's [tokens x hidden] output.
+    const double n_tokens = static_cast<double>(batch) * (phase == Phase::Decode ? 1 : tokens);
+    const Bytes msg(n_tokens * d.shard.tf.hidden * activation_bytes(st.profile));
+    st.comm = ring_allreduce_time(msg, d.tp, d.link) * (2.0 * layers_of(d.shard));
+  }
+  st.latency = st.profile.latency + st.comm;
+  return st;
+}
+
+Seconds weight_read_time(const ServingDeployment& d, const Profile& p) {
+  const double eff = d.efficiency > 0 ? 1.0 : d.hw->efficiency.memory;
+  return p.weight_bytes / (d.hw->memory_bandwidth * eff);
+}
+
+namespace {
+
+struct PhaseSide {
+  ServingDeployment dep;
+  Bytes weights{}, kv{}, activations{}, draft{};
+  [[nodiscard]] Bytes total() const { return weights + kv + activations + draft; }
+};
+
+void validate(const ModelSpec& model, const ServingRequest& r) {
+  require_llm(model, "--model");
+  if (r.seq_len < 1)
+    throw BadInput("--seq-len (prompt tokens) must be >= 1, got " + std::to_string(r.seq_len));
+  if (r.batch < 1 || r.batch > 65536)
+    throw BadInput("--batch-size must be in [1, 65536] concurrent requests, got " +
+                   std::to_string(r.batch));
+  if (r.output_len < 1 || r.output_len > 1 << 20)
+    throw BadInput("--output-len (generated tokens) must be in [1, 1048576], got " +
+                   std::to_string(r.output_len));
+  if (model.tf.max_seq > 0 && static_cast<long>(r.seq_len) + r.output_len > model.tf.max_seq)
+    throw BadInput(fmt::format("{} handles at most {} tokens: --seq-len {} + --output-len {} = {}; "
+                               "shorten the prompt or the output",
+                               model.id, model.tf.max_seq, r.seq_len, r.output_len,
+                               static_cast<long>(r.seq_len) + r.output_len));
+  if (r.prefill_chunk < 0)
+    throw BadInput("--prefill-chunk must be >= 1 token (or 0 for no chunking), got " +
+                   std::to_string(r.prefill_chunk));
+  if (r.prefill_chunk > 0 && (r.seq_len + r.prefill_chunk - 1) / r.prefill_chunk > 4096)
+    throw BadInput(fmt::format("--prefill-chunk {} splits a {}-token prompt into more than 4096 "
+                               "chunks: use a chunk of at least {} tokens (vLLM uses 512-8192)",
+                               r.prefill_chunk, r.seq_len, (r.seq_len + 4095) / 4096));
+  if (!(r.memory_utilization > 0 && r.memory_utilization <= 1))
+    throw BadInput(fmt::format("--memory-utilization must be in (0, 1], got {} (vLLM default 0.9)",
+                               r.memory_utilization));
+  if (r.tp < 0 || r.decode_tp < 0)
+    throw BadInput("--tp must be >= 1 (or omitted for automatic)");
+  if (r.draft_model) {
+    require_llm(*r.draft_model, "--draft-model");
+    speculative_expected_tokens(r.acceptance_rate, r.draft_tokens);  // validates alpha and K
+  } else if (!(r.acceptance_rate >= 0 && r.acceptance_rate <= 1)) {
+    throw BadInput(fmt::format("--acceptance-rate must be in [0, 1], got {}", r.acceptance_rate));
+  }
+  if (r.kv_link_bandwidth && !(r.kv_link_bandwidth->si() > 0))
+    throw BadInput("--kv-link-gbs must be > 0 GB/s");
+}
+
+std::vector<int> tp_candidates(int requested) {
+  if (requested > 0) return {requested};
+  std::vector<int> c;
+  for (int t = 1; t <= kMaxTensorParallel; t *= 2) c.push_back(t);
+  return c;
+}
+
+// Seconds for the (possibly chunked) prefill of `seq_len` tokens; fills chunk stats.
+Seconds prefill_time(const ServingDeployment& d, const ServingRequest& r, int& chunks,
+                     Seconds& longest, Seconds& comm, Profile& first) {
+  const int chunk = r.prefill_chunk > 0 ? std::min(r.prefill_chunk, r.seq_len) : r.seq_len;
+  chunks = (r.seq_len + chunk - 1) / chunk;
+  Seconds total{};
+  longest = Seconds(0);
+  comm = Seconds(0);
+  for (int i = 0; i < chunks; ++i) {
+    const int done = i * chunk;
+    const int n = std::min(chunk, r.seq_len - done);
+    // Chunk i attends causally to the `done` tokens already cached (Agrawal et al. 2023, sec. 4).
+    StepTime st = time_step(d, Phase::Prefill, r.batch, n, done);
+    if (i == 0) first = st.profile;
+    total += st.latency;
+    comm += st.comm;
+    longest = max(longest, st.latency);
+  }
+  return total;
+}
+
+int compute_bound_batch(const ServingDeployment& d, int context) {
+  auto bound = [&](int b) {
+    const Profile p = time_step(d, Phase::Decode, b, 1, context).profile;
+    return p.compute_time >= p.memory_time;
+  };
+  int lo = 0, hi = 1;
+  while (hi <= kMaxComputeBoundSearch && !bound(hi)) lo = hi, hi *= 2;
+  if (hi > kMaxComputeBoundSearch) return 0;
+  while (hi - lo > 1) {
+    const int mid = lo + (hi - lo) / 2;
+    (bound(mid) ? hi : lo) = mid;
+  }
+  return hi;
+}
+
+struct Attempt {
+  ServingResult res;
+  bool ok = false;
+};
+
+ServingResult serve_with(const ModelSpec& model, const HardwareSpec& hw,
+                         const HardwareSpec& dec_hw, int tp, int dtp, const ServingRequest& r) {
+  ServingResult out;
+  out.disaggregated = r.decode_hardware != nullptr;
+  out.tp = tp;
+  out.decode_tp = dtp;
+  out.gpus = out.disaggregated ? tp + dtp : tp;
+  PhaseSide pre{make_deployment(model, hw, tp, r.precision, r.kv_precision, r.efficiency, r.runtime)};
+  PhaseSide dec{out.disaggregated
+                    ? make_deployment(model, dec_hw, dtp, r.precision, r.kv_precision, r.efficiency,
+                                      r.runtime)
+                    : pre.dep};
+  out.link_name = pre.dep.link_name;
+
+  // ---- prefill (TTFT) ----
+  Profile pf;
+  Seconds comm;
+  out.ttft = prefill_time(pre.dep, r, out.prefill_chunks, out.prefill_chunk_time, comm, pf);
+  out.prefill_comm = comm;
+  out.prefill_bottleneck = pf.bottleneck;
+  out.prefill_mfu = pf.mfu;
+  out.prefill_intensity = pf.arithmetic_intensity;
+  out.ridge_point = pf.ridge_point;
+
+  // ---- decode (ITL) at the average context over the generation ----
+  const int ctx = r.seq_len + r.output_len / 2;
+  StepTime ds = time_step(dec.dep, Phase::Decode, r.batch, 1, ctx);
+  out.itl_plain = ds.latency;
+  out.decode_comm = ds.comm;
+  out.decode_bottleneck = ds.profile.bottleneck;
+  out.decode_mfu = ds.profile.mfu;
+  out.decode_intensity = ds.profile.arithmetic_intensity;
+  out.decode_compute_bound_batch = compute_bound_batch(dec.dep, ctx);
+  out.itl = out.itl_plain;
+
+  // ---- speculative decoding (Leviathan et al. 2023, sec. 3.3-3.4) ----
+  ServingDeployment draft_dep;
+  if (r.draft_model) {
+    out.speculative = true;
+    out.draft_tokens = r.draft_tokens;
+    out.acceptance_rate = r.acceptance_rate;
+    out.expected_tokens_per_step = speculative_expected_tokens(r.acceptance_rate, r.draft_tokens);
+    // The draft runs unsharded on one GPU of the decode replica (vLLM's default draft TP = 1).
+    draft_dep = make_deployment(*r.draft_model, dec_hw, 1, r.precision, r.kv_precision,
+                                r.efficiency, r.runtime);
+    out.draft_step_time = time_step(draft_dep, Phase::Decode, r.batch, 1, ctx).latency;
+    // The target verifies K drafted tokens (+1 of its own) in one pass over the cached context.
+    out.verify_time = time_step(dec.dep, Phase::Prefill, r.batch, r.draft_tokens + 1, ctx).latency;
+    const Seconds step = out.draft_step_time * static_cast<double>(r.draft_tokens) + out.verify_time;
+    out.itl = step / out.expected_tokens_per_step;
+    out.speculative_speedup = out.itl_plain / out.itl;
+  }
+
+  // ---- KV transfer between prefill and decode GPUs (DistServe, Zhong et al. 2024, sec. 4) ----
+  const Bytes kv_token_full = kv_cache_bytes_per_token(model, ds.profile.kv_precision);
+  out.kv_cache_per_request = kv_token_full * static_cast<double>(r.seq_len + r.output_len);
+  if (out.disaggregated) {
+    const BytesPerSecond bw = r.kv_link_bandwidth.value_or(gigabytes_per_second(kDefaultKvLinkGBs));
+    out.kv_transfer = kv_token_full * static_cast<double>(r.batch) * static_cast<double>(r.seq_len) / bw +
+                      r.kv_link_latency;
+  }
+  out.e2e_latency = out.ttft + out.kv_transfer + out.itl * static_cast<double>(r.output_len - 1);
+  out.tokens_per_s = r.batch / out.itl.si();
+  out.tokens_per_s_per_gpu = out.tokens_per_s / out.gpus;
+  out.request_tokens_per_s = static_cast<double>(r.batch) * r.output_len / out.e2e_latency.si();
+
+  // ---- memory per GPU: weights + KV of every request at its final length + live activations ----
+  const double final_tokens = static_cast<double>(r.seq_len) + r.output_len;
+  auto fill = [&](PhaseSide& side, const Profile& a, const Profile& b, double tokens) {
+    side.weights = a.memory.weights;
+    side.kv = kv_cache_bytes_per_token(side.dep.shard, a.kv_precision) * (r.batch * tokens);
+    side.activations = max(a.memory.activations, b.memory.activations);
+  };
+  if (out.disaggregated) {
+    fill(pre, pf, pf, r.seq_len);
+    fill(dec, ds.profile, ds.profile, final_tokens);
+  } else {
+    fill(pre, ds.profile, pf, final_tokens);
+  }
+  PhaseSide& dside = out.disaggregated ? dec : pre;
+  if (r.draft_model) {
+    const Profile dp = time_step(draft_dep, Phase::Decode, r.batch, 1, ctx).profile;
+    dside.draft = dp.memory.weights +
+                  kv_cache_bytes_per_token(*r.draft_model, dp.kv_precision) * (r.batch * final_tokens);
+  }
+  const double pre_cap = hw.memory_capacity.si() * r.memory_utilization;
+  const double dec_cap = dec_hw.memory_capacity.si() * r.memory_utilization;
+  const double pre_share = pre.total().si() / pre_cap;
+  const double dec_share = out.disaggregated ? dec.total().si() / dec_cap : 0;
+  const PhaseSide& worst = dec_share > pre_share ? dec : pre;
+  const HardwareSpec& worst_hw = dec_share > pre_share ? dec_hw : hw;
+  out.weights_per_gpu = worst.weights;
+  out.kv_cache_per_gpu = worst.kv;
+  out.activations_per_gpu = worst.activations;
+  out.draft_per_gpu = worst.draft;
+  out.memory_footprint = worst.total();
+  out.memory_capacity = worst_hw.memory_capacity;
+  out.memory_available = worst_hw.memory_capacity * r.memory_utilization;
+  out.memory_utilization = out.memory_footprint / out.memory_capacity;
+  out.feasible = pre_share <= 1.0 && dec_share <= 1.0;
+
+  // ---- trace ----
+  auto& t = out.trace;
+  t.push_back(fmt::format("Workload: {} serving {} request(s), {} prompt + {} output tokens, on {}{}{}.",
+                          model.id, r.batch, r.seq_len, r.output_len, hw.name,
+                          tp > 1 ? fmt::format(" x{} (tensor parallel over {})", tp, pre.dep.link_name) : "",
+                          out.disaggregated ? fmt::format("; decode on {}{}", dec_hw.name,
+                                                          dtp > 1 ? fmt::format(" x{}", dtp) : "")
+                                            : ""));
+  t.push_back(fmt::format("Prefill (TTFT) = engine prefill solve{}: {} ({}-bound, MFU {}, intensity "
+                          "{:.0f} FLOP/B vs ridge {:.0f}); causal attention FLOPs, not the S^2 upper bound.",
+                          out.prefill_chunks > 1 ? fmt::format(" in {} chunks", out.prefill_chunks) : "",
+                          format_time(out.ttft), to_string(out.prefill_bottleneck),
+                          format_percent(out.prefill_mfu), out.prefill_intensity.si(), out.ridge_point.si()));
+  if (out.prefill_chunks > 1)
+    t.push_back(fmt::format("Chunked prefill (Sarathi, Agrawal et al. 2023): longest chunk {} is the "
+                            "longest a co-scheduled decode step is stalled.",
+                            format_time(out.prefill_chunk_time)));
+  t.push_back(fmt::format("Decode (ITL) = engine decode solve at batch {} over {} cached tokens "
+                          "(prompt + half the output): {} ({}-bound, MFU {}); it reads the weights and "
+                          "every request's KV cache each step.",
+                          r.batch, ctx, format_time(out.itl_plain), to_string(out.decode_bottleneck),
+                          format_percent(out.decode_mfu)));
+  t.push_back(out.decode_compute_bound_batch > 0
+                  ? fmt::format("Decode turns compute-bound at batch >= {} (at this context); "
+                                "below that, adding requests is almost free per step.",
+                                out.decode_compute_bound_batch)
+                  : fmt::format("Decode stays memory-bound up to batch {} at this context: the KV "
+                                "reads grow with batch as fast as the FLOPs.",
+                                kMaxComputeBoundSearch));
+  if (tp > 1 || (out.disaggregated && dtp > 1))
+    t.push_back(fmt::format("Tensor parallel: 2 ring all-reduces per layer (Megatron-LM) over {} "
+                            "({} per direction): {} in TTFT, {} per decode step.",
+                            pre.dep.link_name, format_bandwidth(pre.dep.link.bandwidth),
+                            format_time(out.prefill_comm), format_time(out.decode_comm)));
+  if (out.speculative)
+    t.push_back(fmt::format(
+        "Speculative decoding (Leviathan et al. 2023): draft {} K={} x {} + verify {} = {} per step; "
+        "E[tokens] = (1 - a^(K+1))/(1 - a) = {:.2f} at a = {} -> ITL {} ({:.2f}x {}).",
+        r.draft_model->id, r.draft_tokens, format_time(out.draft_step_time),
+        format_time(out.verify_time),
+        format_time(out.draft_step_time * static_cast<double>(r.draft_tokens) + out.verify_time),
+        out.expected_tokens_per_step, r.acceptance_rate, format_time(out.itl),
+        out.speculative_speedup, out.speculative_speedup >= 1 ? "speedup" : "SLOWDOWN: it does not pay"));
+  if (out.disaggregated)
+    t.push_back(fmt::format("Disaggregated: the prompt's KV cache ({}) crosses a {} link in {} "
+                            "before decoding starts{}.",
+                            format_bytes(kv_token_full * static_cast<double>(r.batch * r.seq_len)),
+                            format_bandwidth(r.kv_link_bandwidth.value_or(gigabytes_per_second(kDefaultKvLinkGBs))),
+                            format_time(out.kv_transfer),
+                            r.kv_link_bandwidth ? "" : " (default: one 400 Gb/s NIC per GPU)"));
+  t.push_back(fmt::format("KV cache per request: {} per token x {} tokens = {} ({} KV heads x {} "
+                          "head dim x {} layers x 2 (K,V) x {} B).",
+                          format_bytes(kv_token_full), r.seq_len + r.output_len,
+                          format_bytes(out.kv_cache_per_request), model.tf.kv_heads,
+                          model.tf.head_dim, model.tf.layers, bytes_per_element(ds.profile.kv_precision)));
+  t.push_back(fmt::format("Memory per GPU: weights {} + KV {} + activations {}{} = {} of {} usable "
+                          "({} x {} memory utilization) -> {}.",
+                          format_bytes(out.weights_per_gpu), format_bytes(out.kv_cache_per_gpu),
+                          format_bytes(out.activations_per_gpu),
+                          out.draft_per_gpu.si() > 0 ? " + draft " + format_bytes(out.draft_per_gpu) : "",
+                          format_bytes(out.memory_footprint), format_bytes(out.memory_available),
+                          format_bytes(out.memory_capacity), r.memory_utilization,
+                          out.feasible ? "fits" : "DOES NOT FIT"));
+  t.push_back(fmt::format("Throughput: {} requests / ITL = {:.4g} tokens/s ({:.4g} per GPU); with "
+                          "prefill, {:.4g} tokens/s; end-to-end latency {}.",
+                          r.batch, out.tokens_per_s, out.tokens_per_s_per_gpu,
+                          out.request_tokens_per_s, format_time(out.e2e_latency)));
+  return out;
+}
+
+}  // namespace
+
+ServingResult serve(const ModelSpec& model, const HardwareSpec& hw, const ServingRequest& r) {
+  validate(model, r);
+  const HardwareSpec& dec_hw = r.decode_hardware ? *r.decode_hardware : hw;
+  const std::vector<int> tps = tp_candidates(r.tp);
+  const std::vector<int> dtps = r.decode_hardware ? tp_candidates(r.decode_tp) : std::vector<int>{0};
+  ServingResult last;
+  bool any = false;
+  std::string shard_error;
+  // The smallest TP (then decode TP) that fits; explicit values are used as given.
+  for (int tp : tps) {
+    for (int dtp : dtps) {
+      ServingResult res;
+      try {
+        res = serve_with(model, hw, dec_hw, tp, dtp == 0 ? tp : dtp, r);
+      } catch (const BadInput& e) {
+        if (tps.size() == 1 && dtps.size() == 1) throw;
+        shard_error = e.what();
+        continue;
+      }
+      if (res.feasible) {
+        if (r.tp == 0 && tp > 1)
+          res.trace.insert(res.trace.begin() + 1,
+                           fmt::format("Tensor parallelism chosen automatically: tp = {} is the smallest "
+                                       "power of two whose per-GPU memory fits.", tp));
+        return res;
+      }
+      last = std::move(res);
+      any = true;
+    }
+  }
+  if (!any) throw BadInput("no tensor-parallel degree works: " + shard_error);
+  return last;
+}
+
+std::string serving_does_not_fit_message(const ServingResult& r, const ModelSpec& model,
+                                         const HardwareSpec& hw) {
+  if (r.feasible) return {};
+  std::string msg = fmt::format(
+      "{} serving needs {} per GPU at tp={} (weights {}, KV cache {}, activations {}{}), {} has {} "
+      "usable ({} x memory utilization)",
+      model.id, format_bytes(r.memory_footprint), r.tp, format_bytes(r.weights_per_gpu),
+      format_bytes(r.kv_cache_per_gpu), format_bytes(r.activations_per_gpu),
+      r.draft_per_gpu.si() > 0 ? ", draft " + format_bytes(r.draft_per_gpu) : "", hw.id,
+      format_bytes(r.memory_available), format_bytes(r.memory_capacity));
+  std::vector<std::string> remedies;
+  if (r.tp < kMaxTensorParallel) remedies.push_back(fmt::format("--tp {}", r.tp * 2));
+  if (r.kv_cache_per_gpu.si() > 0) {
+    const double per_req = r.kv_cache_per_gpu.si();  // for the whole batch
+    const double spare = (r.memory_available - r.weights_per_gpu - r.activations_per_gpu - r.draft_per_gpu).si();
+    if (spare > 0) remedies.push_back(fmt::format("fewer concurrent requests (KV of this batch {}, {} free)",
+                                                  format_bytes(Bytes(per_req)), format_bytes(Bytes(spare))));
+  }
+  remedies.push_back("--precision int8 or int4 (smaller weights), --kv-precision fp8 (smaller KV cache)");
+  remedies.push_back("shorter --seq-len / --output-len");
+  msg += ": use ";
+  for (size_t i = 0; i < remedies.size(); ++i) msg += (i ? "; or " : "") + remedies[i];
+  return msg;
+}
+
+// ---- ContinuousBatchingModel --------------------------------------------------------------------
+
+BatchingResult continuous_batching(const ModelSpec& model, const HardwareSpec& hw,
+                                   const BatchingRequest& r) {
+  require_llm(model, "--model");
+  if (r.seq_len < 2)
+    throw BadInput("--seq-len (maximum tokens per request) must be >= 2, got " + std::to_string(r.seq_len));
+  if (model.tf.max_seq > 0 && r.seq_len > model.tf.max_seq)
+    throw BadInput(fmt::format("--seq-len {} exceeds {}'s max_seq {}", r.seq_len, model.id, model.tf.max_seq));
+  const int mean = r.mean_tokens.value_or(r.seq_len);
+  if (mean < 1 || mean > r.seq_len)
+    throw BadInput(fmt::format("--mean-tokens must be in [1, --seq-len {}], got {}", r.seq_len, mean));
+  if (r.max_batch < 1 || r.max_batch > 65536)
+    throw BadInput("--max-batch must be in [1, 65536], got " + std::to_string(r.max_batch));
+  if (r.page_size < 1 || r.page_size > 4096)
+    throw BadInput("--page-size must be in [1, 4096] tokens, got " + std::to_string(r.page_size) +
+                   " (vLLM default 16)");
+  if (r.itl_slo && !(r.itl_slo->si() > 0))
+    throw BadInput("--itl-slo-ms must be > 0");
+  if (!(r.memory_utilization > 0 && r.memory_utilization <= 1))
+    throw BadInput(fmt::format("--memory-utilization must be in (0, 1], got {}", r.memory_utilization));
+
+  BatchingResult out;
+  out.tp = r.tp;
+  out.mean_tokens = mean;
+  const ServingDeployment d = make_deployment(model, hw, r.tp, r.precision, r.kv_precision,
+                                              r.efficiency, r.runtime);
+  // vLLM sizes the KV pool after a profiling forward pass of max-num-batched-tokens (here the
+  // prefill of one mean-length request, capped at 8192 tokens).
+  const StepTime pf = time_step(d, Phase::Prefill, 1, std::min(mean, 8192), 0);
+  out.ttft = pf.latency;
+  out.weights_per_gpu = pf.profile.memory.weights;
+  out.reserved_activations = pf.profile.memory.activations;
+  out.kv_bytes_per_token_per_gpu = kv_cache_bytes_per_token(d.shard, pf.profile.kv_precision);
+  out.kv_budget = hw.memory_capacity * r.memory_utilization - out.weights_per_gpu - out.reserved_activations;
+  out.feasible = out.kv_budget.si() > 0;
+
+  auto itl_at = [&](int n) { return time_step(d, Phase::Decode, n, 1, std::max(0, mean - 1)).latency; };
+  auto evaluate = [&](const KvAllocation& a) {
+    AllocatorCapacity c;
+    c.allocated_tokens = a.allocated_tokens;
+    c.kv_utilization = a.utilization();
+    c.kv_allocated_per_request = out.kv_bytes_per_token_per_gpu * a.allocated_tokens;
+    const double fit = out.feasible ? std::floor(out.kv_budget / c.kv_allocated_per_request) : 0;
+    c.memory_limit = static_cast<int>(std::min<double>(fit, r.max_batch));
+    c.binding = fit >= r.max_batch ? "max batch" : "memory";
+    c.slo_limit = c.memory_limit;
+    if (r.itl_slo && c.memory_limit > 0 && itl_at(c.memory_limit) > *r.itl_slo) {
+      // Largest N with ITL(N) <= SLO: the decode step grows with N (more KV to read, more FLOPs).
+      int lo = 0, hi = c.memory_limit;
+      while (hi - lo > 1) {
+        const int mid = lo + (hi - lo) / 2;
+        (itl_at(mid) <= *r.itl_slo ? lo : hi) = mid;
+      }
+      if (lo == 0 && itl_at(1) <= *r.itl_slo) lo = 1;
+      c.slo_limit = lo;
+      c.binding = "ITL SLO";
+    }
+    c.max_concurrent_requests = std::min(c.memory_limit, c.slo_limit);
+    if (c.max_concurrent_requests > 0) {
+      c.itl = itl_at(c.max_concurrent_requests);
+      c.tokens_per_s = c.max_concurrent_requests / c.itl.si();
+    }
+    return c;
+  };
+  out.static_alloc = evaluate(static_kv_allocation(mean, r.seq_len));
+  out.paged = evaluate(paged_kv_allocation(mean, r.page_size));
+  out.speedup_vs_static = out.static_alloc.tokens_per_s > 0
+                              ? out.paged.tokens_per_s / out.static_alloc.tokens_per_s : 0;
+  out.feasible = out.feasible && out.paged.max_concurrent_requests > 0;
+
+  auto& t = out.trace;
+  t.push_back(fmt::format("KV pool per GPU: {} x {} - weights {} - activations {} = {}.",
+                          format_bytes(hw.memory_capacity), r.memory_utilization,
+                          format_bytes(out.weights_per_gpu), format_bytes(out.reserved_activations),
+                          format_bytes(out.kv_budget)));
+  t.push_back(fmt::format("KV per token per GPU: {}; requests use {} tokens on average, at most {}.",
+                          format_bytes(out.kv_bytes_per_token_per_gpu), mean, r.seq_len));
+  auto line = [&](const char* name, const AllocatorCapacity& c, const char* how) {
+    t.push_back(fmt::format("{} ({}): {:.0f} tokens allocated per request ({} used) -> {} fit in "
+                            "memory; max concurrent {} (bound by {}); ITL {} -> {:.4g} tokens/s.",
+                            name, how, c.allocated_tokens, format_percent(c.kv_utilization),
+                            c.memory_limit, c.max_concurrent_requests, c.binding,
+                            format_time(c.itl), c.tokens_per_s));
+  };
+  line("Static", out.static_alloc, "reserve the maximum length, as Orca/FasterTransformer");
+  line("Paged", out.paged, fmt::format("PagedAttention, Kwon et al. 2023, {}-token blocks", r.page_size).c_str());
+  t.push_back(fmt::format("Paged / static throughput: {:.2f}x.", out.speedup_vs_static));
+  if (!out.feasible)
+    t.push_back(fmt::format("DOES NOT FIT: weights {} + activations {} leave no KV memory in {} usable.",
+                            format_bytes(out.weights_per_gpu), format_bytes(out.reserved_activations),
+                            format_bytes(hw.memory_capacity * r.memory_utilization)));
+  return out;
+}
+
+}  // namespace mlsysim
