@@ -10,4 +10,7 @@ struct EmbeddedFile {
 };
 extern const EmbeddedFile kEmbeddedCatalog[];
 extern const std::size_t kEmbeddedCatalogCount;
+// Published measurements for `mlsysim validate` (validation/points/*.toml).
+extern const EmbeddedFile kEmbeddedValidation[];
+extern const std::size_t kEmbeddedValidationCount;
 }  // namespace mlsysim

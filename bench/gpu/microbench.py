@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""GPU microbenchmarks for `mlsysim calibrate --from FILE`.
+
+Measures, on the local GPU, the same quantities as
+catalog/calibration/measurements/H100_SXM5_80GB.json and writes them in the same
+JSON format:
+
+  memory: d2d_copy_GBps_read_plus_write, read_reduce_GBps, h2d_pinned_GBps, d2h_pinned_GBps
+  gemm:   list of {m, n, k, dtype, seconds, TFLOPs[, GBps]} for bfloat16, float32 (TF32 off),
+          tf32 and fp8_e4m3 (when the GPU and PyTorch support it)
+
+Timing: CUDA events around a batch of back-to-back launches, median over N timed
+samples after warm-up; inputs are random. Needs only PyTorch (no numpy).
+
+    python3 bench/gpu/microbench.py --output my_gpu.json [--quick] [--runs N] [--device 0]
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+SQUARES = [1024, 2048, 4096, 8192, 16384]
+# (n, k) of the weight GEMMs of a Llama-3-8B/70B-sized layer; m = tokens in flight
+SKINNY_NK = [(6144, 4096), (28672, 4096), (4096, 14336), (10240, 8192)]
+SKINNY_M = [1, 8, 32, 128, 512, 2048]
+ELEM_BYTES = {"bfloat16": 2, "float32": 4}
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def fail(msg):
+    print(f"microbench: error: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
+def import_torch():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        fail("PyTorch is not installed. Install a CUDA (or ROCm) build of PyTorch: https://pytorch.org/get-started/locally/")
+    import torch
+    if not torch.cuda.is_available():
+        fail("PyTorch sees no GPU (torch.cuda.is_available() is False). "
+             f"torch {torch.__version__}, built with CUDA {torch.version.cuda}. Check the driver and CUDA_VISIBLE_DEVICES.")
+    return torch
+
+
+class Timer:
+    """Median time per call of fn(), measured with CUDA events."""
+
+    def __init__(self, torch, runs, warmup, min_sample_s):
+        self.torch = torch
+        self.runs = runs
+        self.warmup = warmup
+        self.min_sample_s = min_sample_s
+
+    def __call__(self, fn):
+        torch = self.torch
+        for _ in range(self.warmup):
+            fn()
+        torch.cuda.synchronize()
+        # choose a launch count per sample so that one sample lasts >= min_sample_s
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize()
+        one = max(start.elapsed_time(end) / 1e3, 1e-7)
+        inner = max(1, min(1000, int(self.min_sample_s / one)))
+        samples = []
+        for _ in range(self.runs):
+            start.record()
+            for _ in range(inner):
+                fn()
+            end.record()
+            torch.cuda.synchronize()
+            samples.append(start.elapsed_time(end) / 1e3 / inner)
+        return statistics.median(samples)
+
+
+def bench_memory(torch, timer, dev, quick):
+    n_bytes = (256 if quick else 1024) * 2**20
+    n = n_bytes // 4
+    src = torch.rand(n, device=dev, dtype=torch.float32)
+    dst = torch.empty_like(src)
+    t = timer(lambda: dst.copy_(src))
+    d2d = 2 * n_bytes / t / 1e9
+    log(f"  d2d copy          {d2d:9.1f} GB/s (read+write, {n_bytes >> 20} MiB)")
+    out = torch.empty((), device=dev, dtype=torch.float32)
+    t = timer(lambda: torch.sum(src, out=out))
+    red = n_bytes / t / 1e9
+    log(f"  read (reduce)     {red:9.1f} GB/s")
+    del dst
+    h_bytes = (128 if quick else 512) * 2**20
+    host = torch.empty(h_bytes // 4, dtype=torch.float32, pin_memory=True)
+    host.uniform_()
+    gpu = torch.empty(h_bytes // 4, device=dev, dtype=torch.float32)
+    t = timer(lambda: gpu.copy_(host, non_blocking=True))
+    h2d = h_bytes / t / 1e9
+    t = timer(lambda: host.copy_(gpu, non_blocking=True))
+    d2h = h_bytes / t / 1e9
+    log(f"  h2d pinned        {h2d:9.1f} GB/s")
+    log(f"  d2h pinned        {d2h:9.1f} GB/s")
+    del src, host, gpu
+    torch.cuda.empty_cache()
+    return {
+        "d2d_copy_GBps_read_plus_write": round(d2d, 1),
+        "read_reduce_GBps": round(red, 1),
+        "h2d_pinned_GBps": round(h2d, 1),
+        "d2h_pinned_GBps": round(d2h, 1),
+    }
+
+
+def fits(torch, dev, m, n, k, elem):
+    free, _ = torch.cuda.mem_get_info(dev)
+    return (m * k + k * n + m * n) * elem * 1.3 < free
+
+
+def gemm_record(m, n, k, dtype, seconds, with_bytes):
+    rec = {"m": m, "n": n, "k": k, "dtype": dtype, "seconds": float(f"{seconds:.4g}"),
+           "TFLOPs": round(2.0 * m * n * k / seconds / 1e12, 7)}
+    if with_bytes:
+        rec["GBps"] = round((m * k + k * n + m * n) * ELEM_BYTES[dtype] / seconds / 1e9, 7)
+    return rec
+
+
+def bench_matmul(torch, timer, dev, m, n, k, dtype_name):
+    tdt = torch.bfloat16 if dtype_name == "bfloat16" else torch.float32
+    a = torch.randn(m, k, device=dev, dtype=tdt)
+    b = torch.randn(k, n, device=dev, dtype=tdt)
+    c = torch.empty(m, n, device=dev, dtype=tdt)
+    t = timer(lambda: torch.mm(a, b, out=c))
+    del a, b, c
+    return t
+
+
+def fp8_supported(torch, dev):
+    if not hasattr(torch, "float8_e4m3fn") or not hasattr(torch, "_scaled_mm"):
+        return False, "this PyTorch has no float8_e4m3fn/_scaled_mm"
+    if torch.version.hip is None and torch.cuda.get_device_capability(dev) < (8, 9):
+        return False, "FP8 tensor cores need compute capability >= 8.9"
+    try:
+        a = torch.randn(32, 32, device=dev).to(torch.float8_e4m3fn)
+        b = torch.randn(32, 32, device=dev).to(torch.float8_e4m3fn)
+        one = torch.ones((), device=dev, dtype=torch.float32)
+        torch._scaled_mm(a, b.t(), scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
+        torch.cuda.synchronize()
+    except Exception as exc:  # noqa: BLE001 - any failure means unsupported here
+        return False, f"torch._scaled_mm failed: {exc.__class__.__name__}: {str(exc)[:120]}"
+    return True, ""
+
+
+def bench_fp8(torch, timer, dev, m, n, k):
+    a = torch.randn(m, k, device=dev).to(torch.float8_e4m3fn)
+    b = torch.randn(n, k, device=dev).to(torch.float8_e4m3fn)  # column-major B via .t()
+    one = torch.ones((), device=dev, dtype=torch.float32)
+    t = timer(lambda: torch._scaled_mm(a, b.t(), scale_a=one, scale_b=one, out_dtype=torch.bfloat16))
+    del a, b
+    return t
+
+
+def main():
+    ap = argparse.ArgumentParser(description="Measure GPU memory bandwidth and GEMM throughput for mlsysim calibration.")
+    ap.add_argument("--output", "-o", required=True, help="JSON file to write")
+    ap.add_argument("--quick", action="store_true", help="fewer shapes and runs (about a minute)")
+    ap.add_argument("--runs", type=int, default=None, help="timed samples per measurement (default 20, quick 7)")
+    ap.add_argument("--warmup", type=int, default=None, help="warm-up calls (default 10, quick 3)")
+    ap.add_argument("--device", type=int, default=0, help="CUDA device index")
+    ap.add_argument("--hardware-name", default=None, help="value of the 'hardware' field (default: from the device name)")
+    args = ap.parse_args()
+
+    torch = import_torch()
+    dev = torch.device("cuda", args.device)
+    torch.cuda.set_device(dev)
+    name = torch.cuda.get_device_name(dev)
+    runs = args.runs or (7 if args.quick else 20)
+    warmup = args.warmup or (3 if args.quick else 10)
+    timer = Timer(torch, runs, warmup, min_sample_s=0.0005 if args.quick else 0.002)
+    torch.manual_seed(0)
+    torch.backends.cudnn.benchmark = False
+    t0 = time.time()
+    log(f"microbench: {name}, torch {torch.__version__}, CUDA {torch.version.cuda or torch.version.hip}, runs={runs}")
+
+    log("memory:")
+    memory = bench_memory(torch, timer, dev, args.quick)
+
+    squares = SQUARES[:4] if args.quick else SQUARES
+    skinny_m = [1, 32, 512, 2048] if args.quick else SKINNY_M
+    gemm = []
+
+    def run_plain(dtype_name, shapes, allow_tf32):
+        torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+        label = "tf32" if allow_tf32 else dtype_name
+        for m, n, k in shapes:
+            elem = 2 if dtype_name == "bfloat16" else 4
+            if not fits(torch, dev, m, n, k, elem):
+                log(f"  {label:9s} {m}x{n}x{k}: skipped (not enough free memory)")
+                continue
+            t = bench_matmul(torch, timer, dev, m, n, k, dtype_name)
+            rec = gemm_record(m, n, k, dtype_name, t, with_bytes=not allow_tf32)
+            rec["dtype"] = label
+            gemm.append(rec)
+            log(f"  {label:9s} m={m:<6d} n={n:<6d} k={k:<6d} {t * 1e6:10.1f} us {rec['TFLOPs']:9.1f} TFLOP/s")
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+    skinny = [(m, n, k) for m in skinny_m for (n, k) in SKINNY_NK]
+    log("gemm bfloat16:")
+    run_plain("bfloat16", [(s, s, s) for s in squares] + skinny, allow_tf32=False)
+    log("gemm float32 (TF32 off):")
+    run_plain("float32", [(s, s, s) for s in squares if s <= 8192] + skinny, allow_tf32=False)
+    log("gemm tf32:")
+    run_plain("float32", [(4096, 4096, 4096), (8192, 8192, 8192)], allow_tf32=True)
+
+    ok, why = fp8_supported(torch, dev)
+    if ok:
+        log("gemm fp8_e4m3:")
+        for s in ([4096, 8192] if args.quick else [4096, 8192, 16384]):
+            if not fits(torch, dev, s, s, s, 1):
+                continue
+            t = bench_fp8(torch, timer, dev, s, s, s)
+            rec = gemm_record(s, s, s, "fp8_e4m3", t, with_bytes=False)
+            gemm.append(rec)
+            log(f"  fp8_e4m3  m={s:<6d} n={s:<6d} k={s:<6d} {t * 1e6:10.1f} us {rec['TFLOPs']:9.1f} TFLOP/s")
+    else:
+        log(f"gemm fp8_e4m3: skipped ({why})")
+
+    result = {
+        "hardware": args.hardware_name or name.replace("NVIDIA ", "").replace(" ", "_"),
+        "device_name": name,
+        "software": {"torch": torch.__version__,
+                     "cuda": torch.version.cuda or f"hip {torch.version.hip}"},
+        "method": (f"median of {runs} CUDA-event timings after {warmup} warm-up calls; each timing averages a batch of "
+                   "back-to-back launches; random data; bench/gpu/microbench.py"
+                   + (" --quick" if args.quick else "")),
+        "memory": memory,
+        "gemm": gemm,
+    }
+    out_dir = os.path.dirname(os.path.abspath(args.output))
+    os.makedirs(out_dir, exist_ok=True)
+    with open(args.output, "w") as f:
+        json.dump(result, f, indent=1)
+        f.write("\n")
+    log(f"microbench: wrote {args.output} ({len(gemm)} GEMMs) in {time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

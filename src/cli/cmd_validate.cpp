@@ -1,0 +1,278 @@
+// `mlsysim validate`: predict every published measurement in validation/ through the public CLI
+// (this binary, run as a subprocess with --format json), report signed errors and a summary for
+// the operator-level model and, side by side, the textbook single-efficiency model.
+#include <fmt/format.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+
+#include "command.hpp"
+#include "mlsysim/catalog/validation.hpp"
+#include "mlsysim/errors.hpp"
+#include "mlsysim/solvers/accuracy.hpp"
+
+namespace mlsysim::cli {
+namespace {
+
+constexpr double kTextbookEfficiency = 0.5;  // the tutorial's default eta
+
+struct ValidateOptions {
+  std::string category, plot, points_dir;
+  bool include_calibration = false;
+};
+
+struct Outcome {
+  const ValidationPoint* point;
+  std::optional<double> predicted, textbook;
+  std::string status;  // "ok" or why it was skipped
+  [[nodiscard]] std::optional<double> error() const {
+    return predicted ? std::optional(signed_relative_error(*predicted, point->measured)) : std::nullopt;
+  }
+  [[nodiscard]] std::optional<double> textbook_error() const {
+    return textbook ? std::optional(signed_relative_error(*textbook, point->measured)) : std::nullopt;
+  }
+};
+
+std::string self_path() {
+  std::error_code ec;
+  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("mlsysim") : p.string();
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+// Runs `mlsysim <command> --format json [extra]` and returns its JSON (exit code 0 or 2).
+std::optional<nlohmann::json> run_cli(const std::string& command, const std::string& extra,
+                                      std::string& why) {
+  std::istringstream words(command);
+  std::string cmd = shell_quote(self_path()), w;
+  while (words >> w) cmd += " " + shell_quote(w);
+  cmd += " --format json" + extra + " 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (!pipe) {
+    why = "could not run the CLI";
+    return std::nullopt;
+  }
+  std::string out;
+  std::array<char, 8192> buf{};
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
+  const int status = pclose(pipe);
+  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  const auto brace = out.find('{');
+  auto j = brace == std::string::npos ? nlohmann::json() : nlohmann::json::parse(out.substr(brace), nullptr, false);
+  if ((code != 0 && code != 2) || j.is_discarded() || !j.is_object()) {
+    std::string first = out.substr(0, out.find('\n'));
+    if (j.is_object() && j.contains("error")) first = j["error"].get<std::string>();
+    why = fmt::format("command failed (exit {}): {}", code, first.substr(0, 160));
+    return std::nullopt;
+  }
+  return j;
+}
+
+std::optional<double> metric_of(const nlohmann::json& j, const std::string& metric) {
+  const nlohmann::json* node = &j;
+  std::istringstream parts(metric);
+  std::string part;
+  while (std::getline(parts, part, '.')) {
+    if (!node->is_object() || !node->contains(part)) return std::nullopt;
+    node = &(*node)[part];
+  }
+  if (!node->is_number()) return std::nullopt;
+  return node->get<double>();
+}
+
+Outcome evaluate(const ValidationPoint& p) {
+  Outcome o{&p, std::nullopt, std::nullopt, "ok"};
+  std::string why;
+  auto j = run_cli(p.command, "", why);
+  if (!j) {
+    o.status = why;
+    return o;
+  }
+  o.predicted = metric_of(*j, p.metric);
+  if (!o.predicted) {
+    o.status = "the output has no numeric field '" + p.metric + "'";
+    return o;
+  }
+  if (auto t = run_cli(p.command, fmt::format(" --efficiency {}", kTextbookEfficiency), why))
+    o.textbook = metric_of(*t, p.metric);
+  return o;
+}
+
+std::string pct(std::optional<double> e) {
+  return e ? fmt::format("{:+.1f}%", 100 * *e) : std::string("-");
+}
+
+std::string svg_plot(const std::vector<Outcome>& outcomes) {
+  std::vector<std::pair<double, double>> xy;
+  std::vector<std::string> cats;
+  for (const auto& o : outcomes)
+    if (o.predicted && *o.predicted > 0) {
+      xy.emplace_back(o.point->measured, *o.predicted);
+      cats.push_back(o.point->category);
+    }
+  double lo = 1e300, hi = 1e-300;
+  for (auto [x, y] : xy) lo = std::min({lo, x, y}), hi = std::max({hi, x, y});
+  if (xy.empty()) lo = 1, hi = 10;
+  const double l0 = std::floor(std::log10(lo)), l1 = std::ceil(std::log10(hi)) + (lo == hi);
+  const double size = 560, pad = 60;
+  auto pos = [&](double v) { return pad + (std::log10(v) - l0) / (l1 - l0) * size; };
+  static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"};
+  std::map<std::string, const char*> color_of;
+  for (const auto& c : cats)
+    if (!color_of.count(c)) color_of[c] = colors[color_of.size() % 7];
+  std::string s = fmt::format(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{0}\" font-family=\"sans-serif\" "
+      "font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
+      size + 2 * pad);
+  for (double e = l0; e <= l1; ++e) {
+    const double p = pos(std::pow(10, e)), q = size + 2 * pad - p;
+    s += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\" stroke=\"#eee\"/>"
+                     "<line x1=\"{1}\" y1=\"{3}\" x2=\"{4}\" y2=\"{3}\" stroke=\"#eee\"/>"
+                     "<text x=\"{0}\" y=\"{5}\" text-anchor=\"middle\">1e{6:g}</text>"
+                     "<text x=\"{7}\" y=\"{3}\" text-anchor=\"end\">1e{6:g}</text>\n",
+                     p, pad, size + pad, q, size + pad, size + pad + 18, e, pad - 6);
+  }
+  s += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{1}\" y2=\"{0}\" stroke=\"black\" "
+                   "stroke-dasharray=\"4 4\"/><text x=\"{2}\" y=\"{3}\">y = x</text>\n",
+                   pad, size + pad, size + pad - 40, pad + 20);
+  for (size_t i = 0; i < xy.size(); ++i)
+    s += fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"4\" fill=\"{}\" fill-opacity=\"0.8\"/>\n",
+                     pos(xy[i].first), size + 2 * pad - pos(xy[i].second), color_of[cats[i]]);
+  double ly = pad + 10;
+  for (const auto& [c, col] : color_of) {
+    s += fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"4\" fill=\"{}\"/><text x=\"{}\" y=\"{}\">{}</text>\n",
+                     pad + 10, ly, col, pad + 20, ly + 4, c);
+    ly += 16;
+  }
+  s += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">measured (SI units)</text>\n",
+                   pad + size / 2, size + 2 * pad - 10);
+  s += fmt::format("<text x=\"14\" y=\"{0}\" transform=\"rotate(-90 14 {0})\" text-anchor=\"middle\">"
+                   "predicted (SI units)</text>\n</svg>\n", pad + size / 2);
+  return s;
+}
+
+int run_validate(const GlobalOptions& g, const ValidateOptions& o) {
+  const auto points = load_validation_points(o.points_dir);
+  std::vector<Outcome> outcomes;
+  std::set<std::string> categories;
+  for (const auto& p : points) categories.insert(p.category);
+  if (!o.category.empty() && !categories.count(o.category)) {
+    std::string valid;
+    for (const auto& c : categories) valid += (valid.empty() ? "" : ", ") + c;
+    throw BadInput("--category '" + o.category + "' has no points; categories: " + valid);
+  }
+  for (const auto& p : points) {
+    if (!o.category.empty() && p.category != o.category) continue;
+    outcomes.push_back(evaluate(p));
+  }
+  // Summaries over held-out points (calibration points are reported but not scored).
+  std::map<std::string, std::pair<std::vector<double>, std::vector<double>>> by_cat;
+  std::vector<double> all, all_textbook;
+  int skipped = 0;
+  for (const auto& out : outcomes) {
+    if (!out.error()) { ++skipped; continue; }
+    if (out.point->used_for_calibration && !o.include_calibration) continue;
+    by_cat[out.point->category].first.push_back(*out.error());
+    all.push_back(*out.error());
+    if (out.textbook_error()) {
+      by_cat[out.point->category].second.push_back(*out.textbook_error());
+      all_textbook.push_back(*out.textbook_error());
+    }
+  }
+  auto summary_json = [](const ErrorSummary& s) {
+    return nlohmann::ordered_json{{"count", s.count}, {"median_abs_error", s.median_abs},
+                                  {"p90_abs_error", s.p90_abs}, {"mean_signed_error", s.mean_signed}};
+  };
+  nlohmann::ordered_json j;
+  j["points"] = nlohmann::ordered_json::array();
+  for (const auto& out : outcomes) {
+    nlohmann::ordered_json r{{"id", out.point->id}, {"category", out.point->category},
+                             {"metric", out.point->metric}, {"measured", out.point->measured},
+                             {"status", out.status},
+                             {"used_for_calibration", out.point->used_for_calibration},
+                             {"command", "mlsysim " + out.point->command}, {"source", out.point->source}};
+    r["predicted"] = out.predicted ? nlohmann::ordered_json(*out.predicted) : nlohmann::ordered_json();
+    r["error"] = out.error() ? nlohmann::ordered_json(*out.error()) : nlohmann::ordered_json();
+    r["textbook_predicted"] = out.textbook ? nlohmann::ordered_json(*out.textbook) : nlohmann::ordered_json();
+    r["textbook_error"] = out.textbook_error() ? nlohmann::ordered_json(*out.textbook_error()) : nlohmann::ordered_json();
+    j["points"].push_back(r);
+  }
+  j["summary"]["overall"] = {{"mlsysim", summary_json(summarize_errors(all))},
+                             {"textbook", summary_json(summarize_errors(all_textbook))}};
+  for (const auto& [c, errs] : by_cat)
+    j["summary"]["by_category"][c] = {{"mlsysim", summary_json(summarize_errors(errs.first))},
+                                       {"textbook", summary_json(summarize_errors(errs.second))}};
+  j["summary"]["skipped"] = skipped;
+
+  if (!o.plot.empty()) {
+    const std::string svg = svg_plot(outcomes);
+    std::ofstream f(o.plot);
+    if (!f) throw BadInput("cannot write --plot '" + o.plot + "'");
+    const bool html = o.plot.size() > 5 && o.plot.substr(o.plot.size() - 5) == ".html";
+    if (html) f << "<!doctype html><html><head><meta charset=\"utf-8\"><title>mlsysim validate</title>"
+                   "<link rel=\"icon\" href=\"data:,\"></head><body><h1>Predicted vs measured</h1>\n";
+    f << svg;
+    if (html) f << "</body></html>\n";
+    if (!html && o.plot.size() > 4 && o.plot.substr(o.plot.size() - 4) != ".svg")
+      throw BadInput("--plot must end in .svg or .html");
+  }
+
+  if (g.format == "json") {
+    std::cout << j.dump(2) << "\n";
+  } else if (g.format == "csv") {
+    std::cout << csv_from_rows(j["points"]);
+  } else {
+    std::cout << fmt::format("{:<52} {:<11} {:>11} {:>11} {:>8} {:>9}\n", "point", "category",
+                             "measured", "predicted", "error", "textbook");
+    for (const auto& out : outcomes) {
+      std::cout << fmt::format("{:<52} {:<11} {:>11.4g} {:>11} {:>8} {:>9}{}\n",
+                               out.point->id.substr(0, 52), out.point->category, out.point->measured,
+                               out.predicted ? fmt::format("{:.4g}", *out.predicted) : "-",
+                               pct(out.error()), pct(out.textbook_error()),
+                               out.status == "ok" ? (out.point->used_for_calibration ? "  (calibration)" : "")
+                                                  : "  skipped: " + out.status);
+    }
+    std::cout << fmt::format("\n{:<14} {:>5}   {:>12} {:>10}   {:>12} {:>10}\n", "held-out", "n",
+                             "median |err|", "p90 |err|", "textbook med", "p90");
+    auto line = [&](const std::string& name, const std::vector<double>& a, const std::vector<double>& b) {
+      const auto s = summarize_errors(a), t = summarize_errors(b);
+      std::cout << fmt::format("{:<14} {:>5}   {:>11.1f}% {:>9.1f}%   {:>11.1f}% {:>9.1f}%\n", name,
+                               s.count, 100 * s.median_abs, 100 * s.p90_abs, 100 * t.median_abs,
+                               100 * t.p90_abs);
+    };
+    for (const auto& [c, errs] : by_cat) line(c, errs.first, errs.second);
+    line("overall", all, all_textbook);
+    if (skipped) std::cout << fmt::format("\n{} point(s) skipped (see the status column).\n", skipped);
+  }
+  return kExitOk;
+}
+
+const CommandRegistrar registrar(50, [](CLI::App& app, const GlobalOptions& g) {
+  auto o = std::make_shared<ValidateOptions>();
+  auto* cmd = app.add_subcommand("validate", "Compare predictions with published measurements");
+  cmd->add_option("--category", o->category, "Only this category (decode, prefill, training, ...)");
+  cmd->add_option("--plot", o->plot, "Write predicted vs measured (log axes, y = x) to FILE.svg|.html");
+  cmd->add_option("--points", o->points_dir, "Directory of point *.toml files (default: built in)");
+  cmd->add_flag("--include-calibration", o->include_calibration, "Also score calibration points");
+  return Command{cmd, [o, &g] { return run_validate(g, *o); }};
+});
+
+}  // namespace
+}  // namespace mlsysim::cli
