@@ -59,11 +59,20 @@ FlopsPerSecond vector_peak(const HardwareSpec& hw) {
   return lowest;
 }
 
+// The peak an operator runs at: its own precision, or (when the device lacks that path, e.g.
+// 16-bit attention on an fp16-only part) the nearest 16/32-bit path the device has.
+FlopsPerSecond operator_peak(const HardwareSpec& hw, Precision p) {
+  if (hw.supports(p)) return hw.peak(p);
+  for (Precision q : {Precision::BF16, Precision::FP16, Precision::FP32, Precision::INT8})
+    if (hw.supports(q)) return hw.peak(q);
+  return vector_peak(hw);
+}
+
 }  // namespace
 
 FlopsPerSecond achieved_flops(const RateModel& r, const Operator& op) {
   const HardwareSpec& hw = *r.hw;
-  const FlopsPerSecond peak = hw.peak(op.precision);
+  const FlopsPerSecond peak = operator_peak(hw, op.precision);
   if (r.teaching_efficiency > 0) return peak * r.teaching_efficiency;
   const EfficiencyProfile& e = hw.efficiency;
   switch (op.cls) {

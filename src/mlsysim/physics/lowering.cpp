@@ -108,6 +108,13 @@ void residual_norm(Emitter& e, const char* plain, const char* fused, double elem
   else e.vec(plain, elems, elems, norm_flops, layers, e.pa);
 }
 
+// Attention math stays in 16 bits when GEMMs run in 8 bits or fewer: serving stacks quantize the
+// linear layers (FP8/INT8 GEMMs) but run the fused attention kernel in the model dtype unless an
+// FP8 attention backend is chosen explicitly (vLLM and TensorRT-LLM defaults, 2024-2025).
+Precision attention_precision(Precision math) {
+  return bytes_per_element(math) < 2.0 ? Precision::BF16 : math;
+}
+
 // Attention sub-block of one layer (repeated `layers` times).
 void lower_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s, double layers) {
   const double N = s.seqs * s.new_tokens, h = tf.hidden, H = tf.heads;
@@ -170,7 +177,7 @@ void lower_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s,
     op.bytes = kv_bytes + N * q_dim * e.pa + N * H * dv * e.pa;
     op.m = N, op.n = kv_tokens, op.k = dk;
     op.count = layers;
-    op.precision = e.math;
+    op.precision = attention_precision(e.math);
     e.out.push_back(op);
   }
   if (tf.is_mla() && s.absorbed_mla)
@@ -191,7 +198,7 @@ void lower_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s,
     op.flops = op.hw_flops = 2.0 * s.seqs * H * s.new_tokens * s.cross_tokens * 2 * tf.head_dim;
     op.bytes = M * 2 * tf.kv_heads * tf.head_dim * e.pk + 2 * N * H * tf.head_dim * e.pa;
     op.m = N, op.n = s.cross_tokens, op.k = tf.head_dim, op.count = layers;
-    op.precision = e.math;
+    op.precision = attention_precision(e.math);
     e.out.push_back(op);
     e.gemm("cross_o_proj", N, h, H * tf.head_dim, layers);
     e.vec("cross_residual", 2 * N * h, N * h, 1.0, layers, e.pa);
