@@ -195,65 +195,60 @@ def _model_category(m: Model) -> str:
     return "Language"
 
 
-class _ModelRegistry:
-    def __init__(self):
-        models = [Model(s) for s in _core.all_models()]
-        self._all = _index(models, lambda m: m._spec.aliases)
-        groups: dict[str, list] = {}
-        for m in models:
-            groups.setdefault(_model_category(m), []).append(m)
-        for title in ("Language", "Vision", "Audio", "Generative", "Recommendation", "Tiny"):
-            members = groups.get(title, [])
-            setattr(self, title, _Namespace(f"Models.{title}",
-                                            _index(members, lambda m: m._spec.aliases), self.get))
+class _Registry:
+    """Name lookup over the whole catalog plus category namespaces (set up by subclasses)."""
 
-    def get(self, name: str) -> Model:
+    _wrap = staticmethod(lambda spec: spec)
+    _fetch = staticmethod(lambda name: None)
+
+    def _setup(self, objects, groups: dict, prefix: str):
+        self._all = _index(objects, lambda o: o._spec.aliases)
+        for title, members in groups.items():
+            setattr(self, title, _Namespace(f"{prefix}.{title}",
+                                            _index(members, lambda o: o._spec.aliases), self.get))
+
+    def get(self, name: str):
         hit = self._all.get(key(name))
         if hit is not None:
             return hit
         try:
-            return Model(_core.model(name))  # raises ValueError with "did you mean"
+            return self._wrap(self._fetch(name))  # raises ValueError with "did you mean"
         except ValueError as e:
             raise AttributeError(str(e)) from None
 
     def __getattr__(self, name):
-        if name.startswith("__"):
+        if name.startswith("__") or name.startswith("_"):
             raise AttributeError(name)
         return self.get(name)
 
     def list(self):
-        return list({m.id: m for m in self._all.values()}.values())
+        return list({o.id: o for o in self._all.values()}.values())
+
+
+class _ModelRegistry(_Registry):
+    _wrap = staticmethod(Model)
+    _fetch = staticmethod(lambda name: _core.model(name))
+
+    def __init__(self):
+        models = [Model(s) for s in _core.all_models()]
+        groups = {t: [] for t in ("Language", "Vision", "Audio", "Generative", "Recommendation", "Tiny")}
+        for m in models:
+            groups[_model_category(m)].append(m)
+        self._setup(models, groups, "Models")
 
     def from_hf_config(self, path: str) -> Model:
         return Model(_core.model_from_hf_config(path))
 
 
-class _HardwareRegistry:
+class _HardwareRegistry(_Registry):
+    _wrap = staticmethod(HardwareNode)
+    _fetch = staticmethod(lambda name: _core.hardware(name))
+
     def __init__(self):
         devices = [HardwareNode(s) for s in _core.all_hardware()]
-        self._all = _index(devices, lambda h: h._spec.aliases)
-        for tier in ("cloud", "workstation", "edge", "mobile", "tiny"):
-            members = [d for d in devices if d.tier == tier]
-            setattr(self, tier.capitalize(),
-                    _Namespace(f"Hardware.{tier.capitalize()}",
-                               _index(members, lambda h: h._spec.aliases), self.get))
-
-    def get(self, name: str) -> HardwareNode:
-        hit = self._all.get(key(name))
-        if hit is not None:
-            return hit
-        try:
-            return HardwareNode(_core.hardware(name))
-        except ValueError as e:
-            raise AttributeError(str(e)) from None
-
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return self.get(name)
-
-    def list(self):
-        return list({h.id: h for h in self._all.values()}.values())
+        groups = {tier.capitalize(): [d for d in devices if d.tier == tier]
+                  for tier in ("cloud", "workstation", "edge", "mobile", "tiny")}
+        self._setup(devices, groups, "Hardware")
 
 
 Models = _ModelRegistry()

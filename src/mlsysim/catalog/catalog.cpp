@@ -6,11 +6,8 @@
 #include <fstream>
 #include <sstream>
 
-#define TOML_HEADER_ONLY 1
-#define TOML_EXCEPTIONS 1
-#include <toml++/toml.h>
-
 #include "mlsysim/catalog/embedded.hpp"
+#include "mlsysim/catalog/toml_files.hpp"
 #include "mlsysim/errors.hpp"
 
 namespace mlsysim {
@@ -422,14 +419,7 @@ void Catalog::add_hardware(HardwareSpec hw) { insert(hardware_, hardware_index_,
 void Catalog::add_model(ModelSpec m) { insert(models_, model_index_, std::move(m)); }
 
 void Catalog::add_toml(std::string_view text, const std::string& origin) {
-  toml::table doc;
-  try {
-    doc = toml::parse(text, origin);
-  } catch (const toml::parse_error& e) {
-    std::ostringstream os;
-    os << origin << ":" << e.source().begin.line << ": " << e.description();
-    throw BadInput(os.str());
-  }
+  const toml::table doc = parse_toml(text, origin);
   if (auto* devices = doc["device"].as_array())
     for (auto& d : *devices)
       if (auto* t = d.as_table()) add_hardware(parse_device(*t, origin));
@@ -440,7 +430,7 @@ void Catalog::add_toml(std::string_view text, const std::string& origin) {
 }
 
 void Catalog::add_calibration_toml(std::string_view text, const std::string& origin) {
-  toml::table doc = toml::parse(text, origin);
+  const toml::table doc = parse_toml(text, origin);
   auto* entries = doc["calibration"].as_array();
   if (!entries) return;
   for (auto& node : *entries) {
@@ -490,20 +480,8 @@ const Catalog& Catalog::builtin() {
 }
 
 Catalog Catalog::with_user_dir(const std::string& dir) {
-  namespace fs = std::filesystem;
-  if (!fs::is_directory(dir))
-    throw BadInput("--catalog '" + dir + "' is not a directory of *.toml files");
   Catalog c = builtin();
-  std::vector<fs::path> files;
-  for (auto& e : fs::directory_iterator(dir))
-    if (e.path().extension() == ".toml") files.push_back(e.path());
-  std::sort(files.begin(), files.end());
-  for (auto& f : files) {
-    std::ifstream in(f);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    c.add_toml(ss.str(), f.string());
-  }
+  for (const auto& [path, text] : read_toml_dir(dir, "--catalog")) c.add_toml(text, path);
   return c;
 }
 

@@ -6,11 +6,8 @@
 #include <set>
 #include <sstream>
 
-#define TOML_HEADER_ONLY 1
-#define TOML_EXCEPTIONS 1
-#include <toml++/toml.h>
-
 #include "mlsysim/catalog/embedded.hpp"
+#include "mlsysim/catalog/toml_files.hpp"
 #include "mlsysim/errors.hpp"
 
 namespace mlsysim {
@@ -18,14 +15,7 @@ namespace {
 
 void parse_points(std::string_view text, const std::string& origin,
                   std::vector<ValidationPoint>& out) {
-  toml::table doc;
-  try {
-    doc = toml::parse(text, origin);
-  } catch (const toml::parse_error& e) {
-    std::ostringstream os;
-    os << origin << ":" << e.source().begin.line << ": " << e.description();
-    throw BadInput(os.str());
-  }
+  const toml::table doc = parse_toml(text, origin);
   auto* points = doc["point"].as_array();
   if (!points) return;
   size_t row = 0;
@@ -62,18 +52,7 @@ std::vector<ValidationPoint> load_validation_points(const std::string& dir) {
       parse_points(kEmbeddedValidation[i].text, std::string("validation/points/") + kEmbeddedValidation[i].path,
                    points);
   } else {
-    namespace fs = std::filesystem;
-    if (!fs::is_directory(dir)) throw BadInput("--points '" + dir + "' is not a directory");
-    std::vector<fs::path> files;
-    for (auto& e : fs::directory_iterator(dir))
-      if (e.path().extension() == ".toml") files.push_back(e.path());
-    std::sort(files.begin(), files.end());
-    for (auto& f : files) {
-      std::ifstream in(f);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      parse_points(ss.str(), f.string(), points);
-    }
+    for (const auto& [path, text] : read_toml_dir(dir, "--points")) parse_points(text, path, points);
   }
   std::set<std::string> ids;
   for (const auto& p : points)
