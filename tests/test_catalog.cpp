@@ -188,3 +188,32 @@ TEST(Catalog, MalformedTomlNamesFileAndLine) {
     EXPECT_NE(std::string(e.what()).find("memory"), std::string::npos) << e.what();
   }
 }
+
+TEST(Catalog, HuggingFaceConfigsOfOtherFamiliesMatchTheCatalog) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "mlsysim_test_hf_families";
+  fs::create_directories(dir);
+  struct Case { const char* file; const char* json; const char* catalog_id; };
+  const Case cases[] = {
+      {"mixtral.json", R"({"model_type": "mixtral", "hidden_size": 4096, "num_hidden_layers": 32,
+        "num_attention_heads": 32, "num_key_value_heads": 8, "intermediate_size": 14336,
+        "vocab_size": 32000, "max_position_embeddings": 32768, "num_local_experts": 8,
+        "num_experts_per_tok": 2, "tie_word_embeddings": false, "hidden_act": "silu"})",
+       "mixtral-8x7b"},
+      {"qwen.json", R"({"model_type": "qwen2", "hidden_size": 8192, "num_hidden_layers": 80,
+        "num_attention_heads": 64, "num_key_value_heads": 8, "intermediate_size": 29568,
+        "vocab_size": 152064, "max_position_embeddings": 32768, "tie_word_embeddings": false,
+        "hidden_act": "silu"})",
+       "qwen2.5-72b"},
+      {"gemma2.json", R"({"model_type": "gemma2", "hidden_size": 3584, "num_hidden_layers": 42,
+        "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 256,
+        "intermediate_size": 14336, "vocab_size": 256000, "max_position_embeddings": 8192,
+        "hidden_activation": "gelu_pytorch_tanh", "sliding_window": 4096})",
+       "gemma2-9b"},
+  };
+  for (const auto& c : cases) {
+    std::ofstream(dir / c.file) << c.json;
+    const ModelSpec m = model_from_hf_config((dir / c.file).string());
+    EXPECT_DOUBLE_EQ(parameter_count(m), parameter_count(cat().model(c.catalog_id))) << c.file;
+  }
+}

@@ -344,14 +344,18 @@ std::string model_show(const ModelSpec& m, Format f) {
   if (f == Format::Csv) return csv_from_rows(ordered_json::array({j}));
   std::vector<std::vector<std::string>> rows;
   for (auto it = j.begin(); it != j.end(); ++it) {
-    if (it.key() == "id") continue;
+    if (it.key() == "id" || it.key() == "source" || it.key() == "params_source") continue;
     const auto& v = *it;
+    const bool is_bytes = it.key().find("bytes") != std::string::npos;
     std::string s = v.is_string() ? v.get<std::string>()
-                    : v.is_number() && std::fabs(v.get<double>()) >= 1e5 ? format_count(v.get<double>())
+                    : (v.is_number() && is_bytes) ? format_bytes(Bytes(v.get<double>()))
+                    : (v.is_number() && std::fabs(v.get<double>()) >= 1e5) ? format_count(v.get<double>())
                     : v.dump();
     rows.push_back({it.key(), s});
   }
-  return m.id + "\n\n" + table({"field", "value"}, rows);
+  std::string sources = "\nSources:\n  - architecture: " + m.source + "\n  - parameters: " +
+                        m.params_source + "\n";
+  return m.id + "\n\n" + table({"field", "value"}, rows) + sources;
 }
 
 }  // namespace mlsysim::cli
