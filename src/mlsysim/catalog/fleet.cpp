@@ -6,9 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#define TOML_HEADER_ONLY 1
-#define TOML_EXCEPTIONS 1
-#include <toml++/toml.h>
+#include "mlsysim/catalog/toml_files.hpp"
 
 #include "mlsysim/catalog/catalog.hpp"
 #include "mlsysim/catalog/embedded.hpp"
@@ -79,14 +77,7 @@ const T& lookup(const std::vector<T>& items, const std::unordered_map<std::strin
 }  // namespace
 
 void FleetCatalog::add_toml(std::string_view text, const std::string& origin) {
-  toml::table doc;
-  try {
-    doc = toml::parse(text, origin);
-  } catch (const toml::parse_error& e) {
-    std::ostringstream os;
-    os << origin << ":" << e.source().begin.line << ": " << e.description();
-    throw BadInput(os.str());
-  }
+  const toml::table doc = parse_toml(text, origin);
   auto each = [&](const char* key, auto&& fn) {
     if (auto* arr = doc[key].as_array())
       for (auto& n : *arr)
@@ -236,19 +227,8 @@ const FleetCatalog& FleetCatalog::builtin() {
 }
 
 FleetCatalog FleetCatalog::with_user_dir(const std::string& dir) {
-  namespace fs = std::filesystem;
-  if (!fs::is_directory(dir)) throw BadInput("--catalog '" + dir + "' is not a directory of *.toml files");
   FleetCatalog f = builtin();
-  std::vector<fs::path> files;
-  for (auto& e : fs::directory_iterator(dir))
-    if (e.path().extension() == ".toml") files.push_back(e.path());
-  std::sort(files.begin(), files.end());
-  for (const auto& p : files) {
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    f.add_toml(ss.str(), p.string());
-  }
+  for (const auto& [path, text] : read_toml_dir(dir, "--catalog")) f.add_toml(text, path);
   f.validate();
   return f;
 }

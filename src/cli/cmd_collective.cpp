@@ -1,0 +1,143 @@
+// `mlsysim collective`: time one collective on a cluster (alpha-beta over the topology), or the
+// tutorial's formula with an explicit --bandwidth/--latency; --list shows the fleet catalog.
+#include <iostream>
+
+#include "train_options.hpp"
+#include "mlsysim/physics/topology.hpp"
+
+namespace mlsysim::cli {
+namespace {
+
+struct CollectiveOptions {
+  std::string op = "allreduce", algorithm = "auto", cluster, hardware;
+  std::optional<double> bytes, bandwidth_gbs, latency_us;
+  int gpus = 8, stride = 1;
+  bool list = false;
+};
+
+int run_collective(const GlobalOptions& g, const CollectiveOptions& o) {
+  const Format format = parse_format(g.format);
+  const FleetCatalog fleet = load_fleet(g);
+  if (o.list) {
+    nlohmann::ordered_json j;
+    std::string text;
+    for (const auto& c : fleet.clusters()) {
+      const Cluster r = fleet.resolve(c);
+      j["clusters"].push_back({{"id", c.id}, {"aliases", c.aliases}, {"gpus", r.total_gpus()}, {"node", c.node},
+                               {"fabric", c.fabric}, {"topology", c.topology}, {"source", c.source}});
+      text += fmt::format("cluster  {:<14}{:>6} GPUs  {} x {:<16} {} / {}\n", c.id, r.total_gpus(), c.nodes, c.node,
+                          c.fabric, c.topology);
+    }
+    for (const auto& n : fleet.nodes()) {
+      j["nodes"].push_back({{"id", n.id}, {"accelerator", n.accelerator}, {"gpus_per_node", n.gpus_per_node},
+                            {"scale_up_fabric", n.scale_up_fabric}, {"nics_per_node", n.nics_per_node},
+                            {"scale_out_fabric", n.scale_out_fabric}, {"source", n.source}});
+      text += fmt::format("node     {:<16}{:>3} x {:<10} {} + {} x {}\n", n.id, n.gpus_per_node, n.accelerator,
+                          n.scale_up_fabric, n.nics_per_node, n.scale_out_fabric);
+    }
+    for (const auto& f : fleet.fabrics()) {
+      j["fabrics"].push_back({{"id", f.id}, {"kind", f.kind}, {"per_direction_bytes_per_s", f.per_direction.si()},
+                              {"latency_s", f.latency.si()}, {"collective_efficiency", f.collective_efficiency},
+                              {"in_network_reduction", f.in_network_reduction}, {"source", f.source}});
+      text += fmt::format("fabric   {:<24}{:>7.1f} GB/s per direction, alpha {:.1f} us{}\n", f.id,
+                          in_gbps(f.per_direction), in_us(f.latency), f.in_network_reduction ? ", in-network reduction" : "");
+    }
+    for (const auto& t : fleet.topologies()) {
+      j["topologies"].push_back({{"id", t.id}, {"ring_fraction", t.ring_fraction},
+                                 {"all_to_all_fraction", t.all_to_all_fraction}, {"source", t.source}});
+      text += fmt::format("topology {:<16} ring {:.2f}, all-to-all {:.2f} of NIC bandwidth\n", t.id, t.ring_fraction,
+                          t.all_to_all_fraction);
+    }
+    print(g, j, text);
+    return kExitOk;
+  }
+  const CollectiveOp op = parse_enum<CollectiveOp>(
+      "--op", o.op, {{"allreduce", CollectiveOp::AllReduce}, {"all-reduce", CollectiveOp::AllReduce},
+                     {"allgather", CollectiveOp::AllGather}, {"all-gather", CollectiveOp::AllGather},
+                     {"reducescatter", CollectiveOp::ReduceScatter}, {"reduce-scatter", CollectiveOp::ReduceScatter},
+                     {"alltoall", CollectiveOp::AllToAll}, {"all-to-all", CollectiveOp::AllToAll},
+                     {"p2p", CollectiveOp::PointToPoint}, {"point-to-point", CollectiveOp::PointToPoint}});
+  if (o.gpus < 1) throw BadInput("--gpus must be >= 1");
+  std::vector<double> sizes;
+  if (o.bytes) sizes.push_back(*o.bytes);
+  else for (double s = 1024; s <= 17.2e9; s *= 8) sizes.push_back(s);
+  for (double s : sizes)
+    if (!(s >= 0)) throw BadInput("--bytes must be >= 0");
+
+  nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+  std::string text;
+  if (o.bandwidth_gbs) {
+    // The tutorial's formula: calc_ring_allreduce_time(message_bytes, n_gpus, bandwidth, latency).
+    const LinkCost link{gigabytes_per_second(*o.bandwidth_gbs), microseconds(o.latency_us.value_or(0.5))};
+    text += fmt::format("{} over {} ranks, {:.1f} GB/s per direction, alpha {:.2f} us (alpha-beta formula)\n",
+                        to_string(op), o.gpus, *o.bandwidth_gbs, in_us(link.latency));
+    for (double s : sizes) {
+      Seconds t{};
+      switch (op) {
+        case CollectiveOp::AllReduce: t = o.algorithm == "tree" ? tree_allreduce_time(bytes(s), o.gpus, link)
+                                                                : ring_allreduce_time(bytes(s), o.gpus, link); break;
+        case CollectiveOp::AllGather: t = ring_allgather_time(bytes(s), o.gpus, link); break;
+        case CollectiveOp::ReduceScatter: t = ring_reduce_scatter_time(bytes(s), o.gpus, link); break;
+        case CollectiveOp::AllToAll: t = all_to_all_time(bytes(s), o.gpus, link); break;
+        case CollectiveOp::PointToPoint: t = point_to_point_time(bytes(s), link); break;
+      }
+      const double busbw = op == CollectiveOp::AllReduce ? allreduce_bus_bandwidth(bytes(s), o.gpus, t).si()
+                                                         : (t.si() > 0 ? s / t.si() : 0);
+      rows.push_back({{"op", to_string(op)}, {"bytes", s}, {"ranks", o.gpus}, {"algorithm", o.algorithm == "tree" ? "tree" : "ring"},
+                      {"time_s", t.si()}, {"algbw_bytes_per_s", t.si() > 0 ? s / t.si() : 0}, {"busbw_bytes_per_s", busbw}});
+      text += fmt::format("  {:>12.4g} B  {:>12.4f} ms  busbw {:8.1f} GB/s\n", s, in_ms(t), busbw / 1e9);
+    }
+  } else {
+    Cluster c = !o.cluster.empty() ? fleet.cluster(o.cluster)
+                                   : fleet.standard_cluster(o.hardware.empty() ? "h100" : o.hardware, o.gpus);
+    if (o.gpus > c.total_gpus())
+      throw BadInput(fmt::format("--gpus {} exceeds {} ({} GPUs)", o.gpus, c.id, c.total_gpus()));
+    const GroupPlacement pl = place_group(o.gpus, o.stride, c.gpus_per_node());
+    const Algorithm alg = parse_enum<Algorithm>(
+        "--algorithm", o.algorithm, {{"auto", Algorithm::Auto}, {"ring", Algorithm::Ring}, {"tree", Algorithm::Tree},
+                                     {"in-network", Algorithm::InNetwork}, {"nvls", Algorithm::InNetwork},
+                                     {"sharp", Algorithm::InNetwork}, {"hierarchical", Algorithm::Hierarchical},
+                                     {"pairwise", Algorithm::Pairwise}, {"direct", Algorithm::Direct}});
+    text += fmt::format("{} over {} GPUs of {} ({} per node x {} nodes; {} + {} on {})\n", to_string(op), o.gpus, c.id,
+                        pl.per_node, pl.nodes, c.scale_up.id, c.scale_out.id, c.topology.id);
+    text += fmt::format("  {:>12}  {:<13}{:>12}{:>12}{:>12}  {}\n", "bytes", "algorithm", "time ms", "algbw GB/s",
+                        "busbw GB/s", "links");
+    for (double s : sizes) {
+      const auto e = collective_time(op, bytes(s), pl, c, alg);
+      rows.push_back({{"op", to_string(op)}, {"bytes", s}, {"ranks", o.gpus}, {"cluster", c.id},
+                      {"algorithm", to_string(e.algorithm)}, {"time_s", e.time.si()},
+                      {"algbw_bytes_per_s", e.algbw.si()}, {"busbw_bytes_per_s", e.busbw.si()}, {"links", e.links}});
+      text += fmt::format("  {:>12.4g}  {:<13}{:>12.4f}{:>12.1f}{:>12.1f}  {}\n", s, to_string(e.algorithm),
+                          in_ms(e.time), in_gbps(e.algbw), in_gbps(e.busbw), e.links);
+    }
+    if (alg == Algorithm::Auto && o.bytes) {
+      text += "candidates:\n";
+      for (const auto& e : collective_candidates(op, bytes(*o.bytes), pl, c))
+        text += fmt::format("  {:<13}{:>12.4f} ms  busbw {:.1f} GB/s\n", to_string(e.algorithm), in_ms(e.time),
+                            in_gbps(e.busbw));
+    }
+  }
+  if (format == Format::Json) std::cout << (rows.size() == 1 ? rows[0] : rows).dump(2) << "\n";
+  else if (format == Format::Csv) std::cout << csv_from_rows(rows);
+  else std::cout << text;
+  return kExitOk;
+}
+
+const CommandRegistrar registrar(20, [](CLI::App& app, const GlobalOptions& g) {
+  auto o = std::make_shared<CollectiveOptions>();
+  auto* cmd = app.add_subcommand("collective", "Time a collective (alpha-beta over a cluster's topology)");
+  cmd->add_option("--op", o->op, "allreduce | allgather | reducescatter | alltoall | p2p");
+  cmd->add_option("--bytes", o->bytes, "Message size in bytes (default: a sweep 1 KB .. 16 GB)");
+  cmd->add_option("--gpus,-n", o->gpus, "Ranks in the group (default 8)");
+  cmd->add_option("--stride", o->stride, "Rank distance between group members (8 = one per node on DGX)");
+  cmd->add_option("--cluster", o->cluster, "Named cluster (default: the --hardware's standard node)");
+  cmd->add_option("--hardware,-H", o->hardware, "Accelerator whose standard node to use (default h100)");
+  cmd->add_option("--algorithm", o->algorithm, "auto | ring | tree | in-network | hierarchical");
+  cmd->add_option("--bandwidth", o->bandwidth_gbs, "Formula mode: per-direction GB/s (the tutorial's bandwidth_bytes_s/1e9)");
+  cmd->add_option("--latency-us", o->latency_us, "Formula mode: alpha per step in microseconds (default 0.5)");
+  cmd->add_flag("--list", o->list, "List clusters, nodes, fabrics and topologies");
+  return Command{cmd, [o, &g] { return run_collective(g, *o); }};
+});
+
+}  // namespace
+}  // namespace mlsysim::cli

@@ -1,0 +1,173 @@
+// `mlsysim compress`: quantization / pruning priced through the engine, with literature accuracy
+// ranges and the fleet impact (CompressionModel in the tutorial's Python API).
+#include <fmt/format.h>
+
+#include <iostream>
+#include <memory>
+
+#include "command.hpp"
+#include "mlsysim/solvers/compression.hpp"
+#include "mlsysim/units/format.hpp"
+#include "serving_format.hpp"
+
+namespace mlsysim::cli {
+namespace {
+
+using nlohmann::ordered_json;
+
+struct CompressOptions {
+  std::string model, hardware, method = "quantization", target, scheme = "auto",
+      sparsity_type = "unstructured", baseline = "fp16", runtime = "graph";
+  std::optional<int> target_bitwidth;
+  double sparsity = 0.5, qps = 0, gpu_hour_usd = kDefaultGpuHourUsd, efficiency = 0;
+  int batch = 1, context = 1024, prefill_tokens = 2048, fleet_batch = 16, fleet_seq_len = 4096,
+      fleet_output_len = 256;
+  bool no_fleet = false;
+};
+
+int run_compress(const GlobalOptions& g, const CompressOptions& o) {
+  const Format format = parse_format(g.format);
+  const Catalog catalog = load_catalog(g);
+  ModelSpec custom;
+  const ModelSpec& model = resolve_model(catalog, o.model, custom);
+  const HardwareSpec& hw = catalog.hardware(o.hardware);
+  CompressionRequest r;
+  r.method = parse_enum<CompressionMethod>("--method", o.method,
+                                           {{"quantization", CompressionMethod::Quantization},
+                                            {"pruning", CompressionMethod::Pruning}});
+  if (!o.target.empty() && o.target_bitwidth)
+    throw BadInput("give either --target or --target-bitwidth, not both");
+  if (!o.target.empty()) r.target = parse_precision_flag("--target", o.target);
+  if (o.target_bitwidth) {
+    switch (*o.target_bitwidth) {
+      case 32: r.target = Precision::FP32; break;
+      case 16: r.target = Precision::FP16; break;
+      case 8: r.target = Precision::INT8; break;
+      case 4: r.target = Precision::INT4; break;
+      default:
+        throw BadInput(fmt::format("--target-bitwidth must be 32, 16, 8 or 4, got {}: use --target "
+                                   "fp8 for 8-bit floating point", *o.target_bitwidth));
+    }
+  }
+  r.scheme = parse_enum<QuantScheme>("--scheme", o.scheme,
+                                     {{"auto", QuantScheme::Auto},
+                                      {"weight-only", QuantScheme::WeightOnly},
+                                      {"weights-activations", QuantScheme::WeightsActivations}});
+  r.sparsity = o.sparsity;
+  r.sparsity_type = parse_enum<SparsityType>("--sparsity-type", o.sparsity_type,
+                                             {{"unstructured", SparsityType::Unstructured},
+                                              {"structured", SparsityType::Structured},
+                                              {"n_m", SparsityType::NM24},
+                                              {"2:4", SparsityType::NM24}});
+  r.baseline = parse_precision_flag("--baseline", o.baseline);
+  r.batch = o.batch;
+  r.context = o.context;
+  r.prefill_tokens = o.prefill_tokens;
+  r.fleet = !o.no_fleet;
+  r.qps = o.qps;
+  r.fleet_batch = o.fleet_batch;
+  r.fleet_seq_len = o.fleet_seq_len;
+  r.fleet_output_len = o.fleet_output_len;
+  r.gpu_hour_usd = o.gpu_hour_usd;
+  if (o.efficiency != 0 && !(o.efficiency > 0 && o.efficiency <= 1))
+    throw BadInput(fmt::format("--efficiency must be in (0, 1], got {}", o.efficiency));
+  r.efficiency = o.efficiency;
+  r.runtime = parse_enum<Runtime>("--runtime", o.runtime, {{"graph", Runtime::Graph}, {"eager", Runtime::Eager}});
+  const CompressionResult c = compress(model, hw, r);
+
+  ordered_json j;
+  j["model"] = model.id;
+  j["hardware"] = hw.id;
+  j["method"] = to_string(r.method);
+  j["label"] = c.label;
+  j["original_size_bytes"] = c.original_size.si();
+  j["compressed_size_bytes"] = c.compressed_size.si();
+  j["runtime_weight_bytes"] = c.runtime_weight_bytes.si();
+  j["compression_ratio"] = c.compression_ratio;
+  j["memory_savings"] = c.memory_savings;
+  j["inference_speedup"] = c.inference_speedup;
+  j["prefill_speedup"] = c.prefill_speedup;
+  j["baseline_itl_s"] = c.baseline_itl.si();
+  j["compressed_itl_s"] = c.compressed_itl.si();
+  j["baseline_ttft_s"] = c.baseline_ttft.si();
+  j["compressed_ttft_s"] = c.compressed_ttft.si();
+  j["decode_bottleneck"] = {{"baseline", to_string(c.baseline_decode_wall)},
+                            {"compressed", to_string(c.compressed_decode_wall)}};
+  j["math_precision"] = c.math_precision;
+  j["hardware_supported"] = c.hardware_supported;
+  j["accuracy_delta"] = c.accuracy_delta;
+  j["accuracy_delta_range"] = {{"low", c.accuracy_delta_low}, {"high", c.accuracy_delta_high}};
+  j["accuracy_source"] = c.accuracy_source;
+  j["accuracy_note"] = "literature range, not a prediction";
+  ordered_json fleet = ordered_json::array();
+  for (const auto& f : c.fleet)
+    fleet.push_back({{"label", f.label},
+                     {"model_size_bytes", f.model_size.si()},
+                     {"feasible", f.feasible},
+                     {"gpus_per_replica", f.gpus_per_replica},
+                     {"ttft_s", f.ttft.si()},
+                     {"itl_s", f.itl.si()},
+                     {"replica_qps", f.replica_qps},
+                     {"replicas", f.replicas},
+                     {"total_gpus", f.total_gpus},
+                     {"annual_cost_usd", f.annual_cost.si()}});
+  j["gpu_hour_usd"] = c.gpu_hour_usd;
+  j["fleet"] = fleet;
+  j["trace"] = c.trace;
+
+  if (format == Format::Json) std::cout << j.dump(2) << "\n";
+  else if (format == Format::Csv) std::cout << csv_from_rows(ordered_json::array({flatten_for_csv(j)}));
+  else {
+    std::cout << text_grid({"metric", "value"},
+                           {{"method", c.label},
+                            {"stored size", fmt::format("{} -> {} ({:.2f}x)", format_bytes(c.original_size),
+                                                        format_bytes(c.compressed_size), c.compression_ratio)},
+                            {"decode speedup", fmt::format("{:.2f}x ({} -> {}, {}-bound)", c.inference_speedup,
+                                                           format_time(c.baseline_itl), format_time(c.compressed_itl),
+                                                           to_string(c.compressed_decode_wall))},
+                            {"prefill speedup", fmt::format("{:.2f}x", c.prefill_speedup)},
+                            {"accuracy change", fmt::format("{:+.1f}% to {:+.1f}% (literature range)",
+                                                            c.accuracy_delta_low * 100, c.accuracy_delta_high * 100)}});
+    if (!c.fleet.empty()) {
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& f : c.fleet)
+        rows.push_back({f.label, format_bytes(f.model_size),
+                        f.feasible ? std::to_string(f.gpus_per_replica) : "does not fit",
+                        fmt::format("{:.3g}", f.replica_qps), std::to_string(f.replicas),
+                        std::to_string(f.total_gpus), fmt::format("${:.0f}", f.annual_cost.si())});
+      std::cout << "\n" << text_grid({"fleet", "weights", "GPUs/replica", "req/s/replica", "replicas",
+                                      "GPUs", "annual cost"}, rows);
+    }
+    std::cout << trace_text(j["trace"]);
+  }
+  return kExitOk;
+}
+
+const CommandRegistrar registrar(12, [](CLI::App& app, const GlobalOptions& g) {
+  auto o = std::make_shared<CompressOptions>();
+  auto* cmd = app.add_subcommand("compress", "Quantization and pruning: size, engine speedup, accuracy range, fleet");
+  cmd->add_option("--model,-m", o->model, "Model id or a Hugging Face config.json path")->required();
+  cmd->add_option("--hardware,-H", o->hardware, "Hardware id")->required();
+  cmd->add_option("--method", o->method, "quantization (default) | pruning");
+  cmd->add_option("--target", o->target, "Quantization target precision: fp8 | int8 | int4 | fp4 | fp16");
+  cmd->add_option("--target-bitwidth", o->target_bitwidth, "Quantization target bits: 16 | 8 | 4 (tutorial)");
+  cmd->add_option("--scheme", o->scheme, "auto | weight-only | weights-activations");
+  cmd->add_option("--sparsity", o->sparsity, "Pruning: fraction of weights removed in [0, 1) (default 0.5)");
+  cmd->add_option("--sparsity-type", o->sparsity_type, "Pruning: unstructured | structured | n_m (2:4)");
+  cmd->add_option("--baseline", o->baseline, "Uncompressed precision (default fp16)");
+  cmd->add_option("--batch-size,-b", o->batch, "Decode step batch for the speedup (default 1)");
+  cmd->add_option("--context", o->context, "Decode step cached tokens (default 1024)");
+  cmd->add_option("--prefill-tokens", o->prefill_tokens, "Prefill step tokens (default 2048)");
+  cmd->add_option("--qps", o->qps, "Fleet: target requests/s (0: one replica)");
+  cmd->add_option("--fleet-batch", o->fleet_batch, "Fleet: requests per replica (default 16)");
+  cmd->add_option("--fleet-seq-len", o->fleet_seq_len, "Fleet: prompt tokens (default 4096)");
+  cmd->add_option("--fleet-output-len", o->fleet_output_len, "Fleet: output tokens (default 256)");
+  cmd->add_option("--gpu-hour-usd", o->gpu_hour_usd, "Fleet: $ per GPU-hour (default 12.29, AWS p5 on-demand)");
+  cmd->add_option("--efficiency", o->efficiency, "Textbook model: one efficiency factor in (0, 1]");
+  cmd->add_option("--runtime", o->runtime, "graph (default) | eager");
+  cmd->add_flag("--no-fleet", o->no_fleet, "Skip the fleet table");
+  return Command{cmd, [o, &g] { return run_compress(g, *o); }};
+});
+
+}  // namespace
+}  // namespace mlsysim::cli

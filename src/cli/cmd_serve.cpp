@@ -1,0 +1,205 @@
+// `mlsysim serve`: LLM serving on one replica (ServingModel + ContinuousBatchingModel): TTFT, ITL,
+// KV cache, memory, throughput; speculative, disaggregated and tensor-parallel serving.
+#include <fmt/format.h>
+
+#include <iostream>
+#include <memory>
+
+#include "command.hpp"
+#include "mlsysim/solvers/serving.hpp"
+#include "mlsysim/units/format.hpp"
+#include "serving_format.hpp"
+
+namespace mlsysim::cli {
+namespace {
+
+using nlohmann::ordered_json;
+
+struct ServeOptions {
+  std::string model, hardware, precision, kv_precision, runtime = "graph", draft_model,
+      decode_hardware;
+  int seq_len = 0, batch = 1, output_len = 128, tp = 0, decode_tp = 0, prefill_chunk = 0;
+  int draft_tokens = 4, page_size = 16, max_batch = 256;
+  std::optional<int> mean_tokens;
+  std::optional<double> acceptance_rate, kv_link_gbs, itl_slo_ms;
+  double memory_utilization = kDefaultMemoryUtilization, efficiency = 0;
+};
+
+ordered_json wall(Wall w) { return to_string(w); }
+
+int run_serve(const GlobalOptions& g, const ServeOptions& o) {
+  const Format format = parse_format(g.format);
+  const Catalog catalog = load_catalog(g);
+  ModelSpec custom, custom_draft;
+  const ModelSpec& model = resolve_model(catalog, o.model, custom);
+  const HardwareSpec& hw = catalog.hardware(o.hardware);
+  ServingRequest r;
+  r.seq_len = o.seq_len;
+  r.batch = o.batch;
+  r.output_len = o.output_len;
+  if (!o.precision.empty()) r.precision = parse_precision_flag("--precision", o.precision);
+  if (!o.kv_precision.empty()) r.kv_precision = parse_precision_flag("--kv-precision", o.kv_precision);
+  r.tp = o.tp;
+  r.decode_tp = o.decode_tp;
+  r.prefill_chunk = o.prefill_chunk;
+  r.memory_utilization = o.memory_utilization;
+  if (o.efficiency != 0 && !(o.efficiency > 0 && o.efficiency <= 1))
+    throw BadInput(fmt::format("--efficiency must be in (0, 1], got {}", o.efficiency));
+  r.efficiency = o.efficiency;
+  r.runtime = parse_enum<Runtime>("--runtime", o.runtime, {{"graph", Runtime::Graph}, {"eager", Runtime::Eager}});
+  if (!o.draft_model.empty()) r.draft_model = &resolve_model(catalog, o.draft_model, custom_draft);
+  else if (o.acceptance_rate)
+    throw BadInput("--acceptance-rate needs --draft-model (speculative decoding)");
+  r.draft_tokens = o.draft_tokens;
+  if (o.acceptance_rate) r.acceptance_rate = *o.acceptance_rate;
+  if (!o.decode_hardware.empty()) r.decode_hardware = &catalog.hardware(o.decode_hardware);
+  if (o.kv_link_gbs) {
+    if (!r.decode_hardware) throw BadInput("--kv-link-gbs needs --decode-hardware (disaggregated serving)");
+    if (!(*o.kv_link_gbs > 0)) throw BadInput(fmt::format("--kv-link-gbs must be > 0 GB/s, got {}", *o.kv_link_gbs));
+    r.kv_link_bandwidth = gigabytes_per_second(*o.kv_link_gbs);
+  }
+  const ServingResult s = serve(model, hw, r);
+
+  BatchingRequest b;
+  b.seq_len = o.seq_len + o.output_len;
+  b.mean_tokens = o.mean_tokens;
+  b.max_batch = o.max_batch;
+  b.page_size = o.page_size;
+  if (o.itl_slo_ms) {
+    if (!(*o.itl_slo_ms > 0)) throw BadInput(fmt::format("--itl-slo-ms must be > 0, got {}", *o.itl_slo_ms));
+    b.itl_slo = milliseconds(*o.itl_slo_ms);
+  }
+  b.precision = r.precision;
+  b.kv_precision = r.kv_precision;
+  b.tp = s.tp;
+  b.memory_utilization = r.memory_utilization;
+  b.efficiency = r.efficiency;
+  b.runtime = r.runtime;
+  const BatchingResult cb = continuous_batching(model, hw, b);
+
+  ordered_json j;
+  j["model"] = model.id;
+  j["hardware"] = hw.id;
+  if (r.decode_hardware) j["decode_hardware"] = r.decode_hardware->id;
+  j["seq_len"] = r.seq_len;
+  j["batch_size"] = r.batch;
+  j["output_len"] = r.output_len;
+  j["tp"] = s.tp;
+  if (s.disaggregated) j["decode_tp"] = s.decode_tp;
+  j["gpus"] = s.gpus;
+  j["feasible"] = s.feasible;
+  j["ttft_s"] = s.ttft.si();
+  j["itl_s"] = s.itl.si();
+  j["e2e_latency_s"] = s.e2e_latency.si();
+  j["kv_cache_bytes_per_request"] = s.kv_cache_per_request.si();
+  j["tokens_per_s"] = s.tokens_per_s;
+  j["tokens_per_s_per_gpu"] = s.tokens_per_s_per_gpu;
+  j["request_tokens_per_s"] = s.request_tokens_per_s;
+  j["memory_footprint_bytes"] = s.memory_footprint.si();
+  j["memory_available_bytes"] = s.memory_available.si();
+  j["memory_capacity_bytes"] = s.memory_capacity.si();
+  j["memory_utilization"] = s.memory_utilization;
+  j["memory"] = {{"weights_bytes", s.weights_per_gpu.si()},
+                 {"kv_cache_bytes", s.kv_cache_per_gpu.si()},
+                 {"activations_bytes", s.activations_per_gpu.si()},
+                 {"draft_bytes", s.draft_per_gpu.si()}};
+  j["prefill"] = {{"bottleneck", wall(s.prefill_bottleneck)},
+                  {"mfu", s.prefill_mfu},
+                  {"arithmetic_intensity_flop_per_byte", s.prefill_intensity.si()},
+                  {"ridge_point_flop_per_byte", s.ridge_point.si()},
+                  {"chunks", s.prefill_chunks},
+                  {"longest_chunk_s", s.prefill_chunk_time.si()},
+                  {"tp_comm_s", s.prefill_comm.si()}};
+  j["decode"] = {{"bottleneck", wall(s.decode_bottleneck)},
+                 {"mfu", s.decode_mfu},
+                 {"arithmetic_intensity_flop_per_byte", s.decode_intensity.si()},
+                 {"itl_without_speculation_s", s.itl_plain.si()},
+                 {"compute_bound_batch", s.decode_compute_bound_batch},
+                 {"tp_comm_s", s.decode_comm.si()}};
+  if (s.speculative)
+    j["speculative"] = {{"draft_model", r.draft_model->id},
+                        {"draft_tokens", s.draft_tokens},
+                        {"acceptance_rate", s.acceptance_rate},
+                        {"expected_tokens_per_step", s.expected_tokens_per_step},
+                        {"draft_step_s", s.draft_step_time.si()},
+                        {"verify_s", s.verify_time.si()},
+                        {"speculative_speedup", s.speculative_speedup}};
+  if (s.disaggregated) j["disaggregated"] = {{"kv_transfer_s", s.kv_transfer.si()}};
+  j["max_concurrent_requests"] = {{"static", cb.static_alloc.max_concurrent_requests},
+                                  {"paged", cb.paged.max_concurrent_requests}};
+  auto alloc = [](const AllocatorCapacity& c) {
+    return ordered_json{{"max_concurrent_requests", c.max_concurrent_requests},
+                        {"memory_limit", c.memory_limit},
+                        {"slo_limit", c.slo_limit},
+                        {"binding", c.binding},
+                        {"kv_bytes_allocated_per_request", c.kv_allocated_per_request.si()},
+                        {"kv_utilization", c.kv_utilization},
+                        {"itl_s", c.itl.si()},
+                        {"tokens_per_s", c.tokens_per_s}};
+  };
+  j["continuous_batching"] = {{"page_size", b.page_size},
+                              {"mean_tokens", cb.mean_tokens},
+                              {"kv_budget_bytes", cb.kv_budget.si()},
+                              {"static", alloc(cb.static_alloc)},
+                              {"paged", alloc(cb.paged)},
+                              {"speedup_vs_static", cb.speedup_vs_static}};
+  ordered_json trace = s.trace;
+  for (const auto& l : cb.trace) trace.push_back("Continuous batching: " + l);
+  j["trace"] = trace;
+
+  if (format == Format::Json) std::cout << j.dump(2) << "\n";
+  else if (format == Format::Csv) std::cout << csv_from_rows(ordered_json::array({flatten_for_csv(j)}));
+  else {
+    std::vector<std::vector<std::string>> rows = {
+        {"TTFT", format_time(s.ttft), fmt::format("prefill, {}-bound", to_string(s.prefill_bottleneck))},
+        {"ITL", format_time(s.itl), s.speculative ? fmt::format("speculative, {:.2f}x", s.speculative_speedup)
+                                                  : fmt::format("decode, {}-bound", to_string(s.decode_bottleneck))},
+        {"end-to-end latency", format_time(s.e2e_latency), ""},
+        {"KV cache / request", format_bytes(s.kv_cache_per_request), fmt::format("{} tokens", r.seq_len + r.output_len)},
+        {"tokens/s", fmt::format("{:.4g}", s.tokens_per_s), fmt::format("{:.4g} per GPU", s.tokens_per_s_per_gpu)},
+        {"GPUs", std::to_string(s.gpus), fmt::format("tp {}", s.tp)},
+        {"memory / GPU", format_bytes(s.memory_footprint),
+         fmt::format("of {} ({})", format_bytes(s.memory_capacity), format_percent(s.memory_utilization))},
+        {"max concurrent (static)", std::to_string(cb.static_alloc.max_concurrent_requests), cb.static_alloc.binding},
+        {"max concurrent (paged)", std::to_string(cb.paged.max_concurrent_requests), cb.paged.binding},
+        {"feasible", s.feasible ? "yes" : "NO", ""}};
+    if (s.disaggregated) rows.insert(rows.begin() + 2, {"KV transfer", format_time(s.kv_transfer), ""});
+    std::cout << text_grid({"metric", "value", "note"}, rows) << trace_text(trace);
+  }
+  if (!s.feasible) {
+    std::cerr << "error: " << serving_does_not_fit_message(s, model, hw) << "\n";
+    return kExitDoesNotFit;
+  }
+  return kExitOk;
+}
+
+const CommandRegistrar registrar(11, [](CLI::App& app, const GlobalOptions& g) {
+  auto o = std::make_shared<ServeOptions>();
+  auto* cmd = app.add_subcommand("serve", "LLM serving: TTFT, ITL, KV cache, concurrency, speculative/disaggregated");
+  cmd->add_option("--model,-m", o->model, "Model id or a Hugging Face config.json path")->required();
+  cmd->add_option("--hardware,-H", o->hardware, "Hardware id (prefill hardware when disaggregated)")->required();
+  cmd->add_option("--seq-len,-s", o->seq_len, "Prompt tokens per request")->required();
+  cmd->add_option("--batch-size,-b", o->batch, "Concurrent requests (default 1)");
+  cmd->add_option("--output-len", o->output_len, "Generated tokens per request (default 128)");
+  cmd->add_option("--precision", o->precision, "Weight precision: fp16 | bf16 | fp8 | int8 | int4 ...");
+  cmd->add_option("--kv-precision", o->kv_precision, "KV-cache precision (default: math precision)");
+  cmd->add_option("--tp", o->tp, "Tensor-parallel GPUs (default: smallest power of two that fits)");
+  cmd->add_option("--prefill-chunk", o->prefill_chunk, "Chunked prefill: tokens per chunk (0 = off)");
+  cmd->add_option("--memory-utilization", o->memory_utilization, "Usable share of device memory (default 0.9, as vLLM)");
+  cmd->add_option("--efficiency", o->efficiency, "Textbook model: one efficiency factor in (0, 1]");
+  cmd->add_option("--runtime", o->runtime, "graph (default) | eager");
+  cmd->add_option("--draft-model", o->draft_model, "Speculative decoding: draft model id");
+  cmd->add_option("--draft-tokens", o->draft_tokens, "Speculative decoding: tokens drafted per step K (default 4)");
+  cmd->add_option("--acceptance-rate", o->acceptance_rate, "Speculative decoding: per-token acceptance alpha in [0, 1] (default 0.7)");
+  cmd->add_option("--decode-hardware", o->decode_hardware, "Disaggregated serving: decode hardware id");
+  cmd->add_option("--decode-tp", o->decode_tp, "Disaggregated serving: decode tensor-parallel GPUs");
+  cmd->add_option("--kv-link-gbs", o->kv_link_gbs, "Disaggregated serving: KV transfer link, GB/s (default 50)");
+  cmd->add_option("--page-size", o->page_size, "Paged KV cache: tokens per block (default 16)");
+  cmd->add_option("--max-batch", o->max_batch, "Continuous batching: max concurrent sequences (default 256)");
+  cmd->add_option("--mean-tokens", o->mean_tokens, "Continuous batching: mean tokens a request uses (default: seq-len + output-len)");
+  cmd->add_option("--itl-slo-ms", o->itl_slo_ms, "Continuous batching: ITL SLO in ms");
+  return Command{cmd, [o, &g] { return run_serve(g, *o); }};
+});
+
+}  // namespace
+}  // namespace mlsysim::cli

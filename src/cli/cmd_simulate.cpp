@@ -1,0 +1,188 @@
+// `mlsysim simulate`: request-level continuous-batching serving simulation (tail latency under load).
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+#include "command.hpp"
+#include "mlsysim/solvers/simulator.hpp"
+#include "mlsysim/units/format.hpp"
+#include "serving_format.hpp"
+
+namespace mlsysim::cli {
+namespace {
+
+using nlohmann::ordered_json;
+
+struct SimulateOptions {
+  std::string model, hardware, precision, kv_precision, trace, length_dist = "exponential",
+      sweep_rate, runtime = "graph";
+  double rate = 0, ttft_slo_ms = 2000, itl_slo_ms = 100, memory_utilization = 0.9;
+  int requests = 1000, prompt_len = 512, output_len = 128, tp = 0, page_size = 16, max_batch = 256,
+      max_batched_tokens = 8192;
+  std::uint64_t seed = 42;
+  bool chunked_prefill = false;
+};
+
+ordered_json pct(const Percentiles& p) {
+  return {{"p50", p.p50}, {"p90", p.p90}, {"p99", p.p99}, {"mean", p.mean}};
+}
+
+ordered_json result_json(const SimulationResult& s) {
+  ordered_json j;
+  j["rate_rps"] = s.offered_rate;
+  j["tp"] = s.tp;
+  j["arrived"] = s.arrived;
+  j["completed"] = s.completed;
+  j["in_flight"] = s.in_flight;
+  j["rejected"] = s.rejected;
+  j["preemptions"] = s.preemptions;
+  j["iterations"] = s.iterations;
+  j["duration_s"] = s.duration.si();
+  j["throughput_rps"] = s.throughput_rps;
+  j["tokens_per_s"] = s.tokens_per_s;
+  j["goodput_rps"] = s.goodput_rps;
+  j["slo_attainment"] = s.slo_attainment;
+  j["mean_batch"] = s.mean_batch;
+  j["kv_pages"] = s.kv_pages;
+  j["ttft_s"] = pct(s.ttft);
+  j["itl_s"] = pct(s.itl);
+  j["e2e_latency_s"] = pct(s.e2e);
+  j["trace"] = s.trace;
+  return j;
+}
+
+std::vector<double> parse_rates(const std::string& text) {
+  std::vector<double> rates;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    char* end = nullptr;
+    const double v = std::strtod(item.c_str(), &end);
+    if (item.empty() || *end != 0 || !(v > 0) || !std::isfinite(v))
+      throw BadInput(fmt::format("--sweep-rate must be a comma-separated list of rates > 0 "
+                                 "requests/s (e.g. 1,2,4,8); '{}' is not", item));
+    rates.push_back(v);
+  }
+  if (rates.empty()) throw BadInput("--sweep-rate needs at least one rate, e.g. 1,2,4,8");
+  return rates;
+}
+
+int run_simulate(const GlobalOptions& g, const SimulateOptions& o) {
+  const Format format = parse_format(g.format);
+  const Catalog catalog = load_catalog(g);
+  ModelSpec custom;
+  const ModelSpec& model = resolve_model(catalog, o.model, custom);
+  const HardwareSpec& hw = catalog.hardware(o.hardware);
+  SimulationRequest r;
+  if (!o.trace.empty()) {
+    if (o.rate != 0 || !o.sweep_rate.empty())
+      throw BadInput("--trace replays recorded arrivals: drop --rate / --sweep-rate");
+    r.trace = parse_trace_csv(read_file(o.trace), o.trace);
+  }
+  r.rate = o.rate;
+  r.requests = o.requests;
+  r.prompt_len = o.prompt_len;
+  r.output_len = o.output_len;
+  r.length_dist = parse_enum<LengthDist>("--length-dist", o.length_dist,
+                                         {{"exponential", LengthDist::Exponential}, {"fixed", LengthDist::Fixed}});
+  r.seed = o.seed;
+  if (!o.precision.empty()) r.precision = parse_precision_flag("--precision", o.precision);
+  if (!o.kv_precision.empty()) r.kv_precision = parse_precision_flag("--kv-precision", o.kv_precision);
+  if (o.tp < 0) throw BadInput(fmt::format("--tp must be >= 1, got {}", o.tp));
+  r.tp = o.tp;
+  r.memory_utilization = o.memory_utilization;
+  r.page_size = o.page_size;
+  r.max_batch = o.max_batch;
+  r.max_batched_tokens = o.max_batched_tokens;
+  r.chunked_prefill = o.chunked_prefill;
+  r.runtime = parse_enum<Runtime>("--runtime", o.runtime, {{"graph", Runtime::Graph}, {"eager", Runtime::Eager}});
+  if (!(o.ttft_slo_ms > 0)) throw BadInput(fmt::format("--ttft-slo-ms must be > 0, got {}", o.ttft_slo_ms));
+  if (!(o.itl_slo_ms > 0)) throw BadInput(fmt::format("--itl-slo-ms must be > 0, got {}", o.itl_slo_ms));
+  r.ttft_slo = milliseconds(o.ttft_slo_ms);
+  r.itl_slo = milliseconds(o.itl_slo_ms);
+
+  // Progress on stderr, only for an interactive terminal and only once a run takes a while.
+  const auto start = std::chrono::steady_clock::now();
+  bool printed = false;
+  if (isatty(STDERR_FILENO)) {
+    r.progress = [&, start](double f) {
+      const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (el < 0.5 && f < 1.0) return;
+      if (f >= 1.0 && !printed) return;
+      std::cerr << fmt::format("\rsimulating: {:5.1f}% of requests ({:.1f} s)", f * 100, el)
+                << (f >= 1.0 ? "\n" : "") << std::flush;
+      printed = true;
+    };
+  }
+
+  std::vector<SimulationResult> results;
+  if (!o.sweep_rate.empty()) results = sweep_rates(model, hw, r, parse_rates(o.sweep_rate));
+  else results.push_back(simulate(model, hw, r));
+
+  ordered_json j;
+  if (results.size() == 1) {
+    j["model"] = model.id;
+    j["hardware"] = hw.id;
+    const ordered_json one = result_json(results[0]);
+    for (auto it = one.begin(); it != one.end(); ++it) j[it.key()] = *it;
+  } else {
+    j["model"] = model.id;
+    j["hardware"] = hw.id;
+    j["sweep"] = ordered_json::array();
+    for (const auto& s : results) j["sweep"].push_back(result_json(s));
+  }
+  if (format == Format::Json) {
+    std::cout << j.dump(2) << "\n";
+  } else if (format == Format::Csv) {
+    ordered_json rows = ordered_json::array();
+    for (const auto& s : results) rows.push_back(flatten_for_csv(result_json(s)));
+    std::cout << csv_from_rows(rows);
+  } else {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& s : results)
+      rows.push_back({fmt::format("{:.3g}", s.offered_rate), fmt::format("{:.3g}", s.throughput_rps),
+                      fmt::format("{:.3g}", s.goodput_rps),
+                      format_time(Seconds(s.ttft.p50)) + " / " + format_time(Seconds(s.ttft.p99)),
+                      format_time(Seconds(s.itl.p50)) + " / " + format_time(Seconds(s.itl.p99)),
+                      format_time(Seconds(s.e2e.p50)) + " / " + format_time(Seconds(s.e2e.p99)),
+                      fmt::format("{:.1f}", s.mean_batch), std::to_string(s.preemptions)});
+    std::cout << text_grid({"rate req/s", "thru req/s", "goodput req/s", "TTFT p50/p99", "ITL p50/p99",
+                            "E2E p50/p99", "batch", "preempt"}, rows)
+              << trace_text(result_json(results.back())["trace"]);
+  }
+  return kExitOk;
+}
+
+const CommandRegistrar registrar(13, [](CLI::App& app, const GlobalOptions& g) {
+  auto o = std::make_shared<SimulateOptions>();
+  auto* cmd = app.add_subcommand("simulate", "Request-level continuous-batching serving simulation");
+  cmd->add_option("--model,-m", o->model, "Model id or a Hugging Face config.json path")->required();
+  cmd->add_option("--hardware,-H", o->hardware, "Hardware id")->required();
+  cmd->add_option("--rate", o->rate, "Poisson arrival rate, requests/s");
+  cmd->add_option("--sweep-rate", o->sweep_rate, "Latency-vs-load curve: comma-separated rates (req/s)");
+  cmd->add_option("--trace", o->trace, "CSV trace: arrival_s,prompt_tokens,output_tokens");
+  cmd->add_option("--requests,-n", o->requests, "Requests to simulate (default 1000)");
+  cmd->add_option("--prompt-len", o->prompt_len, "Mean prompt tokens (default 512)");
+  cmd->add_option("--output-len", o->output_len, "Mean output tokens (default 128)");
+  cmd->add_option("--length-dist", o->length_dist, "exponential (default) | fixed");
+  cmd->add_option("--seed", o->seed, "Random seed (default 42)");
+  cmd->add_option("--precision", o->precision, "Weight precision");
+  cmd->add_option("--kv-precision", o->kv_precision, "KV-cache precision");
+  cmd->add_option("--tp", o->tp, "Tensor-parallel GPUs (default: smallest that fits)");
+  cmd->add_option("--memory-utilization", o->memory_utilization, "Usable share of device memory (default 0.9)");
+  cmd->add_option("--page-size", o->page_size, "KV block size in tokens (default 16)");
+  cmd->add_option("--max-batch", o->max_batch, "Max running sequences (default 256)");
+  cmd->add_option("--max-batched-tokens", o->max_batched_tokens, "Max tokens per iteration (default 8192)");
+  cmd->add_flag("--chunked-prefill", o->chunked_prefill, "Chunked prefill (Sarathi-Serve)");
+  cmd->add_option("--ttft-slo-ms", o->ttft_slo_ms, "Goodput SLO on TTFT, ms (default 2000)");
+  cmd->add_option("--itl-slo-ms", o->itl_slo_ms, "Goodput SLO on time per output token, ms (default 100)");
+  cmd->add_option("--runtime", o->runtime, "graph (default) | eager");
+  return Command{cmd, [o, &g] { return run_simulate(g, *o); }};
+});
+
+}  // namespace
+}  // namespace mlsysim::cli

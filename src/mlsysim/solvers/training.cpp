@@ -1,0 +1,476 @@
+#include "mlsysim/solvers/training.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <fmt/format.h>
+
+#include "mlsysim/errors.hpp"
+#include "mlsysim/physics/parallelism.hpp"
+#include "mlsysim/physics/scaling.hpp"
+#include "mlsysim/physics/sharding.hpp"
+#include "mlsysim/physics/transformer.hpp"
+
+namespace mlsysim {
+
+const char* to_string(StragglerModel m) {
+  switch (m) {
+    case StragglerModel::None: return "none";
+    case StragglerModel::Factor: return "factor";
+    case StragglerModel::Normal: return "normal";
+    case StragglerModel::LogNormal: return "lognormal";
+  }
+  return "?";
+}
+
+namespace {
+
+// Adam step traffic per parameter (Kingma & Ba 2015 with an fp32 master copy, Micikevicius et al.
+// 2018): read fp32 grad 4 + master 4 + m 4 + v 4, write master 4 + m 4 + v 4 + 16-bit weight 2.
+constexpr double kAdamBytesPerParam = 30.0;
+// DDP/Megatron gradient buckets kept resident (PyTorch DDP default bucket 25 MB, two in flight;
+// Li et al. 2020) plus NCCL work buffers (NCCL_BUFFSIZE 4 MiB x channels; ~0.5 GB observed).
+// Plus the CUDA context (~0.5 GB on H100). Total 1 GB.
+constexpr double kCommBufferBytes = 1.0e9;
+// Backward share of forward+backward time, used as the window that hides the DP all-reduce when
+// gradients are accumulated (only the last micro-batch's backward overlaps): 2 of 3 passes.
+constexpr double kBackwardShare = 2.0 / 3.0;
+
+std::string divisors_of(int n, int limit = 1 << 20) {
+  std::string out;
+  for (int d = 1; d <= std::min(n, limit); ++d)
+    if (n % d == 0) out += (out.empty() ? "" : ", ") + std::to_string(d);
+  return out;
+}
+
+std::string gb(Bytes b) { return fmt::format("{:.1f} GB", in_gb(b)); }
+std::string ms(Seconds t) { return fmt::format("{:.2f} ms", in_ms(t)); }
+
+double expert_params(const TransformerSpec& tf, int layers) {
+  if (!tf.is_moe()) return 0;
+  const int moe_layers = std::max(0, layers - tf.first_dense_layers);
+  return static_cast<double>(moe_layers) * tf.experts * (is_gated(tf.act) ? 3.0 : 2.0) * tf.hidden *
+         tf.moe_ffn;
+}
+
+}  // namespace
+
+TrainingEvaluator::TrainingEvaluator(const ModelSpec& model, const HardwareSpec& hw, Cluster cluster)
+    : model_(model), hw_(hw), cluster_(std::move(cluster)) {
+  if (!model.is_transformer())
+    throw BadInput("distributed training models transformers; " + model.id + " is a " +
+                   to_string(model.kind) + " model (use `mlsysim solve --phase train` for one device)");
+}
+
+const TrainingEvaluator::ShardSolve& TrainingEvaluator::shard(int tp, int pp, int b, int seq,
+                                                              Recompute r,
+                                                              std::optional<Precision> prec) {
+  const std::string key = fmt::format("{}/{}/{}/{}/{}/{}", tp, pp, b, seq, static_cast<int>(r),
+                                      prec ? static_cast<int>(*prec) : -1);
+  if (auto it = cache_.find(key); it != cache_.end()) return it->second;
+  const std::string mkey = fmt::format("{}/{}", tp, pp);
+  auto mit = shard_models_.find(mkey);
+  if (mit == shard_models_.end())
+    mit = shard_models_.emplace(mkey, tp == 1 && pp == 1 ? model_ : shard_transformer(model_, {tp, pp, 1})).first;
+  SolveRequest req;
+  req.phase = Phase::Train;
+  req.batch = b;
+  req.seq_len = seq;
+  req.precision = prec;
+  req.recompute = r;
+  const Profile p = solve(mit->second, hw_, req);
+  ShardSolve s;
+  s.time = p.latency;
+  for (const auto& op : p.operators) {
+    if (op.pass == Pass::Update) s.time -= op.timing.total();
+    else if (op.cls == OpClass::Attention) s.attention_time += op.timing.total();
+  }
+  s.activations = p.memory.activations;
+  s.params = p.parameters;
+  s.compute_precision = p.compute_precision;
+  s.precision = p.precision;
+  return cache_.emplace(key, s).first->second;
+}
+
+const TrainingEvaluator::ShardSolve& TrainingEvaluator::reference(int b, int seq,
+                                                                  std::optional<Precision> prec) {
+  return shard(1, 1, b, seq, Recompute::None, prec);
+}
+
+namespace {
+
+struct Resolved {
+  int gpus, tp, pp, dp, cp, ep, v, b, m, B, S, replicas;
+};
+
+Resolved resolve_layout(const ModelSpec& model, const Cluster& c, const TrainingRequest& rq) {
+  Resolved r{};
+  const ParallelLayout& l = rq.layout;
+  r.gpus = rq.gpus > 0 ? rq.gpus : c.total_gpus();
+  if (r.gpus > c.total_gpus())
+    throw BadInput(fmt::format("--gpus {} exceeds cluster {} ({} GPUs = {} nodes x {}); use --gpus <= {} "
+                               "or a larger --cluster", r.gpus, c.id, c.total_gpus(), c.nodes,
+                               c.gpus_per_node(), c.total_gpus()));
+  for (auto [name, v] : {std::pair{"tp", l.tp}, {"pp", l.pp}, {"cp", l.cp}, {"ep", l.ep}, {"vpp", l.vpp}})
+    if (v < 1) throw BadInput(fmt::format("--{} must be >= 1, got {}", name, v));
+  r.tp = l.tp; r.pp = l.pp; r.cp = l.cp; r.ep = l.ep; r.v = l.vpp;
+  const int g = c.gpus_per_node();
+  if (r.tp > g)
+    throw BadInput(fmt::format(
+        "tp={} spans more than one node ({} GPUs per {}): every layer's {} collectives would cross "
+        "{} ({:.0f} GB/s per GPU) instead of {} ({:.0f} GB/s); use --tp <= {} and add --pp for the rest",
+        r.tp, g, c.node.id, tp_collectives_per_layer(false), c.scale_out.id,
+        in_gbps(c.nic_bandwidth_per_gpu()), c.scale_up.id, in_gbps(c.scale_up.per_direction), g));
+  const int model_parallel = r.tp * r.pp * r.cp * r.ep;
+  if (l.dp > 0) {
+    r.dp = l.dp;
+    if (model_parallel * r.dp != r.gpus)
+      throw BadInput(fmt::format(
+          "TP x PP x DP x CP x EP = {} x {} x {} x {} x {} = {} != {} GPUs; {}", r.tp, r.pp, r.dp, r.cp,
+          r.ep, model_parallel * r.dp, r.gpus,
+          r.gpus % model_parallel == 0 ? fmt::format("use --dp {} (or omit --dp)", r.gpus / model_parallel)
+                                       : fmt::format("use --gpus {}", model_parallel * r.dp)));
+  } else {
+    if (r.gpus % model_parallel != 0)
+      throw BadInput(fmt::format(
+          "TP x PP x CP x EP = {} does not divide {} GPUs, so DP = N/(TP PP CP EP) is not an integer; "
+          "use --gpus {} or {}, or change the layout", model_parallel, r.gpus,
+          (r.gpus / model_parallel) * model_parallel > 0 ? (r.gpus / model_parallel) * model_parallel : model_parallel,
+          (r.gpus / model_parallel + 1) * model_parallel));
+    r.dp = r.gpus / model_parallel;
+  }
+  if (model.tf.experts == 0 && r.ep > 1)
+    throw BadInput(model.id + " is dense (no experts): --ep must be 1");
+  r.S = rq.seq_len.value_or(model.tf.default_seq > 0 ? model.tf.default_seq : 2048);
+  if (r.S < 1) throw BadInput("--seq-len must be >= 1");
+  if (model.tf.max_seq > 0 && r.S > model.tf.max_seq)
+    throw BadInput(fmt::format("--seq-len {} exceeds {}'s maximum context {}", r.S, model.id, model.tf.max_seq));
+  if (r.S % r.cp != 0)
+    throw BadInput(fmt::format("--cp {} must divide --seq-len {} (each rank holds seq/cp tokens); valid cp: {}",
+                               r.cp, r.S, divisors_of(r.S, 64)));
+  r.b = rq.micro_batch;
+  if (r.b < 1) throw BadInput("--micro-batch-size must be >= 1");
+  r.replicas = r.dp * r.ep;  // EP ranks process different tokens: they are data-parallel for dense layers
+  r.B = rq.global_batch > 0 ? rq.global_batch : r.replicas * r.b * (r.pp > 1 ? 4 * r.pp : 1);
+  if (r.B % (r.replicas * r.b) != 0) {
+    const int unit = r.replicas * r.b;
+    throw BadInput(fmt::format(
+        "--global-batch-size {} is not a multiple of DP x EP x micro-batch = {} x {} x {} = {}; use {} or {}, "
+        "or change --micro-batch-size", r.B, r.dp, r.ep, r.b, unit, std::max(unit, r.B / unit * unit),
+        (r.B / unit + 1) * unit));
+  }
+  r.m = r.B / (r.replicas * r.b);
+  if (r.v > 1) {
+    if (r.pp == 1) throw BadInput("--vpp (interleaved schedule) needs --pp > 1");
+    if (r.m % r.pp != 0)
+      throw BadInput(fmt::format("the interleaved schedule needs micro-batches ({}) divisible by pp ({}) "
+                                 "(Narayanan et al. 2021 sec. 2.2.2); use a global batch of {} x k",
+                                 r.m, r.pp, r.replicas * r.b * r.pp));
+    if (model.tf.layers % (r.pp * r.v) != 0)
+      throw BadInput(fmt::format("{} layers cannot be split into pp x vpp = {} chunks; valid vpp: {}",
+                                 model.tf.layers, r.pp * r.v, divisors_of(model.tf.layers / std::max(1, r.pp))));
+  }
+  if (r.pp > model.tf.layers)
+    throw BadInput(fmt::format("pp={} exceeds {}'s {} layers; valid pp: {}", r.pp, model.id, model.tf.layers,
+                               divisors_of(model.tf.layers)));
+  return r;
+}
+
+}  // namespace
+
+TrainingMemory TrainingEvaluator::memory(const TrainingRequest& rq) {
+  return evaluate(rq).memory;
+}
+
+TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
+  const Cluster& c = cluster_;
+  const Resolved r = resolve_layout(model_, c, rq);
+  if (rq.zero_stage < 0 || rq.zero_stage > 3)
+    throw BadInput(fmt::format("--zero must be 0, 1, 2 or 3; got {}", rq.zero_stage));
+  if (!(rq.overlap_efficiency >= 0 && rq.overlap_efficiency <= 1))
+    throw BadInput("overlap efficiency must be in [0, 1]");
+  const int g = c.gpus_per_node();
+
+  TrainingResult res;
+  res.model = model_.id;
+  res.hardware = hw_.id;
+  res.cluster = c;
+  res.gpus = r.gpus;
+  res.layout = {r.tp, r.pp, r.dp, r.cp, r.ep, r.v};
+  res.global_batch = r.B;
+  res.micro_batch = r.b;
+  res.micro_batches = r.m;
+  res.seq_len = r.S;
+  res.zero_stage = rq.zero_stage;
+  res.recompute = rq.recompute;
+  res.sequence_parallel = rq.sequence_parallel && r.tp > 1;
+
+  // ---- per-GPU compute: the engine on the TP x PP shard at the full sequence, / cp ------------
+  // Solving at seq S and dividing by cp gives each CP rank's share exactly: linear layers see S/cp
+  // tokens and attention S/cp queries against all S keys (ring attention).
+  const ShardSolve& sh = shard(r.tp, r.pp, r.b, r.S, rq.recompute, rq.precision);
+  res.precision = sh.precision;
+  const double act_bytes = std::max(1.0, bytes_per_element(sh.compute_precision));
+  const Seconds t_mb = sh.time / r.cp;
+  res.microbatch_time = t_mb;
+  res.compute_time = t_mb * r.m;
+
+  const ModelSpec& shard_model = shard_models_.at(fmt::format("{}/{}", r.tp, r.pp));
+  const TransformerSpec& stf = shard_model.tf;
+  const int layers_stage = stf.layers;  // ceil(L / pp)
+  const double tokens_rank = static_cast<double>(r.b) * r.S / r.cp;
+  const double sp_div = res.sequence_parallel ? r.tp : 1.0;
+
+  // ---- TP: 4 all-reduce equivalents per layer per micro-batch (6 with full recompute) ----------
+  Seconds tp_mb{};
+  if (r.tp > 1) {
+    const Bytes msg(tokens_rank * model_.tf.hidden * act_bytes);
+    const auto est = collective_time(CollectiveOp::AllReduce, msg, place_group(r.tp, 1, g), c);
+    res.tp_algorithm = to_string(est.algorithm);
+    tp_mb = est.time * (tp_collectives_per_layer(rq.recompute == Recompute::Full) * layers_stage);
+  }
+  res.tp_comm_time = tp_mb * r.m;
+
+  // ---- CP: ring exchange of K/V blocks, hidden behind attention compute where it can be -------
+  Seconds cp_mb{};
+  if (r.cp > 1) {
+    const Bytes per_layer = context_parallel_bytes_per_layer(stf, tokens_rank, r.cp, act_bytes);
+    const int steps = 3 * (r.cp - 1);
+    const auto est = collective_time(CollectiveOp::PointToPoint, per_layer / steps,
+                                     place_group(r.cp, r.tp, g), c);
+    const Seconds total = est.time * (static_cast<double>(steps) * layers_stage);
+    cp_mb = max(Seconds(0), total - sh.attention_time / r.cp);
+  }
+  res.cp_comm_time = cp_mb * r.m;
+
+  // ---- EP: dispatch + combine all-to-alls, forward and backward, per MoE layer ----------------
+  Seconds ep_mb{};
+  if (r.ep > 1) {
+    const int moe_layers = std::max(0, layers_stage - model_.tf.first_dense_layers);
+    const Bytes msg(tokens_rank * model_.tf.experts_per_token * model_.tf.hidden * act_bytes / sp_div);
+    const auto est = collective_time(CollectiveOp::AllToAll, msg, place_group(r.ep, r.tp * r.cp, g), c);
+    ep_mb = est.time * (4.0 * moe_layers);
+  }
+  res.ep_comm_time = ep_mb * r.m;
+
+  // ---- PP: activations forward, their gradients backward, per model chunk ---------------------
+  Seconds pp_mb{};
+  if (r.pp > 1) {
+    const Bytes msg(tokens_rank * model_.tf.hidden * act_bytes / sp_div);
+    const auto est = collective_time(CollectiveOp::PointToPoint, msg,
+                                     place_group(r.pp, r.tp * r.cp * r.ep * r.dp, g), c);
+    pp_mb = est.time * (2.0 * r.v);
+  }
+  res.pp_comm_time = pp_mb * r.m;
+
+  // ---- bubble: idle (p-1)/(v m) of the per-GPU pipeline work ---------------------------------
+  const Seconds work = res.compute_time + res.tp_comm_time + res.cp_comm_time + res.ep_comm_time +
+                       res.pp_comm_time;
+  res.bubble_time = r.pp > 1 ? work * pipeline_bubble_overhead(r.pp, r.m, r.v) : Seconds(0);
+
+  // ---- parameters on this GPU: dense (replicated over dp x ep) and experts (over dp) -----------
+  const ModelSpec ep_shard = r.ep > 1 ? shard_transformer(model_, {r.tp, r.pp, r.ep}) : ModelSpec{};
+  const double params_gpu = r.ep > 1 ? parameter_count(ep_shard) : sh.params;
+  const double p_expert = r.ep > 1 ? expert_params(ep_shard.tf, ep_shard.tf.layers)
+                                   : expert_params(stf, stf.layers);
+  const double p_dense = params_gpu - p_expert;
+  res.parameters = parameter_count(model_);
+  res.parameters_per_gpu = params_gpu;
+
+  // ---- DP: gradient synchronisation (ZeRO 0-3), overlapped with the backward pass --------------
+  const double wb = bytes_per_element(sh.precision);
+  const double grad_b = rq.fp32_gradients ? 4.0 : wb;
+  const int dense_dp = r.dp * r.ep;
+  auto dp_sync = [&](double params, int group, int stride) -> Seconds {
+    if (group <= 1 || params <= 0) return Seconds(0);
+    const GroupPlacement pl = place_group(group, stride, g);
+    const Bytes grads(params * grad_b), weights(params * wb);
+    if (rq.zero_stage == 0) {
+      auto e = collective_time(CollectiveOp::AllReduce, grads, pl, c);
+      res.dp_algorithm = to_string(e.algorithm);
+      return e.time;
+    }
+    const auto rs = collective_time(CollectiveOp::ReduceScatter, grads, pl, c);
+    const auto ag = collective_time(CollectiveOp::AllGather, weights, pl, c);
+    res.dp_algorithm = std::string(to_string(rs.algorithm)) + " reduce-scatter + all-gather";
+    if (rq.zero_stage == 1) return rs.time + ag.time;
+    // ZeRO-2: a rank no longer holds the full gradient, so with gradient accumulation every
+    // micro-batch's gradients are reduce-scattered (DeepSpeed stage-2 semantics), weights gathered once.
+    if (rq.zero_stage == 2) return rs.time * static_cast<double>(r.m) + ag.time;
+    // ZeRO-3 / FSDP: weights gathered before forward and again before backward, gradients
+    // reduce-scattered, every micro-batch (DeepSpeed stage-3 semantics).
+    return (ag.time * 2.0 + rs.time) * static_cast<double>(r.m);
+  };
+  res.dp_comm_time = dp_sync(p_dense, dense_dp, r.tp * r.cp) + dp_sync(p_expert, r.dp, r.tp * r.cp * r.ep);
+  // Overlap window: ZeRO-0/1 reduce once, behind the last micro-batch's backward; ZeRO-2 behind
+  // every backward; ZeRO-3 behind every forward and backward.
+  const Seconds window = rq.zero_stage == 3   ? res.compute_time
+                         : rq.zero_stage == 2 ? res.compute_time * kBackwardShare
+                                              : t_mb * kBackwardShare;
+  res.dp_exposed_time = rq.overlap ? res.dp_comm_time - min(res.dp_comm_time, window) * rq.overlap_efficiency
+                                   : res.dp_comm_time;
+
+  // ---- optimizer update: memory-bound Adam over this GPU's (ZeRO-sharded) parameters ----------
+  const ZeroSharding zd = zero_sharding(rq.zero_stage, dense_dp), ze = zero_sharding(rq.zero_stage, r.dp);
+  const double updated = p_dense / zd.optimizer + p_expert / ze.optimizer;
+  res.optimizer_time = Bytes(updated * kAdamBytesPerParam) / (hw_.memory_bandwidth * hw_.efficiency.memory);
+
+  // ---- stragglers: the step waits for the slowest GPU's compute -------------------------------
+  switch (rq.straggler.model) {
+    case StragglerModel::None: res.straggler_factor = 1; break;
+    case StragglerModel::Factor:
+      if (!(rq.straggler.value >= 1)) throw BadInput("straggler factor must be >= 1 (1 = none)");
+      res.straggler_factor = rq.straggler.value;
+      break;
+    case StragglerModel::Normal: res.straggler_factor = straggler_factor_normal(r.gpus, rq.straggler.value); break;
+    case StragglerModel::LogNormal:
+      res.straggler_factor = straggler_factor_lognormal(r.gpus, rq.straggler.value);
+      break;
+  }
+  res.straggler_time = res.compute_time * (res.straggler_factor - 1.0);
+
+  res.step_time = work + res.bubble_time + res.dp_exposed_time + res.optimizer_time + res.straggler_time;
+  const Seconds exposed_comm = res.tp_comm_time + res.cp_comm_time + res.ep_comm_time + res.pp_comm_time +
+                               res.dp_exposed_time;
+  res.communication_fraction = exposed_comm / res.step_time;
+  res.bubble_fraction = res.bubble_time / res.step_time;
+
+  // ---- efficiency: against the unsharded model on one GPU at the same micro-batch --------------
+  const ShardSolve& ref = reference(r.b, r.S, rq.precision);
+  const double tokens_step = static_cast<double>(r.B) * r.S;
+  res.tokens_per_s = tokens_step / res.step_time.si();
+  const double ref_tokens_per_s = static_cast<double>(r.b) * r.S / ref.time.si();
+  res.scaling_efficiency = res.tokens_per_s / (r.gpus * ref_tokens_per_s);
+  {
+    // Model FLOPs of one sequence (forward + backward, no recomputation, no update).
+    SolveRequest q;
+    q.phase = Phase::Train;
+    q.batch = 1;
+    q.seq_len = r.S;
+    q.precision = rq.precision;
+    static thread_local std::unordered_map<std::string, double> flops_cache;
+    const std::string key = model_.id + "/" + hw_.id + "/" + std::to_string(r.S) + "/" +
+                            std::to_string(rq.precision ? static_cast<int>(*rq.precision) : -1);
+    auto it = flops_cache.find(key);
+    if (it == flops_cache.end()) {
+      const Profile p = solve(model_, hw_, q);
+      double f = 0;
+      for (const auto& op : p.operators)
+        if (op.pass != Pass::Update) f += op.flops.si();
+      it = flops_cache.emplace(key, f).first;
+    }
+    res.model_flops_per_step = Flops(it->second * r.B);
+    const FlopsPerSecond peak = hw_.peak(ref.compute_precision);
+    res.mfu = res.model_flops_per_step.si() / (r.gpus * peak.si() * res.step_time.si());
+    res.single_gpu_mfu = it->second * r.b / (peak.si() * ref.time.si());
+  }
+
+  // ---- memory ledger per GPU ------------------------------------------------------------------
+  TrainingMemory& mem = res.memory;
+  mem.weights = Bytes(p_dense * wb / zd.weights + p_expert * wb / ze.weights);
+  mem.gradients = Bytes(p_dense * grad_b / zd.gradients + p_expert * grad_b / ze.gradients);
+  const double opt_b = wb < 4.0 ? 12.0 : 8.0;  // fp32 master + 2 Adam moments (mixed) / moments only
+  mem.optimizer_states = Bytes(p_dense * opt_b / zd.optimizer + p_expert * opt_b / ze.optimizer);
+  const Bytes act_mb = sh.activations / r.cp -
+                       sequence_parallel_activation_savings(stf, tokens_rank, layers_stage,
+                                                            res.sequence_parallel ? r.tp : 1, act_bytes);
+  mem.activations = act_mb * pipeline_in_flight_micro_batches(r.pp, r.m, r.v);
+  Bytes buffers(kCommBufferBytes);
+  if (r.pp > 1) buffers += Bytes(2.0 * tokens_rank * model_.tf.hidden * act_bytes / sp_div);
+  if (rq.zero_stage == 3 && layers_stage > 0)  // two gathered layers in flight (prefetch)
+    buffers += Bytes(2.0 * params_gpu / layers_stage * wb);
+  mem.buffers = buffers;
+  res.memory_capacity = hw_.memory_capacity;
+  res.feasible = mem.total() <= hw_.memory_capacity;
+  if (!res.feasible) {
+    const Bytes need = mem.total(), have = hw_.memory_capacity;
+    if (rq.zero_stage < 3 && dense_dp > 1) {
+      const ZeroSharding z3 = zero_sharding(3, dense_dp);
+      const Bytes states = Bytes(params_gpu * (wb / z3.weights + grad_b / z3.gradients + opt_b / z3.optimizer));
+      res.remedies.push_back(fmt::format("--zero 3 (FSDP) shards weights, gradients and optimizer states over "
+                                         "dp x ep = {}: states {} -> {} per GPU", dense_dp,
+                                         gb(mem.weights + mem.gradients + mem.optimizer_states), gb(states)));
+    } else if (rq.zero_stage < 1) {
+      res.remedies.push_back("--zero 1 shards the optimizer states over the data-parallel ranks");
+    }
+    if (rq.recompute != Recompute::Full)
+      res.remedies.push_back(fmt::format("--recompute full keeps only each layer's input (activations now {})",
+                                         gb(mem.activations)));
+    if (r.b > 1) res.remedies.push_back(fmt::format("--micro-batch-size 1 divides activations by {}", r.b));
+    if (r.tp * 2 <= g && model_.tf.heads % (r.tp * 2) == 0)
+      res.remedies.push_back(fmt::format("--tp {} halves weights, gradients and optimizer states per GPU", r.tp * 2));
+    if (r.pp * 2 <= model_.tf.layers)
+      res.remedies.push_back(fmt::format("--pp {} halves the layers (and their states) per GPU", r.pp * 2));
+    res.remedies.push_back(fmt::format("more GPUs: at least {:.0f}x this count at the same per-GPU share",
+                                       std::ceil(need / have)));
+  }
+
+  // ---- time to train ----------------------------------------------------------------------------
+  res.tokens = rq.tokens.value_or(chinchilla_tokens(res.parameters));
+  if (!(res.tokens > 0)) throw BadInput("--tokens must be > 0");
+  res.steps = res.tokens / tokens_step;
+  res.time_to_train = res.step_time * res.steps;
+  res.gpu_hours = r.gpus * res.time_to_train.si() / 3600.0;
+
+  // ---- trace ------------------------------------------------------------------------------------
+  auto& tr = res.trace;
+  tr.push_back(fmt::format("layout: TP {} x PP {} x DP {} x CP {} x EP {} = {} GPUs on {} ({} x {}, {} + {})",
+                           r.tp, r.pp, r.dp, r.cp, r.ep, r.gpus, c.id, c.nodes, c.node.id, c.scale_up.id,
+                           c.scale_out.id));
+  tr.push_back(fmt::format("batch: {} sequences = DP {} x EP {} x micro-batch {} x {} micro-batches (gradient "
+                           "accumulation); {} tokens per sequence", r.B, r.dp, r.ep, r.b, r.m, r.S));
+  tr.push_back(fmt::format("compute: engine solve of the TP{}/PP{} shard ({} layers, {:.2f}B params) = {} per "
+                           "micro-batch{} x {} = {}", r.tp, r.pp, layers_stage, params_gpu / 1e9, ms(t_mb),
+                           r.cp > 1 ? fmt::format(" (/cp {})", r.cp) : "", r.m, ms(res.compute_time)));
+  if (r.tp > 1)
+    tr.push_back(fmt::format("TP: {} x {} layers x {} micro-batches {} of {} ({}) = {}",
+                             tp_collectives_per_layer(rq.recompute == Recompute::Full), layers_stage, r.m,
+                             res.sequence_parallel ? "reduce-scatter/all-gather pairs" : "all-reduces",
+                             gb(Bytes(tokens_rank * model_.tf.hidden * act_bytes)), res.tp_algorithm,
+                             ms(res.tp_comm_time)));
+  if (r.pp > 1)
+    tr.push_back(fmt::format("PP: bubble (p-1)/(v m + p-1) = {}/({}x{}+{}) = {:.1f}% of the pipeline -> {}",
+                             r.pp - 1, r.v, r.m, r.pp - 1, 100 * pipeline_bubble_fraction(r.pp, r.m, r.v),
+                             ms(res.bubble_time)));
+  if (r.cp > 1) tr.push_back(fmt::format("CP: ring K/V exchange not hidden by attention = {}", ms(res.cp_comm_time)));
+  if (r.ep > 1) tr.push_back(fmt::format("EP: 4 all-to-alls per MoE layer per micro-batch = {}", ms(res.ep_comm_time)));
+  if (dense_dp > 1)
+    tr.push_back(fmt::format("DP: ZeRO-{} gradient sync of {} over {} ranks ({}) = {}, {} exposed after overlap",
+                             rq.zero_stage, gb(Bytes(p_dense * grad_b)), dense_dp, res.dp_algorithm,
+                             ms(res.dp_comm_time), ms(res.dp_exposed_time)));
+  if (res.straggler_factor > 1)
+    tr.push_back(fmt::format("stragglers: slowest of {} GPUs x{:.3f} -> +{}", r.gpus, res.straggler_factor,
+                             ms(res.straggler_time)));
+  tr.push_back(fmt::format("step {} -> MFU {:.1f}% = single-GPU MFU {:.1f}% x scaling efficiency {:.1f}%; "
+                           "communication {:.1f}%, bubble {:.1f}% of the step",
+                           ms(res.step_time), 100 * res.mfu, 100 * res.single_gpu_mfu,
+                           100 * res.scaling_efficiency, 100 * res.communication_fraction,
+                           100 * res.bubble_fraction));
+  tr.push_back(fmt::format("memory per GPU {} of {}: weights {}, grads {}, optimizer {}, activations {} "
+                           "({:.2f} micro-batches in flight), buffers {}",
+                           gb(mem.total()), gb(hw_.memory_capacity), gb(mem.weights), gb(mem.gradients),
+                           gb(mem.optimizer_states), gb(mem.activations),
+                           pipeline_in_flight_micro_batches(r.pp, r.m, r.v), gb(mem.buffers)));
+  tr.push_back(fmt::format("time to train {:.3g} tokens{}: {:.3g} steps x {} = {:.1f} days, {:.3g} GPU-hours",
+                           res.tokens, rq.tokens ? "" : " (Chinchilla 20/param)", res.steps, ms(res.step_time),
+                           res.time_to_train.si() / 86400.0, res.gpu_hours));
+  return res;
+}
+
+TrainingResult train(const ModelSpec& model, const HardwareSpec& hw, const Cluster& cluster,
+                     const TrainingRequest& request) {
+  TrainingEvaluator e(model, hw, cluster);
+  return e.evaluate(request);
+}
+
+std::string does_not_fit_message(const TrainingResult& r) {
+  if (r.feasible) return {};
+  std::string s = fmt::format("{} training needs {} per GPU, {} has {} (weights {}, gradients {}, optimizer {}, "
+                              "activations {}, buffers {}); remedies:",
+                              r.model, gb(r.memory.total()), r.hardware, gb(r.memory_capacity),
+                              gb(r.memory.weights), gb(r.memory.gradients), gb(r.memory.optimizer_states),
+                              gb(r.memory.activations), gb(r.memory.buffers));
+  for (const auto& x : r.remedies) s += "\n  - " + x;
+  return s;
+}
+
+}  // namespace mlsysim

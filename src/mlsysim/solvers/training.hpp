@@ -1,0 +1,142 @@
+// Distributed training at fleet scale (`DistributedModel.solve` in the tutorial): one training step
+// of a transformer over a cluster under a TP x PP x DP x CP x EP layout.
+//
+//   step = m x t_microbatch (engine solve of the per-GPU shard)              compute
+//        + TP collectives (4 per layer per micro-batch; 6 with full recompute) + CP ring exchange
+//          not hidden by attention + EP all-to-alls + PP point-to-point
+//        + bubble = (p-1)/(v m) x per-GPU work                              (Narayanan et al. 2021)
+//        + DP gradient sync (ZeRO 0-3) not hidden behind the backward pass
+//        + optimizer update + straggler delay (expected slowest of N GPUs)
+//
+// The per-GPU memory ledger (weights, fp32 gradients, fp32 master + Adam moments, activations of
+// the micro-batches in flight, buffers) decides feasibility; remedies are named when it does not fit.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "mlsysim/catalog/fleet.hpp"
+#include "mlsysim/catalog/hardware.hpp"
+#include "mlsysim/catalog/model.hpp"
+#include "mlsysim/physics/operators.hpp"
+#include "mlsysim/physics/topology.hpp"
+#include "mlsysim/solvers/engine.hpp"
+
+namespace mlsysim {
+
+struct ParallelLayout {
+  int tp = 1, pp = 1, dp = 0, cp = 1, ep = 1;  // dp 0: derived as gpus / (tp pp cp ep)
+  int vpp = 1;                                  // interleaved model chunks per GPU (v)
+};
+
+enum class StragglerModel { None, Factor, Normal, LogNormal };
+struct StragglerSpec {
+  StragglerModel model = StragglerModel::None;
+  double value = 0;  // Factor: slowdown >= 1; Normal: coefficient of variation; LogNormal: sigma
+};
+
+struct TrainingRequest {
+  int gpus = 0;  // 0: the whole cluster
+  ParallelLayout layout;
+  int global_batch = 0;  // sequences per optimizer step; 0: dp x ep x micro x (pp > 1 ? 4 pp : 1)
+  int micro_batch = 1;   // sequences per micro-batch per replica
+  std::optional<int> seq_len;
+  std::optional<Precision> precision;
+  Recompute recompute = Recompute::Selective;
+  int zero_stage = 1;             // Megatron's distributed optimizer is ZeRO-1
+  bool sequence_parallel = true;  // with tp > 1 (Korthikanti et al. 2022)
+  bool overlap = true;            // DP gradient sync overlapped with the backward pass
+  double overlap_efficiency = 0.85;  // fraction of the overlap window that hides communication
+  bool fp32_gradients = true;     // Megatron accumulates and reduces main gradients in fp32
+  StragglerSpec straggler;
+  std::optional<double> tokens;   // training budget; default Chinchilla 20 x parameters
+};
+
+struct TrainingMemory {
+  Bytes weights{}, gradients{}, optimizer_states{}, activations{}, buffers{};
+  [[nodiscard]] Bytes total() const {
+    return weights + gradients + optimizer_states + activations + buffers;
+  }
+};
+
+struct TrainingResult {
+  std::string model, hardware;
+  Cluster cluster;
+  int gpus = 0;
+  ParallelLayout layout;
+  int global_batch = 0, micro_batch = 1, micro_batches = 1, seq_len = 0, zero_stage = 0;
+  Recompute recompute = Recompute::None;
+  bool sequence_parallel = false;
+  Precision precision = Precision::BF16;
+  double parameters = 0, parameters_per_gpu = 0;
+
+  Seconds step_time{}, compute_time{}, tp_comm_time{}, cp_comm_time{}, ep_comm_time{},
+      pp_comm_time{}, dp_comm_time{}, dp_exposed_time{}, optimizer_time{}, bubble_time{},
+      straggler_time{};
+  Seconds microbatch_time{};  // engine time of one micro-batch (forward + backward) per GPU
+  std::string tp_algorithm, dp_algorithm;
+  double bubble_fraction = 0;         // bubble time / step
+  double communication_fraction = 0; // exposed communication / step
+  double scaling_efficiency = 0;      // cluster throughput / (N x one GPU's throughput)
+  double single_gpu_mfu = 0;          // the unsharded model on one GPU (memory ignored)
+  double mfu = 0;                     // = single_gpu_mfu x scaling_efficiency
+  double straggler_factor = 1;
+  double tokens_per_s = 0;
+  Flops model_flops_per_step{};
+  // The tutorial's Python names.
+  [[nodiscard]] double communication_overhead() const { return communication_fraction; }
+  [[nodiscard]] double effective_mfu() const { return mfu; }
+
+  TrainingMemory memory;
+  Bytes memory_capacity{};
+  bool feasible = true;
+  std::vector<std::string> remedies;
+
+  double tokens = 0, steps = 0;
+  Seconds time_to_train{};
+  double gpu_hours = 0;
+  std::vector<std::string> trace;
+};
+
+// Caches the engine solves that do not depend on DP/ZeRO/CP, so a search evaluates thousands of
+// layouts per second. Not thread-safe: one evaluator per thread.
+class TrainingEvaluator {
+ public:
+  TrainingEvaluator(const ModelSpec& model, const HardwareSpec& hw, Cluster cluster);
+  // Throws BadInput for an impossible layout (with the reason and a suggestion). A layout that
+  // does not fit in memory returns feasible = false with remedies.
+  TrainingResult evaluate(const TrainingRequest& request);
+  // Memory only (no timing): cheap feasibility screen for searches.
+  TrainingMemory memory(const TrainingRequest& request);
+  [[nodiscard]] const Cluster& cluster() const { return cluster_; }
+
+ private:
+  struct ShardSolve {
+    Seconds time{};            // forward + backward (+ recompute) of one micro-batch, no update
+    Seconds attention_time{};  // attention kernels of that
+    Bytes activations{};       // saved activations of one micro-batch (full sequence)
+    double params = 0;         // parameters of the ep=1 shard
+    Precision compute_precision = Precision::BF16, precision = Precision::BF16;
+  };
+  const ShardSolve& shard(int tp, int pp, int b, int seq, Recompute r, std::optional<Precision> prec);
+  const ShardSolve& reference(int b, int seq, std::optional<Precision> prec);
+
+  const ModelSpec& model_;
+  const HardwareSpec& hw_;
+  Cluster cluster_;
+  std::unordered_map<std::string, ShardSolve> cache_;
+  std::unordered_map<std::string, ModelSpec> shard_models_;
+};
+
+// One call: evaluate a layout (the train command and the Python binding use this).
+TrainingResult train(const ModelSpec& model, const HardwareSpec& hw, const Cluster& cluster,
+                     const TrainingRequest& request);
+
+// "needs X GB per GPU, has Y GB: ..." with remedies; empty when it fits.
+std::string does_not_fit_message(const TrainingResult& r);
+
+const char* to_string(StragglerModel m);
+
+}  // namespace mlsysim

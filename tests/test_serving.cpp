@@ -1,0 +1,295 @@
+// ServingModel and ContinuousBatchingModel: the tutorial's Part 2 examples asserted against the
+// physics (hand-computed from the formulas and the catalog's architecture numbers), published
+// PagedAttention figures, invariants, and every bad input.
+#include <gtest/gtest.h>
+#include <rapidcheck/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "mlsysim/catalog/catalog.hpp"
+#include "mlsysim/errors.hpp"
+#include "mlsysim/physics/collectives.hpp"
+#include "mlsysim/physics/memory.hpp"
+#include "mlsysim/physics/serving.hpp"
+#include "mlsysim/solvers/engine.hpp"
+#include "mlsysim/solvers/serving.hpp"
+
+using namespace mlsysim;
+
+namespace {
+const ModelSpec& model(const char* id) { return Catalog::builtin().model(id); }
+const HardwareSpec& hw(const char* id) { return Catalog::builtin().hardware(id); }
+ServingRequest req(int seq, int batch = 1, int out = 128) {
+  ServingRequest r;
+  r.seq_len = seq;
+  r.batch = batch;
+  r.output_len = out;
+  return r;
+}
+}  // namespace
+
+TEST(ServingPart2, PrefillIsComputeBoundDecodeIsMemoryBound) {
+  const ServingResult s = serve(model("llama3-8b"), hw("h100"), req(4096));
+  EXPECT_TRUE(s.feasible);
+  EXPECT_EQ(s.tp, 1);
+  EXPECT_EQ(s.prefill_bottleneck, Wall::Compute);
+  EXPECT_EQ(s.decode_bottleneck, Wall::Memory);
+  EXPECT_GT(s.prefill_intensity, s.ridge_point);
+  EXPECT_LT(s.decode_intensity.si(), s.ridge_point.si() / 10);
+  // "Why does the first token take 50 ms but each next token only 5 ms?": TTFT >> ITL.
+  EXPECT_GT(s.ttft.si(), 10 * s.itl.si());
+  // ITL is at least the napkin weight-streaming time 16.06 GB / 3.35 TB/s = 4.79 ms.
+  EXPECT_GT(s.itl.si(), 8.03e9 * 2 / 3.35e12);
+}
+
+TEST(ServingPart2, TtftAndItlAreEngineSolves) {
+  const ModelSpec& m = model("llama3-8b");
+  const ServingResult s = serve(m, hw("h100"), req(2048, 4, 256));
+  SolveRequest p;
+  p.phase = Phase::Prefill, p.batch = 4, p.seq_len = 2048, p.context = 0;
+  EXPECT_DOUBLE_EQ(s.ttft.si(), solve(m, hw("h100"), p).latency.si());
+  SolveRequest d;
+  d.phase = Phase::Decode, d.batch = 4, d.context = 2048 + 128;  // prompt + half the output
+  EXPECT_DOUBLE_EQ(s.itl.si(), solve(m, hw("h100"), d).latency.si());
+  EXPECT_NEAR(s.e2e_latency.si(), s.ttft.si() + 255 * s.itl.si(), 1e-12);
+  EXPECT_NEAR(s.tokens_per_s, 4 / s.itl.si(), 1e-9);
+}
+
+TEST(ServingPart2, KvCacheIsGqaAware) {
+  // Llama-3 8B: 32 layers, 8 KV heads (GQA), head dim 128, fp16: 2*32*8*128*2 = 131072 B/token.
+  const ServingResult s = serve(model("llama3-8b"), hw("h100"), req(4096, 1, 128));
+  EXPECT_DOUBLE_EQ(s.kv_cache_per_request.si(), 131072.0 * (4096 + 128));
+  // 4K context = 0.537 GB, a quarter of the slide's MHA figure 2*32*32*128*4096*2 = 2.15 GB.
+  const double kv4k = 131072.0 * 4096;
+  EXPECT_NEAR(kv4k / 1e9, 0.537, 0.001);
+  EXPECT_DOUBLE_EQ(2.0 * 32 * 32 * 128 * 4096 * 2 / kv4k, 4.0);
+  // An fp8 KV cache halves it.
+  ServingRequest r = req(4096, 1, 128);
+  r.kv_precision = Precision::FP8;
+  EXPECT_DOUBLE_EQ(serve(model("llama3-8b"), hw("h100"), r).kv_cache_per_request.si(),
+                   65536.0 * (4096 + 128));
+}
+
+TEST(ServingPart2, MemoryFootprintAddsKvOfEveryRequest) {
+  const ServingResult a = serve(model("llama3-8b"), hw("h100"), req(4096, 1));
+  const ServingResult b = serve(model("llama3-8b"), hw("h100"), req(4096, 8));
+  EXPECT_NEAR((b.kv_cache_per_gpu - a.kv_cache_per_gpu).si(), 7 * a.kv_cache_per_request.si(), 1.0);
+  EXPECT_NEAR(a.memory_utilization, a.memory_footprint.si() / 80e9, 1e-12);
+}
+
+TEST(ServingPart2, LargeBatchDecodeTurnsComputeBoundAtShortContext) {
+  // Short context: the weights dominate the bytes, so enough requests make decode compute-bound.
+  const ServingResult s = serve(model("llama3-8b"), hw("h100"), req(64, 1, 2));
+  ASSERT_GT(s.decode_compute_bound_batch, 1);
+  const ServingResult big = serve(model("llama3-8b"), hw("h100"), req(64, s.decode_compute_bound_batch, 2));
+  EXPECT_EQ(big.decode_bottleneck, Wall::Compute);
+  const ServingResult small = serve(model("llama3-8b"), hw("h100"), req(64, s.decode_compute_bound_batch / 2, 2));
+  EXPECT_EQ(small.decode_bottleneck, Wall::Memory);
+}
+
+TEST(ServingPart2, SpeculativeExpectedTokensFormula) {
+  // Leviathan et al. 2023 eq. (1): (1 - a^(K+1)) / (1 - a).
+  EXPECT_NEAR(speculative_expected_tokens(0.7, 4), (1 - std::pow(0.7, 5)) / 0.3, 1e-12);
+  EXPECT_NEAR(speculative_expected_tokens(0.7, 4), 2.7731, 1e-4);
+  EXPECT_DOUBLE_EQ(speculative_expected_tokens(0.0, 4), 1.0);
+  EXPECT_DOUBLE_EQ(speculative_expected_tokens(1.0, 4), 5.0);
+}
+
+TEST(ServingPart2, SpeculativeDecodingSpeedsUpOrSlowsDown) {
+  ServingRequest r = req(1024, 1, 128);
+  r.draft_model = &model("llama3-8b");
+  r.acceptance_rate = 0.8;
+  r.draft_tokens = 4;
+  const ServingResult s = serve(model("llama3-70b"), hw("h200"), r);
+  ASSERT_TRUE(s.speculative);
+  EXPECT_NEAR(s.itl.si(), (4 * s.draft_step_time.si() + s.verify_time.si()) /
+                              speculative_expected_tokens(0.8, 4), 1e-12);
+  EXPECT_GT(s.speculative_speedup, 1.0);
+  EXPECT_NEAR(s.speculative_speedup, s.itl_plain / s.itl, 1e-12);
+  EXPECT_GT(s.draft_per_gpu.si(), 8e9 * 2);  // draft weights (+ its KV) are counted
+  // A draft as large as the target never pays.
+  ServingRequest same = req(1024, 1, 128);
+  same.draft_model = &model("llama3-8b");
+  same.acceptance_rate = 0.5;
+  EXPECT_LT(serve(model("llama3-8b"), hw("h100"), same).speculative_speedup, 1.0);
+}
+
+TEST(ServingPart2, TensorParallelWhenTheModelDoesNotFit) {
+  // Llama-3 70B fp16 = 141 GB: 16 requests at 4K + 256 need tp = 4 on 80 GB GPUs.
+  const ServingResult s = serve(model("llama3-70b"), hw("h100"), req(4096, 16, 256));
+  EXPECT_TRUE(s.feasible);
+  EXPECT_EQ(s.tp, 4);
+  // Decode all-reduces: 2 per layer x 80 layers, ring over NVLink (450 GB/s per direction),
+  // message = batch x hidden x 2 B.
+  const auto& link = *hw("h100").interconnect;
+  const Seconds ar = ring_allreduce_time(Bytes(16.0 * 8192 * 2), 4, {link.per_direction, link.latency});
+  EXPECT_NEAR(s.decode_comm.si(), 160 * ar.si(), 1e-15);
+  ServingRequest one = req(4096, 16, 256);
+  one.tp = 1;
+  const ServingResult no = serve(model("llama3-70b"), hw("h100"), one);
+  EXPECT_FALSE(no.feasible);
+  const std::string msg = serving_does_not_fit_message(no, model("llama3-70b"), hw("h100"));
+  EXPECT_NE(msg.find("--tp 2"), std::string::npos);
+  EXPECT_NE(msg.find("needs"), std::string::npos);
+}
+
+TEST(ServingPart2, DisaggregatedKvTransfer) {
+  ServingRequest r = req(4096, 2, 64);
+  r.decode_hardware = &hw("a100-80gb");
+  r.kv_link_bandwidth = gigabytes_per_second(25);
+  const ServingResult s = serve(model("llama3-8b"), hw("h100"), r);
+  EXPECT_TRUE(s.disaggregated);
+  EXPECT_EQ(s.gpus, 2);
+  EXPECT_NEAR(s.kv_transfer.si(), 131072.0 * 2 * 4096 / 25e9 + 10e-6, 1e-12);
+  EXPECT_NEAR(s.e2e_latency.si(), s.ttft.si() + s.kv_transfer.si() + 63 * s.itl.si(), 1e-12);
+  // Decode on the A100 (2.0 TB/s) is slower than on the H100 (3.35 TB/s).
+  EXPECT_GT(s.itl, serve(model("llama3-8b"), hw("h100"), req(4096, 2, 64)).itl);
+}
+
+TEST(ServingPart2, ChunkedPrefill) {
+  ServingRequest r = req(4096);
+  r.prefill_chunk = 1024;
+  const ServingResult c = serve(model("llama3-8b"), hw("h100"), r);
+  const ServingResult u = serve(model("llama3-8b"), hw("h100"), req(4096));
+  EXPECT_EQ(c.prefill_chunks, 4);
+  EXPECT_LT(c.prefill_chunk_time, c.ttft);
+  EXPECT_GE(c.ttft.si(), u.ttft.si() * 0.98);  // same work; chunks re-read weights and KV
+}
+
+TEST(ContinuousBatching, StaticVsPagedHandComputed) {
+  BatchingRequest b;
+  b.seq_len = 4096;
+  b.mean_tokens = 1000;
+  b.max_batch = 65536;
+  const BatchingResult r = continuous_batching(model("llama3-8b"), hw("h100"), b);
+  // Paged: ceil(1000/16) * 16 = 1008 tokens; static: 4096 tokens.
+  EXPECT_DOUBLE_EQ(r.paged.allocated_tokens, 1008);
+  EXPECT_DOUBLE_EQ(r.static_alloc.allocated_tokens, 4096);
+  EXPECT_EQ(r.paged.memory_limit, static_cast<int>(std::floor(r.kv_budget.si() / (131072.0 * 1008))));
+  EXPECT_EQ(r.static_alloc.memory_limit, static_cast<int>(std::floor(r.kv_budget.si() / (131072.0 * 4096))));
+  EXPECT_GT(r.max_concurrent_requests(), 3 * r.static_alloc.max_concurrent_requests);
+  EXPECT_GT(r.speedup_vs_static, 1.0);
+  EXPECT_NEAR(r.kv_budget.si(), 72e9 - r.weights_per_gpu.si() - r.reserved_activations.si(), 1);
+}
+
+TEST(ContinuousBatching, ItlSloBindsBeforeMemory) {
+  // Tutorial exercise: Llama-3 8B, H100, 4K context, ITL < 10 ms.
+  BatchingRequest b;
+  b.seq_len = 4096;
+  b.itl_slo = milliseconds(10);
+  const BatchingResult r = continuous_batching(model("llama3-8b"), hw("h100"), b);
+  const int n = r.paged.max_concurrent_requests;
+  ASSERT_GT(n, 0);
+  EXPECT_LT(n, r.paged.memory_limit);
+  EXPECT_EQ(r.paged.binding, "ITL SLO");
+  const ServingDeployment d = make_deployment(model("llama3-8b"), hw("h100"), 1);
+  EXPECT_LE(time_step(d, Phase::Decode, n, 1, 4095).latency.si(), 0.010);
+  EXPECT_GT(time_step(d, Phase::Decode, n + 1, 1, 4095).latency.si(), 0.010);
+}
+
+TEST(ContinuousBatching, PagedAttentionPublishedUtilization) {
+  // Kwon et al. 2023 (vLLM), Fig. 2: systems that reserve the maximum length keep only ~20-40%
+  // of KV memory in use; vLLM ~96%. ShareGPT (their Table/Fig. 11) averages ~161 prompt + ~338
+  // output tokens against OPT's 2048-token maximum.
+  const double mean = 161.31 + 337.99;
+  const KvAllocation st = static_kv_allocation(mean, 2048);
+  const KvAllocation pg = paged_kv_allocation(mean, 16);
+  EXPECT_GT(st.utilization(), 0.20);
+  EXPECT_LT(st.utilization(), 0.40);
+  EXPECT_GT(pg.utilization(), 0.96);
+  // Waste is confined to the last block: < 1 block of tokens.
+  EXPECT_LT(pg.allocated_tokens - pg.used_tokens, 16);
+}
+
+TEST(ServingErrors, BadInputsNameTheField) {
+  auto expect_bad = [](auto f, const char* needle) {
+    try {
+      f();
+      ADD_FAILURE() << "expected BadInput mentioning " << needle;
+    } catch (const BadInput& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  const ModelSpec& m = model("llama3-8b");
+  const HardwareSpec& h = hw("h100");
+  expect_bad([&] { serve(m, h, req(0)); }, "--seq-len");
+  expect_bad([&] { serve(m, h, req(128, 0)); }, "--batch-size");
+  expect_bad([&] { serve(m, h, req(128, 1, -5)); }, "--output-len");
+  expect_bad([&] { serve(m, h, req(8000, 1, 1000)); }, "at most");
+  ServingRequest a = req(128);
+  a.draft_model = &model("llama3-8b");
+  a.acceptance_rate = 1.5;
+  expect_bad([&] { serve(m, h, a); }, "--acceptance-rate");
+  a.acceptance_rate = -0.1;
+  expect_bad([&] { serve(m, h, a); }, "--acceptance-rate");
+  a.acceptance_rate = 0.5;
+  a.draft_tokens = 0;
+  expect_bad([&] { serve(m, h, a); }, "--draft-tokens");
+  ServingRequest c = req(128);
+  c.prefill_chunk = -1;
+  expect_bad([&] { serve(m, h, c); }, "--prefill-chunk");
+  ServingRequest t = req(128);
+  t.tp = 3;
+  expect_bad([&] { serve(m, h, t); }, "tp must");
+  ServingRequest u = req(128);
+  u.memory_utilization = 1.5;
+  expect_bad([&] { serve(m, h, u); }, "--memory-utilization");
+  expect_bad([&] { serve(model("resnet50"), h, req(128)); }, "decoder");
+  BatchingRequest b;
+  b.seq_len = 1024;
+  b.page_size = 0;
+  expect_bad([&] { continuous_batching(m, h, b); }, "--page-size");
+  b.page_size = 16;
+  b.mean_tokens = 2000;
+  expect_bad([&] { continuous_batching(m, h, b); }, "--mean-tokens");
+}
+
+TEST(ServingCli, JsonFieldsAndExitCodes) {
+  auto run = [](const std::string& args, int& rc) {
+    const std::string cmd = std::string(MLSYSIM_BINARY) + " " + args + " 2>/dev/null";
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string out;
+    char buf[4096];
+    while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+    rc = WEXITSTATUS(pclose(p));
+    return out;
+  };
+  int rc = -1;
+  const auto j = nlohmann::json::parse(
+      run("--format json serve --model llama3-8b --hardware h100 --seq-len 4096 --batch-size 1", rc));
+  EXPECT_EQ(rc, 0);
+  for (const char* k : {"ttft_s", "itl_s", "kv_cache_bytes_per_request", "tokens_per_s",
+                        "memory_footprint_bytes", "feasible", "max_concurrent_requests", "trace"})
+    EXPECT_TRUE(j.contains(k)) << k;
+  EXPECT_TRUE(j["max_concurrent_requests"].contains("static"));
+  EXPECT_TRUE(j["max_concurrent_requests"].contains("paged"));
+  const auto no = nlohmann::json::parse(
+      run("--format json serve -m llama3-70b -H h100 --seq-len 4096 --tp 1", rc));
+  EXPECT_EQ(rc, 2);
+  EXPECT_FALSE(no["feasible"].get<bool>());
+  run("serve -m llama3-8b -H h100 --seq-len 128 --draft-model llama3-8b --acceptance-rate 2", rc);
+  EXPECT_EQ(rc, 1);
+}
+
+RC_GTEST_PROP(ServingProps, ExpectedTokensBoundedAndMonotone, ()) {
+  const int k = *rc::gen::inRange(1, 17);
+  const double a = *rc::gen::inRange(0, 1000) / 1000.0;
+  const double b = std::min(1.0, a + *rc::gen::inRange(1, 100) / 1000.0);
+  const double ea = speculative_expected_tokens(a, k), eb = speculative_expected_tokens(b, k);
+  RC_ASSERT(ea >= 1.0 - 1e-12);
+  RC_ASSERT(eb <= k + 1.0 + 1e-12);
+  RC_ASSERT(eb >= ea - 1e-12);
+}
+
+RC_GTEST_PROP(ServingProps, PagedNeverWorseThanStaticForShorterRequests, ()) {
+  const int max_len = *rc::gen::inRange(64, 8192);
+  const int used = *rc::gen::inRange(1, max_len - 16);
+  const int page = *rc::gen::element(8, 16, 32);
+  const KvAllocation pg = paged_kv_allocation(used, page);
+  RC_ASSERT(pg.allocated_tokens >= used);
+  RC_ASSERT(pg.allocated_tokens < used + page);
+  RC_ASSERT(pg.utilization() + 1e-12 >= static_kv_allocation(used, max_len).utilization() ||
+            pg.allocated_tokens > max_len);
+}

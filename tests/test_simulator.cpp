@@ -1,0 +1,194 @@
+// Request-level serving simulator: determinism, conservation of requests, percentile ordering,
+// latency growing with load, goodput <= throughput, an independent replay of a single request,
+// preemption under memory pressure, trace-file errors and speed.
+#include <gtest/gtest.h>
+#include <rapidcheck/gtest.h>
+
+#include <chrono>
+
+#include "mlsysim/catalog/catalog.hpp"
+#include "mlsysim/errors.hpp"
+#include "mlsysim/solvers/serving.hpp"
+#include "mlsysim/solvers/simulator.hpp"
+
+using namespace mlsysim;
+
+namespace {
+const ModelSpec& model(const char* id) { return Catalog::builtin().model(id); }
+const HardwareSpec& hw(const char* id) { return Catalog::builtin().hardware(id); }
+SimulationRequest poisson(double rate, int n, std::uint64_t seed = 7) {
+  SimulationRequest r;
+  r.rate = rate;
+  r.requests = n;
+  r.seed = seed;
+  r.prompt_len = 256;
+  r.output_len = 64;
+  return r;
+}
+void check_invariants(const SimulationResult& s) {
+  EXPECT_EQ(s.arrived, s.completed + s.in_flight + s.rejected);
+  for (const Percentiles* p : {&s.ttft, &s.itl, &s.e2e}) {
+    EXPECT_LE(p->p50, p->p90 * (1 + 1e-12));
+    EXPECT_LE(p->p90, p->p99 * (1 + 1e-12));
+  }
+  EXPECT_LE(s.goodput_rps, s.throughput_rps + 1e-12);
+  EXPECT_GE(s.e2e.p50, s.ttft.p50);
+}
+}  // namespace
+
+TEST(Simulator, DeterministicForASeed) {
+  const auto a = simulate(model("llama3-8b"), hw("h100"), poisson(10, 2000, 1));
+  const auto b = simulate(model("llama3-8b"), hw("h100"), poisson(10, 2000, 1));
+  const auto c = simulate(model("llama3-8b"), hw("h100"), poisson(10, 2000, 2));
+  EXPECT_EQ(a.ttft.p99, b.ttft.p99);
+  EXPECT_EQ(a.e2e.p50, b.e2e.p50);
+  EXPECT_EQ(a.iterations, b.iterations);
+  EXPECT_NE(a.e2e.p50, c.e2e.p50);
+}
+
+TEST(Simulator, ConservationAndOrdering) {
+  const auto s = simulate(model("llama3-8b"), hw("h100"), poisson(20, 3000));
+  check_invariants(s);
+  EXPECT_EQ(s.arrived, 3000);
+  EXPECT_EQ(s.completed, 3000);
+  EXPECT_EQ(s.rejected, 0);
+}
+
+TEST(Simulator, LatencyGrowsWithLoad) {
+  const auto curve = sweep_rates(model("llama3-8b"), hw("h100"), poisson(1, 2000), {2, 20, 60});
+  ASSERT_EQ(curve.size(), 3u);
+  for (const auto& s : curve) check_invariants(s);
+  EXPECT_LT(curve[0].e2e.p99, curve[2].e2e.p99);
+  EXPECT_LE(curve[0].ttft.p50, curve[1].ttft.p50);
+  EXPECT_LE(curve[1].ttft.p50, curve[2].ttft.p50);
+  EXPECT_LT(curve[0].mean_batch, curve[2].mean_batch);
+  // Throughput follows the offered load while the server keeps up.
+  EXPECT_NEAR(curve[0].throughput_rps, 2, 0.3);
+}
+
+TEST(Simulator, SingleRequestReplaysTheEngine) {
+  // One request alone: TTFT = one prefill step, then one decode step per token, each timed by
+  // the engine at the context rounded up to the simulator's 64-token bucket.
+  SimulationRequest r;
+  r.trace = {{0.0, 512, 8}};
+  const auto s = simulate(model("llama3-8b"), hw("h100"), r);
+  const ServingDeployment d = make_deployment(model("llama3-8b"), hw("h100"), 1);
+  const double ttft = time_step(d, Phase::Prefill, 1, 512, 0).latency.si();
+  double e2e = ttft;
+  for (int g = 1; g < 8; ++g) {
+    const int ctx = (512 + g + 63) / 64 * 64;
+    e2e += time_step(d, Phase::Decode, 1, 1, ctx).latency.si();
+  }
+  EXPECT_DOUBLE_EQ(s.ttft.p50, ttft);
+  EXPECT_NEAR(s.e2e.p50, e2e, 1e-12);
+  EXPECT_EQ(s.completed, 1);
+}
+
+TEST(Simulator, PreemptionUnderMemoryPressureKeepsEveryRequest) {
+  SimulationRequest r = poisson(200, 400);
+  r.prompt_len = 1024;
+  r.output_len = 512;
+  r.memory_utilization = 0.25;  // 20 GB: ~4 GB of KV after the 16 GB of weights
+  const auto s = simulate(model("llama3-8b"), hw("h100"), r);
+  EXPECT_GT(s.preemptions, 0);
+  EXPECT_EQ(s.completed + s.rejected, 400);
+  check_invariants(s);
+}
+
+TEST(Simulator, ChunkedPrefill) {
+  SimulationRequest r = poisson(20, 2000);
+  r.chunked_prefill = true;
+  r.max_batched_tokens = 512;
+  const auto s = simulate(model("llama3-8b"), hw("h100"), r);
+  EXPECT_EQ(s.completed, 2000);
+  check_invariants(s);
+}
+
+TEST(Simulator, RejectsRequestsThatCanNeverFit) {
+  SimulationRequest r;
+  r.trace = {{0.0, 100, 10}, {0.1, 9000, 10}, {0.2, 100, 10}};  // 9010 > llama3-8b's 8192
+  const auto s = simulate(model("llama3-8b"), hw("h100"), r);
+  EXPECT_EQ(s.rejected, 1);
+  EXPECT_EQ(s.completed, 2);
+  check_invariants(s);
+}
+
+TEST(Simulator, HundredThousandRequestsAreFast) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto s = simulate(model("llama3-8b"), hw("h100"), poisson(20, 100000));
+  const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(s.completed, 100000);
+  EXPECT_LT(el, 5.0);  // ~0.4 s on a 2-core CI box (Release)
+}
+
+TEST(SimulatorErrors, TraceRowsAndFields) {
+  auto expect_bad = [](const std::string& text, const char* a, const char* b) {
+    try {
+      parse_trace_csv(text, "t.csv");
+      ADD_FAILURE() << "expected BadInput";
+    } catch (const BadInput& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find(a), std::string::npos) << m;
+      EXPECT_NE(m.find(b), std::string::npos) << m;
+    }
+  };
+  const std::string h = "arrival_s,prompt_tokens,output_tokens\n";
+  expect_bad("time,prompt,output\n0,1,1\n", "row 1", "header");
+  expect_bad(h + "0,10,5\n0.5,-3,5\n", "row 3", "prompt_tokens");
+  expect_bad(h + "0,10,5\n0.5,10,abc\n", "row 3", "output_tokens");
+  expect_bad(h + "1.0,10,5\n0.5,10,5\n", "row 3", "arrival_s");
+  expect_bad(h + "x,10,5\n", "row 2", "arrival_s");
+  expect_bad(h + "0,10\n", "row 2", "3 fields");
+  expect_bad("", "empty", "header");
+  expect_bad(h, "no requests", "t.csv");
+  const auto ok = parse_trace_csv(h + "0,10,5\r\n0.5, 20 ,6\n\n");
+  ASSERT_EQ(ok.size(), 2u);
+  EXPECT_EQ(ok[1].prompt_tokens, 20);
+}
+
+TEST(SimulatorErrors, BadWorkloads) {
+  auto expect_bad = [](SimulationRequest r, const char* needle) {
+    try {
+      simulate(model("llama3-8b"), hw("h100"), r);
+      ADD_FAILURE() << "expected BadInput mentioning " << needle;
+    } catch (const BadInput& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expect_bad(poisson(0, 10), "--rate");
+  expect_bad(poisson(-1, 10), "--rate");
+  SimulationRequest r = poisson(1, 10);
+  r.prompt_len = -5;
+  expect_bad(r, "--prompt-len");
+  r = poisson(1, 10);
+  r.output_len = 0;
+  expect_bad(r, "--output-len");
+  r = poisson(1, 0);
+  expect_bad(r, "--requests");
+  r = poisson(1, 10);
+  r.page_size = 0;
+  expect_bad(r, "--page-size");
+  EXPECT_THROW(simulate(model("llama3-70b"), hw("h100"), [] {
+                 SimulationRequest q = poisson(1, 10);
+                 q.tp = 1;
+                 return q;
+               }()),
+               DoesNotFit);
+}
+
+RC_GTEST_PROP(SimulatorProps, InvariantsHoldForRandomWorkloads, ()) {
+  SimulationRequest r;
+  r.rate = *rc::gen::inRange(1, 200);
+  r.requests = *rc::gen::inRange(1, 300);
+  r.seed = *rc::gen::inRange(0, 1000);
+  r.prompt_len = *rc::gen::inRange(1, 2048);
+  r.output_len = *rc::gen::inRange(1, 512);
+  r.chunked_prefill = *rc::gen::arbitrary<bool>();
+  r.max_batch = *rc::gen::inRange(1, 300);
+  const auto s = simulate(Catalog::builtin().model("llama3-8b"), Catalog::builtin().hardware("h100"), r);
+  RC_ASSERT(s.arrived == s.completed + s.in_flight + s.rejected);
+  RC_ASSERT(s.completed + s.rejected == r.requests);
+  RC_ASSERT(s.ttft.p50 <= s.ttft.p99);
+  RC_ASSERT(s.e2e.p50 <= s.e2e.p99);
+  RC_ASSERT(s.goodput_rps <= s.throughput_rps + 1e-12);
+}

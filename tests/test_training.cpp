@@ -1,0 +1,164 @@
+// Distributed training: the tutorial's Part 4 numbers, invariants, and every infeasible layout.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "mlsysim/catalog/catalog.hpp"
+#include "mlsysim/catalog/fleet.hpp"
+#include "mlsysim/errors.hpp"
+#include "mlsysim/physics/collectives.hpp"
+#include "mlsysim/physics/parallelism.hpp"
+#include "mlsysim/solvers/training.hpp"
+
+using namespace mlsysim;
+
+namespace {
+const Catalog& cat() { return Catalog::builtin(); }
+TrainingRequest req(int gpus, int tp, int pp, int B, int S) {
+  TrainingRequest r;
+  r.gpus = gpus;
+  r.layout.tp = tp;
+  r.layout.pp = pp;
+  r.global_batch = B;
+  r.seq_len = S;
+  return r;
+}
+TrainingResult run70b(const TrainingRequest& r) {
+  return train(cat().model("llama3-70b"), cat().hardware("h100"),
+               FleetCatalog::builtin().standard_cluster("h100", r.gpus), r);
+}
+}  // namespace
+
+TEST(Pipeline, TutorialBubbleTable) {
+  // Slide 4.6: P=4/M=4 43%, 4/16 16%, 4/32 8.6%, 8/32 18%: (P-1)/(M+P-1).
+  EXPECT_NEAR(pipeline_bubble_fraction(4, 4), 3.0 / 7, 1e-12);
+  EXPECT_EQ(std::round(100 * pipeline_bubble_fraction(4, 4)), 43);
+  EXPECT_EQ(std::round(100 * pipeline_bubble_fraction(4, 16)), 16);
+  EXPECT_EQ(std::round(1000 * pipeline_bubble_fraction(4, 32)) / 10, 8.6);
+  EXPECT_EQ(std::round(100 * pipeline_bubble_fraction(8, 32)), 18);
+  // Interleaving (Narayanan et al. 2021): (p-1)/(v m + p-1); idle relative to compute (p-1)/(v m).
+  EXPECT_NEAR(pipeline_bubble_fraction(4, 8, 2), 3.0 / 19, 1e-12);
+  EXPECT_NEAR(pipeline_bubble_overhead(8, 4), 7.0 / 4, 1e-12);
+  EXPECT_DOUBLE_EQ(pipeline_in_flight_micro_batches(4, 16), 4);
+  EXPECT_DOUBLE_EQ(pipeline_in_flight_micro_batches(4, 2), 2);
+  EXPECT_NEAR(pipeline_in_flight_micro_batches(4, 16, 2), 4 * (1 + 3.0 / 8), 1e-12);
+}
+
+TEST(Pipeline, TutorialAllReduceExamples) {
+  // Slide 4.4: 1 GB over 8 GPUs at 900 GB/s -> 2 x 7/8 / 900 s = 1.94 ms.
+  EXPECT_NEAR(in_ms(calc_ring_allreduce_time(gigabytes(1), 8, gigabytes_per_second(900), Seconds(0))),
+              2.0 * 7 / 8 / 900 * 1e3, 1e-9);
+  EXPECT_EQ(kChinchillaTokensPerParameter, 20.0);
+  EXPECT_DOUBLE_EQ(chinchilla_tokens(70e9), 1.4e12);
+}
+
+TEST(Training, IdentitiesOfTheResult) {
+  const auto r = run70b(req(64, 8, 1, 512, 4096));
+  ASSERT_TRUE(r.feasible);
+  EXPECT_EQ(r.layout.dp, 8);
+  EXPECT_EQ(r.micro_batches, 64);
+  EXPECT_NEAR(r.mfu, r.single_gpu_mfu * r.scaling_efficiency, 1e-9);
+  EXPECT_DOUBLE_EQ(r.effective_mfu(), r.mfu);
+  EXPECT_DOUBLE_EQ(r.communication_overhead(), r.communication_fraction);
+  EXPECT_EQ(r.bubble_fraction, 0.0);  // pp = 1
+  const Seconds parts = r.compute_time + r.tp_comm_time + r.cp_comm_time + r.ep_comm_time + r.pp_comm_time +
+                        r.bubble_time + r.dp_exposed_time + r.optimizer_time + r.straggler_time;
+  EXPECT_NEAR(parts.si(), r.step_time.si(), 1e-9);
+  // Time to train: Chinchilla tokens / tokens per step x step time.
+  EXPECT_NEAR(r.time_to_train.si(), 20 * r.parameters / (512.0 * 4096) * r.step_time.si(), 1e-6);
+  EXPECT_NEAR(r.gpu_hours, 64 * r.time_to_train.si() / 3600, 1e-6);
+  // Megatron distributed optimizer: 2 B weights + 4 B fp32 grads + 12 B states / dp per parameter.
+  EXPECT_NEAR(r.memory.weights.si(), 2 * r.parameters_per_gpu, 1);
+  EXPECT_NEAR(r.memory.gradients.si(), 4 * r.parameters_per_gpu, 1);
+  EXPECT_NEAR(r.memory.optimizer_states.si(), 12 * r.parameters_per_gpu / 8, 1);
+  // Scaling efficiency below 1 (communication is never free) and MFU in a physical range.
+  EXPECT_LT(r.scaling_efficiency, 1.0);
+  EXPECT_GT(r.mfu, 0.2);
+  EXPECT_LT(r.mfu, 0.75);
+}
+
+TEST(Training, MoreGpusNeverRaisePerGpuMemory) {
+  double prev = 1e30;
+  for (int gpus : {16, 32, 64, 128, 256}) {
+    const auto r = run70b(req(gpus, 8, 2, 512, 4096));
+    EXPECT_LE(r.memory.total().si(), prev + 1) << gpus;
+    prev = r.memory.total().si();
+  }
+}
+
+TEST(Training, BubbleShrinksWithMicroBatches) {
+  double prev = 1;
+  for (int B : {32, 64, 128, 256}) {  // dp = 8 -> m = 4, 8, 16, 32
+    const auto r = run70b(req(64, 2, 4, B, 2048));
+    EXPECT_LT(r.bubble_fraction, prev) << B;
+    prev = r.bubble_fraction;
+  }
+}
+
+TEST(Training, ZeroStagesTradeMemoryForTraffic) {
+  auto base = req(64, 8, 1, 512, 4096);
+  double mem_prev = 1e30, comm_prev = -1;
+  for (int z : {0, 1, 2, 3}) {
+    base.zero_stage = z;
+    const auto r = run70b(base);
+    EXPECT_LT(r.memory.total().si(), mem_prev) << z;
+    EXPECT_GE(r.dp_comm_time.si(), comm_prev * 0.99) << z;
+    mem_prev = r.memory.total().si();
+    comm_prev = r.dp_comm_time.si();
+  }
+}
+
+TEST(Training, StragglersSlowTheStep) {
+  auto q = req(64, 8, 1, 512, 4096);
+  const auto a = run70b(q);
+  q.straggler = {StragglerModel::Normal, 0.03};
+  const auto b = run70b(q);
+  EXPECT_GT(b.step_time, a.step_time);
+  EXPECT_GT(b.straggler_factor, 1.0);
+  q.straggler = {StragglerModel::Factor, 1.1};
+  EXPECT_NEAR(run70b(q).straggler_time.si(), 0.1 * a.compute_time.si(), 1e-9);
+}
+
+TEST(Training, PublishedGpt3OnA100ClusterIsInRange) {
+  // Narayanan et al. 2021 Table 1: GPT-3-class models on DGX A100 with TP 8 and PP reach
+  // 138-163 TFLOP/s per GPU = 44-52% of the 312 TFLOP/s peak (with full recomputation).
+  TrainingRequest q = req(1024, 8, 8, 1536, 2048);
+  q.recompute = Recompute::Full;
+  const auto r = train(cat().model("gpt3-175b"), cat().hardware("a100-80gb"),
+                       FleetCatalog::builtin().cluster("a100-1k"), q);
+  EXPECT_TRUE(r.feasible);
+  EXPECT_GT(r.mfu, 0.30);
+  EXPECT_LT(r.mfu, 0.60);
+}
+
+TEST(Training, InfeasibleLayoutsAreRejectedWithASuggestion) {
+  auto expect_bad = [](TrainingRequest q, const char* needle) {
+    try {
+      run70b(q);
+      FAIL() << needle;
+    } catch (const BadInput& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  auto q = req(64, 8, 1, 512, 4096);
+  q.layout.dp = 4;  // 8 x 1 x 4 = 32 != 64
+  expect_bad(q, "use --dp 8");
+  expect_bad(req(64, 16, 1, 512, 4096), "spans more than one node");
+  expect_bad(req(64, 3, 1, 512, 4096), "not an integer");      // 3 does not divide 64
+  expect_bad(req(60, 6, 1, 480, 4096), "tp must divide");      // 64 heads / 6
+  expect_bad(req(64, 8, 1, 500, 4096), "not a multiple");      // 500 % 8
+  auto c = req(64, 8, 1, 512, 4096);
+  c.layout.cp = 3;
+  expect_bad(c, "");  // 3 does not divide 64 GPUs / (tp) either -> rejected
+  auto e = req(64, 8, 1, 512, 4096);
+  e.layout.ep = 2;
+  expect_bad(e, "dense");
+}
+
+TEST(Training, ModelThatCannotFitReturnsRemedies) {
+  const auto r = run70b(req(8, 1, 1, 8, 4096));  // 70B unsharded on each GPU
+  EXPECT_FALSE(r.feasible);
+  EXPECT_GT(r.memory.total().si(), r.memory_capacity.si());
+  EXPECT_FALSE(r.remedies.empty());
+  EXPECT_NE(does_not_fit_message(r).find("remedies"), std::string::npos);
+}
