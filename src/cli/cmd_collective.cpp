@@ -84,7 +84,7 @@ int run_collective(const GlobalOptions& g, const CollectiveOptions& o) {
       const double busbw = op == CollectiveOp::AllReduce ? allreduce_bus_bandwidth(bytes(s), o.gpus, t).si()
                                                          : (t.si() > 0 ? s / t.si() : 0);
       rows.push_back({{"op", to_string(op)}, {"bytes", s}, {"ranks", o.gpus}, {"algorithm", o.algorithm == "tree" ? "tree" : "ring"},
-                      {"time_s", t.si()}, {"algbw_bytes_per_s", t.si() > 0 ? s / t.si() : 0}, {"busbw_bytes_per_s", busbw}});
+                      {"time_s", t.si()}, {"algbw_bytes_per_s", t.si() > 0 ? s / t.si() : 0}, {"busbw_bytes_per_s", busbw}, {"bus_bandwidth_bytes_per_s", busbw}});
       text += fmt::format("  {:>12.4g} B  {:>12.4f} ms  busbw {:8.1f} GB/s\n", s, in_ms(t), busbw / 1e9);
     }
   } else {
@@ -106,7 +106,7 @@ int run_collective(const GlobalOptions& g, const CollectiveOptions& o) {
       const auto e = collective_time(op, bytes(s), pl, c, alg);
       rows.push_back({{"op", to_string(op)}, {"bytes", s}, {"ranks", o.gpus}, {"cluster", c.id},
                       {"algorithm", to_string(e.algorithm)}, {"time_s", e.time.si()},
-                      {"algbw_bytes_per_s", e.algbw.si()}, {"busbw_bytes_per_s", e.busbw.si()}, {"links", e.links}});
+                      {"algbw_bytes_per_s", e.algbw.si()}, {"busbw_bytes_per_s", e.busbw.si()}, {"bus_bandwidth_bytes_per_s", e.busbw.si()}, {"links", e.links}});
       text += fmt::format("  {:>12.4g}  {:<13}{:>12.4f}{:>12.1f}{:>12.1f}  {}\n", s, to_string(e.algorithm),
                           in_ms(e.time), in_gbps(e.algbw), in_gbps(e.busbw), e.links);
     }

@@ -2,8 +2,6 @@
 // (this binary, run as a subprocess with --format json), report signed errors and a summary for
 // the operator-level model and, side by side, the textbook single-efficiency model.
 #include <fmt/format.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -44,42 +42,18 @@ struct Outcome {
   }
 };
 
-std::string self_path() {
-  std::error_code ec;
-  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string("mlsysim") : p.string();
-}
-
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-// Runs `mlsysim <command> --format json [extra]` and returns its JSON (exit code 0 or 2).
+// Runs `mlsysim <command> --format json [extra]` in-process and returns its JSON (exit 0 or 2).
 std::optional<nlohmann::json> run_cli(const std::string& command, const std::string& extra,
                                       std::string& why) {
-  std::istringstream words(command);
-  std::string cmd = shell_quote(self_path()), w;
-  while (words >> w) cmd += " " + shell_quote(w);
-  cmd += " --format json" + extra + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (!pipe) {
-    why = "could not run the CLI";
-    return std::nullopt;
-  }
-  std::string out;
-  std::array<char, 8192> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
-  const int status = pclose(pipe);
-  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  const auto brace = out.find('{');
-  auto j = brace == std::string::npos ? nlohmann::json() : nlohmann::json::parse(out.substr(brace), nullptr, false);
-  if ((code != 0 && code != 2) || j.is_discarded() || !j.is_object()) {
-    std::string first = out.substr(0, out.find('\n'));
+  std::istringstream words(command + extra + " --format json");
+  std::vector<std::string> args;
+  for (std::string w; words >> w;) args.push_back(w);
+  const CapturedRun run = run_captured(args);
+  auto j = nlohmann::json::parse(run.out, nullptr, false);
+  if ((run.exit_code != 0 && run.exit_code != 2) || j.is_discarded() || !j.is_object()) {
+    std::string first = run.err.substr(0, run.err.find('\n'));
     if (j.is_object() && j.contains("error")) first = j["error"].get<std::string>();
-    why = fmt::format("command failed (exit {}): {}", code, first.substr(0, 160));
+    why = fmt::format("command failed (exit {}): {}", run.exit_code, first.substr(0, 160));
     return std::nullopt;
   }
   return j;
@@ -253,9 +227,12 @@ int run_validate(const GlobalOptions& g, const ValidateOptions& o) {
                              "median |err|", "p90 |err|", "textbook med", "p90");
     auto line = [&](const std::string& name, const std::vector<double>& a, const std::vector<double>& b) {
       const auto s = summarize_errors(a), t = summarize_errors(b);
-      std::cout << fmt::format("{:<14} {:>5}   {:>11.1f}% {:>9.1f}%   {:>11.1f}% {:>9.1f}%\n", name,
-                               s.count, 100 * s.median_abs, 100 * s.p90_abs, 100 * t.median_abs,
-                               100 * t.p90_abs);
+      auto cell = [](const ErrorSummary& e, double v) {
+        return e.count ? fmt::format("{:.1f}%", 100 * v) : std::string("-");
+      };
+      std::cout << fmt::format("{:<14} {:>5}   {:>12} {:>10}   {:>12} {:>10}\n", name, s.count,
+                               cell(s, s.median_abs), cell(s, s.p90_abs), cell(t, t.median_abs),
+                               cell(t, t.p90_abs));
     };
     for (const auto& [c, errs] : by_cat) line(c, errs.first, errs.second);
     line("overall", all, all_textbook);

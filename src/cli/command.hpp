@@ -44,6 +44,17 @@ struct RegisteredCommand {
 };
 std::vector<RegisteredCommand>& command_registry();
 
+// Parses argv (argv[0] is the program name), runs the chosen command, returns the exit code.
+int run(int argc, char** argv);
+
+// Runs the CLI in-process on `args` (no program name) with stdout and stderr captured: how
+// `mlsysim validate` and the Python module (mlsysim.cli) call commands through the public path.
+struct CapturedRun {
+  int exit_code = 0;
+  std::string out, err;
+};
+CapturedRun run_captured(const std::vector<std::string>& args);
+
 // ---- helpers shared by commands ----------------------------------------------------------------
 std::string read_file(const std::string& path);
 Format parse_format(const std::string& f);
