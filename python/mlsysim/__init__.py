@@ -8,9 +8,16 @@ from . import _core
 from . import core  # noqa: F401  (mlsysim.core.formulas)
 from .engine import Engine, OOMError, PerformanceProfile
 from .registry import Hardware, HardwareNode, Model, Models
+from .solvers import (AmdahlModel, CollectiveModel, CompressionModel, ContinuousBatchingModel,
+                      DistributedModel, ParallelismOptimizer, ServingModel, ServingSimulator,
+                      SolverResult, cli)
+from .systems import Cluster, Systems
 from .units import DimensionalityError, Q_, Quantity
 
 __version__ = "0.1.0"
 
 __all__ = ["Engine", "PerformanceProfile", "OOMError", "Models", "Hardware", "Model",
-           "HardwareNode", "Quantity", "Q_", "DimensionalityError", "core", "__version__"]
+           "HardwareNode", "Systems", "Cluster", "ServingModel", "ContinuousBatchingModel",
+           "CompressionModel", "DistributedModel", "ServingSimulator", "ParallelismOptimizer",
+           "AmdahlModel", "CollectiveModel", "SolverResult", "cli", "Quantity", "Q_",
+           "DimensionalityError", "core", "__version__"]

@@ -4,7 +4,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "command.hpp"
 #include "mlsysim/catalog/catalog.hpp"
+#include "mlsysim/catalog/fleet.hpp"
 #include "mlsysim/errors.hpp"
 #include "mlsysim/physics/collectives.hpp"
 #include "mlsysim/physics/memory.hpp"
@@ -190,6 +192,29 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("raise_does_not_fit", [](const Profile& p) {
     throw DoesNotFit(does_not_fit_message(p), p.memory.total().si(), p.memory_capacity.si()); });
+
+  // Every CLI command in-process (same code path, same messages): (exit code, stdout, stderr).
+  m.def("cli", [](const std::vector<std::string>& args) {
+    const auto r = cli::run_captured(args);
+    return py::make_tuple(r.exit_code, r.out, r.err);
+  });
+
+  m.def("all_clusters", [] {
+    std::vector<std::map<std::string, py::object>> out;
+    const auto& fleet = FleetCatalog::builtin();
+    for (const auto& spec : fleet.clusters()) {
+      const Cluster c = fleet.resolve(spec);
+      out.push_back({{"id", py::cast(c.id)}, {"name", py::cast(c.name)},
+                     {"aliases", py::cast(spec.aliases)}, {"nodes", py::cast(c.nodes)},
+                     {"gpus_per_node", py::cast(c.gpus_per_node())},
+                     {"total_gpus", py::cast(c.total_gpus())},
+                     {"accelerator", py::cast(c.node.accelerator)}, {"node", py::cast(c.node.name)},
+                     {"scale_up", py::cast(c.scale_up.name)}, {"scale_out", py::cast(c.scale_out.name)},
+                     {"topology", py::cast(c.topology.name)},
+                     {"oversubscription", py::cast(c.oversubscription)}, {"source", py::cast(c.source)}});
+    }
+    return out;
+  });
 
   m.def("ring_allreduce_time_s", [](double message_bytes, int n_gpus, double bandwidth, double latency) {
     return ring_allreduce_time(Bytes(message_bytes), n_gpus,

@@ -1,0 +1,229 @@
+"""The tutorial's Parts 2-4 listings, run unchanged, asserting the physics."""
+import io
+import unittest
+from contextlib import redirect_stdout
+
+import mlsysim
+
+ENV = {"mlsysim": mlsysim, "llama": mlsysim.Models.Language.Llama3_8B,
+       "model": mlsysim.Models.Language.Llama3_8B, "hw": mlsysim.Hardware.Cloud.H100}
+
+
+def run_listing(code: str, **extra) -> str:
+    out = io.StringIO()
+    env = dict(ENV, **extra)
+    with redirect_stdout(out):
+        exec(code, env)  # noqa: S102 - the listing is the test
+    return out.getvalue()
+
+
+def value(line: str) -> float:
+    return float(line.split(":", 1)[1].split()[0].rstrip("x"))
+
+
+class Part2Serving(unittest.TestCase):
+    def test_two_phase_serving(self):
+        out = run_listing('''
+serving = mlsysim.ServingModel()
+result = serving.solve(llama, hw,
+    seq_len=4096, batch_size=1)
+print(f"TTFT: {result.ttft:~P}")
+print(f"ITL: {result.itl:~P}")
+print(f"KV cache/req: {result.kv_cache_per_request:~P}")
+''').splitlines()
+        ttft, itl, kv = value(out[0]), value(out[1]), value(out[2])
+        self.assertTrue(out[0].endswith("ms") and out[1].endswith("ms") and out[2].endswith("GB"))
+        # Slide: TTFT 20-50 ms (compute-bound), ITL ~5 ms (memory-bound). A 4K prompt is 2*8e9*4096
+        # = 66 TFLOP of linear work alone: >= 66e12 / 989.4e12 = 67 ms even at 100% of peak.
+        self.assertGreater(ttft, 2 * 8.03e9 * 4096 / 989.4e12 * 1e3)
+        self.assertLess(ttft, 150)
+        self.assertGreater(itl, 16.06 / 3350 * 1e3)  # at least the weight stream
+        self.assertLess(itl, 10)
+        # KV for 4096 + 128 generated tokens with GQA (8 KV heads): 131,072 B/token.
+        self.assertAlmostEqual(kv, (4096 + 128) * 131072 / 1e9, places=3)
+
+    def test_paged_attention_capacity(self):
+        out = run_listing('''
+cb = mlsysim.ContinuousBatchingModel()
+result = cb.solve(model, hw, seq_len=4096,
+    max_batch_size=32, page_size=16)
+print(f"Max concurrent: {result.max_concurrent_requests}")
+''')
+        # GQA makes a 4K request 0.54 GB, so memory allows ~100: the 32-slot cap binds.
+        self.assertEqual(out.strip(), "Max concurrent: 32")
+
+    def test_capacity_exercise(self):
+        out = run_listing('''
+cb = mlsysim.ContinuousBatchingModel()
+result = cb.solve(llama, hw, seq_len=4096,
+    max_batch_size=64, page_size=16)
+print(f"Max concurrent: {result.max_concurrent_requests}")
+''')
+        self.assertEqual(out.strip(), "Max concurrent: 64")
+        # Memory alone (no batch cap): (0.9 x 80 GB - 16.06 GB weights - activations) / 0.537 GB.
+        r = mlsysim.ContinuousBatchingModel().solve(llama := mlsysim.Models.Language.Llama3_8B,
+                                                    mlsysim.Hardware.Cloud.H100, seq_len=4096,
+                                                    max_batch_size=65536)
+        self.assertGreater(r.max_concurrent_requests, 90)
+        self.assertLess(r.max_concurrent_requests, (72e9 - 16.06e9) / (4096 * 131072))
+
+    def test_speculative_decoding(self):
+        out = run_listing('''
+draft = mlsysim.Models.Language.Llama3_8B # smaller
+result = serving.solve(model, hw, seq_len=4096,
+    draft_model=draft, draft_acceptance_rate=0.7)
+print(f"Speedup: {result.speculative_speedup:.2f}x")
+''', serving=mlsysim.ServingModel())
+        # A draft as large as the target cannot pay: K draft steps cost as much as K target steps.
+        self.assertLess(value(out), 1.0)
+        big = mlsysim.ServingModel().solve(mlsysim.Models.Language.Llama3_70B, mlsysim.Hardware.Cloud.H200,
+                                           seq_len=1024, draft_model=llama_8b(),
+                                           draft_acceptance_rate=0.8)
+        # E[tokens per verify] = (1 - 0.8^5) / (1 - 0.8) = 3.36 (Leviathan et al. 2023).
+        self.assertAlmostEqual(big.speculative.expected_tokens_per_step, (1 - 0.8 ** 5) / 0.2, 9)
+        self.assertGreater(big.speculative_speedup, 1.0)
+
+    def test_disaggregated_serving(self):
+        out = run_listing('''
+result = serving.solve(model, hw, seq_len=4096,
+    decode_hardware=mlsysim.Hardware.Cloud.A100)
+print(f"TTFT: {result.ttft:~P} ITL: {result.itl:~P}")
+''', serving=mlsysim.ServingModel())
+        colocated = mlsysim.ServingModel().solve(llama_8b(), mlsysim.Hardware.Cloud.H100, seq_len=4096)
+        itl = float(out.split("ITL: ")[1].split()[0])
+        # Decode on A100 (2.04 TB/s) is slower than on H100 (3.35 TB/s).
+        self.assertGreater(itl, colocated.itl.magnitude)
+
+
+def llama_8b():
+    return mlsysim.Models.Language.Llama3_8B
+
+
+class Part3Compression(unittest.TestCase):
+    def test_quantization_impact(self):
+        out = run_listing('''
+comp = mlsysim.CompressionModel()
+for bits in [16, 8, 4]:
+    r = comp.solve(llama, hw, method="quantization",
+        target_bitwidth=bits)
+    print(f"INT{bits}: size={r.compressed_size:~P} "
+          f"speedup={r.inference_speedup:.1f}x")
+''').splitlines()
+        sizes = [float(line.split("size=")[1].split()[0]) for line in out]
+        speedups = [float(line.split("speedup=")[1].rstrip("x")) for line in out]
+        # 8.03e9 params x 2 / 1 / 0.5 bytes.
+        for size, width in zip(sizes, (2, 1, 0.5)):
+            self.assertAlmostEqual(size, 8.03 * width, delta=0.05)
+        self.assertAlmostEqual(speedups[0], 1.0, places=1)
+        self.assertTrue(speedups[0] < speedups[1] < speedups[2] < 4.0)
+
+    def test_structure_matters(self):
+        out = run_listing('''
+comp = mlsysim.CompressionModel()
+for stype in ["unstructured", "structured", "n_m"]:
+    r = comp.solve(llama, hw, method="pruning",
+        sparsity=0.5, sparsity_type=stype)
+    print(f"{stype:>14}: {r.inference_speedup:.1f}x")
+''').splitlines()
+        speed = {line.split(":")[0].strip(): float(line.split(":")[1].strip().rstrip("x")) for line in out}
+        self.assertEqual(speed["unstructured"], 1.0)  # same dense matrices: no speedup
+        self.assertGreater(speed["structured"], 1.3)  # physically smaller matrices
+
+    def test_compression_tradeoffs(self):
+        out = run_listing('''
+comp = mlsysim.CompressionModel()
+r1 = comp.solve(llama, hw, method="quantization",
+    target_bitwidth=8)
+r2 = comp.solve(llama, hw, method="pruning",
+    sparsity=0.5, sparsity_type="structured")
+print(f"Quant: {r1.inference_speedup:.1f}x / "
+      f"{abs(r1.accuracy_delta):.1%} loss")
+print(f"Prune: {r2.inference_speedup:.1f}x / "
+      f"{abs(r2.accuracy_delta):.1%} loss")
+''').splitlines()
+        quant_loss = float(out[0].split("/ ")[1].split("%")[0])
+        prune_loss = float(out[1].split("/ ")[1].split("%")[0])
+        self.assertLess(quant_loss, prune_loss)  # INT8 is the better deal per accuracy point
+
+    def test_seventy_b_fleet_table(self):
+        r = mlsysim.CompressionModel().solve(mlsysim.Models.Language.Llama3_70B, mlsysim.Hardware.Cloud.H100,
+                                             method="quantization", target_bitwidth=4)
+        gpus = [row["gpus_per_replica"] for row in r.fleet]
+        self.assertEqual(gpus, [4, 2, 1])
+
+
+class Part4Distributed(unittest.TestCase):
+    def test_allreduce_example(self):
+        out = run_listing('''
+t = mlsysim.core.formulas.calc_ring_allreduce_time(
+    message_bytes=16e9,
+    n_gpus=8,
+    bandwidth_bytes_s=900e9,
+    latency_s=500e-9,
+)
+print(f"AllReduce time: {t.to('ms'):.1f}")
+''')
+        self.assertEqual(out.strip(), "AllReduce time: 31.1 ms")
+
+    def test_distributed_demo(self):
+        out = run_listing('''
+fleet = mlsysim.Systems.Clusters.Frontier_8K
+dist = mlsysim.DistributedModel()
+result = dist.solve(llama, fleet, batch_size=4096,
+    tp_size=8, pp_size=1, microbatch_count=32,
+    seq_len=4096)
+print(f"Scaling eff: {result.scaling_efficiency:.1%}")
+print(f"Comm overhead: {result.communication_overhead:.1%}")
+print(f"Effective MFU: {result.effective_mfu:.1%}")
+''').splitlines()
+        eff, comm, mfu = (float(line.split(": ")[1].rstrip("%")) / 100 for line in out)
+        for v in (eff, comm, mfu):
+            self.assertGreater(v, 0)
+            self.assertLess(v, 1)
+        self.assertLess(mfu, eff)  # effective MFU = single-GPU MFU x scaling efficiency
+
+    def test_parallelism_exercise(self):
+        out = run_listing('''
+llama70 = mlsysim.Models.Language.Llama3_70B
+fleet = mlsysim.Systems.Clusters.Research_256
+for tp in [1, 2, 4, 8]:
+    for pp in [1, 2, 4, 8]:
+        if tp * pp > 64: continue
+        r = dist.solve(llama70, fleet, batch_size=512,
+            tp_size=tp, pp_size=pp, seq_len=4096,
+            microbatch_count=max(4, 64//(tp*pp)))
+        print(f"TP={tp} PP={pp} eff={r.scaling_efficiency:.1%}")
+''', dist=mlsysim.DistributedModel()).splitlines()
+        self.assertEqual(len(out), 16)
+        # More pipeline stages at the same TP add bubble: efficiency does not rise with PP here.
+        eff = {tuple(int(x.split("=")[1]) for x in line.split()[:2]): float(line.split("eff=")[1].rstrip("%"))
+               for line in out}
+        self.assertGreaterEqual(eff[(8, 1)], eff[(8, 8)])
+
+    def test_straggler_factor_slows_the_step(self):
+        fleet = mlsysim.Systems.Clusters.Research_256
+        base = mlsysim.DistributedModel().solve(llama_8b(), fleet, batch_size=512, tp_size=8, seq_len=4096)
+        slow = mlsysim.DistributedModel(straggler_factor=1.05).solve(llama_8b(), fleet, batch_size=512,
+                                                                      tp_size=8, seq_len=4096)
+        self.assertGreater(slow.step_time_s, base.step_time_s)
+        with self.assertRaises(ValueError):
+            mlsysim.DistributedModel(straggler_factor=0.9)
+
+
+class OtherSolvers(unittest.TestCase):
+    def test_every_cli_solver_is_reachable(self):
+        sim = mlsysim.ServingSimulator().solve(llama_8b(), mlsysim.Hardware.Cloud.H100, rate=5, requests=200, seed=1)
+        self.assertEqual(sim.completed + sim.in_flight + sim.rejected, sim.arrived)
+        am = mlsysim.AmdahlModel().solve(fraction=0.12, speedup=3)
+        self.assertAlmostEqual(am.speedup, 1 / (0.88 + 0.04), places=9)
+        col = mlsysim.CollectiveModel().solve(message_bytes=8e9, gpus=8, hardware="h100")
+        self.assertGreater(col.busbw_bytes_per_s, 0)
+        with self.assertRaises(ValueError):
+            mlsysim.ServingModel().solve(llama_8b(), mlsysim.Hardware.Cloud.H100, seq_len=0)
+        with self.assertRaises(mlsysim.OOMError):
+            mlsysim.ServingModel().solve(mlsysim.Models.Language.Llama3_70B, mlsysim.Hardware.Cloud.H100,
+                                         seq_len=1024, tp_size=1)
+
+
+if __name__ == "__main__":
+    unittest.main()
