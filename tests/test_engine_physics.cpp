@@ -5,6 +5,7 @@
 #include <string>
 
 #include "mlsysim/catalog/catalog.hpp"
+#include "mlsysim/errors.hpp"
 #include "mlsysim/physics/memory.hpp"
 #include "mlsysim/physics/transformer.hpp"
 #include "mlsysim/solvers/engine.hpp"
@@ -151,4 +152,23 @@ TEST(EnginePhysics, EagerRuntimePaysHostDispatchOnSmallKernels) {
   graph.seq_len = eager.seq_len = 4096;
   const Profile gp = run("llama3-8b", "h100", graph), ep = run("llama3-8b", "h100", eager);
   EXPECT_LT(ep.latency / gp.latency, 1.05);
+}
+
+TEST(EnginePhysics, WeightOnlyQuantizationPaysDequantizationOnVectorUnits) {
+  SolveRequest r;
+  r.precision = Precision::INT4;
+  r.compute_precision = Precision::BF16;
+  r.context = 0;
+  const Profile p = run("llama2-70b", "a100-80gb", r);
+  const HardwareSpec& a100 = hw("a100-80gb");
+  // gate_up_proj weights: 80 layers x 8192 x 2*28672; 4 vector ops each at the fp32 vector rate.
+  const double weights = 80.0 * 8192 * 2 * 28672;
+  const double dequant = weights * 4 / (a100.peak(Precision::FP32).si() * a100.efficiency.vector);
+  EXPECT_NEAR(op(p, "gate_up_proj").timing.compute.si(), dequant, 1e-12);
+  EXPECT_GT(op(p, "gate_up_proj").timing.compute, op(p, "gate_up_proj").timing.memory);
+  // Math narrower than the weights is rejected.
+  SolveRequest bad;
+  bad.precision = Precision::BF16;
+  bad.compute_precision = Precision::INT8;
+  EXPECT_THROW(run("llama3-8b", "h100", bad), BadInput);
 }

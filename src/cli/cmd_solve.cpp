@@ -12,7 +12,8 @@ namespace mlsysim::cli {
 namespace {
 
 struct SolveOptions {
-  std::string model, hardware, phase, precision, kv_precision, recompute = "none", runtime = "graph";
+  std::string model, hardware, phase, precision, kv_precision, compute_precision, recompute = "none",
+      runtime = "graph";
   int batch = 1;
   std::optional<int> seq_len, context;
   double efficiency = 0;
@@ -35,6 +36,8 @@ int run_solve(const GlobalOptions& g, const SolveOptions& o) {
   r.context = o.context;
   if (!o.precision.empty()) r.precision = parse_precision_flag("--precision", o.precision);
   if (!o.kv_precision.empty()) r.kv_precision = parse_precision_flag("--kv-precision", o.kv_precision);
+  if (!o.compute_precision.empty())
+    r.compute_precision = parse_precision_flag("--compute-precision", o.compute_precision);
   r.recompute = parse_enum<Recompute>("--recompute", o.recompute,
                                       {{"none", Recompute::None},
                                        {"selective", Recompute::Selective},
@@ -69,6 +72,8 @@ const CommandRegistrar registrar(10, [](CLI::App& app, const GlobalOptions& g) {
   cmd->add_option("--context,-c", o->context, "Decode: tokens already in the KV cache (default 1024)");
   cmd->add_option("--precision", o->precision, "fp32 | tf32 | fp16 | bf16 | fp8 | int8 | int4");
   cmd->add_option("--kv-precision", o->kv_precision, "KV-cache precision (default: math precision)");
+  cmd->add_option("--compute-precision", o->compute_precision,
+                  "Math precision for weight-only quantization (e.g. --precision int4 --compute-precision bf16)");
   cmd->add_option("--recompute", o->recompute, "Training recomputation: none | selective | full");
   cmd->add_option("--runtime", o->runtime,
                   "graph (CUDA graphs / compiled, default) | eager (per-op host dispatch)");

@@ -104,6 +104,11 @@ OpTiming time_operator(const RateModel& r, const Operator& op) {
   if (tiled && r.teaching_efficiency <= 0 && op.m > 0 && op.flops > 0)
     hw_flops *= gemm_padded_flops(*r.hw, op.m, op.n, op.k) / (2.0 * op.m * op.n * op.k);
   t.compute = (rate.si() > 0 ? Flops(hw_flops) / rate : Seconds(0)) * op.count;
+  // Vector-unit side work (dequantization) runs beside the tensor cores: the slower one binds.
+  if (op.vector_flops > 0 && r.teaching_efficiency <= 0) {
+    const FlopsPerSecond vector_rate = vector_peak(*r.hw) * r.hw->efficiency.vector;
+    if (vector_rate.si() > 0) t.compute = max(t.compute, Flops(op.vector_flops) / vector_rate * op.count);
+  }
   t.memory = Bytes(op.bytes) / achieved_bandwidth(r) * op.count;
   if (r.teaching_efficiency > 0) return t;  // the textbook model has no launch term
   const EfficiencyProfile& e = r.hw->efficiency;

@@ -71,8 +71,16 @@ struct Emitter {
     op.bytes = weight_elems * pw + m * k * pa + m * n * pa;
     op.m = m, op.n = n, op.k = k, op.count = count;
     op.precision = math;
+    op.vector_flops = weight_elems * dequant_ops_per_weight();
     out.push_back(op);
     return out.back();
+  }
+  // Weight-only quantization dequantizes every weight on the vector units inside the GEMM main
+  // loop, once per tile: unpack (shift, mask), convert, scale (and zero-point) ~4 ops for 4-bit,
+  // convert and scale ~2 ops for 8-bit (GPTQ/AWQ/Marlin-style kernels; Frantar et al. 2024 sec. 3).
+  [[nodiscard]] double dequant_ops_per_weight() const {
+    if (pw >= bytes_per_element(math)) return 0;  // weights already in the math format
+    return pw <= 0.5 ? 4.0 : 2.0;
   }
   // Element-wise work: reads `in` elements, writes `out_elems`, `flops_per_elem` per output.
   Operator& vec(const char* name, double in_elems, double out_elems, double flops_per_elem,
@@ -228,10 +236,12 @@ void lower_moe_ffn(Emitter& e, const TransformerSpec& tf, double N, double layer
   Operator& up = e.gemm("expert_up_proj", tokens_per_expert, up_cols, h, layers);
   up.flops = up.hw_flops = 2.0 * routed_tokens * up_cols * h;
   up.bytes = touched * up_cols * h * e.pw + routed_tokens * (h + up_cols) * e.pa;
+  up.vector_flops = touched * up_cols * h * e.dequant_ops_per_weight();
   e.vec("expert_act", routed_tokens * up_cols, routed_tokens * f, gated ? 6.0 : 8.0, layers, e.pa);
   Operator& down = e.gemm("expert_down_proj", tokens_per_expert, h, f, layers);
   down.flops = down.hw_flops = 2.0 * routed_tokens * h * f;
   down.bytes = touched * h * f * e.pw + routed_tokens * (h + f) * e.pa + N * h * e.pa;
+  down.vector_flops = touched * h * f * e.dequant_ops_per_weight();
   if (tf.shared_experts > 0)
     lower_dense_ffn(e, tf, N, tf.shared_experts * f, layers, "shared_up_proj", "shared_act",
                     "shared_down_proj");

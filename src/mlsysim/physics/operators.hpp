@@ -33,6 +33,7 @@ struct Operator {
   double m = 0, n = 0, k = 0;  // GEMM / implicit-GEMM shape, for wave quantization
   double count = 1;       // repeats (e.g. layers)
   double kernels = 1;     // kernel launches per instance
+  double vector_flops = 0;  // extra vector-unit work per instance (weight-only dequantization)
   Precision precision = Precision::BF16;  // math precision
 };
 

@@ -106,7 +106,20 @@ Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest
   validate(model, request, p.seq_len, p.context);
 
   p.precision = request.precision.value_or(default_precision(hw));
-  p.compute_precision = compute_precision_for(hw, p.precision, p.precision_fallback);
+  if (request.compute_precision) {
+    const Precision math = *request.compute_precision;
+    if (!hw.supports(math))
+      throw BadInput(hw.id + " has no " + std::string(to_string(math)) +
+                     " compute path for --compute-precision");
+    if (bytes_per_element(math) < bytes_per_element(p.precision))
+      throw BadInput("--compute-precision " + std::string(to_string(math)) +
+                     " is narrower than the weights (" + std::string(to_string(p.precision)) +
+                     "): math runs at least as wide as the stored weights");
+    p.compute_precision = math;
+    p.precision_fallback = false;
+  } else {
+    p.compute_precision = compute_precision_for(hw, p.precision, p.precision_fallback);
+  }
   if (p.phase == Phase::Train && bytes_per_element(p.compute_precision) < 2.0 && !hw.supports(p.precision))
     throw BadInput("training needs a 16-bit or wider compute path on " + hw.id);
   // The KV cache is stored at the math precision (8-bit math -> 8-bit KV), never below 8 bits.

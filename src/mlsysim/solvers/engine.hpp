@@ -22,6 +22,9 @@ struct SolveRequest {
   std::optional<int> context;          // decode: tokens already in the KV cache
   std::optional<Precision> precision;  // weights (and math where the device supports it)
   std::optional<Precision> kv_precision;
+  // Math precision when it differs from the weights': e.g. int8 or int4 weight-only quantization
+  // (weights dequantized into bf16 math, as GPTQ/AWQ/gpt-fast kernels do). Must be supported.
+  std::optional<Precision> compute_precision;
   Recompute recompute = Recompute::None;
   Runtime runtime = Runtime::Graph;
   double efficiency = 0;  // > 0: the textbook single-efficiency model (teaching mode)
