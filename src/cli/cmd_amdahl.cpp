@@ -106,7 +106,7 @@ int run_amdahl(const GlobalOptions& g, const AmdahlOptions& o) {
   return r.within_budget ? kExitOk : kExitBadInput;
 }
 
-const CommandRegistrar registrar(23, [](CLI::App& app, const GlobalOptions& g) {
+const CommandRegistrar registrar(23, "amdahl", [](CLI::App& app, const GlobalOptions& g) {
   auto o = std::make_shared<AmdahlOptions>();
   auto* cmd = app.add_subcommand("amdahl", "Amdahl / Gustafson and profile-guided optimization ROI");
   cmd->add_option("--fraction,-f", o->fraction, "Single component: fraction of the step it takes");

@@ -18,7 +18,8 @@ struct CalibrateOptions {
 };
 
 int run_calibrate(const GlobalOptions& g, const CalibrateOptions& o) {
-  const Catalog catalog = load_catalog(g);
+  const auto catalog_owner = load_catalog(g);
+  const Catalog& catalog = *catalog_owner;
   const std::string text = read_file(o.from);
   std::string device = o.hardware;
   if (device.empty()) {  // the microbenchmark file names its device
@@ -44,7 +45,7 @@ int run_calibrate(const GlobalOptions& g, const CalibrateOptions& o) {
   return kExitOk;
 }
 
-const CommandRegistrar registrar(40, [](CLI::App& app, const GlobalOptions& g) {
+const CommandRegistrar registrar(40, "calibrate", [](CLI::App& app, const GlobalOptions& g) {
   auto o = std::make_shared<CalibrateOptions>();
   auto* cmd = app.add_subcommand("calibrate", "Fit a device's efficiency from microbenchmarks");
   cmd->add_option("--from", o->from, "Microbenchmark JSON (format of bench/gpu/microbench.py)")->required();

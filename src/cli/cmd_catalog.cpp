@@ -11,7 +11,7 @@ struct CatalogOptions {
   std::string tier, name;
 };
 
-const CommandRegistrar hardware_registrar(30, [](CLI::App& app, const GlobalOptions& g) {
+const CommandRegistrar hardware_registrar(30, "hardware", [](CLI::App& app, const GlobalOptions& g) {
   auto o = std::make_shared<CatalogOptions>();
   auto* cmd = app.add_subcommand("hardware", "List or show catalog hardware");
   cmd->require_subcommand(1);
@@ -21,13 +21,14 @@ const CommandRegistrar hardware_registrar(30, [](CLI::App& app, const GlobalOpti
   show->add_option("name", o->name, "Device id or alias")->required();
   return Command{cmd, [o, &g, list] {
     const Format f = parse_format(g.format);
-    const Catalog c = load_catalog(g);
+    const auto catalog_owner = load_catalog(g);
+    const Catalog& c = *catalog_owner;
     std::cout << (list->parsed() ? hardware_list(c, f, o->tier) : hardware_show(c.hardware(o->name), f));
     return kExitOk;
   }};
 });
 
-const CommandRegistrar models_registrar(31, [](CLI::App& app, const GlobalOptions& g) {
+const CommandRegistrar models_registrar(31, "models", [](CLI::App& app, const GlobalOptions& g) {
   auto o = std::make_shared<CatalogOptions>();
   auto* cmd = app.add_subcommand("models", "List or show catalog models");
   cmd->require_subcommand(1);
@@ -36,7 +37,8 @@ const CommandRegistrar models_registrar(31, [](CLI::App& app, const GlobalOption
   show->add_option("name", o->name, "Model id, alias or config.json path")->required();
   return Command{cmd, [o, &g, list] {
     const Format f = parse_format(g.format);
-    const Catalog c = load_catalog(g);
+    const auto catalog_owner = load_catalog(g);
+    const Catalog& c = *catalog_owner;
     if (list->parsed()) {
       std::cout << model_list(c, f);
     } else {

@@ -123,7 +123,7 @@ int run_collective(const GlobalOptions& g, const CollectiveOptions& o) {
   return kExitOk;
 }
 
-const CommandRegistrar registrar(20, [](CLI::App& app, const GlobalOptions& g) {
+const CommandRegistrar registrar(20, "collective", [](CLI::App& app, const GlobalOptions& g) {
   auto o = std::make_shared<CollectiveOptions>();
   auto* cmd = app.add_subcommand("collective", "Time a collective (alpha-beta over a cluster's topology)");
   cmd->add_option("--op", o->op, "allreduce | allgather | reducescatter | alltoall | p2p");

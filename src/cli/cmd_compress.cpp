@@ -27,7 +27,8 @@ struct CompressOptions {
 
 int run_compress(const GlobalOptions& g, const CompressOptions& o) {
   const Format format = parse_format(g.format);
-  const Catalog catalog = load_catalog(g);
+  const auto catalog_owner = load_catalog(g);
+  const Catalog& catalog = *catalog_owner;
   ModelSpec custom;
   const ModelSpec& model = resolve_model(catalog, o.model, custom);
   const HardwareSpec& hw = catalog.hardware(o.hardware);
@@ -143,7 +144,7 @@ int run_compress(const GlobalOptions& g, const CompressOptions& o) {
   return kExitOk;
 }
 
-const CommandRegistrar registrar(12, [](CLI::App& app, const GlobalOptions& g) {
+const CommandRegistrar registrar(12, "compress", [](CLI::App& app, const GlobalOptions& g) {
   auto o = std::make_shared<CompressOptions>();
   auto* cmd = app.add_subcommand("compress", "Quantization and pruning: size, engine speedup, accuracy range, fleet");
   cmd->add_option("--model,-m", o->model, "Model id or a Hugging Face config.json path")->required();

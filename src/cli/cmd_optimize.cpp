@@ -80,7 +80,7 @@ int run_optimize(const GlobalOptions& g, const OptimizeOptions& o) {
   return kExitOk;
 }
 
-const CommandRegistrar registrar(22, [](CLI::App& app, const GlobalOptions& g) {
+const CommandRegistrar registrar(22, "optimize", [](CLI::App& app, const GlobalOptions& g) {
   auto o = std::make_shared<OptimizeOptions>();
   auto* opt = app.add_subcommand("optimize", "Search design spaces");
   opt->require_subcommand(1);

@@ -29,7 +29,8 @@ ordered_json wall(Wall w) { return to_string(w); }
 
 int run_serve(const GlobalOptions& g, const ServeOptions& o) {
   const Format format = parse_format(g.format);
-  const Catalog catalog = load_catalog(g);
+  const auto catalog_owner = load_catalog(g);
+  const Catalog& catalog = *catalog_owner;
   ModelSpec custom, custom_draft;
   const ModelSpec& model = resolve_model(catalog, o.model, custom);
   const HardwareSpec& hw = catalog.hardware(o.hardware);
@@ -173,7 +174,7 @@ int run_serve(const GlobalOptions& g, const ServeOptions& o) {
   return kExitOk;
 }
 
-const CommandRegistrar registrar(11, [](CLI::App& app, const GlobalOptions& g) {
+const CommandRegistrar registrar(11, "serve", [](CLI::App& app, const GlobalOptions& g) {
   auto o = std::make_shared<ServeOptions>();
   auto* cmd = app.add_subcommand("serve", "LLM serving: TTFT, ITL, KV cache, concurrency, speculative/disaggregated");
   cmd->add_option("--model,-m", o->model, "Model id or a Hugging Face config.json path")->required();

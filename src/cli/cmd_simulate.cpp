@@ -73,7 +73,8 @@ std::vector<double> parse_rates(const std::string& text) {
 
 int run_simulate(const GlobalOptions& g, const SimulateOptions& o) {
   const Format format = parse_format(g.format);
-  const Catalog catalog = load_catalog(g);
+  const auto catalog_owner = load_catalog(g);
+  const Catalog& catalog = *catalog_owner;
   ModelSpec custom;
   const ModelSpec& model = resolve_model(catalog, o.model, custom);
   const HardwareSpec& hw = catalog.hardware(o.hardware);
@@ -157,7 +158,7 @@ int run_simulate(const GlobalOptions& g, const SimulateOptions& o) {
   return kExitOk;
 }
 
-const CommandRegistrar registrar(13, [](CLI::App& app, const GlobalOptions& g) {
+const CommandRegistrar registrar(13, "simulate", [](CLI::App& app, const GlobalOptions& g) {
   auto o = std::make_shared<SimulateOptions>();
   auto* cmd = app.add_subcommand("simulate", "Request-level continuous-batching serving simulation");
   cmd->add_option("--model,-m", o->model, "Model id or a Hugging Face config.json path")->required();

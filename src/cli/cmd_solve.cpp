@@ -22,7 +22,8 @@ struct SolveOptions {
 
 int run_solve(const GlobalOptions& g, const SolveOptions& o) {
   const Format format = parse_format(g.format);
-  const Catalog catalog = load_catalog(g);
+  const auto catalog_owner = load_catalog(g);
+  const Catalog& catalog = *catalog_owner;
   ModelSpec custom;
   const ModelSpec& model = resolve_model(catalog, o.model, custom);
   const HardwareSpec& hw = catalog.hardware(o.hardware);
@@ -61,7 +62,7 @@ int run_solve(const GlobalOptions& g, const SolveOptions& o) {
   return kExitOk;
 }
 
-const CommandRegistrar registrar(10, [](CLI::App& app, const GlobalOptions& g) {
+const CommandRegistrar registrar(10, "solve", [](CLI::App& app, const GlobalOptions& g) {
   auto o = std::make_shared<SolveOptions>();
   auto* cmd = app.add_subcommand("solve", "Time one step of a workload on one device");
   cmd->add_option("--model,-m", o->model, "Model id or a Hugging Face config.json path")->required();

@@ -27,7 +27,7 @@ int run_train(const GlobalOptions& g, const TrainOptions& o) {
   return kExitOk;
 }
 
-const CommandRegistrar registrar(21, [](CLI::App& app, const GlobalOptions& g) {
+const CommandRegistrar registrar(21, "train", [](CLI::App& app, const GlobalOptions& g) {
   auto o = std::make_shared<TrainOptions>();
   auto* cmd = app.add_subcommand("train", "Distributed training step: TP x PP x DP x CP x EP on a cluster");
   add_train_options(cmd, *o, true);

@@ -241,7 +241,7 @@ int run_validate(const GlobalOptions& g, const ValidateOptions& o) {
   return kExitOk;
 }
 
-const CommandRegistrar registrar(50, [](CLI::App& app, const GlobalOptions& g) {
+const CommandRegistrar registrar(50, "validate", [](CLI::App& app, const GlobalOptions& g) {
   auto o = std::make_shared<ValidateOptions>();
   auto* cmd = app.add_subcommand("validate", "Compare predictions with published measurements");
   cmd->add_option("--category", o->category, "Only this category (decode, prefill, training, ...)");

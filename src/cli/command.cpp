@@ -13,8 +13,8 @@ std::vector<RegisteredCommand>& command_registry() {
   return registry;
 }
 
-CommandRegistrar::CommandRegistrar(int order, CommandSetup setup) {
-  command_registry().push_back({order, std::move(setup)});
+CommandRegistrar::CommandRegistrar(int order, const char* name, CommandSetup setup) {
+  command_registry().push_back({order, name, std::move(setup)});
 }
 
 std::string read_file(const std::string& path) {
@@ -32,10 +32,13 @@ Format parse_format(const std::string& f) {
   throw BadInput("--format must be table, json or csv; got '" + f + "'");
 }
 
-Catalog load_catalog(const GlobalOptions& g) {
-  Catalog c = g.catalog_dir.empty() ? Catalog::builtin() : Catalog::with_user_dir(g.catalog_dir);
+std::shared_ptr<const Catalog> load_catalog(const GlobalOptions& g) {
+  if (g.catalog_dir.empty() && g.calibration_file.empty())
+    return std::shared_ptr<const Catalog>(&Catalog::builtin(), [](const Catalog*) {});
+  auto c = std::make_shared<Catalog>(g.catalog_dir.empty() ? Catalog::builtin()
+                                                            : Catalog::with_user_dir(g.catalog_dir));
   if (!g.calibration_file.empty())
-    c.add_calibration_toml(read_file(g.calibration_file), g.calibration_file);
+    c->add_calibration_toml(read_file(g.calibration_file), g.calibration_file);
   return c;
 }
 

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -34,12 +35,13 @@ struct Command {
 using CommandSetup = std::function<Command(CLI::App& app, const GlobalOptions& global)>;
 
 struct CommandRegistrar {
-  // `order` sorts commands in --help (lower first).
-  CommandRegistrar(int order, CommandSetup setup);
+  // `order` sorts commands in --help (lower first); `name` is the subcommand's name.
+  CommandRegistrar(int order, const char* name, CommandSetup setup);
 };
 
 struct RegisteredCommand {
   int order;
+  std::string name;
   CommandSetup setup;
 };
 std::vector<RegisteredCommand>& command_registry();
@@ -58,8 +60,9 @@ CapturedRun run_captured(const std::vector<std::string>& args);
 // ---- helpers shared by commands ----------------------------------------------------------------
 std::string read_file(const std::string& path);
 Format parse_format(const std::string& f);
-// Built-in catalog + --catalog DIR + --calibration FILE.
-Catalog load_catalog(const GlobalOptions& g);
+// Built-in catalog + --catalog DIR + --calibration FILE. The built-in one is shared, not copied
+// (parsing and copying the catalog would dominate a solve).
+std::shared_ptr<const Catalog> load_catalog(const GlobalOptions& g);
 // A catalog id/alias, or a path to a Hugging Face config.json (stored in `storage`).
 const ModelSpec& resolve_model(const Catalog& c, const std::string& name, ModelSpec& storage);
 Precision parse_precision_flag(const std::string& flag, const std::string& value);

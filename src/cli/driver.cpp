@@ -24,8 +24,21 @@ int run(int argc, char** argv) {
   auto& registry = command_registry();
   std::stable_sort(registry.begin(), registry.end(),
                    [](const auto& a, const auto& b) { return a.order < b.order; });
+  // Only the chosen command is built when argv names one (building all of CLI11's option tables
+  // costs more than a solve); help and unknown names get every command.
+  std::string chosen;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--format" || a == "--catalog" || a == "--calibration") { ++i; continue; }
+    if (!a.empty() && a[0] == '-') { if (a == "-h" || a == "--help") break; continue; }
+    chosen = a;
+    break;
+  }
+  const bool known = std::any_of(registry.begin(), registry.end(),
+                                 [&](const auto& r) { return r.name == chosen; });
   std::vector<Command> commands;
-  for (auto& r : registry) commands.push_back(r.setup(app, g));
+  for (auto& r : registry)
+    if (!known || r.name == chosen) commands.push_back(r.setup(app, g));
 
   try {
     app.parse(argc, argv);

@@ -58,7 +58,8 @@ inline FleetCatalog load_fleet(const GlobalOptions& g) {
 
 // Cluster, hardware and request from the options.
 struct TrainSetup {
-  Catalog catalog;
+  std::shared_ptr<const Catalog> catalog_owner;
+  const Catalog* catalog = nullptr;
   ModelSpec custom;
   const ModelSpec* model = nullptr;
   const HardwareSpec* hw = nullptr;
@@ -68,19 +69,20 @@ struct TrainSetup {
 
 inline std::unique_ptr<TrainSetup> make_train_setup(const GlobalOptions& g, const TrainOptions& o) {
   auto s = std::make_unique<TrainSetup>();
-  s->catalog = load_catalog(g);
-  s->model = &resolve_model(s->catalog, o.model, s->custom);
+  s->catalog_owner = load_catalog(g);
+  s->catalog = s->catalog_owner.get();
+  s->model = &resolve_model(*s->catalog, o.model, s->custom);
   const FleetCatalog fleet = load_fleet(g);
   if (o.cluster.empty() && o.hardware.empty())
     throw BadInput("pass --hardware H (its standard node and fabric) or --cluster NAME");
   if (!o.cluster.empty()) {
     s->cluster = fleet.cluster(o.cluster);
-    s->hw = &s->catalog.hardware(o.hardware.empty() ? s->cluster.node.accelerator : o.hardware);
+    s->hw = &s->catalog->hardware(o.hardware.empty() ? s->cluster.node.accelerator : o.hardware);
     if (normalize_name(s->hw->id) != normalize_name(s->cluster.node.accelerator))
       throw BadInput(fmt::format("--hardware {} does not match cluster {} ({} nodes of {}); omit --hardware",
                                  s->hw->id, s->cluster.id, s->cluster.nodes, s->cluster.node.accelerator));
   } else {
-    s->hw = &s->catalog.hardware(o.hardware);
+    s->hw = &s->catalog->hardware(o.hardware);
     if (o.gpus < 1) throw BadInput("--gpus N is required with --hardware (or use --cluster NAME)");
     s->cluster = fleet.standard_cluster(s->hw->id, o.gpus);
   }
