@@ -1,0 +1,82 @@
+#include "mlsysim/solvers/sweep.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "mlsysim/errors.hpp"
+
+namespace mlsysim {
+
+size_t SweepSpace::size() const {
+  auto n = [](size_t k) { return std::max<size_t>(k, 1); };
+  return models.size() * hardware.size() * n(phases.size()) * n(batches.size()) *
+         n(seq_lens.size()) * n(contexts.size()) * n(precisions.size());
+}
+
+namespace {
+
+// The i-th configuration of the product (mixed-radix decoding, precision fastest).
+SolveRequest request_at(const SweepSpace& s, size_t i, const ModelSpec*& model,
+                        const HardwareSpec*& hw) {
+  SolveRequest r;
+  r.runtime = s.runtime;
+  auto take = [&i](size_t radix) {
+    const size_t k = radix ? i % radix : 0;
+    if (radix) i /= radix;
+    return k;
+  };
+  if (!s.precisions.empty()) r.precision = s.precisions[take(s.precisions.size())];
+  if (!s.contexts.empty()) r.context = s.contexts[take(s.contexts.size())];
+  if (!s.seq_lens.empty()) r.seq_len = s.seq_lens[take(s.seq_lens.size())];
+  r.batch = s.batches.empty() ? 1 : s.batches[take(s.batches.size())];
+  if (!s.phases.empty()) r.phase = s.phases[take(s.phases.size())];
+  hw = s.hardware[take(s.hardware.size())];
+  model = s.models[take(s.models.size())];
+  return r;
+}
+
+}  // namespace
+
+SweepResult run_sweep(const SweepSpace& space, unsigned threads) {
+  SweepResult result;
+  const size_t total = space.size();
+  if (total == 0) throw BadInput("the sweep is empty: give at least one --model and one --hardware");
+  result.threads = threads ? threads : std::max(1u, std::thread::hardware_concurrency());
+  result.threads = static_cast<unsigned>(std::min<size_t>(result.threads, total));
+  std::vector<std::optional<SweepPoint>> slots(total);
+  std::mutex reason_mutex;
+  const auto start = std::chrono::steady_clock::now();
+  auto worker = [&](unsigned t) {
+    for (size_t i = t; i < total; i += result.threads) {
+      const ModelSpec* model = nullptr;
+      const HardwareSpec* hw = nullptr;
+      const SolveRequest r = request_at(space, i, model, hw);
+      try {
+        const Profile p = solve(*model, *hw, r);
+        slots[i] = SweepPoint{model, hw, p.phase, p.batch, p.seq_len, p.context, p.precision,
+                              p.latency, p.bottleneck, p.mfu, p.throughput, p.memory.total(),
+                              p.feasible};
+      } catch (const BadInput& e) {
+        std::lock_guard<std::mutex> lock(reason_mutex);
+        if (result.first_skip_reason.empty()) result.first_skip_reason = e.what();
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < result.threads; ++t) pool.emplace_back(worker, t);
+  worker(0);
+  for (auto& th : pool) th.join();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.points.reserve(total);
+  for (auto& s : slots) {
+    if (s) result.points.push_back(*s);
+    else ++result.skipped;
+  }
+  result.evaluated = result.points.size();
+  return result;
+}
+
+}  // namespace mlsysim
