@@ -155,3 +155,29 @@ class Engine:
         if raise_errors and not profile.feasible:
             _core.raise_does_not_fit(profile)
         return PerformanceProfile(profile)
+
+    @staticmethod
+    def sweep(models, hardware, batch_sizes=(1,), precisions=None, phases=None, contexts=None,
+              seq_lens=None) -> list:
+        """Every combination, solved on all cores (``mlsysim sweep``); one dict per configuration.
+
+        Combinations a model or device cannot run (a phase it lacks, a precision it has no path
+        for) are left out.
+        """
+        from .solvers import cli  # local: solvers imports this module
+
+        def names(xs, resolve):
+            xs = xs if isinstance(xs, (list, tuple)) else [xs]
+            return ",".join(resolve(x).id for x in xs)
+
+        def join(xs):
+            return None if xs is None else ",".join(str(x) for x in (xs if isinstance(xs, (list, tuple, range)) else [xs]))
+
+        args = ["sweep", "--model", names(models, lambda m: Model(resolve_model(m))),
+                "--hardware", names(hardware, lambda h: HardwareNode(resolve_hardware(h))),
+                "--batch-size", join(batch_sizes)]
+        for flag, value in (("--precision", join(precisions)), ("--phase", join(phases)),
+                            ("--context", join(contexts)), ("--seq-len", join(seq_lens))):
+            if value is not None:
+                args += [flag, value]
+        return cli(*args)["points"]

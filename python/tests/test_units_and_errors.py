@@ -64,5 +64,16 @@ class Errors(unittest.TestCase):
         self.assertFalse(p.feasible)
 
 
+class Sweep(unittest.TestCase):
+    def test_sweep_matches_single_solves(self):
+        llama = mlsysim.Models.Language.Llama3_8B
+        rows = mlsysim.Engine.sweep(llama, [mlsysim.Hardware.Cloud.H100, mlsysim.Hardware.Cloud.MI300X],
+                                    batch_sizes=[1, 16], contexts=[1024])
+        self.assertEqual(len(rows), 4)
+        for row in rows:
+            single = mlsysim.Engine.solve(llama, row["hardware"], batch_size=row["batch_size"], context=1024)
+            self.assertAlmostEqual(row["latency_s"] * 1e3, single.latency.magnitude, 9)
+
+
 if __name__ == "__main__":
     unittest.main()
