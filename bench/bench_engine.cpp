@@ -30,6 +30,20 @@ static void BM_DecodeSolve(benchmark::State& state) {
 }
 BENCHMARK(BM_DecodeSolve);
 
+// The same without the per-operator breakdown (what sweeps use).
+static void BM_DecodeSolveNoBreakdown(benchmark::State& state) {
+  const auto& m = model("llama3-8b");
+  const auto& h = hw("h100");
+  SolveRequest r;
+  r.context = 1024;
+  r.keep_operators = false;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(solve(m, h, r).latency);
+    r.batch = r.batch % 64 + 1;
+  }
+}
+BENCHMARK(BM_DecodeSolveNoBreakdown);
+
 static void BM_PrefillSolve_Llama3_70B(benchmark::State& state) {
   const auto& m = model("llama3-70b");
   const auto& h = hw("h200");

@@ -146,11 +146,12 @@ Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest
   lower(model, in, ops);
 
   RateModel rates{&hw, p.runtime, p.teaching_efficiency};
-  p.operators.reserve(ops.size());
+  if (request.keep_operators) p.operators.reserve(ops.size());
   double static_energy_time = 0, dynamic_energy = 0;
   for (const Operator& op : ops) {
     const OpTiming t = time_operator(rates, op);
-    p.operators.push_back({op.name, op.cls, op.pass, op.count, op.kernels * op.count,
+    if (request.keep_operators)
+      p.operators.push_back({op.name, op.cls, op.pass, op.count, op.kernels * op.count,
                            Flops(op.flops * op.count), Bytes(op.bytes * op.count), t});
     p.model_flops += Flops(op.flops * op.count);
     p.hardware_flops += Flops(op.hw_flops * op.count);

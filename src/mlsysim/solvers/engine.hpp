@@ -28,6 +28,7 @@ struct SolveRequest {
   Recompute recompute = Recompute::None;
   Runtime runtime = Runtime::Graph;
   double efficiency = 0;  // > 0: the textbook single-efficiency model (teaching mode)
+  bool keep_operators = true;  // false: skip the per-operator breakdown (sweeps: no allocation)
 };
 
 struct OperatorResult {

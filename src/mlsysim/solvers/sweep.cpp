@@ -23,6 +23,7 @@ SolveRequest request_at(const SweepSpace& s, size_t i, const ModelSpec*& model,
                         const HardwareSpec*& hw) {
   SolveRequest r;
   r.runtime = s.runtime;
+  r.keep_operators = false;
   auto take = [&i](size_t radix) {
     const size_t k = radix ? i % radix : 0;
     if (radix) i /= radix;
