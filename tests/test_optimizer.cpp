@@ -61,3 +61,20 @@ TEST(Optimizer, MissingBatchIsBadInput) {
                                     FleetCatalog::builtin().standard_cluster("h100", 8), q),
                BadInput);
 }
+
+TEST(Optimizer, SearchesTensOfThousandsOfLayouts) {
+  const auto& cat = mlsysim::Catalog::builtin();
+  const auto& model = cat.model("llama3-70b");
+  const auto& h100 = cat.hardware("h100");
+  mlsysim::OptimizerRequest req;
+  req.gpus = 64;
+  req.global_batch = 512;
+  req.seq_len = 4096;
+  const auto cluster = mlsysim::FleetCatalog::builtin().standard_cluster("h100", 64);
+  const auto r = mlsysim::optimize_parallelism(model, h100, cluster, req);
+  // TP {1,2,4,8} x PP x CP x micro-batch {1..32} x interleaving {1..8} x sequence parallel x
+  // recompute x ZeRO: more than ten thousand layouts, every one counted exactly once.
+  EXPECT_GE(r.searched, 10000);
+  EXPECT_EQ(r.searched, r.rejected + r.did_not_fit + r.feasible);
+  EXPECT_GT(r.feasible, 0);
+}

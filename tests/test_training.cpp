@@ -162,3 +162,28 @@ TEST(Training, ModelThatCannotFitReturnsRemedies) {
   EXPECT_FALSE(r.remedies.empty());
   EXPECT_NE(does_not_fit_message(r).find("remedies"), std::string::npos);
 }
+
+namespace mlsysim {
+// Uneven pipeline split: Llama 3 405B's 126 layers on 16 stages are 7 | 8 x 14 | 7
+// (Dubey et al. 2024 sec. 3.3.2); stage sums must equal the layer count.
+TEST(PipelineStageSplit, UnevenFirstAndLastStages) {
+  const StageSplit a = pipeline_stage_split(126, 16);
+  EXPECT_EQ(a.first, 7);
+  EXPECT_EQ(a.middle, 8);
+  EXPECT_EQ(a.last, 7);
+  EXPECT_EQ(a.first + 14 * a.middle + a.last, 126);
+  const StageSplit b = pipeline_stage_split(80, 8);  // divisible: all equal
+  EXPECT_EQ(b.first, 10);
+  EXPECT_EQ(b.middle, 10);
+  EXPECT_EQ(b.last, 10);
+  const StageSplit c = pipeline_stage_split(10, 4);  // 3, 3 in the middle; 2, 2 at the ends
+  EXPECT_EQ(c.first, 2);
+  EXPECT_EQ(c.middle, 3);
+  EXPECT_EQ(c.last, 2);
+  const StageSplit d = pipeline_stage_split(9, 4);   // one big stage only: it sits in the middle
+  EXPECT_EQ(d.first, 2);
+  EXPECT_EQ(d.middle, 3);
+  EXPECT_EQ(d.last, 2);
+  EXPECT_THROW(pipeline_stage_split(4, 8), BadInput);
+}
+}  // namespace mlsysim

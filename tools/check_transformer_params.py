@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Independent check of the transformer model catalog.
 
-Loads catalog/models/language.toml and catalog/models/encoders.toml (or the files given on the
+Loads catalog/models/language.toml, encoders.toml and training_models.toml (or the files given on the
 command line), recomputes every model's total parameter count from its architecture spec and
 compares it with `published_params`. Python 3.11+ standard library only (tomllib).
 
@@ -30,7 +30,8 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_FILES = [ROOT / "catalog/models/language.toml", ROOT / "catalog/models/encoders.toml"]
+DEFAULT_FILES = [ROOT / "catalog/models/language.toml", ROOT / "catalog/models/encoders.toml",
+                 ROOT / "catalog/models/training_models.toml"]
 TOLERANCE = 0.02
 
 GATED = {"swiglu", "geglu"}

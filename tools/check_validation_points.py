@@ -24,8 +24,8 @@ CATEGORIES = {"decode", "prefill", "serving", "training", "inference", "collecti
 # sub-command -> metrics its JSON output is expected to carry
 METRICS = {
     "solve": {"latency_s", "tokens_per_s", "samples_per_s", "mfu"},
-    "train": {"step_time_s", "mfu"},
-    "serve": {"ttft_s", "itl_s", "tokens_per_s"},
+    "train": {"step_time_s", "mfu", "hfu"},
+    "serve": {"ttft_s", "itl_s", "tokens_per_s", "request_tokens_per_s"},
     "collective": {"bus_bandwidth_bytes_per_s"},
     "kernel": {"flops_per_s"},  # proposed sub-command, see validation/README.md
 }

@@ -122,6 +122,7 @@ inline nlohmann::ordered_json training_json(const TrainingResult& r) {
   j["cp"] = r.layout.cp;
   j["ep"] = r.layout.ep;
   j["vpp"] = r.layout.vpp;
+  j["stage_layers"] = {{"first", r.first_stage_layers}, {"max", r.stage_layers}, {"last", r.last_stage_layers}};
   j["zero_stage"] = r.zero_stage;
   j["recompute"] = to_string(r.recompute);
   j["sequence_parallel"] = r.sequence_parallel;
@@ -134,6 +135,7 @@ inline nlohmann::ordered_json training_json(const TrainingResult& r) {
   j["parameters_per_gpu"] = r.parameters_per_gpu;
   j["step_time_s"] = r.step_time.si();
   j["mfu"] = r.mfu;
+  j["hfu"] = r.hfu;
   j["single_gpu_mfu"] = r.single_gpu_mfu;
   j["scaling_efficiency"] = r.scaling_efficiency;
   j["communication_fraction"] = r.communication_fraction;

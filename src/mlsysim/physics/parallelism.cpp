@@ -31,6 +31,23 @@ double pipeline_in_flight_micro_batches(int p, int m, int v) {
   return v > 1 ? base * (1.0 + static_cast<double>(p - 1) / (static_cast<double>(p) * v)) : base;
 }
 
+StageSplit pipeline_stage_split(int layers, int p) {
+  if (p < 1) throw BadInput("pipeline stages must be >= 1, got " + std::to_string(p));
+  if (layers < p)
+    throw BadInput("pipeline stages (" + std::to_string(p) + ") exceed the layers (" + std::to_string(layers) +
+                   "); use pp <= " + std::to_string(layers));
+  StageSplit s;
+  const int base = layers / p, big = layers % p;  // big stages hold base + 1
+  if (p == 1) return {layers, layers, layers};
+  const int small = p - big;
+  // Small stages go to the last stage first (it runs the LM head and the loss), then the first.
+  s.last = small >= 1 ? base : base + 1;
+  s.first = small >= 2 ? base : base + 1;
+  const int middle_big = big - (s.last > base ? 1 : 0) - (s.first > base ? 1 : 0);
+  s.middle = p > 2 ? (middle_big > 0 ? base + 1 : base) : 0;
+  return s;
+}
+
 ZeroSharding zero_sharding(int stage, int dp) {
   if (stage < 0 || stage > 3) throw BadInput("ZeRO stage must be 0, 1, 2 or 3; got " + std::to_string(stage));
   if (dp < 1) throw BadInput("dp must be >= 1");

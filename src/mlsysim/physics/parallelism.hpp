@@ -22,6 +22,17 @@ double pipeline_bubble_overhead(int stages, int micro_batches, int virtual_stage
 // sec. 4.2.3). Returned in micro-batch units.
 double pipeline_in_flight_micro_batches(int stages, int micro_batches, int virtual_stages = 1);
 
+// Layers per pipeline stage when p does not divide L: L mod p stages hold ceil(L/p), the rest
+// floor(L/p); the first and the last stage, which also run the embedding and the LM head + loss,
+// take the smaller share (Dubey et al. 2024, "The Llama 3 Herd of Models", sec. 3.3.2: 126 layers
+// on 16 stages, one fewer layer on the first and the last). With interleaving (v chunks per stage)
+// the chunks of a stage split its layers; Megatron-LM exposes the same uneven first/last split
+// (--decoder-first/last-pipeline-num-layers). `middle` is the most layers on any other stage.
+struct StageSplit {
+  int first = 0, middle = 0, last = 0;
+};
+StageSplit pipeline_stage_split(int layers, int stages);
+
 // ZeRO (Rajbhandari et al. 2020) / FSDP: how many ranks share each training state.
 struct ZeroSharding {
   double weights = 1, gradients = 1, optimizer = 1;

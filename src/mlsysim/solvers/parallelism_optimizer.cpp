@@ -62,18 +62,24 @@ OptimizerResult optimize_parallelism(const ModelSpec& model, const HardwareSpec&
           const int dp = N / (tp * pp * cp * ep);
           const int replicas = dp * ep;
           if (req.global_batch % replicas != 0) continue;
-          for (int b = 1; b <= 16; b *= 2) {
+          for (int b = 1; b <= 32; b *= 2) {
             if (req.global_batch % (replicas * b) != 0) continue;
             const int m = req.global_batch / (replicas * b);
+            // Interleaved 1F1B (Narayanan et al. 2021): v model chunks per GPU, needs the
+            // micro-batch count to be a multiple of pp and at least one layer per chunk.
             std::vector<int> vs{1};
-            if (req.search_interleaving && pp > 1)
-              for (int v : {2, 4})
-                if (m % pp == 0 && tf.layers % (pp * v) == 0) vs.push_back(v);
+            if (req.search_interleaving && pp > 1 && m % pp == 0)
+              for (int v = 2; v <= 8; ++v)
+                if (pp * v <= tf.layers) vs.push_back(v);
+            // Sequence parallelism (Korthikanti et al. 2022) only changes anything with TP.
+            const std::vector<bool> sps = tp > 1 ? std::vector<bool>{true, false} : std::vector<bool>{true};
             for (int v : vs)
+              for (bool sp : sps)
               for (Recompute r : req.recompute)
                 for (int z : req.zero_stages) {
                   if (z > 0 && replicas == 1) continue;  // nothing to shard
                   TrainingRequest q;
+                  q.sequence_parallel = sp;
                   q.gpus = N;
                   q.layout = {tp, pp, dp, cp, ep, v};
                   q.global_batch = req.global_batch;

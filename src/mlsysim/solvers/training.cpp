@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
+#include <string_view>
 
 #include "mlsysim/errors.hpp"
 #include "mlsysim/physics/parallelism.hpp"
@@ -81,10 +82,21 @@ const TrainingEvaluator::ShardSolve& TrainingEvaluator::shard(int tp, int pp, in
   ShardSolve s;
   s.time = p.latency;
   for (const auto& op : p.operators) {
-    if (op.pass == Pass::Update) s.time -= op.timing.total();
-    else if (op.cls == OpClass::Attention) s.attention_time += op.timing.total();
+    if (op.pass == Pass::Update) {
+      s.time -= op.timing.total();
+      continue;
+    }
+    if (op.cls == OpClass::Attention) s.attention_time += op.timing.total();
+    // The operators outside the layer stack (physics/lowering.cpp lower_embedding / lower_head):
+    // only the first stage embeds and only the last stage runs the head and the loss.
+    const std::string_view name = op.name ? op.name : "";
+    if (name == "embedding") s.embedding_time += op.timing.total();
+    else if (name == "final_norm" || name == "lm_head" || name == "cross_entropy")
+      s.output_time += op.timing.total();
   }
   s.activations = p.memory.activations;
+  s.hw_flops = p.hardware_flops.si();
+  s.model_flops = p.model_flops.si();
   s.params = p.parameters;
   s.compute_precision = p.compute_precision;
   s.precision = p.precision;
@@ -165,9 +177,9 @@ Resolved resolve_layout(const ModelSpec& model, const Cluster& c, const Training
       throw BadInput(fmt::format("the interleaved schedule needs micro-batches ({}) divisible by pp ({}) "
                                  "(Narayanan et al. 2021 sec. 2.2.2); use a global batch of {} x k",
                                  r.m, r.pp, r.replicas * r.b * r.pp));
-    if (model.tf.layers % (r.pp * r.v) != 0)
-      throw BadInput(fmt::format("{} layers cannot be split into pp x vpp = {} chunks; valid vpp: {}",
-                                 model.tf.layers, r.pp * r.v, divisors_of(model.tf.layers / std::max(1, r.pp))));
+    if (r.pp * r.v > model.tf.layers)
+      throw BadInput(fmt::format("{} layers cannot fill pp x vpp = {} model chunks (at least one layer each); "
+                                 "use --vpp <= {}", model.tf.layers, r.pp * r.v, model.tf.layers / r.pp));
   }
   if (r.pp > model.tf.layers)
     throw BadInput(fmt::format("pp={} exceeds {}'s {} layers; valid pp: {}", r.pp, model.id, model.tf.layers,
@@ -210,13 +222,30 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   const ShardSolve& sh = shard(r.tp, r.pp, r.b, r.S, rq.recompute, rq.precision);
   res.precision = sh.precision;
   const double act_bytes = std::max(1.0, bytes_per_element(sh.compute_precision));
-  const Seconds t_mb = sh.time / r.cp;
-  res.microbatch_time = t_mb;
-  res.compute_time = t_mb * r.m;
 
   const ModelSpec& shard_model = shard_models_.at(fmt::format("{}/{}", r.tp, r.pp));
   const TransformerSpec& stf = shard_model.tf;
-  const int layers_stage = stf.layers;  // ceil(L / pp)
+  const int layers_stage = stf.layers;  // busiest stage: ceil(L / p)
+  // Uneven pipeline split (physics/parallelism pipeline_stage_split): stages hold floor or
+  // ceil(L/p) layers, the first and last (which also run the embedding and the LM head + loss)
+  // the fewer (Dubey et al. 2024 sec. 3.3.2: Llama 3 405B, 126 layers on 16 stages, one fewer
+  // layer on the first and on the last). The step is paced by the slowest stage.
+  const StageSplit split = pipeline_stage_split(model_.tf.layers, r.pp);
+  const Seconds t_head = sh.embedding_time + sh.output_time;
+  const Seconds t_layer = (sh.time - t_head) / static_cast<double>(layers_stage);
+  Seconds t_stage = sh.time;
+  if (r.pp > 1) {
+    const Seconds first = t_layer * static_cast<double>(split.first) + sh.embedding_time;
+    const Seconds last = t_layer * static_cast<double>(split.last) + sh.output_time;
+    const Seconds middle = t_layer * static_cast<double>(split.middle);
+    t_stage = max(max(first, last), middle);
+  }
+  res.stage_layers = layers_stage;
+  res.first_stage_layers = split.first;
+  res.last_stage_layers = split.last;
+  const Seconds t_mb = t_stage / r.cp;
+  res.microbatch_time = t_mb;
+  res.compute_time = t_mb * r.m;
   const double tokens_rank = static_cast<double>(r.b) * r.S / r.cp;
   const double sp_div = res.sequence_parallel ? r.tp : 1.0;
 
@@ -269,7 +298,21 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
 
   // ---- parameters on this GPU: dense (replicated over dp x ep) and experts (over dp) -----------
   const ModelSpec ep_shard = r.ep > 1 ? shard_transformer(model_, {r.tp, r.pp, r.ep}) : ModelSpec{};
-  const double params_gpu = r.ep > 1 ? parameter_count(ep_shard) : sh.params;
+  // Per-stage parameters with the uneven split (dense models): the first stage holds the token
+  // (and learned position) embedding, the last the LM head (a copy of the tied embedding, as
+  // Megatron-LM keeps one there), the middle stages layers only. The busiest stage paces DP sync.
+  const double vocab_params = static_cast<double>(stf.vocab) * stf.hidden;
+  const double pos_params = stf.learned_positions ? static_cast<double>(stf.max_seq) * stf.hidden : 0.0;
+  const double layer_params =
+      (sh.params - vocab_params * (stf.tied_embeddings ? 1.0 : 2.0) - pos_params) / layers_stage;
+  double stage_params[3] = {sh.params, sh.params, sh.params};  // first, middle, last
+  if (r.pp > 1 && r.ep == 1) {
+    stage_params[0] = layer_params * split.first + vocab_params + pos_params;
+    stage_params[1] = layer_params * split.middle;
+    stage_params[2] = layer_params * split.last + vocab_params;
+  }
+  const double params_gpu = r.ep > 1 ? parameter_count(ep_shard)
+                                     : std::max({stage_params[0], stage_params[1], stage_params[2]});
   const double p_expert = r.ep > 1 ? expert_params(ep_shard.tf, ep_shard.tf.layers)
                                    : expert_params(stf, stf.layers);
   const double p_dense = params_gpu - p_expert;
@@ -362,23 +405,48 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
     const FlopsPerSecond peak = hw_.peak(ref.compute_precision);
     res.mfu = res.model_flops_per_step.si() / (r.gpus * peak.si() * res.step_time.si());
     res.single_gpu_mfu = it->second * r.b / (peak.si() * ref.time.si());
+    // HFU counts the FLOPs the hardware executes, recomputation included (Korthikanti et al. 2022
+    // sec. 6): MFU x (hardware / model FLOPs) of this layout's per-GPU shard.
+    res.hfu = sh.model_flops > 0 ? res.mfu * sh.hw_flops / sh.model_flops : res.mfu;
   }
 
   // ---- memory ledger per GPU ------------------------------------------------------------------
   TrainingMemory& mem = res.memory;
-  mem.weights = Bytes(p_dense * wb / zd.weights + p_expert * wb / ze.weights);
-  mem.gradients = Bytes(p_dense * grad_b / zd.gradients + p_expert * grad_b / ze.gradients);
   const double opt_b = wb < 4.0 ? 12.0 : 8.0;  // fp32 master + 2 Adam moments (mixed) / moments only
-  mem.optimizer_states = Bytes(p_dense * opt_b / zd.optimizer + p_expert * opt_b / ze.optimizer);
-  const Bytes act_mb = sh.activations / r.cp -
-                       sequence_parallel_activation_savings(stf, tokens_rank, layers_stage,
-                                                            res.sequence_parallel ? r.tp : 1, act_bytes);
-  mem.activations = act_mb * pipeline_in_flight_micro_batches(r.pp, r.m, r.v);
+  // Activations: the layer stack's saved tensors scale with the stage's layers and with the
+  // micro-batches in flight; the fp32 logits and their gradient (tokens x vocab/tp x 8 B, the
+  // engine's ledger in physics/memory.cpp) exist only on the last stage, which runs each
+  // micro-batch's forward and backward back to back (1F1B: one in flight; Narayanan et al. 2021).
+  const Bytes logits_mb(static_cast<double>(r.b) * r.S * static_cast<double>(stf.vocab) * 8.0 / r.cp);
+  const Bytes layers_mb = (sh.activations / r.cp - logits_mb) -
+                          sequence_parallel_activation_savings(stf, tokens_rank, layers_stage,
+                                                               res.sequence_parallel ? r.tp : 1, act_bytes);
+  const double in_flight = pipeline_in_flight_micro_batches(r.pp, r.m, r.v);
   Bytes buffers(kCommBufferBytes);
   if (r.pp > 1) buffers += Bytes(2.0 * tokens_rank * model_.tf.hidden * act_bytes / sp_div);
   if (rq.zero_stage == 3 && layers_stage > 0)  // two gathered layers in flight (prefetch)
     buffers += Bytes(2.0 * params_gpu / layers_stage * wb);
-  mem.buffers = buffers;
+  auto ledger = [&](double dense, double stage_layers, bool last) {
+    TrainingMemory m;
+    m.weights = Bytes(dense * wb / zd.weights + p_expert * wb / ze.weights);
+    m.gradients = Bytes(dense * grad_b / zd.gradients + p_expert * grad_b / ze.gradients);
+    m.optimizer_states = Bytes(dense * opt_b / zd.optimizer + p_expert * opt_b / ze.optimizer);
+    m.activations = r.pp == 1 ? (layers_mb + logits_mb)
+                              : layers_mb * (stage_layers / layers_stage * in_flight) + (last ? logits_mb : Bytes(0));
+    m.buffers = buffers;
+    return m;
+  };
+  if (r.pp == 1 || r.ep > 1) {
+    mem = ledger(p_dense, layers_stage, true);
+    if (r.pp > 1) mem.activations = layers_mb * in_flight + logits_mb;
+  } else {
+    const TrainingMemory first = ledger(stage_params[0] - p_expert, split.first, false);
+    const TrainingMemory middle = ledger(stage_params[1] - p_expert, split.middle, false);
+    const TrainingMemory last = ledger(stage_params[2] - p_expert, split.last, true);
+    mem = first;
+    if (r.pp > 2 && middle.total() > mem.total()) mem = middle;
+    if (last.total() > mem.total()) mem = last;
+  }
   res.memory_capacity = hw_.memory_capacity;
   res.feasible = mem.total() <= hw_.memory_capacity;
   if (!res.feasible) {

@@ -82,6 +82,9 @@ struct TrainingResult {
   double scaling_efficiency = 0;      // cluster throughput / (N x one GPU's throughput)
   double single_gpu_mfu = 0;          // the unsharded model on one GPU (memory ignored)
   double mfu = 0;                     // = single_gpu_mfu x scaling_efficiency
+  double hfu = 0;                     // hardware FLOPs (recomputation included) / (N x peak x step)
+  int stage_layers = 0;               // layers on the busiest pipeline stage
+  int first_stage_layers = 0, last_stage_layers = 0;  // uneven split (pp > 1)
   double straggler_factor = 1;
   double tokens_per_s = 0;
   Flops model_flops_per_step{};
@@ -116,8 +119,12 @@ class TrainingEvaluator {
   struct ShardSolve {
     Seconds time{};            // forward + backward (+ recompute) of one micro-batch, no update
     Seconds attention_time{};  // attention kernels of that
+    Seconds embedding_time{};  // of that: the input embedding (first pipeline stage only)
+    Seconds output_time{};     // of that: final norm, LM head, loss (last pipeline stage only)
     Bytes activations{};       // saved activations of one micro-batch (full sequence)
     double params = 0;         // parameters of the ep=1 shard
+    double hw_flops = 0;       // hardware FLOPs of that micro-batch (recomputation included)
+    double model_flops = 0;    // model FLOPs of that micro-batch (no recomputation)
     Precision compute_precision = Precision::BF16, precision = Precision::BF16;
   };
   const ShardSolve& shard(int tp, int pp, int b, int seq, Recompute r, std::optional<Precision> prec);
