@@ -28,6 +28,7 @@ constexpr double kTextbookEfficiency = 0.5;  // the tutorial's default eta
 struct ValidateOptions {
   std::string category, plot, points_dir;
   bool include_calibration = false;
+  bool include_low = false;
 };
 
 struct Outcome {
@@ -163,6 +164,7 @@ int run_validate(const GlobalOptions& g, const ValidateOptions& o) {
   for (const auto& out : outcomes) {
     if (!out.error()) { ++skipped; continue; }
     if (out.point->used_for_calibration && !o.include_calibration) continue;
+    if (out.point->confidence == "low" && !o.include_low) continue;
     by_cat[out.point->category].first.push_back(*out.error());
     all.push_back(*out.error());
     if (out.textbook_error()) {
@@ -181,6 +183,7 @@ int run_validate(const GlobalOptions& g, const ValidateOptions& o) {
                              {"metric", out.point->metric}, {"measured", out.point->measured},
                              {"status", out.status},
                              {"used_for_calibration", out.point->used_for_calibration},
+                             {"confidence", out.point->confidence},
                              {"command", "mlsysim " + out.point->command}, {"source", out.point->source}};
     r["predicted"] = out.predicted ? nlohmann::ordered_json(*out.predicted) : nlohmann::ordered_json();
     r["error"] = out.error() ? nlohmann::ordered_json(*out.error()) : nlohmann::ordered_json();
@@ -220,7 +223,8 @@ int run_validate(const GlobalOptions& g, const ValidateOptions& o) {
                                out.point->id.substr(0, 52), out.point->category, out.point->measured,
                                out.predicted ? fmt::format("{:.4g}", *out.predicted) : "-",
                                pct(out.error()), pct(out.textbook_error()),
-                               out.status == "ok" ? (out.point->used_for_calibration ? "  (calibration)" : "")
+                               out.status == "ok" ? (out.point->used_for_calibration ? "  (calibration)"
+                                                     : out.point->confidence == "low" ? "  (low confidence: not scored)" : "")
                                                   : "  skipped: " + out.status);
     }
     std::cout << fmt::format("\n{:<14} {:>5}   {:>12} {:>10}   {:>12} {:>10}\n", "held-out", "n",
@@ -248,6 +252,7 @@ const CommandRegistrar registrar(50, "validate", [](CLI::App& app, const GlobalO
   cmd->add_option("--plot", o->plot, "Write predicted vs measured (log axes, y = x) to FILE.svg|.html");
   cmd->add_option("--points", o->points_dir, "Directory of point *.toml files (default: built in)");
   cmd->add_flag("--include-calibration", o->include_calibration, "Also score calibration points");
+  cmd->add_flag("--include-low-confidence", o->include_low, "Also score low-confidence points");
   return Command{cmd, [o, &g] { return run_validate(g, *o); }};
 });
 

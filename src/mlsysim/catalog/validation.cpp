@@ -34,11 +34,14 @@ void parse_points(std::string_view text, const std::string& origin,
     p.framework = (*t)["framework"].value_or(std::string());
     p.notes = (*t)["notes"].value_or(std::string());
     p.used_for_calibration = (*t)["used_for_calibration"].value_or(false);
+    p.confidence = (*t)["confidence"].value_or(std::string("medium"));
     const std::string where = origin + " point " + std::to_string(row) + (p.id.empty() ? "" : " (" + p.id + ")");
     if (p.id.empty() || p.command.empty() || p.metric.empty())
       throw BadInput(where + ": id, command and metric are required");
     if (!(p.measured > 0)) throw BadInput(where + ": measured must be a positive number (SI units)");
     if (p.source.empty()) throw BadInput(where + ": every point needs its source");
+    if (p.confidence != "high" && p.confidence != "medium" && p.confidence != "low")
+      throw BadInput(where + ": confidence must be high, medium or low");
     out.push_back(std::move(p));
   }
 }

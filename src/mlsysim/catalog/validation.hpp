@@ -14,6 +14,10 @@ struct ValidationPoint {
   double measured = 0;  // SI units
   std::string source, framework, notes;
   bool used_for_calibration = false;
+  // high | medium | low: how exactly the published configuration maps onto the command
+  // (low: e.g. an unpublished batch size replaced by a placeholder). Low points are shown but not
+  // scored unless asked.
+  std::string confidence = "medium";
 };
 
 // The built-in points, or every *.toml under `dir` when it is not empty.
