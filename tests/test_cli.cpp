@@ -85,3 +85,20 @@ TEST(Cli, CatalogListings) {
   EXPECT_EQ(run("models show nosuchmodel").code, 1);
   EXPECT_EQ(run("hardware list --format csv").code, 0);
 }
+
+TEST(Cli, ValidateScoresEveryPointAgainstItsMeasurement) {
+  const Result r = run("validate --format json");
+  ASSERT_EQ(r.code, 0);
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_GE(j["points"].size(), 60u);
+  int scored = 0;
+  for (const auto& p : j["points"]) {
+    if (p["status"] != "ok") continue;
+    const double measured = p["measured"], predicted = p["predicted"];
+    EXPECT_NEAR(p["error"].get<double>(), (predicted - measured) / measured, 1e-12) << p["id"];
+    EXPECT_GT(predicted, 0) << p["id"];
+    if (!p["used_for_calibration"].get<bool>() && p["confidence"] != "low") ++scored;
+  }
+  EXPECT_EQ(j["summary"]["overall"]["mlsysim"]["count"].get<int>(), scored);
+  EXPECT_EQ(run("validate --category nosuch").code, 1);
+}
