@@ -27,7 +27,7 @@ METRICS = {
     "train": {"step_time_s", "mfu", "hfu"},
     "serve": {"ttft_s", "itl_s", "tokens_per_s", "request_tokens_per_s"},
     "collective": {"bus_bandwidth_bytes_per_s"},
-    "kernel": {"flops_per_s"},  # proposed sub-command, see validation/README.md
+    "kernel": {"flops_per_s"},
 }
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 CONFIDENCE = {"high", "medium", "low"}
