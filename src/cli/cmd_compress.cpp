@@ -147,8 +147,7 @@ int run_compress(const GlobalOptions& g, const CompressOptions& o) {
 const CommandRegistrar registrar(12, "compress", [](CLI::App& app, const GlobalOptions& g) {
   auto o = std::make_shared<CompressOptions>();
   auto* cmd = app.add_subcommand("compress", "Quantization and pruning: size, engine speedup, accuracy range, fleet");
-  cmd->add_option("--model,-m", o->model, "Model id or a Hugging Face config.json path")->required();
-  cmd->add_option("--hardware,-H", o->hardware, "Hardware id")->required();
+  add_workload_options(cmd, o->model, o->hardware);
   cmd->add_option("--method", o->method, "quantization (default) | pruning");
   cmd->add_option("--target", o->target, "Quantization target precision: fp8 | int8 | int4 | fp4 | fp16");
   cmd->add_option("--target-bitwidth", o->target_bitwidth, "Quantization target bits: 16 | 8 | 4 (tutorial)");

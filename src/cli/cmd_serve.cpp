@@ -177,8 +177,7 @@ int run_serve(const GlobalOptions& g, const ServeOptions& o) {
 const CommandRegistrar registrar(11, "serve", [](CLI::App& app, const GlobalOptions& g) {
   auto o = std::make_shared<ServeOptions>();
   auto* cmd = app.add_subcommand("serve", "LLM serving: TTFT, ITL, KV cache, concurrency, speculative/disaggregated");
-  cmd->add_option("--model,-m", o->model, "Model id or a Hugging Face config.json path")->required();
-  cmd->add_option("--hardware,-H", o->hardware, "Hardware id (prefill hardware when disaggregated)")->required();
+  add_workload_options(cmd, o->model, o->hardware, "Hardware id (prefill hardware when disaggregated)");
   cmd->add_option("--seq-len,-s", o->seq_len, "Prompt tokens per request")->required();
   cmd->add_option("--batch-size,-b", o->batch, "Concurrent requests (default 1)");
   cmd->add_option("--output-len", o->output_len, "Generated tokens per request (default 128)");

@@ -161,8 +161,7 @@ int run_simulate(const GlobalOptions& g, const SimulateOptions& o) {
 const CommandRegistrar registrar(13, "simulate", [](CLI::App& app, const GlobalOptions& g) {
   auto o = std::make_shared<SimulateOptions>();
   auto* cmd = app.add_subcommand("simulate", "Request-level continuous-batching serving simulation");
-  cmd->add_option("--model,-m", o->model, "Model id or a Hugging Face config.json path")->required();
-  cmd->add_option("--hardware,-H", o->hardware, "Hardware id")->required();
+  add_workload_options(cmd, o->model, o->hardware);
   cmd->add_option("--rate", o->rate, "Poisson arrival rate, requests/s");
   cmd->add_option("--sweep-rate", o->sweep_rate, "Latency-vs-load curve: comma-separated rates (req/s)");
   cmd->add_option("--trace", o->trace, "CSV trace: arrival_s,prompt_tokens,output_tokens");

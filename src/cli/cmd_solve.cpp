@@ -65,8 +65,7 @@ int run_solve(const GlobalOptions& g, const SolveOptions& o) {
 const CommandRegistrar registrar(10, "solve", [](CLI::App& app, const GlobalOptions& g) {
   auto o = std::make_shared<SolveOptions>();
   auto* cmd = app.add_subcommand("solve", "Time one step of a workload on one device");
-  cmd->add_option("--model,-m", o->model, "Model id or a Hugging Face config.json path")->required();
-  cmd->add_option("--hardware,-H", o->hardware, "Hardware id (see `mlsysim hardware list`)")->required();
+  add_workload_options(cmd, o->model, o->hardware);
   cmd->add_option("--phase,-p", o->phase, "inference | prefill | decode | train");
   cmd->add_option("--batch-size,-b", o->batch, "Sequences / samples per step (>= 1)");
   cmd->add_option("--seq-len,-s", o->seq_len, "Tokens per sequence (prefill/train/inference)");

@@ -63,6 +63,12 @@ Precision parse_precision_flag(const std::string& flag, const std::string& value
   return *p;
 }
 
+void add_workload_options(CLI::App* cmd, std::string& model, std::string& hardware,
+                          const std::string& hardware_help) {
+  cmd->add_option("--model,-m", model, "Model id or a Hugging Face config.json path")->required();
+  cmd->add_option("--hardware,-H", hardware, hardware_help)->required();
+}
+
 void print(const GlobalOptions& g, const nlohmann::ordered_json& j, const std::string& text) {
   if (g.format == "json") std::cout << j.dump(2) << "\n";
   else if (g.format == "csv") std::cout << csv_from_rows(j.is_array() ? j : nlohmann::ordered_json::array({j}));

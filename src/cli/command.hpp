@@ -78,6 +78,10 @@ T parse_enum(const std::string& flag, const std::string& value,
   throw BadInput(flag + " must be " + valid + "; got '" + value + "'");
 }
 
+// The --model (id, alias or config.json path) and --hardware options every workload command takes.
+void add_workload_options(CLI::App* cmd, std::string& model, std::string& hardware,
+                          const std::string& hardware_help = "Hardware id (see `mlsysim hardware list`)");
+
 // Prints a JSON document (json format) or text; used by commands that have no table layout.
 void print(const GlobalOptions& g, const nlohmann::ordered_json& j, const std::string& text);
 
