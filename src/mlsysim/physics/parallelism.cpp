@@ -61,9 +61,10 @@ ZeroSharding zero_sharding(int stage, int dp) {
 int tp_collectives_per_layer(bool full_recompute) { return full_recompute ? 6 : 4; }
 
 Bytes sequence_parallel_activation_savings(const TransformerSpec& shard, double tokens, int layers,
-                                           int tp, double activation_bytes) {
+                                           int tp, double activation_bytes, bool full_recompute) {
   if (tp <= 1) return Bytes(0);
-  return Bytes(tokens * layers * 4.0 * shard.hidden * activation_bytes * (1.0 - 1.0 / tp));
+  const double replicated_per_token_layer = (full_recompute ? 1.0 : 4.0) * shard.hidden;
+  return Bytes(tokens * layers * replicated_per_token_layer * activation_bytes * (1.0 - 1.0 / tp));
 }
 
 Bytes context_parallel_bytes_per_layer(const TransformerSpec& shard, double tokens_per_rank, int cp,

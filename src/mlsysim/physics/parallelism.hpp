@@ -51,11 +51,14 @@ ZeroSharding zero_sharding(int stage, int dp);
 // forward: 2 more. Returns the number of all-reduce-equivalents per layer per micro-batch.
 int tp_collectives_per_layer(bool full_recompute);
 
-// Activation bytes per micro-batch after sequence parallelism: the layer-norm and dropout inputs
-// (4 x h per token per layer in our saved-tensor inventory, physics/memory.cpp) are split across
-// tp instead of replicated (Korthikanti et al. 2022, eq. 4 vs 2).
+// Activation bytes per micro-batch after sequence parallelism: the tensors a TP group would
+// otherwise replicate are split across tp (Korthikanti et al. 2022, eq. 4 vs 2). Without full
+// recomputation those are the layer-norm inputs and outputs (4 x h per token per layer in our
+// saved-tensor inventory, physics/memory.cpp); with full recomputation only each layer's input
+// (1 x h per token per layer) is kept, so only that can be split.
 Bytes sequence_parallel_activation_savings(const TransformerSpec& shard, double tokens, int layers,
-                                           int tp, double activation_bytes);
+                                           int tp, double activation_bytes,
+                                           bool full_recompute = false);
 
 // Context parallelism (ring attention; Liu et al. 2023, "Ring Attention with Blockwise
 // Transformers"): per layer, cp-1 steps each passing this rank's K and V block forward, and K, V

@@ -420,7 +420,8 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   const Bytes logits_mb(static_cast<double>(r.b) * r.S * static_cast<double>(stf.vocab) * 8.0 / r.cp);
   const Bytes layers_mb = (sh.activations / r.cp - logits_mb) -
                           sequence_parallel_activation_savings(stf, tokens_rank, layers_stage,
-                                                               res.sequence_parallel ? r.tp : 1, act_bytes);
+                                                               res.sequence_parallel ? r.tp : 1, act_bytes,
+                                                               rq.recompute == Recompute::Full);
   const double in_flight = pipeline_in_flight_micro_batches(r.pp, r.m, r.v);
   Bytes buffers(kCommBufferBytes);
   if (r.pp > 1) buffers += Bytes(2.0 * tokens_rank * model_.tf.hidden * act_bytes / sp_div);
@@ -461,7 +462,7 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
       res.remedies.push_back("--zero 1 shards the optimizer states over the data-parallel ranks");
     }
     if (rq.recompute != Recompute::Full)
-      res.remedies.push_back(fmt::format("--recompute full keeps only each layer's input (activations now {})",
+      res.remedies.push_back(fmt::format("--recompute full keeps only each layer's input (activations currently take {})",
                                          gb(mem.activations)));
     if (r.b > 1) res.remedies.push_back(fmt::format("--micro-batch-size 1 divides activations by {}", r.b));
     if (r.tp * 2 <= g && model_.tf.heads % (r.tp * 2) == 0)
