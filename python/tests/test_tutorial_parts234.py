@@ -223,6 +223,14 @@ class OtherSolvers(unittest.TestCase):
         with self.assertRaises(mlsysim.OOMError):
             mlsysim.ServingModel().solve(mlsysim.Models.Language.Llama3_70B, mlsysim.Hardware.Cloud.H100,
                                          seq_len=1024, tp_size=1)
+        # Every other CLI command through mlsysim.cli(): same JSON as `mlsysim <command> --format json`.
+        k = mlsysim.cli("kernel", "--op", "gemm", "--hardware", "h100", "--m", "8192", "--n", "8192", "--k", "8192")
+        self.assertLess(k["flops_per_s"], 989.4e12)
+        v = mlsysim.cli("validate", "--category", "decode")
+        self.assertEqual(v["summary"]["by_category"]["decode"]["mlsysim"]["count"],
+                         sum(1 for p in v["points"] if p["status"] == "ok"))
+        opt = mlsysim.ParallelismOptimizer().solve("llama3-70b", "h100", batch_size=512, seq_len=4096, gpus=64)
+        self.assertGreaterEqual(opt.searched, 10000)
 
 
 if __name__ == "__main__":
