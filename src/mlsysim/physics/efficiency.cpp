@@ -32,15 +32,20 @@ double gemm_padded_flops(const HardwareSpec& hw, double m, double n, double k) {
   const double tm = tile_edge(m, hw.efficiency.tile_m), tn = tile_edge(n, hw.efficiency.tile_n);
   const double tiles = std::ceil(m / tm) * std::ceil(n / tn);
   if (units <= 0) return 2.0 * tiles * tm * tn * k;  // unknown unit count: padding only
-  // Split-K only when the tile grid cannot fill the device (large grids run one full-depth pass).
-  const int max_splits =
-      tiles < units ? static_cast<int>(std::clamp(std::floor(k / 512.0), 1.0, 16.0)) : 1;
-  double best = std::numeric_limits<double>::infinity();
-  for (int s = 1; s <= max_splits; ++s) {
-    const double waves = std::ceil(tiles * s / units);
-    best = std::min(best, waves / s);  // time in units of one full-depth tile per unit
+  if (tiles >= units) {  // large grids run one full-depth pass per tile, in waves
+    return std::ceil(tiles / units) * units * 2.0 * tm * tn * k;
   }
-  return best * units * 2.0 * tm * tn * k;
+  // Split-K only when the tile grid cannot fill the device: choose the split s (<= k/512, <= 16)
+  // minimizing waves(s)/s, the time in units of one full-depth tile. Integer arithmetic: this runs
+  // for every GEMM of every solve.
+  const long t = static_cast<long>(tiles), u = static_cast<long>(units);
+  const long max_splits = std::clamp(static_cast<long>(k / 512.0), 1L, 16L);
+  long best_waves = 1, best_splits = 1;  // s = 1: one wave (tiles < units)
+  for (long s = 2; s <= max_splits; ++s) {
+    const long waves = (t * s + u - 1) / u;
+    if (waves * best_splits < best_waves * s) best_waves = waves, best_splits = s;
+  }
+  return static_cast<double>(best_waves) / best_splits * units * 2.0 * tm * tn * k;
 }
 
 double wave_utilization(const HardwareSpec& hw, double m, double n, double k) {
