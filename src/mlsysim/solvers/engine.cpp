@@ -89,10 +89,10 @@ void validate(const ModelSpec& m, const SolveRequest& r, int seq_len, int contex
 
 }  // namespace
 
-Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest& request) {
-  Profile p;
-  p.model = &model;
-  p.hardware = &hw;
+namespace {
+
+// Phase, shape and defaults of the step (validated).
+void resolve_shape(const ModelSpec& model, const SolveRequest& request, Profile& p) {
   p.phase = request.phase.value_or(default_phase(model));
   if (p.phase == Phase::Inference && model.kind == ModelKind::Decoder) p.phase = Phase::Prefill;
   check_phase(model, p.phase);
@@ -104,7 +104,10 @@ Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest
                                        : request.context.value_or(0);
   if (p.phase == Phase::Train || !model.is_language_model()) p.context = 0;
   validate(model, request, p.seq_len, p.context);
+}
 
+// Weight, math and KV-cache precisions on this device (fallbacks reported, impossibilities rejected).
+void resolve_precisions(const HardwareSpec& hw, const SolveRequest& request, Profile& p) {
   p.precision = request.precision.value_or(default_precision(hw));
   if (request.compute_precision) {
     const Precision math = *request.compute_precision;
@@ -120,17 +123,14 @@ Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest
   } else {
     p.compute_precision = compute_precision_for(hw, p.precision, p.precision_fallback);
   }
-  if (p.phase == Phase::Train && bytes_per_element(p.compute_precision) < 2.0 && !hw.supports(p.precision))
-    throw BadInput("training needs a 16-bit or wider compute path on " + hw.id);
   // The KV cache is stored at the math precision (8-bit math -> 8-bit KV), never below 8 bits.
   Precision kv_default = p.compute_precision;
   if (bytes_per_element(kv_default) < 1.0)
     kv_default = hw.supports(Precision::FP8) ? Precision::FP8 : Precision::INT8;
   p.kv_precision = request.kv_precision.value_or(kv_default);
-  p.recompute = request.recompute;
-  p.runtime = request.runtime;
-  p.teaching_efficiency = request.efficiency;
+}
 
+LoweringInput lowering_input(const Profile& p) {
   LoweringInput in;
   in.phase = p.phase;
   in.batch = p.batch;
@@ -141,18 +141,24 @@ Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest
   in.kv_precision = p.kv_precision;
   in.recompute = p.recompute;
   in.fuse_residuals = p.runtime == Runtime::Graph;
+  return in;
+}
 
-  thread_local std::vector<Operator> ops;
-  lower(model, in, ops);
+// Time-weighted power terms of the step, for energy = TDP x (static x time + dynamic).
+struct EnergyTerms {
+  double static_time = 0, dynamic = 0;
+};
 
-  RateModel rates{&hw, p.runtime, p.teaching_efficiency};
-  if (request.keep_operators) p.operators.reserve(ops.size());
-  double static_energy_time = 0, dynamic_energy = 0;
+// Times every operator and sums the step by wall (each operator's time goes to its binding wall).
+EnergyTerms accumulate_operators(const std::vector<Operator>& ops, const RateModel& rates,
+                                 bool keep_operators, Profile& p) {
+  EnergyTerms e;
+  if (keep_operators) p.operators.reserve(ops.size());
   for (const Operator& op : ops) {
     const OpTiming t = time_operator(rates, op);
-    if (request.keep_operators)
+    if (keep_operators)
       p.operators.push_back({op.name, op.cls, op.pass, op.count, op.kernels * op.count,
-                           Flops(op.flops * op.count), Bytes(op.bytes * op.count), t});
+                             Flops(op.flops * op.count), Bytes(op.bytes * op.count), t});
     p.model_flops += Flops(op.flops * op.count);
     p.hardware_flops += Flops(op.hw_flops * op.count);
     p.bytes_moved += Bytes(op.bytes * op.count);
@@ -162,22 +168,30 @@ Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest
     else p.memory_time += t.memory;
     const double body = t.body().si();
     if (body > 0)
-      dynamic_energy += body * (kMemoryPowerFraction * (t.memory.si() / body) +
-                                kComputePowerFraction * (t.compute.si() / body));
-    static_energy_time += body + t.overhead.si();
+      e.dynamic += body * (kMemoryPowerFraction * (t.memory.si() / body) +
+                           kComputePowerFraction * (t.compute.si() / body));
+    e.static_time += body + t.overhead.si();
   }
-  if (p.teaching_efficiency > 0) {
-    // Textbook model: one roofline for the whole step, T = max(FLOPs/(peak*eta), bytes/BW).
-    const Seconds tc = p.model_flops / (hw.peak(p.compute_precision) * p.teaching_efficiency);
-    const Seconds tm = p.bytes_moved / hw.memory_bandwidth;
-    p.compute_time = tc >= tm ? tc : Seconds(0);
-    p.memory_time = tc >= tm ? Seconds(0) : tm;
-    p.overhead_time = Seconds(0);
-    static_energy_time = max(tc, tm).si();
-    const double body = max(tc, tm).si();
-    dynamic_energy = kMemoryPowerFraction * tm.si() + kComputePowerFraction * tc.si();
-    dynamic_energy = std::min(dynamic_energy, body * (kMemoryPowerFraction + kComputePowerFraction));
-  }
+  return e;
+}
+
+// Textbook model: one roofline for the whole step, T = max(FLOPs/(peak*eta), bytes/BW).
+EnergyTerms apply_textbook_model(const HardwareSpec& hw, Profile& p) {
+  const Seconds tc = p.model_flops / (hw.peak(p.compute_precision) * p.teaching_efficiency);
+  const Seconds tm = p.bytes_moved / hw.memory_bandwidth;
+  p.compute_time = tc >= tm ? tc : Seconds(0);
+  p.memory_time = tc >= tm ? Seconds(0) : tm;
+  p.overhead_time = Seconds(0);
+  const double body = max(tc, tm).si();
+  EnergyTerms e;
+  e.static_time = body;
+  e.dynamic = std::min(kMemoryPowerFraction * tm.si() + kComputePowerFraction * tc.si(),
+                       body * (kMemoryPowerFraction + kComputePowerFraction));
+  return e;
+}
+
+// Latency, the binding wall, intensity vs ridge, MFU/HFU and throughput from the summed times.
+void summarize_step(const ModelSpec& model, const HardwareSpec& hw, Profile& p) {
   p.latency = p.compute_time + p.memory_time + p.overhead_time;
   if (p.compute_time >= p.memory_time && p.compute_time >= p.overhead_time) p.bottleneck = Wall::Compute;
   else if (p.memory_time >= p.overhead_time) p.bottleneck = Wall::Memory;
@@ -185,18 +199,39 @@ Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest
 
   p.arithmetic_intensity = p.bytes_moved.si() > 0 ? p.model_flops / p.bytes_moved : FlopsPerByte(0);
   p.ridge_point = hw.ridge_point(p.compute_precision);
-  const FlopsPerSecond peak = hw.peak(p.compute_precision);
-  const double denom = p.latency.si() * peak.si();
+  const double denom = p.latency.si() * hw.peak(p.compute_precision).si();
   p.mfu = denom > 0 ? p.model_flops.si() / denom : 0;
   p.hfu = denom > 0 ? p.hardware_flops.si() / denom : 0;
 
-  const bool lm = model.is_language_model() || model.kind == ModelKind::Encoder;
-  double items = p.batch;
-  if (lm && (p.phase == Phase::Prefill || p.phase == Phase::Train) && model.kind != ModelKind::Encoder)
-    items = static_cast<double>(p.batch) * p.seq_len;
+  // Tokens for LM prefill/train (every token is work); sequences/samples otherwise.
+  const bool tokens_are_items = model.is_language_model() &&
+                                (p.phase == Phase::Prefill || p.phase == Phase::Train);
+  const double items = tokens_are_items ? static_cast<double>(p.batch) * p.seq_len : p.batch;
   p.throughput = p.latency.si() > 0 ? items / p.latency.si() : 0;
   p.throughput_unit = (model.is_language_model() && p.phase != Phase::Inference) ? "tokens/s"
                                                                                  : "samples/s";
+}
+
+}  // namespace
+
+Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest& request) {
+  Profile p;
+  p.model = &model;
+  p.hardware = &hw;
+  resolve_shape(model, request, p);
+  resolve_precisions(hw, request, p);
+  p.recompute = request.recompute;
+  p.runtime = request.runtime;
+  p.teaching_efficiency = request.efficiency;
+
+  const LoweringInput in = lowering_input(p);
+  thread_local std::vector<Operator> ops;
+  lower(model, in, ops);
+
+  const RateModel rates{&hw, p.runtime, p.teaching_efficiency};
+  EnergyTerms energy = accumulate_operators(ops, rates, request.keep_operators, p);
+  if (p.teaching_efficiency > 0) energy = apply_textbook_model(hw, p);
+  summarize_step(model, hw, p);
 
   p.parameters = parameter_count(model);
   p.weight_bytes = Bytes(p.parameters * bytes_per_element(p.precision));
@@ -204,7 +239,7 @@ Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest
   p.memory = memory_ledger(model, in, p.parameters);
   p.memory_capacity = hw.memory_capacity;
   p.feasible = p.memory.total() <= hw.memory_capacity;
-  p.energy = hw.tdp * Seconds(kStaticPowerFraction * static_energy_time + dynamic_energy);
+  p.energy = hw.tdp * Seconds(kStaticPowerFraction * energy.static_time + energy.dynamic);
   return p;
 }
 
