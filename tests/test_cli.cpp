@@ -102,3 +102,25 @@ TEST(Cli, ValidateScoresEveryPointAgainstItsMeasurement) {
   EXPECT_EQ(j["summary"]["overall"]["mlsysim"]["count"].get<int>(), scored);
   EXPECT_EQ(run("validate --category nosuch").code, 1);
 }
+
+TEST(Cli, CalibrateWritesAFileTheEngineLoads) {
+  const std::string measurements =
+      std::string(MLSYSIM_SOURCE_DIR) + "/catalog/calibration/measurements/H100_SXM5_80GB.json";
+  const std::string out = "/tmp/mlsysim_test_h100_calibration.toml";
+  ASSERT_EQ(run("calibrate --from " + measurements + " --hardware h100 --output " + out).code, 0);
+  // The built-in H100 calibration was produced the same way: same prediction.
+  const auto builtin = nlohmann::json::parse(run("solve -m llama3-8b -H h100 --format json").out);
+  const auto loaded =
+      nlohmann::json::parse(run("--calibration " + out + " solve -m llama3-8b -H h100 --format json").out);
+  EXPECT_NEAR(loaded["latency_s"].get<double>(), builtin["latency_s"].get<double>(), 1e-9);
+  // A slower memory system in the calibration file makes memory-bound decode slower.
+  {
+    std::FILE* f = std::fopen("/tmp/mlsysim_test_slow.toml", "w");
+    std::fputs("[[calibration]]\ndevice = \"h100\"\nmemory_efficiency = 0.5\n", f);
+    std::fclose(f);
+  }
+  const auto slow = nlohmann::json::parse(
+      run("--calibration /tmp/mlsysim_test_slow.toml solve -m llama3-8b -H h100 --format json").out);
+  EXPECT_GT(slow["memory_time_s"].get<double>(), 1.7 * builtin["memory_time_s"].get<double>());
+  EXPECT_EQ(run("calibrate --from /nonexistent.json --hardware h100").code, 1);
+}
