@@ -17,7 +17,8 @@ struct CollectiveOptions {
 
 int run_collective(const GlobalOptions& g, const CollectiveOptions& o) {
   const Format format = parse_format(g.format);
-  const FleetCatalog fleet = load_fleet(g);
+  const auto fleet_owner = load_fleet(g);
+  const FleetCatalog& fleet = *fleet_owner;
   if (o.list) {
     nlohmann::ordered_json j;
     std::string text;

@@ -293,10 +293,7 @@ std::string hardware_list(const Catalog& c, Format f, const std::string& tier) {
 std::string hardware_show(const HardwareSpec& hw, Format f) {
   ordered_json j = hardware_json(hw);
   if (f == Format::Json) return j.dump(2) + "\n";
-  if (f == Format::Csv) {
-    ordered_json flat = j;
-    return csv_from_rows(ordered_json::array({flat}));
-  }
+  if (f == Format::Csv) return csv_from_rows(ordered_json::array({j}));
   std::vector<std::vector<std::string>> rows;
   rows.push_back({"name", hw.name});
   rows.push_back({"vendor / tier / kind", hw.vendor + " / " + hw.tier + " / " + hw.kind});

@@ -52,8 +52,11 @@ inline void add_train_options(CLI::App* cmd, TrainOptions& o, bool model_require
   cmd->add_flag("--bf16-grads", o.bf16_grads, "Reduce gradients in 16 bits instead of fp32");
 }
 
-inline FleetCatalog load_fleet(const GlobalOptions& g) {
-  return g.catalog_dir.empty() ? FleetCatalog::builtin() : FleetCatalog::with_user_dir(g.catalog_dir);
+// The built-in fleet is shared, not copied (as load_catalog does for devices and models).
+inline std::shared_ptr<const FleetCatalog> load_fleet(const GlobalOptions& g) {
+  if (g.catalog_dir.empty())
+    return std::shared_ptr<const FleetCatalog>(&FleetCatalog::builtin(), [](const FleetCatalog*) {});
+  return std::make_shared<const FleetCatalog>(FleetCatalog::with_user_dir(g.catalog_dir));
 }
 
 // Cluster, hardware and request from the options.
@@ -72,7 +75,8 @@ inline std::unique_ptr<TrainSetup> make_train_setup(const GlobalOptions& g, cons
   s->catalog_owner = load_catalog(g);
   s->catalog = s->catalog_owner.get();
   s->model = &resolve_model(*s->catalog, o.model, s->custom);
-  const FleetCatalog fleet = load_fleet(g);
+  const auto fleet_owner = load_fleet(g);
+  const FleetCatalog& fleet = *fleet_owner;
   if (o.cluster.empty() && o.hardware.empty())
     throw BadInput("pass --hardware H (its standard node and fabric) or --cluster NAME");
   if (!o.cluster.empty()) {

@@ -2,9 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "mlsysim/catalog/embedded.hpp"
 #include "mlsysim/catalog/toml_files.hpp"
@@ -352,13 +349,6 @@ int levenshtein(std::string_view a, std::string_view b) {
 }
 
 template <class Spec>
-std::vector<std::string> ids_of(const std::vector<Spec>& specs) {
-  std::vector<std::string> ids;
-  for (const auto& s : specs) ids.push_back(s.id);
-  return ids;
-}
-
-template <class Spec>
 const Spec& lookup(const std::vector<Spec>& specs,
                    const std::unordered_map<std::string, size_t>& index, std::string_view name,
                    const char* what, const char* list_command) {
@@ -418,6 +408,35 @@ std::string closest_match(std::string_view wanted, const std::vector<std::string
 void Catalog::add_hardware(HardwareSpec hw) { insert(hardware_, hardware_index_, std::move(hw)); }
 void Catalog::add_model(ModelSpec m) { insert(models_, model_index_, std::move(m)); }
 
+struct CatalogLoader {
+  // Efficiency profiles from a parsed `[[calibration]]` document, applied to known devices.
+  static void apply_calibrations(Catalog& catalog, const toml::table& doc, const std::string& origin) {
+    auto* entries = doc["calibration"].as_array();
+    if (!entries) return;
+    for (auto& node : *entries) {
+      auto* c = node.as_table();
+      if (!c) continue;
+      const std::string id = string_or(*c, "device");
+      auto it = catalog.hardware_index_.find(normalize_name(id));
+      if (it == catalog.hardware_index_.end())
+        throw BadInput(origin + ": calibration for unknown device '" + id + "'");
+      EfficiencyProfile& e = catalog.hardware_[it->second].efficiency;
+      const std::string where = context_of(origin, id);
+      e.memory = required_number(*c, "memory_efficiency", where);
+      if (auto* g = (*c)["gemm_efficiency"].as_table())
+        for (auto&& [k, v] : *g)
+          if (auto p = parse_precision(k.str())) e.gemm[index_of(*p)] = v.value_or(e.gemm[0]);
+      e.attention = number_or((*c)["attention_efficiency"], e.attention);
+      e.conv = number_or((*c)["conv_efficiency"], e.conv);
+      e.kernel_overhead = microseconds(number_or((*c)["kernel_overhead_us"], in_us(e.kernel_overhead)));
+      e.host_dispatch = microseconds(number_or((*c)["host_dispatch_us"], in_us(e.host_dispatch)));
+      e.tile_m = int_field(*c, "tile_m", e.tile_m);
+      e.tile_n = int_field(*c, "tile_n", e.tile_n);
+      e.source = string_or(*c, "source", origin);
+    }
+  }
+};
+
 void Catalog::add_toml(std::string_view text, const std::string& origin) {
   const toml::table doc = parse_toml(text, origin);
   if (auto* devices = doc["device"].as_array())
@@ -426,34 +445,12 @@ void Catalog::add_toml(std::string_view text, const std::string& origin) {
   if (auto* models = doc["model"].as_array())
     for (auto& m : *models)
       if (auto* t = m.as_table()) add_model(parse_model(*t, origin));
-  if (doc["calibration"]) add_calibration_toml(text, origin);
+  if (doc["calibration"]) CatalogLoader::apply_calibrations(*this, doc, origin);
 }
 
+
 void Catalog::add_calibration_toml(std::string_view text, const std::string& origin) {
-  const toml::table doc = parse_toml(text, origin);
-  auto* entries = doc["calibration"].as_array();
-  if (!entries) return;
-  for (auto& node : *entries) {
-    auto* c = node.as_table();
-    if (!c) continue;
-    const std::string id = string_or(*c, "device");
-    auto it = hardware_index_.find(normalize_name(id));
-    if (it == hardware_index_.end())
-      throw BadInput(origin + ": calibration for unknown device '" + id + "'");
-    EfficiencyProfile& e = hardware_[it->second].efficiency;
-    const std::string where = context_of(origin, id);
-    e.memory = required_number(*c, "memory_efficiency", where);
-    if (auto* g = (*c)["gemm_efficiency"].as_table())
-      for (auto&& [k, v] : *g)
-        if (auto p = parse_precision(k.str())) e.gemm[index_of(*p)] = v.value_or(e.gemm[0]);
-    e.attention = number_or((*c)["attention_efficiency"], e.attention);
-    e.conv = number_or((*c)["conv_efficiency"], e.conv);
-    e.kernel_overhead = microseconds(number_or((*c)["kernel_overhead_us"], in_us(e.kernel_overhead)));
-    e.host_dispatch = microseconds(number_or((*c)["host_dispatch_us"], in_us(e.host_dispatch)));
-    e.tile_m = int_field(*c, "tile_m", e.tile_m);
-    e.tile_n = int_field(*c, "tile_n", e.tile_n);
-    e.source = string_or(*c, "source", origin);
-  }
+  CatalogLoader::apply_calibrations(*this, parse_toml(text, origin), origin);
 }
 
 const HardwareSpec& Catalog::hardware(std::string_view name) const {

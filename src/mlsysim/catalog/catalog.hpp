@@ -32,6 +32,7 @@ class Catalog {
   void add_calibration_toml(std::string_view text, const std::string& origin);
 
  private:
+  friend struct CatalogLoader;  // catalog.cpp: applies parsed TOML without re-parsing it
   std::vector<HardwareSpec> hardware_;
   std::vector<ModelSpec> models_;
   std::unordered_map<std::string, size_t> hardware_index_, model_index_;
