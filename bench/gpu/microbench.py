@@ -90,8 +90,7 @@ def bench_memory(torch, timer, dev, quick):
     t = timer(lambda: dst.copy_(src))
     d2d = 2 * n_bytes / t / 1e9
     log(f"  d2d copy          {d2d:9.1f} GB/s (read+write, {n_bytes >> 20} MiB)")
-    out = torch.empty((), device=dev, dtype=torch.float32)
-    t = timer(lambda: torch.sum(src, out=out))
+    t = timer(lambda: torch.sum(src))
     red = n_bytes / t / 1e9
     log(f"  read (reduce)     {red:9.1f} GB/s")
     del dst
@@ -163,6 +162,180 @@ def bench_fp8(torch, timer, dev, m, n, k):
     return t
 
 
+# ---- extended measurements (calibrate the non-GEMM operator classes) -------------------------
+
+def _rotating(torch, make, total_bytes, each_bytes):
+    """Several input sets so that repeated calls do not hit in L2 (50-60 MB on Hopper)."""
+    sets = max(1, min(64, int(total_bytes // max(each_bytes, 1))))
+    return [make() for _ in range(sets)]
+
+
+def bench_bandwidth_ramp(torch, timer, dev, quick):
+    """Read bandwidth of one reduction kernel vs. bytes per kernel: the ramp from launch-bound to
+    streaming that every memory-bound operator of a decode step sits on."""
+    out = []
+    sizes_mib = [0.25, 1, 4, 16, 64, 256] if quick else [0.0625, 0.25, 1, 4, 16, 32, 64, 128, 256, 1024]
+    for mib in sizes_mib:
+        n = int(mib * 2**20) // 2
+        bufs = _rotating(torch, lambda: torch.randn(n, device=dev, dtype=torch.bfloat16), 512 * 2**20, 2 * n)
+        state = {"i": 0}
+
+        def fn():
+            state["i"] = (state["i"] + 1) % len(bufs)
+            torch.sum(bufs[state["i"]], dtype=torch.float32)
+        t = timer(fn)
+        out.append({"bytes": 2 * n, "seconds": float(f"{t:.4g}"), "GBps": round(2 * n / t / 1e9, 1)})
+        log(f"  read {mib:9.4f} MiB  {t * 1e6:9.2f} us  {2 * n / t / 1e9:8.1f} GB/s")
+        del bufs
+    torch.cuda.empty_cache()
+    return out
+
+
+def bench_vector(torch, timer, dev, quick):
+    """Transformer vector operators (RMSNorm, SwiGLU gate, residual add, rotary) on [tokens, hidden]."""
+    F = torch.nn.functional
+    out = []
+    hidden, ffn = 4096, 14336
+    tokens_list = [1, 64, 2048, 16384] if quick else [1, 8, 64, 512, 2048, 8192, 16384]
+    for tokens in tokens_list:
+        x = torch.randn(tokens, hidden, device=dev, dtype=torch.bfloat16)
+        r = torch.randn_like(x)
+        w = torch.randn(hidden, device=dev, dtype=torch.bfloat16)
+        gu = torch.randn(tokens, 2 * ffn, device=dev, dtype=torch.bfloat16)
+        g, u = gu[:, :ffn], gu[:, ffn:]
+        e = 2  # bytes per bf16 element
+        cases = [
+            ("rms_norm", lambda: F.rms_norm(x, (hidden,), w, 1e-5), 2 * tokens * hidden * e, 4 * tokens * hidden),
+            ("add", lambda: torch.add(x, r), 3 * tokens * hidden * e, tokens * hidden),
+            ("silu_mul", lambda: F.silu(g) * u, 4 * tokens * ffn * e, 5 * tokens * ffn),
+        ]
+        for name, fn, nbytes, flops in cases:
+            t = timer(fn)
+            out.append({"op": name, "tokens": tokens, "width": ffn if name == "silu_mul" else hidden,
+                        "bytes": nbytes, "flops": flops, "seconds": float(f"{t:.4g}"),
+                        "GBps": round(nbytes / t / 1e9, 1)})
+            log(f"  {name:9s} tokens={tokens:<6d} {t * 1e6:9.2f} us {nbytes / t / 1e9:8.1f} GB/s")
+        del x, r, gu
+    torch.cuda.empty_cache()
+    return out
+
+
+def bench_attention(torch, timer, dev, quick):
+    """scaled_dot_product_attention (bf16): causal prefill and single-token decode over a KV cache,
+    32 query heads, head_dim 128, 8 KV heads (GQA, Llama-3-8B) and 32 (MHA)."""
+    F = torch.nn.functional
+    out = []
+    d = 128
+
+    def sdpa(q, k, v, causal):
+        gqa = q.shape[1] != k.shape[1]
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=gqa)
+
+    prefill = [(1, 512), (1, 2048), (1, 8192), (4, 2048)] if quick else \
+        [(1, 128), (1, 512), (1, 1024), (1, 2048), (1, 4096), (1, 8192), (1, 16384), (4, 2048), (8, 1024), (16, 512)]
+    for heads, kvh in [(32, 8), (32, 32)]:
+        for b, s in prefill:
+            q = torch.randn(b, heads, s, d, device=dev, dtype=torch.bfloat16)
+            k = torch.randn(b, kvh, s, d, device=dev, dtype=torch.bfloat16)
+            v = torch.randn_like(k)
+            t = timer(lambda: sdpa(q, k, v, True))
+            flops = 4.0 * b * heads * d * s * (s + 1) / 2  # causal: QK^T and PV over the lower triangle
+            nbytes = 2 * (2 * q.numel() + 2 * k.numel())
+            out.append({"kind": "prefill", "batch": b, "heads": heads, "kv_heads": kvh, "head_dim": d,
+                        "q_len": s, "kv_len": s, "causal": True, "flops": flops, "bytes": nbytes,
+                        "seconds": float(f"{t:.4g}"), "TFLOPs": round(flops / t / 1e12, 2)})
+            log(f"  prefill h={heads}/{kvh} b={b:<3d} s={s:<6d} {t * 1e6:9.1f} us {flops / t / 1e12:7.1f} TFLOP/s")
+            del q, k, v
+    decode = [(1, 1024), (1, 8192), (32, 1024), (64, 4096)] if quick else \
+        [(1, 512), (1, 1024), (1, 4096), (1, 16384), (8, 1024), (8, 4096), (32, 1024), (32, 4096), (64, 1024), (128, 1024), (64, 4096)]
+    for heads, kvh in [(32, 8), (32, 32)]:
+        for b, ctx in decode:
+            q = torch.randn(b, heads, 1, d, device=dev, dtype=torch.bfloat16)
+            k = torch.randn(b, kvh, ctx, d, device=dev, dtype=torch.bfloat16)
+            v = torch.randn_like(k)
+            t = timer(lambda: sdpa(q, k, v, False))
+            nbytes = 2 * (2 * k.numel() + 2 * q.numel())
+            flops = 4.0 * b * heads * d * ctx
+            out.append({"kind": "decode", "batch": b, "heads": heads, "kv_heads": kvh, "head_dim": d,
+                        "q_len": 1, "kv_len": ctx, "causal": False, "flops": flops, "bytes": nbytes,
+                        "seconds": float(f"{t:.4g}"), "GBps": round(nbytes / t / 1e9, 1)})
+            log(f"  decode  h={heads}/{kvh} b={b:<3d} ctx={ctx:<6d} {t * 1e6:9.1f} us {nbytes / t / 1e9:8.1f} GB/s")
+            del q, k, v
+    torch.cuda.empty_cache()
+    return out
+
+
+RESNET_CONVS = [  # (cin, cout, kernel, stride, input H=W) of ResNet-50 v1.5 stages
+    (3, 64, 7, 2, 224), (64, 64, 1, 1, 56), (64, 64, 3, 1, 56), (64, 256, 1, 1, 56),
+    (128, 128, 3, 2, 56), (256, 256, 3, 1, 14), (1024, 256, 1, 1, 14), (512, 512, 3, 1, 7), (512, 2048, 1, 1, 7)]
+
+
+def bench_conv(torch, timer, dev, quick):
+    """cuDNN convolutions (bf16, channels_last) at ResNet-50 shapes."""
+    F = torch.nn.functional
+    torch.backends.cudnn.benchmark = True
+    out = []
+    for batch in ([32, 256] if quick else [1, 32, 256]):
+        for cin, cout, ks, stride, hw in RESNET_CONVS:
+            x = torch.randn(batch, cin, hw, hw, device=dev, dtype=torch.bfloat16).to(memory_format=torch.channels_last)
+            w = torch.randn(cout, cin, ks, ks, device=dev, dtype=torch.bfloat16).to(memory_format=torch.channels_last)
+            pad = ks // 2
+            t = timer(lambda: F.conv2d(x, w, stride=stride, padding=pad))
+            ho = (hw + 2 * pad - ks) // stride + 1
+            flops = 2.0 * batch * cout * ho * ho * cin * ks * ks
+            nbytes = 2 * (x.numel() + w.numel() + batch * cout * ho * ho)
+            out.append({"batch": batch, "cin": cin, "cout": cout, "kernel": ks, "stride": stride, "hw": hw,
+                        "flops": flops, "bytes": nbytes, "seconds": float(f"{t:.4g}"),
+                        "TFLOPs": round(flops / t / 1e12, 2)})
+            log(f"  conv b={batch:<4d} {cin:4d}->{cout:<4d} k{ks} s{stride} {hw:3d}px {t * 1e6:9.1f} us {flops / t / 1e12:7.1f} TFLOP/s")
+            del x, w
+    torch.backends.cudnn.benchmark = False
+    torch.cuda.empty_cache()
+    return out
+
+
+def bench_launch(torch, dev, quick):
+    """Per-kernel cost of tiny kernels: issued one by one from Python (eager), and replayed from a
+    captured CUDA graph (graph). Each kernel adds 1 to a 1-element tensor."""
+    x = torch.zeros(1, device=dev)
+    n = 200 if quick else 1000
+    for _ in range(50):
+        x.add_(1)
+    torch.cuda.synchronize()
+    samples = []
+    for _ in range(7):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            x.add_(1)
+        torch.cuda.synchronize()
+        samples.append((time.perf_counter() - t0) / n)
+    eager = statistics.median(samples)
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(3):
+            x.add_(1)
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        for _ in range(n):
+            x.add_(1)
+    g.replay()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    samples = []
+    for _ in range(7):
+        start.record()
+        g.replay()
+        end.record()
+        torch.cuda.synchronize()
+        samples.append(start.elapsed_time(end) / 1e3 / n)
+    graph = statistics.median(samples)
+    log(f"  tiny kernel: eager {eager * 1e6:.2f} us/launch, CUDA graph {graph * 1e6:.2f} us/kernel")
+    return {"eager_us_per_kernel": round(eager * 1e6, 3), "graph_us_per_kernel": round(graph * 1e6, 3),
+            "kernels": n}
+
+
 def main():
     ap = argparse.ArgumentParser(description="Measure GPU memory bandwidth and GEMM throughput for mlsysim calibration.")
     ap.add_argument("--output", "-o", required=True, help="JSON file to write")
@@ -170,6 +343,9 @@ def main():
     ap.add_argument("--runs", type=int, default=None, help="timed samples per measurement (default 20, quick 7)")
     ap.add_argument("--warmup", type=int, default=None, help="warm-up calls (default 10, quick 3)")
     ap.add_argument("--device", type=int, default=0, help="CUDA device index")
+    ap.add_argument("--skip-gemm", action="store_true", help="skip the GEMM grid (memory and extended sections only)")
+    ap.add_argument("--no-extended", action="store_true",
+                    help="skip the non-GEMM sections (bandwidth ramp, vector ops, attention, conv, launch)")
     ap.add_argument("--hardware-name", default=None, help="value of the 'hardware' field (default: from the device name)")
     args = ap.parse_args()
 
@@ -207,26 +383,40 @@ def main():
             log(f"  {label:9s} m={m:<6d} n={n:<6d} k={k:<6d} {t * 1e6:10.1f} us {rec['TFLOPs']:9.1f} TFLOP/s")
         torch.backends.cuda.matmul.allow_tf32 = False
 
-    skinny = [(m, n, k) for m in skinny_m for (n, k) in SKINNY_NK]
-    log("gemm bfloat16:")
-    run_plain("bfloat16", [(s, s, s) for s in squares] + skinny, allow_tf32=False)
-    log("gemm float32 (TF32 off):")
-    run_plain("float32", [(s, s, s) for s in squares if s <= 8192] + skinny, allow_tf32=False)
-    log("gemm tf32:")
-    run_plain("float32", [(4096, 4096, 4096), (8192, 8192, 8192)], allow_tf32=True)
+    if not args.skip_gemm:
+        skinny = [(m, n, k) for m in skinny_m for (n, k) in SKINNY_NK]
+        log("gemm bfloat16:")
+        run_plain("bfloat16", [(s, s, s) for s in squares] + skinny, allow_tf32=False)
+        log("gemm float32 (TF32 off):")
+        run_plain("float32", [(s, s, s) for s in squares if s <= 8192] + skinny, allow_tf32=False)
+        log("gemm tf32:")
+        run_plain("float32", [(4096, 4096, 4096), (8192, 8192, 8192)], allow_tf32=True)
 
-    ok, why = fp8_supported(torch, dev)
-    if ok:
-        log("gemm fp8_e4m3:")
-        for s in ([4096, 8192] if args.quick else [4096, 8192, 16384]):
-            if not fits(torch, dev, s, s, s, 1):
-                continue
-            t = bench_fp8(torch, timer, dev, s, s, s)
-            rec = gemm_record(s, s, s, "fp8_e4m3", t, with_bytes=False)
-            gemm.append(rec)
-            log(f"  fp8_e4m3  m={s:<6d} n={s:<6d} k={s:<6d} {t * 1e6:10.1f} us {rec['TFLOPs']:9.1f} TFLOP/s")
-    else:
-        log(f"gemm fp8_e4m3: skipped ({why})")
+        ok, why = fp8_supported(torch, dev)
+        if ok:
+            log("gemm fp8_e4m3:")
+            for s in ([4096, 8192] if args.quick else [4096, 8192, 16384]):
+                if not fits(torch, dev, s, s, s, 1):
+                    continue
+                t = bench_fp8(torch, timer, dev, s, s, s)
+                rec = gemm_record(s, s, s, "fp8_e4m3", t, with_bytes=False)
+                gemm.append(rec)
+                log(f"  fp8_e4m3  m={s:<6d} n={s:<6d} k={s:<6d} {t * 1e6:10.1f} us {rec['TFLOPs']:9.1f} TFLOP/s")
+        else:
+            log(f"gemm fp8_e4m3: skipped ({why})")
+
+    extended = {}
+    if not args.no_extended:
+        log("bandwidth ramp:")
+        extended["bandwidth_ramp"] = bench_bandwidth_ramp(torch, timer, dev, args.quick)
+        log("vector operators:")
+        extended["vector"] = bench_vector(torch, timer, dev, args.quick)
+        log("attention (scaled_dot_product_attention):")
+        extended["attention"] = bench_attention(torch, timer, dev, args.quick)
+        log("convolution (cuDNN, channels_last):")
+        extended["conv"] = bench_conv(torch, timer, dev, args.quick)
+        log("launch overhead:")
+        extended["launch"] = bench_launch(torch, dev, args.quick)
 
     result = {
         "hardware": args.hardware_name or name.replace("NVIDIA ", "").replace(" ", "_"),
@@ -238,6 +428,7 @@ def main():
                    + (" --quick" if args.quick else "")),
         "memory": memory,
         "gemm": gemm,
+        **extended,
     }
     out_dir = os.path.dirname(os.path.abspath(args.output))
     os.makedirs(out_dir, exist_ok=True)
