@@ -55,6 +55,33 @@ TEST(Calibration, BuiltInCalibrationsAreLoaded) {
             std::string::npos);
 }
 
+TEST(Calibration, AttentionFitRecoversAKnownRateCurve) {
+  // Synthetic attention rows that follow rate = 0.6 x peak x keys / (keys + 200) exactly.
+  const auto& h100 = Catalog::builtin().hardware("h100");
+  auto j = nlohmann::json::parse(read(kH100));
+  j["attention"] = nlohmann::json::array();
+  const double peak = h100.peak(Precision::BF16).si();
+  for (double s : {2048.0, 4096.0, 8192.0, 16384.0, 32768.0}) {
+    const double flops = 4.0 * 32 * 128 * s * (s + 1) / 2, keys = (s + 1) / 2;
+    const double seconds = flops / (peak * 0.6 * keys / (keys + 200));
+    j["attention"].push_back({{"kind", "prefill"}, {"q_len", s}, {"causal", true},
+                              {"flops", flops}, {"seconds", seconds}});
+  }
+  const CalibrationFit fit = fit_calibration(h100, j.dump(), "synthetic.json");
+  EXPECT_EQ(fit.attention_points, 5);
+  EXPECT_NEAR(fit.profile.attention, 0.6, 1e-9);
+  EXPECT_NEAR(fit.profile.attention_half_keys, 200, 1e-6);
+}
+
+TEST(Calibration, FrameworkMicrobenchmarkSetsTheEagerHostCost) {
+  const auto& h100 = Catalog::builtin().hardware("h100");
+  auto j = nlohmann::json::parse(read(kH100));
+  j["launch"] = {{"eager_module_us_per_kernel", 31.5}};
+  const CalibrationFit fit = fit_calibration(h100, j.dump(), "x.json");
+  EXPECT_TRUE(fit.host_from_framework);
+  EXPECT_NEAR(fit.profile.host_dispatch.si(), 31.5e-6, 1e-15);
+}
+
 TEST(Calibration, RejectsMalformedInput) {
   const auto& h100 = Catalog::builtin().hardware("h100");
   EXPECT_THROW(fit_calibration(h100, "{not json", "x"), BadInput);

@@ -147,11 +147,69 @@ TEST(EnginePhysics, EagerRuntimePaysHostDispatchOnSmallKernels) {
   const Profile g = run("llama3-8b", "h100", graph), e = run("llama3-8b", "h100", eager);
   EXPECT_GT(e.latency, g.latency);
   EXPECT_GT(e.kernels, g.kernels);  // unfused residual adds
-  // Prefill kernels are long: the host runs ahead, so eager costs about the same.
+  // Prefill kernels are long: the host runs ahead, so with the same kernels eager costs about the
+  // same as graph replay.
   graph.phase = eager.phase = Phase::Prefill;
   graph.seq_len = eager.seq_len = 4096;
+  eager.fusion = Fusion::Fused;
   const Profile gp = run("llama3-8b", "h100", graph), ep = run("llama3-8b", "h100", eager);
   EXPECT_LT(ep.latency / gp.latency, 1.05);
+}
+
+TEST(EnginePhysics, FusionFollowsTheRuntimeUnlessGiven) {
+  SolveRequest r;
+  EXPECT_EQ(run("llama3-8b", "h100", r).fusion, Fusion::Fused);
+  r.runtime = Runtime::Eager;
+  EXPECT_EQ(run("llama3-8b", "h100", r).fusion, Fusion::Unfused);
+  r.fusion = Fusion::Fused;
+  EXPECT_EQ(run("llama3-8b", "h100", r).fusion, Fusion::Fused);
+}
+
+TEST(EnginePhysics, UnfusedKernelsLaunchMoreAndMoveMoreBytes) {
+  SolveRequest fused, unfused;
+  unfused.fusion = Fusion::Unfused;
+  const Profile f = run("llama3-8b", "h100", fused), u = run("llama3-8b", "h100", unfused);
+  // Per layer, unfused adds: 2 residual adds, RoPE 10 kernels instead of 1 (+9), K and V cache
+  // copies (+1), the attention-output transpose (+1), SiLU and multiply apart (+1) = 14.
+  EXPECT_DOUBLE_EQ(u.kernels - f.kernels, 14.0 * 32);
+  // SwiGLU: fused reads g, u and writes h (3 tensor-sizes); unfused silu then mul moves 5.
+  EXPECT_DOUBLE_EQ(op(u, "act_mul").bytes.si() / op(f, "act_mul").bytes.si(), 5.0 / 3.0);
+  EXPECT_GT(u.bytes_moved, f.bytes_moved);
+  EXPECT_GT(u.latency, f.latency);
+  // Weight traffic is the same: fusion changes activations, not the weights read.
+  EXPECT_DOUBLE_EQ(op(u, "gate_up_proj").bytes.si(), op(f, "gate_up_proj").bytes.si());
+}
+
+TEST(EnginePhysics, UnfusedConvolutionsRunBatchNormAndActivationApart) {
+  SolveRequest fused, unfused;
+  fused.phase = unfused.phase = Phase::Inference;
+  fused.batch = unfused.batch = 64;
+  unfused.fusion = Fusion::Unfused;
+  const Profile f = run("resnet50", "h100", fused), u = run("resnet50", "h100", unfused);
+  const OperatorResult& bn = op(u, "batchnorm");
+  const OperatorResult& act = op(u, "activation");
+  // Each reads and writes every convolution output once: equal traffic, one kernel per conv.
+  EXPECT_DOUBLE_EQ(bn.bytes.si(), act.bytes.si());
+  EXPECT_GT(u.latency, f.latency);
+  EXPECT_THROW(op(f, "batchnorm"), std::runtime_error);
+}
+
+TEST(EnginePhysics, AttentionRateGrowsWithTheKeysEachQueryVisits) {
+  const HardwareSpec& h100 = hw("h100");
+  ASSERT_GT(h100.efficiency.attention_half_keys, 0);  // calibrated from the attention microbench
+  SolveRequest shorter, longer;
+  shorter.phase = longer.phase = Phase::Prefill;
+  shorter.seq_len = 512;
+  longer.seq_len = 8192;
+  const Profile ps = run("llama3-8b", "h100", shorter), pl = run("llama3-8b", "h100", longer);
+  const OperatorResult& a = op(ps, "attention");
+  const OperatorResult& b = op(pl, "attention");
+  // Causal prefill of S tokens: each query row visits (S + 1) / 2 keys on average.
+  const double keys = (512 + 1) / 2.0;
+  const double rate = h100.peak(Precision::BF16).si() * h100.efficiency.attention * keys /
+                      (keys + h100.efficiency.attention_half_keys);
+  EXPECT_NEAR(a.flops.si() / a.timing.compute.si(), rate, rate * 1e-9);
+  EXPECT_GT(b.flops.si() / b.timing.compute.si(), a.flops.si() / a.timing.compute.si());
 }
 
 TEST(EnginePhysics, WeightOnlyQuantizationPaysDequantizationOnVectorUnits) {

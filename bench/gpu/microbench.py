@@ -336,6 +336,63 @@ def bench_launch(torch, dev, quick):
             "kernels": n}
 
 
+def bench_framework(torch, dev):
+    """Host time per kernel of eager PyTorch code at tiny sizes (GPU work negligible, so the host is
+    the bottleneck): functional ops (F.linear, F.rms_norm, ...) and nn.Module layers (module call
+    overhead included). Kernels per step are counted with torch.profiler."""
+    F = torch.nn.functional
+    w = 64
+    layers = 16
+    lin = [torch.randn(w, w, device=dev, dtype=torch.bfloat16) for _ in range(layers)]
+    nw = torch.ones(w, device=dev, dtype=torch.bfloat16)
+    x0 = torch.randn(1, w, device=dev, dtype=torch.bfloat16)
+
+    def functional():
+        x = x0
+        for W in lin:
+            h = F.rms_norm(x, (w,), nw, 1e-5)
+            x = x + F.linear(F.silu(F.linear(h, W)) * h, W)
+        return x
+
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = torch.nn.RMSNorm(w, eps=1e-5)
+            self.up = torch.nn.Linear(w, w, bias=False)
+            self.down = torch.nn.Linear(w, w, bias=False)
+            self.act = torch.nn.SiLU()
+
+        def forward(self, x):
+            h = self.norm(x)
+            return x + self.down(self.act(self.up(h)) * h)
+
+    model = torch.nn.Sequential(*[Block() for _ in range(layers)]).to(dev, torch.bfloat16)
+    result = {}
+    from torch.profiler import ProfilerActivity, profile
+    for name, fn in [("functional", functional), ("module", lambda: model(x0))]:
+        with torch.no_grad():
+            for _ in range(20):
+                fn()
+            torch.cuda.synchronize()
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                fn()
+                torch.cuda.synchronize()
+            kernels = sum(1 for ev in prof.events() if ev.device_type.name == "CUDA")
+            samples = []
+            for _ in range(9):
+                t0 = time.perf_counter()
+                for _ in range(20):
+                    fn()
+                torch.cuda.synchronize()
+                samples.append((time.perf_counter() - t0) / 20)
+        step = statistics.median(samples)
+        result[f"eager_{name}_us_per_kernel"] = round(step / max(kernels, 1) * 1e6, 3)
+        result[f"eager_{name}_kernels_per_step"] = kernels
+        log(f"  eager {name:10s}: {kernels} kernels per step, {step * 1e6:.1f} us per step, "
+            f"{step / max(kernels, 1) * 1e6:.2f} us per kernel")
+    return result
+
+
 def main():
     ap = argparse.ArgumentParser(description="Measure GPU memory bandwidth and GEMM throughput for mlsysim calibration.")
     ap.add_argument("--output", "-o", required=True, help="JSON file to write")
@@ -417,6 +474,8 @@ def main():
         extended["conv"] = bench_conv(torch, timer, dev, args.quick)
         log("launch overhead:")
         extended["launch"] = bench_launch(torch, dev, args.quick)
+        log("framework (eager host time per kernel):")
+        extended["launch"].update(bench_framework(torch, dev))
 
     result = {
         "hardware": args.hardware_name or name.replace("NVIDIA ", "").replace(" ", "_"),

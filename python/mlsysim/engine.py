@@ -50,6 +50,8 @@ class PerformanceProfile:
     phase = property(lambda self: self._p.phase)
     precision = property(lambda self: self._p.precision)
     batch_size = property(lambda self: self._p.batch_size)
+    runtime = property(lambda self: self._p.runtime)
+    fusion = property(lambda self: self._p.fusion)
 
     @property
     def throughput(self) -> Quantity:
@@ -135,11 +137,14 @@ class Engine:
               efficiency: float | None = None, phase: str | None = None, seq_len: int | None = None,
               context: int | None = None, is_training: bool = False,
               activation_recomputation=False, runtime: str = "graph",
-              kv_precision: str | None = None, raise_errors: bool = True) -> PerformanceProfile:
+              kv_precision: str | None = None, raise_errors: bool = True,
+              fusion: str = "auto") -> PerformanceProfile:
         """Time one step of `model` on `hardware`.
 
         phase: "decode" (default for LLMs), "prefill", "inference" or "train" (`is_training=True`).
         efficiency: the textbook's single efficiency factor in (0, 1] (teaching mode).
+        runtime: "graph" (CUDA graphs / compiled, default) or "eager" (per-op host dispatch).
+        fusion: "auto" (fused under graph, unfused under eager), "fused" or "unfused".
         raise_errors: raise OOMError when the workload does not fit (default), else return the
         profile with ``feasible == False``.
         """
@@ -151,7 +156,7 @@ class Engine:
                                                                     activation_recomputation)
         profile = _core.solve(resolve_model(model), resolve_hardware(hardware), batch_size, phase,
                               seq_len, context, precision, kv_precision, recompute, runtime,
-                              0.0 if efficiency is None else float(efficiency))
+                              0.0 if efficiency is None else float(efficiency), fusion)
         if raise_errors and not profile.feasible:
             _core.raise_does_not_fit(profile)
         return PerformanceProfile(profile)

@@ -109,6 +109,8 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("hardware_id", [](const Profile& p) { return p.hardware->id; })
       .def_property_readonly("hardware_name", [](const Profile& p) { return p.hardware->name; })
       .def_property_readonly("phase", [](const Profile& p) { return std::string(to_string(p.phase)); })
+      .def_property_readonly("runtime", [](const Profile& p) { return std::string(to_string(p.runtime)); })
+      .def_property_readonly("fusion", [](const Profile& p) { return std::string(to_string(p.fusion)); })
       .def_readonly("batch_size", &Profile::batch)
       .def_readonly("seq_len", &Profile::seq_len)
       .def_readonly("context", &Profile::context)
@@ -164,7 +166,8 @@ PYBIND11_MODULE(_core, m) {
         [](const ModelSpec& model, const HardwareSpec& hw, int batch_size,
            std::optional<std::string> phase, std::optional<int> seq_len, std::optional<int> context,
            std::optional<std::string> precision, std::optional<std::string> kv_precision,
-           const std::string& recompute, const std::string& runtime, double efficiency) {
+           const std::string& recompute, const std::string& runtime, double efficiency,
+           const std::string& fusion) {
           SolveRequest r;
           r.batch = batch_size;
           r.phase = phase_from(phase);
@@ -179,6 +182,10 @@ PYBIND11_MODULE(_core, m) {
           if (runtime == "graph") r.runtime = Runtime::Graph;
           else if (runtime == "eager") r.runtime = Runtime::Eager;
           else throw BadInput("runtime must be graph|eager; got '" + runtime + "'");
+          if (fusion == "auto") r.fusion = Fusion::Auto;
+          else if (fusion == "fused") r.fusion = Fusion::Fused;
+          else if (fusion == "unfused") r.fusion = Fusion::Unfused;
+          else throw BadInput("fusion must be auto|fused|unfused; got '" + fusion + "'");
           if (efficiency != 0 && !(efficiency > 0 && efficiency <= 1))
             throw BadInput("efficiency must be in (0, 1], got " + std::to_string(efficiency));
           r.efficiency = efficiency;
@@ -188,7 +195,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("seq_len") = py::none(), py::arg("context") = py::none(),
         py::arg("precision") = py::none(), py::arg("kv_precision") = py::none(),
         py::arg("recompute") = "none", py::arg("runtime") = "graph", py::arg("efficiency") = 0.0,
-        py::keep_alive<0, 1>(), py::keep_alive<0, 2>());
+        py::arg("fusion") = "auto", py::keep_alive<0, 1>(), py::keep_alive<0, 2>());
 
   m.def("raise_does_not_fit", [](const Profile& p) {
     throw DoesNotFit(does_not_fit_message(p), p.memory.total().si(), p.memory_capacity.si()); });

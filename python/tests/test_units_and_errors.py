@@ -77,3 +77,17 @@ class Sweep(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class RuntimeAndFusion(unittest.TestCase):
+    def test_eager_defaults_to_unfused_and_costs_more(self):
+        m, h = mlsysim.Models.Language.Llama3_8B, mlsysim.Hardware.Cloud.H100
+        graph = mlsysim.Engine.solve(m, h, batch_size=1)
+        eager = mlsysim.Engine.solve(m, h, batch_size=1, runtime="eager")
+        self.assertEqual((graph.runtime, graph.fusion), ("graph", "fused"))
+        self.assertEqual((eager.runtime, eager.fusion), ("eager", "unfused"))
+        self.assertGreater(eager.latency.to("ms").magnitude, graph.latency.to("ms").magnitude)
+        unfused_graph = mlsysim.Engine.solve(m, h, batch_size=1, fusion="unfused")
+        self.assertGreater(unfused_graph.latency.to("ms").magnitude, graph.latency.to("ms").magnitude)
+        with self.assertRaises(ValueError):
+            mlsysim.Engine.solve(m, h, batch_size=1, fusion="partly")

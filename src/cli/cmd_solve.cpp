@@ -13,7 +13,7 @@ namespace {
 
 struct SolveOptions {
   std::string model, hardware, phase, precision, kv_precision, compute_precision, recompute = "none",
-      runtime = "graph";
+      runtime = "graph", fusion = "auto";
   int batch = 1;
   std::optional<int> seq_len, context;
   double efficiency = 0;
@@ -45,6 +45,8 @@ int run_solve(const GlobalOptions& g, const SolveOptions& o) {
                                        {"full", Recompute::Full}});
   r.runtime = parse_enum<Runtime>("--runtime", o.runtime,
                                   {{"graph", Runtime::Graph}, {"eager", Runtime::Eager}});
+  r.fusion = parse_enum<Fusion>("--fusion", o.fusion,
+                                {{"auto", Fusion::Auto}, {"fused", Fusion::Fused}, {"unfused", Fusion::Unfused}});
   if (o.efficiency != 0 && (o.efficiency <= 0 || o.efficiency > 1))
     throw BadInput(fmt::format("--efficiency must be in (0, 1], got {}", o.efficiency));
   r.efficiency = o.efficiency;
@@ -77,6 +79,9 @@ const CommandRegistrar registrar(10, "solve", [](CLI::App& app, const GlobalOpti
   cmd->add_option("--recompute", o->recompute, "Training recomputation: none | selective | full");
   cmd->add_option("--runtime", o->runtime,
                   "graph (CUDA graphs / compiled, default) | eager (per-op host dispatch)");
+  cmd->add_option("--fusion", o->fusion,
+                  "auto (default: fused under graph, unfused under eager) | fused (compiled kernels) | "
+                  "unfused (one kernel per PyTorch op)");
   cmd->add_option("--efficiency", o->efficiency, "Textbook model: one efficiency factor in (0, 1]");
   cmd->add_flag("--operators", o->operators, "Table output: list every operator");
   return Command{cmd, [o, &g] { return run_solve(g, *o); }};

@@ -68,6 +68,7 @@ ordered_json profile_json(const Profile& p) {
   j["kv_precision"] = to_string(p.kv_precision);
   j["precision_fallback"] = p.precision_fallback;
   j["runtime"] = to_string(p.runtime);
+  j["fusion"] = to_string(p.fusion);
   j["model_type"] = p.teaching_efficiency > 0 ? "textbook" : "operator";
   if (p.teaching_efficiency > 0) j["efficiency"] = p.teaching_efficiency;
   j["latency_s"] = p.latency.si();

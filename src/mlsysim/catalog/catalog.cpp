@@ -427,6 +427,7 @@ struct CatalogLoader {
         for (auto&& [k, v] : *g)
           if (auto p = parse_precision(k.str())) e.gemm[index_of(*p)] = v.value_or(e.gemm[0]);
       e.attention = number_or((*c)["attention_efficiency"], e.attention);
+      e.attention_half_keys = number_or((*c)["attention_half_keys"], e.attention_half_keys);
       e.conv = number_or((*c)["conv_efficiency"], e.conv);
       e.kernel_overhead = microseconds(number_or((*c)["kernel_overhead_us"], in_us(e.kernel_overhead)));
       e.host_dispatch = microseconds(number_or((*c)["host_dispatch_us"], in_us(e.host_dispatch)));

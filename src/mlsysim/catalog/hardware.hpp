@@ -25,7 +25,11 @@ struct Link {
 struct EfficiencyProfile {
   double memory = 0.85;  // achieved / datasheet streaming bandwidth
   std::array<double, kPrecisionCount> gemm{};  // large-GEMM achieved / dense peak, per precision
-  double attention = 0.5;   // fused attention kernels, fraction of dense peak
+  double attention = 0.5;   // fused attention kernels, fraction of dense peak (long sequences)
+  // Attention rate falls for short key ranges: each query tile pays a fixed prologue/epilogue
+  // (load Q, rescale, write O) against work proportional to the keys it visits, so
+  // rate = attention x keys / (keys + attention_half_keys). 0: no such term (uncalibrated).
+  double attention_half_keys = 0;
   double conv = 0.6;        // dense convolutions (im2col/implicit GEMM), fraction of dense peak
   double vector = 0.5;      // element-wise math on vector units, fraction of the fp32 peak
   Seconds kernel_overhead{};  // per kernel, graph-launched runtime (launch gap + ramp/tail)

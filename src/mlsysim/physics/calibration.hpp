@@ -19,6 +19,8 @@ namespace mlsysim {
 struct CalibrationFit {
   EfficiencyProfile profile;
   int gemm_points = 0, compute_bound_points = 0, memory_bound_points = 0;
+  int attention_points = 0, conv_points = 0;  // optional sections used (0: documented ratios)
+  bool host_from_framework = false;  // host dispatch from the eager-framework microbenchmark
   double median_abs_error = 0;  // of the fitted model over all GEMM points (fraction)
   double max_abs_error = 0;
 };

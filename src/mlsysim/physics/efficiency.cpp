@@ -6,6 +6,18 @@
 namespace mlsysim {
 
 const char* to_string(Runtime r) { return r == Runtime::Graph ? "graph" : "eager"; }
+const char* to_string(Fusion f) {
+  switch (f) {
+    case Fusion::Auto: return "auto";
+    case Fusion::Fused: return "fused";
+    case Fusion::Unfused: return "unfused";
+  }
+  return "?";
+}
+Fusion resolve_fusion(Fusion f, Runtime r) {
+  if (f != Fusion::Auto) return f;
+  return r == Runtime::Graph ? Fusion::Fused : Fusion::Unfused;
+}
 const char* to_string(Wall w) {
   switch (w) {
     case Wall::Compute: return "Compute";
@@ -84,8 +96,13 @@ FlopsPerSecond achieved_flops(const RateModel& r, const Operator& op) {
       return peak * e.gemm[index_of(op.precision)];
     case OpClass::Conv:
       return peak * e.conv;
-    case OpClass::Attention:
-      return peak * e.attention;
+    case OpClass::Attention: {
+      // op.n carries the mean keys visited per query row (lowering.cpp).
+      const double keys = op.n;
+      const double shape = e.attention_half_keys > 0 && keys > 0
+                               ? keys / (keys + e.attention_half_keys) : 1.0;
+      return peak * (e.attention * shape);
+    }
     case OpClass::Opaque:
       return peak * e.conv;
     case OpClass::Vector: case OpClass::Gather: case OpClass::Optimizer:

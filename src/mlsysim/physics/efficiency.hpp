@@ -18,6 +18,14 @@ namespace mlsysim {
 enum class Runtime { Graph, Eager };
 const char* to_string(Runtime r);
 
+// How element-wise work is packaged into kernels. Fused: compiled/serving runtimes (torch.compile,
+// vLLM, TensorRT-LLM) fuse norms, RoPE, activations and residual adds into few kernels. Unfused:
+// eager frameworks launch one kernel per PyTorch op, each re-reading and re-writing its tensor.
+// Auto: fused under the graph runtime, unfused under eager.
+enum class Fusion { Auto, Fused, Unfused };
+const char* to_string(Fusion f);
+Fusion resolve_fusion(Fusion f, Runtime r);
+
 enum class Wall { Compute, Memory, Overhead };
 const char* to_string(Wall w);
 

@@ -58,7 +58,7 @@ struct Emitter {
   std::vector<Operator>& out;
   double pw, pa, pk;  // bytes per weight, activation and KV element
   Precision math;
-  bool fuse_residuals;
+  bool fused;  // compiled kernels (LoweringInput::fused)
 
   // Y[m,n] = X[m,k] W[k,n]: reads W and X, writes Y.
   Operator& gemm(const char* name, double m, double n, double k, double count,
@@ -112,7 +112,7 @@ struct BlockShape {
 // sub-block output and writes the new residual and the normalized activations (2 in, 2 out).
 void residual_norm(Emitter& e, const char* plain, const char* fused, double elems,
                    double norm_flops, double layers) {
-  if (e.fuse_residuals) e.vec(fused, 2 * elems, 2 * elems, norm_flops + 1.0, layers, e.pa);
+  if (e.fused) e.vec(fused, 2 * elems, 2 * elems, norm_flops + 1.0, layers, e.pa);
   else e.vec(plain, elems, elems, norm_flops, layers, e.pa);
 }
 
@@ -161,12 +161,21 @@ void lower_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s,
     kv_write_elems = 2 * kv_dim;
     dk = dv = tf.head_dim;
   }
-  if (!tf.learned_positions)  // rotary embedding on q and k
-    e.vec("rope", N * (q_dim + kv_write_elems / 2), N * (q_dim + kv_write_elems / 2), 6.0, layers,
-          e.pa);
-  if (s.writes_kv)
-    e.vec("kv_cache_write", N * kv_write_elems, 0, 0, layers, e.pa).bytes =
-        N * kv_write_elems * (e.pa + e.pk);
+  if (!tf.learned_positions) {  // rotary embedding on q and k
+    const double rotated = N * (q_dim + kv_write_elems / 2);
+    Operator& rope = e.vec("rope", rotated, rotated, 6.0, layers, e.pa);
+    if (!e.fused) {
+      // Eager RoPE (Hugging Face rotate_half): x*cos, neg, cat, *sin, add = 5 kernels per tensor
+      // (q and k), moving 2 + 1 + 2 + 2 + 3 = 10 tensor-sizes in all.
+      rope.kernels = 10;
+      rope.bytes = 10.0 * rotated * e.pa;
+    }
+  }
+  if (s.writes_kv) {
+    Operator& w = e.vec("kv_cache_write", N * kv_write_elems, 0, 0, layers, e.pa);
+    w.bytes = N * kv_write_elems * (e.pa + e.pk);
+    if (!e.fused) w.kernels = 2;  // one copy each for K and V
+  }
 
   // Attention core (FlashAttention-style fused kernel): QK^T and PV over the attended pairs.
   {
@@ -183,7 +192,8 @@ void lower_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s,
     const double kv_bytes = s.seqs * kv_tokens * kv_elems_per_token *
                             (s.writes_kv && !(tf.is_mla() && !s.absorbed_mla) ? e.pk : e.pa);
     op.bytes = kv_bytes + N * q_dim * e.pa + N * H * dv * e.pa;
-    op.m = N, op.n = kv_tokens, op.k = dk;
+    // n: mean keys per query row (the attention rate's shape term, physics/efficiency.cpp).
+    op.m = N, op.n = pairs / std::max(s.new_tokens, 1.0), op.k = dk;
     op.count = layers;
     op.precision = attention_precision(e.math);
     e.out.push_back(op);
@@ -191,9 +201,11 @@ void lower_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s,
   if (tf.is_mla() && s.absorbed_mla)
     e.gemm("v_absorb", N, H * tf.v_head_dim, tf.kv_lora_rank, layers,
            H * tf.kv_lora_rank * tf.v_head_dim);
+  if (!e.fused)  // eager: [B, heads, T, d] -> [B, T, heads*d] is a copy before o_proj
+    e.vec("attn_out_transpose", N * H * dv, N * H * dv, 0.0, layers, e.pa);
   e.gemm("o_proj", N, h, H * dv * (tf.is_mla() && s.absorbed_mla ? tf.v_head_dim / dv : 1.0),
          layers);
-  if (!e.fuse_residuals) e.vec("attn_residual", 2 * N * h, N * h, 1.0, layers, e.pa);
+  if (!e.fused) e.vec("attn_residual", 2 * N * h, N * h, 1.0, layers, e.pa);
 
   if (s.cross_tokens > 0) {  // encoder-decoder cross-attention
     const double M = s.seqs * s.cross_tokens;
@@ -218,7 +230,12 @@ void lower_dense_ffn(Emitter& e, const TransformerSpec& tf, double N, double inn
   if (layers <= 0 || inner <= 0) return;
   const bool gated = is_gated(tf.act);
   e.gemm(up_name, N, (gated ? 2 : 1) * inner, tf.hidden, layers);
-  e.vec(act_name, (gated ? 2 : 1) * N * inner, N * inner, gated ? 6.0 : 8.0, layers, e.pa);
+  Operator& act = e.vec(act_name, (gated ? 2 : 1) * N * inner, N * inner, gated ? 6.0 : 8.0,
+                        layers, e.pa);
+  if (gated && !e.fused) {  // eager SwiGLU: silu(g) (2 tensor-sizes), then * u (3)
+    act.kernels = 2;
+    act.bytes = 5.0 * N * inner * e.pa;
+  }
   e.gemm(down_name, N, tf.hidden, inner, layers);
 }
 
@@ -261,7 +278,7 @@ void lower_transformer_stack(Emitter& e, const TransformerSpec& tf, const BlockS
     lower_dense_ffn(e, tf, N, tf.ffn, layers, is_gated(tf.act) ? "gate_up_proj" : "up_proj",
                     is_gated(tf.act) ? "act_mul" : "act", "down_proj");
   }
-  if (!e.fuse_residuals) e.vec("ffn_residual", 2 * N * tf.hidden, N * tf.hidden, 1.0, layers, e.pa);
+  if (!e.fused) e.vec("ffn_residual", 2 * N * tf.hidden, N * tf.hidden, 1.0, layers, e.pa);
 }
 
 void lower_embedding(Emitter& e, const TransformerSpec& tf, double N) {
@@ -375,6 +392,11 @@ void lower_cnn(Emitter& e, const ModelSpec& m, const LoweringInput& in) {
         op.m = B * hw_out, op.n = l.cout, op.k = k;
         op.precision = e.math;
         e.out.push_back(op);
+        if (!e.fused) {  // eager: batch norm and activation each re-read the conv output
+          const double out = B * hw_out * l.cout;
+          e.vec("batchnorm", out, out, 2.0, 1, e.pa);
+          e.vec("activation", out, out, 1.0, 1, e.pa);
+        }
         break;
       }
       case CnnLayer::Type::Pool: {
@@ -385,7 +407,7 @@ void lower_cnn(Emitter& e, const ModelSpec& m, const LoweringInput& in) {
         break;
       }
       case CnnLayer::Type::Add:
-        if (e.fuse_residuals && !e.out.empty() && e.out.back().cls == OpClass::Conv) {
+        if (e.fused && !e.out.empty() && e.out.back().cls == OpClass::Conv) {
           // Conv epilogue fusion: the preceding conv also reads the skip tensor and adds it.
           e.out.back().bytes += B * l.cout * hw_out * e.pa;
           e.out.back().flops += B * l.cout * hw_out;
@@ -490,7 +512,7 @@ void lower(const ModelSpec& model, const LoweringInput& in, std::vector<Operator
   out.clear();
   Emitter e{out, bytes_per_element(in.weight_precision),
             std::max(1.0, bytes_per_element(in.compute_precision)),
-            bytes_per_element(in.kv_precision), in.compute_precision, in.fuse_residuals};
+            bytes_per_element(in.kv_precision), in.compute_precision, in.fused};
   switch (model.kind) {
     case ModelKind::Decoder: lower_decoder_model(e, model, in); break;
     case ModelKind::Encoder: lower_encoder_model(e, model, in); break;

@@ -46,9 +46,12 @@ struct LoweringInput {
   Precision compute_precision = Precision::BF16;
   Precision kv_precision = Precision::BF16;
   Recompute recompute = Recompute::None;
-  // Compiled/graph runtimes fuse residual adds into the neighbouring kernel (vLLM's
-  // fused_add_rms_norm; cuDNN/TensorRT conv epilogues); eager frameworks launch them separately.
-  bool fuse_residuals = true;
+  // Fused (compiled/graph runtimes): residual adds ride in the next norm (vLLM's
+  // fused_add_rms_norm; cuDNN/TensorRT conv epilogues), RoPE, activation and norm are one kernel
+  // each. Unfused (eager PyTorch): every op is its own kernel and re-reads its inputs; CNN batch
+  // norm and activation run after each convolution (bench/gpu/results/*profile*: ~32 kernels per
+  // Llama layer in eager PyTorch, against ~10 fused).
+  bool fused = true;
 };
 
 // Appends the operators of one step of `in.phase` to `out` (cleared first).

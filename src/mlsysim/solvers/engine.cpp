@@ -140,7 +140,7 @@ LoweringInput lowering_input(const Profile& p) {
   in.compute_precision = p.compute_precision;
   in.kv_precision = p.kv_precision;
   in.recompute = p.recompute;
-  in.fuse_residuals = p.runtime == Runtime::Graph;
+  in.fused = p.fusion == Fusion::Fused;
   return in;
 }
 
@@ -222,6 +222,7 @@ Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest
   resolve_precisions(hw, request, p);
   p.recompute = request.recompute;
   p.runtime = request.runtime;
+  p.fusion = resolve_fusion(request.fusion, request.runtime);
   p.teaching_efficiency = request.efficiency;
 
   const LoweringInput in = lowering_input(p);

@@ -27,6 +27,7 @@ struct SolveRequest {
   std::optional<Precision> compute_precision;
   Recompute recompute = Recompute::None;
   Runtime runtime = Runtime::Graph;
+  Fusion fusion = Fusion::Auto;  // auto: fused under graph, unfused under eager
   double efficiency = 0;  // > 0: the textbook single-efficiency model (teaching mode)
   bool keep_operators = true;  // false: skip the per-operator breakdown (sweeps: no allocation)
 };
@@ -56,6 +57,7 @@ struct Profile {
   bool precision_fallback = false;  // device lacks `precision` math: weight-only quantization
   Recompute recompute = Recompute::None;
   Runtime runtime = Runtime::Graph;
+  Fusion fusion = Fusion::Fused;  // resolved (never Auto)
   double teaching_efficiency = 0;
 
   Seconds latency{}, compute_time{}, memory_time{}, overhead_time{};

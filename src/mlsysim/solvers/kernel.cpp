@@ -33,7 +33,8 @@ KernelResult time_kernel(const HardwareSpec& hw, const KernelRequest& r) {
     const bool backward = r.op == KernelOp::AttentionBackward;
     op.flops = op.hw_flops = backward ? 2.5 * fwd : fwd;  // 5 matmuls vs 2 (Dao 2023)
     op.bytes = backward ? 2.0 * io : io;
-    op.m = r.batch * s, op.n = s, op.k = r.head_dim;
+    // n: mean keys per query row (causal: (S + 1) / 2), the attention rate's shape term.
+    op.m = r.batch * s, op.n = r.causal ? (s + 1) / 2 : s, op.k = r.head_dim;
   }
   const RateModel rates{&hw, r.runtime, 0};
   const OpTiming t = time_operator(rates, op);
