@@ -140,6 +140,34 @@ def kv_bytes(c, batch, ctx):
     return 2 * c["layers"] * batch * c["kv_heads"] * c["head_dim"] * ctx * 2
 
 
+def decode_inputs(m, batch, ctx):
+    """KV caches holding ctx old tokens + the new one (attention reads ctx+1 positions), the new
+    token, its position and RoPE angles."""
+    c = m.c
+    caches = [(torch.randn(batch, c["kv_heads"], ctx + 1, c["head_dim"], device=DEV, dtype=DT),
+               torch.randn(batch, c["kv_heads"], ctx + 1, c["head_dim"], device=DEV, dtype=DT))
+              for _ in range(c["layers"])]
+    tok = torch.randint(0, c["vocab"], (batch, 1), device=DEV)
+    pos = torch.tensor([ctx], device=DEV)
+    cos, sin = m.rope(pos)
+    return caches, tok, pos, cos, sin
+
+
+def capture_graph(step, warmups=3):
+    """Warm `step` on a side stream (as CUDA-graph capture requires), capture one call, return the
+    graph and the captured output (keep both alive while replaying)."""
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(warmups):
+            step()
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        out = step()
+    return g, out
+
+
 def run_decode(records, model_id, points, graph_points, eager_points):
     c = DECODERS[model_id]
     m = Decoder(c)
@@ -148,13 +176,7 @@ def run_decode(records, model_id, points, graph_points, eager_points):
         if kv_bytes(c, batch, ctx + 1) + m.params() * 2 > 0.85 * torch.cuda.mem_get_info()[1]:
             log(f"  skip b={batch} ctx={ctx}: does not fit")
             continue
-        # The cache holds ctx old tokens + the new one: attention reads ctx+1 positions.
-        caches = [(torch.randn(batch, c["kv_heads"], ctx + 1, c["head_dim"], device=DEV, dtype=DT),
-                   torch.randn(batch, c["kv_heads"], ctx + 1, c["head_dim"], device=DEV, dtype=DT))
-                  for _ in range(c["layers"])]
-        tok = torch.randint(0, c["vocab"], (batch, 1), device=DEV)
-        pos = torch.tensor([ctx], device=DEV)
-        cos, sin = m.rope(pos)
+        caches, tok, pos, cos, sin = decode_inputs(m, batch, ctx)
 
         def step():
             return m.forward(tok, cos, sin, caches, pos, causal=False)
@@ -165,15 +187,7 @@ def run_decode(records, model_id, points, graph_points, eager_points):
                 if runtime == "eager" and (batch, ctx) not in eager_points:
                     continue
                 if runtime == "graph":
-                    s = torch.cuda.Stream()
-                    s.wait_stream(torch.cuda.current_stream())
-                    with torch.cuda.stream(s):
-                        for _ in range(2):
-                            step()
-                    torch.cuda.current_stream().wait_stream(s)
-                    g = torch.cuda.CUDAGraph()
-                    with torch.cuda.graph(g):
-                        out = step()
+                    g, out = capture_graph(step, warmups=2)
                     fn = g.replay
                 else:
                     fn = step
@@ -331,12 +345,7 @@ def run_profile(records, model_id, cases):
     with torch.no_grad():
         for kind, batch, n in cases:
             if kind == "decode":
-                caches = [(torch.randn(batch, c["kv_heads"], n + 1, c["head_dim"], device=DEV, dtype=DT),
-                           torch.randn(batch, c["kv_heads"], n + 1, c["head_dim"], device=DEV, dtype=DT))
-                          for _ in range(c["layers"])]
-                tok = torch.randint(0, c["vocab"], (batch, 1), device=DEV)
-                pos = torch.tensor([n], device=DEV)
-                cos, sin = m.rope(pos)
+                caches, tok, pos, cos, sin = decode_inputs(m, batch, n)
 
                 def step():
                     return m.forward(tok, cos, sin, caches, pos, causal=False)
@@ -386,15 +395,7 @@ def run_compiled_prefill(records, model_id, points):
             tok = torch.randint(0, c["vocab"], (batch, seq), device=DEV)
             cos, sin = m.rope(torch.arange(seq, device=DEV))
             fwd = torch.compile(m.forward, fullgraph=True)
-            s_ = torch.cuda.Stream()
-            s_.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(s_):
-                for _ in range(3):
-                    fwd(tok, cos, sin)
-            torch.cuda.current_stream().wait_stream(s_)
-            g = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(g):
-                out = fwd(tok, cos, sin)
+            g, out = capture_graph(lambda: fwd(tok, cos, sin))
             med, lo, hi = median_time(g.replay, runs=9, warmup=2, inner=None)
             del g, out, fwd
             records.append(dict(kind="prefill", impl="torch-compile-graph", runtime="graph", model=model_id,
@@ -413,25 +414,12 @@ def run_compiled_decode(records, model_id, points):
     m = Decoder(c)
     with torch.no_grad():
         for batch, ctx in points:
-            caches = [(torch.randn(batch, c["kv_heads"], ctx + 1, c["head_dim"], device=DEV, dtype=DT),
-                       torch.randn(batch, c["kv_heads"], ctx + 1, c["head_dim"], device=DEV, dtype=DT))
-                      for _ in range(c["layers"])]
-            tok = torch.randint(0, c["vocab"], (batch, 1), device=DEV)
-            pos = torch.tensor([ctx], device=DEV)
-            cos, sin = m.rope(pos)
+            caches, tok, pos, cos, sin = decode_inputs(m, batch, ctx)
             # Inductor fuses the elementwise chains; the graph is captured by hand around the compiled
             # step (cudagraph trees refuse a KV cache passed in as a mutated input).
             fwd = torch.compile(m.forward, fullgraph=True)
             t0 = time.time()
-            s_ = torch.cuda.Stream()
-            s_.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(s_):
-                for _ in range(3):
-                    fwd(tok, cos, sin, caches, pos, causal=False)
-            torch.cuda.current_stream().wait_stream(s_)
-            g = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(g):
-                out = fwd(tok, cos, sin, caches, pos, causal=False)
+            g, out = capture_graph(lambda: fwd(tok, cos, sin, caches, pos, causal=False))
             torch.cuda.synchronize()
             log(f"  compiled in {time.time() - t0:.0f} s")
             med, lo, hi = median_time(g.replay, runs=11, warmup=3, inner=5)
