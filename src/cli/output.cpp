@@ -142,8 +142,9 @@ std::string profile_table(const Profile& p, bool show_operators) {
       {"  optimizer states", format_bytes(p.memory.optimizer_states), ""},
       {"energy", format_energy(p.energy), format_power(p.average_power()) + " average"},
   };
-  std::string out = fmt::format("{} · {} · {} · batch {} · {}{}\n\n", p.model->id, p.hardware->id,
-                                to_string(p.phase), p.batch, to_string(p.precision),
+  std::string out = fmt::format("{} · {} · {} · batch {} · {} · {}, {}{}\n\n", p.model->id,
+                                p.hardware->id, to_string(p.phase), p.batch, to_string(p.precision),
+                                to_string(p.runtime), to_string(p.fusion),
                                 p.teaching_efficiency > 0 ? " · textbook model" : "");
   out += table({"metric", "value", ""}, rows);
   if (show_operators) {

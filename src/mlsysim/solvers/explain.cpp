@@ -24,10 +24,12 @@ std::vector<std::string> explain(const Profile& p) {
                                                 to_string(p.compute_precision), hw.id,
                                                 to_string(p.precision))
                                   : ""));
-  lines.push_back(fmt::format("Lowered into {} operators ({} kernel launches): {} of model work, "
-                              "{} moved.",
+  lines.push_back(fmt::format("Lowered into {} operators ({} kernel launches, {} kernels, {} "
+                              "runtime): {} of model work, {} moved.",
                               p.operators.size(), std::lround(p.kernels),
-                              format_flops(p.model_flops), format_bytes(p.bytes_moved)));
+                              p.fusion == Fusion::Fused ? "fused" : "unfused one-per-op",
+                              to_string(p.runtime), format_flops(p.model_flops),
+                              format_bytes(p.bytes_moved)));
   lines.push_back(fmt::format("Weights: {} params x {} B = {}; streaming them once at the datasheet "
                               "{} takes {}.",
                               format_count(p.parameters), bytes_per_element(p.precision),
