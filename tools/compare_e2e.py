@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Compare bench/gpu/e2e.py measurements with mlsysim predictions (and emit validation points).
+"""Compare bench/gpu/e2e.py measurements with mlsysim predictions, per record and per implementation.
+(tools/e2e_to_validation.py turns the same records into validation points.)
 
-    python3 tools/compare_e2e.py bench/gpu/results/H100_e2e.json [--mlsysim build/mlsysim] [--toml OUT.toml]
+    python3 tools/compare_e2e.py bench/gpu/results/H100_e2e.json [--mlsysim build/mlsysim] [--impl NAME]
 """
 import argparse
 import json
@@ -9,20 +10,7 @@ import statistics
 import subprocess
 import sys
 
-HW = {"NVIDIA H100 80GB HBM3": "h100", "NVIDIA H200": "h200"}
-
-
-def command(rec, hw):
-    phase = rec["kind"]
-    c = f"solve --model {rec['model']} --hardware {hw} --phase {phase} --batch-size {rec['batch']}"
-    if phase == "decode":
-        c += f" --context {rec['context']}"
-    elif rec.get("seq_len"):
-        c += f" --seq-len {rec['seq_len']}"
-    c += f" --precision {rec['precision']} --runtime {rec['runtime']}"
-    if rec["impl"] == "torch-graph":
-        c += " --fusion unfused"
-    return c
+from e2e_to_validation import HW, IMPL, solve_command  # one mapping from records to commands
 
 
 def predict(exe, cmd):
@@ -41,11 +29,11 @@ def main():
     errs = {}
     for path in args.files:
         data = json.load(open(path))
-        hw = HW[data["device"]]
+        hw = HW[data["device"]][0]
         for rec in data["records"]:
-            if rec["kind"] == "profile" or (args.impl and rec["impl"] != args.impl):
+            if rec["kind"] == "profile" or rec["impl"] not in IMPL or (args.impl and rec["impl"] != args.impl):
                 continue
-            cmd = command(rec, hw)
+            cmd = solve_command(rec, hw)
             pred, why = predict(args.mlsysim, cmd)
             if pred is None:
                 print(f"{hw:5s} {rec['impl']:20s} {cmd[6:]:95s} FAILED {why}")

@@ -73,7 +73,7 @@ int run_compress(const GlobalOptions& g, const CompressOptions& o) {
   if (o.efficiency != 0 && !(o.efficiency > 0 && o.efficiency <= 1))
     throw BadInput(fmt::format("--efficiency must be in (0, 1], got {}", o.efficiency));
   r.efficiency = o.efficiency;
-  r.runtime = parse_enum<Runtime>("--runtime", o.runtime, {{"graph", Runtime::Graph}, {"eager", Runtime::Eager}});
+  r.runtime = parse_runtime_flag(o.runtime);
   const CompressionResult c = compress(model, hw, r);
 
   ordered_json j;

@@ -29,7 +29,7 @@ int run_kernel(const GlobalOptions& g, const KernelOptions& o) {
   r.m = o.m, r.n = o.n, r.k = o.k;
   r.batch = o.batch, r.heads = o.heads, r.head_dim = o.head_dim, r.seq_len = o.seq_len;
   r.causal = o.causal;
-  r.runtime = parse_enum<Runtime>("--runtime", o.runtime, {{"graph", Runtime::Graph}, {"eager", Runtime::Eager}});
+  r.runtime = parse_runtime_flag(o.runtime);
   const KernelResult k = time_kernel(hw, r);
   nlohmann::ordered_json j{{"op", o.op}, {"hardware", hw.id}, {"precision", o.precision},
                            {"time_s", k.time.si()}, {"flops", k.flops.si()}, {"bytes", k.bytes.si()},

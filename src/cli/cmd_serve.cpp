@@ -47,7 +47,7 @@ int run_serve(const GlobalOptions& g, const ServeOptions& o) {
   if (o.efficiency != 0 && !(o.efficiency > 0 && o.efficiency <= 1))
     throw BadInput(fmt::format("--efficiency must be in (0, 1], got {}", o.efficiency));
   r.efficiency = o.efficiency;
-  r.runtime = parse_enum<Runtime>("--runtime", o.runtime, {{"graph", Runtime::Graph}, {"eager", Runtime::Eager}});
+  r.runtime = parse_runtime_flag(o.runtime);
   if (!o.draft_model.empty()) r.draft_model = &resolve_model(catalog, o.draft_model, custom_draft);
   else if (o.acceptance_rate)
     throw BadInput("--acceptance-rate needs --draft-model (speculative decoding)");

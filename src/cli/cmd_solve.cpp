@@ -43,10 +43,8 @@ int run_solve(const GlobalOptions& g, const SolveOptions& o) {
                                       {{"none", Recompute::None},
                                        {"selective", Recompute::Selective},
                                        {"full", Recompute::Full}});
-  r.runtime = parse_enum<Runtime>("--runtime", o.runtime,
-                                  {{"graph", Runtime::Graph}, {"eager", Runtime::Eager}});
-  r.fusion = parse_enum<Fusion>("--fusion", o.fusion,
-                                {{"auto", Fusion::Auto}, {"fused", Fusion::Fused}, {"unfused", Fusion::Unfused}});
+  r.runtime = parse_runtime_flag(o.runtime);
+  r.fusion = parse_fusion_flag(o.fusion);
   if (o.efficiency != 0 && (o.efficiency <= 0 || o.efficiency > 1))
     throw BadInput(fmt::format("--efficiency must be in (0, 1], got {}", o.efficiency));
   r.efficiency = o.efficiency;

@@ -81,7 +81,7 @@ int run_sweep_command(const GlobalOptions& g, const SweepOptions& o) {
   if (!o.seq_lens.empty()) space.seq_lens = parse_ints("--seq-len", o.seq_lens);
   if (!o.contexts.empty()) space.contexts = parse_ints("--context", o.contexts);
   for (const auto& p : split(o.precisions)) space.precisions.push_back(parse_precision_flag("--precision", p));
-  space.runtime = parse_enum<Runtime>("--runtime", o.runtime, {{"graph", Runtime::Graph}, {"eager", Runtime::Eager}});
+  space.runtime = parse_runtime_flag(o.runtime);
   constexpr size_t kMaxConfigurations = 100'000'000;
   if (space.size() > kMaxConfigurations)
     throw BadInput(fmt::format("the sweep has {} configurations; the limit is {}: narrow a range",

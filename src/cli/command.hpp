@@ -78,6 +78,10 @@ T parse_enum(const std::string& flag, const std::string& value,
   throw BadInput(flag + " must be " + valid + "; got '" + value + "'");
 }
 
+// --runtime graph|eager and --fusion auto|fused|unfused, shared by every command that times steps.
+Runtime parse_runtime_flag(const std::string& value);
+Fusion parse_fusion_flag(const std::string& value);
+
 // The --model (id, alias or config.json path) and --hardware options every workload command takes.
 void add_workload_options(CLI::App* cmd, std::string& model, std::string& hardware,
                           const std::string& hardware_help = "Hardware id (see `mlsysim hardware list`)");

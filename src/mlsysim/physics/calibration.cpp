@@ -37,6 +37,23 @@ double gemm_bytes(const GemmPoint& g) {
   return (g.m * g.k + g.k * g.n + g.m * g.n) * bytes_per_element(g.precision);
 }
 
+// Ordinary least squares of y on x, accumulated point by point (every fit below is one).
+struct LeastSquares {
+  double sx = 0, sy = 0, sxx = 0, sxy = 0;
+  int n = 0;
+  void add(double x, double y) { sx += x, sy += y, sxx += x * x, sxy += x * y, ++n; }
+  // y = intercept + slope * x; false with fewer than 3 points or no spread in x.
+  bool line(double& intercept, double& slope) const {
+    const double det = n * sxx - sx * sx;
+    if (n < 3 || det <= 0) return false;
+    slope = (n * sxy - sx * sy) / det;
+    intercept = (sy - slope * sx) / n;
+    return true;
+  }
+  // y = slope * x (no fixed term).
+  [[nodiscard]] double slope_through_origin() const { return sxy / sxx; }
+};
+
 // Shortest timing worth fitting a rate to: below this an isolated eager call measures the host.
 constexpr double kMinKernelSeconds = 40e-6;
 
@@ -44,8 +61,7 @@ constexpr double kMinKernelSeconds = 40e-6;
 // 1/eff = (1/eff_max) (1 + half_keys / keys) is linear in 1/keys; least squares gives both.
 // Returns false (profile untouched) with fewer than 3 usable rows.
 bool fit_attention(const HardwareSpec& hw, const nlohmann::json& rows, EfficiencyProfile& e, int& used) {
-  double sx = 0, sy = 0, sxx = 0, sxy = 0;
-  int n = 0;
+  LeastSquares fit;
   const double peak = hw.peak(Precision::BF16).si();
   for (const auto& r : rows) {
     if (r.value("kind", "") != "prefill") continue;
@@ -53,16 +69,14 @@ bool fit_attention(const HardwareSpec& hw, const nlohmann::json& rows, Efficienc
     const double q = r.value("q_len", 0.0);
     if (secs < kMinKernelSeconds || flops <= 0 || q <= 0 || peak <= 0) continue;
     const double keys = r.value("causal", true) ? (q + 1) / 2 : q;
-    const double x = 1.0 / keys, y = peak * secs / flops;  // 1 / efficiency
-    sx += x, sy += y, sxx += x * x, sxy += x * y, ++n;
+    fit.add(1.0 / keys, peak * secs / flops);  // 1 / efficiency against 1 / keys
   }
-  const double det = n * sxx - sx * sx;
-  if (n < 3 || det <= 0) return false;
-  const double slope = (n * sxy - sx * sy) / det, intercept = (sy - slope * sx) / n;
+  double intercept = 0, slope = 0;
+  if (!fit.line(intercept, slope)) return false;
   if (intercept <= 1.0 || slope < 0) return false;  // nonphysical: keep the documented ratio
   e.attention = 1.0 / intercept;
   e.attention_half_keys = slope / intercept;
-  used = n;
+  used = fit.n;
   return true;
 }
 
@@ -70,8 +84,7 @@ bool fit_attention(const HardwareSpec& hw, const nlohmann::json& rows, Efficienc
 // time against padded implicit-GEMM FLOPs / peak (the engine's own wave model).
 bool fit_conv(const HardwareSpec& hw, const nlohmann::json& rows, BytesPerSecond bw,
               EfficiencyProfile& e, int& used) {
-  double sxx = 0, sxy = 0;
-  int n = 0;
+  LeastSquares fit;
   const double peak = hw.peak(Precision::BF16).si();
   for (const auto& r : rows) {
     const double secs = r.value("seconds", 0.0), bytes = r.value("bytes", 0.0);
@@ -82,11 +95,11 @@ bool fit_conv(const HardwareSpec& hw, const nlohmann::json& rows, BytesPerSecond
     const double m = batch * out_px * out_px, k = cin * ks * ks;
     const double x = gemm_padded_flops(hw, m, cout, k) / peak;
     if (x * 1.25 < bytes / bw.si()) continue;  // memory-bound even at 80% efficiency
-    sxx += x * x, sxy += x * secs, ++n;
+    fit.add(x, secs);
   }
-  if (n < 3 || sxy <= 0) return false;
-  e.conv = std::clamp(sxx / sxy, 0.05, 1.0);
-  used = n;
+  if (fit.n < 3 || fit.sxy <= 0) return false;
+  e.conv = std::clamp(1.0 / fit.slope_through_origin(), 0.05, 1.0);
+  used = fit.n;
   return true;
 }
 
@@ -145,31 +158,21 @@ CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_t
   }
 
   // Per precision: least squares t = t0 + x / eta with x = FLOPs / (peak * wave utilization).
-  std::vector<double> t0s;
   e.gemm.fill(0.0);  // unmeasured precisions are filled from the measured ones below
   for (Precision p : kAllPrecisions) {
-    double sx = 0, sy = 0, sxx = 0, sxy = 0;
-    int n = 0;
+    LeastSquares times;
     for (const auto& g : points) {
       if (g.precision != p) continue;
       const double x = gemm_padded_flops(hw, g.m, g.n, g.k) / hw.peak(p).si();
       if (x * 1.25 < gemm_bytes(g) / bw.si()) continue;  // memory-bound even at 80% efficiency
-      sx += x, sy += g.seconds, sxx += x * x, sxy += x * g.seconds, ++n;
+      times.add(x, g.seconds);
     }
-    if (n == 0) continue;
-    fit.compute_bound_points += n;
-    double slope, t0;
-    const double det = n * sxx - sx * sx;
-    if (n >= 3 && det > 0) {
-      slope = (n * sxy - sx * sy) / det;
-      t0 = (sy - slope * sx) / n;
-      if (t0 < 0) slope = sxy / sxx, t0 = 0;  // no negative fixed cost: fit through the origin
-    } else {
-      slope = sxy / sxx, t0 = 0;
-    }
-    const double eta = std::clamp(1.0 / slope, 0.05, 1.0);
-    e.gemm[index_of(p)] = eta;
-    if (n >= 3) t0s.push_back(t0);
+    if (times.n == 0) continue;
+    fit.compute_bound_points += times.n;
+    double t0 = 0, slope = 0;
+    // No negative fixed cost: without a usable line, or with t0 < 0, fit through the origin.
+    if (!times.line(t0, slope) || t0 < 0) slope = times.slope_through_origin();
+    e.gemm[index_of(p)] = std::clamp(1.0 / slope, 0.05, 1.0);
   }
   // Precisions without measurements inherit the bf16 (else first fitted) efficiency.
   double fallback = e.gemm[index_of(Precision::BF16)];
