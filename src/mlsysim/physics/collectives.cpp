@@ -26,11 +26,15 @@ Seconds ring_allreduce_time(Bytes message, int ranks, LinkCost link) {
   return link.latency * (2 * (n - 1)) + message * (2 * (n - 1) / n) / link.bandwidth;
 }
 
+// NCCL's double binary tree (Sanders, Speck & Traeff 2009): an interior rank receives from two
+// children and forwards to its parent, then the reverse, so it moves 2x the message in each direction
+// (NCCL's tuning model: tree algbw = busbw / 2); two ranks simply exchange the message once.
 Seconds tree_allreduce_time(Bytes message, int ranks, LinkCost link) {
   check(message, ranks, link, "tree all-reduce");
   if (ranks == 1) return Seconds(0);
-  const double n = ranks;
-  return link.latency * (2 * std::ceil(std::log2(n))) + message * (2 * (n - 1) / n) / link.bandwidth;
+  const double traffic = ranks == 2 ? 1.0 : 2.0;
+  return link.latency * (2 * std::ceil(std::log2(static_cast<double>(ranks)))) +
+         message * traffic / link.bandwidth;
 }
 
 Seconds ring_reduce_scatter_time(Bytes message, int ranks, LinkCost link) {

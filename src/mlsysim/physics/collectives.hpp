@@ -22,8 +22,9 @@ inline Seconds calc_ring_allreduce_time(Bytes message_bytes, int n_gpus, BytesPe
                                         Seconds latency) {
   return ring_allreduce_time(message_bytes, n_gpus, {bandwidth, latency});
 }
-// Double binary tree all-reduce (NCCL >= 2.4, Sanders et al. 2009): ~2 log2(N) latency steps,
-// bandwidth term 2(N-1)/N x M / beta (both trees carry half the data in each direction).
+// Double binary tree all-reduce (NCCL >= 2.4, Sanders et al. 2009): 2 log2(N) latency steps;
+// an interior rank moves 2 x M each way (M once for N = 2): pipelined, latency-optimal, not
+// bandwidth-optimal, so rings win for large messages and trees for small ones.
 Seconds tree_allreduce_time(Bytes message, int ranks, LinkCost link);
 // Reduce-scatter or all-gather on a ring: N-1 steps, (N-1)/N x M per rank (M = full buffer).
 Seconds ring_reduce_scatter_time(Bytes message, int ranks, LinkCost link);

@@ -77,6 +77,14 @@ Seconds hierarchical_reduce_scatter_time(Bytes message, int gpus_per_node, int n
 
 namespace {
 
+// The slowest hop of a flat ring that spans nodes. NCCL builds one ring per channel and sends each
+// channel out of the node through a different NIC (rail), so the node's NICs share a rank's traffic:
+// each of the g.per_node local ranks' NICs carries 1/per_node of it (S. Jeaugey, "Massively Scale
+// Your Deep Learning Training with NCCL 2.4", NVIDIA blog 2019; NCCL_CROSS_NIC documentation).
+LinkCost multi_node_ring_hop(LinkCost up, LinkCost out, const GroupPlacement& g) {
+  return {min(up.bandwidth, out.bandwidth * static_cast<double>(g.per_node)), out.latency};
+}
+
 CollectiveEstimate make(CollectiveOp op, Algorithm a, Bytes m, int n, Seconds t, std::string links) {
   CollectiveEstimate e;
   e.op = op;
@@ -139,18 +147,21 @@ std::vector<CollectiveEstimate> collective_candidates(CollectiveOp op, Bytes mes
                                         c.scale_out.latency * (c.topology.hops / 2.0)),
               out_name + " (SHARP)");
       } else {
-        // Flat ring through every rank: each rank's slowest hop is its NIC share.
-        add(Algorithm::Ring, ring_allreduce_time(message, n, {min(up.bandwidth, out_ring.bandwidth),
-                                                               out_ring.latency}), out_name);
+        add(Algorithm::Ring, ring_allreduce_time(message, n, multi_node_ring_hop(up, out_ring, g)), out_name);
         add(Algorithm::Hierarchical,
             hierarchical_allreduce_time(message, g.per_node, g.nodes, up, out_ring),
             up_name + " + " + out_name);
-        // NVLS inside the node, then one ring per local rank across nodes (NCCL NVLS+tree / CollNet).
+        // NVLS inside the node, then one tree per local rank (rail) across nodes (NCCL NVLS+tree / CollNet).
+        // NCCL pipelines chunks through the two stages (NCCL 2.18 release notes, "NVLS+Tree"), so the
+        // slower stage sets the bandwidth; both stages still pay their step latencies once.
         if (c.scale_up.in_network_reduction) {
-          const Seconds local = 2.0 * (c.scale_up.latency * 2.0) +
-                                message / (c.scale_up.per_direction * c.scale_up.in_network_efficiency);
+          const Seconds local_latency = 2.0 * (c.scale_up.latency * 2.0);
+          const Seconds local_transfer =
+              message / (c.scale_up.per_direction * c.scale_up.in_network_efficiency);
+          const Seconds network = tree_allreduce_time(message / g.per_node, g.nodes, out_ring);
+          const Seconds network_latency = out_ring.latency * (2.0 * std::ceil(std::log2(g.nodes)));
           add(Algorithm::InNetwork,
-              local + ring_allreduce_time(message / g.per_node, g.nodes, out_ring),
+              local_latency + max(local_transfer, network - network_latency) + network_latency,
               up_name + " (NVLS) + " + out_name);
         }
       }
@@ -160,8 +171,8 @@ std::vector<CollectiveEstimate> collective_candidates(CollectiveOp op, Bytes mes
       if (intra) add(Algorithm::Ring, ring_reduce_scatter_time(message, n, up), up_name);
       else if (flat_inter) add(Algorithm::Ring, ring_reduce_scatter_time(message, n, out_ring), out_name);
       else {
-        add(Algorithm::Ring, ring_reduce_scatter_time(message, n, {min(up.bandwidth, out_ring.bandwidth),
-                                                                   out_ring.latency}), out_name);
+        add(Algorithm::Ring, ring_reduce_scatter_time(message, n, multi_node_ring_hop(up, out_ring, g)),
+            out_name);
         add(Algorithm::Hierarchical,
             hierarchical_reduce_scatter_time(message, g.per_node, g.nodes, up, out_ring),
             up_name + " + " + out_name);
