@@ -100,6 +100,13 @@ TEST(Cli, ValidateScoresEveryPointAgainstItsMeasurement) {
     if (!p["used_for_calibration"].get<bool>() && p["confidence"] != "low") ++scored;
   }
   EXPECT_EQ(j["summary"]["overall"]["mlsysim"]["count"].get<int>(), scored);
+  // Every scored point lands in exactly one runtime group and one category.
+  int by_runtime = 0, by_category = 0;
+  for (const auto& [name, s] : j["summary"]["by_runtime"].items()) by_runtime += s["mlsysim"]["count"].get<int>();
+  for (const auto& [name, s] : j["summary"]["by_category"].items()) by_category += s["mlsysim"]["count"].get<int>();
+  EXPECT_EQ(by_runtime, scored);
+  EXPECT_EQ(by_category, scored);
+  EXPECT_TRUE(j["summary"]["by_runtime"].contains("eager"));
   EXPECT_EQ(run("validate --category nosuch").code, 1);
 }
 
