@@ -180,6 +180,31 @@ TEST(EnginePhysics, UnfusedKernelsLaunchMoreAndMoveMoreBytes) {
   EXPECT_DOUBLE_EQ(op(u, "gate_up_proj").bytes.si(), op(f, "gate_up_proj").bytes.si());
 }
 
+TEST(EnginePhysics, HuggingFaceModulesDecomposeNormsProjectionsAndCache) {
+  SolveRequest unfused, hf;
+  unfused.runtime = hf.runtime = Runtime::Eager;
+  unfused.fusion = Fusion::Unfused;
+  hf.fusion = Fusion::Hf;
+  unfused.context = hf.context = 1024;
+  const Profile u = run("llama3-8b", "h100", unfused), h = run("llama3-8b", "h100", hf);
+  // Per layer: two RMSNorms of 8 ops (+7 each), q/k/v apart (+2), gate/up apart (+1) = +17;
+  // once per forward: the final RMSNorm (+7) and the 10 rotary-table kernels.
+  EXPECT_DOUBLE_EQ(h.kernels - u.kernels, 17.0 * 32 + 7 + 10);
+  // RMSNorm as to(fp32), pow, mean, +eps, rsqrt, *, to(bf16), *weight: 4 x 2 + 28 = 36 bytes per
+  // element against 2 + 2 for one kernel.
+  EXPECT_DOUBLE_EQ(op(h, "attn_norm").bytes.si() / op(u, "attn_norm").bytes.si(), 36.0 / 4.0);
+  // DynamicCache grows K and V with torch.cat: reads 1024 cached tokens and the new one, writes
+  // 1025: (2 x 1024 + 2) x 2 x 8 KV heads x 128 x 2 B per layer.
+  EXPECT_DOUBLE_EQ(op(h, "kv_cache_write").bytes.si(), 32 * (2.0 * 1024 + 2) * 2 * 8 * 128 * 2);
+  EXPECT_GT(h.latency, u.latency);
+  // Models whose HF modules already fuse q/k/v (GPT-2's c_attn) and use LayerNorm and learned
+  // positions decompose no further.
+  SolveRequest gu = unfused, gh = hf;
+  gu.phase = gh.phase = Phase::Train;
+  gu.seq_len = gh.seq_len = 1024;
+  EXPECT_DOUBLE_EQ(run("gpt2", "h100", gh).kernels, run("gpt2", "h100", gu).kernels);
+}
+
 TEST(EnginePhysics, UnfusedConvolutionsRunBatchNormAndActivationApart) {
   SolveRequest fused, unfused;
   fused.phase = unfused.phase = Phase::Inference;

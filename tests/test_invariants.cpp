@@ -100,3 +100,17 @@ RC_GTEST_PROP(Invariants, LongerContextNeverMakesDecodeFaster, ()) {
   RC_ASSERT(longer.latency.si() >= shorter.latency.si());
   RC_ASSERT(longer.memory.kv_cache >= shorter.memory.kv_cache);
 }
+
+RC_GTEST_PROP(Invariants, FinerKernelDecompositionIsNeverFaster, ()) {
+  // fused (compiled) <= unfused (one kernel per op) <= hf (Hugging Face module code), same runtime.
+  Case c = *cases();
+  c.request.runtime = *rc::gen::elementOf(std::vector<Runtime>{Runtime::Graph, Runtime::Eager});
+  double previous = 0;
+  for (Fusion f : {Fusion::Fused, Fusion::Unfused, Fusion::Hf}) {
+    c.request.fusion = f;
+    const Profile p = solve(*c.model, *c.hw, c.request);
+    RC_ASSERT(std::isfinite(p.latency.si()));
+    RC_ASSERT(p.latency.si() >= previous * (1 - 1e-12));
+    previous = p.latency.si();
+  }
+}

@@ -18,8 +18,8 @@ IMPL = {
     "torch-compile-graph": ("--runtime graph", "PyTorch {torch}, torch.compile (inductor) + CUDA graph replay, SDPA; bench/gpu/e2e.py Decoder"),
     "torch-graph": ("--runtime graph --fusion unfused", "PyTorch {torch}, plain (unfused) ops captured in a CUDA graph, SDPA; bench/gpu/e2e.py Decoder"),
     "torch-eager": ("--runtime eager", "PyTorch {torch} eager, plain ops, SDPA; bench/gpu/e2e.py Decoder"),
-    "hf-eager": ("--runtime eager", "Hugging Face transformers {transformers} eager (attn_implementation=sdpa), PyTorch {torch}"),
-    "hf-eager-amp": ("--runtime eager", "Hugging Face transformers eager, fp32 master weights + bf16 autocast, fused AdamW, PyTorch {torch}"),
+    "hf-eager": ("--runtime eager --fusion hf", "Hugging Face transformers {transformers} eager (attn_implementation=sdpa), PyTorch {torch}"),
+    "hf-eager-amp": ("--runtime eager --fusion hf", "Hugging Face transformers eager, fp32 master weights + bf16 autocast, fused AdamW, PyTorch {torch}"),
     "torchvision-eager": ("--runtime eager", "torchvision 0.26 eager, bf16, channels_last, cuDNN benchmark mode, PyTorch {torch}"),
 }
 

@@ -144,7 +144,8 @@ class Engine:
         phase: "decode" (default for LLMs), "prefill", "inference" or "train" (`is_training=True`).
         efficiency: the textbook's single efficiency factor in (0, 1] (teaching mode).
         runtime: "graph" (CUDA graphs / compiled, default) or "eager" (per-op host dispatch).
-        fusion: "auto" (fused under graph, unfused under eager), "fused" or "unfused".
+        fusion: "auto" (fused under graph, unfused under eager), "fused", "unfused" or "hf"
+            (Hugging Face transformers modules in eager mode).
         raise_errors: raise OOMError when the workload does not fit (default), else return the
         profile with ``feasible == False``.
         """

@@ -185,7 +185,8 @@ PYBIND11_MODULE(_core, m) {
           if (fusion == "auto") r.fusion = Fusion::Auto;
           else if (fusion == "fused") r.fusion = Fusion::Fused;
           else if (fusion == "unfused") r.fusion = Fusion::Unfused;
-          else throw BadInput("fusion must be auto|fused|unfused; got '" + fusion + "'");
+          else if (fusion == "hf") r.fusion = Fusion::Hf;
+          else throw BadInput("fusion must be auto|fused|unfused|hf; got '" + fusion + "'");
           if (efficiency != 0 && !(efficiency > 0 && efficiency <= 1))
             throw BadInput("efficiency must be in (0, 1], got " + std::to_string(efficiency));
           r.efficiency = efficiency;

@@ -89,5 +89,8 @@ class RuntimeAndFusion(unittest.TestCase):
         self.assertGreater(eager.latency.to("ms").magnitude, graph.latency.to("ms").magnitude)
         unfused_graph = mlsysim.Engine.solve(m, h, batch_size=1, fusion="unfused")
         self.assertGreater(unfused_graph.latency.to("ms").magnitude, graph.latency.to("ms").magnitude)
+        hf = mlsysim.Engine.solve(m, h, batch_size=1, runtime="eager", fusion="hf")
+        self.assertEqual(hf.fusion, "hf")
+        self.assertGreater(hf.latency.to("ms").magnitude, eager.latency.to("ms").magnitude)
         with self.assertRaises(ValueError):
             mlsysim.Engine.solve(m, h, batch_size=1, fusion="partly")

@@ -63,7 +63,8 @@ Runtime parse_runtime_flag(const std::string& value) {
 
 Fusion parse_fusion_flag(const std::string& value) {
   return parse_enum<Fusion>("--fusion", value,
-                            {{"auto", Fusion::Auto}, {"fused", Fusion::Fused}, {"unfused", Fusion::Unfused}});
+                            {{"auto", Fusion::Auto}, {"fused", Fusion::Fused}, {"unfused", Fusion::Unfused},
+                             {"hf", Fusion::Hf}});
 }
 
 Precision parse_precision_flag(const std::string& flag, const std::string& value) {

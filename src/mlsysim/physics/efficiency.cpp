@@ -11,6 +11,7 @@ const char* to_string(Fusion f) {
     case Fusion::Auto: return "auto";
     case Fusion::Fused: return "fused";
     case Fusion::Unfused: return "unfused";
+    case Fusion::Hf: return "hf";
   }
   return "?";
 }

@@ -21,8 +21,11 @@ const char* to_string(Runtime r);
 // How element-wise work is packaged into kernels. Fused: compiled/serving runtimes (torch.compile,
 // vLLM, TensorRT-LLM) fuse norms, RoPE, activations and residual adds into few kernels. Unfused:
 // eager frameworks launch one kernel per PyTorch op, each re-reading and re-writing its tensor.
+// Hf: Hugging Face transformers modules in eager mode: unfused, plus the module code's own
+// decomposition (RMSNorm as an fp32 chain of 8 ops, separate q/k/v and gate/up projections,
+// a KV cache grown by torch.cat, rotary tables rebuilt every forward).
 // Auto: fused under the graph runtime, unfused under eager.
-enum class Fusion { Auto, Fused, Unfused };
+enum class Fusion { Auto, Fused, Unfused, Hf };
 const char* to_string(Fusion f);
 Fusion resolve_fusion(Fusion f, Runtime r);
 

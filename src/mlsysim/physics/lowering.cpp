@@ -59,6 +59,7 @@ struct Emitter {
   double pw, pa, pk;  // bytes per weight, activation and KV element
   Precision math;
   bool fused;  // compiled kernels (LoweringInput::fused)
+  bool hf;     // Hugging Face transformers modules (LoweringInput::hf_modules; implies !fused)
 
   // Y[m,n] = X[m,k] W[k,n]: reads W and X, writes Y.
   Operator& gemm(const char* name, double m, double n, double k, double count,
@@ -108,12 +109,25 @@ struct BlockShape {
   bool cross_kv_cached = false;  // decode: cross K/V were computed at prefill
 };
 
+// Hugging Face LlamaRMSNorm (transformers modeling_llama.py) is Python over eight ops: to(fp32),
+// pow, mean, + eps, rsqrt, *, to(dtype), * weight. Per element they move (a+4) + (4+4) + 4 + (4+4)
+// + (4+a) + 2a = 4a + 28 bytes (a = activation bytes), against 2a for one fused-norm kernel.
+void apply_hf_rms_norm(Operator& norm, double elems, double act_bytes) {
+  norm.kernels = 8;
+  norm.bytes = elems * (4.0 * act_bytes + 28.0);
+}
+
 // A pre-norm. Fused with the preceding residual add it reads the residual stream and the
 // sub-block output and writes the new residual and the normalized activations (2 in, 2 out).
-void residual_norm(Emitter& e, const char* plain, const char* fused, double elems,
-                   double norm_flops, double layers) {
-  if (e.fused) e.vec(fused, 2 * elems, 2 * elems, norm_flops + 1.0, layers, e.pa);
-  else e.vec(plain, elems, elems, norm_flops, layers, e.pa);
+void residual_norm(Emitter& e, const TransformerSpec& tf, const char* plain, const char* fused,
+                   double elems, double layers) {
+  const double norm_flops = tf.layernorm ? 8.0 : 4.0;
+  if (e.fused) {
+    e.vec(fused, 2 * elems, 2 * elems, norm_flops + 1.0, layers, e.pa);
+    return;
+  }
+  Operator& norm = e.vec(plain, elems, elems, norm_flops, layers, e.pa);
+  if (e.hf && !tf.layernorm) apply_hf_rms_norm(norm, elems, e.pa);
 }
 
 // Attention math stays in 16 bits when GEMMs run in 8 bits or fewer: serving stacks quantize the
@@ -127,7 +141,7 @@ Precision attention_precision(Precision math) {
 void lower_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s, double layers) {
   const double N = s.seqs * s.new_tokens, h = tf.hidden, H = tf.heads;
   const double norm_flops = tf.layernorm ? 8.0 : 4.0;
-  residual_norm(e, "attn_norm", "add_attn_norm", N * h, norm_flops, layers);
+  residual_norm(e, tf, "attn_norm", "add_attn_norm", N * h, layers);
   double q_dim, kv_write_elems, dk, dv;
   if (tf.is_mla()) {
     const double qk = tf.qk_nope_head_dim + tf.qk_rope_head_dim;
@@ -157,7 +171,8 @@ void lower_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s,
   } else {
     const double kv_dim = tf.kv_heads * tf.head_dim;
     q_dim = H * tf.head_dim;
-    e.gemm("qkv_proj", N, q_dim + 2 * kv_dim, h, layers);
+    Operator& qkv = e.gemm("qkv_proj", N, q_dim + 2 * kv_dim, h, layers);
+    if (e.hf && !tf.fused_projection_modules) qkv.kernels = 3;  // separate q/k/v_proj modules
     kv_write_elems = 2 * kv_dim;
     dk = dv = tf.head_dim;
   }
@@ -175,6 +190,9 @@ void lower_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s,
     Operator& w = e.vec("kv_cache_write", N * kv_write_elems, 0, 0, layers, e.pa);
     w.bytes = N * kv_write_elems * (e.pa + e.pk);
     if (!e.fused) w.kernels = 2;  // one copy each for K and V
+    // Hugging Face DynamicCache.update grows K and V with torch.cat: every step reads the whole
+    // cache and writes it again one step longer.
+    if (e.hf) w.bytes = s.seqs * kv_write_elems * (2.0 * s.context + 2.0 * s.new_tokens) * e.pk;
   }
 
   // Attention core (FlashAttention-style fused kernel): QK^T and PV over the attended pairs.
@@ -229,7 +247,8 @@ void lower_dense_ffn(Emitter& e, const TransformerSpec& tf, double N, double inn
                      const char* up_name, const char* act_name, const char* down_name) {
   if (layers <= 0 || inner <= 0) return;
   const bool gated = is_gated(tf.act);
-  e.gemm(up_name, N, (gated ? 2 : 1) * inner, tf.hidden, layers);
+  Operator& up = e.gemm(up_name, N, (gated ? 2 : 1) * inner, tf.hidden, layers);
+  if (gated && e.hf && !tf.fused_projection_modules) up.kernels = 2;  // gate_proj, up_proj
   Operator& act = e.vec(act_name, (gated ? 2 : 1) * N * inner, N * inner, gated ? 6.0 : 8.0,
                         layers, e.pa);
   if (gated && !e.fused) {  // eager SwiGLU: silu(g) (2 tensor-sizes), then * u (3)
@@ -268,8 +287,7 @@ void lower_transformer_stack(Emitter& e, const TransformerSpec& tf, const BlockS
                              int layers) {
   const double N = s.seqs * s.new_tokens;
   lower_attention(e, tf, s, layers);
-  const double norm_flops = tf.layernorm ? 8.0 : 4.0;
-  residual_norm(e, "ffn_norm", "add_ffn_norm", N * tf.hidden, norm_flops, layers);
+  residual_norm(e, tf, "ffn_norm", "add_ffn_norm", N * tf.hidden, layers);
   if (tf.is_moe()) {
     const int dense = std::min(tf.first_dense_layers, layers);
     lower_dense_ffn(e, tf, N, tf.ffn, dense, "up_proj(dense)", "act(dense)", "down_proj(dense)");
@@ -292,10 +310,21 @@ void lower_embedding(Emitter& e, const TransformerSpec& tf, double N) {
 
 // Output head: logits only for the positions that need them.
 void lower_head(Emitter& e, const TransformerSpec& tf, double rows, bool training) {
-  e.vec("final_norm", rows * tf.hidden, rows * tf.hidden, tf.layernorm ? 8.0 : 4.0, 1, e.pa);
+  Operator& norm = e.vec("final_norm", rows * tf.hidden, rows * tf.hidden, tf.layernorm ? 8.0 : 4.0, 1, e.pa);
+  if (e.hf && !tf.layernorm) apply_hf_rms_norm(norm, rows * tf.hidden, e.pa);
   e.gemm("lm_head", rows, static_cast<double>(tf.vocab), tf.hidden, 1);
   if (training)  // softmax cross-entropy over fp32 logits
     e.vec("cross_entropy", rows * tf.vocab, rows * tf.vocab, 5.0, 1, 4.0);
+}
+
+// Hugging Face LlamaRotaryEmbedding.forward rebuilds cos/sin for the step's positions on every
+// forward: expand and cast inv_freq and positions, matmul, cat, cos, sin, two scalings, two casts
+// = 10 small kernels, each over N x head_dim fp32 values.
+void lower_hf_rotary_tables(Emitter& e, const TransformerSpec& tf, double N) {
+  const double elems = N * tf.head_dim;
+  Operator& op = e.vec("rotary_tables", elems, elems, 1.0, 1, 4.0);
+  op.kernels = 10;
+  op.bytes = 10.0 * 2.0 * elems * 4.0;
 }
 
 void lower_decoder_model(Emitter& e, const ModelSpec& m, const LoweringInput& in) {
@@ -314,6 +343,7 @@ void lower_decoder_model(Emitter& e, const ModelSpec& m, const LoweringInput& in
   s.writes_kv = !training;
   const double N = s.seqs * s.new_tokens;
   lower_embedding(e, tf, N);
+  if (e.hf && !tf.learned_positions) lower_hf_rotary_tables(e, tf, N);
   lower_transformer_stack(e, tf, s, tf.layers);
   lower_head(e, tf, training ? N : s.seqs, training);
 }
@@ -512,7 +542,8 @@ void lower(const ModelSpec& model, const LoweringInput& in, std::vector<Operator
   out.clear();
   Emitter e{out, bytes_per_element(in.weight_precision),
             std::max(1.0, bytes_per_element(in.compute_precision)),
-            bytes_per_element(in.kv_precision), in.compute_precision, in.fused};
+            bytes_per_element(in.kv_precision), in.compute_precision, in.fused && !in.hf_modules,
+            in.hf_modules};
   switch (model.kind) {
     case ModelKind::Decoder: lower_decoder_model(e, model, in); break;
     case ModelKind::Encoder: lower_encoder_model(e, model, in); break;

@@ -52,6 +52,8 @@ struct LoweringInput {
   // norm and activation run after each convolution (bench/gpu/results/*profile*: ~32 kernels per
   // Llama layer in eager PyTorch, against ~10 fused).
   bool fused = true;
+  // Hugging Face transformers modules (implies unfused): see Fusion::Hf in efficiency.hpp.
+  bool hf_modules = false;
 };
 
 // Appends the operators of one step of `in.phase` to `out` (cleared first).

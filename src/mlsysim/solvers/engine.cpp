@@ -141,6 +141,7 @@ LoweringInput lowering_input(const Profile& p) {
   in.kv_precision = p.kv_precision;
   in.recompute = p.recompute;
   in.fused = p.fusion == Fusion::Fused;
+  in.hf_modules = p.fusion == Fusion::Hf;
   return in;
 }
 

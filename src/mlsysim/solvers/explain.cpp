@@ -27,7 +27,9 @@ std::vector<std::string> explain(const Profile& p) {
   lines.push_back(fmt::format("Lowered into {} operators ({} kernel launches, {} kernels, {} "
                               "runtime): {} of model work, {} moved.",
                               p.operators.size(), std::lround(p.kernels),
-                              p.fusion == Fusion::Fused ? "fused" : "unfused one-per-op",
+                              p.fusion == Fusion::Fused    ? "fused"
+                              : p.fusion == Fusion::Hf     ? "Hugging Face module"
+                                                           : "unfused one-per-op",
                               to_string(p.runtime), format_flops(p.model_flops),
                               format_bytes(p.bytes_moved)));
   lines.push_back(fmt::format("Weights: {} params x {} B = {}; streaming them once at the datasheet "
