@@ -15,6 +15,10 @@ Implementations (named in each record's "impl"):
   * torchvision  torchvision model, channels_last, bf16.
 
     python3 bench/gpu/e2e.py --output e2e.json [--quick] [--only decode,prefill,train,vision,hf]
+
+Further sections (not in the default --only): profile (per-kernel table of plain-PyTorch steps),
+hfprofile (per-kernel table and wall time of an HF Llama decode step and an HF GPT-2 training step),
+compiled and compiled2 (torch.compile + CUDA graph decode and prefill).
 """
 import argparse
 import json
@@ -339,7 +343,6 @@ def run_bert(records):
 def run_profile(records, model_id, cases):
     """Per-kernel GPU durations inside one step (torch.profiler, CUDA activity): lets the engine's
     per-operator times be checked, not only the totals."""
-    from torch.profiler import ProfilerActivity, profile
     c = DECODERS[model_id]
     m = Decoder(c)
     with torch.no_grad():
@@ -356,33 +359,81 @@ def run_profile(records, model_id, cases):
 
                 def step():
                     return m.forward(tok, cos, sin)
-            for _ in range(3):
-                step()
-            torch.cuda.synchronize()
-            with profile(activities=[ProfilerActivity.CUDA]) as prof:
-                step()
-                torch.cuda.synchronize()
-            kernels = {}
-            total, count = 0.0, 0
-            for ev in prof.events():
-                if ev.device_type.name != "CUDA":
-                    continue
-                dur = ev.device_time / 1e6 if hasattr(ev, "device_time") else ev.cuda_time / 1e6
-                k = kernels.setdefault(ev.name[:120], [0, 0.0])
-                k[0] += 1
-                k[1] += dur
-                total += dur
-                count += 1
-            top = sorted(kernels.items(), key=lambda kv: -kv[1][1])
-            records.append(dict(kind="profile", phase=kind, impl="torch-eager", model=model_id, batch=batch,
-                                tokens=n, kernel_count=count, kernel_seconds=total,
-                                kernels=[dict(name=k, count=v[0], seconds=v[1]) for k, v in top]))
-            log(f"  profile {kind} {model_id} b={batch} n={n}: {count} kernels, {total * 1e3:.3f} ms of kernel time")
-            for k, v in top[:12]:
-                log(f"     {v[0]:5d} x {v[1] * 1e3:8.3f} ms  {k[:90]}")
+            profile_step(records, step, kind, "torch-eager", model_id, batch, n)
             del caches
             free_all()
     del m
+    free_all()
+
+
+def profile_step(records, step, phase, impl, model_id, batch, tokens):
+    """Per-kernel GPU durations of one call of `step` (after 3 warm-up calls), grouped by kernel name,
+    plus the step's wall time: wall minus kernel time is what the host (Python, dispatch) adds."""
+    from torch.profiler import ProfilerActivity, profile
+    for _ in range(3):
+        step()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    step()
+    torch.cuda.synchronize()
+    wall = time.perf_counter() - t0
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        step()
+        torch.cuda.synchronize()
+    kernels = {}
+    total, count = 0.0, 0
+    for ev in prof.events():
+        if ev.device_type.name != "CUDA":
+            continue
+        dur = ev.device_time / 1e6 if hasattr(ev, "device_time") else ev.cuda_time / 1e6
+        k = kernels.setdefault(ev.name[:120], [0, 0.0])
+        k[0] += 1
+        k[1] += dur
+        total += dur
+        count += 1
+    top = sorted(kernels.items(), key=lambda kv: -kv[1][1])
+    records.append(dict(kind="profile", phase=phase, impl=impl, model=model_id, batch=batch, tokens=tokens,
+                        kernel_count=count, kernel_seconds=total, wall_seconds=wall,
+                        kernels=[dict(name=k, count=v[0], seconds=v[1]) for k, v in top]))
+    log(f"  profile {impl} {phase} {model_id} b={batch} n={tokens}: {count} kernels, "
+        f"{total * 1e3:.3f} ms of kernel time, {wall * 1e3:.3f} ms wall")
+    for k, v in top[:12]:
+        log(f"     {v[0]:5d} x {v[1] * 1e3:8.3f} ms  {k[:90]}")
+
+
+def run_hf_profile(records):
+    """Where Hugging Face eager time goes: kernel counts and per-kernel times of one HF Llama decode
+    step and one HF GPT-2 training step (checks the --fusion hf decomposition and finds what the
+    engine does not model yet, e.g. GPT-2's vocabulary of 50257 in the LM-head GEMMs)."""
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaForCausalLM
+    model = build_hf(LlamaForCausalLM, hf_llama_config("llama3-8b"))
+    with torch.no_grad():
+        tok = torch.randint(0, 1000, (1, 1024), device=DEV)
+        cache = model(input_ids=tok, use_cache=True).past_key_values
+        nxt = torch.randint(0, 1000, (1, 1), device=DEV)
+
+        def decode():
+            r = model(input_ids=nxt, past_key_values=cache, use_cache=True)
+            cache.crop(1024)
+            return r
+        profile_step(records, decode, "decode", "hf-eager", "llama3-8b", 1, 1024)
+    del model, cache
+    free_all()
+    torch.backends.cuda.matmul.allow_tf32 = True
+    cfg = GPT2Config(attn_implementation="sdpa")
+    model = build_hf(GPT2LMHeadModel, cfg).float()
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
+    tok = torch.randint(0, cfg.vocab_size, (8, 1024), device=DEV)
+
+    def train_step():
+        with torch.autocast("cuda", dtype=DT):
+            loss = model(input_ids=tok, labels=tok).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    profile_step(records, train_step, "train", "hf-eager-amp", "gpt2", 8, 1024)
+    del model, opt
     free_all()
 
 
@@ -473,6 +524,8 @@ def main():
         sections.append(lambda: run_profile(records, "llama3-8b", [("decode", 1, 1024), ("decode", 64, 1024),
                                                                    ("decode", 1, 16384), ("prefill", 1, 2048),
                                                                    ("prefill", 1, 128)]))
+    if "hfprofile" in only:
+        sections.append(lambda: run_hf_profile(records))
     if "compiled" in only:
         sections.append(lambda: run_compiled_decode(records, "llama3-8b", [(1, 1024), (32, 1024), (128, 1024)]))
     if "compiled2" in only:
