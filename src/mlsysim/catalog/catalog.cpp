@@ -198,6 +198,7 @@ void parse_transformer(const toml::table& m, TransformerSpec& tf, ModelKind kind
   tf.layernorm = string_or(m, "norm", "layernorm") == "layernorm";
   tf.learned_positions = string_or(m, "pos") == "learned";
   tf.fused_projection_modules = m["fused_projection_modules"].value_or(false);
+  tf.python_gelu_tanh = m["python_gelu_tanh"].value_or(false);
   tf.bias = m["bias"].value_or(false);
   tf.qkv_bias = m["qkv_bias"].value_or(tf.bias);
   tf.experts = int_field(m, "experts");

@@ -29,6 +29,9 @@ struct TransformerSpec {
   // The reference (Hugging Face) module computes q/k/v (and gate/up) in one fused Linear, as GPT-2's
   // c_attn and Phi-3's qkv_proj/gate_up_proj do; matters only for --fusion hf kernel counts.
   bool fused_projection_modules = false;
+  // The reference module's activation is GPT-2's "gelu_new" (HF NewGELUActivation): the tanh GELU
+  // written as 8 PyTorch ops; matters only for --fusion hf.
+  bool python_gelu_tanh = false;
   bool bias = false, qkv_bias = false;
   // MoE
   int experts = 0, experts_per_token = 0, shared_experts = 0, moe_ffn = 0, first_dense_layers = 0;
