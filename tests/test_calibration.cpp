@@ -8,6 +8,7 @@
 #include "mlsysim/catalog/catalog.hpp"
 #include "mlsysim/errors.hpp"
 #include "mlsysim/physics/calibration.hpp"
+#include "mlsysim/physics/efficiency.hpp"
 
 using namespace mlsysim;
 
@@ -80,6 +81,28 @@ TEST(Calibration, FrameworkMicrobenchmarkSetsTheEagerHostCost) {
   const CalibrationFit fit = fit_calibration(h100, j.dump(), "x.json");
   EXPECT_TRUE(fit.host_from_framework);
   EXPECT_NEAR(fit.profile.host_dispatch.si(), 31.5e-6, 1e-15);
+}
+
+TEST(Calibration, VectorKernelBandwidthIsTheMedianOfLargeSingleKernelOps) {
+  // Three large single-kernel rows at 60%, 80% and 90% of H100's 3.35 TB/s -> median 80%. A small
+  // row (fits in L2) and a silu_mul row (two eager kernels, bytes not what moved) are ignored.
+  const auto& h100 = Catalog::builtin().hardware("h100");
+  auto j = nlohmann::json::parse(read(kH100));
+  const double bw = h100.memory_bandwidth.si();
+  auto row = [&](const char* op, double bytes, double fraction) {
+    return nlohmann::json{{"op", op}, {"bytes", bytes}, {"seconds", bytes / (fraction * bw)}};
+  };
+  j["vector"] = {row("rms_norm", 268e6, 0.6), row("add", 400e6, 0.8), row("add", 200e6, 0.9),
+                 row("add", 16e6, 0.1), row("silu_mul", 900e6, 0.2)};
+  const CalibrationFit fit = fit_calibration(h100, j.dump(), "x.json");
+  EXPECT_EQ(fit.vector_points, 3);
+  EXPECT_NEAR(fit.profile.vector_memory, 0.8, 1e-12);
+  // Element-wise operators then stream at that fraction, copies and weights at the memory one.
+  HardwareSpec fitted = h100;
+  fitted.efficiency = fit.profile;
+  const RateModel rates{&fitted, Runtime::Graph, 0};
+  EXPECT_NEAR(achieved_bandwidth(rates, OpClass::Vector).si(), 0.8 * bw, 1);
+  EXPECT_NEAR(achieved_bandwidth(rates, OpClass::Gemm).si(), fit.profile.memory * bw, 1);
 }
 
 TEST(Calibration, RejectsMalformedInput) {

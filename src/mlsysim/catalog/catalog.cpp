@@ -431,6 +431,7 @@ struct CatalogLoader {
       e.attention = number_or((*c)["attention_efficiency"], e.attention);
       e.attention_half_keys = number_or((*c)["attention_half_keys"], e.attention_half_keys);
       e.conv = number_or((*c)["conv_efficiency"], e.conv);
+      e.vector_memory = number_or((*c)["vector_memory_efficiency"], e.vector_memory);
       e.kernel_overhead = microseconds(number_or((*c)["kernel_overhead_us"], in_us(e.kernel_overhead)));
       e.host_dispatch = microseconds(number_or((*c)["host_dispatch_us"], in_us(e.host_dispatch)));
       e.tile_m = int_field(*c, "tile_m", e.tile_m);

@@ -32,6 +32,9 @@ struct EfficiencyProfile {
   double attention_half_keys = 0;
   double conv = 0.6;        // dense convolutions (im2col/implicit GEMM), fraction of dense peak
   double vector = 0.5;      // element-wise math on vector units, fraction of the fp32 peak
+  // Element-wise and normalization kernels stream at a lower fraction of the datasheet bandwidth
+  // than a plain copy (index math, reductions, partial vectorization). 0: use `memory`.
+  double vector_memory = 0;
   Seconds kernel_overhead{};  // per kernel, graph-launched runtime (launch gap + ramp/tail)
   Seconds host_dispatch{};    // per op, eager framework (host dispatch; microbenchmark-fitted)
   int tile_m = 128, tile_n = 128;  // output tile of one thread block, for wave quantization

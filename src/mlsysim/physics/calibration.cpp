@@ -103,6 +103,26 @@ bool fit_conv(const HardwareSpec& hw, const nlohmann::json& rows, BytesPerSecond
   return true;
 }
 
+// Element-wise kernel bandwidth from `vector` rows of single-kernel ops whose byte count is exact
+// (rms_norm: read + write; add: two reads + write), large enough to spill any on-chip cache
+// (3x the device's L2/SRAM, at least 64 MB). silu_mul rows are left out: eager PyTorch runs them as
+// two kernels, so their reported bytes are not what moved.
+bool fit_vector_bandwidth(const HardwareSpec& hw, const nlohmann::json& rows, EfficiencyProfile& e,
+                          int& used) {
+  const double min_bytes = std::max(64e6, 3.0 * hw.onchip_memory.si());
+  std::vector<double> fractions;
+  for (const auto& r : rows) {
+    const std::string op = r.value("op", "");
+    const double secs = r.value("seconds", 0.0), bytes = r.value("bytes", 0.0);
+    if ((op != "rms_norm" && op != "add") || secs < kMinKernelSeconds || bytes < min_bytes) continue;
+    fractions.push_back(bytes / secs / hw.memory_bandwidth.si());
+  }
+  if (fractions.size() < 2) return false;
+  e.vector_memory = std::clamp(median(fractions), 0.05, 1.0);
+  used = static_cast<int>(fractions.size());
+  return true;
+}
+
 }  // namespace
 
 CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_text,
@@ -190,6 +210,8 @@ CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_t
   if (j.contains("attention") && j["attention"].is_array())
     fit_attention(hw, j["attention"], e, fit.attention_points);
   if (j.contains("conv") && j["conv"].is_array()) fit_conv(hw, j["conv"], bw, e, fit.conv_points);
+  if (j.contains("vector") && j["vector"].is_array())
+    fit_vector_bandwidth(hw, j["vector"], e, fit.vector_points);
 
   // Self-check: the fitted per-kernel model against every GEMM point (isolated eager calls).
   std::vector<double> errors;
@@ -208,10 +230,11 @@ CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_t
   }
   fit.median_abs_error = median(errors);
   fit.max_abs_error = *std::max_element(errors.begin(), errors.end());
-  e.source = fmt::format("calibrated from {} ({} GEMMs, median |error| {:.1f}%{}{}{})", origin,
+  e.source = fmt::format("calibrated from {} ({} GEMMs, median |error| {:.1f}%{}{}{}{})", origin,
                          fit.gemm_points, 100 * fit.median_abs_error,
                          fit.attention_points ? fmt::format("; {} attention kernels", fit.attention_points) : "",
                          fit.conv_points ? fmt::format("; {} convolutions", fit.conv_points) : "",
+                         fit.vector_points ? fmt::format("; {} element-wise kernels", fit.vector_points) : "",
                          fit.host_from_framework ? "; eager host cost from the framework microbenchmark" : "");
   return fit;
 }
@@ -226,6 +249,7 @@ std::string calibration_toml(const std::string& device_id, const CalibrationFit&
   if (e.attention_half_keys > 0)
     out += fmt::format("attention_half_keys = {:.1f}\n", e.attention_half_keys);
   out += fmt::format("conv_efficiency = {:.4f}\n", e.conv);
+  if (e.vector_memory > 0) out += fmt::format("vector_memory_efficiency = {:.4f}\n", e.vector_memory);
   out += fmt::format("kernel_overhead_us = {:.2f}\n", e.kernel_overhead.si() * 1e6);
   out += fmt::format("host_dispatch_us = {:.2f}\n", e.host_dispatch.si() * 1e6);
   out += "[calibration.gemm_efficiency]\n";

@@ -117,6 +117,13 @@ BytesPerSecond achieved_bandwidth(const RateModel& r) {
   return r.hw->memory_bandwidth * r.hw->efficiency.memory;
 }
 
+BytesPerSecond achieved_bandwidth(const RateModel& r, OpClass cls) {
+  const EfficiencyProfile& e = r.hw->efficiency;
+  const bool vector_kernel = cls == OpClass::Vector || cls == OpClass::Optimizer;
+  if (r.teaching_efficiency > 0 || !vector_kernel || e.vector_memory <= 0) return achieved_bandwidth(r);
+  return r.hw->memory_bandwidth * e.vector_memory;
+}
+
 OpTiming time_operator(const RateModel& r, const Operator& op) {
   OpTiming t;
   const FlopsPerSecond rate = achieved_flops(r, op);
@@ -131,7 +138,7 @@ OpTiming time_operator(const RateModel& r, const Operator& op) {
     const FlopsPerSecond vector_rate = vector_peak(*r.hw) * r.hw->efficiency.vector;
     if (vector_rate.si() > 0) t.compute = max(t.compute, Flops(op.vector_flops) / vector_rate * op.count);
   }
-  t.memory = Bytes(op.bytes) / achieved_bandwidth(r) * op.count;
+  t.memory = Bytes(op.bytes) / achieved_bandwidth(r, op.cls) * op.count;
   if (r.teaching_efficiency > 0) return t;  // the textbook model has no launch term
   const EfficiencyProfile& e = r.hw->efficiency;
   const double launches = op.kernels * op.count;

@@ -61,6 +61,8 @@ double wave_utilization(const HardwareSpec& hw, double m, double n, double k);
 FlopsPerSecond achieved_flops(const RateModel& r, const Operator& op);
 // Achieved streaming bandwidth.
 BytesPerSecond achieved_bandwidth(const RateModel& r);
+// For one operator class: element-wise and optimizer kernels use the vector-kernel bandwidth.
+BytesPerSecond achieved_bandwidth(const RateModel& r, OpClass cls);
 OpTiming time_operator(const RateModel& r, const Operator& op);
 
 }  // namespace mlsysim
