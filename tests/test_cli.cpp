@@ -107,6 +107,10 @@ TEST(Cli, ValidateScoresEveryPointAgainstItsMeasurement) {
   EXPECT_EQ(by_runtime, scored);
   EXPECT_EQ(by_category, scored);
   EXPECT_TRUE(j["summary"]["by_runtime"].contains("eager"));
+  // Accuracy guard (README "Accuracy"): held-out graph/compiled/serving-engine points stay within a
+  // 10% median error and everything within 15%; a physics change that breaks this must say why.
+  EXPECT_LE(j["summary"]["by_runtime"]["graph/engine"]["mlsysim"]["median_abs_error"].get<double>(), 0.10);
+  EXPECT_LE(j["summary"]["overall"]["mlsysim"]["median_abs_error"].get<double>(), 0.15);
   EXPECT_EQ(run("validate --category nosuch").code, 1);
 }
 
