@@ -8,6 +8,9 @@ JSON format:
   memory: d2d_copy_GBps_read_plus_write, read_reduce_GBps, h2d_pinned_GBps, d2h_pinned_GBps
   gemm:   list of {m, n, k, dtype, seconds, TFLOPs[, GBps]} for bfloat16, float32 (TF32 off),
           tf32 and fp8_e4m3 (when the GPU and PyTorch support it)
+  extended sections (skip with --no-extended): bandwidth_ramp, vector (incl. stride-2 operands),
+          attention, conv, gemm_alignment (GPT-2 LM-head shapes, vocabulary 50257 vs 50304; recorded
+          for a future alignment term, not fitted yet), launch (+ eager framework host cost)
 
 Timing: CUDA events around a batch of back-to-back launches, median over N timed
 samples after warm-up; inputs are random. Needs only PyTorch (no numpy).
@@ -208,14 +211,36 @@ def bench_vector(torch, timer, dev, quick):
             ("rms_norm", lambda: F.rms_norm(x, (hidden,), w, 1e-5), 2 * tokens * hidden * e, 4 * tokens * hidden),
             ("add", lambda: torch.add(x, r), 3 * tokens * hidden * e, tokens * hidden),
             ("silu_mul", lambda: F.silu(g) * u, 4 * tokens * ffn * e, 5 * tokens * ffn),
+            # Interleaved-RoPE style operands: stride-2 views defeat vectorized loads.
+            ("mul_strided", lambda: x[:, ::2] * r[:, 1::2], 3 * tokens * hidden // 2 * e, tokens * hidden // 2),
         ]
         for name, fn, nbytes, flops in cases:
             t = timer(fn)
-            out.append({"op": name, "tokens": tokens, "width": ffn if name == "silu_mul" else hidden,
+            width = {"silu_mul": ffn, "mul_strided": hidden // 2}.get(name, hidden)
+            out.append({"op": name, "tokens": tokens, "width": width,
                         "bytes": nbytes, "flops": flops, "seconds": float(f"{t:.4g}"),
                         "GBps": round(nbytes / t / 1e9, 1)})
             log(f"  {name:9s} tokens={tokens:<6d} {t * 1e6:9.2f} us {nbytes / t / 1e9:8.1f} GB/s")
         del x, r, gu
+    torch.cuda.empty_cache()
+    return out
+
+
+def bench_gemm_alignment(torch, timer, dev, quick):
+    """LM-head GEMMs with GPT-2's vocabulary (50257, not a multiple of 8) against the padded 50304:
+    forward x W^T, input gradient and weight gradient, bf16. Misaligned leading dimensions keep
+    cuBLAS off its 16-byte-aligned tensor-core kernels."""
+    tokens, d = (4096 if quick else 8192), 768
+    out = []
+    for vocab in (50257, 50304):
+        for m, n, k in ((tokens, vocab, d), (tokens, d, vocab), (vocab, d, tokens)):
+            if not fits(torch, dev, m, n, k, 2):
+                continue
+            t = bench_matmul(torch, timer, dev, m, n, k, "bfloat16")
+            rec = gemm_record(m, n, k, "bfloat16", t, with_bytes=True)
+            rec["aligned"] = vocab % 8 == 0
+            out.append(rec)
+            log(f"  vocab {vocab} m={m:<6d} n={n:<6d} k={k:<6d} {t * 1e6:9.1f} us {rec['TFLOPs']:7.1f} TFLOP/s")
     torch.cuda.empty_cache()
     return out
 
@@ -472,6 +497,11 @@ def main():
         extended["attention"] = bench_attention(torch, timer, dev, args.quick)
         log("convolution (cuDNN, channels_last):")
         extended["conv"] = bench_conv(torch, timer, dev, args.quick)
+        log("gemm alignment (LM head, vocabulary 50257 vs 50304):")
+        try:
+            extended["gemm_alignment"] = bench_gemm_alignment(torch, timer, dev, args.quick)
+        except Exception as exc:  # noqa: BLE001 - keep the other sections' results
+            log(f"  skipped: {exc.__class__.__name__}: {str(exc)[:200]}")
         log("launch overhead:")
         extended["launch"] = bench_launch(torch, dev, args.quick)
         log("framework (eager host time per kernel):")
