@@ -432,6 +432,14 @@ struct CatalogLoader {
       e.attention_half_keys = number_or((*c)["attention_half_keys"], e.attention_half_keys);
       e.conv = number_or((*c)["conv_efficiency"], e.conv);
       e.vector_memory = number_or((*c)["vector_memory_efficiency"], e.vector_memory);
+      if (auto* rows = (*c)["conv_measured"].as_array()) {
+        e.conv_measured.clear();
+        for (auto&& r : *rows)
+          if (auto* t = r.as_table())
+            e.conv_measured.push_back({number_or((*t)["n"], 0), number_or((*t)["k"], 0),
+                                       number_or((*t)["out_pixels"], 0), number_or((*t)["batch"], 0),
+                                       number_or((*t)["tflops"], 0) * 1e12});
+      }
       e.kernel_overhead = microseconds(number_or((*c)["kernel_overhead_us"], in_us(e.kernel_overhead)));
       e.host_dispatch = microseconds(number_or((*c)["host_dispatch_us"], in_us(e.host_dispatch)));
       e.tile_m = int_field(*c, "tile_m", e.tile_m);

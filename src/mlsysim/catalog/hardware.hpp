@@ -22,6 +22,12 @@ struct Link {
 };
 
 // How close real kernels come to datasheet peaks on a device (physics/efficiency.hpp uses it).
+// One convolution shape timed by the calibration microbenchmark (implicit-GEMM view: n = output
+// channels, k = input channels x kernel taps, out_pixels per image), with its achieved FLOP/s.
+struct MeasuredConv {
+  double n = 0, k = 0, out_pixels = 0, batch = 0, flops_per_s = 0;
+};
+
 struct EfficiencyProfile {
   double memory = 0.85;  // achieved / datasheet streaming bandwidth
   std::array<double, kPrecisionCount> gemm{};  // large-GEMM achieved / dense peak, per precision
@@ -35,6 +41,10 @@ struct EfficiencyProfile {
   // Element-wise and normalization kernels stream at a lower fraction of the datasheet bandwidth
   // than a plain copy (index math, reductions, partial vectorization). 0: use `memory`.
   double vector_memory = 0;
+  // Convolution shapes measured on this device (16-bit); the engine uses their rate for a matching
+  // operator instead of the tile model, because libraries run some shapes far from it (e.g. the
+  // 3-channel 7x7 stem at ~3% of peak on H100).
+  std::vector<MeasuredConv> conv_measured;
   Seconds kernel_overhead{};  // per kernel, graph-launched runtime (launch gap + ramp/tail)
   Seconds host_dispatch{};    // per op, eager framework (host dispatch; microbenchmark-fitted)
   int tile_m = 128, tile_n = 128;  // output tile of one thread block, for wave quantization

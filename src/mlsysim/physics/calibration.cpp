@@ -93,11 +93,12 @@ bool fit_conv(const HardwareSpec& hw, const nlohmann::json& rows, BytesPerSecond
     if (secs < kMinKernelSeconds || peak <= 0 || batch <= 0 || stride <= 0) continue;
     const double out_px = std::floor((px + 2 * std::floor(ks / 2) - ks) / stride) + 1;
     const double m = batch * out_px * out_px, k = cin * ks * ks;
+    e.conv_measured.push_back({cout, k, out_px * out_px, batch, 2.0 * m * cout * k / secs});
     const double x = gemm_padded_flops(hw, m, cout, k) / peak;
     if (x * 1.25 < bytes / bw.si()) continue;  // memory-bound even at 80% efficiency
     fit.add(x, secs);
   }
-  if (fit.n < 3 || fit.sxy <= 0) return false;
+  if (fit.n < 3 || fit.sxy <= 0) return !e.conv_measured.empty();
   e.conv = std::clamp(1.0 / fit.slope_through_origin(), 0.05, 1.0);
   used = fit.n;
   return true;
@@ -233,7 +234,10 @@ CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_t
   e.source = fmt::format("calibrated from {} ({} GEMMs, median |error| {:.1f}%{}{}{}{})", origin,
                          fit.gemm_points, 100 * fit.median_abs_error,
                          fit.attention_points ? fmt::format("; {} attention kernels", fit.attention_points) : "",
-                         fit.conv_points ? fmt::format("; {} convolutions", fit.conv_points) : "",
+                         fit.conv_points || !e.conv_measured.empty()
+                             ? fmt::format("; {} convolutions fitted, {} conv shapes timed", fit.conv_points,
+                                           e.conv_measured.size())
+                             : "",
                          fit.vector_points ? fmt::format("; {} element-wise kernels", fit.vector_points) : "",
                          fit.host_from_framework ? "; eager host cost from the framework microbenchmark" : "");
   return fit;
@@ -254,6 +258,9 @@ std::string calibration_toml(const std::string& device_id, const CalibrationFit&
   out += fmt::format("host_dispatch_us = {:.2f}\n", e.host_dispatch.si() * 1e6);
   out += "[calibration.gemm_efficiency]\n";
   for (Precision p : kAllPrecisions) out += fmt::format("{} = {:.4f}\n", to_string(p), e.gemm[index_of(p)]);
+  for (const MeasuredConv& c : e.conv_measured)
+    out += fmt::format("[[calibration.conv_measured]]\nn = {}\nk = {}\nout_pixels = {}\nbatch = {}\n"
+                       "tflops = {:.2f}\n", c.n, c.k, c.out_pixels, c.batch, c.flops_per_s / 1e12);
   return out;
 }
 

@@ -124,6 +124,22 @@ BytesPerSecond achieved_bandwidth(const RateModel& r, OpClass cls) {
   return r.hw->memory_bandwidth * e.vector_memory;
 }
 
+// A calibration-measured convolution of the same implicit-GEMM shape (output channels, input
+// channels x taps, pixels per image) in a 16-bit format, at the batch nearest to the operator's.
+const MeasuredConv* measured_conv(const EfficiencyProfile& e, const Operator& op) {
+  if (op.cls != OpClass::Conv || bytes_per_element(op.precision) != 2.0) return nullptr;
+  const MeasuredConv* best = nullptr;
+  double best_distance = 0;
+  for (const MeasuredConv& c : e.conv_measured) {
+    if (c.n != op.n || c.k != op.k || c.out_pixels <= 0 || c.flops_per_s <= 0) continue;
+    const double batch = op.m / c.out_pixels;
+    if (batch < 1 || std::fabs(batch - std::round(batch)) > 1e-9 * batch) continue;
+    const double distance = std::fabs(std::log(batch / c.batch));
+    if (!best || distance < best_distance) best = &c, best_distance = distance;
+  }
+  return best;
+}
+
 OpTiming time_operator(const RateModel& r, const Operator& op) {
   OpTiming t;
   const FlopsPerSecond rate = achieved_flops(r, op);
@@ -133,6 +149,10 @@ OpTiming time_operator(const RateModel& r, const Operator& op) {
   if (tiled && r.teaching_efficiency <= 0 && op.m > 0 && op.flops > 0)
     hw_flops *= gemm_padded_flops(*r.hw, op.m, op.n, op.k) / (2.0 * op.m * op.n * op.k);
   t.compute = (rate.si() > 0 ? Flops(hw_flops) / rate : Seconds(0)) * op.count;
+  // A shape the calibration timed: its measured rate replaces the tile model.
+  if (r.teaching_efficiency <= 0)
+    if (const MeasuredConv* c = measured_conv(r.hw->efficiency, op))
+      t.compute = Flops(op.flops) / FlopsPerSecond(c->flops_per_s) * op.count;
   // Vector-unit side work (dequantization) runs beside the tensor cores: the slower one binds.
   if (op.vector_flops > 0 && r.teaching_efficiency <= 0) {
     const FlopsPerSecond vector_rate = vector_peak(*r.hw) * r.hw->efficiency.vector;
