@@ -9,6 +9,7 @@
 #include "mlsysim/errors.hpp"
 #include "mlsysim/physics/calibration.hpp"
 #include "mlsysim/physics/efficiency.hpp"
+#include "mlsysim/solvers/engine.hpp"
 
 using namespace mlsysim;
 
@@ -103,6 +104,36 @@ TEST(Calibration, VectorKernelBandwidthIsTheMedianOfLargeSingleKernelOps) {
   const RateModel rates{&fitted, Runtime::Graph, 0};
   EXPECT_NEAR(achieved_bandwidth(rates, OpClass::Vector).si(), 0.8 * bw, 1);
   EXPECT_NEAR(achieved_bandwidth(rates, OpClass::Gemm).si(), fit.profile.memory * bw, 1);
+}
+
+TEST(Calibration, TimedConvolutionShapesSetTheirOwnRate) {
+  // Every conv row above the host-bound floor (40 us) is kept with its achieved FLOP/s.
+  const auto& h100 = Catalog::builtin().hardware("h100");
+  const auto j = nlohmann::json::parse(read(kH100));
+  const CalibrationFit fit = fit_calibration(h100, j.dump(), "x.json");
+  size_t timed = 0;
+  double stem_seconds = 0, stem_flops = 0;
+  for (const auto& r : j["conv"]) {
+    if (r["seconds"].get<double>() < 40e-6) continue;
+    ++timed;
+    if (r["cin"] == 3 && r["batch"] == 256)
+      stem_seconds = r["seconds"].get<double>(), stem_flops = r["flops"].get<double>();
+  }
+  EXPECT_EQ(fit.profile.conv_measured.size(), timed);
+  ASSERT_GT(stem_seconds, 0);
+  // The built-in H100 profile carries them, and ResNet-50's 3-channel 7x7 stem at batch 256 (the
+  // same shape: 64 outputs, 3 x 49 channel-taps, 112 x 112 pixels) runs at the measured rate.
+  SolveRequest r;
+  r.phase = Phase::Inference;
+  r.batch = 256;
+  const Profile p = solve(Catalog::builtin().model("resnet50"), h100, r);
+  const OperatorResult& stem = p.operators.front();
+  ASSERT_EQ(std::string(stem.name), "conv");
+  EXPECT_DOUBLE_EQ(stem.flops.si(), stem_flops);
+  EXPECT_NEAR(stem.timing.compute.si(), stem_seconds, 1e-3 * stem_seconds);
+  // A shape nobody timed (MobileNetV2's 3x3 stem, 32 outputs) keeps the tile model.
+  const Profile mobile = solve(Catalog::builtin().model("mobilenetv2"), h100, r);
+  EXPECT_LT(mobile.operators.front().timing.compute.si(), 0.25 * stem_seconds);
 }
 
 TEST(Calibration, RejectsMalformedInput) {

@@ -86,6 +86,7 @@ bool fit_conv(const HardwareSpec& hw, const nlohmann::json& rows, BytesPerSecond
               EfficiencyProfile& e, int& used) {
   LeastSquares fit;
   const double peak = hw.peak(Precision::BF16).si();
+  e.conv_measured.clear();  // this file's timings replace any earlier calibration's
   for (const auto& r : rows) {
     const double secs = r.value("seconds", 0.0), bytes = r.value("bytes", 0.0);
     const double batch = r.value("batch", 0.0), cin = r.value("cin", 0.0), cout = r.value("cout", 0.0);
