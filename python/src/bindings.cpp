@@ -179,14 +179,8 @@ PYBIND11_MODULE(_core, m) {
           else if (recompute == "selective") r.recompute = Recompute::Selective;
           else if (recompute == "full") r.recompute = Recompute::Full;
           else throw BadInput("activation_recomputation must be none|selective|full; got '" + recompute + "'");
-          if (runtime == "graph") r.runtime = Runtime::Graph;
-          else if (runtime == "eager") r.runtime = Runtime::Eager;
-          else throw BadInput("runtime must be graph|eager; got '" + runtime + "'");
-          if (fusion == "auto") r.fusion = Fusion::Auto;
-          else if (fusion == "fused") r.fusion = Fusion::Fused;
-          else if (fusion == "unfused") r.fusion = Fusion::Unfused;
-          else if (fusion == "hf") r.fusion = Fusion::Hf;
-          else throw BadInput("fusion must be auto|fused|unfused|hf; got '" + fusion + "'");
+          r.runtime = parse_runtime(runtime, "runtime");
+          r.fusion = parse_fusion(fusion, "fusion");
           if (efficiency != 0 && !(efficiency > 0 && efficiency <= 1))
             throw BadInput("efficiency must be in (0, 1], got " + std::to_string(efficiency));
           r.efficiency = efficiency;

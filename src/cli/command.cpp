@@ -57,15 +57,9 @@ const ModelSpec& resolve_model(const Catalog& c, const std::string& name, ModelS
   return c.model(name);
 }
 
-Runtime parse_runtime_flag(const std::string& value) {
-  return parse_enum<Runtime>("--runtime", value, {{"graph", Runtime::Graph}, {"eager", Runtime::Eager}});
-}
+Runtime parse_runtime_flag(const std::string& value) { return parse_runtime(value, "--runtime"); }
 
-Fusion parse_fusion_flag(const std::string& value) {
-  return parse_enum<Fusion>("--fusion", value,
-                            {{"auto", Fusion::Auto}, {"fused", Fusion::Fused}, {"unfused", Fusion::Unfused},
-                             {"hf", Fusion::Hf}});
-}
+Fusion parse_fusion_flag(const std::string& value) { return parse_fusion(value, "--fusion"); }
 
 Precision parse_precision_flag(const std::string& flag, const std::string& value) {
   auto p = parse_precision(value);

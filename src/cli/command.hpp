@@ -78,7 +78,7 @@ T parse_enum(const std::string& flag, const std::string& value,
   throw BadInput(flag + " must be " + valid + "; got '" + value + "'");
 }
 
-// --runtime graph|eager and --fusion auto|fused|unfused, shared by every command that times steps.
+// --runtime graph|eager and --fusion auto|fused|unfused|hf (physics/efficiency.hpp's parsers).
 Runtime parse_runtime_flag(const std::string& value);
 Fusion parse_fusion_flag(const std::string& value);
 

@@ -81,7 +81,8 @@ bool fit_attention(const HardwareSpec& hw, const nlohmann::json& rows, Efficienc
 }
 
 // Convolution efficiency from compute-bound `conv` rows: least squares through the origin of
-// time against padded implicit-GEMM FLOPs / peak (the engine's own wave model).
+// time against padded implicit-GEMM FLOPs / peak (the engine's own wave model). Every row above
+// the host-bound floor is also kept as a timed shape (e.conv_measured). Returns whether eta was fitted.
 bool fit_conv(const HardwareSpec& hw, const nlohmann::json& rows, BytesPerSecond bw,
               EfficiencyProfile& e, int& used) {
   LeastSquares fit;
@@ -99,7 +100,7 @@ bool fit_conv(const HardwareSpec& hw, const nlohmann::json& rows, BytesPerSecond
     if (x * 1.25 < bytes / bw.si()) continue;  // memory-bound even at 80% efficiency
     fit.add(x, secs);
   }
-  if (fit.n < 3 || fit.sxy <= 0) return !e.conv_measured.empty();
+  if (fit.n < 3 || fit.sxy <= 0) return false;  // the timed shapes are kept all the same
   e.conv = std::clamp(1.0 / fit.slope_through_origin(), 0.05, 1.0);
   used = fit.n;
   return true;

@@ -2,8 +2,26 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
+
+#include "mlsysim/errors.hpp"
 
 namespace mlsysim {
+namespace {
+
+// The enum value whose to_string() is `value`; else BadInput naming `what` and every spelling.
+template <class E, size_t N>
+E parse_named(std::string_view value, std::string_view what, const E (&all)[N]) {
+  std::string valid;
+  for (E v : all) {
+    if (value == to_string(v)) return v;
+    if (!valid.empty()) valid += '|';
+    valid += to_string(v);
+  }
+  throw BadInput(std::string(what) + " must be " + valid + "; got '" + std::string(value) + "'");
+}
+
+}  // namespace
 
 const char* to_string(Runtime r) { return r == Runtime::Graph ? "graph" : "eager"; }
 const char* to_string(Fusion f) {
@@ -14,6 +32,14 @@ const char* to_string(Fusion f) {
     case Fusion::Hf: return "hf";
   }
   return "?";
+}
+Runtime parse_runtime(std::string_view value, std::string_view what) {
+  constexpr Runtime kAll[] = {Runtime::Graph, Runtime::Eager};
+  return parse_named(value, what, kAll);
+}
+Fusion parse_fusion(std::string_view value, std::string_view what) {
+  constexpr Fusion kAll[] = {Fusion::Auto, Fusion::Fused, Fusion::Unfused, Fusion::Hf};
+  return parse_named(value, what, kAll);
 }
 Fusion resolve_fusion(Fusion f, Runtime r) {
   if (f != Fusion::Auto) return f;

@@ -10,6 +10,8 @@
 // defaults. `teaching_efficiency` > 0 switches to the textbook single-efficiency model.
 #pragma once
 
+#include <string_view>
+
 #include "mlsysim/catalog/hardware.hpp"
 #include "mlsysim/physics/operators.hpp"
 
@@ -28,6 +30,10 @@ const char* to_string(Runtime r);
 enum class Fusion { Auto, Fused, Unfused, Hf };
 const char* to_string(Fusion f);
 Fusion resolve_fusion(Fusion f, Runtime r);
+// Parse the spellings to_string() gives ("graph", "eager"; "auto", "fused", "unfused", "hf");
+// anything else is BadInput naming `what` (the flag or argument) and the valid spellings.
+Runtime parse_runtime(std::string_view value, std::string_view what);
+Fusion parse_fusion(std::string_view value, std::string_view what);
 
 enum class Wall { Compute, Memory, Overhead };
 const char* to_string(Wall w);
