@@ -158,10 +158,13 @@ std::vector<CollectiveEstimate> collective_candidates(CollectiveOp op, Bytes mes
           const Seconds local_latency = 2.0 * (c.scale_up.latency * 2.0);
           const Seconds local_transfer =
               message / (c.scale_up.per_direction * c.scale_up.in_network_efficiency);
-          const Seconds network = tree_allreduce_time(message / g.per_node, g.nodes, out_ring);
-          const Seconds network_latency = out_ring.latency * (2.0 * std::ceil(std::log2(g.nodes)));
+          // The tree's transfer and latency terms apart: the same formula on a latency-free link
+          // and on an empty message.
+          const Seconds network_transfer =
+              tree_allreduce_time(message / g.per_node, g.nodes, {out_ring.bandwidth, Seconds(0)});
+          const Seconds network_latency = tree_allreduce_time(Bytes(0), g.nodes, out_ring);
           add(Algorithm::InNetwork,
-              local_latency + max(local_transfer, network - network_latency) + network_latency,
+              local_latency + max(local_transfer, network_transfer) + network_latency,
               up_name + " (NVLS) + " + out_name);
         }
       }
