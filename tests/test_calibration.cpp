@@ -106,6 +106,40 @@ TEST(Calibration, VectorKernelBandwidthIsTheMedianOfLargeSingleKernelOps) {
   EXPECT_NEAR(achieved_bandwidth(rates, OpClass::Gemm).si(), fit.profile.memory * bw, 1);
 }
 
+TEST(Calibration, StridedBandwidthCountsTheTrafficThatMoved) {
+  // silu_mul rows report 4 tensor-sizes but move 5 (silu writes and mul re-reads an intermediate):
+  // rows timed at 40% and 50% of H100's bandwidth for the reported bytes stream at 50% and 62.5%
+  // of it; the median is 56.25%.
+  const auto& h100 = Catalog::builtin().hardware("h100");
+  auto j = nlohmann::json::parse(read(kH100));
+  const double bw = h100.memory_bandwidth.si();
+  auto row = [&](const char* op, double bytes, double fraction) {
+    return nlohmann::json{{"op", op}, {"bytes", bytes}, {"seconds", bytes / (fraction * bw)}};
+  };
+  j["vector"] = {row("add", 400e6, 0.9), row("add", 200e6, 0.9), row("silu_mul", 940e6, 0.4),
+                 row("silu_mul", 1880e6, 0.5), row("silu_mul", 8e6, 0.01)};
+  CalibrationFit fit = fit_calibration(h100, j.dump(), "x.json");
+  EXPECT_EQ(fit.strided_points, 2);
+  EXPECT_NEAR(fit.profile.strided_memory, (0.5 + 0.625) / 2, 1e-12);
+  // With two or more mul_strided rows (bytes exact), those are used instead.
+  j["vector"].push_back(row("mul_strided", 200e6, 0.3));
+  j["vector"].push_back(row("mul_strided", 400e6, 0.34));
+  fit = fit_calibration(h100, j.dump(), "x.json");
+  EXPECT_EQ(fit.strided_points, 2);
+  EXPECT_NEAR(fit.profile.strided_memory, 0.32, 1e-12);
+  EXPECT_NE(calibration_toml("h100", fit).find("strided_memory_efficiency = 0.3200"),
+            std::string::npos);
+  // A lower strided rate never makes a strided operator faster (and leaves the others alone).
+  HardwareSpec fitted = h100;
+  fitted.efficiency = fit.profile;
+  const RateModel rates{&fitted, Runtime::Graph, 0};
+  Operator strided, plain;
+  strided.bytes = plain.bytes = 1e9;
+  strided.strided_bytes = 1e9;
+  EXPECT_GT(memory_time(rates, strided).si(), memory_time(rates, plain).si());
+  EXPECT_NEAR(memory_time(rates, strided).si(), 1e9 / (0.32 * bw), 1e-15);
+}
+
 TEST(Calibration, TimedConvolutionShapesSetTheirOwnRate) {
   // Every conv row above the host-bound floor (40 us) is kept with its achieved FLOP/s.
   const auto& h100 = Catalog::builtin().hardware("h100");

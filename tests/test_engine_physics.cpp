@@ -180,6 +180,48 @@ TEST(EnginePhysics, UnfusedKernelsLaunchMoreAndMoveMoreBytes) {
   EXPECT_DOUBLE_EQ(op(u, "gate_up_proj").bytes.si(), op(f, "gate_up_proj").bytes.si());
 }
 
+TEST(EnginePhysics, StridedElementWiseKernelsStreamAtTheirOwnRate) {
+  // Eager SwiGLU after one fused gate/up GEMM reads the two column halves of its output: strided
+  // views, so both kernels run at the calibrated strided rate. Llama-3-8B prefill, 2048 tokens:
+  // 5 x 2048 x 14336 x 2 B per layer.
+  const HardwareSpec& h100 = hw("h100");
+  const double bw = h100.memory_bandwidth.si();
+  const double eta_vec = h100.efficiency.vector_memory, eta_strided = h100.efficiency.strided_memory;
+  ASSERT_GT(eta_strided, 0);
+  ASSERT_LT(eta_strided, eta_vec);  // the built-in H100 measurement: ~0.53 against ~0.87
+  SolveRequest r;
+  r.runtime = Runtime::Eager;
+  r.phase = Phase::Prefill;
+  r.seq_len = 2048;
+  const Profile p = run("llama3-8b", "h100", r);
+  const double act_bytes = 32 * 5.0 * 2048 * 14336 * 2;
+  EXPECT_DOUBLE_EQ(op(p, "act_mul").bytes.si(), act_bytes);
+  EXPECT_NEAR(op(p, "act_mul").timing.memory.si(), act_bytes / (bw * eta_strided), 1e-12);
+  // Interleaved RoPE: 9 tensor-sizes of q and k (4096 + 1024 columns), 6 of them strided.
+  const double size = 32 * 2048 * (4096 + 1024) * 2.0;
+  EXPECT_DOUBLE_EQ(op(p, "rope").bytes.si(), 9 * size);
+  EXPECT_NEAR(op(p, "rope").timing.memory.si(),
+              3 * size / (bw * eta_vec) + 6 * size / (bw * eta_strided), 1e-12);
+  // One decode token: each half is one contiguous row, so SwiGLU is vectorized again.
+  r.phase = Phase::Decode;
+  r.context = 1024;
+  const Profile d = run("llama3-8b", "h100", r);
+  EXPECT_NEAR(op(d, "act_mul").timing.memory.si(), op(d, "act_mul").bytes.si() / (bw * eta_vec),
+              1e-15);
+  // Hugging Face runs gate_proj and up_proj as separate modules: contiguous outputs.
+  r.phase = Phase::Prefill;
+  r.fusion = Fusion::Hf;
+  const Profile h = run("llama3-8b", "h100", r);
+  EXPECT_NEAR(op(h, "act_mul").timing.memory.si(), act_bytes / (bw * eta_vec), 1e-12);
+  // Compiled (fused) kernels never take the strided path.
+  SolveRequest fused = r;
+  fused.runtime = Runtime::Graph;
+  fused.fusion = Fusion::Fused;
+  const Profile f = run("llama3-8b", "h100", fused);
+  EXPECT_NEAR(op(f, "act_mul").timing.memory.si(), op(f, "act_mul").bytes.si() / (bw * eta_vec),
+              1e-12);
+}
+
 TEST(EnginePhysics, HuggingFaceModulesDecomposeNormsProjectionsAndCache) {
   SolveRequest unfused, hf;
   unfused.runtime = hf.runtime = Runtime::Eager;

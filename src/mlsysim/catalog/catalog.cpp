@@ -432,6 +432,7 @@ struct CatalogLoader {
       e.attention_half_keys = number_or((*c)["attention_half_keys"], e.attention_half_keys);
       e.conv = number_or((*c)["conv_efficiency"], e.conv);
       e.vector_memory = number_or((*c)["vector_memory_efficiency"], e.vector_memory);
+      e.strided_memory = number_or((*c)["strided_memory_efficiency"], e.strided_memory);
       if (auto* rows = (*c)["conv_measured"].as_array()) {
         e.conv_measured.clear();
         for (auto&& r : *rows)

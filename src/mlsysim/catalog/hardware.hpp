@@ -41,6 +41,11 @@ struct EfficiencyProfile {
   // Element-wise and normalization kernels stream at a lower fraction of the datasheet bandwidth
   // than a plain copy (index math, reductions, partial vectorization). 0: use `memory`.
   double vector_memory = 0;
+  // Element-wise kernels over strided or sliced operands (a transposed view, a chunk of a fused
+  // projection, RoPE's x[..., ::2]) cannot use vectorized loads: PyTorch runs them on its generic
+  // index-computing kernel, which on Hopper streams at ~40-55% of the datasheet bandwidth
+  // (bench/gpu/microbench.py `vector` rows). 0: same as vector_memory.
+  double strided_memory = 0;
   // Convolution shapes measured on this device (16-bit); the engine uses their rate for a matching
   // operator instead of the tile model, because libraries run some shapes far from it (e.g. the
   // 3-channel 7x7 stem at ~3% of peak on H100).

@@ -126,6 +126,34 @@ bool fit_vector_bandwidth(const HardwareSpec& hw, const nlohmann::json& rows, Ef
   return true;
 }
 
+// Strided element-wise bandwidth, from the rows whose operands are strided views:
+//  * mul_strided (x[:, ::2] * r[:, 1::2]): its reported bytes (two half-width reads, one write)
+//    are what moved;
+//  * silu_mul (F.silu(g) * u with g, u the two halves of one [tokens, 2 ffn] tensor, as after a
+//    fused gate/up projection): two strided kernels, silu (read g, write t) then * u (read t and u,
+//    write), so 5 tensor-sizes move against the 4 the row reports.
+// mul_strided rows are preferred when there are two or more; the same cache-spill rule applies.
+bool fit_strided_bandwidth(const HardwareSpec& hw, const nlohmann::json& rows, EfficiencyProfile& e,
+                           int& used) {
+  const double min_bytes = std::max(64e6, 3.0 * hw.onchip_memory.si());
+  std::vector<double> strided_mul, silu_mul;
+  for (const auto& r : rows) {
+    const std::string op = r.value("op", "");
+    const double secs = r.value("seconds", 0.0), bytes = r.value("bytes", 0.0);
+    if (secs < kMinKernelSeconds) continue;
+    const double moved = op == "silu_mul" ? bytes * 5.0 / 4.0 : bytes;
+    if (moved < min_bytes) continue;
+    const double fraction = moved / secs / hw.memory_bandwidth.si();
+    if (op == "mul_strided") strided_mul.push_back(fraction);
+    if (op == "silu_mul") silu_mul.push_back(fraction);
+  }
+  const std::vector<double>& use = strided_mul.size() >= 2 ? strided_mul : silu_mul;
+  if (use.size() < 2) return false;
+  e.strided_memory = std::clamp(median(use), 0.05, 1.0);
+  used = static_cast<int>(use.size());
+  return true;
+}
+
 }  // namespace
 
 CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_text,
@@ -213,8 +241,10 @@ CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_t
   if (j.contains("attention") && j["attention"].is_array())
     fit_attention(hw, j["attention"], e, fit.attention_points);
   if (j.contains("conv") && j["conv"].is_array()) fit_conv(hw, j["conv"], bw, e, fit.conv_points);
-  if (j.contains("vector") && j["vector"].is_array())
+  if (j.contains("vector") && j["vector"].is_array()) {
     fit_vector_bandwidth(hw, j["vector"], e, fit.vector_points);
+    fit_strided_bandwidth(hw, j["vector"], e, fit.strided_points);
+  }
 
   // Self-check: the fitted per-kernel model against every GEMM point (isolated eager calls).
   std::vector<double> errors;
@@ -240,7 +270,9 @@ CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_t
                              ? fmt::format("; {} convolutions fitted, {} conv shapes timed", fit.conv_points,
                                            e.conv_measured.size())
                              : "",
-                         fit.vector_points ? fmt::format("; {} element-wise kernels", fit.vector_points) : "",
+                         fit.vector_points ? fmt::format("; {} element-wise kernels ({} strided)",
+                                                         fit.vector_points, fit.strided_points)
+                                           : "",
                          fit.host_from_framework ? "; eager host cost from the framework microbenchmark" : "");
   return fit;
 }
@@ -256,6 +288,8 @@ std::string calibration_toml(const std::string& device_id, const CalibrationFit&
     out += fmt::format("attention_half_keys = {:.1f}\n", e.attention_half_keys);
   out += fmt::format("conv_efficiency = {:.4f}\n", e.conv);
   if (e.vector_memory > 0) out += fmt::format("vector_memory_efficiency = {:.4f}\n", e.vector_memory);
+  if (e.strided_memory > 0)
+    out += fmt::format("strided_memory_efficiency = {:.4f}\n", e.strided_memory);
   out += fmt::format("kernel_overhead_us = {:.2f}\n", e.kernel_overhead.si() * 1e6);
   out += fmt::format("host_dispatch_us = {:.2f}\n", e.host_dispatch.si() * 1e6);
   out += "[calibration.gemm_efficiency]\n";

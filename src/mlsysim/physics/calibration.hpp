@@ -21,6 +21,7 @@ struct CalibrationFit {
   int gemm_points = 0, compute_bound_points = 0, memory_bound_points = 0;
   int attention_points = 0, conv_points = 0;  // optional sections used (0: documented ratios)
   int vector_points = 0;                       // element-wise rows used (0: vector kernels use memory)
+  int strided_points = 0;                      // strided element-wise rows used (0: as vector)
   bool host_from_framework = false;  // host dispatch from the eager-framework microbenchmark
   double median_abs_error = 0;  // of the fitted model over all GEMM points (fraction)
   double max_abs_error = 0;

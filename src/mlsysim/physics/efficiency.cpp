@@ -150,6 +150,20 @@ BytesPerSecond achieved_bandwidth(const RateModel& r, OpClass cls) {
   return r.hw->memory_bandwidth * e.vector_memory;
 }
 
+// Strided element-wise kernels stream at their own (lower) calibrated rate; the rest of the bytes
+// at the class's rate.
+BytesPerSecond strided_bandwidth(const RateModel& r) {
+  const double eta = r.hw->efficiency.strided_memory;
+  if (r.teaching_efficiency > 0 || eta <= 0) return achieved_bandwidth(r, OpClass::Vector);
+  return r.hw->memory_bandwidth * eta;
+}
+
+Seconds memory_time(const RateModel& r, const Operator& op) {
+  const double strided = std::clamp(op.strided_bytes, 0.0, op.bytes);
+  return Bytes(op.bytes - strided) / achieved_bandwidth(r, op.cls) +
+         Bytes(strided) / strided_bandwidth(r);
+}
+
 // A calibration-measured convolution of the same implicit-GEMM shape (output channels, input
 // channels x taps, pixels per image) in a 16-bit format, at the batch nearest to the operator's.
 const MeasuredConv* measured_conv(const EfficiencyProfile& e, const Operator& op) {
@@ -184,7 +198,7 @@ OpTiming time_operator(const RateModel& r, const Operator& op) {
     const FlopsPerSecond vector_rate = vector_peak(*r.hw) * r.hw->efficiency.vector;
     if (vector_rate.si() > 0) t.compute = max(t.compute, Flops(op.vector_flops) / vector_rate * op.count);
   }
-  t.memory = Bytes(op.bytes) / achieved_bandwidth(r, op.cls) * op.count;
+  t.memory = memory_time(r, op) * op.count;
   if (r.teaching_efficiency > 0) return t;  // the textbook model has no launch term
   const EfficiencyProfile& e = r.hw->efficiency;
   const double launches = op.kernels * op.count;

@@ -69,6 +69,11 @@ FlopsPerSecond achieved_flops(const RateModel& r, const Operator& op);
 BytesPerSecond achieved_bandwidth(const RateModel& r);
 // For one operator class: element-wise and optimizer kernels use the vector-kernel bandwidth.
 BytesPerSecond achieved_bandwidth(const RateModel& r, OpClass cls);
+// Strided (non-vectorized) element-wise kernels: EfficiencyProfile::strided_memory.
+BytesPerSecond strided_bandwidth(const RateModel& r);
+// Time to move an operator instance's bytes: its strided part at strided_bandwidth, the rest at
+// the class's bandwidth.
+Seconds memory_time(const RateModel& r, const Operator& op);
 OpTiming time_operator(const RateModel& r, const Operator& op);
 
 }  // namespace mlsysim

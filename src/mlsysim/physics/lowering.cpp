@@ -179,11 +179,25 @@ void lower_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s,
   if (!tf.learned_positions) {  // rotary embedding on q and k
     const double rotated = N * (q_dim + kv_write_elems / 2);
     Operator& rope = e.vec("rope", rotated, rotated, 6.0, layers, e.pa);
-    if (!e.fused) {
-      // Eager RoPE (Hugging Face rotate_half): x*cos, neg, cat, *sin, add = 5 kernels per tensor
-      // (q and k), moving 2 + 1 + 2 + 2 + 3 = 10 tensor-sizes in all.
+    if (e.hf) {
+      // Hugging Face rotate_half: q*cos, -x2, cat(-x2, x1), *sin, add = 5 kernels per tensor (q and
+      // k), moving 2 + 1 + 2 + 2 + 3 = 10 tensor-sizes. Strided: the half-width slices (neg, cat)
+      // and, when a step has several tokens, q*cos on the transposed [B, H, T, d] view.
       rope.kernels = 10;
       rope.bytes = 10.0 * rotated * e.pa;
+      rope.strided_bytes = ((s.new_tokens > 1 ? 2.0 : 0.0) + 3.0) * rotated * e.pa;
+    } else if (!e.fused) {
+      // Plain PyTorch on interleaved pairs (Meta's reference / gpt-fast layout, bench/gpu/e2e.py):
+      // x1 = x[..., ::2], x2 = x[..., 1::2]; x1*cos, x2*sin, -, x1*sin, x2*cos, +, stack = 7 kernels
+      // per tensor (the e2e profile's 8 strided multiplies, 4 adds and 2 copies per layer). Four
+      // multiplies read and write half a tensor each (4 sizes, strided), the subtract and add read
+      // two halves and write one (3 sizes), the stack writes pairs interleaved (2 sizes, strided).
+      // Launches are counted as 10, not 14: the per-kernel overhead (EfficiencyProfile::
+      // kernel_overhead, 4 us, not yet calibrated) is an average that already covers the tiny
+      // add/sub kernels (~1.3 us each in the profile); see docs/PHYSICS.md "Kernel counts".
+      rope.kernels = 10;
+      rope.bytes = 9.0 * rotated * e.pa;
+      rope.strided_bytes = 6.0 * rotated * e.pa;
     }
   }
   if (s.writes_kv) {
@@ -219,8 +233,10 @@ void lower_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s,
   if (tf.is_mla() && s.absorbed_mla)
     e.gemm("v_absorb", N, H * tf.v_head_dim, tf.kv_lora_rank, layers,
            H * tf.kv_lora_rank * tf.v_head_dim);
-  if (!e.fused)  // eager: [B, heads, T, d] -> [B, T, heads*d] is a copy before o_proj
-    e.vec("attn_out_transpose", N * H * dv, N * H * dv, 0.0, layers, e.pa);
+  if (!e.fused) {  // eager: [B, heads, T, d] -> [B, T, heads*d] is a copy before o_proj
+    Operator& t = e.vec("attn_out_transpose", N * H * dv, N * H * dv, 0.0, layers, e.pa);
+    if (s.new_tokens > 1) t.strided_bytes = t.bytes;  // reads the transposed view
+  }
   e.gemm("o_proj", N, h, H * dv * (tf.is_mla() && s.absorbed_mla ? tf.v_head_dim / dv : 1.0),
          layers);
   if (!e.fused) e.vec("attn_residual", 2 * N * h, N * h, 1.0, layers, e.pa);
@@ -254,6 +270,9 @@ void lower_dense_ffn(Emitter& e, const TransformerSpec& tf, double N, double inn
   if (gated && !e.fused) {  // eager SwiGLU: silu(g) (2 tensor-sizes), then * u (3)
     act.kernels = 2;
     act.bytes = 5.0 * N * inner * e.pa;
+    // g and u are the two column halves of one fused gate/up output: for more than one row they
+    // are strided views, so both kernels take the non-vectorized path.
+    if (up.kernels == 1 && N > 1) act.strided_bytes = act.bytes;
   }
   if (!gated && e.hf && tf.python_gelu_tanh) {
     // HF NewGELUActivation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) as pow, *, +, *, tanh,
@@ -524,6 +543,7 @@ void append_training_passes(std::vector<Operator>& ops, const LoweringInput& in,
     b.flops *= factor;
     b.hw_flops *= factor;
     b.bytes *= 2.0;
+    b.strided_bytes *= 2.0;  // gradients of strided views are strided too
     b.kernels *= 2.0;
     ops.push_back(b);
   }

@@ -30,6 +30,7 @@ struct Operator {
   double flops = 0;       // model FLOPs per instance (the useful math)
   double hw_flops = 0;    // FLOPs the hardware executes (adds recomputation)
   double bytes = 0;       // bytes read + written per instance (weights, activations, KV cache)
+  double strided_bytes = 0;  // the part of `bytes` moved by strided (non-vectorized) kernels
   double m = 0, n = 0, k = 0;  // GEMM / implicit-GEMM shape, for wave quantization
   double count = 1;       // repeats (e.g. layers)
   double kernels = 1;     // kernel launches per instance
