@@ -361,6 +361,60 @@ def bench_launch(torch, dev, quick):
             "kernels": n}
 
 
+def bench_graph_chain(torch, dev):
+    """Per-kernel time of the small kernels of one decode step, replayed from a CUDA graph: a chain
+    of 16 layer-shaped groups at one token (RMSNorm, stride-2 multiplies, add, stack copy, SiLU,
+    multiply, residual add). The engine's graph-runtime kernel_overhead stands for this average;
+    a tiny add_ alone (bench_launch) understates it and a streaming kernel's ramp overstates it."""
+    F = torch.nn.functional
+    h, d, ffn = 4096, 128, 14336
+    x = torch.randn(1, h, device=dev, dtype=torch.bfloat16)
+    w = torch.ones(h, device=dev, dtype=torch.bfloat16)
+    q = torch.randn(1, 32, 1, d, device=dev, dtype=torch.bfloat16)
+    cos = torch.randn(1, d // 2, device=dev, dtype=torch.bfloat16)
+    gu = torch.randn(1, 2 * ffn, device=dev, dtype=torch.bfloat16)
+
+    def group(y):
+        hs = F.rms_norm(y, (h,), w, 1e-5)
+        x1, x2 = q[..., ::2], q[..., 1::2]
+        r = torch.stack((x1 * cos - x2 * cos, x1 * cos + x2 * cos), dim=-1)
+        g, u = gu.chunk(2, dim=-1)
+        return y + hs + r.flatten().view(1, h) + (F.silu(g) * u)[:, :h]
+
+    def chain():
+        y = x
+        for _ in range(16):
+            y = group(y)
+        return y
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        chain()
+        torch.cuda.synchronize()
+    kernels = sum(1 for ev in prof.events() if ev.device_type.name == "CUDA")
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(3):
+            chain()
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        chain()
+    g.replay()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    samples = []
+    for _ in range(9):
+        start.record()
+        g.replay()
+        end.record()
+        torch.cuda.synchronize()
+        samples.append(start.elapsed_time(end) / 1e3)
+    step = statistics.median(samples)
+    log(f"  graph chain: {kernels} kernels, {step * 1e6:.1f} us, {step / max(kernels, 1) * 1e6:.2f} us per kernel")
+    return {"graph_chain_us_per_kernel": round(step / max(kernels, 1) * 1e6, 3), "graph_chain_kernels": kernels}
+
+
 def bench_framework(torch, dev):
     """Host time per kernel of eager PyTorch code at tiny sizes (GPU work negligible, so the host is
     the bottleneck): functional ops (F.linear, F.rms_norm, ...) and nn.Module layers (module call
@@ -506,6 +560,10 @@ def main():
         extended["launch"] = bench_launch(torch, dev, args.quick)
         log("framework (eager host time per kernel):")
         extended["launch"].update(bench_framework(torch, dev))
+        try:
+            extended["launch"].update(bench_graph_chain(torch, dev))
+        except Exception as exc:  # noqa: BLE001 - keep the other sections' results
+            log(f"  graph chain skipped: {exc.__class__.__name__}: {str(exc)[:200]}")
 
     result = {
         "hardware": args.hardware_name or name.replace("NVIDIA ", "").replace(" ", "_"),
