@@ -22,6 +22,10 @@ std::string read(const std::string& path) {
 }
 const std::string kH100 = std::string(MLSYSIM_SOURCE_DIR) +
                           "/catalog/calibration/measurements/H100_SXM5_80GB.json";
+// A `vector` microbenchmark row that moved `bytes` at `bytes_per_s`.
+nlohmann::json vector_row(const char* op, double bytes, double bytes_per_s) {
+  return nlohmann::json{{"op", op}, {"bytes", bytes}, {"seconds", bytes / bytes_per_s}};
+}
 }  // namespace
 
 TEST(Calibration, MemoryEfficiencyIsMeasuredOverDatasheet) {
@@ -91,7 +95,7 @@ TEST(Calibration, VectorKernelBandwidthIsTheMedianOfLargeSingleKernelOps) {
   auto j = nlohmann::json::parse(read(kH100));
   const double bw = h100.memory_bandwidth.si();
   auto row = [&](const char* op, double bytes, double fraction) {
-    return nlohmann::json{{"op", op}, {"bytes", bytes}, {"seconds", bytes / (fraction * bw)}};
+    return vector_row(op, bytes, fraction * bw);
   };
   j["vector"] = {row("rms_norm", 268e6, 0.6), row("add", 400e6, 0.8), row("add", 200e6, 0.9),
                  row("add", 16e6, 0.1), row("silu_mul", 900e6, 0.2)};
@@ -114,7 +118,7 @@ TEST(Calibration, StridedBandwidthCountsTheTrafficThatMoved) {
   auto j = nlohmann::json::parse(read(kH100));
   const double bw = h100.memory_bandwidth.si();
   auto row = [&](const char* op, double bytes, double fraction) {
-    return nlohmann::json{{"op", op}, {"bytes", bytes}, {"seconds", bytes / (fraction * bw)}};
+    return vector_row(op, bytes, fraction * bw);
   };
   j["vector"] = {row("add", 400e6, 0.9), row("add", 200e6, 0.9), row("silu_mul", 940e6, 0.4),
                  row("silu_mul", 1880e6, 0.5), row("silu_mul", 8e6, 0.01)};

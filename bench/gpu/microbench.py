@@ -319,6 +319,31 @@ def bench_conv(torch, timer, dev, quick):
     return out
 
 
+def graph_replay_seconds(torch, fn, runs):
+    """Median seconds of one replay of fn captured in a CUDA graph (warmed up on a side stream first,
+    as capture requires)."""
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        fn()
+    g.replay()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    samples = []
+    for _ in range(runs):
+        start.record()
+        g.replay()
+        end.record()
+        torch.cuda.synchronize()
+        samples.append(start.elapsed_time(end) / 1e3)
+    return statistics.median(samples)
+
+
 def bench_launch(torch, dev, quick):
     """Per-kernel cost of tiny kernels: issued one by one from Python (eager), and replayed from a
     captured CUDA graph (graph). Each kernel adds 1 to a 1-element tensor."""
@@ -335,27 +360,11 @@ def bench_launch(torch, dev, quick):
         torch.cuda.synchronize()
         samples.append((time.perf_counter() - t0) / n)
     eager = statistics.median(samples)
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for _ in range(3):
-            x.add_(1)
-    torch.cuda.current_stream().wait_stream(s)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
+
+    def tiny_chain():
         for _ in range(n):
             x.add_(1)
-    g.replay()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    samples = []
-    for _ in range(7):
-        start.record()
-        g.replay()
-        end.record()
-        torch.cuda.synchronize()
-        samples.append(start.elapsed_time(end) / 1e3 / n)
-    graph = statistics.median(samples)
+    graph = graph_replay_seconds(torch, tiny_chain, runs=7) / n
     log(f"  tiny kernel: eager {eager * 1e6:.2f} us/launch, CUDA graph {graph * 1e6:.2f} us/kernel")
     return {"eager_us_per_kernel": round(eager * 1e6, 3), "graph_us_per_kernel": round(graph * 1e6, 3),
             "kernels": n}
@@ -391,26 +400,7 @@ def bench_graph_chain(torch, dev):
         chain()
         torch.cuda.synchronize()
     kernels = sum(1 for ev in prof.events() if ev.device_type.name == "CUDA")
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for _ in range(3):
-            chain()
-    torch.cuda.current_stream().wait_stream(s)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        chain()
-    g.replay()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    samples = []
-    for _ in range(9):
-        start.record()
-        g.replay()
-        end.record()
-        torch.cuda.synchronize()
-        samples.append(start.elapsed_time(end) / 1e3)
-    step = statistics.median(samples)
+    step = graph_replay_seconds(torch, chain, runs=9)
     log(f"  graph chain: {kernels} kernels, {step * 1e6:.1f} us, {step / max(kernels, 1) * 1e6:.2f} us per kernel")
     return {"graph_chain_us_per_kernel": round(step / max(kernels, 1) * 1e6, 3), "graph_chain_kernels": kernels}
 
