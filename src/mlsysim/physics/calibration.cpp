@@ -270,7 +270,7 @@ CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_t
                              ? fmt::format("; {} convolutions fitted, {} conv shapes timed", fit.conv_points,
                                            e.conv_measured.size())
                              : "",
-                         fit.vector_points ? fmt::format("; {} element-wise kernels ({} strided)",
+                         fit.vector_points ? fmt::format("; {} element-wise kernels, {} strided ones",
                                                          fit.vector_points, fit.strided_points)
                                            : "",
                          fit.host_from_framework ? "; eager host cost from the framework microbenchmark" : "");
