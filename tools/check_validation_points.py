@@ -125,9 +125,9 @@ def check(root, quiet=False):
                 errors.append(f"{where}: command has no --model")
             if model is not None and model not in models:
                 errors.append(f"{where}: model '{model}' not in catalog/models")
-            if hw is None:
-                errors.append(f"{where}: command has no --hardware")
-            elif hw not in hardware:
+            if hw is None and option(tokens, "--cluster", "-c") is None:
+                errors.append(f"{where}: command has neither --hardware nor --cluster")
+            elif hw is not None and hw not in hardware:
                 errors.append(f"{where}: hardware '{hw}' not in catalog/hardware")
     if not quiet:
         total = sum(counts.values())
