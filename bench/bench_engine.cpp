@@ -7,7 +7,10 @@
 #include <vector>
 
 #include "mlsysim/catalog/catalog.hpp"
+#include "mlsysim/catalog/fleet.hpp"
 #include "mlsysim/solvers/engine.hpp"
+#include "mlsysim/solvers/parallelism_optimizer.hpp"
+#include "mlsysim/solvers/simulator.hpp"
 
 using namespace mlsysim;
 
@@ -103,5 +106,34 @@ static void BM_ParallelSweep(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * threads * per_thread);
 }
 BENCHMARK(BM_ParallelSweep)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The TP x PP x DP (x CP x EP) search for Llama-3-70B on 64 H100s (thousands of layouts).
+static void BM_ParallelismSearch_Llama3_70B_64xH100(benchmark::State& state) {
+  OptimizerRequest q;
+  q.gpus = 64;
+  q.global_batch = 512;
+  q.seq_len = 4096;
+  const Cluster cl = FleetCatalog::builtin().standard_cluster("h100", 64);
+  for (auto _ : state) {
+    const OptimizerResult r = optimize_parallelism(model("llama3-70b"), hw("h100"), cl, q);
+    benchmark::DoNotOptimize(r.searched);
+  }
+}
+BENCHMARK(BM_ParallelismSearch_Llama3_70B_64xH100)->Unit(benchmark::kMillisecond);
+
+// Discrete-event serving simulation: 100,000 Poisson requests (256-token prompts, 64 new tokens).
+static void BM_Simulate100kRequests(benchmark::State& state) {
+  SimulationRequest r;
+  r.rate = 20;
+  r.requests = 100000;
+  r.seed = 7;
+  r.prompt_len = 256;
+  r.output_len = 64;
+  for (auto _ : state) {
+    const SimulationResult s = simulate(model("llama3-8b"), hw("h100"), r);
+    benchmark::DoNotOptimize(s.completed);
+  }
+}
+BENCHMARK(BM_Simulate100kRequests)->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();

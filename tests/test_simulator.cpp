@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
-#include <chrono>
 
 #include "mlsysim/catalog/catalog.hpp"
 #include "mlsysim/errors.hpp"
@@ -113,12 +112,11 @@ TEST(Simulator, RejectsRequestsThatCanNeverFit) {
   check_invariants(s);
 }
 
-TEST(Simulator, HundredThousandRequestsAreFast) {
-  const auto t0 = std::chrono::steady_clock::now();
+TEST(Simulator, HundredThousandRequestsAllComplete) {
+  // Its speed is measured by BM_Simulate100kRequests (bench/bench_engine.cpp), not asserted here.
   const auto s = simulate(model("llama3-8b"), hw("h100"), poisson(20, 100000));
-  const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_EQ(s.completed, 100000);
-  EXPECT_LT(el, 5.0);  // ~0.4 s on a 2-core CI box (Release)
+  check_invariants(s);
 }
 
 TEST(SimulatorErrors, TraceRowsAndFields) {
