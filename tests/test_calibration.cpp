@@ -22,9 +22,10 @@ std::string read(const std::string& path) {
 }
 const std::string kH100 = std::string(MLSYSIM_SOURCE_DIR) +
                           "/catalog/calibration/measurements/H100_SXM5_80GB.json";
-// A `vector` microbenchmark row that moved `bytes` at `bytes_per_s`.
-nlohmann::json vector_row(const char* op, double bytes, double bytes_per_s) {
-  return nlohmann::json{{"op", op}, {"bytes", bytes}, {"seconds", bytes / bytes_per_s}};
+// A `vector` microbenchmark row that reports `bytes` timed at `fraction` of hw's datasheet bandwidth.
+nlohmann::json vector_row(const HardwareSpec& hw, const char* op, double bytes, double fraction) {
+  return nlohmann::json{
+      {"op", op}, {"bytes", bytes}, {"seconds", bytes / (fraction * hw.memory_bandwidth.si())}};
 }
 }  // namespace
 
@@ -94,11 +95,9 @@ TEST(Calibration, VectorKernelBandwidthIsTheMedianOfLargeSingleKernelOps) {
   const auto& h100 = Catalog::builtin().hardware("h100");
   auto j = nlohmann::json::parse(read(kH100));
   const double bw = h100.memory_bandwidth.si();
-  auto row = [&](const char* op, double bytes, double fraction) {
-    return vector_row(op, bytes, fraction * bw);
-  };
-  j["vector"] = {row("rms_norm", 268e6, 0.6), row("add", 400e6, 0.8), row("add", 200e6, 0.9),
-                 row("add", 16e6, 0.1), row("silu_mul", 900e6, 0.2)};
+  j["vector"] = {vector_row(h100, "rms_norm", 268e6, 0.6), vector_row(h100, "add", 400e6, 0.8),
+                 vector_row(h100, "add", 200e6, 0.9), vector_row(h100, "add", 16e6, 0.1),
+                 vector_row(h100, "silu_mul", 900e6, 0.2)};
   const CalibrationFit fit = fit_calibration(h100, j.dump(), "x.json");
   EXPECT_EQ(fit.vector_points, 3);
   EXPECT_NEAR(fit.profile.vector_memory, 0.8, 1e-12);
@@ -117,17 +116,15 @@ TEST(Calibration, StridedBandwidthCountsTheTrafficThatMoved) {
   const auto& h100 = Catalog::builtin().hardware("h100");
   auto j = nlohmann::json::parse(read(kH100));
   const double bw = h100.memory_bandwidth.si();
-  auto row = [&](const char* op, double bytes, double fraction) {
-    return vector_row(op, bytes, fraction * bw);
-  };
-  j["vector"] = {row("add", 400e6, 0.9), row("add", 200e6, 0.9), row("silu_mul", 940e6, 0.4),
-                 row("silu_mul", 1880e6, 0.5), row("silu_mul", 8e6, 0.01)};
+  j["vector"] = {vector_row(h100, "add", 400e6, 0.9), vector_row(h100, "add", 200e6, 0.9),
+                 vector_row(h100, "silu_mul", 940e6, 0.4), vector_row(h100, "silu_mul", 1880e6, 0.5),
+                 vector_row(h100, "silu_mul", 8e6, 0.01)};
   CalibrationFit fit = fit_calibration(h100, j.dump(), "x.json");
   EXPECT_EQ(fit.strided_points, 2);
   EXPECT_NEAR(fit.profile.strided_memory, (0.5 + 0.625) / 2, 1e-12);
   // With two or more mul_strided rows (bytes exact), those are used instead.
-  j["vector"].push_back(row("mul_strided", 200e6, 0.3));
-  j["vector"].push_back(row("mul_strided", 400e6, 0.34));
+  j["vector"].push_back(vector_row(h100, "mul_strided", 200e6, 0.3));
+  j["vector"].push_back(vector_row(h100, "mul_strided", 400e6, 0.34));
   fit = fit_calibration(h100, j.dump(), "x.json");
   EXPECT_EQ(fit.strided_points, 2);
   EXPECT_NEAR(fit.profile.strided_memory, 0.32, 1e-12);

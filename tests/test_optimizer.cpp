@@ -18,7 +18,6 @@ TEST(Optimizer, Llama70bOn64H100) {
   const auto r = optimize_parallelism(c.model("llama3-70b"), c.hardware("h100"), cl, q);
   EXPECT_GT(r.searched, 3000);
   // Search speed is measured in bench/bench_engine.cpp, not asserted here (timed tests flake under load).
-  EXPECT_GE(r.search_seconds, 0.0);
   const auto& w = r.best();
   EXPECT_TRUE(w.feasible);
   EXPECT_LE(w.layout.tp, 8);  // TP never crosses the node

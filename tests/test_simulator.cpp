@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
-
 #include "mlsysim/catalog/catalog.hpp"
 #include "mlsysim/errors.hpp"
 #include "mlsysim/solvers/serving.hpp"

@@ -110,9 +110,14 @@ bool fit_conv(const HardwareSpec& hw, const nlohmann::json& rows, BytesPerSecond
 // (rms_norm: read + write; add: two reads + write), large enough to spill any on-chip cache
 // (3x the device's L2/SRAM, at least 64 MB). silu_mul rows are left out: eager PyTorch runs them as
 // two kernels, so their reported bytes are not what moved.
+// Rows smaller than this may be served from the on-chip cache between timed repeats.
+double cache_spilling_bytes(const HardwareSpec& hw) {
+  return std::max(64e6, 3.0 * hw.onchip_memory.si());
+}
+
 bool fit_vector_bandwidth(const HardwareSpec& hw, const nlohmann::json& rows, EfficiencyProfile& e,
                           int& used) {
-  const double min_bytes = std::max(64e6, 3.0 * hw.onchip_memory.si());
+  const double min_bytes = cache_spilling_bytes(hw);
   std::vector<double> fractions;
   for (const auto& r : rows) {
     const std::string op = r.value("op", "");
@@ -135,7 +140,7 @@ bool fit_vector_bandwidth(const HardwareSpec& hw, const nlohmann::json& rows, Ef
 // mul_strided rows are preferred when there are two or more; the same cache-spill rule applies.
 bool fit_strided_bandwidth(const HardwareSpec& hw, const nlohmann::json& rows, EfficiencyProfile& e,
                            int& used) {
-  const double min_bytes = std::max(64e6, 3.0 * hw.onchip_memory.si());
+  const double min_bytes = cache_spilling_bytes(hw);
   std::vector<double> strided_mul, silu_mul;
   for (const auto& r : rows) {
     const std::string op = r.value("op", "");
