@@ -189,6 +189,21 @@ TEST(Catalog, MalformedTomlNamesFileAndLine) {
   }
 }
 
+TEST(Catalog, DropoutIsAProbability) {
+  EXPECT_DOUBLE_EQ(cat().model("gpt2").tf.train_dropout, 0.1);  // GPT2Config resid_pdrop
+  EXPECT_DOUBLE_EQ(cat().model("llama3-8b").tf.train_dropout, 0.0);
+  Catalog c;
+  try {
+    c.add_toml("[[model]]\nid = \"m\"\nname = \"M\"\nkind = \"decoder\"\nlayers = 2\nhidden = 64\n"
+               "heads = 4\nffn = 256\nvocab = 100\ntrain_dropout = 1.5\n",
+               "drop.toml");
+    FAIL() << "expected BadInput";
+  } catch (const BadInput& e) {
+    EXPECT_NE(std::string(e.what()).find("train_dropout"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("[0, 1)"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Catalog, HuggingFaceConfigsOfOtherFamiliesMatchTheCatalog) {
   namespace fs = std::filesystem;
   const fs::path dir = fs::temp_directory_path() / "mlsysim_test_hf_families";

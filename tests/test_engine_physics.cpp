@@ -239,15 +239,42 @@ TEST(EnginePhysics, HuggingFaceModulesDecomposeNormsProjectionsAndCache) {
   // 1025: (2 x 1024 + 2) x 2 x 8 KV heads x 128 x 2 B per layer.
   EXPECT_DOUBLE_EQ(op(h, "kv_cache_write").bytes.si(), 32 * (2.0 * 1024 + 2) * 2 * 8 * 128 * 2);
   EXPECT_GT(h.latency, u.latency);
-  // GPT-2's modules already fuse q/k/v (c_attn) and use LayerNorm and learned positions; only its
-  // "gelu_new" activation decomposes: 8 ops instead of 1, +7 per layer in the forward and twice
-  // that in the backward (the engine's backward is two kernels per forward kernel).
-  SolveRequest gu = unfused, gh = hf;
-  gu.phase = gh.phase = Phase::Train;
-  gu.seq_len = gh.seq_len = 1024;
-  const Profile g_hf = run("gpt2", "h100", gh), g_unfused = run("gpt2", "h100", gu);
-  EXPECT_DOUBLE_EQ(g_hf.kernels - g_unfused.kernels, 7.0 * 12 * (1 + 2));
-  EXPECT_DOUBLE_EQ(op(g_hf, "act").bytes.si() / op(g_unfused, "act").bytes.si(), 18.0 / 2.0);
+}
+
+TEST(EnginePhysics, HuggingFaceTrainingRunsAutocastOverFp32Parameters) {
+  SolveRequest unfused, hf;
+  unfused.runtime = hf.runtime = Runtime::Eager;
+  unfused.fusion = Fusion::Unfused;
+  hf.fusion = Fusion::Hf;
+  unfused.phase = hf.phase = Phase::Train;
+  unfused.seq_len = hf.seq_len = 1024;
+  const Profile h = run("gpt2", "h100", hf), u = run("gpt2", "h100", unfused);
+  const double N = 1024, d = 768, inner = 3072, vocab = 50257;
+  // "gelu_new" under autocast: pow runs in fp32, so the chain after it is fp32 and the down
+  // projection casts it back: 6 x 2 + 16 x 4 = 76 bytes per element against 2 + 2 in one kernel.
+  EXPECT_DOUBLE_EQ(op(h, "act").bytes.si(), 76.0 * N * inner * 12);
+  EXPECT_DOUBLE_EQ(op(u, "act").bytes.si(), 4.0 * N * inner * 12);
+  // LayerNorm reads and writes the fp32 residual stream; the Linear after it casts to bf16.
+  EXPECT_DOUBLE_EQ(op(h, "attn_norm").bytes.si(), 8.0 * N * d * 12);
+  EXPECT_DOUBLE_EQ(op(h, "amp_input_cast").bytes.si(), 6.0 * N * d * 12);
+  // Residual add: fp32 stream + bf16 branch -> fp32 = 4 + 2 + 4 bytes per element.
+  EXPECT_DOUBLE_EQ(op(h, "attn_residual").bytes.si(), 10.0 * N * d * 12);
+  // Dropout (GPT2Config resid_pdrop 0.1): x in, y and a 1-byte mask out; the backward moves the same.
+  EXPECT_DOUBLE_EQ(op(h, "ffn_out_dropout").bytes.si(), 5.0 * N * d * 12);
+  EXPECT_DOUBLE_EQ(op(h, "ffn_out_dropout", Pass::Backward).bytes.si(), 5.0 * N * d * 12);
+  EXPECT_THROW(op(u, "ffn_out_dropout"), std::runtime_error);
+  // Every Linear weight cast fp32 -> bf16 once per forward: c_attn, attn c_proj, c_fc, mlp c_proj
+  // per layer (768 x (2304 + 768 + 3072 + 3072)) and the tied LM head (50257 x 768), 6 bytes each.
+  const double linear_weights = 12 * d * (2304 + 768 + 3072 + 3072) + vocab * d;
+  EXPECT_DOUBLE_EQ(op(h, "amp_weight_cast").bytes.si(), 6.0 * linear_weights);
+  // The loss upcasts the bf16 logits (2 + 4 bytes) before the fp32 cross-entropy (4 + 4).
+  EXPECT_DOUBLE_EQ(op(h, "cross_entropy").bytes.si(), (6.0 + 8.0) * N * vocab);
+  // Kernels per layer, forward: GELU 10 instead of 1 (+9), a cast after each of 2 LayerNorms (+2),
+  // 2 dropouts (+2); backward: twice the GELU and casts (+22), once the dropouts (+2) = +37.
+  // Once per step: the final norm's cast (1 + 2), the embedding dropout (1 + 1), the logits upcast
+  // (1 + 2), and 49 weight casts forward and 49 gradient casts backward.
+  EXPECT_DOUBLE_EQ(h.kernels - u.kernels, 37.0 * 12 + 3 + 2 + 3 + 98);
+  EXPECT_GT(h.latency, u.latency);
 }
 
 TEST(EnginePhysics, UnfusedConvolutionsRunBatchNormAndActivationApart) {

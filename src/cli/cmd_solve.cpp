@@ -79,7 +79,8 @@ const CommandRegistrar registrar(10, "solve", [](CLI::App& app, const GlobalOpti
                   "graph (CUDA graphs / compiled, default) | eager (per-op host dispatch)");
   cmd->add_option("--fusion", o->fusion,
                   "auto (default: fused under graph, unfused under eager) | fused (compiled kernels) | "
-                  "unfused (one kernel per PyTorch op) | hf (Hugging Face transformers modules, eager)");
+                  "unfused (one kernel per PyTorch op) | hf (Hugging Face transformers modules, eager; "
+                  "--phase train: autocast over fp32 parameters, config dropout on)");
   cmd->add_option("--efficiency", o->efficiency, "Textbook model: one efficiency factor in (0, 1]");
   cmd->add_flag("--operators", o->operators, "Table output: list every operator");
   return Command{cmd, [o, &g] { return run_solve(g, *o); }};

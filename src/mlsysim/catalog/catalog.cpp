@@ -199,6 +199,10 @@ void parse_transformer(const toml::table& m, TransformerSpec& tf, ModelKind kind
   tf.learned_positions = string_or(m, "pos") == "learned";
   tf.fused_projection_modules = m["fused_projection_modules"].value_or(false);
   tf.python_gelu_tanh = m["python_gelu_tanh"].value_or(false);
+  tf.train_dropout = number_or(m["train_dropout"], 0.0);
+  if (tf.train_dropout < 0 || tf.train_dropout >= 1)
+    throw BadInput(where + ": train_dropout " + std::to_string(tf.train_dropout) +
+                   " is outside [0, 1): it is a probability (GPT-2 uses 0.1)");
   tf.bias = m["bias"].value_or(false);
   tf.qkv_bias = m["qkv_bias"].value_or(tf.bias);
   tf.experts = int_field(m, "experts");

@@ -32,6 +32,10 @@ struct TransformerSpec {
   // The reference module's activation is GPT-2's "gelu_new" (HF NewGELUActivation): the tanh GELU
   // written as 8 PyTorch ops; matters only for --fusion hf.
   bool python_gelu_tanh = false;
+  // Dropout probability the reference modules apply in training to the embeddings and to each
+  // residual branch (GPT2Config resid_pdrop/embd_pdrop, BertConfig hidden_dropout_prob); 0: none.
+  // Matters only for --fusion hf training.
+  double train_dropout = 0;
   bool bias = false, qkv_bias = false;
   // MoE
   int experts = 0, experts_per_token = 0, shared_experts = 0, moe_ffn = 0, first_dense_layers = 0;

@@ -25,7 +25,8 @@ const char* to_string(Runtime r);
 // eager frameworks launch one kernel per PyTorch op, each re-reading and re-writing its tensor.
 // Hf: Hugging Face transformers modules in eager mode: unfused, plus the module code's own
 // decomposition (RMSNorm as an fp32 chain of 8 ops, separate q/k/v and gate/up projections,
-// a KV cache grown by torch.cat, rotary tables rebuilt every forward).
+// a KV cache grown by torch.cat, rotary tables rebuilt every forward); in training, torch.autocast
+// over fp32 parameters with the model's dropout (physics/lowering.cpp, Emitter::amp).
 // Auto: fused under the graph runtime, unfused under eager.
 enum class Fusion { Auto, Fused, Unfused, Hf };
 const char* to_string(Fusion f);

@@ -60,6 +60,17 @@ struct Emitter {
   Precision math;
   bool fused;  // compiled kernels (LoweringInput::fused)
   bool hf;     // Hugging Face transformers modules (LoweringInput::hf_modules; implies !fused)
+  // Automatic mixed precision (torch.autocast over fp32 parameters, what the HF Trainer's bf16
+  // mode runs): GEMMs run in 16 bits on cast copies, but the parameters, the residual stream and
+  // the ops autocast lists as fp32 (layer_norm, pow, softmax, cross_entropy; PyTorch AMP docs,
+  // "CUDA Ops that can autocast to float32") stay 4-byte, and every fp32 input to a Linear is cast.
+  bool amp = false;
+  double dropout = 0;           // training dropout on embeddings and residual branches (0: none)
+  double amp_weight_elems = 0;  // parameters the forward casts to 16 bits under autocast
+
+  // Bytes per element of the residual stream: fp32 under AMP (fp32 embeddings plus 16-bit branch
+  // outputs promote to fp32), else the activation format.
+  [[nodiscard]] double residual_bytes() const { return amp ? 4.0 : pa; }
 
   // Y[m,n] = X[m,k] W[k,n]: reads W and X, writes Y.
   Operator& gemm(const char* name, double m, double n, double k, double count,
@@ -73,6 +84,7 @@ struct Emitter {
     op.m = m, op.n = n, op.k = k, op.count = count;
     op.precision = math;
     op.vector_flops = weight_elems * dequant_ops_per_weight();
+    if (amp) amp_weight_elems += weight_elems * count;
     out.push_back(op);
     return out.back();
   }
@@ -112,9 +124,22 @@ struct BlockShape {
 // Hugging Face LlamaRMSNorm (transformers modeling_llama.py) is Python over eight ops: to(fp32),
 // pow, mean, + eps, rsqrt, *, to(dtype), * weight. Per element they move (a+4) + (4+4) + 4 + (4+4)
 // + (4+a) + 2a = 4a + 28 bytes (a = activation bytes), against 2a for one fused-norm kernel.
-void apply_hf_rms_norm(Operator& norm, double elems, double act_bytes) {
-  norm.kernels = 8;
-  norm.bytes = elems * (4.0 * act_bytes + 28.0);
+// Under AMP the input is already fp32 and the weight fp32: both casts vanish, leaving pow, mean,
+// +eps, rsqrt, *, *weight = 6 kernels and 8 + 4 + 8 + 8 = 28 bytes per element.
+void apply_hf_rms_norm(Operator& norm, double elems, double act_bytes, bool amp) {
+  norm.kernels = amp ? 6 : 8;
+  norm.bytes = elems * (amp ? 28.0 : 4.0 * act_bytes + 28.0);
+}
+
+// A norm in unfused code (its own kernel or kernels). Under AMP it reads and writes fp32
+// (autocast runs layer_norm in fp32; HF RMSNorm computes in fp32 and returns the input dtype),
+// and the Linear after it casts its input to 16 bits: one more kernel, 4 + 2 bytes per element.
+void unfused_norm(Emitter& e, const TransformerSpec& tf, const char* name, double elems,
+                  double count) {
+  Operator& norm = e.vec(name, elems, elems, tf.layernorm ? 8.0 : 4.0, count, e.residual_bytes());
+  if (e.amp) norm.bytes = elems * 8.0;
+  if (e.hf && !tf.layernorm) apply_hf_rms_norm(norm, elems, e.pa, e.amp);
+  if (e.amp) e.vec("amp_input_cast", elems, 0, 0, count, 0).bytes = elems * (4.0 + e.pa);
 }
 
 // A pre-norm. Fused with the preceding residual add it reads the residual stream and the
@@ -126,8 +151,25 @@ void residual_norm(Emitter& e, const TransformerSpec& tf, const char* plain, con
     e.vec(fused, 2 * elems, 2 * elems, norm_flops + 1.0, layers, e.pa);
     return;
   }
-  Operator& norm = e.vec(plain, elems, elems, norm_flops, layers, e.pa);
-  if (e.hf && !tf.layernorm) apply_hf_rms_norm(norm, elems, e.pa);
+  unfused_norm(e, tf, plain, elems, layers);
+}
+
+// Dropout in training (torch native_dropout: one kernel reads x and writes y and a 1-byte keep
+// mask; its backward reads the gradient and the mask and writes one gradient, the same traffic).
+void dropout(Emitter& e, const char* name, double elems, double count, double elem_bytes) {
+  if (e.dropout <= 0) return;
+  Operator& op = e.vec(name, elems, elems, 2.0, count, elem_bytes);
+  op.bytes += elems * 1.0;
+  op.backward_scale = 1.0;
+}
+
+// End of a residual branch in unfused code: the branch output's dropout (training), then the add
+// into the residual stream. Under AMP the add reads fp32 + 16-bit and writes fp32.
+void residual_add(Emitter& e, const char* dropout_name, const char* add_name, double elems,
+                  double layers) {
+  dropout(e, dropout_name, elems, layers, e.pa);
+  e.vec(add_name, 2 * elems, elems, 1.0, layers, e.pa).bytes =
+      elems * (e.residual_bytes() + e.pa + e.residual_bytes());
 }
 
 // Attention math stays in 16 bits when GEMMs run in 8 bits or fewer: serving stacks quantize the
@@ -239,7 +281,7 @@ void lower_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s,
   }
   e.gemm("o_proj", N, h, H * dv * (tf.is_mla() && s.absorbed_mla ? tf.v_head_dim / dv : 1.0),
          layers);
-  if (!e.fused) e.vec("attn_residual", 2 * N * h, N * h, 1.0, layers, e.pa);
+  if (!e.fused) residual_add(e, "attn_out_dropout", "attn_residual", N * h, layers);
 
   if (s.cross_tokens > 0) {  // encoder-decoder cross-attention
     const double M = s.seqs * s.cross_tokens;
@@ -255,7 +297,7 @@ void lower_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s,
     op.precision = attention_precision(e.math);
     e.out.push_back(op);
     e.gemm("cross_o_proj", N, h, H * tf.head_dim, layers);
-    e.vec("cross_residual", 2 * N * h, N * h, 1.0, layers, e.pa);
+    residual_add(e, "cross_out_dropout", "cross_residual", N * h, layers);
   }
 }
 
@@ -279,6 +321,14 @@ void lower_dense_ffn(Emitter& e, const TransformerSpec& tf, double N, double inn
     // +, *, * = 8 kernels reading 10 and writing 8 tensor-sizes.
     act.kernels = 8;
     act.bytes = 18.0 * N * inner * e.pa;
+    if (e.amp) {
+      // Autocast runs pow in fp32: x (a bytes) is cast up first, and type promotion keeps the
+      // rest of the chain in fp32 (f = 4 bytes); the down projection casts the result back.
+      // cast a+f, pow 2f, * 2f, + (a+2f), * 2f, tanh 2f, + 2f, 0.5*x 2a, * (a+2f), cast back f+a
+      // = 6a + 16f bytes per element in 10 kernels.
+      act.kernels = 10;
+      act.bytes = (6.0 * e.pa + 16.0 * 4.0) * N * inner;
+    }
   }
   e.gemm(down_name, N, tf.hidden, inner, layers);
 }
@@ -321,7 +371,7 @@ void lower_transformer_stack(Emitter& e, const TransformerSpec& tf, const BlockS
     lower_dense_ffn(e, tf, N, tf.ffn, layers, is_gated(tf.act) ? "gate_up_proj" : "up_proj",
                     is_gated(tf.act) ? "act_mul" : "act", "down_proj");
   }
-  if (!e.fused) e.vec("ffn_residual", 2 * N * tf.hidden, N * tf.hidden, 1.0, layers, e.pa);
+  if (!e.fused) residual_add(e, "ffn_out_dropout", "ffn_residual", N * tf.hidden, layers);
 }
 
 void lower_embedding(Emitter& e, const TransformerSpec& tf, double N) {
@@ -329,17 +379,28 @@ void lower_embedding(Emitter& e, const TransformerSpec& tf, double N) {
   op.name = "embedding";
   op.cls = OpClass::Gather;
   op.bytes = N * tf.hidden * (e.pw + e.pa);  // gather one row per token, write activations
+  if (e.amp) op.bytes = N * tf.hidden * 8.0;  // fp32 table rows in, fp32 residual stream out
   op.precision = e.math;
   e.out.push_back(op);
+  dropout(e, "embedding_dropout", N * tf.hidden, 1, e.residual_bytes());
 }
 
 // Output head: logits only for the positions that need them.
 void lower_head(Emitter& e, const TransformerSpec& tf, double rows, bool training) {
-  Operator& norm = e.vec("final_norm", rows * tf.hidden, rows * tf.hidden, tf.layernorm ? 8.0 : 4.0, 1, e.pa);
-  if (e.hf && !tf.layernorm) apply_hf_rms_norm(norm, rows * tf.hidden, e.pa);
+  if (e.fused)
+    e.vec("final_norm", rows * tf.hidden, rows * tf.hidden, tf.layernorm ? 8.0 : 4.0, 1, e.pa);
+  else
+    unfused_norm(e, tf, "final_norm", rows * tf.hidden, 1);
   e.gemm("lm_head", rows, static_cast<double>(tf.vocab), tf.hidden, 1);
-  if (training)  // softmax cross-entropy over fp32 logits
-    e.vec("cross_entropy", rows * tf.vocab, rows * tf.vocab, 5.0, 1, 4.0);
+  if (!training) return;
+  // Softmax cross-entropy over fp32 logits.
+  Operator& ce = e.vec("cross_entropy", rows * tf.vocab, rows * tf.vocab, 5.0, 1, 4.0);
+  if (e.hf && e.pa < 4.0) {
+    // HF's causal-LM loss (ForCausalLMLoss) first upcasts the 16-bit logits: logits.float() is one
+    // more kernel reading a and writing 4 bytes per logit.
+    ce.kernels = 2;
+    ce.bytes += rows * tf.vocab * (e.pa + 4.0);
+  }
 }
 
 // Hugging Face LlamaRotaryEmbedding.forward rebuilds cos/sin for the step's positions on every
@@ -522,6 +583,19 @@ void lower_opaque(Emitter& e, const ModelSpec& m, const LoweringInput& in) {
   e.out.push_back(op);
 }
 
+// Autocast casts each fp32 weight to 16 bits once per forward (its cast cache lives as long as the
+// autocast region): one kernel per Linear launch, reading 4 and writing 2 bytes per weight. The
+// backward casts each 16-bit weight gradient back to fp32 once: the same traffic (backward_scale 1).
+void append_amp_weight_casts(Emitter& e) {
+  double linears = 0;
+  for (const Operator& op : e.out)
+    if (op.cls == OpClass::Gemm) linears += op.kernels * op.count;
+  Operator& cast = e.vec("amp_weight_cast", e.amp_weight_elems, 0, 0, 1, 0);
+  cast.bytes = e.amp_weight_elems * (4.0 + e.pa);
+  cast.kernels = linears;
+  cast.backward_scale = 1.0;
+}
+
 // Training: backward of every forward operator, optional recomputation, optimizer update.
 // Backward GEMMs are two GEMMs (input and weight gradients) = 2x forward FLOPs; fused attention
 // backward does 5 matmuls against the forward's 2 (FlashAttention-2, Dao 2023) = 2.5x.
@@ -542,9 +616,9 @@ void append_training_passes(std::vector<Operator>& ops, const LoweringInput& in,
     const double factor = b.cls == OpClass::Attention ? 2.5 : 2.0;
     b.flops *= factor;
     b.hw_flops *= factor;
-    b.bytes *= 2.0;
-    b.strided_bytes *= 2.0;  // gradients of strided views are strided too
-    b.kernels *= 2.0;
+    b.bytes *= b.backward_scale;
+    b.strided_bytes *= b.backward_scale;  // gradients of strided views are strided too
+    b.kernels *= b.backward_scale;
     ops.push_back(b);
   }
   // Adam with fp32 master weights (mixed precision, Micikevicius et al. 2018): reads master, m, v
@@ -570,6 +644,11 @@ void lower(const ModelSpec& model, const LoweringInput& in, std::vector<Operator
             std::max(1.0, bytes_per_element(in.compute_precision)),
             bytes_per_element(in.kv_precision), in.compute_precision, in.fused && !in.hf_modules,
             in.hf_modules};
+  const bool training = in.phase == Phase::Train;
+  // Hugging Face training is modelled as the Trainer runs it in 16 bits: torch.autocast over fp32
+  // parameters, with the model config's dropout active.
+  e.amp = in.hf_modules && training && bytes_per_element(in.compute_precision) < 4.0;
+  if (in.hf_modules && training && model.kind != ModelKind::CNN) e.dropout = model.tf.train_dropout;
   switch (model.kind) {
     case ModelKind::Decoder: lower_decoder_model(e, model, in); break;
     case ModelKind::Encoder: lower_encoder_model(e, model, in); break;
@@ -578,7 +657,8 @@ void lower(const ModelSpec& model, const LoweringInput& in, std::vector<Operator
     case ModelKind::DLRM: lower_dlrm(e, model, in); break;
     case ModelKind::Opaque: lower_opaque(e, model, in); break;
   }
-  if (in.phase == Phase::Train) append_training_passes(out, in, parameter_count(model));
+  if (e.amp_weight_elems > 0) append_amp_weight_casts(e);
+  if (training) append_training_passes(out, in, parameter_count(model));
 }
 
 }  // namespace mlsysim

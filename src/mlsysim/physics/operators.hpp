@@ -35,6 +35,10 @@ struct Operator {
   double count = 1;       // repeats (e.g. layers)
   double kernels = 1;     // kernel launches per instance
   double vector_flops = 0;  // extra vector-unit work per instance (weight-only dequantization)
+  // Backward kernels and bytes per forward ones (training). 2 by default: an input-gradient and a
+  // weight-gradient GEMM, or an element-wise gradient that reads the saved input and the incoming
+  // gradient. 1 for ops whose gradient is one pass of the same size (dropout, dtype casts).
+  double backward_scale = 2.0;
   Precision precision = Precision::BF16;  // math precision
 };
 
