@@ -291,6 +291,38 @@ TEST(EnginePhysics, UnfusedConvolutionsRunBatchNormAndActivationApart) {
   EXPECT_THROW(op(f, "batchnorm"), std::runtime_error);
 }
 
+TEST(EnginePhysics, ConvInputsStayInTheLastLevelCacheWhenTheWorkingSetFits) {
+  const HardwareSpec& l4 = hw("l4");
+  ASSERT_DOUBLE_EQ(l4.onchip_memory.si(), 48e6);  // L2
+  SolveRequest r;
+  r.phase = Phase::Inference;
+  r.precision = Precision::INT8;
+  // layer1.0's first 1x1 conv, 64 -> 64 channels at 56 x 56, INT8: input and output are
+  // B x 64 x 56 x 56 bytes each, the weights 64 x 64.
+  const double weights = 64.0 * 64, act = 64.0 * 56 * 56;
+  r.batch = 32;  // 6.4 MB + 6.4 MB + 4 kB fits in 48 MB: the input the stem wrote is read from L2
+  EXPECT_DOUBLE_EQ(op(run("resnet50", "l4", r), "conv1x1").bytes.si(), weights + 32 * act);
+  r.batch = 256;  // 51 MB + 51 MB does not fit: input and output both cross DRAM
+  EXPECT_DOUBLE_EQ(op(run("resnet50", "l4", r), "conv1x1").bytes.si(), weights + 2 * 256 * act);
+  // The textbook model has no cache.
+  r.batch = 32;
+  r.efficiency = 0.5;
+  EXPECT_DOUBLE_EQ(op(run("resnet50", "l4", r), "conv1x1").bytes.si(), weights + 2 * 32 * act);
+  // Invariant: a cache never adds DRAM traffic.
+  r.efficiency = 0;
+  for (int b : {1, 8, 32, 128}) {
+    r.batch = b;
+    SolveRequest textbook_bytes = r;
+    const Profile cached = run("resnet50", "l4", r);
+    double dram_only = 0;
+    textbook_bytes.efficiency = 0.5;
+    for (const auto& o : run("resnet50", "l4", textbook_bytes).operators) dram_only += o.bytes.si();
+    double with_cache = 0;
+    for (const auto& o : cached.operators) with_cache += o.bytes.si();
+    EXPECT_LE(with_cache, dram_only) << b;
+  }
+}
+
 TEST(EnginePhysics, AttentionRateGrowsWithTheKeysEachQueryVisits) {
   const HardwareSpec& h100 = hw("h100");
   ASSERT_GT(h100.efficiency.attention_half_keys, 0);  // calibrated from the attention microbench

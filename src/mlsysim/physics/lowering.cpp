@@ -67,6 +67,14 @@ struct Emitter {
   bool amp = false;
   double dropout = 0;           // training dropout on embeddings and residual branches (0: none)
   double amp_weight_elems = 0;  // parameters the forward casts to 16 bits under autocast
+  double cache = 0;             // last-level cache bytes (LoweringInput::cache_bytes)
+
+  // Whether an operator whose input was written just before it finds that input still in the
+  // last-level cache: input, output and weights together fit (an LRU cache of that size keeps the
+  // producer's output while the consumer streams the rest). Writes still go to DRAM (write-back).
+  [[nodiscard]] bool cache_holds(double working_set_bytes) const {
+    return cache > 0 && working_set_bytes <= cache;
+  }
 
   // Bytes per element of the residual stream: fp32 under AMP (fp32 embeddings plus 16-bit branch
   // outputs promote to fp32), else the activation format.
@@ -487,6 +495,12 @@ void lower_encoder_decoder(Emitter& e, const ModelSpec& m, const LoweringInput& 
   lower_head(e, tf, in.phase == Phase::Train ? N : ds.seqs, in.phase == Phase::Train);
 }
 
+// An element-wise op reading `fresh_bytes` its predecessor just wrote: served from the last-level
+// cache when everything it touches fits there.
+void read_after_write(const Emitter& e, Operator& op, double fresh_bytes) {
+  if (e.cache_holds(op.bytes)) op.bytes -= fresh_bytes;
+}
+
 // CNN rows: convolutions as implicit GEMMs (m = batch*H*W, n = cout, k = cin/groups*k*k).
 void lower_cnn(Emitter& e, const ModelSpec& m, const LoweringInput& in) {
   const double B = in.batch;
@@ -504,14 +518,19 @@ void lower_cnn(Emitter& e, const ModelSpec& m, const LoweringInput& in) {
         op.name = l.groups > 1 ? "dwconv" : (l.kernel_h * l.kernel_w == 1 ? "conv1x1" : "conv");
         op.cls = l.groups > 1 && cin_per_group <= 8 ? OpClass::Vector : OpClass::Conv;
         op.flops = op.hw_flops = 2.0 * B * hw_out * l.cout * k;
-        op.bytes = l.cout * k * e.pw + in_elems * e.pa + B * hw_out * l.cout * e.pa;
+        const double weight_bytes = l.cout * k * e.pw, in_bytes = in_elems * e.pa,
+                     out_bytes = B * hw_out * l.cout * e.pa;
+        op.bytes = weight_bytes + in_bytes + out_bytes;
+        // The input was written by the layer before (or, for a projection shortcut, a few layers
+        // before within the same block): a cache hit when the working set fits.
+        if (e.cache_holds(weight_bytes + in_bytes + out_bytes)) op.bytes -= in_bytes;
         op.m = B * hw_out, op.n = l.cout, op.k = k;
         op.precision = e.math;
         e.out.push_back(op);
         if (!e.fused) {  // eager: batch norm and activation each re-read the conv output
           const double out = B * hw_out * l.cout;
-          e.vec("batchnorm", out, out, 2.0, 1, e.pa);
-          e.vec("activation", out, out, 1.0, 1, e.pa);
+          read_after_write(e, e.vec("batchnorm", out, out, 2.0, 1, e.pa), out * e.pa);
+          read_after_write(e, e.vec("activation", out, out, 1.0, 1, e.pa), out * e.pa);
         }
         break;
       }
@@ -519,7 +538,8 @@ void lower_cnn(Emitter& e, const ModelSpec& m, const LoweringInput& in) {
         // A pool reads what the previous layer wrote (window and stride need not match).
         const double out = B * l.cout * hw_out;
         const double in_elems = previous_out > 0 ? B * previous_out : out * l.stride_h * l.stride_w;
-        e.vec("pool", in_elems, out, static_cast<double>(l.kernel_h) * l.kernel_w, 1, e.pa);
+        read_after_write(e, e.vec("pool", in_elems, out, static_cast<double>(l.kernel_h) * l.kernel_w, 1, e.pa),
+                         in_elems * e.pa);
         break;
       }
       case CnnLayer::Type::Add:
@@ -529,7 +549,9 @@ void lower_cnn(Emitter& e, const ModelSpec& m, const LoweringInput& in) {
           e.out.back().flops += B * l.cout * hw_out;
           e.out.back().hw_flops += B * l.cout * hw_out;
         } else {
-          e.vec("residual_add", 2 * B * l.cout * hw_out, B * l.cout * hw_out, 1.0, 1, e.pa);
+          // Reads the branch output (just written) and the skip tensor (written a block ago).
+          const double out = B * l.cout * hw_out;
+          read_after_write(e, e.vec("residual_add", 2 * out, out, 1.0, 1, e.pa), out * e.pa);
         }
         break;
       case CnnLayer::Type::SqueezeExcite: {
@@ -649,6 +671,7 @@ void lower(const ModelSpec& model, const LoweringInput& in, std::vector<Operator
   // parameters, with the model config's dropout active.
   e.amp = in.hf_modules && training && bytes_per_element(in.compute_precision) < 4.0;
   if (in.hf_modules && training && model.kind != ModelKind::CNN) e.dropout = model.tf.train_dropout;
+  e.cache = in.cache_bytes;
   switch (model.kind) {
     case ModelKind::Decoder: lower_decoder_model(e, model, in); break;
     case ModelKind::Encoder: lower_encoder_model(e, model, in); break;

@@ -59,6 +59,10 @@ struct LoweringInput {
   bool fused = true;
   // Hugging Face transformers modules (implies unfused): see Fusion::Hf in efficiency.hpp.
   bool hf_modules = false;
+  // Last-level GPU cache (L2, AMD's Infinity Cache) that can keep a producer's output for its
+  // consumer; 0 (the textbook model, or devices without one): every read comes from DRAM. Used for
+  // CNN layer chains, where activations are the traffic (physics/lowering.cpp, Emitter::cache_holds).
+  double cache_bytes = 0;
 };
 
 // Appends the operators of one step of `in.phase` to `out` (cleared first).

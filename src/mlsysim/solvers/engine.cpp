@@ -142,6 +142,10 @@ LoweringInput lowering_input(const Profile& p) {
   in.recompute = p.recompute;
   in.fused = p.fusion == Fusion::Fused;
   in.hf_modules = p.fusion == Fusion::Hf;
+  const HardwareSpec& hw = *p.hardware;
+  const bool last_level_cache = hw.onchip_kind.rfind("L2", 0) == 0 ||
+                                hw.onchip_kind.find("LLC") != std::string::npos;
+  if (last_level_cache && p.teaching_efficiency <= 0) in.cache_bytes = hw.onchip_memory.si();
   return in;
 }
 
