@@ -164,7 +164,7 @@ void residual_norm(Emitter& e, const TransformerSpec& tf, const char* plain, con
 
 // Dropout in training (torch native_dropout: one kernel reads x and writes y and a 1-byte keep
 // mask; its backward reads the gradient and the mask and writes one gradient, the same traffic).
-void dropout(Emitter& e, const char* name, double elems, double count, double elem_bytes) {
+void branch_dropout(Emitter& e, const char* name, double elems, double count, double elem_bytes) {
   if (e.dropout <= 0) return;
   Operator& op = e.vec(name, elems, elems, 2.0, count, elem_bytes);
   op.bytes += elems * 1.0;
@@ -175,7 +175,7 @@ void dropout(Emitter& e, const char* name, double elems, double count, double el
 // into the residual stream. Under AMP the add reads fp32 + 16-bit and writes fp32.
 void residual_add(Emitter& e, const char* dropout_name, const char* add_name, double elems,
                   double layers) {
-  dropout(e, dropout_name, elems, layers, e.pa);
+  branch_dropout(e, dropout_name, elems, layers, e.pa);
   e.vec(add_name, 2 * elems, elems, 1.0, layers, e.pa).bytes =
       elems * (e.residual_bytes() + e.pa + e.residual_bytes());
 }
@@ -390,7 +390,7 @@ void lower_embedding(Emitter& e, const TransformerSpec& tf, double N) {
   if (e.amp) op.bytes = N * tf.hidden * 8.0;  // fp32 table rows in, fp32 residual stream out
   op.precision = e.math;
   e.out.push_back(op);
-  dropout(e, "embedding_dropout", N * tf.hidden, 1, e.residual_bytes());
+  branch_dropout(e, "embedding_dropout", N * tf.hidden, 1, e.residual_bytes());
 }
 
 // Output head: logits only for the positions that need them.
@@ -538,8 +538,8 @@ void lower_cnn(Emitter& e, const ModelSpec& m, const LoweringInput& in) {
         // A pool reads what the previous layer wrote (window and stride need not match).
         const double out = B * l.cout * hw_out;
         const double in_elems = previous_out > 0 ? B * previous_out : out * l.stride_h * l.stride_w;
-        read_after_write(e, e.vec("pool", in_elems, out, static_cast<double>(l.kernel_h) * l.kernel_w, 1, e.pa),
-                         in_elems * e.pa);
+        const double window = static_cast<double>(l.kernel_h) * l.kernel_w;
+        read_after_write(e, e.vec("pool", in_elems, out, window, 1, e.pa), in_elems * e.pa);
         break;
       }
       case CnnLayer::Type::Add:
