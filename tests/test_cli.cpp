@@ -60,6 +60,12 @@ TEST(Cli, BadInputExitsOne) {
   EXPECT_EQ(run("solve --model llama3-8b --hardware h100 --precision fp6").code, 1);
   EXPECT_EQ(run("solve --model llama3-8b --hardware h100 --phase sleep").code, 1);
   EXPECT_EQ(run("solve --model llama3-8b").code, 1);  // missing --hardware
+  const Result att = run("solve --model llama3-8b --hardware h100 --attention naive --format json");
+  EXPECT_EQ(att.code, 1);
+  EXPECT_NE(nlohmann::json::parse(att.out)["error"].get<std::string>().find(
+                "--attention must be flash|materialized"),
+            std::string::npos);
+  EXPECT_EQ(run("train --model llama3-70b --hardware h100 --gpus 64 --tp 8 --attention naive").code, 1);
   const Result j = run("solve --model llama3-8 --hardware h100 --format json");
   EXPECT_NE(nlohmann::json::parse(j.out)["error"].get<std::string>().find("did you mean 'llama3-8b'"),
             std::string::npos);

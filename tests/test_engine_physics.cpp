@@ -323,6 +323,39 @@ TEST(EnginePhysics, ConvInputsStayInTheLastLevelCacheWhenTheWorkingSetFits) {
   }
 }
 
+TEST(EnginePhysics, MaterializedAttentionWritesTheScoresToMemory) {
+  SolveRequest flash, mat;
+  flash.phase = mat.phase = Phase::Prefill;
+  flash.seq_len = mat.seq_len = 1024;
+  mat.attention = AttentionKernel::Materialized;
+  const Profile f = run("llama3-8b", "h100", flash), m = run("llama3-8b", "h100", mat);
+  const double layers = 32, heads = 32, S = 1024, d = 128;
+  const double scores = heads * S * S;  // batch 1: every query-key product of each head
+  // QK^T as a dense batched GEMM computes all S x S products; model FLOPs count the causal pairs.
+  EXPECT_DOUBLE_EQ(op(m, "attn_scores").flops.si(), layers * 2 * heads * (S * (S + 1) / 2) * d);
+  EXPECT_DOUBLE_EQ(op(m, "attn_softmax").bytes.si(), layers * 2 * scores * 2);  // read + write, bf16
+  // Same model FLOPs as the fused kernel; more hardware FLOPs and more bytes; never faster.
+  EXPECT_DOUBLE_EQ(op(m, "attn_scores").flops.si() + op(m, "attn_context").flops.si(),
+                   op(f, "attention").flops.si());
+  // Extra hardware FLOPs: the masked half of both GEMMs, and the softmax's 5 per score.
+  EXPECT_DOUBLE_EQ(m.hardware_flops.si() - f.hardware_flops.si(),
+                   layers * (2 * heads * (S * S - S * (S + 1) / 2) * (2 * d) + 5 * scores));
+  EXPECT_GT(m.bytes_moved, f.bytes_moved);
+  EXPECT_GT(m.latency, f.latency);
+  EXPECT_THROW(op(m, "attention"), std::runtime_error);
+  // Training without recomputation saves the softmax output per layer: heads x S x S x 2 bytes
+  // (llama3-8b has no dropout), on top of what the fused kernel's backward needs.
+  SolveRequest tf = flash, tm = mat;
+  tf.phase = tm.phase = Phase::Train;
+  EXPECT_DOUBLE_EQ(run("llama3-8b", "h100", tm).memory.activations.si() -
+                       run("llama3-8b", "h100", tf).memory.activations.si(),
+                   layers * scores * 2);
+  // Selective recomputation recomputes exactly those scores.
+  tf.recompute = tm.recompute = Recompute::Selective;
+  EXPECT_DOUBLE_EQ(run("llama3-8b", "h100", tm).memory.activations.si(),
+                   run("llama3-8b", "h100", tf).memory.activations.si());
+}
+
 TEST(EnginePhysics, AttentionRateGrowsWithTheKeysEachQueryVisits) {
   const HardwareSpec& h100 = hw("h100");
   ASSERT_GT(h100.efficiency.attention_half_keys, 0);  // calibrated from the attention microbench

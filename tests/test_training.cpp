@@ -77,6 +77,24 @@ TEST(Training, IdentitiesOfTheResult) {
   EXPECT_LT(r.mfu, 0.75);
 }
 
+TEST(Training, FullRecomputationHoldsOneLayersWorkingSetPerGpu) {
+  // Llama-3 70B, TP8 x PP4, no sequence parallelism, full recomputation, micro-batch 1 x 4096:
+  // each micro-batch in flight stashes only its layer inputs, 20 layers x 4096 x 8192 x 2 B; the
+  // layer being recomputed holds its saved tensors once, however many micro-batches are in flight.
+  auto activations = [](int global_batch) {
+    TrainingRequest r = req(32, 8, 4, global_batch, 4096);
+    r.layout.dp = 1;
+    r.recompute = Recompute::Full;
+    r.sequence_parallel = false;
+    return run70b(r).memory.activations.si();
+  };
+  const double stash = 20.0 * 4096 * 8192 * 2;
+  const double two_in_flight = activations(2), four_in_flight = activations(4);
+  EXPECT_DOUBLE_EQ(four_in_flight - two_in_flight, 2 * stash);
+  EXPECT_DOUBLE_EQ(activations(8), four_in_flight);  // 1F1B: at most p = 4 in flight
+  EXPECT_LT(two_in_flight - 2 * stash, stash);        // working set + logits, counted once
+}
+
 TEST(Training, MoreGpusNeverRaisePerGpuMemory) {
   double prev = 1e30;
   for (int gpus : {16, 32, 64, 128, 256}) {

@@ -13,7 +13,7 @@ namespace {
 
 struct SolveOptions {
   std::string model, hardware, phase, precision, kv_precision, compute_precision, recompute = "none",
-      runtime = "graph", fusion = "auto";
+      runtime = "graph", fusion = "auto", attention = "flash";
   int batch = 1;
   std::optional<int> seq_len, context;
   double efficiency = 0;
@@ -45,6 +45,7 @@ int run_solve(const GlobalOptions& g, const SolveOptions& o) {
                                        {"full", Recompute::Full}});
   r.runtime = parse_runtime_flag(o.runtime);
   r.fusion = parse_fusion_flag(o.fusion);
+  r.attention = parse_attention_flag(o.attention);
   if (o.efficiency != 0 && (o.efficiency <= 0 || o.efficiency > 1))
     throw BadInput(fmt::format("--efficiency must be in (0, 1], got {}", o.efficiency));
   r.efficiency = o.efficiency;
@@ -81,6 +82,7 @@ const CommandRegistrar registrar(10, "solve", [](CLI::App& app, const GlobalOpti
                   "auto (default: fused under graph, unfused under eager) | fused (compiled kernels) | "
                   "unfused (one kernel per PyTorch op) | hf (Hugging Face transformers modules, eager; "
                   "--phase train: autocast over fp32 parameters, config dropout on)");
+  cmd->add_option("--attention", o->attention, kAttentionHelp);
   cmd->add_option("--efficiency", o->efficiency, "Textbook model: one efficiency factor in (0, 1]");
   cmd->add_flag("--operators", o->operators, "Table output: list every operator");
   return Command{cmd, [o, &g] { return run_solve(g, *o); }};

@@ -60,6 +60,9 @@ const ModelSpec& resolve_model(const Catalog& c, const std::string& name, ModelS
 Runtime parse_runtime_flag(const std::string& value) { return parse_runtime(value, "--runtime"); }
 
 Fusion parse_fusion_flag(const std::string& value) { return parse_fusion(value, "--fusion"); }
+AttentionKernel parse_attention_flag(const std::string& value) {
+  return parse_attention_kernel(value, "--attention");
+}
 
 Precision parse_precision_flag(const std::string& flag, const std::string& value) {
   auto p = parse_precision(value);

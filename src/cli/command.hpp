@@ -81,6 +81,10 @@ T parse_enum(const std::string& flag, const std::string& value,
 // --runtime graph|eager and --fusion auto|fused|unfused|hf (physics/efficiency.hpp's parsers).
 Runtime parse_runtime_flag(const std::string& value);
 Fusion parse_fusion_flag(const std::string& value);
+AttentionKernel parse_attention_flag(const std::string& value);  // --attention flash|materialized
+inline constexpr const char* kAttentionHelp =
+    "flash (one fused kernel, scores stay on chip; default) | materialized (QK^T, softmax, PV with "
+    "the scores in memory: Megatron-LM before FlashAttention, PyTorch's math SDPA)";
 
 // The --model (id, alias or config.json path) and --hardware options every workload command takes.
 void add_workload_options(CLI::App* cmd, std::string& model, std::string& hardware,

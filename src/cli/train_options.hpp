@@ -15,7 +15,8 @@
 namespace mlsysim::cli {
 
 struct TrainOptions {
-  std::string model, hardware, cluster, precision, recompute = "selective", straggler = "none";
+  std::string model, hardware, cluster, precision, recompute = "selective", straggler = "none",
+      attention = "flash";
   int gpus = 0, tp = 1, pp = 1, dp = 0, cp = 1, ep = 1, vpp = 1, zero = 1;
   int global_batch = 0, micro_batch = 1;
   std::optional<int> seq_len;
@@ -50,6 +51,7 @@ inline void add_train_options(CLI::App* cmd, TrainOptions& o, bool model_require
   cmd->add_flag("--no-sequence-parallel", o.no_sequence_parallel, "Replicate LayerNorm/dropout activations across TP");
   cmd->add_flag("--no-overlap", o.no_overlap, "Do not overlap the DP gradient sync with the backward pass");
   cmd->add_flag("--bf16-grads", o.bf16_grads, "Reduce gradients in 16 bits instead of fp32");
+  cmd->add_option("--attention", o.attention, kAttentionHelp);
 }
 
 // The built-in fleet is shared, not copied (as load_catalog does for devices and models).
@@ -105,6 +107,7 @@ inline std::unique_ptr<TrainSetup> make_train_setup(const GlobalOptions& g, cons
   r.overlap = !o.no_overlap;
   r.overlap_efficiency = o.overlap_efficiency;
   r.fp32_gradients = !o.bf16_grads;
+  r.attention = parse_attention_flag(o.attention);
   r.straggler.model = parse_enum<StragglerModel>("--straggler", o.straggler,
                                                  {{"none", StragglerModel::None}, {"factor", StragglerModel::Factor},
                                                   {"normal", StragglerModel::Normal},

@@ -33,6 +33,13 @@ const char* to_string(Fusion f) {
   }
   return "?";
 }
+const char* to_string(AttentionKernel a) {
+  return a == AttentionKernel::Flash ? "flash" : "materialized";
+}
+AttentionKernel parse_attention_kernel(std::string_view value, std::string_view what) {
+  constexpr AttentionKernel kAll[] = {AttentionKernel::Flash, AttentionKernel::Materialized};
+  return parse_named(value, what, kAll);
+}
 Runtime parse_runtime(std::string_view value, std::string_view what) {
   constexpr Runtime kAll[] = {Runtime::Graph, Runtime::Eager};
   return parse_named(value, what, kAll);

@@ -34,6 +34,13 @@ Fusion resolve_fusion(Fusion f, Runtime r);
 // Parse the spellings to_string() gives ("graph", "eager"; "auto", "fused", "unfused", "hf");
 // anything else is BadInput naming `what` (the flag or argument) and the valid spellings.
 Runtime parse_runtime(std::string_view value, std::string_view what);
+// How attention runs. Flash: one fused kernel that keeps the scores on chip (FlashAttention, cuDNN,
+// TensorRT; the default). Materialized: QK^T and PV as batched GEMMs with the scores written to
+// memory between them and softmaxed (and dropped out in training) in passes of their own, as
+// Megatron-LM before FlashAttention and PyTorch's "math" SDPA backend do.
+enum class AttentionKernel { Flash, Materialized };
+const char* to_string(AttentionKernel a);
+AttentionKernel parse_attention_kernel(std::string_view value, std::string_view what);
 Fusion parse_fusion(std::string_view value, std::string_view what);
 
 enum class Wall { Compute, Memory, Overhead };

@@ -68,6 +68,8 @@ struct Emitter {
   double dropout = 0;           // training dropout on embeddings and residual branches (0: none)
   double amp_weight_elems = 0;  // parameters the forward casts to 16 bits under autocast
   double cache = 0;             // last-level cache bytes (LoweringInput::cache_bytes)
+  bool materialized_attention = false;  // LoweringInput::materialized_attention
+  double attention_dropout = 0;  // training dropout on attention probabilities (materialized only)
 
   // Whether an operator whose input was written just before it finds that input still in the
   // last-level cache: input, output and weights together fit (an LRU cache of that size keeps the
@@ -187,6 +189,48 @@ Precision attention_precision(Precision math) {
   return bytes_per_element(math) < 2.0 ? Precision::BF16 : math;
 }
 
+// Attention with the scores in memory (Megatron-LM 2021's baddbmm + fused scale-mask-softmax +
+// dropout + bmm; PyTorch's "math" SDPA): two batched GEMMs that compute every query-key product
+// (a dense GEMM cannot skip the causal mask's zeros, so hardware FLOPs cover all T x keys scores
+// while model FLOPs count the attended pairs), and between them element-wise passes over the
+// B x H x T x keys scores: one softmax (read, write) and, in training, one dropout (read, write,
+// 1-byte mask). The activation sizes are Korthikanti et al. 2022's 5as/h term.
+void lower_materialized_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s,
+                                  double layers, double q_dim, double dk, double dv) {
+  const double N = s.seqs * s.new_tokens, H = tf.heads;
+  const double keys = s.context + s.new_tokens;
+  const double pairs = attention_pairs_per_layer(tf, s.new_tokens, s.context, s.causal);
+  const double scores = s.seqs * H * s.new_tokens * keys;
+  const double kv_heads = tf.is_mla() ? H : tf.kv_heads;
+  const double kv_bytes = s.writes_kv ? e.pk : e.pa;
+  auto batched_gemm = [&](const char* name, double k, double n, double in_bytes, double out_bytes,
+                          double head_dim) -> Operator& {
+    Operator op;
+    op.name = name;
+    op.cls = OpClass::Gemm;
+    op.flops = 2.0 * s.seqs * H * pairs * head_dim;
+    op.hw_flops = 2.0 * scores * head_dim;
+    op.bytes = in_bytes + out_bytes;
+    op.m = s.seqs * H * s.new_tokens, op.n = n, op.k = k;  // the batch of heads stacked along m
+    op.count = layers;
+    op.precision = attention_precision(e.math);
+    e.out.push_back(op);
+    return e.out.back();
+  };
+  // S = Q K^T: reads Q and K, writes the scores.
+  batched_gemm("attn_scores", dk, keys,
+               N * q_dim * e.pa + s.seqs * keys * kv_heads * dk * kv_bytes, scores * e.pa, dk);
+  e.vec("attn_softmax", scores, scores, 5.0, layers, e.pa);  // scale, mask, max, exp, sum
+  if (e.attention_dropout > 0) {
+    Operator& drop = e.vec("attn_probs_dropout", scores, scores, 2.0, layers, e.pa);
+    drop.bytes += scores * 1.0;
+    drop.backward_scale = 1.0;
+  }
+  // O = P V: reads the probabilities and V, writes the context.
+  batched_gemm("attn_context", keys, dv,
+               scores * e.pa + s.seqs * keys * kv_heads * dv * kv_bytes, N * H * dv * e.pa, dv);
+}
+
 // Attention sub-block of one layer (repeated `layers` times).
 void lower_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s, double layers) {
   const double N = s.seqs * s.new_tokens, h = tf.hidden, H = tf.heads;
@@ -259,8 +303,9 @@ void lower_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s,
     if (e.hf) w.bytes = s.seqs * kv_write_elems * (2.0 * s.context + 2.0 * s.new_tokens) * e.pk;
   }
 
-  // Attention core (FlashAttention-style fused kernel): QK^T and PV over the attended pairs.
-  {
+  if (e.materialized_attention) {
+    lower_materialized_attention(e, tf, s, layers, q_dim, dk, dv);
+  } else {  // Attention core (FlashAttention-style fused kernel): QK^T and PV over the attended pairs.
     const double pairs = attention_pairs_per_layer(tf, s.new_tokens, s.context, s.causal);
     const double kv_heads = tf.is_mla() ? 1.0 : tf.kv_heads;
     const double kv_tokens =
@@ -672,6 +717,9 @@ void lower(const ModelSpec& model, const LoweringInput& in, std::vector<Operator
   e.amp = in.hf_modules && training && bytes_per_element(in.compute_precision) < 4.0;
   if (in.hf_modules && training && model.kind != ModelKind::CNN) e.dropout = model.tf.train_dropout;
   e.cache = in.cache_bytes;
+  e.materialized_attention = in.materialized_attention;
+  if (training && in.materialized_attention && model.kind != ModelKind::CNN)
+    e.attention_dropout = model.tf.train_dropout;
   switch (model.kind) {
     case ModelKind::Decoder: lower_decoder_model(e, model, in); break;
     case ModelKind::Encoder: lower_encoder_model(e, model, in); break;

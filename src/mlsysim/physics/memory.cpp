@@ -39,6 +39,10 @@ double saved_activation_bytes_per_token_layer(const TransformerSpec& tf, double 
 
 }  // namespace
 
+Bytes recompute_working_set(const TransformerSpec& tf, double tokens, double activation_bytes) {
+  return Bytes(tokens * saved_activation_bytes_per_token_layer(tf, activation_bytes));
+}
+
 MemoryLedger memory_ledger(const ModelSpec& m, const LoweringInput& in, double params) {
   MemoryLedger ledger;
   const double pw = bytes_per_element(in.weight_precision);
@@ -69,9 +73,14 @@ MemoryLedger memory_ledger(const ModelSpec& m, const LoweringInput& in, double p
                                                            : tf.layers;
     const double N = B * tokens;
     if (training) {
-      const double per_layer = in.recompute == Recompute::Full
-                                   ? tf.hidden * pa  // layer input only, the rest is recomputed
-                                   : saved_activation_bytes_per_token_layer(tf, pa);
+      double per_layer = in.recompute == Recompute::Full
+                             ? tf.hidden * pa  // layer input only, the rest is recomputed
+                             : saved_activation_bytes_per_token_layer(tf, pa);
+      // Materialized attention also saves the softmax output and, with dropout, its 1-byte mask
+      // and output: H x S scores per token (Korthikanti et al. 2022's 5as/h term with dropout).
+      // Selective recomputation recomputes exactly these.
+      if (in.materialized_attention && in.recompute == Recompute::None)
+        per_layer += tf.heads * tokens * (pa + (tf.train_dropout > 0 ? 1.0 + pa : 0.0));
       // + one layer's full working set during recomputation, + fp32 logits and their gradient.
       const double working = in.recompute == Recompute::Full
                                  ? saved_activation_bytes_per_token_layer(tf, pa) : 0.0;

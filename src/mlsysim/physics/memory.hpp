@@ -27,5 +27,9 @@ struct MemoryLedger {
 Bytes kv_cache_bytes_per_token(const ModelSpec& m, Precision kv_precision);
 
 MemoryLedger memory_ledger(const ModelSpec& m, const LoweringInput& in, double params);
+// Full recomputation re-runs one layer at a time: the tensors that layer saves for its backward
+// exist once per device while it is recomputed, for `tokens` tokens (included in memory_ledger's
+// training activations; the pipeline-training ledger keeps it out of the per-micro-batch stash).
+Bytes recompute_working_set(const TransformerSpec& tf, double tokens, double activation_bytes);
 
 }  // namespace mlsysim

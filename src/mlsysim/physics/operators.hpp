@@ -63,6 +63,9 @@ struct LoweringInput {
   // consumer; 0 (the textbook model, or devices without one): every read comes from DRAM. Used for
   // CNN layer chains, where activations are the traffic (physics/lowering.cpp, Emitter::cache_holds).
   double cache_bytes = 0;
+  // Attention with the scores written to memory (AttentionKernel::Materialized in
+  // physics/efficiency.hpp) instead of one fused FlashAttention-style kernel.
+  bool materialized_attention = false;
 };
 
 // Appends the operators of one step of `in.phase` to `out` (cleared first).

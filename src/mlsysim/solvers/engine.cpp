@@ -142,6 +142,7 @@ LoweringInput lowering_input(const Profile& p) {
   in.recompute = p.recompute;
   in.fused = p.fusion == Fusion::Fused;
   in.hf_modules = p.fusion == Fusion::Hf;
+  in.materialized_attention = p.attention == AttentionKernel::Materialized;
   const HardwareSpec& hw = *p.hardware;
   const bool last_level_cache = hw.onchip_kind.rfind("L2", 0) == 0 ||
                                 hw.onchip_kind.find("LLC") != std::string::npos;
@@ -228,6 +229,7 @@ Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest
   p.recompute = request.recompute;
   p.runtime = request.runtime;
   p.fusion = resolve_fusion(request.fusion, request.runtime);
+  p.attention = request.attention;
   p.teaching_efficiency = request.efficiency;
 
   const LoweringInput in = lowering_input(p);

@@ -28,6 +28,7 @@ struct SolveRequest {
   Recompute recompute = Recompute::None;
   Runtime runtime = Runtime::Graph;
   Fusion fusion = Fusion::Auto;  // auto: fused under graph, unfused under eager
+  AttentionKernel attention = AttentionKernel::Flash;
   double efficiency = 0;  // > 0: the textbook single-efficiency model (teaching mode)
   bool keep_operators = true;  // false: skip the per-operator breakdown (sweeps: no allocation)
 };
@@ -58,6 +59,7 @@ struct Profile {
   Recompute recompute = Recompute::None;
   Runtime runtime = Runtime::Graph;
   Fusion fusion = Fusion::Fused;  // resolved (never Auto)
+  AttentionKernel attention = AttentionKernel::Flash;
   double teaching_efficiency = 0;
 
   Seconds latency{}, compute_time{}, memory_time{}, overhead_time{};

@@ -64,9 +64,11 @@ TrainingEvaluator::TrainingEvaluator(const ModelSpec& model, const HardwareSpec&
 
 const TrainingEvaluator::ShardSolve& TrainingEvaluator::shard(int tp, int pp, int b, int seq,
                                                               Recompute r,
-                                                              std::optional<Precision> prec) {
-  const std::string key = fmt::format("{}/{}/{}/{}/{}/{}", tp, pp, b, seq, static_cast<int>(r),
-                                      prec ? static_cast<int>(*prec) : -1);
+                                                              std::optional<Precision> prec,
+                                                              AttentionKernel attention) {
+  const std::string key = fmt::format("{}/{}/{}/{}/{}/{}/{}", tp, pp, b, seq, static_cast<int>(r),
+                                      prec ? static_cast<int>(*prec) : -1,
+                                      static_cast<int>(attention));
   if (auto it = cache_.find(key); it != cache_.end()) return it->second;
   const std::string mkey = fmt::format("{}/{}", tp, pp);
   auto mit = shard_models_.find(mkey);
@@ -78,6 +80,7 @@ const TrainingEvaluator::ShardSolve& TrainingEvaluator::shard(int tp, int pp, in
   req.seq_len = seq;
   req.precision = prec;
   req.recompute = r;
+  req.attention = attention;
   const Profile p = solve(mit->second, hw_, req);
   ShardSolve s;
   s.time = p.latency;
@@ -86,10 +89,13 @@ const TrainingEvaluator::ShardSolve& TrainingEvaluator::shard(int tp, int pp, in
       s.time -= op.timing.total();
       continue;
     }
-    if (op.cls == OpClass::Attention) s.attention_time += op.timing.total();
     // The operators outside the layer stack (physics/lowering.cpp lower_embedding / lower_head):
     // only the first stage embeds and only the last stage runs the head and the loss.
     const std::string_view name = op.name ? op.name : "";
+    // The fused kernel, or the materialized path's scores, softmax, dropout and context.
+    const bool materialized_part = name == "attn_scores" || name == "attn_softmax" ||
+                                   name == "attn_probs_dropout" || name == "attn_context";
+    if (op.cls == OpClass::Attention || materialized_part) s.attention_time += op.timing.total();
     if (name == "embedding") s.embedding_time += op.timing.total();
     else if (name == "final_norm" || name == "lm_head" || name == "cross_entropy")
       s.output_time += op.timing.total();
@@ -104,8 +110,9 @@ const TrainingEvaluator::ShardSolve& TrainingEvaluator::shard(int tp, int pp, in
 }
 
 const TrainingEvaluator::ShardSolve& TrainingEvaluator::reference(int b, int seq,
-                                                                  std::optional<Precision> prec) {
-  return shard(1, 1, b, seq, Recompute::None, prec);
+                                                                  std::optional<Precision> prec,
+                                                                  AttentionKernel attention) {
+  return shard(1, 1, b, seq, Recompute::None, prec, attention);
 }
 
 namespace {
@@ -219,7 +226,7 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   // ---- per-GPU compute: the engine on the TP x PP shard at the full sequence, / cp ------------
   // Solving at seq S and dividing by cp gives each CP rank's share exactly: linear layers see S/cp
   // tokens and attention S/cp queries against all S keys (ring attention).
-  const ShardSolve& sh = shard(r.tp, r.pp, r.b, r.S, rq.recompute, rq.precision);
+  const ShardSolve& sh = shard(r.tp, r.pp, r.b, r.S, rq.recompute, rq.precision, rq.attention);
   res.precision = sh.precision;
   const double act_bytes = std::max(1.0, bytes_per_element(sh.compute_precision));
 
@@ -378,7 +385,7 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   res.bubble_fraction = res.bubble_time / res.step_time;
 
   // ---- efficiency: against the unsharded model on one GPU at the same micro-batch --------------
-  const ShardSolve& ref = reference(r.b, r.S, rq.precision);
+  const ShardSolve& ref = reference(r.b, r.S, rq.precision, rq.attention);
   const double tokens_step = static_cast<double>(r.B) * r.S;
   res.tokens_per_s = tokens_step / res.step_time.si();
   const double ref_tokens_per_s = static_cast<double>(r.b) * r.S / ref.time.si();
@@ -418,7 +425,12 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   // engine's ledger in physics/memory.cpp) exist only on the last stage, which runs each
   // micro-batch's forward and backward back to back (1F1B: one in flight; Narayanan et al. 2021).
   const Bytes logits_mb(static_cast<double>(r.b) * r.S * static_cast<double>(stf.vocab) * 8.0 / r.cp);
-  const Bytes layers_mb = (sh.activations / r.cp - logits_mb) -
+  // Full recomputation: one layer's working set exists once per GPU, not once per micro-batch in
+  // flight (the engine's ledger counts it in each micro-batch's activations).
+  const Bytes recompute_working = rq.recompute == Recompute::Full
+                                      ? recompute_working_set(stf, tokens_rank, act_bytes)
+                                      : Bytes(0);
+  const Bytes layers_mb = (sh.activations / r.cp - logits_mb - recompute_working) -
                           sequence_parallel_activation_savings(stf, tokens_rank, layers_stage,
                                                                res.sequence_parallel ? r.tp : 1, act_bytes,
                                                                rq.recompute == Recompute::Full);
@@ -434,12 +446,13 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
     m.optimizer_states = Bytes(dense * opt_b / zd.optimizer + p_expert * opt_b / ze.optimizer);
     m.activations = r.pp == 1 ? (layers_mb + logits_mb)
                               : layers_mb * (stage_layers / layers_stage * in_flight) + (last ? logits_mb : Bytes(0));
+    m.activations += recompute_working;
     m.buffers = buffers;
     return m;
   };
   if (r.pp == 1 || r.ep > 1) {
     mem = ledger(p_dense, layers_stage, true);
-    if (r.pp > 1) mem.activations = layers_mb * in_flight + logits_mb;
+    if (r.pp > 1) mem.activations = layers_mb * in_flight + logits_mb + recompute_working;
   } else {
     const TrainingMemory first = ledger(stage_params[0] - p_expert, split.first, false);
     const TrainingMemory middle = ledger(stage_params[1] - p_expert, split.middle, false);

@@ -50,6 +50,7 @@ struct TrainingRequest {
   bool overlap = true;            // DP gradient sync overlapped with the backward pass
   double overlap_efficiency = 0.85;  // fraction of the overlap window that hides communication
   bool fp32_gradients = true;     // Megatron accumulates and reduces main gradients in fp32
+  AttentionKernel attention = AttentionKernel::Flash;  // materialized: scores in memory (pre-2022)
   StragglerSpec straggler;
   std::optional<double> tokens;   // training budget; default Chinchilla 20 x parameters
 };
@@ -127,8 +128,9 @@ class TrainingEvaluator {
     double model_flops = 0;    // model FLOPs of that micro-batch (no recomputation)
     Precision compute_precision = Precision::BF16, precision = Precision::BF16;
   };
-  const ShardSolve& shard(int tp, int pp, int b, int seq, Recompute r, std::optional<Precision> prec);
-  const ShardSolve& reference(int b, int seq, std::optional<Precision> prec);
+  const ShardSolve& shard(int tp, int pp, int b, int seq, Recompute r, std::optional<Precision> prec,
+                          AttentionKernel attention);
+  const ShardSolve& reference(int b, int seq, std::optional<Precision> prec, AttentionKernel attention);
 
   const ModelSpec& model_;
   const HardwareSpec& hw_;
