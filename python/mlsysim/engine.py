@@ -52,6 +52,7 @@ class PerformanceProfile:
     batch_size = property(lambda self: self._p.batch_size)
     runtime = property(lambda self: self._p.runtime)
     fusion = property(lambda self: self._p.fusion)
+    attention = property(lambda self: self._p.attention)
 
     @property
     def throughput(self) -> Quantity:
@@ -138,7 +139,7 @@ class Engine:
               context: int | None = None, is_training: bool = False,
               activation_recomputation=False, runtime: str = "graph",
               kv_precision: str | None = None, raise_errors: bool = True,
-              fusion: str = "auto") -> PerformanceProfile:
+              fusion: str = "auto", attention: str = "flash") -> PerformanceProfile:
         """Time one step of `model` on `hardware`.
 
         phase: "decode" (default for LLMs), "prefill", "inference" or "train" (`is_training=True`).
@@ -146,6 +147,8 @@ class Engine:
         runtime: "graph" (CUDA graphs / compiled, default) or "eager" (per-op host dispatch).
         fusion: "auto" (fused under graph, unfused under eager), "fused", "unfused" or "hf"
             (Hugging Face transformers modules in eager mode).
+        attention: "flash" (one fused kernel, default) or "materialized" (scores written to
+            memory between QK^T and PV, as before FlashAttention).
         raise_errors: raise OOMError when the workload does not fit (default), else return the
         profile with ``feasible == False``.
         """
@@ -157,7 +160,7 @@ class Engine:
                                                                     activation_recomputation)
         profile = _core.solve(resolve_model(model), resolve_hardware(hardware), batch_size, phase,
                               seq_len, context, precision, kv_precision, recompute, runtime,
-                              0.0 if efficiency is None else float(efficiency), fusion)
+                              0.0 if efficiency is None else float(efficiency), fusion, attention)
         if raise_errors and not profile.feasible:
             _core.raise_does_not_fit(profile)
         return PerformanceProfile(profile)

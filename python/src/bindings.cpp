@@ -111,6 +111,7 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("phase", [](const Profile& p) { return std::string(to_string(p.phase)); })
       .def_property_readonly("runtime", [](const Profile& p) { return std::string(to_string(p.runtime)); })
       .def_property_readonly("fusion", [](const Profile& p) { return std::string(to_string(p.fusion)); })
+      .def_property_readonly("attention", [](const Profile& p) { return std::string(to_string(p.attention)); })
       .def_readonly("batch_size", &Profile::batch)
       .def_readonly("seq_len", &Profile::seq_len)
       .def_readonly("context", &Profile::context)
@@ -167,7 +168,7 @@ PYBIND11_MODULE(_core, m) {
            std::optional<std::string> phase, std::optional<int> seq_len, std::optional<int> context,
            std::optional<std::string> precision, std::optional<std::string> kv_precision,
            const std::string& recompute, const std::string& runtime, double efficiency,
-           const std::string& fusion) {
+           const std::string& fusion, const std::string& attention) {
           SolveRequest r;
           r.batch = batch_size;
           r.phase = phase_from(phase);
@@ -181,6 +182,7 @@ PYBIND11_MODULE(_core, m) {
           else throw BadInput("activation_recomputation must be none|selective|full; got '" + recompute + "'");
           r.runtime = parse_runtime(runtime, "runtime");
           r.fusion = parse_fusion(fusion, "fusion");
+          r.attention = parse_attention_kernel(attention, "attention");
           if (efficiency != 0 && !(efficiency > 0 && efficiency <= 1))
             throw BadInput("efficiency must be in (0, 1], got " + std::to_string(efficiency));
           r.efficiency = efficiency;
@@ -190,7 +192,8 @@ PYBIND11_MODULE(_core, m) {
         py::arg("seq_len") = py::none(), py::arg("context") = py::none(),
         py::arg("precision") = py::none(), py::arg("kv_precision") = py::none(),
         py::arg("recompute") = "none", py::arg("runtime") = "graph", py::arg("efficiency") = 0.0,
-        py::arg("fusion") = "auto", py::keep_alive<0, 1>(), py::keep_alive<0, 2>());
+        py::arg("fusion") = "auto", py::arg("attention") = "flash", py::keep_alive<0, 1>(),
+        py::keep_alive<0, 2>());
 
   m.def("raise_does_not_fit", [](const Profile& p) {
     throw DoesNotFit(does_not_fit_message(p), p.memory.total().si(), p.memory_capacity.si()); });

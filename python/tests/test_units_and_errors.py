@@ -91,6 +91,14 @@ class RuntimeAndFusion(unittest.TestCase):
         self.assertGreater(unfused_graph.latency.to("ms").magnitude, graph.latency.to("ms").magnitude)
         hf = mlsysim.Engine.solve(m, h, batch_size=1, runtime="eager", fusion="hf")
         self.assertEqual(hf.fusion, "hf")
+        # Attention with the scores in memory: more traffic, never faster; bad names say the choices.
+        flash = mlsysim.Engine.solve(m, h, batch_size=1, phase="prefill", seq_len=4096)
+        mat = mlsysim.Engine.solve(m, h, batch_size=1, phase="prefill", seq_len=4096,
+                                   attention="materialized")
+        self.assertEqual((flash.attention, mat.attention), ("flash", "materialized"))
+        self.assertGreater(mat.latency.to("ms").magnitude, flash.latency.to("ms").magnitude)
+        with self.assertRaisesRegex(ValueError, "flash|materialized"):
+            mlsysim.Engine.solve(m, h, batch_size=1, attention="naive")
         self.assertGreater(hf.latency.to("ms").magnitude, eager.latency.to("ms").magnitude)
         with self.assertRaises(ValueError):
             mlsysim.Engine.solve(m, h, batch_size=1, fusion="partly")
