@@ -203,6 +203,7 @@ def bench_vector(torch, timer, dev, quick):
     for tokens in tokens_list:
         x = torch.randn(tokens, hidden, device=dev, dtype=torch.bfloat16)
         r = torch.randn_like(x)
+        xf = x.float()
         w = torch.randn(hidden, device=dev, dtype=torch.bfloat16)
         gu = torch.randn(tokens, 2 * ffn, device=dev, dtype=torch.bfloat16)
         g, u = gu[:, :ffn], gu[:, ffn:]
@@ -213,6 +214,9 @@ def bench_vector(torch, timer, dev, quick):
             ("silu_mul", lambda: F.silu(g) * u, 4 * tokens * ffn * e, 5 * tokens * ffn),
             # Interleaved-RoPE style operands: stride-2 views defeat vectorized loads.
             ("mul_strided", lambda: x[:, ::2] * r[:, 1::2], 3 * tokens * hidden // 2 * e, tokens * hidden // 2),
+            # Autocast training's residual add: fp32 stream + bf16 branch -> fp32 (4 + 2 + 4 bytes).
+            # Mixed dtypes need dynamic casting, which may take the non-vectorized kernel path.
+            ("add_mixed_dtype", lambda: torch.add(xf, r), tokens * hidden * (4 + 2 + 4), tokens * hidden),
         ]
         for name, fn, nbytes, flops in cases:
             t = timer(fn)
@@ -220,8 +224,8 @@ def bench_vector(torch, timer, dev, quick):
             out.append({"op": name, "tokens": tokens, "width": width,
                         "bytes": nbytes, "flops": flops, "seconds": float(f"{t:.4g}"),
                         "GBps": round(nbytes / t / 1e9, 1)})
-            log(f"  {name:9s} tokens={tokens:<6d} {t * 1e6:9.2f} us {nbytes / t / 1e9:8.1f} GB/s")
-        del x, r, gu
+            log(f"  {name:15s} tokens={tokens:<6d} {t * 1e6:9.2f} us {nbytes / t / 1e9:8.1f} GB/s")
+        del x, xf, r, gu
     torch.cuda.empty_cache()
     return out
 
