@@ -68,6 +68,9 @@ TEST(Errors, PhaseThatTheModelDoesNotHave) {
   r.phase = Phase::Decode;
   const auto msg = bad_input_message([&] { solve(model("resnet50"), hw("h100"), r); });
   EXPECT_TRUE(contains(msg, "use --phase inference or train")) << msg;
+  EXPECT_TRUE(contains(msg, "resnet50 is a cnn model")) << msg;
+  const auto encoder = bad_input_message([&] { solve(model("bert-base"), hw("h100"), r); });
+  EXPECT_TRUE(contains(encoder, "bert-base is an encoder model")) << encoder;
 }
 
 TEST(Errors, PrecisionTheDeviceLacksIsAnErrorOrAReportedFallback) {

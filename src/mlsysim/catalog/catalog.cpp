@@ -499,6 +499,12 @@ Catalog Catalog::with_user_dir(const std::string& dir) {
   return c;
 }
 
+std::string a_kind_model(ModelKind k) {
+  const std::string kind = to_string(k);
+  const bool vowel = kind.find_first_of("aeio") == 0;
+  return (vowel ? "an " : "a ") + kind + " model";
+}
+
 const char* to_string(ModelKind k) {
   switch (k) {
     case ModelKind::Decoder: return "decoder";

@@ -101,5 +101,7 @@ struct ModelSpec {
 };
 
 const char* to_string(ModelKind k);
+// "a decoder model", "an encoder model": the kind with its article, for messages.
+std::string a_kind_model(ModelKind k);
 
 }  // namespace mlsysim

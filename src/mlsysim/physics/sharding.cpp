@@ -18,8 +18,8 @@ std::string divisors_up_to(int n, int limit) {
 
 ModelSpec shard_transformer(const ModelSpec& model, const ShardPlan& plan) {
   if (!model.is_transformer())
-    throw BadInput(model.id + " is a " + to_string(model.kind) +
-                   " model: tensor/pipeline sharding applies to transformers");
+    throw BadInput(model.id + " is " + a_kind_model(model.kind) +
+                   ": tensor/pipeline sharding applies to transformers");
   if (plan.tp < 1 || plan.pp < 1 || plan.ep < 1)
     throw BadInput("tp, pp and ep must be >= 1");
   ModelSpec s = model;

@@ -28,8 +28,8 @@ void check_phase(const ModelSpec& m, Phase phase) {
   const bool lm = m.is_language_model();
   if ((phase == Phase::Prefill || phase == Phase::Decode) && !lm)
     throw BadInput(std::string("--phase ") + to_string(phase) + " needs a language model with a "
-                   "KV cache; " + m.id + " is a " + to_string(m.kind) +
-                   " model: use --phase inference or train");
+                   "KV cache; " + m.id + " is " + a_kind_model(m.kind) +
+                   ": use --phase inference or train");
 }
 
 int default_seq_len(const ModelSpec& m) {

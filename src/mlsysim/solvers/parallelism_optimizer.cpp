@@ -36,8 +36,8 @@ OptimizerResult optimize_parallelism(const ModelSpec& model, const HardwareSpec&
                                      const Cluster& cluster, const OptimizerRequest& req) {
   const auto t0 = std::chrono::steady_clock::now();
   if (!model.is_transformer())
-    throw BadInput("the parallelism optimizer searches transformer layouts; " + model.id + " is a " +
-                   to_string(model.kind) + " model");
+    throw BadInput("the parallelism optimizer searches transformer layouts; " + model.id + " is " +
+                   a_kind_model(model.kind));
   const int N = req.gpus > 0 ? req.gpus : cluster.total_gpus();
   if (N > cluster.total_gpus())
     throw BadInput(fmt::format("--gpus {} exceeds cluster {} ({} GPUs)", N, cluster.id, cluster.total_gpus()));

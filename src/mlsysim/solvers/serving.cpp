@@ -22,8 +22,8 @@ constexpr int kMaxComputeBoundSearch = 65536;
 
 void require_llm(const ModelSpec& m, const char* flag) {
   if (m.kind != ModelKind::Decoder)
-    throw BadInput(std::string(flag) + " " + m.id + " is a " + to_string(m.kind) +
-                   " model: serving (prefill + decode with a KV cache) needs a decoder-only LLM, "
+    throw BadInput(std::string(flag) + " " + m.id + " is " + a_kind_model(m.kind) +
+                   ": serving (prefill + decode with a KV cache) needs a decoder-only LLM, "
                    "e.g. llama3-8b");
 }
 

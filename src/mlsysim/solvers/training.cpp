@@ -58,8 +58,8 @@ double expert_params(const TransformerSpec& tf, int layers) {
 TrainingEvaluator::TrainingEvaluator(const ModelSpec& model, const HardwareSpec& hw, Cluster cluster)
     : model_(model), hw_(hw), cluster_(std::move(cluster)) {
   if (!model.is_transformer())
-    throw BadInput("distributed training models transformers; " + model.id + " is a " +
-                   to_string(model.kind) + " model (use `mlsysim solve --phase train` for one device)");
+    throw BadInput("distributed training models transformers; " + model.id + " is " +
+                   a_kind_model(model.kind) + " (use `mlsysim solve --phase train` for one device)");
 }
 
 const TrainingEvaluator::ShardSolve& TrainingEvaluator::shard(int tp, int pp, int b, int seq,
