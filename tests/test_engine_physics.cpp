@@ -323,6 +323,24 @@ TEST(EnginePhysics, ConvInputsStayInTheLastLevelCacheWhenTheWorkingSetFits) {
   }
 }
 
+TEST(EnginePhysics, BidirectionalAttentionComputesWholeTiles) {
+  SolveRequest r;
+  r.phase = Phase::Inference;
+  r.batch = 8;
+  // ViT-B/16: 197 tokens (196 patches + class token), 12 heads of 64, 12 layers. The kernel runs
+  // two 128-row query tiles against two 128-key blocks: 256 x 256 products for 197 x 197 useful.
+  const Profile p = run("vit-b16", "h100", r);
+  const OperatorResult& a = op(p, "attention");
+  const double useful = 12 * 8 * 12 * 2.0 * 197 * 197 * (64 + 64);
+  EXPECT_DOUBLE_EQ(a.flops.si(), useful);
+  EXPECT_NEAR(p.hardware_flops.si() - p.model_flops.si(), useful * (256.0 * 256 / (197 * 197) - 1),
+              1e-6 * useful);
+  // BERT at 512 tokens is a whole number of tiles: nothing wasted.
+  r.seq_len = 512;
+  const Profile b = run("bert-base", "h100", r);
+  EXPECT_DOUBLE_EQ(b.hardware_flops.si(), b.model_flops.si());
+}
+
 TEST(EnginePhysics, MaterializedAttentionWritesTheScoresToMemory) {
   SolveRequest flash, mat;
   flash.phase = mat.phase = Phase::Prefill;

@@ -189,6 +189,15 @@ Precision attention_precision(Precision math) {
   return bytes_per_element(math) < 2.0 ? Precision::BF16 : math;
 }
 
+// FlashAttention-style kernels process 128-row query tiles against 128-key blocks (FlashAttention-2,
+// Dao 2023, sec. 3.1; FlashAttention-3's Hopper tiles for head dims 64-128): computed products /
+// useful ones for T queries over T keys.
+double bidirectional_tile_padding(double tokens) {
+  constexpr double kTile = 128;
+  const double padded = std::ceil(tokens / kTile) * kTile;
+  return padded * padded / (tokens * tokens);
+}
+
 // Attention with the scores in memory (Megatron-LM 2021's baddbmm + fused scale-mask-softmax +
 // dropout + bmm; PyTorch's "math" SDPA): two batched GEMMs that compute every query-key product
 // (a dense GEMM cannot skip the causal mask's zeros, so hardware FLOPs cover all T x keys scores
@@ -314,6 +323,10 @@ void lower_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s,
     op.name = "attention";
     op.cls = OpClass::Attention;
     op.flops = op.hw_flops = 2.0 * s.seqs * H * pairs * (dk + dv);
+    // Bidirectional attention over a length that is not a multiple of the kernel's tile computes
+    // whole tiles: ViT-B/16's 197 tokens run as 256 x 256. (Causal rows are left as counted: the
+    // attention calibration is fitted on causal kernels, so their diagonal-tile waste is in eta.)
+    if (!s.causal && s.new_tokens > 1) op.hw_flops *= bidirectional_tile_padding(s.new_tokens);
     const double kv_elems_per_token =
         tf.is_mla() ? (s.absorbed_mla ? dk : H * (dk + dv)) : kv_heads * (dk + dv);
     const double kv_bytes = s.seqs * kv_tokens * kv_elems_per_token *
