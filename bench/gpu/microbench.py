@@ -275,6 +275,21 @@ def bench_attention(torch, timer, dev, quick):
                         "seconds": float(f"{t:.4g}"), "TFLOPs": round(flops / t / 1e12, 2)})
             log(f"  prefill h={heads}/{kvh} b={b:<3d} s={s:<6d} {t * 1e6:9.1f} us {flops / t / 1e12:7.1f} TFLOP/s")
             del q, k, v
+    # Encoder attention (bidirectional, head_dim 64: ViT-B/16, BERT-base), including lengths that are
+    # not a multiple of the kernel tile (197 = ViT's 196 patches + class token). Its own kind, so
+    # the causal fit does not mix head dims; for fitting a head-dim and tile-padding term.
+    encoder = [(32, 197), (256, 197)] if quick else [(32, 197), (256, 197), (32, 128), (32, 384), (32, 512), (8, 2048)]
+    for b, s in encoder:
+        q = torch.randn(b, 12, s, 64, device=dev, dtype=torch.bfloat16)
+        k, v = torch.randn_like(q), torch.randn_like(q)
+        t = timer(lambda: sdpa(q, k, v, False))
+        flops = 4.0 * b * 12 * 64 * s * s
+        out.append({"kind": "encoder", "batch": b, "heads": 12, "kv_heads": 12, "head_dim": 64,
+                    "q_len": s, "kv_len": s, "causal": False, "flops": flops,
+                    "bytes": 2 * 4 * q.numel(), "seconds": float(f"{t:.4g}"),
+                    "TFLOPs": round(flops / t / 1e12, 2)})
+        log(f"  encoder h=12 d=64 b={b:<3d} s={s:<6d} {t * 1e6:9.1f} us {flops / t / 1e12:7.1f} TFLOP/s")
+        del q, k, v
     decode = [(1, 1024), (1, 8192), (32, 1024), (64, 4096)] if quick else \
         [(1, 512), (1, 1024), (1, 4096), (1, 16384), (8, 1024), (8, 4096), (32, 1024), (32, 4096), (64, 1024), (128, 1024), (64, 4096)]
     for heads, kvh in [(32, 8), (32, 32)]:
