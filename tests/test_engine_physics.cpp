@@ -294,6 +294,10 @@ TEST(EnginePhysics, UnfusedConvolutionsRunBatchNormAndActivationApart) {
 TEST(EnginePhysics, ConvInputsStayInTheLastLevelCacheWhenTheWorkingSetFits) {
   const HardwareSpec& l4 = hw("l4");
   ASSERT_DOUBLE_EQ(l4.onchip_memory.si(), 48e6);  // L2
+  ASSERT_DOUBLE_EQ(l4.last_level_cache.si(), 48e6);
+  // Gaudi 3's 96 MB of SRAM is software-managed memory, not a cache in front of DRAM.
+  ASSERT_GT(hw("gaudi3").onchip_memory.si(), 0.0);
+  EXPECT_DOUBLE_EQ(hw("gaudi3").last_level_cache.si(), 0.0);
   SolveRequest r;
   r.phase = Phase::Inference;
   r.precision = Precision::INT8;

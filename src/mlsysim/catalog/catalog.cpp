@@ -138,6 +138,8 @@ HardwareSpec parse_device(const toml::table& d, const std::string& origin) {
   hw.memory_type = string_or(*mem, "type");
   hw.onchip_memory = sized(*mem, "onchip", where, false).value_or(Bytes{});
   hw.onchip_kind = string_or(*mem, "onchip_kind");
+  if (hw.onchip_kind.rfind("L2", 0) == 0 || hw.onchip_kind.find("LLC") != std::string::npos)
+    hw.last_level_cache = hw.onchip_memory;
   if (auto* p = d["power"].as_table()) hw.tdp = watts(required_number(*p, "tdp_w", where));
   hw.interconnect = parse_link(d["interconnect"].as_table(), where + " interconnect");
   hw.host_link = parse_link(d["host_link"].as_table(), where + " host_link");
@@ -501,7 +503,7 @@ Catalog Catalog::with_user_dir(const std::string& dir) {
 
 std::string a_kind_model(ModelKind k) {
   const std::string kind = to_string(k);
-  const bool vowel = kind.find_first_of("aeio") == 0;
+  const bool vowel = kind.find_first_of("aeiou") == 0;
   return (vowel ? "an " : "a ") + kind + " model";
 }
 

@@ -68,6 +68,9 @@ struct HardwareSpec {
   std::string memory_type;
   Bytes onchip_memory{};
   std::string onchip_kind;
+  // The on-chip memory when it is a last-level cache in front of DRAM (L2, AMD's Infinity Cache),
+  // which keeps a producer's output for its consumer; 0 for SRAM-as-memory and core-private caches.
+  Bytes last_level_cache{};
   Watts tdp{};
   std::optional<Link> interconnect, host_link;
   std::optional<Usd> price;

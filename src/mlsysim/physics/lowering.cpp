@@ -728,11 +728,10 @@ void lower(const ModelSpec& model, const LoweringInput& in, std::vector<Operator
   // Hugging Face training is modelled as the Trainer runs it in 16 bits: torch.autocast over fp32
   // parameters, with the model config's dropout active.
   e.amp = in.hf_modules && training && bytes_per_element(in.compute_precision) < 4.0;
-  if (in.hf_modules && training && model.kind != ModelKind::CNN) e.dropout = model.tf.train_dropout;
+  if (in.hf_modules && training) e.dropout = model.tf.train_dropout;  // 0 for non-transformers
   e.cache = in.cache_bytes;
   e.materialized_attention = in.materialized_attention;
-  if (training && in.materialized_attention && model.kind != ModelKind::CNN)
-    e.attention_dropout = model.tf.train_dropout;
+  if (training && in.materialized_attention) e.attention_dropout = model.tf.train_dropout;
   switch (model.kind) {
     case ModelKind::Decoder: lower_decoder_model(e, model, in); break;
     case ModelKind::Encoder: lower_encoder_model(e, model, in); break;

@@ -143,10 +143,7 @@ LoweringInput lowering_input(const Profile& p) {
   in.fused = p.fusion == Fusion::Fused;
   in.hf_modules = p.fusion == Fusion::Hf;
   in.materialized_attention = p.attention == AttentionKernel::Materialized;
-  const HardwareSpec& hw = *p.hardware;
-  const bool last_level_cache = hw.onchip_kind.rfind("L2", 0) == 0 ||
-                                hw.onchip_kind.find("LLC") != std::string::npos;
-  if (last_level_cache && p.teaching_efficiency <= 0) in.cache_bytes = hw.onchip_memory.si();
+  if (p.teaching_efficiency <= 0) in.cache_bytes = p.hardware->last_level_cache.si();
   return in;
 }
 
