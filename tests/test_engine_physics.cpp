@@ -20,6 +20,11 @@ const OperatorResult& op(const Profile& p, const std::string& name, Pass pass = 
     if (o.name == name && o.pass == pass) return o;
   throw std::runtime_error("no operator " + name);
 }
+bool has_op(const Profile& p, const std::string& name) {
+  for (const auto& o : p.operators)
+    if (o.name == name) return true;
+  return false;
+}
 Profile run(const char* m, const char* h, SolveRequest r) { return solve(model(m), hw(h), r); }
 }  // namespace
 
@@ -169,9 +174,19 @@ TEST(EnginePhysics, UnfusedKernelsLaunchMoreAndMoveMoreBytes) {
   SolveRequest fused, unfused;
   unfused.fusion = Fusion::Unfused;
   const Profile f = run("llama3-8b", "h100", fused), u = run("llama3-8b", "h100", unfused);
-  // Per layer, unfused adds: 2 residual adds, RoPE 10 kernels instead of 1 (+9), K and V cache
-  // copies (+1), the attention-output transpose (+1), SiLU and multiply apart (+1) = 14.
-  EXPECT_DOUBLE_EQ(u.kernels - f.kernels, 14.0 * 32);
+  // Per layer of a decode step, unfused adds: 2 residual adds, RoPE 10 kernels instead of 1 (+9),
+  // K and V cache copies (+1), SiLU and multiply apart (+1) = 13. One token's attention output
+  // [B, H, 1, d] is already contiguous as [B, 1, H*d]: no transpose copy.
+  EXPECT_DOUBLE_EQ(u.kernels - f.kernels, 13.0 * 32);
+  EXPECT_FALSE(has_op(u, "attn_out_transpose"));
+  // A prefill step of several tokens does copy the transposed view: +1 per layer = 14.
+  SolveRequest fused_prefill = fused, unfused_prefill = unfused;
+  fused_prefill.phase = unfused_prefill.phase = Phase::Prefill;
+  fused_prefill.seq_len = unfused_prefill.seq_len = 512;
+  const Profile fp = run("llama3-8b", "h100", fused_prefill);
+  const Profile up = run("llama3-8b", "h100", unfused_prefill);
+  EXPECT_DOUBLE_EQ(up.kernels - fp.kernels, 14.0 * 32);
+  EXPECT_DOUBLE_EQ(op(up, "attn_out_transpose").bytes.si(), 32 * 2.0 * 512 * 4096 * 2);
   // SwiGLU: fused reads g, u and writes h (3 tensor-sizes); unfused silu then mul moves 5.
   EXPECT_DOUBLE_EQ(op(u, "act_mul").bytes.si() / op(f, "act_mul").bytes.si(), 5.0 / 3.0);
   EXPECT_GT(u.bytes_moved, f.bytes_moved);
