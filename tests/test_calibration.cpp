@@ -78,6 +78,32 @@ TEST(Calibration, AttentionFitRecoversAKnownRateCurve) {
   EXPECT_EQ(fit.attention_points, 5);
   EXPECT_NEAR(fit.profile.attention, 0.6, 1e-9);
   EXPECT_NEAR(fit.profile.attention_half_keys, 200, 1e-6);
+  EXPECT_EQ(fit.profile.attention_tail, 0);  // rows without a head dim: no tail term to fit
+}
+
+TEST(Calibration, AttentionFitSeparatesTheCausalTailFromTheRate) {
+  // Synthetic rows timed as t = W / (0.65 peak) (1 + 220 / keys) + 1.2 x (the last 128-row block's
+  // FLOPs) / (peak / 132 SMs), at batch 1 and 4 so the per-call tail and per-row terms separate.
+  const auto& h100 = Catalog::builtin().hardware("h100");
+  ASSERT_EQ(h100.compute_units, 132);
+  auto j = nlohmann::json::parse(read(kH100));
+  j["attention"] = nlohmann::json::array();
+  const double peak = h100.peak(Precision::BF16).si();
+  for (double batch : {1.0, 4.0})
+    for (double s : {1024.0, 2048.0, 4096.0, 8192.0}) {
+      const double flops = 4.0 * batch * 32 * 128 * s * (s + 1) / 2, keys = (s + 1) / 2;
+      const double block = 2.0 * 128 * s * (128 + 128);
+      const double seconds = flops / (0.65 * peak) * (1 + 220 / keys) + 1.2 * block / (peak / 132);
+      j["attention"].push_back({{"kind", "prefill"}, {"batch", batch}, {"q_len", s},
+                                {"head_dim", 128}, {"causal", true}, {"flops", flops},
+                                {"seconds", seconds}});
+    }
+  const CalibrationFit fit = fit_calibration(h100, j.dump(), "synthetic.json");
+  EXPECT_EQ(fit.attention_points, 7);  // batch 1 at 1024 tokens (~30 us) is under the host floor
+  EXPECT_NEAR(fit.profile.attention, 0.65, 1e-6);
+  EXPECT_NEAR(fit.profile.attention_half_keys, 220, 1e-3);
+  EXPECT_NEAR(fit.profile.attention_tail, 1.2, 1e-6);
+  EXPECT_NE(calibration_toml("h100", fit).find("attention_tail = 1.200"), std::string::npos);
 }
 
 TEST(Calibration, FrameworkMicrobenchmarkSetsTheEagerHostCost) {

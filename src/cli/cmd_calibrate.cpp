@@ -38,10 +38,13 @@ int run_calibrate(const GlobalOptions& g, const CalibrateOptions& o) {
     out << toml;
   }
   std::cerr << fmt::format(
-      "calibrated {}: {} GEMM points ({} compute-bound, {} memory-bound); median |error| {:.1f}%, "
-      "max {:.1f}% on isolated kernels\n",
+      "calibrated {}: {} GEMM points ({} compute-bound, {} memory-bound); median |error| {:.1f}% "
+      "({:.1f}% over the compute-bound ones), max {:.1f}% on isolated kernels{}\n",
       hw.id, fit.gemm_points, fit.compute_bound_points, fit.memory_bound_points,
-      100 * fit.median_abs_error, 100 * fit.max_abs_error);
+      100 * fit.median_abs_error, 100 * fit.compute_bound_median_abs_error, 100 * fit.max_abs_error,
+      fit.attention_points ? fmt::format("; attention: {} kernels, median |error| {:.1f}%",
+                                         fit.attention_points, 100 * fit.attention_median_abs_error)
+                           : "");
   return kExitOk;
 }
 

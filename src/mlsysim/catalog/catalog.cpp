@@ -436,6 +436,7 @@ struct CatalogLoader {
           if (auto p = parse_precision(k.str())) e.gemm[index_of(*p)] = v.value_or(e.gemm[0]);
       e.attention = number_or((*c)["attention_efficiency"], e.attention);
       e.attention_half_keys = number_or((*c)["attention_half_keys"], e.attention_half_keys);
+      e.attention_tail = number_or((*c)["attention_tail"], e.attention_tail);
       e.conv = number_or((*c)["conv_efficiency"], e.conv);
       e.vector_memory = number_or((*c)["vector_memory_efficiency"], e.vector_memory);
       e.strided_memory = number_or((*c)["strided_memory_efficiency"], e.strided_memory);

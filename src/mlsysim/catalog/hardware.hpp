@@ -36,6 +36,12 @@ struct EfficiencyProfile {
   // (load Q, rescale, write O) against work proportional to the keys it visits, so
   // rate = attention x keys / (keys + attention_half_keys). 0: no such term (uncalibrated).
   double attention_half_keys = 0;
+  // The causal tail: a FlashAttention-style kernel gives each SM one query block (128 rows) at a
+  // time, and the block with the most keys (the last one of a causal sequence) finishes alone at
+  // the end, the rest of the GPU idle. Time added per call = attention_tail x that block's FLOPs /
+  // (peak / compute_units). Fitted by `mlsysim calibrate` together with the two terms above
+  // (~1.2 on H100 and H200); 0: no such term (uncalibrated, or compute_units unknown).
+  double attention_tail = 0;
   double conv = 0.6;        // dense convolutions (im2col/implicit GEMM), fraction of dense peak
   double vector = 0.5;      // element-wise math on vector units, fraction of the fp32 peak
   // Element-wise and normalization kernels stream at a lower fraction of the datasheet bandwidth

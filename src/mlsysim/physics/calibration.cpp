@@ -1,6 +1,7 @@
 #include "mlsysim/physics/calibration.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -54,29 +55,81 @@ struct LeastSquares {
   [[nodiscard]] double slope_through_origin() const { return sxy / sxx; }
 };
 
+// Least squares of y on three regressors (y = b0 x0 + b1 x1 + b2 x2), from the normal equations
+// solved by Cramer's rule; false when they are singular or there are fewer than 4 points.
+struct LeastSquares3 {
+  std::array<std::array<double, 3>, 3> xx{};
+  std::array<double, 3> xy{};
+  int n = 0;
+  void add(const std::array<double, 3>& x, double y) {
+    for (int i = 0; i < 3; ++i) {
+      xy[i] += x[i] * y;
+      for (int j = 0; j < 3; ++j) xx[i][j] += x[i] * x[j];
+    }
+    ++n;
+  }
+  bool solve(std::array<double, 3>& b) const {
+    const auto det = [](const std::array<std::array<double, 3>, 3>& m) {
+      return m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) -
+             m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
+             m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+    };
+    const double d = det(xx);
+    if (n < 4 || std::fabs(d) < 1e-300) return false;
+    for (int k = 0; k < 3; ++k) {
+      auto m = xx;
+      for (int i = 0; i < 3; ++i) m[i][k] = xy[i];
+      b[k] = det(m) / d;
+    }
+    return true;
+  }
+};
+
 // Shortest timing worth fitting a rate to: below this an isolated eager call measures the host.
 constexpr double kMinKernelSeconds = 40e-6;
 
-// Attention rate vs. key range, from `attention` rows of kind "prefill" (causal, bf16):
-// 1/eff = (1/eff_max) (1 + half_keys / keys) is linear in 1/keys; least squares gives both.
-// Returns false (profile untouched) with fewer than 3 usable rows.
-bool fit_attention(const HardwareSpec& hw, const nlohmann::json& rows, EfficiencyProfile& e, int& used) {
-  LeastSquares fit;
+// Attention rate vs. key range, from `attention` rows of kind "prefill" (bf16). Time of one call
+//   t = W / (peak eff_max) (1 + half_keys / keys) + tail W_block / (peak / SMs)
+// (W: the call's FLOPs; W_block: its longest query block's, EfficiencyProfile::attention_tail).
+// Divided by W / peak this is linear in (1 / eff_max, half_keys / eff_max, tail) against
+// (1, 1 / keys, W_block SMs / W); least squares gives all three. Without a SM count, or when the
+// tail comes out negative, the two-term form 1/eff = (1/eff_max)(1 + half_keys / keys) is fitted.
+// Returns false (profile untouched) with too few usable rows or a nonphysical fit.
+bool fit_attention(const HardwareSpec& hw, const nlohmann::json& rows, EfficiencyProfile& e, int& used,
+                   double& median_abs_error) {
+  LeastSquares two;
+  LeastSquares3 three;
+  std::vector<std::array<double, 4>> fitted_rows;  // regressors and measured 1 / efficiency
   const double peak = hw.peak(Precision::BF16).si();
+  const double sms = hw.compute_units;
   for (const auto& r : rows) {
     if (r.value("kind", "") != "prefill") continue;
     const double secs = r.value("seconds", 0.0), flops = r.value("flops", 0.0);
-    const double q = r.value("q_len", 0.0);
+    const double q = r.value("q_len", 0.0), d = r.value("head_dim", 0.0);
     if (secs < kMinKernelSeconds || flops <= 0 || q <= 0 || peak <= 0) continue;
     const double keys = r.value("causal", true) ? (q + 1) / 2 : q;
-    fit.add(1.0 / keys, peak * secs / flops);  // 1 / efficiency against 1 / keys
+    const double y = peak * secs / flops;  // 1 / efficiency
+    const double tail_regressor = attention_tail_flops(q, q, d, d) * sms / flops;
+    two.add(1.0 / keys, y);
+    three.add({1.0, 1.0 / keys, tail_regressor}, y);
+    fitted_rows.push_back({1.0, 1.0 / keys, tail_regressor, y});
   }
-  double intercept = 0, slope = 0;
-  if (!fit.line(intercept, slope)) return false;
-  if (intercept <= 1.0 || slope < 0) return false;  // nonphysical: keep the documented ratio
-  e.attention = 1.0 / intercept;
-  e.attention_half_keys = slope / intercept;
-  used = fit.n;
+  std::array<double, 3> b{};
+  const bool with_tail = sms > 0 && three.solve(b) && b[0] > 1.0 && b[1] >= 0 && b[2] > 0;
+  if (!with_tail) {
+    double intercept = 0, slope = 0;
+    if (!two.line(intercept, slope)) return false;
+    if (intercept <= 1.0 || slope < 0) return false;  // nonphysical: keep the documented ratio
+    b = {intercept, slope, 0.0};
+  }
+  e.attention = 1.0 / b[0];
+  e.attention_half_keys = b[1] / b[0];
+  e.attention_tail = b[2];
+  used = static_cast<int>(fitted_rows.size());
+  std::vector<double> errors;  // the fitted model against every row it was fitted to
+  for (const auto& r : fitted_rows)
+    errors.push_back(std::fabs((b[0] * r[0] + b[1] * r[1] + b[2] * r[2]) / r[3] - 1.0));
+  median_abs_error = median(errors);
   return true;
 }
 
@@ -214,14 +267,18 @@ CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_t
   }
 
   // Per precision: least squares t = t0 + x / eta with x = FLOPs / (peak * wave utilization).
+  const auto padded_peak_time = [&](const GemmPoint& g) {
+    return gemm_padded_flops(hw, g.m, g.n, g.k) / hw.peak(g.precision).si();
+  };
+  const auto compute_bound = [&](const GemmPoint& g) {  // even at 80% efficiency
+    return padded_peak_time(g) * 1.25 >= gemm_bytes(g) / bw.si();
+  };
   e.gemm.fill(0.0);  // unmeasured precisions are filled from the measured ones below
   for (Precision p : kAllPrecisions) {
     LeastSquares times;
     for (const auto& g : points) {
-      if (g.precision != p) continue;
-      const double x = gemm_padded_flops(hw, g.m, g.n, g.k) / hw.peak(p).si();
-      if (x * 1.25 < gemm_bytes(g) / bw.si()) continue;  // memory-bound even at 80% efficiency
-      times.add(x, g.seconds);
+      if (g.precision != p || !compute_bound(g)) continue;
+      times.add(padded_peak_time(g), g.seconds);
     }
     if (times.n == 0) continue;
     fit.compute_bound_points += times.n;
@@ -244,7 +301,7 @@ CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_t
     e.conv = hw.efficiency.conv * fallback / default_gemm;
   }
   if (j.contains("attention") && j["attention"].is_array())
-    fit_attention(hw, j["attention"], e, fit.attention_points);
+    fit_attention(hw, j["attention"], e, fit.attention_points, fit.attention_median_abs_error);
   if (j.contains("conv") && j["conv"].is_array()) fit_conv(hw, j["conv"], bw, e, fit.conv_points);
   if (j.contains("vector") && j["vector"].is_array()) {
     fit_vector_bandwidth(hw, j["vector"], e, fit.vector_points);
@@ -252,7 +309,7 @@ CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_t
   }
 
   // Self-check: the fitted per-kernel model against every GEMM point (isolated eager calls).
-  std::vector<double> errors;
+  std::vector<double> errors, compute_bound_errors;
   RateModel rates{&hw, Runtime::Eager, 0};
   HardwareSpec fitted = hw;
   fitted.efficiency = e;
@@ -265,12 +322,17 @@ CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_t
     op.m = g.m, op.n = g.n, op.k = g.k, op.precision = g.precision;
     const OpTiming t = time_operator(rates, op);
     errors.push_back(std::fabs(t.total().si() - g.seconds) / g.seconds);
+    if (compute_bound(g)) compute_bound_errors.push_back(errors.back());
   }
   fit.median_abs_error = median(errors);
+  if (!compute_bound_errors.empty()) fit.compute_bound_median_abs_error = median(compute_bound_errors);
   fit.max_abs_error = *std::max_element(errors.begin(), errors.end());
-  e.source = fmt::format("calibrated from {} ({} GEMMs, median |error| {:.1f}%{}{}{}{})", origin,
-                         fit.gemm_points, 100 * fit.median_abs_error,
-                         fit.attention_points ? fmt::format("; {} attention kernels", fit.attention_points) : "",
+  e.source = fmt::format("calibrated from {} ({} GEMMs, median |error| {:.1f}%, {:.1f}% over the {} compute-bound{}{}{}{})",
+                         origin, fit.gemm_points, 100 * fit.median_abs_error,
+                         100 * fit.compute_bound_median_abs_error, fit.compute_bound_points,
+                         fit.attention_points ? fmt::format("; {} attention kernels, {:.1f}%", fit.attention_points,
+                                                            100 * fit.attention_median_abs_error)
+                                              : "",
                          fit.conv_points || !e.conv_measured.empty()
                              ? fmt::format("; {} convolutions fitted, {} conv shapes timed", fit.conv_points,
                                            e.conv_measured.size())
@@ -291,6 +353,7 @@ std::string calibration_toml(const std::string& device_id, const CalibrationFit&
   out += fmt::format("attention_efficiency = {:.4f}\n", e.attention);
   if (e.attention_half_keys > 0)
     out += fmt::format("attention_half_keys = {:.1f}\n", e.attention_half_keys);
+  if (e.attention_tail > 0) out += fmt::format("attention_tail = {:.3f}\n", e.attention_tail);
   out += fmt::format("conv_efficiency = {:.4f}\n", e.conv);
   if (e.vector_memory > 0) out += fmt::format("vector_memory_efficiency = {:.4f}\n", e.vector_memory);
   if (e.strided_memory > 0)

@@ -25,6 +25,10 @@ struct CalibrationFit {
   bool host_from_framework = false;  // host dispatch from the eager-framework microbenchmark
   double median_abs_error = 0;  // of the fitted model over all GEMM points (fraction)
   double max_abs_error = 0;
+  // Over the compute-bound GEMMs only (the rows the rate is fitted to; the memory-bound GEMVs at
+  // tiny sizes time the host and the launch as much as the GPU).
+  double compute_bound_median_abs_error = 0;
+  double attention_median_abs_error = 0;  // of the attention fit over its rows
 };
 
 // `hw` supplies datasheet peaks and compute units; the measurements come from `json_text`.

@@ -120,6 +120,19 @@ FlopsPerSecond operator_peak(const HardwareSpec& hw, Precision p) {
 
 }  // namespace
 
+// The longest query block of a FlashAttention-style call runs last, alone on one SM
+// (EfficiencyProfile::attention_tail): its FLOPs at one SM's share of the peak, scaled by the
+// calibrated coefficient. Zero for the textbook model and for uncalibrated devices.
+Seconds attention_tail(const RateModel& r, const Operator& op) {
+  const HardwareSpec& hw = *r.hw;
+  const double coefficient = hw.efficiency.attention_tail;
+  if (op.cls != OpClass::Attention || r.teaching_efficiency > 0 || coefficient <= 0 ||
+      hw.compute_units <= 0 || op.tail_flops <= 0)
+    return Seconds(0);
+  const FlopsPerSecond per_sm = operator_peak(hw, op.precision) / static_cast<double>(hw.compute_units);
+  return Flops(coefficient * op.tail_flops) / per_sm;
+}
+
 FlopsPerSecond achieved_flops(const RateModel& r, const Operator& op) {
   const HardwareSpec& hw = *r.hw;
   const FlopsPerSecond peak = operator_peak(hw, op.precision);
@@ -196,6 +209,7 @@ OpTiming time_operator(const RateModel& r, const Operator& op) {
   if (tiled && r.teaching_efficiency <= 0 && op.m > 0 && op.flops > 0)
     hw_flops *= gemm_padded_flops(*r.hw, op.m, op.n, op.k) / (2.0 * op.m * op.n * op.k);
   t.compute = (rate.si() > 0 ? Flops(hw_flops) / rate : Seconds(0)) * op.count;
+  t.compute += attention_tail(r, op) * op.count;
   // A shape the calibration timed: its measured rate replaces the tile model.
   if (r.teaching_efficiency <= 0)
     if (const MeasuredConv* c = measured_conv(r.hw->efficiency, op))

@@ -73,6 +73,9 @@ double gemm_padded_flops(const HardwareSpec& hw, double m, double n, double k);
 double wave_utilization(const HardwareSpec& hw, double m, double n, double k);
 // Achieved FLOP/s for the operator's class and precision.
 FlopsPerSecond achieved_flops(const RateModel& r, const Operator& op);
+// Attention's causal tail per instance: the longest query block running alone
+// (EfficiencyProfile::attention_tail); zero for other classes and uncalibrated devices.
+Seconds attention_tail(const RateModel& r, const Operator& op);
 // Achieved streaming bandwidth.
 BytesPerSecond achieved_bandwidth(const RateModel& r);
 // For one operator class: element-wise and optimizer kernels use the vector-kernel bandwidth.

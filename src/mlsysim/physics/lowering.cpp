@@ -51,6 +51,10 @@ const char* to_string(Pass p) {
   return "?";
 }
 
+double attention_tail_flops(double rows, double max_keys, double dk, double dv) {
+  return 2.0 * std::min(rows, kAttentionQueryBlock) * max_keys * (dk + dv);
+}
+
 namespace {
 
 // Appends operators with one set of precisions; every helper returns the new operator.
@@ -334,6 +338,7 @@ void lower_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s,
     op.bytes = kv_bytes + N * q_dim * e.pa + N * H * dv * e.pa;
     // n: mean keys per query row (the attention rate's shape term, physics/efficiency.cpp).
     op.m = N, op.n = pairs / std::max(s.new_tokens, 1.0), op.k = dk;
+    op.tail_flops = attention_tail_flops(s.new_tokens, kv_tokens, dk, dv);
     op.count = layers;
     op.precision = attention_precision(e.math);
     e.out.push_back(op);
@@ -699,6 +704,7 @@ void append_training_passes(std::vector<Operator>& ops, const LoweringInput& in,
     const double factor = b.cls == OpClass::Attention ? 2.5 : 2.0;
     b.flops *= factor;
     b.hw_flops *= factor;
+    b.tail_flops *= factor;
     b.bytes *= b.backward_scale;
     b.strided_bytes *= b.backward_scale;  // gradients of strided views are strided too
     b.kernels *= b.backward_scale;

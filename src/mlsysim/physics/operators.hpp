@@ -23,6 +23,14 @@ const char* to_string(OpClass c);
 enum class Pass { Forward, Recompute, Backward, Update };
 const char* to_string(Pass p);
 
+// Query rows per thread block of FlashAttention-style kernels at head dim 128 (FlashAttention-2
+// paper, Dao 2023, forward block B_r = 128; FlashAttention-3 and cuDNN's Hopper kernels likewise).
+constexpr double kAttentionQueryBlock = 128;
+
+// FLOPs of the longest query block of an attention call: `rows` queries (at most one block) over
+// `max_keys` keys, QK^T and PV (2 FLOPs per multiply-add each, head dims dk and dv).
+double attention_tail_flops(double rows, double max_keys, double dk, double dv);
+
 struct Operator {
   const char* name = "";  // static string: lowering never allocates names
   Pass pass = Pass::Forward;
@@ -35,6 +43,9 @@ struct Operator {
   double count = 1;       // repeats (e.g. layers)
   double kernels = 1;     // kernel launches per instance
   double vector_flops = 0;  // extra vector-unit work per instance (weight-only dequantization)
+  // Attention: FLOPs of the longest query block (kAttentionQueryBlock rows over the most keys any
+  // block visits), which runs last and alone (EfficiencyProfile::attention_tail).
+  double tail_flops = 0;
   // Backward kernels and bytes per forward ones (training). 2 by default: an input-gradient and a
   // weight-gradient GEMM, or an element-wise gradient that reads the saved input and the incoming
   // gradient. 1 for ops whose gradient is one pass of the same size (dropout, dtype casts).

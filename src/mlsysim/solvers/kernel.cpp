@@ -35,6 +35,8 @@ KernelResult time_kernel(const HardwareSpec& hw, const KernelRequest& r) {
     op.bytes = backward ? 2.0 * io : io;
     // n: mean keys per query row (causal: (S + 1) / 2), the attention rate's shape term.
     op.m = r.batch * s, op.n = r.causal ? (s + 1) / 2 : s, op.k = r.head_dim;
+    // Causal or not, the last query block visits all S keys.
+    op.tail_flops = attention_tail_flops(s, s, r.head_dim, r.head_dim) * (backward ? 2.5 : 1.0);
   }
   const RateModel rates{&hw, r.runtime, 0};
   const OpTiming t = time_operator(rates, op);
