@@ -438,3 +438,37 @@ TEST(EnginePhysics, WeightOnlyQuantizationPaysDequantizationOnVectorUnits) {
   bad.compute_precision = Precision::INT8;
   EXPECT_THROW(run("llama3-8b", "h100", bad), BadInput);
 }
+
+TEST(EnginePhysics, OperatorsCarryTheirPlaceInTheModel) {
+  // GPT-2 Hugging Face training: embedding + its dropout open the model, the final norm, its
+  // autocast input cast, the LM head and the loss close it; everything else is the layer body.
+  SolveRequest r;
+  r.phase = Phase::Train;
+  r.runtime = Runtime::Eager;
+  r.fusion = Fusion::Hf;
+  r.seq_len = 1024;
+  const Profile p = run("gpt2", "h100", r);
+  int embedding = 0, head = 0;
+  for (const auto& o : p.operators) {
+    if (o.pass != Pass::Forward) continue;
+    const std::string name = o.name;
+    if (o.role == OpRole::Embedding) {
+      ++embedding;
+      EXPECT_TRUE(name == "embedding" || name == "embedding_dropout") << name;
+    } else if (o.role == OpRole::Head) {
+      ++head;
+      EXPECT_TRUE(name == "final_norm" || name == "amp_input_cast" || name == "lm_head" ||
+                  name == "cross_entropy") << name;
+    } else {
+      EXPECT_NE(name, "lm_head");
+    }
+  }
+  EXPECT_EQ(embedding, 2);
+  EXPECT_EQ(head, 4);
+  // Materialized attention: its four pieces are the attention core; the fused kernel is not there.
+  r.attention = AttentionKernel::Materialized;
+  int core = 0;
+  for (const auto& o : run("gpt2", "h100", r).operators)
+    if (o.pass == Pass::Forward && o.role == OpRole::AttentionCore) ++core;
+  EXPECT_EQ(core, 4);  // scores, softmax, probability dropout, context
+}

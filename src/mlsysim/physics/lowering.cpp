@@ -124,6 +124,23 @@ struct Emitter {
   }
 };
 
+// Stamps a role on every operator emitted while it lives, however the lowering function creates
+// them (Emitter helpers or direct pushes), so solvers never find operators by name.
+class RoleScope {
+ public:
+  RoleScope(Emitter& e, OpRole role) : e_(e), role_(role), first_(e.out.size()) {}
+  RoleScope(const RoleScope&) = delete;
+  RoleScope& operator=(const RoleScope&) = delete;
+  ~RoleScope() {
+    for (size_t i = first_; i < e_.out.size(); ++i) e_.out[i].role = role_;
+  }
+
+ private:
+  Emitter& e_;
+  OpRole role_;
+  size_t first_;
+};
+
 struct BlockShape {
   double seqs = 1;         // B
   double new_tokens = 1;   // T per sequence
@@ -210,6 +227,7 @@ double bidirectional_tile_padding(double tokens) {
 // 1-byte mask). The activation sizes are Korthikanti et al. 2022's 5as/h term.
 void lower_materialized_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s,
                                   double layers, double q_dim, double dk, double dv) {
+  const RoleScope core(e, OpRole::AttentionCore);
   const double N = s.seqs * s.new_tokens, H = tf.heads;
   const double keys = s.context + s.new_tokens;
   const double pairs = attention_pairs_per_layer(tf, s.new_tokens, s.context, s.causal);
@@ -449,6 +467,7 @@ void lower_transformer_stack(Emitter& e, const TransformerSpec& tf, const BlockS
 }
 
 void lower_embedding(Emitter& e, const TransformerSpec& tf, double N) {
+  const RoleScope embedding(e, OpRole::Embedding);
   Operator op;
   op.name = "embedding";
   op.cls = OpClass::Gather;
@@ -461,6 +480,7 @@ void lower_embedding(Emitter& e, const TransformerSpec& tf, double N) {
 
 // Output head: logits only for the positions that need them.
 void lower_head(Emitter& e, const TransformerSpec& tf, double rows, bool training) {
+  const RoleScope head(e, OpRole::Head);
   if (e.fused)
     e.vec("final_norm", rows * tf.hidden, rows * tf.hidden, tf.layernorm ? 8.0 : 4.0, 1, e.pa);
   else

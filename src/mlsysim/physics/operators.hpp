@@ -23,6 +23,12 @@ const char* to_string(OpClass c);
 enum class Pass { Forward, Recompute, Backward, Update };
 const char* to_string(Pass p);
 
+// Where an operator sits in the model, for solvers that split a step (pipeline stages, the
+// attention share of a layer): the repeated layer body, the token embedding (first pipeline stage),
+// the output head and loss (last stage), or a piece of a materialized attention core (its scores,
+// softmax, dropout and context; the fused kernel is OpClass::Attention).
+enum class OpRole { Layer, Embedding, Head, AttentionCore };
+
 // Query rows per thread block of FlashAttention-style kernels at head dim 128 (FlashAttention-2
 // paper, Dao 2023, forward block B_r = 128; FlashAttention-3 and cuDNN's Hopper kernels likewise).
 constexpr double kAttentionQueryBlock = 128;
@@ -51,6 +57,7 @@ struct Operator {
   // gradient. 1 for ops whose gradient is one pass of the same size (dropout, dtype casts).
   double backward_scale = 2.0;
   Precision precision = Precision::BF16;  // math precision
+  OpRole role = OpRole::Layer;
 };
 
 struct LoweringInput {

@@ -160,7 +160,7 @@ EnergyTerms accumulate_operators(const std::vector<Operator>& ops, const RateMod
   for (const Operator& op : ops) {
     const OpTiming t = time_operator(rates, op);
     if (keep_operators)
-      p.operators.push_back({op.name, op.cls, op.pass, op.count, op.kernels * op.count,
+      p.operators.push_back({op.name, op.cls, op.role, op.pass, op.count, op.kernels * op.count,
                              Flops(op.flops * op.count), Bytes(op.bytes * op.count), t});
     p.model_flops += Flops(op.flops * op.count);
     p.hardware_flops += Flops(op.hw_flops * op.count);

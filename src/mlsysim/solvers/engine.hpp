@@ -36,6 +36,7 @@ struct SolveRequest {
 struct OperatorResult {
   const char* name;
   OpClass cls;
+  OpRole role;
   Pass pass;
   double count;
   double kernels;

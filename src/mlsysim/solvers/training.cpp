@@ -89,16 +89,13 @@ const TrainingEvaluator::ShardSolve& TrainingEvaluator::shard(int tp, int pp, in
       s.time -= op.timing.total();
       continue;
     }
-    // The operators outside the layer stack (physics/lowering.cpp lower_embedding / lower_head):
-    // only the first stage embeds and only the last stage runs the head and the loss.
-    const std::string_view name = op.name ? op.name : "";
     // The fused kernel, or the materialized path's scores, softmax, dropout and context.
-    const bool materialized_part = name == "attn_scores" || name == "attn_softmax" ||
-                                   name == "attn_probs_dropout" || name == "attn_context";
-    if (op.cls == OpClass::Attention || materialized_part) s.attention_time += op.timing.total();
-    if (name == "embedding") s.embedding_time += op.timing.total();
-    else if (name == "final_norm" || name == "lm_head" || name == "cross_entropy")
-      s.output_time += op.timing.total();
+    if (op.cls == OpClass::Attention || op.role == OpRole::AttentionCore)
+      s.attention_time += op.timing.total();
+    // The operators outside the layer stack: only the first stage embeds and only the last stage
+    // runs the head and the loss.
+    if (op.role == OpRole::Embedding) s.embedding_time += op.timing.total();
+    else if (op.role == OpRole::Head) s.output_time += op.timing.total();
   }
   s.activations = p.memory.activations;
   s.hw_flops = p.hardware_flops.si();
