@@ -207,11 +207,17 @@ def bench_vector(torch, timer, dev, quick):
         w = torch.randn(hidden, device=dev, dtype=torch.bfloat16)
         gu = torch.randn(tokens, 2 * ffn, device=dev, dtype=torch.bfloat16)
         g, u = gu[:, :ffn], gu[:, ffn:]
+        r_ffn = torch.randn(tokens, ffn, device=dev, dtype=torch.bfloat16)
         e = 2  # bytes per bf16 element
         cases = [
             ("rms_norm", lambda: F.rms_norm(x, (hidden,), w, 1e-5), 2 * tokens * hidden * e, 4 * tokens * hidden),
             ("add", lambda: torch.add(x, r), 3 * tokens * hidden * e, tokens * hidden),
             ("silu_mul", lambda: F.silu(g) * u, 4 * tokens * ffn * e, 5 * tokens * ffn),
+            # The two kernels of eager SwiGLU apart: SiLU of the gate half (a row-strided view of the
+            # fused gate/up output) and the multiply by the up half. The e2e profile has the SiLU
+            # kernel slower per byte than the multiply; these rows time each (2 and 3 tensor-sizes).
+            ("silu_half", lambda: F.silu(g), 2 * tokens * ffn * e, 4 * tokens * ffn),
+            ("mul_half", lambda: torch.mul(r_ffn, u), 3 * tokens * ffn * e, tokens * ffn),
             # Interleaved-RoPE style operands: stride-2 views defeat vectorized loads.
             ("mul_strided", lambda: x[:, ::2] * r[:, 1::2], 3 * tokens * hidden // 2 * e, tokens * hidden // 2),
             # Autocast training's residual add: fp32 stream + bf16 branch -> fp32 (4 + 2 + 4 bytes).
@@ -220,12 +226,13 @@ def bench_vector(torch, timer, dev, quick):
         ]
         for name, fn, nbytes, flops in cases:
             t = timer(fn)
-            width = {"silu_mul": ffn, "mul_strided": hidden // 2}.get(name, hidden)
+            width = {"silu_mul": ffn, "silu_half": ffn, "mul_half": ffn,
+                     "mul_strided": hidden // 2}.get(name, hidden)
             out.append({"op": name, "tokens": tokens, "width": width,
                         "bytes": nbytes, "flops": flops, "seconds": float(f"{t:.4g}"),
                         "GBps": round(nbytes / t / 1e9, 1)})
             log(f"  {name:15s} tokens={tokens:<6d} {t * 1e6:9.2f} us {nbytes / t / 1e9:8.1f} GB/s")
-        del x, xf, r, gu
+        del x, xf, r, gu, r_ffn
     torch.cuda.empty_cache()
     return out
 
@@ -478,6 +485,31 @@ def bench_framework(torch, dev):
         result[f"eager_{name}_kernels_per_step"] = kernels
         log(f"  eager {name:10s}: {kernels} kernels per step, {step * 1e6:.1f} us per step, "
             f"{step / max(kernels, 1) * 1e6:.2f} us per kernel")
+    # View ops launch nothing but still cost host time: a decoder layer written in plain PyTorch
+    # calls ~18 of them (split, view, transpose, [..., ::2] slices, flatten, reshape, chunk) beside
+    # its ~27 kernel-launching ops, which is part of why real eager layers cost more host time per
+    # kernel than the loops above.
+    q = torch.randn(1, 8, 32, 16, device=dev, dtype=torch.bfloat16)
+
+    def views():
+        y = q
+        for _ in range(16):
+            a, b = y.split([16, 16], dim=2)
+            t = a.transpose(1, 2)
+            t = t.reshape(1, 16, 128).view(1, 16, 8, 16)
+            x1, x2 = t[..., ::2], t[..., 1::2]
+            c1, c2 = b.chunk(2, dim=-1)
+            del x1, x2, c1, c2, t
+        return y
+    per_step_views = 16 * 7  # split, transpose, reshape, view, two slices, chunk
+    samples = []
+    for _ in range(9):
+        t0 = time.perf_counter()
+        for _ in range(50):
+            views()
+        samples.append((time.perf_counter() - t0) / 50)
+    result["eager_view_us_per_op"] = round(statistics.median(samples) / per_step_views * 1e6, 3)
+    log(f"  eager views: {result['eager_view_us_per_op']:.2f} us per view op (host only, no kernel)")
     return result
 
 
