@@ -161,6 +161,24 @@ TEST(EnginePhysics, EagerRuntimePaysHostDispatchOnSmallKernels) {
   EXPECT_LT(ep.latency / gp.latency, 1.05);
 }
 
+TEST(EnginePhysics, EagerHostPaysForEveryFrameworkCall) {
+  // Plain-PyTorch interleaved RoPE makes 7 framework calls per tensor (4 multiplies, a subtract, an
+  // add, a stack): 14 per layer for q and k. At one decode token the host is the bottleneck, so
+  // the operator costs 14 x 32 host dispatches, though its GPU launches are counted as 10.
+  SolveRequest r;
+  r.runtime = Runtime::Eager;
+  const Profile p = run("llama3-8b", "h100", r);
+  const OperatorResult& rope = op(p, "rope");
+  const double host = hw("h100").efficiency.host_dispatch.si();
+  EXPECT_DOUBLE_EQ(rope.kernels, 10.0 * 32);
+  EXPECT_NEAR(rope.timing.total().si(), 14 * 32 * host, 1e-12);
+  // Under CUDA-graph replay there is no host: the 10 launches each cost the kernel overhead.
+  r.runtime = Runtime::Graph;
+  r.fusion = Fusion::Unfused;
+  const OperatorResult& replayed = op(run("llama3-8b", "h100", r), "rope");
+  EXPECT_NEAR(replayed.timing.overhead.si(), 10 * 32 * hw("h100").efficiency.kernel_overhead.si(), 1e-12);
+}
+
 TEST(EnginePhysics, FusionFollowsTheRuntimeUnlessGiven) {
   SolveRequest r;
   EXPECT_EQ(run("llama3-8b", "h100", r).fusion, Fusion::Fused);

@@ -226,11 +226,12 @@ OpTiming time_operator(const RateModel& r, const Operator& op) {
   if (r.runtime == Runtime::Graph) {
     t.overhead = e.kernel_overhead * launches;
   } else {
-    // Eager frameworks issue each kernel from the host; the GPU runs ahead when kernels are long,
-    // so a kernel costs max(its body + launch gap, host dispatch time).
-    const Seconds body_per_launch = t.body() / std::max(launches, 1.0);
-    const Seconds per_launch = max(body_per_launch + e.kernel_overhead, e.host_dispatch);
-    t.overhead = (per_launch - body_per_launch) * launches;
+    // Eager frameworks issue each call from the host; the GPU runs ahead when kernels are long, so
+    // the operator costs max(its bodies + launch gaps, its host dispatch time).
+    const double host_calls = (op.host_ops > 0 ? op.host_ops : op.kernels) * op.count;
+    const Seconds gpu = t.body() + e.kernel_overhead * launches;
+    const Seconds host = e.host_dispatch * host_calls;
+    t.overhead = max(gpu, host) - t.body();
   }
   return t;
 }

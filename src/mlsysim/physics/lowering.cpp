@@ -313,14 +313,16 @@ void lower_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s,
       rope.strided_bytes = ((s.new_tokens > 1 ? 2.0 : 0.0) + 3.0) * rotated * e.pa;
     } else if (!e.fused) {
       // Plain PyTorch on interleaved pairs (Meta's reference / gpt-fast layout, bench/gpu/e2e.py):
-      // x1 = x[..., ::2], x2 = x[..., 1::2]; x1*cos, x2*sin, -, x1*sin, x2*cos, +, stack = 7 kernels
-      // per tensor (the e2e profile's 8 strided multiplies, 4 adds and 2 copies per layer). Four
-      // multiplies read and write half a tensor each (4 sizes, strided), the subtract and add read
-      // two halves and write one (3 sizes), the stack writes pairs interleaved (2 sizes, strided).
-      // Launches are counted as 10, not 14: the per-kernel overhead (EfficiencyProfile::
-      // kernel_overhead, 4 us, not yet calibrated) is an average that already covers the tiny
-      // add/sub kernels (~1.3 us each in the profile); see docs/PHYSICS.md "Kernel counts".
+      // x1 = x[..., ::2], x2 = x[..., 1::2]; x1*cos, x2*sin, -, x1*sin, x2*cos, +, stack = 7
+      // framework calls per tensor, 14 per layer (the e2e profile: 8 strided multiplies, 4 adds, and
+      // 4 copies from the 2 stacks). Four multiplies read and write half a tensor each (4 sizes,
+      // strided), the subtract and add read two halves and write one (3 sizes), the stack writes
+      // pairs interleaved (2 sizes, strided). The host dispatches all 14 calls; GPU launches are
+      // counted as 10 because the per-kernel overhead (EfficiencyProfile::kernel_overhead, 4 us, not
+      // yet calibrated) is an average that already covers the tiny add/sub kernels (~1.3 us each in
+      // the profile); see docs/PHYSICS.md "Kernel counts".
       rope.kernels = 10;
+      rope.host_ops = 14;
       rope.bytes = 9.0 * rotated * e.pa;
       rope.strided_bytes = 6.0 * rotated * e.pa;
     }
@@ -728,6 +730,7 @@ void append_training_passes(std::vector<Operator>& ops, const LoweringInput& in,
     b.bytes *= b.backward_scale;
     b.strided_bytes *= b.backward_scale;  // gradients of strided views are strided too
     b.kernels *= b.backward_scale;
+    b.host_ops *= b.backward_scale;
     ops.push_back(b);
   }
   // Adam with fp32 master weights (mixed precision, Micikevicius et al. 2018): reads master, m, v

@@ -48,6 +48,9 @@ struct Operator {
   double m = 0, n = 0, k = 0;  // GEMM / implicit-GEMM shape, for wave quantization
   double count = 1;       // repeats (e.g. layers)
   double kernels = 1;     // kernel launches per instance
+  // Framework calls the host dispatches per instance under an eager runtime, where it differs from
+  // `kernels` (0: one call per kernel). Each costs EfficiencyProfile::host_dispatch.
+  double host_ops = 0;
   double vector_flops = 0;  // extra vector-unit work per instance (weight-only dequantization)
   // Attention: FLOPs of the longest query block (kAttentionQueryBlock rows over the most keys any
   // block visits), which runs last and alone (EfficiencyProfile::attention_tail).
