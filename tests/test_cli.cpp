@@ -1,8 +1,11 @@
 // The command-line contract: flags, JSON fields, exit codes (0 ok, 1 bad input, 2 does not fit).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
+#include <vector>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <sys/wait.h>
@@ -118,6 +121,41 @@ TEST(Cli, ValidateScoresEveryPointAgainstItsMeasurement) {
   EXPECT_LE(j["summary"]["by_runtime"]["graph/engine"]["mlsysim"]["median_abs_error"].get<double>(), 0.10);
   EXPECT_LE(j["summary"]["overall"]["mlsysim"]["median_abs_error"].get<double>(), 0.15);
   EXPECT_EQ(run("validate --category nosuch").code, 1);
+}
+
+TEST(Cli, SolveShowsTheHeldOutErrorOfItsKindOfPrediction) {
+  // The error bar: the median and p90 |error| of the held-out decode points of the same runtime
+  // group, recomputed here from `validate`'s per-point errors.
+  const Result v = run("validate --category decode --format json");
+  ASSERT_EQ(v.code, 0);
+  const auto validation = nlohmann::json::parse(v.out);
+  std::vector<double> eager_errors;
+  for (const auto& p : validation["points"]) {
+    if (p["status"] != "ok" || p["used_for_calibration"].get<bool>() || p["confidence"] == "low") continue;
+    if (p["command"].get<std::string>().find("--runtime eager") != std::string::npos)
+      eager_errors.push_back(std::fabs(p["error"].get<double>()));
+  }
+  ASSERT_GE(eager_errors.size(), 3u);
+  std::sort(eager_errors.begin(), eager_errors.end());
+  const size_t n = eager_errors.size();
+  const double median = n % 2 ? eager_errors[n / 2] : (eager_errors[n / 2 - 1] + eager_errors[n / 2]) / 2;
+
+  const Result r = run("solve --model llama3-8b --hardware h100 --runtime eager --accuracy --format json");
+  ASSERT_EQ(r.code, 0);
+  const auto a = nlohmann::json::parse(r.out)["accuracy"];
+  EXPECT_EQ(a["category"], "decode");
+  EXPECT_EQ(a["runtime"], "eager");
+  EXPECT_EQ(a["points"].get<size_t>(), n);
+  EXPECT_NEAR(a["median_abs_error"].get<double>(), median, 1e-12);
+  EXPECT_LE(a["median_abs_error"].get<double>(), a["p90_abs_error"].get<double>());
+  // JSON without --accuracy keeps its contract; the table always carries the line.
+  const Result plain = run("solve --model llama3-8b --hardware h100 --format json");
+  EXPECT_FALSE(nlohmann::json::parse(plain.out).contains("accuracy"));
+  const Result table = run("solve --model llama3-8b --hardware h100 --phase prefill --seq-len 512");
+  EXPECT_NE(table.out.find("Held-out error of prefill predictions (graph/engine)"), std::string::npos);
+  // The textbook model (--efficiency) has no validation record of its own: no line.
+  EXPECT_EQ(run("solve --model llama3-8b --hardware h100 --efficiency 0.5").out.find("Held-out"),
+            std::string::npos);
 }
 
 TEST(Cli, CalibrateWritesAFileTheEngineLoads) {

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "command.hpp"
+#include "held_out_accuracy.hpp"
 #include "mlsysim/catalog/validation.hpp"
 #include "mlsysim/errors.hpp"
 #include "mlsysim/solvers/accuracy.hpp"
@@ -69,7 +70,7 @@ std::optional<double> metric_of(const nlohmann::json& j, const std::string& metr
   return node->get<double>();
 }
 
-Outcome evaluate(const ValidationPoint& p) {
+Outcome evaluate(const ValidationPoint& p, bool with_textbook = true) {
   Outcome o{&p, std::nullopt, std::nullopt, "ok"};
   std::string why;
   auto j = run_cli(p.command, "", why);
@@ -82,6 +83,7 @@ Outcome evaluate(const ValidationPoint& p) {
     o.status = "the output has no numeric field '" + p.metric + "'";
     return o;
   }
+  if (!with_textbook) return o;
   if (auto t = run_cli(p.command, fmt::format(" --efficiency {}", kTextbookEfficiency), why))
     o.textbook = metric_of(*t, p.metric);
   return o;
@@ -143,7 +145,12 @@ std::string svg_plot(const std::vector<Outcome>& outcomes) {
 // Which execution model a point measures: framework-eager steps (every kernel dispatched from Python,
 // host-bound when kernels are short) or graph-replayed / compiled / serving-engine steps.
 std::string runtime_group(const ValidationPoint& p) {
-  return p.command.find("--runtime eager") != std::string::npos ? "eager" : "graph/engine";
+  return p.command.find("--runtime eager") != std::string::npos ? kEagerGroup : kGraphGroup;
+}
+
+// Whether a point counts in the summaries: held out (unless asked) and of high or medium confidence.
+bool scored(const ValidationPoint& p, bool include_calibration, bool include_low) {
+  return (include_calibration || !p.used_for_calibration) && (include_low || p.confidence != "low");
 }
 
 int run_validate(const GlobalOptions& g, const ValidateOptions& o) {
@@ -166,8 +173,7 @@ int run_validate(const GlobalOptions& g, const ValidateOptions& o) {
   int skipped = 0;
   for (const auto& out : outcomes) {
     if (!out.error()) { ++skipped; continue; }
-    if (out.point->used_for_calibration && !o.include_calibration) continue;
-    if (out.point->confidence == "low" && !o.include_low) continue;
+    if (!scored(*out.point, o.include_calibration, o.include_low)) continue;
     auto& cat = by_cat[out.point->category];
     auto& runtime = by_runtime[runtime_group(*out.point)];
     cat.first.push_back(*out.error());
@@ -258,6 +264,28 @@ int run_validate(const GlobalOptions& g, const ValidateOptions& o) {
   }
   return kExitOk;
 }
+
+}  // namespace
+
+std::optional<HeldOutAccuracy> held_out_accuracy(const std::string& category,
+                                                 const std::string& runtime) {
+  std::vector<double> same_runtime, same_category;
+  for (const auto& p : load_validation_points("")) {
+    if (p.category != category || !scored(p, false, false)) continue;
+    const Outcome out = evaluate(p, /*with_textbook=*/false);
+    if (!out.error()) continue;
+    same_category.push_back(*out.error());
+    if (runtime_group(p) == runtime) same_runtime.push_back(*out.error());
+  }
+  // Fewer than 3 points of this runtime: the whole category says more than a tiny subset.
+  const bool by_runtime = same_runtime.size() >= 3;
+  const auto& errors = by_runtime ? same_runtime : same_category;
+  if (errors.empty()) return std::nullopt;
+  return HeldOutAccuracy{category, by_runtime ? runtime : std::string("all runtimes"),
+                         summarize_errors(errors)};
+}
+
+namespace {
 
 const CommandRegistrar registrar(50, "validate", [](CLI::App& app, const GlobalOptions& g) {
   auto o = std::make_shared<ValidateOptions>();
