@@ -97,9 +97,7 @@ constexpr double kMinKernelSeconds = 40e-6;
 // Returns false (profile untouched) with too few usable rows or a nonphysical fit.
 bool fit_attention(const HardwareSpec& hw, const nlohmann::json& rows, EfficiencyProfile& e, int& used,
                    double& median_abs_error) {
-  LeastSquares two;
-  LeastSquares3 three;
-  std::vector<std::array<double, 4>> fitted_rows;  // regressors and measured 1 / efficiency
+  std::vector<std::array<double, 4>> fitted_rows;  // (1, 1 / keys, tail regressor, 1 / efficiency)
   const double peak = hw.peak(Precision::BF16).si();
   const double sms = hw.compute_units;
   for (const auto& r : rows) {
@@ -109,14 +107,15 @@ bool fit_attention(const HardwareSpec& hw, const nlohmann::json& rows, Efficienc
     if (secs < kMinKernelSeconds || flops <= 0 || q <= 0 || peak <= 0) continue;
     const double keys = r.value("causal", true) ? (q + 1) / 2 : q;
     const double y = peak * secs / flops;  // 1 / efficiency
-    const double tail_regressor = attention_tail_flops(q, q, d, d) * sms / flops;
-    two.add(1.0 / keys, y);
-    three.add({1.0, 1.0 / keys, tail_regressor}, y);
-    fitted_rows.push_back({1.0, 1.0 / keys, tail_regressor, y});
+    fitted_rows.push_back({1.0, 1.0 / keys, attention_tail_flops(q, q, d, d) * sms / flops, y});
   }
+  LeastSquares3 three;
+  for (const auto& r : fitted_rows) three.add({r[0], r[1], r[2]}, r[3]);
   std::array<double, 3> b{};
   const bool with_tail = sms > 0 && three.solve(b) && b[0] > 1.0 && b[1] >= 0 && b[2] > 0;
   if (!with_tail) {
+    LeastSquares two;
+    for (const auto& r : fitted_rows) two.add(r[1], r[3]);
     double intercept = 0, slope = 0;
     if (!two.line(intercept, slope)) return false;
     if (intercept <= 1.0 || slope < 0) return false;  // nonphysical: keep the documented ratio

@@ -168,7 +168,6 @@ void apply_hf_rms_norm(Operator& norm, double elems, double act_bytes, bool amp)
 void unfused_norm(Emitter& e, const TransformerSpec& tf, const char* name, double elems,
                   double count) {
   Operator& norm = e.vec(name, elems, elems, tf.layernorm ? 8.0 : 4.0, count, e.residual_bytes());
-  if (e.amp) norm.bytes = elems * 8.0;
   if (e.hf && !tf.layernorm) apply_hf_rms_norm(norm, elems, e.pa, e.amp);
   if (e.amp) e.vec("amp_input_cast", elems, 0, 0, count, 0).bytes = elems * (4.0 + e.pa);
 }
@@ -187,11 +186,15 @@ void residual_norm(Emitter& e, const TransformerSpec& tf, const char* plain, con
 
 // Dropout in training (torch native_dropout: one kernel reads x and writes y and a 1-byte keep
 // mask; its backward reads the gradient and the mask and writes one gradient, the same traffic).
-void branch_dropout(Emitter& e, const char* name, double elems, double count, double elem_bytes) {
-  if (e.dropout <= 0) return;
+void dropout(Emitter& e, const char* name, double elems, double count, double elem_bytes) {
   Operator& op = e.vec(name, elems, elems, 2.0, count, elem_bytes);
   op.bytes += elems * 1.0;
   op.backward_scale = 1.0;
+}
+
+// Dropout on the embeddings or a residual branch, when the model trains with it.
+void branch_dropout(Emitter& e, const char* name, double elems, double count, double elem_bytes) {
+  if (e.dropout > 0) dropout(e, name, elems, count, elem_bytes);
 }
 
 // End of a residual branch in unfused code: the branch output's dropout (training), then the add
@@ -252,11 +255,7 @@ void lower_materialized_attention(Emitter& e, const TransformerSpec& tf, const B
   batched_gemm("attn_scores", dk, keys,
                N * q_dim * e.pa + s.seqs * keys * kv_heads * dk * kv_bytes, scores * e.pa, dk);
   e.vec("attn_softmax", scores, scores, 5.0, layers, e.pa);  // scale, mask, max, exp, sum
-  if (e.attention_dropout > 0) {
-    Operator& drop = e.vec("attn_probs_dropout", scores, scores, 2.0, layers, e.pa);
-    drop.bytes += scores * 1.0;
-    drop.backward_scale = 1.0;
-  }
+  if (e.attention_dropout > 0) dropout(e, "attn_probs_dropout", scores, layers, e.pa);
   // O = P V: reads the probabilities and V, writes the context.
   batched_gemm("attn_context", keys, dv,
                scores * e.pa + s.seqs * keys * kv_heads * dv * kv_bytes, N * H * dv * e.pa, dv);
@@ -611,7 +610,7 @@ void lower_cnn(Emitter& e, const ModelSpec& m, const LoweringInput& in) {
         op.bytes = weight_bytes + in_bytes + out_bytes;
         // The input was written by the layer before (or, for a projection shortcut, a few layers
         // before within the same block): a cache hit when the working set fits.
-        if (e.cache_holds(weight_bytes + in_bytes + out_bytes)) op.bytes -= in_bytes;
+        read_after_write(e, op, in_bytes);
         op.m = B * hw_out, op.n = l.cout, op.k = k;
         op.precision = e.math;
         e.out.push_back(op);
@@ -723,7 +722,7 @@ void append_training_passes(std::vector<Operator>& ops, const LoweringInput& in,
   for (size_t i = 0; i < forward_count; ++i) {
     Operator b = ops[i];
     b.pass = Pass::Backward;
-    const double factor = b.cls == OpClass::Attention ? 2.5 : 2.0;
+    const double factor = b.cls == OpClass::Attention ? kAttentionBackwardFlopsFactor : 2.0;
     b.flops *= factor;
     b.hw_flops *= factor;
     b.tail_flops *= factor;

@@ -82,10 +82,8 @@ MemoryLedger memory_ledger(const ModelSpec& m, const LoweringInput& in, double p
       if (in.materialized_attention && in.recompute == Recompute::None)
         per_layer += tf.heads * tokens * (pa + (tf.train_dropout > 0 ? 1.0 + pa : 0.0));
       // + one layer's full working set during recomputation, + fp32 logits and their gradient.
-      const double working = in.recompute == Recompute::Full
-                                 ? saved_activation_bytes_per_token_layer(tf, pa) : 0.0;
-      ledger.activations = Bytes(N * (per_layer * layers + working) +
-                                 N * static_cast<double>(tf.vocab) * 8.0);
+      const Bytes working = in.recompute == Recompute::Full ? recompute_working_set(tf, N, pa) : Bytes(0);
+      ledger.activations = Bytes(N * per_layer * layers + N * static_cast<double>(tf.vocab) * 8.0) + working;
     } else {
       // Inference keeps only the live tensors of the widest operator (freed layer by layer).
       const double widest = std::max({3.0 * tf.ffn, 3.0 * tf.moe_ffn * tf.experts_per_token,

@@ -33,6 +33,10 @@ enum class OpRole { Layer, Embedding, Head, AttentionCore };
 // paper, Dao 2023, forward block B_r = 128; FlashAttention-3 and cuDNN's Hopper kernels likewise).
 constexpr double kAttentionQueryBlock = 128;
 
+// Fused attention backward FLOPs per forward FLOP: 5 matmuls against the forward's 2
+// (FlashAttention-2, Dao 2023).
+constexpr double kAttentionBackwardFlopsFactor = 2.5;
+
 // FLOPs of the longest query block of an attention call: `rows` queries (at most one block) over
 // `max_keys` keys, QK^T and PV (2 FLOPs per multiply-add each, head dims dk and dv).
 double attention_tail_flops(double rows, double max_keys, double dk, double dv);

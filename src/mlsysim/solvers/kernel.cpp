@@ -31,12 +31,13 @@ KernelResult time_kernel(const HardwareSpec& hw, const KernelRequest& r) {
     const double io = 4.0 * r.batch * r.heads * s * r.head_dim * pa;  // Q, K, V in; O out
     op.cls = OpClass::Attention;
     const bool backward = r.op == KernelOp::AttentionBackward;
-    op.flops = op.hw_flops = backward ? 2.5 * fwd : fwd;  // 5 matmuls vs 2 (Dao 2023)
+    const double pass_factor = backward ? kAttentionBackwardFlopsFactor : 1.0;
+    op.flops = op.hw_flops = pass_factor * fwd;
     op.bytes = backward ? 2.0 * io : io;
     // n: mean keys per query row (causal: (S + 1) / 2), the attention rate's shape term.
     op.m = r.batch * s, op.n = r.causal ? (s + 1) / 2 : s, op.k = r.head_dim;
     // Causal or not, the last query block visits all S keys.
-    op.tail_flops = attention_tail_flops(s, s, r.head_dim, r.head_dim) * (backward ? 2.5 : 1.0);
+    op.tail_flops = attention_tail_flops(s, s, r.head_dim, r.head_dim) * pass_factor;
   }
   const RateModel rates{&hw, r.runtime, 0};
   const OpTiming t = time_operator(rates, op);
