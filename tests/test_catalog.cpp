@@ -232,3 +232,32 @@ TEST(Catalog, HuggingFaceConfigsOfOtherFamiliesMatchTheCatalog) {
     EXPECT_DOUBLE_EQ(parameter_count(m), parameter_count(cat().model(c.catalog_id))) << c.file;
   }
 }
+
+// The MI300X's 16-bit GEMM efficiency is its published MAMF over its dense datasheet peak
+// (781.9 / 1307.4, stas00/ml-engineering), which is below the 0.75 default; everything the partial
+// calibration leaves out keeps the default for a GPU.
+TEST(Catalog, PublishedGemmCeilingCapsAnUnmeasuredDevice) {
+  const auto& mi300x = cat().hardware("mi300x");
+  EXPECT_NEAR(mi300x.efficiency.gemm[index_of(Precision::BF16)], 781.9 / 1307.4, 1e-4);
+  EXPECT_DOUBLE_EQ(mi300x.efficiency.memory, 0.85);
+  EXPECT_DOUBLE_EQ(mi300x.efficiency.gemm[index_of(Precision::INT8)], 0.75);
+  // The A100's published ceiling (267.9 / 312 = 0.86) is above the default, so the default stands.
+  EXPECT_DOUBLE_EQ(cat().hardware("a100-80gb").efficiency.gemm[index_of(Precision::BF16)], 0.75);
+}
+
+TEST(Catalog, CalibrationEfficienciesAreFractionsOfPeak) {
+  Catalog c = cat();
+  try {
+    c.add_toml("[[calibration]]\ndevice = \"h100\"\n[calibration.gemm_efficiency]\nbf16 = 1.3\n", "cal.toml");
+    FAIL() << "expected BadInput";
+  } catch (const BadInput& e) {
+    EXPECT_NE(std::string(e.what()).find("gemm_efficiency.bf16"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("(0, 1]"), std::string::npos) << e.what();
+  }
+  try {
+    c.add_toml("[[calibration]]\ndevice = \"h100\"\nmemory_efficiency = 0\n", "cal.toml");
+    FAIL() << "expected BadInput";
+  } catch (const BadInput& e) {
+    EXPECT_NE(std::string(e.what()).find("memory_efficiency"), std::string::npos) << e.what();
+  }
+}

@@ -430,10 +430,19 @@ struct CatalogLoader {
         throw BadInput(origin + ": calibration for unknown device '" + id + "'");
       EfficiencyProfile& e = catalog.hardware_[it->second].efficiency;
       const std::string where = context_of(origin, id);
-      e.memory = required_number(*c, "memory_efficiency", where);
+      // A calibration may be partial (e.g. only a published GEMM ceiling): what it leaves out keeps
+      // the device's current value.
+      e.memory = number_or((*c)["memory_efficiency"], e.memory);
+      if (!(e.memory > 0 && e.memory <= 1))
+        throw BadInput(where + ": memory_efficiency must be in (0, 1], got " + std::to_string(e.memory));
       if (auto* g = (*c)["gemm_efficiency"].as_table())
         for (auto&& [k, v] : *g)
-          if (auto p = parse_precision(k.str())) e.gemm[index_of(*p)] = v.value_or(e.gemm[0]);
+          if (auto p = parse_precision(k.str())) {
+            const double g = v.value_or(-1.0);
+            if (!(g > 0 && g <= 1))
+              throw BadInput(where + ": gemm_efficiency." + std::string(k.str()) + " must be in (0, 1]");
+            e.gemm[index_of(*p)] = g;
+          }
       e.attention = number_or((*c)["attention_efficiency"], e.attention);
       e.attention_half_keys = number_or((*c)["attention_half_keys"], e.attention_half_keys);
       e.attention_tail = number_or((*c)["attention_tail"], e.attention_tail);
