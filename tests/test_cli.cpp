@@ -5,6 +5,9 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <vector>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -178,4 +181,47 @@ TEST(Cli, CalibrateWritesAFileTheEngineLoads) {
       run("--calibration /tmp/mlsysim_test_slow.toml solve -m llama3-8b -H h100 --format json").out);
   EXPECT_GT(slow["memory_time_s"].get<double>(), 1.7 * builtin["memory_time_s"].get<double>());
   EXPECT_EQ(run("calibrate --from /nonexistent.json --hardware h100").code, 1);
+}
+
+TEST(Cli, CalibrateFitsAFabricFromAnNcclTestsLog) {
+  const std::string log =
+      std::string(MLSYSIM_SOURCE_DIR) + "/catalog/calibration/measurements/gcp-a3-mega-16gpu-all_reduce_perf.log";
+  std::system("mkdir -p /tmp/mlsysim_test_fabric /tmp/mlsysim_test_fabric_slow");
+  ASSERT_EQ(run("calibrate --nccl-tests " + log + " --cluster gcp-a3-mega --output /tmp/mlsysim_test_fabric/f.toml")
+                .code,
+            0);
+  const std::string at_1gib = " collective --op allreduce --bytes 1073741824 --gpus 16 --cluster gcp-a3-mega --format json";
+  // The built-in TCPXO fabric is this same fit: the same prediction (to the file's 4 digits).
+  const double builtin = nlohmann::json::parse(run(at_1gib).out)["time_s"].get<double>();
+  const double loaded =
+      nlohmann::json::parse(run("--catalog /tmp/mlsysim_test_fabric" + at_1gib).out)["time_s"].get<double>();
+  EXPECT_NEAR(loaded, builtin, 1e-3 * builtin);
+  EXPECT_NEAR(builtin, 6.759e-3, 0.02 * 6.759e-3);  // the measured 1 GiB row of the log
+  // A network twice as slow at every size (each time doubled) calibrates to twice the time.
+  {
+    std::ifstream in(log);
+    std::ofstream out("/tmp/mlsysim_test_fabric_slow.log");
+    out << "all_reduce_perf\n";
+    for (int r = 0; r < 16; ++r) out << "#  Rank " << r << " Group 0\n";
+    std::string line;
+    while (std::getline(in, line)) {
+      std::istringstream words(line);
+      std::vector<std::string> t;
+      for (std::string w; words >> w;) t.push_back(w);
+      if (t.size() != 13 || t[0] == "#") continue;
+      const double us = 2 * std::stod(t[5]);
+      out << t[0] << " " << t[1] << " float sum -1 " << us << " 0 0 0 " << us << " 0 0 0\n";
+    }
+  }
+  ASSERT_EQ(run("calibrate --nccl-tests /tmp/mlsysim_test_fabric_slow.log --cluster gcp-a3-mega --output "
+                "/tmp/mlsysim_test_fabric_slow/f.toml")
+                .code,
+            0);
+  const double slow =
+      nlohmann::json::parse(run("--catalog /tmp/mlsysim_test_fabric_slow" + at_1gib).out)["time_s"].get<double>();
+  EXPECT_NEAR(slow, 2 * 6.759e-3, 0.03 * 2 * 6.759e-3);
+  // Exactly one source; a missing log is a clear error.
+  EXPECT_EQ(run("calibrate").code, 1);
+  EXPECT_EQ(run("calibrate --from x.json --nccl-tests y.log").code, 1);
+  EXPECT_EQ(run("calibrate --nccl-tests /nonexistent.log --cluster gcp-a3-mega").code, 1);
 }

@@ -1,4 +1,6 @@
 // `mlsysim calibrate --from FILE`: fit a device's efficiency profile from microbenchmarks.
+// `mlsysim calibrate --nccl-tests FILE --cluster C`: fit a cluster fabric's alpha and efficiency from
+// an nccl-tests log.
 #include <fmt/format.h>
 
 #include <fstream>
@@ -6,18 +8,78 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "command.hpp"
+#include "train_options.hpp"
 #include "mlsysim/errors.hpp"
 #include "mlsysim/physics/calibration.hpp"
+#include "mlsysim/physics/fabric_calibration.hpp"
 
 namespace mlsysim::cli {
 namespace {
 
 struct CalibrateOptions {
-  std::string from, hardware, output;
+  std::string from, nccl_tests, hardware, cluster, op, output;
+  int gpus = 0;
 };
 
+void write_output(const std::string& text, const std::string& path) {
+  if (path.empty()) {
+    std::cout << text;
+    return;
+  }
+  std::ofstream out(path);
+  if (!out) throw BadInput("cannot write '" + path + "'");
+  out << text;
+}
+
+// The fabric fit: the log's rows against the engine's collective model on the named cluster, before
+// and after, and the fabric entry that carries the fitted alpha and efficiency.
+int run_fabric_calibration(const GlobalOptions& g, const CalibrateOptions& o) {
+  const auto fleet_owner = load_fleet(g);
+  const FleetCatalog& fleet = *fleet_owner;
+  const NcclTestsLog log = parse_nccl_tests(read_file(o.nccl_tests), o.nccl_tests);
+  const CollectiveOp op = !o.op.empty() ? parse_collective_op(o.op)
+                          : log.op      ? *log.op
+                                        : throw BadInput(o.nccl_tests + ": the log does not name its nccl-tests "
+                                                         "binary; give --op allreduce|allgather|reducescatter|alltoall");
+  const int ranks = o.gpus > 0 ? o.gpus : log.ranks;
+  if (ranks < 2)
+    throw BadInput(o.nccl_tests + ": the log lists no '#  Rank' lines; give --gpus N (the ranks of the run)");
+  const Cluster cluster = !o.cluster.empty() ? fleet.cluster(o.cluster)
+                                             : fleet.standard_cluster(o.hardware.empty() ? "h100" : o.hardware, ranks);
+  if (ranks > cluster.total_gpus())
+    throw BadInput(fmt::format("the run has {} ranks but {} has {} GPUs; pick a larger --cluster", ranks,
+                               cluster.id, cluster.total_gpus()));
+  const GroupPlacement group = place_group(ranks, 1, cluster.gpus_per_node());
+  const FabricFit fit = fit_fabric(log.samples, op, group, cluster);
+  const Fabric& before = fit.scale_out ? cluster.scale_out : cluster.scale_up;
+  write_output(fabric_toml(before, fit, o.nccl_tests), o.output);
+
+  const Cluster after = apply_fabric_fit(cluster, fit);
+  std::cerr << fmt::format(
+      "calibrated fabric {} ({}) from {} {} rows over {} ranks of {} ({} per node x {} nodes):\n"
+      "  bulk protocol ({} rows at >= {:.0f}% of the best bus bandwidth): alpha {:.3g} us (was {:.3g}), "
+      "efficiency {:.3f} (was {:.3f})\n",
+      before.id, fit.scale_out ? "scale-out" : "scale-up", log.samples.size(), to_string(op), ranks, cluster.id,
+      group.per_node, group.nodes, fit.samples_used, 100 * kBandwidthRegimeShare, in_us(fit.latency),
+      in_us(before.latency), fit.efficiency, before.collective_efficiency);
+  if (fit.small_message_efficiency > 0)
+    std::cerr << fmt::format("  small-message protocol ({} smaller rows): alpha {:.3g} us, efficiency {:.3f}\n",
+                             fit.small_samples_used, in_us(fit.small_message_latency), fit.small_message_efficiency);
+  std::cerr << fmt::format("  median |error| {:.1f}%, max {:.1f}% over all {} rows\n", 100 * fit.median_abs_error,
+                           100 * fit.max_abs_error, log.samples.size());
+  std::cerr << fmt::format("  {:>12}  {:>12}  {:>14}  {:>14}\n", "bytes", "measured ms", "catalog ms", "calibrated ms");
+  for (const auto& s : log.samples)
+    std::cerr << fmt::format("  {:>12.4g}  {:>12.4f}  {:>14.4f}  {:>14.4f}\n", s.message.si(), in_ms(s.time),
+                             in_ms(collective_time(op, s.message, group, cluster).time),
+                             in_ms(collective_time(op, s.message, group, after).time));
+  return kExitOk;
+}
+
 int run_calibrate(const GlobalOptions& g, const CalibrateOptions& o) {
+  if (o.from.empty() == o.nccl_tests.empty())
+    throw BadInput("calibrate needs one source: --from FILE (GPU microbenchmarks, bench/gpu/microbench.py) or "
+                   "--nccl-tests FILE (an nccl-tests log, with --cluster)");
+  if (!o.nccl_tests.empty()) return run_fabric_calibration(g, o);
   const auto catalog_owner = load_catalog(g);
   const Catalog& catalog = *catalog_owner;
   const std::string text = read_file(o.from);
@@ -29,14 +91,7 @@ int run_calibrate(const GlobalOptions& g, const CalibrateOptions& o) {
   }
   const HardwareSpec& hw = catalog.hardware(device);
   const CalibrationFit fit = fit_calibration(hw, text, o.from);
-  const std::string toml = calibration_toml(hw.id, fit);
-  if (o.output.empty()) {
-    std::cout << toml;
-  } else {
-    std::ofstream out(o.output);
-    if (!out) throw BadInput("cannot write '" + o.output + "'");
-    out << toml;
-  }
+  write_output(calibration_toml(hw.id, fit), o.output);
   std::cerr << fmt::format(
       "calibrated {}: {} GEMM points ({} compute-bound, {} memory-bound); median |error| {:.1f}% "
       "({:.1f}% over the compute-bound ones), max {:.1f}% on isolated kernels{}\n",
@@ -50,10 +105,18 @@ int run_calibrate(const GlobalOptions& g, const CalibrateOptions& o) {
 
 const CommandRegistrar registrar(40, "calibrate", [](CLI::App& app, const GlobalOptions& g) {
   auto o = std::make_shared<CalibrateOptions>();
-  auto* cmd = app.add_subcommand("calibrate", "Fit a device's efficiency from microbenchmarks");
-  cmd->add_option("--from", o->from, "Microbenchmark JSON (format of bench/gpu/microbench.py)")->required();
-  cmd->add_option("--hardware,-H", o->hardware, "Device id (default: the file's 'hardware' field)");
-  cmd->add_option("--output,-o", o->output, "Write the calibration TOML here (default: stdout)");
+  auto* cmd = app.add_subcommand("calibrate", "Fit a device's efficiency from microbenchmarks, or a fabric's from nccl-tests");
+  cmd->add_option("--from", o->from, "Microbenchmark JSON (format of bench/gpu/microbench.py)");
+  cmd->add_option("--nccl-tests", o->nccl_tests,
+                  "An nccl-tests log (all_reduce_perf ... output): fit the cluster fabric's alpha and efficiency");
+  cmd->add_option("--hardware,-H", o->hardware,
+                  "Device id (default: the file's 'hardware' field); with --nccl-tests: its standard node");
+  cmd->add_option("--cluster", o->cluster, "With --nccl-tests: the cluster the run used (see collective --list)");
+  cmd->add_option("--gpus,-n", o->gpus, "With --nccl-tests: ranks of the run (default: the log's Rank lines)");
+  cmd->add_option("--op", o->op, "With --nccl-tests: allreduce | allgather | reducescatter | alltoall "
+                                 "(default: from the binary named in the log)");
+  cmd->add_option("--output,-o", o->output,
+                  "Write the calibration TOML here (default: stdout); a fabric file goes in a --catalog DIR");
   return Command{cmd, [o, &g] { return run_calibrate(g, *o); }};
 });
 

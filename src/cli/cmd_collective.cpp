@@ -52,12 +52,7 @@ int run_collective(const GlobalOptions& g, const CollectiveOptions& o) {
     print(g, j, text);
     return kExitOk;
   }
-  const CollectiveOp op = parse_enum<CollectiveOp>(
-      "--op", o.op, {{"allreduce", CollectiveOp::AllReduce}, {"all-reduce", CollectiveOp::AllReduce},
-                     {"allgather", CollectiveOp::AllGather}, {"all-gather", CollectiveOp::AllGather},
-                     {"reducescatter", CollectiveOp::ReduceScatter}, {"reduce-scatter", CollectiveOp::ReduceScatter},
-                     {"alltoall", CollectiveOp::AllToAll}, {"all-to-all", CollectiveOp::AllToAll},
-                     {"p2p", CollectiveOp::PointToPoint}, {"point-to-point", CollectiveOp::PointToPoint}});
+  const CollectiveOp op = parse_collective_op(o.op);
   if (o.gpus < 1) throw BadInput("--gpus must be >= 1");
   std::vector<double> sizes;
   if (o.bytes) sizes.push_back(*o.bytes);

@@ -10,6 +10,7 @@
 
 #include "command.hpp"
 #include "mlsysim/catalog/fleet.hpp"
+#include "mlsysim/physics/topology.hpp"
 #include "mlsysim/solvers/training.hpp"
 
 namespace mlsysim::cli {
@@ -59,6 +60,16 @@ inline std::shared_ptr<const FleetCatalog> load_fleet(const GlobalOptions& g) {
   if (g.catalog_dir.empty())
     return std::shared_ptr<const FleetCatalog>(&FleetCatalog::builtin(), [](const FleetCatalog*) {});
   return std::make_shared<const FleetCatalog>(FleetCatalog::with_user_dir(g.catalog_dir));
+}
+
+// `--op` of `collective` and `calibrate --nccl-tests`.
+inline CollectiveOp parse_collective_op(const std::string& value) {
+  return parse_enum<CollectiveOp>(
+      "--op", value, {{"allreduce", CollectiveOp::AllReduce}, {"all-reduce", CollectiveOp::AllReduce},
+                      {"allgather", CollectiveOp::AllGather}, {"all-gather", CollectiveOp::AllGather},
+                      {"reducescatter", CollectiveOp::ReduceScatter}, {"reduce-scatter", CollectiveOp::ReduceScatter},
+                      {"alltoall", CollectiveOp::AllToAll}, {"all-to-all", CollectiveOp::AllToAll},
+                      {"p2p", CollectiveOp::PointToPoint}, {"point-to-point", CollectiveOp::PointToPoint}});
 }
 
 // Cluster, hardware and request from the options.

@@ -23,7 +23,15 @@ struct Fabric {
   double collective_efficiency = 1.0;  // achieved / per-direction for bandwidth-bound rings
   bool in_network_reduction = false;   // NVLS / SHARP
   double in_network_efficiency = 0.0;  // in-network all-reduce algbw / per-direction
+  // NCCL's low-latency protocols (LL, LL128) for small messages: a lower alpha per step at a lower
+  // share of the line rate. A collective runs on whichever protocol is faster at its size, as NCCL's
+  // tuner chooses per size (src/graph/tuning.cc keeps per-protocol latencies and bandwidths).
+  // Efficiency 0: the fabric has no separate small-message figures (one protocol).
+  Seconds small_message_latency{};
+  double small_message_efficiency = 0.0;
   std::string source;
+
+  [[nodiscard]] bool has_small_message_protocol() const { return small_message_efficiency > 0; }
 };
 
 struct Topology {

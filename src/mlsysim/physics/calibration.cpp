@@ -343,11 +343,20 @@ CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_t
   return fit;
 }
 
+std::string toml_string(const std::string& text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
 std::string calibration_toml(const std::string& device_id, const CalibrationFit& fit) {
   const EfficiencyProfile& e = fit.profile;
   std::string out = "[[calibration]]\n";
   out += fmt::format("device = \"{}\"\n", device_id);
-  out += fmt::format("source = \"{}\"\n", e.source);
+  out += fmt::format("source = {}\n", toml_string(e.source));
   out += fmt::format("memory_efficiency = {:.4f}\n", e.memory);
   out += fmt::format("attention_efficiency = {:.4f}\n", e.attention);
   if (e.attention_half_keys > 0)

@@ -35,6 +35,8 @@ struct CalibrationFit {
 CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_text,
                                const std::string& origin);
 // The calibration as catalog TOML (`[[calibration]]`), loadable with --calibration.
+// A TOML basic string: the text in double quotes, with quotes and backslashes escaped.
+std::string toml_string(const std::string& text);
 std::string calibration_toml(const std::string& device_id, const CalibrationFit& fit);
 
 }  // namespace mlsysim

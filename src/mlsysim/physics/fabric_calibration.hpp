@@ -1,0 +1,68 @@
+// Calibrating a cluster's fabric from nccl-tests: the measured time of a collective at each message
+// size pins down the two numbers of the alpha-beta (Hockney) model that a datasheet does not give,
+// the per-step latency alpha and the achieved share of the line rate.
+//
+// The fit runs the engine's own collective model (physics/topology.hpp: ring, tree, NVLS,
+// hierarchical, whichever is fastest) and moves only the calibrated fabric's alpha and efficiency,
+// so a calibrated cluster keeps every other modelled effect (NIC sharing, topology, NVLS stages).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mlsysim/physics/topology.hpp"
+
+namespace mlsysim {
+
+struct CollectiveSample {
+  Bytes message{};
+  Seconds time{};
+};
+
+// What an nccl-tests run printed (github.com/NVIDIA/nccl-tests, `*_perf` binaries): the collective
+// (from the binary's name when the log shows it), the rank count (from its "#  Rank" lines), and the
+// out-of-place time of each message size.
+struct NcclTestsLog {
+  std::optional<CollectiveOp> op;
+  int ranks = 0;
+  std::vector<CollectiveSample> samples;
+};
+NcclTestsLog parse_nccl_tests(std::string_view text, const std::string& origin);
+
+struct FabricFit {
+  bool scale_out = true;       // which fabric was fitted: the network (true) or the node's scale-up links
+  Seconds latency{};           // fitted alpha per collective step (NCCL's bulk protocol)
+  double efficiency = 1.0;     // fitted collective_efficiency (in-network efficiency scaled alike)
+  double in_network_efficiency = 0.0;
+  // The small-message (low-latency protocol) pair, fitted on the rows below the bandwidth regime;
+  // efficiency 0 when there were fewer than 2 such rows.
+  Seconds small_message_latency{};
+  double small_message_efficiency = 0.0;
+  int samples_used = 0;        // the bandwidth-regime rows the bulk fit used
+  int small_samples_used = 0;  // the latency-regime rows the small-message fit used
+  Bytes smallest_used{};       // smallest message of the bandwidth regime
+  double median_abs_error = 0, max_abs_error = 0;  // of the fitted model over every row
+};
+
+// Rows whose bus bandwidth reaches this share of the run's best fit the bulk protocol's alpha and
+// efficiency; the rows below it fit the small-message pair. NCCL runs small messages with its
+// low-latency protocols (LL, LL128), which follow a different alpha-beta line (NCCL's tuning model,
+// src/graph/tuning.cc, keeps per-protocol latencies and bandwidths for this reason).
+inline constexpr double kBandwidthRegimeShare = 0.25;
+
+// Least squares in log time, on a log grid of alpha (0 and 0.1 us .. 10 ms) times a grid of
+// efficiency (0.01 .. 1), refined once around the best cell: first the bulk pair over the
+// bandwidth-regime rows, then the small-message pair over the rest.
+FabricFit fit_fabric(const std::vector<CollectiveSample>& samples, CollectiveOp op,
+                     const GroupPlacement& group, const Cluster& cluster);
+
+// The cluster with the fitted numbers put into the fabric they belong to.
+Cluster apply_fabric_fit(Cluster cluster, const FabricFit& fit);
+
+// A `[[fabric]]` entry with the fabric's id and the fitted numbers, for a `--catalog DIR`: it
+// replaces the built-in fabric of that id.
+std::string fabric_toml(const Fabric& fitted, const FabricFit& fit, const std::string& origin);
+
+}  // namespace mlsysim
