@@ -10,7 +10,6 @@
 #include "mlsysim/physics/efficiency.hpp"
 
 namespace mlsysim {
-namespace {
 
 double median(std::vector<double> v) {
   if (v.empty()) return 0;
@@ -18,6 +17,8 @@ double median(std::vector<double> v) {
   const size_t n = v.size();
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
+
+namespace {
 
 struct GemmPoint {
   double m, n, k, seconds;

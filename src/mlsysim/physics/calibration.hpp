@@ -11,6 +11,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "mlsysim/catalog/hardware.hpp"
 
@@ -35,6 +36,8 @@ struct CalibrationFit {
 CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_text,
                                const std::string& origin);
 // The calibration as catalog TOML (`[[calibration]]`), loadable with --calibration.
+// The median of a fit's residuals (0 for none).
+double median(std::vector<double> values);
 // A TOML basic string: the text in double quotes, with quotes and backslashes escaped.
 std::string toml_string(const std::string& text);
 std::string calibration_toml(const std::string& device_id, const CalibrationFit& fit);

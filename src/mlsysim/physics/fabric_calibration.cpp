@@ -42,13 +42,6 @@ std::optional<CollectiveSample> parse_row(const std::vector<std::string>& t) {
   return CollectiveSample{Bytes(*size), microseconds(*us)};
 }
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 double bus_factor(CollectiveOp op, int ranks) {  // nccl-tests PERFORMANCE.md
   const double n = ranks;
   if (op == CollectiveOp::AllReduce) return 2 * (n - 1) / n;
