@@ -47,10 +47,12 @@ struct FabricFit {
 };
 
 // Rows whose bus bandwidth reaches this share of the run's best fit the bulk protocol's alpha and
-// efficiency; the rows below it fit the small-message pair. NCCL runs small messages with its
+// efficiency; the rows below it fit the small-message pair. Half: on an alpha-beta line
+// t = a + S/B, busbw >= B/2 exactly where S/B >= a, i.e. the rows whose time the bandwidth term
+// dominates. NCCL runs small messages with its
 // low-latency protocols (LL, LL128), which follow a different alpha-beta line (NCCL's tuning model,
 // src/graph/tuning.cc, keeps per-protocol latencies and bandwidths for this reason).
-inline constexpr double kBandwidthRegimeShare = 0.25;
+inline constexpr double kBandwidthRegimeShare = 0.5;
 
 // Least squares in log time, on a log grid of alpha (0 and 0.1 us .. 10 ms) times a grid of
 // efficiency (0.01 .. 1), refined once around the best cell: first the bulk pair over the
