@@ -42,6 +42,7 @@ int run_fabric_calibration(const GlobalOptions& g, const CalibrateOptions& o) {
                                         : throw BadInput(o.nccl_tests + ": the log does not name its nccl-tests "
                                                          "binary; give --op allreduce|allgather|reducescatter|alltoall");
   const int ranks = o.gpus > 0 ? o.gpus : log.ranks;
+  if (o.gpus > 0 && o.gpus < 2) throw BadInput("--gpus must be >= 2: a collective needs at least 2 ranks");
   if (ranks < 2)
     throw BadInput(o.nccl_tests + ": the log lists no '#  Rank' lines; give --gpus N (the ranks of the run)");
   const Cluster cluster = !o.cluster.empty() ? fleet.cluster(o.cluster)
@@ -67,6 +68,14 @@ int run_fabric_calibration(const GlobalOptions& g, const CalibrateOptions& o) {
                              fit.small_samples_used, in_us(fit.small_message_latency), fit.small_message_efficiency);
   std::cerr << fmt::format("  median |error| {:.1f}%, max {:.1f}% over all {} rows\n", 100 * fit.median_abs_error,
                            100 * fit.max_abs_error, log.samples.size());
+  // A fit that needs the whole line rate, or that still misses, says the run was not on this cluster
+  // as described (line rate, GPUs per node, NICs).
+  if (fit.efficiency >= 0.99 || fit.median_abs_error > 0.2)
+    std::cerr << fmt::format(
+        "  warning: the fitted model {} this run; check --cluster and --gpus ({} per node, {:.0f} GB/s per "
+        "direction on {})\n",
+        fit.efficiency >= 0.99 ? "needs the full line rate to reach" : "does not match", group.per_node,
+        in_gbps(before.per_direction), before.id);
   std::cerr << fmt::format("  {:>12}  {:>12}  {:>14}  {:>14}\n", "bytes", "measured ms", "catalog ms", "calibrated ms");
   for (const auto& s : log.samples)
     std::cerr << fmt::format("  {:>12.4g}  {:>12.4f}  {:>14.4f}  {:>14.4f}\n", s.message.si(), in_ms(s.time),
