@@ -105,45 +105,7 @@ CollectiveEstimate make(CollectiveOp op, Algorithm a, Bytes m, int n, Seconds t,
   return e;
 }
 
-}  // namespace
-
-namespace {
-std::vector<CollectiveEstimate> single_protocol_candidates(CollectiveOp op, Bytes message,
-                                                           const GroupPlacement& g, const Cluster& c);
-
-// The same fabric on NCCL's low-latency protocol: its small-message alpha and efficiency (the
-// in-network efficiency scaled by the same factor).
-Fabric on_low_latency_protocol(Fabric f) {
-  if (!f.has_small_message_protocol()) return f;
-  const double scale = f.small_message_efficiency / f.collective_efficiency;
-  f.latency = f.small_message_latency;
-  f.collective_efficiency = f.small_message_efficiency;
-  f.in_network_efficiency = std::min(1.0, f.in_network_efficiency * scale);
-  return f;
-}
-}  // namespace
-
-std::vector<CollectiveEstimate> collective_candidates(CollectiveOp op, Bytes message,
-                                                      const GroupPlacement& g, const Cluster& c) {
-  auto out = single_protocol_candidates(op, message, g, c);
-  if (!c.scale_up.has_small_message_protocol() && !c.scale_out.has_small_message_protocol()) return out;
-  // Each algorithm runs on whichever protocol is faster at this size.
-  Cluster low = c;
-  low.scale_up = on_low_latency_protocol(c.scale_up);
-  low.scale_out = on_low_latency_protocol(c.scale_out);
-  auto on_low = single_protocol_candidates(op, message, g, low);
-  for (auto& e : out)
-    for (auto& l : on_low)
-      if (l.algorithm == e.algorithm && l.time < e.time) {
-        e = std::move(l);
-        e.links += " (low-latency protocol)";
-        break;
-      }
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.time < b.time; });
-  return out;
-}
-
-namespace {
+// Every applicable algorithm on the fabrics as given (one protocol regime), fastest first.
 std::vector<CollectiveEstimate> single_protocol_candidates(CollectiveOp op, Bytes message,
                                                            const GroupPlacement& g, const Cluster& c) {
   if (message.si() < 0 || !std::isfinite(message.si()))
@@ -237,7 +199,38 @@ std::vector<CollectiveEstimate> single_protocol_candidates(CollectiveOp op, Byte
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.time < b.time; });
   return out;
 }
+
+// The same fabric on NCCL's low-latency protocol: its small-message alpha and efficiency (the
+// in-network efficiency scaled by the same factor).
+Fabric on_low_latency_protocol(Fabric f) {
+  if (!f.has_small_message_protocol()) return f;
+  const double scale = f.small_message_efficiency / f.collective_efficiency;
+  f.latency = f.small_message_latency;
+  f.collective_efficiency = f.small_message_efficiency;
+  f.in_network_efficiency = std::min(1.0, f.in_network_efficiency * scale);
+  return f;
+}
 }  // namespace
+
+std::vector<CollectiveEstimate> collective_candidates(CollectiveOp op, Bytes message,
+                                                      const GroupPlacement& g, const Cluster& c) {
+  auto out = single_protocol_candidates(op, message, g, c);
+  if (!c.scale_up.has_small_message_protocol() && !c.scale_out.has_small_message_protocol()) return out;
+  // Each algorithm runs on whichever protocol is faster at this size.
+  Cluster low = c;
+  low.scale_up = on_low_latency_protocol(c.scale_up);
+  low.scale_out = on_low_latency_protocol(c.scale_out);
+  auto on_low = single_protocol_candidates(op, message, g, low);
+  for (auto& e : out)
+    for (auto& l : on_low)
+      if (l.algorithm == e.algorithm && l.time < e.time) {
+        e = std::move(l);
+        e.links += " (low-latency protocol)";
+        break;
+      }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.time < b.time; });
+  return out;
+}
 
 CollectiveEstimate collective_time(CollectiveOp op, Bytes message, const GroupPlacement& g,
                                    const Cluster& c, Algorithm algorithm) {
