@@ -328,8 +328,48 @@ def bench_attention(torch, timer, dev, quick):
                         "seconds": float(f"{t:.4g}"), "GBps": round(nbytes / t / 1e9, 1)})
             log(f"  decode  h={heads}/{kvh} b={b:<3d} ctx={ctx:<6d} {t * 1e6:9.1f} us {nbytes / t / 1e9:8.1f} GB/s")
             del q, k, v
+    out += attention_backend_rows(torch, timer, dev, sdpa)
     torch.cuda.empty_cache()
     return out
+
+
+def attention_backend_rows(torch, timer, dev, sdpa):
+    """The same causal/bidirectional prefill through each SDPA backend PyTorch offers, forced one at a
+    time (kind "prefill_backend", field "backend"): FLASH_ATTENTION is FlashAttention-2, whose
+    Ampere-style mma.sync instructions run on Hopper below the wgmma rate that cuDNN's kernel reaches.
+    The shapes match the FlashAttention-3 paper's head-dim-128 benchmark (16 heads, batch 16k/seq),
+    so a per-implementation attention rate can be fitted (`mlsysim kernel` has one rate today)."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:
+        log("  attention backends: torch.nn.attention not available, skipped")
+        return []
+    rows = []
+    d, heads = 128, 16
+    for name in ("FLASH_ATTENTION", "CUDNN_ATTENTION", "EFFICIENT_ATTENTION"):
+        backend = getattr(SDPBackend, name, None)
+        if backend is None:
+            continue
+        for s in (2048, 8192, 16384):
+            b = max(1, 16384 // s)
+            for causal in (True, False):
+                q = torch.randn(b, heads, s, d, device=dev, dtype=torch.bfloat16)
+                k, v = torch.randn_like(q), torch.randn_like(q)
+                try:
+                    with sdpa_kernel(backend):
+                        t = timer(lambda: sdpa(q, k, v, causal))
+                except RuntimeError as e:  # the backend does not take this shape/device
+                    log(f"  attention {name}: skipped ({str(e).splitlines()[0][:80]})")
+                    del q, k, v
+                    break
+                flops = 4.0 * b * heads * d * (s * (s + 1) / 2 if causal else s * s)
+                rows.append({"kind": "prefill_backend", "backend": name, "batch": b, "heads": heads,
+                             "kv_heads": heads, "head_dim": d, "q_len": s, "kv_len": s, "causal": causal,
+                             "flops": flops, "bytes": 2 * 4 * q.numel(), "seconds": float(f"{t:.4g}"),
+                             "TFLOPs": round(flops / t / 1e12, 2)})
+                log(f"  attention {name:20s} b={b:<3d} s={s:<6d} causal={causal!s:5s} {flops / t / 1e12:7.1f} TFLOP/s")
+                del q, k, v
+    return rows
 
 
 RESNET_CONVS = [  # (cin, cout, kernel, stride, input H=W) of ResNet-50 v1.5 stages
