@@ -18,7 +18,10 @@ Implementations (named in each record's "impl"):
 
 Further sections (not in the default --only): profile (per-kernel table of plain-PyTorch steps),
 hfprofile (per-kernel table and wall time of an HF Llama decode step and an HF GPT-2 training step),
-compiled and compiled2 (torch.compile + CUDA graph decode and prefill).
+hostprofile (host time and framework-call counts of one eager step of BERT, ResNet-50, ViT, HF Llama
+and the plain decoder: aten calls, views, nn.Module calls, kernels), compiled and compiled2
+(torch.compile + CUDA graph decode and prefill). The output records the transformers and torchvision
+versions: eager host cost changes between releases.
 """
 import argparse
 import json
@@ -437,6 +440,89 @@ def run_hf_profile(records):
     free_all()
 
 
+def host_profile_step(records, name, step):
+    """Where an eager step's host time goes: wall time of the host side alone (the step is issued
+    without waiting for the GPU, at sizes where the GPU runs ahead of nothing), the framework calls
+    it makes (aten ops at the top level and in all, from torch.profiler's CPU events), the nn.Module
+    calls (a global forward pre-hook, counted in a separate call) and the kernels it launches. A
+    host-cost fit over these counts (per aten call, per module call) is the next calibration step
+    for --runtime eager."""
+    from torch.profiler import ProfilerActivity, profile
+    for _ in range(5):
+        step()
+    torch.cuda.synchronize()
+    samples = []
+    for _ in range(20):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        step()
+        samples.append(time.perf_counter() - t0)  # host returns before the GPU finishes
+    torch.cuda.synchronize()
+    modules = [0]
+
+    def count(_module, _inputs):
+        modules[0] += 1
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(count)
+    try:
+        step()
+    finally:
+        handle.remove()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        step()
+        torch.cuda.synchronize()
+    events = prof.events()
+    cpu = [ev for ev in events if ev.device_type.name == "CPU" and ev.name.startswith("aten::")]
+    top = [ev for ev in cpu if ev.cpu_parent is None or not ev.cpu_parent.name.startswith("aten::")]
+    kernels = sum(1 for ev in events if ev.device_type.name == "CUDA")
+    views = sum(1 for ev in top if ev.name in ("aten::view", "aten::reshape", "aten::transpose", "aten::permute",
+                                                "aten::slice", "aten::select", "aten::split", "aten::chunk",
+                                                "aten::unsqueeze", "aten::expand", "aten::flatten", "aten::t",
+                                                "aten::as_strided", "aten::unflatten", "aten::contiguous"))
+    host = statistics.median(samples)
+    records.append(dict(kind="hostprofile", workload=name, host_seconds=host, host_min_s=min(samples),
+                        aten_top_level=len(top), aten_total=len(cpu), aten_top_level_views=views,
+                        module_calls=modules[0], kernel_count=kernels))
+    log(f"  host {name}: {host * 1e3:.3f} ms host, {len(top)} top-level aten calls ({views} views), "
+        f"{len(cpu)} aten in all, {modules[0]} module calls, {kernels} kernels")
+
+
+def run_host_profile(records):
+    """Host-side counts of the eager workloads validation/ measures (BERT, torchvision, HF Llama,
+    the plain-PyTorch decoder), one step each at batch 1."""
+    import torchvision
+    from transformers import BertConfig, BertModel, LlamaForCausalLM
+    with torch.no_grad():
+        bert = build_hf(BertModel, BertConfig(attn_implementation="sdpa"))
+        tok = torch.randint(0, 30000, (1, 128), device=DEV)
+        host_profile_step(records, "hf-bert-base-b1-s128", lambda: bert(input_ids=tok))
+        del bert
+        for model_id, ctor in [("resnet50", torchvision.models.resnet50), ("vit-b16", torchvision.models.vit_b_16)]:
+            model = ctor().to(DEV, DT).to(memory_format=torch.channels_last).eval()
+            x = torch.randn(1, 3, 224, 224, device=DEV, dtype=DT).to(memory_format=torch.channels_last)
+            host_profile_step(records, f"torchvision-{model_id}-b1", lambda: model(x))
+            del model
+        free_all()
+        model = build_hf(LlamaForCausalLM, hf_llama_config("llama3.2-1b"))
+        tok = torch.randint(0, 1000, (1, 1024), device=DEV)
+        cache = model(input_ids=tok, use_cache=True).past_key_values
+        nxt = torch.randint(0, 1000, (1, 1), device=DEV)
+
+        def hf_decode():
+            r = model(input_ids=nxt, past_key_values=cache, use_cache=True)
+            cache.crop(1024)
+            return r
+        host_profile_step(records, "hf-llama3.2-1b-decode-b1-ctx1024", hf_decode)
+        del model, cache
+        free_all()
+        m = Decoder(DECODERS["llama3.2-1b"])
+        caches, tok, pos, cos, sin = decode_inputs(m, 1, 1024)
+        host_profile_step(records, "torch-llama3.2-1b-decode-b1-ctx1024",
+                          lambda: m.forward(tok, cos, sin, caches, pos, causal=False))
+        del m, caches
+        free_all()
+
+
 def run_compiled_prefill(records, model_id, points):
     """torch.compile'd prefill (inductor fuses norms, RoPE, SwiGLU), replayed from a CUDA graph."""
     c = DECODERS[model_id]
@@ -486,6 +572,17 @@ def run_compiled_decode(records, model_id, points):
     free_all()
 
 
+def library_versions():
+    """The framework versions a measurement depends on (eager host cost changes between releases)."""
+    out = {}
+    for name in ("transformers", "torchvision"):
+        try:
+            out[name] = __import__(name).__version__
+        except Exception:  # noqa: BLE001 - not installed
+            out[name] = None
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--output", "-o", required=True)
@@ -526,6 +623,8 @@ def main():
                                                                    ("prefill", 1, 128)]))
     if "hfprofile" in only:
         sections.append(lambda: run_hf_profile(records))
+    if "hostprofile" in only:
+        sections.append(lambda: run_host_profile(records))
     if "compiled" in only:
         sections.append(lambda: run_compiled_decode(records, "llama3-8b", [(1, 1024), (32, 1024), (128, 1024)]))
     if "compiled2" in only:
@@ -541,6 +640,7 @@ def main():
             free_all()
         with open(args.output, "w") as f:  # after each section: a timeout keeps what was measured
             json.dump(dict(device=torch.cuda.get_device_name(), torch=torch.__version__, cuda=torch.version.cuda,
+                           libraries=library_versions(),
                            method="median of CUDA-event timings after warm-up; random bf16 weights; bench/gpu/e2e.py",
                            records=records), f, indent=1)
     log(f"e2e: {len(records)} records in {time.time() - t0:.0f} s")
