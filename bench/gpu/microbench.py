@@ -11,7 +11,9 @@ JSON format:
   extended sections (skip with --no-extended): bandwidth_ramp, vector (incl. stride-2 operands),
           attention, conv, gemm_short_k (hidden-768 weight GEMMs; recorded, not fitted yet),
           gemm_alignment (GPT-2 LM-head shapes, vocabulary 50257 vs 50304; recorded
-          for a future alignment term, not fitted yet), launch (+ eager framework host cost)
+          for a future alignment term, not fitted yet), gemm_training_layouts (a linear layer's
+          forward, input-gradient and weight-gradient GEMMs; recorded, not fitted yet),
+          launch (+ eager framework host cost)
 
 Timing: CUDA events around a batch of back-to-back launches, median over N timed
 samples after warm-up; inputs are random. Needs only PyTorch (no numpy).
@@ -268,6 +270,32 @@ def bench_gemm_short_k(torch, timer, dev, quick):
         rec = gemm_record(tokens, n, k, "bfloat16", t, with_bytes=True)
         out.append(rec)
         log(f"  short-K m={tokens:<6d} n={n:<6d} k={k:<6d} {t * 1e6:9.1f} us {rec['TFLOPs']:7.1f} TFLOP/s")
+    torch.cuda.empty_cache()
+    return out
+
+
+def bench_gemm_training_layouts(torch, timer, dev, quick):
+    """One linear layer's three GEMMs in a training step, bf16, as autograd issues them on row-major
+    tensors: forward Y = X W^T, input gradient dX = dY W, weight gradient dW = dY^T X (a transposed
+    operand and the token count as K). Llama-3.2-1B-like shapes (hidden 2048, FFN 8192) at 8192
+    tokens. The calibration fits forward-style GEMMs only; these rows show whether the backward
+    layouts need their own efficiency (recorded, not fitted yet)."""
+    tokens = 4096 if quick else 8192
+    out = []
+    for n_out, n_in in ((2048, 2048), (8192, 2048), (2048, 8192)):
+        x = torch.randn(tokens, n_in, device=dev, dtype=torch.bfloat16)
+        w = torch.randn(n_out, n_in, device=dev, dtype=torch.bfloat16)
+        dy = torch.randn(tokens, n_out, device=dev, dtype=torch.bfloat16)
+        cases = (("forward", tokens, n_out, n_in, lambda: torch.matmul(x, w.t())),
+                 ("input_grad", tokens, n_in, n_out, lambda: torch.matmul(dy, w)),
+                 ("weight_grad", n_out, n_in, tokens, lambda: torch.matmul(dy.t(), x)))
+        for role, m, n, k, fn in cases:
+            t = timer(fn)
+            rec = gemm_record(m, n, k, "bfloat16", t, with_bytes=True)
+            rec["role"] = role
+            out.append(rec)
+            log(f"  {role:11s} m={m:<6d} n={n:<6d} k={k:<6d} {t * 1e6:9.1f} us {rec['TFLOPs']:7.1f} TFLOP/s")
+        del x, w, dy
     torch.cuda.empty_cache()
     return out
 
@@ -656,6 +684,11 @@ def main():
         log("gemm short K (hidden-768 layer weights):")
         try:
             extended["gemm_short_k"] = bench_gemm_short_k(torch, timer, dev, args.quick)
+        except Exception as exc:  # noqa: BLE001 - keep the other sections' results
+            log(f"  skipped: {exc.__class__.__name__}: {str(exc)[:200]}")
+        log("gemm training layouts (forward, input gradient, weight gradient):")
+        try:
+            extended["gemm_training_layouts"] = bench_gemm_training_layouts(torch, timer, dev, args.quick)
         except Exception as exc:  # noqa: BLE001 - keep the other sections' results
             log(f"  skipped: {exc.__class__.__name__}: {str(exc)[:200]}")
         log("launch overhead:")
