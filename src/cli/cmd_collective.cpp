@@ -37,11 +37,22 @@ int run_collective(const GlobalOptions& g, const CollectiveOptions& o) {
                           n.scale_up_fabric, n.nics_per_node, n.scale_out_fabric);
     }
     for (const auto& f : fleet.fabrics()) {
-      j["fabrics"].push_back({{"id", f.id}, {"kind", f.kind}, {"per_direction_bytes_per_s", f.per_direction.si()},
-                              {"latency_s", f.latency.si()}, {"collective_efficiency", f.collective_efficiency},
-                              {"in_network_reduction", f.in_network_reduction}, {"source", f.source}});
-      text += fmt::format("fabric   {:<24}{:>7.1f} GB/s per direction, alpha {:.1f} us{}\n", f.id,
-                          in_gbps(f.per_direction), in_us(f.latency), f.in_network_reduction ? ", in-network reduction" : "");
+      nlohmann::ordered_json fj = {{"id", f.id}, {"kind", f.kind}, {"per_direction_bytes_per_s", f.per_direction.si()},
+                                   {"latency_s", f.latency.si()}, {"collective_efficiency", f.collective_efficiency},
+                                   {"in_network_reduction", f.in_network_reduction}};
+      if (f.has_small_message_protocol()) {
+        fj["small_message_latency_s"] = f.small_message_latency.si();
+        fj["small_message_efficiency"] = f.small_message_efficiency;
+      }
+      fj["source"] = f.source;
+      j["fabrics"].push_back(fj);
+      text += fmt::format("fabric   {:<24}{:>7.1f} GB/s per direction, alpha {:.1f} us, efficiency {:.2f}{}{}\n", f.id,
+                          in_gbps(f.per_direction), in_us(f.latency), f.collective_efficiency,
+                          f.has_small_message_protocol()
+                              ? fmt::format("; small messages: alpha {:.1f} us, efficiency {:.2f}",
+                                            in_us(f.small_message_latency), f.small_message_efficiency)
+                              : std::string(),
+                          f.in_network_reduction ? ", in-network reduction" : "");
     }
     for (const auto& t : fleet.topologies()) {
       j["topologies"].push_back({{"id", t.id}, {"ring_fraction", t.ring_fraction},
