@@ -220,6 +220,12 @@ TEST(Cli, CalibrateFitsAFabricFromAnNcclTestsLog) {
   const double slow =
       nlohmann::json::parse(run("--catalog /tmp/mlsysim_test_fabric_slow" + at_1gib).out)["time_s"].get<double>();
   EXPECT_NEAR(slow, 2 * 6.759e-3, 0.03 * 2 * 6.759e-3);
+  // The fleet listing shows the fitted small-message protocol where a fabric has one.
+  const auto list = nlohmann::json::parse(run("collective --list --format json").out);
+  for (const auto& f : list["fabrics"]) {
+    if (f["id"] == "tcpxo-200g") EXPECT_NEAR(f["small_message_efficiency"].get<double>(), 0.0895, 1e-9);
+    if (f["id"] == "nvlink4") EXPECT_FALSE(f.contains("small_message_efficiency"));
+  }
   // Exactly one source; a missing log is a clear error.
   EXPECT_EQ(run("calibrate").code, 1);
   EXPECT_EQ(run("calibrate --from x.json --nccl-tests y.log").code, 1);
