@@ -240,3 +240,40 @@ TEST(Cli, CalibrateFitsAFabricFromAnNcclTestsLog) {
   EXPECT_EQ(run("calibrate --from x.json --nccl-tests y.log").code, 1);
   EXPECT_EQ(run("calibrate --nccl-tests /nonexistent.log --cluster gcp-a3-mega").code, 1);
 }
+
+TEST(Cli, EveryAnswerCarriesTheHeldOutErrorOfItsCategory) {
+  // train, serve, collective and attention kernels end their tables with their category's error bar,
+  // the median |error| `validate` reports for that category (graph/engine group).
+  const auto summary = nlohmann::json::parse(run("validate --format json").out)["summary"];
+  auto median_of = [&](const std::string& category) {
+    const auto& c = summary["by_category"];
+    return c.contains(category) ? c[category]["mlsysim"]["median_abs_error"].get<double>() : -1.0;
+  };
+  auto fmt_percent = [](double fraction) {  // as the line prints it: one decimal
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "median %.1f%%", 100 * fraction);
+    return std::string(buf);
+  };
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"train --model llama3-70b --cluster Research_256 --gpus 64 --tp 8 --global-batch-size 512 --seq-len 4096",
+       "training"},
+      {"serve --model llama3-8b --hardware h100 --seq-len 1024 --batch-size 8", "serving"},
+      {"collective --op allreduce --bytes 1e9 --gpus 8 --hardware h100", "collective"},
+      {"kernel --op attention-fwd --hardware h100 --heads 16 --head-dim 128 --seq-len 16384 --causal", "kernel"}};
+  for (const auto& [command, category] : cases) {
+    const Result r = run(command);
+    ASSERT_EQ(r.code, 0) << command;
+    const std::string line = "Held-out error of " + category + " predictions";
+    ASSERT_NE(r.out.find(line), std::string::npos) << command;
+    if (category == "collective" || category == "kernel") {  // every point of these is graph/engine
+      const double median = median_of(category);
+      ASSERT_GE(median, 0) << category;
+      EXPECT_NE(r.out.find(fmt_percent(median)), std::string::npos) << command << "\n" << r.out;
+    }
+    // JSON output keeps its contract (and does not re-run the validation set).
+    EXPECT_EQ(run(command + " --format json").out.find("Held-out"), std::string::npos) << command;
+  }
+  // A GEMM's error bar is the calibration fit, not the attention kernels' validation: no line.
+  EXPECT_EQ(run("kernel --op gemm --hardware h100 --m 4096 --n 4096 --k 4096").out.find("Held-out"),
+            std::string::npos);
+}

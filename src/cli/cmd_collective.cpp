@@ -2,6 +2,7 @@
 // tutorial's formula with an explicit --bandwidth/--latency; --list shows the fleet catalog.
 #include <iostream>
 
+#include "held_out_accuracy.hpp"
 #include "train_options.hpp"
 #include "mlsysim/physics/topology.hpp"
 
@@ -117,6 +118,8 @@ int run_collective(const GlobalOptions& g, const CollectiveOptions& o) {
       text += fmt::format("  {:>12.4g}  {:<13}{:>12.4f}{:>12.1f}{:>12.1f}  {}\n", s, to_string(e.algorithm),
                           in_ms(e.time), in_gbps(e.algbw), in_gbps(e.busbw), e.links);
     }
+    // Only a table re-predicts the validation points (they run this command as JSON).
+    if (format == Format::Table) text += accuracy_line_for("collective", kGraphGroup);
     if (alg == Algorithm::Auto && o.bytes) {
       text += "candidates:\n";
       for (const auto& e : collective_candidates(op, bytes(*o.bytes), pl, c))

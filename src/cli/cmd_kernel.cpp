@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "command.hpp"
+#include "held_out_accuracy.hpp"
 #include "mlsysim/solvers/kernel.hpp"
 #include "mlsysim/units/format.hpp"
 
@@ -39,6 +40,9 @@ int run_kernel(const GlobalOptions& g, const KernelOptions& o) {
                                  o.precision, format_time(k.time), format_rate(k.achieved),
                                  100 * k.fraction_of_peak, to_string(k.bottleneck));
   for (const auto& line : k.trace) text += "  - " + line + "\n";
+  // The kernel validation points are FlashAttention kernels: their error bar fits attention only.
+  if (r.op != KernelOp::Gemm && parse_format(g.format) == Format::Table)
+    text += accuracy_line_for("kernel", kGraphGroup);
   print(g, j, text);
   return kExitOk;
 }

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "command.hpp"
+#include "held_out_accuracy.hpp"
 #include "mlsysim/solvers/serving.hpp"
 #include "mlsysim/units/format.hpp"
 #include "serving_format.hpp"
@@ -165,7 +166,8 @@ int run_serve(const GlobalOptions& g, const ServeOptions& o) {
         {"max concurrent (paged)", std::to_string(cb.paged.max_concurrent_requests), cb.paged.binding},
         {"feasible", s.feasible ? "yes" : "NO", ""}};
     if (s.disaggregated) rows.insert(rows.begin() + 2, {"KV transfer", format_time(s.kv_transfer), ""});
-    std::cout << text_grid({"metric", "value", "note"}, rows) << trace_text(trace);
+    std::cout << text_grid({"metric", "value", "note"}, rows) << trace_text(trace)
+              << accuracy_line_for("serving", kGraphGroup);
   }
   if (!s.feasible) {
     std::cerr << "error: " << serving_does_not_fit_message(s, model, hw) << "\n";

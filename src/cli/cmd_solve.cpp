@@ -32,24 +32,6 @@ const char* validation_category(Phase phase) {
   return "decode";
 }
 
-nlohmann::ordered_json accuracy_json(const HeldOutAccuracy& a) {
-  return {{"category", a.category},
-          {"runtime", a.runtime},
-          {"points", a.errors.count},
-          {"median_abs_error", a.errors.median_abs},
-          {"p90_abs_error", a.errors.p90_abs},
-          {"mean_signed_error", a.errors.mean_signed},
-          {"how", fmt::format("mlsysim validate --category {}", a.category)}};
-}
-
-std::string accuracy_line(const HeldOutAccuracy& a) {
-  return fmt::format(
-      "Held-out error of {} predictions ({}): median {:.1f}%, p90 {:.1f}%, bias {:+.1f}% over {} "
-      "measured points (mlsysim validate --category {}).\n",
-      a.category, a.runtime, 100 * a.errors.median_abs, 100 * a.errors.p90_abs,
-      100 * a.errors.mean_signed, a.errors.count, a.category);
-}
-
 int run_solve(const GlobalOptions& g, const SolveOptions& o) {
   const Format format = parse_format(g.format);
   const auto catalog_owner = load_catalog(g);

@@ -1,6 +1,7 @@
 // `mlsysim train`: one distributed training step of a transformer on a cluster (DistributedModel).
 #include <iostream>
 
+#include "held_out_accuracy.hpp"
 #include "train_options.hpp"
 
 namespace mlsysim::cli {
@@ -18,7 +19,9 @@ int run_train(const GlobalOptions& g, const TrainOptions& o) {
       std::cout << csv_from_rows(nlohmann::ordered_json::array({j}));
       break;
     }
-    case Format::Table: std::cout << training_table(r); break;
+    case Format::Table:
+      std::cout << training_table(r) << accuracy_line_for("training", kGraphGroup);
+      break;
   }
   if (!r.feasible) {
     std::cerr << "error: " << does_not_fit_message(r) << "\n";

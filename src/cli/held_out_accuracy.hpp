@@ -3,6 +3,9 @@
 // describes the binary that prints it. Used by `solve` to put an error bar beside its answer.
 #pragma once
 
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
@@ -22,5 +25,31 @@ struct HeldOutAccuracy {
 
 // Empty when the category has no scored point.
 std::optional<HeldOutAccuracy> held_out_accuracy(const std::string& category, const std::string& runtime);
+
+// The JSON object `--accuracy` adds (field `accuracy`).
+inline nlohmann::ordered_json accuracy_json(const HeldOutAccuracy& a) {
+  return {{"category", a.category},
+          {"runtime", a.runtime},
+          {"points", a.errors.count},
+          {"median_abs_error", a.errors.median_abs},
+          {"p90_abs_error", a.errors.p90_abs},
+          {"mean_signed_error", a.errors.mean_signed},
+          {"how", fmt::format("mlsysim validate --category {}", a.category)}};
+}
+
+// The line a table ends with.
+inline std::string accuracy_line(const HeldOutAccuracy& a) {
+  return fmt::format(
+      "Held-out error of {} predictions ({}): median {:.1f}%, p90 {:.1f}%, bias {:+.1f}% over {} "
+      "measured points (mlsysim validate --category {}).\n",
+      a.category, a.runtime, 100 * a.errors.median_abs, 100 * a.errors.p90_abs,
+      100 * a.errors.mean_signed, a.errors.count, a.category);
+}
+
+// That line for a category, or nothing when it has no scored point.
+inline std::string accuracy_line_for(const std::string& category, const std::string& runtime) {
+  const auto a = held_out_accuracy(category, runtime);
+  return a ? accuracy_line(*a) : std::string();
+}
 
 }  // namespace mlsysim::cli
