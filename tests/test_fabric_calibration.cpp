@@ -1,5 +1,6 @@
 // Fabric calibration from nccl-tests logs, and the two NCCL protocol regimes it fits.
 #include <gtest/gtest.h>
+#include <rapidcheck/gtest.h>
 
 #include <cmath>
 #include <fstream>
@@ -141,5 +142,30 @@ TEST(FabricCalibration, SmallMessageFiguresComeInPairs) {
     FAIL() << "expected BadInput";
   } catch (const BadInput& e) {
     EXPECT_NE(std::string(e.what()).find("small_message_efficiency"), std::string::npos) << e.what();
+  }
+}
+
+// Any text either parses into positive sizes and times or is rejected as bad input: no crash, no
+// NaN, whatever a user pipes in (rows of random tokens, numbers in any column).
+RC_GTEST_PROP(FabricCalibration, AnyLogParsesOrIsRejected, ()) {
+  const auto rows = *rc::gen::container<std::vector<std::vector<std::string>>>(
+      rc::gen::container<std::vector<std::string>>(rc::gen::oneOf(
+          rc::gen::map(rc::gen::inRange(-1000, 100000), [](int v) { return std::to_string(v); }),
+          rc::gen::element<std::string>("float", "sum", "none", "#", "N/A", "-1", "1e400", "nan", "12.5",
+                                        "Rank", "all_reduce_perf", ""))));
+  std::string text;
+  for (const auto& r : rows) {
+    for (const auto& t : r) text += t + " ";
+    text += "\n";
+  }
+  try {
+    const NcclTestsLog log = parse_nccl_tests(text, "random.log");
+    RC_ASSERT(log.samples.size() >= 2u);
+    for (const auto& s : log.samples) {
+      RC_ASSERT(std::isfinite(s.message.si()) && s.message.si() > 0);
+      RC_ASSERT(std::isfinite(s.time.si()) && s.time.si() > 0);
+    }
+  } catch (const BadInput&) {
+    RC_SUCCEED("rejected");
   }
 }
