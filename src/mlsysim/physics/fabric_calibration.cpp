@@ -42,13 +42,6 @@ std::optional<CollectiveSample> parse_row(const std::vector<std::string>& t) {
   return CollectiveSample{Bytes(*size), microseconds(*us)};
 }
 
-double bus_factor(CollectiveOp op, int ranks) {  // nccl-tests PERFORMANCE.md
-  const double n = ranks;
-  if (op == CollectiveOp::AllReduce) return 2 * (n - 1) / n;
-  if (op == CollectiveOp::PointToPoint) return 1.0;
-  return (n - 1) / n;
-}
-
 struct GridPoint {
   double alpha_s = 0, efficiency = 1, cost = INFINITY;
 };
@@ -147,7 +140,7 @@ FabricFit fit_fabric(const std::vector<CollectiveSample>& samples, CollectiveOp 
       original.in_network_reduction ? original.in_network_efficiency / original.collective_efficiency : 0.0;
 
   // The bandwidth regime: rows whose bus bandwidth reaches kBandwidthRegimeShare of the best.
-  const double factor = bus_factor(op, group.size);
+  const double factor = bus_bandwidth_factor(op, group.size);
   double best_busbw = 0;
   for (const auto& s : samples) best_busbw = std::max(best_busbw, s.message.si() * factor / s.time.si());
   std::vector<CollectiveSample> bulk_rows, small_rows;

@@ -31,6 +31,13 @@ const char* to_string(Algorithm a) {
   return "?";
 }
 
+double bus_bandwidth_factor(CollectiveOp op, int ranks) {
+  const double n = ranks;
+  if (op == CollectiveOp::AllReduce) return 2 * (n - 1) / n;
+  if (op == CollectiveOp::PointToPoint) return 1.0;
+  return (n - 1) / n;
+}
+
 GroupPlacement place_group(int size, int stride, int gpus_per_node) {
   if (size < 1 || stride < 1 || gpus_per_node < 1)
     throw BadInput("group size, stride and GPUs per node must be >= 1");
@@ -95,12 +102,7 @@ CollectiveEstimate make(CollectiveOp op, Algorithm a, Bytes m, int n, Seconds t,
   e.links = std::move(links);
   if (t.si() > 0) {
     e.algbw = m / t;
-    // nccl-tests PERFORMANCE.md bus-bandwidth factors.
-    const double nn = n;
-    double f = 1.0;
-    if (op == CollectiveOp::AllReduce) f = 2 * (nn - 1) / nn;
-    else if (op != CollectiveOp::PointToPoint) f = (nn - 1) / nn;
-    e.busbw = e.algbw * f;
+    e.busbw = e.algbw * bus_bandwidth_factor(op, n);
   }
   return e;
 }

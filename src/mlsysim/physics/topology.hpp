@@ -56,6 +56,10 @@ struct CollectiveEstimate {
   std::string links;  // "NVLink 4 ..." / "2 nodes over ib-ndr" (for the trace)
 };
 
+// nccl-tests' bus-bandwidth factor (its PERFORMANCE.md): busbw = algbw x this; all-reduce
+// 2(N-1)/N, all-gather / reduce-scatter / all-to-all (N-1)/N, point-to-point 1.
+double bus_bandwidth_factor(CollectiveOp op, int ranks);
+
 // Time of one collective on `message` bytes (all-reduce/reduce-scatter/all-gather: the full buffer;
 // all-to-all: each rank's send buffer; p2p: the payload) for a placed group. Algorithm::Auto picks
 // the fastest candidate (NCCL's tuner does the same from its own cost model); a specific algorithm
