@@ -247,26 +247,32 @@ def build_hf(cls, config):
     return model.to(DEV, DT).eval()
 
 
+def hf_decode_step(model, batch, ctx):
+    """One HF decode step after a prefill of `ctx` tokens (DynamicCache); each call crops the cache
+    back to `ctx`, so every timed step attends over the same length. Call under torch.no_grad()."""
+    tok = torch.randint(0, 1000, (batch, ctx), device=DEV)
+    cache = model(input_ids=tok, use_cache=True).past_key_values
+    nxt = torch.randint(0, 1000, (batch, 1), device=DEV)
+
+    def step():
+        r = model(input_ids=nxt, past_key_values=cache, use_cache=True)
+        cache.crop(ctx)
+        return r
+    return step
+
+
 def run_hf_decode(records, model_id, points):
     """HF transformers eager: one decode step after a prefill of `ctx` tokens (DynamicCache)."""
     from transformers import LlamaForCausalLM
     model = build_hf(LlamaForCausalLM, hf_llama_config(model_id))
     with torch.no_grad():
         for batch, ctx in points:
-            tok = torch.randint(0, 1000, (batch, ctx), device=DEV)
-            out = model(input_ids=tok, use_cache=True)
-            cache = out.past_key_values
-            nxt = torch.randint(0, 1000, (batch, 1), device=DEV)
-
-            def step():
-                r = model(input_ids=nxt, past_key_values=cache, use_cache=True)
-                cache.crop(ctx)  # keep the cache length fixed at ctx
-                return r
+            step = hf_decode_step(model, batch, ctx)
             med, lo, hi = median_time(step, runs=9, warmup=3, inner=5)
             records.append(dict(kind="decode", impl="hf-eager", runtime="eager", model=model_id, batch=batch,
                                 context=ctx, seq_len=1, precision="bf16", seconds=med, min_s=lo, max_s=hi))
             log(f"  hf decode {model_id} b={batch:<3d} ctx={ctx:<6d} {med * 1e3:8.3f} ms")
-            del out, cache
+            del step
             free_all()
     del model
     free_all()
@@ -411,16 +417,9 @@ def run_hf_profile(records):
     from transformers import GPT2Config, GPT2LMHeadModel, LlamaForCausalLM
     model = build_hf(LlamaForCausalLM, hf_llama_config("llama3-8b"))
     with torch.no_grad():
-        tok = torch.randint(0, 1000, (1, 1024), device=DEV)
-        cache = model(input_ids=tok, use_cache=True).past_key_values
-        nxt = torch.randint(0, 1000, (1, 1), device=DEV)
-
-        def decode():
-            r = model(input_ids=nxt, past_key_values=cache, use_cache=True)
-            cache.crop(1024)
-            return r
+        decode = hf_decode_step(model, 1, 1024)
         profile_step(records, decode, "decode", "hf-eager", "llama3-8b", 1, 1024)
-    del model, cache
+    del model, decode
     free_all()
     torch.backends.cuda.matmul.allow_tf32 = True
     cfg = GPT2Config(attn_implementation="sdpa")
@@ -504,16 +503,9 @@ def run_host_profile(records):
             del model
         free_all()
         model = build_hf(LlamaForCausalLM, hf_llama_config("llama3.2-1b"))
-        tok = torch.randint(0, 1000, (1, 1024), device=DEV)
-        cache = model(input_ids=tok, use_cache=True).past_key_values
-        nxt = torch.randint(0, 1000, (1, 1), device=DEV)
-
-        def hf_decode():
-            r = model(input_ids=nxt, past_key_values=cache, use_cache=True)
-            cache.crop(1024)
-            return r
+        hf_decode = hf_decode_step(model, 1, 1024)
         host_profile_step(records, "hf-llama3.2-1b-decode-b1-ctx1024", hf_decode)
-        del model, cache
+        del model, hf_decode
         free_all()
         m = Decoder(DECODERS["llama3.2-1b"])
         caches, tok, pos, cos, sin = decode_inputs(m, 1, 1024)

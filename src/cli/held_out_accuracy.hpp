@@ -1,6 +1,7 @@
 // How far predictions of one kind are from reality: the held-out validation points (validation/)
 // of a category and runtime group, re-predicted with the current engine, so the figure always
-// describes the binary that prints it. Used by `solve` to put an error bar beside its answer.
+// describes the binary that prints it. Used by `solve`, `train`, `serve`, `collective` and attention
+// `kernel` tables to put an error bar beside their answer.
 #pragma once
 
 #include <fmt/format.h>
@@ -18,7 +19,7 @@ inline constexpr const char* kEagerGroup = "eager";
 inline constexpr const char* kGraphGroup = "graph/engine";
 
 struct HeldOutAccuracy {
-  std::string category;  // decode, prefill, inference, training
+  std::string category;  // a validation category: decode, prefill, serving, training, collective, ...
   std::string runtime;   // kEagerGroup, kGraphGroup, or "all runtimes" when too few points match
   ErrorSummary errors;   // signed-error summary over the matching held-out points
 };
