@@ -105,6 +105,9 @@ TEST(Cli, ValidateScoresEveryPointAgainstItsMeasurement) {
   ASSERT_GE(j["points"].size(), 60u);
   int scored = 0;
   for (const auto& p : j["points"]) {
+    // A point whose command cannot run drops out of every summary without a trace in the numbers;
+    // the dataset must only hold points the public CLI can reproduce.
+    EXPECT_EQ(p["status"], "ok") << p["id"] << ": " << p["command"];
     if (p["status"] != "ok") continue;
     const double measured = p["measured"], predicted = p["predicted"];
     EXPECT_NEAR(p["error"].get<double>(), (predicted - measured) / measured, 1e-12) << p["id"];
@@ -124,6 +127,19 @@ TEST(Cli, ValidateScoresEveryPointAgainstItsMeasurement) {
   EXPECT_LE(j["summary"]["by_runtime"]["graph/engine"]["mlsysim"]["median_abs_error"].get<double>(), 0.10);
   EXPECT_LE(j["summary"]["overall"]["mlsysim"]["median_abs_error"].get<double>(), 0.15);
   EXPECT_EQ(run("validate --category nosuch").code, 1);
+}
+
+TEST(Cli, PcieH100PairAllReducesOverItsNvlinkBridge) {
+  // Two H100 PCIe cards share one NVLink 4 bridge set: 300 GB/s per direction x 0.82 (NCCL's usable
+  // share of a Hopper link). For 2 ranks a ring all-reduce moves S/2 each way per step, 2 steps:
+  // t = 2 x (1/2) x S / (0.82 x 300 GB/s) + 2 alpha, and busbw = algbw = S / t.
+  const double S = 4294967296.0;
+  const Result r = run("collective --op allreduce --bytes 4294967296 --gpus 2 --hardware h100-pcie --format json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  const double expected_t = S / (0.82 * 300e9) + 2 * 0.5e-6;
+  EXPECT_NEAR(j["time_s"].get<double>(), expected_t, 1e-6);
+  EXPECT_NEAR(j["busbw_bytes_per_s"].get<double>(), S / expected_t, 1e8);
 }
 
 TEST(Cli, SolveShowsTheHeldOutErrorOfItsKindOfPrediction) {
