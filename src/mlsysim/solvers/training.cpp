@@ -10,6 +10,7 @@
 #include "mlsysim/physics/scaling.hpp"
 #include "mlsysim/physics/sharding.hpp"
 #include "mlsysim/physics/transformer.hpp"
+#include "mlsysim/units/format.hpp"
 
 namespace mlsysim {
 
@@ -504,7 +505,7 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
     tr.push_back(fmt::format("TP: {} x {} layers x {} micro-batches {} of {} ({}) = {}",
                              tp_collectives_per_layer(rq.recompute == Recompute::Full), layers_stage, r.m,
                              res.sequence_parallel ? "reduce-scatter/all-gather pairs" : "all-reduces",
-                             gb(Bytes(tokens_rank * model_.tf.hidden * act_bytes)), res.tp_algorithm,
+                             format_bytes(Bytes(tokens_rank * model_.tf.hidden * act_bytes)), res.tp_algorithm,
                              ms(res.tp_comm_time)));
   if (r.pp > 1)
     tr.push_back(fmt::format("PP: bubble (p-1)/(v m + p-1) = {}/({}x{}+{}) = {:.1f}% of the pipeline -> {}",
