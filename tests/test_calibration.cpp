@@ -202,3 +202,47 @@ TEST(Calibration, RejectsMalformedInput) {
   EXPECT_THROW(fit_calibration(h100, "{not json", "x"), BadInput);
   EXPECT_THROW(fit_calibration(h100, R"({"memory": {}, "gemm": []})", "x"), BadInput);
 }
+
+// FlashAttention-2 rows (bench/gpu/microbench.py prefill_backend, backend FLASH_ATTENTION) alone make a
+// partial calibration. Timings made by hand from t = FLOPs / (eta peak shape) + scores / SFU + tail +
+// launch with eta = 0.45 give back 0.45, and the TOML carries only that rate.
+TEST(Calibration, FlashAttention2FitInvertsTheKernelModel) {
+  const HardwareSpec& h100 = Catalog::builtin().hardware("h100");
+  const double peak = h100.peak(Precision::BF16).si(), eta = 0.45;
+  nlohmann::json rows = nlohmann::json::array();
+  for (bool causal : {false, true}) {
+    const double S = 8192, d = 64, heads = 32, batch = 2;
+    const double keys = causal ? (S + 1) / 2 : S, scores = batch * heads * S * keys;
+    const double flops = 4 * batch * heads * S * S * d / (causal ? 2 : 1);
+    const double t = flops / (eta * peak * keys / (keys + h100.efficiency.attention_half_keys)) +
+                     scores / h100.special_function_rate.si() +
+                     h100.efficiency.attention_tail * 2 * 128 * S * 2 * d / (peak / h100.compute_units) +
+                     h100.efficiency.kernel_overhead.si();
+    rows.push_back({{"kind", "prefill_backend"}, {"backend", "FLASH_ATTENTION"}, {"batch", batch},
+                    {"heads", heads}, {"head_dim", d}, {"q_len", S}, {"kv_len", S}, {"causal", causal},
+                    {"seconds", t}});
+  }
+  const CalibrationFit fit = fit_calibration(h100, nlohmann::json{{"attention", rows}}.dump(), "rows");
+  EXPECT_TRUE(fit.partial);
+  EXPECT_EQ(fit.flash_attention2_points, 2);
+  EXPECT_NEAR(fit.profile.flash_attention2, eta, 1e-9);
+  const std::string toml = calibration_toml("h100", fit);
+  EXPECT_NE(toml.find("flash_attention2_efficiency = 0.4500"), std::string::npos) << toml;
+  EXPECT_EQ(toml.find("memory_efficiency"), std::string::npos) << toml;  // the rest stays the device's
+  // Rows of other backends are not FlashAttention-2's.
+  for (auto& r : rows) r["backend"] = "CUDNN_ATTENTION";
+  EXPECT_THROW(fit_calibration(h100, nlohmann::json{{"attention", rows}}.dump(), "rows"), BadInput);
+}
+
+// The built-in H100 FlashAttention-2 rate is what the fit gives for its published input file today
+// (it moves if the device's shape or tail terms are recalibrated: regenerate it then).
+TEST(Calibration, BuiltInFlashAttention2RateIsReproducibleFromItsInput) {
+  const HardwareSpec& h100 = Catalog::builtin().hardware("h100");
+  const CalibrationFit fit = fit_calibration(
+      h100, read(std::string(MLSYSIM_SOURCE_DIR) + "/catalog/calibration/measurements/fa3-paper-h100-flash-attention-2.json"),
+      "published");
+  EXPECT_EQ(fit.flash_attention2_points, 4);
+  EXPECT_NEAR(fit.profile.flash_attention2, h100.efficiency.flash_attention2, 5e-5);
+  // FlashAttention-2's mma.sync matmuls on Hopper: well below the wgmma kernels' calibrated rate.
+  EXPECT_LT(h100.efficiency.flash_attention2, h100.efficiency.attention);
+}

@@ -261,3 +261,32 @@ TEST(Catalog, CalibrationEfficienciesAreFractionsOfPeak) {
     EXPECT_NE(std::string(e.what()).find("memory_efficiency"), std::string::npos) << e.what();
   }
 }
+
+TEST(Catalog, FlashAttention2RateIsAFractionAndAPartialEntryKeepsTheMainSource) {
+  Catalog c = cat();
+  EXPECT_THROW(c.add_toml("[[calibration]]\ndevice = \"h100\"\nflash_attention2_efficiency = 1.5\n", "cal.toml"),
+               BadInput);
+  const std::string main_source = c.hardware("h100").efficiency.source;
+  c.add_toml("[[calibration]]\ndevice = \"h100\"\nflash_attention2_efficiency = 0.4\n"
+             "flash_attention2_source = \"my FA2 timings\"\n", "fa2.toml");
+  const auto& e = c.hardware("h100").efficiency;
+  EXPECT_DOUBLE_EQ(e.flash_attention2, 0.4);
+  EXPECT_EQ(e.flash_attention2_source, "my FA2 timings");
+  EXPECT_EQ(e.source, main_source);  // no "source" key: the device's own calibration still cites itself
+}
+
+TEST(Catalog, SpecialFunctionRateMustBeCited) {
+  Catalog c = cat();
+  const std::string device =
+      "[[device]]\nid = \"sfu-test\"\nname = \"SFU test\"\nspecial_function_tops = 2.0\n"
+      "[device.dense_tflops]\nbf16 = 100\n[device.memory]\ncapacity_gb = 16\nbandwidth_gbs = 1000\n"
+      "[device.sources]\ncompute = \"x\"\nmemory = \"y\"\n";
+  try {
+    c.add_toml(device, "sfu.toml");
+    FAIL() << "expected BadInput";
+  } catch (const BadInput& e) {
+    EXPECT_NE(std::string(e.what()).find("special_function"), std::string::npos) << e.what();
+  }
+  c.add_toml(device + "special_function = \"a datasheet\"\n", "sfu.toml");
+  EXPECT_DOUBLE_EQ(c.hardware("sfu-test").special_function_rate.si(), 2.0e12);
+}

@@ -34,3 +34,50 @@ TEST(Kernel, SkinnyGemmIsMemoryBoundAndBadShapesAreRejected) {
   r.m = 0;
   EXPECT_THROW(time_kernel(h100, r), BadInput);
 }
+
+// FlashAttention-2 (--attention fa2): matmuls at the calibrated FlashAttention-2 rate, plus one softmax
+// exponential per score on the special-function units (3.9 T/s on H100), which FA2 does not overlap.
+TEST(Kernel, FlashAttention2AddsItsSoftmaxExponentialsToTheMatmuls) {
+  const auto& h100 = Catalog::builtin().hardware("h100");
+  ASSERT_DOUBLE_EQ(h100.special_function_rate.si(), 3.9e12);  // FlashAttention-3 paper, sec. 3.2
+  ASSERT_GT(h100.efficiency.flash_attention2, 0.0);
+  KernelRequest r;
+  r.op = KernelOp::AttentionForward;
+  r.heads = 16, r.head_dim = 128, r.seq_len = 16384, r.attention = AttentionKernel::FlashAttention2;
+  const KernelResult fa2 = time_kernel(h100, r);
+  // By hand: the model's parts at this shape (non-causal: every query visits all S keys).
+  const double S = 16384, scores = 16 * S * S, flops = 4 * scores * 128;
+  const double shape = S / (S + h100.efficiency.attention_half_keys);
+  const double matmul = flops / (h100.efficiency.flash_attention2 * shape * h100.peak(Precision::BF16).si());
+  const double tail = h100.efficiency.attention_tail * 2 * 128 * S * (128 + 128) /
+                      (h100.peak(Precision::BF16).si() / h100.compute_units);
+  const double launch = h100.efficiency.kernel_overhead.si();
+  EXPECT_NEAR(fa2.time.si(), matmul + scores / 3.9e12 + tail + launch, 1e-9);
+  // The exponentials weigh more per FLOP at small head dims (4 x head_dim matmul FLOPs per exp):
+  // at a fixed 16k-token, 2048-wide shape FlashAttention-2's FLOP rate rises with the head dim.
+  double previous = 0;
+  for (int d : {64, 128, 256}) {
+    r.head_dim = d, r.heads = 2048 / d;
+    const double rate = time_kernel(h100, r).achieved.si();
+    EXPECT_GT(rate, previous) << "head dim " << d;
+    previous = rate;
+  }
+}
+
+TEST(Kernel, FlashAttention2NeedsItsCalibrationAndTheSpecialFunctionRate) {
+  KernelRequest r;
+  r.op = KernelOp::AttentionForward;
+  r.heads = 16, r.head_dim = 128, r.seq_len = 4096, r.attention = AttentionKernel::FlashAttention2;
+  try {  // H200 lists the special-function rate but has no FlashAttention-2 timings
+    time_kernel(Catalog::builtin().hardware("h200"), r);
+    FAIL() << "expected BadInput";
+  } catch (const BadInput& e) {
+    EXPECT_NE(std::string(e.what()).find("no FlashAttention-2 calibration"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("mlsysim calibrate"), std::string::npos) << e.what();
+  }
+  HardwareSpec no_sfu = Catalog::builtin().hardware("h100");
+  no_sfu.special_function_rate = FlopsPerSecond(0);
+  EXPECT_THROW(time_kernel(no_sfu, r), BadInput);
+  r.attention = AttentionKernel::Materialized;  // a model layout, not one kernel
+  EXPECT_THROW(time_kernel(Catalog::builtin().hardware("h100"), r), BadInput);
+}

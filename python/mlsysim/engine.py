@@ -147,7 +147,9 @@ class Engine:
         runtime: "graph" (CUDA graphs / compiled, default) or "eager" (per-op host dispatch).
         fusion: "auto" (fused under graph, unfused under eager), "fused", "unfused" or "hf"
             (Hugging Face transformers modules in eager mode).
-        attention: "flash" (one fused kernel, default) or "materialized" (scores written to
+        attention: "flash" (one fused kernel at the device's calibrated rate, default),
+            "fa2" (FlashAttention-2: its softmax exponentials do not overlap its matmuls; needs a
+            FlashAttention-2 calibration, built in for H100) or "materialized" (scores written to
             memory between QK^T and PV, as before FlashAttention).
         raise_errors: raise OOMError when the workload does not fit (default), else return the
         profile with ``feasible == False``.

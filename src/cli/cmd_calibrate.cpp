@@ -101,14 +101,24 @@ int run_calibrate(const GlobalOptions& g, const CalibrateOptions& o) {
   const HardwareSpec& hw = catalog.hardware(device);
   const CalibrationFit fit = fit_calibration(hw, text, o.from);
   write_output(calibration_toml(hw.id, fit), o.output);
+  if (fit.partial) {
+    std::cerr << fmt::format("calibrated {} (partial: FlashAttention-2 only): {} kernel timings, matmul efficiency "
+                             "{:.3f}, median |error| {:.1f}%\n", hw.id, fit.flash_attention2_points,
+                             fit.profile.flash_attention2, 100 * fit.flash_attention2_median_abs_error);
+    return kExitOk;
+  }
   std::cerr << fmt::format(
       "calibrated {}: {} GEMM points ({} compute-bound, {} memory-bound); median |error| {:.1f}% "
-      "({:.1f}% over the compute-bound ones), max {:.1f}% on isolated kernels{}\n",
+      "({:.1f}% over the compute-bound ones), max {:.1f}% on isolated kernels{}{}\n",
       hw.id, fit.gemm_points, fit.compute_bound_points, fit.memory_bound_points,
       100 * fit.median_abs_error, 100 * fit.compute_bound_median_abs_error, 100 * fit.max_abs_error,
       fit.attention_points ? fmt::format("; attention: {} kernels, median |error| {:.1f}%",
                                          fit.attention_points, 100 * fit.attention_median_abs_error)
-                           : "");
+                           : "",
+      fit.flash_attention2_points ? fmt::format("; FlashAttention-2: {} kernels, median |error| {:.1f}%",
+                                                fit.flash_attention2_points,
+                                                100 * fit.flash_attention2_median_abs_error)
+                                  : "");
   return kExitOk;
 }
 

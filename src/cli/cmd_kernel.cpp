@@ -13,7 +13,7 @@ namespace mlsysim::cli {
 namespace {
 
 struct KernelOptions {
-  std::string op = "gemm", hardware, precision = "bf16", runtime = "graph";
+  std::string op = "gemm", hardware, precision = "bf16", runtime = "graph", attention = "flash";
   long m = 0, n = 0, k = 0;
   int batch = 1, heads = 0, head_dim = 0, seq_len = 0;
   bool causal = false;
@@ -31,6 +31,7 @@ int run_kernel(const GlobalOptions& g, const KernelOptions& o) {
   r.batch = o.batch, r.heads = o.heads, r.head_dim = o.head_dim, r.seq_len = o.seq_len;
   r.causal = o.causal;
   r.runtime = parse_runtime_flag(o.runtime);
+  r.attention = parse_attention_flag(o.attention);
   const KernelResult k = time_kernel(hw, r);
   nlohmann::ordered_json j{{"op", o.op}, {"hardware", hw.id}, {"precision", o.precision},
                            {"time_s", k.time.si()}, {"flops", k.flops.si()}, {"bytes", k.bytes.si()},
@@ -61,6 +62,9 @@ const CommandRegistrar registrar(16, "kernel", [](CLI::App& app, const GlobalOpt
   cmd->add_option("--head-dim", o->head_dim, "Attention head dimension");
   cmd->add_option("--seq-len,-s", o->seq_len, "Attention sequence length");
   cmd->add_flag("--causal", o->causal, "Causal mask (half the FLOPs)");
+  cmd->add_option("--attention", o->attention,
+                  "flash (the device's calibrated fused kernel, default) | fa2 (FlashAttention-2: softmax "
+                  "exponentials not overlapped with the matmuls; needs its calibration, built in for h100)");
   cmd->add_option("--runtime", o->runtime, "graph | eager");
   return Command{cmd, [o, &g] { return run_kernel(g, *o); }};
 });

@@ -81,10 +81,11 @@ T parse_enum(const std::string& flag, const std::string& value,
 // --runtime graph|eager and --fusion auto|fused|unfused|hf (physics/efficiency.hpp's parsers).
 Runtime parse_runtime_flag(const std::string& value);
 Fusion parse_fusion_flag(const std::string& value);
-AttentionKernel parse_attention_flag(const std::string& value);  // --attention flash|materialized
+AttentionKernel parse_attention_flag(const std::string& value);  // --attention flash|materialized|fa2
 inline constexpr const char* kAttentionHelp =
-    "flash (one fused kernel, scores stay on chip; default) | materialized (QK^T, softmax, PV with "
-    "the scores in memory: Megatron-LM before FlashAttention, PyTorch's math SDPA)";
+    "flash (one fused kernel at the device's calibrated rate, scores stay on chip; default) | materialized "
+    "(QK^T, softmax, PV with the scores in memory: Megatron-LM before FlashAttention, PyTorch's math SDPA) | "
+    "fa2 (FlashAttention-2: softmax exponentials not overlapped with the matmuls; needs its calibration)";
 
 // The --model (id, alias or config.json path) and --hardware options every workload command takes.
 void add_workload_options(CLI::App* cmd, std::string& model, std::string& hardware,

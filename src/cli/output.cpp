@@ -143,9 +143,11 @@ std::string profile_table(const Profile& p, bool show_operators) {
       {"  optimizer states", format_bytes(p.memory.optimizer_states), ""},
       {"energy", format_energy(p.energy), format_power(p.average_power()) + " average"},
   };
-  std::string out = fmt::format("{} · {} · {} · batch {} · {} · {}, {}{}\n\n", p.model->id,
+  std::string out = fmt::format("{} · {} · {} · batch {} · {} · {}, {}{}{}\n\n", p.model->id,
                                 p.hardware->id, to_string(p.phase), p.batch, to_string(p.precision),
                                 to_string(p.runtime), to_string(p.fusion),
+                                p.attention != AttentionKernel::Flash
+                                    ? fmt::format(" · {} attention", to_string(p.attention)) : "",
                                 p.teaching_efficiency > 0 ? " · textbook model" : "");
   out += table({"metric", "value", ""}, rows);
   if (show_operators) {
@@ -217,6 +219,7 @@ ordered_json hardware_json(const HardwareSpec& hw) {
   j["memory_type"] = hw.memory_type;
   j["onchip_memory_bytes"] = hw.onchip_memory.si();
   j["tdp_w"] = hw.tdp.si();
+  if (hw.special_function_rate.si() > 0) j["special_function_ops_per_s"] = hw.special_function_rate.si();
   const Precision ridge_p = hw.supports(Precision::BF16) ? Precision::BF16
                             : hw.supports(Precision::FP16) ? Precision::FP16 : Precision::INT8;
   j["ridge_point_flop_per_byte"] = hw.supports(ridge_p) ? hw.ridge_point(ridge_p).si() : 0.0;
@@ -230,6 +233,7 @@ ordered_json hardware_json(const HardwareSpec& hw) {
   j["efficiency"] = {{"memory", hw.efficiency.memory},
                      {"gemm_bf16", hw.efficiency.gemm[index_of(Precision::BF16)]},
                      {"attention", hw.efficiency.attention},
+                     {"flash_attention2", hw.efficiency.flash_attention2},
                      {"kernel_overhead_s", hw.efficiency.kernel_overhead.si()},
                      {"host_dispatch_s", hw.efficiency.host_dispatch.si()},
                      {"source", hw.efficiency.source}};
@@ -311,6 +315,8 @@ std::string hardware_show(const HardwareSpec& hw, Format f) {
   if (hw.onchip_memory.si() > 0) rows.push_back({"on-chip", format_bytes(hw.onchip_memory) + " " + hw.onchip_kind});
   rows.push_back({"ridge point", fmt::format("{:.0f} FLOP/B", j["ridge_point_flop_per_byte"].get<double>())});
   rows.push_back({"TDP", format_power(hw.tdp)});
+  if (hw.special_function_rate.si() > 0)
+    rows.push_back({"special functions", format_count(hw.special_function_rate.si()) + " ops/s (exp2, log2, rcp)"});
   if (hw.interconnect)
     rows.push_back({"interconnect", hw.interconnect->name + ", " +
                                         format_bandwidth(hw.interconnect->per_direction) + " per direction"});
@@ -319,6 +325,10 @@ std::string hardware_show(const HardwareSpec& hw, Format f) {
                                      format_bandwidth(hw.host_link->per_direction) + " per direction"});
   if (hw.price) rows.push_back({"price", fmt::format("${:.0f} {}", hw.price->si(), hw.price_note)});
   rows.push_back({"efficiency", hw.efficiency.source});
+  if (hw.efficiency.flash_attention2 > 0)
+    rows.push_back({"FlashAttention-2", fmt::format("{:.1f}% of peak for its matmuls ({})",
+                                                    100 * hw.efficiency.flash_attention2,
+                                                    hw.efficiency.flash_attention2_source)});
   std::string out = hw.id + "\n\n" + table({"field", "value"}, rows) + "\nSources:\n";
   for (const auto& [k, v] : hw.sources) out += "  - " + k + ": " + v + "\n";
   return out;

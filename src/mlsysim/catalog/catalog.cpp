@@ -141,6 +141,10 @@ HardwareSpec parse_device(const toml::table& d, const std::string& origin) {
   if (hw.onchip_kind.rfind("L2", 0) == 0 || hw.onchip_kind.find("LLC") != std::string::npos)
     hw.last_level_cache = hw.onchip_memory;
   if (auto* p = d["power"].as_table()) hw.tdp = watts(required_number(*p, "tdp_w", where));
+  if (auto sfu = d["special_function_tops"].value<double>()) {
+    if (!(*sfu > 0)) throw BadInput(where + ": special_function_tops must be > 0");
+    hw.special_function_rate = teraflops_per_second(*sfu);
+  }
   hw.interconnect = parse_link(d["interconnect"].as_table(), where + " interconnect");
   hw.host_link = parse_link(d["host_link"].as_table(), where + " host_link");
   if (auto* p = d["price"].as_table()) {
@@ -153,6 +157,8 @@ HardwareSpec parse_device(const toml::table& d, const std::string& origin) {
   for (const char* group : {"compute", "memory"})
     if (!hw.sources.count(group))
       throw BadInput(where + ": [device.sources] must cite '" + std::string(group) + "'");
+  if (hw.special_function_rate.si() > 0 && !hw.sources.count("special_function"))
+    throw BadInput(where + ": special_function_tops needs a [device.sources] 'special_function' citation");
   hw.efficiency = default_efficiency(hw.kind);
   return hw;
 }
@@ -446,6 +452,12 @@ struct CatalogLoader {
       e.attention = number_or((*c)["attention_efficiency"], e.attention);
       e.attention_half_keys = number_or((*c)["attention_half_keys"], e.attention_half_keys);
       e.attention_tail = number_or((*c)["attention_tail"], e.attention_tail);
+      if ((*c)["flash_attention2_efficiency"]) {
+        e.flash_attention2 = number_or((*c)["flash_attention2_efficiency"], 0);
+        if (!(e.flash_attention2 > 0 && e.flash_attention2 <= 1))
+          throw BadInput(where + ": flash_attention2_efficiency must be in (0, 1]");
+        e.flash_attention2_source = string_or(*c, "flash_attention2_source", origin);
+      }
       e.conv = number_or((*c)["conv_efficiency"], e.conv);
       e.vector_memory = number_or((*c)["vector_memory_efficiency"], e.vector_memory);
       e.strided_memory = number_or((*c)["strided_memory_efficiency"], e.strided_memory);
@@ -461,7 +473,9 @@ struct CatalogLoader {
       e.host_dispatch = microseconds(number_or((*c)["host_dispatch_us"], in_us(e.host_dispatch)));
       e.tile_m = int_field(*c, "tile_m", e.tile_m);
       e.tile_n = int_field(*c, "tile_n", e.tile_n);
-      e.source = string_or(*c, "source", origin);
+      // A partial entry without a source (e.g. only a FlashAttention-2 rate, which cites itself)
+      // leaves the profile's main source alone.
+      if ((*c)["source"] || e.source.empty()) e.source = string_or(*c, "source", origin);
     }
   }
 };

@@ -42,6 +42,11 @@ struct EfficiencyProfile {
   // (peak / compute_units). Fitted by `mlsysim calibrate` together with the two terms above
   // (~1.2 on H100 and H200); 0: no such term (uncalibrated, or compute_units unknown).
   double attention_tail = 0;
+  // FlashAttention-2's matmul rate, fraction of the dense peak, for AttentionKernel::FlashAttention2
+  // (its softmax exponentials are timed apart, on HardwareSpec::special_function_rate). Fitted by
+  // `mlsysim calibrate` from FlashAttention-2 kernel timings; 0: not calibrated (fa2 unavailable).
+  double flash_attention2 = 0;
+  std::string flash_attention2_source;  // where flash_attention2 comes from
   double conv = 0.6;        // dense convolutions (im2col/implicit GEMM), fraction of dense peak
   double vector = 0.5;      // element-wise math on vector units, fraction of the fp32 peak
   // Element-wise and normalization kernels stream at a lower fraction of the datasheet bandwidth
@@ -78,6 +83,9 @@ struct HardwareSpec {
   // which keeps a producer's output for its consumer; 0 for SRAM-as-memory and core-private caches.
   Bytes last_level_cache{};
   Watts tdp{};
+  // Special-function unit throughput (exp2, log2, reciprocal, sin, cos; one operation each), the
+  // softmax exponentials' ceiling. 0 = not listed.
+  FlopsPerSecond special_function_rate{};
   std::optional<Link> interconnect, host_link;
   std::optional<Usd> price;
   std::string price_note;

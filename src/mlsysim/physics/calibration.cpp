@@ -133,6 +133,50 @@ bool fit_attention(const HardwareSpec& hw, const nlohmann::json& rows, Efficienc
   return true;
 }
 
+// FlashAttention-2's matmul efficiency from its kernel timings: rows of kind "prefill_backend" whose
+// backend is FLASH_ATTENTION (bench/gpu/microbench.py forces PyTorch SDPA's FlashAttention-2 kernel;
+// published benchmark bars in the same form work too). The engine times such a call as
+//   t = FLOPs / (eta x peak x shape) + exponentials / special-function rate + tail + launch,
+// affine in 1/eta while the call is compute-bound: timing it at eta = 1 and 1/2 gives the slope A and
+// the rest R, and each row's eta = A / (t - R). The median over rows is the fit. Needs the device's
+// special-function rate and the shape and tail terms already in `e` (fit_attention runs first).
+bool fit_flash_attention2(const HardwareSpec& hw, const nlohmann::json& rows, EfficiencyProfile& e,
+                          int& used, double& median_abs_error) {
+  if (hw.special_function_rate.si() <= 0) return false;
+  HardwareSpec probe = hw;
+  probe.efficiency = e;
+  const RateModel rates{&probe, Runtime::Graph, 0};
+  const auto time_at = [&](const Operator& op, double eta) {
+    probe.efficiency.flash_attention2 = eta;
+    return time_operator(rates, op);
+  };
+  std::vector<std::pair<Operator, double>> timed;  // (operator, measured seconds)
+  std::vector<double> etas;
+  for (const auto& r : rows) {
+    if (r.value("kind", "") != "prefill_backend" || r.value("backend", "") != "FLASH_ATTENTION") continue;
+    const double secs = r.value("seconds", 0.0), q = r.value("q_len", 0.0);
+    if (secs < kMinKernelSeconds || q <= 0 || r.value("kv_len", q) != q) continue;
+    const Operator op = attention_call_operator({r.value("batch", 1.0), r.value("heads", 0.0),
+                                                 r.value("head_dim", 0.0), q, r.value("causal", false), false,
+                                                 Precision::BF16, AttentionKernel::FlashAttention2});
+    if (op.flops <= 0) continue;
+    const OpTiming full = time_at(op, 1.0), half = time_at(op, 0.5);
+    if (full.memory >= full.compute) continue;  // memory-bound: not affine in 1/eta
+    const double slope = (half.total() - full.total()).si(), rest = full.total().si() - slope;
+    if (slope <= 0 || secs <= rest) continue;  // faster than the exponentials alone allow
+    etas.push_back(slope / (secs - rest));
+    timed.emplace_back(op, secs);
+  }
+  if (etas.empty()) return false;
+  e.flash_attention2 = std::clamp(median(etas), 0.05, 1.0);
+  used = static_cast<int>(etas.size());
+  std::vector<double> errors;
+  for (const auto& [op, secs] : timed)
+    errors.push_back(std::fabs(time_at(op, e.flash_attention2).total().si() / secs - 1.0));
+  median_abs_error = median(errors);
+  return true;
+}
+
 // Convolution efficiency from compute-bound `conv` rows: least squares through the origin of
 // time against padded implicit-GEMM FLOPs / peak (the engine's own wave model). Every row above
 // the host-bound floor is also kept as a timed shape (e.conv_measured). Returns whether eta was fitted.
@@ -222,12 +266,27 @@ CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_t
   } catch (const nlohmann::json::exception& e) {
     throw BadInput(origin + ": not valid JSON (" + e.what() + ")");
   }
-  if (!j.contains("memory") || !j.contains("gemm") || !j["gemm"].is_array())
-    throw BadInput(origin + ": expected the microbenchmark format with 'memory' and 'gemm' "
-                   "(see shared/calibration/*.json and bench/gpu/microbench.py)");
   CalibrationFit fit;
   EfficiencyProfile& e = fit.profile;
   e = hw.efficiency;
+  const bool has_attention = j.contains("attention") && j["attention"].is_array();
+  if (!j.contains("memory") && !j.contains("gemm") && has_attention) {
+    // Kernel timings alone (e.g. published FlashAttention-2 benchmark bars): a partial calibration
+    // of what they can fit, on top of the device's current profile.
+    fit.partial = true;
+    fit_flash_attention2(hw, j["attention"], e, fit.flash_attention2_points, fit.flash_attention2_median_abs_error);
+    if (fit.flash_attention2_points == 0)
+      throw BadInput(origin + ": no usable FlashAttention-2 rows (kind prefill_backend, backend FLASH_ATTENTION, "
+                     "compute-bound, with a device special_function_tops)");
+    e.flash_attention2_source = fmt::format("fitted by mlsysim calibrate to {} ({} FlashAttention-2 timings, "
+                                            "median |error| {:.1f}%)", origin, fit.flash_attention2_points,
+                                            100 * fit.flash_attention2_median_abs_error);
+    return fit;
+  }
+  if (!j.contains("memory") || !j.contains("gemm") || !j["gemm"].is_array())
+    throw BadInput(origin + ": expected the microbenchmark format with 'memory' and 'gemm' "
+                   "(see shared/calibration/*.json and bench/gpu/microbench.py), or an 'attention' section "
+                   "of FlashAttention-2 kernel timings alone");
   const auto& mem = j["memory"];
   // Weights are streamed (read once): the read-reduce kernel is the closest microbenchmark.
   const double read_gbs = mem.value("read_reduce_GBps", mem.value("d2d_copy_GBps_read_plus_write", 0.0));
@@ -300,8 +359,14 @@ CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_t
     e.attention = hw.efficiency.attention * fallback / default_gemm;
     e.conv = hw.efficiency.conv * fallback / default_gemm;
   }
-  if (j.contains("attention") && j["attention"].is_array())
+  if (has_attention) {
     fit_attention(hw, j["attention"], e, fit.attention_points, fit.attention_median_abs_error);
+    if (fit_flash_attention2(hw, j["attention"], e, fit.flash_attention2_points,
+                             fit.flash_attention2_median_abs_error))
+      e.flash_attention2_source = fmt::format("fitted by mlsysim calibrate to {} ({} FlashAttention-2 timings, "
+                                              "median |error| {:.1f}%)", origin, fit.flash_attention2_points,
+                                              100 * fit.flash_attention2_median_abs_error);
+  }
   if (j.contains("conv") && j["conv"].is_array()) fit_conv(hw, j["conv"], bw, e, fit.conv_points);
   if (j.contains("vector") && j["vector"].is_array()) {
     fit_vector_bandwidth(hw, j["vector"], e, fit.vector_points);
@@ -357,12 +422,20 @@ std::string calibration_toml(const std::string& device_id, const CalibrationFit&
   const EfficiencyProfile& e = fit.profile;
   std::string out = "[[calibration]]\n";
   out += fmt::format("device = \"{}\"\n", device_id);
+  // Only a FlashAttention-2 rate fitted from this file: one the device already had keeps its own entry.
+  const auto flash_attention2 = [&] {
+    if (fit.flash_attention2_points == 0) return std::string();
+    return fmt::format("flash_attention2_efficiency = {:.4f}\nflash_attention2_source = {}\n", e.flash_attention2,
+                       toml_string(e.flash_attention2_source));
+  };
+  if (fit.partial) return out + flash_attention2();  // the rest stays the device's
   out += fmt::format("source = {}\n", toml_string(e.source));
   out += fmt::format("memory_efficiency = {:.4f}\n", e.memory);
   out += fmt::format("attention_efficiency = {:.4f}\n", e.attention);
   if (e.attention_half_keys > 0)
     out += fmt::format("attention_half_keys = {:.1f}\n", e.attention_half_keys);
   if (e.attention_tail > 0) out += fmt::format("attention_tail = {:.3f}\n", e.attention_tail);
+  out += flash_attention2();
   out += fmt::format("conv_efficiency = {:.4f}\n", e.conv);
   if (e.vector_memory > 0) out += fmt::format("vector_memory_efficiency = {:.4f}\n", e.vector_memory);
   if (e.strided_memory > 0)

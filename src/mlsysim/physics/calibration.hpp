@@ -30,6 +30,11 @@ struct CalibrationFit {
   // tiny sizes time the host and the launch as much as the GPU).
   double compute_bound_median_abs_error = 0;
   double attention_median_abs_error = 0;  // of the attention fit over its rows
+  int flash_attention2_points = 0;             // FlashAttention-2 kernel rows used (0: none)
+  double flash_attention2_median_abs_error = 0;
+  // Only kernel timings were given (no memory or GEMM rows): the fit is the FlashAttention-2 rate
+  // alone, and calibration_toml writes just that, leaving the device's other rates as they are.
+  bool partial = false;
 };
 
 // `hw` supplies datasheet peaks and compute units; the measurements come from `json_text`.

@@ -34,10 +34,16 @@ const char* to_string(Fusion f) {
   return "?";
 }
 const char* to_string(AttentionKernel a) {
-  return a == AttentionKernel::Flash ? "flash" : "materialized";
+  switch (a) {
+    case AttentionKernel::Flash: return "flash";
+    case AttentionKernel::Materialized: return "materialized";
+    case AttentionKernel::FlashAttention2: return "fa2";
+  }
+  return "?";
 }
 AttentionKernel parse_attention_kernel(std::string_view value, std::string_view what) {
-  constexpr AttentionKernel kAll[] = {AttentionKernel::Flash, AttentionKernel::Materialized};
+  constexpr AttentionKernel kAll[] = {AttentionKernel::Flash, AttentionKernel::Materialized,
+                                      AttentionKernel::FlashAttention2};
   return parse_named(value, what, kAll);
 }
 Runtime parse_runtime(std::string_view value, std::string_view what) {
@@ -133,6 +139,33 @@ Seconds attention_tail(const RateModel& r, const Operator& op) {
   return Flops(coefficient * op.tail_flops) / per_sm;
 }
 
+// Softmax exponentials of a FlashAttention-2 kernel: one exp per score on the special-function units.
+// FlashAttention-3's paper (Shah et al. 2024, sec. 3.2) puts the H100's 3.9 T special-function ops/s
+// against 989 TFLOP/s of matmul: at head dim 128 (512 matmul FLOPs per score) the exponentials take
+// half as long as the matmuls at peak, at head dim 64 as long, at 256 a quarter. FlashAttention-2 runs
+// its softmax between the two matmuls of a tile in the same warps, so the exponentials add to the
+// matmul time (overlapping them is what FlashAttention-3 adds, ibid. sec. 3.1-3.2). The fused kernel
+// of the default path (AttentionKernel::Flash: cuDNN, FlashAttention-3) overlaps part of them; how
+// much cannot be told apart from its matmul rate with calibration timings at one head dim, so its
+// calibrated efficiency keeps them inside (docs/PHYSICS.md, "Attention kernels").
+Seconds softmax_exponential_time(const RateModel& r, const Operator& op) {
+  if (op.cls != OpClass::Attention || op.attention_kernel != AttentionKernel::FlashAttention2 ||
+      r.teaching_efficiency > 0 || r.hw->special_function_rate.si() <= 0)
+    return Seconds(0);
+  return Flops(op.special_function_ops) / r.hw->special_function_rate;
+}
+
+void require_attention_kernel(const HardwareSpec& hw, AttentionKernel k) {
+  if (k != AttentionKernel::FlashAttention2) return;
+  if (hw.efficiency.flash_attention2 <= 0)
+    throw BadInput(hw.id + " has no FlashAttention-2 calibration (--attention fa2): time FA2 on it with "
+                   "bench/gpu/microbench.py (its prefill_backend rows) and fit them with `mlsysim calibrate "
+                   "--from FILE`, or use --attention flash, the device's calibrated fused kernel");
+  if (hw.special_function_rate.si() <= 0)
+    throw BadInput(hw.id + " lists no special_function_tops, which --attention fa2 needs for its softmax "
+                   "exponentials; add it to the device entry, or use --attention flash");
+}
+
 FlopsPerSecond achieved_flops(const RateModel& r, const Operator& op) {
   const HardwareSpec& hw = *r.hw;
   const FlopsPerSecond peak = operator_peak(hw, op.precision);
@@ -148,7 +181,8 @@ FlopsPerSecond achieved_flops(const RateModel& r, const Operator& op) {
       const double keys = op.n;
       const double shape = e.attention_half_keys > 0 && keys > 0
                                ? keys / (keys + e.attention_half_keys) : 1.0;
-      return peak * (e.attention * shape);
+      const bool fa2 = op.attention_kernel == AttentionKernel::FlashAttention2;
+      return peak * ((fa2 ? e.flash_attention2 : e.attention) * shape);
     }
     case OpClass::Opaque:
       return peak * e.conv;
@@ -210,6 +244,7 @@ OpTiming time_operator(const RateModel& r, const Operator& op) {
     hw_flops *= gemm_padded_flops(*r.hw, op.m, op.n, op.k) / (2.0 * op.m * op.n * op.k);
   t.compute = (rate.si() > 0 ? Flops(hw_flops) / rate : Seconds(0)) * op.count;
   t.compute += attention_tail(r, op) * op.count;
+  t.compute += softmax_exponential_time(r, op) * op.count;
   // A shape the calibration timed: its measured rate replaces the tile model.
   if (r.teaching_efficiency <= 0)
     if (const MeasuredConv* c = measured_conv(r.hw->efficiency, op))

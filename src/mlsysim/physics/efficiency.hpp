@@ -38,7 +38,6 @@ Runtime parse_runtime(std::string_view value, std::string_view what);
 // TensorRT; the default). Materialized: QK^T and PV as batched GEMMs with the scores written to
 // memory between them and softmaxed (and dropped out in training) in passes of their own, as
 // Megatron-LM before FlashAttention and PyTorch's "math" SDPA backend do.
-enum class AttentionKernel { Flash, Materialized };
 const char* to_string(AttentionKernel a);
 AttentionKernel parse_attention_kernel(std::string_view value, std::string_view what);
 Fusion parse_fusion(std::string_view value, std::string_view what);
@@ -71,6 +70,13 @@ struct RateModel {
 double gemm_padded_flops(const HardwareSpec& hw, double m, double n, double k);
 // Useful fraction of that work: 2mnk / gemm_padded_flops.
 double wave_utilization(const HardwareSpec& hw, double m, double n, double k);
+// Softmax exponentials of a FlashAttention-2 instance at the special-function rate
+// (special_function_ops / HardwareSpec::special_function_rate); zero for other classes, the textbook
+// model, other kernels (their calibrated rate holds them) and devices without a special-function rate.
+Seconds softmax_exponential_time(const RateModel& r, const Operator& op);
+// Throws BadInput when the device cannot time that attention kernel (FlashAttention-2 needs its
+// calibrated rate and the special-function throughput), saying how to get them.
+void require_attention_kernel(const HardwareSpec& hw, AttentionKernel k);
 // Achieved FLOP/s for the operator's class and precision.
 FlopsPerSecond achieved_flops(const RateModel& r, const Operator& op);
 // Attention's causal tail per instance: the longest query block running alone

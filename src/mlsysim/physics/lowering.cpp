@@ -55,6 +55,27 @@ double attention_tail_flops(double rows, double max_keys, double dk, double dv) 
   return 2.0 * std::min(rows, kAttentionQueryBlock) * max_keys * (dk + dv);
 }
 
+Operator attention_call_operator(const AttentionCall& c) {
+  const double s = c.seq;
+  const double scores = c.batch * c.heads * s * (c.causal ? (s + 1) / 2 : s);
+  const double forward_flops = 4.0 * c.batch * c.heads * s * s * c.head_dim / (c.causal ? 2.0 : 1.0);
+  const double io = 4.0 * c.batch * c.heads * s * c.head_dim * bytes_per_element(c.precision);
+  const double pass_factor = c.backward ? kAttentionBackwardFlopsFactor : 1.0;
+  Operator op;
+  op.name = "attention";
+  op.cls = OpClass::Attention;
+  op.precision = c.precision;
+  op.attention_kernel = c.kernel;
+  op.flops = op.hw_flops = pass_factor * forward_flops;
+  op.bytes = c.backward ? 2.0 * io : io;  // backward also reads O and dO, writes dQ, dK, dV
+  // n: mean keys per query row (causal: (S + 1) / 2), the attention rate's shape term.
+  op.m = c.batch * s, op.n = c.causal ? (s + 1) / 2 : s, op.k = c.head_dim;
+  // Causal or not, the last query block visits all S keys.
+  op.tail_flops = attention_tail_flops(s, s, c.head_dim, c.head_dim) * pass_factor;
+  op.special_function_ops = scores;  // the backward recomputes each exponential once
+  return op;
+}
+
 namespace {
 
 // Appends operators with one set of precisions; every helper returns the new operator.
@@ -72,7 +93,7 @@ struct Emitter {
   double dropout = 0;           // training dropout on embeddings and residual branches (0: none)
   double amp_weight_elems = 0;  // parameters the forward casts to 16 bits under autocast
   double cache = 0;             // last-level cache bytes (LoweringInput::cache_bytes)
-  bool materialized_attention = false;  // LoweringInput::materialized_attention
+  AttentionKernel attention = AttentionKernel::Flash;  // LoweringInput::attention
   double attention_dropout = 0;  // training dropout on attention probabilities (materialized only)
 
   // Whether an operator whose input was written just before it finds that input still in the
@@ -335,7 +356,7 @@ void lower_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s,
     if (e.hf) w.bytes = s.seqs * kv_write_elems * (2.0 * s.context + 2.0 * s.new_tokens) * e.pk;
   }
 
-  if (e.materialized_attention) {
+  if (e.attention == AttentionKernel::Materialized) {
     lower_materialized_attention(e, tf, s, layers, q_dim, dk, dv);
   } else {  // Attention core (FlashAttention-style fused kernel): QK^T and PV over the attended pairs.
     const double pairs = attention_pairs_per_layer(tf, s.new_tokens, s.context, s.causal);
@@ -358,6 +379,8 @@ void lower_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s,
     // n: mean keys per query row (the attention rate's shape term, physics/efficiency.cpp).
     op.m = N, op.n = pairs / std::max(s.new_tokens, 1.0), op.k = dk;
     op.tail_flops = attention_tail_flops(s.new_tokens, kv_tokens, dk, dv);
+    op.special_function_ops = s.seqs * H * pairs;  // one softmax exponential per score
+    op.attention_kernel = e.attention;
     op.count = layers;
     op.precision = attention_precision(e.math);
     e.out.push_back(op);
@@ -387,6 +410,8 @@ void lower_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s,
     op.flops = op.hw_flops = 2.0 * s.seqs * H * s.new_tokens * s.cross_tokens * 2 * tf.head_dim;
     op.bytes = M * 2 * tf.kv_heads * tf.head_dim * e.pk + 2 * N * H * tf.head_dim * e.pa;
     op.m = N, op.n = s.cross_tokens, op.k = tf.head_dim, op.count = layers;
+    op.special_function_ops = s.seqs * H * s.new_tokens * s.cross_tokens;
+    op.attention_kernel = e.attention;
     op.precision = attention_precision(e.math);
     e.out.push_back(op);
     e.gemm("cross_o_proj", N, h, H * tf.head_dim, layers);
@@ -761,8 +786,8 @@ void lower(const ModelSpec& model, const LoweringInput& in, std::vector<Operator
   e.amp = in.hf_modules && training && bytes_per_element(in.compute_precision) < 4.0;
   if (in.hf_modules && training) e.dropout = model.tf.train_dropout;  // 0 for non-transformers
   e.cache = in.cache_bytes;
-  e.materialized_attention = in.materialized_attention;
-  if (training && in.materialized_attention) e.attention_dropout = model.tf.train_dropout;
+  e.attention = in.attention;
+  if (training && in.attention == AttentionKernel::Materialized) e.attention_dropout = model.tf.train_dropout;
   switch (model.kind) {
     case ModelKind::Decoder: lower_decoder_model(e, model, in); break;
     case ModelKind::Encoder: lower_encoder_model(e, model, in); break;

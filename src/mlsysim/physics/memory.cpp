@@ -79,7 +79,7 @@ MemoryLedger memory_ledger(const ModelSpec& m, const LoweringInput& in, double p
       // Materialized attention also saves the softmax output and, with dropout, its 1-byte mask
       // and output: H x S scores per token (Korthikanti et al. 2022's 5as/h term with dropout).
       // Selective recomputation recomputes exactly these.
-      if (in.materialized_attention && in.recompute == Recompute::None)
+      if (in.attention == AttentionKernel::Materialized && in.recompute == Recompute::None)
         per_layer += tf.heads * tokens * (pa + (tf.train_dropout > 0 ? 1.0 + pa : 0.0));
       // + one layer's full working set during recomputation, + fp32 logits and their gradient.
       const Bytes working = in.recompute == Recompute::Full ? recompute_working_set(tf, N, pa) : Bytes(0);

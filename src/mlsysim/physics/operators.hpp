@@ -29,6 +29,16 @@ const char* to_string(Pass p);
 // softmax, dropout and context; the fused kernel is OpClass::Attention).
 enum class OpRole { Layer, Embedding, Head, AttentionCore };
 
+// How the attention core runs:
+//  * Flash: one fused FlashAttention-style kernel at the device's calibrated attention rate (what
+//    PyTorch SDPA picks: cuDNN's or FlashAttention-3's Hopper kernels, FlashAttention-2 on Ampere);
+//  * Materialized: the scores written to memory (pre-2022 attention, Megatron-LM 2021);
+//  * FlashAttention2: the FlashAttention-2 kernel (Dao 2023) on a device calibrated for it. Its
+//    softmax runs between the two matmuls of each tile in the same warps, so the exponentials'
+//    special-function time adds to the matmul time instead of hiding behind it (the overlap is what
+//    FlashAttention-3 adds: Shah et al. 2024, sec. 3).
+enum class AttentionKernel { Flash, Materialized, FlashAttention2 };
+
 // Query rows per thread block of FlashAttention-style kernels at head dim 128 (FlashAttention-2
 // paper, Dao 2023, forward block B_r = 128; FlashAttention-3 and cuDNN's Hopper kernels likewise).
 constexpr double kAttentionQueryBlock = 128;
@@ -59,6 +69,10 @@ struct Operator {
   // Attention: FLOPs of the longest query block (kAttentionQueryBlock rows over the most keys any
   // block visits), which runs last and alone (EfficiencyProfile::attention_tail).
   double tail_flops = 0;
+  // Attention: softmax exponentials per instance, one per attended (query, key) pair and head. The
+  // backward pass recomputes them once (FlashAttention-2, Dao 2023, Algorithm 2).
+  double special_function_ops = 0;
+  AttentionKernel attention_kernel = AttentionKernel::Flash;  // Attention class only
   // Backward kernels and bytes per forward ones (training). 2 by default: an input-gradient and a
   // weight-gradient GEMM, or an element-wise gradient that reads the saved input and the incoming
   // gradient. 1 for ops whose gradient is one pass of the same size (dropout, dtype casts).
@@ -66,6 +80,18 @@ struct Operator {
   Precision precision = Precision::BF16;  // math precision
   OpRole role = OpRole::Layer;
 };
+
+// One fused attention call, the way kernel papers benchmark it (`mlsysim kernel`, and the
+// calibration fit of kernel timings): `batch` x `heads` sequences of `seq` queries over as many keys.
+struct AttentionCall {
+  double batch = 1, heads = 1, head_dim = 128, seq = 0;
+  bool causal = false, backward = false;
+  Precision precision = Precision::BF16;
+  AttentionKernel kernel = AttentionKernel::Flash;
+};
+// Its operator: FlashAttention papers' FLOPs (4·B·H·S²·D forward, halved when causal; backward
+// kAttentionBackwardFlopsFactor x), Q, K, V in and O out, one softmax exponential per score.
+Operator attention_call_operator(const AttentionCall& c);
 
 struct LoweringInput {
   Phase phase = Phase::Decode;
@@ -88,9 +114,8 @@ struct LoweringInput {
   // consumer; 0 (the textbook model, or devices without one): every read comes from DRAM. Used for
   // CNN layer chains, where activations are the traffic (physics/lowering.cpp, Emitter::cache_holds).
   double cache_bytes = 0;
-  // Attention with the scores written to memory (AttentionKernel::Materialized in
-  // physics/efficiency.hpp) instead of one fused FlashAttention-style kernel.
-  bool materialized_attention = false;
+  // How the attention core runs (AttentionKernel above).
+  AttentionKernel attention = AttentionKernel::Flash;
 };
 
 // Appends the operators of one step of `in.phase` to `out` (cleared first).

@@ -142,7 +142,7 @@ LoweringInput lowering_input(const Profile& p) {
   in.recompute = p.recompute;
   in.fused = p.fusion == Fusion::Fused;
   in.hf_modules = p.fusion == Fusion::Hf;
-  in.materialized_attention = p.attention == AttentionKernel::Materialized;
+  in.attention = p.attention;
   if (p.teaching_efficiency <= 0) in.cache_bytes = p.hardware->last_level_cache.si();
   return in;
 }
@@ -228,6 +228,7 @@ Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest
   p.fusion = resolve_fusion(request.fusion, request.runtime);
   p.attention = request.attention;
   p.teaching_efficiency = request.efficiency;
+  if (p.teaching_efficiency <= 0) require_attention_kernel(hw, p.attention);
 
   const LoweringInput in = lowering_input(p);
   thread_local std::vector<Operator> ops;

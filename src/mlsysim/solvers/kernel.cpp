@@ -10,7 +10,6 @@ namespace mlsysim {
 KernelResult time_kernel(const HardwareSpec& hw, const KernelRequest& r) {
   if (!hw.supports(r.precision))
     throw BadInput(hw.id + " has no " + std::string(to_string(r.precision)) + " compute path");
-  const double pa = bytes_per_element(r.precision);
   Operator op;
   op.precision = r.precision;
   op.count = 1;
@@ -19,25 +18,17 @@ KernelResult time_kernel(const HardwareSpec& hw, const KernelRequest& r) {
       throw BadInput("--m, --n and --k must be >= 1 (C[m,n] = A[m,k] B[k,n])");
     op.cls = OpClass::Gemm;
     op.flops = op.hw_flops = 2.0 * r.m * r.n * r.k;
-    op.bytes = (1.0 * r.m * r.k + 1.0 * r.k * r.n + 1.0 * r.m * r.n) * pa;
+    op.bytes = (1.0 * r.m * r.k + 1.0 * r.k * r.n + 1.0 * r.m * r.n) * bytes_per_element(r.precision);
     op.m = r.m, op.n = r.n, op.k = r.k;
   } else {
     if (r.batch < 1 || r.heads < 1 || r.head_dim < 1 || r.seq_len < 1)
       throw BadInput("attention needs --batch-size, --heads, --head-dim and --seq-len >= 1");
-    // FlashAttention papers' FLOP count: 4·B·H·S²·D forward (QK^T and PV), halved for causal.
-    const double s = r.seq_len;
-    double fwd = 4.0 * r.batch * r.heads * s * s * r.head_dim;
-    if (r.causal) fwd /= 2;
-    const double io = 4.0 * r.batch * r.heads * s * r.head_dim * pa;  // Q, K, V in; O out
-    op.cls = OpClass::Attention;
-    const bool backward = r.op == KernelOp::AttentionBackward;
-    const double pass_factor = backward ? kAttentionBackwardFlopsFactor : 1.0;
-    op.flops = op.hw_flops = pass_factor * fwd;
-    op.bytes = backward ? 2.0 * io : io;
-    // n: mean keys per query row (causal: (S + 1) / 2), the attention rate's shape term.
-    op.m = r.batch * s, op.n = r.causal ? (s + 1) / 2 : s, op.k = r.head_dim;
-    // Causal or not, the last query block visits all S keys.
-    op.tail_flops = attention_tail_flops(s, s, r.head_dim, r.head_dim) * pass_factor;
+    if (r.attention == AttentionKernel::Materialized)
+      throw BadInput("--attention materialized is a model layout, not one kernel: use flash or fa2 here");
+    require_attention_kernel(hw, r.attention);
+    op = attention_call_operator({static_cast<double>(r.batch), static_cast<double>(r.heads),
+                                  static_cast<double>(r.head_dim), static_cast<double>(r.seq_len), r.causal,
+                                  r.op == KernelOp::AttentionBackward, r.precision, r.attention});
   }
   const RateModel rates{&hw, r.runtime, 0};
   const OpTiming t = time_operator(rates, op);
@@ -48,13 +39,26 @@ KernelResult time_kernel(const HardwareSpec& hw, const KernelRequest& r) {
   out.achieved = out.flops / out.time;
   out.fraction_of_peak = out.achieved / hw.peak(r.precision);
   out.bottleneck = t.wall();
-  out.trace.push_back(fmt::format(
-      "t = max({} / achieved {}, {} / achieved {}) + launch {} = {}", format_flops(out.flops),
-      format_rate(achieved_flops(rates, op)), format_bytes(out.bytes),
-      format_bandwidth(achieved_bandwidth(rates)), format_time(t.overhead), format_time(out.time)));
+  const Seconds exponentials = softmax_exponential_time(rates, op);
+  if (exponentials.si() > 0)
+    out.trace.push_back(fmt::format(
+        "t = max({} / achieved {} + {} softmax exponentials / {} special-function ops/s, {} / achieved {}) + "
+        "launch {} = {} (FlashAttention-2 runs its softmax between the matmuls, so the exponentials add)",
+        format_flops(out.flops), format_rate(achieved_flops(rates, op)), format_count(op.special_function_ops),
+        format_count(hw.special_function_rate.si()), format_bytes(out.bytes),
+        format_bandwidth(achieved_bandwidth(rates)), format_time(t.overhead), format_time(out.time)));
+  else
+    out.trace.push_back(fmt::format(
+        "t = max({} / achieved {}, {} / achieved {}) + launch {} = {}", format_flops(out.flops),
+        format_rate(achieved_flops(rates, op)), format_bytes(out.bytes),
+        format_bandwidth(achieved_bandwidth(rates)), format_time(t.overhead), format_time(out.time)));
+  const bool fa2 = op.cls == OpClass::Attention && r.attention == AttentionKernel::FlashAttention2;
   out.trace.push_back(fmt::format("achieved {} = {:.1f}% of the dense {} peak ({})",
                                   format_rate(out.achieved), 100 * out.fraction_of_peak,
-                                  to_string(r.precision), hw.efficiency.source));
+                                  to_string(r.precision),
+                                  fa2 ? "FlashAttention-2 matmul rate " + hw.efficiency.flash_attention2_source +
+                                            "; shape and tail terms " + hw.efficiency.source
+                                      : hw.efficiency.source));
   return out;
 }
 

@@ -21,6 +21,8 @@ struct KernelRequest {
   // Attention
   int batch = 1, heads = 0, head_dim = 0, seq_len = 0;
   bool causal = false;
+  // flash: the device's calibrated fused kernel; fa2: FlashAttention-2 (materialized: not a kernel)
+  AttentionKernel attention = AttentionKernel::Flash;
   Runtime runtime = Runtime::Graph;
 };
 
