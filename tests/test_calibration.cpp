@@ -245,4 +245,6 @@ TEST(Calibration, BuiltInFlashAttention2RateIsReproducibleFromItsInput) {
   EXPECT_NEAR(fit.profile.flash_attention2, h100.efficiency.flash_attention2, 5e-5);
   // FlashAttention-2's mma.sync matmuls on Hopper: well below the wgmma kernels' calibrated rate.
   EXPECT_LT(h100.efficiency.flash_attention2, h100.efficiency.attention);
+  // The H200 (same die and clocks) carries the H100's rate over.
+  EXPECT_DOUBLE_EQ(Catalog::builtin().hardware("h200").efficiency.flash_attention2, h100.efficiency.flash_attention2);
 }
