@@ -365,8 +365,9 @@ def attention_backend_rows(torch, timer, dev, sdpa):
     """The same causal/bidirectional prefill through each SDPA backend PyTorch offers, forced one at a
     time (kind "prefill_backend", field "backend"): FLASH_ATTENTION is FlashAttention-2, whose
     Ampere-style mma.sync instructions run on Hopper below the wgmma rate that cuDNN's kernel reaches.
-    The shapes match the FlashAttention-3 paper's head-dim-128 benchmark (16 heads, batch 16k/seq),
-    so a per-implementation attention rate can be fitted (`mlsysim kernel` has one rate today)."""
+    The shapes match the FlashAttention-3 paper's head-dim-128 benchmark (16 heads, batch 16k/seq).
+    `mlsysim calibrate --from` fits the FLASH_ATTENTION rows into the device's FlashAttention-2 rate
+    (`--attention fa2`); the other backends' rows are recorded for comparison."""
     try:
         from torch.nn.attention import SDPBackend, sdpa_kernel
     except ImportError:
