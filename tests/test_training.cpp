@@ -205,3 +205,23 @@ TEST(PipelineStageSplit, UnevenFirstAndLastStages) {
   EXPECT_THROW(pipeline_stage_split(4, 8), BadInput);
 }
 }  // namespace mlsysim
+
+// Scaling efficiency is what parallelism costs (tutorial slide 4.11: communication, bubbles,
+// stragglers): recomputation, which one GPU pays as well, stays in the single-GPU MFU. Data
+// parallelism inside one NVLink node with little exposed communication scales almost ideally.
+TEST(Training, RecomputationIsNotAScalingLoss) {
+  TrainingRequest r = req(8, 1, 1, 64, 8192);
+  r.zero_stage = 3;
+  r.recompute = Recompute::Full;
+  const auto run = [&] {
+    return train(cat().model("llama3-8b"), cat().hardware("h100"),
+                 FleetCatalog::builtin().standard_cluster("h100", 8), r);
+  };
+  const TrainingResult full = run();
+  r.recompute = Recompute::None;
+  const TrainingResult none = run();
+  // The exposed communication and the optimizer step are the only parallel costs here.
+  EXPECT_NEAR(full.scaling_efficiency, 1.0 - full.communication_fraction, 0.01);
+  EXPECT_GT(full.scaling_efficiency, 0.95);
+  EXPECT_LT(full.single_gpu_mfu, none.single_gpu_mfu);  // recomputing costs MFU on one GPU too
+}

@@ -81,7 +81,7 @@ struct TrainingResult {
   double bubble_fraction = 0;         // bubble time / step
   double communication_fraction = 0; // exposed communication / step
   double scaling_efficiency = 0;      // cluster throughput / (N x one GPU's throughput)
-  double single_gpu_mfu = 0;          // the unsharded model on one GPU (memory ignored)
+  double single_gpu_mfu = 0;          // the unsharded model on one GPU, same recompute (memory ignored)
   double mfu = 0;                     // = single_gpu_mfu x scaling_efficiency
   double hfu = 0;                     // hardware FLOPs (recomputation included) / (N x peak x step)
   int stage_layers = 0;               // layers on the busiest pipeline stage
@@ -130,7 +130,7 @@ class TrainingEvaluator {
   };
   const ShardSolve& shard(int tp, int pp, int b, int seq, Recompute r, std::optional<Precision> prec,
                           AttentionKernel attention);
-  const ShardSolve& reference(int b, int seq, std::optional<Precision> prec, AttentionKernel attention);
+  const ShardSolve& reference(int b, int seq, Recompute r, std::optional<Precision> prec, AttentionKernel attention);
 
   const ModelSpec& model_;
   const HardwareSpec& hw_;
