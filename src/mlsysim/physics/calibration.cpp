@@ -177,6 +177,18 @@ bool fit_flash_attention2(const HardwareSpec& hw, const nlohmann::json& rows, Ef
   return true;
 }
 
+// fit_flash_attention2 into a calibration, with the source line that names its input.
+bool fit_flash_attention2_from(const HardwareSpec& hw, const nlohmann::json& rows, const std::string& origin,
+                               CalibrationFit& fit) {
+  if (!fit_flash_attention2(hw, rows, fit.profile, fit.flash_attention2_points,
+                            fit.flash_attention2_median_abs_error))
+    return false;
+  fit.profile.flash_attention2_source =
+      fmt::format("fitted by mlsysim calibrate to {} ({} FlashAttention-2 timings, median |error| {:.1f}%)", origin,
+                  fit.flash_attention2_points, 100 * fit.flash_attention2_median_abs_error);
+  return true;
+}
+
 // Convolution efficiency from compute-bound `conv` rows: least squares through the origin of
 // time against padded implicit-GEMM FLOPs / peak (the engine's own wave model). Every row above
 // the host-bound floor is also kept as a timed shape (e.conv_measured). Returns whether eta was fitted.
@@ -274,13 +286,9 @@ CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_t
     // Kernel timings alone (e.g. published FlashAttention-2 benchmark bars): a partial calibration
     // of what they can fit, on top of the device's current profile.
     fit.partial = true;
-    fit_flash_attention2(hw, j["attention"], e, fit.flash_attention2_points, fit.flash_attention2_median_abs_error);
-    if (fit.flash_attention2_points == 0)
+    if (!fit_flash_attention2_from(hw, j["attention"], origin, fit))
       throw BadInput(origin + ": no usable FlashAttention-2 rows (kind prefill_backend, backend FLASH_ATTENTION, "
                      "compute-bound, with a device special_function_tops)");
-    e.flash_attention2_source = fmt::format("fitted by mlsysim calibrate to {} ({} FlashAttention-2 timings, "
-                                            "median |error| {:.1f}%)", origin, fit.flash_attention2_points,
-                                            100 * fit.flash_attention2_median_abs_error);
     return fit;
   }
   if (!j.contains("memory") || !j.contains("gemm") || !j["gemm"].is_array())
@@ -361,11 +369,7 @@ CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_t
   }
   if (has_attention) {
     fit_attention(hw, j["attention"], e, fit.attention_points, fit.attention_median_abs_error);
-    if (fit_flash_attention2(hw, j["attention"], e, fit.flash_attention2_points,
-                             fit.flash_attention2_median_abs_error))
-      e.flash_attention2_source = fmt::format("fitted by mlsysim calibrate to {} ({} FlashAttention-2 timings, "
-                                              "median |error| {:.1f}%)", origin, fit.flash_attention2_points,
-                                              100 * fit.flash_attention2_median_abs_error);
+    fit_flash_attention2_from(hw, j["attention"], origin, fit);  // after the shape and tail terms
   }
   if (j.contains("conv") && j["conv"].is_array()) fit_conv(hw, j["conv"], bw, e, fit.conv_points);
   if (j.contains("vector") && j["vector"].is_array()) {
