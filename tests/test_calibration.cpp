@@ -248,3 +248,19 @@ TEST(Calibration, BuiltInFlashAttention2RateIsReproducibleFromItsInput) {
   // The H200 (same die and clocks) carries the H100's rate over.
   EXPECT_DOUBLE_EQ(Catalog::builtin().hardware("h200").efficiency.flash_attention2, h100.efficiency.flash_attention2);
 }
+
+// Each GEMM row is one isolated call: the 16-bit memory-bound GEMVs' time beyond streaming their
+// bytes is the isolated-call cost. Rows built by hand with a 20 us fixed cost give back 20 us.
+TEST(Calibration, IsolatedCallCostComesFromThe16BitGemvs) {
+  const HardwareSpec& h100 = Catalog::builtin().hardware("h100");
+  nlohmann::json j = nlohmann::json::parse(read(kH100));
+  const double bw = j["memory"]["read_reduce_GBps"].get<double>() * 1e9;
+  for (auto& g : j["gemm"]) {
+    const double m = g["m"], n = g["n"], k = g["k"];
+    const bool gemv16 = m <= 8 && g["dtype"] == "bfloat16";
+    if (gemv16) g["seconds"] = 20e-6 + (m * k + k * n + m * n) * 2 / bw;
+  }
+  const CalibrationFit fit = fit_calibration(h100, j.dump(), "rows");
+  EXPECT_NEAR(fit.profile.isolated_call.si(), 20e-6, 1e-9);
+  EXPECT_NE(calibration_toml("h100", fit).find("isolated_call_us = 20.00"), std::string::npos);
+}

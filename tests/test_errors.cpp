@@ -116,3 +116,13 @@ TEST(Errors, TrainingOutOfMemorySuggestsRecomputation) {
   EXPECT_TRUE(contains(does_not_fit_message(p), "--recompute full"));
   EXPECT_TRUE(does_not_fit_message(solve(model("gpt2"), hw("h100"), SolveRequest{})).empty());
 }
+
+TEST(Errors, IsolatedRuntimeIsForOneKernelOnly) {
+  try {
+    parse_runtime("isolated", "--runtime");
+    FAIL() << "expected BadInput";
+  } catch (const BadInput& e) {
+    EXPECT_NE(std::string(e.what()).find("mlsysim kernel"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(parse_kernel_runtime("isolated", "--runtime"), Runtime::Isolated);
+}

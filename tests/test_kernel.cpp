@@ -81,3 +81,20 @@ TEST(Kernel, FlashAttention2NeedsItsCalibrationAndTheSpecialFunctionRate) {
   r.attention = AttentionKernel::Materialized;  // a model layout, not one kernel
   EXPECT_THROW(time_kernel(Catalog::builtin().hardware("h100"), r), BadInput);
 }
+
+// --runtime isolated: one call timed alone (CUDA events around a single call, as the calibration
+// microbenchmark's GEMM rows are). The GPU waits for the host, so the fixed cost adds to the kernel
+// instead of hiding behind it: t = body + isolated_call, never less than the graph-replayed time.
+TEST(Kernel, IsolatedCallAddsItsFixedCostToTheKernel) {
+  const auto& h100 = Catalog::builtin().hardware("h100");
+  ASSERT_GT(h100.efficiency.isolated_call.si(), 0.0);  // fitted on the microbenchmark's GEMVs
+  KernelRequest r;
+  r.m = 8, r.n = 6144, r.k = 4096;  // a memory-bound decode GEMV
+  r.runtime = Runtime::Isolated;
+  const KernelResult isolated = time_kernel(h100, r);
+  const double body = (8.0 * 4096 + 4096.0 * 6144 + 8.0 * 6144) * 2 /
+                      (h100.efficiency.memory * h100.memory_bandwidth.si());
+  EXPECT_NEAR(isolated.time.si(), body + h100.efficiency.isolated_call.si(), 1e-12);
+  r.runtime = Runtime::Graph;
+  EXPECT_GT(isolated.time.si(), time_kernel(h100, r).time.si());
+}

@@ -30,7 +30,7 @@ int run_kernel(const GlobalOptions& g, const KernelOptions& o) {
   r.m = o.m, r.n = o.n, r.k = o.k;
   r.batch = o.batch, r.heads = o.heads, r.head_dim = o.head_dim, r.seq_len = o.seq_len;
   r.causal = o.causal;
-  r.runtime = parse_runtime_flag(o.runtime);
+  r.runtime = parse_kernel_runtime(o.runtime, "--runtime");
   r.attention = parse_attention_flag(o.attention);
   const KernelResult k = time_kernel(hw, r);
   nlohmann::ordered_json j{{"op", o.op}, {"hardware", hw.id}, {"precision", o.precision},
@@ -65,7 +65,9 @@ const CommandRegistrar registrar(16, "kernel", [](CLI::App& app, const GlobalOpt
   cmd->add_option("--attention", o->attention,
                   "flash (the device's calibrated fused kernel, default) | fa2 (FlashAttention-2: softmax "
                   "exponentials not overlapped with the matmuls; needs its calibration, built in for h100)");
-  cmd->add_option("--runtime", o->runtime, "graph | eager");
+  cmd->add_option("--runtime", o->runtime,
+                  "graph (launch gap only, default) | eager (host dispatch, hidden behind long kernels) | isolated "
+                  "(one call timed alone, as single-call microbenchmarks measure: the host latency adds)");
   return Command{cmd, [o, &g] { return run_kernel(g, *o); }};
 });
 

@@ -78,7 +78,8 @@ T parse_enum(const std::string& flag, const std::string& value,
   throw BadInput(flag + " must be " + valid + "; got '" + value + "'");
 }
 
-// --runtime graph|eager and --fusion auto|fused|unfused|hf (physics/efficiency.hpp's parsers).
+// --runtime graph|eager and --fusion auto|fused|unfused|hf (physics/efficiency.hpp's parsers); the
+// kernel command also takes --runtime isolated.
 Runtime parse_runtime_flag(const std::string& value);
 Fusion parse_fusion_flag(const std::string& value);
 AttentionKernel parse_attention_flag(const std::string& value);  // --attention flash|materialized|fa2

@@ -63,6 +63,10 @@ struct EfficiencyProfile {
   std::vector<MeasuredConv> conv_measured;
   Seconds kernel_overhead{};  // per kernel, graph-launched runtime (launch gap + ramp/tail)
   Seconds host_dispatch{};    // per op, eager framework (host dispatch; microbenchmark-fitted)
+  // Fixed cost of one isolated, individually timed call (Runtime::Isolated): the host launch latency
+  // the GPU waits out, plus the launch and ramp. Fitted as the median of t - bytes / bandwidth over
+  // the microbenchmark's memory-bound GEMVs, which are such calls. 0: host_dispatch + kernel_overhead.
+  Seconds isolated_call{};
   int tile_m = 128, tile_n = 128;  // output tile of one thread block, for wave quantization
   std::string source;              // where these numbers come from
 };

@@ -23,7 +23,14 @@ E parse_named(std::string_view value, std::string_view what, const E (&all)[N]) 
 
 }  // namespace
 
-const char* to_string(Runtime r) { return r == Runtime::Graph ? "graph" : "eager"; }
+const char* to_string(Runtime r) {
+  switch (r) {
+    case Runtime::Graph: return "graph";
+    case Runtime::Eager: return "eager";
+    case Runtime::Isolated: return "isolated";
+  }
+  return "?";
+}
 const char* to_string(Fusion f) {
   switch (f) {
     case Fusion::Auto: return "auto";
@@ -47,7 +54,14 @@ AttentionKernel parse_attention_kernel(std::string_view value, std::string_view 
   return parse_named(value, what, kAll);
 }
 Runtime parse_runtime(std::string_view value, std::string_view what) {
+  if (value == to_string(Runtime::Isolated))
+    throw BadInput(std::string(what) + " isolated times one kernel alone: use it with `mlsysim kernel`; "
+                   "a whole step runs graph or eager");
   constexpr Runtime kAll[] = {Runtime::Graph, Runtime::Eager};
+  return parse_named(value, what, kAll);
+}
+Runtime parse_kernel_runtime(std::string_view value, std::string_view what) {
+  constexpr Runtime kAll[] = {Runtime::Graph, Runtime::Eager, Runtime::Isolated};
   return parse_named(value, what, kAll);
 }
 Fusion parse_fusion(std::string_view value, std::string_view what) {
@@ -258,12 +272,18 @@ OpTiming time_operator(const RateModel& r, const Operator& op) {
   if (r.teaching_efficiency > 0) return t;  // the textbook model has no launch term
   const EfficiencyProfile& e = r.hw->efficiency;
   const double launches = op.kernels * op.count;
+  const double host_calls = (op.host_ops > 0 ? op.host_ops : op.kernels) * op.count;
   if (r.runtime == Runtime::Graph) {
     t.overhead = e.kernel_overhead * launches;
+  } else if (r.runtime == Runtime::Isolated) {
+    // Each call pays the measured fixed cost of an isolated call (EfficiencyProfile::isolated_call),
+    // or, uncalibrated, the host dispatch plus the launch.
+    const Seconds per_call =
+        e.isolated_call.si() > 0 ? e.isolated_call : e.host_dispatch + e.kernel_overhead;
+    t.overhead = per_call * host_calls;
   } else {
     // Eager frameworks issue each call from the host; the GPU runs ahead when kernels are long, so
     // the operator costs max(its bodies + launch gaps, its host dispatch time).
-    const double host_calls = (op.host_ops > 0 ? op.host_ops : op.kernels) * op.count;
     const Seconds gpu = t.body() + e.kernel_overhead * launches;
     const Seconds host = e.host_dispatch * host_calls;
     t.overhead = max(gpu, host) - t.body();

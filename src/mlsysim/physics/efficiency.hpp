@@ -17,7 +17,12 @@
 
 namespace mlsysim {
 
-enum class Runtime { Graph, Eager };
+// How kernels are issued. Graph: replayed from a CUDA graph or a serving engine (launch gaps only).
+// Eager: dispatched one by one from the host, which the GPU runs ahead of when kernels are long.
+// Isolated: every call waits for the previous one and is timed alone, the way a single-call
+// microbenchmark (CUDA events around one call) or CUDA_LAUNCH_BLOCKING=1 runs it: the GPU idles while
+// the host dispatches, so the host latency adds to the kernel instead of hiding behind it.
+enum class Runtime { Graph, Eager, Isolated };
 const char* to_string(Runtime r);
 
 // How element-wise work is packaged into kernels. Fused: compiled/serving runtimes (torch.compile,
@@ -33,7 +38,8 @@ const char* to_string(Fusion f);
 Fusion resolve_fusion(Fusion f, Runtime r);
 // Parse the spellings to_string() gives ("graph", "eager"; "auto", "fused", "unfused", "hf");
 // anything else is BadInput naming `what` (the flag or argument) and the valid spellings.
-Runtime parse_runtime(std::string_view value, std::string_view what);
+Runtime parse_runtime(std::string_view value, std::string_view what);  // a step: graph | eager
+Runtime parse_kernel_runtime(std::string_view value, std::string_view what);  // one kernel: + isolated
 // How attention runs. Flash: one fused kernel that keeps the scores on chip (FlashAttention, cuDNN,
 // TensorRT; the default). Materialized: QK^T and PV as batched GEMMs with the scores written to
 // memory between them and softmaxed (and dropped out in training) in passes of their own, as

@@ -40,18 +40,23 @@ KernelResult time_kernel(const HardwareSpec& hw, const KernelRequest& r) {
   out.fraction_of_peak = out.achieved / hw.peak(r.precision);
   out.bottleneck = t.wall();
   const Seconds exponentials = softmax_exponential_time(rates, op);
+  // What the fixed part is: a graph's launch gap, an eager call's host dispatch beyond the kernel,
+  // or an isolated call's host latency that the GPU waits out.
+  const char* fixed = r.runtime == Runtime::Graph   ? "launch"
+                      : r.runtime == Runtime::Eager ? "launch and host dispatch"
+                                                    : "isolated-call cost";
   if (exponentials.si() > 0)
     out.trace.push_back(fmt::format(
         "t = max({} / achieved {} + {} softmax exponentials / {} special-function ops/s, {} / achieved {}) + "
-        "launch {} = {} (FlashAttention-2 runs its softmax between the matmuls, so the exponentials add)",
+        "{} {} = {} (FlashAttention-2 runs its softmax between the matmuls, so the exponentials add)",
         format_flops(out.flops), format_rate(achieved_flops(rates, op)), format_count(op.special_function_ops),
         format_count(hw.special_function_rate.si()), format_bytes(out.bytes),
-        format_bandwidth(achieved_bandwidth(rates)), format_time(t.overhead), format_time(out.time)));
+        format_bandwidth(achieved_bandwidth(rates)), fixed, format_time(t.overhead), format_time(out.time)));
   else
     out.trace.push_back(fmt::format(
-        "t = max({} / achieved {}, {} / achieved {}) + launch {} = {}", format_flops(out.flops),
+        "t = max({} / achieved {}, {} / achieved {}) + {} {} = {}", format_flops(out.flops),
         format_rate(achieved_flops(rates, op)), format_bytes(out.bytes),
-        format_bandwidth(achieved_bandwidth(rates)), format_time(t.overhead), format_time(out.time)));
+        format_bandwidth(achieved_bandwidth(rates)), fixed, format_time(t.overhead), format_time(out.time)));
   const bool fa2 = op.cls == OpClass::Attention && r.attention == AttentionKernel::FlashAttention2;
   out.trace.push_back(fmt::format("achieved {} = {:.1f}% of the dense {} peak ({})",
                                   format_rate(out.achieved), 100 * out.fraction_of_peak,
