@@ -243,6 +243,10 @@ TEST(Calibration, BuiltInFlashAttention2RateIsReproducibleFromItsInput) {
       "published");
   EXPECT_EQ(fit.flash_attention2_points, 4);
   EXPECT_NEAR(fit.profile.flash_attention2, h100.efficiency.flash_attention2, 5e-5);
+  EXPECT_EQ(fit.flash_attention2_backward_points, 2);
+  EXPECT_NEAR(fit.profile.flash_attention2_backward, h100.efficiency.flash_attention2_backward, 5e-5);
+  // Its backward kernel (5 matmuls, dQ accumulated across key blocks) runs further below the peak.
+  EXPECT_LT(h100.efficiency.flash_attention2_backward, h100.efficiency.flash_attention2);
   // FlashAttention-2's mma.sync matmuls on Hopper: well below the wgmma kernels' calibrated rate.
   EXPECT_LT(h100.efficiency.flash_attention2, h100.efficiency.attention);
   // The H200 (same die and clocks) carries the H100's rate over.

@@ -53,6 +53,13 @@ TEST(Kernel, FlashAttention2AddsItsSoftmaxExponentialsToTheMatmuls) {
                       (h100.peak(Precision::BF16).si() / h100.compute_units);
   const double launch = h100.efficiency.kernel_overhead.si();
   EXPECT_NEAR(fa2.time.si(), matmul + scores / 3.9e12 + tail + launch, 1e-9);
+  // Backward: 2.5x the matmul FLOPs at the backward kernel's own rate, each exponential recomputed once.
+  r.op = KernelOp::AttentionBackward;
+  const KernelResult back = time_kernel(h100, r);
+  const double back_matmul =
+      2.5 * flops / (h100.efficiency.flash_attention2_backward * shape * h100.peak(Precision::BF16).si());
+  EXPECT_NEAR(back.time.si(), back_matmul + scores / 3.9e12 + 2.5 * tail + launch, 1e-9);
+  r.op = KernelOp::AttentionForward;
   // The exponentials weigh more per FLOP at small head dims (4 x head_dim matmul FLOPs per exp):
   // at a fixed 16k-token, 2048-wide shape FlashAttention-2's FLOP rate rises with the head dim.
   double previous = 0;

@@ -458,6 +458,11 @@ struct CatalogLoader {
           throw BadInput(where + ": flash_attention2_efficiency must be in (0, 1]");
         e.flash_attention2_source = string_or(*c, "flash_attention2_source", origin);
       }
+      if ((*c)["flash_attention2_backward_efficiency"]) {
+        e.flash_attention2_backward = number_or((*c)["flash_attention2_backward_efficiency"], 0);
+        if (!(e.flash_attention2_backward > 0 && e.flash_attention2_backward <= 1))
+          throw BadInput(where + ": flash_attention2_backward_efficiency must be in (0, 1]");
+      }
       e.conv = number_or((*c)["conv_efficiency"], e.conv);
       e.vector_memory = number_or((*c)["vector_memory_efficiency"], e.vector_memory);
       e.strided_memory = number_or((*c)["strided_memory_efficiency"], e.strided_memory);

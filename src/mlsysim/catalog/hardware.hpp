@@ -46,7 +46,10 @@ struct EfficiencyProfile {
   // (its softmax exponentials are timed apart, on HardwareSpec::special_function_rate). Fitted by
   // `mlsysim calibrate` from FlashAttention-2 kernel timings; 0: not calibrated (fa2 unavailable).
   double flash_attention2 = 0;
-  std::string flash_attention2_source;  // where flash_attention2 comes from
+  // Its backward kernel's matmul rate (5 matmuls, dQ accumulated across key blocks), fitted apart
+  // from backward timings; 0: the forward's rate.
+  double flash_attention2_backward = 0;
+  std::string flash_attention2_source;  // where flash_attention2 (and its backward) come from
   double conv = 0.6;        // dense convolutions (im2col/implicit GEMM), fraction of dense peak
   double vector = 0.5;      // element-wise math on vector units, fraction of the fp32 peak
   // Element-wise and normalization kernels stream at a lower fraction of the datasheet bandwidth

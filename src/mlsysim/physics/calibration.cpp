@@ -135,29 +135,39 @@ bool fit_attention(const HardwareSpec& hw, const nlohmann::json& rows, Efficienc
 
 // FlashAttention-2's matmul efficiency from its kernel timings: rows of kind "prefill_backend" whose
 // backend is FLASH_ATTENTION (bench/gpu/microbench.py forces PyTorch SDPA's FlashAttention-2 kernel;
-// published benchmark bars in the same form work too). The engine times such a call as
+// published benchmark bars in the same form work too), "pass": "backward" for backward kernels. The
+// engine times such a call as
 //   t = FLOPs / (eta x peak x shape) + exponentials / special-function rate + tail + launch,
 // affine in 1/eta while the call is compute-bound: timing it at eta = 1 and 1/2 gives the slope A and
-// the rest R, and each row's eta = A / (t - R). The median over rows is the fit. Needs the device's
-// special-function rate and the shape and tail terms already in `e` (fit_attention runs first).
-bool fit_flash_attention2(const HardwareSpec& hw, const nlohmann::json& rows, EfficiencyProfile& e,
-                          int& used, double& median_abs_error) {
-  if (hw.special_function_rate.si() <= 0) return false;
+// the rest R, and each row's eta = A / (t - R). The median over one pass's rows is its fit (the
+// forward's into `flash_attention2`, the backward's into `flash_attention2_backward`). Needs the
+// device's special-function rate and the shape and tail terms already in `e` (fit_attention first).
+struct PassFit {
+  int used = 0;
+  double median_abs_error = 0;
+};
+PassFit fit_flash_attention2_pass(const HardwareSpec& hw, const nlohmann::json& rows, EfficiencyProfile& e,
+                                  bool backward) {
+  PassFit fit;
+  if (hw.special_function_rate.si() <= 0) return fit;
+  double& eta_field = backward ? e.flash_attention2_backward : e.flash_attention2;
   HardwareSpec probe = hw;
   probe.efficiency = e;
+  double& probe_eta = backward ? probe.efficiency.flash_attention2_backward : probe.efficiency.flash_attention2;
   const RateModel rates{&probe, Runtime::Graph, 0};
   const auto time_at = [&](const Operator& op, double eta) {
-    probe.efficiency.flash_attention2 = eta;
+    probe_eta = eta;
     return time_operator(rates, op);
   };
   std::vector<std::pair<Operator, double>> timed;  // (operator, measured seconds)
   std::vector<double> etas;
   for (const auto& r : rows) {
     if (r.value("kind", "") != "prefill_backend" || r.value("backend", "") != "FLASH_ATTENTION") continue;
+    if ((r.value("pass", "forward") == "backward") != backward) continue;
     const double secs = r.value("seconds", 0.0), q = r.value("q_len", 0.0);
     if (secs < kMinKernelSeconds || q <= 0 || r.value("kv_len", q) != q) continue;
     const Operator op = attention_call_operator({r.value("batch", 1.0), r.value("heads", 0.0),
-                                                 r.value("head_dim", 0.0), q, r.value("causal", false), false,
+                                                 r.value("head_dim", 0.0), q, r.value("causal", false), backward,
                                                  Precision::BF16, AttentionKernel::FlashAttention2});
     if (op.flops <= 0) continue;
     const OpTiming full = time_at(op, 1.0), half = time_at(op, 0.5);
@@ -167,25 +177,29 @@ bool fit_flash_attention2(const HardwareSpec& hw, const nlohmann::json& rows, Ef
     etas.push_back(slope / (secs - rest));
     timed.emplace_back(op, secs);
   }
-  if (etas.empty()) return false;
-  e.flash_attention2 = std::clamp(median(etas), 0.05, 1.0);
-  used = static_cast<int>(etas.size());
+  if (etas.empty()) return fit;
+  eta_field = std::clamp(median(etas), 0.05, 1.0);
+  fit.used = static_cast<int>(etas.size());
   std::vector<double> errors;
   for (const auto& [op, secs] : timed)
-    errors.push_back(std::fabs(time_at(op, e.flash_attention2).total().si() / secs - 1.0));
-  median_abs_error = median(errors);
-  return true;
+    errors.push_back(std::fabs(time_at(op, eta_field).total().si() / secs - 1.0));
+  fit.median_abs_error = median(errors);
+  return fit;
 }
 
-// fit_flash_attention2 into a calibration, with the source line that names its input.
+// Both passes into a calibration, with the source line that names their input.
 bool fit_flash_attention2_from(const HardwareSpec& hw, const nlohmann::json& rows, const std::string& origin,
                                CalibrationFit& fit) {
-  if (!fit_flash_attention2(hw, rows, fit.profile, fit.flash_attention2_points,
-                            fit.flash_attention2_median_abs_error))
-    return false;
-  fit.profile.flash_attention2_source =
-      fmt::format("fitted by mlsysim calibrate to {} ({} FlashAttention-2 timings, median |error| {:.1f}%)", origin,
-                  fit.flash_attention2_points, 100 * fit.flash_attention2_median_abs_error);
+  const PassFit forward = fit_flash_attention2_pass(hw, rows, fit.profile, false);
+  if (forward.used == 0) return false;
+  const PassFit backward = fit_flash_attention2_pass(hw, rows, fit.profile, true);
+  fit.flash_attention2_points = forward.used;
+  fit.flash_attention2_backward_points = backward.used;
+  fit.flash_attention2_median_abs_error = forward.median_abs_error;
+  fit.profile.flash_attention2_source = fmt::format(
+      "fitted by mlsysim calibrate to {} ({} FlashAttention-2 forward timings, median |error| {:.1f}%{})", origin,
+      forward.used, 100 * forward.median_abs_error,
+      backward.used ? fmt::format("; {} backward, {:.1f}%", backward.used, 100 * backward.median_abs_error) : "");
   return true;
 }
 
@@ -436,8 +450,10 @@ std::string calibration_toml(const std::string& device_id, const CalibrationFit&
   // Only a FlashAttention-2 rate fitted from this file: one the device already had keeps its own entry.
   const auto flash_attention2 = [&] {
     if (fit.flash_attention2_points == 0) return std::string();
-    return fmt::format("flash_attention2_efficiency = {:.4f}\nflash_attention2_source = {}\n", e.flash_attention2,
-                       toml_string(e.flash_attention2_source));
+    std::string text = fmt::format("flash_attention2_efficiency = {:.4f}\n", e.flash_attention2);
+    if (fit.flash_attention2_backward_points > 0)
+      text += fmt::format("flash_attention2_backward_efficiency = {:.4f}\n", e.flash_attention2_backward);
+    return text + fmt::format("flash_attention2_source = {}\n", toml_string(e.flash_attention2_source));
   };
   if (fit.partial) return out + flash_attention2();  // the rest stays the device's
   out += fmt::format("source = {}\n", toml_string(e.source));

@@ -30,7 +30,8 @@ struct CalibrationFit {
   // tiny sizes time the host and the launch as much as the GPU).
   double compute_bound_median_abs_error = 0;
   double attention_median_abs_error = 0;  // of the attention fit over its rows
-  int flash_attention2_points = 0;             // FlashAttention-2 kernel rows used (0: none)
+  int flash_attention2_points = 0;             // FlashAttention-2 forward kernel rows used (0: none)
+  int flash_attention2_backward_points = 0;    // and backward ones (0: the backward uses the forward's rate)
   double flash_attention2_median_abs_error = 0;
   // Only kernel timings were given (no memory or GEMM rows): the fit is the FlashAttention-2 rate
   // alone, and calibration_toml writes just that, leaving the device's other rates as they are.

@@ -195,8 +195,11 @@ FlopsPerSecond achieved_flops(const RateModel& r, const Operator& op) {
       const double keys = op.n;
       const double shape = e.attention_half_keys > 0 && keys > 0
                                ? keys / (keys + e.attention_half_keys) : 1.0;
-      const bool fa2 = op.attention_kernel == AttentionKernel::FlashAttention2;
-      return peak * ((fa2 ? e.flash_attention2 : e.attention) * shape);
+      double eta = e.attention;
+      if (op.attention_kernel == AttentionKernel::FlashAttention2)
+        eta = op.pass == Pass::Backward && e.flash_attention2_backward > 0 ? e.flash_attention2_backward
+                                                                            : e.flash_attention2;
+      return peak * (eta * shape);
     }
     case OpClass::Opaque:
       return peak * e.conv;

@@ -64,6 +64,7 @@ Operator attention_call_operator(const AttentionCall& c) {
   Operator op;
   op.name = "attention";
   op.cls = OpClass::Attention;
+  op.pass = c.backward ? Pass::Backward : Pass::Forward;
   op.precision = c.precision;
   op.attention_kernel = c.kernel;
   op.flops = op.hw_flops = pass_factor * forward_flops;
