@@ -234,6 +234,7 @@ ordered_json hardware_json(const HardwareSpec& hw) {
                      {"gemm_bf16", hw.efficiency.gemm[index_of(Precision::BF16)]},
                      {"attention", hw.efficiency.attention},
                      {"flash_attention2", hw.efficiency.flash_attention2},
+                     {"flash_attention2_backward", hw.efficiency.flash_attention2_backward},
                      {"kernel_overhead_s", hw.efficiency.kernel_overhead.si()},
                      {"host_dispatch_s", hw.efficiency.host_dispatch.si()},
                      {"source", hw.efficiency.source}};
@@ -326,9 +327,12 @@ std::string hardware_show(const HardwareSpec& hw, Format f) {
   if (hw.price) rows.push_back({"price", fmt::format("${:.0f} {}", hw.price->si(), hw.price_note)});
   rows.push_back({"efficiency", hw.efficiency.source});
   if (hw.efficiency.flash_attention2 > 0)
-    rows.push_back({"FlashAttention-2", fmt::format("{:.1f}% of peak for its matmuls ({})",
-                                                    100 * hw.efficiency.flash_attention2,
-                                                    hw.efficiency.flash_attention2_source)});
+    rows.push_back({"FlashAttention-2",
+                    fmt::format("{:.1f}% of peak for its matmuls{} ({})", 100 * hw.efficiency.flash_attention2,
+                                hw.efficiency.flash_attention2_backward > 0
+                                    ? fmt::format(", {:.1f}% backward", 100 * hw.efficiency.flash_attention2_backward)
+                                    : "",
+                                hw.efficiency.flash_attention2_source)});
   std::string out = hw.id + "\n\n" + table({"field", "value"}, rows) + "\nSources:\n";
   for (const auto& [k, v] : hw.sources) out += "  - " + k + ": " + v + "\n";
   return out;
