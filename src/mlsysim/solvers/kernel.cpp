@@ -39,24 +39,24 @@ KernelResult time_kernel(const HardwareSpec& hw, const KernelRequest& r) {
   out.achieved = out.flops / out.time;
   out.fraction_of_peak = out.achieved / hw.peak(r.precision);
   out.bottleneck = t.wall();
-  const Seconds exponentials = softmax_exponential_time(rates, op);
   // What the fixed part is: a graph's launch gap, an eager call's host dispatch beyond the kernel,
   // or an isolated call's host latency that the GPU waits out.
   const char* fixed = r.runtime == Runtime::Graph   ? "launch"
                       : r.runtime == Runtime::Eager ? "launch and host dispatch"
                                                     : "isolated-call cost";
-  if (exponentials.si() > 0)
-    out.trace.push_back(fmt::format(
-        "t = max({} / achieved {} + {} softmax exponentials / {} special-function ops/s, {} / achieved {}) + "
-        "{} {} = {} (FlashAttention-2 runs its softmax between the matmuls, so the exponentials add)",
-        format_flops(out.flops), format_rate(achieved_flops(rates, op)), format_count(op.special_function_ops),
-        format_count(hw.special_function_rate.si()), format_bytes(out.bytes),
-        format_bandwidth(achieved_bandwidth(rates)), fixed, format_time(t.overhead), format_time(out.time)));
-  else
-    out.trace.push_back(fmt::format(
-        "t = max({} / achieved {}, {} / achieved {}) + {} {} = {}", format_flops(out.flops),
-        format_rate(achieved_flops(rates, op)), format_bytes(out.bytes),
-        format_bandwidth(achieved_bandwidth(rates)), fixed, format_time(t.overhead), format_time(out.time)));
+  // The compute side: FlashAttention-2's exponentials add to its matmuls; other kernels have none.
+  std::string compute =
+      fmt::format("{} / achieved {}", format_flops(out.flops), format_rate(achieved_flops(rates, op)));
+  const bool exponentials = softmax_exponential_time(rates, op).si() > 0;
+  if (exponentials)
+    compute += fmt::format(" + {} softmax exponentials / {} special-function ops/s",
+                           format_count(op.special_function_ops), format_count(hw.special_function_rate.si()));
+  out.trace.push_back(fmt::format("t = max({}, {} / achieved {}) + {} {} = {}{}", compute, format_bytes(out.bytes),
+                                  format_bandwidth(achieved_bandwidth(rates)), fixed, format_time(t.overhead),
+                                  format_time(out.time),
+                                  exponentials ? " (FlashAttention-2 runs its softmax between the matmuls, so the "
+                                                 "exponentials add)"
+                                               : ""));
   const bool fa2 = op.cls == OpClass::Attention && r.attention == AttentionKernel::FlashAttention2;
   out.trace.push_back(fmt::format("achieved {} = {:.1f}% of the dense {} peak ({})",
                                   format_rate(out.achieved), 100 * out.fraction_of_peak,
