@@ -20,6 +20,17 @@ double number_or(const View& v, double fallback) {
   return fallback;
 }
 
+// A calibration's fraction of a peak (an efficiency): the value in (0, 1] when `v` is given, else
+// `fallback`. `label` names the field in the error.
+template <class View>
+double fraction_or(const View& v, double fallback, const std::string& label, const std::string& where) {
+  if (!v) return fallback;
+  const double f = number_or(v, -1.0);
+  if (!(f > 0 && f <= 1))
+    throw BadInput(where + ": " + label + " must be in (0, 1], got " + std::to_string(f));
+  return f;
+}
+
 double required_number(const toml::table& t, std::string_view key, const std::string& where) {
   auto v = t[key].value<double>();
   if (!v) throw BadInput(where + ": missing number '" + std::string(key) + "'");
@@ -438,31 +449,23 @@ struct CatalogLoader {
       const std::string where = context_of(origin, id);
       // A calibration may be partial (e.g. only a published GEMM ceiling): what it leaves out keeps
       // the device's current value.
-      e.memory = number_or((*c)["memory_efficiency"], e.memory);
-      if (!(e.memory > 0 && e.memory <= 1))
-        throw BadInput(where + ": memory_efficiency must be in (0, 1], got " + std::to_string(e.memory));
+      e.memory = fraction_or((*c)["memory_efficiency"], e.memory, "memory_efficiency", where);
       if (auto* g = (*c)["gemm_efficiency"].as_table())
         for (auto&& [k, v] : *g)
-          if (auto p = parse_precision(k.str())) {
-            const double g = v.value_or(-1.0);
-            if (!(g > 0 && g <= 1))
-              throw BadInput(where + ": gemm_efficiency." + std::string(k.str()) + " must be in (0, 1]");
-            e.gemm[index_of(*p)] = g;
-          }
+          if (auto p = parse_precision(k.str()))
+            e.gemm[index_of(*p)] = fraction_or(toml::node_view<const toml::node>(v), -1.0,
+                                               "gemm_efficiency." + std::string(k.str()), where);
       e.attention = number_or((*c)["attention_efficiency"], e.attention);
       e.attention_half_keys = number_or((*c)["attention_half_keys"], e.attention_half_keys);
       e.attention_tail = number_or((*c)["attention_tail"], e.attention_tail);
       if ((*c)["flash_attention2_efficiency"]) {
-        e.flash_attention2 = number_or((*c)["flash_attention2_efficiency"], 0);
-        if (!(e.flash_attention2 > 0 && e.flash_attention2 <= 1))
-          throw BadInput(where + ": flash_attention2_efficiency must be in (0, 1]");
+        e.flash_attention2 =
+            fraction_or((*c)["flash_attention2_efficiency"], 0.0, "flash_attention2_efficiency", where);
         e.flash_attention2_source = string_or(*c, "flash_attention2_source", origin);
       }
-      if ((*c)["flash_attention2_backward_efficiency"]) {
-        e.flash_attention2_backward = number_or((*c)["flash_attention2_backward_efficiency"], 0);
-        if (!(e.flash_attention2_backward > 0 && e.flash_attention2_backward <= 1))
-          throw BadInput(where + ": flash_attention2_backward_efficiency must be in (0, 1]");
-      }
+      e.flash_attention2_backward = fraction_or((*c)["flash_attention2_backward_efficiency"],
+                                                e.flash_attention2_backward, "flash_attention2_backward_efficiency",
+                                                where);
       e.conv = number_or((*c)["conv_efficiency"], e.conv);
       e.vector_memory = number_or((*c)["vector_memory_efficiency"], e.vector_memory);
       e.strided_memory = number_or((*c)["strided_memory_efficiency"], e.strided_memory);
