@@ -41,11 +41,12 @@ struct CalibrationFit {
 // `hw` supplies datasheet peaks and compute units; the measurements come from `json_text`.
 CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_text,
                                const std::string& origin);
-// The calibration as catalog TOML (`[[calibration]]`), loadable with --calibration.
 // The median of a fit's residuals (0 for none).
 double median(std::vector<double> values);
 // A TOML basic string: the text in double quotes, with quotes and backslashes escaped.
 std::string toml_string(const std::string& text);
+// The calibration as catalog TOML (`[[calibration]]`), loadable with --calibration; a partial fit
+// writes only what it fitted.
 std::string calibration_toml(const std::string& device_id, const CalibrationFit& fit);
 
 }  // namespace mlsysim
