@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -251,6 +252,80 @@ TEST(Calibration, BuiltInFlashAttention2RateIsReproducibleFromItsInput) {
   EXPECT_LT(h100.efficiency.flash_attention2, h100.efficiency.attention);
   // The H200 (same die and clocks) carries the H100's rate over.
   EXPECT_DOUBLE_EQ(Catalog::builtin().hardware("h200").efficiency.flash_attention2, h100.efficiency.flash_attention2);
+}
+
+// The head-dim table interpolates linearly in log2(head dim) and is flat beyond its ends.
+TEST(Calibration, HeadDimFactorInterpolatesInLog2HeadDim) {
+  EfficiencyProfile e;
+  EXPECT_DOUBLE_EQ(attention_head_dim_factor(e, 64), 1.0);  // no table: no head-dim dependence
+  e.attention_head_dim_rates = {{64, 0.5}, {128, 1.0}, {256, 1.2}};
+  EXPECT_DOUBLE_EQ(attention_head_dim_factor(e, 128), 1.0);
+  EXPECT_NEAR(attention_head_dim_factor(e, 96), 0.5 + 0.5 * std::log2(1.5), 1e-12);
+  EXPECT_NEAR(attention_head_dim_factor(e, 192), 1.0 + 0.2 * std::log2(1.5), 1e-12);
+  EXPECT_DOUBLE_EQ(attention_head_dim_factor(e, 32), 0.5);
+  EXPECT_DOUBLE_EQ(attention_head_dim_factor(e, 512), 1.2);
+}
+
+// cuDNN rows (prefill_backend, backend CUDNN_ATTENTION) at head dims 64, 128 and 256 make a partial
+// calibration of the default kernel's head-dim table. Rows built by hand from the default path's
+// formula, t = (FLOPs / (eta peak shape) + tail) / f(d) + launch with f = 0.6, 1, 0.9, give those
+// factors back (to the launch cost's share, ~0.1% at 16k).
+TEST(Calibration, HeadDimTableFitInvertsTheKernelModel) {
+  const HardwareSpec& h100 = Catalog::builtin().hardware("h100");
+  const EfficiencyProfile& e = h100.efficiency;
+  const double peak = h100.peak(Precision::BF16).si();
+  const std::map<double, double> truth{{64, 0.6}, {128, 1.0}, {256, 0.9}};
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& [d, f] : truth)
+    for (bool causal : {false, true}) {
+      const double S = 16384, heads = 2048 / d, keys = causal ? (S + 1) / 2 : S;
+      const double flops = 4 * heads * S * S * d / (causal ? 2 : 1);
+      const double t = (flops / (e.attention * peak * keys / (keys + e.attention_half_keys)) +
+                        e.attention_tail * 2 * 128 * S * 2 * d / (peak / h100.compute_units)) / f +
+                       e.kernel_overhead.si();
+      rows.push_back({{"kind", "prefill_backend"}, {"backend", "CUDNN_ATTENTION"}, {"batch", 1},
+                      {"heads", heads}, {"head_dim", d}, {"q_len", S}, {"kv_len", S}, {"causal", causal},
+                      {"seconds", t}});
+    }
+  const CalibrationFit fit = fit_calibration(h100, nlohmann::json{{"attention", rows}}.dump(), "rows");
+  EXPECT_TRUE(fit.partial);
+  EXPECT_EQ(fit.head_dim_rate_points, 4);
+  EXPECT_EQ(fit.flash_attention2_points, 0);
+  ASSERT_EQ(fit.profile.attention_head_dim_rates.size(), 3u);
+  for (const HeadDimRate& r : fit.profile.attention_head_dim_rates)
+    EXPECT_NEAR(r.relative_rate, truth.at(r.head_dim), 2e-3 * truth.at(r.head_dim)) << "head dim " << r.head_dim;
+  const std::string toml = calibration_toml("h100", fit);
+  EXPECT_NE(toml.find("[[calibration.attention_head_dim_rate]]\nhead_dim = 64\nrelative_rate = 0.60"),
+            std::string::npos) << toml;
+  EXPECT_EQ(toml.find("memory_efficiency"), std::string::npos) << toml;  // the rest stays the device's
+  // Read back, the table is the device's (and the rest of its profile unchanged).
+  Catalog c = Catalog::builtin();
+  c.add_toml(toml, "fit.toml");
+  EXPECT_NEAR(attention_head_dim_factor(c.hardware("h100").efficiency, 64), fit.profile.attention_head_dim_rates[0].relative_rate, 1e-4);
+  EXPECT_DOUBLE_EQ(c.hardware("h100").efficiency.attention, e.attention);
+  // Without rows at head dim 128 there is nothing to compare against.
+  nlohmann::json no_reference = nlohmann::json::array();
+  for (const auto& r : rows)
+    if (r["head_dim"] != 128) no_reference.push_back(r);
+  EXPECT_THROW(fit_calibration(h100, nlohmann::json{{"attention", no_reference}}.dump(), "rows"), BadInput);
+}
+
+// The built-in H100 head-dim table is what the fit gives for its published input file today, and the
+// H200 (same die, same cuDNN kernels) carries it over.
+TEST(Calibration, BuiltInHeadDimTableIsReproducibleFromItsInput) {
+  const HardwareSpec& h100 = Catalog::builtin().hardware("h100");
+  const CalibrationFit fit = fit_calibration(
+      h100, read(std::string(MLSYSIM_SOURCE_DIR) + "/catalog/calibration/measurements/fa3-paper-h100-cudnn-attention.json"),
+      "published");
+  EXPECT_EQ(fit.head_dim_rate_points, 8);
+  ASSERT_EQ(fit.profile.attention_head_dim_rates.size(), h100.efficiency.attention_head_dim_rates.size());
+  for (size_t i = 0; i < fit.profile.attention_head_dim_rates.size(); ++i) {
+    EXPECT_DOUBLE_EQ(fit.profile.attention_head_dim_rates[i].head_dim, h100.efficiency.attention_head_dim_rates[i].head_dim);
+    EXPECT_NEAR(fit.profile.attention_head_dim_rates[i].relative_rate,
+                h100.efficiency.attention_head_dim_rates[i].relative_rate, 5e-5);
+  }
+  const auto& h200 = Catalog::builtin().hardware("h200").efficiency;
+  EXPECT_DOUBLE_EQ(attention_head_dim_factor(h200, 64), attention_head_dim_factor(h100.efficiency, 64));
 }
 
 // Each GEMM row is one isolated call: the 16-bit memory-bound GEMVs' time beyond streaming their

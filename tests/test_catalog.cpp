@@ -275,6 +275,24 @@ TEST(Catalog, FlashAttention2RateIsAFractionAndAPartialEntryKeepsTheMainSource) 
   EXPECT_EQ(e.source, main_source);  // no "source" key: the device's own calibration still cites itself
 }
 
+TEST(Catalog, HeadDimRatesAreSortedAndBadOnesRejected) {
+  Catalog c = cat();
+  const std::string head = "[[calibration]]\ndevice = \"h100\"\nattention_head_dim_source = \"mine\"\n";
+  try {
+    c.add_toml(head + "[[calibration.attention_head_dim_rate]]\nhead_dim = 64\nrelative_rate = 0\n", "cal.toml");
+    FAIL() << "expected BadInput";
+  } catch (const BadInput& e) {
+    EXPECT_NE(std::string(e.what()).find("relative_rate in (0, 2]"), std::string::npos) << e.what();
+  }
+  c.add_toml(head + "[[calibration.attention_head_dim_rate]]\nhead_dim = 256\nrelative_rate = 0.9\n"
+                    "[[calibration.attention_head_dim_rate]]\nhead_dim = 64\nrelative_rate = 0.5\n",
+             "cal.toml");
+  const auto& e = c.hardware("h100").efficiency;
+  ASSERT_EQ(e.attention_head_dim_rates.size(), 2u);  // replaces the built-in table
+  EXPECT_DOUBLE_EQ(e.attention_head_dim_rates.front().head_dim, 64);
+  EXPECT_EQ(e.attention_head_dim_source, "mine");
+}
+
 TEST(Catalog, SpecialFunctionRateMustBeCited) {
   Catalog c = cat();
   const std::string device =

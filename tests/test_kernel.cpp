@@ -71,6 +71,31 @@ TEST(Kernel, FlashAttention2AddsItsSoftmaxExponentialsToTheMatmuls) {
   }
 }
 
+// The default fused kernel at head dim 64: the hand formula of the default path (matmul FLOPs at the
+// calibrated rate x shape, plus the causal tail) with both terms at the head-dim table's rate
+// (0.68x of head dim 128's on H100, from the FlashAttention-3 paper's cuDNN bars).
+TEST(Kernel, DefaultAttentionRunsAtItsHeadDimsRelativeRate) {
+  const auto& h100 = Catalog::builtin().hardware("h100");
+  const EfficiencyProfile& e = h100.efficiency;
+  ASSERT_EQ(e.attention_head_dim_rates.size(), 3u);
+  const double f64 = e.attention_head_dim_rates.front().relative_rate;
+  ASSERT_LT(f64, 0.8);  // shorter heads: less matmul depth per score of softmax work
+  KernelRequest r;
+  r.op = KernelOp::AttentionForward;
+  r.heads = 32, r.head_dim = 64, r.seq_len = 16384;
+  const double S = 16384, flops = 4 * 32 * S * S * 64, peak = h100.peak(Precision::BF16).si();
+  const double matmul = flops / (e.attention * f64 * S / (S + e.attention_half_keys) * peak);
+  const double tail = e.attention_tail * 2 * 128 * S * (64 + 64) / (f64 * peak / h100.compute_units);
+  EXPECT_NEAR(time_kernel(h100, r).time.si(), matmul + tail + e.kernel_overhead.si(), 1e-9);
+  // FlashAttention-2 models its head-dim dependence itself (its exponentials): the table leaves it alone.
+  HardwareSpec flat = h100;
+  flat.efficiency.attention_head_dim_rates.clear();
+  r.attention = AttentionKernel::FlashAttention2;
+  EXPECT_DOUBLE_EQ(time_kernel(h100, r).time.si(), time_kernel(flat, r).time.si());
+  r.attention = AttentionKernel::Flash;
+  EXPECT_GT(time_kernel(h100, r).time.si(), time_kernel(flat, r).time.si());
+}
+
 TEST(Kernel, FlashAttention2NeedsItsCalibrationAndTheSpecialFunctionRate) {
   KernelRequest r;
   r.op = KernelOp::AttentionForward;

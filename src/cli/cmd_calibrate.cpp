@@ -84,6 +84,19 @@ int run_fabric_calibration(const GlobalOptions& g, const CalibrateOptions& o) {
   return kExitOk;
 }
 
+// "; default attention at head dim 64: 0.68x, 256: 1.02x (of head dim 128)" when a table was fitted.
+std::string head_dim_summary(const CalibrationFit& fit) {
+  if (fit.head_dim_rate_points == 0) return "";
+  std::string text = "; default attention at head dim";
+  const char* separator = " ";
+  for (const HeadDimRate& r : fit.profile.attention_head_dim_rates) {
+    if (r.head_dim == 128) continue;
+    text += fmt::format("{}{}: {:.2f}x", separator, r.head_dim, r.relative_rate);
+    separator = ", ";
+  }
+  return text + " of head dim 128's rate";
+}
+
 int run_calibrate(const GlobalOptions& g, const CalibrateOptions& o) {
   if (o.from.empty() == o.nccl_tests.empty())
     throw BadInput("calibrate needs one source: --from FILE (GPU microbenchmarks, bench/gpu/microbench.py) or "
@@ -102,14 +115,19 @@ int run_calibrate(const GlobalOptions& g, const CalibrateOptions& o) {
   const CalibrationFit fit = fit_calibration(hw, text, o.from);
   write_output(calibration_toml(hw.id, fit), o.output);
   if (fit.partial) {
-    std::cerr << fmt::format("calibrated {} (partial: FlashAttention-2 only): {} kernel timings, matmul efficiency "
-                             "{:.3f}, median |error| {:.1f}%\n", hw.id, fit.flash_attention2_points,
-                             fit.profile.flash_attention2, 100 * fit.flash_attention2_median_abs_error);
+    std::cerr << fmt::format("calibrated {} (partial: attention kernels only){}{}\n", hw.id,
+                             fit.flash_attention2_points
+                                 ? fmt::format("; FlashAttention-2: {} kernel timings, matmul efficiency {:.3f}, "
+                                               "median |error| {:.1f}%",
+                                               fit.flash_attention2_points, fit.profile.flash_attention2,
+                                               100 * fit.flash_attention2_median_abs_error)
+                                 : "",
+                             head_dim_summary(fit));
     return kExitOk;
   }
   std::cerr << fmt::format(
       "calibrated {}: {} GEMM points ({} compute-bound, {} memory-bound); median |error| {:.1f}% "
-      "({:.1f}% over the compute-bound ones), max {:.1f}% on isolated kernels{}{}\n",
+      "({:.1f}% over the compute-bound ones), max {:.1f}% on isolated kernels{}{}{}\n",
       hw.id, fit.gemm_points, fit.compute_bound_points, fit.memory_bound_points,
       100 * fit.median_abs_error, 100 * fit.compute_bound_median_abs_error, 100 * fit.max_abs_error,
       fit.attention_points ? fmt::format("; attention: {} kernels, median |error| {:.1f}%",
@@ -118,7 +136,8 @@ int run_calibrate(const GlobalOptions& g, const CalibrateOptions& o) {
       fit.flash_attention2_points ? fmt::format("; FlashAttention-2: {} kernels, median |error| {:.1f}%",
                                                 fit.flash_attention2_points,
                                                 100 * fit.flash_attention2_median_abs_error)
-                                  : "");
+                                  : "",
+      head_dim_summary(fit));
   return kExitOk;
 }
 

@@ -198,6 +198,14 @@ std::string profile_csv(const Profile& p) {
   return csv_from_rows(ordered_json::array({row}));
 }
 
+// The default attention kernel's head-dim table: [{head_dim, relative_rate}, ...] (empty: none).
+nlohmann::json head_dim_rates_json(const EfficiencyProfile& e) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const HeadDimRate& r : e.attention_head_dim_rates)
+    rows.push_back({{"head_dim", r.head_dim}, {"relative_rate", r.relative_rate}});
+  return rows;
+}
+
 ordered_json hardware_json(const HardwareSpec& hw) {
   ordered_json j;
   j["id"] = hw.id;
@@ -235,6 +243,7 @@ ordered_json hardware_json(const HardwareSpec& hw) {
                      {"attention", hw.efficiency.attention},
                      {"flash_attention2", hw.efficiency.flash_attention2},
                      {"flash_attention2_backward", hw.efficiency.flash_attention2_backward},
+                     {"attention_head_dim_rates", head_dim_rates_json(hw.efficiency)},
                      {"kernel_overhead_s", hw.efficiency.kernel_overhead.si()},
                      {"host_dispatch_s", hw.efficiency.host_dispatch.si()},
                      {"source", hw.efficiency.source}};
@@ -333,6 +342,12 @@ std::string hardware_show(const HardwareSpec& hw, Format f) {
                                     ? fmt::format(", {:.1f}% backward", 100 * hw.efficiency.flash_attention2_backward)
                                     : "",
                                 hw.efficiency.flash_attention2_source)});
+  if (!hw.efficiency.attention_head_dim_rates.empty()) {
+    std::string rates;
+    for (const HeadDimRate& r : hw.efficiency.attention_head_dim_rates)
+      rates += fmt::format("{}{}: {:.2f}x", rates.empty() ? "" : ", ", r.head_dim, r.relative_rate);
+    rows.push_back({"attention vs head dim", rates + " (" + hw.efficiency.attention_head_dim_source + ")"});
+  }
   std::string out = hw.id + "\n\n" + table({"field", "value"}, rows) + "\nSources:\n";
   for (const auto& [k, v] : hw.sources) out += "  - " + k + ": " + v + "\n";
   return out;

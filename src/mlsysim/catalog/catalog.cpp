@@ -433,6 +433,25 @@ std::string closest_match(std::string_view wanted, const std::vector<std::string
 void Catalog::add_hardware(HardwareSpec hw) { insert(hardware_, hardware_index_, std::move(hw)); }
 void Catalog::add_model(ModelSpec m) { insert(models_, model_index_, std::move(m)); }
 
+// `[[calibration.attention_head_dim_rate]]` rows (head_dim, relative_rate), kept sorted by head dim;
+// they replace any earlier table.
+void read_head_dim_rates(const toml::array& rows, std::string source, const std::string& where,
+                         EfficiencyProfile& e) {
+  std::vector<HeadDimRate> table;
+  for (auto&& r : rows) {
+    auto* t = r.as_table();
+    if (!t) continue;
+    const double d = number_or((*t)["head_dim"], 0), rate = number_or((*t)["relative_rate"], 0);
+    if (d <= 0 || rate <= 0 || rate > 2)
+      throw BadInput(where + ": attention_head_dim_rate needs head_dim > 0 and relative_rate in (0, 2], got head_dim " +
+                     std::to_string(d) + " and relative_rate " + std::to_string(rate));
+    table.push_back({d, rate});
+  }
+  std::sort(table.begin(), table.end(), [](auto& a, auto& b) { return a.head_dim < b.head_dim; });
+  e.attention_head_dim_rates = std::move(table);
+  e.attention_head_dim_source = std::move(source);
+}
+
 struct CatalogLoader {
   // Efficiency profiles from a parsed `[[calibration]]` document, applied to known devices.
   static void apply_calibrations(Catalog& catalog, const toml::table& doc, const std::string& origin) {
@@ -466,6 +485,8 @@ struct CatalogLoader {
       e.flash_attention2_backward = fraction_or((*c)["flash_attention2_backward_efficiency"],
                                                 e.flash_attention2_backward, "flash_attention2_backward_efficiency",
                                                 where);
+      if (auto* rows = (*c)["attention_head_dim_rate"].as_array())
+        read_head_dim_rates(*rows, string_or(*c, "attention_head_dim_source", origin), where, e);
       e.conv = number_or((*c)["conv_efficiency"], e.conv);
       e.vector_memory = number_or((*c)["vector_memory_efficiency"], e.vector_memory);
       e.strided_memory = number_or((*c)["strided_memory_efficiency"], e.strided_memory);

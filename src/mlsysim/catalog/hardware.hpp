@@ -28,6 +28,12 @@ struct MeasuredConv {
   double n = 0, k = 0, out_pixels = 0, batch = 0, flops_per_s = 0;
 };
 
+// The default fused attention kernel's rate at one head dim, relative to its rate at head dim 128.
+struct HeadDimRate {
+  double head_dim = 0;
+  double relative_rate = 1;
+};
+
 struct EfficiencyProfile {
   double memory = 0.85;  // achieved / datasheet streaming bandwidth
   std::array<double, kPrecisionCount> gemm{};  // large-GEMM achieved / dense peak, per precision
@@ -50,6 +56,13 @@ struct EfficiencyProfile {
   // from backward timings; 0: the forward's rate.
   double flash_attention2_backward = 0;
   std::string flash_attention2_source;  // where flash_attention2 (and its backward) come from
+  // The default fused kernel's rate at other head dims, relative to head dim 128 (the head dim the
+  // `attention` terms above are timed at): shorter heads give each tile's two matmuls less depth
+  // (QK^T's k, PV's n) against the same per-score softmax work. Piecewise linear in log2(head dim)
+  // between the listed points, flat beyond the ends; empty: no head-dim dependence. Fitted by
+  // `mlsysim calibrate` from kernel timings at several head dims (attention_head_dim_factor).
+  std::vector<HeadDimRate> attention_head_dim_rates;
+  std::string attention_head_dim_source;  // where attention_head_dim_rates come from
   double conv = 0.6;        // dense convolutions (im2col/implicit GEMM), fraction of dense peak
   double vector = 0.5;      // element-wise math on vector units, fraction of the fp32 peak
   // Element-wise and normalization kernels stream at a lower fraction of the datasheet bandwidth

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <map>
 #include <cmath>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -203,6 +204,62 @@ bool fit_flash_attention2_from(const HardwareSpec& hw, const nlohmann::json& row
   return true;
 }
 
+// The default fused kernel's rate against head dim (EfficiencyProfile::attention_head_dim_rates),
+// from rows of kind "prefill_backend" whose backend is CUDNN_ATTENTION (PyTorch SDPA's cuDNN kernel,
+// the default one on Hopper; published cuDNN benchmark bars in the same form work too), forward only.
+// Each row's speed against the engine's own head-dim-free time, s = t_model / t_measured, cancels
+// the shape and tail terms; a head dim's relative rate is the geometric mean of s(d) / s(128) over
+// the (mask, sequence length) pairs timed at both. Returns the rows used at head dims other than 128.
+int fit_attention_head_dims(const HardwareSpec& hw, const nlohmann::json& rows, EfficiencyProfile& e) {
+  constexpr double kReferenceHeadDim = 128;  // the head dim fit_attention's rows are timed at
+  HardwareSpec probe = hw;
+  probe.efficiency = e;
+  probe.efficiency.attention_head_dim_rates.clear();
+  const RateModel rates{&probe, Runtime::Graph, 0};
+  std::map<std::pair<bool, double>, std::map<double, double>> speed;  // (causal, seq) -> head dim -> s
+  for (const auto& r : rows) {
+    if (r.value("kind", "") != "prefill_backend" || r.value("backend", "") != "CUDNN_ATTENTION") continue;
+    if (r.value("pass", "forward") != "forward") continue;
+    const double secs = r.value("seconds", 0.0), q = r.value("q_len", 0.0), d = r.value("head_dim", 0.0);
+    if (secs < kMinKernelSeconds || q <= 0 || d <= 0 || r.value("kv_len", q) != q) continue;
+    const bool causal = r.value("causal", false);
+    const Operator op = attention_call_operator({r.value("batch", 1.0), r.value("heads", 0.0), d, q, causal,
+                                                 false, Precision::BF16, AttentionKernel::Flash});
+    if (op.flops <= 0) continue;
+    speed[{causal, q}][d] = time_operator(rates, op).total().si() / secs;
+  }
+  std::map<double, std::vector<double>> log_ratios;  // head dim -> log(s(d) / s(128)) per pair
+  for (const auto& [key, by_dim] : speed) {
+    const auto reference = by_dim.find(kReferenceHeadDim);
+    if (reference == by_dim.end()) continue;
+    for (const auto& [d, s] : by_dim)
+      if (d != kReferenceHeadDim) log_ratios[d].push_back(std::log(s / reference->second));
+  }
+  if (log_ratios.empty()) return 0;
+  std::vector<HeadDimRate> table{{kReferenceHeadDim, 1.0}};
+  int used = 0;
+  for (const auto& [d, logs] : log_ratios) {
+    double sum = 0;
+    for (double l : logs) sum += l;
+    table.push_back({d, std::exp(sum / static_cast<double>(logs.size()))});
+    used += static_cast<int>(logs.size());
+  }
+  std::sort(table.begin(), table.end(), [](auto& a, auto& b) { return a.head_dim < b.head_dim; });
+  e.attention_head_dim_rates = std::move(table);
+  return used;
+}
+
+// The head-dim table into a calibration, with its source line.
+void fit_head_dim_rates_from(const HardwareSpec& hw, const nlohmann::json& rows, const std::string& origin,
+                             CalibrationFit& fit) {
+  fit.head_dim_rate_points = fit_attention_head_dims(hw, rows, fit.profile);
+  if (fit.head_dim_rate_points == 0) return;
+  fit.profile.attention_head_dim_source =
+      fmt::format("fitted by mlsysim calibrate to {} ({} cuDNN attention timings at head dims other than 128, "
+                  "each against the same mask and sequence length at head dim 128)",
+                  origin, fit.head_dim_rate_points);
+}
+
 // Convolution efficiency from compute-bound `conv` rows: least squares through the origin of
 // time against padded implicit-GEMM FLOPs / peak (the engine's own wave model). Every row above
 // the host-bound floor is also kept as a timed shape (e.conv_measured). Returns whether eta was fitted.
@@ -300,9 +357,12 @@ CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_t
     // Kernel timings alone (e.g. published FlashAttention-2 benchmark bars): a partial calibration
     // of what they can fit, on top of the device's current profile.
     fit.partial = true;
-    if (!fit_flash_attention2_from(hw, j["attention"], origin, fit))
-      throw BadInput(origin + ": no usable FlashAttention-2 rows (kind prefill_backend, backend FLASH_ATTENTION, "
-                     "compute-bound, with a device special_function_tops)");
+    const bool fa2 = fit_flash_attention2_from(hw, j["attention"], origin, fit);
+    fit_head_dim_rates_from(hw, j["attention"], origin, fit);
+    if (!fa2 && fit.head_dim_rate_points == 0)
+      throw BadInput(origin + ": no usable kernel rows: FlashAttention-2 rows (kind prefill_backend, backend "
+                     "FLASH_ATTENTION, compute-bound, with a device special_function_tops) or default-kernel rows "
+                     "(kind prefill_backend, backend CUDNN_ATTENTION) at head dim 128 and at least one other");
     return fit;
   }
   if (!j.contains("memory") || !j.contains("gemm") || !j["gemm"].is_array())
@@ -390,6 +450,7 @@ CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_t
   if (has_attention) {
     fit_attention(hw, j["attention"], e, fit.attention_points, fit.attention_median_abs_error);
     fit_flash_attention2_from(hw, j["attention"], origin, fit);  // after the shape and tail terms
+    fit_head_dim_rates_from(hw, j["attention"], origin, fit);
   }
   if (j.contains("conv") && j["conv"].is_array()) fit_conv(hw, j["conv"], bw, e, fit.conv_points);
   if (j.contains("vector") && j["vector"].is_array()) {
@@ -455,14 +516,26 @@ std::string calibration_toml(const std::string& device_id, const CalibrationFit&
       text += fmt::format("flash_attention2_backward_efficiency = {:.4f}\n", e.flash_attention2_backward);
     return text + fmt::format("flash_attention2_source = {}\n", toml_string(e.flash_attention2_source));
   };
-  if (fit.partial) return out + flash_attention2();  // the rest stays the device's
+  // The default kernel's head-dim table: its source among the keys, its rows among the subtables.
+  const bool head_dims = fit.head_dim_rate_points > 0;
+  const std::string head_dim_source =
+      head_dims ? fmt::format("attention_head_dim_source = {}\n", toml_string(e.attention_head_dim_source)) : "";
+  const auto head_dim_rows = [&] {
+    std::string text;
+    for (const HeadDimRate& r : e.attention_head_dim_rates)
+      if (head_dims)
+        text += fmt::format("[[calibration.attention_head_dim_rate]]\nhead_dim = {}\nrelative_rate = {:.4f}\n",
+                            r.head_dim, r.relative_rate);
+    return text;
+  };
+  if (fit.partial) return out + flash_attention2() + head_dim_source + head_dim_rows();  // the rest stays
   out += fmt::format("source = {}\n", toml_string(e.source));
   out += fmt::format("memory_efficiency = {:.4f}\n", e.memory);
   out += fmt::format("attention_efficiency = {:.4f}\n", e.attention);
   if (e.attention_half_keys > 0)
     out += fmt::format("attention_half_keys = {:.1f}\n", e.attention_half_keys);
   if (e.attention_tail > 0) out += fmt::format("attention_tail = {:.3f}\n", e.attention_tail);
-  out += flash_attention2();
+  out += flash_attention2() + head_dim_source;
   out += fmt::format("conv_efficiency = {:.4f}\n", e.conv);
   if (e.vector_memory > 0) out += fmt::format("vector_memory_efficiency = {:.4f}\n", e.vector_memory);
   if (e.strided_memory > 0)
@@ -475,7 +548,7 @@ std::string calibration_toml(const std::string& device_id, const CalibrationFit&
   for (const MeasuredConv& c : e.conv_measured)
     out += fmt::format("[[calibration.conv_measured]]\nn = {}\nk = {}\nout_pixels = {}\nbatch = {}\n"
                        "tflops = {:.2f}\n", c.n, c.k, c.out_pixels, c.batch, c.flops_per_s / 1e12);
-  return out;
+  return out + head_dim_rows();
 }
 
 }  // namespace mlsysim

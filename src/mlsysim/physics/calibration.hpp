@@ -33,8 +33,10 @@ struct CalibrationFit {
   int flash_attention2_points = 0;             // FlashAttention-2 forward kernel rows used (0: none)
   int flash_attention2_backward_points = 0;    // and backward ones (0: the backward uses the forward's rate)
   double flash_attention2_median_abs_error = 0;
-  // Only kernel timings were given (no memory or GEMM rows): the fit is the FlashAttention-2 rate
-  // alone, and calibration_toml writes just that, leaving the device's other rates as they are.
+  int head_dim_rate_points = 0;  // default-kernel rows at head dims other than 128 (0: no table fitted)
+  // Only kernel timings were given (no memory or GEMM rows): the fit is what they hold (the
+  // FlashAttention-2 rate, the default kernel's head-dim table), and calibration_toml writes just
+  // that, leaving the device's other rates as they are.
   bool partial = false;
 };
 

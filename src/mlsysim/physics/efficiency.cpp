@@ -149,7 +149,11 @@ Seconds attention_tail(const RateModel& r, const Operator& op) {
   if (op.cls != OpClass::Attention || r.teaching_efficiency > 0 || coefficient <= 0 ||
       hw.compute_units <= 0 || op.tail_flops <= 0)
     return Seconds(0);
-  const FlopsPerSecond per_sm = operator_peak(hw, op.precision) / static_cast<double>(hw.compute_units);
+  // The default kernel's last block runs at its head dim's rate like the rest of the call.
+  const double head_dim = op.attention_kernel == AttentionKernel::Flash
+                              ? attention_head_dim_factor(hw.efficiency, op.k) : 1.0;
+  const FlopsPerSecond per_sm =
+      operator_peak(hw, op.precision) * head_dim / static_cast<double>(hw.compute_units);
   return Flops(coefficient * op.tail_flops) / per_sm;
 }
 
@@ -180,6 +184,20 @@ void require_attention_kernel(const HardwareSpec& hw, AttentionKernel k) {
                    "exponentials; add it to the device entry, or use --attention flash");
 }
 
+double attention_head_dim_factor(const EfficiencyProfile& e, double head_dim) {
+  const auto& table = e.attention_head_dim_rates;  // sorted by head dim (catalog and calibrate)
+  if (table.empty() || head_dim <= 0) return 1.0;
+  if (head_dim <= table.front().head_dim) return table.front().relative_rate;
+  if (head_dim >= table.back().head_dim) return table.back().relative_rate;
+  for (size_t i = 1; i < table.size(); ++i) {
+    const HeadDimRate &lo = table[i - 1], &hi = table[i];
+    if (head_dim > hi.head_dim) continue;
+    const double x = std::log2(head_dim / lo.head_dim) / std::log2(hi.head_dim / lo.head_dim);
+    return lo.relative_rate + x * (hi.relative_rate - lo.relative_rate);
+  }
+  return table.back().relative_rate;
+}
+
 FlopsPerSecond achieved_flops(const RateModel& r, const Operator& op) {
   const HardwareSpec& hw = *r.hw;
   const FlopsPerSecond peak = operator_peak(hw, op.precision);
@@ -195,7 +213,9 @@ FlopsPerSecond achieved_flops(const RateModel& r, const Operator& op) {
       const double keys = op.n;
       const double shape = e.attention_half_keys > 0 && keys > 0
                                ? keys / (keys + e.attention_half_keys) : 1.0;
-      double eta = e.attention;
+      // op.k carries the head dim. FlashAttention-2's own head-dim dependence is its exponentials
+      // (softmax_exponential_time); the default kernel's is its calibrated table.
+      double eta = e.attention * attention_head_dim_factor(e, op.k);
       if (op.attention_kernel == AttentionKernel::FlashAttention2)
         eta = op.pass == Pass::Backward && e.flash_attention2_backward > 0 ? e.flash_attention2_backward
                                                                             : e.flash_attention2;

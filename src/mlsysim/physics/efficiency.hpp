@@ -83,6 +83,10 @@ Seconds softmax_exponential_time(const RateModel& r, const Operator& op);
 // Throws BadInput when the device cannot time that attention kernel (FlashAttention-2 needs its
 // calibrated rate and the special-function throughput), saying how to get them.
 void require_attention_kernel(const HardwareSpec& hw, AttentionKernel k);
+// The default fused attention kernel's rate at this head dim relative to head dim 128
+// (EfficiencyProfile::attention_head_dim_rates): piecewise linear in log2(head dim), flat beyond
+// the listed head dims; 1 without a table.
+double attention_head_dim_factor(const EfficiencyProfile& e, double head_dim);
 // Achieved FLOP/s for the operator's class and precision.
 FlopsPerSecond achieved_flops(const RateModel& r, const Operator& op);
 // Attention's causal tail per instance: the longest query block running alone
