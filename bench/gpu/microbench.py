@@ -365,18 +365,21 @@ def attention_backend_rows(torch, timer, dev, sdpa):
     """The same causal/bidirectional prefill through each SDPA backend PyTorch offers, forced one at a
     time (kind "prefill_backend", field "backend"): FLASH_ATTENTION is FlashAttention-2, whose
     Ampere-style mma.sync instructions run on Hopper below the wgmma rate that cuDNN's kernel reaches.
-    The shapes match the FlashAttention-3 paper's head-dim-128 benchmark (16 heads, batch 16k/seq).
-    `mlsysim calibrate --from` fits the FLASH_ATTENTION rows into the device's FlashAttention-2 rate
-    (`--attention fa2`); the other backends' rows are recorded for comparison."""
+    The shapes match the FlashAttention-3 paper's benchmark (hidden 2048 = heads x head dim, head
+    dims 64, 128 and 256, batch 16k/seq). `mlsysim calibrate --from` fits the FLASH_ATTENTION rows
+    into the device's FlashAttention-2 rate (`--attention fa2`) and the CUDNN_ATTENTION rows (the
+    default kernel on Hopper) into the default kernel's head-dim table; EFFICIENT_ATTENTION rows are
+    recorded for comparison."""
     try:
         from torch.nn.attention import SDPBackend, sdpa_kernel
     except ImportError:
         log("  attention backends: torch.nn.attention not available, skipped")
         return []
     rows = []
-    d, heads = 128, 16
-    for name in ("FLASH_ATTENTION", "CUDNN_ATTENTION", "EFFICIENT_ATTENTION"):
-        backend = getattr(SDPBackend, name, None)
+    backends = [(name, getattr(SDPBackend, name, None))
+                for name in ("FLASH_ATTENTION", "CUDNN_ATTENTION", "EFFICIENT_ATTENTION")]
+    for (name, backend), d in ((nb, d) for nb in backends for d in (64, 128, 256)):
+        heads = 2048 // d
         if backend is None:
             continue
         for s in (2048, 8192, 16384):
@@ -396,7 +399,8 @@ def attention_backend_rows(torch, timer, dev, sdpa):
                              "kv_heads": heads, "head_dim": d, "q_len": s, "kv_len": s, "causal": causal,
                              "flops": flops, "bytes": 2 * 4 * q.numel(), "seconds": float(f"{t:.4g}"),
                              "TFLOPs": round(flops / t / 1e12, 2)})
-                log(f"  attention {name:20s} b={b:<3d} s={s:<6d} causal={causal!s:5s} {flops / t / 1e12:7.1f} TFLOP/s")
+                log(f"  attention {name:20s} d={d:<3d} b={b:<3d} s={s:<6d} causal={causal!s:5s} "
+                    f"{flops / t / 1e12:7.1f} TFLOP/s")
                 del q, k, v
     return rows
 
