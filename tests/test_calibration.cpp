@@ -287,9 +287,26 @@ TEST(Calibration, HeadDimTableFitInvertsTheKernelModel) {
                       {"heads", heads}, {"head_dim", d}, {"q_len", S}, {"kv_len", S}, {"causal", causal},
                       {"seconds", t}});
     }
+  // Backward rows (no causal mask, as the FlashAttention papers' backward charts): 2.5x the FLOPs at
+  // b = 0.8 of the forward's rate at head dim 128 and g(64) = 0.75 of that at head dim 64.
+  const std::map<double, double> backward_truth{{64, 0.75}, {128, 1.0}};
+  const double b = 0.8;
+  for (const auto& [d, g] : backward_truth) {
+    const double S = 16384, heads = 2048 / d;
+    const double flops = 2.5 * 4 * heads * S * S * d;
+    const double t = (flops / (e.attention * peak * S / (S + e.attention_half_keys)) +
+                      2.5 * e.attention_tail * 2 * 128 * S * 2 * d / (peak / h100.compute_units)) / (b * g) +
+                     e.kernel_overhead.si();
+    rows.push_back({{"kind", "prefill_backend"}, {"backend", "CUDNN_ATTENTION"}, {"pass", "backward"},
+                    {"batch", 1}, {"heads", heads}, {"head_dim", d}, {"q_len", S}, {"kv_len", S},
+                    {"causal", false}, {"seconds", t}});
+  }
   const CalibrationFit fit = fit_calibration(h100, nlohmann::json{{"attention", rows}}.dump(), "rows");
   EXPECT_TRUE(fit.partial);
-  EXPECT_EQ(fit.head_dim_rate_points, 4);
+  EXPECT_EQ(fit.head_dim_rate_points, 4 + 1 + 1);  // forward ratios, backward vs forward, backward ratio
+  EXPECT_NEAR(fit.profile.attention_backward, b, 2e-3 * b);
+  ASSERT_EQ(fit.profile.attention_backward_head_dim_rates.size(), 2u);
+  EXPECT_NEAR(fit.profile.attention_backward_head_dim_rates.front().relative_rate, 0.75, 2e-3 * 0.75);
   EXPECT_EQ(fit.flash_attention2_points, 0);
   ASSERT_EQ(fit.profile.attention_head_dim_rates.size(), 3u);
   for (const HeadDimRate& r : fit.profile.attention_head_dim_rates)
@@ -303,6 +320,8 @@ TEST(Calibration, HeadDimTableFitInvertsTheKernelModel) {
   c.add_toml(toml, "fit.toml");
   EXPECT_NEAR(attention_head_dim_factor(c.hardware("h100").efficiency, 64), fit.profile.attention_head_dim_rates[0].relative_rate, 1e-4);
   EXPECT_DOUBLE_EQ(c.hardware("h100").efficiency.attention, e.attention);
+  EXPECT_NEAR(c.hardware("h100").efficiency.attention_backward, fit.profile.attention_backward, 1e-4);
+  EXPECT_EQ(c.hardware("h100").efficiency.attention_backward_head_dim_rates.size(), 2u);
   // Without rows at head dim 128 there is nothing to compare against.
   nlohmann::json no_reference = nlohmann::json::array();
   for (const auto& r : rows)
@@ -317,7 +336,11 @@ TEST(Calibration, BuiltInHeadDimTableIsReproducibleFromItsInput) {
   const CalibrationFit fit = fit_calibration(
       h100, read(std::string(MLSYSIM_SOURCE_DIR) + "/catalog/calibration/measurements/fa3-paper-h100-cudnn-attention.json"),
       "published");
-  EXPECT_EQ(fit.head_dim_rate_points, 8);
+  EXPECT_EQ(fit.head_dim_rate_points, 12);
+  EXPECT_NEAR(fit.profile.attention_backward, h100.efficiency.attention_backward, 5e-5);
+  ASSERT_EQ(fit.profile.attention_backward_head_dim_rates.size(), h100.efficiency.attention_backward_head_dim_rates.size());
+  EXPECT_NEAR(fit.profile.attention_backward_head_dim_rates[0].relative_rate,
+              h100.efficiency.attention_backward_head_dim_rates[0].relative_rate, 5e-5);
   ASSERT_EQ(fit.profile.attention_head_dim_rates.size(), h100.efficiency.attention_head_dim_rates.size());
   for (size_t i = 0; i < fit.profile.attention_head_dim_rates.size(); ++i) {
     EXPECT_DOUBLE_EQ(fit.profile.attention_head_dim_rates[i].head_dim, h100.efficiency.attention_head_dim_rates[i].head_dim);

@@ -287,8 +287,12 @@ TEST(Catalog, HeadDimRatesAreSortedAndBadOnesRejected) {
   c.add_toml(head + "[[calibration.attention_head_dim_rate]]\nhead_dim = 256\nrelative_rate = 0.9\n"
                     "[[calibration.attention_head_dim_rate]]\nhead_dim = 64\nrelative_rate = 0.5\n",
              "cal.toml");
+  EXPECT_THROW(c.add_toml(head + "[[calibration.attention_head_dim_rate]]\npass = \"sideways\"\nhead_dim = 64\n"
+                                 "relative_rate = 0.5\n", "cal.toml"),
+               BadInput);
   const auto& e = c.hardware("h100").efficiency;
   ASSERT_EQ(e.attention_head_dim_rates.size(), 2u);  // replaces the built-in table
+  EXPECT_TRUE(e.attention_backward_head_dim_rates.empty());  // and the backward one
   EXPECT_DOUBLE_EQ(e.attention_head_dim_rates.front().head_dim, 64);
   EXPECT_EQ(e.attention_head_dim_source, "mine");
 }

@@ -87,6 +87,14 @@ TEST(Kernel, DefaultAttentionRunsAtItsHeadDimsRelativeRate) {
   const double matmul = flops / (e.attention * f64 * S / (S + e.attention_half_keys) * peak);
   const double tail = e.attention_tail * 2 * 128 * S * (64 + 64) / (f64 * peak / h100.compute_units);
   EXPECT_NEAR(time_kernel(h100, r).time.si(), matmul + tail + e.kernel_overhead.si(), 1e-9);
+  // Backward: 2.5x the FLOPs at the backward's rate relative to the forward (at head dim 128) times
+  // the backward head-dim table's factor (0.86 x 0.82 on H100, from the paper's cuDNN backward bars).
+  ASSERT_GT(e.attention_backward, 0.0);
+  ASSERT_EQ(e.attention_backward_head_dim_rates.size(), 2u);
+  const double b64 = e.attention_backward * e.attention_backward_head_dim_rates.front().relative_rate;
+  r.op = KernelOp::AttentionBackward;
+  EXPECT_NEAR(time_kernel(h100, r).time.si(), (2.5 * matmul + 2.5 * tail) * f64 / b64 + e.kernel_overhead.si(), 1e-9);
+  r.op = KernelOp::AttentionForward;
   // FlashAttention-2 models its head-dim dependence itself (its exponentials): the table leaves it alone.
   HardwareSpec flat = h100;
   flat.efficiency.attention_head_dim_rates.clear();

@@ -94,7 +94,12 @@ std::string head_dim_summary(const CalibrationFit& fit) {
     text += fmt::format("{}{}: {:.2f}x", separator, r.head_dim, r.relative_rate);
     separator = ", ";
   }
-  return text + " of head dim 128's rate";
+  text += " of head dim 128's rate";
+  if (fit.profile.attention_backward <= 0) return text;
+  text += fmt::format("; its backward at {:.2f}x the forward at head dim 128", fit.profile.attention_backward);
+  for (const HeadDimRate& r : fit.profile.attention_backward_head_dim_rates)
+    if (r.head_dim != 128) text += fmt::format(", {:.2f}x of that at head dim {}", r.relative_rate, r.head_dim);
+  return text;
 }
 
 int run_calibrate(const GlobalOptions& g, const CalibrateOptions& o) {

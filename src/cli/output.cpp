@@ -199,9 +199,9 @@ std::string profile_csv(const Profile& p) {
 }
 
 // The default attention kernel's head-dim table: [{head_dim, relative_rate}, ...] (empty: none).
-nlohmann::json head_dim_rates_json(const EfficiencyProfile& e) {
+nlohmann::json head_dim_rates_json(const std::vector<HeadDimRate>& table) {
   nlohmann::json rows = nlohmann::json::array();
-  for (const HeadDimRate& r : e.attention_head_dim_rates)
+  for (const HeadDimRate& r : table)
     rows.push_back({{"head_dim", r.head_dim}, {"relative_rate", r.relative_rate}});
   return rows;
 }
@@ -243,7 +243,10 @@ ordered_json hardware_json(const HardwareSpec& hw) {
                      {"attention", hw.efficiency.attention},
                      {"flash_attention2", hw.efficiency.flash_attention2},
                      {"flash_attention2_backward", hw.efficiency.flash_attention2_backward},
-                     {"attention_head_dim_rates", head_dim_rates_json(hw.efficiency)},
+                     {"attention_head_dim_rates", head_dim_rates_json(hw.efficiency.attention_head_dim_rates)},
+                     {"attention_backward", hw.efficiency.attention_backward},
+                     {"attention_backward_head_dim_rates",
+                      head_dim_rates_json(hw.efficiency.attention_backward_head_dim_rates)},
                      {"kernel_overhead_s", hw.efficiency.kernel_overhead.si()},
                      {"host_dispatch_s", hw.efficiency.host_dispatch.si()},
                      {"source", hw.efficiency.source}};
@@ -342,12 +345,23 @@ std::string hardware_show(const HardwareSpec& hw, Format f) {
                                     ? fmt::format(", {:.1f}% backward", 100 * hw.efficiency.flash_attention2_backward)
                                     : "",
                                 hw.efficiency.flash_attention2_source)});
-  if (!hw.efficiency.attention_head_dim_rates.empty()) {
-    std::string rates;
-    for (const HeadDimRate& r : hw.efficiency.attention_head_dim_rates)
-      rates += fmt::format("{}{}: {:.2f}x", rates.empty() ? "" : ", ", r.head_dim, r.relative_rate);
-    rows.push_back({"attention vs head dim", rates + " (" + hw.efficiency.attention_head_dim_source + ")"});
-  }
+  const auto rates = [](const std::vector<HeadDimRate>& table) {
+    std::string text;
+    for (const HeadDimRate& r : table)
+      text += fmt::format("{}{}: {:.2f}x", text.empty() ? "" : ", ", r.head_dim, r.relative_rate);
+    return text;
+  };
+  const EfficiencyProfile& e = hw.efficiency;
+  if (!e.attention_head_dim_rates.empty() || e.attention_backward > 0)
+    rows.push_back({"attention vs head dim",
+                    rates(e.attention_head_dim_rates) +
+                        (e.attention_backward > 0
+                             ? fmt::format("; backward {:.2f}x the forward at head dim 128{}", e.attention_backward,
+                                           e.attention_backward_head_dim_rates.empty()
+                                               ? ""
+                                               : " (" + rates(e.attention_backward_head_dim_rates) + ")")
+                             : "") +
+                        " (" + e.attention_head_dim_source + ")"});
   std::string out = hw.id + "\n\n" + table({"field", "value"}, rows) + "\nSources:\n";
   for (const auto& [k, v] : hw.sources) out += "  - " + k + ": " + v + "\n";
   return out;

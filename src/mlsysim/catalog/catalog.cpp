@@ -433,11 +433,11 @@ std::string closest_match(std::string_view wanted, const std::vector<std::string
 void Catalog::add_hardware(HardwareSpec hw) { insert(hardware_, hardware_index_, std::move(hw)); }
 void Catalog::add_model(ModelSpec m) { insert(models_, model_index_, std::move(m)); }
 
-// `[[calibration.attention_head_dim_rate]]` rows (head_dim, relative_rate), kept sorted by head dim;
-// they replace any earlier table.
+// `[[calibration.attention_head_dim_rate]]` rows (head_dim, relative_rate, pass = "forward" or
+// "backward"), kept sorted by head dim; they replace any earlier tables.
 void read_head_dim_rates(const toml::array& rows, std::string source, const std::string& where,
                          EfficiencyProfile& e) {
-  std::vector<HeadDimRate> table;
+  std::vector<HeadDimRate> forward, backward;
   for (auto&& r : rows) {
     auto* t = r.as_table();
     if (!t) continue;
@@ -445,10 +445,15 @@ void read_head_dim_rates(const toml::array& rows, std::string source, const std:
     if (d <= 0 || rate <= 0 || rate > 2)
       throw BadInput(where + ": attention_head_dim_rate needs head_dim > 0 and relative_rate in (0, 2], got head_dim " +
                      std::to_string(d) + " and relative_rate " + std::to_string(rate));
-    table.push_back({d, rate});
+    const std::string pass = string_or(*t, "pass", "forward");
+    if (pass != "forward" && pass != "backward")
+      throw BadInput(where + ": attention_head_dim_rate pass must be \"forward\" or \"backward\", got \"" + pass + "\"");
+    (pass == "backward" ? backward : forward).push_back({d, rate});
   }
-  std::sort(table.begin(), table.end(), [](auto& a, auto& b) { return a.head_dim < b.head_dim; });
-  e.attention_head_dim_rates = std::move(table);
+  for (auto* table : {&forward, &backward})
+    std::sort(table->begin(), table->end(), [](auto& a, auto& b) { return a.head_dim < b.head_dim; });
+  e.attention_head_dim_rates = std::move(forward);
+  e.attention_backward_head_dim_rates = std::move(backward);
   e.attention_head_dim_source = std::move(source);
 }
 
@@ -485,6 +490,8 @@ struct CatalogLoader {
       e.flash_attention2_backward = fraction_or((*c)["flash_attention2_backward_efficiency"],
                                                 e.flash_attention2_backward, "flash_attention2_backward_efficiency",
                                                 where);
+      e.attention_backward = fraction_or((*c)["attention_backward_relative_rate"], e.attention_backward,
+                                         "attention_backward_relative_rate", where);
       if (auto* rows = (*c)["attention_head_dim_rate"].as_array())
         read_head_dim_rates(*rows, string_or(*c, "attention_head_dim_source", origin), where, e);
       e.conv = number_or((*c)["conv_efficiency"], e.conv);

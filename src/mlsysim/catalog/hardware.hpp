@@ -62,7 +62,12 @@ struct EfficiencyProfile {
   // between the listed points, flat beyond the ends; empty: no head-dim dependence. Fitted by
   // `mlsysim calibrate` from kernel timings at several head dims (attention_head_dim_factor).
   std::vector<HeadDimRate> attention_head_dim_rates;
-  std::string attention_head_dim_source;  // where attention_head_dim_rates come from
+  // Its backward kernel (5 matmuls, dQ accumulated across key blocks): rate at head dim 128 relative
+  // to the forward's at the same shape (0: the forward's rate), and its own head-dim table (empty:
+  // the forward's table).
+  double attention_backward = 0;
+  std::vector<HeadDimRate> attention_backward_head_dim_rates;
+  std::string attention_head_dim_source;  // where the head-dim tables and the backward rate come from
   double conv = 0.6;        // dense convolutions (im2col/implicit GEMM), fraction of dense peak
   double vector = 0.5;      // element-wise math on vector units, fraction of the fp32 peak
   // Element-wise and normalization kernels stream at a lower fraction of the datasheet bandwidth

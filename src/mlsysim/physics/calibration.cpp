@@ -204,40 +204,31 @@ bool fit_flash_attention2_from(const HardwareSpec& hw, const nlohmann::json& row
   return true;
 }
 
-// The default fused kernel's rate against head dim (EfficiencyProfile::attention_head_dim_rates),
-// from rows of kind "prefill_backend" whose backend is CUDNN_ATTENTION (PyTorch SDPA's cuDNN kernel,
-// the default one on Hopper; published cuDNN benchmark bars in the same form work too), forward only.
-// Each row's speed against the engine's own head-dim-free time, s = t_model / t_measured, cancels
-// the shape and tail terms; a head dim's relative rate is the geometric mean of s(d) / s(128) over
-// the (mask, sequence length) pairs timed at both. Returns the rows used at head dims other than 128.
-int fit_attention_head_dims(const HardwareSpec& hw, const nlohmann::json& rows, EfficiencyProfile& e) {
-  constexpr double kReferenceHeadDim = 128;  // the head dim fit_attention's rows are timed at
-  HardwareSpec probe = hw;
-  probe.efficiency = e;
-  probe.efficiency.attention_head_dim_rates.clear();
-  const RateModel rates{&probe, Runtime::Graph, 0};
-  std::map<std::pair<bool, double>, std::map<double, double>> speed;  // (causal, seq) -> head dim -> s
-  for (const auto& r : rows) {
-    if (r.value("kind", "") != "prefill_backend" || r.value("backend", "") != "CUDNN_ATTENTION") continue;
-    if (r.value("pass", "forward") != "forward") continue;
-    const double secs = r.value("seconds", 0.0), q = r.value("q_len", 0.0), d = r.value("head_dim", 0.0);
-    if (secs < kMinKernelSeconds || q <= 0 || d <= 0 || r.value("kv_len", q) != q) continue;
-    const bool causal = r.value("causal", false);
-    const Operator op = attention_call_operator({r.value("batch", 1.0), r.value("heads", 0.0), d, q, causal,
-                                                 false, Precision::BF16, AttentionKernel::Flash});
-    if (op.flops <= 0) continue;
-    speed[{causal, q}][d] = time_operator(rates, op).total().si() / secs;
-  }
-  std::map<double, std::vector<double>> log_ratios;  // head dim -> log(s(d) / s(128)) per pair
+// The default fused kernel's rate against head dim (EfficiencyProfile::attention_head_dim_rates) and
+// its backward's (attention_backward, attention_backward_head_dim_rates), from rows of kind
+// "prefill_backend" whose backend is CUDNN_ATTENTION (PyTorch SDPA's cuDNN kernel, the default one on
+// Hopper; published cuDNN benchmark bars in the same form work too), "pass": "backward" for backward
+// kernels. Each row's speed against the engine's own time with no head-dim or backward terms,
+// s = t_model / t_measured, cancels the shape and tail terms. A pass's head dim d runs at the
+// geometric mean of s(d) / s(128) over the (mask, sequence length) pairs timed at both; the backward
+// at head dim 128 at the geometric mean of s_backward(128) / s_forward(128) over the pairs timed in
+// both passes. Returns the rows used (those at head dims other than 128, and the backward ones at 128
+// with a forward partner).
+constexpr double kReferenceHeadDim = 128;  // the head dim fit_attention's rows are timed at
+
+using SpeedTable = std::map<std::pair<bool, double>, std::map<double, double>>;  // (causal, seq) -> d -> s
+
+// Geometric means of s(d) / s(128) per head dim, the 128 entry 1; `used` counts the ratios.
+std::vector<HeadDimRate> head_dim_table(const SpeedTable& speed, int& used) {
+  std::map<double, std::vector<double>> log_ratios;
   for (const auto& [key, by_dim] : speed) {
     const auto reference = by_dim.find(kReferenceHeadDim);
     if (reference == by_dim.end()) continue;
     for (const auto& [d, s] : by_dim)
       if (d != kReferenceHeadDim) log_ratios[d].push_back(std::log(s / reference->second));
   }
-  if (log_ratios.empty()) return 0;
+  if (log_ratios.empty()) return {};
   std::vector<HeadDimRate> table{{kReferenceHeadDim, 1.0}};
-  int used = 0;
   for (const auto& [d, logs] : log_ratios) {
     double sum = 0;
     for (double l : logs) sum += l;
@@ -245,7 +236,45 @@ int fit_attention_head_dims(const HardwareSpec& hw, const nlohmann::json& rows, 
     used += static_cast<int>(logs.size());
   }
   std::sort(table.begin(), table.end(), [](auto& a, auto& b) { return a.head_dim < b.head_dim; });
-  e.attention_head_dim_rates = std::move(table);
+  return table;
+}
+
+int fit_attention_head_dims(const HardwareSpec& hw, const nlohmann::json& rows, EfficiencyProfile& e) {
+  HardwareSpec probe = hw;
+  probe.efficiency = e;
+  probe.efficiency.attention_head_dim_rates.clear();
+  probe.efficiency.attention_backward_head_dim_rates.clear();
+  probe.efficiency.attention_backward = 0;
+  const RateModel rates{&probe, Runtime::Graph, 0};
+  SpeedTable forward, backward;
+  for (const auto& r : rows) {
+    if (r.value("kind", "") != "prefill_backend" || r.value("backend", "") != "CUDNN_ATTENTION") continue;
+    const bool is_backward = r.value("pass", "forward") == "backward";
+    const double secs = r.value("seconds", 0.0), q = r.value("q_len", 0.0), d = r.value("head_dim", 0.0);
+    if (secs < kMinKernelSeconds || q <= 0 || d <= 0 || r.value("kv_len", q) != q) continue;
+    const bool causal = r.value("causal", false);
+    const Operator op = attention_call_operator({r.value("batch", 1.0), r.value("heads", 0.0), d, q, causal,
+                                                 is_backward, Precision::BF16, AttentionKernel::Flash});
+    if (op.flops <= 0) continue;
+    (is_backward ? backward : forward)[{causal, q}][d] = time_operator(rates, op).total().si() / secs;
+  }
+  int used = 0;
+  // What these rows cannot fit keeps the profile's current value.
+  if (auto table = head_dim_table(forward, used); !table.empty()) e.attention_head_dim_rates = std::move(table);
+  std::vector<double> log_backward;  // backward against forward at head dim 128, same mask and length
+  for (const auto& [key, by_dim] : backward) {
+    const auto f = forward.find(key);
+    if (!by_dim.count(kReferenceHeadDim) || f == forward.end() || !f->second.count(kReferenceHeadDim)) continue;
+    log_backward.push_back(std::log(by_dim.at(kReferenceHeadDim) / f->second.at(kReferenceHeadDim)));
+  }
+  if (!log_backward.empty()) {
+    double sum = 0;
+    for (double l : log_backward) sum += l;
+    e.attention_backward = std::clamp(std::exp(sum / static_cast<double>(log_backward.size())), 0.05, 1.0);
+    used += static_cast<int>(log_backward.size());
+    if (auto table = head_dim_table(backward, used); !table.empty())
+      e.attention_backward_head_dim_rates = std::move(table);
+  }
   return used;
 }
 
@@ -255,9 +284,10 @@ void fit_head_dim_rates_from(const HardwareSpec& hw, const nlohmann::json& rows,
   fit.head_dim_rate_points = fit_attention_head_dims(hw, rows, fit.profile);
   if (fit.head_dim_rate_points == 0) return;
   fit.profile.attention_head_dim_source =
-      fmt::format("fitted by mlsysim calibrate to {} ({} cuDNN attention timings at head dims other than 128, "
-                  "each against the same mask and sequence length at head dim 128)",
-                  origin, fit.head_dim_rate_points);
+      fmt::format("fitted by mlsysim calibrate to {} ({} cuDNN attention timings against the same mask and "
+                  "sequence length at head dim 128{})",
+                  origin, fit.head_dim_rate_points,
+                  fit.profile.attention_backward > 0 ? ", backward ones also against the forward" : "");
 }
 
 // Convolution efficiency from compute-bound `conv` rows: least squares through the origin of
@@ -520,22 +550,29 @@ std::string calibration_toml(const std::string& device_id, const CalibrationFit&
   const bool head_dims = fit.head_dim_rate_points > 0;
   const std::string head_dim_source =
       head_dims ? fmt::format("attention_head_dim_source = {}\n", toml_string(e.attention_head_dim_source)) : "";
+  const std::string backward_rate =
+      head_dims && e.attention_backward > 0
+          ? fmt::format("attention_backward_relative_rate = {:.4f}\n", e.attention_backward) : "";
   const auto head_dim_rows = [&] {
     std::string text;
+    if (!head_dims) return text;
     for (const HeadDimRate& r : e.attention_head_dim_rates)
-      if (head_dims)
-        text += fmt::format("[[calibration.attention_head_dim_rate]]\nhead_dim = {}\nrelative_rate = {:.4f}\n",
-                            r.head_dim, r.relative_rate);
+      text += fmt::format("[[calibration.attention_head_dim_rate]]\nhead_dim = {}\nrelative_rate = {:.4f}\n",
+                          r.head_dim, r.relative_rate);
+    for (const HeadDimRate& r : e.attention_backward_head_dim_rates)
+      text += fmt::format("[[calibration.attention_head_dim_rate]]\npass = \"backward\"\nhead_dim = {}\n"
+                          "relative_rate = {:.4f}\n", r.head_dim, r.relative_rate);
     return text;
   };
-  if (fit.partial) return out + flash_attention2() + head_dim_source + head_dim_rows();  // the rest stays
+  if (fit.partial)  // the rest stays the device's
+    return out + flash_attention2() + head_dim_source + backward_rate + head_dim_rows();
   out += fmt::format("source = {}\n", toml_string(e.source));
   out += fmt::format("memory_efficiency = {:.4f}\n", e.memory);
   out += fmt::format("attention_efficiency = {:.4f}\n", e.attention);
   if (e.attention_half_keys > 0)
     out += fmt::format("attention_half_keys = {:.1f}\n", e.attention_half_keys);
   if (e.attention_tail > 0) out += fmt::format("attention_tail = {:.3f}\n", e.attention_tail);
-  out += flash_attention2() + head_dim_source;
+  out += flash_attention2() + head_dim_source + backward_rate;
   out += fmt::format("conv_efficiency = {:.4f}\n", e.conv);
   if (e.vector_memory > 0) out += fmt::format("vector_memory_efficiency = {:.4f}\n", e.vector_memory);
   if (e.strided_memory > 0)

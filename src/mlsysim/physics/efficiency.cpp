@@ -149,11 +149,9 @@ Seconds attention_tail(const RateModel& r, const Operator& op) {
   if (op.cls != OpClass::Attention || r.teaching_efficiency > 0 || coefficient <= 0 ||
       hw.compute_units <= 0 || op.tail_flops <= 0)
     return Seconds(0);
-  // The default kernel's last block runs at its head dim's rate like the rest of the call.
-  const double head_dim = op.attention_kernel == AttentionKernel::Flash
-                              ? attention_head_dim_factor(hw.efficiency, op.k) : 1.0;
-  const FlopsPerSecond per_sm =
-      operator_peak(hw, op.precision) * head_dim / static_cast<double>(hw.compute_units);
+  // The default kernel's last block runs at its pass's and head dim's rate like the rest of the call.
+  const FlopsPerSecond per_sm = operator_peak(hw, op.precision) * default_attention_factor(hw.efficiency, op) /
+                                static_cast<double>(hw.compute_units);
   return Flops(coefficient * op.tail_flops) / per_sm;
 }
 
@@ -185,7 +183,20 @@ void require_attention_kernel(const HardwareSpec& hw, AttentionKernel k) {
 }
 
 double attention_head_dim_factor(const EfficiencyProfile& e, double head_dim) {
-  const auto& table = e.attention_head_dim_rates;  // sorted by head dim (catalog and calibrate)
+  return head_dim_factor(e.attention_head_dim_rates, head_dim);
+}
+
+double default_attention_factor(const EfficiencyProfile& e, const Operator& op) {
+  if (op.cls != OpClass::Attention || op.attention_kernel != AttentionKernel::Flash) return 1.0;
+  if (op.pass != Pass::Backward) return attention_head_dim_factor(e, op.k);  // op.k: the head dim
+  const double relative = e.attention_backward > 0 ? e.attention_backward : 1.0;
+  const auto& table = e.attention_backward_head_dim_rates.empty() ? e.attention_head_dim_rates
+                                                                  : e.attention_backward_head_dim_rates;
+  return relative * head_dim_factor(table, op.k);
+}
+
+double head_dim_factor(const std::vector<HeadDimRate>& table, double head_dim) {
+  // table: sorted by head dim (catalog and calibrate)
   if (table.empty() || head_dim <= 0) return 1.0;
   if (head_dim <= table.front().head_dim) return table.front().relative_rate;
   if (head_dim >= table.back().head_dim) return table.back().relative_rate;
@@ -213,9 +224,9 @@ FlopsPerSecond achieved_flops(const RateModel& r, const Operator& op) {
       const double keys = op.n;
       const double shape = e.attention_half_keys > 0 && keys > 0
                                ? keys / (keys + e.attention_half_keys) : 1.0;
-      // op.k carries the head dim. FlashAttention-2's own head-dim dependence is its exponentials
-      // (softmax_exponential_time); the default kernel's is its calibrated table.
-      double eta = e.attention * attention_head_dim_factor(e, op.k);
+      // FlashAttention-2's own head-dim dependence is its exponentials (softmax_exponential_time);
+      // the default kernel's is its calibrated tables.
+      double eta = e.attention * default_attention_factor(e, op);
       if (op.attention_kernel == AttentionKernel::FlashAttention2)
         eta = op.pass == Pass::Backward && e.flash_attention2_backward > 0 ? e.flash_attention2_backward
                                                                             : e.flash_attention2;

@@ -87,6 +87,12 @@ void require_attention_kernel(const HardwareSpec& hw, AttentionKernel k);
 // (EfficiencyProfile::attention_head_dim_rates): piecewise linear in log2(head dim), flat beyond
 // the listed head dims; 1 without a table.
 double attention_head_dim_factor(const EfficiencyProfile& e, double head_dim);
+// The same lookup in any head-dim table (sorted by head dim).
+double head_dim_factor(const std::vector<HeadDimRate>& table, double head_dim);
+// The default fused kernel's rate for this attention operator relative to the calibrated forward
+// rate at head dim 128: its pass's head-dim factor, times the backward's relative rate for backward
+// operators. 1 for other kernels and classes.
+double default_attention_factor(const EfficiencyProfile& e, const Operator& op);
 // Achieved FLOP/s for the operator's class and precision.
 FlopsPerSecond achieved_flops(const RateModel& r, const Operator& op);
 // Attention's causal tail per instance: the longest query block running alone

@@ -64,10 +64,12 @@ KernelResult time_kernel(const HardwareSpec& hw, const KernelRequest& r) {
                                   fa2 ? "FlashAttention-2 matmul rate " + hw.efficiency.flash_attention2_source +
                                             "; shape and tail terms " + hw.efficiency.source
                                       : hw.efficiency.source));
-  const double head_dim_factor = attention_head_dim_factor(hw.efficiency, op.k);
-  if (op.cls == OpClass::Attention && r.attention == AttentionKernel::Flash && head_dim_factor != 1.0)
-    out.trace.push_back(fmt::format("head dim {}: the fused kernel runs at {:.2f}x its head-dim-128 rate ({})",
-                                    r.head_dim, head_dim_factor, hw.efficiency.attention_head_dim_source));
+  const double relative = default_attention_factor(hw.efficiency, op);
+  if (relative != 1.0)
+    out.trace.push_back(fmt::format("{} at head dim {}: the fused kernel runs at {:.2f}x its calibrated forward rate "
+                                    "at head dim 128 ({})",
+                                    op.pass == Pass::Backward ? "backward" : "forward", r.head_dim, relative,
+                                    hw.efficiency.attention_head_dim_source));
   return out;
 }
 
