@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <array>
-#include <map>
 #include <cmath>
+#include <map>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -218,6 +218,13 @@ constexpr double kReferenceHeadDim = 128;  // the head dim fit_attention's rows 
 
 using SpeedTable = std::map<std::pair<bool, double>, std::map<double, double>>;  // (causal, seq) -> d -> s
 
+// exp of the mean of logarithms: the geometric mean of the ratios they are the logarithms of.
+double geometric_mean_of_logs(const std::vector<double>& logs) {
+  double sum = 0;
+  for (double l : logs) sum += l;
+  return std::exp(sum / static_cast<double>(logs.size()));
+}
+
 // Geometric means of s(d) / s(128) per head dim, the 128 entry 1; `used` counts the ratios.
 std::vector<HeadDimRate> head_dim_table(const SpeedTable& speed, int& used) {
   std::map<double, std::vector<double>> log_ratios;
@@ -230,9 +237,7 @@ std::vector<HeadDimRate> head_dim_table(const SpeedTable& speed, int& used) {
   if (log_ratios.empty()) return {};
   std::vector<HeadDimRate> table{{kReferenceHeadDim, 1.0}};
   for (const auto& [d, logs] : log_ratios) {
-    double sum = 0;
-    for (double l : logs) sum += l;
-    table.push_back({d, std::exp(sum / static_cast<double>(logs.size()))});
+    table.push_back({d, geometric_mean_of_logs(logs)});
     used += static_cast<int>(logs.size());
   }
   std::sort(table.begin(), table.end(), [](auto& a, auto& b) { return a.head_dim < b.head_dim; });
@@ -268,9 +273,7 @@ int fit_attention_head_dims(const HardwareSpec& hw, const nlohmann::json& rows, 
     log_backward.push_back(std::log(by_dim.at(kReferenceHeadDim) / f->second.at(kReferenceHeadDim)));
   }
   if (!log_backward.empty()) {
-    double sum = 0;
-    for (double l : log_backward) sum += l;
-    e.attention_backward = std::clamp(std::exp(sum / static_cast<double>(log_backward.size())), 0.05, 1.0);
+    e.attention_backward = std::clamp(geometric_mean_of_logs(log_backward), 0.05, 1.0);
     used += static_cast<int>(log_backward.size());
     if (auto table = head_dim_table(backward, used); !table.empty())
       e.attention_backward_head_dim_rates = std::move(table);
