@@ -65,6 +65,12 @@ KernelResult time_kernel(const HardwareSpec& hw, const KernelRequest& r) {
                                             "; shape and tail terms " + hw.efficiency.source
                                       : hw.efficiency.source));
   const double relative = default_attention_factor(hw.efficiency, op);
+  const bool default_attention = op.cls == OpClass::Attention && r.attention == AttentionKernel::Flash;
+  if (default_attention && relative == 1.0 && r.head_dim != 128 && hw.efficiency.attention_head_dim_rates.empty())
+    out.trace.push_back(fmt::format("head dim {}: {} has no head-dim table for its fused attention, so the rate "
+                                    "does not depend on head dim here (on H100 the fused kernel runs head dim 64 "
+                                    "at about 0.7x; `mlsysim calibrate` fits a device's own table)",
+                                    r.head_dim, hw.id));
   if (relative != 1.0)
     out.trace.push_back(fmt::format("{} at head dim {}: the fused kernel runs at {:.2f}x its calibrated forward rate "
                                     "at head dim 128 ({})",
