@@ -368,8 +368,9 @@ def attention_backend_rows(torch, timer, dev, sdpa):
     The shapes match the FlashAttention-3 paper's benchmark (hidden 2048 = heads x head dim, head
     dims 64, 128 and 256, batch 16k/seq). `mlsysim calibrate --from` fits the FLASH_ATTENTION rows
     into the device's FlashAttention-2 rate (`--attention fa2`) and the CUDNN_ATTENTION rows (the
-    default kernel on Hopper) into the default kernel's head-dim table; EFFICIENT_ATTENTION rows are
-    recorded for comparison."""
+    default kernel on Hopper) into the default kernel's head-dim tables; EFFICIENT_ATTENTION rows are
+    recorded for comparison. Each shape is also timed backward ("pass": "backward"), which fits the
+    backward rates of both kernels."""
     try:
         from torch.nn.attention import SDPBackend, sdpa_kernel
     except ImportError:
@@ -401,8 +402,32 @@ def attention_backend_rows(torch, timer, dev, sdpa):
                              "TFLOPs": round(flops / t / 1e12, 2)})
                 log(f"  attention {name:20s} d={d:<3d} b={b:<3d} s={s:<6d} causal={causal!s:5s} "
                     f"{flops / t / 1e12:7.1f} TFLOP/s")
+                backward = attention_backward_row(torch, timer, sdpa, sdpa_kernel, backend, q, causal)
+                if backward is not None:
+                    t_back = backward
+                    rows.append({**rows[-1], "pass": "backward", "flops": 2.5 * flops,
+                                 "seconds": float(f"{t_back:.4g}"), "TFLOPs": round(2.5 * flops / t_back / 1e12, 2)})
+                    log(f"  attention {name:20s} d={d:<3d} b={b:<3d} s={s:<6d} causal={causal!s:5s} "
+                        f"{2.5 * flops / t_back / 1e12:7.1f} TFLOP/s backward")
                 del q, k, v
     return rows
+
+
+def attention_backward_row(torch, timer, sdpa, sdpa_kernel, backend, q, causal):
+    """Seconds of one attention backward call through `backend` (dQ, dK, dV from dO, the forward run
+    once outside the timing, as the FlashAttention papers time it), or None where the backend has no
+    backward for this shape. Backward FLOPs are 2.5x the forward's (FlashAttention-2 paper)."""
+    q = q.detach().requires_grad_(True)
+    k, v = torch.randn_like(q, requires_grad=True), torch.randn_like(q, requires_grad=True)
+    try:
+        with sdpa_kernel(backend):
+            out = sdpa(q, k, v, causal)
+            d_out = torch.randn_like(out)
+            return timer(lambda: torch.autograd.grad(out, (q, k, v), d_out, retain_graph=True))
+    except RuntimeError:
+        return None
+    finally:
+        del q, k, v
 
 
 RESNET_CONVS = [  # (cin, cout, kernel, stride, input H=W) of ResNet-50 v1.5 stages
