@@ -209,6 +209,13 @@ double head_dim_factor(const std::vector<HeadDimRate>& table, double head_dim) {
   return table.back().relative_rate;
 }
 
+namespace {
+// FlashAttention-2's matmul rate for this pass: the backward's where fitted, else the forward's.
+double flash_attention2_efficiency(const EfficiencyProfile& e, Pass p) {
+  return p == Pass::Backward && e.flash_attention2_backward > 0 ? e.flash_attention2_backward : e.flash_attention2;
+}
+}  // namespace
+
 FlopsPerSecond achieved_flops(const RateModel& r, const Operator& op) {
   const HardwareSpec& hw = *r.hw;
   const FlopsPerSecond peak = operator_peak(hw, op.precision);
@@ -224,12 +231,12 @@ FlopsPerSecond achieved_flops(const RateModel& r, const Operator& op) {
       const double keys = op.n;
       const double shape = e.attention_half_keys > 0 && keys > 0
                                ? keys / (keys + e.attention_half_keys) : 1.0;
-      // FlashAttention-2's own head-dim dependence is its exponentials (softmax_exponential_time);
-      // the default kernel's is its calibrated tables.
-      double eta = e.attention * default_attention_factor(e, op);
-      if (op.attention_kernel == AttentionKernel::FlashAttention2)
-        eta = op.pass == Pass::Backward && e.flash_attention2_backward > 0 ? e.flash_attention2_backward
-                                                                            : e.flash_attention2;
+      // FlashAttention-2: its own matmul rate per pass, its head-dim dependence being its exponentials
+      // (softmax_exponential_time). The default kernel: the calibrated rate times its pass's and head
+      // dim's factor.
+      const double eta = op.attention_kernel == AttentionKernel::FlashAttention2
+                             ? flash_attention2_efficiency(e, op.pass)
+                             : e.attention * default_attention_factor(e, op);
       return peak * (eta * shape);
     }
     case OpClass::Opaque:
