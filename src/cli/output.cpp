@@ -198,6 +198,8 @@ std::string profile_csv(const Profile& p) {
   return csv_from_rows(ordered_json::array({row}));
 }
 
+namespace {
+
 // The default attention kernel's head-dim table: [{head_dim, relative_rate}, ...] (empty: none).
 nlohmann::json head_dim_rates_json(const std::vector<HeadDimRate>& table) {
   nlohmann::json rows = nlohmann::json::array();
@@ -205,6 +207,8 @@ nlohmann::json head_dim_rates_json(const std::vector<HeadDimRate>& table) {
     rows.push_back({{"head_dim", r.head_dim}, {"relative_rate", r.relative_rate}});
   return rows;
 }
+
+}  // namespace
 
 ordered_json hardware_json(const HardwareSpec& hw) {
   ordered_json j;

@@ -433,6 +433,8 @@ std::string closest_match(std::string_view wanted, const std::vector<std::string
 void Catalog::add_hardware(HardwareSpec hw) { insert(hardware_, hardware_index_, std::move(hw)); }
 void Catalog::add_model(ModelSpec m) { insert(models_, model_index_, std::move(m)); }
 
+namespace {
+
 // `[[calibration.attention_head_dim_rate]]` rows (head_dim, relative_rate, pass = "forward" or
 // "backward"), kept sorted by head dim; they replace any earlier tables.
 void read_head_dim_rates(const toml::array& rows, std::string source, const std::string& where,
@@ -456,6 +458,8 @@ void read_head_dim_rates(const toml::array& rows, std::string source, const std:
   e.attention_backward_head_dim_rates = std::move(backward);
   e.attention_head_dim_source = std::move(source);
 }
+
+}  // namespace
 
 struct CatalogLoader {
   // Efficiency profiles from a parsed `[[calibration]]` document, applied to known devices.
