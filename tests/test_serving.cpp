@@ -126,6 +126,10 @@ TEST(ServingPart2, TensorParallelWhenTheModelDoesNotFit) {
   const auto& link = *hw("h100").interconnect;
   const Seconds ar = ring_allreduce_time(Bytes(16.0 * 8192 * 2), 4, {link.per_direction, link.latency});
   EXPECT_NEAR(s.decode_comm.si(), 160 * ar.si(), 1e-15);
+  // Request throughput counts prefill: batch x output tokens / end-to-end time; per-GPU tables
+  // (TensorRT-LLM's "out tok/s/GPU") divide it over the replica's 4 GPUs.
+  EXPECT_NEAR(s.request_tokens_per_s, 16.0 * 256 / s.e2e_latency.si(), 1e-9);
+  EXPECT_NEAR(s.request_tokens_per_s_per_gpu, 16.0 * 256 / s.e2e_latency.si() / 4, 1e-9);
   ServingRequest one = req(4096, 16, 256);
   one.tp = 1;
   const ServingResult no = serve(model("llama3-70b"), hw("h100"), one);
@@ -261,6 +265,7 @@ TEST(ServingCli, JsonFieldsAndExitCodes) {
       run("--format json serve --model llama3-8b --hardware h100 --seq-len 4096 --batch-size 1", rc));
   EXPECT_EQ(rc, 0);
   for (const char* k : {"ttft_s", "itl_s", "kv_cache_bytes_per_request", "tokens_per_s",
+                        "request_tokens_per_s", "request_tokens_per_s_per_gpu",
                         "memory_footprint_bytes", "feasible", "max_concurrent_requests", "trace"})
     EXPECT_TRUE(j.contains(k)) << k;
   EXPECT_TRUE(j["max_concurrent_requests"].contains("static"));

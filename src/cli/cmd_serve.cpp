@@ -97,6 +97,7 @@ int run_serve(const GlobalOptions& g, const ServeOptions& o) {
   j["tokens_per_s"] = s.tokens_per_s;
   j["tokens_per_s_per_gpu"] = s.tokens_per_s_per_gpu;
   j["request_tokens_per_s"] = s.request_tokens_per_s;
+  j["request_tokens_per_s_per_gpu"] = s.request_tokens_per_s_per_gpu;
   j["memory_footprint_bytes"] = s.memory_footprint.si();
   j["memory_available_bytes"] = s.memory_available.si();
   j["memory_capacity_bytes"] = s.memory_capacity.si();

@@ -252,6 +252,7 @@ ServingResult serve_with(const ModelSpec& model, const HardwareSpec& hw,
   out.tokens_per_s = r.batch / out.itl.si();
   out.tokens_per_s_per_gpu = out.tokens_per_s / out.gpus;
   out.request_tokens_per_s = static_cast<double>(r.batch) * r.output_len / out.e2e_latency.si();
+  out.request_tokens_per_s_per_gpu = out.request_tokens_per_s / out.gpus;
 
   // ---- memory per GPU: weights + KV of every request at its final length + live activations ----
   const double final_tokens = static_cast<double>(r.seq_len) + r.output_len;

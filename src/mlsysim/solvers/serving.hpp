@@ -98,6 +98,7 @@ struct ServingResult {
   double tokens_per_s = 0;            // generated tokens/s of the replica (batch / itl)
   double tokens_per_s_per_gpu = 0;
   double request_tokens_per_s = 0;    // batch x output_len / e2e (prefill included)
+  double request_tokens_per_s_per_gpu = 0;  // the same over every GPU of the replica (per-GPU tables)
   // Per-GPU memory (the most loaded GPU; prefill node or decode node, whichever is fuller).
   Bytes weights_per_gpu{}, kv_cache_per_gpu{}, activations_per_gpu{}, draft_per_gpu{};
   Bytes memory_footprint{}, memory_available{}, memory_capacity{};
