@@ -39,6 +39,22 @@ TEST(EnginePhysics, DecodeGemmBytesAreTheWeights) {
   EXPECT_NEAR(op(p, "lm_head").bytes.si(), 128256.0 * 4096 * 2, 128256.0 * 2 + 4096 * 2 + 1);
 }
 
+TEST(EnginePhysics, Fp8GemmsReadQuantizedInputsAndWrite16BitActivations) {
+  SolveRequest r;  // llama3-8b prefill of 128 tokens, FP8 math (FP8 weights, KV and GEMM inputs)
+  r.phase = Phase::Prefill;
+  r.seq_len = 128;
+  r.precision = Precision::FP8;
+  const Profile p = run("llama3-8b", "h100", r);
+  // QKV: W[4096 x 6144] in 1 B + x[128 x 4096] quantized to 1 B + y[128 x 6144] in 2 B, x 32 layers.
+  EXPECT_DOUBLE_EQ(op(p, "qkv_proj").bytes.si(), 32 * (4096.0 * 6144 + 128 * 4096 + 128 * 6144 * 2.0));
+  // The fused add + RMSNorm runs on the 16-bit stream: reads residual and branch, writes both.
+  const double elems = 128.0 * 4096;
+  EXPECT_DOUBLE_EQ(op(p, "add_attn_norm").bytes.si(), 32 * 4 * elems * 2.0);
+  // INT8 engines (TensorRT) keep INT8 tensors between layers: the same norm moves 1 B elements.
+  r.precision = Precision::INT8;
+  EXPECT_DOUBLE_EQ(op(run("llama3-8b", "h100", r), "add_attn_norm").bytes.si(), 32 * 4 * elems);
+}
+
 TEST(EnginePhysics, DecodeAttentionReadsTheKvCache) {
   SolveRequest r;
   r.context = 4095;

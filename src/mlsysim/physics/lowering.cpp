@@ -83,6 +83,7 @@ namespace {
 struct Emitter {
   std::vector<Operator>& out;
   double pw, pa, pk;  // bytes per weight, activation and KV element
+  double pg;          // bytes per GEMM input element: the math format (activation_bytes())
   Precision math;
   bool fused;  // compiled kernels (LoweringInput::fused)
   bool hf;     // Hugging Face transformers modules (LoweringInput::hf_modules; implies !fused)
@@ -116,7 +117,7 @@ struct Emitter {
     op.name = name;
     op.cls = OpClass::Gemm;
     op.flops = op.hw_flops = 2.0 * m * n * k;
-    op.bytes = weight_elems * pw + m * k * pa + m * n * pa;
+    op.bytes = weight_elems * pw + m * k * pg + m * n * pa;
     op.m = m, op.n = n, op.k = k, op.count = count;
     op.precision = math;
     op.vector_flops = weight_elems * dequant_ops_per_weight();
@@ -777,9 +778,13 @@ void append_training_passes(std::vector<Operator>& ops, const LoweringInput& in,
 
 void lower(const ModelSpec& model, const LoweringInput& in, std::vector<Operator>& out) {
   out.clear();
-  Emitter e{out, bytes_per_element(in.weight_precision),
-            std::max(1.0, bytes_per_element(in.compute_precision)),
-            bytes_per_element(in.kv_precision), in.compute_precision, in.fused && !in.hf_modules,
+  Emitter e{out,
+            bytes_per_element(in.weight_precision),
+            activation_bytes(in.compute_precision),
+            bytes_per_element(in.kv_precision),
+            bytes_per_element(in.compute_precision),
+            in.compute_precision,
+            in.fused && !in.hf_modules,
             in.hf_modules};
   const bool training = in.phase == Phase::Train;
   // Hugging Face training is modelled as the Trainer runs it in 16 bits: torch.autocast over fp32

@@ -46,7 +46,7 @@ Bytes recompute_working_set(const TransformerSpec& tf, double tokens, double act
 MemoryLedger memory_ledger(const ModelSpec& m, const LoweringInput& in, double params) {
   MemoryLedger ledger;
   const double pw = bytes_per_element(in.weight_precision);
-  const double pa = std::max(1.0, bytes_per_element(in.compute_precision));
+  const double pa = activation_bytes(in.compute_precision);
   const bool training = in.phase == Phase::Train;
   ledger.weights = Bytes(params * pw);
 

@@ -226,7 +226,7 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   // tokens and attention S/cp queries against all S keys (ring attention).
   const ShardSolve& sh = shard(r.tp, r.pp, r.b, r.S, rq.recompute, rq.precision, rq.attention);
   res.precision = sh.precision;
-  const double act_bytes = std::max(1.0, bytes_per_element(sh.compute_precision));
+  const double act_bytes = activation_bytes(sh.compute_precision);
 
   const ModelSpec& shard_model = shard_models_.at(fmt::format("{}/{}", r.tp, r.pp));
   const TransformerSpec& stf = shard_model.tf;
