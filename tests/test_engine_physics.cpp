@@ -55,6 +55,31 @@ TEST(EnginePhysics, Fp8GemmsReadQuantizedInputsAndWrite16BitActivations) {
   EXPECT_DOUBLE_EQ(op(run("llama3-8b", "h100", r), "add_attn_norm").bytes.si(), 32 * 4 * elems);
 }
 
+TEST(EnginePhysics, ParallelBlocksShareTheResidualAddAndSkipTheSecondNorm) {
+  SolveRequest r;  // GPT-J prefill of 128 tokens, bf16
+  r.phase = Phase::Prefill;
+  r.seq_len = 128;
+  const Profile p = run("gpt-j-6b", "h100", r);
+  const double elems = 128.0 * 4096;
+  // One fused add + LayerNorm per layer: reads residual, attention and MLP outputs, writes the
+  // residual and one normalized copy.
+  EXPECT_DOUBLE_EQ(op(p, "add_attn_norm").bytes.si(), 28 * 5 * elems * 2);
+  EXPECT_FALSE(has_op(p, "add_ffn_norm"));
+  // Falcon's two LayerNorms write two normalized copies (3 in, 3 out).
+  const Profile f = run("falcon-180b", "h200", [] {
+    SolveRequest q;
+    q.phase = Phase::Prefill;
+    q.seq_len = 16;
+    q.precision = Precision::FP8;
+    return q;
+  }());
+  EXPECT_DOUBLE_EQ(op(f, "add_attn_norm").bytes.si(), 80 * 6 * 16.0 * 14848 * 2);
+  // Parameters: 28 x (4 attention projections + MLP with biases + o_proj bias + one LayerNorm)
+  // + embedding, LM head and final LayerNorm.
+  const double layer = 4.0 * 4096 * 4096 + 2.0 * 4096 * 16384 + 16384 + 4096 + 4096 + 2 * 4096;
+  EXPECT_DOUBLE_EQ(parameter_count(model("gpt-j-6b")), 28 * layer + 2 * 50400.0 * 4096 + 2 * 4096);
+}
+
 TEST(EnginePhysics, DecodeAttentionReadsTheKvCache) {
   SolveRequest r;
   r.context = 4095;

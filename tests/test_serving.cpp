@@ -51,7 +51,8 @@ TEST(ServingPart2, TtftAndItlAreEngineSolves) {
   p.phase = Phase::Prefill, p.batch = 4, p.seq_len = 2048, p.context = 0;
   EXPECT_DOUBLE_EQ(s.ttft.si(), solve(m, hw("h100"), p).latency.si());
   SolveRequest d;
-  d.phase = Phase::Decode, d.batch = 4, d.context = 2048 + 128;  // prompt + half the output
+  // Steps k = 1..255 attend over 2048 + k - 1 cached tokens: mean 2048 + 127.
+  d.phase = Phase::Decode, d.batch = 4, d.context = 2048 + 127;
   EXPECT_DOUBLE_EQ(s.itl.si(), solve(m, hw("h100"), d).latency.si());
   EXPECT_NEAR(s.e2e_latency.si(), s.ttft.si() + 255 * s.itl.si(), 1e-12);
   EXPECT_NEAR(s.tokens_per_s, 4 / s.itl.si(), 1e-9);
@@ -222,6 +223,10 @@ TEST(ServingErrors, BadInputsNameTheField) {
   expect_bad([&] { serve(m, h, req(128, 0)); }, "--batch-size");
   expect_bad([&] { serve(m, h, req(128, 1, -5)); }, "--output-len");
   expect_bad([&] { serve(m, h, req(8000, 1, 1000)); }, "at most");
+  // The last generated token is never fed back: a full 8192-token prompt may still emit one token
+  // (time to first token), not two.
+  EXPECT_NO_THROW(serve(m, h, req(8192, 1, 1)));
+  expect_bad([&] { serve(m, h, req(8192, 1, 2)); }, "at most 8192");
   ServingRequest a = req(128);
   a.draft_model = &model("llama3-8b");
   a.acceptance_rate = 1.5;

@@ -1,5 +1,6 @@
 // `mlsysim serve`: LLM serving on one replica (ServingModel + ContinuousBatchingModel): TTFT, ITL,
 // KV cache, memory, throughput; speculative, disaggregated and tensor-parallel serving.
+#include <algorithm>
 #include <fmt/format.h>
 
 #include <iostream>
@@ -63,7 +64,8 @@ int run_serve(const GlobalOptions& g, const ServeOptions& o) {
   const ServingResult s = serve(model, hw, r);
 
   BatchingRequest b;
-  b.seq_len = o.seq_len + o.output_len;
+  // A request caches its prompt and every generated token but the last (never fed back).
+  b.seq_len = std::max(2, o.seq_len + o.output_len - 1);
   b.mean_tokens = o.mean_tokens;
   b.max_batch = o.max_batch;
   b.page_size = o.page_size;
@@ -199,7 +201,7 @@ const CommandRegistrar registrar(11, "serve", [](CLI::App& app, const GlobalOpti
   cmd->add_option("--kv-link-gbs", o->kv_link_gbs, "Disaggregated serving: KV transfer link, GB/s (default 50)");
   cmd->add_option("--page-size", o->page_size, "Paged KV cache: tokens per block (default 16)");
   cmd->add_option("--max-batch", o->max_batch, "Continuous batching: max concurrent sequences (default 256)");
-  cmd->add_option("--mean-tokens", o->mean_tokens, "Continuous batching: mean tokens a request uses (default: seq-len + output-len)");
+  cmd->add_option("--mean-tokens", o->mean_tokens, "Continuous batching: mean tokens a request caches (default: seq-len + output-len - 1)");
   cmd->add_option("--itl-slo-ms", o->itl_slo_ms, "Continuous batching: ITL SLO in ms");
   return Command{cmd, [o, &g] { return run_serve(g, *o); }};
 });

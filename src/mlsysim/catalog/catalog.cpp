@@ -247,6 +247,11 @@ void parse_transformer(const toml::table& m, TransformerSpec& tf, ModelKind kind
   tf.pooler = m["pooler"].value_or(false);
   tf.sliding_window = int_field(m, "sliding_window");
   tf.sliding_window_every = int_field(m, "sliding_window_every");
+  tf.parallel_block = m["parallel_block"].value_or(false);
+  tf.parallel_block_norms = int_field(m, "parallel_block_norms", 1);
+  if (tf.parallel_block_norms != 1 && tf.parallel_block_norms != 2)
+    throw BadInput(where + ": parallel_block_norms must be 1 (one shared pre-norm, GPT-J) or 2 "
+                   "(separate attention and MLP norms, Falcon)");
   if (tf.experts > 0 && (tf.experts_per_token <= 0 || tf.experts_per_token > tf.experts))
     throw BadInput(where + ": experts_per_token must be in [1, experts]");
   if (tf.heads % std::max(tf.kv_heads, 1) != 0)

@@ -52,6 +52,11 @@ struct TransformerSpec {
   bool pooler = false;
   // local attention
   int sliding_window = 0, sliding_window_every = 0;
+  // Parallel block (GPT-J, GPT-NeoX, Falcon, PaLM): attention and MLP read the same input and
+  // their outputs join the residual stream together, y = x + attn(norm(x)) + mlp(norm'(x)), with
+  // one shared pre-norm (GPT-J) or two (Falcon's new decoder architecture, ln_attn and ln_mlp).
+  bool parallel_block = false;
+  int parallel_block_norms = 1;
 
   [[nodiscard]] bool is_moe() const { return experts > 0; }
   [[nodiscard]] bool is_mla() const { return kv_lora_rank > 0; }

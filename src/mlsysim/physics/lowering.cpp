@@ -197,14 +197,20 @@ void unfused_norm(Emitter& e, const TransformerSpec& tf, const char* name, doubl
 
 // A pre-norm. Fused with the preceding residual add it reads the residual stream and the
 // sub-block output and writes the new residual and the normalized activations (2 in, 2 out).
+// In a parallel block the add sums the residual and both branch outputs (3 in), and a second
+// norm (Falcon's ln_mlp) writes its own normalized copy (3 out).
 void residual_norm(Emitter& e, const TransformerSpec& tf, const char* plain, const char* fused,
                    double elems, double layers) {
   const double norm_flops = tf.layernorm ? 8.0 : 4.0;
   if (e.fused) {
-    e.vec(fused, 2 * elems, 2 * elems, norm_flops + 1.0, layers, e.pa);
+    const double branches = tf.parallel_block ? 2.0 : 1.0;
+    const double norms = tf.parallel_block ? tf.parallel_block_norms : 1.0;
+    e.vec(fused, (1 + branches) * elems, (1 + norms) * elems, norms * norm_flops + branches, layers,
+          e.pa);
     return;
   }
   unfused_norm(e, tf, plain, elems, layers);
+  if (tf.parallel_block && tf.parallel_block_norms == 2) unfused_norm(e, tf, "mlp_norm", elems, layers);
 }
 
 // Dropout in training (torch native_dropout: one kernel reads x and writes y and a 1-byte keep
@@ -482,7 +488,8 @@ void lower_transformer_stack(Emitter& e, const TransformerSpec& tf, const BlockS
                              int layers) {
   const double N = s.seqs * s.new_tokens;
   lower_attention(e, tf, s, layers);
-  residual_norm(e, tf, "ffn_norm", "add_ffn_norm", N * tf.hidden, layers);
+  // A parallel block's MLP reads the attention's pre-norm input: no norm of its own here.
+  if (!tf.parallel_block) residual_norm(e, tf, "ffn_norm", "add_ffn_norm", N * tf.hidden, layers);
   if (tf.is_moe()) {
     const int dense = std::min(tf.first_dense_layers, layers);
     lower_dense_ffn(e, tf, N, tf.ffn, dense, "up_proj(dense)", "act(dense)", "down_proj(dense)");

@@ -53,9 +53,12 @@ ParamBreakdown transformer_params(const TransformerSpec& tf, ModelKind kind) {
 
   const double attn = attention_block_params(tf);
   const double norms_per_block = norm_params(tf);
+  // Pre-norms per layer: attention and MLP (+ cross-attention); a parallel block shares one or
+  // keeps two.
+  const double block_norms = tf.parallel_block ? tf.parallel_block_norms : 2.0;
   auto add_stack = [&](int layers, bool cross_attention) {
     p.attention += layers * attn * (cross_attention ? 2.0 : 1.0);
-    p.norms += layers * norms_per_block * (cross_attention ? 3.0 : 2.0);
+    p.norms += layers * norms_per_block * (block_norms + (cross_attention ? 1.0 : 0.0));
   };
 
   if (kind == ModelKind::EncoderDecoder) {

@@ -112,11 +112,12 @@ void validate(const ModelSpec& model, const ServingRequest& r) {
   if (r.output_len < 1 || r.output_len > 1 << 20)
     throw BadInput("--output-len (generated tokens) must be in [1, 1048576], got " +
                    std::to_string(r.output_len));
-  if (model.tf.max_seq > 0 && static_cast<long>(r.seq_len) + r.output_len > model.tf.max_seq)
-    throw BadInput(fmt::format("{} handles at most {} tokens: --seq-len {} + --output-len {} = {}; "
-                               "shorten the prompt or the output",
-                               model.id, model.tf.max_seq, r.seq_len, r.output_len,
-                               static_cast<long>(r.seq_len) + r.output_len));
+  // The last generated token is never fed back: the model sees positions up to seq + output - 1.
+  const long positions = static_cast<long>(r.seq_len) + r.output_len - 1;
+  if (model.tf.max_seq > 0 && positions > model.tf.max_seq)
+    throw BadInput(fmt::format("{} handles at most {} tokens: --seq-len {} + --output-len {} - 1 "
+                               "(the last token is not fed back) = {}; shorten the prompt or the output",
+                               model.id, model.tf.max_seq, r.seq_len, r.output_len, positions));
   if (r.prefill_chunk < 0)
     throw BadInput("--prefill-chunk must be >= 1 token (or 0 for no chunking), got " +
                    std::to_string(r.prefill_chunk));
@@ -212,7 +213,10 @@ ServingResult serve_with(const ModelSpec& model, const HardwareSpec& hw,
   out.ridge_point = pf.ridge_point;
 
   // ---- decode (ITL) at the average context over the generation ----
-  const int ctx = r.seq_len + r.output_len / 2;
+  // Decode step k (k = 1 .. output - 1) feeds token k over seq + k - 1 cached tokens: the mean is
+  // seq + (output - 2) / 2. With one output token there is no decode step; the ITL reported is then
+  // that of a step over the prompt.
+  const int ctx = r.output_len >= 2 ? r.seq_len + (r.output_len - 2) / 2 : r.seq_len - 1;
   StepTime ds = time_step(dec.dep, Phase::Decode, r.batch, 1, ctx);
   out.itl_plain = ds.latency;
   out.decode_comm = ds.comm;
@@ -307,7 +311,7 @@ ServingResult serve_with(const ModelSpec& model, const HardwareSpec& hw,
                             "longest a co-scheduled decode step is stalled.",
                             format_time(out.prefill_chunk_time)));
   t.push_back(fmt::format("Decode (ITL) = engine decode solve at batch {} over {} cached tokens "
-                          "(prompt + half the output): {} ({}-bound, MFU {}); it reads the weights and "
+                          "(the mean over the decode steps: prompt + (output - 2)/2): {} ({}-bound, MFU {}); it reads the weights and "
                           "every request's KV cache each step.",
                           r.batch, ctx, format_time(out.itl_plain), to_string(out.decode_bottleneck),
                           format_percent(out.decode_mfu)));
