@@ -78,7 +78,9 @@ TEST(FabricCalibration, RecoversTheAlphaAndEfficiencyThatMadeTheData) {
   const Cluster start = FleetCatalog::builtin().cluster("gcp-a3-mega");
   const FabricFit fit = fit_fabric(samples, CollectiveOp::AllReduce, group, start);
   EXPECT_TRUE(fit.scale_out);
-  EXPECT_NEAR(in_us(fit.latency), 40, 0.02 * 40);
+  // Stage 1 fits the bulk pair while the small-message pair is still the starting one, and rows
+  // near the regime boundary run on whichever protocol is faster: alpha lands within a few percent.
+  EXPECT_NEAR(in_us(fit.latency), 40, 0.05 * 40);
   EXPECT_NEAR(fit.efficiency, 0.70, 0.005);
   EXPECT_NEAR(in_us(fit.small_message_latency), 8, 0.05 * 8);
   EXPECT_NEAR(fit.small_message_efficiency, 0.20, 0.01);
@@ -101,6 +103,30 @@ TEST(FabricCalibration, BuiltInTcpxoFabricIsTheFitOfItsPublishedSweep) {
   // The fitted model reproduces the whole 8 B .. 8 GiB sweep within the figure its source states.
   EXPECT_LT(fit.median_abs_error, 0.05);
   EXPECT_LT(fit.max_abs_error, 0.14);
+}
+
+TEST(FabricCalibration, BuiltInNvlink4RingIsTheFitOfItsPublishedRingSweep) {
+  // An NCCL_ALGO=RING sweep fits the ring with --algorithm ring; NVLS keeps its own efficiency.
+  const std::string path = "catalog/calibration/measurements/together-h100-8gpu-all_reduce_ring.log";
+  const NcclTestsLog log = parse_nccl_tests(read_source_file(path), path);
+  EXPECT_EQ(log.ranks, 8);
+  const auto& fleet = FleetCatalog::builtin();
+  const Cluster node = fleet.standard_cluster("h100", 8);
+  const GroupPlacement group = place_group(8, 1, 8);
+  const FabricFit fit = fit_fabric(log.samples, CollectiveOp::AllReduce, group, node, Algorithm::Ring);
+  const Fabric& nvlink4 = fleet.fabric("nvlink4");
+  EXPECT_FALSE(fit.scale_out);
+  EXPECT_NEAR(in_us(fit.latency), in_us(nvlink4.latency), 0.01);
+  EXPECT_NEAR(fit.efficiency, nvlink4.collective_efficiency, 5e-4);
+  EXPECT_NEAR(in_us(fit.small_message_latency), in_us(nvlink4.small_message_latency), 0.01);
+  EXPECT_NEAR(fit.small_message_efficiency, nvlink4.small_message_efficiency, 5e-4);
+  EXPECT_DOUBLE_EQ(fit.in_network_efficiency, nvlink4.in_network_efficiency);
+  EXPECT_LT(fit.median_abs_error, 0.02);
+  // The ring model reproduces a size the fit used: 8 MiB in 81.3 us (busbw 180.6 GB/s).
+  const double t = collective_time(CollectiveOp::AllReduce, bytes(8388608), group, node, Algorithm::Ring).time.si();
+  EXPECT_NEAR(t, 81.28e-6, 0.1 * 81.28e-6);
+  // An in-network sweep is not what the fit models.
+  EXPECT_THROW(fit_fabric(log.samples, CollectiveOp::AllReduce, group, node, Algorithm::InNetwork), BadInput);
 }
 
 TEST(FabricCalibration, EachSizeRunsOnTheFasterProtocol) {

@@ -17,7 +17,7 @@ namespace mlsysim::cli {
 namespace {
 
 struct CalibrateOptions {
-  std::string from, nccl_tests, hardware, cluster, op, output;
+  std::string from, nccl_tests, hardware, cluster, op, output, algorithm = "auto";
   int gpus = 0;
 };
 
@@ -51,7 +51,8 @@ int run_fabric_calibration(const GlobalOptions& g, const CalibrateOptions& o) {
     throw BadInput(fmt::format("the run has {} ranks but {} has {} GPUs; pick a larger --cluster", ranks,
                                cluster.id, cluster.total_gpus()));
   const GroupPlacement group = place_group(ranks, 1, cluster.gpus_per_node());
-  const FabricFit fit = fit_fabric(log.samples, op, group, cluster);
+  const Algorithm algorithm = parse_collective_algorithm(o.algorithm);
+  const FabricFit fit = fit_fabric(log.samples, op, group, cluster, algorithm);
   const Fabric& before = fit.scale_out ? cluster.scale_out : cluster.scale_up;
   write_output(fabric_toml(before, fit, o.nccl_tests), o.output);
 
@@ -79,8 +80,8 @@ int run_fabric_calibration(const GlobalOptions& g, const CalibrateOptions& o) {
   std::cerr << fmt::format("  {:>12}  {:>12}  {:>14}  {:>14}\n", "bytes", "measured ms", "catalog ms", "calibrated ms");
   for (const auto& s : log.samples)
     std::cerr << fmt::format("  {:>12.4g}  {:>12.4f}  {:>14.4f}  {:>14.4f}\n", s.message.si(), in_ms(s.time),
-                             in_ms(collective_time(op, s.message, group, cluster).time),
-                             in_ms(collective_time(op, s.message, group, after).time));
+                             in_ms(collective_time(op, s.message, group, cluster, algorithm).time),
+                             in_ms(collective_time(op, s.message, group, after, algorithm).time));
   return kExitOk;
 }
 
@@ -155,6 +156,9 @@ const CommandRegistrar registrar(40, "calibrate", [](CLI::App& app, const Global
   cmd->add_option("--hardware,-H", o->hardware,
                   "Device id (default: the file's 'hardware' field); with --nccl-tests: its standard node");
   cmd->add_option("--cluster", o->cluster, "With --nccl-tests: the cluster the run used (see collective --list)");
+  cmd->add_option("--algorithm", o->algorithm,
+                  "With --nccl-tests: the algorithm the run used: auto (NCCL's choice, default) | ring | tree "
+                  "(an NCCL_ALGO=RING sweep fits the ring and leaves NVLS/SHARP as it was)");
   cmd->add_option("--gpus,-n", o->gpus, "With --nccl-tests: ranks of the run (default: the log's Rank lines)");
   cmd->add_option("--op", o->op, "With --nccl-tests: allreduce | allgather | reducescatter | alltoall "
                                  "(default: from the binary named in the log)");

@@ -101,11 +101,7 @@ int run_collective(const GlobalOptions& g, const CollectiveOptions& o) {
     if (o.gpus > c.total_gpus())
       throw BadInput(fmt::format("--gpus {} exceeds {} ({} GPUs)", o.gpus, c.id, c.total_gpus()));
     const GroupPlacement pl = place_group(o.gpus, o.stride, c.gpus_per_node());
-    const Algorithm alg = parse_enum<Algorithm>(
-        "--algorithm", o.algorithm, {{"auto", Algorithm::Auto}, {"ring", Algorithm::Ring}, {"tree", Algorithm::Tree},
-                                     {"in-network", Algorithm::InNetwork}, {"nvls", Algorithm::InNetwork},
-                                     {"sharp", Algorithm::InNetwork}, {"hierarchical", Algorithm::Hierarchical},
-                                     {"pairwise", Algorithm::Pairwise}, {"direct", Algorithm::Direct}});
+    const Algorithm alg = parse_collective_algorithm(o.algorithm);
     text += fmt::format("{} over {} GPUs of {} ({} per node x {} nodes; {} + {} on {})\n", to_string(op), o.gpus, c.id,
                         pl.per_node, pl.nodes, c.scale_up.id, c.scale_out.id, c.topology.id);
     text += fmt::format("  {:>12}  {:<13}{:>12}{:>12}{:>12}  {}\n", "bytes", "algorithm", "time ms", "algbw GB/s",

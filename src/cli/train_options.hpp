@@ -72,6 +72,15 @@ inline CollectiveOp parse_collective_op(const std::string& value) {
                       {"p2p", CollectiveOp::PointToPoint}, {"point-to-point", CollectiveOp::PointToPoint}});
 }
 
+// `--algorithm` of `collective` and `calibrate --nccl-tests`.
+inline Algorithm parse_collective_algorithm(const std::string& value) {
+  return parse_enum<Algorithm>(
+      "--algorithm", value, {{"auto", Algorithm::Auto}, {"ring", Algorithm::Ring}, {"tree", Algorithm::Tree},
+                             {"in-network", Algorithm::InNetwork}, {"nvls", Algorithm::InNetwork},
+                             {"sharp", Algorithm::InNetwork}, {"hierarchical", Algorithm::Hierarchical},
+                             {"pairwise", Algorithm::Pairwise}, {"direct", Algorithm::Direct}});
+}
+
 // Cluster, hardware and request from the options.
 struct TrainSetup {
   std::shared_ptr<const Catalog> catalog_owner;

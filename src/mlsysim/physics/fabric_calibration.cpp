@@ -89,12 +89,13 @@ namespace {
 // `cluster_for(alpha, efficiency)` builds the cluster to evaluate.
 template <class ClusterFor>
 GridPoint least_squares_alpha_efficiency(const std::vector<CollectiveSample>& rows, CollectiveOp op,
-                                         const GroupPlacement& group, ClusterFor cluster_for) {
+                                         const GroupPlacement& group, Algorithm algorithm,
+                                         ClusterFor cluster_for) {
   auto cost = [&](double alpha_s, double efficiency) {
     const Cluster c = cluster_for(alpha_s, efficiency);
     double sum = 0;
     for (const auto& s : rows) {
-      const double r = std::log(collective_time(op, s.message, group, c).time / s.time);
+      const double r = std::log(collective_time(op, s.message, group, c, algorithm).time / s.time);
       sum += r * r;
     }
     return sum;
@@ -129,15 +130,22 @@ GridPoint least_squares_alpha_efficiency(const std::vector<CollectiveSample>& ro
 }  // namespace
 
 FabricFit fit_fabric(const std::vector<CollectiveSample>& samples, CollectiveOp op, const GroupPlacement& group,
-                     const Cluster& cluster) {
+                     const Cluster& cluster, Algorithm algorithm) {
   if (group.size < 2) throw BadInput("fabric calibration: the collective must span at least 2 ranks");
+  if (algorithm == Algorithm::InNetwork)
+    throw BadInput("fabric calibration fits the ring's alpha and efficiency: give an NCCL_ALGO=RING (or tree) "
+                   "sweep with --algorithm ring, or a default run with --algorithm auto");
   FabricFit fit;
   fit.scale_out = group.nodes > 1;
   const Fabric& original = fit.scale_out ? cluster.scale_out : cluster.scale_up;
-  // In-network reduction (NVLS/SHARP) keeps its ratio to the ring efficiency: one scale factor
-  // moves both, so each fit stays two-dimensional.
-  const double in_network_ratio =
-      original.in_network_reduction ? original.in_network_efficiency / original.collective_efficiency : 0.0;
+  // Auto: in-network reduction (NVLS/SHARP) keeps its ratio to the ring efficiency, one scale
+  // factor moves both, so each fit stays two-dimensional. A named algorithm leaves it alone.
+  const bool scale_in_network = algorithm == Algorithm::Auto && original.in_network_reduction;
+  auto in_network_for = [&](double efficiency) {
+    if (!original.in_network_reduction) return 0.0;
+    if (!scale_in_network) return original.in_network_efficiency;
+    return std::min(1.0, efficiency * original.in_network_efficiency / original.collective_efficiency);
+  };
 
   // The bandwidth regime: rows whose bus bandwidth reaches kBandwidthRegimeShare of the best.
   const double factor = bus_bandwidth_factor(op, group.size);
@@ -157,10 +165,10 @@ FabricFit fit_fabric(const std::vector<CollectiveSample>& samples, CollectiveOp 
     FabricFit f = fit;
     f.latency = Seconds(alpha_s);
     f.efficiency = efficiency;
-    f.in_network_efficiency = std::min(1.0, efficiency * in_network_ratio);
+    f.in_network_efficiency = in_network_for(efficiency);
     return f;
   };
-  const GridPoint b = least_squares_alpha_efficiency(bulk_rows, op, group, [&](double a, double e) {
+  const GridPoint b = least_squares_alpha_efficiency(bulk_rows, op, group, algorithm, [&](double a, double e) {
     return apply_fabric_fit(cluster, bulk(a, e));
   });
   fit = bulk(b.alpha_s, b.efficiency);
@@ -169,7 +177,7 @@ FabricFit fit_fabric(const std::vector<CollectiveSample>& samples, CollectiveOp 
   // Stage 2: the small-message pair over the rows below the bandwidth regime, with the bulk pair
   // fixed: each row runs on whichever protocol is faster, as in the engine.
   if (small_rows.size() >= 2) {
-    const GridPoint s = least_squares_alpha_efficiency(small_rows, op, group, [&](double a, double e) {
+    const GridPoint s = least_squares_alpha_efficiency(small_rows, op, group, algorithm, [&](double a, double e) {
       FabricFit f = fit;
       f.small_message_latency = Seconds(a);
       f.small_message_efficiency = e;
@@ -185,7 +193,7 @@ FabricFit fit_fabric(const std::vector<CollectiveSample>& samples, CollectiveOp 
   std::vector<double> errors;
   const Cluster fitted = apply_fabric_fit(cluster, fit);
   for (const auto& s : samples)
-    errors.push_back(std::abs(collective_time(op, s.message, group, fitted).time / s.time - 1));
+    errors.push_back(std::abs(collective_time(op, s.message, group, fitted, algorithm).time / s.time - 1));
   fit.median_abs_error = median(errors);
   fit.max_abs_error = *std::max_element(errors.begin(), errors.end());
   return fit;

@@ -57,8 +57,13 @@ inline constexpr double kBandwidthRegimeShare = 0.5;
 // Least squares in log time, on a log grid of alpha (0 and 0.1 us .. 10 ms) times a grid of
 // efficiency (0.01 .. 1), refined once around the best cell: first the bulk pair over the
 // bandwidth-regime rows, then the small-message pair over the rest.
+// `algorithm`: the one the run used (NCCL_ALGO=RING, ...). Auto fits the engine's choice of the
+// fastest, with in-network reduction (NVLS/SHARP) keeping its ratio to the ring efficiency; a named
+// ring, tree or hierarchical run fits the ring's alpha and efficiency and leaves the in-network
+// efficiency as it was (an NCCL_ALGO=RING sweep says nothing about NVLS).
 FabricFit fit_fabric(const std::vector<CollectiveSample>& samples, CollectiveOp op,
-                     const GroupPlacement& group, const Cluster& cluster);
+                     const GroupPlacement& group, const Cluster& cluster,
+                     Algorithm algorithm = Algorithm::Auto);
 
 // The cluster with the fitted numbers put into the fabric they belong to.
 Cluster apply_fabric_fit(Cluster cluster, const FabricFit& fit);
