@@ -125,8 +125,36 @@ TEST(FabricCalibration, BuiltInNvlink4RingIsTheFitOfItsPublishedRingSweep) {
   // The ring model reproduces a size the fit used: 8 MiB in 81.3 us (busbw 180.6 GB/s).
   const double t = collective_time(CollectiveOp::AllReduce, bytes(8388608), group, node, Algorithm::Ring).time.si();
   EXPECT_NEAR(t, 81.28e-6, 0.1 * 81.28e-6);
-  // An in-network sweep is not what the fit models.
-  EXPECT_THROW(fit_fabric(log.samples, CollectiveOp::AllReduce, group, node, Algorithm::InNetwork), BadInput);
+}
+
+TEST(FabricCalibration, BuiltInNvlsIsTheFitOfItsPublishedNvlsSweep) {
+  const std::string path = "catalog/calibration/measurements/together-h100-8gpu-all_reduce_nvls.log";
+  const NcclTestsLog log = parse_nccl_tests(read_source_file(path), path);
+  const auto& fleet = FleetCatalog::builtin();
+  const Cluster node = fleet.standard_cluster("h100", 8);
+  const GroupPlacement group = place_group(8, 1, 8);
+  const FabricFit fit = fit_fabric(log.samples, CollectiveOp::AllReduce, group, node, Algorithm::InNetwork);
+  const Fabric& nvlink4 = fleet.fabric("nvlink4");
+  EXPECT_TRUE(fit.in_network_fit);
+  EXPECT_NEAR(in_us(fit.in_network_latency), in_us(nvlink4.in_network_latency), 0.01);
+  EXPECT_NEAR(fit.in_network_efficiency, nvlink4.in_network_efficiency, 5e-4);
+  // The ring's figures are not what an NVLS run measures: they stay.
+  EXPECT_DOUBLE_EQ(in_us(fit.latency), in_us(nvlink4.latency));
+  EXPECT_DOUBLE_EQ(fit.efficiency, nvlink4.collective_efficiency);
+  EXPECT_LT(fit.max_abs_error, 0.05);
+  // 8 GiB in-network: 78 us + 8 GiB / (450 GB/s x 0.597) against the measured 31.37 ms.
+  const double t = collective_time(CollectiveOp::AllReduce, bytes(8589934592.0), group, node).time.si();
+  EXPECT_NEAR(t, 78.07e-6 + 8589934592.0 / (450e9 * nvlink4.in_network_efficiency), 1e-9);
+  EXPECT_NEAR(t, 31.37e-3, 0.03 * 31.37e-3);
+  // NVLS runs on the Simple protocol only: a 64 KiB all-reduce goes to the ring's low-latency
+  // protocol (~37 us measured in both sweeps), not to NVLS's 78 us.
+  const auto small = collective_time(CollectiveOp::AllReduce, bytes(65536), group, node);
+  EXPECT_EQ(small.algorithm, Algorithm::Ring);
+  EXPECT_NEAR(small.time.si(), 35.66e-6, 0.15 * 35.66e-6);
+  // A fabric without in-network reduction has nothing for this fit.
+  EXPECT_THROW(fit_fabric(log.samples, CollectiveOp::AllReduce, group, fleet.standard_cluster("a100-80gb", 8),
+                          Algorithm::InNetwork),
+               BadInput);
 }
 
 TEST(FabricCalibration, EachSizeRunsOnTheFasterProtocol) {

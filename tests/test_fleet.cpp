@@ -97,6 +97,10 @@ TEST(Topology, TreeMovesTwiceTheMessageExceptBetweenTwoRanks) {
   // Rings win for large messages, trees for small ones (NCCL's crossover).
   EXPECT_LT(ring_allreduce_time(gigabytes(1), 16, link), tree_allreduce_time(gigabytes(1), 16, link));
   EXPECT_LT(tree_allreduce_time(bytes(1024), 16, link), ring_allreduce_time(bytes(1024), 16, link));
+  // Inside one node NCCL's tree is a chain: 2(N-1) steps and 2 x M per rank, never ahead of the ring.
+  EXPECT_NEAR(chain_allreduce_time(gigabytes(1), 8, link).si(), 14 * 5e-6 + 2e9 / 50e9, 1e-12);
+  for (double m : {8.0, 1e6, 1e9})
+    EXPECT_GE(chain_allreduce_time(bytes(m), 8, link), ring_allreduce_time(bytes(m), 8, link));
 }
 
 TEST(Topology, NvlsTreeIsBoundByItsSlowerPipelinedStage) {
@@ -112,7 +116,8 @@ TEST(Topology, NvlsTreeIsBoundByItsSlowerPipelinedStage) {
   const double rail = 25e9 * f.fabric("tcpxo-200g").collective_efficiency;
   const double local = 450e9 * f.fabric("nvlink4").in_network_efficiency;
   const double transfer = std::max(8e9 / local, 8e9 / 8 / rail);
-  const double latency = 4 * f.fabric("nvlink4").latency.si() + 2 * f.fabric("tcpxo-200g").latency.si();
+  // NVLS inside the node (reduce, then broadcast) pays its measured fixed cost twice.
+  const double latency = 2 * f.fabric("nvlink4").in_network_fixed_cost().si() + 2 * f.fabric("tcpxo-200g").latency.si();
   EXPECT_NEAR(e.time.si(), transfer + latency, 1e-9);
 }
 

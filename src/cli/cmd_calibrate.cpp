@@ -57,25 +57,35 @@ int run_fabric_calibration(const GlobalOptions& g, const CalibrateOptions& o) {
   write_output(fabric_toml(before, fit, o.nccl_tests), o.output);
 
   const Cluster after = apply_fabric_fit(cluster, fit);
-  std::cerr << fmt::format(
+  if (fit.in_network_fit)
+    std::cerr << fmt::format(
+        "calibrated fabric {} ({}) in-network all-reduce from {} of {} {} rows over {} ranks of {}:\n"
+        "  fixed cost {:.3g} us (was {:.3g}), efficiency {:.3f} (was {:.3f}); median |error| {:.1f}%, max {:.1f}%\n",
+        before.id, fit.scale_out ? "scale-out" : "scale-up", fit.samples_used, log.samples.size(), to_string(op),
+        ranks, cluster.id, in_us(fit.in_network_latency), in_us(before.in_network_fixed_cost()),
+        fit.in_network_efficiency, before.in_network_efficiency, 100 * fit.median_abs_error,
+        100 * fit.max_abs_error);
+  else std::cerr << fmt::format(
       "calibrated fabric {} ({}) from {} {} rows over {} ranks of {} ({} per node x {} nodes):\n"
       "  bulk protocol ({} rows at >= {:.0f}% of the best bus bandwidth): alpha {:.3g} us (was {:.3g}), "
       "efficiency {:.3f} (was {:.3f})\n",
       before.id, fit.scale_out ? "scale-out" : "scale-up", log.samples.size(), to_string(op), ranks, cluster.id,
       group.per_node, group.nodes, fit.samples_used, 100 * kBandwidthRegimeShare, in_us(fit.latency),
       in_us(before.latency), fit.efficiency, before.collective_efficiency);
-  if (fit.small_message_efficiency > 0)
+  if (!fit.in_network_fit && fit.small_message_efficiency > 0)
     std::cerr << fmt::format("  small-message protocol ({} smaller rows): alpha {:.3g} us, efficiency {:.3f}\n",
                              fit.small_samples_used, in_us(fit.small_message_latency), fit.small_message_efficiency);
-  std::cerr << fmt::format("  median |error| {:.1f}%, max {:.1f}% over all {} rows\n", 100 * fit.median_abs_error,
-                           100 * fit.max_abs_error, log.samples.size());
+  if (!fit.in_network_fit)
+    std::cerr << fmt::format("  median |error| {:.1f}%, max {:.1f}% over all {} rows\n", 100 * fit.median_abs_error,
+                             100 * fit.max_abs_error, log.samples.size());
   // A fit that needs the whole line rate, or that still misses, says the run was not on this cluster
   // as described (line rate, GPUs per node, NICs).
-  if (fit.efficiency >= 0.99 || fit.median_abs_error > 0.2)
+  const double fitted_efficiency = fit.in_network_fit ? fit.in_network_efficiency : fit.efficiency;
+  if (fitted_efficiency >= 0.99 || fit.median_abs_error > 0.2)
     std::cerr << fmt::format(
         "  warning: the fitted model {} this run; check --cluster and --gpus ({} per node, {:.0f} GB/s per "
         "direction on {})\n",
-        fit.efficiency >= 0.99 ? "needs the full line rate to reach" : "does not match", group.per_node,
+        fitted_efficiency >= 0.99 ? "needs the full line rate to reach" : "does not match", group.per_node,
         in_gbps(before.per_direction), before.id);
   std::cerr << fmt::format("  {:>12}  {:>12}  {:>14}  {:>14}\n", "bytes", "measured ms", "catalog ms", "calibrated ms");
   for (const auto& s : log.samples)
@@ -157,8 +167,9 @@ const CommandRegistrar registrar(40, "calibrate", [](CLI::App& app, const Global
                   "Device id (default: the file's 'hardware' field); with --nccl-tests: its standard node");
   cmd->add_option("--cluster", o->cluster, "With --nccl-tests: the cluster the run used (see collective --list)");
   cmd->add_option("--algorithm", o->algorithm,
-                  "With --nccl-tests: the algorithm the run used: auto (NCCL's choice, default) | ring | tree "
-                  "(an NCCL_ALGO=RING sweep fits the ring and leaves NVLS/SHARP as it was)");
+                  "With --nccl-tests: the algorithm the run used: auto (NCCL's choice, default) | ring | tree | "
+                  "in-network (an NCCL_ALGO=RING sweep fits the ring and leaves NVLS/SHARP as it was; an NVLS "
+                  "sweep fits the in-network fixed cost and efficiency)");
   cmd->add_option("--gpus,-n", o->gpus, "With --nccl-tests: ranks of the run (default: the log's Rank lines)");
   cmd->add_option("--op", o->op, "With --nccl-tests: allreduce | allgather | reducescatter | alltoall "
                                  "(default: from the binary named in the log)");

@@ -102,6 +102,8 @@ void FleetCatalog::add_toml(std::string_view text, const std::string& origin) {
     f.in_network_efficiency = num(t, "in_network_efficiency", w, 0.0);
     if (f.in_network_reduction && (f.in_network_efficiency <= 0 || f.in_network_efficiency > 1))
       throw BadInput(w + ": in_network_efficiency must be in (0, 1] when in_network_reduction");
+    f.in_network_latency = microseconds(num(t, "in_network_latency_us", w, 0.0));
+    if (f.in_network_latency.si() < 0) throw BadInput(w + ": in_network_latency_us must be >= 0");
     const bool has_small_latency = static_cast<bool>(t["small_message_latency_us"]);
     const bool has_small_efficiency = static_cast<bool>(t["small_message_efficiency"]);
     if (has_small_latency != has_small_efficiency)

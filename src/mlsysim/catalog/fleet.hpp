@@ -23,6 +23,9 @@ struct Fabric {
   double collective_efficiency = 1.0;  // achieved / per-direction for bandwidth-bound rings
   bool in_network_reduction = false;   // NVLS / SHARP
   double in_network_efficiency = 0.0;  // in-network all-reduce algbw / per-direction
+  // Fixed cost of one in-network all-reduce (switch setup, pipeline fill), where an nccl-tests
+  // sweep measured it; 0: two steps of `latency` (one up, one down).
+  Seconds in_network_latency{};
   // NCCL's low-latency protocols (LL, LL128) for small messages: a lower alpha per step at a lower
   // share of the line rate. A collective runs on whichever protocol is faster at its size, as NCCL's
   // tuner chooses per size (src/graph/tuning.cc keeps per-protocol latencies and bandwidths).
@@ -32,6 +35,9 @@ struct Fabric {
   std::string source;
 
   [[nodiscard]] bool has_small_message_protocol() const { return small_message_efficiency > 0; }
+  [[nodiscard]] Seconds in_network_fixed_cost() const {
+    return in_network_latency.si() > 0 ? in_network_latency : latency * 2.0;
+  }
 };
 
 struct Topology {

@@ -37,6 +37,13 @@ Seconds tree_allreduce_time(Bytes message, int ranks, LinkCost link) {
          message * traffic / link.bandwidth;
 }
 
+Seconds chain_allreduce_time(Bytes message, int ranks, LinkCost link) {
+  check(message, ranks, link, "chain all-reduce");
+  if (ranks == 1) return Seconds(0);
+  const double traffic = ranks == 2 ? 1.0 : 2.0;
+  return link.latency * (2.0 * (ranks - 1)) + message * traffic / link.bandwidth;
+}
+
 Seconds ring_reduce_scatter_time(Bytes message, int ranks, LinkCost link) {
   check(message, ranks, link, "reduce-scatter");
   if (ranks == 1) return Seconds(0);

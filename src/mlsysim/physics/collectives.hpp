@@ -26,6 +26,11 @@ inline Seconds calc_ring_allreduce_time(Bytes message_bytes, int n_gpus, BytesPe
 // an interior rank moves 2 x M each way (M once for N = 2): pipelined, latency-optimal, not
 // bandwidth-optimal, so rings win for large messages and trees for small ones.
 Seconds tree_allreduce_time(Bytes message, int ranks, LinkCost link);
+// NCCL's tree inside one node: its double binary trees span nodes, and the GPUs of a node form a
+// chain (Jeaugey, "Massively Scale Your Deep Learning Training with NCCL 2.4", NVIDIA blog 2019):
+// reduce down the chain and broadcast back, 2(N-1) latency steps, the message pipelined once each
+// way (2 x M per rank). Never faster than the ring inside a node.
+Seconds chain_allreduce_time(Bytes message, int ranks, LinkCost link);
 // Reduce-scatter or all-gather on a ring: N-1 steps, (N-1)/N x M per rank (M = full buffer).
 Seconds ring_reduce_scatter_time(Bytes message, int ranks, LinkCost link);
 Seconds ring_allgather_time(Bytes message, int ranks, LinkCost link);

@@ -76,6 +76,7 @@ Cluster apply_fabric_fit(Cluster cluster, const FabricFit& fit) {
   f.latency = fit.latency;
   f.collective_efficiency = fit.efficiency;
   if (f.in_network_reduction) f.in_network_efficiency = fit.in_network_efficiency;
+  f.in_network_latency = fit.in_network_latency;
   f.small_message_latency = fit.small_message_latency;
   f.small_message_efficiency = fit.small_message_efficiency;
   return cluster;
@@ -132,12 +133,18 @@ GridPoint least_squares_alpha_efficiency(const std::vector<CollectiveSample>& ro
 FabricFit fit_fabric(const std::vector<CollectiveSample>& samples, CollectiveOp op, const GroupPlacement& group,
                      const Cluster& cluster, Algorithm algorithm) {
   if (group.size < 2) throw BadInput("fabric calibration: the collective must span at least 2 ranks");
-  if (algorithm == Algorithm::InNetwork)
-    throw BadInput("fabric calibration fits the ring's alpha and efficiency: give an NCCL_ALGO=RING (or tree) "
-                   "sweep with --algorithm ring, or a default run with --algorithm auto");
   FabricFit fit;
   fit.scale_out = group.nodes > 1;
   const Fabric& original = fit.scale_out ? cluster.scale_out : cluster.scale_up;
+  fit.latency = original.latency;
+  fit.efficiency = original.collective_efficiency;
+  fit.in_network_efficiency = original.in_network_efficiency;
+  fit.in_network_latency = original.in_network_latency;
+  fit.small_message_latency = original.small_message_latency;
+  fit.small_message_efficiency = original.small_message_efficiency;
+  if (algorithm == Algorithm::InNetwork && !original.in_network_reduction)
+    throw BadInput(fmt::format("fabric calibration: {} has no in-network reduction (NVLS/SHARP) to fit; "
+                               "use --algorithm auto or ring", original.id));
   // Auto: in-network reduction (NVLS/SHARP) keeps its ratio to the ring efficiency, one scale
   // factor moves both, so each fit stays two-dimensional. A named algorithm leaves it alone.
   const bool scale_in_network = algorithm == Algorithm::Auto && original.in_network_reduction;
@@ -160,9 +167,37 @@ FabricFit fit_fabric(const std::vector<CollectiveSample>& samples, CollectiveOp 
                    fmt::format("{:.0f}%", 100 * kBandwidthRegimeShare) +
                    " of the best bus bandwidth; measure up to larger messages (e.g. -e 8G)");
 
+  if (algorithm == Algorithm::InNetwork) {
+    // The in-network pair (fixed cost, efficiency) over the bandwidth-regime rows; the ring's
+    // figures stay as they were.
+    auto in_network = [&](double fixed_s, double efficiency) {
+      FabricFit f = fit;
+      f.in_network_latency = Seconds(std::max(fixed_s, 1e-9));
+      f.in_network_efficiency = efficiency;
+      return f;
+    };
+    const GridPoint g = least_squares_alpha_efficiency(bulk_rows, op, group, algorithm, [&](double a, double e) {
+      return apply_fabric_fit(cluster, in_network(a, e));
+    });
+    fit = in_network(g.alpha_s, g.efficiency);
+    fit.in_network_fit = true;
+    fit.samples_used = static_cast<int>(bulk_rows.size());
+    fit.smallest_used = bulk_rows.front().message;
+    for (const auto& s : bulk_rows) fit.smallest_used = min(fit.smallest_used, s.message);
+    std::vector<double> errors;
+    const Cluster fitted = apply_fabric_fit(cluster, fit);
+    for (const auto& s : bulk_rows)
+      errors.push_back(std::abs(collective_time(op, s.message, group, fitted, algorithm).time / s.time - 1));
+    fit.median_abs_error = median(errors);
+    fit.max_abs_error = *std::max_element(errors.begin(), errors.end());
+    return fit;
+  }
+
   // Stage 1: the bulk protocol, one protocol only.
   auto bulk = [&](double alpha_s, double efficiency) {
     FabricFit f = fit;
+    f.small_message_latency = Seconds(0);  // one protocol in this stage
+    f.small_message_efficiency = 0;
     f.latency = Seconds(alpha_s);
     f.efficiency = efficiency;
     f.in_network_efficiency = in_network_for(efficiency);
@@ -211,9 +246,22 @@ std::string fabric_toml(const Fabric& f, const FabricFit& fit, const std::string
   out += fmt::format("collective_efficiency = {:.4f}\n", fit.efficiency);
   out += fmt::format("in_network_reduction = {}\n", f.in_network_reduction ? "true" : "false");
   if (f.in_network_reduction) out += fmt::format("in_network_efficiency = {:.4f}\n", fit.in_network_efficiency);
+  if (f.in_network_reduction && fit.in_network_latency.si() > 0)
+    out += fmt::format("in_network_latency_us = {:.4g}\n", fit.in_network_latency.si() * 1e6);
   if (fit.small_message_efficiency > 0) {
     out += fmt::format("small_message_latency_us = {:.4g}\n", fit.small_message_latency.si() * 1e6);
     out += fmt::format("small_message_efficiency = {:.4f}\n", fit.small_message_efficiency);
+  }
+  if (fit.in_network_fit) {
+    out += fmt::format(
+        "source = {}\n",
+        toml_string(fmt::format("in-network fixed cost and efficiency fitted by mlsysim calibrate --nccl-tests "
+                                "--algorithm in-network from {} ({} sizes from {:.0f} bytes up, median |error| "
+                                "{:.1f}%, max {:.1f}%); ring figures and per-direction line rate from the catalog's "
+                                "fabric '{}'",
+                                origin, fit.samples_used, fit.smallest_used.si(), 100 * fit.median_abs_error,
+                                100 * fit.max_abs_error, f.id)));
+    return out;
   }
   out += fmt::format(
       "source = {}\n",

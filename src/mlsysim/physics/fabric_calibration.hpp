@@ -36,6 +36,8 @@ struct FabricFit {
   Seconds latency{};           // fitted alpha per collective step (NCCL's bulk protocol)
   double efficiency = 1.0;     // fitted collective_efficiency (in-network efficiency scaled alike)
   double in_network_efficiency = 0.0;
+  Seconds in_network_latency{};  // fitted by an in-network sweep; 0: two steps of alpha
+  bool in_network_fit = false;   // the run was in-network: only its fixed cost and efficiency were fitted
   // The small-message (low-latency protocol) pair, fitted on the rows below the bandwidth regime;
   // efficiency 0 when there were fewer than 2 such rows.
   Seconds small_message_latency{};
@@ -60,7 +62,10 @@ inline constexpr double kBandwidthRegimeShare = 0.5;
 // `algorithm`: the one the run used (NCCL_ALGO=RING, ...). Auto fits the engine's choice of the
 // fastest, with in-network reduction (NVLS/SHARP) keeping its ratio to the ring efficiency; a named
 // ring, tree or hierarchical run fits the ring's alpha and efficiency and leaves the in-network
-// efficiency as it was (an NCCL_ALGO=RING sweep says nothing about NVLS).
+// efficiency as it was (an NCCL_ALGO=RING sweep says nothing about NVLS). An in-network run fits
+// the in-network fixed cost and efficiency on its bandwidth-regime rows and keeps the ring's
+// figures (NCCL runs NVLS on its Simple protocol only; the smaller sizes go to the ring's
+// low-latency protocol).
 FabricFit fit_fabric(const std::vector<CollectiveSample>& samples, CollectiveOp op,
                      const GroupPlacement& group, const Cluster& cluster,
                      Algorithm algorithm = Algorithm::Auto);

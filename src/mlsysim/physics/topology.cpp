@@ -69,11 +69,11 @@ LinkCost scale_out_link(const Cluster& c, bool all_to_all, bool rail_aligned) {
 }
 
 Seconds in_network_allreduce_time(Bytes message, int ranks, BytesPerSecond per_direction,
-                                  double efficiency, Seconds latency) {
+                                  double efficiency, Seconds fixed_cost) {
   if (ranks < 1) throw BadInput("in-network all-reduce: ranks must be >= 1");
   if (!(efficiency > 0) || efficiency > 1) throw BadInput("in-network efficiency must be in (0, 1]");
   if (ranks == 1) return Seconds(0);
-  return latency * 2.0 + message / (per_direction * efficiency);
+  return fixed_cost + message / (per_direction * efficiency);
 }
 
 Seconds hierarchical_reduce_scatter_time(Bytes message, int gpus_per_node, int nodes, LinkCost intra,
@@ -132,11 +132,11 @@ std::vector<CollectiveEstimate> single_protocol_candidates(CollectiveOp op, Byte
     case CollectiveOp::AllReduce:
       if (intra) {
         add(Algorithm::Ring, ring_allreduce_time(message, n, up), up_name);
-        add(Algorithm::Tree, tree_allreduce_time(message, n, up), up_name);
+        add(Algorithm::Tree, chain_allreduce_time(message, n, up), up_name + " (chain)");
         if (c.scale_up.in_network_reduction)
           add(Algorithm::InNetwork,
               in_network_allreduce_time(message, n, c.scale_up.per_direction,
-                                        c.scale_up.in_network_efficiency, c.scale_up.latency),
+                                        c.scale_up.in_network_efficiency, c.scale_up.in_network_fixed_cost()),
               up_name + " (NVLS)");
       } else if (flat_inter) {
         add(Algorithm::Ring, ring_allreduce_time(message, n, out_ring), out_name);
@@ -145,7 +145,9 @@ std::vector<CollectiveEstimate> single_protocol_candidates(CollectiveOp op, Byte
           add(Algorithm::InNetwork,
               in_network_allreduce_time(message, n, out_ring.bandwidth / c.scale_out.collective_efficiency,
                                         c.scale_out.in_network_efficiency,
-                                        c.scale_out.latency * (c.topology.hops / 2.0)),
+                                        c.scale_out.in_network_latency.si() > 0
+                                            ? c.scale_out.in_network_latency
+                                            : c.scale_out.latency * c.topology.hops),
               out_name + " (SHARP)");
       } else {
         add(Algorithm::Ring, ring_allreduce_time(message, n, multi_node_ring_hop(up, out_ring, g)), out_name);
@@ -156,7 +158,7 @@ std::vector<CollectiveEstimate> single_protocol_candidates(CollectiveOp op, Byte
         // NCCL pipelines chunks through the two stages (NCCL 2.18 release notes, "NVLS+Tree"), so the
         // slower stage sets the bandwidth; both stages still pay their step latencies once.
         if (c.scale_up.in_network_reduction) {
-          const Seconds local_latency = 2.0 * (c.scale_up.latency * 2.0);
+          const Seconds local_latency = 2.0 * c.scale_up.in_network_fixed_cost();
           const Seconds local_transfer =
               message / (c.scale_up.per_direction * c.scale_up.in_network_efficiency);
           // The tree's transfer and latency terms apart: the same formula on a latency-free link
@@ -202,14 +204,14 @@ std::vector<CollectiveEstimate> single_protocol_candidates(CollectiveOp op, Byte
   return out;
 }
 
-// The same fabric on NCCL's low-latency protocol: its small-message alpha and efficiency (the
-// in-network efficiency scaled by the same factor).
+// The same fabric on NCCL's low-latency protocols (LL, LL128): its small-message alpha and
+// efficiency. In-network reduction does not run on them: NCCL's tuner gives NVLS and CollNet the
+// Simple protocol only (src/graph/tuning.cc), so their candidates stay on the bulk figures.
 Fabric on_low_latency_protocol(Fabric f) {
   if (!f.has_small_message_protocol()) return f;
-  const double scale = f.small_message_efficiency / f.collective_efficiency;
   f.latency = f.small_message_latency;
   f.collective_efficiency = f.small_message_efficiency;
-  f.in_network_efficiency = std::min(1.0, f.in_network_efficiency * scale);
+  f.in_network_reduction = false;
   return f;
 }
 }  // namespace

@@ -38,9 +38,10 @@ LinkCost scale_out_link(const Cluster& c, bool all_to_all, bool rail_aligned);
 
 // In-network all-reduce (NVLink SHARP / InfiniBand SHARP; Graham et al. 2016, "Scalable
 // Hierarchical Aggregation Protocol"): each rank sends its buffer up once and receives the reduced
-// result once, both directions in parallel: t = 2 alpha + M / (beta x efficiency).
+// result once, both directions in parallel: t = fixed cost + M / (beta x efficiency), the fixed
+// cost being two steps of alpha unless a sweep measured it (Fabric::in_network_fixed_cost).
 Seconds in_network_allreduce_time(Bytes message, int ranks, BytesPerSecond per_direction,
-                                  double efficiency, Seconds latency);
+                                  double efficiency, Seconds fixed_cost);
 // Hierarchical reduce-scatter / all-gather: within the node over g ranks, then across n nodes on
 // 1/g of the data (one ring per local rank in parallel).
 Seconds hierarchical_reduce_scatter_time(Bytes message, int gpus_per_node, int nodes, LinkCost intra,
