@@ -9,10 +9,12 @@
 #include <nlohmann/json.hpp>
 
 #include "mlsysim/catalog/catalog.hpp"
+#include "mlsysim/catalog/fleet.hpp"
 #include "mlsysim/errors.hpp"
 #include "mlsysim/physics/collectives.hpp"
 #include "mlsysim/physics/memory.hpp"
 #include "mlsysim/physics/serving.hpp"
+#include "mlsysim/physics/topology.hpp"
 #include "mlsysim/solvers/engine.hpp"
 #include "mlsysim/solvers/serving.hpp"
 
@@ -122,11 +124,20 @@ TEST(ServingPart2, TensorParallelWhenTheModelDoesNotFit) {
   const ServingResult s = serve(model("llama3-70b"), hw("h100"), req(4096, 16, 256));
   EXPECT_TRUE(s.feasible);
   EXPECT_EQ(s.tp, 4);
-  // Decode all-reduces: 2 per layer x 80 layers, ring over NVLink (450 GB/s per direction),
-  // message = batch x hidden x 2 B.
-  const auto& link = *hw("h100").interconnect;
-  const Seconds ar = ring_allreduce_time(Bytes(16.0 * 8192 * 2), 4, {link.per_direction, link.latency});
+  // Decode all-reduces: 2 per layer x 80 layers of batch x hidden x 2 B, on the DGX H100 node's
+  // collective model (NCCL's calibrated NVLink 4 ring/NVLS, the faster at this size).
+  const FleetCatalog& fleet = FleetCatalog::builtin();
+  const Seconds ar = collective_time(CollectiveOp::AllReduce, Bytes(16.0 * 8192 * 2), place_group(4, 1, 8),
+                                     fleet.standard_cluster("h100", 4))
+                         .time;
   EXPECT_NEAR(s.decode_comm.si(), 160 * ar.si(), 1e-15);
+  // 262 kB: the low-latency protocol's ring, 6 steps of its alpha + 1.5 x M over 73% of 450 GB/s.
+  const Fabric& nvlink4 = fleet.fabric("nvlink4");
+  EXPECT_NEAR(ar.si(), 6 * nvlink4.small_message_latency.si() +
+                           1.5 * 16 * 8192 * 2 / (450e9 * nvlink4.small_message_efficiency),
+              1e-12);
+  // A device without a standard node (L40S: PCIe) keeps the ring over its link.
+  EXPECT_FALSE(make_deployment(model("llama3-8b"), hw("l40s"), 2).node.has_value());
   // Request throughput counts prefill: batch x output tokens / end-to-end time; per-GPU tables
   // (TensorRT-LLM's "out tok/s/GPU") divide it over the replica's 4 GPUs.
   EXPECT_NEAR(s.request_tokens_per_s, 16.0 * 256 / s.e2e_latency.si(), 1e-9);

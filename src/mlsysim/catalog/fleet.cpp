@@ -226,6 +226,14 @@ Cluster FleetCatalog::standard_cluster(std::string_view hardware_id, int gpus) c
                  "' (devices with one: " + known + "); pass --cluster NAME (see `mlsysim collective --list`)");
 }
 
+bool FleetCatalog::has_standard_node(std::string_view hardware_id) const {
+  const std::string want = normalize_name(hardware_id);
+  for (const auto& n : nodes_)
+    for (const auto& h : n.standard_for)
+      if (normalize_name(h) == want) return true;
+  return false;
+}
+
 const FleetCatalog& FleetCatalog::builtin() {
   static const FleetCatalog catalog = [] {
     FleetCatalog f;

@@ -106,6 +106,8 @@ class FleetCatalog {
   // The standard node of a device (e.g. h100 -> DGX H100, its NICs and fabric) on a non-blocking
   // fat tree, with enough nodes for `gpus`. BadInput (listing the devices that have one) otherwise.
   [[nodiscard]] Cluster standard_cluster(std::string_view hardware_id, int gpus) const;
+  // Whether a node in the fleet is the standard one for this device (standard_cluster would not throw).
+  [[nodiscard]] bool has_standard_node(std::string_view hardware_id) const;
   [[nodiscard]] Cluster resolve(const ClusterSpec& spec) const;
 
   [[nodiscard]] const std::vector<Fabric>& fabrics() const { return fabrics_; }

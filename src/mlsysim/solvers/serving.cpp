@@ -6,6 +6,7 @@
 #include <cmath>
 #include <string>
 
+#include "mlsysim/catalog/fleet.hpp"
 #include "mlsysim/errors.hpp"
 #include "mlsysim/physics/memory.hpp"
 #include "mlsysim/physics/serving.hpp"
@@ -55,6 +56,14 @@ ServingDeployment make_deployment(const ModelSpec& model, const HardwareSpec& hw
   if (hw.interconnect) {
     d.link = {hw.interconnect->per_direction, hw.interconnect->latency};
     d.link_name = hw.interconnect->name;
+    const FleetCatalog& fleet = FleetCatalog::builtin();
+    if (tp > 1 && efficiency <= 0 && fleet.has_standard_node(hw.id)) {
+      Cluster node = fleet.standard_cluster(hw.id, tp);
+      if (node.gpus_per_node() >= tp) {
+        d.link_name = node.scale_up.name;
+        d.node = std::move(node);
+      }
+    }
   } else if (hw.host_link) {
     d.link = {hw.host_link->per_direction, hw.host_link->latency};
     d.link_name = hw.host_link->name + " (no GPU-GPU interconnect listed: host link)";
@@ -83,7 +92,11 @@ StepTime time_step(const ServingDeployment& d, Phase phase, int batch, int token
     // the attention block and one after the MLP, each of the layer's [tokens x hidden] output.
     const double n_tokens = static_cast<double>(batch) * (phase == Phase::Decode ? 1 : tokens);
     const Bytes msg(n_tokens * d.shard.tf.hidden * activation_bytes(st.profile));
-    st.comm = ring_allreduce_time(msg, d.tp, d.link) * (2.0 * layers_of(d.shard));
+    const Seconds one = d.node ? collective_time(CollectiveOp::AllReduce, msg,
+                                                 place_group(d.tp, 1, d.node->gpus_per_node()), *d.node)
+                                     .time
+                               : ring_allreduce_time(msg, d.tp, d.link);
+    st.comm = one * (2.0 * layers_of(d.shard));
   }
   st.latency = st.profile.latency + st.comm;
   return st;
@@ -323,10 +336,16 @@ ServingResult serve_with(const ModelSpec& model, const HardwareSpec& hw,
                                 "reads grow with batch as fast as the FLOPs.",
                                 kMaxComputeBoundSearch));
   if (tp > 1 || (out.disaggregated && dtp > 1))
-    t.push_back(fmt::format("Tensor parallel: 2 ring all-reduces per layer (Megatron-LM) over {} "
-                            "({} per direction): {} in TTFT, {} per decode step.",
-                            pre.dep.link_name, format_bandwidth(pre.dep.link.bandwidth),
-                            format_time(out.prefill_comm), format_time(out.decode_comm)));
+    t.push_back(pre.dep.node
+                    ? fmt::format("Tensor parallel: 2 all-reduces per layer (Megatron-LM) over {} ({} per "
+                                  "direction; NCCL's ring/NVLS as calibrated from nccl-tests, each size on its "
+                                  "faster protocol): {} in TTFT, {} per decode step.",
+                                  pre.dep.link_name, format_bandwidth(pre.dep.link.bandwidth),
+                                  format_time(out.prefill_comm), format_time(out.decode_comm))
+                    : fmt::format("Tensor parallel: 2 ring all-reduces per layer (Megatron-LM) over {} "
+                                  "({} per direction): {} in TTFT, {} per decode step.",
+                                  pre.dep.link_name, format_bandwidth(pre.dep.link.bandwidth),
+                                  format_time(out.prefill_comm), format_time(out.decode_comm)));
   if (out.speculative)
     t.push_back(fmt::format(
         "Speculative decoding (Leviathan et al. 2023): draft {} K={} x {} + verify {} = {} per step; "

@@ -15,6 +15,7 @@
 #include "mlsysim/physics/collectives.hpp"
 #include "mlsysim/physics/efficiency.hpp"
 #include "mlsysim/physics/operators.hpp"
+#include "mlsysim/physics/topology.hpp"
 #include "mlsysim/solvers/engine.hpp"
 
 namespace mlsysim {
@@ -30,6 +31,10 @@ struct ServingDeployment {
   ModelSpec shard;                   // what one GPU holds (== *model when tp == 1)
   int tp = 1;
   LinkCost link{};                   // per-direction link the TP all-reduces use
+  // The device's standard node in the built-in fleet, when it holds the TP group: the all-reduces
+  // then run on its fabric's collective model (NCCL's calibrated ring/NVLS, both protocols);
+  // otherwise (no such node, or the textbook model) a ring on `link`.
+  std::optional<Cluster> node;
   std::string link_name;
   bool link_is_host = false;         // no GPU-GPU interconnect: the host link (PCIe) carries them
   std::optional<Precision> precision, kv_precision;
