@@ -1,8 +1,8 @@
 // `mlsysim serve`: LLM serving on one replica (ServingModel + ContinuousBatchingModel): TTFT, ITL,
 // KV cache, memory, throughput; speculative, disaggregated and tensor-parallel serving.
-#include <algorithm>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <iostream>
 #include <memory>
 

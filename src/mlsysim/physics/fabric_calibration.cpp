@@ -128,6 +128,21 @@ GridPoint least_squares_alpha_efficiency(const std::vector<CollectiveSample>& ro
   return fine.cost < coarse.cost ? fine : coarse;
 }
 
+// The fit's record: its smallest bandwidth-regime size and its error over `scored` rows.
+void record_fit_quality(FabricFit& fit, const std::vector<CollectiveSample>& bulk_rows,
+                        const std::vector<CollectiveSample>& scored, CollectiveOp op,
+                        const GroupPlacement& group, const Cluster& cluster, Algorithm algorithm) {
+  fit.samples_used = static_cast<int>(bulk_rows.size());
+  fit.smallest_used = bulk_rows.front().message;
+  for (const auto& s : bulk_rows) fit.smallest_used = min(fit.smallest_used, s.message);
+  std::vector<double> errors;
+  const Cluster fitted = apply_fabric_fit(cluster, fit);
+  for (const auto& s : scored)
+    errors.push_back(std::abs(collective_time(op, s.message, group, fitted, algorithm).time / s.time - 1));
+  fit.median_abs_error = median(errors);
+  fit.max_abs_error = *std::max_element(errors.begin(), errors.end());
+}
+
 }  // namespace
 
 FabricFit fit_fabric(const std::vector<CollectiveSample>& samples, CollectiveOp op, const GroupPlacement& group,
@@ -181,15 +196,7 @@ FabricFit fit_fabric(const std::vector<CollectiveSample>& samples, CollectiveOp 
     });
     fit = in_network(g.alpha_s, g.efficiency);
     fit.in_network_fit = true;
-    fit.samples_used = static_cast<int>(bulk_rows.size());
-    fit.smallest_used = bulk_rows.front().message;
-    for (const auto& s : bulk_rows) fit.smallest_used = min(fit.smallest_used, s.message);
-    std::vector<double> errors;
-    const Cluster fitted = apply_fabric_fit(cluster, fit);
-    for (const auto& s : bulk_rows)
-      errors.push_back(std::abs(collective_time(op, s.message, group, fitted, algorithm).time / s.time - 1));
-    fit.median_abs_error = median(errors);
-    fit.max_abs_error = *std::max_element(errors.begin(), errors.end());
+    record_fit_quality(fit, bulk_rows, bulk_rows, op, group, cluster, algorithm);
     return fit;
   }
 
@@ -207,7 +214,6 @@ FabricFit fit_fabric(const std::vector<CollectiveSample>& samples, CollectiveOp 
     return apply_fabric_fit(cluster, bulk(a, e));
   });
   fit = bulk(b.alpha_s, b.efficiency);
-  fit.samples_used = static_cast<int>(bulk_rows.size());
 
   // Stage 2: the small-message pair over the rows below the bandwidth regime, with the bulk pair
   // fixed: each row runs on whichever protocol is faster, as in the engine.
@@ -223,14 +229,7 @@ FabricFit fit_fabric(const std::vector<CollectiveSample>& samples, CollectiveOp 
     fit.small_samples_used = static_cast<int>(small_rows.size());
   }
 
-  fit.smallest_used = bulk_rows.front().message;
-  for (const auto& s : bulk_rows) fit.smallest_used = min(fit.smallest_used, s.message);
-  std::vector<double> errors;
-  const Cluster fitted = apply_fabric_fit(cluster, fit);
-  for (const auto& s : samples)
-    errors.push_back(std::abs(collective_time(op, s.message, group, fitted, algorithm).time / s.time - 1));
-  fit.median_abs_error = median(errors);
-  fit.max_abs_error = *std::max_element(errors.begin(), errors.end());
+  record_fit_quality(fit, bulk_rows, samples, op, group, cluster, algorithm);
   return fit;
 }
 
