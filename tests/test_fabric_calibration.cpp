@@ -31,6 +31,20 @@ Cluster cluster_with_known_network() {
   return c;
 }
 
+// One 8x H100 node (DGX H100, NVLink 4 + NVSwitch), the placement of its 8 ranks, and the fit of one
+// of the published Together AI sweeps on it.
+const Cluster& h100_node() {
+  static const Cluster node = FleetCatalog::builtin().standard_cluster("h100", 8);
+  return node;
+}
+const GroupPlacement kH100Node8 = place_group(8, 1, 8);
+FabricFit fit_together_h100_sweep(const std::string& log_name, Algorithm algorithm) {
+  const std::string path = "catalog/calibration/measurements/" + log_name;
+  const NcclTestsLog log = parse_nccl_tests(read_source_file(path), path);
+  EXPECT_EQ(log.ranks, 8);
+  return fit_fabric(log.samples, CollectiveOp::AllReduce, kH100Node8, h100_node(), algorithm);
+}
+
 }  // namespace
 
 TEST(FabricCalibration, ReadsTheOutOfPlaceTimeOfEachRow) {
@@ -107,14 +121,8 @@ TEST(FabricCalibration, BuiltInTcpxoFabricIsTheFitOfItsPublishedSweep) {
 
 TEST(FabricCalibration, BuiltInNvlink4RingIsTheFitOfItsPublishedRingSweep) {
   // An NCCL_ALGO=RING sweep fits the ring with --algorithm ring; NVLS keeps its own efficiency.
-  const std::string path = "catalog/calibration/measurements/together-h100-8gpu-all_reduce_ring.log";
-  const NcclTestsLog log = parse_nccl_tests(read_source_file(path), path);
-  EXPECT_EQ(log.ranks, 8);
-  const auto& fleet = FleetCatalog::builtin();
-  const Cluster node = fleet.standard_cluster("h100", 8);
-  const GroupPlacement group = place_group(8, 1, 8);
-  const FabricFit fit = fit_fabric(log.samples, CollectiveOp::AllReduce, group, node, Algorithm::Ring);
-  const Fabric& nvlink4 = fleet.fabric("nvlink4");
+  const FabricFit fit = fit_together_h100_sweep("together-h100-8gpu-all_reduce_ring.log", Algorithm::Ring);
+  const Fabric& nvlink4 = FleetCatalog::builtin().fabric("nvlink4");
   EXPECT_FALSE(fit.scale_out);
   EXPECT_NEAR(in_us(fit.latency), in_us(nvlink4.latency), 0.01);
   EXPECT_NEAR(fit.efficiency, nvlink4.collective_efficiency, 5e-4);
@@ -123,17 +131,14 @@ TEST(FabricCalibration, BuiltInNvlink4RingIsTheFitOfItsPublishedRingSweep) {
   EXPECT_DOUBLE_EQ(fit.in_network_efficiency, nvlink4.in_network_efficiency);
   EXPECT_LT(fit.median_abs_error, 0.02);
   // The ring model reproduces a size the fit used: 8 MiB in 81.3 us (busbw 180.6 GB/s).
-  const double t = collective_time(CollectiveOp::AllReduce, bytes(8388608), group, node, Algorithm::Ring).time.si();
+  const double t =
+      collective_time(CollectiveOp::AllReduce, bytes(8388608), kH100Node8, h100_node(), Algorithm::Ring).time.si();
   EXPECT_NEAR(t, 81.28e-6, 0.1 * 81.28e-6);
 }
 
 TEST(FabricCalibration, BuiltInNvlsIsTheFitOfItsPublishedNvlsSweep) {
-  const std::string path = "catalog/calibration/measurements/together-h100-8gpu-all_reduce_nvls.log";
-  const NcclTestsLog log = parse_nccl_tests(read_source_file(path), path);
+  const FabricFit fit = fit_together_h100_sweep("together-h100-8gpu-all_reduce_nvls.log", Algorithm::InNetwork);
   const auto& fleet = FleetCatalog::builtin();
-  const Cluster node = fleet.standard_cluster("h100", 8);
-  const GroupPlacement group = place_group(8, 1, 8);
-  const FabricFit fit = fit_fabric(log.samples, CollectiveOp::AllReduce, group, node, Algorithm::InNetwork);
   const Fabric& nvlink4 = fleet.fabric("nvlink4");
   EXPECT_TRUE(fit.in_network_fit);
   EXPECT_NEAR(in_us(fit.in_network_latency), in_us(nvlink4.in_network_latency), 0.01);
@@ -143,16 +148,17 @@ TEST(FabricCalibration, BuiltInNvlsIsTheFitOfItsPublishedNvlsSweep) {
   EXPECT_DOUBLE_EQ(fit.efficiency, nvlink4.collective_efficiency);
   EXPECT_LT(fit.max_abs_error, 0.05);
   // 8 GiB in-network: 78 us + 8 GiB / (450 GB/s x 0.597) against the measured 31.37 ms.
-  const double t = collective_time(CollectiveOp::AllReduce, bytes(8589934592.0), group, node).time.si();
+  const double t = collective_time(CollectiveOp::AllReduce, bytes(8589934592.0), kH100Node8, h100_node()).time.si();
   EXPECT_NEAR(t, 78.07e-6 + 8589934592.0 / (450e9 * nvlink4.in_network_efficiency), 1e-9);
   EXPECT_NEAR(t, 31.37e-3, 0.03 * 31.37e-3);
   // NVLS runs on the Simple protocol only: a 64 KiB all-reduce goes to the ring's low-latency
   // protocol (~37 us measured in both sweeps), not to NVLS's 78 us.
-  const auto small = collective_time(CollectiveOp::AllReduce, bytes(65536), group, node);
+  const auto small = collective_time(CollectiveOp::AllReduce, bytes(65536), kH100Node8, h100_node());
   EXPECT_EQ(small.algorithm, Algorithm::Ring);
   EXPECT_NEAR(small.time.si(), 35.66e-6, 0.15 * 35.66e-6);
   // A fabric without in-network reduction has nothing for this fit.
-  EXPECT_THROW(fit_fabric(log.samples, CollectiveOp::AllReduce, group, fleet.standard_cluster("a100-80gb", 8),
+  const std::vector<CollectiveSample> rows = {{bytes(1e9), milliseconds(5)}, {bytes(2e9), milliseconds(10)}};
+  EXPECT_THROW(fit_fabric(rows, CollectiveOp::AllReduce, kH100Node8, fleet.standard_cluster("a100-80gb", 8),
                           Algorithm::InNetwork),
                BadInput);
 }
