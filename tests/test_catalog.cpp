@@ -225,6 +225,15 @@ TEST(Catalog, HuggingFaceConfigsOfOtherFamiliesMatchTheCatalog) {
         "intermediate_size": 14336, "vocab_size": 256000, "max_position_embeddings": 8192,
         "hidden_activation": "gelu_pytorch_tanh", "sliding_window": 4096})",
        "gemma2-9b"},
+      // Parallel-block families: GPTJConfig and FalconConfig key names.
+      {"gptj.json", R"({"model_type": "gptj", "n_layer": 28, "n_embd": 4096, "n_head": 16,
+        "rotary_dim": 64, "n_inner": null, "activation_function": "gelu_new", "vocab_size": 50400,
+        "n_positions": 2048, "tie_word_embeddings": false})",
+       "gpt-j-6b"},
+      {"falcon.json", R"({"model_type": "falcon", "hidden_size": 14848, "num_attention_heads": 232,
+        "num_hidden_layers": 80, "num_kv_heads": 8, "new_decoder_architecture": true,
+        "parallel_attn": true, "bias": false, "vocab_size": 65024, "alibi": false})",
+       "falcon-180b"},
   };
   for (const auto& c : cases) {
     std::ofstream(dir / c.file) << c.json;

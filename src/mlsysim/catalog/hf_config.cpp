@@ -1,6 +1,7 @@
 // Hugging Face `config.json` -> ModelSpec, so users can model their own architecture.
 // Field names follow transformers' configuration classes (LlamaConfig, MistralConfig,
-// MixtralConfig, Qwen2Config, GemmaConfig, Gemma2Config, DeepseekV3Config).
+// MixtralConfig, Qwen2Config, GemmaConfig, Gemma2Config, DeepseekV3Config; GPTJConfig,
+// FalconConfig and GPTNeoXConfig for the parallel-block families).
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -24,6 +25,54 @@ int require_int(const nlohmann::json& j, const char* key, const std::string& pat
   return v;
 }
 
+// GPT-J, Falcon and GPT-NeoX: attention and a plain (ungated) GELU MLP in parallel from LayerNorm,
+// each with its own key names. Returns false for the other families.
+bool parse_parallel_block_family(const nlohmann::json& j, const std::string& type, const std::string& path,
+                                 TransformerSpec& tf) {
+  if (type == "gptj") {  // GPTJConfig: x + attn(ln_1(x)) + mlp(ln_1(x))
+    tf.layers = require_int(j, "n_layer", path);
+    tf.hidden = require_int(j, "n_embd", path);
+    tf.heads = require_int(j, "n_head", path);
+    tf.ffn = get_int(j, "n_inner", 4 * tf.hidden);
+    tf.max_seq = get_int(j, "n_positions", 0);
+    tf.bias = true;  // fc_in / fc_out biases; q/k/v/out projections have none
+    tf.parallel_block_norms = 1;
+  } else if (type == "falcon") {  // FalconConfig
+    tf.layers = require_int(j, "num_hidden_layers", path);
+    tf.hidden = require_int(j, "hidden_size", path);
+    tf.heads = require_int(j, "num_attention_heads", path);
+    const bool new_arch = j.value("new_decoder_architecture", false);
+    tf.kv_heads = new_arch ? get_int(j, "num_kv_heads", tf.heads) : (j.value("multi_query", true) ? 1 : tf.heads);
+    tf.ffn = get_int(j, "ffn_hidden_size", 4 * tf.hidden);
+    tf.max_seq = get_int(j, "max_position_embeddings", 2048);
+    tf.bias = j.value("bias", false);
+    if (!new_arch && !j.value("parallel_attn", true))
+      throw BadInput(path + ": Falcon with parallel_attn false and the old decoder architecture is not supported");
+    tf.parallel_block_norms = new_arch ? 2 : 1;  // ln_attn + ln_mlp, or one input_layernorm
+  } else if (type == "gpt_neox") {  // GPTNeoXConfig (Pythia)
+    tf.layers = require_int(j, "num_hidden_layers", path);
+    tf.hidden = require_int(j, "hidden_size", path);
+    tf.heads = require_int(j, "num_attention_heads", path);
+    tf.ffn = require_int(j, "intermediate_size", path);
+    tf.max_seq = get_int(j, "max_position_embeddings", 0);
+    tf.bias = true;
+    if (!j.value("use_parallel_residual", true))
+      throw BadInput(path + ": GPT-NeoX with use_parallel_residual false is not supported");
+    tf.parallel_block_norms = 2;  // input_layernorm for attention, post_attention_layernorm for MLP
+  } else {
+    return false;
+  }
+  tf.kv_heads = tf.kv_heads > 0 ? tf.kv_heads : tf.heads;
+  tf.head_dim = tf.hidden / tf.heads;
+  tf.vocab = require_int(j, "vocab_size", path);
+  tf.tied_embeddings = j.value("tie_word_embeddings", false);
+  tf.act = FfnActivation::GELU;
+  tf.layernorm = true;
+  tf.qkv_bias = type == "gpt_neox" || (type == "falcon" && tf.bias);
+  tf.parallel_block = true;
+  return true;
+}
+
 }  // namespace
 
 ModelSpec model_from_hf_config(const std::string& path) {
@@ -36,13 +85,13 @@ ModelSpec model_from_hf_config(const std::string& path) {
     throw BadInput(path + ": not valid JSON (" + e.what() + ")");
   }
   const std::string type = j.value("model_type", "");
-  static const char* kSupported[] = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "gemma",
-                                     "gemma2", "deepseek_v3", "deepseek_v2"};
+  static const char* kSupported[] = {"llama",       "mistral",     "mixtral", "qwen2",  "qwen2_moe", "gemma",
+                                     "gemma2",      "deepseek_v3", "deepseek_v2", "gptj", "falcon",    "gpt_neox"};
   bool known = false;
   for (const char* s : kSupported) known |= type == s;
   if (!known)
     throw BadInput(path + ": model_type '" + type + "' is not supported; supported: llama, "
-                   "mistral, mixtral, qwen2, gemma, gemma2, deepseek_v3");
+                   "mistral, mixtral, qwen2, gemma, gemma2, deepseek_v3, gptj, falcon, gpt_neox");
 
   ModelSpec m;
   m.id = std::filesystem::path(path).parent_path().filename().string();
@@ -52,6 +101,7 @@ ModelSpec model_from_hf_config(const std::string& path) {
   m.kind = ModelKind::Decoder;
   m.source = "Hugging Face config.json: " + path;
   TransformerSpec& tf = m.tf;
+  if (parse_parallel_block_family(j, type, path, tf)) return m;
   tf.layers = require_int(j, "num_hidden_layers", path);
   tf.hidden = require_int(j, "hidden_size", path);
   tf.heads = require_int(j, "num_attention_heads", path);
