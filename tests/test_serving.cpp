@@ -6,6 +6,8 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "mlsysim/catalog/catalog.hpp"
@@ -292,6 +294,18 @@ TEST(ServingCli, JsonFieldsAndExitCodes) {
   EXPECT_FALSE(no["feasible"].get<bool>());
   run("serve -m llama3-8b -H h100 --seq-len 128 --draft-model llama3-8b --acceptance-rate 2", rc);
   EXPECT_EQ(rc, 1);
+  // A --catalog fabric override (a slower NVLink 4, as a user's own nccl-tests fit might give)
+  // reaches the tensor-parallel all-reduces.
+  const std::string dir = "/tmp/mlsysim_test_serve_fabric";
+  std::system(("mkdir -p " + dir).c_str());
+  std::ofstream(dir + "/fabric.toml") << "[[fabric]]\nid = \"nvlink4\"\nname = \"slow NVLink 4\"\n"
+                                         "kind = \"nvlink\"\nper_direction_gbps_bytes = 450\nlatency_us = 100\n"
+                                         "collective_efficiency = 0.8\nin_network_reduction = false\nsource = \"test\"\n";
+  const std::string tp4 = "--format json serve -m llama3-70b -H h100 --seq-len 128 --batch-size 8 --tp 4";
+  const double builtin = nlohmann::json::parse(run(tp4, rc))["itl_s"].get<double>();
+  const double slow = nlohmann::json::parse(run("--catalog " + dir + " " + tp4, rc))["itl_s"].get<double>();
+  // 160 all-reduces per step, each at least 6 ring steps x 100 us.
+  EXPECT_GT(slow - builtin, 160 * 6 * 100e-6 * 0.9);
 }
 
 RC_GTEST_PROP(ServingProps, ExpectedTokensBoundedAndMonotone, ()) {

@@ -36,7 +36,9 @@ int run_serve(const GlobalOptions& g, const ServeOptions& o) {
   ModelSpec custom, custom_draft;
   const ModelSpec& model = resolve_model(catalog, o.model, custom);
   const HardwareSpec& hw = catalog.hardware(o.hardware);
+  const auto fleet = load_fleet(g);
   ServingRequest r;
+  r.fleet = fleet.get();
   r.seq_len = o.seq_len;
   r.batch = o.batch;
   r.output_len = o.output_len;
@@ -64,6 +66,7 @@ int run_serve(const GlobalOptions& g, const ServeOptions& o) {
   const ServingResult s = serve(model, hw, r);
 
   BatchingRequest b;
+  b.fleet = fleet.get();
   // A request caches its prompt and every generated token but the last (never fed back).
   b.seq_len = std::max(2, o.seq_len + o.output_len - 1);
   b.mean_tokens = o.mean_tokens;

@@ -78,7 +78,9 @@ int run_simulate(const GlobalOptions& g, const SimulateOptions& o) {
   ModelSpec custom;
   const ModelSpec& model = resolve_model(catalog, o.model, custom);
   const HardwareSpec& hw = catalog.hardware(o.hardware);
+  const auto fleet = load_fleet(g);
   SimulationRequest r;
+  r.fleet = fleet.get();
   if (!o.trace.empty()) {
     if (o.rate != 0 || !o.sweep_rate.empty())
       throw BadInput("--trace replays recorded arrivals: drop --rate / --sweep-rate");

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "mlsysim/catalog/catalog.hpp"
+#include "mlsysim/catalog/fleet.hpp"
 #include "mlsysim/errors.hpp"
 #include "mlsysim/physics/precision.hpp"
 #include "output.hpp"
@@ -63,6 +64,13 @@ Format parse_format(const std::string& f);
 // Built-in catalog + --catalog DIR + --calibration FILE. The built-in one is shared, not copied
 // (parsing and copying the catalog would dominate a solve).
 std::shared_ptr<const Catalog> load_catalog(const GlobalOptions& g);
+// The fleet (nodes, fabrics, clusters) with the --catalog directory's overrides; the built-in fleet
+// is shared, not copied (as load_catalog does for devices and models).
+inline std::shared_ptr<const FleetCatalog> load_fleet(const GlobalOptions& g) {
+  if (g.catalog_dir.empty())
+    return std::shared_ptr<const FleetCatalog>(&FleetCatalog::builtin(), [](const FleetCatalog*) {});
+  return std::make_shared<const FleetCatalog>(FleetCatalog::with_user_dir(g.catalog_dir));
+}
 // A catalog id/alias, or a path to a Hugging Face config.json (stored in `storage`).
 const ModelSpec& resolve_model(const Catalog& c, const std::string& name, ModelSpec& storage);
 Precision parse_precision_flag(const std::string& flag, const std::string& value);

@@ -55,13 +55,6 @@ inline void add_train_options(CLI::App* cmd, TrainOptions& o, bool model_require
   cmd->add_option("--attention", o.attention, kAttentionHelp);
 }
 
-// The built-in fleet is shared, not copied (as load_catalog does for devices and models).
-inline std::shared_ptr<const FleetCatalog> load_fleet(const GlobalOptions& g) {
-  if (g.catalog_dir.empty())
-    return std::shared_ptr<const FleetCatalog>(&FleetCatalog::builtin(), [](const FleetCatalog*) {});
-  return std::make_shared<const FleetCatalog>(FleetCatalog::with_user_dir(g.catalog_dir));
-}
-
 // `--op` of `collective` and `calibrate --nccl-tests`.
 inline CollectiveOp parse_collective_op(const std::string& value) {
   return parse_enum<CollectiveOp>(

@@ -40,7 +40,7 @@ double activation_bytes(const Profile& p) {
 ServingDeployment make_deployment(const ModelSpec& model, const HardwareSpec& hw, int tp,
                                   std::optional<Precision> precision,
                                   std::optional<Precision> kv_precision, double efficiency,
-                                  Runtime runtime) {
+                                  Runtime runtime, const FleetCatalog* fleet_or_null) {
   if (tp < 1 || tp > 64)
     throw BadInput("--tp must be in [1, 64] GPUs, got " + std::to_string(tp) +
                    ": omit it to pick the smallest power of two that fits");
@@ -56,7 +56,7 @@ ServingDeployment make_deployment(const ModelSpec& model, const HardwareSpec& hw
   if (hw.interconnect) {
     d.link = {hw.interconnect->per_direction, hw.interconnect->latency};
     d.link_name = hw.interconnect->name;
-    const FleetCatalog& fleet = FleetCatalog::builtin();
+    const FleetCatalog& fleet = fleet_or_null ? *fleet_or_null : FleetCatalog::builtin();
     if (tp > 1 && efficiency <= 0 && fleet.has_standard_node(hw.id)) {
       Cluster node = fleet.standard_cluster(hw.id, tp);
       if (node.gpus_per_node() >= tp) {
@@ -208,10 +208,10 @@ ServingResult serve_with(const ModelSpec& model, const HardwareSpec& hw,
   out.tp = tp;
   out.decode_tp = dtp;
   out.gpus = out.disaggregated ? tp + dtp : tp;
-  PhaseSide pre{make_deployment(model, hw, tp, r.precision, r.kv_precision, r.efficiency, r.runtime)};
+  PhaseSide pre{make_deployment(model, hw, tp, r.precision, r.kv_precision, r.efficiency, r.runtime, r.fleet)};
   PhaseSide dec{out.disaggregated
                     ? make_deployment(model, dec_hw, dtp, r.precision, r.kv_precision, r.efficiency,
-                                      r.runtime)
+                                      r.runtime, r.fleet)
                     : pre.dep};
   out.link_name = pre.dep.link_name;
 
@@ -469,7 +469,7 @@ BatchingResult continuous_batching(const ModelSpec& model, const HardwareSpec& h
   out.tp = r.tp;
   out.mean_tokens = mean;
   const ServingDeployment d = make_deployment(model, hw, r.tp, r.precision, r.kv_precision,
-                                              r.efficiency, r.runtime);
+                                              r.efficiency, r.runtime, r.fleet);
   // vLLM sizes the KV pool after a profiling forward pass of max-num-batched-tokens (here the
   // prefill of one mean-length request, capped at 8192 tokens).
   const StepTime pf = time_step(d, Phase::Prefill, 1, std::min(mean, 8192), 0);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "mlsysim/catalog/fleet.hpp"
 #include "mlsysim/catalog/hardware.hpp"
 #include "mlsysim/catalog/model.hpp"
 #include "mlsysim/physics/collectives.hpp"
@@ -46,7 +47,7 @@ struct ServingDeployment {
 ServingDeployment make_deployment(const ModelSpec& model, const HardwareSpec& hw, int tp,
                                   std::optional<Precision> precision = {},
                                   std::optional<Precision> kv_precision = {}, double efficiency = 0,
-                                  Runtime runtime = Runtime::Graph);
+                                  Runtime runtime = Runtime::Graph, const FleetCatalog* fleet = nullptr);
 
 struct StepTime {
   Seconds latency{};    // engine time of the shard + TP communication
@@ -78,6 +79,9 @@ struct ServingRequest {
   int decode_tp = 0;                             // 0: auto, as tp
   std::optional<BytesPerSecond> kv_link_bandwidth;  // default 50 GB/s (400 Gb/s NIC per GPU)
   Seconds kv_link_latency = microseconds(10);
+  // Where the devices' standard nodes and fabrics come from (TP all-reduces); null: the built-in
+  // fleet. The CLI passes the fleet with any `--catalog` overrides (a calibrated fabric, say).
+  const FleetCatalog* fleet = nullptr;
 };
 
 struct ServingResult {
@@ -135,6 +139,7 @@ struct BatchingRequest {
   double memory_utilization = kDefaultMemoryUtilization;
   double efficiency = 0;
   Runtime runtime = Runtime::Graph;
+  const FleetCatalog* fleet = nullptr;  // as ServingRequest::fleet
 };
 
 struct AllocatorCapacity {

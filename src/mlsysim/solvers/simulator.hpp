@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "mlsysim/catalog/fleet.hpp"
 #include "mlsysim/catalog/hardware.hpp"
 #include "mlsysim/catalog/model.hpp"
 #include "mlsysim/physics/efficiency.hpp"
@@ -46,6 +47,7 @@ struct SimulationRequest {
   bool chunked_prefill = false;
   double efficiency = 0;
   Runtime runtime = Runtime::Graph;
+  const FleetCatalog* fleet = nullptr;  // as ServingRequest::fleet (TP all-reduces)
   // SLOs for goodput.
   Seconds ttft_slo = seconds(2.0), itl_slo = milliseconds(100);
   std::function<void(double)> progress;  // fraction of requests finished, called now and then
