@@ -142,6 +142,19 @@ TEST(Catalog, HuggingFaceConfigBecomesAModel) {
   EXPECT_DOUBLE_EQ(parameter_count(m), parameter_count(cat().model("llama3-8b")));
   std::ofstream(dir / "bad.json") << R"({"model_type": "mamba"})";
   EXPECT_THROW(model_from_hf_config((dir / "bad.json").string()), BadInput);
+  // Every family meets the same shape rules, parallel-block ones included.
+  std::ofstream(dir / "falcon.json") << R"({"model_type": "falcon", "hidden_size": 14848,
+    "num_attention_heads": 232, "num_hidden_layers": 80, "num_kv_heads": 7,
+    "new_decoder_architecture": true, "vocab_size": 65024})";
+  try {
+    model_from_hf_config((dir / "falcon.json").string());
+    ADD_FAILURE() << "expected BadInput";
+  } catch (const BadInput& e) {
+    EXPECT_NE(std::string(e.what()).find("multiple of the key/value heads (7)"), std::string::npos) << e.what();
+  }
+  std::ofstream(dir / "gptj.json") << R"({"model_type": "gptj", "n_layer": 2, "n_embd": 8, "n_head": 16,
+    "vocab_size": 100})";
+  EXPECT_THROW(model_from_hf_config((dir / "gptj.json").string()), BadInput);
 }
 
 TEST(Catalog, UserDirectoryAddsAndReplacesEntries) {

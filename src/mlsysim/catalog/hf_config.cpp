@@ -25,6 +25,17 @@ int require_int(const nlohmann::json& j, const char* key, const std::string& pat
   return v;
 }
 
+// The shape rules every family's config must meet.
+void check_shapes(const TransformerSpec& tf, const std::string& path) {
+  if (tf.kv_heads <= 0 || tf.heads % tf.kv_heads != 0)
+    throw BadInput(path + ": the attention heads (" + std::to_string(tf.heads) +
+                   ") must be a multiple of the key/value heads (" + std::to_string(tf.kv_heads) + ")");
+  if (tf.head_dim <= 0)
+    throw BadInput(path + ": the hidden size must give each attention head at least one dimension");
+  if (tf.experts > 0 && tf.experts_per_token > tf.experts)
+    throw BadInput(path + ": num_experts_per_tok exceeds the number of experts");
+}
+
 // GPT-J, Falcon and GPT-NeoX: attention and a plain (ungated) GELU MLP in parallel from LayerNorm,
 // each with its own key names. Returns false for the other families.
 bool parse_parallel_block_family(const nlohmann::json& j, const std::string& type, const std::string& path,
@@ -101,7 +112,10 @@ ModelSpec model_from_hf_config(const std::string& path) {
   m.kind = ModelKind::Decoder;
   m.source = "Hugging Face config.json: " + path;
   TransformerSpec& tf = m.tf;
-  if (parse_parallel_block_family(j, type, path, tf)) return m;
+  if (parse_parallel_block_family(j, type, path, tf)) {
+    check_shapes(tf, path);
+    return m;
+  }
   tf.layers = require_int(j, "num_hidden_layers", path);
   tf.hidden = require_int(j, "hidden_size", path);
   tf.heads = require_int(j, "num_attention_heads", path);
@@ -131,10 +145,7 @@ ModelSpec model_from_hf_config(const std::string& path) {
   tf.qk_nope_head_dim = get_int(j, "qk_nope_head_dim", 0);
   tf.qk_rope_head_dim = get_int(j, "qk_rope_head_dim", 0);
   tf.v_head_dim = get_int(j, "v_head_dim", tf.head_dim);
-  if (tf.heads % tf.kv_heads != 0)
-    throw BadInput(path + ": num_attention_heads must be a multiple of num_key_value_heads");
-  if (tf.experts > 0 && tf.experts_per_token > tf.experts)
-    throw BadInput(path + ": num_experts_per_tok exceeds the number of experts");
+  check_shapes(tf, path);
   return m;
 }
 
