@@ -62,7 +62,7 @@ int run_fabric_calibration(const GlobalOptions& g, const CalibrateOptions& o) {
         "calibrated fabric {} ({}) in-network all-reduce from {} of {} {} rows over {} ranks of {}:\n"
         "  fixed cost {:.3g} us (was {:.3g}), efficiency {:.3f} (was {:.3f}); median |error| {:.1f}%, max {:.1f}%\n",
         before.id, fit.scale_out ? "scale-out" : "scale-up", fit.samples_used, log.samples.size(), to_string(op),
-        ranks, cluster.id, in_us(fit.in_network_latency), in_us(before.in_network_fixed_cost()),
+        ranks, cluster.id, in_us(fit.in_network_latency), in_us(in_network_fixed_cost(cluster, fit.scale_out)),
         fit.in_network_efficiency, before.in_network_efficiency, 100 * fit.median_abs_error,
         100 * fit.max_abs_error);
   else std::cerr << fmt::format(

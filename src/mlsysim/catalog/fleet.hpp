@@ -24,7 +24,8 @@ struct Fabric {
   bool in_network_reduction = false;   // NVLS / SHARP
   double in_network_efficiency = 0.0;  // in-network all-reduce algbw / per-direction
   // Fixed cost of one in-network all-reduce (switch setup, pipeline fill), where an nccl-tests
-  // sweep measured it; 0: two steps of `latency` (one up, one down).
+  // sweep measured it; 0: steps of `latency` up to the reducing switch and back down
+  // (in_network_fixed_cost).
   Seconds in_network_latency{};
   // NCCL's low-latency protocols (LL, LL128) for small messages: a lower alpha per step at a lower
   // share of the line rate. A collective runs on whichever protocol is faster at its size, as NCCL's
@@ -35,8 +36,10 @@ struct Fabric {
   std::string source;
 
   [[nodiscard]] bool has_small_message_protocol() const { return small_message_efficiency > 0; }
-  [[nodiscard]] Seconds in_network_fixed_cost() const {
-    return in_network_latency.si() > 0 ? in_network_latency : latency * 2.0;
+  // The measured fixed cost, else `unmeasured_steps` steps of `latency` (2 through one NVSwitch;
+  // a fat tree's hop count for SHARP: topology.hpp's in_network_fixed_cost picks).
+  [[nodiscard]] Seconds in_network_fixed_cost(double unmeasured_steps) const {
+    return in_network_latency.si() > 0 ? in_network_latency : latency * unmeasured_steps;
   }
 };
 

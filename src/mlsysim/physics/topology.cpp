@@ -76,6 +76,10 @@ Seconds in_network_allreduce_time(Bytes message, int ranks, BytesPerSecond per_d
   return fixed_cost + message / (per_direction * efficiency);
 }
 
+Seconds in_network_fixed_cost(const Cluster& c, bool scale_out) {
+  return scale_out ? c.scale_out.in_network_fixed_cost(c.topology.hops) : c.scale_up.in_network_fixed_cost(2.0);
+}
+
 Seconds hierarchical_reduce_scatter_time(Bytes message, int gpus_per_node, int nodes, LinkCost intra,
                                          LinkCost inter) {
   return ring_reduce_scatter_time(message, gpus_per_node, intra) +
@@ -136,7 +140,7 @@ std::vector<CollectiveEstimate> single_protocol_candidates(CollectiveOp op, Byte
         if (c.scale_up.in_network_reduction)
           add(Algorithm::InNetwork,
               in_network_allreduce_time(message, n, c.scale_up.per_direction,
-                                        c.scale_up.in_network_efficiency, c.scale_up.in_network_fixed_cost()),
+                                        c.scale_up.in_network_efficiency, in_network_fixed_cost(c, false)),
               up_name + " (NVLS)");
       } else if (flat_inter) {
         add(Algorithm::Ring, ring_allreduce_time(message, n, out_ring), out_name);
@@ -144,10 +148,7 @@ std::vector<CollectiveEstimate> single_protocol_candidates(CollectiveOp op, Byte
         if (c.scale_out.in_network_reduction)
           add(Algorithm::InNetwork,
               in_network_allreduce_time(message, n, out_ring.bandwidth / c.scale_out.collective_efficiency,
-                                        c.scale_out.in_network_efficiency,
-                                        c.scale_out.in_network_latency.si() > 0
-                                            ? c.scale_out.in_network_latency
-                                            : c.scale_out.latency * c.topology.hops),
+                                        c.scale_out.in_network_efficiency, in_network_fixed_cost(c, true)),
               out_name + " (SHARP)");
       } else {
         add(Algorithm::Ring, ring_allreduce_time(message, n, multi_node_ring_hop(up, out_ring, g)), out_name);
@@ -158,7 +159,7 @@ std::vector<CollectiveEstimate> single_protocol_candidates(CollectiveOp op, Byte
         // NCCL pipelines chunks through the two stages (NCCL 2.18 release notes, "NVLS+Tree"), so the
         // slower stage sets the bandwidth; both stages still pay their step latencies once.
         if (c.scale_up.in_network_reduction) {
-          const Seconds local_latency = 2.0 * c.scale_up.in_network_fixed_cost();
+          const Seconds local_latency = 2.0 * in_network_fixed_cost(c, false);
           const Seconds local_transfer =
               message / (c.scale_up.per_direction * c.scale_up.in_network_efficiency);
           // The tree's transfer and latency terms apart: the same formula on a latency-free link

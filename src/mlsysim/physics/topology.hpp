@@ -39,9 +39,13 @@ LinkCost scale_out_link(const Cluster& c, bool all_to_all, bool rail_aligned);
 // In-network all-reduce (NVLink SHARP / InfiniBand SHARP; Graham et al. 2016, "Scalable
 // Hierarchical Aggregation Protocol"): each rank sends its buffer up once and receives the reduced
 // result once, both directions in parallel: t = fixed cost + M / (beta x efficiency), the fixed
-// cost being two steps of alpha unless a sweep measured it (Fabric::in_network_fixed_cost).
+// cost from in_network_fixed_cost below.
 Seconds in_network_allreduce_time(Bytes message, int ranks, BytesPerSecond per_direction,
                                   double efficiency, Seconds fixed_cost);
+// That fixed cost on the cluster's scale-up fabric (NVLS: up to one NVSwitch and back, 2 steps of
+// alpha) or its scale-out fabric (SHARP: up and down the fat tree, topology.hops steps), unless an
+// nccl-tests sweep measured it (Fabric::in_network_latency).
+Seconds in_network_fixed_cost(const Cluster& c, bool scale_out);
 // Hierarchical reduce-scatter / all-gather: within the node over g ranks, then across n nodes on
 // 1/g of the data (one ring per local rank in parallel).
 Seconds hierarchical_reduce_scatter_time(Bytes message, int gpus_per_node, int nodes, LinkCost intra,
