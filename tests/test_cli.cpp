@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <vector>
 #include <nlohmann/json.hpp>
@@ -127,6 +128,64 @@ TEST(Cli, ValidateScoresEveryPointAgainstItsMeasurement) {
   EXPECT_LE(j["summary"]["by_runtime"]["graph/engine"]["mlsysim"]["median_abs_error"].get<double>(), 0.10);
   EXPECT_LE(j["summary"]["overall"]["mlsysim"]["median_abs_error"].get<double>(), 0.15);
   EXPECT_EQ(run("validate --category nosuch").code, 1);
+}
+
+TEST(Cli, ValidateGroupsTheSummaryByDevicePrecisionAndOrigin) {
+  // `--by hardware`: each scored point lands in the group named by its command's --hardware (or
+  // --cluster) value, and each group's count and median signed error are those of its points.
+  const auto j = nlohmann::json::parse(run("validate --by hardware --format json").out);
+  std::map<std::string, std::vector<double>> expected;
+  for (const auto& p : j["points"]) {
+    if (p["status"] != "ok" || p["used_for_calibration"].get<bool>() || p["confidence"] == "low") continue;
+    auto value_of = [&](const std::string& flag) {
+      std::istringstream words(p["command"].get<std::string>());
+      for (std::string w; words >> w;)
+        if (w == flag && words >> w) return w;
+      return std::string();
+    };
+    const std::string device = value_of("--hardware").empty() ? value_of("--cluster") : value_of("--hardware");
+    expected[device].push_back(p["error"].get<double>());
+  }
+  const auto& groups = j["summary"]["by_hardware"];
+  ASSERT_EQ(groups.size(), expected.size());
+  for (auto& [device, errors] : expected) {
+    ASSERT_TRUE(groups.contains(device)) << device;
+    EXPECT_EQ(groups[device]["mlsysim"]["count"].get<size_t>(), errors.size()) << device;
+    std::sort(errors.begin(), errors.end());
+    const size_t n = errors.size();
+    const double median = n % 2 ? errors[n / 2] : (errors[n / 2 - 1] + errors[n / 2]) / 2;
+    EXPECT_NEAR(groups[device]["mlsysim"]["median_signed_error"].get<double>(), median, 1e-12) << device;
+  }
+  // Origin splits the same points into measured-here and published, nothing lost.
+  const auto origin = nlohmann::json::parse(run("validate --by origin --format json").out)["summary"];
+  EXPECT_EQ(origin["by_origin"]["measured here"]["mlsysim"]["count"].get<int>() +
+                origin["by_origin"]["published"]["mlsysim"]["count"].get<int>(),
+            origin["overall"]["mlsysim"]["count"].get<int>());
+  EXPECT_EQ(run("validate --by vendor").code, 1);
+}
+
+TEST(Cli, ValidateWorstListsTheLargestErrorsFirst) {
+  const Result r = run("validate --category prefill --worst 4");
+  ASSERT_EQ(r.code, 0);
+  std::istringstream lines(r.out);
+  std::string line;
+  std::getline(lines, line);  // header
+  std::vector<double> errors;
+  while (std::getline(lines, line) && !line.empty()) {
+    const auto pct = line.find('%');
+    ASSERT_NE(pct, std::string::npos) << line;
+    const auto start = line.rfind(' ', pct) + 1;
+    errors.push_back(std::fabs(std::stod(line.substr(start, pct - start))));
+  }
+  ASSERT_EQ(errors.size(), 4u);
+  EXPECT_TRUE(std::is_sorted(errors.rbegin(), errors.rend()));
+  // And the worst is the largest |error| of the whole category.
+  const auto all = nlohmann::json::parse(run("validate --category prefill --format json").out);
+  double largest = 0;
+  for (const auto& p : all["points"])
+    if (p["status"] == "ok" && !p["used_for_calibration"].get<bool>() && p["confidence"] != "low")
+      largest = std::max(largest, std::fabs(p["error"].get<double>()));
+  EXPECT_NEAR(errors.front(), 100 * largest, 0.06);
 }
 
 TEST(Cli, PcieH100PairAllReducesOverItsNvlinkBridge) {

@@ -25,9 +25,15 @@ constexpr double kTextbookEfficiency = 0.5;  // the tutorial's default eta
 
 struct ValidateOptions {
   std::string category, plot, points_dir;
+  std::string by = "category";  // how the summary groups the scored points (kGroupings)
+  int worst = 0;                // table: only the N scored points with the largest |error|
   bool include_calibration = false;
   bool include_low = false;
 };
+
+// The ways `--by` can split the summary, each a question a user asks of the error:
+// which kind of prediction, which execution model, which GPU, which number format, whose data.
+const std::vector<std::string> kGroupings = {"category", "runtime", "hardware", "precision", "origin"};
 
 struct Outcome {
   const ValidationPoint* point;
@@ -148,9 +154,51 @@ std::string runtime_group(const ValidationPoint& p) {
   return p.command.find("--runtime eager") != std::string::npos ? kEagerGroup : kGraphGroup;
 }
 
+// The value of `--flag VALUE` in a point's command, or empty.
+std::string flag_value(const std::string& command, const std::string& flag) {
+  std::istringstream words(command);
+  for (std::string w; words >> w;)
+    if (w == flag && words >> w) return w;
+  return {};
+}
+
+// The group a point falls in for `--by`: its category, runtime group, device (or cluster), math
+// precision (weight-only quantization named as such) or origin (measured by this repository on a
+// lent GPU, or published).
+std::string group_of(const ValidationPoint& p, const std::string& by) {
+  if (by == "runtime") return runtime_group(p);
+  if (by == "hardware") {
+    const std::string hw = flag_value(p.command, "--hardware");
+    return hw.empty() ? flag_value(p.command, "--cluster") : hw;
+  }
+  if (by == "precision") {
+    const std::string precision = flag_value(p.command, "--precision");
+    if (precision.empty()) return "default";
+    return flag_value(p.command, "--compute-precision").empty() ? precision : precision + " weight-only";
+  }
+  if (by == "origin")
+    return p.source.rfind("measured by this repository", 0) == 0 ? "measured here" : "published";
+  return p.category;
+}
+
 // Whether a point counts in the summaries: held out (unless asked) and of high or medium confidence.
 bool scored(const ValidationPoint& p, bool include_calibration, bool include_low) {
   return (include_calibration || !p.used_for_calibration) && (include_low || p.confidence != "low");
+}
+
+// The per-point table: every point in dataset order, or with --worst N the N scored points with the
+// largest |error|, worst first.
+std::vector<const Outcome*> table_rows(const std::vector<Outcome>& outcomes, const ValidateOptions& o) {
+  std::vector<const Outcome*> rows;
+  for (const auto& out : outcomes)
+    if (o.worst <= 0 || (out.error() && scored(*out.point, o.include_calibration, o.include_low)))
+      rows.push_back(&out);
+  if (o.worst <= 0) return rows;
+  std::stable_sort(rows.begin(), rows.end(), [](const Outcome* a, const Outcome* b) {
+    return std::fabs(*a->error()) > std::fabs(*b->error());
+  });
+  if (rows.size() > static_cast<size_t>(o.worst)) rows.resize(o.worst);
+  return rows;
 }
 
 int run_validate(const GlobalOptions& g, const ValidateOptions& o) {
@@ -167,27 +215,25 @@ int run_validate(const GlobalOptions& g, const ValidateOptions& o) {
     if (!o.category.empty() && p.category != o.category) continue;
     outcomes.push_back(evaluate(p));
   }
-  // Summaries over held-out points (calibration points are reported but not scored).
-  std::map<std::string, std::pair<std::vector<double>, std::vector<double>>> by_cat, by_runtime;
-  std::vector<double> all, all_textbook;
+  // Summaries over held-out points (calibration points are reported but not scored): by
+  // category and by runtime always (JSON), and by the `--by` grouping for the table.
+  using Errors = std::pair<std::vector<double>, std::vector<double>>;  // mlsysim, textbook
+  std::map<std::string, Errors> by_cat, by_runtime, by_choice;
+  Errors all;
   int skipped = 0;
   for (const auto& out : outcomes) {
     if (!out.error()) { ++skipped; continue; }
     if (!scored(*out.point, o.include_calibration, o.include_low)) continue;
-    auto& cat = by_cat[out.point->category];
-    auto& runtime = by_runtime[runtime_group(*out.point)];
-    cat.first.push_back(*out.error());
-    runtime.first.push_back(*out.error());
-    all.push_back(*out.error());
-    if (out.textbook_error()) {
-      cat.second.push_back(*out.textbook_error());
-      runtime.second.push_back(*out.textbook_error());
-      all_textbook.push_back(*out.textbook_error());
+    for (Errors* e : {&by_cat[out.point->category], &by_runtime[runtime_group(*out.point)],
+                      &by_choice[group_of(*out.point, o.by)], &all}) {
+      e->first.push_back(*out.error());
+      if (out.textbook_error()) e->second.push_back(*out.textbook_error());
     }
   }
   auto summary_json = [](const ErrorSummary& s) {
     return nlohmann::ordered_json{{"count", s.count}, {"median_abs_error", s.median_abs},
-                                  {"p90_abs_error", s.p90_abs}, {"mean_signed_error", s.mean_signed}};
+                                  {"p90_abs_error", s.p90_abs}, {"mean_signed_error", s.mean_signed},
+                                  {"median_signed_error", s.median_signed}};
   };
   nlohmann::ordered_json j;
   j["points"] = nlohmann::ordered_json::array();
@@ -204,14 +250,15 @@ int run_validate(const GlobalOptions& g, const ValidateOptions& o) {
     r["textbook_error"] = out.textbook_error() ? nlohmann::ordered_json(*out.textbook_error()) : nlohmann::ordered_json();
     j["points"].push_back(r);
   }
-  j["summary"]["overall"] = {{"mlsysim", summary_json(summarize_errors(all))},
-                             {"textbook", summary_json(summarize_errors(all_textbook))}};
-  for (const auto& [c, errs] : by_cat)
-    j["summary"]["by_category"][c] = {{"mlsysim", summary_json(summarize_errors(errs.first))},
-                                       {"textbook", summary_json(summarize_errors(errs.second))}};
-  for (const auto& [r, errs] : by_runtime)
-    j["summary"]["by_runtime"][r] = {{"mlsysim", summary_json(summarize_errors(errs.first))},
-                                      {"textbook", summary_json(summarize_errors(errs.second))}};
+  auto both_json = [&](const Errors& e) {
+    return nlohmann::ordered_json{{"mlsysim", summary_json(summarize_errors(e.first))},
+                                  {"textbook", summary_json(summarize_errors(e.second))}};
+  };
+  j["summary"]["overall"] = both_json(all);
+  for (const auto& [c, errs] : by_cat) j["summary"]["by_category"][c] = both_json(errs);
+  for (const auto& [r, errs] : by_runtime) j["summary"]["by_runtime"][r] = both_json(errs);
+  if (o.by != "category" && o.by != "runtime")
+    for (const auto& [k, errs] : by_choice) j["summary"]["by_" + o.by][k] = both_json(errs);
   j["summary"]["skipped"] = skipped;
 
   if (!o.plot.empty()) {
@@ -234,31 +281,37 @@ int run_validate(const GlobalOptions& g, const ValidateOptions& o) {
   } else {
     std::cout << fmt::format("{:<52} {:<11} {:>11} {:>11} {:>8} {:>9}\n", "point", "category",
                              "measured", "predicted", "error", "textbook");
-    for (const auto& out : outcomes) {
+    for (const Outcome* out : table_rows(outcomes, o)) {
       std::cout << fmt::format("{:<52} {:<11} {:>11.4g} {:>11} {:>8} {:>9}{}\n",
-                               out.point->id.substr(0, 52), out.point->category, out.point->measured,
-                               out.predicted ? fmt::format("{:.4g}", *out.predicted) : "-",
-                               pct(out.error()), pct(out.textbook_error()),
-                               out.status == "ok" ? (out.point->used_for_calibration ? "  (calibration)"
-                                                     : out.point->confidence == "low" ? "  (low confidence: not scored)" : "")
-                                                  : "  skipped: " + out.status);
+                               out->point->id.substr(0, 52), out->point->category, out->point->measured,
+                               out->predicted ? fmt::format("{:.4g}", *out->predicted) : "-",
+                               pct(out->error()), pct(out->textbook_error()),
+                               out->status == "ok" ? (out->point->used_for_calibration ? "  (calibration)"
+                                                     : out->point->confidence == "low" ? "  (low confidence: not scored)" : "")
+                                                   : "  skipped: " + out->status);
     }
-    std::cout << fmt::format("\n{:<14} {:>5}   {:>12} {:>10}   {:>12} {:>10}\n", "held-out", "n",
-                             "median |err|", "p90 |err|", "textbook med", "p90");
-    auto line = [&](const std::string& name, const std::vector<double>& a, const std::vector<double>& b) {
-      const auto s = summarize_errors(a), t = summarize_errors(b);
-      auto cell = [](const ErrorSummary& e, double v) {
-        return e.count ? fmt::format("{:.1f}%", 100 * v) : std::string("-");
-      };
-      std::cout << fmt::format("{:<14} {:>5}   {:>12} {:>10}   {:>12} {:>10}\n", name, s.count,
-                               cell(s, s.median_abs), cell(s, s.p90_abs), cell(t, t.median_abs),
-                               cell(t, t.p90_abs));
+    auto header = [](const std::string& name) {
+      std::cout << fmt::format("\n{:<22} {:>5}   {:>12} {:>10} {:>8}   {:>12} {:>10}\n", name, "n",
+                               "median |err|", "p90 |err|", "bias", "textbook med", "p90");
     };
-    for (const auto& [c, errs] : by_cat) line(c, errs.first, errs.second);
-    line("overall", all, all_textbook);
-    if (by_runtime.size() > 1) {
-      std::cout << "\nby runtime (eager steps are host-bound: their time depends on the host CPU)\n";
-      for (const auto& [r, errs] : by_runtime) line(r, errs.first, errs.second);
+    auto line = [&](const std::string& name, const Errors& e) {
+      const auto s = summarize_errors(e.first), t = summarize_errors(e.second);
+      auto cell = [](const ErrorSummary& x, double v, const char* f) {
+        return x.count ? fmt::format(fmt::runtime(f), 100 * v) : std::string("-");
+      };
+      std::cout << fmt::format("{:<22} {:>5}   {:>12} {:>10} {:>8}   {:>12} {:>10}\n", name.substr(0, 22),
+                               s.count, cell(s, s.median_abs, "{:.1f}%"), cell(s, s.p90_abs, "{:.1f}%"),
+                               cell(s, s.median_signed, "{:+.1f}%"), cell(t, t.median_abs, "{:.1f}%"),
+                               cell(t, t.p90_abs, "{:.1f}%"));
+    };
+    header("held-out by " + o.by);
+    for (const auto& [k, errs] : by_choice) line(k, errs);
+    line("overall", all);
+    std::cout << "(bias: median signed error; + means predicted above measured)\n";
+    if (o.by != "runtime" && by_runtime.size() > 1) {
+      std::cout << "\nby runtime (eager steps are host-bound: their time depends on the host CPU)";
+      header("");
+      for (const auto& [r, errs] : by_runtime) line(r, errs);
     }
     if (skipped) std::cout << fmt::format("\n{} point(s) skipped (see the status column).\n", skipped);
   }
@@ -293,6 +346,10 @@ const CommandRegistrar registrar(50, "validate", [](CLI::App& app, const GlobalO
   cmd->add_option("--category", o->category, "Only this category (decode, prefill, training, ...)");
   cmd->add_option("--plot", o->plot, "Write predicted vs measured (log axes, y = x) to FILE.svg|.html");
   cmd->add_option("--points", o->points_dir, "Directory of point *.toml files (default: built in)");
+  cmd->add_option("--by", o->by, "Group the summary by category | runtime | hardware | precision | origin")
+      ->check(CLI::IsMember(kGroupings));
+  cmd->add_option("--worst", o->worst, "Table: only the N scored points with the largest |error|, worst first")
+      ->check(CLI::Range(1, 100000));
   cmd->add_flag("--include-calibration", o->include_calibration, "Also score calibration points");
   cmd->add_flag("--include-low-confidence", o->include_low, "Also score low-confidence points");
   return Command{cmd, [o, &g] { return run_validate(g, *o); }};

@@ -26,6 +26,9 @@ ErrorSummary summarize_errors(const std::vector<double>& signed_errors) {
     sum += e;
   }
   std::sort(abs_errors.begin(), abs_errors.end());
+  std::vector<double> sorted_signed = signed_errors;
+  std::sort(sorted_signed.begin(), sorted_signed.end());
+  s.median_signed = quantile(sorted_signed, 0.5);
   s.median_abs = quantile(abs_errors, 0.5);
   s.p90_abs = quantile(abs_errors, 0.9);
   s.mean_signed = sum / signed_errors.size();

@@ -14,7 +14,8 @@ struct ErrorSummary {
   int count = 0;
   double median_abs = 0;  // median |error|
   double p90_abs = 0;     // 90th percentile |error| (linear interpolation between order statistics)
-  double mean_signed = 0; // bias
+  double mean_signed = 0; // bias (mean signed error: pulled by outliers)
+  double median_signed = 0;  // typical direction and size of the error, robust to outliers
 };
 
 ErrorSummary summarize_errors(const std::vector<double>& signed_errors);
