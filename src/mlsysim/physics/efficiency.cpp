@@ -324,10 +324,11 @@ OpTiming time_operator(const RateModel& r, const Operator& op) {
     t.overhead = per_call * host_calls;
   } else {
     // Eager frameworks issue each call from the host; the GPU runs ahead when kernels are long, so
-    // the operator costs max(its bodies + launch gaps, its host dispatch time).
-    const Seconds gpu = t.body() + e.kernel_overhead * launches;
-    const Seconds host = e.host_dispatch * host_calls;
-    t.overhead = max(gpu, host) - t.body();
+    // the operator alone costs max(its bodies + launch gaps, its host dispatch time). Within a step
+    // the host also runs ahead across operators: see physics/launch_queue.hpp.
+    t.launch_gaps = e.kernel_overhead * launches;
+    t.host = e.host_dispatch * host_calls;
+    t.overhead = max(t.body() + t.launch_gaps, t.host) - t.body();
   }
   return t;
 }

@@ -55,6 +55,11 @@ struct OpTiming {
   Seconds compute{};   // FLOP time for all repeats
   Seconds memory{};    // byte time for all repeats
   Seconds overhead{};  // launch / dispatch time for all repeats
+  // Eager runtime only: the host's dispatch time and the GPU's launch gaps, all repeats. `overhead`
+  // above is the operator run alone (max of GPU and host); in a step the launch queue decides how
+  // much host time shows (physics/launch_queue.hpp).
+  Seconds host{};
+  Seconds launch_gaps{};
   [[nodiscard]] Seconds body() const { return max(compute, memory); }
   [[nodiscard]] Seconds total() const { return body() + overhead; }
   [[nodiscard]] Wall wall() const {

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "mlsysim/errors.hpp"
+#include "mlsysim/physics/launch_queue.hpp"
 #include "mlsysim/physics/transformer.hpp"
 
 namespace mlsysim {
@@ -153,12 +154,31 @@ struct EnergyTerms {
 };
 
 // Times every operator and sums the step by wall (each operator's time goes to its binding wall).
+// Eager runtime: each operator's overhead becomes its launch gaps plus the host time the launch
+// queue leaves exposed in this step's program order (physics/launch_queue.hpp), instead of the
+// operator-alone max(GPU, host).
+void queue_eager_dispatch(const std::vector<Operator>& ops, std::vector<OpTiming>& timings) {
+  std::vector<QueuedOperator> queue;
+  queue.reserve(ops.size());
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const double n = ops[i].count > 0 ? ops[i].count : 1;
+    queue.push_back({timings[i].host / n, (timings[i].body() + timings[i].launch_gaps) / n, ops[i].count});
+  }
+  const std::vector<Seconds> exposed = exposed_host_time(queue);
+  for (size_t i = 0; i < ops.size(); ++i) timings[i].overhead = timings[i].launch_gaps + exposed[i];
+}
+
 EnergyTerms accumulate_operators(const std::vector<Operator>& ops, const RateModel& rates,
                                  bool keep_operators, Profile& p) {
   EnergyTerms e;
   if (keep_operators) p.operators.reserve(ops.size());
-  for (const Operator& op : ops) {
-    const OpTiming t = time_operator(rates, op);
+  thread_local std::vector<OpTiming> timings;
+  timings.clear();
+  for (const Operator& op : ops) timings.push_back(time_operator(rates, op));
+  if (rates.runtime == Runtime::Eager && rates.teaching_efficiency <= 0) queue_eager_dispatch(ops, timings);
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const Operator& op = ops[i];
+    const OpTiming& t = timings[i];
     if (keep_operators)
       p.operators.push_back({op.name, op.cls, op.role, op.pass, op.count, op.kernels * op.count,
                              Flops(op.flops * op.count), Bytes(op.bytes * op.count), t});

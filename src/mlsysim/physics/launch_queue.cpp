@@ -1,0 +1,74 @@
+#include "mlsysim/physics/launch_queue.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace mlsysim {
+namespace {
+
+// The queue's state in absolute time: when the host finished its last dispatch, and when the GPU
+// finishes its last kernel.
+struct Clock {
+  double host = 0, gpu = 0;
+};
+
+// One instance of an operator enters the queue; returns how long the GPU idled waiting for it.
+double issue(Clock& c, double host, double gpu) {
+  c.host += host;
+  const double start = std::max(c.gpu, c.host);
+  const double idle = start - c.gpu;
+  c.gpu = start + gpu;
+  return idle;
+}
+
+// Runs ops[first, last) `repeats` times interleaved (a block of layers), adding each operator's
+// exposed host time to `exposed`; `scale` < 1 runs a fraction of an instance (a fractional count's
+// remainder). Two shortcuts keep long stacks cheap, both exact: once an iteration starts with the
+// same GPU lead over the host as the one before, every later iteration repeats it; once an
+// iteration has no idle time and the lead grew, the GPU never waits again (the lead only grows,
+// and the idle before a kernel, max(0, h - lead), never rises with the lead).
+void run_block(const std::vector<QueuedOperator>& ops, size_t first, size_t last, double repeats, double scale,
+               Clock& c, std::vector<Seconds>& exposed) {
+  std::vector<double> idle(last - first);
+  double previous_lead = NAN;
+  for (double done = 0; done < repeats; ++done) {
+    const double lead = c.gpu - c.host;
+    const Clock before = c;
+    double idle_sum = 0;
+    for (size_t i = first; i < last; ++i) {
+      idle[i - first] = issue(c, scale * ops[i].host.si(), scale * ops[i].gpu.si());
+      idle_sum += idle[i - first];
+      exposed[i] += Seconds(idle[i - first]);
+    }
+    const double remaining = repeats - done - 1;
+    const bool steady = !std::isnan(previous_lead) && std::fabs(lead - previous_lead) <= 1e-15;
+    const bool gpu_bound = idle_sum == 0 && c.gpu - c.host >= lead;
+    if (remaining > 0 && (steady || gpu_bound)) {
+      for (size_t i = first; i < last; ++i) exposed[i] += Seconds(idle[i - first] * remaining);
+      c.host += (c.host - before.host) * remaining;
+      c.gpu += (c.gpu - before.gpu) * remaining;
+      return;
+    }
+    previous_lead = lead;
+  }
+}
+
+}  // namespace
+
+std::vector<Seconds> exposed_host_time(const std::vector<QueuedOperator>& ops) {
+  std::vector<Seconds> exposed(ops.size());
+  Clock clock;
+  for (size_t first = 0; first < ops.size();) {
+    const double count = ops[first].count;
+    size_t last = first + 1;
+    if (count > 1)
+      while (last < ops.size() && ops[last].count == count) ++last;
+    const double whole = std::floor(std::max(count, 0.0)), fraction = std::max(count, 0.0) - whole;
+    run_block(ops, first, last, whole, 1.0, clock, exposed);
+    if (fraction > 0) run_block(ops, first, last, 1, fraction, clock, exposed);
+    first = last;
+  }
+  return exposed;
+}
+
+}  // namespace mlsysim
