@@ -101,7 +101,7 @@ void parse_peaks(const toml::table* t, std::array<FlopsPerSecond, kPrecisionCoun
   }
 }
 
-// Documented defaults for devices without calibration data (docs/PHYSICS.md, "Efficiency").
+// Documented defaults for devices without calibration data (docs/PHYSICS.md, section "Efficiency defaults and fitted values").
 EfficiencyProfile default_efficiency(const std::string& kind) {
   EfficiencyProfile e;
   const bool gpu_like = kind == "gpu" || kind == "accelerator" || kind == "tpu";
@@ -121,7 +121,7 @@ EfficiencyProfile default_efficiency(const std::string& kind) {
     e.kernel_overhead = microseconds(kind == "mcu" ? 20.0 : 10.0);
     e.host_dispatch = e.kernel_overhead;
   }
-  e.source = "default for kind '" + kind + "' (docs/PHYSICS.md: Efficiency defaults)";
+  e.source = "default for kind '" + kind + "' (docs/PHYSICS.md, section 'Efficiency defaults and fitted values')";
   return e;
 }
 
