@@ -33,6 +33,21 @@ static void BM_DecodeSolve(benchmark::State& state) {
 }
 BENCHMARK(BM_DecodeSolve);
 
+// Eager PyTorch: the operators also run through the launch queue (physics/launch_queue.hpp).
+static void BM_DecodeSolveEager(benchmark::State& state) {
+  const auto& m = model("llama3-8b");
+  const auto& h = hw("h100");
+  SolveRequest r;
+  r.context = 1024;
+  r.runtime = Runtime::Eager;
+  for (auto _ : state) {
+    Profile p = solve(m, h, r);
+    benchmark::DoNotOptimize(p.latency);
+    r.batch = r.batch % 64 + 1;
+  }
+}
+BENCHMARK(BM_DecodeSolveEager);
+
 // The same without the per-operator breakdown (what sweeps use).
 static void BM_DecodeSolveNoBreakdown(benchmark::State& state) {
   const auto& m = model("llama3-8b");

@@ -26,11 +26,13 @@ rc::Gen<Case> cases() {
   return rc::gen::map(
       rc::gen::tuple(rc::gen::elementOf(kModels), rc::gen::elementOf(kHardware),
                      rc::gen::inRange(1, 257), rc::gen::inRange(0, 4096), rc::gen::inRange(0, 4),
-                     rc::gen::inRange(1, 1025)),
+                     rc::gen::inRange(1, 1025), rc::gen::arbitrary<bool>()),
       [](const auto& t) {
-        const auto& [m, h, batch, context, phase_pick, seq] = t;
+        const auto& [m, h, batch, context, phase_pick, seq, eager] = t;
         Case c{&Catalog::builtin().model(m), &Catalog::builtin().hardware(h), {}};
         c.request.batch = batch;
+        // Both execution models: graph replay, and eager dispatch through the launch queue.
+        c.request.runtime = eager ? Runtime::Eager : Runtime::Graph;
         const bool lm = c.model->is_language_model();
         const Phase phases[] = {Phase::Decode, Phase::Prefill, Phase::Train, Phase::Inference};
         Phase phase = phases[phase_pick];

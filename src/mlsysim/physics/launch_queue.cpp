@@ -23,16 +23,15 @@ double issue(Clock& c, double host, double gpu) {
 
 // Runs ops[first, last) `repeats` times interleaved (a block of layers), adding each operator's
 // exposed host time to `exposed`; `scale` < 1 runs a fraction of an instance (a fractional count's
-// remainder). Two shortcuts keep long stacks cheap, both exact: once an iteration starts with the
-// same GPU lead over the host as the one before, every later iteration repeats it; once an
-// iteration has no idle time and the lead grew, the GPU never waits again (the lead only grows,
-// and the idle before a kernel, max(0, h - lead), never rises with the lead).
+// remainder). Two shortcuts keep long stacks cheap, both exact: once an iteration ends with the GPU
+// as far ahead of the host as it started, every later iteration repeats it; once an iteration has
+// no idle time and the lead grew, the GPU never waits again (the lead only grows, and the idle
+// before a kernel, max(0, h - lead), never rises with the lead).
 void run_block(const std::vector<QueuedOperator>& ops, size_t first, size_t last, double repeats, double scale,
                Clock& c, std::vector<Seconds>& exposed) {
-  std::vector<double> idle(last - first);
-  double previous_lead = NAN;
+  thread_local std::vector<double> idle;  // this iteration's idle per operator (reused: solves are hot)
+  idle.assign(last - first, 0.0);
   for (double done = 0; done < repeats; ++done) {
-    const double lead = c.gpu - c.host;
     const Clock before = c;
     double idle_sum = 0;
     for (size_t i = first; i < last; ++i) {
@@ -41,22 +40,28 @@ void run_block(const std::vector<QueuedOperator>& ops, size_t first, size_t last
       exposed[i] += Seconds(idle[i - first]);
     }
     const double remaining = repeats - done - 1;
-    const bool steady = !std::isnan(previous_lead) && std::fabs(lead - previous_lead) <= 1e-15;
-    const bool gpu_bound = idle_sum == 0 && c.gpu - c.host >= lead;
+    const double lead_before = before.gpu - before.host, lead_after = c.gpu - c.host;
+    const bool steady = std::fabs(lead_after - lead_before) <= 1e-15;
+    const bool gpu_bound = idle_sum == 0 && lead_after >= lead_before;
     if (remaining > 0 && (steady || gpu_bound)) {
       for (size_t i = first; i < last; ++i) exposed[i] += Seconds(idle[i - first] * remaining);
       c.host += (c.host - before.host) * remaining;
       c.gpu += (c.gpu - before.gpu) * remaining;
       return;
     }
-    previous_lead = lead;
   }
 }
 
 }  // namespace
 
 std::vector<Seconds> exposed_host_time(const std::vector<QueuedOperator>& ops) {
-  std::vector<Seconds> exposed(ops.size());
+  std::vector<Seconds> exposed;
+  exposed_host_time(ops, exposed);
+  return exposed;
+}
+
+void exposed_host_time(const std::vector<QueuedOperator>& ops, std::vector<Seconds>& exposed) {
+  exposed.assign(ops.size(), Seconds(0));
   Clock clock;
   for (size_t first = 0; first < ops.size();) {
     const double count = ops[first].count;
@@ -68,7 +73,6 @@ std::vector<Seconds> exposed_host_time(const std::vector<QueuedOperator>& ops) {
     if (fraction > 0) run_block(ops, first, last, 1, fraction, clock, exposed);
     first = last;
   }
-  return exposed;
 }
 
 }  // namespace mlsysim

@@ -32,5 +32,7 @@ struct QueuedOperator {
 // operators in program order. Consecutive operators with the same count > 1 run as a block that
 // many times (a layer stack: op1 op2 ... op1 op2 ...); others run their instances back to back.
 std::vector<Seconds> exposed_host_time(const std::vector<QueuedOperator>& ops);
+// The same into `exposed` (resized to ops.size()): no allocation once its capacity suffices.
+void exposed_host_time(const std::vector<QueuedOperator>& ops, std::vector<Seconds>& exposed);
 
 }  // namespace mlsysim

@@ -158,13 +158,14 @@ struct EnergyTerms {
 // queue leaves exposed in this step's program order (physics/launch_queue.hpp), instead of the
 // operator-alone max(GPU, host).
 void queue_eager_dispatch(const std::vector<Operator>& ops, std::vector<OpTiming>& timings) {
-  std::vector<QueuedOperator> queue;
-  queue.reserve(ops.size());
+  thread_local std::vector<QueuedOperator> queue;
+  queue.clear();
   for (size_t i = 0; i < ops.size(); ++i) {
     const double n = ops[i].count > 0 ? ops[i].count : 1;
     queue.push_back({timings[i].host / n, (timings[i].body() + timings[i].launch_gaps) / n, ops[i].count});
   }
-  const std::vector<Seconds> exposed = exposed_host_time(queue);
+  thread_local std::vector<Seconds> exposed;
+  exposed_host_time(queue, exposed);
   for (size_t i = 0; i < ops.size(); ++i) timings[i].overhead = timings[i].launch_gaps + exposed[i];
 }
 
