@@ -99,13 +99,17 @@ std::string pct(std::optional<double> e) {
   return e ? fmt::format("{:+.1f}%", 100 * *e) : std::string("-");
 }
 
-std::string svg_plot(const std::vector<Outcome>& outcomes) {
+std::string group_of(const ValidationPoint& p, const std::string& by);
+
+// Predicted vs measured on log axes: the y = x line, dotted +-25% bands (the p90 target),
+// points coloured by the `--by` grouping.
+std::string svg_plot(const std::vector<Outcome>& outcomes, const std::string& by) {
   std::vector<std::pair<double, double>> xy;
   std::vector<std::string> cats;
   for (const auto& o : outcomes)
     if (o.predicted && *o.predicted > 0) {
       xy.emplace_back(o.point->measured, *o.predicted);
-      cats.push_back(o.point->category);
+      cats.push_back(group_of(*o.point, by));
     }
   double lo = 1e300, hi = 1e-300;
   for (auto [x, y] : xy) lo = std::min({lo, x, y}), hi = std::max({hi, x, y});
@@ -113,10 +117,11 @@ std::string svg_plot(const std::vector<Outcome>& outcomes) {
   const double l0 = std::floor(std::log10(lo)), l1 = std::ceil(std::log10(hi)) + (lo == hi);
   const double size = 560, pad = 60;
   auto pos = [&](double v) { return pad + (std::log10(v) - l0) / (l1 - l0) * size; };
-  static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"};
+  static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
+                                 "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};  // tab10
   std::map<std::string, const char*> color_of;
   for (const auto& c : cats)
-    if (!color_of.count(c)) color_of[c] = colors[color_of.size() % 7];
+    if (!color_of.count(c)) color_of[c] = colors[color_of.size() % 10];
   std::string s = fmt::format(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{0}\" font-family=\"sans-serif\" "
       "font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
@@ -132,6 +137,16 @@ std::string svg_plot(const std::vector<Outcome>& outcomes) {
   s += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{1}\" y2=\"{0}\" stroke=\"black\" "
                    "stroke-dasharray=\"4 4\"/><text x=\"{2}\" y=\"{3}\">y = x</text>\n",
                    pad, size + pad, size + pad - 40, pad + 20);
+  // y = (1 +- 0.25) x: the same diagonal shifted by log10(1 +- 0.25) decades, clipped to the frame.
+  for (const double factor : {1.25, 0.75}) {
+    const double shift = std::log10(factor) / (l1 - l0) * size;  // pixels up (+) or down (-)
+    const double x0 = pad + std::max(0.0, -shift), x1 = size + pad - std::max(0.0, shift);
+    auto y_at = [&](double x) { return size + 2 * pad - (x + shift); };
+    s += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#888\" stroke-dasharray=\"1 3\"/>"
+                     "<text x=\"{}\" y=\"{}\" fill=\"#888\">{}</text>\n",
+                     x0, y_at(x0), x1, y_at(x1), x1 - 34, y_at(x1) + (factor > 1 ? -4 : 14),
+                     factor > 1 ? "+25%" : "\u221225%");
+  }
   for (size_t i = 0; i < xy.size(); ++i)
     s += fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"4\" fill=\"{}\" fill-opacity=\"0.8\"/>\n",
                      pos(xy[i].first), size + 2 * pad - pos(xy[i].second), color_of[cats[i]]);
@@ -262,7 +277,7 @@ int run_validate(const GlobalOptions& g, const ValidateOptions& o) {
   j["summary"]["skipped"] = skipped;
 
   if (!o.plot.empty()) {
-    const std::string svg = svg_plot(outcomes);
+    const std::string svg = svg_plot(outcomes, o.by);
     std::ofstream f(o.plot);
     if (!f) throw BadInput("cannot write --plot '" + o.plot + "'");
     const bool html = o.plot.size() > 5 && o.plot.substr(o.plot.size() - 5) == ".html";
@@ -344,7 +359,7 @@ const CommandRegistrar registrar(50, "validate", [](CLI::App& app, const GlobalO
   auto o = std::make_shared<ValidateOptions>();
   auto* cmd = app.add_subcommand("validate", "Compare predictions with published measurements");
   cmd->add_option("--category", o->category, "Only this category (decode, prefill, training, ...)");
-  cmd->add_option("--plot", o->plot, "Write predicted vs measured (log axes, y = x) to FILE.svg|.html");
+  cmd->add_option("--plot", o->plot, "Write predicted vs measured (log axes, y = x, +-25% bands; colours: --by) to FILE.svg|.html");
   cmd->add_option("--points", o->points_dir, "Directory of point *.toml files (default: built in)");
   cmd->add_option("--by", o->by, "Group the summary by category | runtime | hardware | precision | origin")
       ->check(CLI::IsMember(kGroupings));
