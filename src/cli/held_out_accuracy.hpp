@@ -35,16 +35,17 @@ inline nlohmann::ordered_json accuracy_json(const HeldOutAccuracy& a) {
           {"median_abs_error", a.errors.median_abs},
           {"p90_abs_error", a.errors.p90_abs},
           {"mean_signed_error", a.errors.mean_signed},
+          {"median_signed_error", a.errors.median_signed},
           {"how", fmt::format("mlsysim validate --category {}", a.category)}};
 }
 
 // The line a table ends with.
 inline std::string accuracy_line(const HeldOutAccuracy& a) {
   return fmt::format(
-      "Held-out error of {} predictions ({}): median {:.1f}%, p90 {:.1f}%, bias {:+.1f}% over {} "
-      "measured points (mlsysim validate --category {}).\n",
+      "Held-out error of {} predictions ({}): median {:.1f}%, p90 {:.1f}%, bias {:+.1f}% (median signed) "
+      "over {} measured points (mlsysim validate --category {}).\n",
       a.category, a.runtime, 100 * a.errors.median_abs, 100 * a.errors.p90_abs,
-      100 * a.errors.mean_signed, a.errors.count, a.category);
+      100 * a.errors.median_signed, a.errors.count, a.category);
 }
 
 // That line for a category, or nothing when it has no scored point.
