@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <sstream>
 #include <vector>
 #include <nlohmann/json.hpp>
@@ -162,6 +163,42 @@ TEST(Cli, ValidateGroupsTheSummaryByDevicePrecisionAndOrigin) {
                 origin["by_origin"]["published"]["mlsysim"]["count"].get<int>(),
             origin["overall"]["mlsysim"]["count"].get<int>());
   EXPECT_EQ(run("validate --by vendor").code, 1);
+}
+
+TEST(Cli, ReadmeAccuracyFiguresAreTheOnesValidatePrints) {
+  // The README states the current accuracy; a physics change that moves it must update the text.
+  std::ifstream in(std::string(MLSYSIM_SOURCE_DIR) + "/README.md");
+  ASSERT_TRUE(in.good());
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  std::string readme = buffer.str();
+  for (char& c : readme)
+    if (c == '\n') c = ' ';  // the sentence wraps across lines
+  const auto summary = nlohmann::json::parse(run("validate --format json").out)["summary"];
+  auto near = [](const nlohmann::json& s, const std::string& median, const std::string& p90) {
+    return std::fabs(100 * s["median_abs_error"].get<double>() - std::stod(median)) < 0.051 &&
+           std::fabs(100 * s["p90_abs_error"].get<double>() - std::stod(p90)) < 0.051;
+  };
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(readme, m, std::regex(R"(Over all (\d+) scored points: median ([\d.]+)%, p90 ([\d.]+)%)")));
+  const auto& overall = summary["overall"]["mlsysim"];
+  EXPECT_EQ(std::stoi(m[1]), overall["count"].get<int>());
+  EXPECT_TRUE(near(overall, m[2], m[3])) << "README says " << m[2] << "/" << m[3] << "; validate: " << overall;
+  // "(per category: decode 3.1/23.4, prefill 11.1/39.3, ...)"
+  ASSERT_TRUE(std::regex_search(readme, m, std::regex(R"(\(per category: ([^)]*)\))")));
+  const std::string list = m[1];
+  const std::regex pair(R"(([a-z]+) ([\d.]+)/([\d.]+))");
+  int checked = 0;
+  for (std::sregex_iterator it(list.begin(), list.end(), pair), end; it != end; ++it, ++checked) {
+    std::string category = (*it)[1];
+    if (category == "collectives") category = "collective";
+    if (category == "kernels") category = "kernel";
+    ASSERT_TRUE(summary["by_category"].contains(category)) << category;
+    EXPECT_TRUE(near(summary["by_category"][category]["mlsysim"], (*it)[2], (*it)[3]))
+        << category << ": README says " << (*it)[2] << "/" << (*it)[3] << "; validate: "
+        << summary["by_category"][category]["mlsysim"];
+  }
+  EXPECT_EQ(checked, static_cast<int>(summary["by_category"].size()));
 }
 
 TEST(Cli, ValidateWorstListsTheLargestErrorsFirst) {
