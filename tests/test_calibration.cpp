@@ -1,6 +1,7 @@
 // Calibration from microbenchmarks: the fit recovers the measured numbers it was given.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -52,6 +53,53 @@ TEST(Calibration, GemmEfficiencyMatchesLargeSquareGemms) {
   // Eager per-call cost: tens of microseconds (PyTorch dispatch + launch), not milliseconds.
   EXPECT_GT(fit.profile.host_dispatch.si(), 5e-6);
   EXPECT_LT(fit.profile.host_dispatch.si(), 50e-6);
+}
+
+TEST(Calibration, AConvolutionCallsHostCostComesFromTheBatchOneConvRows) {
+  // The batch-1 conv rows are back-to-back F.conv2d calls whose kernels take a few microseconds:
+  // their median is a functional call's host time; module code adds the framework microbenchmark's
+  // module-minus-functional rate. Recomputed here from the file.
+  const auto& h100 = Catalog::builtin().hardware("h100");
+  const std::string text = read(kH100);
+  const auto j = nlohmann::json::parse(text);
+  std::vector<double> batch1;
+  for (const auto& r : j["conv"])
+    if (r["batch"] == 1) batch1.push_back(r["seconds"].get<double>());
+  ASSERT_EQ(batch1.size() % 2, 1u);  // an odd count: the median is one row
+  std::sort(batch1.begin(), batch1.end());
+  const double module_overhead = (j["launch"]["eager_module_us_per_kernel"].get<double>() -
+                                  j["launch"]["eager_functional_us_per_kernel"].get<double>()) * 1e-6;
+  const CalibrationFit fit = fit_calibration(h100, text, "h100.json");
+  EXPECT_EQ(fit.conv_host_points, static_cast<int>(batch1.size()));
+  EXPECT_NEAR(fit.profile.conv_host_dispatch.si(), batch1[batch1.size() / 2] + module_overhead, 1e-12);
+  // Above the generic per-call cost: cuDNN does more per call than an element-wise op.
+  EXPECT_GT(fit.profile.conv_host_dispatch.si(), fit.profile.host_dispatch.si());
+  // Without the framework rates there is nothing to add it to: the device keeps what it had
+  // (here: nothing).
+  HardwareSpec uncalibrated = h100;
+  uncalibrated.efficiency.conv_host_dispatch = Seconds(0);
+  auto bare = j;
+  bare["launch"].erase("eager_functional_us_per_kernel");
+  EXPECT_EQ(fit_calibration(uncalibrated, bare.dump(), "bare.json").profile.conv_host_dispatch.si(), 0.0);
+}
+
+TEST(Calibration, EagerConvolutionsPayTheirOwnHostCost) {
+  // ResNet-50 at batch 1 under eager dispatch is host-bound: the stem convolution (one call) costs
+  // the convolution host time, its batch norm (one call) the generic one.
+  SolveRequest r;
+  r.runtime = Runtime::Eager;
+  r.batch = 1;
+  const auto& h100 = Catalog::builtin().hardware("h100");
+  const Profile p = solve(Catalog::builtin().model("resnet50"), h100, r);
+  const OperatorResult* stem = nullptr;
+  const OperatorResult* norm = nullptr;
+  for (const auto& o : p.operators) {
+    if (!stem && o.name == "conv") stem = &o;
+    if (!norm && o.name == "batchnorm") norm = &o;
+  }
+  ASSERT_TRUE(stem && norm);
+  EXPECT_NEAR(stem->timing.host.si(), h100.efficiency.conv_host_dispatch.si(), 1e-15);
+  EXPECT_NEAR(norm->timing.host.si(), h100.efficiency.host_dispatch.si(), 1e-15);
 }
 
 TEST(Calibration, BuiltInCalibrationsAreLoaded) {

@@ -253,6 +253,7 @@ ordered_json hardware_json(const HardwareSpec& hw) {
                       head_dim_rates_json(hw.efficiency.attention_backward_head_dim_rates)},
                      {"kernel_overhead_s", hw.efficiency.kernel_overhead.si()},
                      {"host_dispatch_s", hw.efficiency.host_dispatch.si()},
+                     {"conv_host_dispatch_s", hw.efficiency.conv_host_dispatch.si()},
                      {"source", hw.efficiency.source}};
   j["aliases"] = hw.aliases;
   j["sources"] = hw.sources;

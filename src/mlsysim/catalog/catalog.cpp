@@ -517,6 +517,8 @@ struct CatalogLoader {
       e.kernel_overhead = microseconds(number_or((*c)["kernel_overhead_us"], in_us(e.kernel_overhead)));
       e.host_dispatch = microseconds(number_or((*c)["host_dispatch_us"], in_us(e.host_dispatch)));
       e.isolated_call = microseconds(number_or((*c)["isolated_call_us"], in_us(e.isolated_call)));
+      e.conv_host_dispatch =
+          microseconds(number_or((*c)["conv_host_dispatch_us"], in_us(e.conv_host_dispatch)));
       e.tile_m = int_field(*c, "tile_m", e.tile_m);
       e.tile_n = int_field(*c, "tile_n", e.tile_n);
       // A partial entry without a source (e.g. only a FlashAttention-2 rate, which cites itself)

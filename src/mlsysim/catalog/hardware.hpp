@@ -84,6 +84,9 @@ struct EfficiencyProfile {
   std::vector<MeasuredConv> conv_measured;
   Seconds kernel_overhead{};  // per kernel, graph-launched runtime (launch gap + ramp/tail)
   Seconds host_dispatch{};    // per op, eager framework (host dispatch; microbenchmark-fitted)
+  // One convolution call's host time in eager module code (cuDNN's per-call plan lookup and
+  // descriptor work on top of the framework's dispatch); 0: host_dispatch like any other call.
+  Seconds conv_host_dispatch{};
   // Fixed cost of one isolated, individually timed call (Runtime::Isolated): the host launch latency
   // the GPU waits out, plus the launch and ramp. Fitted as the median of t - bytes / bandwidth over
   // the microbenchmark's memory-bound GEMVs, which are such calls. 0: host_dispatch + kernel_overhead.

@@ -319,6 +319,30 @@ bool fit_conv(const HardwareSpec& hw, const nlohmann::json& rows, BytesPerSecond
   return true;
 }
 
+// One convolution call's host time in eager module code. The microbenchmark's batch-1 `conv` rows
+// are back-to-back F.conv2d calls whose kernels take a few microseconds at most, so each row times
+// the host: their median is a functional call's cost. Module code (torchvision) also pays the
+// module-call overhead, the framework microbenchmark's module minus functional rate per kernel.
+// Rows count only when the device model puts their kernel under a quarter of the row's time.
+// Returns the number of rows used (0: fewer than 3, or no framework rates; the field stays 0).
+int fit_conv_host_dispatch(const HardwareSpec& hw, const nlohmann::json& rows, const nlohmann::json& launch,
+                           BytesPerSecond bw, EfficiencyProfile& e) {
+  const double functional_us = launch.value("eager_functional_us_per_kernel", 0.0);
+  const double module_us = launch.value("eager_module_us_per_kernel", 0.0);
+  const double peak = hw.peak(Precision::BF16).si() * e.conv;
+  if (functional_us <= 0 || module_us <= 0 || peak <= 0) return 0;
+  std::vector<double> host;
+  for (const auto& r : rows) {
+    if (r.value("batch", 0.0) != 1.0) continue;
+    const double secs = r.value("seconds", 0.0), flops = r.value("flops", 0.0), bytes = r.value("bytes", 0.0);
+    if (secs <= 0 || std::max(flops / peak, bytes / bw.si()) > 0.25 * secs) continue;
+    host.push_back(secs);
+  }
+  if (host.size() < 3) return 0;
+  e.conv_host_dispatch = Seconds(median(host) + std::max(0.0, module_us - functional_us) * 1e-6);
+  return static_cast<int>(host.size());
+}
+
 // Element-wise kernel bandwidth from `vector` rows of single-kernel ops whose byte count is exact
 // (rms_norm: read + write; add: two reads + write), large enough to spill any on-chip cache
 // (3x the device's L2/SRAM, at least 64 MB). silu_mul rows are left out: eager PyTorch runs them as
@@ -485,7 +509,11 @@ CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_t
     fit_flash_attention2_from(hw, j["attention"], origin, fit);  // after the shape and tail terms
     fit_head_dim_rates_from(hw, j["attention"], origin, fit);
   }
-  if (j.contains("conv") && j["conv"].is_array()) fit_conv(hw, j["conv"], bw, e, fit.conv_points);
+  if (j.contains("conv") && j["conv"].is_array()) {
+    fit_conv(hw, j["conv"], bw, e, fit.conv_points);
+    if (j.contains("launch"))
+      fit.conv_host_points = fit_conv_host_dispatch(hw, j["conv"], j["launch"], bw, e);
+  }
   if (j.contains("vector") && j["vector"].is_array()) {
     fit_vector_bandwidth(hw, j["vector"], e, fit.vector_points);
     fit_strided_bandwidth(hw, j["vector"], e, fit.strided_points);
@@ -524,7 +552,13 @@ CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_t
                          fit.vector_points ? fmt::format("; {} element-wise kernels, {} strided ones",
                                                          fit.vector_points, fit.strided_points)
                                            : "",
-                         fit.host_from_framework ? "; eager host cost from the framework microbenchmark" : "");
+                         fit.host_from_framework
+                             ? fmt::format("; eager host cost from the framework microbenchmark{}",
+                                           fit.conv_host_points
+                                               ? fmt::format(", a convolution call's from {} batch-1 conv rows",
+                                                             fit.conv_host_points)
+                                               : "")
+                             : "");
   return fit;
 }
 
@@ -583,6 +617,8 @@ std::string calibration_toml(const std::string& device_id, const CalibrationFit&
   out += fmt::format("kernel_overhead_us = {:.2f}\n", e.kernel_overhead.si() * 1e6);
   out += fmt::format("host_dispatch_us = {:.2f}\n", e.host_dispatch.si() * 1e6);
   if (e.isolated_call.si() > 0) out += fmt::format("isolated_call_us = {:.2f}\n", e.isolated_call.si() * 1e6);
+  if (e.conv_host_dispatch.si() > 0)
+    out += fmt::format("conv_host_dispatch_us = {:.2f}\n", e.conv_host_dispatch.si() * 1e6);
   out += "[calibration.gemm_efficiency]\n";
   for (Precision p : kAllPrecisions) out += fmt::format("{} = {:.4f}\n", to_string(p), e.gemm[index_of(p)]);
   for (const MeasuredConv& c : e.conv_measured)

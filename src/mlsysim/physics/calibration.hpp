@@ -24,6 +24,7 @@ struct CalibrationFit {
   int vector_points = 0;                       // element-wise rows used (0: vector kernels use memory)
   int strided_points = 0;                      // strided element-wise rows used (0: as vector)
   bool host_from_framework = false;  // host dispatch from the eager-framework microbenchmark
+  int conv_host_points = 0;          // batch-1 conv rows that set conv_host_dispatch (0: not fitted)
   double median_abs_error = 0;  // of the fitted model over all GEMM points (fraction)
   double max_abs_error = 0;
   // Over the compute-bound GEMMs only (the rows the rate is fitted to; the memory-bound GEMVs at

@@ -327,7 +327,9 @@ OpTiming time_operator(const RateModel& r, const Operator& op) {
     // the operator alone costs max(its bodies + launch gaps, its host dispatch time). Within a step
     // the host also runs ahead across operators: see physics/launch_queue.hpp.
     t.launch_gaps = e.kernel_overhead * launches;
-    t.host = e.host_dispatch * host_calls;
+    // Convolution calls carry cuDNN's per-call host work on top (EfficiencyProfile::conv_host_dispatch).
+    const bool conv_call = op.cls == OpClass::Conv && e.conv_host_dispatch.si() > 0;
+    t.host = (conv_call ? e.conv_host_dispatch : e.host_dispatch) * host_calls;
     t.overhead = max(t.body() + t.launch_gaps, t.host) - t.body();
   }
   return t;
