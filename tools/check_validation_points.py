@@ -25,7 +25,8 @@ CATEGORIES = {"decode", "prefill", "serving", "training", "inference", "collecti
 METRICS = {
     "solve": {"latency_s", "tokens_per_s", "samples_per_s", "mfu"},
     "train": {"step_time_s", "mfu", "hfu"},
-    "serve": {"ttft_s", "itl_s", "tokens_per_s", "request_tokens_per_s"},
+    "serve": {"ttft_s", "itl_s", "e2e_latency_s", "tokens_per_s", "request_tokens_per_s",
+              "request_tokens_per_s_per_gpu"},
     "collective": {"bus_bandwidth_bytes_per_s"},
     "kernel": {"flops_per_s"},
 }
