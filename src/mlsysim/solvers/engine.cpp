@@ -169,33 +169,41 @@ void queue_eager_dispatch(const std::vector<Operator>& ops, std::vector<OpTiming
   for (size_t i = 0; i < ops.size(); ++i) timings[i].overhead = timings[i].launch_gaps + exposed[i];
 }
 
+// Adds one timed operator to the step's sums (and to the per-operator breakdown when kept).
+void accumulate_operator(const Operator& op, const OpTiming& t, bool keep_operators, Profile& p,
+                         EnergyTerms& e) {
+  if (keep_operators)
+    p.operators.push_back({op.name, op.cls, op.role, op.pass, op.count, op.kernels * op.count,
+                           Flops(op.flops * op.count), Bytes(op.bytes * op.count), t});
+  p.model_flops += Flops(op.flops * op.count);
+  p.hardware_flops += Flops(op.hw_flops * op.count);
+  p.bytes_moved += Bytes(op.bytes * op.count);
+  p.kernels += op.kernels * op.count;
+  p.overhead_time += t.overhead;
+  if (t.compute >= t.memory) p.compute_time += t.compute;
+  else p.memory_time += t.memory;
+  const double body = t.body().si();
+  if (body > 0)
+    e.dynamic += body * (kMemoryPowerFraction * (t.memory.si() / body) +
+                         kComputePowerFraction * (t.compute.si() / body));
+  e.static_time += body + t.overhead.si();
+}
+
 EnergyTerms accumulate_operators(const std::vector<Operator>& ops, const RateModel& rates,
                                  bool keep_operators, Profile& p) {
   EnergyTerms e;
   if (keep_operators) p.operators.reserve(ops.size());
+  if (rates.runtime != Runtime::Eager || rates.teaching_efficiency > 0) {
+    // Graph replay (and the textbook model): each operator's time stands alone, one pass.
+    for (const Operator& op : ops) accumulate_operator(op, time_operator(rates, op), keep_operators, p, e);
+    return e;
+  }
+  // Eager: the launch queue needs every operator's host and GPU time first.
   thread_local std::vector<OpTiming> timings;
   timings.clear();
   for (const Operator& op : ops) timings.push_back(time_operator(rates, op));
-  if (rates.runtime == Runtime::Eager && rates.teaching_efficiency <= 0) queue_eager_dispatch(ops, timings);
-  for (size_t i = 0; i < ops.size(); ++i) {
-    const Operator& op = ops[i];
-    const OpTiming& t = timings[i];
-    if (keep_operators)
-      p.operators.push_back({op.name, op.cls, op.role, op.pass, op.count, op.kernels * op.count,
-                             Flops(op.flops * op.count), Bytes(op.bytes * op.count), t});
-    p.model_flops += Flops(op.flops * op.count);
-    p.hardware_flops += Flops(op.hw_flops * op.count);
-    p.bytes_moved += Bytes(op.bytes * op.count);
-    p.kernels += op.kernels * op.count;
-    p.overhead_time += t.overhead;
-    if (t.compute >= t.memory) p.compute_time += t.compute;
-    else p.memory_time += t.memory;
-    const double body = t.body().si();
-    if (body > 0)
-      e.dynamic += body * (kMemoryPowerFraction * (t.memory.si() / body) +
-                           kComputePowerFraction * (t.compute.si() / body));
-    e.static_time += body + t.overhead.si();
-  }
+  queue_eager_dispatch(ops, timings);
+  for (size_t i = 0; i < ops.size(); ++i) accumulate_operator(ops[i], timings[i], keep_operators, p, e);
   return e;
 }
 
