@@ -117,6 +117,18 @@ TEST(Cli, ValidateScoresEveryPointAgainstItsMeasurement) {
     if (!p["used_for_calibration"].get<bool>() && p["confidence"] != "low") ++scored;
   }
   EXPECT_EQ(j["summary"]["overall"]["mlsysim"]["count"].get<int>(), scored);
+  // Capacity: every scored point whose own command says it does not fit is counted, and only those.
+  int over_full = 0;
+  for (const auto& p : j["points"]) {
+    ASSERT_TRUE(p["feasible"].is_boolean()) << p["id"];
+    if (p["status"] == "ok" && !p["used_for_calibration"].get<bool>() && p["confidence"] != "low" &&
+        !p["feasible"].get<bool>()) {
+      ++over_full;
+      const Result own = run(p["command"].get<std::string>().substr(8) + " --format json");
+      EXPECT_EQ(own.code, 2) << p["id"] << ": exit 2 means 'does not fit'";
+    }
+  }
+  EXPECT_EQ(j["summary"]["scored_points_that_do_not_fit"].get<int>(), over_full);
   // Every scored point lands in exactly one runtime group and one category.
   int by_runtime = 0, by_category = 0;
   for (const auto& [name, s] : j["summary"]["by_runtime"].items()) by_runtime += s["mlsysim"]["count"].get<int>();

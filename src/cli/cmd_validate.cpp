@@ -39,6 +39,9 @@ struct Outcome {
   const ValidationPoint* point;
   std::optional<double> predicted, textbook;
   std::string status;  // "ok" or why it was skipped
+  // The measured configuration ran on real hardware; false when mlsysim's memory ledger says it
+  // does not fit (the command's `feasible` field): a capacity estimate that is too high.
+  bool fits = true;
   [[nodiscard]] std::optional<double> error() const {
     return predicted ? std::optional(signed_relative_error(*predicted, point->measured)) : std::nullopt;
   }
@@ -85,6 +88,7 @@ Outcome evaluate(const ValidationPoint& p, bool with_textbook = true) {
     return o;
   }
   o.predicted = metric_of(*j, p.metric);
+  if (j->contains("feasible") && (*j)["feasible"].is_boolean()) o.fits = (*j)["feasible"].get<bool>();
   if (!o.predicted) {
     o.status = "the output has no numeric field '" + p.metric + "'";
     return o;
@@ -201,6 +205,17 @@ bool scored(const ValidationPoint& p, bool include_calibration, bool include_low
   return (include_calibration || !p.used_for_calibration) && (include_low || p.confidence != "low");
 }
 
+// What the per-point table says after a row's numbers: skipped, calibration, low confidence, and
+// whether the measured configuration fits mlsysim's memory ledger.
+std::string row_note(const Outcome& out) {
+  if (out.status != "ok") return "  skipped: " + out.status;
+  std::string note = out.point->used_for_calibration   ? "  (calibration)"
+                     : out.point->confidence == "low" ? "  (low confidence: not scored)"
+                                                      : "";
+  if (!out.fits) note += "  (ran on real hardware; mlsysim's ledger says it does not fit)";
+  return note;
+}
+
 // The per-point table: every point in dataset order, or with --worst N the N scored points with the
 // largest |error|, worst first.
 std::vector<const Outcome*> table_rows(const std::vector<Outcome>& outcomes, const ValidateOptions& o) {
@@ -263,6 +278,7 @@ int run_validate(const GlobalOptions& g, const ValidateOptions& o) {
     r["error"] = out.error() ? nlohmann::ordered_json(*out.error()) : nlohmann::ordered_json();
     r["textbook_predicted"] = out.textbook ? nlohmann::ordered_json(*out.textbook) : nlohmann::ordered_json();
     r["textbook_error"] = out.textbook_error() ? nlohmann::ordered_json(*out.textbook_error()) : nlohmann::ordered_json();
+    r["feasible"] = out.fits;
     j["points"].push_back(r);
   }
   auto both_json = [&](const Errors& e) {
@@ -275,6 +291,12 @@ int run_validate(const GlobalOptions& g, const ValidateOptions& o) {
   if (o.by != "category" && o.by != "runtime")
     for (const auto& [k, errs] : by_choice) j["summary"]["by_" + o.by][k] = both_json(errs);
   j["summary"]["skipped"] = skipped;
+  // Capacity is predicted too: every measured configuration ran, so each `feasible: false` is a
+  // memory estimate that came out too high.
+  int over_full = 0;
+  for (const auto& out : outcomes)
+    if (out.error() && !out.fits && scored(*out.point, o.include_calibration, o.include_low)) ++over_full;
+  j["summary"]["scored_points_that_do_not_fit"] = over_full;
 
   if (!o.plot.empty()) {
     const std::string svg = svg_plot(outcomes, o.by);
@@ -301,9 +323,7 @@ int run_validate(const GlobalOptions& g, const ValidateOptions& o) {
                                out->point->id.substr(0, 52), out->point->category, out->point->measured,
                                out->predicted ? fmt::format("{:.4g}", *out->predicted) : "-",
                                pct(out->error()), pct(out->textbook_error()),
-                               out->status == "ok" ? (out->point->used_for_calibration ? "  (calibration)"
-                                                     : out->point->confidence == "low" ? "  (low confidence: not scored)" : "")
-                                                   : "  skipped: " + out->status);
+                               row_note(*out));
     }
     auto header = [](const std::string& name) {
       std::cout << fmt::format("\n{:<22} {:>5}   {:>12} {:>10} {:>8}   {:>12} {:>10}\n", name, "n",
@@ -329,6 +349,10 @@ int run_validate(const GlobalOptions& g, const ValidateOptions& o) {
       for (const auto& [r, errs] : by_runtime) line(r, errs);
     }
     if (skipped) std::cout << fmt::format("\n{} point(s) skipped (see the status column).\n", skipped);
+    if (over_full)
+      std::cout << fmt::format("\n{} scored configuration(s) ran on real hardware but do not fit mlsysim's memory "
+                               "ledger: its capacity estimate is too high for them (JSON field feasible).\n",
+                               over_full);
   }
   return kExitOk;
 }
