@@ -251,9 +251,13 @@ int run_validate(const GlobalOptions& g, const ValidateOptions& o) {
   std::map<std::string, Errors> by_cat, by_runtime, by_choice;
   Errors all;
   int skipped = 0;
+  // Capacity is predicted too: every measured configuration ran, so each scored `feasible: false`
+  // is a memory estimate that came out too high.
+  int over_full = 0;
   for (const auto& out : outcomes) {
     if (!out.error()) { ++skipped; continue; }
     if (!scored(*out.point, o.include_calibration, o.include_low)) continue;
+    if (!out.fits) ++over_full;
     for (Errors* e : {&by_cat[out.point->category], &by_runtime[runtime_group(*out.point)],
                       &by_choice[group_of(*out.point, o.by)], &all}) {
       e->first.push_back(*out.error());
@@ -291,11 +295,6 @@ int run_validate(const GlobalOptions& g, const ValidateOptions& o) {
   if (o.by != "category" && o.by != "runtime")
     for (const auto& [k, errs] : by_choice) j["summary"]["by_" + o.by][k] = both_json(errs);
   j["summary"]["skipped"] = skipped;
-  // Capacity is predicted too: every measured configuration ran, so each `feasible: false` is a
-  // memory estimate that came out too high.
-  int over_full = 0;
-  for (const auto& out : outcomes)
-    if (out.error() && !out.fits && scored(*out.point, o.include_calibration, o.include_low)) ++over_full;
   j["summary"]["scored_points_that_do_not_fit"] = over_full;
 
   if (!o.plot.empty()) {

@@ -153,7 +153,6 @@ struct EnergyTerms {
   double static_time = 0, dynamic = 0;
 };
 
-// Times every operator and sums the step by wall (each operator's time goes to its binding wall).
 // Eager runtime: each operator's overhead becomes its launch gaps plus the host time the launch
 // queue leaves exposed in this step's program order (physics/launch_queue.hpp), instead of the
 // operator-alone max(GPU, host).
@@ -189,6 +188,7 @@ void accumulate_operator(const Operator& op, const OpTiming& t, bool keep_operat
   e.static_time += body + t.overhead.si();
 }
 
+// Times every operator and sums the step by wall (each operator's time goes to its binding wall).
 EnergyTerms accumulate_operators(const std::vector<Operator>& ops, const RateModel& rates,
                                  bool keep_operators, Profile& p) {
   EnergyTerms e;
