@@ -225,3 +225,29 @@ TEST(Training, RecomputationIsNotAScalingLoss) {
   EXPECT_GT(full.scaling_efficiency, 0.95);
   EXPECT_LT(full.single_gpu_mfu, none.single_gpu_mfu);  // recomputing costs MFU on one GPU too
 }
+
+// Pipeline sends under tensor parallelism (Narayanan et al. 2021 §4.1, scatter/gather): each of the
+// t ranks of a stage sends 1/t of the boundary activation (micro-batch x seq x hidden x 2 B) to its
+// peer on the next stage, forward and backward; without sequence parallelism the receiving stage
+// all-gathers the t pieces over NVLink. 175B-shaped GPT, TP 8 x PP 8 on 64 A100s, one stage per node.
+TEST(Training, PipelineSendsAreScatteredOverTheTensorParallelRanks) {
+  TrainingRequest r = req(64, 8, 8, 64, 2048);
+  r.attention = AttentionKernel::Materialized;
+  const ModelSpec& gpt = cat().model("megatron-gpt-175b");
+  const Cluster cluster = FleetCatalog::builtin().standard_cluster("a100-80gb", 64);
+  const TrainingResult sp = train(gpt, cat().hardware("a100-80gb"), cluster, r);
+  r.sequence_parallel = false;
+  const TrainingResult no_sp = train(gpt, cat().hardware("a100-80gb"), cluster, r);
+  ASSERT_EQ(sp.micro_batches, 64);
+
+  const Bytes boundary(1.0 * 2048 * 12288 * 2);  // one sequence's hidden states, 16-bit
+  const int g = cluster.gpus_per_node();
+  const Seconds send = collective_time(CollectiveOp::PointToPoint, boundary / 8.0, place_group(8, 8, g), cluster).time;
+  const Seconds gather = collective_time(CollectiveOp::AllGather, boundary, place_group(8, 1, g), cluster).time;
+  // Two sends (activation forward, its gradient backward) per micro-batch and stage.
+  EXPECT_NEAR(sp.pp_comm_time.si(), (send * (2.0 * 64)).si(), 1e-12);
+  EXPECT_NEAR(no_sp.pp_comm_time.si(), ((send + gather) * (2.0 * 64)).si(), 1e-12);
+  // The inter-node part is an eighth of the unsplit tensor's: sending it whole would cost more.
+  const Seconds whole = collective_time(CollectiveOp::PointToPoint, boundary, place_group(8, 8, g), cluster).time;
+  EXPECT_LT(send + gather, whole);
+}

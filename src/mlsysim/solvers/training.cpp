@@ -287,12 +287,19 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   res.ep_comm_time = ep_mb * r.m;
 
   // ---- PP: activations forward, their gradients backward, per model chunk ---------------------
+  // Each of the t ranks of a stage sends 1/t of the boundary tensor to its peer: Megatron-LM's
+  // scatter/gather optimization (Narayanan et al. 2021 §4.1), which keeps the t copies of a
+  // replicated tensor off the slower inter-stage link. With sequence parallelism the tensor is
+  // already split; without it the receiving stage all-gathers the pieces over its TP group.
   Seconds pp_mb{};
   if (r.pp > 1) {
-    const Bytes msg(tokens_rank * model_.tf.hidden * act_bytes / sp_div);
-    const auto est = collective_time(CollectiveOp::PointToPoint, msg,
-                                     place_group(r.pp, r.tp * r.cp * r.ep * r.dp, g), c);
-    pp_mb = est.time * (2.0 * r.v);
+    const Bytes boundary(tokens_rank * model_.tf.hidden * act_bytes);
+    const auto send = collective_time(CollectiveOp::PointToPoint, boundary / r.tp,
+                                      place_group(r.pp, r.tp * r.cp * r.ep * r.dp, g), c);
+    Seconds gather{};
+    if (r.tp > 1 && !res.sequence_parallel)
+      gather = collective_time(CollectiveOp::AllGather, boundary, place_group(r.tp, 1, g), c).time;
+    pp_mb = (send.time + gather) * (2.0 * r.v);
   }
   res.pp_comm_time = pp_mb * r.m;
 
