@@ -251,3 +251,23 @@ TEST(Training, PipelineSendsAreScatteredOverTheTensorParallelRanks) {
   const Seconds whole = collective_time(CollectiveOp::PointToPoint, boundary, place_group(8, 8, g), cluster).time;
   EXPECT_LT(send + gather, whole);
 }
+
+// Context-parallel ranks hold the same weights as their data-parallel peers (each sees other
+// tokens), so the distributed optimizer shards over dp x cp and the gradients are reduced over it
+// (Megatron-core's data-parallel group with context parallelism): Llama 3.1 8B on 8 GPUs as CP 2 x
+// DP 4 keeps 12 B / 8 of optimizer state per parameter, the same as DP 8.
+TEST(Training, ContextParallelRanksShardTheOptimizerWithDataParallel) {
+  TrainingRequest r = req(8, 1, 1, 64, 8192);
+  r.layout.cp = 2;
+  const ModelSpec& m = cat().model("llama3.1-8b");
+  const Cluster node = FleetCatalog::builtin().standard_cluster("h100", 8);
+  const TrainingResult cp = train(m, cat().hardware("h100"), node, r);
+  EXPECT_EQ(cp.layout.dp, 4);
+  EXPECT_NEAR(cp.memory.optimizer_states.si(), 12.0 * cp.parameters_per_gpu / 8, 1);
+  r.layout.cp = 1;
+  const TrainingResult dp = train(m, cat().hardware("h100"), node, r);
+  EXPECT_EQ(dp.layout.dp, 8);
+  EXPECT_NEAR(cp.memory.optimizer_states.si(), dp.memory.optimizer_states.si(), 1);
+  // The same gradients cross the same 8 ranks (ZeRO-1: reduce-scatter + all-gather).
+  EXPECT_NEAR(cp.dp_comm_time.si(), dp.dp_comm_time.si(), 1e-12);
+}

@@ -308,7 +308,7 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
                        res.pp_comm_time;
   res.bubble_time = r.pp > 1 ? work * pipeline_bubble_overhead(r.pp, r.m, r.v) : Seconds(0);
 
-  // ---- parameters on this GPU: dense (replicated over dp x ep) and experts (over dp) -----------
+  // ---- parameters on this GPU: dense (replicated over dp x cp x ep) and experts (over dp x cp) -
   const ModelSpec ep_shard = r.ep > 1 ? shard_transformer(model_, {r.tp, r.pp, r.ep}) : ModelSpec{};
   // Per-stage parameters with the uneven split (dense models): the first stage holds the token
   // (and learned position) embedding, the last the LM head (a copy of the tied embedding, as
@@ -334,7 +334,11 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   // ---- DP: gradient synchronisation (ZeRO 0-3), overlapped with the backward pass --------------
   const double wb = bytes_per_element(sh.precision);
   const double grad_b = rq.fp32_gradients ? 4.0 : wb;
-  const int dense_dp = r.dp * r.ep;
+  // Context-parallel ranks hold the same weights and see different tokens, so their gradients are
+  // reduced and their optimizer states sharded with the data-parallel ranks' (Megatron-core's
+  // data-parallel-with-context-parallel group): dense parameters over dp x cp x ep, experts over dp x cp.
+  const int dense_dp = r.dp * r.cp * r.ep;
+  const int expert_dp = r.dp * r.cp;
   auto dp_sync = [&](double params, int group, int stride) -> Seconds {
     if (group <= 1 || params <= 0) return Seconds(0);
     const GroupPlacement pl = place_group(group, stride, g);
@@ -355,7 +359,8 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
     // reduce-scattered, every micro-batch (DeepSpeed stage-3 semantics).
     return (ag.time * 2.0 + rs.time) * static_cast<double>(r.m);
   };
-  res.dp_comm_time = dp_sync(p_dense, dense_dp, r.tp * r.cp) + dp_sync(p_expert, r.dp, r.tp * r.cp * r.ep);
+  res.dp_comm_time = dp_sync(p_dense, dense_dp, r.tp) +
+                     dp_sync(p_expert, expert_dp, r.cp > 1 ? r.tp : r.tp * r.ep);
   // Overlap window: ZeRO-0/1 reduce once, behind the last micro-batch's backward; ZeRO-2 behind
   // every backward; ZeRO-3 behind every forward and backward.
   const Seconds window = rq.zero_stage == 3   ? res.compute_time
@@ -365,7 +370,7 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
                                    : res.dp_comm_time;
 
   // ---- optimizer update: memory-bound Adam over this GPU's (ZeRO-sharded) parameters ----------
-  const ZeroSharding zd = zero_sharding(rq.zero_stage, dense_dp), ze = zero_sharding(rq.zero_stage, r.dp);
+  const ZeroSharding zd = zero_sharding(rq.zero_stage, dense_dp), ze = zero_sharding(rq.zero_stage, expert_dp);
   const double updated = p_dense / zd.optimizer + p_expert / ze.optimizer;
   res.optimizer_time = Bytes(updated * kAdamBytesPerParam) / (hw_.memory_bandwidth * hw_.efficiency.memory);
 
@@ -477,7 +482,7 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
       const ZeroSharding z3 = zero_sharding(3, dense_dp);
       const Bytes states = Bytes(params_gpu * (wb / z3.weights + grad_b / z3.gradients + opt_b / z3.optimizer));
       res.remedies.push_back(fmt::format("--zero 3 (FSDP) shards weights, gradients and optimizer states over "
-                                         "dp x ep = {}: states {} -> {} per GPU", dense_dp,
+                                         "dp x cp x ep = {}: states {} -> {} per GPU", dense_dp,
                                          gb(mem.weights + mem.gradients + mem.optimizer_states), gb(states)));
     } else if (rq.zero_stage < 1) {
       res.remedies.push_back("--zero 1 shards the optimizer states over the data-parallel ranks");
