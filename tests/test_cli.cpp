@@ -143,7 +143,7 @@ TEST(Cli, ValidateScoresEveryPointAgainstItsMeasurement) {
   EXPECT_EQ(run("validate --category nosuch").code, 1);
 }
 
-TEST(Cli, ValidateGroupsTheSummaryByDevicePrecisionAndOrigin) {
+TEST(Cli, ValidateGroupsTheSummaryByDevicePrecisionOriginAndSource) {
   // `--by hardware`: each scored point lands in the group named by its command's --hardware (or
   // --cluster) value, and each group's count and median signed error are those of its points.
   const auto j = nlohmann::json::parse(run("validate --by hardware --format json").out);
@@ -174,6 +174,18 @@ TEST(Cli, ValidateGroupsTheSummaryByDevicePrecisionAndOrigin) {
   EXPECT_EQ(origin["by_origin"]["measured here"]["mlsysim"]["count"].get<int>() +
                 origin["by_origin"]["published"]["mlsysim"]["count"].get<int>(),
             origin["overall"]["mlsysim"]["count"].get<int>());
+  // Source groups by the id's first word: every scored point lands in exactly one, nothing lost.
+  const auto by_source = nlohmann::json::parse(run("validate --by source --format json").out);
+  std::map<std::string, int> per_source;
+  for (const auto& p : by_source["points"]) {
+    if (p["status"] != "ok" || p["used_for_calibration"].get<bool>() || p["confidence"] == "low") continue;
+    const std::string id = p["id"].get<std::string>();
+    ++per_source[id.substr(0, id.find('-'))];
+  }
+  const auto& sources = by_source["summary"]["by_source"];
+  ASSERT_EQ(sources.size(), per_source.size());
+  for (const auto& [source, count] : per_source)
+    EXPECT_EQ(sources[source]["mlsysim"]["count"].get<int>(), count) << source;
   EXPECT_EQ(run("validate --by vendor").code, 1);
 }
 

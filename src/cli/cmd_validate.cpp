@@ -32,8 +32,9 @@ struct ValidateOptions {
 };
 
 // The ways `--by` can split the summary, each a question a user asks of the error:
-// which kind of prediction, which execution model, which GPU, which number format, whose data.
-const std::vector<std::string> kGroupings = {"category", "runtime", "hardware", "precision", "origin"};
+// which kind of prediction, which execution model, which GPU, which number format, whose data,
+// which publication or measurement campaign.
+const std::vector<std::string> kGroupings = {"category", "runtime", "hardware", "precision", "origin", "source"};
 
 struct Outcome {
   const ValidationPoint* point;
@@ -182,8 +183,9 @@ std::string flag_value(const std::string& command, const std::string& flag) {
 }
 
 // The group a point falls in for `--by`: its category, runtime group, device (or cluster), math
-// precision (weight-only quantization named as such) or origin (measured by this repository on a
-// lent GPU, or published).
+// precision (weight-only quantization named as such), origin (measured by this repository on a
+// lent GPU, or published) or source (the first word of the point's id, which names its publication
+// or campaign: trtllm09, dgxc, korthikanti22, e2e, ...; validation/README.md lists them).
 std::string group_of(const ValidationPoint& p, const std::string& by) {
   if (by == "runtime") return runtime_group(p);
   if (by == "hardware") {
@@ -197,6 +199,7 @@ std::string group_of(const ValidationPoint& p, const std::string& by) {
   }
   if (by == "origin")
     return p.source.rfind("measured by this repository", 0) == 0 ? "measured here" : "published";
+  if (by == "source") return p.id.substr(0, p.id.find('-'));
   return p.category;
 }
 
@@ -384,7 +387,7 @@ const CommandRegistrar registrar(50, "validate", [](CLI::App& app, const GlobalO
   cmd->add_option("--category", o->category, "Only this category (decode, prefill, training, ...)");
   cmd->add_option("--plot", o->plot, "Write predicted vs measured (log axes, y = x, +-25% bands; colours: --by) to FILE.svg|.html");
   cmd->add_option("--points", o->points_dir, "Directory of point *.toml files (default: built in)");
-  cmd->add_option("--by", o->by, "Group the summary by category | runtime | hardware | precision | origin")
+  cmd->add_option("--by", o->by, "Group the summary by category | runtime | hardware | precision | origin | source (publication)")
       ->check(CLI::IsMember(kGroupings));
   cmd->add_option("--worst", o->worst, "Table: only the N scored points with the largest |error|, worst first")
       ->check(CLI::Range(1, 100000));
