@@ -13,6 +13,8 @@ JSON format:
           gemm_alignment (GPT-2 LM-head shapes, vocabulary 50257 vs 50304; recorded
           for a future alignment term, not fitted yet), gemm_training_layouts (a linear layer's
           forward, input-gradient and weight-gradient GEMMs; recorded, not fitted yet),
+          gemm_sustained (8192^3 GEMMs back to back for seconds, per-window rate, SM clock and
+          power: burst vs sustained throughput; recorded, not fitted yet),
           launch (+ eager framework host cost)
 
 Timing: CUDA events around a batch of back-to-back launches, median over N timed
@@ -296,6 +298,75 @@ def bench_gemm_training_layouts(torch, timer, dev, quick):
             out.append(rec)
             log(f"  {role:11s} m={m:<6d} n={n:<6d} k={k:<6d} {t * 1e6:9.1f} us {rec['TFLOPs']:7.1f} TFLOP/s")
         del x, w, dy
+    torch.cuda.empty_cache()
+    return out
+
+
+def _device_sensor(torch, dev, name):
+    """torch.cuda.clock_rate / power_draw (need pynvml); None where unavailable."""
+    try:
+        return float(getattr(torch.cuda, name)(dev))
+    except Exception:  # noqa: BLE001 - a missing sensor must not lose the timing
+        return None
+
+
+def _milliwatts_to_watts(mw):
+    return None if mw is None else mw / 1000.0  # torch.cuda.power_draw reports NVML's milliwatts
+
+
+def bench_gemm_sustained(torch, dev, quick):
+    """Back-to-back 8192^3 GEMMs for several seconds, timed per window, with the SM clock and board
+    power where PyTorch can read them. The GEMM grid times each shape for ~0.1 s, at the boost clock;
+    a training step or a long prefill keeps the tensor cores busy for seconds, long enough for the
+    power limit to lower the clock. The first window is the burst rate, the median of the second half
+    the sustained one (recorded, not fitted yet: the candidate behind compute-bound steps predicted
+    fast on H100)."""
+    s = 8192
+    total_s = 3.0 if quick else 12.0
+    window_s = 0.25
+    out = []
+    dtypes = [("bfloat16", torch.bfloat16)]
+    if fp8_supported(torch, dev)[0]:
+        dtypes.append(("fp8_e4m3", None))
+    for label, dtype in dtypes:
+        if dtype is None:
+            a = torch.randn(s, s, device=dev).to(torch.float8_e4m3fn)
+            b = torch.randn(s, s, device=dev).to(torch.float8_e4m3fn).t()
+            one = torch.tensor(1.0, device=dev)
+            fn = lambda: torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)  # noqa: E731
+        else:
+            a = torch.randn(s, s, device=dev, dtype=dtype)
+            b = torch.randn(s, s, device=dev, dtype=dtype)
+            fn = lambda: torch.matmul(a, b)  # noqa: E731
+        fn()
+        torch.cuda.synchronize()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize()
+        per_window = max(1, int(window_s / max(start.elapsed_time(end) / 1e3, 1e-6)))
+        windows, elapsed = [], 0.0
+        while elapsed < total_s:
+            start.record()
+            for _ in range(per_window):
+                fn()
+            end.record()
+            torch.cuda.synchronize()
+            t = start.elapsed_time(end) / 1e3
+            elapsed += t
+            windows.append({"t_s": round(elapsed, 4),
+                            "TFLOPs": 2.0 * s ** 3 * per_window / t / 1e12,
+                            "sm_clock_mhz": _device_sensor(torch, dev, "clock_rate"),
+                            "power_w": _milliwatts_to_watts(_device_sensor(torch, dev, "power_draw"))})
+        tail = sorted(w["TFLOPs"] for w in windows[len(windows) // 2:])
+        rec = {"m": s, "n": s, "k": s, "dtype": label, "seconds_total": elapsed, "windows": windows,
+               "burst_TFLOPs": windows[0]["TFLOPs"], "sustained_TFLOPs": tail[len(tail) // 2]}
+        out.append(rec)
+        log(f"  {label:9s} burst {rec['burst_TFLOPs']:7.1f} TFLOP/s, sustained {rec['sustained_TFLOPs']:7.1f} TFLOP/s "
+            f"over {elapsed:.1f} s (clock {windows[0]['sm_clock_mhz']} -> {windows[-1]['sm_clock_mhz']} MHz, "
+            f"power {windows[-1]['power_w']} W)")
+        del a, b
     torch.cuda.empty_cache()
     return out
 
@@ -719,6 +790,11 @@ def main():
         log("gemm training layouts (forward, input gradient, weight gradient):")
         try:
             extended["gemm_training_layouts"] = bench_gemm_training_layouts(torch, timer, dev, args.quick)
+        except Exception as exc:  # noqa: BLE001 - keep the other sections' results
+            log(f"  skipped: {exc.__class__.__name__}: {str(exc)[:200]}")
+        log("gemm sustained (seconds of back-to-back 8192^3 GEMMs: boost vs power-limited clock):")
+        try:
+            extended["gemm_sustained"] = bench_gemm_sustained(torch, dev, args.quick)
         except Exception as exc:  # noqa: BLE001 - keep the other sections' results
             log(f"  skipped: {exc.__class__.__name__}: {str(exc)[:200]}")
         log("launch overhead:")
