@@ -57,6 +57,16 @@ def import_torch():
     return torch
 
 
+def time_one_call(torch, fn):
+    """Seconds of one call of fn(), CUDA events around it (at least 0.1 us)."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    fn()
+    end.record()
+    torch.cuda.synchronize()
+    return max(start.elapsed_time(end) / 1e3, 1e-7)
+
+
 class Timer:
     """Median time per call of fn(), measured with CUDA events."""
 
@@ -72,13 +82,8 @@ class Timer:
             fn()
         torch.cuda.synchronize()
         # choose a launch count per sample so that one sample lasts >= min_sample_s
+        inner = max(1, min(1000, int(self.min_sample_s / time_one_call(torch, fn))))
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        one = max(start.elapsed_time(end) / 1e3, 1e-7)
-        inner = max(1, min(1000, int(self.min_sample_s / one)))
         samples = []
         for _ in range(self.runs):
             start.record()
@@ -340,12 +345,8 @@ def bench_gemm_sustained(torch, dev, quick):
             fn = lambda: torch.matmul(a, b)  # noqa: E731
         fn()
         torch.cuda.synchronize()
+        per_window = max(1, int(window_s / time_one_call(torch, fn)))
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        per_window = max(1, int(window_s / max(start.elapsed_time(end) / 1e3, 1e-6)))
         windows, elapsed = [], 0.0
         while elapsed < total_s:
             start.record()
