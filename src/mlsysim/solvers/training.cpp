@@ -359,6 +359,8 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
     // reduce-scattered, every micro-batch (DeepSpeed stage-3 semantics).
     return (ag.time * 2.0 + rs.time) * static_cast<double>(r.m);
   };
+  // Group strides in the rank order tp, cp, ep, dp: a dense group's members are tp apart; an expert
+  // group's nearest members are its cp ranks (tp apart) or, without cp, its dp ranks (tp x ep apart).
   res.dp_comm_time = dp_sync(p_dense, dense_dp, r.tp) +
                      dp_sync(p_expert, expert_dp, r.cp > 1 ? r.tp : r.tp * r.ep);
   // Overlap window: ZeRO-0/1 reduce once, behind the last micro-batch's backward; ZeRO-2 behind
