@@ -519,15 +519,22 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
                            "micro-batch{} x {} = {}", r.tp, r.pp, layers_stage, params_gpu / 1e9, ms(t_mb),
                            r.cp > 1 ? fmt::format(" (/cp {})", r.cp) : "", r.m, ms(res.compute_time)));
   if (r.tp > 1)
-    tr.push_back(fmt::format("TP: {} x {} layers x {} micro-batches {} of {} ({}) = {}",
+    tr.push_back(fmt::format("TP: {} x {} layers x {} micro-batches {} of {} ({}) = {}, exposed (not overlapped "
+                             "with the GEMMs)",
                              tp_collectives_per_layer(rq.recompute == Recompute::Full), layers_stage, r.m,
                              res.sequence_parallel ? "reduce-scatter/all-gather pairs" : "all-reduces",
                              format_bytes(Bytes(tokens_rank * model_.tf.hidden * act_bytes)), res.tp_algorithm,
                              ms(res.tp_comm_time)));
-  if (r.pp > 1)
+  if (r.pp > 1) {
+    tr.push_back(fmt::format("PP: 2 x {} sends per micro-batch x {} micro-batches of 1/{} of the {} boundary "
+                             "activation per TP rank (scatter/gather{}) = {}, exposed",
+                             r.v, r.m, r.tp, format_bytes(Bytes(tokens_rank * model_.tf.hidden * act_bytes)),
+                             r.tp > 1 && !res.sequence_parallel ? ", all-gathered over the TP group" : "",
+                             ms(res.pp_comm_time)));
     tr.push_back(fmt::format("PP: bubble (p-1)/(v m + p-1) = {}/({}x{}+{}) = {:.1f}% of the pipeline -> {}",
                              r.pp - 1, r.v, r.m, r.pp - 1, 100 * pipeline_bubble_fraction(r.pp, r.m, r.v),
                              ms(res.bubble_time)));
+  }
   if (r.cp > 1) tr.push_back(fmt::format("CP: ring K/V exchange not hidden by attention = {}", ms(res.cp_comm_time)));
   if (r.ep > 1) tr.push_back(fmt::format("EP: 4 all-to-alls per MoE layer per micro-batch = {}", ms(res.ep_comm_time)));
   if (dense_dp > 1)
