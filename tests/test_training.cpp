@@ -271,3 +271,37 @@ TEST(Training, ContextParallelRanksShardTheOptimizerWithDataParallel) {
   // The same gradients cross the same 8 ranks (ZeRO-1: reduce-scatter + all-gather).
   EXPECT_NEAR(cp.dp_comm_time.si(), dp.dp_comm_time.si(), 1e-12);
 }
+
+// Chunked TP-communication overlap (Wang et al. 2023; TransformerEngine userbuffers): tp chunks,
+// each hidden under the GEMM of the previous one. By hand: 8 ms of collectives under 20 ms of GEMMs
+// on 4 ranks leave one chunk, 2 ms; under 4 ms of GEMMs, 8 - 4 x 3/4 = 5 ms.
+TEST(Parallelism, ChunkedTensorParallelOverlapLeavesAtLeastOneChunk) {
+  EXPECT_NEAR(overlapped_tp_comm_exposed(milliseconds(8), milliseconds(20), 4).si(), 2e-3, 1e-15);
+  EXPECT_NEAR(overlapped_tp_comm_exposed(milliseconds(8), milliseconds(4), 4).si(), 5e-3, 1e-15);
+  EXPECT_NEAR(overlapped_tp_comm_exposed(milliseconds(8), milliseconds(20), 1).si(), 8e-3, 1e-15);
+  EXPECT_NEAR(overlapped_pipeline_sends_exposed(milliseconds(3), 64).si(), 3e-3, 1e-15);
+}
+
+// The overlap flags only hide communication: the step never gets longer, the exposed parts stay
+// between their floors (one TP chunk, one micro-batch's sends) and the totals, and compute is untouched.
+TEST(Training, OverlappedCommunicationOnlyHides) {
+  TrainingRequest r = req(128, 4, 8, 256, 2048);
+  r.layout.vpp = 12;
+  r.recompute = Recompute::None;
+  const ModelSpec& gpt = cat().model("megatron-gpt-175b");
+  const Cluster cluster = FleetCatalog::builtin().standard_cluster("h100", 128);
+  const TrainingResult plain = train(gpt, cat().hardware("h100"), cluster, r);
+  r.tp_comm_overlap = r.pp_comm_overlap = true;
+  const TrainingResult hidden = train(gpt, cat().hardware("h100"), cluster, r);
+  EXPECT_DOUBLE_EQ(hidden.compute_time.si(), plain.compute_time.si());
+  EXPECT_DOUBLE_EQ(hidden.tp_comm_total.si(), plain.tp_comm_time.si());
+  EXPECT_DOUBLE_EQ(hidden.pp_comm_total.si(), plain.pp_comm_time.si());
+  EXPECT_LT(hidden.step_time.si(), plain.step_time.si());
+  EXPECT_GE(hidden.tp_comm_time.si(), hidden.tp_comm_total.si() / 4 - 1e-15);
+  EXPECT_LE(hidden.tp_comm_time.si(), hidden.tp_comm_total.si());
+  EXPECT_NEAR(hidden.pp_comm_time.si(), hidden.pp_comm_total.si() / hidden.micro_batches, 1e-15);
+  const Seconds parts = hidden.compute_time + hidden.tp_comm_time + hidden.cp_comm_time + hidden.ep_comm_time +
+                        hidden.pp_comm_time + hidden.bubble_time + hidden.dp_exposed_time +
+                        hidden.optimizer_time + hidden.straggler_time;
+  EXPECT_NEAR(parts.si(), hidden.step_time.si(), 1e-9);
+}

@@ -24,6 +24,7 @@ struct TrainOptions {
   std::optional<double> tokens;
   double straggler_value = 0, overlap_efficiency = 0.85;
   bool no_sequence_parallel = false, no_overlap = false, bf16_grads = false;
+  bool tp_comm_overlap = false, overlap_p2p_comm = false;
 };
 
 inline void add_train_options(CLI::App* cmd, TrainOptions& o, bool model_required) {
@@ -52,6 +53,12 @@ inline void add_train_options(CLI::App* cmd, TrainOptions& o, bool model_require
   cmd->add_flag("--no-sequence-parallel", o.no_sequence_parallel, "Replicate LayerNorm/dropout activations across TP");
   cmd->add_flag("--no-overlap", o.no_overlap, "Do not overlap the DP gradient sync with the backward pass");
   cmd->add_flag("--bf16-grads", o.bf16_grads, "Reduce gradients in 16 bits instead of fp32");
+  cmd->add_flag("--tp-comm-overlap", o.tp_comm_overlap,
+                "Chunk the TP collectives under their GEMMs (TransformerEngine userbuffers, Megatron-core "
+                "--tp-comm-overlap): at least 1/tp of them stays exposed");
+  cmd->add_flag("--overlap-p2p-comm", o.overlap_p2p_comm,
+                "Overlap pipeline sends with compute (Megatron-core --overlap-p2p-communication): one "
+                "micro-batch's sends stay exposed");
   cmd->add_option("--attention", o.attention, kAttentionHelp);
 }
 
@@ -120,6 +127,8 @@ inline std::unique_ptr<TrainSetup> make_train_setup(const GlobalOptions& g, cons
   r.overlap = !o.no_overlap;
   r.overlap_efficiency = o.overlap_efficiency;
   r.fp32_gradients = !o.bf16_grads;
+  r.tp_comm_overlap = o.tp_comm_overlap;
+  r.pp_comm_overlap = o.overlap_p2p_comm;
   r.attention = parse_attention_flag(o.attention);
   r.straggler.model = parse_enum<StragglerModel>("--straggler", o.straggler,
                                                  {{"none", StragglerModel::None}, {"factor", StragglerModel::Factor},
@@ -146,6 +155,8 @@ inline nlohmann::ordered_json training_json(const TrainingResult& r) {
   j["zero_stage"] = r.zero_stage;
   j["recompute"] = to_string(r.recompute);
   j["sequence_parallel"] = r.sequence_parallel;
+  j["tp_comm_overlap"] = r.tp_comm_overlap;
+  j["pp_comm_overlap"] = r.pp_comm_overlap;
   j["precision"] = std::string(to_string(r.precision));
   j["global_batch_size"] = r.global_batch;
   j["micro_batch_size"] = r.micro_batch;
@@ -161,6 +172,8 @@ inline nlohmann::ordered_json training_json(const TrainingResult& r) {
   j["communication_fraction"] = r.communication_fraction;
   j["bubble_fraction"] = r.bubble_fraction;
   j["tokens_per_s"] = r.tokens_per_s;
+  j["tp_comm_total_s"] = r.tp_comm_total.si();
+  j["pp_comm_total_s"] = r.pp_comm_total.si();
   j["breakdown_s"] = {{"compute", r.compute_time.si()},       {"tp_comm", r.tp_comm_time.si()},
                       {"cp_comm", r.cp_comm_time.si()},       {"ep_comm", r.ep_comm_time.si()},
                       {"pp_comm", r.pp_comm_time.si()},       {"bubble", r.bubble_time.si()},

@@ -60,6 +60,16 @@ ZeroSharding zero_sharding(int stage, int dp) {
 
 int tp_collectives_per_layer(bool full_recompute) { return full_recompute ? 6 : 4; }
 
+Seconds overlapped_tp_comm_exposed(Seconds comm, Seconds gemm_window, int tp) {
+  if (tp <= 1 || comm.si() <= 0) return comm;
+  const double chunks = tp;
+  return max(comm / chunks, comm - gemm_window * ((chunks - 1) / chunks));
+}
+
+Seconds overlapped_pipeline_sends_exposed(Seconds sends_per_micro_batch, int micro_batches) {
+  return micro_batches >= 1 ? sends_per_micro_batch : Seconds(0);
+}
+
 Bytes sequence_parallel_activation_savings(const TransformerSpec& shard, double tokens, int layers,
                                            int tp, double activation_bytes, bool full_recompute) {
   if (tp <= 1) return Bytes(0);

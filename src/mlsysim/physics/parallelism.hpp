@@ -51,6 +51,21 @@ ZeroSharding zero_sharding(int stage, int dp);
 // forward: 2 more. Returns the number of all-reduce-equivalents per layer per micro-batch.
 int tp_collectives_per_layer(bool full_recompute);
 
+// Tensor-parallel collectives overlapped with the GEMMs that produce or consume them
+// (TransformerEngine userbuffers, Megatron-core `--tp-comm-overlap`; Wang et al. 2023, "Overlap
+// Communication with Dependent Computation via Decomposition in Large Deep Learning Models",
+// ASPLOS '23): each collective is cut into tp chunks, and a chunk moves while the GEMM works on the
+// one before it. The first (or last) chunk has no GEMM to hide behind, so at least comm / tp stays
+// exposed; communication beyond the GEMMs' other (tp-1)/tp shows too. `comm` and `gemm_window` are
+// totals over the same layers (the collectives' time and the time of the GEMMs they pair with).
+Seconds overlapped_tp_comm_exposed(Seconds comm, Seconds gemm_window, int tp);
+
+// Pipeline sends and receives posted asynchronously and waited on only when the next model chunk
+// needs them (Megatron-core `--overlap-p2p-communication` in the interleaved schedule): in the
+// steady state they run under other micro-batches' compute; the warm-up's first receive and the
+// cool-down's last send have nothing to hide behind, about one micro-batch's sends in all.
+Seconds overlapped_pipeline_sends_exposed(Seconds sends_per_micro_batch, int micro_batches);
+
 // Activation bytes per micro-batch after sequence parallelism: the tensors a TP group would
 // otherwise replicate are split across tp (Korthikanti et al. 2022, eq. 4 vs 2). Without full
 // recomputation those are the layer-norm inputs and outputs (4 x h per token per layer in our

@@ -97,6 +97,7 @@ const TrainingEvaluator::ShardSolve& TrainingEvaluator::shard(int tp, int pp, in
     // runs the head and the loss.
     if (op.role == OpRole::Embedding) s.embedding_time += op.timing.total();
     else if (op.role == OpRole::Head) s.output_time += op.timing.total();
+    else if (op.cls == OpClass::Gemm) s.layer_gemm_time += op.timing.total();
   }
   s.activations = p.memory.activations;
   s.hw_flops = p.hardware_flops.si();
@@ -262,6 +263,13 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
     res.tp_algorithm = to_string(est.algorithm);
     tp_mb = est.time * (tp_collectives_per_layer(rq.recompute == Recompute::Full) * layers_stage);
   }
+  res.tp_comm_overlap = rq.tp_comm_overlap && r.tp > 1;
+  res.tp_comm_total = tp_mb * r.m;
+  if (res.tp_comm_overlap) {
+    // The busiest stage's layer GEMMs of one micro-batch (per CP rank) are the window the chunks
+    // hide under: the shard solve holds that stage's layers.
+    tp_mb = overlapped_tp_comm_exposed(tp_mb, sh.layer_gemm_time / r.cp, r.tp);
+  }
   res.tp_comm_time = tp_mb * r.m;
 
   // ---- CP: ring exchange of K/V blocks, hidden behind attention compute where it can be -------
@@ -301,7 +309,9 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
       gather = collective_time(CollectiveOp::AllGather, boundary, place_group(r.tp, 1, g), c).time;
     pp_mb = (send.time + gather) * (2.0 * r.v);
   }
-  res.pp_comm_time = pp_mb * r.m;
+  res.pp_comm_overlap = rq.pp_comm_overlap && r.pp > 1;
+  res.pp_comm_total = pp_mb * r.m;
+  res.pp_comm_time = res.pp_comm_overlap ? overlapped_pipeline_sends_exposed(pp_mb, r.m) : res.pp_comm_total;
 
   // ---- bubble: idle (p-1)/(v m) of the per-GPU pipeline work ---------------------------------
   const Seconds work = res.compute_time + res.tp_comm_time + res.cp_comm_time + res.ep_comm_time +
@@ -519,18 +529,26 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
                            "micro-batch{} x {} = {}", r.tp, r.pp, layers_stage, params_gpu / 1e9, ms(t_mb),
                            r.cp > 1 ? fmt::format(" (/cp {})", r.cp) : "", r.m, ms(res.compute_time)));
   if (r.tp > 1)
-    tr.push_back(fmt::format("TP: {} x {} layers x {} micro-batches {} of {} ({}) = {}, exposed (not overlapped "
-                             "with the GEMMs)",
+    tr.push_back(fmt::format("TP: {} x {} layers x {} micro-batches {} of {} ({}) = {}, {}",
                              tp_collectives_per_layer(rq.recompute == Recompute::Full), layers_stage, r.m,
                              res.sequence_parallel ? "reduce-scatter/all-gather pairs" : "all-reduces",
                              format_bytes(Bytes(tokens_rank * model_.tf.hidden * act_bytes)), res.tp_algorithm,
-                             ms(res.tp_comm_time)));
+                             ms(res.tp_comm_total),
+                             res.tp_comm_overlap
+                                 ? fmt::format("chunked under the layer GEMMs ({} per micro-batch): {} exposed "
+                                               "(at least 1/{})",
+                                               ms(sh.layer_gemm_time / r.cp), ms(res.tp_comm_time), r.tp)
+                                 : std::string("exposed (not overlapped with the GEMMs; --tp-comm-overlap)")));
   if (r.pp > 1) {
     tr.push_back(fmt::format("PP: 2 x {} sends per micro-batch x {} micro-batches of 1/{} of the {} boundary "
-                             "activation per TP rank (scatter/gather{}) = {}, exposed",
+                             "activation per TP rank (scatter/gather{}) = {}, {}",
                              r.v, r.m, r.tp, format_bytes(Bytes(tokens_rank * model_.tf.hidden * act_bytes)),
                              r.tp > 1 && !res.sequence_parallel ? ", all-gathered over the TP group" : "",
-                             ms(res.pp_comm_time)));
+                             ms(res.pp_comm_total),
+                             res.pp_comm_overlap
+                                 ? fmt::format("overlapped with compute: {} exposed (one micro-batch's)",
+                                               ms(res.pp_comm_time))
+                                 : std::string("exposed (--overlap-p2p-comm overlaps it)")));
     tr.push_back(fmt::format("PP: bubble (p-1)/(v m + p-1) = {}/({}x{}+{}) = {:.1f}% of the pipeline -> {}",
                              r.pp - 1, r.v, r.m, r.pp - 1, 100 * pipeline_bubble_fraction(r.pp, r.m, r.v),
                              ms(res.bubble_time)));

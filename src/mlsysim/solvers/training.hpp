@@ -48,6 +48,11 @@ struct TrainingRequest {
   int zero_stage = 1;             // Megatron's distributed optimizer is ZeRO-1
   bool sequence_parallel = true;  // with tp > 1 (Korthikanti et al. 2022)
   bool overlap = true;            // DP gradient sync overlapped with the backward pass
+  // TP collectives chunked under their GEMMs (TransformerEngine userbuffers; Megatron-core
+  // --tp-comm-overlap) and pipeline sends overlapped with compute (--overlap-p2p-communication).
+  // Off by default: plain Megatron-LM exposes both.
+  bool tp_comm_overlap = false;
+  bool pp_comm_overlap = false;
   double overlap_efficiency = 0.85;  // fraction of the overlap window that hides communication
   bool fp32_gradients = true;     // Megatron accumulates and reduces main gradients in fp32
   AttentionKernel attention = AttentionKernel::Flash;  // materialized: scores in memory (pre-2022)
@@ -77,6 +82,10 @@ struct TrainingResult {
       pp_comm_time{}, dp_comm_time{}, dp_exposed_time{}, optimizer_time{}, bubble_time{},
       straggler_time{};
   Seconds microbatch_time{};  // engine time of one micro-batch (forward + backward) per GPU
+  // All TP and PP communication; tp_comm_time / pp_comm_time above are the parts left exposed
+  // (equal unless tp_comm_overlap / pp_comm_overlap).
+  Seconds tp_comm_total{}, pp_comm_total{};
+  bool tp_comm_overlap = false, pp_comm_overlap = false;
   std::string tp_algorithm, dp_algorithm;
   double bubble_fraction = 0;         // bubble time / step
   double communication_fraction = 0; // exposed communication / step
@@ -120,6 +129,7 @@ class TrainingEvaluator {
   struct ShardSolve {
     Seconds time{};            // forward + backward (+ recompute) of one micro-batch, no update
     Seconds attention_time{};  // attention kernels of that
+    Seconds layer_gemm_time{};  // the layer stack's GEMMs of that (what TP collectives can hide under)
     Seconds embedding_time{};  // of that: the input embedding (first pipeline stage only)
     Seconds output_time{};     // of that: final norm, LM head, loss (last pipeline stage only)
     Bytes activations{};       // saved activations of one micro-batch (full sequence)
