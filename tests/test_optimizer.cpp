@@ -78,3 +78,23 @@ TEST(Optimizer, SearchesTensOfThousandsOfLayouts) {
   EXPECT_EQ(r.searched, r.rejected + r.did_not_fit + r.feasible);
   EXPECT_GT(r.feasible, 0);
 }
+
+// With the runtime's communication overlap, every layout is timed with it, the winner included
+// (it is re-evaluated for its trace from the same fields): the ranking holds, and hiding
+// communication can only make the best layout faster.
+TEST(Optimizer, CommunicationOverlapAppliesToEveryLayoutAndTheWinner) {
+  const auto& c = Catalog::builtin();
+  OptimizerRequest q;
+  q.gpus = 64;
+  q.global_batch = 512;
+  q.seq_len = 4096;
+  const Cluster cl = FleetCatalog::builtin().standard_cluster("h100", 64);
+  const auto plain = optimize_parallelism(c.model("llama3-70b"), c.hardware("h100"), cl, q);
+  q.tp_comm_overlap = q.pp_comm_overlap = true;
+  const auto hidden = optimize_parallelism(c.model("llama3-70b"), c.hardware("h100"), cl, q);
+  const auto& w = hidden.best();
+  EXPECT_EQ(w.tp_comm_overlap, w.layout.tp > 1);
+  EXPECT_EQ(w.pp_comm_overlap, w.layout.pp > 1);
+  for (size_t i = 1; i < hidden.top.size(); ++i) EXPECT_LE(w.step_time, hidden.top[i].step_time);
+  EXPECT_LE(w.step_time, plain.best().step_time);
+}

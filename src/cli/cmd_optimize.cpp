@@ -12,6 +12,7 @@ struct OptimizeOptions {
   int gpus = 0, global_batch = 0, top = 5, threads = 0;
   std::optional<int> seq_len, max_tp, max_pp;
   std::optional<double> tokens;
+  bool tp_comm_overlap = false, overlap_p2p_comm = false;
 };
 
 int run_optimize(const GlobalOptions& g, const OptimizeOptions& o) {
@@ -33,6 +34,8 @@ int run_optimize(const GlobalOptions& g, const OptimizeOptions& o) {
   q.top = o.top;
   q.threads = o.threads;
   q.tokens = o.tokens;
+  q.tp_comm_overlap = o.tp_comm_overlap;
+  q.pp_comm_overlap = o.overlap_p2p_comm;
   const OptimizerResult r = optimize_parallelism(*s->model, *s->hw, s->cluster, q);
   nlohmann::ordered_json j;
   j["model"] = s->model->id;
@@ -98,6 +101,10 @@ const CommandRegistrar registrar(22, "optimize", [](CLI::App& app, const GlobalO
   cmd->add_option("--top", o->top, "How many layouts to list");
   cmd->add_option("--threads", o->threads, "Search threads (default: all cores)");
   cmd->add_option("--tokens", o->tokens, "Training tokens for time-to-train");
+  cmd->add_flag("--tp-comm-overlap", o->tp_comm_overlap,
+                "Every layout chunks its TP collectives under the GEMMs (as `train --tp-comm-overlap`)");
+  cmd->add_flag("--overlap-p2p-comm", o->overlap_p2p_comm,
+                "Every layout overlaps its pipeline sends with compute (as `train --overlap-p2p-comm`)");
   return Command{opt, [o, &g] { return run_optimize(g, *o); }};
 });
 

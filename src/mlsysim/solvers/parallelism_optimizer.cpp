@@ -89,6 +89,8 @@ OptimizerResult optimize_parallelism(const ModelSpec& model, const HardwareSpec&
                   q.recompute = r;
                   q.zero_stage = z;
                   q.tokens = req.tokens;
+                  q.tp_comm_overlap = req.tp_comm_overlap;
+                  q.pp_comm_overlap = req.pp_comm_overlap;
                   cands.push_back(q);
                 }
           }
@@ -169,18 +171,22 @@ OptimizerResult optimize_parallelism(const ModelSpec& model, const HardwareSpec&
                                err.empty() ? "" : "; e.g. ", err));
   }
   all.resize(std::min(all.size(), static_cast<size_t>(std::max(1, req.top))));
-  // Re-evaluate the winner with its full trace.
+  // Re-evaluate the winner with its full trace, from every field the search set.
   {
     TrainingEvaluator ev(model, hw, cluster);
+    const TrainingResult& w = all.front();
     TrainingRequest q;
-    q.gpus = all.front().gpus;
-    q.layout = all.front().layout;
-    q.global_batch = all.front().global_batch;
-    q.micro_batch = all.front().micro_batch;
-    q.seq_len = all.front().seq_len;
+    q.gpus = w.gpus;
+    q.layout = w.layout;
+    q.global_batch = w.global_batch;
+    q.micro_batch = w.micro_batch;
+    q.seq_len = w.seq_len;
     q.precision = req.precision;
-    q.recompute = all.front().recompute;
-    q.zero_stage = all.front().zero_stage;
+    q.recompute = w.recompute;
+    q.zero_stage = w.zero_stage;
+    q.sequence_parallel = w.sequence_parallel;
+    q.tp_comm_overlap = req.tp_comm_overlap;
+    q.pp_comm_overlap = req.pp_comm_overlap;
     q.tokens = req.tokens;
     all.front() = ev.evaluate(q);
   }

@@ -30,6 +30,9 @@ struct OptimizerRequest {
   int top = 5;
   int threads = 0;  // 0: hardware concurrency
   std::optional<double> tokens;
+  // The runtime's communication overlap, applied to every layout (TrainingRequest fields of the
+  // same names): TP collectives chunked under their GEMMs, pipeline sends asynchronous.
+  bool tp_comm_overlap = false, pp_comm_overlap = false;
 };
 
 struct OptimizerResult {
