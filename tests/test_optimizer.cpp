@@ -8,14 +8,29 @@
 
 using namespace mlsysim;
 
-TEST(Optimizer, Llama70bOn64H100) {
-  const auto& c = Catalog::builtin();
+namespace {
+// The tutorial's exercise: Llama-3 70B on 64 H100s at global batch 512 x 4096 tokens.
+OptimizerRequest llama70b_on_64_h100() {
   OptimizerRequest q;
   q.gpus = 64;
   q.global_batch = 512;
   q.seq_len = 4096;
-  const Cluster cl = FleetCatalog::builtin().standard_cluster("h100", 64);
-  const auto r = optimize_parallelism(c.model("llama3-70b"), c.hardware("h100"), cl, q);
+  return q;
+}
+const Cluster& h100_x64() {
+  static const Cluster cluster = FleetCatalog::builtin().standard_cluster("h100", 64);
+  return cluster;
+}
+OptimizerResult optimize_llama70b(const OptimizerRequest& q) {
+  const auto& c = Catalog::builtin();
+  return optimize_parallelism(c.model("llama3-70b"), c.hardware("h100"), h100_x64(), q);
+}
+}  // namespace
+
+TEST(Optimizer, Llama70bOn64H100) {
+  const auto& c = Catalog::builtin();
+  const Cluster& cl = h100_x64();
+  const auto r = optimize_llama70b(llama70b_on_64_h100());
   EXPECT_GT(r.searched, 3000);
   // Search speed is measured in bench/bench_engine.cpp, not asserted here (timed tests flake under load).
   const auto& w = r.best();
@@ -83,15 +98,10 @@ TEST(Optimizer, SearchesTensOfThousandsOfLayouts) {
 // (it is re-evaluated for its trace from the same fields): the ranking holds, and hiding
 // communication can only make the best layout faster.
 TEST(Optimizer, CommunicationOverlapAppliesToEveryLayoutAndTheWinner) {
-  const auto& c = Catalog::builtin();
-  OptimizerRequest q;
-  q.gpus = 64;
-  q.global_batch = 512;
-  q.seq_len = 4096;
-  const Cluster cl = FleetCatalog::builtin().standard_cluster("h100", 64);
-  const auto plain = optimize_parallelism(c.model("llama3-70b"), c.hardware("h100"), cl, q);
+  OptimizerRequest q = llama70b_on_64_h100();
+  const auto plain = optimize_llama70b(q);
   q.tp_comm_overlap = q.pp_comm_overlap = true;
-  const auto hidden = optimize_parallelism(c.model("llama3-70b"), c.hardware("h100"), cl, q);
+  const auto hidden = optimize_llama70b(q);
   const auto& w = hidden.best();
   EXPECT_EQ(w.tp_comm_overlap, w.layout.tp > 1);
   EXPECT_EQ(w.pp_comm_overlap, w.layout.pp > 1);
