@@ -218,7 +218,10 @@ class DistributedModel:
               microbatch_count: int | None = None, micro_batch_size: int | None = None,
               dp_size: int | None = None, cp_size: int | None = None, ep_size: int | None = None,
               zero_stage: int | None = None, activation_recomputation=None, precision: str | None = None,
-              gpus: int | None = None, tokens: float | None = None, raise_errors: bool = False) -> SolverResult:
+              gpus: int | None = None, tokens: float | None = None, raise_errors: bool = False,
+              **train_flags) -> SolverResult:
+        """``train_flags`` are further ``mlsysim train`` flags by their Python names, e.g.
+        ``vpp=5, tp_comm_overlap=True, overlap_p2p_comm=True, attention="fa2"``."""
         if isinstance(fleet, (HardwareNode,)) or (isinstance(fleet, str) and fleet not in Systems.Clusters):
             target = ["--hardware", _name(fleet, "fleet")]
         else:
@@ -241,7 +244,8 @@ class DistributedModel:
         data = cli("train", "--model", _name(model, "model"), *target,
                    *_flags(gpus=gpus, tp=tp_size, pp=pp_size, dp=dp_size, cp=cp_size, ep=ep_size,
                            zero=zero_stage, global_batch_size=batch_size, micro_batch_size=micro_batch_size,
-                           seq_len=seq_len, recompute=recompute, precision=precision, tokens=tokens),
+                           seq_len=seq_len, recompute=recompute, precision=precision, tokens=tokens,
+                           **train_flags),
                    *straggler, raise_errors=raise_errors)
         if notes:
             data["trace"] = notes + list(data.get("trace", []))

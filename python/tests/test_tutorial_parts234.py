@@ -210,6 +210,20 @@ for tp in [1, 2, 4, 8]:
             mlsysim.DistributedModel(straggler_factor=0.9)
 
 
+    def test_runtime_flags_reach_train(self):
+        # Further `mlsysim train` flags pass by their Python names: the runtime's overlap of TP
+        # collectives and pipeline sends only hides communication, so the step gets shorter.
+        fleet = mlsysim.Systems.Clusters.Research_256
+        args = dict(batch_size=512, tp_size=8, pp_size=4, gpus=64, seq_len=4096, vpp=2)
+        plain = mlsysim.DistributedModel().solve(llama_8b(), fleet, **args)
+        hidden = mlsysim.DistributedModel().solve(llama_8b(), fleet, tp_comm_overlap=True,
+                                                  overlap_p2p_comm=True, **args)
+        self.assertTrue(hidden.tp_comm_overlap and hidden.pp_comm_overlap)
+        self.assertEqual(hidden.vpp, 2)
+        self.assertLess(hidden.step_time_s, plain.step_time_s)
+        self.assertAlmostEqual(hidden.tp_comm_total_s, plain.tp_comm_total_s, places=12)
+
+
 class OtherSolvers(unittest.TestCase):
     def test_every_cli_solver_is_reachable(self):
         sim = mlsysim.ServingSimulator().solve(llama_8b(), mlsysim.Hardware.Cloud.H100, rate=5, requests=200, seed=1)
