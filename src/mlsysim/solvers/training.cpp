@@ -193,6 +193,112 @@ Resolved resolve_layout(const ModelSpec& model, const Cluster& c, const Training
   return r;
 }
 
+// Per-GPU quantities of one evaluated layout that its remedies and its trace report.
+struct LayoutQuantities {
+  int layers_stage = 0;   // layers on the busiest pipeline stage
+  int dense_dp = 1;       // ranks that hold copies of the dense parameters (dp x cp x ep)
+  double params_gpu = 0;  // parameters on the busiest GPU
+  double p_dense = 0;     // of those, dense (not expert)
+  double tokens_rank = 0;  // tokens of one micro-batch on one CP rank
+  double act_bytes = 2;   // bytes per activation element
+  double weight_bytes = 2, grad_bytes = 4, optimizer_bytes = 12;  // per parameter
+  Seconds microbatch_time{};    // one micro-batch's compute per GPU
+  Seconds layer_gemm_window{};  // its layer GEMMs (what chunked TP collectives hide under)
+};
+
+// What would make a layout that does not fit fit, most effective first, each with what it saves.
+std::vector<std::string> does_not_fit_remedies(const ModelSpec& model, int gpus_per_node, const Resolved& r,
+                                               const TrainingRequest& rq, const TrainingMemory& mem,
+                                               Bytes capacity, const LayoutQuantities& q) {
+  std::vector<std::string> out;
+  const Bytes need = mem.total(), have = capacity;
+  if (rq.zero_stage < 3 && q.dense_dp > 1) {
+    const ZeroSharding z3 = zero_sharding(3, q.dense_dp);
+    const Bytes states(q.params_gpu * (q.weight_bytes / z3.weights + q.grad_bytes / z3.gradients +
+                                       q.optimizer_bytes / z3.optimizer));
+    out.push_back(fmt::format("--zero 3 (FSDP) shards weights, gradients and optimizer states over "
+                              "dp x cp x ep = {}: states {} -> {} per GPU", q.dense_dp,
+                              gb(mem.weights + mem.gradients + mem.optimizer_states), gb(states)));
+  } else if (rq.zero_stage < 1) {
+    out.push_back("--zero 1 shards the optimizer states over the data-parallel ranks");
+  }
+  if (rq.recompute != Recompute::Full)
+    out.push_back(fmt::format("--recompute full keeps only each layer's input (activations currently take {})",
+                              gb(mem.activations)));
+  if (r.b > 1) out.push_back(fmt::format("--micro-batch-size 1 divides activations by {}", r.b));
+  if (r.tp * 2 <= gpus_per_node && model.tf.heads % (r.tp * 2) == 0)
+    out.push_back(fmt::format("--tp {} halves weights, gradients and optimizer states per GPU", r.tp * 2));
+  if (r.pp * 2 <= model.tf.layers)
+    out.push_back(fmt::format("--pp {} halves the layers (and their states) per GPU", r.pp * 2));
+  out.push_back(fmt::format("more GPUs: at least {:.0f}x this count at the same per-GPU share",
+                            std::ceil(need / have)));
+  return out;
+}
+
+// The trace of one evaluated layout: how each term of the step and the ledger came about.
+std::vector<std::string> training_trace(const ModelSpec& model, const HardwareSpec& hw, const Cluster& c,
+                                        const Resolved& r, const TrainingRequest& rq,
+                                        const TrainingResult& res, const LayoutQuantities& q) {
+  std::vector<std::string> tr;
+  tr.push_back(fmt::format("layout: TP {} x PP {} x DP {} x CP {} x EP {} = {} GPUs on {} ({} x {}, {} + {})",
+                           r.tp, r.pp, r.dp, r.cp, r.ep, r.gpus, c.id, c.nodes, c.node.id, c.scale_up.id,
+                           c.scale_out.id));
+  tr.push_back(fmt::format("batch: {} sequences = DP {} x EP {} x micro-batch {} x {} micro-batches (gradient "
+                           "accumulation); {} tokens per sequence", r.B, r.dp, r.ep, r.b, r.m, r.S));
+  tr.push_back(fmt::format("compute: engine solve of the TP{}/PP{} shard ({} layers, {:.2f}B params) = {} per "
+                           "micro-batch{} x {} = {}", r.tp, r.pp, q.layers_stage, q.params_gpu / 1e9,
+                           ms(q.microbatch_time), r.cp > 1 ? fmt::format(" (/cp {})", r.cp) : "", r.m,
+                           ms(res.compute_time)));
+  if (r.tp > 1)
+    tr.push_back(fmt::format("TP: {} x {} layers x {} micro-batches {} of {} ({}) = {}, {}",
+                             tp_collectives_per_layer(rq.recompute == Recompute::Full), q.layers_stage, r.m,
+                             res.sequence_parallel ? "reduce-scatter/all-gather pairs" : "all-reduces",
+                             format_bytes(Bytes(q.tokens_rank * model.tf.hidden * q.act_bytes)), res.tp_algorithm,
+                             ms(res.tp_comm_total),
+                             res.tp_comm_overlap
+                                 ? fmt::format("chunked under the layer GEMMs ({} per micro-batch): {} exposed "
+                                               "(at least 1/{})",
+                                               ms(q.layer_gemm_window), ms(res.tp_comm_time), r.tp)
+                                 : std::string("exposed (not overlapped with the GEMMs; --tp-comm-overlap)")));
+  if (r.pp > 1) {
+    tr.push_back(fmt::format("PP: 2 x {} sends per micro-batch x {} micro-batches of 1/{} of the {} boundary "
+                             "activation per TP rank (scatter/gather{}) = {}, {}",
+                             r.v, r.m, r.tp, format_bytes(Bytes(q.tokens_rank * model.tf.hidden * q.act_bytes)),
+                             r.tp > 1 && !res.sequence_parallel ? ", all-gathered over the TP group" : "",
+                             ms(res.pp_comm_total),
+                             res.pp_comm_overlap
+                                 ? fmt::format("overlapped with compute: {} exposed (one micro-batch's)",
+                                               ms(res.pp_comm_time))
+                                 : std::string("exposed (--overlap-p2p-comm overlaps it)")));
+    tr.push_back(fmt::format("PP: bubble (p-1)/(v m + p-1) = {}/({}x{}+{}) = {:.1f}% of the pipeline -> {}",
+                             r.pp - 1, r.v, r.m, r.pp - 1, 100 * pipeline_bubble_fraction(r.pp, r.m, r.v),
+                             ms(res.bubble_time)));
+  }
+  if (r.cp > 1) tr.push_back(fmt::format("CP: ring K/V exchange not hidden by attention = {}", ms(res.cp_comm_time)));
+  if (r.ep > 1) tr.push_back(fmt::format("EP: 4 all-to-alls per MoE layer per micro-batch = {}", ms(res.ep_comm_time)));
+  if (q.dense_dp > 1)
+    tr.push_back(fmt::format("DP: ZeRO-{} gradient sync of {} over {} ranks ({}) = {}, {} exposed after overlap",
+                             rq.zero_stage, gb(Bytes(q.p_dense * q.grad_bytes)), q.dense_dp, res.dp_algorithm,
+                             ms(res.dp_comm_time), ms(res.dp_exposed_time)));
+  if (res.straggler_factor > 1)
+    tr.push_back(fmt::format("stragglers: slowest of {} GPUs x{:.3f} -> +{}", r.gpus, res.straggler_factor,
+                             ms(res.straggler_time)));
+  tr.push_back(fmt::format("step {} -> MFU {:.1f}% = single-GPU MFU {:.1f}% x scaling efficiency {:.1f}%; "
+                           "communication {:.1f}%, bubble {:.1f}% of the step",
+                           ms(res.step_time), 100 * res.mfu, 100 * res.single_gpu_mfu,
+                           100 * res.scaling_efficiency, 100 * res.communication_fraction,
+                           100 * res.bubble_fraction));
+  tr.push_back(fmt::format("memory per GPU {} of {}: weights {}, grads {}, optimizer {}, activations {} "
+                           "({:.2f} micro-batches in flight), buffers {}",
+                           gb(res.memory.total()), gb(hw.memory_capacity), gb(res.memory.weights),
+                           gb(res.memory.gradients), gb(res.memory.optimizer_states), gb(res.memory.activations),
+                           pipeline_in_flight_micro_batches(r.pp, r.m, r.v), gb(res.memory.buffers)));
+  tr.push_back(fmt::format("time to train {:.3g} tokens{}: {:.3g} steps x {} = {:.1f} days, {:.3g} GPU-hours",
+                           res.tokens, rq.tokens ? "" : " (Chinchilla 20/param)", res.steps, ms(res.step_time),
+                           res.time_to_train.si() / 86400.0, res.gpu_hours));
+  return tr;
+}
+
 }  // namespace
 
 TrainingMemory TrainingEvaluator::memory(const TrainingRequest& rq) {
@@ -486,30 +592,21 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
     if (r.pp > 2 && middle.total() > mem.total()) mem = middle;
     if (last.total() > mem.total()) mem = last;
   }
+  LayoutQuantities q;
+  q.layers_stage = layers_stage;
+  q.dense_dp = dense_dp;
+  q.params_gpu = params_gpu;
+  q.p_dense = p_dense;
+  q.tokens_rank = tokens_rank;
+  q.act_bytes = act_bytes;
+  q.weight_bytes = wb;
+  q.grad_bytes = grad_b;
+  q.optimizer_bytes = opt_b;
+  q.microbatch_time = t_mb;
+  q.layer_gemm_window = sh.layer_gemm_time / r.cp;
   res.memory_capacity = hw_.memory_capacity;
   res.feasible = mem.total() <= hw_.memory_capacity;
-  if (!res.feasible) {
-    const Bytes need = mem.total(), have = hw_.memory_capacity;
-    if (rq.zero_stage < 3 && dense_dp > 1) {
-      const ZeroSharding z3 = zero_sharding(3, dense_dp);
-      const Bytes states = Bytes(params_gpu * (wb / z3.weights + grad_b / z3.gradients + opt_b / z3.optimizer));
-      res.remedies.push_back(fmt::format("--zero 3 (FSDP) shards weights, gradients and optimizer states over "
-                                         "dp x cp x ep = {}: states {} -> {} per GPU", dense_dp,
-                                         gb(mem.weights + mem.gradients + mem.optimizer_states), gb(states)));
-    } else if (rq.zero_stage < 1) {
-      res.remedies.push_back("--zero 1 shards the optimizer states over the data-parallel ranks");
-    }
-    if (rq.recompute != Recompute::Full)
-      res.remedies.push_back(fmt::format("--recompute full keeps only each layer's input (activations currently take {})",
-                                         gb(mem.activations)));
-    if (r.b > 1) res.remedies.push_back(fmt::format("--micro-batch-size 1 divides activations by {}", r.b));
-    if (r.tp * 2 <= g && model_.tf.heads % (r.tp * 2) == 0)
-      res.remedies.push_back(fmt::format("--tp {} halves weights, gradients and optimizer states per GPU", r.tp * 2));
-    if (r.pp * 2 <= model_.tf.layers)
-      res.remedies.push_back(fmt::format("--pp {} halves the layers (and their states) per GPU", r.pp * 2));
-    res.remedies.push_back(fmt::format("more GPUs: at least {:.0f}x this count at the same per-GPU share",
-                                       std::ceil(need / have)));
-  }
+  if (!res.feasible) res.remedies = does_not_fit_remedies(model_, g, r, rq, mem, hw_.memory_capacity, q);
 
   // ---- time to train ----------------------------------------------------------------------------
   res.tokens = rq.tokens.value_or(chinchilla_tokens(res.parameters));
@@ -518,63 +615,7 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   res.time_to_train = res.step_time * res.steps;
   res.gpu_hours = r.gpus * res.time_to_train.si() / 3600.0;
 
-  // ---- trace ------------------------------------------------------------------------------------
-  auto& tr = res.trace;
-  tr.push_back(fmt::format("layout: TP {} x PP {} x DP {} x CP {} x EP {} = {} GPUs on {} ({} x {}, {} + {})",
-                           r.tp, r.pp, r.dp, r.cp, r.ep, r.gpus, c.id, c.nodes, c.node.id, c.scale_up.id,
-                           c.scale_out.id));
-  tr.push_back(fmt::format("batch: {} sequences = DP {} x EP {} x micro-batch {} x {} micro-batches (gradient "
-                           "accumulation); {} tokens per sequence", r.B, r.dp, r.ep, r.b, r.m, r.S));
-  tr.push_back(fmt::format("compute: engine solve of the TP{}/PP{} shard ({} layers, {:.2f}B params) = {} per "
-                           "micro-batch{} x {} = {}", r.tp, r.pp, layers_stage, params_gpu / 1e9, ms(t_mb),
-                           r.cp > 1 ? fmt::format(" (/cp {})", r.cp) : "", r.m, ms(res.compute_time)));
-  if (r.tp > 1)
-    tr.push_back(fmt::format("TP: {} x {} layers x {} micro-batches {} of {} ({}) = {}, {}",
-                             tp_collectives_per_layer(rq.recompute == Recompute::Full), layers_stage, r.m,
-                             res.sequence_parallel ? "reduce-scatter/all-gather pairs" : "all-reduces",
-                             format_bytes(Bytes(tokens_rank * model_.tf.hidden * act_bytes)), res.tp_algorithm,
-                             ms(res.tp_comm_total),
-                             res.tp_comm_overlap
-                                 ? fmt::format("chunked under the layer GEMMs ({} per micro-batch): {} exposed "
-                                               "(at least 1/{})",
-                                               ms(sh.layer_gemm_time / r.cp), ms(res.tp_comm_time), r.tp)
-                                 : std::string("exposed (not overlapped with the GEMMs; --tp-comm-overlap)")));
-  if (r.pp > 1) {
-    tr.push_back(fmt::format("PP: 2 x {} sends per micro-batch x {} micro-batches of 1/{} of the {} boundary "
-                             "activation per TP rank (scatter/gather{}) = {}, {}",
-                             r.v, r.m, r.tp, format_bytes(Bytes(tokens_rank * model_.tf.hidden * act_bytes)),
-                             r.tp > 1 && !res.sequence_parallel ? ", all-gathered over the TP group" : "",
-                             ms(res.pp_comm_total),
-                             res.pp_comm_overlap
-                                 ? fmt::format("overlapped with compute: {} exposed (one micro-batch's)",
-                                               ms(res.pp_comm_time))
-                                 : std::string("exposed (--overlap-p2p-comm overlaps it)")));
-    tr.push_back(fmt::format("PP: bubble (p-1)/(v m + p-1) = {}/({}x{}+{}) = {:.1f}% of the pipeline -> {}",
-                             r.pp - 1, r.v, r.m, r.pp - 1, 100 * pipeline_bubble_fraction(r.pp, r.m, r.v),
-                             ms(res.bubble_time)));
-  }
-  if (r.cp > 1) tr.push_back(fmt::format("CP: ring K/V exchange not hidden by attention = {}", ms(res.cp_comm_time)));
-  if (r.ep > 1) tr.push_back(fmt::format("EP: 4 all-to-alls per MoE layer per micro-batch = {}", ms(res.ep_comm_time)));
-  if (dense_dp > 1)
-    tr.push_back(fmt::format("DP: ZeRO-{} gradient sync of {} over {} ranks ({}) = {}, {} exposed after overlap",
-                             rq.zero_stage, gb(Bytes(p_dense * grad_b)), dense_dp, res.dp_algorithm,
-                             ms(res.dp_comm_time), ms(res.dp_exposed_time)));
-  if (res.straggler_factor > 1)
-    tr.push_back(fmt::format("stragglers: slowest of {} GPUs x{:.3f} -> +{}", r.gpus, res.straggler_factor,
-                             ms(res.straggler_time)));
-  tr.push_back(fmt::format("step {} -> MFU {:.1f}% = single-GPU MFU {:.1f}% x scaling efficiency {:.1f}%; "
-                           "communication {:.1f}%, bubble {:.1f}% of the step",
-                           ms(res.step_time), 100 * res.mfu, 100 * res.single_gpu_mfu,
-                           100 * res.scaling_efficiency, 100 * res.communication_fraction,
-                           100 * res.bubble_fraction));
-  tr.push_back(fmt::format("memory per GPU {} of {}: weights {}, grads {}, optimizer {}, activations {} "
-                           "({:.2f} micro-batches in flight), buffers {}",
-                           gb(mem.total()), gb(hw_.memory_capacity), gb(mem.weights), gb(mem.gradients),
-                           gb(mem.optimizer_states), gb(mem.activations),
-                           pipeline_in_flight_micro_batches(r.pp, r.m, r.v), gb(mem.buffers)));
-  tr.push_back(fmt::format("time to train {:.3g} tokens{}: {:.3g} steps x {} = {:.1f} days, {:.3g} GPU-hours",
-                           res.tokens, rq.tokens ? "" : " (Chinchilla 20/param)", res.steps, ms(res.step_time),
-                           res.time_to_train.si() / 86400.0, res.gpu_hours));
+  res.trace = training_trace(model_, hw_, c, r, rq, res, q);
   return res;
 }
 
