@@ -592,18 +592,10 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
     if (r.pp > 2 && middle.total() > mem.total()) mem = middle;
     if (last.total() > mem.total()) mem = last;
   }
-  LayoutQuantities q;
-  q.layers_stage = layers_stage;
-  q.dense_dp = dense_dp;
-  q.params_gpu = params_gpu;
-  q.p_dense = p_dense;
-  q.tokens_rank = tokens_rank;
-  q.act_bytes = act_bytes;
-  q.weight_bytes = wb;
-  q.grad_bytes = grad_b;
-  q.optimizer_bytes = opt_b;
-  q.microbatch_time = t_mb;
-  q.layer_gemm_window = sh.layer_gemm_time / r.cp;
+  const LayoutQuantities q{.layers_stage = layers_stage, .dense_dp = dense_dp, .params_gpu = params_gpu,
+                           .p_dense = p_dense, .tokens_rank = tokens_rank, .act_bytes = act_bytes,
+                           .weight_bytes = wb, .grad_bytes = grad_b, .optimizer_bytes = opt_b,
+                           .microbatch_time = t_mb, .layer_gemm_window = sh.layer_gemm_time / r.cp};
   res.memory_capacity = hw_.memory_capacity;
   res.feasible = mem.total() <= hw_.memory_capacity;
   if (!res.feasible) res.remedies = does_not_fit_remedies(model_, g, r, rq, mem, hw_.memory_capacity, q);
