@@ -199,8 +199,7 @@ struct LayoutQuantities {
   int dense_dp = 1;       // ranks that hold copies of the dense parameters (dp x cp x ep)
   double params_gpu = 0;  // parameters on the busiest GPU
   double p_dense = 0;     // of those, dense (not expert)
-  double tokens_rank = 0;  // tokens of one micro-batch on one CP rank
-  double act_bytes = 2;   // bytes per activation element
+  Bytes hidden_states{};  // one micro-batch's hidden states on one CP rank (TP messages, PP sends)
   double weight_bytes = 2, grad_bytes = 4, optimizer_bytes = 12;  // per parameter
   Seconds microbatch_time{};    // one micro-batch's compute per GPU
   Seconds layer_gemm_window{};  // its layer GEMMs (what chunked TP collectives hide under)
@@ -253,7 +252,7 @@ std::vector<std::string> training_trace(const ModelSpec& model, const HardwareSp
     tr.push_back(fmt::format("TP: {} x {} layers x {} micro-batches {} of {} ({}) = {}, {}",
                              tp_collectives_per_layer(rq.recompute == Recompute::Full), q.layers_stage, r.m,
                              res.sequence_parallel ? "reduce-scatter/all-gather pairs" : "all-reduces",
-                             format_bytes(Bytes(q.tokens_rank * model.tf.hidden * q.act_bytes)), res.tp_algorithm,
+                             format_bytes(q.hidden_states), res.tp_algorithm,
                              ms(res.tp_comm_total),
                              res.tp_comm_overlap
                                  ? fmt::format("chunked under the layer GEMMs ({} per micro-batch): {} exposed "
@@ -263,7 +262,7 @@ std::vector<std::string> training_trace(const ModelSpec& model, const HardwareSp
   if (r.pp > 1) {
     tr.push_back(fmt::format("PP: 2 x {} sends per micro-batch x {} micro-batches of 1/{} of the {} boundary "
                              "activation per TP rank (scatter/gather{}) = {}, {}",
-                             r.v, r.m, r.tp, format_bytes(Bytes(q.tokens_rank * model.tf.hidden * q.act_bytes)),
+                             r.v, r.m, r.tp, format_bytes(q.hidden_states),
                              r.tp > 1 && !res.sequence_parallel ? ", all-gathered over the TP group" : "",
                              ms(res.pp_comm_total),
                              res.pp_comm_overlap
@@ -360,21 +359,24 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   res.compute_time = t_mb * r.m;
   const double tokens_rank = static_cast<double>(r.b) * r.S / r.cp;
   const double sp_div = res.sequence_parallel ? r.tp : 1.0;
+  // One micro-batch's hidden states on this rank: each TP collective's message and the tensor a
+  // pipeline stage hands to the next.
+  const Bytes hidden_states(tokens_rank * model_.tf.hidden * act_bytes);
+  // The stage's layer GEMMs of one micro-batch on this rank (the shard solve holds its layers).
+  const Seconds layer_gemm_window = sh.layer_gemm_time / r.cp;
 
   // ---- TP: 4 all-reduce equivalents per layer per micro-batch (6 with full recompute) ----------
   Seconds tp_mb{};
   if (r.tp > 1) {
-    const Bytes msg(tokens_rank * model_.tf.hidden * act_bytes);
-    const auto est = collective_time(CollectiveOp::AllReduce, msg, place_group(r.tp, 1, g), c);
+    const auto est = collective_time(CollectiveOp::AllReduce, hidden_states, place_group(r.tp, 1, g), c);
     res.tp_algorithm = to_string(est.algorithm);
     tp_mb = est.time * (tp_collectives_per_layer(rq.recompute == Recompute::Full) * layers_stage);
   }
   res.tp_comm_overlap = rq.tp_comm_overlap && r.tp > 1;
   res.tp_comm_total = tp_mb * r.m;
   if (res.tp_comm_overlap) {
-    // The busiest stage's layer GEMMs of one micro-batch (per CP rank) are the window the chunks
-    // hide under: the shard solve holds that stage's layers.
-    tp_mb = overlapped_tp_comm_exposed(tp_mb, sh.layer_gemm_time / r.cp, r.tp);
+    // The chunks hide under the busiest stage's layer GEMMs.
+    tp_mb = overlapped_tp_comm_exposed(tp_mb, layer_gemm_window, r.tp);
   }
   res.tp_comm_time = tp_mb * r.m;
 
@@ -407,12 +409,11 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   // already split; without it the receiving stage all-gathers the pieces over its TP group.
   Seconds pp_mb{};
   if (r.pp > 1) {
-    const Bytes boundary(tokens_rank * model_.tf.hidden * act_bytes);
-    const auto send = collective_time(CollectiveOp::PointToPoint, boundary / r.tp,
+    const auto send = collective_time(CollectiveOp::PointToPoint, hidden_states / r.tp,
                                       place_group(r.pp, r.tp * r.cp * r.ep * r.dp, g), c);
     Seconds gather{};
     if (r.tp > 1 && !res.sequence_parallel)
-      gather = collective_time(CollectiveOp::AllGather, boundary, place_group(r.tp, 1, g), c).time;
+      gather = collective_time(CollectiveOp::AllGather, hidden_states, place_group(r.tp, 1, g), c).time;
     pp_mb = (send.time + gather) * (2.0 * r.v);
   }
   res.pp_comm_overlap = rq.pp_comm_overlap && r.pp > 1;
@@ -567,7 +568,7 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
                                                                rq.recompute == Recompute::Full);
   const double in_flight = pipeline_in_flight_micro_batches(r.pp, r.m, r.v);
   Bytes buffers(kCommBufferBytes);
-  if (r.pp > 1) buffers += Bytes(2.0 * tokens_rank * model_.tf.hidden * act_bytes / sp_div);
+  if (r.pp > 1) buffers += hidden_states * 2.0 / sp_div;
   if (rq.zero_stage == 3 && layers_stage > 0)  // two gathered layers in flight (prefetch)
     buffers += Bytes(2.0 * params_gpu / layers_stage * wb);
   auto ledger = [&](double dense, double stage_layers, bool last) {
@@ -593,9 +594,9 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
     if (last.total() > mem.total()) mem = last;
   }
   const LayoutQuantities q{.layers_stage = layers_stage, .dense_dp = dense_dp, .params_gpu = params_gpu,
-                           .p_dense = p_dense, .tokens_rank = tokens_rank, .act_bytes = act_bytes,
-                           .weight_bytes = wb, .grad_bytes = grad_b, .optimizer_bytes = opt_b,
-                           .microbatch_time = t_mb, .layer_gemm_window = sh.layer_gemm_time / r.cp};
+                           .p_dense = p_dense, .hidden_states = hidden_states, .weight_bytes = wb,
+                           .grad_bytes = grad_b, .optimizer_bytes = opt_b, .microbatch_time = t_mb,
+                           .layer_gemm_window = layer_gemm_window};
   res.memory_capacity = hw_.memory_capacity;
   res.feasible = mem.total() <= hw_.memory_capacity;
   if (!res.feasible) res.remedies = does_not_fit_remedies(model_, g, r, rq, mem, hw_.memory_capacity, q);
