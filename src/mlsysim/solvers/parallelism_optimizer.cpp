@@ -103,7 +103,15 @@ OptimizerResult optimize_parallelism(const ModelSpec& model, const HardwareSpec&
   unsigned threads = req.threads > 0 ? req.threads : std::max(1u, std::thread::hardware_concurrency());
   threads = std::min<unsigned>(threads, std::max<size_t>(1, cands.size() / 64 + 1));
   const size_t keep = static_cast<size_t>(std::max(req.top, 2));
-  std::vector<std::vector<TrainingResult>> tops(threads);
+  // A kept result remembers the request it came from: the winner is re-evaluated from that request.
+  struct Kept {
+    size_t candidate;
+    TrainingResult result;
+  };
+  auto faster = [&](const Kept& a, const Kept& b) {
+    return objective_value(a.result, hw, req.objective) < objective_value(b.result, hw, req.objective);
+  };
+  std::vector<std::vector<Kept>> tops(threads);
   std::vector<long> rejected(threads, 0), nofit(threads, 0), ok(threads, 0);
   std::vector<std::optional<TrainingResult>> smallest(threads);
   std::vector<std::string> first_error(threads);
@@ -126,12 +134,10 @@ OptimizerResult optimize_parallelism(const ModelSpec& model, const HardwareSpec&
       }
       ++ok[t];
       const double v = objective_value(r, hw, req.objective);
-      if (top.size() < keep || v < objective_value(top.back(), hw, req.objective)) {
+      if (top.size() < keep || v < objective_value(top.back().result, hw, req.objective)) {
         r.trace.clear();  // keep the search light; the winner is re-evaluated with its trace
-        top.push_back(std::move(r));
-        std::sort(top.begin(), top.end(), [&](const auto& a, const auto& b) {
-          return objective_value(a, hw, req.objective) < objective_value(b, hw, req.objective);
-        });
+        top.push_back({i, std::move(r)});
+        std::sort(top.begin(), top.end(), faster);
         if (top.size() > keep) top.pop_back();
       }
     }
@@ -143,20 +149,18 @@ OptimizerResult optimize_parallelism(const ModelSpec& model, const HardwareSpec&
 
   OptimizerResult out;
   out.searched = static_cast<long>(cands.size());
-  std::vector<TrainingResult> all;
+  std::vector<Kept> all;
   std::optional<TrainingResult> least;
   std::string err;
   for (unsigned t = 0; t < threads; ++t) {
     out.rejected += rejected[t];
     out.did_not_fit += nofit[t];
     out.feasible += ok[t];
-    for (auto& r : tops[t]) all.push_back(std::move(r));
+    for (auto& k : tops[t]) all.push_back(std::move(k));
     if (smallest[t] && (!least || smallest[t]->memory.total() < least->memory.total())) least = smallest[t];
     if (err.empty()) err = first_error[t];
   }
-  std::sort(all.begin(), all.end(), [&](const auto& a, const auto& b) {
-    return objective_value(a, hw, req.objective) < objective_value(b, hw, req.objective);
-  });
+  std::sort(all.begin(), all.end(), faster);
   if (all.empty()) {
     if (least) {
       throw DoesNotFit(fmt::format("no parallel layout of {} fits {} GPUs of {} at global batch {} x {} tokens "
@@ -171,26 +175,9 @@ OptimizerResult optimize_parallelism(const ModelSpec& model, const HardwareSpec&
                                err.empty() ? "" : "; e.g. ", err));
   }
   all.resize(std::min(all.size(), static_cast<size_t>(std::max(1, req.top))));
-  // Re-evaluate the winner with its full trace, from every field the search set.
-  {
-    TrainingEvaluator ev(model, hw, cluster);
-    const TrainingResult& w = all.front();
-    TrainingRequest q;
-    q.gpus = w.gpus;
-    q.layout = w.layout;
-    q.global_batch = w.global_batch;
-    q.micro_batch = w.micro_batch;
-    q.seq_len = w.seq_len;
-    q.precision = req.precision;
-    q.recompute = w.recompute;
-    q.zero_stage = w.zero_stage;
-    q.sequence_parallel = w.sequence_parallel;
-    q.tp_comm_overlap = req.tp_comm_overlap;
-    q.pp_comm_overlap = req.pp_comm_overlap;
-    q.tokens = req.tokens;
-    all.front() = ev.evaluate(q);
-  }
-  out.top = std::move(all);
+  // Re-evaluate the winner from its own request, now with its full trace.
+  all.front().result = TrainingEvaluator(model, hw, cluster).evaluate(cands[all.front().candidate]);
+  for (auto& k : all) out.top.push_back(std::move(k.result));
   out.search_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   // ---- explain ------------------------------------------------------------------------------------
