@@ -146,14 +146,17 @@ def gemm_record(m, n, k, dtype, seconds, with_bytes):
     return rec
 
 
-def bench_matmul(torch, timer, dev, m, n, k, dtype_name):
+def plain_gemm(torch, dev, m, n, k, dtype_name):
+    """A callable running one m x n x k torch.mm in bfloat16 or float32; it holds its operands."""
     tdt = torch.bfloat16 if dtype_name == "bfloat16" else torch.float32
     a = torch.randn(m, k, device=dev, dtype=tdt)
     b = torch.randn(k, n, device=dev, dtype=tdt)
     c = torch.empty(m, n, device=dev, dtype=tdt)
-    t = timer(lambda: torch.mm(a, b, out=c))
-    del a, b, c
-    return t
+    return lambda: torch.mm(a, b, out=c)
+
+
+def bench_matmul(torch, timer, dev, m, n, k, dtype_name):
+    return timer(plain_gemm(torch, dev, m, n, k, dtype_name))
 
 
 def fp8_supported(torch, dev):
@@ -172,13 +175,16 @@ def fp8_supported(torch, dev):
     return True, ""
 
 
-def bench_fp8(torch, timer, dev, m, n, k):
+def fp8_gemm(torch, dev, m, n, k):
+    """A callable running one m x n x k FP8 (e4m3) GEMM with bf16 output; it holds its operands."""
     a = torch.randn(m, k, device=dev).to(torch.float8_e4m3fn)
     b = torch.randn(n, k, device=dev).to(torch.float8_e4m3fn)  # column-major B via .t()
     one = torch.ones((), device=dev, dtype=torch.float32)
-    t = timer(lambda: torch._scaled_mm(a, b.t(), scale_a=one, scale_b=one, out_dtype=torch.bfloat16))
-    del a, b
-    return t
+    return lambda: torch._scaled_mm(a, b.t(), scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
+
+
+def bench_fp8(torch, timer, dev, m, n, k):
+    return timer(fp8_gemm(torch, dev, m, n, k))
 
 
 # ---- extended measurements (calibrate the non-GEMM operator classes) -------------------------
@@ -336,19 +342,11 @@ def bench_gemm_sustained(torch, dev, quick):
     total_s = 3.0 if quick else 12.0
     window_s = 0.25
     out = []
-    dtypes = [("bfloat16", torch.bfloat16)]
+    gemms = [("bfloat16", lambda: plain_gemm(torch, dev, s, s, s, "bfloat16"))]
     if fp8_supported(torch, dev)[0]:
-        dtypes.append(("fp8_e4m3", None))
-    for label, dtype in dtypes:
-        if dtype is None:
-            a = torch.randn(s, s, device=dev).to(torch.float8_e4m3fn)
-            b = torch.randn(s, s, device=dev).to(torch.float8_e4m3fn).t()
-            one = torch.tensor(1.0, device=dev)
-            fn = lambda: torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)  # noqa: E731
-        else:
-            a = torch.randn(s, s, device=dev, dtype=dtype)
-            b = torch.randn(s, s, device=dev, dtype=dtype)
-            fn = lambda: torch.matmul(a, b)  # noqa: E731
+        gemms.append(("fp8_e4m3", lambda: fp8_gemm(torch, dev, s, s, s)))
+    for label, make in gemms:
+        fn = make()
         fn()
         torch.cuda.synchronize()
         per_window = max(1, int(window_s / time_one_call(torch, fn)))
@@ -373,7 +371,7 @@ def bench_gemm_sustained(torch, dev, quick):
         log(f"  {label:9s} burst {rec['burst_TFLOPs']:7.1f} TFLOP/s, sustained {rec['sustained_TFLOPs']:7.1f} TFLOP/s "
             f"over {elapsed:.1f} s (clock {windows[0]['sm_clock_mhz']} -> {windows[-1]['sm_clock_mhz']} MHz, "
             f"power {windows[-1]['power_w']} W)")
-        del a, b
+        del fn
     torch.cuda.empty_cache()
     return out
 
