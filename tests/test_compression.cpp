@@ -112,7 +112,23 @@ TEST(CompressionPart3, Llama70BFleetTable) {
   for (const auto& f : c.fleet)  // cost = GPUs x $98.32/8 per hour x 8760 h
     EXPECT_NEAR(f.annual_cost.si(), f.total_gpus * 98.32 / 8 * 8760, 1e-6);
   EXPECT_NEAR(c.fleet[0].annual_cost.si() / c.fleet[2].annual_cost.si(), 4.0, 1e-12);
-  EXPECT_NEAR(c.fleet[0].model_size.si() / c.fleet[2].model_size.si(), 4.0, 1e-3);  // tp shards round the vocab
+  // int4 keeps the embedding table and head (2 x 128256 x 8192 params) in 16 bits, as AWQ/GPTQ and
+  // ModelOpt checkpoints do: 2 P / ((P - 2 V h) x 0.5 + 2 V h x 2), P = 70,553,706,496.
+  const double P = 70553706496.0, vh = 2.0 * 128256 * 8192;
+  EXPECT_NEAR(c.fleet[0].model_size.si() / c.fleet[2].model_size.si(),
+              2 * P / ((P - vh) * 0.5 + vh * 2), 1e-3);  // tp shards round the vocab
+}
+
+TEST(CompressionPart3, DenserReplicasOfInt4SeventyBNeedTwoGpus) {
+  // At 16 requests of 4096 + 256 tokens: 38.4 GB of int4 weights (16-bit embedding and head) +
+  // 16 x 4352 x 327,680 B of bf16 KV (22.8 GB) + the batch prefill's activations > 72 GB usable.
+  CompressionRequest r;
+  r.target = Precision::INT4;
+  r.fleet_batch = 16;
+  const CompressionResult c = compress(model("llama3-70b"), hw("h100"), r);
+  ASSERT_EQ(c.fleet.size(), 3u);
+  EXPECT_EQ(c.fleet[2].gpus_per_replica, 2);
+  EXPECT_EQ(c.fleet[0].gpus_per_replica, 4);  // fp16 still 4: more requests, same tp
 }
 
 TEST(CompressionPart3, ReplicasForTargetQps) {

@@ -537,3 +537,40 @@ TEST(EnginePhysics, OperatorsCarryTheirPlaceInTheModel) {
     if (o.pass == Pass::Forward && o.role == OpRole::AttentionCore) ++core;
   EXPECT_EQ(core, 4);  // scores, softmax, probability dropout, context
 }
+
+TEST(EnginePhysics, QuantizedLanguageModelsKeepTheirHeadInSixteenBits) {
+  SolveRequest r;
+  r.precision = Precision::FP8;  // llama3-8b decode, batch 1, context 1024
+  const Profile fp8 = run("llama3-8b", "h100", r);
+  EXPECT_EQ(fp8.head_precision, Precision::BF16);
+  EXPECT_EQ(fp8.embedding_precision, Precision::BF16);
+  // The head reads its 128256 x 4096 bf16 matrix (2 B/weight), plus the bf16 input and logits.
+  const double v = 128256, h = 4096;
+  EXPECT_DOUBLE_EQ(op(fp8, "lm_head").bytes.si(), v * h * 2 + h * 2 + v * 2);
+  EXPECT_DOUBLE_EQ(op(fp8, "qkv_proj").bytes.si(), 32 * (h * 6144 * 1 + h * 1 + 6144 * 2));
+
+  r.quantize_head = true;  // gpt-fast: the head quantized with the rest
+  const Profile q = run("llama3-8b", "h100", r);
+  EXPECT_EQ(q.head_precision, Precision::FP8);
+  EXPECT_EQ(q.embedding_precision, Precision::BF16);  // a lookup table: never quantized
+  EXPECT_DOUBLE_EQ(op(q, "lm_head").bytes.si(), v * h * 1 + h * 1 + v * 2);
+  // Invariant: a wider head never makes the step faster, and costs exactly its extra bytes.
+  EXPECT_GT(fp8.latency.si(), q.latency.si());
+  EXPECT_DOUBLE_EQ((fp8.memory.weights - q.memory.weights).si(), v * h * (2 - 1));
+}
+
+TEST(EnginePhysics, OnlyLanguageModelsOnDevicesWithASixteenBitPathKeepAWideHead) {
+  SolveRequest r;
+  r.precision = Precision::INT8;
+  r.phase = Phase::Inference;
+  EXPECT_EQ(run("resnet50", "h100", r).head_precision, Precision::INT8);  // no LM head
+  r.phase = Phase::Decode;
+  // The A17 Pro's neural engine lists int8 only: nothing to keep the head in.
+  const Profile phone = run("llama3.2-1b", "a17-pro", r);
+  EXPECT_EQ(phone.head_precision, Precision::INT8);
+  EXPECT_DOUBLE_EQ(phone.weight_bytes.si(), parameter_count(model("llama3.2-1b")) * 1.0);
+  r.precision = Precision::BF16;  // nothing quantized: nothing differs
+  const Profile bf16 = run("llama3-8b", "h100", r);
+  EXPECT_EQ(bf16.head_precision, Precision::BF16);
+  EXPECT_DOUBLE_EQ(bf16.weight_bytes.si(), parameter_count(model("llama3-8b")) * 2.0);
+}

@@ -139,7 +139,8 @@ class Engine:
               context: int | None = None, is_training: bool = False,
               activation_recomputation=False, runtime: str = "graph",
               kv_precision: str | None = None, raise_errors: bool = True,
-              fusion: str = "auto", attention: str = "flash") -> PerformanceProfile:
+              fusion: str = "auto", attention: str = "flash",
+              quantize_head: bool = False) -> PerformanceProfile:
         """Time one step of `model` on `hardware`.
 
         phase: "decode" (default for LLMs), "prefill", "inference" or "train" (`is_training=True`).
@@ -151,6 +152,8 @@ class Engine:
             "fa2" (FlashAttention-2: its softmax exponentials do not overlap its matmuls; needs a
             FlashAttention-2 calibration, built in for H100) or "materialized" (scores written to
             memory between QK^T and PV, as before FlashAttention).
+        quantize_head: quantize a language model's output head with the other weights (gpt-fast
+            does); by default it stays in 16 bits below 16-bit precision, like the embedding table.
         raise_errors: raise OOMError when the workload does not fit (default), else return the
         profile with ``feasible == False``.
         """
@@ -162,7 +165,8 @@ class Engine:
                                                                     activation_recomputation)
         profile = _core.solve(resolve_model(model), resolve_hardware(hardware), batch_size, phase,
                               seq_len, context, precision, kv_precision, recompute, runtime,
-                              0.0 if efficiency is None else float(efficiency), fusion, attention)
+                              0.0 if efficiency is None else float(efficiency), fusion, attention,
+                              bool(quantize_head))
         if raise_errors and not profile.feasible:
             _core.raise_does_not_fit(profile)
         return PerformanceProfile(profile)

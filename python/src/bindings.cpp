@@ -117,6 +117,8 @@ PYBIND11_MODULE(_core, m) {
       .def_readonly("context", &Profile::context)
       .def_property_readonly("precision", [](const Profile& p) { return std::string(to_string(p.precision)); })
       .def_property_readonly("compute_precision", [](const Profile& p) { return std::string(to_string(p.compute_precision)); })
+      .def_property_readonly("head_precision", [](const Profile& p) { return std::string(to_string(p.head_precision)); })
+      .def_property_readonly("embedding_precision", [](const Profile& p) { return std::string(to_string(p.embedding_precision)); })
       .def_readonly("precision_fallback", &Profile::precision_fallback)
       .def_property_readonly("latency_s", [](const Profile& p) { return p.latency.si(); })
       .def_property_readonly("compute_time_s", [](const Profile& p) { return p.compute_time.si(); })
@@ -168,8 +170,9 @@ PYBIND11_MODULE(_core, m) {
            std::optional<std::string> phase, std::optional<int> seq_len, std::optional<int> context,
            std::optional<std::string> precision, std::optional<std::string> kv_precision,
            const std::string& recompute, const std::string& runtime, double efficiency,
-           const std::string& fusion, const std::string& attention) {
+           const std::string& fusion, const std::string& attention, bool quantize_head) {
           SolveRequest r;
+          r.quantize_head = quantize_head;
           r.batch = batch_size;
           r.phase = phase_from(phase);
           r.seq_len = seq_len;
@@ -192,7 +195,8 @@ PYBIND11_MODULE(_core, m) {
         py::arg("seq_len") = py::none(), py::arg("context") = py::none(),
         py::arg("precision") = py::none(), py::arg("kv_precision") = py::none(),
         py::arg("recompute") = "none", py::arg("runtime") = "graph", py::arg("efficiency") = 0.0,
-        py::arg("fusion") = "auto", py::arg("attention") = "flash", py::keep_alive<0, 1>(),
+        py::arg("fusion") = "auto", py::arg("attention") = "flash", py::arg("quantize_head") = false,
+        py::keep_alive<0, 1>(),
         py::keep_alive<0, 2>());
 
   m.def("raise_does_not_fit", [](const Profile& p) {

@@ -20,7 +20,7 @@ struct CompressOptions {
       sparsity_type = "unstructured", baseline = "fp16", runtime = "graph";
   std::optional<int> target_bitwidth;
   double sparsity = 0.5, qps = 0, gpu_hour_usd = kDefaultGpuHourUsd, efficiency = 0;
-  int batch = 1, context = 1024, prefill_tokens = 2048, fleet_batch = 16, fleet_seq_len = 4096,
+  int batch = 1, context = 1024, prefill_tokens = 2048, fleet_batch = 8, fleet_seq_len = 4096,
       fleet_output_len = 256;
   bool no_fleet = false;
 };
@@ -159,7 +159,7 @@ const CommandRegistrar registrar(12, "compress", [](CLI::App& app, const GlobalO
   cmd->add_option("--context", o->context, "Decode step cached tokens (default 1024)");
   cmd->add_option("--prefill-tokens", o->prefill_tokens, "Prefill step tokens (default 2048)");
   cmd->add_option("--qps", o->qps, "Fleet: target requests/s (0: one replica)");
-  cmd->add_option("--fleet-batch", o->fleet_batch, "Fleet: requests per replica (default 16)");
+  cmd->add_option("--fleet-batch", o->fleet_batch, "Fleet: requests per replica (default 8)");
   cmd->add_option("--fleet-seq-len", o->fleet_seq_len, "Fleet: prompt tokens (default 4096)");
   cmd->add_option("--fleet-output-len", o->fleet_output_len, "Fleet: output tokens (default 256)");
   cmd->add_option("--gpu-hour-usd", o->gpu_hour_usd, "Fleet: $ per GPU-hour (default 12.29, AWS p5 on-demand)");

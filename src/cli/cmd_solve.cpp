@@ -20,6 +20,7 @@ struct SolveOptions {
   double efficiency = 0;
   bool operators = false;
   bool accuracy = false;
+  bool quantize_head = false;
 };
 
 const char* validation_category(Phase phase) {
@@ -51,6 +52,7 @@ int run_solve(const GlobalOptions& g, const SolveOptions& o) {
   if (!o.kv_precision.empty()) r.kv_precision = parse_precision_flag("--kv-precision", o.kv_precision);
   if (!o.compute_precision.empty())
     r.compute_precision = parse_precision_flag("--compute-precision", o.compute_precision);
+  r.quantize_head = o.quantize_head;
   r.recompute = parse_enum<Recompute>("--recompute", o.recompute,
                                       {{"none", Recompute::None},
                                        {"selective", Recompute::Selective},
@@ -101,6 +103,11 @@ const CommandRegistrar registrar(10, "solve", [](CLI::App& app, const GlobalOpti
   cmd->add_option("--kv-precision", o->kv_precision, "KV-cache precision (default: math precision)");
   cmd->add_option("--compute-precision", o->compute_precision,
                   "Math precision for weight-only quantization (e.g. --precision int4 --compute-precision bf16)");
+  cmd->add_flag("--quantize-head", o->quantize_head,
+                "Quantize the output head (LM head) too, as gpt-fast does; by default a language "
+                "model quantized below 16 bits keeps its head in 16 bits, as TensorRT-LLM "
+                "(ModelOpt), vLLM, AWQ/GPTQ and Megatron FP8 training do (the embedding table "
+                "stays 16-bit either way)");
   cmd->add_option("--recompute", o->recompute, "Training recomputation: none | selective | full");
   cmd->add_option("--runtime", o->runtime,
                   "graph (CUDA graphs / compiled, default) | eager (per-op host dispatch)");

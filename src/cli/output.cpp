@@ -66,6 +66,8 @@ ordered_json profile_json(const Profile& p) {
   j["precision"] = to_string(p.precision);
   j["compute_precision"] = to_string(p.compute_precision);
   j["kv_precision"] = to_string(p.kv_precision);
+  j["head_precision"] = to_string(p.head_precision);
+  j["embedding_precision"] = to_string(p.embedding_precision);
   j["precision_fallback"] = p.precision_fallback;
   j["runtime"] = to_string(p.runtime);
   j["fusion"] = to_string(p.fusion);

@@ -92,6 +92,8 @@ struct Emitter {
   // the ops autocast lists as fp32 (layer_norm, pow, softmax, cross_entropy; PyTorch AMP docs,
   // "CUDA Ops that can autocast to float32") stay 4-byte, and every fp32 input to a Linear is cast.
   bool amp = false;
+  Precision head = Precision::BF16;       // output head (LoweringInput::head_precision)
+  Precision embedding = Precision::BF16;  // token-embedding table (LoweringInput::embedding_precision)
   double dropout = 0;           // training dropout on embeddings and residual branches (0: none)
   double amp_weight_elems = 0;  // parameters the forward casts to 16 bits under autocast
   double cache = 0;             // last-level cache bytes (LoweringInput::cache_bytes)
@@ -506,11 +508,26 @@ void lower_embedding(Emitter& e, const TransformerSpec& tf, double N) {
   Operator op;
   op.name = "embedding";
   op.cls = OpClass::Gather;
-  op.bytes = N * tf.hidden * (e.pw + e.pa);  // gather one row per token, write activations
+  op.bytes = N * tf.hidden * (bytes_per_element(e.embedding) + e.pa);  // gather a row per token, write it
   if (e.amp) op.bytes = N * tf.hidden * 8.0;  // fp32 table rows in, fp32 residual stream out
   op.precision = e.math;
   e.out.push_back(op);
   branch_dropout(e, "embedding_dropout", N * tf.hidden, 1, e.residual_bytes());
+}
+
+// The output projection in the head's own format: a 16-bit weight and 16-bit GEMM when the
+// solver kept the head out of the quantization (LoweringInput::head_precision), else the stack's.
+void head_gemm(Emitter& e, double rows, const TransformerSpec& tf) {
+  if (bytes_per_element(e.head) == e.pw) {  // quantized with the rest, or nothing quantized
+    e.gemm("lm_head", rows, static_cast<double>(tf.vocab), tf.hidden, 1);
+    return;
+  }
+  const double pw = e.pw, pg = e.pg;
+  const Precision math = e.math;
+  e.pw = e.pg = bytes_per_element(e.head);
+  e.math = e.head;
+  e.gemm("lm_head", rows, static_cast<double>(tf.vocab), tf.hidden, 1);
+  e.pw = pw, e.pg = pg, e.math = math;
 }
 
 // Output head: logits only for the positions that need them.
@@ -520,7 +537,7 @@ void lower_head(Emitter& e, const TransformerSpec& tf, double rows, bool trainin
     e.vec("final_norm", rows * tf.hidden, rows * tf.hidden, tf.layernorm ? 8.0 : 4.0, 1, e.pa);
   else
     unfused_norm(e, tf, "final_norm", rows * tf.hidden, 1);
-  e.gemm("lm_head", rows, static_cast<double>(tf.vocab), tf.hidden, 1);
+  head_gemm(e, rows, tf);
   if (!training) return;
   // Softmax cross-entropy over fp32 logits.
   Operator& ce = e.vec("cross_entropy", rows * tf.vocab, rows * tf.vocab, 5.0, 1, 4.0);
@@ -799,6 +816,8 @@ void lower(const ModelSpec& model, const LoweringInput& in, std::vector<Operator
   e.amp = in.hf_modules && training && bytes_per_element(in.compute_precision) < 4.0;
   if (in.hf_modules && training) e.dropout = model.tf.train_dropout;  // 0 for non-transformers
   e.cache = in.cache_bytes;
+  e.head = in.head_precision;
+  e.embedding = in.embedding_precision;
   e.attention = in.attention;
   if (training && in.attention == AttentionKernel::Materialized) e.attention_dropout = model.tf.train_dropout;
   switch (model.kind) {

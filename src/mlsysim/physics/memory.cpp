@@ -43,12 +43,22 @@ Bytes recompute_working_set(const TransformerSpec& tf, double tokens, double act
   return Bytes(tokens * saved_activation_bytes_per_token_layer(tf, activation_bytes));
 }
 
+Bytes weight_bytes(const ModelSpec& m, const LoweringInput& in, double params) {
+  const double pw = bytes_per_element(in.weight_precision);
+  const double pe = bytes_per_element(in.embedding_precision), ph = bytes_per_element(in.head_precision);
+  if ((pe == pw && ph == pw) || !m.is_language_model()) return Bytes(params * pw);
+  const ParamBreakdown b = transformer_params(m.tf, m.kind);
+  const double embedding = std::min(params, b.embedding);
+  const double head = std::min(params - embedding, b.lm_head);
+  return Bytes((params - embedding - head) * pw + embedding * pe + head * ph);
+}
+
 MemoryLedger memory_ledger(const ModelSpec& m, const LoweringInput& in, double params) {
   MemoryLedger ledger;
   const double pw = bytes_per_element(in.weight_precision);
   const double pa = activation_bytes(in.compute_precision);
   const bool training = in.phase == Phase::Train;
-  ledger.weights = Bytes(params * pw);
+  ledger.weights = weight_bytes(m, in, params);
 
   if (training) {
     // Mixed precision keeps an fp32 master copy and two fp32 Adam moments (12 B/param) plus a

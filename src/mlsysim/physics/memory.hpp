@@ -26,6 +26,11 @@ struct MemoryLedger {
 // Bytes of KV cache one token occupies across all layers.
 Bytes kv_cache_bytes_per_token(const ModelSpec& m, Precision kv_precision);
 
+// Stored weights: `params` at the weight format, except a language model's token-embedding table
+// and output head, stored at `in.embedding_precision` and `in.head_precision` (16 bits where
+// quantization leaves them out; the weights' format otherwise). A tied head is the embedding table.
+Bytes weight_bytes(const ModelSpec& m, const LoweringInput& in, double params);
+
 MemoryLedger memory_ledger(const ModelSpec& m, const LoweringInput& in, double params);
 // Full recomputation re-runs one layer at a time: the tensors that layer saves for its backward
 // exist once per device while it is recomputed, for `tokens` tokens (included in memory_ledger's

@@ -101,6 +101,10 @@ struct LoweringInput {
   Precision weight_precision = Precision::BF16;
   Precision compute_precision = Precision::BF16;
   Precision kv_precision = Precision::BF16;
+  // The output head's and the token-embedding table's formats: the solver keeps them in 16 bits
+  // when the other weights are quantized (SolveRequest::quantize_head). The head's GEMM runs in its.
+  Precision head_precision = Precision::BF16;
+  Precision embedding_precision = Precision::BF16;
   Recompute recompute = Recompute::None;
   // Fused (compiled/graph runtimes): residual adds ride in the next norm (vLLM's
   // fused_add_rms_norm; cuDNN/TensorRT conv epilogues), RoPE, activation and norm are one kernel

@@ -38,7 +38,10 @@ struct CompressionRequest {
   // Fleet table.
   bool fleet = true;
   double qps = 0;                 // > 0: replicas needed for this request rate
-  int fleet_batch = 16, fleet_seq_len = 4096, fleet_output_len = 256;
+  // 8 concurrent 4K-context requests per replica: at 16, Llama-3 70B int4 (38.4 GB with its 16-bit
+  // embedding table and head) plus 16 x 4352 tokens of KV and one full-batch prefill's activations
+  // is 0.5 GB over 90% of an 80 GB GPU, and the replica needs tp 2 (docs/SERVING.md, Fleet).
+  int fleet_batch = 8, fleet_seq_len = 4096, fleet_output_len = 256;
   double gpu_hour_usd = kDefaultGpuHourUsd;
   double efficiency = 0;
   Runtime runtime = Runtime::Graph;

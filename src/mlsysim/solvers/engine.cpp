@@ -90,6 +90,21 @@ void validate(const ModelSpec& m, const SolveRequest& r, int seq_len, int contex
 
 }  // namespace
 
+// What quantization leaves in 16 bits. Token embeddings are a lookup table, not a linear layer, so
+// no quantization method below touches them. The output head (LM head) is a linear layer that the
+// serving toolkits skip: NVIDIA ModelOpt's presets (TensorRT-LLM's FP8/INT8/INT4 checkpoints)
+// disable "*lm_head*" (modelopt/torch/quantization/config.py, _default_disabled_quantizer_cfg);
+// vLLM's FP8 and AWQ/GPTQ methods quantize the decoder's linear layers, not the vocabulary-parallel
+// head; Megatron-LM's FP8 runs Transformer Engine inside the transformer layers while its output
+// layer is a plain BF16 ColumnParallelLinear. gpt-fast quantizes every nn.Linear, its head
+// included (SolveRequest::quantize_head).
+Precision unquantized_precision(const ModelSpec& model, const HardwareSpec& hw, Precision weights) {
+  if (!model.is_language_model() || bytes_per_element(weights) >= 2.0) return weights;
+  if (hw.supports(Precision::BF16)) return Precision::BF16;
+  if (hw.supports(Precision::FP16)) return Precision::FP16;
+  return weights;  // no 16-bit path on this device (NPUs, microcontrollers): everything stays quantized
+}
+
 namespace {
 
 // Phase, shape and defaults of the step (validated).
@@ -129,6 +144,8 @@ void resolve_precisions(const HardwareSpec& hw, const SolveRequest& request, Pro
   if (bytes_per_element(kv_default) < 1.0)
     kv_default = hw.supports(Precision::FP8) ? Precision::FP8 : Precision::INT8;
   p.kv_precision = request.kv_precision.value_or(kv_default);
+  p.embedding_precision = unquantized_precision(*p.model, hw, p.precision);
+  p.head_precision = request.quantize_head ? p.precision : p.embedding_precision;
 }
 
 LoweringInput lowering_input(const Profile& p) {
@@ -140,6 +157,8 @@ LoweringInput lowering_input(const Profile& p) {
   in.weight_precision = p.precision;
   in.compute_precision = p.compute_precision;
   in.kv_precision = p.kv_precision;
+  in.head_precision = p.head_precision;
+  in.embedding_precision = p.embedding_precision;
   in.recompute = p.recompute;
   in.fused = p.fusion == Fusion::Fused;
   in.hf_modules = p.fusion == Fusion::Hf;
@@ -269,7 +288,7 @@ Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest
   summarize_step(model, hw, p);
 
   p.parameters = parameter_count(model);
-  p.weight_bytes = Bytes(p.parameters * bytes_per_element(p.precision));
+  p.weight_bytes = weight_bytes(model, in, p.parameters);
   p.weight_stream_time = p.weight_bytes / hw.memory_bandwidth;
   p.memory = memory_ledger(model, in, p.parameters);
   p.memory_capacity = hw.memory_capacity;

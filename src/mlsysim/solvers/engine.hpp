@@ -25,6 +25,10 @@ struct SolveRequest {
   // Math precision when it differs from the weights': e.g. int8 or int4 weight-only quantization
   // (weights dequantized into bf16 math, as GPTQ/AWQ/gpt-fast kernels do). Must be supported.
   std::optional<Precision> compute_precision;
+  // Quantize the output head (LM head) with the other weights, as gpt-fast does. Off (the
+  // default): a language model whose weights are narrower than 16 bits keeps its head in 16 bits,
+  // as the quantization toolkits and FP8 training recipes do (unquantized_precision()).
+  bool quantize_head = false;
   Recompute recompute = Recompute::None;
   Runtime runtime = Runtime::Graph;
   Fusion fusion = Fusion::Auto;  // auto: fused under graph, unfused under eager
@@ -56,6 +60,8 @@ struct Profile {
   Precision precision = Precision::BF16;          // weights
   Precision compute_precision = Precision::BF16;  // math
   Precision kv_precision = Precision::BF16;
+  Precision head_precision = Precision::BF16;       // output head (LM head)
+  Precision embedding_precision = Precision::BF16;  // token-embedding table
   bool precision_fallback = false;  // device lacks `precision` math: weight-only quantization
   Recompute recompute = Recompute::None;
   Runtime runtime = Runtime::Graph;
@@ -87,6 +93,11 @@ struct Profile {
 };
 
 Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest& request);
+
+// The format a language model keeps its token-embedding table (and, unless quantize_head, its
+// output head) in when the other weights are stored at `weights`: 16 bits (bf16, else fp16) when
+// the weights are narrower and the device has a 16-bit path; `weights` otherwise.
+Precision unquantized_precision(const ModelSpec& model, const HardwareSpec& hw, Precision weights);
 
 // The reasoning behind a profile: which wall, which equation, which numbers (one line each).
 std::vector<std::string> explain(const Profile& p);

@@ -4,10 +4,24 @@
 #include <fmt/format.h>
 
 #include "mlsysim/catalog/catalog.hpp"
+#include "mlsysim/physics/memory.hpp"
 #include "mlsysim/solvers/engine.hpp"
 #include "mlsysim/units/format.hpp"
 
 namespace mlsysim {
+namespace {
+
+// ", except ..." for the weights line when quantization left the embedding table or head in 16 bits.
+std::string kept_in_16_bits(const Profile& p) {
+  const bool embedding = p.embedding_precision != p.precision, head = p.head_precision != p.precision;
+  if (!embedding && !head) return "";
+  return fmt::format(", except the {} in {} (quantization toolkits leave {} out{})",
+                     head ? "embedding table and output head" : "embedding table",
+                     to_string(p.embedding_precision), head ? "them" : "it",
+                     head ? "; --quantize-head quantizes the head too" : "");
+}
+
+}  // namespace
 
 std::vector<std::string> explain(const Profile& p) {
   const HardwareSpec& hw = *p.hardware;
@@ -32,9 +46,10 @@ std::vector<std::string> explain(const Profile& p) {
                                                            : "unfused one-per-op",
                               to_string(p.runtime), format_flops(p.model_flops),
                               format_bytes(p.bytes_moved)));
-  lines.push_back(fmt::format("Weights: {} params x {} B = {}; streaming them once at the datasheet "
+  lines.push_back(fmt::format("Weights: {} params x {} B{} = {}; streaming them once at the datasheet "
                               "{} takes {}.",
                               format_count(p.parameters), bytes_per_element(p.precision),
+                              kept_in_16_bits(p),
                               format_bytes(p.weight_bytes), format_bandwidth(hw.memory_bandwidth),
                               format_time(p.weight_stream_time)));
   if (p.teaching_efficiency > 0) {
@@ -90,6 +105,21 @@ std::vector<std::string> explain(const Profile& p) {
   return lines;
 }
 
+namespace {
+
+// The weights' bytes if they were stored at `q` (the embedding table and head kept as solve() would
+// keep them), for the does-not-fit remedies.
+Bytes quantized_weight_bytes(const Profile& p, Precision q) {
+  LoweringInput in;
+  in.weight_precision = q;
+  in.embedding_precision = unquantized_precision(*p.model, *p.hardware, q);
+  const bool head_quantized = p.head_precision == p.precision && p.embedding_precision != p.precision;
+  in.head_precision = head_quantized ? q : in.embedding_precision;
+  return weight_bytes(*p.model, in, p.parameters);
+}
+
+}  // namespace
+
 std::string does_not_fit_message(const Profile& p) {
   if (p.feasible) return {};
   const ModelSpec& m = *p.model;
@@ -113,7 +143,7 @@ std::string does_not_fit_message(const Profile& p) {
   // Lower-precision weights (weight-only quantization keeps everything else).
   for (Precision q : {Precision::FP8, Precision::INT8, Precision::INT4}) {
     if (bytes_per_element(q) >= bytes_per_element(p.precision)) continue;
-    const Bytes weights_q = mem.weights * (bytes_per_element(q) / bytes_per_element(p.precision));
+    const Bytes weights_q = quantized_weight_bytes(p, q);
     if (need - mem.weights + weights_q <= have) {
       remedies.push_back(fmt::format("use --precision {} (weights {} -> {})", to_string(q),
                                      format_bytes(mem.weights), format_bytes(weights_q)));

@@ -235,7 +235,7 @@ std::vector<std::string> does_not_fit_remedies(const ModelSpec& model, int gpus_
 }
 
 // The trace of one evaluated layout: how each term of the step and the ledger came about.
-std::vector<std::string> training_trace(const ModelSpec& model, const HardwareSpec& hw, const Cluster& c,
+std::vector<std::string> training_trace(const HardwareSpec& hw, const Cluster& c,
                                         const Resolved& r, const TrainingRequest& rq,
                                         const TrainingResult& res, const LayoutQuantities& q) {
   std::vector<std::string> tr;
@@ -608,7 +608,7 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   res.time_to_train = res.step_time * res.steps;
   res.gpu_hours = r.gpus * res.time_to_train.si() / 3600.0;
 
-  res.trace = training_trace(model_, hw_, c, r, rq, res, q);
+  res.trace = training_trace(hw_, c, r, rq, res, q);
   return res;
 }
 
