@@ -574,3 +574,20 @@ TEST(EnginePhysics, OnlyLanguageModelsOnDevicesWithASixteenBitPathKeepAWideHead)
   EXPECT_EQ(bf16.head_precision, Precision::BF16);
   EXPECT_DOUBLE_EQ(bf16.weight_bytes.si(), parameter_count(model("llama3-8b")) * 2.0);
 }
+
+TEST(EnginePhysics, Fp8TrainingPaysTransformerEngineCastsAndTransposes) {
+  SolveRequest r;
+  r.phase = Phase::Train;
+  r.seq_len = 2048;
+  r.precision = Precision::FP8;  // llama3-8b: h 4096, q 4096, k+v 2048, ffn 14336, 32 layers
+  const Profile fp8 = run("llama3-8b", "h100", r);
+  const double N = 2048, h = 4096, q = 4096, kv = 2048, ffn = 14336, layers = 32;
+  // Forward: the O projection's input cast and transposed (2 B in, 1 + 1 B out).
+  EXPECT_DOUBLE_EQ(op(fp8, "fp8_cast_transpose").bytes.si(), layers * N * 4 * q);
+  // Backward: three FP8 inputs transposed (1 B in, 1 B out) and three output gradients cast and
+  // transposed (2 B in, 1 + 1 B out).
+  EXPECT_DOUBLE_EQ(op(fp8, "fp8_cast_transpose", Pass::Backward).bytes.si(),
+                   layers * N * (2 * (h + h + ffn) + 4 * ((q + kv) + h + h)));
+  r.precision = Precision::BF16;
+  EXPECT_FALSE(has_op(run("llama3-8b", "h100", r), "fp8_cast_transpose"));  // nothing to convert
+}

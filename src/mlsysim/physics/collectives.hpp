@@ -10,6 +10,12 @@ namespace mlsysim {
 
 using namespace units;  // NOLINT
 
+// Bulk transfers over PCIe reach ~86% of the per-direction line rate (128b/130b encoding, packet
+// headers and flow-control credits): 55.2 and 55.4 GB/s pinned host-to-device of 64 GB/s on H100
+// and H200 (PCIe Gen5 x16; bench/gpu/microbench.py, catalog/calibration/measurements/*.json).
+// Collectives over a host link (GPUs with no GPU-GPU interconnect) see this share of it.
+inline constexpr double kPcieAchievedShare = 0.86;
+
 struct LinkCost {
   BytesPerSecond bandwidth{};  // per direction, per rank
   Seconds latency{};           // per step

@@ -798,6 +798,37 @@ void append_training_passes(std::vector<Operator>& ops, const LoweringInput& in,
   ops.push_back(opt);
 }
 
+// FP8 training's format conversions (NVIDIA Transformer Engine, the FP8 path of Megatron-LM and
+// NeMo: te.LayerNormLinear, te.Linear, te.LayerNormMLP). A 16-bit run has no counterpart to these
+// kernels; each reads a 16-bit (or FP8) tensor and writes FP8 copies for the GEMMs:
+//  * forward: the attention output, the O projection's input, is cast and transposed (read 2 B,
+//    write 1 B and 1 B transposed for the weight-gradient GEMM). The norms and the activation
+//    function write their FP8 outputs themselves (fused), which the 16-bit activation stream already
+//    counts (activation_bytes);
+//  * backward: the FP8 inputs of the QKV, FC1 and FC2 GEMMs are transposed for their weight
+//    gradients (read 1 B, write 1 B), and the output gradients of QKV, the O projection and FC2
+//    are cast and transposed to E5M2 (read 2 B, write 1 + 1 B). FC1's output gradient comes out of
+//    the fused dSwiGLU/dGeLU kernel already in FP8.
+// The once-per-step FP8 weight casts (about 4 B per parameter per optimizer step) are left out.
+void append_fp8_training_casts(std::vector<Operator>& ops, const TransformerSpec& tf, double tokens) {
+  const double h = tf.hidden, q = tf.heads * tf.head_dim, kv = 2.0 * tf.kv_heads * tf.head_dim;
+  const double ffn = tf.is_moe() ? tf.moe_ffn * (tf.experts_per_token + tf.shared_experts) : tf.ffn;
+  const auto cast = [&](Pass pass, double bytes_per_token, double kernels) {
+    Operator op;
+    op.name = "fp8_cast_transpose";
+    op.cls = OpClass::Vector;
+    op.pass = pass;
+    op.bytes = tokens * bytes_per_token;
+    op.flops = op.hw_flops = 0;  // conversions and amax reductions: no model work
+    op.count = tf.layers;
+    op.kernels = kernels;
+    op.precision = Precision::FP8;
+    ops.push_back(op);
+  };
+  cast(Pass::Forward, 4.0 * q, 1);
+  cast(Pass::Backward, 2.0 * (2.0 * h + ffn) + 4.0 * ((q + kv) + 2.0 * h), 6);
+}
+
 }  // namespace
 
 void lower(const ModelSpec& model, const LoweringInput& in, std::vector<Operator>& out) {
@@ -830,6 +861,9 @@ void lower(const ModelSpec& model, const LoweringInput& in, std::vector<Operator
   }
   if (e.amp_weight_elems > 0) append_amp_weight_casts(e);
   if (training) append_training_passes(out, in, parameter_count(model));
+  if (training && in.compute_precision == Precision::FP8 && model.kind == ModelKind::Decoder &&
+      !model.tf.is_mla())
+    append_fp8_training_casts(out, model.tf, static_cast<double>(in.batch) * in.seq_len);
 }
 
 }  // namespace mlsysim

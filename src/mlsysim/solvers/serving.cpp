@@ -65,8 +65,9 @@ ServingDeployment make_deployment(const ModelSpec& model, const HardwareSpec& hw
       }
     }
   } else if (hw.host_link) {
-    d.link = {hw.host_link->per_direction, hw.host_link->latency};
-    d.link_name = hw.host_link->name + " (no GPU-GPU interconnect listed: host link)";
+    d.link = {hw.host_link->per_direction * kPcieAchievedShare, hw.host_link->latency};
+    d.link_name = hw.host_link->name + " (no GPU-GPU interconnect listed: host link, " +
+                  fmt::format("{:.0f}", kPcieAchievedShare * 100) + "% of its line rate achieved)";
     d.link_is_host = true;
   } else if (tp > 1) {
     throw BadInput(hw.id + " lists no interconnect or host link: tensor parallelism (--tp " +
