@@ -304,6 +304,275 @@ TrainingMemory TrainingEvaluator::memory(const TrainingRequest& rq) {
   return evaluate(rq).memory;
 }
 
+namespace {
+
+using ShardSolve = TrainingEvaluator::ShardSolve;
+
+// What the terms of one evaluated step share: the layout, the shard's solve and the per-rank
+// quantities derived from them.
+struct StepContext {
+  const ModelSpec& model;
+  const HardwareSpec& hw;
+  const Cluster& c;
+  const Resolved& r;
+  const TrainingRequest& rq;
+  const ShardSolve& sh;
+  const TransformerSpec& stf;  // the TP x PP shard's layers
+  StageSplit split;
+  int g = 8;                   // GPUs per node
+  int layers_stage = 0;        // busiest stage: ceil(L / p)
+  double act_bytes = 2;
+  double tokens_rank = 0;      // one micro-batch's tokens on one CP rank
+  double sp_div = 1;           // tp with sequence parallelism, else 1
+  bool sequence_parallel = false;
+  Bytes hidden_states{};       // one micro-batch's hidden states on this rank
+  Seconds layer_gemm_window{};  // the stage's layer GEMMs of one micro-batch on this rank
+};
+
+// The busiest pipeline stage's forward + backward of one micro-batch. Uneven split
+// (physics/parallelism pipeline_stage_split): stages hold floor or ceil(L/p) layers, the first and
+// last (which also run the embedding and the LM head + loss) the fewer (Dubey et al. 2024 sec.
+// 3.3.2: Llama 3 405B, 126 layers on 16 stages, one fewer layer on the first and on the last).
+// The step is paced by the slowest stage.
+Seconds busiest_stage_time(const StepContext& x) {
+  const ShardSolve& sh = x.sh;
+  const Seconds t_head = sh.embedding_time + sh.output_time;
+  const Seconds t_layer = (sh.time - t_head) / static_cast<double>(x.layers_stage);
+  if (x.r.pp <= 1) return sh.time;
+  const Seconds first = t_layer * static_cast<double>(x.split.first) + sh.embedding_time;
+  const Seconds last = t_layer * static_cast<double>(x.split.last) + sh.output_time;
+  const Seconds middle = t_layer * static_cast<double>(x.split.middle);
+  return max(max(first, last), middle);
+}
+
+// TP: 4 all-reduce equivalents per layer per micro-batch (6 with full recompute), chunked under
+// the layer GEMMs with --tp-comm-overlap.
+void time_tensor_parallel(const StepContext& x, TrainingResult& res) {
+  const Resolved& r = x.r;
+  Seconds tp_mb{};
+  if (r.tp > 1) {
+    const auto est = collective_time(CollectiveOp::AllReduce, x.hidden_states, place_group(r.tp, 1, x.g), x.c);
+    res.tp_algorithm = to_string(est.algorithm);
+    tp_mb = est.time * (tp_collectives_per_layer(x.rq.recompute == Recompute::Full) * x.layers_stage);
+  }
+  res.tp_comm_overlap = x.rq.tp_comm_overlap && r.tp > 1;
+  res.tp_comm_total = tp_mb * r.m;
+  // The chunks hide under the busiest stage's layer GEMMs.
+  if (res.tp_comm_overlap) tp_mb = overlapped_tp_comm_exposed(tp_mb, x.layer_gemm_window, r.tp);
+  res.tp_comm_time = tp_mb * r.m;
+}
+
+// CP: ring exchange of K/V blocks, hidden behind attention compute where it can be.
+void time_context_parallel(const StepContext& x, TrainingResult& res) {
+  const Resolved& r = x.r;
+  Seconds cp_mb{};
+  if (r.cp > 1) {
+    const Bytes per_layer = context_parallel_bytes_per_layer(x.stf, x.tokens_rank, r.cp, x.act_bytes);
+    const int steps = 3 * (r.cp - 1);
+    const auto est = collective_time(CollectiveOp::PointToPoint, per_layer / steps,
+                                     place_group(r.cp, r.tp, x.g), x.c);
+    const Seconds total = est.time * (static_cast<double>(steps) * x.layers_stage);
+    cp_mb = max(Seconds(0), total - x.sh.attention_time / r.cp);
+  }
+  res.cp_comm_time = cp_mb * r.m;
+}
+
+// EP: dispatch + combine all-to-alls, forward and backward, per MoE layer.
+void time_expert_parallel(const StepContext& x, TrainingResult& res) {
+  const Resolved& r = x.r;
+  Seconds ep_mb{};
+  if (r.ep > 1) {
+    const TransformerSpec& tf = x.model.tf;
+    const int moe_layers = std::max(0, x.layers_stage - tf.first_dense_layers);
+    const Bytes msg(x.tokens_rank * tf.experts_per_token * tf.hidden * x.act_bytes / x.sp_div);
+    const auto est = collective_time(CollectiveOp::AllToAll, msg, place_group(r.ep, r.tp * r.cp, x.g), x.c);
+    ep_mb = est.time * (4.0 * moe_layers);
+  }
+  res.ep_comm_time = ep_mb * r.m;
+}
+
+// PP: activations forward, their gradients backward, per model chunk. Each of the t ranks of a
+// stage sends 1/t of the boundary tensor to its peer: Megatron-LM's scatter/gather optimization
+// (Narayanan et al. 2021 §4.1), which keeps the t copies of a replicated tensor off the slower
+// inter-stage link. With sequence parallelism the tensor is already split; without it the
+// receiving stage all-gathers the pieces over its TP group.
+void time_pipeline_sends(const StepContext& x, TrainingResult& res) {
+  const Resolved& r = x.r;
+  Seconds pp_mb{};
+  if (r.pp > 1) {
+    const auto send = collective_time(CollectiveOp::PointToPoint, x.hidden_states / r.tp,
+                                      place_group(r.pp, r.tp * r.cp * r.ep * r.dp, x.g), x.c);
+    Seconds gather{};
+    if (r.tp > 1 && !x.sequence_parallel)
+      gather = collective_time(CollectiveOp::AllGather, x.hidden_states, place_group(r.tp, 1, x.g), x.c).time;
+    pp_mb = (send.time + gather) * (2.0 * r.v);
+  }
+  res.pp_comm_overlap = x.rq.pp_comm_overlap && r.pp > 1;
+  res.pp_comm_total = pp_mb * r.m;
+  res.pp_comm_time = res.pp_comm_overlap ? overlapped_pipeline_sends_exposed(pp_mb, r.m) : res.pp_comm_total;
+}
+
+// Parameters on this GPU: dense (replicated over dp x cp x ep) and experts (over dp x cp).
+struct StageParameters {
+  double first = 0, middle = 0, last = 0;  // per pipeline stage (ep = 1)
+  double per_gpu = 0;                      // the busiest stage's (or the EP shard's)
+  double expert = 0, dense = 0;            // of per_gpu
+};
+
+// Per-stage parameters with the uneven split (dense models): the first stage holds the token (and
+// learned position) embedding, the last the LM head (a copy of the tied embedding, as Megatron-LM
+// keeps one there), the middle stages layers only. The busiest stage paces DP sync.
+StageParameters stage_parameters(const StepContext& x) {
+  const Resolved& r = x.r;
+  const TransformerSpec& stf = x.stf;
+  const ModelSpec ep_shard = r.ep > 1 ? shard_transformer(x.model, {r.tp, r.pp, r.ep}) : ModelSpec{};
+  const double vocab_params = static_cast<double>(stf.vocab) * stf.hidden;
+  const double pos_params = stf.learned_positions ? static_cast<double>(stf.max_seq) * stf.hidden : 0.0;
+  const double layer_params =
+      (x.sh.params - vocab_params * (stf.tied_embeddings ? 1.0 : 2.0) - pos_params) / x.layers_stage;
+  StageParameters p{x.sh.params, x.sh.params, x.sh.params};
+  if (r.pp > 1 && r.ep == 1) {
+    p.first = layer_params * x.split.first + vocab_params + pos_params;
+    p.middle = layer_params * x.split.middle;
+    p.last = layer_params * x.split.last + vocab_params;
+  }
+  p.per_gpu = r.ep > 1 ? parameter_count(ep_shard) : std::max({p.first, p.middle, p.last});
+  p.expert = r.ep > 1 ? expert_params(ep_shard.tf, ep_shard.tf.layers) : expert_params(stf, stf.layers);
+  p.dense = p.per_gpu - p.expert;
+  return p;
+}
+
+// Bytes per parameter of the states one GPU keeps.
+struct StateBytes {
+  double weights = 2, gradients = 4, optimizer = 12;
+};
+
+// DP: gradient synchronisation (ZeRO 0-3), overlapped with the backward pass. Context-parallel
+// ranks hold the same weights and see different tokens, so their gradients are reduced and their
+// optimizer states sharded with the data-parallel ranks' (Megatron-core's data-parallel-with-
+// context-parallel group): dense parameters over dp x cp x ep, experts over dp x cp.
+void time_data_parallel(const StepContext& x, const StageParameters& p, const StateBytes& bytes,
+                        TrainingResult& res) {
+  const Resolved& r = x.r;
+  const TrainingRequest& rq = x.rq;
+  auto dp_sync = [&](double params, int group, int stride) -> Seconds {
+    if (group <= 1 || params <= 0) return Seconds(0);
+    const GroupPlacement pl = place_group(group, stride, x.g);
+    const Bytes grads(params * bytes.gradients), weights(params * bytes.weights);
+    if (rq.zero_stage == 0) {
+      auto e = collective_time(CollectiveOp::AllReduce, grads, pl, x.c);
+      res.dp_algorithm = to_string(e.algorithm);
+      return e.time;
+    }
+    const auto rs = collective_time(CollectiveOp::ReduceScatter, grads, pl, x.c);
+    const auto ag = collective_time(CollectiveOp::AllGather, weights, pl, x.c);
+    res.dp_algorithm = std::string(to_string(rs.algorithm)) + " reduce-scatter + all-gather";
+    if (rq.zero_stage == 1) return rs.time + ag.time;
+    // ZeRO-2: a rank no longer holds the full gradient, so with gradient accumulation every
+    // micro-batch's gradients are reduce-scattered (DeepSpeed stage-2 semantics), weights gathered once.
+    if (rq.zero_stage == 2) return rs.time * static_cast<double>(r.m) + ag.time;
+    // ZeRO-3 / FSDP: weights gathered before forward and again before backward, gradients
+    // reduce-scattered, every micro-batch (DeepSpeed stage-3 semantics).
+    return (ag.time * 2.0 + rs.time) * static_cast<double>(r.m);
+  };
+  // Group strides in the rank order tp, cp, ep, dp: a dense group's members are tp apart; an expert
+  // group's nearest members are its cp ranks (tp apart) or, without cp, its dp ranks (tp x ep apart).
+  res.dp_comm_time = dp_sync(p.dense, r.dp * r.cp * r.ep, r.tp) +
+                     dp_sync(p.expert, r.dp * r.cp, r.cp > 1 ? r.tp : r.tp * r.ep);
+  // Overlap window: ZeRO-0/1 reduce once, behind the last micro-batch's backward; ZeRO-2 behind
+  // every backward; ZeRO-3 behind every forward and backward.
+  const Seconds window = rq.zero_stage == 3   ? res.compute_time
+                         : rq.zero_stage == 2 ? res.compute_time * kBackwardShare
+                                              : res.microbatch_time * kBackwardShare;
+  res.dp_exposed_time = rq.overlap ? res.dp_comm_time - min(res.dp_comm_time, window) * rq.overlap_efficiency
+                                   : res.dp_comm_time;
+}
+
+// The step waits for the slowest GPU's compute: the expected maximum over `gpus` ranks.
+double straggler_factor(const StragglerSpec& s, int gpus) {
+  switch (s.model) {
+    case StragglerModel::None: return 1;
+    case StragglerModel::Factor:
+      if (!(s.value >= 1)) throw BadInput("straggler factor must be >= 1 (1 = none)");
+      return s.value;
+    case StragglerModel::Normal: return straggler_factor_normal(gpus, s.value);
+    case StragglerModel::LogNormal: return straggler_factor_lognormal(gpus, s.value);
+  }
+  return 1;
+}
+
+// Model FLOPs of one sequence of `seq` tokens (forward + backward, no recomputation, no update),
+// from the engine's operator list; cached per model, device, length and precision.
+double model_flops_per_sequence(const ModelSpec& model, const HardwareSpec& hw, int seq,
+                                std::optional<Precision> precision) {
+  SolveRequest q;
+  q.phase = Phase::Train;
+  q.batch = 1;
+  q.seq_len = seq;
+  q.precision = precision;
+  static thread_local std::unordered_map<std::string, double> flops_cache;
+  const std::string key = model.id + "/" + hw.id + "/" + std::to_string(seq) + "/" +
+                          std::to_string(precision ? static_cast<int>(*precision) : -1);
+  auto it = flops_cache.find(key);
+  if (it == flops_cache.end()) {
+    const Profile p = solve(model, hw, q);
+    double f = 0;
+    for (const auto& op : p.operators)
+      if (op.pass != Pass::Update) f += op.flops.si();
+    it = flops_cache.emplace(key, f).first;
+  }
+  return it->second;
+}
+
+// The memory ledger of the busiest GPU. Activations: the layer stack's saved tensors scale with
+// the stage's layers and with the micro-batches in flight; the fp32 logits and their gradient
+// (tokens x vocab/tp x 8 B, the engine's ledger in physics/memory.cpp) exist only on the last
+// stage, which runs each micro-batch's forward and backward back to back (1F1B: one in flight;
+// Narayanan et al. 2021). Full recomputation: one layer's working set exists once per GPU, not
+// once per micro-batch in flight (the engine's ledger counts it in each micro-batch's activations).
+TrainingMemory training_memory(const StepContext& x, const StageParameters& p, const StateBytes& bytes,
+                               const ZeroSharding& zd, const ZeroSharding& ze) {
+  const Resolved& r = x.r;
+  const bool full_recompute = x.rq.recompute == Recompute::Full;
+  const Bytes logits_mb(static_cast<double>(r.b) * r.S * static_cast<double>(x.stf.vocab) * 8.0 / r.cp);
+  const Bytes recompute_working =
+      full_recompute ? recompute_working_set(x.stf, x.tokens_rank, x.act_bytes) : Bytes(0);
+  const Bytes layers_mb = (x.sh.activations / r.cp - logits_mb - recompute_working) -
+                          sequence_parallel_activation_savings(x.stf, x.tokens_rank, x.layers_stage,
+                                                               x.sequence_parallel ? r.tp : 1,
+                                                               x.act_bytes, full_recompute);
+  const double in_flight = pipeline_in_flight_micro_batches(r.pp, r.m, r.v);
+  Bytes buffers(kCommBufferBytes);
+  if (r.pp > 1) buffers += x.hidden_states * 2.0 / x.sp_div;
+  if (x.rq.zero_stage == 3 && x.layers_stage > 0)  // two gathered layers in flight (prefetch)
+    buffers += Bytes(2.0 * p.per_gpu / x.layers_stage * bytes.weights);
+  auto ledger = [&](double dense, double stage_layers, bool last) {
+    TrainingMemory m;
+    m.weights = Bytes(dense * bytes.weights / zd.weights + p.expert * bytes.weights / ze.weights);
+    m.gradients = Bytes(dense * bytes.gradients / zd.gradients + p.expert * bytes.gradients / ze.gradients);
+    m.optimizer_states = Bytes(dense * bytes.optimizer / zd.optimizer + p.expert * bytes.optimizer / ze.optimizer);
+    m.activations = r.pp == 1 ? (layers_mb + logits_mb)
+                              : layers_mb * (stage_layers / x.layers_stage * in_flight) + (last ? logits_mb : Bytes(0));
+    m.activations += recompute_working;
+    m.buffers = buffers;
+    return m;
+  };
+  if (r.pp == 1 || r.ep > 1) {
+    TrainingMemory mem = ledger(p.dense, x.layers_stage, true);
+    if (r.pp > 1) mem.activations = layers_mb * in_flight + logits_mb + recompute_working;
+    return mem;
+  }
+  const TrainingMemory first = ledger(p.first - p.expert, x.split.first, false);
+  const TrainingMemory middle = ledger(p.middle - p.expert, x.split.middle, false);
+  const TrainingMemory last = ledger(p.last - p.expert, x.split.last, true);
+  TrainingMemory mem = first;
+  if (r.pp > 2 && middle.total() > mem.total()) mem = middle;
+  if (last.total() > mem.total()) mem = last;
+  return mem;
+}
+
+}  // namespace
+
 TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   const Cluster& c = cluster_;
   const Resolved r = resolve_layout(model_, c, rq);
@@ -311,7 +580,6 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
     throw BadInput(fmt::format("--zero must be 0, 1, 2 or 3; got {}", rq.zero_stage));
   if (!(rq.overlap_efficiency >= 0 && rq.overlap_efficiency <= 1))
     throw BadInput("overlap efficiency must be in [0, 1]");
-  const int g = c.gpus_per_node();
 
   TrainingResult res;
   res.model = model_.id;
@@ -332,179 +600,50 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   // tokens and attention S/cp queries against all S keys (ring attention).
   const ShardSolve& sh = shard(r.tp, r.pp, r.b, r.S, rq.recompute, rq.precision, rq.attention);
   res.precision = sh.precision;
-  const double act_bytes = activation_bytes(sh.compute_precision);
+  const TransformerSpec& stf = shard_models_.at(fmt::format("{}/{}", r.tp, r.pp)).tf;
+  StepContext x{model_, hw_, c, r, rq, sh, stf, pipeline_stage_split(model_.tf.layers, r.pp)};
+  x.g = c.gpus_per_node();
+  x.layers_stage = stf.layers;
+  x.act_bytes = activation_bytes(sh.compute_precision);
+  x.tokens_rank = static_cast<double>(r.b) * r.S / r.cp;
+  x.sequence_parallel = res.sequence_parallel;
+  x.sp_div = res.sequence_parallel ? r.tp : 1.0;
+  x.hidden_states = Bytes(x.tokens_rank * model_.tf.hidden * x.act_bytes);
+  x.layer_gemm_window = sh.layer_gemm_time / r.cp;
 
-  const ModelSpec& shard_model = shard_models_.at(fmt::format("{}/{}", r.tp, r.pp));
-  const TransformerSpec& stf = shard_model.tf;
-  const int layers_stage = stf.layers;  // busiest stage: ceil(L / p)
-  // Uneven pipeline split (physics/parallelism pipeline_stage_split): stages hold floor or
-  // ceil(L/p) layers, the first and last (which also run the embedding and the LM head + loss)
-  // the fewer (Dubey et al. 2024 sec. 3.3.2: Llama 3 405B, 126 layers on 16 stages, one fewer
-  // layer on the first and on the last). The step is paced by the slowest stage.
-  const StageSplit split = pipeline_stage_split(model_.tf.layers, r.pp);
-  const Seconds t_head = sh.embedding_time + sh.output_time;
-  const Seconds t_layer = (sh.time - t_head) / static_cast<double>(layers_stage);
-  Seconds t_stage = sh.time;
-  if (r.pp > 1) {
-    const Seconds first = t_layer * static_cast<double>(split.first) + sh.embedding_time;
-    const Seconds last = t_layer * static_cast<double>(split.last) + sh.output_time;
-    const Seconds middle = t_layer * static_cast<double>(split.middle);
-    t_stage = max(max(first, last), middle);
-  }
-  res.stage_layers = layers_stage;
-  res.first_stage_layers = split.first;
-  res.last_stage_layers = split.last;
-  const Seconds t_mb = t_stage / r.cp;
+  res.stage_layers = x.layers_stage;
+  res.first_stage_layers = x.split.first;
+  res.last_stage_layers = x.split.last;
+  const Seconds t_mb = busiest_stage_time(x) / r.cp;
   res.microbatch_time = t_mb;
   res.compute_time = t_mb * r.m;
-  const double tokens_rank = static_cast<double>(r.b) * r.S / r.cp;
-  const double sp_div = res.sequence_parallel ? r.tp : 1.0;
-  // One micro-batch's hidden states on this rank: each TP collective's message and the tensor a
-  // pipeline stage hands to the next.
-  const Bytes hidden_states(tokens_rank * model_.tf.hidden * act_bytes);
-  // The stage's layer GEMMs of one micro-batch on this rank (the shard solve holds its layers).
-  const Seconds layer_gemm_window = sh.layer_gemm_time / r.cp;
 
-  // ---- TP: 4 all-reduce equivalents per layer per micro-batch (6 with full recompute) ----------
-  Seconds tp_mb{};
-  if (r.tp > 1) {
-    const auto est = collective_time(CollectiveOp::AllReduce, hidden_states, place_group(r.tp, 1, g), c);
-    res.tp_algorithm = to_string(est.algorithm);
-    tp_mb = est.time * (tp_collectives_per_layer(rq.recompute == Recompute::Full) * layers_stage);
-  }
-  res.tp_comm_overlap = rq.tp_comm_overlap && r.tp > 1;
-  res.tp_comm_total = tp_mb * r.m;
-  if (res.tp_comm_overlap) {
-    // The chunks hide under the busiest stage's layer GEMMs.
-    tp_mb = overlapped_tp_comm_exposed(tp_mb, layer_gemm_window, r.tp);
-  }
-  res.tp_comm_time = tp_mb * r.m;
-
-  // ---- CP: ring exchange of K/V blocks, hidden behind attention compute where it can be -------
-  Seconds cp_mb{};
-  if (r.cp > 1) {
-    const Bytes per_layer = context_parallel_bytes_per_layer(stf, tokens_rank, r.cp, act_bytes);
-    const int steps = 3 * (r.cp - 1);
-    const auto est = collective_time(CollectiveOp::PointToPoint, per_layer / steps,
-                                     place_group(r.cp, r.tp, g), c);
-    const Seconds total = est.time * (static_cast<double>(steps) * layers_stage);
-    cp_mb = max(Seconds(0), total - sh.attention_time / r.cp);
-  }
-  res.cp_comm_time = cp_mb * r.m;
-
-  // ---- EP: dispatch + combine all-to-alls, forward and backward, per MoE layer ----------------
-  Seconds ep_mb{};
-  if (r.ep > 1) {
-    const int moe_layers = std::max(0, layers_stage - model_.tf.first_dense_layers);
-    const Bytes msg(tokens_rank * model_.tf.experts_per_token * model_.tf.hidden * act_bytes / sp_div);
-    const auto est = collective_time(CollectiveOp::AllToAll, msg, place_group(r.ep, r.tp * r.cp, g), c);
-    ep_mb = est.time * (4.0 * moe_layers);
-  }
-  res.ep_comm_time = ep_mb * r.m;
-
-  // ---- PP: activations forward, their gradients backward, per model chunk ---------------------
-  // Each of the t ranks of a stage sends 1/t of the boundary tensor to its peer: Megatron-LM's
-  // scatter/gather optimization (Narayanan et al. 2021 §4.1), which keeps the t copies of a
-  // replicated tensor off the slower inter-stage link. With sequence parallelism the tensor is
-  // already split; without it the receiving stage all-gathers the pieces over its TP group.
-  Seconds pp_mb{};
-  if (r.pp > 1) {
-    const auto send = collective_time(CollectiveOp::PointToPoint, hidden_states / r.tp,
-                                      place_group(r.pp, r.tp * r.cp * r.ep * r.dp, g), c);
-    Seconds gather{};
-    if (r.tp > 1 && !res.sequence_parallel)
-      gather = collective_time(CollectiveOp::AllGather, hidden_states, place_group(r.tp, 1, g), c).time;
-    pp_mb = (send.time + gather) * (2.0 * r.v);
-  }
-  res.pp_comm_overlap = rq.pp_comm_overlap && r.pp > 1;
-  res.pp_comm_total = pp_mb * r.m;
-  res.pp_comm_time = res.pp_comm_overlap ? overlapped_pipeline_sends_exposed(pp_mb, r.m) : res.pp_comm_total;
-
-  // ---- bubble: idle (p-1)/(v m) of the per-GPU pipeline work ---------------------------------
+  // ---- communication of the model-parallel dimensions, then the pipeline bubble ---------------
+  time_tensor_parallel(x, res);
+  time_context_parallel(x, res);
+  time_expert_parallel(x, res);
+  time_pipeline_sends(x, res);
+  // Bubble: idle (p-1)/(v m) of the per-GPU pipeline work.
   const Seconds work = res.compute_time + res.tp_comm_time + res.cp_comm_time + res.ep_comm_time +
                        res.pp_comm_time;
   res.bubble_time = r.pp > 1 ? work * pipeline_bubble_overhead(r.pp, r.m, r.v) : Seconds(0);
 
-  // ---- parameters on this GPU: dense (replicated over dp x cp x ep) and experts (over dp x cp) -
-  const ModelSpec ep_shard = r.ep > 1 ? shard_transformer(model_, {r.tp, r.pp, r.ep}) : ModelSpec{};
-  // Per-stage parameters with the uneven split (dense models): the first stage holds the token
-  // (and learned position) embedding, the last the LM head (a copy of the tied embedding, as
-  // Megatron-LM keeps one there), the middle stages layers only. The busiest stage paces DP sync.
-  const double vocab_params = static_cast<double>(stf.vocab) * stf.hidden;
-  const double pos_params = stf.learned_positions ? static_cast<double>(stf.max_seq) * stf.hidden : 0.0;
-  const double layer_params =
-      (sh.params - vocab_params * (stf.tied_embeddings ? 1.0 : 2.0) - pos_params) / layers_stage;
-  double stage_params[3] = {sh.params, sh.params, sh.params};  // first, middle, last
-  if (r.pp > 1 && r.ep == 1) {
-    stage_params[0] = layer_params * split.first + vocab_params + pos_params;
-    stage_params[1] = layer_params * split.middle;
-    stage_params[2] = layer_params * split.last + vocab_params;
-  }
-  const double params_gpu = r.ep > 1 ? parameter_count(ep_shard)
-                                     : std::max({stage_params[0], stage_params[1], stage_params[2]});
-  const double p_expert = r.ep > 1 ? expert_params(ep_shard.tf, ep_shard.tf.layers)
-                                   : expert_params(stf, stf.layers);
-  const double p_dense = params_gpu - p_expert;
+  // ---- parameters, DP gradient sync, optimizer update -----------------------------------------
+  const StageParameters params = stage_parameters(x);
   res.parameters = parameter_count(model_);
-  res.parameters_per_gpu = params_gpu;
-
-  // ---- DP: gradient synchronisation (ZeRO 0-3), overlapped with the backward pass --------------
-  const double wb = bytes_per_element(sh.precision);
-  const double grad_b = rq.fp32_gradients ? 4.0 : wb;
-  // Context-parallel ranks hold the same weights and see different tokens, so their gradients are
-  // reduced and their optimizer states sharded with the data-parallel ranks' (Megatron-core's
-  // data-parallel-with-context-parallel group): dense parameters over dp x cp x ep, experts over dp x cp.
-  const int dense_dp = r.dp * r.cp * r.ep;
-  const int expert_dp = r.dp * r.cp;
-  auto dp_sync = [&](double params, int group, int stride) -> Seconds {
-    if (group <= 1 || params <= 0) return Seconds(0);
-    const GroupPlacement pl = place_group(group, stride, g);
-    const Bytes grads(params * grad_b), weights(params * wb);
-    if (rq.zero_stage == 0) {
-      auto e = collective_time(CollectiveOp::AllReduce, grads, pl, c);
-      res.dp_algorithm = to_string(e.algorithm);
-      return e.time;
-    }
-    const auto rs = collective_time(CollectiveOp::ReduceScatter, grads, pl, c);
-    const auto ag = collective_time(CollectiveOp::AllGather, weights, pl, c);
-    res.dp_algorithm = std::string(to_string(rs.algorithm)) + " reduce-scatter + all-gather";
-    if (rq.zero_stage == 1) return rs.time + ag.time;
-    // ZeRO-2: a rank no longer holds the full gradient, so with gradient accumulation every
-    // micro-batch's gradients are reduce-scattered (DeepSpeed stage-2 semantics), weights gathered once.
-    if (rq.zero_stage == 2) return rs.time * static_cast<double>(r.m) + ag.time;
-    // ZeRO-3 / FSDP: weights gathered before forward and again before backward, gradients
-    // reduce-scattered, every micro-batch (DeepSpeed stage-3 semantics).
-    return (ag.time * 2.0 + rs.time) * static_cast<double>(r.m);
-  };
-  // Group strides in the rank order tp, cp, ep, dp: a dense group's members are tp apart; an expert
-  // group's nearest members are its cp ranks (tp apart) or, without cp, its dp ranks (tp x ep apart).
-  res.dp_comm_time = dp_sync(p_dense, dense_dp, r.tp) +
-                     dp_sync(p_expert, expert_dp, r.cp > 1 ? r.tp : r.tp * r.ep);
-  // Overlap window: ZeRO-0/1 reduce once, behind the last micro-batch's backward; ZeRO-2 behind
-  // every backward; ZeRO-3 behind every forward and backward.
-  const Seconds window = rq.zero_stage == 3   ? res.compute_time
-                         : rq.zero_stage == 2 ? res.compute_time * kBackwardShare
-                                              : t_mb * kBackwardShare;
-  res.dp_exposed_time = rq.overlap ? res.dp_comm_time - min(res.dp_comm_time, window) * rq.overlap_efficiency
-                                   : res.dp_comm_time;
-
-  // ---- optimizer update: memory-bound Adam over this GPU's (ZeRO-sharded) parameters ----------
+  res.parameters_per_gpu = params.per_gpu;
+  StateBytes bytes;
+  bytes.weights = bytes_per_element(sh.precision);
+  bytes.gradients = rq.fp32_gradients ? 4.0 : bytes.weights;
+  bytes.optimizer = bytes.weights < 4.0 ? 12.0 : 8.0;  // fp32 master + 2 Adam moments (mixed) / moments only
+  time_data_parallel(x, params, bytes, res);
+  const int dense_dp = r.dp * r.cp * r.ep, expert_dp = r.dp * r.cp;
   const ZeroSharding zd = zero_sharding(rq.zero_stage, dense_dp), ze = zero_sharding(rq.zero_stage, expert_dp);
-  const double updated = p_dense / zd.optimizer + p_expert / ze.optimizer;
+  // Memory-bound Adam over this GPU's (ZeRO-sharded) parameters.
+  const double updated = params.dense / zd.optimizer + params.expert / ze.optimizer;
   res.optimizer_time = Bytes(updated * kAdamBytesPerParam) / (hw_.memory_bandwidth * hw_.efficiency.memory);
 
-  // ---- stragglers: the step waits for the slowest GPU's compute -------------------------------
-  switch (rq.straggler.model) {
-    case StragglerModel::None: res.straggler_factor = 1; break;
-    case StragglerModel::Factor:
-      if (!(rq.straggler.value >= 1)) throw BadInput("straggler factor must be >= 1 (1 = none)");
-      res.straggler_factor = rq.straggler.value;
-      break;
-    case StragglerModel::Normal: res.straggler_factor = straggler_factor_normal(r.gpus, rq.straggler.value); break;
-    case StragglerModel::LogNormal:
-      res.straggler_factor = straggler_factor_lognormal(r.gpus, rq.straggler.value);
-      break;
-  }
+  res.straggler_factor = straggler_factor(rq.straggler, r.gpus);
   res.straggler_time = res.compute_time * (res.straggler_factor - 1.0);
 
   res.step_time = work + res.bubble_time + res.dp_exposed_time + res.optimizer_time + res.straggler_time;
@@ -522,84 +661,26 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   res.tokens_per_s = tokens_step / res.step_time.si();
   const double ref_tokens_per_s = static_cast<double>(r.b) * r.S / ref.time.si();
   res.scaling_efficiency = res.tokens_per_s / (r.gpus * ref_tokens_per_s);
-  {
-    // Model FLOPs of one sequence (forward + backward, no recomputation, no update).
-    SolveRequest q;
-    q.phase = Phase::Train;
-    q.batch = 1;
-    q.seq_len = r.S;
-    q.precision = rq.precision;
-    static thread_local std::unordered_map<std::string, double> flops_cache;
-    const std::string key = model_.id + "/" + hw_.id + "/" + std::to_string(r.S) + "/" +
-                            std::to_string(rq.precision ? static_cast<int>(*rq.precision) : -1);
-    auto it = flops_cache.find(key);
-    if (it == flops_cache.end()) {
-      const Profile p = solve(model_, hw_, q);
-      double f = 0;
-      for (const auto& op : p.operators)
-        if (op.pass != Pass::Update) f += op.flops.si();
-      it = flops_cache.emplace(key, f).first;
-    }
-    res.model_flops_per_step = Flops(it->second * r.B);
-    const FlopsPerSecond peak = hw_.peak(ref.compute_precision);
-    res.mfu = res.model_flops_per_step.si() / (r.gpus * peak.si() * res.step_time.si());
-    res.single_gpu_mfu = it->second * r.b / (peak.si() * ref.time.si());
-    // HFU counts the FLOPs the hardware executes, recomputation included (Korthikanti et al. 2022
-    // sec. 6): MFU x (hardware / model FLOPs) of this layout's per-GPU shard.
-    res.hfu = sh.model_flops > 0 ? res.mfu * sh.hw_flops / sh.model_flops : res.mfu;
-  }
+  const double flops_per_sequence = model_flops_per_sequence(model_, hw_, r.S, rq.precision);
+  res.model_flops_per_step = Flops(flops_per_sequence * r.B);
+  const FlopsPerSecond peak = hw_.peak(ref.compute_precision);
+  res.mfu = res.model_flops_per_step.si() / (r.gpus * peak.si() * res.step_time.si());
+  res.single_gpu_mfu = flops_per_sequence * r.b / (peak.si() * ref.time.si());
+  // HFU counts the FLOPs the hardware executes, recomputation included (Korthikanti et al. 2022
+  // sec. 6): MFU x (hardware / model FLOPs) of this layout's per-GPU shard.
+  res.hfu = sh.model_flops > 0 ? res.mfu * sh.hw_flops / sh.model_flops : res.mfu;
 
-  // ---- memory ledger per GPU ------------------------------------------------------------------
-  TrainingMemory& mem = res.memory;
-  const double opt_b = wb < 4.0 ? 12.0 : 8.0;  // fp32 master + 2 Adam moments (mixed) / moments only
-  // Activations: the layer stack's saved tensors scale with the stage's layers and with the
-  // micro-batches in flight; the fp32 logits and their gradient (tokens x vocab/tp x 8 B, the
-  // engine's ledger in physics/memory.cpp) exist only on the last stage, which runs each
-  // micro-batch's forward and backward back to back (1F1B: one in flight; Narayanan et al. 2021).
-  const Bytes logits_mb(static_cast<double>(r.b) * r.S * static_cast<double>(stf.vocab) * 8.0 / r.cp);
-  // Full recomputation: one layer's working set exists once per GPU, not once per micro-batch in
-  // flight (the engine's ledger counts it in each micro-batch's activations).
-  const Bytes recompute_working = rq.recompute == Recompute::Full
-                                      ? recompute_working_set(stf, tokens_rank, act_bytes)
-                                      : Bytes(0);
-  const Bytes layers_mb = (sh.activations / r.cp - logits_mb - recompute_working) -
-                          sequence_parallel_activation_savings(stf, tokens_rank, layers_stage,
-                                                               res.sequence_parallel ? r.tp : 1, act_bytes,
-                                                               rq.recompute == Recompute::Full);
-  const double in_flight = pipeline_in_flight_micro_batches(r.pp, r.m, r.v);
-  Bytes buffers(kCommBufferBytes);
-  if (r.pp > 1) buffers += hidden_states * 2.0 / sp_div;
-  if (rq.zero_stage == 3 && layers_stage > 0)  // two gathered layers in flight (prefetch)
-    buffers += Bytes(2.0 * params_gpu / layers_stage * wb);
-  auto ledger = [&](double dense, double stage_layers, bool last) {
-    TrainingMemory m;
-    m.weights = Bytes(dense * wb / zd.weights + p_expert * wb / ze.weights);
-    m.gradients = Bytes(dense * grad_b / zd.gradients + p_expert * grad_b / ze.gradients);
-    m.optimizer_states = Bytes(dense * opt_b / zd.optimizer + p_expert * opt_b / ze.optimizer);
-    m.activations = r.pp == 1 ? (layers_mb + logits_mb)
-                              : layers_mb * (stage_layers / layers_stage * in_flight) + (last ? logits_mb : Bytes(0));
-    m.activations += recompute_working;
-    m.buffers = buffers;
-    return m;
-  };
-  if (r.pp == 1 || r.ep > 1) {
-    mem = ledger(p_dense, layers_stage, true);
-    if (r.pp > 1) mem.activations = layers_mb * in_flight + logits_mb + recompute_working;
-  } else {
-    const TrainingMemory first = ledger(stage_params[0] - p_expert, split.first, false);
-    const TrainingMemory middle = ledger(stage_params[1] - p_expert, split.middle, false);
-    const TrainingMemory last = ledger(stage_params[2] - p_expert, split.last, true);
-    mem = first;
-    if (r.pp > 2 && middle.total() > mem.total()) mem = middle;
-    if (last.total() > mem.total()) mem = last;
-  }
-  const LayoutQuantities q{.layers_stage = layers_stage, .dense_dp = dense_dp, .params_gpu = params_gpu,
-                           .p_dense = p_dense, .hidden_states = hidden_states, .weight_bytes = wb,
-                           .grad_bytes = grad_b, .optimizer_bytes = opt_b, .microbatch_time = t_mb,
-                           .layer_gemm_window = layer_gemm_window};
+  // ---- memory ledger per GPU, and what would make it fit --------------------------------------
+  res.memory = training_memory(x, params, bytes, zd, ze);
+  const LayoutQuantities q{.layers_stage = x.layers_stage, .dense_dp = dense_dp, .params_gpu = params.per_gpu,
+                           .p_dense = params.dense, .hidden_states = x.hidden_states,
+                           .weight_bytes = bytes.weights, .grad_bytes = bytes.gradients,
+                           .optimizer_bytes = bytes.optimizer, .microbatch_time = t_mb,
+                           .layer_gemm_window = x.layer_gemm_window};
   res.memory_capacity = hw_.memory_capacity;
-  res.feasible = mem.total() <= hw_.memory_capacity;
-  if (!res.feasible) res.remedies = does_not_fit_remedies(model_, g, r, rq, mem, hw_.memory_capacity, q);
+  res.feasible = res.memory.total() <= hw_.memory_capacity;
+  if (!res.feasible)
+    res.remedies = does_not_fit_remedies(model_, x.g, r, rq, res.memory, hw_.memory_capacity, q);
 
   // ---- time to train ----------------------------------------------------------------------------
   res.tokens = rq.tokens.value_or(chinchilla_tokens(res.parameters));

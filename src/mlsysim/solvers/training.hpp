@@ -125,7 +125,7 @@ class TrainingEvaluator {
   TrainingMemory memory(const TrainingRequest& request);
   [[nodiscard]] const Cluster& cluster() const { return cluster_; }
 
- private:
+  // One engine solve of a TP x PP shard (cached): what each term of the step reads.
   struct ShardSolve {
     Seconds time{};            // forward + backward (+ recompute) of one micro-batch, no update
     Seconds attention_time{};  // attention kernels of that
@@ -138,6 +138,8 @@ class TrainingEvaluator {
     double model_flops = 0;    // model FLOPs of that micro-batch (no recomputation)
     Precision compute_precision = Precision::BF16, precision = Precision::BF16;
   };
+
+ private:
   const ShardSolve& shard(int tp, int pp, int b, int seq, Recompute r, std::optional<Precision> prec,
                           AttentionKernel attention);
   const ShardSolve& reference(int b, int seq, Recompute r, std::optional<Precision> prec, AttentionKernel attention);
