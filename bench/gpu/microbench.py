@@ -14,7 +14,8 @@ JSON format:
           for a future alignment term, not fitted yet), gemm_training_layouts (a linear layer's
           forward, input-gradient and weight-gradient GEMMs; recorded, not fitted yet),
           gemm_sustained (8192^3 GEMMs back to back for seconds, per-window rate, SM clock and
-          power: burst vs sustained throughput; recorded, not fitted yet),
+          power: burst vs sustained throughput; recorded, not fitted yet), fp8_training (FP8 GEMMs
+          with fast vs fp32-promoted accumulation, bf16 -> fp8 casts; recorded, not fitted yet),
           launch (+ eager framework host cost)
 
 Timing: CUDA events around a batch of back-to-back launches, median over N timed
@@ -175,12 +176,15 @@ def fp8_supported(torch, dev):
     return True, ""
 
 
-def fp8_gemm(torch, dev, m, n, k):
-    """A callable running one m x n x k FP8 (e4m3) GEMM with bf16 output; it holds its operands."""
+def fp8_gemm(torch, dev, m, n, k, fast_accum=False):
+    """A callable running one m x n x k FP8 (e4m3) GEMM with bf16 output; it holds its operands.
+    fast_accum: accumulate in the tensor cores' own precision (Transformer Engine's forward GEMMs)
+    instead of promoting partial sums to fp32 (its gradient GEMMs, and _scaled_mm's default)."""
     a = torch.randn(m, k, device=dev).to(torch.float8_e4m3fn)
     b = torch.randn(n, k, device=dev).to(torch.float8_e4m3fn)  # column-major B via .t()
     one = torch.ones((), device=dev, dtype=torch.float32)
-    return lambda: torch._scaled_mm(a, b.t(), scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
+    return lambda: torch._scaled_mm(a, b.t(), scale_a=one, scale_b=one, out_dtype=torch.bfloat16,
+                                    use_fast_accum=fast_accum)
 
 
 def bench_fp8(torch, timer, dev, m, n, k):
@@ -315,6 +319,38 @@ def bench_gemm_training_layouts(torch, timer, dev, quick):
             out.append(rec)
             log(f"  {role:11s} m={m:<6d} n={n:<6d} k={k:<6d} {t * 1e6:9.1f} us {rec['TFLOPs']:7.1f} TFLOP/s")
         del x, w, dy
+    torch.cuda.empty_cache()
+    return out
+
+
+def bench_fp8_training(torch, timer, dev, quick):
+    """What FP8 training adds around its GEMMs (Transformer Engine's recipe): the GEMM rate with
+    fast accumulation (its forward GEMMs) against fp32-promoted accumulation (its gradient GEMMs and
+    the grid above), and the bf16 -> fp8 conversions that feed them: a plain cast (read 2 B, write
+    1 B) and a cast of the transposed tensor (what a weight-gradient GEMM reads). Llama-3-8B layer
+    shapes at 8192 tokens. Recorded, not fitted yet: the engine assumes fp32-promoted rates for all
+    three GEMMs and streams the conversions at its element-wise bandwidth."""
+    tokens = 4096 if quick else 8192
+    out = {"gemm": [], "casts": []}
+    for n, k in ((4096, 4096), (14336, 4096), (4096, 14336)):
+        for fast in (False, True):
+            t = timer(fp8_gemm(torch, dev, tokens, n, k, fast_accum=fast))
+            rec = gemm_record(tokens, n, k, "fp8_e4m3", t, with_bytes=False)
+            rec["fast_accum"] = fast
+            out["gemm"].append(rec)
+            log(f"  fp8 fast_accum={str(fast):5s} m={tokens:<6d} n={n:<6d} k={k:<6d} {t * 1e6:9.1f} us "
+                f"{rec['TFLOPs']:7.1f} TFLOP/s")
+    for width in (4096, 14336):
+        x = torch.randn(tokens, width, device=dev, dtype=torch.bfloat16)
+        cases = (("cast", lambda: x.to(torch.float8_e4m3fn)),
+                 ("cast_transposed", lambda: x.t().contiguous().to(torch.float8_e4m3fn)))
+        for name, fn in cases:
+            t = timer(fn)
+            nbytes = tokens * width * 3  # read bf16, write fp8 (the transpose's bf16 copy not counted)
+            out["casts"].append({"op": name, "tokens": tokens, "width": width, "bytes": nbytes,
+                                 "seconds": float(f"{t:.4g}"), "GBps": round(nbytes / t / 1e9, 1)})
+            log(f"  {name:15s} [{tokens} x {width}] {t * 1e6:9.1f} us {nbytes / t / 1e9:8.1f} GB/s")
+        del x
     torch.cuda.empty_cache()
     return out
 
@@ -802,6 +838,12 @@ def main():
             extended["gemm_training_layouts"] = bench_gemm_training_layouts(torch, timer, dev, args.quick)
         except Exception as exc:  # noqa: BLE001 - keep the other sections' results
             log(f"  skipped: {exc.__class__.__name__}: {str(exc)[:200]}")
+        if fp8_supported(torch, dev)[0]:
+            log("fp8 training (fast vs fp32-promoted accumulation; bf16 -> fp8 casts):")
+            try:
+                extended["fp8_training"] = bench_fp8_training(torch, timer, dev, args.quick)
+            except Exception as exc:  # noqa: BLE001 - keep the other sections' results
+                log(f"  skipped: {exc.__class__.__name__}: {str(exc)[:200]}")
         log("gemm sustained (seconds of back-to-back 8192^3 GEMMs: boost vs power-limited clock):")
         try:
             extended["gemm_sustained"] = bench_gemm_sustained(torch, dev, args.quick)
