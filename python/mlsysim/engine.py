@@ -49,6 +49,8 @@ class PerformanceProfile:
     feasible = property(lambda self: self._p.feasible)
     phase = property(lambda self: self._p.phase)
     precision = property(lambda self: self._p.precision)
+    head_precision = property(lambda self: self._p.head_precision)
+    embedding_precision = property(lambda self: self._p.embedding_precision)
     batch_size = property(lambda self: self._p.batch_size)
     runtime = property(lambda self: self._p.runtime)
     fusion = property(lambda self: self._p.fusion)

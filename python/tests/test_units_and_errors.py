@@ -79,6 +79,19 @@ if __name__ == "__main__":
     unittest.main()
 
 
+class QuantizedHead(unittest.TestCase):
+    def test_quantized_models_keep_a_sixteen_bit_head_unless_told(self):
+        m, h = mlsysim.Models.Language.Llama3_8B, mlsysim.Hardware.Cloud.H100
+        kept = mlsysim.Engine.solve(m, h, batch_size=1, precision="fp8")
+        quantized = mlsysim.Engine.solve(m, h, batch_size=1, precision="fp8", quantize_head=True)
+        self.assertEqual((kept.head_precision, kept.embedding_precision), ("bf16", "bf16"))
+        self.assertEqual((quantized.head_precision, quantized.embedding_precision), ("fp8", "bf16"))
+        # The 128256 x 4096 head at 2 B instead of 1 B: exactly that many more bytes stored.
+        extra = kept.memory_footprint.to("B").magnitude - quantized.memory_footprint.to("B").magnitude
+        self.assertAlmostEqual(extra, 128256 * 4096, delta=1.0)
+        self.assertGreater(kept.latency.to("ms").magnitude, quantized.latency.to("ms").magnitude)
+
+
 class RuntimeAndFusion(unittest.TestCase):
     def test_eager_defaults_to_unfused_and_costs_more(self):
         m, h = mlsysim.Models.Language.Llama3_8B, mlsysim.Hardware.Cloud.H100
