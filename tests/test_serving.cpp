@@ -343,3 +343,16 @@ TEST(ServingPart2, TensorParallelOverAHostLinkGetsPcieAchievedShare) {
   const Seconds raw = ring_allreduce_time(Bytes(64.0 * 8192 * 2), 2, {BytesPerSecond(32e9), pcie.latency});
   EXPECT_GT(s.decode_comm.si(), 2 * 80 * raw.si());
 }
+
+TEST(ServingPart2, QuantizedHeadIsTheUsersChoice) {
+  // int4 Llama-3 8B: the 128256 x 4096 LM head at 2 B (default, as AWQ/GPTQ and TensorRT-LLM keep
+  // it) or at 0.5 B (--quantize-head, as gpt-fast): exactly that difference in weights per GPU, and
+  // a decode step that reads fewer bytes is never slower.
+  ServingRequest r = req(1024, 8, 128);
+  r.precision = Precision::INT4;
+  const ServingResult kept = serve(model("llama3-8b"), hw("h100"), r);
+  r.quantize_head = true;
+  const ServingResult quantized = serve(model("llama3-8b"), hw("h100"), r);
+  EXPECT_DOUBLE_EQ((kept.weights_per_gpu - quantized.weights_per_gpu).si(), 128256.0 * 4096 * (2 - 0.5));
+  EXPECT_LT(quantized.itl.si(), kept.itl.si());
+}

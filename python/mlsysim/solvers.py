@@ -129,7 +129,7 @@ class ServingModel:
               efficiency: float | None = None, draft_model=None, draft_acceptance_rate: float | None = None,
               draft_tokens: int | None = None, decode_hardware=None, network_bandwidth=None,
               prefill_chunk_tokens: int | None = None, runtime: str | None = None,
-              raise_errors: bool = True) -> SolverResult:
+              quantize_head: bool = False, raise_errors: bool = True) -> SolverResult:
         link = None
         if network_bandwidth is not None:
             link = (network_bandwidth.m_as("GB/s") if isinstance(network_bandwidth, Quantity)
@@ -141,7 +141,8 @@ class ServingModel:
                            draft_model=None if draft_model is None else _name(draft_model, "draft_model"),
                            acceptance_rate=draft_acceptance_rate, draft_tokens=draft_tokens,
                            decode_hardware=None if decode_hardware is None else _name(decode_hardware, "decode_hardware"),
-                           kv_link_gbs=link, prefill_chunk=prefill_chunk_tokens, runtime=runtime),
+                           kv_link_gbs=link, prefill_chunk=prefill_chunk_tokens, runtime=runtime,
+                           quantize_head=quantize_head),
                    raise_errors=raise_errors)
         return SolverResult(data, "Serving", {
             "kv_cache_per_request": lambda d: Quantity(d["kv_cache_bytes_per_request"] / 1e9, "GB"),

@@ -25,6 +25,7 @@ struct ServeOptions {
   std::optional<int> mean_tokens;
   std::optional<double> acceptance_rate, kv_link_gbs, itl_slo_ms;
   double memory_utilization = kDefaultMemoryUtilization, efficiency = 0;
+  bool quantize_head = false;
 };
 
 ordered_json wall(Wall w) { return to_string(w); }
@@ -44,6 +45,7 @@ int run_serve(const GlobalOptions& g, const ServeOptions& o) {
   r.output_len = o.output_len;
   if (!o.precision.empty()) r.precision = parse_precision_flag("--precision", o.precision);
   if (!o.kv_precision.empty()) r.kv_precision = parse_precision_flag("--kv-precision", o.kv_precision);
+  r.quantize_head = o.quantize_head;
   r.tp = o.tp;
   r.decode_tp = o.decode_tp;
   r.prefill_chunk = o.prefill_chunk;
@@ -78,6 +80,7 @@ int run_serve(const GlobalOptions& g, const ServeOptions& o) {
   }
   b.precision = r.precision;
   b.kv_precision = r.kv_precision;
+  b.quantize_head = r.quantize_head;
   b.tp = s.tp;
   b.memory_utilization = r.memory_utilization;
   b.efficiency = r.efficiency;
@@ -192,6 +195,7 @@ const CommandRegistrar registrar(11, "serve", [](CLI::App& app, const GlobalOpti
   cmd->add_option("--output-len", o->output_len, "Generated tokens per request (default 128)");
   cmd->add_option("--precision", o->precision, "Weight precision: fp16 | bf16 | fp8 | int8 | int4 ...");
   cmd->add_option("--kv-precision", o->kv_precision, "KV-cache precision (default: math precision)");
+  cmd->add_flag("--quantize-head", o->quantize_head, kQuantizeHeadHelp);
   cmd->add_option("--tp", o->tp, "Tensor-parallel GPUs (default: smallest power of two that fits)");
   cmd->add_option("--prefill-chunk", o->prefill_chunk, "Chunked prefill: tokens per chunk (0 = off)");
   cmd->add_option("--memory-utilization", o->memory_utilization, "Usable share of device memory (default 0.9, as vLLM)");

@@ -24,6 +24,7 @@ struct SimulateOptions {
   int requests = 1000, prompt_len = 512, output_len = 128, tp = 0, page_size = 16, max_batch = 256,
       max_batched_tokens = 8192;
   std::uint64_t seed = 42;
+  bool quantize_head = false;
   bool chunked_prefill = false;
 };
 
@@ -95,6 +96,7 @@ int run_simulate(const GlobalOptions& g, const SimulateOptions& o) {
   r.seed = o.seed;
   if (!o.precision.empty()) r.precision = parse_precision_flag("--precision", o.precision);
   if (!o.kv_precision.empty()) r.kv_precision = parse_precision_flag("--kv-precision", o.kv_precision);
+  r.quantize_head = o.quantize_head;
   if (o.tp < 0) throw BadInput(fmt::format("--tp must be >= 1, got {}", o.tp));
   r.tp = o.tp;
   r.memory_utilization = o.memory_utilization;
@@ -174,6 +176,7 @@ const CommandRegistrar registrar(13, "simulate", [](CLI::App& app, const GlobalO
   cmd->add_option("--seed", o->seed, "Random seed (default 42)");
   cmd->add_option("--precision", o->precision, "Weight precision");
   cmd->add_option("--kv-precision", o->kv_precision, "KV-cache precision");
+  cmd->add_flag("--quantize-head", o->quantize_head, kQuantizeHeadHelp);
   cmd->add_option("--tp", o->tp, "Tensor-parallel GPUs (default: smallest that fits)");
   cmd->add_option("--memory-utilization", o->memory_utilization, "Usable share of device memory (default 0.9)");
   cmd->add_option("--page-size", o->page_size, "KV block size in tokens (default 16)");

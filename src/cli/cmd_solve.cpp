@@ -103,11 +103,7 @@ const CommandRegistrar registrar(10, "solve", [](CLI::App& app, const GlobalOpti
   cmd->add_option("--kv-precision", o->kv_precision, "KV-cache precision (default: math precision)");
   cmd->add_option("--compute-precision", o->compute_precision,
                   "Math precision for weight-only quantization (e.g. --precision int4 --compute-precision bf16)");
-  cmd->add_flag("--quantize-head", o->quantize_head,
-                "Quantize the output head (LM head) too, as gpt-fast does; by default a language "
-                "model quantized below 16 bits keeps its head in 16 bits, as TensorRT-LLM "
-                "(ModelOpt), vLLM, AWQ/GPTQ and Megatron FP8 training do (the embedding table "
-                "stays 16-bit either way)");
+  cmd->add_flag("--quantize-head", o->quantize_head, kQuantizeHeadHelp);
   cmd->add_option("--recompute", o->recompute, "Training recomputation: none | selective | full");
   cmd->add_option("--runtime", o->runtime,
                   "graph (CUDA graphs / compiled, default) | eager (per-op host dispatch)");

@@ -91,6 +91,10 @@ T parse_enum(const std::string& flag, const std::string& value,
 Runtime parse_runtime_flag(const std::string& value);
 Fusion parse_fusion_flag(const std::string& value);
 AttentionKernel parse_attention_flag(const std::string& value);  // --attention flash|materialized|fa2
+inline constexpr const char* kQuantizeHeadHelp =
+    "Quantize the output head (LM head) too, as gpt-fast does; by default a language model "
+    "quantized below 16 bits keeps its head in 16 bits, as TensorRT-LLM (ModelOpt), vLLM, AWQ/GPTQ "
+    "and Megatron FP8 training do (the embedding table stays 16-bit either way)";
 inline constexpr const char* kAttentionHelp =
     "flash (one fused kernel at the device's calibrated rate, scores stay on chip; default) | materialized "
     "(QK^T, softmax, PV with the scores in memory: Megatron-LM before FlashAttention, PyTorch's math SDPA) | "

@@ -84,6 +84,7 @@ StepTime time_step(const ServingDeployment& d, Phase phase, int batch, int token
   s.context = context;
   s.precision = d.precision;
   s.kv_precision = d.kv_precision;
+  s.quantize_head = d.quantize_head;
   s.efficiency = d.efficiency;
   s.runtime = d.runtime;
   StepTime st;
@@ -209,11 +210,13 @@ ServingResult serve_with(const ModelSpec& model, const HardwareSpec& hw,
   out.tp = tp;
   out.decode_tp = dtp;
   out.gpus = out.disaggregated ? tp + dtp : tp;
-  PhaseSide pre{make_deployment(model, hw, tp, r.precision, r.kv_precision, r.efficiency, r.runtime, r.fleet)};
-  PhaseSide dec{out.disaggregated
-                    ? make_deployment(model, dec_hw, dtp, r.precision, r.kv_precision, r.efficiency,
-                                      r.runtime, r.fleet)
-                    : pre.dep};
+  const auto deploy = [&](const ModelSpec& m, const HardwareSpec& h, int t, const FleetCatalog* fleet) {
+    ServingDeployment d = make_deployment(m, h, t, r.precision, r.kv_precision, r.efficiency, r.runtime, fleet);
+    d.quantize_head = r.quantize_head;
+    return d;
+  };
+  PhaseSide pre{deploy(model, hw, tp, r.fleet)};
+  PhaseSide dec{out.disaggregated ? deploy(model, dec_hw, dtp, r.fleet) : pre.dep};
   out.link_name = pre.dep.link_name;
 
   // ---- prefill (TTFT) ----
@@ -248,8 +251,7 @@ ServingResult serve_with(const ModelSpec& model, const HardwareSpec& hw,
     out.acceptance_rate = r.acceptance_rate;
     out.expected_tokens_per_step = speculative_expected_tokens(r.acceptance_rate, r.draft_tokens);
     // The draft runs unsharded on one GPU of the decode replica (vLLM's default draft TP = 1).
-    draft_dep = make_deployment(*r.draft_model, dec_hw, 1, r.precision, r.kv_precision,
-                                r.efficiency, r.runtime);
+    draft_dep = deploy(*r.draft_model, dec_hw, 1, nullptr);
     out.draft_step_time = time_step(draft_dep, Phase::Decode, r.batch, 1, ctx).latency;
     // The target verifies K drafted tokens (+1 of its own) in one pass over the cached context.
     out.verify_time = time_step(dec.dep, Phase::Prefill, r.batch, r.draft_tokens + 1, ctx).latency;
@@ -469,8 +471,9 @@ BatchingResult continuous_batching(const ModelSpec& model, const HardwareSpec& h
   BatchingResult out;
   out.tp = r.tp;
   out.mean_tokens = mean;
-  const ServingDeployment d = make_deployment(model, hw, r.tp, r.precision, r.kv_precision,
-                                              r.efficiency, r.runtime, r.fleet);
+  ServingDeployment d = make_deployment(model, hw, r.tp, r.precision, r.kv_precision,
+                                        r.efficiency, r.runtime, r.fleet);
+  d.quantize_head = r.quantize_head;
   // vLLM sizes the KV pool after a profiling forward pass of max-num-batched-tokens (here the
   // prefill of one mean-length request, capped at 8192 tokens).
   const StepTime pf = time_step(d, Phase::Prefill, 1, std::min(mean, 8192), 0);

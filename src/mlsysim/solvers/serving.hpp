@@ -39,6 +39,7 @@ struct ServingDeployment {
   std::string link_name;
   bool link_is_host = false;         // no GPU-GPU interconnect: the host link (PCIe) carries them
   std::optional<Precision> precision, kv_precision;
+  bool quantize_head = false;        // SolveRequest::quantize_head
   double efficiency = 0;             // > 0: textbook single-efficiency model
   Runtime runtime = Runtime::Graph;
 };
@@ -65,6 +66,7 @@ struct ServingRequest {
   int batch = 1;          // concurrent requests served together
   int output_len = 128;   // generated tokens per request
   std::optional<Precision> precision, kv_precision;
+  bool quantize_head = false;  // SolveRequest::quantize_head (gpt-fast); default: a 16-bit LM head
   int tp = 0;             // 0: the smallest power of two <= kMaxTensorParallel that fits
   int prefill_chunk = 0;  // > 0: chunked prefill (Sarathi, Agrawal et al. 2023) of this many tokens
   double memory_utilization = kDefaultMemoryUtilization;
@@ -135,6 +137,7 @@ struct BatchingRequest {
   int page_size = 16;              // tokens per KV block (vLLM default 16)
   std::optional<Seconds> itl_slo;  // largest acceptable decode step
   std::optional<Precision> precision, kv_precision;
+  bool quantize_head = false;      // SolveRequest::quantize_head
   int tp = 1;
   double memory_utilization = kDefaultMemoryUtilization;
   double efficiency = 0;

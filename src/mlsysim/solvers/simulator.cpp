@@ -231,14 +231,16 @@ SimulationResult simulate(const ModelSpec& model, const HardwareSpec& hw, const 
     s.output_len = std::clamp(static_cast<int>(mean_o), 1, max_seq - s.seq_len);
     s.precision = r.precision;
     s.kv_precision = r.kv_precision;
+    s.quantize_head = r.quantize_head;
     s.memory_utilization = r.memory_utilization;
     s.efficiency = r.efficiency;
     s.runtime = r.runtime;
     s.fleet = r.fleet;
     tp = serve(model, hw, s).tp;
   }
-  const ServingDeployment d = make_deployment(model, hw, tp, r.precision, r.kv_precision,
-                                              r.efficiency, r.runtime, r.fleet);
+  ServingDeployment d = make_deployment(model, hw, tp, r.precision, r.kv_precision,
+                                        r.efficiency, r.runtime, r.fleet);
+  d.quantize_head = r.quantize_head;
   const int profile_tokens = std::min({r.max_batched_tokens, max_seq, 8192});
   const StepTime prof = time_step(d, Phase::Prefill, 1, profile_tokens, 0);
   const Bytes kv_tok = kv_cache_bytes_per_token(d.shard, prof.profile.kv_precision);

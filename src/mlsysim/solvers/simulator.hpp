@@ -39,6 +39,7 @@ struct SimulationRequest {
   std::uint64_t seed = 42;
   // Deployment and scheduler.
   std::optional<Precision> precision, kv_precision;
+  bool quantize_head = false;  // SolveRequest::quantize_head
   int tp = 0;                   // 0: smallest that fits (as `serve`)
   double memory_utilization = 0.90;
   int page_size = 16;
