@@ -4,6 +4,7 @@
 #include <rapidcheck/gtest.h>
 
 #include "mlsysim/catalog/catalog.hpp"
+#include "mlsysim/errors.hpp"
 #include "mlsysim/solvers/engine.hpp"
 
 using namespace mlsysim;
@@ -115,4 +116,24 @@ RC_GTEST_PROP(Invariants, FinerKernelDecompositionIsNeverFaster, ()) {
     RC_ASSERT(p.latency.si() >= previous * (1 - 1e-12));
     previous = p.latency.si();
   }
+}
+
+RC_GTEST_PROP(Invariants, QuantizingTheHeadTooIsNeverSlowerOrLarger, ()) {
+  // A head stored and run in the quantized format instead of 16 bits moves fewer bytes: never a
+  // slower step, never more memory; and the stored weights lie between all-quantized and all-16-bit.
+  Case c = *cases();
+  c.request.precision = *rc::gen::elementOf(std::vector<Precision>{Precision::FP8, Precision::INT8, Precision::INT4});
+  Profile kept;
+  try {
+    kept = solve(*c.model, *c.hw, c.request);
+  } catch (const BadInput&) {
+    RC_DISCARD("precision or shape not valid on this device");
+  }
+  c.request.quantize_head = true;
+  const Profile quantized = solve(*c.model, *c.hw, c.request);
+  RC_ASSERT(quantized.latency.si() <= kept.latency.si() * (1 + 1e-12));
+  RC_ASSERT(quantized.memory.total() <= kept.memory.total());
+  const double pw = bytes_per_element(kept.precision);
+  RC_ASSERT(kept.weight_bytes.si() >= kept.parameters * pw * (1 - 1e-12));
+  RC_ASSERT(kept.weight_bytes.si() <= kept.parameters * std::max(pw, 2.0) * (1 + 1e-12));
 }
