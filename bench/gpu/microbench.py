@@ -355,6 +355,14 @@ def bench_fp8_training(torch, timer, dev, quick):
     return out
 
 
+def run_section(results, key, bench):
+    """Runs one optional section into results[key]; a failure is logged and the others' results kept."""
+    try:
+        results[key] = bench()
+    except Exception as exc:  # noqa: BLE001 - keep the other sections' results
+        log(f"  skipped: {exc.__class__.__name__}: {str(exc)[:200]}")
+
+
 def _device_sensor(torch, dev, name):
     """torch.cuda.clock_rate / power_draw (need pynvml); None where unavailable."""
     try:
@@ -823,32 +831,23 @@ def main():
         extended["attention"] = bench_attention(torch, timer, dev, args.quick)
         log("convolution (cuDNN, channels_last):")
         extended["conv"] = bench_conv(torch, timer, dev, args.quick)
-        log("gemm alignment (LM head, vocabulary 50257 vs 50304):")
-        try:
-            extended["gemm_alignment"] = bench_gemm_alignment(torch, timer, dev, args.quick)
-        except Exception as exc:  # noqa: BLE001 - keep the other sections' results
-            log(f"  skipped: {exc.__class__.__name__}: {str(exc)[:200]}")
-        log("gemm short K (hidden-768 layer weights):")
-        try:
-            extended["gemm_short_k"] = bench_gemm_short_k(torch, timer, dev, args.quick)
-        except Exception as exc:  # noqa: BLE001 - keep the other sections' results
-            log(f"  skipped: {exc.__class__.__name__}: {str(exc)[:200]}")
-        log("gemm training layouts (forward, input gradient, weight gradient):")
-        try:
-            extended["gemm_training_layouts"] = bench_gemm_training_layouts(torch, timer, dev, args.quick)
-        except Exception as exc:  # noqa: BLE001 - keep the other sections' results
-            log(f"  skipped: {exc.__class__.__name__}: {str(exc)[:200]}")
+        optional = [
+            ("gemm_alignment", "gemm alignment (LM head, vocabulary 50257 vs 50304):",
+             lambda: bench_gemm_alignment(torch, timer, dev, args.quick)),
+            ("gemm_short_k", "gemm short K (hidden-768 layer weights):",
+             lambda: bench_gemm_short_k(torch, timer, dev, args.quick)),
+            ("gemm_training_layouts", "gemm training layouts (forward, input gradient, weight gradient):",
+             lambda: bench_gemm_training_layouts(torch, timer, dev, args.quick)),
+        ]
         if fp8_supported(torch, dev)[0]:
-            log("fp8 training (fast vs fp32-promoted accumulation; bf16 -> fp8 casts):")
-            try:
-                extended["fp8_training"] = bench_fp8_training(torch, timer, dev, args.quick)
-            except Exception as exc:  # noqa: BLE001 - keep the other sections' results
-                log(f"  skipped: {exc.__class__.__name__}: {str(exc)[:200]}")
-        log("gemm sustained (seconds of back-to-back 8192^3 GEMMs: boost vs power-limited clock):")
-        try:
-            extended["gemm_sustained"] = bench_gemm_sustained(torch, dev, args.quick)
-        except Exception as exc:  # noqa: BLE001 - keep the other sections' results
-            log(f"  skipped: {exc.__class__.__name__}: {str(exc)[:200]}")
+            optional.append(("fp8_training", "fp8 training (fast vs fp32-promoted accumulation; bf16 -> fp8 casts):",
+                             lambda: bench_fp8_training(torch, timer, dev, args.quick)))
+        optional.append(("gemm_sustained",
+                         "gemm sustained (seconds of back-to-back 8192^3 GEMMs: boost vs power-limited clock):",
+                         lambda: bench_gemm_sustained(torch, dev, args.quick)))
+        for key, title, bench in optional:
+            log(title)
+            run_section(extended, key, bench)
         log("launch overhead:")
         extended["launch"] = bench_launch(torch, dev, args.quick)
         log("framework (eager host time per kernel):")

@@ -288,9 +288,9 @@ Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest
   summarize_step(model, hw, p);
 
   p.parameters = parameter_count(model);
-  p.weight_bytes = weight_bytes(model, in, p.parameters);
-  p.weight_stream_time = p.weight_bytes / hw.memory_bandwidth;
   p.memory = memory_ledger(model, in, p.parameters);
+  p.weight_bytes = p.memory.weights;
+  p.weight_stream_time = p.weight_bytes / hw.memory_bandwidth;
   p.memory_capacity = hw.memory_capacity;
   p.feasible = p.memory.total() <= hw.memory_capacity;
   p.energy = hw.tdp * Seconds(kStaticPowerFraction * energy.static_time + energy.dynamic);

@@ -40,7 +40,7 @@ double activation_bytes(const Profile& p) {
 ServingDeployment make_deployment(const ModelSpec& model, const HardwareSpec& hw, int tp,
                                   std::optional<Precision> precision,
                                   std::optional<Precision> kv_precision, double efficiency,
-                                  Runtime runtime, const FleetCatalog* fleet_or_null) {
+                                  Runtime runtime, const FleetCatalog* fleet_or_null, bool quantize_head) {
   if (tp < 1 || tp > 64)
     throw BadInput("--tp must be in [1, 64] GPUs, got " + std::to_string(tp) +
                    ": omit it to pick the smallest power of two that fits");
@@ -51,6 +51,7 @@ ServingDeployment make_deployment(const ModelSpec& model, const HardwareSpec& hw
   d.shard = tp == 1 ? model : shard_transformer(model, {tp, 1, 1});
   d.precision = precision;
   d.kv_precision = kv_precision;
+  d.quantize_head = quantize_head;
   d.efficiency = efficiency;
   d.runtime = runtime;
   if (hw.interconnect) {
@@ -211,9 +212,7 @@ ServingResult serve_with(const ModelSpec& model, const HardwareSpec& hw,
   out.decode_tp = dtp;
   out.gpus = out.disaggregated ? tp + dtp : tp;
   const auto deploy = [&](const ModelSpec& m, const HardwareSpec& h, int t, const FleetCatalog* fleet) {
-    ServingDeployment d = make_deployment(m, h, t, r.precision, r.kv_precision, r.efficiency, r.runtime, fleet);
-    d.quantize_head = r.quantize_head;
-    return d;
+    return make_deployment(m, h, t, r.precision, r.kv_precision, r.efficiency, r.runtime, fleet, r.quantize_head);
   };
   PhaseSide pre{deploy(model, hw, tp, r.fleet)};
   PhaseSide dec{out.disaggregated ? deploy(model, dec_hw, dtp, r.fleet) : pre.dep};
@@ -471,9 +470,8 @@ BatchingResult continuous_batching(const ModelSpec& model, const HardwareSpec& h
   BatchingResult out;
   out.tp = r.tp;
   out.mean_tokens = mean;
-  ServingDeployment d = make_deployment(model, hw, r.tp, r.precision, r.kv_precision,
-                                        r.efficiency, r.runtime, r.fleet);
-  d.quantize_head = r.quantize_head;
+  const ServingDeployment d = make_deployment(model, hw, r.tp, r.precision, r.kv_precision,
+                                              r.efficiency, r.runtime, r.fleet, r.quantize_head);
   // vLLM sizes the KV pool after a profiling forward pass of max-num-batched-tokens (here the
   // prefill of one mean-length request, capped at 8192 tokens).
   const StepTime pf = time_step(d, Phase::Prefill, 1, std::min(mean, 8192), 0);

@@ -48,7 +48,8 @@ struct ServingDeployment {
 ServingDeployment make_deployment(const ModelSpec& model, const HardwareSpec& hw, int tp,
                                   std::optional<Precision> precision = {},
                                   std::optional<Precision> kv_precision = {}, double efficiency = 0,
-                                  Runtime runtime = Runtime::Graph, const FleetCatalog* fleet = nullptr);
+                                  Runtime runtime = Runtime::Graph, const FleetCatalog* fleet = nullptr,
+                                  bool quantize_head = false);
 
 struct StepTime {
   Seconds latency{};    // engine time of the shard + TP communication

@@ -238,9 +238,8 @@ SimulationResult simulate(const ModelSpec& model, const HardwareSpec& hw, const 
     s.fleet = r.fleet;
     tp = serve(model, hw, s).tp;
   }
-  ServingDeployment d = make_deployment(model, hw, tp, r.precision, r.kv_precision,
-                                        r.efficiency, r.runtime, r.fleet);
-  d.quantize_head = r.quantize_head;
+  const ServingDeployment d = make_deployment(model, hw, tp, r.precision, r.kv_precision,
+                                              r.efficiency, r.runtime, r.fleet, r.quantize_head);
   const int profile_tokens = std::min({r.max_batched_tokens, max_seq, 8192});
   const StepTime prof = time_step(d, Phase::Prefill, 1, profile_tokens, 0);
   const Bytes kv_tok = kv_cache_bytes_per_token(d.shard, prof.profile.kv_precision);

@@ -323,10 +323,16 @@ struct StepContext {
   int layers_stage = 0;        // busiest stage: ceil(L / p)
   double act_bytes = 2;
   double tokens_rank = 0;      // one micro-batch's tokens on one CP rank
-  double sp_div = 1;           // tp with sequence parallelism, else 1
   bool sequence_parallel = false;
   Bytes hidden_states{};       // one micro-batch's hidden states on this rank
   Seconds layer_gemm_window{};  // the stage's layer GEMMs of one micro-batch on this rank
+
+  // tp with sequence parallelism (activations split over the TP ranks), else 1.
+  [[nodiscard]] double sp_div() const { return sequence_parallel ? r.tp : 1.0; }
+  // Ranks holding copies of the dense parameters (dp x cp x ep) and of the experts (dp x cp):
+  // Megatron-core's data-parallel-with-context-parallel groups.
+  [[nodiscard]] int dense_dp() const { return r.dp * r.cp * r.ep; }
+  [[nodiscard]] int expert_dp() const { return r.dp * r.cp; }
 };
 
 // The busiest pipeline stage's forward + backward of one micro-batch. Uneven split
@@ -384,7 +390,7 @@ void time_expert_parallel(const StepContext& x, TrainingResult& res) {
   if (r.ep > 1) {
     const TransformerSpec& tf = x.model.tf;
     const int moe_layers = std::max(0, x.layers_stage - tf.first_dense_layers);
-    const Bytes msg(x.tokens_rank * tf.experts_per_token * tf.hidden * x.act_bytes / x.sp_div);
+    const Bytes msg(x.tokens_rank * tf.experts_per_token * tf.hidden * x.act_bytes / x.sp_div());
     const auto est = collective_time(CollectiveOp::AllToAll, msg, place_group(r.ep, r.tp * r.cp, x.g), x.c);
     ep_mb = est.time * (4.0 * moe_layers);
   }
@@ -477,8 +483,8 @@ void time_data_parallel(const StepContext& x, const StageParameters& p, const St
   };
   // Group strides in the rank order tp, cp, ep, dp: a dense group's members are tp apart; an expert
   // group's nearest members are its cp ranks (tp apart) or, without cp, its dp ranks (tp x ep apart).
-  res.dp_comm_time = dp_sync(p.dense, r.dp * r.cp * r.ep, r.tp) +
-                     dp_sync(p.expert, r.dp * r.cp, r.cp > 1 ? r.tp : r.tp * r.ep);
+  res.dp_comm_time = dp_sync(p.dense, x.dense_dp(), r.tp) +
+                     dp_sync(p.expert, x.expert_dp(), r.cp > 1 ? r.tp : r.tp * r.ep);
   // Overlap window: ZeRO-0/1 reduce once, behind the last micro-batch's backward; ZeRO-2 behind
   // every backward; ZeRO-3 behind every forward and backward.
   const Seconds window = rq.zero_stage == 3   ? res.compute_time
@@ -543,7 +549,7 @@ TrainingMemory training_memory(const StepContext& x, const StageParameters& p, c
                                                                x.act_bytes, full_recompute);
   const double in_flight = pipeline_in_flight_micro_batches(r.pp, r.m, r.v);
   Bytes buffers(kCommBufferBytes);
-  if (r.pp > 1) buffers += x.hidden_states * 2.0 / x.sp_div;
+  if (r.pp > 1) buffers += x.hidden_states * 2.0 / x.sp_div();
   if (x.rq.zero_stage == 3 && x.layers_stage > 0)  // two gathered layers in flight (prefetch)
     buffers += Bytes(2.0 * p.per_gpu / x.layers_stage * bytes.weights);
   auto ledger = [&](double dense, double stage_layers, bool last) {
@@ -607,7 +613,6 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   x.act_bytes = activation_bytes(sh.compute_precision);
   x.tokens_rank = static_cast<double>(r.b) * r.S / r.cp;
   x.sequence_parallel = res.sequence_parallel;
-  x.sp_div = res.sequence_parallel ? r.tp : 1.0;
   x.hidden_states = Bytes(x.tokens_rank * model_.tf.hidden * x.act_bytes);
   x.layer_gemm_window = sh.layer_gemm_time / r.cp;
 
@@ -637,8 +642,7 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   bytes.gradients = rq.fp32_gradients ? 4.0 : bytes.weights;
   bytes.optimizer = bytes.weights < 4.0 ? 12.0 : 8.0;  // fp32 master + 2 Adam moments (mixed) / moments only
   time_data_parallel(x, params, bytes, res);
-  const int dense_dp = r.dp * r.cp * r.ep, expert_dp = r.dp * r.cp;
-  const ZeroSharding zd = zero_sharding(rq.zero_stage, dense_dp), ze = zero_sharding(rq.zero_stage, expert_dp);
+  const ZeroSharding zd = zero_sharding(rq.zero_stage, x.dense_dp()), ze = zero_sharding(rq.zero_stage, x.expert_dp());
   // Memory-bound Adam over this GPU's (ZeRO-sharded) parameters.
   const double updated = params.dense / zd.optimizer + params.expert / ze.optimizer;
   res.optimizer_time = Bytes(updated * kAdamBytesPerParam) / (hw_.memory_bandwidth * hw_.efficiency.memory);
@@ -672,7 +676,7 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
 
   // ---- memory ledger per GPU, and what would make it fit --------------------------------------
   res.memory = training_memory(x, params, bytes, zd, ze);
-  const LayoutQuantities q{.layers_stage = x.layers_stage, .dense_dp = dense_dp, .params_gpu = params.per_gpu,
+  const LayoutQuantities q{.layers_stage = x.layers_stage, .dense_dp = x.dense_dp(), .params_gpu = params.per_gpu,
                            .p_dense = params.dense, .hidden_states = x.hidden_states,
                            .weight_bytes = bytes.weights, .grad_bytes = bytes.gradients,
                            .optimizer_bytes = bytes.optimizer, .microbatch_time = t_mb,
