@@ -334,3 +334,26 @@ TEST(Catalog, SpecialFunctionRateMustBeCited) {
   c.add_toml(device + "special_function = \"a datasheet\"\n", "sfu.toml");
   EXPECT_DOUBLE_EQ(c.hardware("sfu-test").special_function_rate.si(), 2.0e12);
 }
+
+TEST(Catalog, UsableMemoryIsCitedAndBoundedByTheDatasheet) {
+  // HBM is sold in binary units: the H100's "80 GB" shows 79.19 GiB to CUDA, 85.03e9 bytes.
+  EXPECT_DOUBLE_EQ(cat().hardware("h100").memory_usable.si(), 79.19 * 1024 * 1024 * 1024);
+  EXPECT_DOUBLE_EQ(cat().hardware("h100").memory_capacity.si(), 80e9);
+  for (const auto& hw : cat().all_hardware()) {
+    EXPECT_GT(hw.memory_usable.si(), 0) << hw.id;
+    // Never more than the label read as binary units: the driver only takes memory away.
+    EXPECT_LE(hw.memory_usable.si(), hw.memory_capacity.si() / 1e9 * 1024 * 1024 * 1024) << hw.id;
+    if (hw.memory_usable != hw.memory_capacity) EXPECT_TRUE(hw.sources.count("usable_memory")) << hw.id;
+  }
+  Catalog c = cat();
+  const std::string device =
+      "[[device]]\nid = \"usable-test\"\nname = \"Usable test\"\n[device.dense_tflops]\nbf16 = 100\n"
+      "[device.memory]\ncapacity_gb = 16\nbandwidth_gbs = 1000\nusable_gib = 14.5\n"
+      "[device.sources]\ncompute = \"x\"\nmemory = \"y\"\n";
+  EXPECT_THROW(c.add_toml(device, "usable.toml"), BadInput);  // no 'usable_memory' citation
+  c.add_toml(device + "usable_memory = \"a driver log\"\n", "usable.toml");
+  EXPECT_DOUBLE_EQ(c.hardware("usable-test").memory_usable.si(), 14.5 * 1024 * 1024 * 1024);
+  std::string too_big = device + "usable_memory = \"a driver log\"\n";
+  too_big.replace(too_big.find("14.5"), 4, "40.0");
+  EXPECT_THROW(c.add_toml(too_big, "usable.toml"), BadInput);
+}

@@ -81,7 +81,8 @@ TEST(ServingPart2, MemoryFootprintAddsKvOfEveryRequest) {
   const ServingResult a = serve(model("llama3-8b"), hw("h100"), req(4096, 1));
   const ServingResult b = serve(model("llama3-8b"), hw("h100"), req(4096, 8));
   EXPECT_NEAR((b.kv_cache_per_gpu - a.kv_cache_per_gpu).si(), 7 * a.kv_cache_per_request.si(), 1.0);
-  EXPECT_NEAR(a.memory_utilization, a.memory_footprint.si() / 80e9, 1e-12);
+  // Against the memory a process can allocate: the H100's 79.19 GiB, not the label's 80e9 bytes.
+  EXPECT_NEAR(a.memory_utilization, a.memory_footprint.si() / (79.19 * 1024 * 1024 * 1024), 1e-12);
 }
 
 TEST(ServingPart2, LargeBatchDecodeTurnsComputeBoundAtShortContext) {
@@ -180,7 +181,7 @@ TEST(ContinuousBatching, StaticVsPagedHandComputed) {
   BatchingRequest b;
   b.seq_len = 4096;
   b.mean_tokens = 1000;
-  b.max_batch = 65536;
+  b.max_batch = 1024;  // vLLM's OpenAI-server default; memory binds first
   const BatchingResult r = continuous_batching(model("llama3-8b"), hw("h100"), b);
   // Paged: ceil(1000/16) * 16 = 1008 tokens; static: 4096 tokens.
   EXPECT_DOUBLE_EQ(r.paged.allocated_tokens, 1008);
@@ -189,7 +190,13 @@ TEST(ContinuousBatching, StaticVsPagedHandComputed) {
   EXPECT_EQ(r.static_alloc.memory_limit, static_cast<int>(std::floor(r.kv_budget.si() / (131072.0 * 4096))));
   EXPECT_GT(r.max_concurrent_requests(), 3 * r.static_alloc.max_concurrent_requests);
   EXPECT_GT(r.speedup_vs_static, 1.0);
-  EXPECT_NEAR(r.kv_budget.si(), 72e9 - r.weights_per_gpu.si() - r.reserved_activations.si(), 1);
+  // vLLM's pool: 0.9 x 79.19 GiB (the H100's CUDA-visible total) - weights - the sampler's profile
+  // peak (1024 rows x 128256 vocabulary x 16 B, larger than the 8192-token forward pass) - 0.25 GiB.
+  const double gib = 1024.0 * 1024 * 1024;
+  EXPECT_DOUBLE_EQ(r.reserve.sampler_peak.si(), 1024.0 * 128256 * 16);
+  EXPECT_GT(r.reserve.sampler_peak, r.reserve.forward_peak);
+  EXPECT_NEAR(r.kv_budget.si(),
+              0.9 * 79.19 * gib - r.weights_per_gpu.si() - 1024.0 * 128256 * 16 - 0.25 * gib, 1);
 }
 
 TEST(ContinuousBatching, ItlSloBindsBeforeMemory) {
@@ -219,6 +226,44 @@ TEST(ContinuousBatching, PagedAttentionPublishedUtilization) {
   EXPECT_GT(pg.utilization(), 0.96);
   // Waste is confined to the last block: < 1 block of tokens.
   EXPECT_LT(pg.allocated_tokens - pg.used_tokens, 16);
+}
+
+TEST(ContinuousBatching, VllmStartupReserveHandComputed) {
+  // vLLM 0.19 profiles 8192 tokens and samples min(max_num_seqs, 8192) rows: fp32 logits + a
+  // sorted fp32 copy + int64 indices = 16 B per (row, vocabulary entry).
+  EXPECT_DOUBLE_EQ(sampler_peak_bytes(1024, 128256).si(), 1024.0 * 128256 * 16);  // 1.96 GiB
+  EXPECT_DOUBLE_EQ(serving_runtime_buffers(1).si(), 0.25 * 1024 * 1024 * 1024);
+  EXPECT_DOUBLE_EQ(serving_runtime_buffers(4).si(), 2.1 * 1024 * 1024 * 1024);
+  BatchingRequest b;
+  b.seq_len = 1024;
+  b.memory_utilization = 0.95;
+  b.max_batch = 65536;  // more sequences than the profile's 8192 tokens: 8192 rows
+  const BatchingResult wide = continuous_batching(model("llama3.1-8b"), hw("h100"), b);
+  EXPECT_DOUBLE_EQ(wide.reserve.sampler_rows, 8192);
+  EXPECT_DOUBLE_EQ(wide.reserve.sampler_peak.si(), 8192.0 * 128256 * 16);
+  // Tensor parallelism halves the weights but adds the all-reduce buffers; the sampler still
+  // samples the full (gathered) vocabulary on every rank.
+  b.max_batch = 1024;
+  const BatchingResult one = continuous_batching(model("llama3.1-8b"), hw("h100"), b);
+  b.tp = 2;
+  const BatchingResult two = continuous_batching(model("llama3.1-8b"), hw("h100"), b);
+  EXPECT_DOUBLE_EQ(two.reserve.sampler_peak.si(), one.reserve.sampler_peak.si());
+  EXPECT_NEAR((two.kv_budget - one.kv_budget).si(),
+              (one.weights_per_gpu - two.weights_per_gpu).si() - (2.1 - 0.25) * 1024 * 1024 * 1024 -
+                  (two.reserve.profile_peak() - one.reserve.profile_peak()).si(),
+              1.0);
+}
+
+RC_GTEST_PROP(ServingProps, MoreSequencesNeverGrowTheKvPool, ()) {
+  // A larger --max-batch can only enlarge vLLM's sampler profile, so the KV pool never grows.
+  const int a = *rc::gen::inRange(1, 20000);
+  const int extra = *rc::gen::inRange(0, 20000);
+  BatchingRequest b;
+  b.seq_len = 2048;
+  b.max_batch = a;
+  const Bytes small = continuous_batching(model("llama3-8b"), hw("h100"), b).kv_budget;
+  b.max_batch = a + extra;
+  RC_ASSERT(continuous_batching(model("llama3-8b"), hw("h100"), b).kv_budget <= small);
 }
 
 TEST(ServingErrors, BadInputsNameTheField) {

@@ -74,6 +74,7 @@ class PerformanceProfile:
 
     @property
     def memory_capacity(self) -> Quantity:
+        """What the footprint is compared against: the device's usable (CUDA-visible) memory."""
         return Quantity(self._p.memory_capacity_bytes / 1e9, "GB")
 
     @property
@@ -103,7 +104,7 @@ class PerformanceProfile:
                  f"  overhead     {self.latency_overhead:.3f~P}",
                  f"  throughput   {self.throughput:.4g~P}",
                  f"  MFU / HFU    {self.mfu:.2%} / {self.hfu:.2%}",
-                 f"  memory       {self.memory_footprint:.2f~P} of {self.memory_capacity:.1f~P}"
+                 f"  memory       {self.memory_footprint:.2f~P} of {self.memory_capacity:.1f~P} usable"
                  f" ({'fits' if self.feasible else 'DOES NOT FIT'})",
                  "  why:"]
         lines += [f"    - {t}" for t in self.constraint_trace]

@@ -78,7 +78,9 @@ class Model:
 
 class _Memory:
     def __init__(self, spec):
-        self.capacity = Quantity(spec.memory_capacity_bytes / 1e9, "GB")
+        self.capacity = Quantity(spec.memory_capacity_bytes / 1e9, "GB")  # the datasheet's
+        # What a process can allocate (CUDA-visible total), which fit checks compare against.
+        self.usable = Quantity(spec.memory_usable_bytes / 1e9, "GB")
         self.bandwidth = Quantity(spec.memory_bandwidth_bytes_per_s / 1e12, "TB/s")
 
 

@@ -62,6 +62,7 @@ PYBIND11_MODULE(_core, m) {
       .def_readonly("aliases", &HardwareSpec::aliases)
       .def_readonly("sources", &HardwareSpec::sources)
       .def_property_readonly("memory_capacity_bytes", [](const HardwareSpec& h) { return h.memory_capacity.si(); })
+      .def_property_readonly("memory_usable_bytes", [](const HardwareSpec& h) { return h.memory_usable.si(); })
       .def_property_readonly("memory_bandwidth_bytes_per_s", [](const HardwareSpec& h) { return h.memory_bandwidth.si(); })
       .def_property_readonly("tdp_w", [](const HardwareSpec& h) { return h.tdp.si(); })
       .def_property_readonly("price_usd", [](const HardwareSpec& h) -> std::optional<double> {

@@ -60,12 +60,15 @@ result = cb.solve(llama, hw, seq_len=4096,
 print(f"Max concurrent: {result.max_concurrent_requests}")
 ''')
         self.assertEqual(out.strip(), "Max concurrent: 64")
-        # Memory alone (no batch cap): (0.9 x 80 GB - 16.06 GB weights - activations) / 0.537 GB.
+        # Memory binds below vLLM's 1024-sequence cap: (0.9 x 79.19 GiB usable - 16.06 GB weights
+        # - the sampler's profile peak 1024 x 128256 x 16 B - 0.25 GiB) / 0.537 GB per request.
         r = mlsysim.ContinuousBatchingModel().solve(llama := mlsysim.Models.Language.Llama3_8B,
                                                     mlsysim.Hardware.Cloud.H100, seq_len=4096,
-                                                    max_batch_size=65536)
-        self.assertGreater(r.max_concurrent_requests, 90)
-        self.assertLess(r.max_concurrent_requests, (72e9 - 16.06e9) / (4096 * 131072))
+                                                    max_batch_size=1024)
+        gib = 2.0 ** 30
+        pool = 0.9 * 79.19 * gib - 16.06e9 - 1024 * 128256 * 16 - 0.25 * gib
+        self.assertGreater(r.max_concurrent_requests, 100)
+        self.assertLessEqual(r.max_concurrent_requests, pool / (4096 * 131072))
 
     def test_speculative_decoding(self):
         out = run_listing('''

@@ -170,7 +170,7 @@ int run_serve(const GlobalOptions& g, const ServeOptions& o) {
         {"tokens/s", fmt::format("{:.4g}", s.tokens_per_s), fmt::format("{:.4g} per GPU", s.tokens_per_s_per_gpu)},
         {"GPUs", std::to_string(s.gpus), fmt::format("tp {}", s.tp)},
         {"memory / GPU", format_bytes(s.memory_footprint),
-         fmt::format("of {} ({})", format_bytes(s.memory_capacity), format_percent(s.memory_utilization))},
+         fmt::format("of {} usable ({})", format_bytes(s.memory_capacity), format_percent(s.memory_utilization))},
         {"max concurrent (static)", std::to_string(cb.static_alloc.max_concurrent_requests), cb.static_alloc.binding},
         {"max concurrent (paged)", std::to_string(cb.paged.max_concurrent_requests), cb.paged.binding},
         {"feasible", s.feasible ? "yes" : "NO", ""}};

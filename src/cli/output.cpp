@@ -137,7 +137,7 @@ std::string profile_table(const Profile& p, bool show_operators) {
       {"arithmetic intensity", fmt::format("{:.1f} FLOP/B", p.arithmetic_intensity.si()),
        fmt::format("ridge {:.0f} FLOP/B", p.ridge_point.si())},
       {"memory footprint", format_bytes(p.memory.total()),
-       fmt::format("of {} ({})", format_bytes(p.memory_capacity), p.feasible ? "fits" : "DOES NOT FIT")},
+       fmt::format("of {} usable ({})", format_bytes(p.memory_capacity), p.feasible ? "fits" : "DOES NOT FIT")},
       {"  weights", format_bytes(p.memory.weights), ""},
       {"  KV cache", format_bytes(p.memory.kv_cache), ""},
       {"  activations", format_bytes(p.memory.activations), ""},
@@ -229,6 +229,7 @@ ordered_json hardware_json(const HardwareSpec& hw) {
   j["dense_peak_flops_per_s"] = dense;
   j["sparse_peak_flops_per_s"] = sparse;
   j["memory_capacity_bytes"] = hw.memory_capacity.si();
+  j["memory_usable_bytes"] = hw.memory_usable.si();
   j["memory_bandwidth_bytes_per_s"] = hw.memory_bandwidth.si();
   j["memory_type"] = hw.memory_type;
   j["onchip_memory_bytes"] = hw.onchip_memory.si();
@@ -332,6 +333,9 @@ std::string hardware_show(const HardwareSpec& hw, Format f) {
   }
   rows.push_back({"memory", format_bytes(hw.memory_capacity) + " " + hw.memory_type + " at " +
                                 format_bandwidth(hw.memory_bandwidth)});
+  if (hw.memory_usable != hw.memory_capacity)
+    rows.push_back({"usable memory", format_bytes(hw.memory_usable) + " (CUDA-visible total, " +
+                                         fmt::format("{:.2f} GiB", hw.memory_usable.si() / kGibi) + ")"});
   if (hw.onchip_memory.si() > 0) rows.push_back({"on-chip", format_bytes(hw.onchip_memory) + " " + hw.onchip_kind});
   rows.push_back({"ridge point", fmt::format("{:.0f} FLOP/B", j["ridge_point_flop_per_byte"].get<double>())});
   rows.push_back({"TDP", format_power(hw.tdp)});

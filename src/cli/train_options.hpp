@@ -213,7 +213,7 @@ inline std::string training_table(const TrainingResult& r) {
   row("communication / bubble", fmt::format("{:.1f}% / {:.1f}% of the step", 100 * r.communication_fraction,
                                             100 * r.bubble_fraction));
   row("throughput", fmt::format("{:.3g} tokens/s", r.tokens_per_s));
-  row("memory per GPU", fmt::format("{:.1f} / {:.1f} GB{}", in_gb(r.memory.total()), in_gb(r.memory_capacity),
+  row("memory per GPU", fmt::format("{:.1f} / {:.1f} GB usable{}", in_gb(r.memory.total()), in_gb(r.memory_capacity),
                                     r.feasible ? "" : "  DOES NOT FIT"));
   row("time to train", fmt::format("{:.2f} days, {:.3g} GPU-hours ({:.3g} tokens)", r.time_to_train.si() / 86400,
                                    r.gpu_hours, r.tokens));

@@ -145,6 +145,12 @@ HardwareSpec parse_device(const toml::table& d, const std::string& origin) {
   const toml::table* mem = d["memory"].as_table();
   if (!mem) throw BadInput(where + ": missing [device.memory]");
   hw.memory_capacity = *sized(*mem, "capacity", where, true);
+  hw.memory_usable = hw.memory_capacity;
+  if (auto usable = (*mem)["usable_gib"].value<double>()) {
+    if (!(*usable > 0) || gibibytes(*usable) > hw.memory_capacity * 1.1)
+      throw BadInput(where + ": usable_gib must be in (0, 1.1 x the capacity], got " + std::to_string(*usable));
+    hw.memory_usable = gibibytes(*usable);
+  }
   hw.memory_bandwidth = gigabytes_per_second(required_number(*mem, "bandwidth_gbs", where));
   hw.memory_type = string_or(*mem, "type");
   hw.onchip_memory = sized(*mem, "onchip", where, false).value_or(Bytes{});
@@ -168,6 +174,8 @@ HardwareSpec parse_device(const toml::table& d, const std::string& origin) {
   for (const char* group : {"compute", "memory"})
     if (!hw.sources.count(group))
       throw BadInput(where + ": [device.sources] must cite '" + std::string(group) + "'");
+  if (hw.memory_usable != hw.memory_capacity && !hw.sources.count("usable_memory"))
+    throw BadInput(where + ": usable_gib needs a [device.sources] 'usable_memory' citation");
   if (hw.special_function_rate.si() > 0 && !hw.sources.count("special_function"))
     throw BadInput(where + ": special_function_tops needs a [device.sources] 'special_function' citation");
   hw.efficiency = default_efficiency(hw.kind);

@@ -102,7 +102,11 @@ struct HardwareSpec {
   int compute_units = 0;  // SMs / CUs / cores; 0 = unknown (no wave quantization)
   std::array<FlopsPerSecond, kPrecisionCount> dense_peak{};   // 0 = precision not supported
   std::array<FlopsPerSecond, kPrecisionCount> sparse_peak{};  // 2:4 sparsity; never a default
-  Bytes memory_capacity{};
+  Bytes memory_capacity{};  // the datasheet's figure (the textbook's "80 GB"), in SI bytes
+  // What a process can allocate: the CUDA/HIP-visible total (cudaMemGetInfo's total, PyTorch's
+  // "total capacity"), measured where the catalog cites it, else the datasheet figure. HBM is
+  // sold in binary units, so an "80 GB" H100 shows 79.19 GiB = 85.0e9 bytes: 6% more than 80e9.
+  Bytes memory_usable{};
   BytesPerSecond memory_bandwidth{};
   std::string memory_type;
   Bytes onchip_memory{};

@@ -8,6 +8,17 @@
 
 namespace mlsysim {
 
+Bytes sampler_peak_bytes(double rows, double vocabulary) {
+  constexpr double kLogitsFp32 = 4.0, kSortedFp32 = 4.0, kIndexInt64 = 8.0;
+  return Bytes(rows * vocabulary * (kLogitsFp32 + kSortedFp32 + kIndexInt64));
+}
+
+Bytes serving_runtime_buffers(int tensor_parallel) {
+  // Measured, not derived: see the header. One GPU: cuBLAS/cuDNN workspaces and the CUDA-graph
+  // bookkeeping; tensor parallel adds the custom all-reduce IPC buffers and NCCL's channels.
+  return tensor_parallel > 1 ? gibibytes(2.1) : gibibytes(0.25);
+}
+
 double speculative_expected_tokens(double alpha, int k) {
   if (!(alpha >= 0.0 && alpha <= 1.0))
     throw BadInput("--acceptance-rate (draft acceptance rate alpha) must be in [0, 1], got " +

@@ -42,6 +42,31 @@ inline long pages_for(long tokens, int page_tokens) {
   return (tokens + page_tokens - 1) / page_tokens;
 }
 
+// What a serving runtime holds besides the weights and the KV pool, as vLLM (V1, 0.17+) measures
+// it at start-up before sizing the pool (gpu_worker.determine_available_memory):
+//   KV pool = gpu_memory_utilization x device total - weights - profile peak - runtime buffers
+// The profile peak is the larger of a forward pass over max_num_batched_tokens tokens and a
+// sampler pass over one row of logits per sequence of that batch: min(max_num_seqs,
+// max_num_batched_tokens) rows, since each sequence holds at least one token. The sampler's top-k/top-p path sorts each row:
+// the fp32 logits stay live beside their sorted fp32 copy and the int64 indices, 16 B per
+// (row, vocabulary entry) over the full vocabulary on every tensor-parallel rank (logits are
+// gathered before sampling). Runtime buffers are the non-PyTorch growth during profiling
+// (cuBLAS workspaces; with tensor parallelism the all-reduce and NCCL buffers), measured values.
+struct ServingReserve {
+  Bytes forward_peak{}, sampler_peak{}, runtime_buffers{};
+  double sampler_rows = 0;  // sequences in the profiling batch: min(max_num_seqs, batched tokens)
+  [[nodiscard]] Bytes profile_peak() const {
+    return forward_peak > sampler_peak ? forward_peak : sampler_peak;
+  }
+  [[nodiscard]] Bytes total() const { return profile_peak() + runtime_buffers; }
+};
+// Sampler peak: rows x vocabulary x (4 B logits + 4 B sorted values + 8 B int64 indices).
+Bytes sampler_peak_bytes(double rows, double vocabulary);
+// vLLM 0.19 on H100, "non-torch forward increase memory" of its profiling log line: 0.25 GiB on
+// one GPU, 2.07-2.17 GiB per GPU at tensor parallel 2 and 4 (Llama-3.1-8B, Qwen2.5-7B; llm-d-planner
+// accuracy/results/v0.19.0/accuracy_report.md, 'Sensitivity: Tensor Parallelism').
+Bytes serving_runtime_buffers(int tensor_parallel);
+
 // Nearest-rank percentile (q in [0, 100]) of a sample; sorts `values` in place. 0 when empty.
 double percentile(std::vector<double>& values, double q);
 

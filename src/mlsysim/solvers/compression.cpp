@@ -256,10 +256,10 @@ CompressionResult compress(const ModelSpec& model, const HardwareSpec& hw, const
     }
     for (const auto& [label, v] : rows) out.fleet.push_back(fleet_row(label, v, r));
     t.push_back(fmt::format("Fleet: {} requests of {} + {} tokens per replica; GPUs per replica = the "
-                            "smallest tensor-parallel degree that fits in {}% of {}; cost = GPUs x "
+                            "smallest tensor-parallel degree that fits in {}% of {} usable; cost = GPUs x "
                             "${:.2f}/GPU-hour x 8760 h{}.",
                             r.fleet_batch, r.fleet_seq_len, r.fleet_output_len,
-                            kDefaultMemoryUtilization * 100, format_bytes(hw.memory_capacity),
+                            kDefaultMemoryUtilization * 100, format_bytes(hw.memory_usable),
                             r.gpu_hour_usd,
                             r.gpu_hour_usd == kDefaultGpuHourUsd
                                 ? " (AWS p5.48xlarge on-demand $98.32/h / 8 GPUs, 2023 list price)" : ""));

@@ -291,8 +291,9 @@ Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest
   p.memory = memory_ledger(model, in, p.parameters);
   p.weight_bytes = p.memory.weights;
   p.weight_stream_time = p.weight_bytes / hw.memory_bandwidth;
-  p.memory_capacity = hw.memory_capacity;
-  p.feasible = p.memory.total() <= hw.memory_capacity;
+  // Fits against what a process can allocate (the CUDA-visible total), not the datasheet label.
+  p.memory_capacity = hw.memory_usable;
+  p.feasible = p.memory.total() <= hw.memory_usable;
   p.energy = hw.tdp * Seconds(kStaticPowerFraction * energy.static_time + energy.dynamic);
   return p;
 }

@@ -81,7 +81,7 @@ struct Profile {
   Bytes weight_bytes{};
   Seconds weight_stream_time{};        // weights / datasheet bandwidth (the napkin number)
   MemoryLedger memory;
-  Bytes memory_capacity{};
+  Bytes memory_capacity{};  // what the footprint is compared against: HardwareSpec::memory_usable
   bool feasible = true;
   Joules energy{};
   double kernels = 0;
@@ -103,5 +103,8 @@ Precision unquantized_precision(const ModelSpec& model, const HardwareSpec& hw, 
 std::vector<std::string> explain(const Profile& p);
 // "model needs X GB, device has Y GB: ..." with concrete remedies; empty when it fits.
 std::string does_not_fit_message(const Profile& p);
+// "85.0 GB usable (80.0 GB on the datasheet)", or the datasheet figure where the catalog has no
+// measured usable memory.
+std::string describe_usable_memory(const HardwareSpec& hw);
 
 }  // namespace mlsysim

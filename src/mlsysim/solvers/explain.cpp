@@ -120,6 +120,12 @@ Bytes quantized_weight_bytes(const Profile& p, Precision q) {
 
 }  // namespace
 
+std::string describe_usable_memory(const HardwareSpec& hw) {
+  if (hw.memory_usable == hw.memory_capacity) return format_bytes(hw.memory_capacity);
+  return fmt::format("{} usable ({} on the datasheet)", format_bytes(hw.memory_usable),
+                     format_bytes(hw.memory_capacity));
+}
+
 std::string does_not_fit_message(const Profile& p) {
   if (p.feasible) return {};
   const ModelSpec& m = *p.model;
@@ -135,7 +141,7 @@ std::string does_not_fit_message(const Profile& p) {
                                                   format_bytes(mem.gradients),
                                                   format_bytes(mem.optimizer_states))
                                     : "",
-                                hw.id, format_bytes(have));
+                                hw.id, describe_usable_memory(hw));
   std::vector<std::string> remedies;
   const int devices = static_cast<int>(std::ceil(need.si() / have.si()));
   remedies.push_back(fmt::format("shard across >= {} devices (tensor/pipeline parallel: tp_size >= {})",
@@ -163,8 +169,8 @@ std::string does_not_fit_message(const Profile& p) {
   // A larger device of the same kind from the built-in catalog.
   const HardwareSpec* bigger = nullptr;
   for (const auto& other : Catalog::builtin().all_hardware()) {
-    if (other.kind != hw.kind || other.memory_capacity < need) continue;
-    if (!bigger || other.memory_capacity < bigger->memory_capacity) bigger = &other;
+    if (other.kind != hw.kind || other.memory_usable < need) continue;
+    if (!bigger || other.memory_usable < bigger->memory_usable) bigger = &other;
   }
   if (bigger)
     remedies.push_back(fmt::format("use a device with more memory, e.g. {} ({})", bigger->id,

@@ -167,8 +167,8 @@ OptimizerResult optimize_parallelism(const ModelSpec& model, const HardwareSpec&
                                    "({} layouts searched); the smallest needs {:.1f} GB per GPU ({}), the GPU has "
                                    "{:.1f} GB: use more GPUs, a smaller global batch or sequence, or a device "
                                    "with more memory", model.id, N, hw.id, req.global_batch, S, out.searched,
-                                   in_gb(least->memory.total()), describe(*least), in_gb(hw.memory_capacity)),
-                       least->memory.total().si(), hw.memory_capacity.si());
+                                   in_gb(least->memory.total()), describe(*least), in_gb(hw.memory_usable)),
+                       least->memory.total().si(), hw.memory_usable.si());
     }
     throw BadInput(fmt::format("no valid parallel layout of {} on {} GPUs at global batch {} ({} searched){}{}",
                                model.id, N, req.global_batch, out.searched,
@@ -185,10 +185,10 @@ OptimizerResult optimize_parallelism(const ModelSpec& model, const HardwareSpec&
   auto& ex = out.explanation;
   ex.push_back(fmt::format("searched {} layouts in {:.3f} s: {} fit, {} exceed {:.0f} GB per GPU, {} impossible",
                            out.searched, out.search_seconds, out.feasible, out.did_not_fit,
-                           in_gb(hw.memory_capacity), out.rejected));
+                           in_gb(hw.memory_usable), out.rejected));
   ex.push_back(fmt::format("winner: {} -> step {:.3f} s, MFU {:.1f}%, scaling efficiency {:.1f}%, {:.1f} of {:.1f} GB",
                            describe(w), w.step_time.si(), 100 * w.mfu, 100 * w.scaling_efficiency,
-                           in_gb(w.memory.total()), in_gb(hw.memory_capacity)));
+                           in_gb(w.memory.total()), in_gb(hw.memory_usable)));
   if (w.layout.tp > 1)
     ex.push_back(fmt::format("TP={} stays inside one {}-GPU node on {}: its per-layer collectives cost {:.1f}% of "
                              "the step", w.layout.tp, cluster.gpus_per_node(), cluster.scale_up.id,

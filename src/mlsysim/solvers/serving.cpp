@@ -105,6 +105,23 @@ StepTime time_step(const ServingDeployment& d, Phase phase, int batch, int token
   return st;
 }
 
+ServingReserve runtime_reserve(const ServingDeployment& d, int max_num_seqs, int batched_tokens) {
+  const TransformerSpec& tf = d.model->tf;
+  const int per_sequence = std::max(1, std::min(batched_tokens, tf.max_seq > 0 ? tf.max_seq : batched_tokens));
+  const int sequences = (batched_tokens + per_sequence - 1) / per_sequence;
+  ServingReserve r;
+  r.forward_peak = time_step(d, Phase::Prefill, sequences, per_sequence, 0).profile.memory.activations;
+  r.sampler_rows = std::min(max_num_seqs, batched_tokens);
+  r.sampler_peak = sampler_peak_bytes(r.sampler_rows, tf.vocab);
+  r.runtime_buffers = serving_runtime_buffers(d.tp);
+  return r;
+}
+
+Bytes kv_pool_bytes(const HardwareSpec& hw, double memory_utilization, Bytes weights,
+                    const ServingReserve& reserve) {
+  return hw.memory_usable * memory_utilization - weights - reserve.total();
+}
+
 Seconds weight_read_time(const ServingDeployment& d, const Profile& p) {
   const double eff = d.efficiency > 0 ? 1.0 : d.hw->efficiency.memory;
   return p.weight_bytes / (d.hw->memory_bandwidth * eff);
@@ -292,8 +309,9 @@ ServingResult serve_with(const ModelSpec& model, const HardwareSpec& hw,
     dside.draft = dp.memory.weights +
                   kv_cache_bytes_per_token(*r.draft_model, dp.kv_precision) * (r.batch * final_tokens);
   }
-  const double pre_cap = hw.memory_capacity.si() * r.memory_utilization;
-  const double dec_cap = dec_hw.memory_capacity.si() * r.memory_utilization;
+  // Runtimes size their pools from the memory the driver exposes (cudaMemGetInfo), not the label.
+  const double pre_cap = hw.memory_usable.si() * r.memory_utilization;
+  const double dec_cap = dec_hw.memory_usable.si() * r.memory_utilization;
   const double pre_share = pre.total().si() / pre_cap;
   const double dec_share = out.disaggregated ? dec.total().si() / dec_cap : 0;
   const PhaseSide& worst = dec_share > pre_share ? dec : pre;
@@ -303,8 +321,8 @@ ServingResult serve_with(const ModelSpec& model, const HardwareSpec& hw,
   out.activations_per_gpu = worst.activations;
   out.draft_per_gpu = worst.draft;
   out.memory_footprint = worst.total();
-  out.memory_capacity = worst_hw.memory_capacity;
-  out.memory_available = worst_hw.memory_capacity * r.memory_utilization;
+  out.memory_capacity = worst_hw.memory_usable;
+  out.memory_available = worst_hw.memory_usable * r.memory_utilization;
   out.memory_utilization = out.memory_footprint / out.memory_capacity;
   out.feasible = pre_share <= 1.0 && dec_share <= 1.0;
 
@@ -472,14 +490,15 @@ BatchingResult continuous_batching(const ModelSpec& model, const HardwareSpec& h
   out.mean_tokens = mean;
   const ServingDeployment d = make_deployment(model, hw, r.tp, r.precision, r.kv_precision,
                                               r.efficiency, r.runtime, r.fleet, r.quantize_head);
-  // vLLM sizes the KV pool after a profiling forward pass of max-num-batched-tokens (here the
-  // prefill of one mean-length request, capped at 8192 tokens).
-  const StepTime pf = time_step(d, Phase::Prefill, 1, std::min(mean, 8192), 0);
+  const StepTime pf = time_step(d, Phase::Prefill, 1, mean, 0);
   out.ttft = pf.latency;
   out.weights_per_gpu = pf.profile.memory.weights;
-  out.reserved_activations = pf.profile.memory.activations;
+  // vLLM sizes the KV pool after a profiling run at its chunked-prefill token budget (8192) and
+  // its sequence cap (--max-batch = --max-num-seqs).
+  out.reserve = runtime_reserve(d, r.max_batch, kVllmBatchedTokens);
+  out.reserved_activations = out.reserve.profile_peak();
   out.kv_bytes_per_token_per_gpu = kv_cache_bytes_per_token(d.shard, pf.profile.kv_precision);
-  out.kv_budget = hw.memory_capacity * r.memory_utilization - out.weights_per_gpu - out.reserved_activations;
+  out.kv_budget = kv_pool_bytes(hw, r.memory_utilization, out.weights_per_gpu, out.reserve);
   out.feasible = out.kv_budget.si() > 0;
 
   auto itl_at = [&](int n) { return time_step(d, Phase::Decode, n, 1, std::max(0, mean - 1)).latency; };
@@ -517,10 +536,15 @@ BatchingResult continuous_batching(const ModelSpec& model, const HardwareSpec& h
   out.feasible = out.feasible && out.paged.max_concurrent_requests > 0;
 
   auto& t = out.trace;
-  t.push_back(fmt::format("KV pool per GPU: {} x {} - weights {} - activations {} = {}.",
-                          format_bytes(hw.memory_capacity), r.memory_utilization,
+  t.push_back(fmt::format("KV pool per GPU (vLLM's start-up profile): usable {} x {} - weights {} - "
+                          "profile peak {} (the larger of the {}-token forward pass, {}, and a sampler "
+                          "pass over {} sequences x {} vocabulary entries x 16 B, {}) - runtime "
+                          "buffers {} = {}.",
+                          format_bytes(hw.memory_usable), r.memory_utilization,
                           format_bytes(out.weights_per_gpu), format_bytes(out.reserved_activations),
-                          format_bytes(out.kv_budget)));
+                          kVllmBatchedTokens, format_bytes(out.reserve.forward_peak),
+                          out.reserve.sampler_rows, model.tf.vocab, format_bytes(out.reserve.sampler_peak),
+                          format_bytes(out.reserve.runtime_buffers), format_bytes(out.kv_budget)));
   t.push_back(fmt::format("KV per token per GPU: {}; requests use {} tokens on average, at most {}.",
                           format_bytes(out.kv_bytes_per_token_per_gpu), mean, r.seq_len));
   auto line = [&](const char* name, const AllocatorCapacity& c, const char* how) {
@@ -534,9 +558,9 @@ BatchingResult continuous_batching(const ModelSpec& model, const HardwareSpec& h
   line("Paged", out.paged, fmt::format("PagedAttention, Kwon et al. 2023, {}-token blocks", r.page_size).c_str());
   t.push_back(fmt::format("Paged / static throughput: {:.2f}x.", out.speedup_vs_static));
   if (!out.feasible)
-    t.push_back(fmt::format("DOES NOT FIT: weights {} + activations {} leave no KV memory in {} usable.",
-                            format_bytes(out.weights_per_gpu), format_bytes(out.reserved_activations),
-                            format_bytes(hw.memory_capacity * r.memory_utilization)));
+    t.push_back(fmt::format("DOES NOT FIT: weights {} + runtime reserve {} leave no KV memory in {} usable.",
+                            format_bytes(out.weights_per_gpu), format_bytes(out.reserve.total()),
+                            format_bytes(hw.memory_usable * r.memory_utilization)));
   return out;
 }
 

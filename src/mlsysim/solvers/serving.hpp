@@ -16,6 +16,7 @@
 #include "mlsysim/physics/collectives.hpp"
 #include "mlsysim/physics/efficiency.hpp"
 #include "mlsysim/physics/operators.hpp"
+#include "mlsysim/physics/serving.hpp"
 #include "mlsysim/physics/topology.hpp"
 #include "mlsysim/solvers/engine.hpp"
 
@@ -24,6 +25,8 @@ namespace mlsysim {
 // vLLM's default --gpu-memory-utilization: the share of device memory the server may use.
 inline constexpr double kDefaultMemoryUtilization = 0.90;
 inline constexpr int kMaxTensorParallel = 8;  // GPUs in one NVLink/xGMI node
+// vLLM's default --max-num-batched-tokens with chunked prefill (V1 engine, OpenAI server).
+inline constexpr int kVllmBatchedTokens = 8192;
 
 // One model replica: the per-GPU shard of `model` under tensor parallelism `tp` on `hw`.
 struct ServingDeployment {
@@ -58,6 +61,14 @@ struct StepTime {
 };
 // One forward step of `batch` sequences of `tokens` new tokens after `context` cached ones.
 StepTime time_step(const ServingDeployment& d, Phase phase, int batch, int tokens, int context);
+// vLLM's profiling run before it sizes the KV pool (physics/serving.hpp ServingReserve): a forward
+// pass over `batched_tokens` tokens (sequences of at most the model's max_seq) and a sampler pass
+// over min(`max_num_seqs`, `batched_tokens`) rows of the full vocabulary, plus the runtime's
+// non-PyTorch buffers.
+ServingReserve runtime_reserve(const ServingDeployment& d, int max_num_seqs, int batched_tokens);
+// KV pool per GPU: utilization x the device's usable memory - weights - the runtime reserve.
+Bytes kv_pool_bytes(const HardwareSpec& hw, double memory_utilization, Bytes weights,
+                    const ServingReserve& reserve);
 // Weight streaming time at the achieved bandwidth (one read of the shard's weights).
 Seconds weight_read_time(const ServingDeployment& d, const Profile& p);
 
@@ -113,7 +124,8 @@ struct ServingResult {
   double request_tokens_per_s_per_gpu = 0;  // the same over every GPU of the replica (per-GPU tables)
   // Per-GPU memory (the most loaded GPU; prefill node or decode node, whichever is fuller).
   Bytes weights_per_gpu{}, kv_cache_per_gpu{}, activations_per_gpu{}, draft_per_gpu{};
-  Bytes memory_footprint{}, memory_available{}, memory_capacity{};
+  Bytes memory_footprint{}, memory_available{};
+  Bytes memory_capacity{};  // the device's usable memory (HardwareSpec::memory_usable)
   double memory_utilization = 0;      // footprint / capacity
   // Speculative decoding details.
   bool speculative = false;
@@ -161,7 +173,9 @@ struct AllocatorCapacity {
 struct BatchingResult {
   AllocatorCapacity static_alloc, paged;
   bool feasible = true;
-  Bytes kv_budget{}, weights_per_gpu{}, reserved_activations{}, kv_bytes_per_token_per_gpu{};
+  Bytes kv_budget{}, weights_per_gpu{}, kv_bytes_per_token_per_gpu{};
+  Bytes reserved_activations{};  // the profile peak (reserve.profile_peak())
+  ServingReserve reserve;
   double mean_tokens = 0;
   double speedup_vs_static = 0;    // paged / static throughput
   int tp = 1;

@@ -240,21 +240,20 @@ SimulationResult simulate(const ModelSpec& model, const HardwareSpec& hw, const 
   }
   const ServingDeployment d = make_deployment(model, hw, tp, r.precision, r.kv_precision,
                                               r.efficiency, r.runtime, r.fleet, r.quantize_head);
-  const int profile_tokens = std::min({r.max_batched_tokens, max_seq, 8192});
-  const StepTime prof = time_step(d, Phase::Prefill, 1, profile_tokens, 0);
+  const ServingReserve reserve = runtime_reserve(d, r.max_batch, r.max_batched_tokens);
+  const StepTime prof = time_step(d, Phase::Prefill, 1, 1, 0);  // the per-GPU weights and KV format
   const Bytes kv_tok = kv_cache_bytes_per_token(d.shard, prof.profile.kv_precision);
-  const Bytes budget = hw.memory_capacity * r.memory_utilization - prof.profile.memory.weights -
-                       prof.profile.memory.activations;
+  const Bytes weights = prof.profile.memory.weights;
+  const Bytes budget = kv_pool_bytes(hw, r.memory_utilization, weights, reserve);
   const long total_pages = budget.si() > 0
       ? static_cast<long>(std::floor(budget / (kv_tok * static_cast<double>(r.page_size)))) : 0;
   if (total_pages < 1)
-    throw DoesNotFit(fmt::format("{} on {} x{}: weights {} + activations {} leave no KV-cache memory "
-                                 "in {} usable: use --tp {}, --precision int8/int4 or a larger device",
-                                 model.id, hw.id, tp, format_bytes(prof.profile.memory.weights),
-                                 format_bytes(prof.profile.memory.activations),
-                                 format_bytes(hw.memory_capacity * r.memory_utilization), tp * 2),
-                     (prof.profile.memory.weights + prof.profile.memory.activations).si(),
-                     (hw.memory_capacity * r.memory_utilization).si());
+    throw DoesNotFit(fmt::format("{} on {} x{}: weights {} + runtime reserve {} (profile peak and "
+                                 "buffers) leave no KV-cache memory in {} usable: use --tp {}, "
+                                 "--precision int8/int4 or a larger device",
+                                 model.id, hw.id, tp, format_bytes(weights), format_bytes(reserve.total()),
+                                 format_bytes(hw.memory_usable * r.memory_utilization), tp * 2),
+                     (weights + reserve.total()).si(), (hw.memory_usable * r.memory_utilization).si());
 
   SimulationResult out;
   out.tp = tp;

@@ -289,7 +289,7 @@ std::vector<std::string> training_trace(const HardwareSpec& hw, const Cluster& c
                            100 * res.bubble_fraction));
   tr.push_back(fmt::format("memory per GPU {} of {}: weights {}, grads {}, optimizer {}, activations {} "
                            "({:.2f} micro-batches in flight), buffers {}",
-                           gb(res.memory.total()), gb(hw.memory_capacity), gb(res.memory.weights),
+                           gb(res.memory.total()), gb(hw.memory_usable), gb(res.memory.weights),
                            gb(res.memory.gradients), gb(res.memory.optimizer_states), gb(res.memory.activations),
                            pipeline_in_flight_micro_batches(r.pp, r.m, r.v), gb(res.memory.buffers)));
   tr.push_back(fmt::format("time to train {:.3g} tokens{}: {:.3g} steps x {} = {:.1f} days, {:.3g} GPU-hours",
@@ -681,10 +681,10 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
                            .weight_bytes = bytes.weights, .grad_bytes = bytes.gradients,
                            .optimizer_bytes = bytes.optimizer, .microbatch_time = t_mb,
                            .layer_gemm_window = x.layer_gemm_window};
-  res.memory_capacity = hw_.memory_capacity;
-  res.feasible = res.memory.total() <= hw_.memory_capacity;
+  res.memory_capacity = hw_.memory_usable;
+  res.feasible = res.memory.total() <= hw_.memory_usable;
   if (!res.feasible)
-    res.remedies = does_not_fit_remedies(model_, x.g, r, rq, res.memory, hw_.memory_capacity, q);
+    res.remedies = does_not_fit_remedies(model_, x.g, r, rq, res.memory, hw_.memory_usable, q);
 
   // ---- time to train ----------------------------------------------------------------------------
   res.tokens = rq.tokens.value_or(chinchilla_tokens(res.parameters));
@@ -705,7 +705,7 @@ TrainingResult train(const ModelSpec& model, const HardwareSpec& hw, const Clust
 
 std::string does_not_fit_message(const TrainingResult& r) {
   if (r.feasible) return {};
-  std::string s = fmt::format("{} training needs {} per GPU, {} has {} (weights {}, gradients {}, optimizer {}, "
+  std::string s = fmt::format("{} training needs {} per GPU, {} has {} usable (weights {}, gradients {}, optimizer {}, "
                               "activations {}, buffers {}); remedies:",
                               r.model, gb(r.memory.total()), r.hardware, gb(r.memory_capacity),
                               gb(r.memory.weights), gb(r.memory.gradients), gb(r.memory.optimizer_states),

@@ -103,7 +103,7 @@ struct TrainingResult {
   [[nodiscard]] double effective_mfu() const { return mfu; }
 
   TrainingMemory memory;
-  Bytes memory_capacity{};
+  Bytes memory_capacity{};  // per GPU, HardwareSpec::memory_usable
   bool feasible = true;
   std::vector<std::string> remedies;
 
