@@ -184,3 +184,19 @@ TEST(CompressionErrors, BadInputsNameTheField) {
   q.gpu_hour_usd = 0;
   expect_bad(q, "--gpu-hour-usd");
 }
+
+TEST(CompressionPart3, QuantizeHeadShrinksTheRuntimeWeights) {
+  // Llama-3 70B int4: by default the embedding table and the LM head (V h = 128256 x 8192 each) stay
+  // bf16; --quantize-head (gpt-fast) quantizes the head too. The napkin stored size is P x 0.5 either way.
+  const double P = 70553706496.0, vh = 128256.0 * 8192;
+  CompressionRequest r;
+  r.target = Precision::INT4;
+  r.fleet = false;
+  const CompressionResult keep = compress(model("llama3-70b"), hw("h100"), r);
+  r.quantize_head = true;
+  const CompressionResult all = compress(model("llama3-70b"), hw("h100"), r);
+  EXPECT_DOUBLE_EQ(keep.runtime_weight_bytes.si(), (P - 2 * vh) * 0.5 + 2 * vh * 2);
+  EXPECT_DOUBLE_EQ(all.runtime_weight_bytes.si(), (P - vh) * 0.5 + vh * 2);
+  EXPECT_DOUBLE_EQ(all.compressed_size.si(), keep.compressed_size.si());
+  EXPECT_GE(all.inference_speedup, keep.inference_speedup);  // fewer bytes per decode step
+}

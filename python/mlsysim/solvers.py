@@ -187,13 +187,13 @@ class CompressionModel:
     def solve(self, model, hardware, method: str = "quantization", target_bitwidth: int | None = None,
               target: str | None = None, sparsity: float | None = None, sparsity_type: str | None = None,
               baseline_precision: str | None = None, scheme: str | None = None, qps: float | None = None,
-              raise_errors: bool = True) -> SolverResult:
+              quantize_head: bool = False, raise_errors: bool = True) -> SolverResult:
         if method == "quantization" and target_bitwidth is None and target is None:
             target_bitwidth = 8
         data = cli("compress", "--model", _name(model, "model"), "--hardware", _name(hardware, "hardware"),
                    *_flags(method=method, target_bitwidth=target_bitwidth, target=target,
                            sparsity=sparsity, sparsity_type=sparsity_type, baseline=baseline_precision,
-                           scheme=scheme, qps=qps),
+                           scheme=scheme, qps=qps, quantize_head=quantize_head),
                    raise_errors=raise_errors)
         return SolverResult(data, "Compression", {
             "compressed_size": lambda d: Quantity(d["compressed_size_bytes"] / 1e9, "GB"),

@@ -153,6 +153,11 @@ print(f"Prune: {r2.inference_speedup:.1f}x / "
                                              method="quantization", target_bitwidth=4)
         gpus = [row["gpus_per_replica"] for row in r.fleet]
         self.assertEqual(gpus, [4, 2, 1])
+        # gpt-fast-style: the LM head quantized too leaves only the embedding table (128256 x 8192) in bf16.
+        q = mlsysim.CompressionModel().solve(mlsysim.Models.Language.Llama3_70B, mlsysim.Hardware.Cloud.H100,
+                                             method="quantization", target_bitwidth=4, quantize_head=True)
+        vh = 128256 * 8192
+        self.assertAlmostEqual(q.runtime_weight_bytes, (70553706496 - vh) * 0.5 + vh * 2, delta=1)
 
 
 class Part4Distributed(unittest.TestCase):

@@ -22,7 +22,7 @@ struct CompressOptions {
   double sparsity = 0.5, qps = 0, gpu_hour_usd = kDefaultGpuHourUsd, efficiency = 0;
   int batch = 1, context = 1024, prefill_tokens = 2048, fleet_batch = 8, fleet_seq_len = 4096,
       fleet_output_len = 256;
-  bool no_fleet = false;
+  bool no_fleet = false, quantize_head = false;
 };
 
 int run_compress(const GlobalOptions& g, const CompressOptions& o) {
@@ -65,6 +65,7 @@ int run_compress(const GlobalOptions& g, const CompressOptions& o) {
   r.context = o.context;
   r.prefill_tokens = o.prefill_tokens;
   r.fleet = !o.no_fleet;
+  r.quantize_head = o.quantize_head;
   r.qps = o.qps;
   r.fleet_batch = o.fleet_batch;
   r.fleet_seq_len = o.fleet_seq_len;
@@ -166,6 +167,7 @@ const CommandRegistrar registrar(12, "compress", [](CLI::App& app, const GlobalO
   cmd->add_option("--efficiency", o->efficiency, "Textbook model: one efficiency factor in (0, 1]");
   cmd->add_option("--runtime", o->runtime, "graph (default) | eager");
   cmd->add_flag("--no-fleet", o->no_fleet, "Skip the fleet table");
+  cmd->add_flag("--quantize-head", o->quantize_head, kQuantizeHeadHelp);
   return Command{cmd, [o, &g] { return run_compress(g, *o); }};
 });
 

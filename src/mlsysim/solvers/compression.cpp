@@ -33,6 +33,7 @@ struct Variant {
   const HardwareSpec* hw;
   Precision precision;
   std::optional<Precision> kv_precision;
+  bool quantize_head = false;
 };
 
 Profile run(const Variant& v, Phase phase, const CompressionRequest& r) {
@@ -43,6 +44,7 @@ Profile run(const Variant& v, Phase phase, const CompressionRequest& r) {
   else s.seq_len = r.prefill_tokens, s.context = 0;
   s.precision = v.precision;
   s.kv_precision = v.kv_precision;
+  s.quantize_head = v.quantize_head;
   s.efficiency = r.efficiency;
   s.runtime = r.runtime;
   return solve(*v.model, *v.hw, s);
@@ -57,6 +59,7 @@ FleetRow fleet_row(const std::string& label, const Variant& v, const Compression
   s.batch = r.fleet_batch;
   s.precision = v.precision;
   s.kv_precision = v.kv_precision;
+  s.quantize_head = v.quantize_head;
   s.efficiency = r.efficiency;
   s.runtime = r.runtime;
   const ServingResult sr = serve(*v.model, *v.hw, s);
@@ -126,12 +129,12 @@ CompressionResult compress(const ModelSpec& model, const HardwareSpec& hw, const
       scheme = q_bpe >= 1.0 ? QuantScheme::WeightsActivations : QuantScheme::WeightOnly;
     out.hardware_supported = scheme == QuantScheme::WeightOnly || hw.supports(q);
     comp.precision = q;
+    comp.quantize_head = r.quantize_head;
     // W8A8 also stores the KV cache in 8 bits (engine default for 8-bit math); weight-only keeps it.
     comp.kv_precision = scheme == QuantScheme::WeightOnly ? std::optional<Precision>(r.baseline)
                                                           : std::nullopt;
     out.label = fmt::format("{} -> {} ({})", to_string(r.baseline), to_string(q), to_string(scheme));
     out.compressed_size = Bytes(params * q_bpe);
-    out.runtime_weight_bytes = out.compressed_size;
     const bool wa = scheme == QuantScheme::WeightsActivations;
     if (q_bpe >= 2.0) acc_key = "fp16";
     else if (q == Precision::FP8) acc_key = "fp8";
@@ -203,6 +206,9 @@ CompressionResult compress(const ModelSpec& model, const HardwareSpec& hw, const
   out.baseline_prefill_wall = bp.bottleneck;
   out.compressed_prefill_wall = cp.bottleneck;
   out.math_precision = std::string(to_string(cd.compute_precision));
+  // Quantized weights as they sit in memory: the engine's ledger keeps the embedding table and (by
+  // default) the LM head in 16 bits, which the napkin stored size above does not.
+  if (r.method == CompressionMethod::Quantization) out.runtime_weight_bytes = cd.memory.weights;
 
   const AccuracyRange* acc = accuracy_literature(acc_key);
   out.accuracy_delta_low = acc->low;
@@ -245,7 +251,7 @@ CompressionResult compress(const ModelSpec& model, const HardwareSpec& hw, const
     if (r.method == CompressionMethod::Quantization) {
       for (Precision p : {Precision::INT8, Precision::INT4}) {
         if (p == *r.target || bytes_per_element(p) >= base_bpe) continue;
-        rows.push_back({std::string(to_string(p)), Variant{&model, &hw, p, r.baseline}});
+        rows.push_back({std::string(to_string(p)), Variant{&model, &hw, p, r.baseline, r.quantize_head}});
       }
       rows.push_back({std::string(to_string(*r.target)), comp});
       std::sort(rows.begin() + 1, rows.end(), [](const auto& a, const auto& b) {

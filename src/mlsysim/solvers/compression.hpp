@@ -38,10 +38,11 @@ struct CompressionRequest {
   // Fleet table.
   bool fleet = true;
   double qps = 0;                 // > 0: replicas needed for this request rate
-  // 8 concurrent 4K-context requests per replica: at 16, Llama-3 70B int4 (38.4 GB with its 16-bit
-  // embedding table and head) plus 16 x 4352 tokens of KV and one full-batch prefill's activations
-  // is 0.5 GB over 90% of an 80 GB GPU, and the replica needs tp 2 (docs/SERVING.md, Fleet).
+  // 8 concurrent 4K-context requests per replica: Llama-3 70B int4 (38.4 GB with its 16-bit
+  // embedding table and head) then fits one H100 with room to spare; at 20, its KV and one
+  // full-batch prefill's activations pass 90% of the 85.0 GB usable and the replica needs tp 2.
   int fleet_batch = 8, fleet_seq_len = 4096, fleet_output_len = 256;
+  bool quantize_head = false;     // SolveRequest::quantize_head, for the quantized variants
   double gpu_hour_usd = kDefaultGpuHourUsd;
   double efficiency = 0;
   Runtime runtime = Runtime::Graph;
@@ -67,7 +68,7 @@ struct CompressionResult {
   double accuracy_delta = 0;     // midpoint of the literature range (fraction; negative = loss)
 
   Bytes original_size{};
-  Bytes runtime_weight_bytes{};  // what sits in device memory while serving
+  Bytes runtime_weight_bytes{};  // what sits in device memory while serving (the engine's ledger)
   double compression_ratio = 1, memory_savings = 0;
   double prefill_speedup = 1;
   Seconds baseline_itl{}, compressed_itl{}, baseline_ttft{}, compressed_ttft{};
