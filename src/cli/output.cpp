@@ -304,6 +304,7 @@ std::string hardware_list(const Catalog& c, Format f, const std::string& tier) {
     ordered_json flat = {{"id", hw.id},  {"name", hw.name}, {"tier", hw.tier},
                          {"kind", hw.kind},
                          {"memory_capacity_bytes", hw.memory_capacity.si()},
+                         {"memory_usable_bytes", hw.memory_usable.si()},
                          {"memory_bandwidth_bytes_per_s", hw.memory_bandwidth.si()},
                          {"tdp_w", hw.tdp.si()},
                          {"ridge_point_flop_per_byte", j["ridge_point_flop_per_byte"]}};
