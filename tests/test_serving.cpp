@@ -254,6 +254,17 @@ TEST(ContinuousBatching, VllmStartupReserveHandComputed) {
               1.0);
 }
 
+TEST(ContinuousBatching, StartupReserveNamesItsOwnRemedy) {
+  ServingReserve r;
+  r.sampler_rows = 8192;
+  r.sampler_peak = gigabytes(16.8);
+  r.forward_peak = gigabytes(0.7);
+  EXPECT_NE(reserve_remedy(r, gigabytes(13)).find("--max-batch"), std::string::npos);
+  EXPECT_EQ(reserve_remedy(r, gigabytes(20)), "");  // shrinking the reserve cannot close a 20 GB gap
+  r.forward_peak = gigabytes(86.7);
+  EXPECT_NE(reserve_remedy(r, gigabytes(13)).find("--max-batched-tokens"), std::string::npos);
+}
+
 RC_GTEST_PROP(ServingProps, MoreSequencesNeverGrowTheKvPool, ()) {
   // A larger --max-batch can only enlarge vLLM's sampler profile, so the KV pool never grows.
   const int a = *rc::gen::inRange(1, 20000);

@@ -117,6 +117,16 @@ ServingReserve runtime_reserve(const ServingDeployment& d, int max_num_seqs, int
   return r;
 }
 
+std::string reserve_remedy(const ServingReserve& reserve, Bytes pool_shortfall) {
+  // Only worth naming when shrinking the reserve could close the gap.
+  if (reserve.profile_peak() < pool_shortfall) return {};
+  if (reserve.sampler_peak > reserve.forward_peak)
+    return fmt::format("; or lower --max-batch: vLLM's start-up sampler pass over {:.0f} sequences "
+                       "reserves {}", reserve.sampler_rows, format_bytes(reserve.sampler_peak));
+  return fmt::format("; or lower --max-batched-tokens: vLLM's start-up forward pass reserves {}",
+                     format_bytes(reserve.forward_peak));
+}
+
 Bytes kv_pool_bytes(const HardwareSpec& hw, double memory_utilization, Bytes weights,
                     const ServingReserve& reserve) {
   return hw.memory_usable * memory_utilization - weights - reserve.total();
@@ -558,9 +568,11 @@ BatchingResult continuous_batching(const ModelSpec& model, const HardwareSpec& h
   line("Paged", out.paged, fmt::format("PagedAttention, Kwon et al. 2023, {}-token blocks", r.page_size).c_str());
   t.push_back(fmt::format("Paged / static throughput: {:.2f}x.", out.speedup_vs_static));
   if (!out.feasible)
-    t.push_back(fmt::format("DOES NOT FIT: weights {} + runtime reserve {} leave no KV memory in {} usable.",
+    t.push_back(fmt::format("DOES NOT FIT: weights {} + runtime reserve {} leave no KV memory in {} "
+                            "usable: use --tp {} or a lower --precision{}.",
                             format_bytes(out.weights_per_gpu), format_bytes(out.reserve.total()),
-                            format_bytes(hw.memory_usable * r.memory_utilization)));
+                            format_bytes(hw.memory_usable * r.memory_utilization), r.tp * 2,
+                            reserve_remedy(out.reserve, Bytes(-out.kv_budget.si()))));
   return out;
 }
 

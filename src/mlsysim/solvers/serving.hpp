@@ -66,6 +66,9 @@ StepTime time_step(const ServingDeployment& d, Phase phase, int batch, int token
 // over min(`max_num_seqs`, `batched_tokens`) rows of the full vocabulary, plus the runtime's
 // non-PyTorch buffers.
 ServingReserve runtime_reserve(const ServingDeployment& d, int max_num_seqs, int batched_tokens);
+// "; or lower --max-batch ..." / "--max-batched-tokens ..." when the start-up reserve is what
+// leaves no room: the remedy for the larger of its two peaks (empty when the reserve is small).
+std::string reserve_remedy(const ServingReserve& reserve, Bytes pool_shortfall);
 // KV pool per GPU: utilization x the device's usable memory - weights - the runtime reserve.
 Bytes kv_pool_bytes(const HardwareSpec& hw, double memory_utilization, Bytes weights,
                     const ServingReserve& reserve);

@@ -250,9 +250,10 @@ SimulationResult simulate(const ModelSpec& model, const HardwareSpec& hw, const 
   if (total_pages < 1)
     throw DoesNotFit(fmt::format("{} on {} x{}: weights {} + runtime reserve {} (profile peak and "
                                  "buffers) leave no KV-cache memory in {} usable: use --tp {}, "
-                                 "--precision int8/int4 or a larger device",
+                                 "--precision int8/int4 or a larger device{}",
                                  model.id, hw.id, tp, format_bytes(weights), format_bytes(reserve.total()),
-                                 format_bytes(hw.memory_usable * r.memory_utilization), tp * 2),
+                                 format_bytes(hw.memory_usable * r.memory_utilization), tp * 2,
+                                 reserve_remedy(reserve, Bytes(-budget.si()))),
                      (weights + reserve.total()).si(), (hw.memory_usable * r.memory_utilization).si());
 
   SimulationResult out;
