@@ -47,10 +47,10 @@ inline long pages_for(long tokens, int page_tokens) {
 //   KV pool = gpu_memory_utilization x device total - weights - profile peak - runtime buffers
 // The profile peak is the larger of a forward pass over max_num_batched_tokens tokens and a
 // sampler pass over one row of logits per sequence of that batch: min(max_num_seqs,
-// max_num_batched_tokens) rows, since each sequence holds at least one token. The sampler's top-k/top-p path sorts each row:
-// the fp32 logits stay live beside their sorted fp32 copy and the int64 indices, 16 B per
-// (row, vocabulary entry) over the full vocabulary on every tensor-parallel rank (logits are
-// gathered before sampling). Runtime buffers are the non-PyTorch growth during profiling
+// max_num_batched_tokens) rows, since each sequence holds at least one token. The sampler's
+// top-k/top-p path sorts each row: the fp32 logits stay live beside their sorted fp32 copy and
+// the int64 indices, 16 B per (row, vocabulary entry) over the full vocabulary on every
+// tensor-parallel rank (logits are gathered before sampling). Runtime buffers are the non-PyTorch growth during profiling
 // (cuBLAS workspaces; with tensor parallelism the all-reduce and NCCL buffers), measured values.
 struct ServingReserve {
   Bytes forward_peak{}, sampler_peak{}, runtime_buffers{};

@@ -287,7 +287,7 @@ std::vector<std::string> training_trace(const HardwareSpec& hw, const Cluster& c
                            ms(res.step_time), 100 * res.mfu, 100 * res.single_gpu_mfu,
                            100 * res.scaling_efficiency, 100 * res.communication_fraction,
                            100 * res.bubble_fraction));
-  tr.push_back(fmt::format("memory per GPU {} of {}: weights {}, grads {}, optimizer {}, activations {} "
+  tr.push_back(fmt::format("memory per GPU {} of {} usable: weights {}, grads {}, optimizer {}, activations {} "
                            "({:.2f} micro-batches in flight), buffers {}",
                            gb(res.memory.total()), gb(hw.memory_usable), gb(res.memory.weights),
                            gb(res.memory.gradients), gb(res.memory.optimizer_states), gb(res.memory.activations),
