@@ -860,6 +860,8 @@ def main():
     result = {
         "hardware": args.hardware_name or name.replace("NVIDIA ", "").replace(" ", "_"),
         "device_name": name,
+        # cudaMemGetInfo's total: the memory a process can allocate (the catalog's usable_gib).
+        "total_memory_gib": round(torch.cuda.mem_get_info(dev)[1] / 2**30, 2),
         "software": {"torch": torch.__version__,
                      "cuda": torch.version.cuda or f"hip {torch.version.hip}"},
         "method": (f"median of {runs} CUDA-event timings after {warmup} warm-up calls; each timing averages a batch of "
