@@ -208,7 +208,7 @@ const CommandRegistrar registrar(11, "serve", [](CLI::App& app, const GlobalOpti
   cmd->add_option("--decode-tp", o->decode_tp, "Disaggregated serving: decode tensor-parallel GPUs");
   cmd->add_option("--kv-link-gbs", o->kv_link_gbs, "Disaggregated serving: KV transfer link, GB/s (default 50)");
   cmd->add_option("--page-size", o->page_size, "Paged KV cache: tokens per block (default 16)");
-  cmd->add_option("--max-batch", o->max_batch, "Continuous batching: max concurrent sequences (default 256)");
+  cmd->add_option("--max-batch", o->max_batch, "Continuous batching: max concurrent sequences, vLLM --max-num-seqs (default 256; its OpenAI server uses 1024); the KV pool shrinks by the sampler's start-up reserve, min(N, 8192) x vocabulary x 16 B");
   cmd->add_option("--mean-tokens", o->mean_tokens, "Continuous batching: mean tokens a request caches (default: seq-len + output-len - 1)");
   cmd->add_option("--itl-slo-ms", o->itl_slo_ms, "Continuous batching: ITL SLO in ms");
   return Command{cmd, [o, &g] { return run_serve(g, *o); }};
