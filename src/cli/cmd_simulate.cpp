@@ -180,7 +180,7 @@ const CommandRegistrar registrar(13, "simulate", [](CLI::App& app, const GlobalO
   cmd->add_option("--tp", o->tp, "Tensor-parallel GPUs (default: smallest that fits)");
   cmd->add_option("--memory-utilization", o->memory_utilization, "Usable share of device memory (default 0.9)");
   cmd->add_option("--page-size", o->page_size, "KV block size in tokens (default 16)");
-  cmd->add_option("--max-batch", o->max_batch, "Max running sequences (default 256)");
+  cmd->add_option("--max-batch", o->max_batch, "Max running sequences, vLLM --max-num-seqs (default 256); also sizes the sampler's start-up reserve, min(N, --max-batched-tokens) x vocabulary x 16 B");
   cmd->add_option("--max-batched-tokens", o->max_batched_tokens, "Max tokens per iteration (default 8192)");
   cmd->add_flag("--chunked-prefill", o->chunked_prefill, "Chunked prefill (Sarathi-Serve)");
   cmd->add_option("--ttft-slo-ms", o->ttft_slo_ms, "Goodput SLO on TTFT, ms (default 2000)");
