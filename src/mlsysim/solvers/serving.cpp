@@ -105,16 +105,21 @@ StepTime time_step(const ServingDeployment& d, Phase phase, int batch, int token
   return st;
 }
 
-ServingReserve runtime_reserve(const ServingDeployment& d, int max_num_seqs, int batched_tokens) {
+ProfilingRun profiling_run(const ServingDeployment& d, int max_num_seqs, int batched_tokens) {
   const TransformerSpec& tf = d.model->tf;
   const int per_sequence = std::max(1, std::min(batched_tokens, tf.max_seq > 0 ? tf.max_seq : batched_tokens));
   const int sequences = (batched_tokens + per_sequence - 1) / per_sequence;
-  ServingReserve r;
-  r.forward_peak = time_step(d, Phase::Prefill, sequences, per_sequence, 0).profile.memory.activations;
+  ProfilingRun run{time_step(d, Phase::Prefill, sequences, per_sequence, 0).profile, {}};
+  ServingReserve& r = run.reserve;
+  r.forward_peak = run.forward.memory.activations;
   r.sampler_rows = std::min(max_num_seqs, batched_tokens);
   r.sampler_peak = sampler_peak_bytes(r.sampler_rows, tf.vocab);
   r.runtime_buffers = serving_runtime_buffers(d.tp);
-  return r;
+  return run;
+}
+
+Bytes usable_budget(const HardwareSpec& hw, double memory_utilization) {
+  return hw.memory_usable * memory_utilization;
 }
 
 std::string reserve_remedy(const ServingReserve& reserve, Bytes pool_shortfall) {
@@ -129,7 +134,7 @@ std::string reserve_remedy(const ServingReserve& reserve, Bytes pool_shortfall) 
 
 Bytes kv_pool_bytes(const HardwareSpec& hw, double memory_utilization, Bytes weights,
                     const ServingReserve& reserve) {
-  return hw.memory_usable * memory_utilization - weights - reserve.total();
+  return usable_budget(hw, memory_utilization) - weights - reserve.total();
 }
 
 Seconds weight_read_time(const ServingDeployment& d, const Profile& p) {
@@ -320,8 +325,8 @@ ServingResult serve_with(const ModelSpec& model, const HardwareSpec& hw,
                   kv_cache_bytes_per_token(*r.draft_model, dp.kv_precision) * (r.batch * final_tokens);
   }
   // Runtimes size their pools from the memory the driver exposes (cudaMemGetInfo), not the label.
-  const double pre_cap = hw.memory_usable.si() * r.memory_utilization;
-  const double dec_cap = dec_hw.memory_usable.si() * r.memory_utilization;
+  const double pre_cap = usable_budget(hw, r.memory_utilization).si();
+  const double dec_cap = usable_budget(dec_hw, r.memory_utilization).si();
   const double pre_share = pre.total().si() / pre_cap;
   const double dec_share = out.disaggregated ? dec.total().si() / dec_cap : 0;
   const PhaseSide& worst = dec_share > pre_share ? dec : pre;
@@ -332,7 +337,7 @@ ServingResult serve_with(const ModelSpec& model, const HardwareSpec& hw,
   out.draft_per_gpu = worst.draft;
   out.memory_footprint = worst.total();
   out.memory_capacity = worst_hw.memory_usable;
-  out.memory_available = worst_hw.memory_usable * r.memory_utilization;
+  out.memory_available = usable_budget(worst_hw, r.memory_utilization);
   out.memory_utilization = out.memory_footprint / out.memory_capacity;
   out.feasible = pre_share <= 1.0 && dec_share <= 1.0;
 
@@ -505,7 +510,7 @@ BatchingResult continuous_batching(const ModelSpec& model, const HardwareSpec& h
   out.weights_per_gpu = pf.profile.memory.weights;
   // vLLM sizes the KV pool after a profiling run at its chunked-prefill token budget (8192) and
   // its sequence cap (--max-batch = --max-num-seqs).
-  out.reserve = runtime_reserve(d, r.max_batch, kVllmBatchedTokens);
+  out.reserve = profiling_run(d, r.max_batch, kVllmBatchedTokens).reserve;
   out.reserved_activations = out.reserve.profile_peak();
   out.kv_bytes_per_token_per_gpu = kv_cache_bytes_per_token(d.shard, pf.profile.kv_precision);
   out.kv_budget = kv_pool_bytes(hw, r.memory_utilization, out.weights_per_gpu, out.reserve);
@@ -571,7 +576,7 @@ BatchingResult continuous_batching(const ModelSpec& model, const HardwareSpec& h
     t.push_back(fmt::format("DOES NOT FIT: weights {} + runtime reserve {} leave no KV memory in {} "
                             "usable: use --tp {} or a lower --precision{}.",
                             format_bytes(out.weights_per_gpu), format_bytes(out.reserve.total()),
-                            format_bytes(hw.memory_usable * r.memory_utilization), r.tp * 2,
+                            format_bytes(usable_budget(hw, r.memory_utilization)), r.tp * 2,
                             reserve_remedy(out.reserve, Bytes(-out.kv_budget.si()))));
   return out;
 }

@@ -64,12 +64,18 @@ StepTime time_step(const ServingDeployment& d, Phase phase, int batch, int token
 // vLLM's profiling run before it sizes the KV pool (physics/serving.hpp ServingReserve): a forward
 // pass over `batched_tokens` tokens (sequences of at most the model's max_seq) and a sampler pass
 // over min(`max_num_seqs`, `batched_tokens`) rows of the full vocabulary, plus the runtime's
-// non-PyTorch buffers.
-ServingReserve runtime_reserve(const ServingDeployment& d, int max_num_seqs, int batched_tokens);
+// non-PyTorch buffers. `forward` is that pass's per-GPU profile (weights, KV format).
+struct ProfilingRun {
+  Profile forward;
+  ServingReserve reserve;
+};
+ProfilingRun profiling_run(const ServingDeployment& d, int max_num_seqs, int batched_tokens);
+// The memory a runtime may use: utilization x the device's usable memory.
+Bytes usable_budget(const HardwareSpec& hw, double memory_utilization);
 // "; or lower --max-batch ..." / "--max-batched-tokens ..." when the start-up reserve is what
 // leaves no room: the remedy for the larger of its two peaks (empty when the reserve is small).
 std::string reserve_remedy(const ServingReserve& reserve, Bytes pool_shortfall);
-// KV pool per GPU: utilization x the device's usable memory - weights - the runtime reserve.
+// KV pool per GPU: usable_budget - weights - the runtime reserve.
 Bytes kv_pool_bytes(const HardwareSpec& hw, double memory_utilization, Bytes weights,
                     const ServingReserve& reserve);
 // Weight streaming time at the achieved bandwidth (one read of the shard's weights).

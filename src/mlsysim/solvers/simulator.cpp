@@ -240,10 +240,11 @@ SimulationResult simulate(const ModelSpec& model, const HardwareSpec& hw, const 
   }
   const ServingDeployment d = make_deployment(model, hw, tp, r.precision, r.kv_precision,
                                               r.efficiency, r.runtime, r.fleet, r.quantize_head);
-  const ServingReserve reserve = runtime_reserve(d, r.max_batch, r.max_batched_tokens);
-  const StepTime prof = time_step(d, Phase::Prefill, 1, 1, 0);  // the per-GPU weights and KV format
-  const Bytes kv_tok = kv_cache_bytes_per_token(d.shard, prof.profile.kv_precision);
-  const Bytes weights = prof.profile.memory.weights;
+  const ProfilingRun prof = profiling_run(d, r.max_batch, r.max_batched_tokens);
+  const ServingReserve& reserve = prof.reserve;
+  const Bytes kv_tok = kv_cache_bytes_per_token(d.shard, prof.forward.kv_precision);
+  const Bytes weights = prof.forward.memory.weights;
+  const Bytes usable = usable_budget(hw, r.memory_utilization);
   const Bytes budget = kv_pool_bytes(hw, r.memory_utilization, weights, reserve);
   const long total_pages = budget.si() > 0
       ? static_cast<long>(std::floor(budget / (kv_tok * static_cast<double>(r.page_size)))) : 0;
@@ -252,9 +253,9 @@ SimulationResult simulate(const ModelSpec& model, const HardwareSpec& hw, const 
                                  "buffers) leave no KV-cache memory in {} usable: use --tp {}, "
                                  "--precision int8/int4 or a larger device{}",
                                  model.id, hw.id, tp, format_bytes(weights), format_bytes(reserve.total()),
-                                 format_bytes(hw.memory_usable * r.memory_utilization), tp * 2,
+                                 format_bytes(usable), tp * 2,
                                  reserve_remedy(reserve, Bytes(-budget.si()))),
-                     (weights + reserve.total()).si(), (hw.memory_usable * r.memory_utilization).si());
+                     (weights + reserve.total()).si(), usable.si());
 
   SimulationResult out;
   out.tp = tp;
