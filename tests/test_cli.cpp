@@ -100,6 +100,27 @@ TEST(Cli, CatalogListings) {
   EXPECT_EQ(run("hardware list --format csv").code, 0);
 }
 
+// `mlsysim models` and `mlsysim hardware` alone list, the same rows as `list`; a tier filter keeps
+// only that tier, and a tier that does not exist is an error naming the valid ones.
+TEST(Cli, CatalogCommandsListWithoutASubcommand) {
+  const Result models = run("models --format json"), models_list = run("models list --format json");
+  ASSERT_EQ(models.code, 0);
+  EXPECT_EQ(models.out, models_list.out);
+  const Result hw = run("hardware --format json"), hw_list = run("hardware list --format json");
+  ASSERT_EQ(hw.code, 0);
+  EXPECT_EQ(hw.out, hw_list.out);
+  const Result edge = run("hardware --tier edge --format json");
+  ASSERT_EQ(edge.code, 0);
+  const auto rows = nlohmann::json::parse(edge.out)["hardware"];
+  ASSERT_FALSE(rows.empty());
+  EXPECT_LT(rows.size(), nlohmann::json::parse(hw.out)["hardware"].size());
+  for (const auto& row : rows) EXPECT_EQ(row["tier"], "edge");
+  const Result bogus = run("hardware --tier bogus 2>&1; true");
+  EXPECT_NE(bogus.out.find("bogus not in {cloud,workstation,edge,mobile,tiny}"), std::string::npos)
+      << bogus.out;
+  EXPECT_NE(run("hardware --tier bogus").code, 0);
+}
+
 TEST(Cli, ValidateScoresEveryPointAgainstItsMeasurement) {
   const Result r = run("validate --format json");
   ASSERT_EQ(r.code, 0);

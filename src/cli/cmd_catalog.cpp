@@ -1,4 +1,4 @@
-// `mlsysim hardware list|show` and `mlsysim models list|show`.
+// `mlsysim hardware [list|show]` and `mlsysim models [list|show]`: no subcommand lists.
 #include <iostream>
 #include <memory>
 
@@ -14,16 +14,20 @@ struct CatalogOptions {
 const CommandRegistrar hardware_registrar(30, "hardware", [](CLI::App& app, const GlobalOptions& g) {
   auto o = std::make_shared<CatalogOptions>();
   auto* cmd = app.add_subcommand("hardware", "List or show catalog hardware");
-  cmd->require_subcommand(1);
-  auto* list = cmd->add_subcommand("list", "List devices");
-  list->add_option("--tier", o->tier, "cloud | workstation | edge | mobile | tiny");
+  cmd->require_subcommand(0, 1);
+  const auto tier_option = [&](CLI::App* on) {
+    on->add_option("--tier", o->tier, "cloud | workstation | edge | mobile | tiny")
+        ->check(CLI::IsMember({"cloud", "workstation", "edge", "mobile", "tiny"}));
+  };
+  tier_option(cmd);
+  tier_option(cmd->add_subcommand("list", "List devices (the default)"));
   auto* show = cmd->add_subcommand("show", "Show one device with its sources");
   show->add_option("name", o->name, "Device id or alias")->required();
-  return Command{cmd, [o, &g, list] {
+  return Command{cmd, [o, &g, show] {
     const Format f = parse_format(g.format);
     const auto catalog_owner = load_catalog(g);
     const Catalog& c = *catalog_owner;
-    std::cout << (list->parsed() ? hardware_list(c, f, o->tier) : hardware_show(c.hardware(o->name), f));
+    std::cout << (show->parsed() ? hardware_show(c.hardware(o->name), f) : hardware_list(c, f, o->tier));
     return kExitOk;
   }};
 });
@@ -31,19 +35,19 @@ const CommandRegistrar hardware_registrar(30, "hardware", [](CLI::App& app, cons
 const CommandRegistrar models_registrar(31, "models", [](CLI::App& app, const GlobalOptions& g) {
   auto o = std::make_shared<CatalogOptions>();
   auto* cmd = app.add_subcommand("models", "List or show catalog models");
-  cmd->require_subcommand(1);
-  auto* list = cmd->add_subcommand("list", "List models");
+  cmd->require_subcommand(0, 1);
+  cmd->add_subcommand("list", "List models (the default)");
   auto* show = cmd->add_subcommand("show", "Show one model");
   show->add_option("name", o->name, "Model id, alias or config.json path")->required();
-  return Command{cmd, [o, &g, list] {
+  return Command{cmd, [o, &g, show] {
     const Format f = parse_format(g.format);
     const auto catalog_owner = load_catalog(g);
     const Catalog& c = *catalog_owner;
-    if (list->parsed()) {
-      std::cout << model_list(c, f);
-    } else {
+    if (show->parsed()) {
       ModelSpec custom;
       std::cout << model_show(resolve_model(c, o->name, custom), f);
+    } else {
+      std::cout << model_list(c, f);
     }
     return kExitOk;
   }};
