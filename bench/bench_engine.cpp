@@ -91,6 +91,17 @@ static void BM_InferenceSolve_ResNet50(benchmark::State& state) {
 }
 BENCHMARK(BM_InferenceSolve_ResNet50);
 
+// Batch 1 on H100: every activation and most weights fit the 50 MB L2, so the cache-reuse history
+// (physics/cache_reuse.hpp) holds the whole network.
+static void BM_InferenceSolve_ResNet50_Batch1(benchmark::State& state) {
+  const auto& m = model("resnet50");
+  const auto& h = hw("h100");
+  SolveRequest r;
+  r.batch = 1;
+  for (auto _ : state) benchmark::DoNotOptimize(solve(m, h, r).latency);
+}
+BENCHMARK(BM_InferenceSolve_ResNet50_Batch1);
+
 // A sweep over every hardware x batch x context on all cores: configurations per second.
 static void BM_ParallelSweep(benchmark::State& state) {
   const auto& m = model("llama3-8b");

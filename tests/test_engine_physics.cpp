@@ -407,6 +407,35 @@ TEST(EnginePhysics, ConvInputsStayInTheLastLevelCacheWhenTheWorkingSetFits) {
   }
 }
 
+// ResNet-50 layer1.1's last 1x1 conv (64 -> 256 at 56 x 56) with the residual add in its epilogue,
+// INT8 batch 32 on L4's 48 MB L2, by LRU stack distance (physics/cache_reuse.hpp):
+//  * its input Y (conv2's output, 6.42 MB) was written just before; beside it stream the 25.7 MB
+//    output, the 16 kB weights and the skip X, touched before Y: hit (C - Y) / (w3 + X + X);
+//  * the skip X (the block input, 25.7 MB) was last read by the block's first conv, with w1, Y1,
+//    w2 and Y2 touched since: hit (C - X - D) / (w3 + X).
+TEST(EnginePhysics, ResidualSkipTensorsReuseTheCacheByStackDistance) {
+  SolveRequest r;
+  r.phase = Phase::Inference;
+  r.precision = Precision::INT8;
+  r.batch = 32;
+  const Profile p = run("resnet50", "l4", r);
+  const double C = 48e6, X = 32.0 * 256 * 56 * 56, Y = 32.0 * 64 * 56 * 56;
+  const double w1 = 256.0 * 64, w2 = 64.0 * 64 * 9, w3 = 64.0 * 256;
+  const double hit_input = (C - Y) / (w3 + 2 * X);
+  const double hit_skip = (C - X - (w1 + Y + w2 + Y)) / (w3 + X);
+  ASSERT_GT(hit_skip, 0.0);
+  ASSERT_LT(hit_input, 1.0);
+  // Operators: stem, pool, layer1.0 (4 convs, the add in the last), layer1.1 conv1, conv2, conv3.
+  const OperatorResult& conv3 = p.operators.at(8);
+  ASSERT_EQ(conv3.name, "conv1x1");
+  ASSERT_DOUBLE_EQ(conv3.flops.si(), 2.0 * X * 64 + X);  // the GEMM plus the add
+  EXPECT_NEAR(conv3.bytes.si(), w3 + X + (1 - hit_input) * Y + (1 - hit_skip) * X, 1.0);
+  // At batch 256 the 205 MB skip tensor cannot stay: input and skip both come from DRAM.
+  r.batch = 256;
+  const OperatorResult& big = run("resnet50", "l4", r).operators.at(8);
+  EXPECT_NEAR(big.bytes.si(), w3 + 8 * (X + Y + X), 1.0);
+}
+
 TEST(EnginePhysics, BidirectionalAttentionComputesWholeTiles) {
   SolveRequest r;
   r.phase = Phase::Inference;

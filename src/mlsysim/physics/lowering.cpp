@@ -5,8 +5,11 @@
 // non-causal upper bound 4*L*H*d*S^2 the textbook uses.
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
+#include <utility>
 
 #include "mlsysim/errors.hpp"
+#include "mlsysim/physics/cache_reuse.hpp"
 #include "mlsysim/physics/operators.hpp"
 #include "mlsysim/physics/transformer.hpp"
 
@@ -99,13 +102,6 @@ struct Emitter {
   double cache = 0;             // last-level cache bytes (LoweringInput::cache_bytes)
   AttentionKernel attention = AttentionKernel::Flash;  // LoweringInput::attention
   double attention_dropout = 0;  // training dropout on attention probabilities (materialized only)
-
-  // Whether an operator whose input was written just before it finds that input still in the
-  // last-level cache: input, output and weights together fit (an LRU cache of that size keeps the
-  // producer's output while the consumer streams the rest). Writes still go to DRAM (write-back).
-  [[nodiscard]] bool cache_holds(double working_set_bytes) const {
-    return cache > 0 && working_set_bytes <= cache;
-  }
 
   // Bytes per element of the residual stream: fp32 under AMP (fp32 embeddings plus 16-bit branch
   // outputs promote to fp32), else the activation format.
@@ -633,17 +629,55 @@ void lower_encoder_decoder(Emitter& e, const ModelSpec& m, const LoweringInput& 
   lower_head(e, tf, in.phase == Phase::Train ? N : ds.seqs, in.phase == Phase::Train);
 }
 
-// An element-wise op reading `fresh_bytes` its predecessor just wrote: served from the last-level
-// cache when everything it touches fits there.
-void read_after_write(const Emitter& e, Operator& op, double fresh_bytes) {
-  if (e.cache_holds(op.bytes)) op.bytes -= fresh_bytes;
-}
-
 // CNN rows: convolutions as implicit GEMMs (m = batch*H*W, n = cout, k = cin/groups*k*k).
+// Activations reach the next layer through the last-level cache when they fit: every input is
+// charged the DRAM bytes of its LRU miss fraction (physics/cache_reuse.hpp), with its stack
+// distance taken from the tensors the step touched since (ReuseHistory). Writes go to DRAM
+// (write-back) and first-touch weights come from it.
+class CnnStreams {
+ public:
+  CnnStreams(const Emitter& e, size_t layers) : history_(e.cache, 4 * layers), cache_(e.cache) {}
+
+  // The tensor a layer reads: the most recent layer output of exactly that size (the previous
+  // layer's, or for a projection shortcut the block input a few layers back), else the previous
+  // layer's output (window and stride arithmetic that does not round-trip), else none (the image).
+  [[nodiscard]] int input_of(double bytes) const {
+    const int same_size = history_.latest_of_size(bytes);
+    return same_size >= 0 ? same_size : history_.latest();
+  }
+  // The skip tensor of a residual add whose branch ends in `branch`: the most recent other layer
+  // output of the sum's size (the block input, or on a projection block the other path).
+  [[nodiscard]] int skip_of(double bytes, int branch) const { return history_.latest_of_size(bytes, branch); }
+
+  // Charges `op` (whose bytes count every input once from DRAM) for `inputs` hitting in the
+  // cache, and records its weights and output: returns the output's id.
+  int stream(Operator& op, std::initializer_list<StreamedInput> inputs, double weight_bytes, double out_bytes,
+             bool output_is_layer_output = true) {
+    double read = 0;
+    for (const StreamedInput& in : inputs) read += in.bytes;
+    op.bytes -= read - dram_read_bytes(history_, {inputs.begin(), inputs.size()}, weight_bytes + out_bytes,
+                                       cache_);
+    if (weight_bytes > 0) history_.add(weight_bytes, false);
+    return history_.add(out_bytes, output_is_layer_output);
+  }
+  int record_output(double bytes) { return history_.add(bytes); }
+  [[nodiscard]] double size_of(int id) const { return history_.bytes(id); }
+
+ private:
+  ReuseHistory history_;
+  double cache_;
+};
+
 void lower_cnn(Emitter& e, const ModelSpec& m, const LoweringInput& in) {
   const double B = in.batch;
   double previous_out = 0;  // elements per sample written by the previous row
-  for (const CnnLayer& l : m.cnn_layers) {
+  CnnStreams streams(e, m.cnn_layers.size());
+  int branch = -1;          // id of the last conv row's output (a residual add's branch)
+  int block_input = -1;     // what the first conv after the last add or pool read
+  bool add_fused = false;   // the next add row already rode in the conv before it
+  const auto& layers = m.cnn_layers;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const CnnLayer& l = layers[i];
     const double hw_out = static_cast<double>(l.h_out) * l.w_out;
     const double this_out = (l.type == CnnLayer::Type::FullyConnected)
                                 ? static_cast<double>(l.cout) : static_cast<double>(l.cout) * hw_out;
@@ -659,16 +693,37 @@ void lower_cnn(Emitter& e, const ModelSpec& m, const LoweringInput& in) {
         const double weight_bytes = l.cout * k * e.pw, in_bytes = in_elems * e.pa,
                      out_bytes = B * hw_out * l.cout * e.pa;
         op.bytes = weight_bytes + in_bytes + out_bytes;
-        // The input was written by the layer before (or, for a projection shortcut, a few layers
-        // before within the same block): a cache hit when the working set fits.
-        read_after_write(e, op, in_bytes);
+        // A conv whose channels do not follow the conv before it is a projection shortcut: it
+        // reads the block input, which the block's first conv read.
+        const bool starts_block = i == 0 || layers[i - 1].type != CnnLayer::Type::Conv;
+        const bool shortcut = !starts_block && layers[i - 1].cout != l.cin;
+        const int input = shortcut && streams.size_of(block_input) == in_bytes ? block_input
+                                                                               : streams.input_of(in_bytes);
+        if (starts_block) block_input = input;
+        // Conv epilogue fusion: a residual add right after rides in this conv, which also reads
+        // the skip tensor and adds it.
+        add_fused = e.fused && op.cls == OpClass::Conv && i + 1 < layers.size() &&
+                    layers[i + 1].type == CnnLayer::Type::Add;
+        int skip = -1;
+        if (add_fused) {
+          skip = streams.skip_of(out_bytes, -1);
+          if (skip == input) skip = -1;  // no distinct skip tensor: read from DRAM
+          op.bytes += out_bytes;
+          op.flops += B * l.cout * hw_out;
+          op.hw_flops += B * l.cout * hw_out;
+        }
         op.m = B * hw_out, op.n = l.cout, op.k = k;
         op.precision = e.math;
         e.out.push_back(op);
+        Operator& conv = e.out.back();
+        branch = add_fused ? streams.stream(conv, {{input, in_bytes}, {skip, out_bytes}}, weight_bytes, out_bytes)
+                           : streams.stream(conv, {{input, in_bytes}}, weight_bytes, out_bytes, e.fused);
         if (!e.fused) {  // eager: batch norm and activation each re-read the conv output
           const double out = B * hw_out * l.cout;
-          read_after_write(e, e.vec("batchnorm", out, out, 2.0, 1, e.pa), out * e.pa);
-          read_after_write(e, e.vec("activation", out, out, 1.0, 1, e.pa), out * e.pa);
+          const int normed = streams.stream(e.vec("batchnorm", out, out, 2.0, 1, e.pa),
+                                            {{branch, out * e.pa}}, 0, out * e.pa, false);
+          branch = streams.stream(e.vec("activation", out, out, 1.0, 1, e.pa), {{normed, out * e.pa}}, 0,
+                                  out * e.pa);
         }
         break;
       }
@@ -677,31 +732,32 @@ void lower_cnn(Emitter& e, const ModelSpec& m, const LoweringInput& in) {
         const double out = B * l.cout * hw_out;
         const double in_elems = previous_out > 0 ? B * previous_out : out * l.stride_h * l.stride_w;
         const double window = static_cast<double>(l.kernel_h) * l.kernel_w;
-        read_after_write(e, e.vec("pool", in_elems, out, window, 1, e.pa), in_elems * e.pa);
+        streams.stream(e.vec("pool", in_elems, out, window, 1, e.pa), {{streams.input_of(in_elems * e.pa),
+                                                                        in_elems * e.pa}},
+                       0, out * e.pa);
         break;
       }
-      case CnnLayer::Type::Add:
-        if (e.fused && !e.out.empty() && e.out.back().cls == OpClass::Conv) {
-          // Conv epilogue fusion: the preceding conv also reads the skip tensor and adds it.
-          e.out.back().bytes += B * l.cout * hw_out * e.pa;
-          e.out.back().flops += B * l.cout * hw_out;
-          e.out.back().hw_flops += B * l.cout * hw_out;
-        } else {
-          // Reads the branch output (just written) and the skip tensor (written a block ago).
-          const double out = B * l.cout * hw_out;
-          read_after_write(e, e.vec("residual_add", 2 * out, out, 1.0, 1, e.pa), out * e.pa);
-        }
+      case CnnLayer::Type::Add: {
+        if (std::exchange(add_fused, false)) break;  // rode in the conv before it
+        // Reads the branch output (just written) and the skip tensor (written a block ago).
+        const double out = (B * l.cout * hw_out) * e.pa;
+        const int skip = streams.skip_of(out, branch);
+        streams.stream(e.vec("residual_add", 2 * B * l.cout * hw_out, B * l.cout * hw_out, 1.0, 1, e.pa),
+                       {{branch, out}, {skip, out}}, 0, out);
         break;
+      }
       case CnnLayer::Type::SqueezeExcite: {
         const double act = B * l.cin * hw_out;
         Operator& se = e.vec("squeeze_excite", 2 * act, act, 2.0, 1, e.pa);
         se.flops = se.hw_flops = se.flops + 4.0 * B * l.cin * l.groups;
         se.bytes += (2.0 * l.cin * l.groups) * e.pw;
         se.kernels = 4;  // pool, fc, fc, scale
+        streams.record_output(act * e.pa);
         break;
       }
       case CnnLayer::Type::FullyConnected:
         e.gemm("fc", B, l.cout, l.cin, 1);
+        streams.record_output(B * l.cout * e.pa);
         break;
     }
     if (l.type != CnnLayer::Type::Add && l.type != CnnLayer::Type::SqueezeExcite)
