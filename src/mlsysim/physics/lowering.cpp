@@ -732,18 +732,18 @@ void lower_cnn(Emitter& e, const ModelSpec& m, const LoweringInput& in) {
         const double out = B * l.cout * hw_out;
         const double in_elems = previous_out > 0 ? B * previous_out : out * l.stride_h * l.stride_w;
         const double window = static_cast<double>(l.kernel_h) * l.kernel_w;
-        streams.stream(e.vec("pool", in_elems, out, window, 1, e.pa), {{streams.input_of(in_elems * e.pa),
-                                                                        in_elems * e.pa}},
-                       0, out * e.pa);
+        const double in_bytes = in_elems * e.pa;
+        streams.stream(e.vec("pool", in_elems, out, window, 1, e.pa), {{streams.input_of(in_bytes), in_bytes}}, 0,
+                       out * e.pa);
         break;
       }
       case CnnLayer::Type::Add: {
         if (std::exchange(add_fused, false)) break;  // rode in the conv before it
         // Reads the branch output (just written) and the skip tensor (written a block ago).
-        const double out = (B * l.cout * hw_out) * e.pa;
-        const int skip = streams.skip_of(out, branch);
-        streams.stream(e.vec("residual_add", 2 * B * l.cout * hw_out, B * l.cout * hw_out, 1.0, 1, e.pa),
-                       {{branch, out}, {skip, out}}, 0, out);
+        const double elems = B * l.cout * hw_out, bytes = elems * e.pa;
+        const int skip = streams.skip_of(bytes, branch);
+        streams.stream(e.vec("residual_add", 2 * elems, elems, 1.0, 1, e.pa), {{branch, bytes}, {skip, bytes}}, 0,
+                       bytes);
         break;
       }
       case CnnLayer::Type::SqueezeExcite: {
