@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <vector>
 #include <nlohmann/json.hpp>
@@ -98,6 +99,30 @@ TEST(Cli, CatalogListings) {
               989.4e12, 1e12);
   EXPECT_EQ(run("models show nosuchmodel").code, 1);
   EXPECT_EQ(run("hardware list --format csv").code, 0);
+}
+
+// Every row of the layout table is a different layout: the columns name everything the search
+// varies (sequence parallelism included), so no two rows read the same.
+TEST(Cli, OptimizeTableRowsAreDistinctLayouts) {
+  const Result r = run("optimize parallelism --model llama3-70b --hardware h100 --gpus 64 "
+                       "--global-batch-size 512 --seq-len 4096 --top 10");
+  ASSERT_EQ(r.code, 0) << r.out;
+  std::istringstream lines(r.out);
+  std::string line;
+  std::getline(lines, line);
+  ASSERT_NE(line.find("SP"), std::string::npos) << line;
+  std::set<std::string> layouts;
+  int rows = 0;
+  while (std::getline(lines, line) && !line.empty()) {
+    std::istringstream cols(line);
+    std::string rank, layout, col;
+    cols >> rank;
+    for (int i = 0; i < 10 && cols >> col; ++i) layout += col + " ";  // TP SP PP DP CP EP v mb recompute ZeRO
+    layouts.insert(layout);
+    ++rows;
+  }
+  EXPECT_GE(rows, 5);
+  EXPECT_EQ(layouts.size(), static_cast<size_t>(rows));
 }
 
 // `mlsysim models` and `mlsysim hardware` alone list, the same rows as `list`; a tier filter keeps

@@ -65,14 +65,17 @@ int run_optimize(const GlobalOptions& g, const OptimizeOptions& o) {
     }
     std::cout << csv_from_rows(rows);
   } else {
-    std::string out = fmt::format("{:<4}{:<5}{:<5}{:<5}{:<5}{:<5}{:<4}{:<4}{:<11}{:<6}{:>10}{:>8}{:>8}{:>8}{:>10}\n",
-                                  "#", "TP", "PP", "DP", "CP", "EP", "v", "mb", "recompute", "ZeRO", "step s",
+    // SP: Megatron sequence parallelism over the TP group (only meaningful with TP > 1); layouts
+    // that differ only in it would otherwise print as identical rows.
+    std::string out = fmt::format("{:<4}{:<5}{:<4}{:<5}{:<5}{:<5}{:<5}{:<4}{:<4}{:<11}{:<6}{:>10}{:>8}{:>8}{:>8}{:>10}\n",
+                                  "#", "TP", "SP", "PP", "DP", "CP", "EP", "v", "mb", "recompute", "ZeRO", "step s",
                                   "MFU", "comm", "bubble", "mem GB");
     int i = 1;
     for (const auto& c : r.top)
-      out += fmt::format("{:<4}{:<5}{:<5}{:<5}{:<5}{:<5}{:<4}{:<4}{:<11}{:<6}{:>10.3f}{:>7.1f}%{:>7.1f}%{:>7.1f}%{:>10.1f}\n",
-                         i++, c.layout.tp, c.layout.pp, c.layout.dp, c.layout.cp, c.layout.ep, c.layout.vpp,
-                         c.micro_batch, to_string(c.recompute), c.zero_stage, c.step_time.si(), 100 * c.mfu,
+      out += fmt::format("{:<4}{:<5}{:<4}{:<5}{:<5}{:<5}{:<5}{:<4}{:<4}{:<11}{:<6}{:>10.3f}{:>7.1f}%{:>7.1f}%{:>7.1f}%{:>10.1f}\n",
+                         i++, c.layout.tp, c.layout.tp > 1 ? (c.sequence_parallel ? "on" : "off") : "-",
+                         c.layout.pp, c.layout.dp, c.layout.cp, c.layout.ep, c.layout.vpp, c.micro_batch,
+                         to_string(c.recompute), c.zero_stage, c.step_time.si(), 100 * c.mfu,
                          100 * c.communication_fraction, 100 * c.bubble_fraction, in_gb(c.memory.total()));
     out += "\nwhy:\n";
     for (const auto& e : r.explanation) out += "  " + e + "\n";
