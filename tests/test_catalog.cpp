@@ -42,6 +42,32 @@ TEST(Catalog, NamesAreCaseAndSeparatorInsensitive) {
   EXPECT_EQ(cat().hardware("Gaudi3").id, "gaudi3");
 }
 
+// Names as vendors, datasheets and Hugging Face write them resolve to the catalog entry.
+TEST(Catalog, VendorAndHuggingFaceNamesResolve) {
+  EXPECT_EQ(loose_name("meta-llama/Llama-3.1-8B-Instruct"), "llama3.18b");
+  EXPECT_EQ(loose_name("NVIDIA H100 SXM5 80GB"), "h100sxm580gb");
+  EXPECT_EQ(cat().hardware("NVIDIA H100").id, "h100");
+  EXPECT_EQ(cat().hardware("NVIDIA H100 SXM5 80GB").id, "h100");  // the display name
+  EXPECT_EQ(cat().hardware("rtx4090").id, "rtx-4090");
+  EXPECT_EQ(cat().hardware("AMD MI300X").id, "mi300x");
+  EXPECT_EQ(cat().model("meta-llama/Meta-Llama-3-8B").id, "llama3-8b");
+  EXPECT_EQ(cat().model("meta-llama/Llama-3.1-8B-Instruct").id, "llama3.1-8b");
+  EXPECT_EQ(cat().model("meta-llama/Llama-2-7b-chat-hf").id, "llama2-7b");
+  EXPECT_EQ(cat().model("Qwen/Qwen2.5-7B-Instruct").id, "qwen2.5-7b");
+  EXPECT_EQ(cat().model("google/gemma-2-9b-it").id, "gemma2-9b");
+  // Still strict where it matters: a different size is a different model, and an unknown name
+  // is an error.
+  EXPECT_THROW((void)cat().model("meta-llama/Llama-3.1-405B-FP8-Instruct"), BadInput);
+  EXPECT_THROW((void)cat().hardware("NVIDIA H300"), BadInput);
+  // Every entry's own id, aliases and display name find that entry, or (when two entries share a
+  // loose key) an exact spelling does: the loose key never hides an entry.
+  for (const auto& hw : cat().all_hardware()) EXPECT_EQ(cat().hardware(hw.id).id, hw.id);
+  for (const auto& m : cat().all_models()) {
+    EXPECT_EQ(cat().model(m.id).id, m.id);
+    for (const auto& a : m.aliases) EXPECT_EQ(cat().model(a).id, m.id) << a;
+  }
+}
+
 TEST(Catalog, UnknownNamesSuggestTheClosestEntry) {
   try {
     (void)cat().model("llama3-8");

@@ -101,6 +101,18 @@ TEST(Cli, CatalogListings) {
   EXPECT_EQ(run("hardware list --format csv").code, 0);
 }
 
+// A Hugging Face repo id is a model name, not a path, when no such file exists; an unknown one is
+// an error that says how to get its config.json.
+TEST(Cli, HuggingFaceRepoIdsNameCatalogModels) {
+  const Result r = run("solve --model meta-llama/Meta-Llama-3-8B --hardware h100 --format json");
+  ASSERT_EQ(r.code, 0);
+  EXPECT_EQ(nlohmann::json::parse(r.out)["model"], "llama3-8b");
+  EXPECT_EQ(run("solve --model someorg/some-model --hardware h100").code, 1);
+  const Result unknown = run("solve --model someorg/some-model --hardware h100 2>&1; true");
+  EXPECT_NE(unknown.out.find("huggingface.co/someorg/some-model/resolve/main/config.json"), std::string::npos)
+      << unknown.out;
+}
+
 // Every row of the layout table is a different layout: the columns name everything the search
 // varies (sequence parallelism included), so no two rows read the same.
 TEST(Cli, OptimizeTableRowsAreDistinctLayouts) {

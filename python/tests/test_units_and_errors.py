@@ -52,6 +52,13 @@ class Errors(unittest.TestCase):
         with self.assertRaises(ValueError):
             mlsysim.core.formulas.calc_ring_allreduce_time(1e9, 0, 100e9)
 
+    def test_vendor_and_hugging_face_names_resolve(self):
+        self.assertEqual(mlsysim.Models.get("meta-llama/Llama-3.1-8B-Instruct").id, "llama3.1-8b")
+        self.assertEqual(mlsysim.Hardware.get("NVIDIA H100 SXM5 80GB").id, "h100")
+        with self.assertRaises(AttributeError) as ctx:
+            mlsysim.Models.get("meta-llama/Llama-3.1-405B-FP8-Instruct")
+        self.assertIn("did you mean", str(ctx.exception))
+
     def test_does_not_fit_is_oom_error(self):
         with self.assertRaises(mlsysim.OOMError) as ctx:
             mlsysim.Engine.solve(mlsysim.Models.Language.Llama3_70B, mlsysim.Hardware.Cloud.H100)

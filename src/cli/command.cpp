@@ -1,5 +1,6 @@
 #include "command.hpp"
 
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -49,7 +50,19 @@ bool looks_like_path(const std::string& s) {
 }
 }  // namespace
 
+// A config.json path, else a catalog name. A Hugging Face repo id ("meta-llama/Meta-Llama-3-8B")
+// looks like a path; when no such file exists, the catalog resolves it (catalog loose_name).
 const ModelSpec& resolve_model(const Catalog& c, const std::string& name, ModelSpec& storage) {
+  const bool json_file = name.size() > 5 && name.substr(name.size() - 5) == ".json";
+  if (looks_like_path(name) && !json_file && !std::filesystem::exists(name)) {
+    try {
+      return c.model(name);
+    } catch (const BadInput&) {
+      throw BadInput("model '" + name + "' is neither a file nor in the catalog: pass a Hugging Face " +
+                     "config.json path (for a repo id, download huggingface.co/" + name +
+                     "/resolve/main/config.json) or a catalog id (see `mlsysim models list`)");
+    }
+  }
   if (looks_like_path(name)) {
     storage = model_from_hf_config(name);
     return storage;

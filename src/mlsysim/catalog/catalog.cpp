@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <set>
 
 #include "mlsysim/catalog/embedded.hpp"
 #include "mlsysim/catalog/toml_files.hpp"
@@ -386,12 +387,30 @@ int levenshtein(std::string_view a, std::string_view b) {
   return prev[b.size()];
 }
 
+// The one spec whose id, alias or display name has the loose key of `name` (loose_name); null
+// when none does or several do (then the caller's error names the closest).
+template <class Spec>
+const Spec* loose_match(const std::vector<Spec>& specs, std::string_view name) {
+  const std::string wanted = loose_name(name);
+  if (wanted.empty()) return nullptr;
+  const Spec* found = nullptr;
+  for (const Spec& s : specs) {
+    bool match = loose_name(s.id) == wanted || loose_name(s.name) == wanted;
+    for (const auto& a : s.aliases) match = match || loose_name(a) == wanted;
+    if (!match) continue;
+    if (found != nullptr) return nullptr;  // ambiguous
+    found = &s;
+  }
+  return found;
+}
+
 template <class Spec>
 const Spec& lookup(const std::vector<Spec>& specs,
                    const std::unordered_map<std::string, size_t>& index, std::string_view name,
                    const char* what, const char* list_command) {
   auto it = index.find(normalize_name(name));
   if (it != index.end()) return specs[it->second];
+  if (const Spec* loose = loose_match(specs, name)) return *loose;
   std::vector<std::string> names;
   for (const auto& [k, v] : index) names.push_back(k);
   std::string msg = std::string("unknown ") + what + " '" + std::string(name) + "'";
@@ -427,6 +446,29 @@ std::string normalize_name(std::string_view name) {
     if (c == '_' || c == ' ') out.push_back('-');
     else out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   }
+  return out;
+}
+
+std::string loose_name(std::string_view name) {
+  std::string n = normalize_name(name);
+  if (const size_t slash = n.rfind('/'); slash != std::string::npos) n = n.substr(slash + 1);
+  std::vector<std::string> words;
+  for (size_t start = 0; start <= n.size();) {
+    const size_t end = std::min(n.find('-', start), n.size());
+    if (end > start) words.push_back(n.substr(start, end - start));
+    start = end + 1;
+  }
+  // Vendors and organizations in front of a product name ("NVIDIA H100", "Meta-Llama-3-8B").
+  static const std::set<std::string> kVendors = {"nvidia", "amd", "intel", "google", "meta", "apple", "qualcomm"};
+  // Fine-tuned variants that keep the base architecture ("-Instruct", "-chat-hf", "-it").
+  static const std::set<std::string> kVariants = {"instruct", "chat", "hf", "it", "base"};
+  size_t first = 0, last = words.size();
+  while (last - first > 1 && kVendors.count(words[first])) ++first;
+  while (last - first > 1 && kVariants.count(words[last - 1])) --last;
+  std::string out;
+  for (size_t i = first; i < last; ++i)
+    for (char c : words[i])
+      if (std::isalnum(static_cast<unsigned char>(c)) || c == '.') out.push_back(c);
   return out;
 }
 

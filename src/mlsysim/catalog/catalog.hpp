@@ -40,6 +40,12 @@ class Catalog {
 
 // Normalizes a user-typed name: lower case, '_' and ' ' become '-'.
 std::string normalize_name(std::string_view name);
+// A looser key, for names written the way vendors and Hugging Face write them, tried when the exact
+// name is not in the catalog: case, spaces and punctuation dropped ("RTX 4090" = "rtx4090"), a
+// leading vendor or organization dropped ("NVIDIA H100", "meta-llama/Meta-Llama-3-8B"), and a
+// fine-tuning suffix dropped ("Llama-3.1-8B-Instruct" has the Llama-3.1-8B architecture). A loose
+// key that fits several entries resolves to none.
+std::string loose_name(std::string_view name);
 // Closest candidate by edit distance, or "" if nothing is reasonably close.
 std::string closest_match(std::string_view wanted, const std::vector<std::string>& candidates);
 
