@@ -113,6 +113,28 @@ TEST(Cli, HuggingFaceRepoIdsNameCatalogModels) {
       << unknown.out;
 }
 
+// `train` answers for the whole run: failures, checkpoints, wall time, energy, emissions, cost.
+TEST(Cli, TrainReportsTheRunAsAWhole) {
+  const std::string cmd = "train --model llama3-8b --hardware h100 --gpus 1024 --global-batch-size 4096 "
+                          "--seq-len 4096 --format json";
+  const Result r = run(cmd);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  const auto& run_j = j.at("run");
+  // 50677 h per GPU / 1024 GPUs.
+  EXPECT_NEAR(run_j.at("cluster_mtbf_hours").get<double>(), 16384.0 * 54 * 24 / 419 / 1024, 1e-6);
+  EXPECT_GT(run_j.at("wall_time_s").get<double>(), j.at("time_to_train_s").get<double>());
+  EXPECT_NEAR(run_j.at("goodput").get<double>(),
+              j.at("time_to_train_s").get<double>() / run_j.at("wall_time_s").get<double>(), 1e-9);
+  EXPECT_NEAR(run_j.at("cost_usd").get<double>(), run_j.at("gpu_hours").get<double>() * 98.32 / 8, 1e-3);
+  // A cheaper grid emits less for the same energy.
+  const auto clean = nlohmann::json::parse(run(cmd + " --grid-kg-per-kwh 0.039").out).at("run");
+  EXPECT_NEAR(clean.at("emissions_kg_co2").get<double>(), run_j.at("emissions_kg_co2").get<double>() * 0.039 / 0.390,
+              run_j.at("emissions_kg_co2").get<double>() * 1e-3);
+  EXPECT_EQ(run(cmd + " --pue 0.5").code, 1);
+  EXPECT_NE(run(cmd + " --pue 0.5 2>&1; true").out.find("--pue must be in [1, 3]"), std::string::npos);
+}
+
 // Every row of the layout table is a different layout: the columns name everything the search
 // varies (sequence parallelism included), so no two rows read the same.
 TEST(Cli, OptimizeTableRowsAreDistinctLayouts) {

@@ -218,6 +218,18 @@ for tp in [1, 2, 4, 8]:
             mlsysim.DistributedModel(straggler_factor=0.9)
 
 
+    def test_run_outlook_answers_the_fragility_wall(self):
+        # The whole run: cluster MTBF = per-GPU MTBF / N (slide 4.10), a Daly checkpoint interval,
+        # goodput below 1, and energy, emissions and cost that follow the flags.
+        fleet = mlsysim.Systems.Clusters.Research_256
+        args = dict(batch_size=512, tp_size=8, seq_len=4096)
+        r = mlsysim.DistributedModel().solve(llama_8b(), fleet, gpu_mtbf_hours=50000, **args)
+        self.assertAlmostEqual(r.run.cluster_mtbf_hours, 50000 / r.gpus, places=9)
+        self.assertLess(r.run.goodput, 1.0)
+        self.assertGreater(r.run.wall_time_s, r.time_to_train_s)
+        greener = mlsysim.DistributedModel().solve(llama_8b(), fleet, gpu_mtbf_hours=50000, pue=1.1, **args)
+        self.assertAlmostEqual(greener.run.emissions_kg_co2 / r.run.emissions_kg_co2, 1.1 / 1.58, places=9)
+
     def test_runtime_flags_reach_train(self):
         # Further `mlsysim train` flags pass by their Python names: the runtime's overlap of TP
         # collectives and pipeline sends only hides communication, so the step gets shorter.

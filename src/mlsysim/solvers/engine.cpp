@@ -298,4 +298,6 @@ Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest
   return p;
 }
 
+Watts static_power(const HardwareSpec& hw) { return hw.tdp * kStaticPowerFraction; }
+
 }  // namespace mlsysim

@@ -94,6 +94,10 @@ struct Profile {
 
 Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest& request);
 
+// What the device draws with nothing running: the static share of its TDP in the engine's energy
+// model (energy = TDP x (static x time + dynamic terms)).
+Watts static_power(const HardwareSpec& hw);
+
 // The format a language model keeps its token-embedding table (and, unless quantize_head, its
 // output head) in when the other weights are stored at `weights`: 16 bits (bf16, else fp16) when
 // the weights are narrower and the device has a 16-bit path; `weights` otherwise.

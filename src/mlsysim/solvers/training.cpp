@@ -102,6 +102,7 @@ const TrainingEvaluator::ShardSolve& TrainingEvaluator::shard(int tp, int pp, in
   s.activations = p.memory.activations;
   s.hw_flops = p.hardware_flops.si();
   s.model_flops = p.model_flops.si();
+  s.busy_power = p.average_power();
   s.params = p.parameters;
   s.compute_precision = p.compute_precision;
   s.precision = p.precision;
@@ -654,6 +655,8 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   const Seconds exposed_comm = res.tp_comm_time + res.cp_comm_time + res.ep_comm_time + res.pp_comm_time +
                                res.dp_exposed_time;
   res.communication_fraction = exposed_comm / res.step_time;
+  res.gpu_power = (sh.busy_power * res.compute_time + static_power(hw_) * (res.step_time - res.compute_time)) /
+                  res.step_time;
   res.bubble_fraction = res.bubble_time / res.step_time;
 
   // ---- efficiency: against the unsharded model on one GPU at the same micro-batch --------------

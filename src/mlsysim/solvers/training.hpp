@@ -107,6 +107,10 @@ struct TrainingResult {
   bool feasible = true;
   std::vector<std::string> remedies;
 
+  // Average power per GPU over a step: the engine's power while its kernels run, static power
+  // while it waits (exposed communication, bubble, stragglers).
+  Watts gpu_power{};
+
   double tokens = 0, steps = 0;
   Seconds time_to_train{};
   double gpu_hours = 0;
@@ -136,6 +140,7 @@ class TrainingEvaluator {
     double params = 0;         // parameters of the ep=1 shard
     double hw_flops = 0;       // hardware FLOPs of that micro-batch (recomputation included)
     double model_flops = 0;    // model FLOPs of that micro-batch (no recomputation)
+    Watts busy_power{};        // the engine's average device power over that micro-batch
     Precision compute_precision = Precision::BF16, precision = Precision::BF16;
   };
 

@@ -1,0 +1,64 @@
+// The walls of running a job for weeks (the tutorial's Fragility, Checkpoint, Capital and
+// Sustainability walls): failures, checkpoint/restart, energy, emissions and money.
+#pragma once
+
+#include "mlsysim/units/quantity.hpp"
+
+namespace mlsysim {
+
+using units::Bytes;
+using units::BytesPerSecond;
+using units::Joules;
+using units::KgCO2e;
+using units::KgCO2ePerJoule;
+using units::Seconds;
+using units::Usd;
+
+// ---- sourced defaults ---------------------------------------------------------------------------
+// Job-interrupting failures per GPU: Llama 3 405B pre-training saw 419 unexpected interruptions in a
+// 54-day snapshot on 16,384 H100s (Dubey et al. 2024, "The Llama 3 Herd of Models", sec. 3.3.4 and
+// Table 5: 78% hardware, GPU and HBM3 the largest causes), i.e. one per 16384 x 54 x 24 / 419 =
+// 50,677 GPU-hours. It counts every cause (host, network, software) per GPU of a synchronous job.
+inline constexpr Seconds kLlama3GpuMtbf = units::hours(16384.0 * 54.0 * 24.0 / 419.0);
+// Checkpoint write bandwidth: Meta's Tectonic file system behind the same run sustains 2 TB/s
+// (7 TB/s peak) for 16K GPUs (Dubey et al. 2024, sec. 3.3.1). A cluster's own storage may differ.
+inline constexpr BytesPerSecond kLlama3CheckpointBandwidth{2e12};
+// Bytes a mixed-precision Adam checkpoint holds per parameter: 16-bit weights (2) plus the fp32
+// master copy and two fp32 moments (12; ZeRO's K = 12, Rajbhandari et al. 2020).
+inline constexpr double kCheckpointBytesPerParam = 14.0;
+// Power usage effectiveness: the industry average of the Uptime Institute Global Data Center
+// Survey 2023 (1.58; flat at 1.55-1.59 since 2020).
+inline constexpr double kSurveyAveragePue = 1.58;
+// Grid carbon intensity: the U.S. 2022 average, 1.65 billion t CO2 over 4.23 trillion kWh of
+// utility-scale generation = 0.390 kg CO2/kWh (U.S. EIA, FAQ "How much carbon dioxide is produced
+// per kilowatthour of U.S. electricity generation?"). CO2 only (not CO2e), operational only.
+inline constexpr KgCO2ePerJoule kUsGridIntensity{1.65e12 / 4.23e12 / 3.6e6};
+
+// ---- failures (the Fragility Wall) ---------------------------------------------------------------
+// A synchronous job stops when any of its GPUs fails: with independent exponential failures the
+// rates add, so the job's mean time between failures is the per-GPU MTBF over the GPU count.
+Seconds cluster_mtbf(Seconds per_gpu_mtbf, double gpus);
+// Probability of at least one failure in `duration` (exponential failures): 1 - exp(-T / M).
+double failure_probability(Seconds duration, Seconds mtbf);
+
+// ---- checkpoint / restart (the Checkpoint Wall) ---------------------------------------------------
+// Young (1974), "A first order approximation to the optimum checkpoint interval", CACM 17(9):
+// compute time between checkpoints sqrt(2 delta M) for a checkpoint that costs delta.
+Seconds young_interval(Seconds checkpoint_cost, Seconds mtbf);
+// Daly (2006), "A higher order estimate of the optimum checkpoint interval for restart dumps",
+// FGCS 22(3), eq. 37: sqrt(2 delta M) [1 + sqrt(delta / 2M) / 3 + (delta / 2M) / 9] - delta while
+// delta < 2M, else M. Within a few percent of the exact optimum of daly_wall_time.
+Seconds daly_interval(Seconds checkpoint_cost, Seconds mtbf);
+// Daly (2006) eq. 13: the expected wall-clock time of `work` seconds of failure-free computation
+// checkpointed every `interval` seconds of work (each checkpoint costs `checkpoint_cost`, each
+// failure `restart` to resume plus the work lost since the last checkpoint), under exponential
+// failures with mean `mtbf`: M e^(R/M) (e^((tau + delta)/M) - 1) work / tau.
+Seconds daly_wall_time(Seconds work, Seconds interval, Seconds checkpoint_cost, Seconds restart, Seconds mtbf);
+
+// ---- energy, emissions, money (the Sustainability and Capital Walls) -------------------------------
+// Facility energy: the IT energy times the power usage effectiveness (cooling, power delivery).
+Joules facility_energy(Joules it_energy, double pue);
+// Operational emissions of that energy on a grid of the given carbon intensity.
+KgCO2e operational_emissions(Joules facility_energy, KgCO2ePerJoule grid_intensity);
+
+}  // namespace mlsysim

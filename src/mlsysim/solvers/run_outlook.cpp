@@ -1,0 +1,90 @@
+#include "mlsysim/solvers/run_outlook.hpp"
+
+#include <cmath>
+#include <fmt/format.h>
+
+#include "mlsysim/errors.hpp"
+
+namespace mlsysim {
+namespace {
+
+void check_options(const RunOptions& o) {
+  const auto positive = [](double v, const char* flag, const char* hint) {
+    if (!(v > 0) || !std::isfinite(v)) throw BadInput(fmt::format("{} must be > 0, got {} ({})", flag, v, hint));
+  };
+  positive(o.gpu_mtbf.si(), "--gpu-mtbf-hours", "hours between job-interrupting failures per GPU; Llama 3: 50677");
+  positive(o.checkpoint_bandwidth.si(), "--checkpoint-bandwidth", "GB/s the cluster's storage sustains; Llama 3: 2000");
+  positive(o.gpu_hour_usd, "--gpu-hour-usd", "e.g. 12.29, AWS p5 on-demand per GPU");
+  if (!(o.restart.si() >= 0) || !std::isfinite(o.restart.si()))
+    throw BadInput(fmt::format("--restart-minutes must be >= 0, got {}", o.restart.si() / 60.0));
+  if (!(o.checkpoint_interval.si() >= 0) || !std::isfinite(o.checkpoint_interval.si()))
+    throw BadInput(fmt::format("--checkpoint-interval-minutes must be >= 0 (0: the optimum), got {}",
+                               o.checkpoint_interval.si() / 60.0));
+  if (!(o.pue >= 1.0) || !(o.pue <= 3.0))
+    throw BadInput(fmt::format("--pue must be in [1, 3] (total facility power / IT power), got {}", o.pue));
+  if (!(o.grid_intensity.si() >= 0) || !std::isfinite(o.grid_intensity.si()))
+    throw BadInput("--grid-kg-per-kwh must be >= 0");
+}
+
+double in_hours(Seconds t) { return t.si() / 3600.0; }
+double in_kwh(Joules e) { return e.si() / 3.6e6; }
+
+}  // namespace
+
+RunOutlook run_outlook(const TrainingResult& t, const RunOptions& o) {
+  check_options(o);
+  RunOutlook r;
+  r.failure_free_time = t.time_to_train;
+  r.cluster_mtbf = cluster_mtbf(o.gpu_mtbf, t.gpus);
+  r.failure_probability = failure_probability(r.failure_free_time, r.cluster_mtbf);
+
+  // Every data-parallel replica holds a copy; one copy is written (its shards in parallel).
+  r.checkpoint_bytes = Bytes(t.parameters * kCheckpointBytesPerParam);
+  r.checkpoint_cost = r.checkpoint_bytes / o.checkpoint_bandwidth;
+  r.young_interval = young_interval(r.checkpoint_cost, r.cluster_mtbf);
+  r.interval_is_optimal = o.checkpoint_interval.si() <= 0;
+  r.checkpoint_interval = r.interval_is_optimal ? daly_interval(r.checkpoint_cost, r.cluster_mtbf)
+                                                : o.checkpoint_interval;
+  r.wall_time = daly_wall_time(r.failure_free_time, r.checkpoint_interval, r.checkpoint_cost, o.restart,
+                               r.cluster_mtbf);
+  r.goodput = r.failure_free_time / r.wall_time;
+  r.expected_failures = (r.wall_time / r.cluster_mtbf).si();
+  r.gpu_hours = t.gpus * in_hours(r.wall_time);
+
+  // Energy: the GPUs draw their training power for the whole run (checkpoints and restarts
+  // included: an upper bound on what idles then); the facility adds its PUE.
+  r.gpu_power = t.gpu_power;
+  r.it_energy = t.gpu_power * r.wall_time * static_cast<double>(t.gpus);
+  r.facility_energy = facility_energy(r.it_energy, o.pue);
+  r.emissions = operational_emissions(r.facility_energy, o.grid_intensity);
+  r.cost = Usd(r.gpu_hours * o.gpu_hour_usd);
+
+  r.trace = {
+      fmt::format("failures: per-GPU MTBF {:.0f} h / {} GPUs = cluster MTBF {:.2f} h (a synchronous job stops when any "
+                  "GPU does); P(at least one failure in the {:.1f} failure-free days) = 1 - exp(-T/M) = {:.1f}%",
+                  in_hours(o.gpu_mtbf), t.gpus, in_hours(r.cluster_mtbf), r.failure_free_time.si() / 86400.0,
+                  100 * r.failure_probability),
+      fmt::format("checkpoint: {:.0f} B/param (16-bit weights + fp32 master and Adam moments) x {:.3g} params = "
+                  "{:.3g} TB at {:.0f} GB/s = {:.1f} s per write",
+                  kCheckpointBytesPerParam, t.parameters, r.checkpoint_bytes.si() / 1e12,
+                  o.checkpoint_bandwidth.si() / 1e9, r.checkpoint_cost.si()),
+      r.interval_is_optimal
+          ? fmt::format("interval: Daly (2006) optimum {:.1f} min of work between checkpoints (Young's first order "
+                        "sqrt(2 delta M) = {:.1f} min)",
+                        r.checkpoint_interval.si() / 60.0, r.young_interval.si() / 60.0)
+          : fmt::format("interval: {:.1f} min of work between checkpoints, as given (Daly's optimum would be {:.1f} "
+                        "min)",
+                        r.checkpoint_interval.si() / 60.0, daly_interval(r.checkpoint_cost, r.cluster_mtbf).si() / 60.0),
+      fmt::format("wall time: Daly (2006) M e^(R/M) (e^((tau+delta)/M) - 1) T/tau with restart R = {:.1f} min = "
+                  "{:.2f} days; goodput {:.1f}%, {:.0f} expected failures",
+                  o.restart.si() / 60.0, r.wall_time.si() / 86400.0, 100 * r.goodput, r.expected_failures),
+      fmt::format("energy: {:.0f} W per GPU x {} GPUs x {:.2f} days = {:.3g} MWh IT x PUE {:.2f} = {:.3g} MWh; "
+                  "emissions at {:.3f} kg CO2/kWh = {:.3g} t",
+                  r.gpu_power.si(), t.gpus, r.wall_time.si() / 86400.0, in_kwh(r.it_energy) / 1e3, o.pue,
+                  in_kwh(r.facility_energy) / 1e3, o.grid_intensity.si() * 3.6e6, r.emissions.si() / 1e3),
+      fmt::format("cost: {:.3g} GPU-hours x ${:.2f} = ${:.3g}", r.gpu_hours, o.gpu_hour_usd, r.cost.si()),
+  };
+  return r;
+}
+
+}  // namespace mlsysim

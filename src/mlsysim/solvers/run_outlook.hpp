@@ -1,0 +1,49 @@
+// A training run end to end: how often it fails, how often it should checkpoint, how long it
+// really takes, and what it costs and emits (physics/operations.hpp), from a TrainingResult.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "mlsysim/physics/operations.hpp"
+#include "mlsysim/solvers/compression.hpp"
+#include "mlsysim/solvers/training.hpp"
+
+namespace mlsysim {
+
+struct RunOptions {
+  Seconds gpu_mtbf = kLlama3GpuMtbf;                          // per GPU, job-interrupting failures
+  BytesPerSecond checkpoint_bandwidth = kLlama3CheckpointBandwidth;  // aggregate write bandwidth
+  // Time from a failure to computing again (detect, reschedule, reload the checkpoint): an
+  // assumption, not a measurement; set it for your cluster.
+  Seconds restart = units::seconds(600);
+  Seconds checkpoint_interval{};  // work between checkpoints; 0: Daly's optimum
+  double pue = kSurveyAveragePue;
+  KgCO2ePerJoule grid_intensity = kUsGridIntensity;
+  double gpu_hour_usd = kDefaultGpuHourUsd;
+};
+
+struct RunOutlook {
+  Seconds failure_free_time{};  // steps x step time (TrainingResult::time_to_train)
+  Seconds cluster_mtbf{};
+  double expected_failures = 0;      // over the wall-clock run
+  double failure_probability = 0;    // of at least one failure over the failure-free time
+  Bytes checkpoint_bytes{};
+  Seconds checkpoint_cost{};         // one checkpoint write
+  Seconds checkpoint_interval{};     // work between checkpoints
+  bool interval_is_optimal = true;   // Daly's optimum (not given by the user)
+  Seconds young_interval{};          // the first-order optimum, for comparison
+  Seconds wall_time{};               // expected, with checkpoints, failures and restarts
+  double goodput = 1;                // failure-free time / wall time
+  double gpu_hours = 0;              // at the wall time
+  Watts gpu_power{};                 // average per GPU while the job runs
+  Joules it_energy{}, facility_energy{};
+  KgCO2e emissions{};
+  Usd cost{};
+  std::vector<std::string> trace;
+};
+
+// Throws BadInput for options outside their physical range (with the range).
+RunOutlook run_outlook(const TrainingResult& training, const RunOptions& options);
+
+}  // namespace mlsysim
