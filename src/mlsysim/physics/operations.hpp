@@ -46,10 +46,10 @@ double failure_probability(Seconds duration, Seconds mtbf);
 // compute time between checkpoints sqrt(2 delta M) for a checkpoint that costs delta.
 Seconds young_interval(Seconds checkpoint_cost, Seconds mtbf);
 // Daly (2006), "A higher order estimate of the optimum checkpoint interval for restart dumps",
-// FGCS 22(3), eq. 37: sqrt(2 delta M) [1 + sqrt(delta / 2M) / 3 + (delta / 2M) / 9] - delta while
+// FGCS 22(3): sqrt(2 delta M) [1 + sqrt(delta / 2M) / 3 + (delta / 2M) / 9] - delta while
 // delta < 2M, else M. Within a few percent of the exact optimum of daly_wall_time.
 Seconds daly_interval(Seconds checkpoint_cost, Seconds mtbf);
-// Daly (2006) eq. 13: the expected wall-clock time of `work` seconds of failure-free computation
+// Daly (2006): the expected wall-clock time of `work` seconds of failure-free computation
 // checkpointed every `interval` seconds of work (each checkpoint costs `checkpoint_cost`, each
 // failure `restart` to resume plus the work lost since the last checkpoint), under exponential
 // failures with mean `mtbf`: M e^(R/M) (e^((tau + delta)/M) - 1) work / tau.
