@@ -10,6 +10,7 @@
 #include "mlsysim/errors.hpp"
 #include "mlsysim/physics/collectives.hpp"
 #include "mlsysim/physics/memory.hpp"
+#include "mlsysim/physics/operations.hpp"
 #include "mlsysim/physics/transformer.hpp"
 #include "mlsysim/solvers/engine.hpp"
 
@@ -229,4 +230,12 @@ PYBIND11_MODULE(_core, m) {
   m.def("ring_allreduce_time_s", [](double message_bytes, int n_gpus, double bandwidth, double latency) {
     return ring_allreduce_time(Bytes(message_bytes), n_gpus,
                                {BytesPerSecond(bandwidth), Seconds(latency)}).si(); });
+  // The Fragility and Checkpoint walls (physics/operations.hpp), in SI seconds.
+  m.def("cluster_mtbf_s", [](double per_gpu_mtbf, double n) { return cluster_mtbf(Seconds(per_gpu_mtbf), n).si(); });
+  m.def("failure_probability", [](double duration, double mtbf) {
+    return failure_probability(Seconds(duration), Seconds(mtbf)); });
+  m.def("young_interval_s", [](double delta, double mtbf) { return young_interval(Seconds(delta), Seconds(mtbf)).si(); });
+  m.def("daly_interval_s", [](double delta, double mtbf) { return daly_interval(Seconds(delta), Seconds(mtbf)).si(); });
+  m.def("daly_wall_time_s", [](double work, double interval, double delta, double restart, double mtbf) {
+    return daly_wall_time(Seconds(work), Seconds(interval), Seconds(delta), Seconds(restart), Seconds(mtbf)).si(); });
 }

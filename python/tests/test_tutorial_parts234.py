@@ -1,5 +1,6 @@
 """The tutorial's Parts 2-4 listings, run unchanged, asserting the physics."""
 import io
+import math
 import unittest
 from contextlib import redirect_stdout
 
@@ -229,6 +230,26 @@ for tp in [1, 2, 4, 8]:
         self.assertGreater(r.run.wall_time_s, r.time_to_train_s)
         greener = mlsysim.DistributedModel().solve(llama_8b(), fleet, gpu_mtbf_hours=50000, pue=1.1, **args)
         self.assertAlmostEqual(greener.run.emissions_kg_co2 / r.run.emissions_kg_co2, 1.1 / 1.58, places=9)
+
+    def test_fragility_wall_formulas(self):
+        f = mlsysim.core.formulas
+        # Slide 4.10: 50,000-hour GPUs; 8 GPUs -> 260 days, 8,192 -> 6 hours, 100K -> 30 minutes.
+        self.assertEqual(round(f.calc_mtbf_cluster(50000, 8).to("day").magnitude), 260)
+        self.assertEqual(round(f.calc_mtbf_cluster(mlsysim.Q_(50000, "h"), 8192).to("h").magnitude), 6)
+        self.assertEqual(round(f.calc_mtbf_cluster(50000, 100000).to("min").magnitude), 30)
+        self.assertAlmostEqual(f.calc_failure_probability(5, 5), 1 - math.exp(-1), places=12)
+        # delta 60 s, M 1 h: Young sqrt(2 x 60 x 3600) s; Daly's correction with x = 60 / 7200.
+        young, x = math.sqrt(2 * 60 * 3600), 60 / 7200
+        self.assertAlmostEqual(f.calc_young_daly_interval(60, 1).to("s").magnitude, young, places=9)
+        self.assertAlmostEqual(f.calc_daly_interval(mlsysim.Q_(1, "min"), 1).to("s").magnitude,
+                               young * (1 + math.sqrt(x) / 3 + x / 9) - 60, places=9)
+        # No failures: only the checkpoint writes add (1000 h of work, 0.5 h intervals, 120 s writes).
+        wall = f.calc_expected_wall_time(1000, 0.5, 120, 600, 1e12).to("h").magnitude
+        self.assertAlmostEqual(wall, 1000 * (1 + 120 / 1800), places=3)
+        with self.assertRaises(ValueError):
+            f.calc_mtbf_cluster(50000, 0)
+        with self.assertRaises(ValueError):
+            f.calc_young_daly_interval(-1, 1)
 
     def test_runtime_flags_reach_train(self):
         # Further `mlsysim train` flags pass by their Python names: the runtime's overlap of TP
