@@ -125,7 +125,7 @@ TEST(Operations, MoreGpusFailMoreOften) {
 TEST(Operations, BadRunOptionsSayTheRange) {
   const TrainingResult t = train_8b(64);
   RunOptions o;
-  o.pue = 0.9;
+  o.costs.pue = 0.9;
   try {
     (void)run_outlook(t, o);
     FAIL() << "expected BadInput";
@@ -141,4 +141,34 @@ TEST(Operations, BadRunOptionsSayTheRange) {
   o = RunOptions{};
   o.restart = seconds(NAN);
   EXPECT_THROW((void)run_outlook(t, o), BadInput);
+}
+
+// Per generated token: the replica's GPUs at the engine's prefill power for the TTFT and its
+// decode power for the generation; cost = GPUs x $/h for as long as 1M tokens take.
+TEST(Operations, ServingCostAndEmissionsPerToken) {
+  const ModelSpec& m = Catalog::builtin().model("llama3-8b");
+  const HardwareSpec& h = Catalog::builtin().hardware("h100");
+  ServingRequest q;
+  q.seq_len = 1024;
+  q.batch = 32;
+  q.output_len = 256;
+  const ServingResult s = serve(m, h, q);
+  ASSERT_GT(s.energy_per_token.si(), 0.0);
+  // Between static power and the TDP for the batch's whole latency, spread over its tokens.
+  const double tokens = 32.0 * 256;
+  EXPECT_LE(s.energy_per_token.si(), 700.0 * s.e2e_latency.si() / tokens);
+  EXPECT_GE(s.energy_per_token.si(), static_power(h).si() * s.e2e_latency.si() / tokens * (1 - 1e-9));
+  OperatingCosts c;
+  c.pue = 1.2;
+  c.grid_intensity = KgCO2ePerJoule(0.1 / 3.6e6);
+  c.gpu_hour_usd = 2.0;
+  const ServingOutlook o = serving_outlook(s, c);
+  EXPECT_DOUBLE_EQ(o.facility_energy_per_token.si(), 1.2 * s.energy_per_token.si());
+  EXPECT_NEAR(o.cost_per_million_tokens.si(), 2.0 * s.gpus * 1e6 / s.request_tokens_per_s / 3600, 1e-9);
+  EXPECT_NEAR(o.emissions_per_million_tokens.si(), 1.2 * s.energy_per_token.si() * 1e6 * 0.1 / 3.6e6, 1e-12);
+  // A bigger batch amortizes the weights: cheaper per token.
+  q.batch = 64;
+  EXPECT_LT(serving_outlook(serve(m, h, q), c).cost_per_million_tokens.si(), o.cost_per_million_tokens.si());
+  c.gpu_hour_usd = 0;
+  EXPECT_THROW((void)serving_outlook(s, c), BadInput);
 }

@@ -10,6 +10,7 @@
 #include "held_out_accuracy.hpp"
 #include "mlsysim/solvers/serving.hpp"
 #include "mlsysim/units/format.hpp"
+#include "operating_costs.hpp"
 #include "serving_format.hpp"
 
 namespace mlsysim::cli {
@@ -26,6 +27,7 @@ struct ServeOptions {
   std::optional<double> acceptance_rate, kv_link_gbs, itl_slo_ms;
   double memory_utilization = kDefaultMemoryUtilization, efficiency = 0;
   bool quantize_head = false;
+  OperatingCostFlags costs;
 };
 
 ordered_json wall(Wall w) { return to_string(w); }
@@ -86,6 +88,7 @@ int run_serve(const GlobalOptions& g, const ServeOptions& o) {
   b.efficiency = r.efficiency;
   b.runtime = r.runtime;
   const BatchingResult cb = continuous_batching(model, hw, b);
+  const ServingOutlook money = serving_outlook(s, o.costs.costs());
 
   ordered_json j;
   j["model"] = model.id;
@@ -106,6 +109,10 @@ int run_serve(const GlobalOptions& g, const ServeOptions& o) {
   j["tokens_per_s_per_gpu"] = s.tokens_per_s_per_gpu;
   j["request_tokens_per_s"] = s.request_tokens_per_s;
   j["request_tokens_per_s_per_gpu"] = s.request_tokens_per_s_per_gpu;
+  j["energy_per_token_j"] = money.energy_per_token.si();
+  j["facility_energy_per_token_j"] = money.facility_energy_per_token.si();
+  j["cost_per_million_tokens_usd"] = money.cost_per_million_tokens.si();
+  j["emissions_per_million_tokens_kg_co2"] = money.emissions_per_million_tokens.si();
   j["memory_footprint_bytes"] = s.memory_footprint.si();
   j["memory_available_bytes"] = s.memory_available.si();
   j["memory_capacity_bytes"] = s.memory_capacity.si();
@@ -155,6 +162,7 @@ int run_serve(const GlobalOptions& g, const ServeOptions& o) {
                               {"paged", alloc(cb.paged)},
                               {"speedup_vs_static", cb.speedup_vs_static}};
   ordered_json trace = s.trace;
+  for (const auto& l : money.trace) trace.push_back("Cost and energy: " + l);
   for (const auto& l : cb.trace) trace.push_back("Continuous batching: " + l);
   j["trace"] = trace;
 
@@ -169,6 +177,9 @@ int run_serve(const GlobalOptions& g, const ServeOptions& o) {
         {"KV cache / request", format_bytes(s.kv_cache_per_request), fmt::format("{} tokens", r.seq_len + r.output_len)},
         {"tokens/s", fmt::format("{:.4g}", s.tokens_per_s), fmt::format("{:.4g} per GPU", s.tokens_per_s_per_gpu)},
         {"GPUs", std::to_string(s.gpus), fmt::format("tp {}", s.tp)},
+        {"cost / 1M tokens", fmt::format("${:.3g}", money.cost_per_million_tokens.si()),
+         fmt::format("{:.3g} J/token, {:.3g} g CO2 per 1k tokens", money.facility_energy_per_token.si(),
+                     money.emissions_per_million_tokens.si())},
         {"memory / GPU", format_bytes(s.memory_footprint),
          fmt::format("of {} usable ({})", format_bytes(s.memory_capacity), format_percent(s.memory_utilization))},
         {"max concurrent (static)", std::to_string(cb.static_alloc.max_concurrent_requests), cb.static_alloc.binding},
@@ -211,6 +222,7 @@ const CommandRegistrar registrar(11, "serve", [](CLI::App& app, const GlobalOpti
   cmd->add_option("--max-batch", o->max_batch, "Continuous batching: max concurrent sequences, vLLM --max-num-seqs (default 256; its OpenAI server uses 1024); the KV pool shrinks by the sampler's start-up reserve, min(N, 8192) x vocabulary x 16 B");
   cmd->add_option("--mean-tokens", o->mean_tokens, "Continuous batching: mean tokens a request caches (default: seq-len + output-len - 1)");
   cmd->add_option("--itl-slo-ms", o->itl_slo_ms, "Continuous batching: ITL SLO in ms");
+  add_operating_cost_flags(cmd, o->costs);
   return Command{cmd, [o, &g] { return run_serve(g, *o); }};
 });
 

@@ -2,8 +2,8 @@
 #include <iostream>
 
 #include "held_out_accuracy.hpp"
-#include "mlsysim/solvers/run_outlook.hpp"
 #include "mlsysim/units/format.hpp"
+#include "operating_costs.hpp"
 #include "train_options.hpp"
 
 namespace mlsysim::cli {
@@ -14,9 +14,7 @@ struct RunFlags {
   double gpu_mtbf_hours = kLlama3GpuMtbf.si() / 3600.0;
   double checkpoint_gbps = kLlama3CheckpointBandwidth.si() / 1e9;
   double restart_minutes = 10, checkpoint_interval_minutes = 0;
-  double pue = kSurveyAveragePue;
-  double grid_kg_per_kwh = kUsGridIntensity.si() * 3.6e6;
-  double gpu_hour_usd = kDefaultGpuHourUsd;
+  OperatingCostFlags costs;
 
   [[nodiscard]] RunOptions options() const {
     RunOptions r;
@@ -24,9 +22,7 @@ struct RunFlags {
     r.checkpoint_bandwidth = BytesPerSecond(checkpoint_gbps * 1e9);
     r.restart = units::seconds(restart_minutes * 60);
     r.checkpoint_interval = units::seconds(checkpoint_interval_minutes * 60);
-    r.pue = pue;
-    r.grid_intensity = KgCO2ePerJoule(grid_kg_per_kwh / 3.6e6);
-    r.gpu_hour_usd = gpu_hour_usd;
+    r.costs = costs.costs();
     return r;
   }
 };
@@ -41,10 +37,7 @@ void add_run_flags(CLI::App* cmd, RunFlags& f) {
                   "Minutes from a failure to computing again (default 10, an assumption)");
   cmd->add_option("--checkpoint-interval-minutes", f.checkpoint_interval_minutes,
                   "Minutes of work between checkpoints (default 0: Daly's optimum)");
-  cmd->add_option("--pue", f.pue, "Facility power usage effectiveness (default 1.58: Uptime Institute 2023)");
-  cmd->add_option("--grid-kg-per-kwh", f.grid_kg_per_kwh,
-                  "Grid carbon intensity, kg CO2 per kWh (default 0.390: U.S. 2022, EIA)");
-  cmd->add_option("--gpu-hour-usd", f.gpu_hour_usd, "$ per GPU-hour (default 12.29: AWS p5 on-demand)");
+  add_operating_cost_flags(cmd, f.costs);
 }
 
 nlohmann::ordered_json run_json(const RunOutlook& r) {

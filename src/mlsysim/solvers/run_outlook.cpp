@@ -8,22 +8,28 @@
 namespace mlsysim {
 namespace {
 
+void check_positive(double v, const char* flag, const char* hint) {
+  if (!(v > 0) || !std::isfinite(v)) throw BadInput(fmt::format("{} must be > 0, got {} ({})", flag, v, hint));
+}
+
+void check_costs(const OperatingCosts& c) {
+  check_positive(c.gpu_hour_usd, "--gpu-hour-usd", "e.g. 12.29, AWS p5 on-demand per GPU");
+  if (!(c.pue >= 1.0) || !(c.pue <= 3.0))
+    throw BadInput(fmt::format("--pue must be in [1, 3] (total facility power / IT power), got {}", c.pue));
+  if (!(c.grid_intensity.si() >= 0) || !std::isfinite(c.grid_intensity.si()))
+    throw BadInput("--grid-kg-per-kwh must be >= 0");
+}
+
 void check_options(const RunOptions& o) {
-  const auto positive = [](double v, const char* flag, const char* hint) {
-    if (!(v > 0) || !std::isfinite(v)) throw BadInput(fmt::format("{} must be > 0, got {} ({})", flag, v, hint));
-  };
-  positive(o.gpu_mtbf.si(), "--gpu-mtbf-hours", "hours between job-interrupting failures per GPU; Llama 3: 50677");
-  positive(o.checkpoint_bandwidth.si(), "--checkpoint-bandwidth", "GB/s the cluster's storage sustains; Llama 3: 2000");
-  positive(o.gpu_hour_usd, "--gpu-hour-usd", "e.g. 12.29, AWS p5 on-demand per GPU");
+  check_positive(o.gpu_mtbf.si(), "--gpu-mtbf-hours", "hours between job-interrupting failures per GPU; Llama 3: 50677");
+  check_positive(o.checkpoint_bandwidth.si(), "--checkpoint-bandwidth",
+                 "GB/s the cluster's storage sustains; Llama 3: 2000");
   if (!(o.restart.si() >= 0) || !std::isfinite(o.restart.si()))
     throw BadInput(fmt::format("--restart-minutes must be >= 0, got {}", o.restart.si() / 60.0));
   if (!(o.checkpoint_interval.si() >= 0) || !std::isfinite(o.checkpoint_interval.si()))
     throw BadInput(fmt::format("--checkpoint-interval-minutes must be >= 0 (0: the optimum), got {}",
                                o.checkpoint_interval.si() / 60.0));
-  if (!(o.pue >= 1.0) || !(o.pue <= 3.0))
-    throw BadInput(fmt::format("--pue must be in [1, 3] (total facility power / IT power), got {}", o.pue));
-  if (!(o.grid_intensity.si() >= 0) || !std::isfinite(o.grid_intensity.si()))
-    throw BadInput("--grid-kg-per-kwh must be >= 0");
+  check_costs(o.costs);
 }
 
 double in_hours(Seconds t) { return t.si() / 3600.0; }
@@ -55,9 +61,9 @@ RunOutlook run_outlook(const TrainingResult& t, const RunOptions& o) {
   // included: an upper bound on what idles then); the facility adds its PUE.
   r.gpu_power = t.gpu_power;
   r.it_energy = t.gpu_power * r.wall_time * static_cast<double>(t.gpus);
-  r.facility_energy = facility_energy(r.it_energy, o.pue);
-  r.emissions = operational_emissions(r.facility_energy, o.grid_intensity);
-  r.cost = Usd(r.gpu_hours * o.gpu_hour_usd);
+  r.facility_energy = facility_energy(r.it_energy, o.costs.pue);
+  r.emissions = operational_emissions(r.facility_energy, o.costs.grid_intensity);
+  r.cost = Usd(r.gpu_hours * o.costs.gpu_hour_usd);
 
   r.trace = {
       fmt::format("failures: per-GPU MTBF {:.0f} h / {} GPUs = cluster MTBF {:.2f} h (a synchronous job stops when any "
@@ -80,11 +86,31 @@ RunOutlook run_outlook(const TrainingResult& t, const RunOptions& o) {
                   o.restart.si() / 60.0, r.wall_time.si() / 86400.0, 100 * r.goodput, r.expected_failures),
       fmt::format("energy: {:.0f} W per GPU x {} GPUs x {:.2f} days = {:.3g} MWh IT x PUE {:.2f} = {:.3g} MWh; "
                   "emissions at {:.3f} kg CO2/kWh = {:.3g} t",
-                  r.gpu_power.si(), t.gpus, r.wall_time.si() / 86400.0, in_kwh(r.it_energy) / 1e3, o.pue,
-                  in_kwh(r.facility_energy) / 1e3, o.grid_intensity.si() * 3.6e6, r.emissions.si() / 1e3),
-      fmt::format("cost: {:.3g} GPU-hours x ${:.2f} = ${:.3g}", r.gpu_hours, o.gpu_hour_usd, r.cost.si()),
+                  r.gpu_power.si(), t.gpus, r.wall_time.si() / 86400.0, in_kwh(r.it_energy) / 1e3, o.costs.pue,
+                  in_kwh(r.facility_energy) / 1e3, o.costs.grid_intensity.si() * 3.6e6, r.emissions.si() / 1e3),
+      fmt::format("cost: {:.3g} GPU-hours x ${:.2f} = ${:.3g}", r.gpu_hours, o.costs.gpu_hour_usd, r.cost.si()),
   };
   return r;
+}
+
+ServingOutlook serving_outlook(const ServingResult& s, const OperatingCosts& c) {
+  check_costs(c);
+  ServingOutlook o;
+  o.energy_per_token = s.energy_per_token;
+  o.facility_energy_per_token = facility_energy(s.energy_per_token, c.pue);
+  // The replica's GPUs for as long as a million tokens take at its request throughput.
+  const double hours_per_million = 1e6 / s.request_tokens_per_s / 3600.0;
+  o.cost_per_million_tokens = Usd(s.gpus * c.gpu_hour_usd * hours_per_million);
+  o.emissions_per_million_tokens = operational_emissions(o.facility_energy_per_token * 1e6, c.grid_intensity);
+  o.trace = {
+      fmt::format("per token: {:.3g} J on the GPUs (engine power x TTFT and decode time / tokens) x PUE {:.2f} = {:.3g} "
+                  "J; {:.3g} g CO2 per 1k tokens at {:.3f} kg/kWh",
+                  o.energy_per_token.si(), c.pue, o.facility_energy_per_token.si(),
+                  o.emissions_per_million_tokens.si(), c.grid_intensity.si() * 3.6e6),
+      fmt::format("cost: {} GPUs x ${:.2f}/h / ({:.4g} tokens/s x 3600) = ${:.3g} per 1M tokens", s.gpus,
+                  c.gpu_hour_usd, s.request_tokens_per_s, o.cost_per_million_tokens.si()),
+  };
+  return o;
 }
 
 }  // namespace mlsysim

@@ -7,9 +7,17 @@
 
 #include "mlsysim/physics/operations.hpp"
 #include "mlsysim/solvers/compression.hpp"
+#include "mlsysim/solvers/serving.hpp"
 #include "mlsysim/solvers/training.hpp"
 
 namespace mlsysim {
+
+// What running GPUs costs: the facility's overhead, the grid's carbon, the price of a GPU-hour.
+struct OperatingCosts {
+  double pue = kSurveyAveragePue;
+  KgCO2ePerJoule grid_intensity = kUsGridIntensity;
+  double gpu_hour_usd = kDefaultGpuHourUsd;
+};
 
 struct RunOptions {
   Seconds gpu_mtbf = kLlama3GpuMtbf;                          // per GPU, job-interrupting failures
@@ -18,9 +26,7 @@ struct RunOptions {
   // assumption, not a measurement; set it for your cluster.
   Seconds restart = units::seconds(600);
   Seconds checkpoint_interval{};  // work between checkpoints; 0: Daly's optimum
-  double pue = kSurveyAveragePue;
-  KgCO2ePerJoule grid_intensity = kUsGridIntensity;
-  double gpu_hour_usd = kDefaultGpuHourUsd;
+  OperatingCosts costs;
 };
 
 struct RunOutlook {
@@ -45,5 +51,15 @@ struct RunOutlook {
 
 // Throws BadInput for options outside their physical range (with the range).
 RunOutlook run_outlook(const TrainingResult& training, const RunOptions& options);
+
+// A serving replica's output: energy, money and emissions per generated token.
+struct ServingOutlook {
+  Joules energy_per_token{};           // the GPUs (ServingResult::energy_per_token)
+  Joules facility_energy_per_token{};  // with the facility's PUE
+  Usd cost_per_million_tokens{};       // the replica's GPU-hours at request throughput
+  KgCO2e emissions_per_million_tokens{};
+  std::vector<std::string> trace;
+};
+ServingOutlook serving_outlook(const ServingResult& serving, const OperatingCosts& costs);
 
 }  // namespace mlsysim

@@ -304,6 +304,11 @@ ServingResult serve_with(const ModelSpec& model, const HardwareSpec& hw,
   out.tokens_per_s_per_gpu = out.tokens_per_s / out.gpus;
   out.request_tokens_per_s = static_cast<double>(r.batch) * r.output_len / out.e2e_latency.si();
   out.request_tokens_per_s_per_gpu = out.request_tokens_per_s / out.gpus;
+  // Speculation runs draft and verify passes in the decode time: the plain step's power stands in.
+  const Joules batch_energy = pf.average_power() * out.ttft * static_cast<double>(tp) +
+                              ds.profile.average_power() * out.itl * static_cast<double>(r.output_len - 1) *
+                                  static_cast<double>(dtp);
+  out.energy_per_token = batch_energy / (static_cast<double>(r.batch) * r.output_len);
 
   // ---- memory per GPU: weights + KV of every request at its final length + live activations ----
   const double final_tokens = static_cast<double>(r.seq_len) + r.output_len;

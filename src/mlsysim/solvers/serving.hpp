@@ -131,6 +131,9 @@ struct ServingResult {
   double tokens_per_s_per_gpu = 0;
   double request_tokens_per_s = 0;    // batch x output_len / e2e (prefill included)
   double request_tokens_per_s_per_gpu = 0;  // the same over every GPU of the replica (per-GPU tables)
+  // Energy of the replica per generated token: its GPUs at the engine's prefill power for the TTFT
+  // and its decode power for the generation, over batch x output_len tokens.
+  Joules energy_per_token{};
   // Per-GPU memory (the most loaded GPU; prefill node or decode node, whichever is fuller).
   Bytes weights_per_gpu{}, kv_cache_per_gpu{}, activations_per_gpu{}, draft_per_gpu{};
   Bytes memory_footprint{}, memory_available{};
