@@ -172,3 +172,21 @@ TEST(Operations, ServingCostAndEmissionsPerToken) {
   c.gpu_hour_usd = 0;
   EXPECT_THROW((void)serving_outlook(s, c), BadInput);
 }
+
+// When failures outpace progress the run does not finish, and says what to change instead of
+// printing an overflowed wall time.
+TEST(Operations, ARunThatCannotFinishSaysWhy) {
+  const TrainingResult t = train_8b(4096);
+  RunOptions o;
+  o.gpu_mtbf = hours(1);  // 4096 GPUs: a failure every 0.9 s
+  o.restart = seconds(3600);
+  const RunOutlook r = run_outlook(t, o);
+  EXPECT_FALSE(r.finishes);
+  EXPECT_LT(r.goodput, 0.01);
+  EXPECT_NE(r.why_not.find("--restart-minutes"), std::string::npos) << r.why_not;
+  // Checkpointing a thousand times less often than optimal at Llama 3's failure rate: the same.
+  RunOptions sparse;
+  sparse.checkpoint_interval = run_outlook(t, RunOptions{}).checkpoint_interval * 1e5;
+  EXPECT_FALSE(run_outlook(t, sparse).finishes);
+  EXPECT_TRUE(run_outlook(t, RunOptions{}).finishes);
+}

@@ -41,7 +41,15 @@ void add_run_flags(CLI::App* cmd, RunFlags& f) {
 }
 
 nlohmann::ordered_json run_json(const RunOutlook& r) {
-  return {{"cluster_mtbf_hours", r.cluster_mtbf.si() / 3600.0},
+  if (!r.finishes)
+    return {{"finishes", false},
+            {"why_not", r.why_not},
+            {"cluster_mtbf_hours", r.cluster_mtbf.si() / 3600.0},
+            {"checkpoint_interval_s", r.checkpoint_interval.si()},
+            {"goodput", r.goodput},
+            {"trace", r.trace}};
+  return {{"finishes", true},
+          {"cluster_mtbf_hours", r.cluster_mtbf.si() / 3600.0},
           {"failure_probability", r.failure_probability},
           {"expected_failures", r.expected_failures},
           {"checkpoint_bytes", r.checkpoint_bytes.si()},
@@ -63,6 +71,7 @@ nlohmann::ordered_json run_json(const RunOutlook& r) {
 
 std::string run_table(const RunOutlook& r) {
   std::string s = "\nrun (failures, checkpoints, energy, cost):\n";
+  if (!r.finishes) return s + "  DOES NOT FINISH: " + r.why_not + "\n";
   auto row = [&](const std::string& k, const std::string& v) { s += fmt::format("  {:<24}{}\n", k, v); };
   row("cluster MTBF", fmt::format("{:.3g} h; {:.3g} failures expected", r.cluster_mtbf.si() / 3600.0,
                                   r.expected_failures));

@@ -33,6 +33,10 @@ void check_options(const RunOptions& o) {
 }
 
 double in_hours(Seconds t) { return t.si() / 3600.0; }
+
+// Below this goodput the run is reported as not finishing: its wall time is then a formula's
+// extrapolation, not a plan.
+constexpr double kMinimumGoodput = 0.01;
 double in_kwh(Joules e) { return e.si() / 3.6e6; }
 
 }  // namespace
@@ -54,6 +58,17 @@ RunOutlook run_outlook(const TrainingResult& t, const RunOptions& o) {
   r.wall_time = daly_wall_time(r.failure_free_time, r.checkpoint_interval, r.checkpoint_cost, o.restart,
                                r.cluster_mtbf);
   r.goodput = r.failure_free_time / r.wall_time;
+  if (!std::isfinite(r.wall_time.si()) || !(r.goodput >= kMinimumGoodput)) {
+    r.finishes = false;
+    r.goodput = std::isfinite(r.wall_time.si()) ? r.goodput : 0.0;
+    r.why_not = fmt::format(
+        "the job fails every {:.3g} h on average (per-GPU MTBF {:.0f} h / {} GPUs), but each failure costs a "
+        "{:.1f}-min restart plus up to {:.1f} min of work since the last checkpoint: failures outpace progress "
+        "(goodput {:.2g}%). Use fewer GPUs, more reliable ones (--gpu-mtbf-hours), a faster restart "
+        "(--restart-minutes) or the optimal checkpoint interval (--checkpoint-interval-minutes 0: {:.1f} min)",
+        in_hours(r.cluster_mtbf), in_hours(o.gpu_mtbf), t.gpus, o.restart.si() / 60.0,
+        r.checkpoint_interval.si() / 60.0, 100 * r.goodput, daly_interval(r.checkpoint_cost, r.cluster_mtbf).si() / 60.0);
+  }
   r.expected_failures = (r.wall_time / r.cluster_mtbf).si();
   r.gpu_hours = t.gpus * in_hours(r.wall_time);
 

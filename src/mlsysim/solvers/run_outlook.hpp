@@ -41,6 +41,10 @@ struct RunOutlook {
   Seconds young_interval{};          // the first-order optimum, for comparison
   Seconds wall_time{};               // expected, with checkpoints, failures and restarts
   double goodput = 1;                // failure-free time / wall time
+  // False when failures outpace progress (goodput under 1%, or a wall time beyond any number):
+  // `why_not` says what binds and what to change; the wall-time quantities are then meaningless.
+  bool finishes = true;
+  std::string why_not;
   double gpu_hours = 0;              // at the wall time
   Watts gpu_power{};                 // average per GPU while the job runs
   Joules it_energy{}, facility_energy{};
