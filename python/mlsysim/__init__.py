@@ -9,8 +9,8 @@ from . import core  # noqa: F401  (mlsysim.core.formulas)
 from .engine import Engine, OOMError, PerformanceProfile
 from .registry import Hardware, HardwareNode, Model, Models
 from .solvers import (AmdahlModel, CollectiveModel, CompressionModel, ContinuousBatchingModel,
-                      DistributedModel, ParallelismOptimizer, ServingModel, ServingSimulator,
-                      SolverResult, cli)
+                      DistributedModel, ParallelismOptimizer, ReliabilityModel, ServingModel,
+                      ServingSimulator, SolverResult, cli)
 from .systems import Cluster, Systems
 from .units import DimensionalityError, Q_, Quantity
 
@@ -19,5 +19,5 @@ __version__ = "0.1.0"
 __all__ = ["Engine", "PerformanceProfile", "OOMError", "Models", "Hardware", "Model",
            "HardwareNode", "Systems", "Cluster", "ServingModel", "ContinuousBatchingModel",
            "CompressionModel", "DistributedModel", "ServingSimulator", "ParallelismOptimizer",
-           "AmdahlModel", "CollectiveModel", "SolverResult", "cli", "Quantity", "Q_",
+           "AmdahlModel", "CollectiveModel", "ReliabilityModel", "SolverResult", "cli", "Quantity", "Q_",
            "DimensionalityError", "core", "__version__"]

@@ -257,6 +257,14 @@ def as_si(value, unit: str, name: str) -> float:
     raise TypeError(f"{name} must be a number (in {unit}) or a Quantity, got {type(value).__name__}")
 
 
+def positive_si(value, unit: str, name: str) -> float:
+    """as_si, for a quantity that must be positive and finite (ValueError naming it otherwise)."""
+    v = as_si(value, unit, name)
+    if not v > 0 or math.isinf(v):
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return v
+
+
 def best_time(seconds: float) -> Quantity:
     return Quantity(seconds * 1e3, "ms")
 

@@ -13,6 +13,7 @@
 #include "mlsysim/physics/operations.hpp"
 #include "mlsysim/physics/transformer.hpp"
 #include "mlsysim/solvers/engine.hpp"
+#include "mlsysim/solvers/run_outlook.hpp"
 
 namespace py = pybind11;
 using namespace mlsysim;
@@ -236,6 +237,15 @@ PYBIND11_MODULE(_core, m) {
     return failure_probability(Seconds(duration), Seconds(mtbf)); });
   m.def("young_interval_s", [](double delta, double mtbf) { return young_interval(Seconds(delta), Seconds(mtbf)).si(); });
   m.def("daly_interval_s", [](double delta, double mtbf) { return daly_interval(Seconds(delta), Seconds(mtbf)).si(); });
+  m.def("llama3_gpu_mtbf_s", [] { return kLlama3GpuMtbf.si(); });
+  m.def("job_reliability", [](double gpus, double gpu_mtbf, double work, double delta, double restart) {
+    const JobReliability j = job_reliability(gpus, Seconds(gpu_mtbf), Seconds(work), Seconds(delta), Seconds(restart));
+    return py::dict(py::arg("cluster_mtbf_s") = j.cluster_mtbf.si(),
+                    py::arg("failure_probability") = j.failure_probability,
+                    py::arg("checkpoint_interval_s") = j.checkpoint_interval.si(),
+                    py::arg("young_interval_s") = j.young_interval.si(), py::arg("wall_time_s") = j.wall_time.si(),
+                    py::arg("goodput") = j.goodput, py::arg("expected_failures") = j.expected_failures);
+  });
   m.def("daly_wall_time_s", [](double work, double interval, double delta, double restart, double mtbf) {
     return daly_wall_time(Seconds(work), Seconds(interval), Seconds(delta), Seconds(restart), Seconds(mtbf)).si(); });
 }

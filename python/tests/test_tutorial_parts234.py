@@ -251,6 +251,26 @@ for tp in [1, 2, 4, 8]:
         with self.assertRaises(ValueError):
             f.calc_young_daly_interval(-1, 1)
 
+    def test_reliability_model(self):
+        # Slide 4.10's speaker note: 10,000 GPUs of 50,000 hours fail every 5 hours.
+        r = mlsysim.ReliabilityModel().solve(10000, job_duration_hours=24 * 30, checkpoint_time_s=60,
+                                             avg_recovery_time_s=300, gpu_mtbf_hours=50000)
+        self.assertAlmostEqual(r.fleet_mtbf.to("h").magnitude, 5.0, places=9)
+        self.assertAlmostEqual(r.failure_probability, 1 - math.exp(-720 / 5), places=12)
+        f = mlsysim.core.formulas
+        self.assertAlmostEqual(r.optimal_checkpoint_interval.to("s").magnitude,
+                               f.calc_daly_interval(60, 5).to("s").magnitude, places=6)
+        self.assertAlmostEqual(r.goodput_ratio, 720 / r.wall_time.to("h").magnitude, places=12)
+        self.assertLess(r.goodput_ratio, 1.0)
+        # A named cluster counts its GPUs; the default MTBF is Llama 3's.
+        fleet = mlsysim.Systems.Clusters.Research_256
+        c = mlsysim.ReliabilityModel().solve(fleet, job_duration_hours=100)
+        self.assertAlmostEqual(c.fleet_mtbf_hours, 16384 * 54 * 24 / 419 / fleet.total_gpus, places=6)
+        with self.assertRaises(ValueError):
+            mlsysim.ReliabilityModel().solve(0, job_duration_hours=1)
+        with self.assertRaises(ValueError):
+            mlsysim.ReliabilityModel().solve(8, job_duration_hours=-1)
+
     def test_runtime_flags_reach_train(self):
         # Further `mlsysim train` flags pass by their Python names: the runtime's overlap of TP
         # collectives and pipeline sends only hides communication, so the step gets shorter.

@@ -41,26 +41,38 @@ double in_kwh(Joules e) { return e.si() / 3.6e6; }
 
 }  // namespace
 
+JobReliability job_reliability(double gpus, Seconds gpu_mtbf, Seconds work, Seconds checkpoint_cost,
+                               Seconds restart, Seconds interval) {
+  JobReliability j;
+  j.cluster_mtbf = cluster_mtbf(gpu_mtbf, gpus);
+  j.failure_probability = failure_probability(work, j.cluster_mtbf);
+  j.young_interval = young_interval(checkpoint_cost, j.cluster_mtbf);
+  j.checkpoint_interval = interval.si() > 0 ? interval : daly_interval(checkpoint_cost, j.cluster_mtbf);
+  j.wall_time = daly_wall_time(work, j.checkpoint_interval, checkpoint_cost, restart, j.cluster_mtbf);
+  j.goodput = std::isfinite(j.wall_time.si()) ? (work / j.wall_time).si() : 0.0;
+  j.expected_failures = (j.wall_time / j.cluster_mtbf).si();
+  return j;
+}
+
 RunOutlook run_outlook(const TrainingResult& t, const RunOptions& o) {
   check_options(o);
   RunOutlook r;
   r.failure_free_time = t.time_to_train;
-  r.cluster_mtbf = cluster_mtbf(o.gpu_mtbf, t.gpus);
-  r.failure_probability = failure_probability(r.failure_free_time, r.cluster_mtbf);
-
   // Every data-parallel replica holds a copy; one copy is written (its shards in parallel).
   r.checkpoint_bytes = Bytes(t.parameters * kCheckpointBytesPerParam);
   r.checkpoint_cost = r.checkpoint_bytes / o.checkpoint_bandwidth;
-  r.young_interval = young_interval(r.checkpoint_cost, r.cluster_mtbf);
+  const JobReliability j =
+      job_reliability(t.gpus, o.gpu_mtbf, r.failure_free_time, r.checkpoint_cost, o.restart, o.checkpoint_interval);
+  r.cluster_mtbf = j.cluster_mtbf;
+  r.failure_probability = j.failure_probability;
+  r.young_interval = j.young_interval;
   r.interval_is_optimal = o.checkpoint_interval.si() <= 0;
-  r.checkpoint_interval = r.interval_is_optimal ? daly_interval(r.checkpoint_cost, r.cluster_mtbf)
-                                                : o.checkpoint_interval;
-  r.wall_time = daly_wall_time(r.failure_free_time, r.checkpoint_interval, r.checkpoint_cost, o.restart,
-                               r.cluster_mtbf);
-  r.goodput = r.failure_free_time / r.wall_time;
+  r.checkpoint_interval = j.checkpoint_interval;
+  r.wall_time = j.wall_time;
+  r.goodput = j.goodput;
+  r.expected_failures = j.expected_failures;
   if (!std::isfinite(r.wall_time.si()) || !(r.goodput >= kMinimumGoodput)) {
     r.finishes = false;
-    r.goodput = std::isfinite(r.wall_time.si()) ? r.goodput : 0.0;
     r.why_not = fmt::format(
         "the job fails every {:.3g} h on average (per-GPU MTBF {:.0f} h / {} GPUs), but each failure costs a "
         "{:.1f}-min restart plus up to {:.1f} min of work since the last checkpoint: failures outpace progress "
@@ -69,7 +81,6 @@ RunOutlook run_outlook(const TrainingResult& t, const RunOptions& o) {
         in_hours(r.cluster_mtbf), in_hours(o.gpu_mtbf), t.gpus, o.restart.si() / 60.0,
         r.checkpoint_interval.si() / 60.0, 100 * r.goodput, daly_interval(r.checkpoint_cost, r.cluster_mtbf).si() / 60.0);
   }
-  r.expected_failures = (r.wall_time / r.cluster_mtbf).si();
   r.gpu_hours = t.gpus * in_hours(r.wall_time);
 
   // Energy: the GPUs draw their training power for the whole run (checkpoints and restarts

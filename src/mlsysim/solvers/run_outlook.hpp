@@ -19,6 +19,21 @@ struct OperatingCosts {
   double gpu_hour_usd = kDefaultGpuHourUsd;
 };
 
+// A synchronous job of `work` failure-free seconds on `gpus` GPUs, checkpointed at `checkpoint_cost`
+// each: its failure and checkpoint walls (physics/operations.hpp).
+struct JobReliability {
+  Seconds cluster_mtbf{};
+  double failure_probability = 0;  // of at least one failure over the work
+  Seconds checkpoint_interval{};   // work between checkpoints: the given one, or Daly's optimum
+  Seconds young_interval{};        // the first-order optimum, for comparison
+  Seconds wall_time{};             // expected, with checkpoints, failures and restarts
+  double goodput = 1;              // work / wall time
+  double expected_failures = 0;    // over the wall time
+};
+// `interval` 0: Daly's optimum.
+JobReliability job_reliability(double gpus, Seconds gpu_mtbf, Seconds work, Seconds checkpoint_cost,
+                               Seconds restart, Seconds interval = Seconds(0));
+
 struct RunOptions {
   Seconds gpu_mtbf = kLlama3GpuMtbf;                          // per GPU, job-interrupting failures
   BytesPerSecond checkpoint_bandwidth = kLlama3CheckpointBandwidth;  // aggregate write bandwidth
