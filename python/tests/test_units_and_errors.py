@@ -127,3 +127,19 @@ class RuntimeAndFusion(unittest.TestCase):
         self.assertGreater(hf.latency.to("ms").magnitude, eager.latency.to("ms").magnitude)
         with self.assertRaises(ValueError):
             mlsysim.Engine.solve(m, h, batch_size=1, fusion="partly")
+
+
+class Readme(unittest.TestCase):
+    def test_python_example_prints_what_its_comments_say(self):
+        # The README's Python block, run as written: each print's output is the comment beside it.
+        import contextlib
+        import io
+        import pathlib
+        text = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+        block = text.split("```python\n", 1)[1].split("```", 1)[0]
+        expected = [line.split("#", 1)[1].strip() for line in block.splitlines()
+                    if line.startswith("print(") and "#" in line]
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(block, "README.md", "exec"), {})
+        self.assertEqual(out.getvalue().splitlines(), expected)
