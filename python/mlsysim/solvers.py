@@ -329,11 +329,14 @@ class ReliabilityModel:
                 "failure_probability": j["failure_probability"], "expected_failures": j["expected_failures"],
                 "optimal_checkpoint_interval_s": j["checkpoint_interval_s"],
                 "young_checkpoint_interval_s": j["young_interval_s"],
-                "wall_time_hours": j["wall_time_s"] / 3600.0, "goodput_ratio": j["goodput"]}
+                "wall_time_hours": j["wall_time_s"] / 3600.0, "goodput_ratio": j["goodput"],
+                "finishes": j["finishes"]}
+        if not j["finishes"]:  # failures outpace progress: no wall time to plan with
+            data["wall_time_hours"] = None
         return SolverResult(data, "Reliability", {
             "fleet_mtbf": lambda d: Quantity(d["fleet_mtbf_hours"], "h"),
             "optimal_checkpoint_interval": lambda d: Quantity(d["optimal_checkpoint_interval_s"], "s"),
-            "wall_time": lambda d: Quantity(d["wall_time_hours"], "h"),
+            "wall_time": lambda d: None if d["wall_time_hours"] is None else Quantity(d["wall_time_hours"], "h"),
         })
 
 

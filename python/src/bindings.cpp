@@ -244,7 +244,8 @@ PYBIND11_MODULE(_core, m) {
                     py::arg("failure_probability") = j.failure_probability,
                     py::arg("checkpoint_interval_s") = j.checkpoint_interval.si(),
                     py::arg("young_interval_s") = j.young_interval.si(), py::arg("wall_time_s") = j.wall_time.si(),
-                    py::arg("goodput") = j.goodput, py::arg("expected_failures") = j.expected_failures);
+                    py::arg("goodput") = j.goodput, py::arg("expected_failures") = j.expected_failures,
+                    py::arg("finishes") = j.finishes);
   });
   m.def("daly_wall_time_s", [](double work, double interval, double delta, double restart, double mtbf) {
     return daly_wall_time(Seconds(work), Seconds(interval), Seconds(delta), Seconds(restart), Seconds(mtbf)).si(); });

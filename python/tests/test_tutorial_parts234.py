@@ -266,6 +266,12 @@ for tp in [1, 2, 4, 8]:
         fleet = mlsysim.Systems.Clusters.Research_256
         c = mlsysim.ReliabilityModel().solve(fleet, job_duration_hours=100)
         self.assertAlmostEqual(c.fleet_mtbf_hours, 16384 * 54 * 24 / 419 / fleet.total_gpus, places=6)
+        # Restarts far longer than the fleet's MTBF: the job never finishes, and says so.
+        never = mlsysim.ReliabilityModel().solve(100000, job_duration_hours=100, avg_recovery_time_s=36000,
+                                                 gpu_mtbf_hours=1000)
+        self.assertFalse(never.finishes)
+        self.assertIsNone(never.wall_time)
+        self.assertTrue(r.finishes)
         with self.assertRaises(ValueError):
             mlsysim.ReliabilityModel().solve(0, job_duration_hours=1)
         with self.assertRaises(ValueError):

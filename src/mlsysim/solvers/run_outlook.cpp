@@ -33,16 +33,21 @@ void check_options(const RunOptions& o) {
 }
 
 double in_hours(Seconds t) { return t.si() / 3600.0; }
-
-// Below this goodput the run is reported as not finishing: its wall time is then a formula's
-// extrapolation, not a plan.
-constexpr double kMinimumGoodput = 0.01;
 double in_kwh(Joules e) { return e.si() / 3.6e6; }
+
+// Below this goodput a job is reported as not finishing.
+constexpr double kMinimumGoodput = 0.01;
 
 }  // namespace
 
 JobReliability job_reliability(double gpus, Seconds gpu_mtbf, Seconds work, Seconds checkpoint_cost,
                                Seconds restart, Seconds interval) {
+  if (!(gpus >= 1) || !std::isfinite(gpus)) throw BadInput(fmt::format("the GPU count must be >= 1, got {}", gpus));
+  check_positive(gpu_mtbf.si(), "the per-GPU MTBF", "hours between job-interrupting failures; Llama 3: 50677");
+  check_positive(work.si(), "the job's failure-free time", "its steps x step time");
+  check_positive(checkpoint_cost.si(), "the checkpoint time", "checkpoint bytes / write bandwidth");
+  if (!(restart.si() >= 0) || !std::isfinite(restart.si()))
+    throw BadInput(fmt::format("the restart time must be >= 0 s, got {}", restart.si()));
   JobReliability j;
   j.cluster_mtbf = cluster_mtbf(gpu_mtbf, gpus);
   j.failure_probability = failure_probability(work, j.cluster_mtbf);
@@ -51,6 +56,7 @@ JobReliability job_reliability(double gpus, Seconds gpu_mtbf, Seconds work, Seco
   j.wall_time = daly_wall_time(work, j.checkpoint_interval, checkpoint_cost, restart, j.cluster_mtbf);
   j.goodput = std::isfinite(j.wall_time.si()) ? (work / j.wall_time).si() : 0.0;
   j.expected_failures = (j.wall_time / j.cluster_mtbf).si();
+  j.finishes = std::isfinite(j.wall_time.si()) && j.goodput >= kMinimumGoodput;
   return j;
 }
 
@@ -71,8 +77,8 @@ RunOutlook run_outlook(const TrainingResult& t, const RunOptions& o) {
   r.wall_time = j.wall_time;
   r.goodput = j.goodput;
   r.expected_failures = j.expected_failures;
-  if (!std::isfinite(r.wall_time.si()) || !(r.goodput >= kMinimumGoodput)) {
-    r.finishes = false;
+  r.finishes = j.finishes;
+  if (!r.finishes) {
     r.why_not = fmt::format(
         "the job fails every {:.3g} h on average (per-GPU MTBF {:.0f} h / {} GPUs), but each failure costs a "
         "{:.1f}-min restart plus up to {:.1f} min of work since the last checkpoint: failures outpace progress "

@@ -29,8 +29,12 @@ struct JobReliability {
   Seconds wall_time{};             // expected, with checkpoints, failures and restarts
   double goodput = 1;              // work / wall time
   double expected_failures = 0;    // over the wall time
+  // False when failures outpace progress (goodput under 1%, or a wall time beyond any number):
+  // the wall time is then a formula's extrapolation, not a plan.
+  bool finishes = true;
 };
-// `interval` 0: Daly's optimum.
+// `interval` 0: Daly's optimum. Throws BadInput for a GPU count under 1 or a non-positive MTBF,
+// work or checkpoint cost.
 JobReliability job_reliability(double gpus, Seconds gpu_mtbf, Seconds work, Seconds checkpoint_cost,
                                Seconds restart, Seconds interval = Seconds(0));
 
@@ -56,9 +60,7 @@ struct RunOutlook {
   Seconds young_interval{};          // the first-order optimum, for comparison
   Seconds wall_time{};               // expected, with checkpoints, failures and restarts
   double goodput = 1;                // failure-free time / wall time
-  // False when failures outpace progress (goodput under 1%, or a wall time beyond any number):
-  // `why_not` says what binds and what to change; the wall-time quantities are then meaningless.
-  bool finishes = true;
+  bool finishes = true;  // JobReliability::finishes; `why_not` says what binds and what to change
   std::string why_not;
   double gpu_hours = 0;              // at the wall time
   Watts gpu_power{};                 // average per GPU while the job runs
