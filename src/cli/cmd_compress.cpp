@@ -8,6 +8,7 @@
 #include "command.hpp"
 #include "mlsysim/solvers/compression.hpp"
 #include "mlsysim/units/format.hpp"
+#include "operating_costs.hpp"
 #include "serving_format.hpp"
 
 namespace mlsysim::cli {
@@ -19,7 +20,8 @@ struct CompressOptions {
   std::string model, hardware, method = "quantization", target, scheme = "auto",
       sparsity_type = "unstructured", baseline = "fp16", runtime = "graph";
   std::optional<int> target_bitwidth;
-  double sparsity = 0.5, qps = 0, gpu_hour_usd = kDefaultGpuHourUsd, efficiency = 0;
+  double sparsity = 0.5, qps = 0, efficiency = 0;
+  OperatingCostFlags costs;
   int batch = 1, context = 1024, prefill_tokens = 2048, fleet_batch = 8, fleet_seq_len = 4096,
       fleet_output_len = 256;
   bool no_fleet = false, quantize_head = false;
@@ -70,7 +72,7 @@ int run_compress(const GlobalOptions& g, const CompressOptions& o) {
   r.fleet_batch = o.fleet_batch;
   r.fleet_seq_len = o.fleet_seq_len;
   r.fleet_output_len = o.fleet_output_len;
-  r.gpu_hour_usd = o.gpu_hour_usd;
+  r.costs = o.costs.costs();
   if (o.efficiency != 0 && !(o.efficiency > 0 && o.efficiency <= 1))
     throw BadInput(fmt::format("--efficiency must be in (0, 1], got {}", o.efficiency));
   r.efficiency = o.efficiency;
@@ -112,7 +114,9 @@ int run_compress(const GlobalOptions& g, const CompressOptions& o) {
                      {"replica_qps", f.replica_qps},
                      {"replicas", f.replicas},
                      {"total_gpus", f.total_gpus},
-                     {"annual_cost_usd", f.annual_cost.si()}});
+                     {"annual_cost_usd", f.annual_cost.si()},
+                     {"annual_energy_mwh", f.annual_energy.si() / 3.6e9},
+                     {"annual_emissions_t_co2", f.annual_emissions.si() / 1e3}});
   j["gpu_hour_usd"] = c.gpu_hour_usd;
   j["fleet"] = fleet;
   j["trace"] = c.trace;
@@ -136,9 +140,11 @@ int run_compress(const GlobalOptions& g, const CompressOptions& o) {
         rows.push_back({f.label, format_bytes(f.model_size),
                         f.feasible ? std::to_string(f.gpus_per_replica) : "does not fit",
                         fmt::format("{:.3g}", f.replica_qps), std::to_string(f.replicas),
-                        std::to_string(f.total_gpus), fmt::format("${:.0f}", f.annual_cost.si())});
+                        std::to_string(f.total_gpus), fmt::format("${:.0f}", f.annual_cost.si()),
+                        fmt::format("{:.3g}", f.annual_energy.si() / 3.6e9),
+                        fmt::format("{:.3g}", f.annual_emissions.si() / 1e3)});
       std::cout << "\n" << text_grid({"fleet", "weights", "GPUs/replica", "req/s/replica", "replicas",
-                                      "GPUs", "annual cost"}, rows);
+                                      "GPUs", "annual cost", "MWh/yr", "t CO2/yr"}, rows);
     }
     std::cout << trace_text(j["trace"]);
   }
@@ -163,7 +169,7 @@ const CommandRegistrar registrar(12, "compress", [](CLI::App& app, const GlobalO
   cmd->add_option("--fleet-batch", o->fleet_batch, "Fleet: requests per replica (default 8)");
   cmd->add_option("--fleet-seq-len", o->fleet_seq_len, "Fleet: prompt tokens (default 4096)");
   cmd->add_option("--fleet-output-len", o->fleet_output_len, "Fleet: output tokens (default 256)");
-  cmd->add_option("--gpu-hour-usd", o->gpu_hour_usd, "Fleet: $ per GPU-hour (default 12.29, AWS p5 on-demand)");
+  add_operating_cost_flags(cmd, o->costs);  // fleet: --gpu-hour-usd, --pue, --grid-kg-per-kwh
   cmd->add_option("--efficiency", o->efficiency, "Textbook model: one efficiency factor in (0, 1]");
   cmd->add_option("--runtime", o->runtime, "graph (default) | eager");
   cmd->add_flag("--no-fleet", o->no_fleet, "Skip the fleet table");

@@ -2,7 +2,21 @@
 
 #include <cmath>
 
+#include <fmt/format.h>
+
+#include "mlsysim/errors.hpp"
+
 namespace mlsysim {
+
+void check_operating_costs(const OperatingCosts& c) {
+  if (!(c.gpu_hour_usd > 0) || !std::isfinite(c.gpu_hour_usd))
+    throw BadInput(fmt::format("--gpu-hour-usd must be > 0, got {} (e.g. 12.29, AWS p5 on-demand per GPU)",
+                               c.gpu_hour_usd));
+  if (!(c.pue >= 1.0) || !(c.pue <= 3.0))
+    throw BadInput(fmt::format("--pue must be in [1, 3] (total facility power / IT power), got {}", c.pue));
+  if (!(c.grid_intensity.si() >= 0) || !std::isfinite(c.grid_intensity.si()))
+    throw BadInput("--grid-kg-per-kwh must be >= 0 (kg CO2 per kWh; U.S. 2022 average 0.390)");
+}
 
 Seconds cluster_mtbf(Seconds per_gpu_mtbf, double gpus) { return per_gpu_mtbf / gpus; }
 

@@ -34,6 +34,19 @@ inline constexpr double kSurveyAveragePue = 1.58;
 // per kilowatthour of U.S. electricity generation?"). CO2 only (not CO2e), operational only.
 inline constexpr KgCO2ePerJoule kUsGridIntensity{1.65e12 / 4.23e12 / 3.6e6};
 
+// Price of a GPU-hour: AWS EC2 p5.48xlarge (8x H100 SXM 80 GB) on-demand, us-east-1, at its 2023
+// launch list price of $98.32/hour = $12.29 per GPU-hour.
+inline constexpr double kDefaultGpuHourUsd = 98.32 / 8.0;
+
+// What running GPUs costs: the facility's overhead, the grid's carbon, the price of a GPU-hour.
+struct OperatingCosts {
+  double pue = kSurveyAveragePue;
+  KgCO2ePerJoule grid_intensity = kUsGridIntensity;
+  double gpu_hour_usd = kDefaultGpuHourUsd;
+};
+// Throws BadInput naming the flag and its range: PUE in [1, 3], intensity >= 0, price > 0.
+void check_operating_costs(const OperatingCosts& c);
+
 // ---- failures (the Fragility Wall) ---------------------------------------------------------------
 // A synchronous job stops when any of its GPUs fails: with independent exponential failures the
 // rates add, so the job's mean time between failures is the per-GPU MTBF over the GPU count.

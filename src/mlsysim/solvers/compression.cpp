@@ -72,7 +72,12 @@ FleetRow fleet_row(const std::string& label, const Variant& v, const Compression
     row.replica_qps = r.fleet_batch / sr.e2e_latency.si();
     row.replicas = r.qps > 0 ? static_cast<int>(std::ceil(r.qps / row.replica_qps - 1e-9)) : 1;
     row.total_gpus = row.replicas * row.gpus_per_replica;
-    row.annual_cost = usd(row.total_gpus * r.gpu_hour_usd * kHoursPerYear);
+    row.annual_cost = usd(row.total_gpus * r.costs.gpu_hour_usd * kHoursPerYear);
+    const Seconds per_token(1.0 / sr.request_tokens_per_s);  // the replica emits one token every
+    const Watts gpu_power = sr.energy_per_token / per_token / static_cast<double>(sr.gpus);
+    row.annual_energy = facility_energy(gpu_power * units::hours(kHoursPerYear) * static_cast<double>(row.total_gpus),
+                                        r.costs.pue);
+    row.annual_emissions = operational_emissions(row.annual_energy, r.costs.grid_intensity);
   }
   return row;
 }
@@ -96,14 +101,13 @@ CompressionResult compress(const ModelSpec& model, const HardwareSpec& hw, const
     throw BadInput("--fleet-batch, --fleet-seq-len and --fleet-output-len must be >= 1");
   if (!(r.qps >= 0) || !std::isfinite(r.qps))
     throw BadInput(fmt::format("--qps must be >= 0 requests/s, got {}", r.qps));
-  if (!(r.gpu_hour_usd > 0) || !std::isfinite(r.gpu_hour_usd))
-    throw BadInput(fmt::format("--gpu-hour-usd must be > 0, got {}", r.gpu_hour_usd));
+  check_operating_costs(r.costs);
   if (bytes_per_element(r.baseline) < 2.0)
     throw BadInput(fmt::format("--baseline must be a 16- or 32-bit precision (fp32, bf16, fp16), got {}",
                                to_string(r.baseline)));
 
   CompressionResult out;
-  out.gpu_hour_usd = r.gpu_hour_usd;
+  out.gpu_hour_usd = r.costs.gpu_hour_usd;
   const double params = parameter_count(model);
   const double base_bpe = bytes_per_element(r.baseline);
   out.original_size = Bytes(params * base_bpe);
@@ -266,8 +270,8 @@ CompressionResult compress(const ModelSpec& model, const HardwareSpec& hw, const
                             "${:.2f}/GPU-hour x 8760 h{}.",
                             r.fleet_batch, r.fleet_seq_len, r.fleet_output_len,
                             kDefaultMemoryUtilization * 100, format_bytes(hw.memory_usable),
-                            r.gpu_hour_usd,
-                            r.gpu_hour_usd == kDefaultGpuHourUsd
+                            r.costs.gpu_hour_usd,
+                            r.costs.gpu_hour_usd == kDefaultGpuHourUsd
                                 ? " (AWS p5.48xlarge on-demand $98.32/h / 8 GPUs, 2023 list price)" : ""));
     for (const FleetRow& f : out.fleet)
       t.push_back(f.feasible

@@ -12,6 +12,7 @@
 #include "mlsysim/catalog/model.hpp"
 #include "mlsysim/physics/compression.hpp"
 #include "mlsysim/physics/efficiency.hpp"
+#include "mlsysim/physics/operations.hpp"
 #include "mlsysim/units/quantity.hpp"
 
 namespace mlsysim {
@@ -21,9 +22,6 @@ enum class QuantScheme { Auto, WeightOnly, WeightsActivations };
 const char* to_string(CompressionMethod m);
 const char* to_string(QuantScheme s);
 
-// Default price of a GPU-hour for the fleet table: AWS EC2 p5.48xlarge (8x H100 SXM 80 GB)
-// on-demand, us-east-1, at its 2023 launch list price of $98.32/hour = $12.29 per GPU-hour.
-inline constexpr double kDefaultGpuHourUsd = 98.32 / 8.0;
 inline constexpr double kHoursPerYear = 8760.0;
 
 struct CompressionRequest {
@@ -43,7 +41,7 @@ struct CompressionRequest {
   // full-batch prefill's activations pass 90% of the 85.0 GB usable and the replica needs tp 2.
   int fleet_batch = 8, fleet_seq_len = 4096, fleet_output_len = 256;
   bool quantize_head = false;     // SolveRequest::quantize_head, for the quantized variants
-  double gpu_hour_usd = kDefaultGpuHourUsd;
+  OperatingCosts costs;           // fleet: $/GPU-hour, PUE and grid for annual cost, energy, CO2
   double efficiency = 0;
   Runtime runtime = Runtime::Graph;
 };
@@ -58,6 +56,10 @@ struct FleetRow {
   int replicas = 1;
   int total_gpus = 0;
   Usd annual_cost{};           // total_gpus x $/GPU-hour x 8760 h
+  // A year of the fleet's GPUs at their serving power (engine energy per token x request
+  // throughput), at the facility (x PUE), and its operational CO2.
+  Joules annual_energy{};
+  KgCO2e annual_emissions{};
 };
 
 struct CompressionResult {

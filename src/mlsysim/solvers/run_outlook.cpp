@@ -12,14 +12,6 @@ void check_positive(double v, const char* flag, const char* hint) {
   if (!(v > 0) || !std::isfinite(v)) throw BadInput(fmt::format("{} must be > 0, got {} ({})", flag, v, hint));
 }
 
-void check_costs(const OperatingCosts& c) {
-  check_positive(c.gpu_hour_usd, "--gpu-hour-usd", "e.g. 12.29, AWS p5 on-demand per GPU");
-  if (!(c.pue >= 1.0) || !(c.pue <= 3.0))
-    throw BadInput(fmt::format("--pue must be in [1, 3] (total facility power / IT power), got {}", c.pue));
-  if (!(c.grid_intensity.si() >= 0) || !std::isfinite(c.grid_intensity.si()))
-    throw BadInput("--grid-kg-per-kwh must be >= 0");
-}
-
 void check_options(const RunOptions& o) {
   check_positive(o.gpu_mtbf.si(), "--gpu-mtbf-hours", "hours between job-interrupting failures per GPU; Llama 3: 50677");
   check_positive(o.checkpoint_bandwidth.si(), "--checkpoint-bandwidth",
@@ -29,7 +21,7 @@ void check_options(const RunOptions& o) {
   if (!(o.checkpoint_interval.si() >= 0) || !std::isfinite(o.checkpoint_interval.si()))
     throw BadInput(fmt::format("--checkpoint-interval-minutes must be >= 0 (0: the optimum), got {}",
                                o.checkpoint_interval.si() / 60.0));
-  check_costs(o.costs);
+  check_operating_costs(o.costs);
 }
 
 double in_hours(Seconds t) { return t.si() / 3600.0; }
@@ -126,7 +118,7 @@ RunOutlook run_outlook(const TrainingResult& t, const RunOptions& o) {
 }
 
 ServingOutlook serving_outlook(const ServingResult& s, const OperatingCosts& c) {
-  check_costs(c);
+  check_operating_costs(c);
   ServingOutlook o;
   o.energy_per_token = s.energy_per_token;
   o.facility_energy_per_token = facility_energy(s.energy_per_token, c.pue);

@@ -6,18 +6,10 @@
 #include <vector>
 
 #include "mlsysim/physics/operations.hpp"
-#include "mlsysim/solvers/compression.hpp"
 #include "mlsysim/solvers/serving.hpp"
 #include "mlsysim/solvers/training.hpp"
 
 namespace mlsysim {
-
-// What running GPUs costs: the facility's overhead, the grid's carbon, the price of a GPU-hour.
-struct OperatingCosts {
-  double pue = kSurveyAveragePue;
-  KgCO2ePerJoule grid_intensity = kUsGridIntensity;
-  double gpu_hour_usd = kDefaultGpuHourUsd;
-};
 
 // A synchronous job of `work` failure-free seconds on `gpus` GPUs, checkpointed at `checkpoint_cost`
 // each: its failure and checkpoint walls (physics/operations.hpp).
