@@ -215,8 +215,8 @@ inline std::string training_table(const TrainingResult& r) {
   row("throughput", fmt::format("{:.3g} tokens/s", r.tokens_per_s));
   row("memory per GPU", fmt::format("{:.1f} / {:.1f} GB usable{}", in_gb(r.memory.total()), in_gb(r.memory_capacity),
                                     r.feasible ? "" : "  DOES NOT FIT"));
-  row("time to train", fmt::format("{:.2f} days, {:.3g} GPU-hours ({:.3g} tokens)", r.time_to_train.si() / 86400,
-                                   r.gpu_hours, r.tokens));
+  row("time to train", fmt::format("{:.2f} days, {:.3g} GPU-hours ({:.3g} tokens), failure-free",
+                                   r.time_to_train.si() / 86400, r.gpu_hours, r.tokens));
   s += "\nbreakdown (s):\n";
   for (auto [k, v] : {std::pair{"compute", r.compute_time}, {"TP collectives", r.tp_comm_time},
                       {"CP exchange", r.cp_comm_time}, {"EP all-to-all", r.ep_comm_time},
