@@ -1,8 +1,10 @@
 // `mlsysim hardware [list|show]` and `mlsysim models [list|show]`: no subcommand lists.
 #include <iostream>
 #include <memory>
+#include <set>
 
 #include "command.hpp"
+#include "mlsysim/errors.hpp"
 
 namespace mlsysim::cli {
 namespace {
@@ -11,13 +13,23 @@ struct CatalogOptions {
   std::string tier, name;
 };
 
+// A tier no device has is a typo, not an empty list: name the tiers the catalog has.
+void check_tier(const Catalog& c, const std::string& tier) {
+  if (tier.empty()) return;
+  std::set<std::string> tiers;
+  for (const auto& hw : c.all_hardware()) tiers.insert(hw.tier);
+  if (tiers.count(tier)) return;
+  std::string valid;
+  for (const auto& t : tiers) valid += (valid.empty() ? "" : ", ") + t;
+  throw BadInput("--tier '" + tier + "' matches no device; tiers: " + valid);
+}
+
 const CommandRegistrar hardware_registrar(30, "hardware", [](CLI::App& app, const GlobalOptions& g) {
   auto o = std::make_shared<CatalogOptions>();
   auto* cmd = app.add_subcommand("hardware", "List or show catalog hardware");
   cmd->require_subcommand(0, 1);
   const auto tier_option = [&](CLI::App* on) {
-    on->add_option("--tier", o->tier, "cloud | workstation | edge | mobile | tiny")
-        ->check(CLI::IsMember({"cloud", "workstation", "edge", "mobile", "tiny"}));
+    on->add_option("--tier", o->tier, "cloud | workstation | edge | mobile | tiny (or a --catalog's own)");
   };
   tier_option(cmd);
   tier_option(cmd->add_subcommand("list", "List devices (the default)"));
@@ -27,6 +39,7 @@ const CommandRegistrar hardware_registrar(30, "hardware", [](CLI::App& app, cons
     const Format f = parse_format(g.format);
     const auto catalog_owner = load_catalog(g);
     const Catalog& c = *catalog_owner;
+    if (!show->parsed()) check_tier(c, o->tier);
     std::cout << (show->parsed() ? hardware_show(c.hardware(o->name), f) : hardware_list(c, f, o->tier));
     return kExitOk;
   }};
