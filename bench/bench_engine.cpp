@@ -82,24 +82,20 @@ static void BM_TrainSolve_DeepSeekV3(benchmark::State& state) {
 }
 BENCHMARK(BM_TrainSolve_DeepSeekV3);
 
-static void BM_InferenceSolve_ResNet50(benchmark::State& state) {
+static void solve_resnet50(benchmark::State& state, const char* device, int batch) {
   const auto& m = model("resnet50");
-  const auto& h = hw("a100-80gb");
+  const auto& h = hw(device);
   SolveRequest r;
-  r.batch = 256;
+  r.batch = batch;
   for (auto _ : state) benchmark::DoNotOptimize(solve(m, h, r).latency);
 }
+
+static void BM_InferenceSolve_ResNet50(benchmark::State& state) { solve_resnet50(state, "a100-80gb", 256); }
 BENCHMARK(BM_InferenceSolve_ResNet50);
 
 // Batch 1 on H100: every activation and most weights fit the 50 MB L2, so the cache-reuse history
 // (physics/cache_reuse.hpp) holds the whole network.
-static void BM_InferenceSolve_ResNet50_Batch1(benchmark::State& state) {
-  const auto& m = model("resnet50");
-  const auto& h = hw("h100");
-  SolveRequest r;
-  r.batch = 1;
-  for (auto _ : state) benchmark::DoNotOptimize(solve(m, h, r).latency);
-}
+static void BM_InferenceSolve_ResNet50_Batch1(benchmark::State& state) { solve_resnet50(state, "h100", 1); }
 BENCHMARK(BM_InferenceSolve_ResNet50_Batch1);
 
 // A sweep over every hardware x batch x context on all cores: configurations per second.

@@ -1,6 +1,5 @@
 #include "mlsysim/physics/cache_reuse.hpp"
 
-#include <algorithm>
 #include <limits>
 
 namespace mlsysim {

@@ -73,7 +73,7 @@ FleetRow fleet_row(const std::string& label, const Variant& v, const Compression
     row.replicas = r.qps > 0 ? static_cast<int>(std::ceil(r.qps / row.replica_qps - 1e-9)) : 1;
     row.total_gpus = row.replicas * row.gpus_per_replica;
     row.annual_cost = usd(row.total_gpus * r.costs.gpu_hour_usd * kHoursPerYear);
-    const Seconds per_token(1.0 / sr.request_tokens_per_s);  // the replica emits one token every
+    const Seconds per_token(1.0 / sr.request_tokens_per_s);  // time between the replica's tokens
     const Watts gpu_power = sr.energy_per_token / per_token / static_cast<double>(sr.gpus);
     row.annual_energy = facility_energy(gpu_power * units::hours(kHoursPerYear) * static_cast<double>(row.total_gpus),
                                         r.costs.pue);
