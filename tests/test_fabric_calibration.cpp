@@ -136,6 +136,28 @@ TEST(FabricCalibration, BuiltInNvlink4RingIsTheFitOfItsPublishedRingSweep) {
   EXPECT_NEAR(t, 81.28e-6, 0.1 * 81.28e-6);
 }
 
+TEST(FabricCalibration, BuiltInMi300xMeshIsTheFitOfAmdsPublishedSweep) {
+  // AMD's rccl-tests all-reduce sweep on one 8x MI300X node (ROCm blog, 2025), 8 B .. 16 GiB.
+  const std::string path = "catalog/calibration/measurements/amd-blog-mi300x-8gpu-all_reduce_perf.log";
+  const NcclTestsLog log = parse_nccl_tests(read_source_file(path), path);
+  EXPECT_EQ(log.ranks, 8);
+  EXPECT_EQ(log.samples.size(), 32u);
+  const auto& fleet = FleetCatalog::builtin();
+  const Cluster node = fleet.standard_cluster("mi300x", 8);
+  const GroupPlacement group = place_group(8, 1, 8);
+  const FabricFit fit = fit_fabric(log.samples, CollectiveOp::AllReduce, group, node);
+  const Fabric& xgmi = fleet.fabric("infinity-fabric-mi300x");
+  EXPECT_FALSE(fit.scale_out);
+  EXPECT_NEAR(in_us(fit.latency), in_us(xgmi.latency), 0.01);
+  EXPECT_NEAR(fit.efficiency, xgmi.collective_efficiency, 5e-4);
+  EXPECT_NEAR(in_us(fit.small_message_latency), in_us(xgmi.small_message_latency), 0.01);
+  EXPECT_NEAR(fit.small_message_efficiency, xgmi.small_message_efficiency, 5e-4);
+  EXPECT_LT(fit.median_abs_error, 0.08);
+  // A published row: 1 GiB in 5970.6 us (busbw 314.7 GB/s, the slowest xGMI link's cap).
+  const double t = collective_time(CollectiveOp::AllReduce, bytes(1073741824), group, node).time.si();
+  EXPECT_NEAR(t, 5970.6e-6, 0.05 * 5970.6e-6);
+}
+
 TEST(FabricCalibration, BuiltInNvlsIsTheFitOfItsPublishedNvlsSweep) {
   const FabricFit fit = fit_together_h100_sweep("together-h100-8gpu-all_reduce_nvls.log", Algorithm::InNetwork);
   const auto& fleet = FleetCatalog::builtin();
