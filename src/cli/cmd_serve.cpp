@@ -187,7 +187,7 @@ int run_serve(const GlobalOptions& g, const ServeOptions& o) {
         {"feasible", s.feasible ? "yes" : "NO", ""}};
     if (s.disaggregated) rows.insert(rows.begin() + 2, {"KV transfer", format_time(s.kv_transfer), ""});
     std::cout << text_grid({"metric", "value", "note"}, rows) << trace_text(trace)
-              << accuracy_line_for("serving", kGraphGroup)
+              << accuracy_line_for("serving", kGraphGroup, hw.id)
               << accuracy_line_for("capacity", kGraphGroup);  // the KV pool behind "max concurrent"
   }
   if (!s.feasible) {

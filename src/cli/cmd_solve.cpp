@@ -70,7 +70,7 @@ int run_solve(const GlobalOptions& g, const SolveOptions& o) {
   std::optional<HeldOutAccuracy> accuracy;
   if ((format == Format::Table || o.accuracy) && r.efficiency == 0)
     accuracy = held_out_accuracy(validation_category(p.phase),
-                                 r.runtime == Runtime::Graph ? kGraphGroup : kEagerGroup);
+                                 r.runtime == Runtime::Graph ? kGraphGroup : kEagerGroup, hw.id);
   switch (format) {
     case Format::Json: {
       auto j = profile_json(p);

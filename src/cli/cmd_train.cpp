@@ -109,7 +109,7 @@ int run_train(const GlobalOptions& g, const TrainOptions& o, const RunFlags& f) 
       break;
     }
     case Format::Table:
-      std::cout << training_table(r) << run_table(run) << accuracy_line_for("training", kGraphGroup);
+      std::cout << training_table(r) << run_table(run) << accuracy_line_for("training", kGraphGroup, r.hardware);
       break;
   }
   if (!r.feasible) {
