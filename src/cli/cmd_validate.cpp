@@ -363,30 +363,31 @@ int run_validate(const GlobalOptions& g, const ValidateOptions& o) {
 
 std::optional<HeldOutAccuracy> held_out_accuracy(const std::string& category, const std::string& runtime,
                                                  const std::string& hardware) {
-  // Smallest subset that still says something (3 points): this device and runtime, this device,
-  // this runtime, the whole category.
+  // The narrowest subset that still says something (3 points): this device and runtime, then this
+  // runtime on every device (an eager step's error is its host's more than its GPU's), then the
+  // whole category.
   constexpr size_t kEnough = 3;
-  std::vector<double> device_runtime, device, same_runtime, same_category;
+  std::vector<double> on_device, same_runtime, same_category;
   for (const auto& p : load_validation_points("")) {
     if (p.category != category || !scored(p, false, false)) continue;
     const Outcome out = evaluate(p, /*with_textbook=*/false);
     if (!out.error()) continue;
-    const double e = *out.error();
-    const bool same_device = !hardware.empty() && group_of(p, "hardware") == hardware;
-    const bool runtime_matches = runtime_group(p) == runtime;
-    same_category.push_back(e);
-    if (runtime_matches) same_runtime.push_back(e);
-    if (same_device) device.push_back(e);
-    if (same_device && runtime_matches) device_runtime.push_back(e);
+    same_category.push_back(*out.error());
+    if (runtime_group(p) != runtime) continue;
+    same_runtime.push_back(*out.error());
+    if (!hardware.empty() && group_of(p, "hardware") == hardware) on_device.push_back(*out.error());
   }
   if (same_category.empty()) return std::nullopt;
-  HeldOutAccuracy a{category, runtime, {}, hardware, false, static_cast<int>(device.size())};
-  const std::vector<double>* errors = &same_category;
-  if (device_runtime.size() >= kEnough) errors = &device_runtime, a.on_hardware = true;
-  else if (device.size() >= kEnough) errors = &device, a.on_hardware = true, a.runtime = "all runtimes";
-  else if (same_runtime.size() >= kEnough) errors = &same_runtime;
-  else a.runtime = "all runtimes";
-  a.errors = summarize_errors(*errors);
+  HeldOutAccuracy a{category, runtime, {}, hardware, false, static_cast<int>(on_device.size())};
+  if (on_device.size() >= kEnough) {
+    a.on_hardware = true;
+    a.errors = summarize_errors(on_device);
+  } else if (same_runtime.size() >= kEnough) {
+    a.errors = summarize_errors(same_runtime);
+  } else {
+    a.runtime = "all runtimes";
+    a.errors = summarize_errors(same_category);
+  }
   return a;
 }
 

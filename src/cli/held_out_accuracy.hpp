@@ -27,11 +27,11 @@ struct HeldOutAccuracy {
   // it is used whenever the device has enough points, and said plainly when it has none.
   std::string hardware;
   bool on_hardware = false;
-  int hardware_points = 0;  // scored points of this category on that device (any runtime)
+  int hardware_points = 0;  // scored points of this category and runtime on that device
 };
 
 // Empty when the category has no scored point. With `hardware` (a catalog device id), the figure
-// is over that device's points of the category when there are at least 3.
+// is over that device's points of the category and runtime when there are at least 3.
 std::optional<HeldOutAccuracy> held_out_accuracy(const std::string& category, const std::string& runtime,
                                                  const std::string& hardware = "");
 
@@ -58,9 +58,10 @@ inline std::string accuracy_line(const HeldOutAccuracy& a) {
       a.on_hardware ? " --by hardware" : "");
   if (!a.hardware.empty() && !a.on_hardware)
     line += a.hardware_points == 0
-                ? fmt::format("No held-out {} point is on {}: that error is other devices'.\n", a.category, a.hardware)
-                : fmt::format("Only {} held-out {} point(s) on {}: too few for their own figure.\n",
-                              a.hardware_points, a.category, a.hardware);
+                ? fmt::format("No held-out {} point ({}) is on {}: that error is other devices'.\n", a.category,
+                              a.runtime, a.hardware)
+                : fmt::format("Only {} held-out {} point(s) ({}) on {}: too few for their own figure.\n",
+                              a.hardware_points, a.category, a.runtime, a.hardware);
   return line;
 }
 
