@@ -160,14 +160,26 @@ def bench_matmul(torch, timer, dev, m, n, k, dtype_name):
     return timer(plain_gemm(torch, dev, m, n, k, dtype_name))
 
 
+def fp8_dtype(torch, dev):
+    """The e4m3 format the device's matrix units take: AMD's CDNA3 (MI300X/MI325X, gfx942) uses the
+    'fnuz' variant (no negative zero, exponent bias 8); NVIDIA Hopper/Ada/Blackwell and AMD CDNA4 the
+    OCP 'fn' one. Same bytes per element and the same rate, so the records keep the name fp8_e4m3."""
+    if torch.version.hip is not None and hasattr(torch, "float8_e4m3fnuz"):
+        arch = getattr(torch.cuda.get_device_properties(dev), "gcnArchName", "")
+        if arch.startswith("gfx94"):
+            return torch.float8_e4m3fnuz
+    return torch.float8_e4m3fn
+
+
 def fp8_supported(torch, dev):
     if not hasattr(torch, "float8_e4m3fn") or not hasattr(torch, "_scaled_mm"):
         return False, "this PyTorch has no float8_e4m3fn/_scaled_mm"
     if torch.version.hip is None and torch.cuda.get_device_capability(dev) < (8, 9):
         return False, "FP8 tensor cores need compute capability >= 8.9"
     try:
-        a = torch.randn(32, 32, device=dev).to(torch.float8_e4m3fn)
-        b = torch.randn(32, 32, device=dev).to(torch.float8_e4m3fn)
+        f8 = fp8_dtype(torch, dev)
+        a = torch.randn(32, 32, device=dev).to(f8)
+        b = torch.randn(32, 32, device=dev).to(f8)
         one = torch.ones((), device=dev, dtype=torch.float32)
         torch._scaled_mm(a, b.t(), scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
         torch.cuda.synchronize()
@@ -180,8 +192,9 @@ def fp8_gemm(torch, dev, m, n, k, fast_accum=False):
     """A callable running one m x n x k FP8 (e4m3) GEMM with bf16 output; it holds its operands.
     fast_accum: accumulate in the tensor cores' own precision (Transformer Engine's forward GEMMs)
     instead of promoting partial sums to fp32 (its gradient GEMMs, and _scaled_mm's default)."""
-    a = torch.randn(m, k, device=dev).to(torch.float8_e4m3fn)
-    b = torch.randn(n, k, device=dev).to(torch.float8_e4m3fn)  # column-major B via .t()
+    f8 = fp8_dtype(torch, dev)
+    a = torch.randn(m, k, device=dev).to(f8)
+    b = torch.randn(n, k, device=dev).to(f8)  # column-major B via .t()
     one = torch.ones((), device=dev, dtype=torch.float32)
     return lambda: torch._scaled_mm(a, b.t(), scale_a=one, scale_b=one, out_dtype=torch.bfloat16,
                                     use_fast_accum=fast_accum)
@@ -342,8 +355,9 @@ def bench_fp8_training(torch, timer, dev, quick):
                 f"{rec['TFLOPs']:7.1f} TFLOP/s")
     for width in (4096, 14336):
         x = torch.randn(tokens, width, device=dev, dtype=torch.bfloat16)
-        cases = (("cast", lambda: x.to(torch.float8_e4m3fn)),
-                 ("cast_transposed", lambda: x.t().contiguous().to(torch.float8_e4m3fn)))
+        f8 = fp8_dtype(torch, dev)
+        cases = (("cast", lambda: x.to(f8)),
+                 ("cast_transposed", lambda: x.t().contiguous().to(f8)))
         for name, fn in cases:
             t = timer(fn)
             nbytes = tokens * width * 3  # read bf16, write fp8 (the transpose's bf16 copy not counted)
