@@ -37,12 +37,29 @@ const Cluster& h100_node() {
   static const Cluster node = FleetCatalog::builtin().standard_cluster("h100", 8);
   return node;
 }
-const GroupPlacement kH100Node8 = place_group(8, 1, 8);
-FabricFit fit_together_h100_sweep(const std::string& log_name, Algorithm algorithm) {
+const GroupPlacement kNode8 = place_group(8, 1, 8);
+
+// The fit of a published single-node all-reduce sweep (8 ranks, `rows` sizes) on `node`.
+FabricFit fit_published_node_sweep(const std::string& log_name, size_t rows, const Cluster& node,
+                                   Algorithm algorithm = Algorithm::Auto) {
   const std::string path = "catalog/calibration/measurements/" + log_name;
   const NcclTestsLog log = parse_nccl_tests(read_source_file(path), path);
   EXPECT_EQ(log.ranks, 8);
-  return fit_fabric(log.samples, CollectiveOp::AllReduce, kH100Node8, h100_node(), algorithm);
+  EXPECT_EQ(log.samples.size(), rows);
+  return fit_fabric(log.samples, CollectiveOp::AllReduce, kNode8, node, algorithm);
+}
+FabricFit fit_together_h100_sweep(const std::string& log_name, Algorithm algorithm) {
+  return fit_published_node_sweep(log_name, 31, h100_node(), algorithm);
+}
+
+// A built-in scale-up fabric is what its published sweep fits to: both protocol regimes' alpha and
+// efficiency.
+void expect_fit_is_scale_up_fabric(const FabricFit& fit, const Fabric& fabric) {
+  EXPECT_FALSE(fit.scale_out);
+  EXPECT_NEAR(in_us(fit.latency), in_us(fabric.latency), 0.01);
+  EXPECT_NEAR(fit.efficiency, fabric.collective_efficiency, 5e-4);
+  EXPECT_NEAR(in_us(fit.small_message_latency), in_us(fabric.small_message_latency), 0.01);
+  EXPECT_NEAR(fit.small_message_efficiency, fabric.small_message_efficiency, 5e-4);
 }
 
 }  // namespace
@@ -123,38 +140,24 @@ TEST(FabricCalibration, BuiltInNvlink4RingIsTheFitOfItsPublishedRingSweep) {
   // An NCCL_ALGO=RING sweep fits the ring with --algorithm ring; NVLS keeps its own efficiency.
   const FabricFit fit = fit_together_h100_sweep("together-h100-8gpu-all_reduce_ring.log", Algorithm::Ring);
   const Fabric& nvlink4 = FleetCatalog::builtin().fabric("nvlink4");
-  EXPECT_FALSE(fit.scale_out);
-  EXPECT_NEAR(in_us(fit.latency), in_us(nvlink4.latency), 0.01);
-  EXPECT_NEAR(fit.efficiency, nvlink4.collective_efficiency, 5e-4);
-  EXPECT_NEAR(in_us(fit.small_message_latency), in_us(nvlink4.small_message_latency), 0.01);
-  EXPECT_NEAR(fit.small_message_efficiency, nvlink4.small_message_efficiency, 5e-4);
+  expect_fit_is_scale_up_fabric(fit, nvlink4);
   EXPECT_DOUBLE_EQ(fit.in_network_efficiency, nvlink4.in_network_efficiency);
   EXPECT_LT(fit.median_abs_error, 0.02);
   // The ring model reproduces a size the fit used: 8 MiB in 81.3 us (busbw 180.6 GB/s).
   const double t =
-      collective_time(CollectiveOp::AllReduce, bytes(8388608), kH100Node8, h100_node(), Algorithm::Ring).time.si();
+      collective_time(CollectiveOp::AllReduce, bytes(8388608), kNode8, h100_node(), Algorithm::Ring).time.si();
   EXPECT_NEAR(t, 81.28e-6, 0.1 * 81.28e-6);
 }
 
 TEST(FabricCalibration, BuiltInMi300xMeshIsTheFitOfAmdsPublishedSweep) {
   // AMD's rccl-tests all-reduce sweep on one 8x MI300X node (ROCm blog, 2025), 8 B .. 16 GiB.
-  const std::string path = "catalog/calibration/measurements/amd-blog-mi300x-8gpu-all_reduce_perf.log";
-  const NcclTestsLog log = parse_nccl_tests(read_source_file(path), path);
-  EXPECT_EQ(log.ranks, 8);
-  EXPECT_EQ(log.samples.size(), 32u);
   const auto& fleet = FleetCatalog::builtin();
   const Cluster node = fleet.standard_cluster("mi300x", 8);
-  const GroupPlacement group = place_group(8, 1, 8);
-  const FabricFit fit = fit_fabric(log.samples, CollectiveOp::AllReduce, group, node);
-  const Fabric& xgmi = fleet.fabric("infinity-fabric-mi300x");
-  EXPECT_FALSE(fit.scale_out);
-  EXPECT_NEAR(in_us(fit.latency), in_us(xgmi.latency), 0.01);
-  EXPECT_NEAR(fit.efficiency, xgmi.collective_efficiency, 5e-4);
-  EXPECT_NEAR(in_us(fit.small_message_latency), in_us(xgmi.small_message_latency), 0.01);
-  EXPECT_NEAR(fit.small_message_efficiency, xgmi.small_message_efficiency, 5e-4);
+  const FabricFit fit = fit_published_node_sweep("amd-blog-mi300x-8gpu-all_reduce_perf.log", 32, node);
+  expect_fit_is_scale_up_fabric(fit, fleet.fabric("infinity-fabric-mi300x"));
   EXPECT_LT(fit.median_abs_error, 0.08);
   // A published row: 1 GiB in 5970.6 us (busbw 314.7 GB/s, the slowest xGMI link's cap).
-  const double t = collective_time(CollectiveOp::AllReduce, bytes(1073741824), group, node).time.si();
+  const double t = collective_time(CollectiveOp::AllReduce, bytes(1073741824), kNode8, node).time.si();
   EXPECT_NEAR(t, 5970.6e-6, 0.05 * 5970.6e-6);
 }
 
@@ -170,17 +173,17 @@ TEST(FabricCalibration, BuiltInNvlsIsTheFitOfItsPublishedNvlsSweep) {
   EXPECT_DOUBLE_EQ(fit.efficiency, nvlink4.collective_efficiency);
   EXPECT_LT(fit.max_abs_error, 0.05);
   // 8 GiB in-network: 78 us + 8 GiB / (450 GB/s x 0.597) against the measured 31.37 ms.
-  const double t = collective_time(CollectiveOp::AllReduce, bytes(8589934592.0), kH100Node8, h100_node()).time.si();
+  const double t = collective_time(CollectiveOp::AllReduce, bytes(8589934592.0), kNode8, h100_node()).time.si();
   EXPECT_NEAR(t, 78.07e-6 + 8589934592.0 / (450e9 * nvlink4.in_network_efficiency), 1e-9);
   EXPECT_NEAR(t, 31.37e-3, 0.03 * 31.37e-3);
   // NVLS runs on the Simple protocol only: a 64 KiB all-reduce goes to the ring's low-latency
   // protocol (~37 us measured in both sweeps), not to NVLS's 78 us.
-  const auto small = collective_time(CollectiveOp::AllReduce, bytes(65536), kH100Node8, h100_node());
+  const auto small = collective_time(CollectiveOp::AllReduce, bytes(65536), kNode8, h100_node());
   EXPECT_EQ(small.algorithm, Algorithm::Ring);
   EXPECT_NEAR(small.time.si(), 35.66e-6, 0.15 * 35.66e-6);
   // A fabric without in-network reduction has nothing for this fit.
   const std::vector<CollectiveSample> rows = {{bytes(1e9), milliseconds(5)}, {bytes(2e9), milliseconds(10)}};
-  EXPECT_THROW(fit_fabric(rows, CollectiveOp::AllReduce, kH100Node8, fleet.standard_cluster("a100-80gb", 8),
+  EXPECT_THROW(fit_fabric(rows, CollectiveOp::AllReduce, kNode8, fleet.standard_cluster("a100-80gb", 8),
                           Algorithm::InNetwork),
                BadInput);
 }
