@@ -195,6 +195,22 @@ TEST(CompressionErrors, BadInputsNameTheField) {
   expect_bad(q, "--gpu-hour-usd");
 }
 
+TEST(CompressionErrors, NonLanguageModelsArePointedAtSolve) {
+  // The speedup is a decode/prefill step's and the accuracy ranges are LLM studies: a CNN or an
+  // encoder gets an error naming the command that compares its precisions, not a decode-phase one.
+  for (const char* id : {"resnet50", "bert-base"}) {
+    try {
+      compress(model(id), hw("h100"), quant(Precision::INT8));
+      ADD_FAILURE() << id << ": expected BadInput";
+    } catch (const BadInput& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find(std::string("mlsysim solve --model ") + id + " --phase inference"),
+                std::string::npos) << what;
+      EXPECT_EQ(what.find("--phase decode"), std::string::npos) << what;
+    }
+  }
+}
+
 TEST(CompressionPart3, QuantizeHeadShrinksTheRuntimeWeights) {
   // Llama-3 70B int4: by default the embedding table and the LM head (V h = 128256 x 8192 each) stay
   // bf16; --quantize-head (gpt-fast) quantizes the head too. The napkin stored size is P x 0.5 either way.

@@ -199,56 +199,62 @@ Percentiles stats(std::vector<double>& v) {
 
 }  // namespace
 
-SimulationResult simulate(const ModelSpec& model, const HardwareSpec& hw, const SimulationRequest& r) {
-  validate(model, r);
-  const int max_seq = model.tf.max_seq > 0 ? model.tf.max_seq : 1 << 20;
+namespace {
 
-  // ---- workload ----
+// The requests: the trace's, or Poisson arrivals with lengths drawn around the means.
+std::vector<Req> make_workload(const SimulationRequest& r, int max_seq) {
   std::vector<Req> reqs;
-  std::mt19937_64 gen(r.seed);
   if (!r.trace.empty()) {
     reqs.reserve(r.trace.size());
     for (const auto& t : r.trace) reqs.push_back({t.arrival_s, t.prompt_tokens, t.output_tokens});
-  } else {
-    reqs.reserve(r.requests);
-    double t = 0;
-    for (int i = 0; i < r.requests; ++i) {
-      t += exponential_from_uniform(uniform_from_bits(gen()), 1.0 / r.rate);  // Poisson process
-      const int p = draw_length(gen, r.prompt_len, r.length_dist, max_seq - 1);
-      const int o = draw_length(gen, r.output_len, r.length_dist, max_seq - p);
-      reqs.push_back({t, p, o});
-    }
+    return reqs;
   }
+  std::mt19937_64 gen(r.seed);
+  reqs.reserve(r.requests);
+  double t = 0;
+  for (int i = 0; i < r.requests; ++i) {
+    t += exponential_from_uniform(uniform_from_bits(gen()), 1.0 / r.rate);  // Poisson process
+    const int p = draw_length(gen, r.prompt_len, r.length_dist, max_seq - 1);
+    const int o = draw_length(gen, r.output_len, r.length_dist, max_seq - p);
+    reqs.push_back({t, p, o});
+  }
+  return reqs;
+}
 
-  // ---- deployment: TP as `serve` picks it for one mean request ----
-  double mean_p = 0, mean_o = 0;
-  for (const auto& q : reqs) mean_p += q.prompt, mean_o += q.output;
-  mean_p /= reqs.size(), mean_o /= reqs.size();
-  int tp = r.tp;
-  if (tp == 0) {
-    ServingRequest s;
-    s.seq_len = std::clamp(static_cast<int>(mean_p), 1, max_seq - 1);
-    s.output_len = std::clamp(static_cast<int>(mean_o), 1, max_seq - s.seq_len);
-    s.precision = r.precision;
-    s.kv_precision = r.kv_precision;
-    s.quantize_head = r.quantize_head;
-    s.memory_utilization = r.memory_utilization;
-    s.efficiency = r.efficiency;
-    s.runtime = r.runtime;
-    s.fleet = r.fleet;
-    tp = serve(model, hw, s).tp;
-  }
-  const ServingDeployment d = make_deployment(model, hw, tp, r.precision, r.kv_precision,
-                                              r.efficiency, r.runtime, r.fleet, r.quantize_head);
+// Tensor parallelism as `serve` picks it for one mean request, unless the request names it.
+int deployment_tp(const ModelSpec& model, const HardwareSpec& hw, const SimulationRequest& r,
+                  double mean_p, double mean_o, int max_seq) {
+  if (r.tp != 0) return r.tp;
+  ServingRequest s;
+  s.seq_len = std::clamp(static_cast<int>(mean_p), 1, max_seq - 1);
+  s.output_len = std::clamp(static_cast<int>(mean_o), 1, max_seq - s.seq_len);
+  s.precision = r.precision;
+  s.kv_precision = r.kv_precision;
+  s.quantize_head = r.quantize_head;
+  s.memory_utilization = r.memory_utilization;
+  s.efficiency = r.efficiency;
+  s.runtime = r.runtime;
+  s.fleet = r.fleet;
+  return serve(model, hw, s).tp;
+}
+
+// The paged KV pool as vLLM sizes it at start-up; throws DoesNotFit when nothing is left for it.
+struct KvPool {
+  long pages = 0;
+  Bytes per_token{};
+};
+KvPool kv_pool(const ModelSpec& model, const HardwareSpec& hw, const ServingDeployment& d, int tp,
+               const SimulationRequest& r) {
   const ProfilingRun prof = profiling_run(d, r.max_batch, r.max_batched_tokens);
   const ServingReserve& reserve = prof.reserve;
-  const Bytes kv_tok = kv_cache_bytes_per_token(d.shard, prof.forward.kv_precision);
+  KvPool pool;
+  pool.per_token = kv_cache_bytes_per_token(d.shard, prof.forward.kv_precision);
   const Bytes weights = prof.forward.memory.weights;
   const Bytes usable = usable_budget(hw, r.memory_utilization);
   const Bytes budget = kv_pool_bytes(hw, r.memory_utilization, weights, reserve);
-  const long total_pages = budget.si() > 0
-      ? static_cast<long>(std::floor(budget / (kv_tok * static_cast<double>(r.page_size)))) : 0;
-  if (total_pages < 1)
+  pool.pages = budget.si() > 0
+      ? static_cast<long>(std::floor(budget / (pool.per_token * static_cast<double>(r.page_size)))) : 0;
+  if (pool.pages < 1)
     throw DoesNotFit(fmt::format("{} on {} x{}: weights {} + runtime reserve {} (profile peak and "
                                  "buffers) leave no KV-cache memory in {} usable: use --tp {}, "
                                  "--precision int8/int4 or a larger device{}",
@@ -256,225 +262,253 @@ SimulationResult simulate(const ModelSpec& model, const HardwareSpec& hw, const 
                                  format_bytes(usable), tp * 2,
                                  reserve_remedy(reserve, Bytes(-budget.si()))),
                      (weights + reserve.total()).si(), usable.si());
+  return pool;
+}
 
-  SimulationResult out;
-  out.tp = tp;
-  out.kv_pages = total_pages;
-  StepCache steps(d, max_seq);
+// vLLM's scheduler loop over the requests: FCFS admission into the paged KV pool, one engine-timed
+// step per iteration, recompute-mode preemption of the newest requests when pages run out.
+class Scheduler {
+ public:
+  Scheduler(std::vector<Req>& reqs, const SimulationRequest& r, long total_pages, int max_seq,
+            StepCache& steps, SimulationResult& out)
+      : reqs_(reqs), r_(r), total_pages_(total_pages), free_pages_(total_pages), max_seq_(max_seq),
+        steps_(steps), out_(out), n_total_(static_cast<long>(reqs.size())) {
+    ttfts_.reserve(reqs.size());
+    e2es_.reserve(reqs.size());
+  }
 
-  // ---- the scheduler loop ----
-  long free_pages = total_pages;
-  std::deque<int> waiting;
-  std::vector<int> running, next_running;
-  size_t next_arrival = 0;
-  double now = 0, batch_sum = 0, last_finish = 0;
-  long finished = 0;
-  LatencyHistogram itl_hist;
-  std::vector<double> ttfts, e2es;
-  ttfts.reserve(reqs.size());
-  e2es.reserve(reqs.size());
-  long good = 0, generated_tokens = 0;
-  const long n_total = static_cast<long>(reqs.size());
+  void run() {
+    while (finished_ + out_.rejected < n_total_) {
+      admit_arrivals();
+      if (running_.empty() && waiting_.empty()) {
+        if (next_arrival_ >= reqs_.size()) break;
+        now_ = std::max(now_, reqs_[next_arrival_].arrival);
+        continue;
+      }
+      const Iteration it = r_.chunked_prefill ? chunked_iteration() : prefill_or_decode_iteration();
+      if (it == Iteration::Done) break;
+      if (it == Iteration::Idle) continue;
+      retire_finished();
+      if (r_.progress && (out_.iterations & 4095) == 0)
+        r_.progress(static_cast<double>(finished_ + out_.rejected) / n_total_);
+    }
+    if (r_.progress) r_.progress(1.0);
+    summarize();
+  }
 
-  auto emit_token = [&](Req& q) {
+ private:
+  enum class Iteration { Stepped, Idle, Done };
+
+  // Arrivals up to now join the queue; a request that can never fit is rejected.
+  void admit_arrivals() {
+    while (next_arrival_ < reqs_.size() && reqs_[next_arrival_].arrival <= now_) {
+      Req& q = reqs_[next_arrival_];
+      ++out_.arrived;
+      if (static_cast<long>(q.prompt) + q.output > max_seq_ ||
+          pages_for(q.prompt + q.output, r_.page_size) > total_pages_) {
+        ++out_.rejected;  // can never fit: vLLM rejects prompts longer than the KV pool
+      } else {
+        q.prefill_target = q.prompt;
+        waiting_.push_back(static_cast<int>(next_arrival_));
+      }
+      ++next_arrival_;
+    }
+  }
+
+  void emit_token(Req& q) {
     ++q.generated;
-    ++generated_tokens;
-    if (q.first_token < 0) q.first_token = now;
-    else itl_hist.add(now - q.last_token);
-    q.last_token = now;
-  };
-  auto release = [&](Req& q) { free_pages += q.pages; q.pages = 0; };
-  auto preempt = [&](int idx) {  // recompute-mode preemption (vLLM default)
-    Req& q = reqs[idx];
+    ++generated_tokens_;
+    if (q.first_token < 0) q.first_token = now_;
+    else itl_hist_.add(now_ - q.last_token);
+    q.last_token = now_;
+  }
+  void release(Req& q) { free_pages_ += q.pages; q.pages = 0; }
+  void preempt(int idx) {  // recompute-mode preemption (vLLM default)
+    Req& q = reqs_[idx];
     release(q);
     q.prefilled = false;
     q.computed = 0;
     q.prefill_target = q.prompt + q.generated;
-    waiting.push_front(idx);
-    ++out.preemptions;
-  };
+    waiting_.push_front(idx);
+    ++out_.preemptions;
+  }
   // Gives request `idx` (running) a page for one more token, preempting the newest requests.
-  auto grow = [&](int idx) -> bool {
-    Req& q = reqs[idx];
-    const long need = pages_for(q.prompt + q.generated + 1, r.page_size);
+  bool grow(int idx) {
+    Req& q = reqs_[idx];
+    const long need = pages_for(q.prompt + q.generated + 1, r_.page_size);
     while (q.pages < need) {
-      if (free_pages > 0) { --free_pages; ++q.pages; continue; }
-      if (running.empty() || running.back() == idx) return false;
-      const int victim = running.back();
-      running.pop_back();
+      if (free_pages_ > 0) { --free_pages_; ++q.pages; continue; }
+      if (running_.empty() || running_.back() == idx) return false;
+      const int victim = running_.back();
+      running_.pop_back();
       preempt(victim);
     }
     return true;
-  };
-
-  while (finished + out.rejected < n_total) {
-    // Arrivals up to now.
-    while (next_arrival < reqs.size() && reqs[next_arrival].arrival <= now) {
-      Req& q = reqs[next_arrival];
-      ++out.arrived;
-      if (static_cast<long>(q.prompt) + q.output > max_seq ||
-          pages_for(q.prompt + q.output, r.page_size) > total_pages) {
-        ++out.rejected;  // can never fit: vLLM rejects prompts longer than the KV pool
-      } else {
-        q.prefill_target = q.prompt;
-        waiting.push_back(static_cast<int>(next_arrival));
-      }
-      ++next_arrival;
-    }
-    if (running.empty() && waiting.empty()) {
-      if (next_arrival >= reqs.size()) break;
-      now = std::max(now, reqs[next_arrival].arrival);
-      continue;
-    }
-
-    double step = 0;
-    std::vector<int>& done_prefill = next_running;  // scratch
-    done_prefill.clear();
-    if (!r.chunked_prefill) {
-      // vLLM (V0) default: an iteration either prefills newly admitted prompts or decodes.
-      long batched = 0;
-      std::vector<int> admitted;
-      while (!waiting.empty() && static_cast<int>(running.size() + admitted.size()) < r.max_batch) {
-        Req& q = reqs[waiting.front()];
-        const long need = pages_for(q.prefill_target, r.page_size);
-        if (need > free_pages) break;
-        if (!admitted.empty() && batched + q.prefill_target > r.max_batched_tokens) break;
-        free_pages -= need;
-        q.pages = need;
-        batched += q.prefill_target;
-        admitted.push_back(waiting.front());
-        waiting.pop_front();
-      }
-      if (!admitted.empty()) {
-        step = steps.prefill(static_cast<int>(admitted.size()),
-                             static_cast<double>(batched) / admitted.size(), 0);
-        now += step;
-        for (int idx : admitted) {
-          Req& q = reqs[idx];
-          q.prefilled = true;
-          q.computed = q.prefill_target;
-          emit_token(q);
-          running.push_back(idx);
-        }
-      } else {
-        // Decode every running request; page growth may preempt the newest ones.
-        for (size_t i = 0; i < running.size(); ++i)
-          if (!grow(running[i])) { preempt(running[i]); running.erase(running.begin() + i); --i; }
-        if (running.empty()) continue;
-        double ctx = 0;
-        for (int idx : running) ctx += reqs[idx].prompt + reqs[idx].generated;
-        step = steps.decode(static_cast<int>(running.size()), ctx / running.size());
-        now += step;
-        for (int idx : running) emit_token(reqs[idx]);
-      }
-    } else {
-      // Chunked prefill (Sarathi-Serve; vLLM --enable-chunked-prefill): decodes first, then
-      // prefill chunks fill the token budget.
-      long budget_tokens = r.max_batched_tokens;
-      std::vector<int> decoding;
-      for (size_t i = 0; i < running.size(); ++i) {
-        const int idx = running[i];
-        if (!reqs[idx].prefilled) continue;
-        if (!grow(idx)) { preempt(idx); running.erase(running.begin() + i); --i; continue; }
-      }
-      for (int idx : running)
-        if (reqs[idx].prefilled && budget_tokens > 0) decoding.push_back(idx), --budget_tokens;
-      double pre_tokens = 0, pre_ctx = 0;
-      std::vector<std::pair<int, int>> chunks;
-      for (int idx : running) {
-        Req& q = reqs[idx];
-        if (q.prefilled || budget_tokens <= 0) continue;
-        const int c = static_cast<int>(std::min<long>(q.prefill_target - q.computed, budget_tokens));
-        chunks.push_back({idx, c});
-        pre_ctx += static_cast<double>(q.computed) * c;
-        pre_tokens += c;
-        budget_tokens -= c;
-      }
-      while (budget_tokens > 0 && !waiting.empty() && static_cast<int>(running.size()) < r.max_batch) {
-        Req& q = reqs[waiting.front()];
-        const long need = pages_for(q.prefill_target, r.page_size);
-        if (need > free_pages) break;
-        free_pages -= need;
-        q.pages = need;
-        const int idx = waiting.front();
-        waiting.pop_front();
-        running.push_back(idx);
-        const int c = static_cast<int>(std::min<long>(q.prefill_target, budget_tokens));
-        chunks.push_back({idx, c});
-        pre_tokens += c;
-        budget_tokens -= c;
-      }
-      if (decoding.empty() && chunks.empty()) {
-        if (next_arrival >= reqs.size() && running.empty()) break;
-        continue;
-      }
-      double ctx = 0;
-      for (int idx : decoding) ctx += reqs[idx].prompt + reqs[idx].generated;
-      const double dec = decoding.empty() ? 0 : steps.decode(static_cast<int>(decoding.size()),
-                                                             ctx / decoding.size());
-      const double pre = chunks.empty() ? 0 : steps.prefill(1, pre_tokens, pre_ctx / pre_tokens);
-      step = decoding.empty() ? pre : chunks.empty() ? dec : steps.mixed(pre, dec);
-      now += step;
-      for (int idx : decoding) emit_token(reqs[idx]);
-      for (auto [idx, c] : chunks) {
-        Req& q = reqs[idx];
-        q.computed += c;
-        if (q.computed >= q.prefill_target) { q.prefilled = true; emit_token(q); }
-      }
-    }
-
-    // Completions.
-    ++out.iterations;
-    batch_sum += static_cast<double>(running.size());
-    next_running.clear();
-    for (int idx : running) {
-      Req& q = reqs[idx];
-      if (q.generated >= q.output) {
-        q.finish = now;
-        release(q);
-        ++finished;
-        last_finish = now;
-        const double ttft = q.first_token - q.arrival;
-        ttfts.push_back(ttft);
-        e2es.push_back(q.finish - q.arrival);
-        const double tpot = q.output > 1 ? (q.finish - q.first_token) / (q.output - 1) : 0;
-        if (ttft <= r.ttft_slo.si() && tpot <= r.itl_slo.si()) ++good;
-      } else {
-        next_running.push_back(idx);
-      }
-    }
-    running.swap(next_running);
-    if (r.progress && (out.iterations & 4095) == 0)
-      r.progress(static_cast<double>(finished + out.rejected) / n_total);
   }
-  if (r.progress) r.progress(1.0);
+  // Takes pages for the head of the queue's prefill; false when the pool cannot hold it.
+  bool reserve_pages_for_head() {
+    Req& q = reqs_[waiting_.front()];
+    const long need = pages_for(q.prefill_target, r_.page_size);
+    if (need > free_pages_) return false;
+    free_pages_ -= need;
+    q.pages = need;
+    return true;
+  }
+  double mean_context(const std::vector<int>& idxs) const {
+    double ctx = 0;
+    for (int idx : idxs) ctx += reqs_[idx].prompt + reqs_[idx].generated;
+    return ctx / idxs.size();
+  }
 
-  out.completed = finished;
-  out.in_flight = out.arrived - out.completed - out.rejected;
-  out.duration = Seconds(last_finish);
-  out.ttft = stats(ttfts);
-  out.e2e = stats(e2es);
-  out.itl = {itl_hist.percentile(50), itl_hist.percentile(90), itl_hist.percentile(99), itl_hist.mean()};
-  const double dur = std::max(last_finish, 1e-12);
-  out.throughput_rps = finished / dur;
-  out.tokens_per_s = generated_tokens / dur;
-  out.goodput_rps = good / dur;
-  out.slo_attainment = finished > 0 ? static_cast<double>(good) / finished : 0;
-  out.mean_batch = out.iterations > 0 ? batch_sum / out.iterations : 0;
-  out.offered_rate = r.trace.empty() ? r.rate
-                                     : (reqs.back().arrival > 0 ? reqs.size() / reqs.back().arrival : 0);
-  out.step_cache_entries = steps.size();
+  // vLLM (V0) default: an iteration either prefills newly admitted prompts or decodes.
+  Iteration prefill_or_decode_iteration() {
+    long batched = 0;
+    std::vector<int> admitted;
+    while (!waiting_.empty() && static_cast<int>(running_.size() + admitted.size()) < r_.max_batch) {
+      const int target = reqs_[waiting_.front()].prefill_target;
+      if (!admitted.empty() && batched + target > r_.max_batched_tokens) break;
+      if (!reserve_pages_for_head()) break;
+      batched += target;
+      admitted.push_back(waiting_.front());
+      waiting_.pop_front();
+    }
+    if (!admitted.empty()) {
+      now_ += steps_.prefill(static_cast<int>(admitted.size()),
+                             static_cast<double>(batched) / admitted.size(), 0);
+      for (int idx : admitted) {
+        Req& q = reqs_[idx];
+        q.prefilled = true;
+        q.computed = q.prefill_target;
+        emit_token(q);
+        running_.push_back(idx);
+      }
+      return Iteration::Stepped;
+    }
+    // Decode every running request; page growth may preempt the newest ones.
+    for (size_t i = 0; i < running_.size(); ++i)
+      if (!grow(running_[i])) { preempt(running_[i]); running_.erase(running_.begin() + i); --i; }
+    if (running_.empty()) return Iteration::Idle;
+    now_ += steps_.decode(static_cast<int>(running_.size()), mean_context(running_));
+    for (int idx : running_) emit_token(reqs_[idx]);
+    return Iteration::Stepped;
+  }
 
+  // Chunked prefill (Sarathi-Serve; vLLM --enable-chunked-prefill): decodes first, then prefill
+  // chunks fill the token budget.
+  Iteration chunked_iteration() {
+    long budget_tokens = r_.max_batched_tokens;
+    for (size_t i = 0; i < running_.size(); ++i) {
+      const int idx = running_[i];
+      if (!reqs_[idx].prefilled) continue;
+      if (!grow(idx)) { preempt(idx); running_.erase(running_.begin() + i); --i; }
+    }
+    std::vector<int> decoding;
+    for (int idx : running_)
+      if (reqs_[idx].prefilled && budget_tokens > 0) decoding.push_back(idx), --budget_tokens;
+    double pre_tokens = 0, pre_ctx = 0;
+    std::vector<std::pair<int, int>> chunks;
+    for (int idx : running_) {
+      Req& q = reqs_[idx];
+      if (q.prefilled || budget_tokens <= 0) continue;
+      const int c = static_cast<int>(std::min<long>(q.prefill_target - q.computed, budget_tokens));
+      chunks.push_back({idx, c});
+      pre_ctx += static_cast<double>(q.computed) * c;
+      pre_tokens += c;
+      budget_tokens -= c;
+    }
+    while (budget_tokens > 0 && !waiting_.empty() && static_cast<int>(running_.size()) < r_.max_batch) {
+      if (!reserve_pages_for_head()) break;
+      const int idx = waiting_.front();
+      waiting_.pop_front();
+      running_.push_back(idx);
+      const int c = static_cast<int>(std::min<long>(reqs_[idx].prefill_target, budget_tokens));
+      chunks.push_back({idx, c});
+      pre_tokens += c;
+      budget_tokens -= c;
+    }
+    if (decoding.empty() && chunks.empty())
+      return next_arrival_ >= reqs_.size() && running_.empty() ? Iteration::Done : Iteration::Idle;
+    const double dec = decoding.empty() ? 0 : steps_.decode(static_cast<int>(decoding.size()),
+                                                            mean_context(decoding));
+    const double pre = chunks.empty() ? 0 : steps_.prefill(1, pre_tokens, pre_ctx / pre_tokens);
+    now_ += decoding.empty() ? pre : chunks.empty() ? dec : steps_.mixed(pre, dec);
+    for (int idx : decoding) emit_token(reqs_[idx]);
+    for (auto [idx, c] : chunks) {
+      Req& q = reqs_[idx];
+      q.computed += c;
+      if (q.computed >= q.prefill_target) { q.prefilled = true; emit_token(q); }
+    }
+    return Iteration::Stepped;
+  }
+
+  // Completions: requests that produced their last token leave and free their pages.
+  void retire_finished() {
+    ++out_.iterations;
+    batch_sum_ += static_cast<double>(running_.size());
+    std::vector<int> still_running;
+    still_running.reserve(running_.size());
+    for (int idx : running_) {
+      Req& q = reqs_[idx];
+      if (q.generated < q.output) { still_running.push_back(idx); continue; }
+      q.finish = now_;
+      release(q);
+      ++finished_;
+      last_finish_ = now_;
+      const double ttft = q.first_token - q.arrival;
+      ttfts_.push_back(ttft);
+      e2es_.push_back(q.finish - q.arrival);
+      const double tpot = q.output > 1 ? (q.finish - q.first_token) / (q.output - 1) : 0;
+      if (ttft <= r_.ttft_slo.si() && tpot <= r_.itl_slo.si()) ++good_;
+    }
+    running_.swap(still_running);
+  }
+
+  void summarize() {
+    out_.completed = finished_;
+    out_.in_flight = out_.arrived - out_.completed - out_.rejected;
+    out_.duration = Seconds(last_finish_);
+    out_.ttft = stats(ttfts_);
+    out_.e2e = stats(e2es_);
+    out_.itl = {itl_hist_.percentile(50), itl_hist_.percentile(90), itl_hist_.percentile(99),
+                itl_hist_.mean()};
+    const double dur = std::max(last_finish_, 1e-12);
+    out_.throughput_rps = finished_ / dur;
+    out_.tokens_per_s = generated_tokens_ / dur;
+    out_.goodput_rps = good_ / dur;
+    out_.slo_attainment = finished_ > 0 ? static_cast<double>(good_) / finished_ : 0;
+    out_.mean_batch = out_.iterations > 0 ? batch_sum_ / out_.iterations : 0;
+  }
+
+  std::vector<Req>& reqs_;
+  const SimulationRequest& r_;
+  const long total_pages_;
+  long free_pages_;
+  const int max_seq_;
+  StepCache& steps_;
+  SimulationResult& out_;
+  const long n_total_;
+  std::deque<int> waiting_;
+  std::vector<int> running_;
+  size_t next_arrival_ = 0;
+  double now_ = 0, batch_sum_ = 0, last_finish_ = 0;
+  long finished_ = 0, good_ = 0, generated_tokens_ = 0;
+  LatencyHistogram itl_hist_;
+  std::vector<double> ttfts_, e2es_;
+};
+
+void explain_simulation(const ModelSpec& model, const HardwareSpec& hw, const SimulationRequest& r,
+                        const KvPool& pool, std::size_t requests, double mean_p, double mean_o,
+                        SimulationResult& out) {
   auto& t = out.trace;
   t.push_back(fmt::format("{} on {} x{}: KV pool {} pages of {} tokens ({} per token per GPU); "
                           "scheduler: FCFS, max {} sequences, {} batched tokens, {}, preemption by "
                           "recomputation.",
-                          model.id, hw.id, tp, total_pages, r.page_size, format_bytes(kv_tok),
+                          model.id, hw.id, out.tp, pool.pages, r.page_size, format_bytes(pool.per_token),
                           r.max_batch, r.max_batched_tokens,
                           r.chunked_prefill ? "chunked prefill" : "prefill-priority iterations"));
   t.push_back(fmt::format("Workload: {} requests, {} (offered {:.3g} req/s), mean {:.0f} prompt + "
                           "{:.0f} output tokens.",
-                          reqs.size(), r.trace.empty() ? "Poisson arrivals" : "trace arrivals",
+                          requests, r.trace.empty() ? "Poisson arrivals" : "trace arrivals",
                           out.offered_rate, mean_p, mean_o));
   t.push_back(fmt::format("{} iterations, each timed by the engine ({} distinct step shapes "
                           "solved); mean batch {:.1f}; {} preemptions.",
@@ -491,6 +525,30 @@ SimulationResult simulate(const ModelSpec& model, const HardwareSpec& hw, const 
                           out.throughput_rps, out.tokens_per_s, out.goodput_rps,
                           format_percent(out.slo_attainment), format_time(r.ttft_slo),
                           format_time(r.itl_slo)));
+}
+
+}  // namespace
+
+SimulationResult simulate(const ModelSpec& model, const HardwareSpec& hw, const SimulationRequest& r) {
+  validate(model, r);
+  const int max_seq = model.tf.max_seq > 0 ? model.tf.max_seq : 1 << 20;
+  std::vector<Req> reqs = make_workload(r, max_seq);
+  double mean_p = 0, mean_o = 0;
+  for (const auto& q : reqs) mean_p += q.prompt, mean_o += q.output;
+  mean_p /= reqs.size(), mean_o /= reqs.size();
+
+  SimulationResult out;
+  out.tp = deployment_tp(model, hw, r, mean_p, mean_o, max_seq);
+  const ServingDeployment d = make_deployment(model, hw, out.tp, r.precision, r.kv_precision,
+                                              r.efficiency, r.runtime, r.fleet, r.quantize_head);
+  const KvPool pool = kv_pool(model, hw, d, out.tp, r);
+  out.kv_pages = pool.pages;
+  StepCache steps(d, max_seq);
+  Scheduler(reqs, r, pool.pages, max_seq, steps, out).run();
+  out.offered_rate = r.trace.empty() ? r.rate
+                                     : (reqs.back().arrival > 0 ? reqs.size() / reqs.back().arrival : 0);
+  out.step_cache_entries = steps.size();
+  explain_simulation(model, hw, r, pool, reqs.size(), mean_p, mean_o, out);
   return out;
 }
 
