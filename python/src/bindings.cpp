@@ -35,10 +35,8 @@ Precision precision_from(const std::string& flag, const std::string& s) {
   return *p;
 }
 
-}  // namespace
-
-PYBIND11_MODULE(_core, m) {
-  m.doc() = "mlsysim C++ engine";
+// BadInput -> ValueError; DoesNotFit -> mlsysim OOMError carrying the bytes it needed and had.
+void bind_errors(py::module_& m) {
   static py::exception<DoesNotFit> oom(m, "OOMError", PyExc_RuntimeError);
   py::register_exception_translator([](std::exception_ptr p) {
     try {
@@ -53,7 +51,10 @@ PYBIND11_MODULE(_core, m) {
       PyErr_SetObject(oom.ptr(), err.ptr());
     }
   });
+}
 
+// The catalog's records and the engine's Profile, read-only.
+void bind_types(py::module_& m) {
   py::class_<HardwareSpec>(m, "HardwareSpec")
       .def_readonly("id", &HardwareSpec::id)
       .def_readonly("name", &HardwareSpec::name)
@@ -153,7 +154,36 @@ PYBIND11_MODULE(_core, m) {
       .def_readonly("operators", &Profile::operators)
       .def("trace", [](const Profile& p) { return explain(p); })
       .def("does_not_fit_message", [](const Profile& p) { return does_not_fit_message(p); });
+}
 
+SolveRequest solve_request(int batch_size, const std::optional<std::string>& phase, std::optional<int> seq_len,
+                           std::optional<int> context, const std::optional<std::string>& precision,
+                           const std::optional<std::string>& kv_precision, const std::string& recompute,
+                           const std::string& runtime, double efficiency, const std::string& fusion,
+                           const std::string& attention, bool quantize_head) {
+  SolveRequest r;
+  r.quantize_head = quantize_head;
+  r.batch = batch_size;
+  r.phase = phase_from(phase);
+  r.seq_len = seq_len;
+  r.context = context;
+  if (precision) r.precision = precision_from("precision", *precision);
+  if (kv_precision) r.kv_precision = precision_from("kv_precision", *kv_precision);
+  if (recompute == "none") r.recompute = Recompute::None;
+  else if (recompute == "selective") r.recompute = Recompute::Selective;
+  else if (recompute == "full") r.recompute = Recompute::Full;
+  else throw BadInput("activation_recomputation must be none|selective|full; got '" + recompute + "'");
+  r.runtime = parse_runtime(runtime, "runtime");
+  r.fusion = parse_fusion(fusion, "fusion");
+  r.attention = parse_attention_kernel(attention, "attention");
+  if (efficiency != 0 && !(efficiency > 0 && efficiency <= 1))
+    throw BadInput("efficiency must be in (0, 1], got " + std::to_string(efficiency));
+  r.efficiency = efficiency;
+  return r;
+}
+
+// Catalog lookups, solve(), and every CLI command in-process.
+void bind_engine(py::module_& m) {
   m.def("hardware", [](const std::string& name) -> const HardwareSpec& {
     return Catalog::builtin().hardware(name); }, py::return_value_policy::reference);
   m.def("model", [](const std::string& name) -> const ModelSpec& {
@@ -174,25 +204,9 @@ PYBIND11_MODULE(_core, m) {
            std::optional<std::string> precision, std::optional<std::string> kv_precision,
            const std::string& recompute, const std::string& runtime, double efficiency,
            const std::string& fusion, const std::string& attention, bool quantize_head) {
-          SolveRequest r;
-          r.quantize_head = quantize_head;
-          r.batch = batch_size;
-          r.phase = phase_from(phase);
-          r.seq_len = seq_len;
-          r.context = context;
-          if (precision) r.precision = precision_from("precision", *precision);
-          if (kv_precision) r.kv_precision = precision_from("kv_precision", *kv_precision);
-          if (recompute == "none") r.recompute = Recompute::None;
-          else if (recompute == "selective") r.recompute = Recompute::Selective;
-          else if (recompute == "full") r.recompute = Recompute::Full;
-          else throw BadInput("activation_recomputation must be none|selective|full; got '" + recompute + "'");
-          r.runtime = parse_runtime(runtime, "runtime");
-          r.fusion = parse_fusion(fusion, "fusion");
-          r.attention = parse_attention_kernel(attention, "attention");
-          if (efficiency != 0 && !(efficiency > 0 && efficiency <= 1))
-            throw BadInput("efficiency must be in (0, 1], got " + std::to_string(efficiency));
-          r.efficiency = efficiency;
-          return solve(model, hw, r);
+          return solve(model, hw, solve_request(batch_size, phase, seq_len, context, precision, kv_precision,
+                                                recompute, runtime, efficiency, fusion, attention,
+                                                quantize_head));
         },
         py::arg("model"), py::arg("hardware"), py::arg("batch_size") = 1, py::arg("phase") = py::none(),
         py::arg("seq_len") = py::none(), py::arg("context") = py::none(),
@@ -210,7 +224,10 @@ PYBIND11_MODULE(_core, m) {
     const auto r = cli::run_captured(args);
     return py::make_tuple(r.exit_code, r.out, r.err);
   });
+}
 
+// The fleet catalog and the formulas the course material calls directly, in SI units.
+void bind_fleet_and_formulas(py::module_& m) {
   m.def("all_clusters", [] {
     std::vector<std::map<std::string, py::object>> out;
     const auto& fleet = FleetCatalog::builtin();
@@ -249,4 +266,14 @@ PYBIND11_MODULE(_core, m) {
   });
   m.def("daly_wall_time_s", [](double work, double interval, double delta, double restart, double mtbf) {
     return daly_wall_time(Seconds(work), Seconds(interval), Seconds(delta), Seconds(restart), Seconds(mtbf)).si(); });
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "mlsysim C++ engine";
+  bind_errors(m);
+  bind_types(m);
+  bind_engine(m);
+  bind_fleet_and_formulas(m);
 }

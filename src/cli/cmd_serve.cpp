@@ -32,16 +32,10 @@ struct ServeOptions {
 
 ordered_json wall(Wall w) { return to_string(w); }
 
-int run_serve(const GlobalOptions& g, const ServeOptions& o) {
-  const Format format = parse_format(g.format);
-  const auto catalog_owner = load_catalog(g);
-  const Catalog& catalog = *catalog_owner;
-  ModelSpec custom, custom_draft;
-  const ModelSpec& model = resolve_model(catalog, o.model, custom);
-  const HardwareSpec& hw = catalog.hardware(o.hardware);
-  const auto fleet = load_fleet(g);
+ServingRequest serving_request(const ServeOptions& o, const Catalog& catalog, const FleetCatalog* fleet,
+                               ModelSpec& custom_draft) {
   ServingRequest r;
-  r.fleet = fleet.get();
+  r.fleet = fleet;
   r.seq_len = o.seq_len;
   r.batch = o.batch;
   r.output_len = o.output_len;
@@ -67,10 +61,13 @@ int run_serve(const GlobalOptions& g, const ServeOptions& o) {
     if (!(*o.kv_link_gbs > 0)) throw BadInput(fmt::format("--kv-link-gbs must be > 0 GB/s, got {}", *o.kv_link_gbs));
     r.kv_link_bandwidth = gigabytes_per_second(*o.kv_link_gbs);
   }
-  const ServingResult s = serve(model, hw, r);
+  return r;
+}
 
+// The continuous-batching question on the same replica (the TP `serve` chose).
+BatchingRequest batching_request(const ServeOptions& o, const ServingRequest& r, const ServingResult& s) {
   BatchingRequest b;
-  b.fleet = fleet.get();
+  b.fleet = r.fleet;
   // A request caches its prompt and every generated token but the last (never fed back).
   b.seq_len = std::max(2, o.seq_len + o.output_len - 1);
   b.mean_tokens = o.mean_tokens;
@@ -87,12 +84,36 @@ int run_serve(const GlobalOptions& g, const ServeOptions& o) {
   b.memory_utilization = r.memory_utilization;
   b.efficiency = r.efficiency;
   b.runtime = r.runtime;
-  const BatchingResult cb = continuous_batching(model, hw, b);
-  const ServingOutlook money = serving_outlook(s, o.costs.costs());
+  return b;
+}
 
+ordered_json allocator_json(const AllocatorCapacity& c) {
+  return ordered_json{{"max_concurrent_requests", c.max_concurrent_requests},
+                      {"memory_limit", c.memory_limit},
+                      {"slo_limit", c.slo_limit},
+                      {"binding", c.binding},
+                      {"kv_bytes_allocated_per_request", c.kv_allocated_per_request.si()},
+                      {"kv_utilization", c.kv_utilization},
+                      {"itl_s", c.itl.si()},
+                      {"tokens_per_s", c.tokens_per_s}};
+}
+
+struct ServeAnswer {
+  const ModelSpec& model;
+  const HardwareSpec& hw;
+  const ServingRequest& r;
+  const ServingResult& s;
+  const BatchingRequest& b;
+  const BatchingResult& cb;
+  const ServingOutlook& money;
+};
+
+ordered_json serve_json(const ServeAnswer& a) {
+  const ServingResult& s = a.s;
+  const ServingRequest& r = a.r;
   ordered_json j;
-  j["model"] = model.id;
-  j["hardware"] = hw.id;
+  j["model"] = a.model.id;
+  j["hardware"] = a.hw.id;
   if (r.decode_hardware) j["decode_hardware"] = r.decode_hardware->id;
   j["seq_len"] = r.seq_len;
   j["batch_size"] = r.batch;
@@ -109,10 +130,10 @@ int run_serve(const GlobalOptions& g, const ServeOptions& o) {
   j["tokens_per_s_per_gpu"] = s.tokens_per_s_per_gpu;
   j["request_tokens_per_s"] = s.request_tokens_per_s;
   j["request_tokens_per_s_per_gpu"] = s.request_tokens_per_s_per_gpu;
-  j["energy_per_token_j"] = money.energy_per_token.si();
-  j["facility_energy_per_token_j"] = money.facility_energy_per_token.si();
-  j["cost_per_million_tokens_usd"] = money.cost_per_million_tokens.si();
-  j["emissions_per_million_tokens_kg_co2"] = money.emissions_per_million_tokens.si();
+  j["energy_per_token_j"] = a.money.energy_per_token.si();
+  j["facility_energy_per_token_j"] = a.money.facility_energy_per_token.si();
+  j["cost_per_million_tokens_usd"] = a.money.cost_per_million_tokens.si();
+  j["emissions_per_million_tokens_kg_co2"] = a.money.emissions_per_million_tokens.si();
   j["memory_footprint_bytes"] = s.memory_footprint.si();
   j["memory_available_bytes"] = s.memory_available.si();
   j["memory_capacity_bytes"] = s.memory_capacity.si();
@@ -143,53 +164,67 @@ int run_serve(const GlobalOptions& g, const ServeOptions& o) {
                         {"verify_s", s.verify_time.si()},
                         {"speculative_speedup", s.speculative_speedup}};
   if (s.disaggregated) j["disaggregated"] = {{"kv_transfer_s", s.kv_transfer.si()}};
-  j["max_concurrent_requests"] = {{"static", cb.static_alloc.max_concurrent_requests},
-                                  {"paged", cb.paged.max_concurrent_requests}};
-  auto alloc = [](const AllocatorCapacity& c) {
-    return ordered_json{{"max_concurrent_requests", c.max_concurrent_requests},
-                        {"memory_limit", c.memory_limit},
-                        {"slo_limit", c.slo_limit},
-                        {"binding", c.binding},
-                        {"kv_bytes_allocated_per_request", c.kv_allocated_per_request.si()},
-                        {"kv_utilization", c.kv_utilization},
-                        {"itl_s", c.itl.si()},
-                        {"tokens_per_s", c.tokens_per_s}};
-  };
-  j["continuous_batching"] = {{"page_size", b.page_size},
-                              {"mean_tokens", cb.mean_tokens},
-                              {"kv_budget_bytes", cb.kv_budget.si()},
-                              {"static", alloc(cb.static_alloc)},
-                              {"paged", alloc(cb.paged)},
-                              {"speedup_vs_static", cb.speedup_vs_static}};
+  j["max_concurrent_requests"] = {{"static", a.cb.static_alloc.max_concurrent_requests},
+                                  {"paged", a.cb.paged.max_concurrent_requests}};
+  j["continuous_batching"] = {{"page_size", a.b.page_size},
+                              {"mean_tokens", a.cb.mean_tokens},
+                              {"kv_budget_bytes", a.cb.kv_budget.si()},
+                              {"static", allocator_json(a.cb.static_alloc)},
+                              {"paged", allocator_json(a.cb.paged)},
+                              {"speedup_vs_static", a.cb.speedup_vs_static}};
   ordered_json trace = s.trace;
-  for (const auto& l : money.trace) trace.push_back("Cost and energy: " + l);
-  for (const auto& l : cb.trace) trace.push_back("Continuous batching: " + l);
+  for (const auto& l : a.money.trace) trace.push_back("Cost and energy: " + l);
+  for (const auto& l : a.cb.trace) trace.push_back("Continuous batching: " + l);
   j["trace"] = trace;
+  return j;
+}
+
+std::vector<std::vector<std::string>> serve_table_rows(const ServeAnswer& a) {
+  const ServingResult& s = a.s;
+  const BatchingResult& cb = a.cb;
+  std::vector<std::vector<std::string>> rows = {
+      {"TTFT", format_time(s.ttft), fmt::format("prefill, {}-bound", to_string(s.prefill_bottleneck))},
+      {"ITL", format_time(s.itl), s.speculative ? fmt::format("speculative, {:.2f}x", s.speculative_speedup)
+                                                : fmt::format("decode, {}-bound", to_string(s.decode_bottleneck))},
+      {"end-to-end latency", format_time(s.e2e_latency), ""},
+      {"KV cache / request", format_bytes(s.kv_cache_per_request),
+       fmt::format("{} tokens", a.r.seq_len + a.r.output_len)},
+      {"tokens/s", fmt::format("{:.4g}", s.tokens_per_s), fmt::format("{:.4g} per GPU", s.tokens_per_s_per_gpu)},
+      {"GPUs", std::to_string(s.gpus), fmt::format("tp {}", s.tp)},
+      {"cost / 1M tokens", fmt::format("${:.3g}", a.money.cost_per_million_tokens.si()),
+       fmt::format("{:.3g} J/token, {:.3g} g CO2 per 1k tokens", a.money.facility_energy_per_token.si(),
+                   a.money.emissions_per_million_tokens.si())},
+      {"memory / GPU", format_bytes(s.memory_footprint),
+       fmt::format("of {} usable ({})", format_bytes(s.memory_capacity), format_percent(s.memory_utilization))},
+      {"max concurrent (static)", std::to_string(cb.static_alloc.max_concurrent_requests), cb.static_alloc.binding},
+      {"max concurrent (paged)", std::to_string(cb.paged.max_concurrent_requests), cb.paged.binding},
+      {"feasible", s.feasible ? "yes" : "NO", ""}};
+  if (s.disaggregated) rows.insert(rows.begin() + 2, {"KV transfer", format_time(s.kv_transfer), ""});
+  return rows;
+}
+
+int run_serve(const GlobalOptions& g, const ServeOptions& o) {
+  const Format format = parse_format(g.format);
+  const auto catalog_owner = load_catalog(g);
+  const Catalog& catalog = *catalog_owner;
+  ModelSpec custom, custom_draft;
+  const ModelSpec& model = resolve_model(catalog, o.model, custom);
+  const HardwareSpec& hw = catalog.hardware(o.hardware);
+  const auto fleet = load_fleet(g);
+  const ServingRequest r = serving_request(o, catalog, fleet.get(), custom_draft);
+  const ServingResult s = serve(model, hw, r);
+  const BatchingRequest b = batching_request(o, r, s);
+  const BatchingResult cb = continuous_batching(model, hw, b);
+  const ServingOutlook money = serving_outlook(s, o.costs.costs());
+  const ServeAnswer answer{model, hw, r, s, b, cb, money};
+  const ordered_json j = serve_json(answer);
 
   if (format == Format::Json) std::cout << j.dump(2) << "\n";
   else if (format == Format::Csv) std::cout << csv_from_rows(ordered_json::array({flatten_for_csv(j)}));
-  else {
-    std::vector<std::vector<std::string>> rows = {
-        {"TTFT", format_time(s.ttft), fmt::format("prefill, {}-bound", to_string(s.prefill_bottleneck))},
-        {"ITL", format_time(s.itl), s.speculative ? fmt::format("speculative, {:.2f}x", s.speculative_speedup)
-                                                  : fmt::format("decode, {}-bound", to_string(s.decode_bottleneck))},
-        {"end-to-end latency", format_time(s.e2e_latency), ""},
-        {"KV cache / request", format_bytes(s.kv_cache_per_request), fmt::format("{} tokens", r.seq_len + r.output_len)},
-        {"tokens/s", fmt::format("{:.4g}", s.tokens_per_s), fmt::format("{:.4g} per GPU", s.tokens_per_s_per_gpu)},
-        {"GPUs", std::to_string(s.gpus), fmt::format("tp {}", s.tp)},
-        {"cost / 1M tokens", fmt::format("${:.3g}", money.cost_per_million_tokens.si()),
-         fmt::format("{:.3g} J/token, {:.3g} g CO2 per 1k tokens", money.facility_energy_per_token.si(),
-                     money.emissions_per_million_tokens.si())},
-        {"memory / GPU", format_bytes(s.memory_footprint),
-         fmt::format("of {} usable ({})", format_bytes(s.memory_capacity), format_percent(s.memory_utilization))},
-        {"max concurrent (static)", std::to_string(cb.static_alloc.max_concurrent_requests), cb.static_alloc.binding},
-        {"max concurrent (paged)", std::to_string(cb.paged.max_concurrent_requests), cb.paged.binding},
-        {"feasible", s.feasible ? "yes" : "NO", ""}};
-    if (s.disaggregated) rows.insert(rows.begin() + 2, {"KV transfer", format_time(s.kv_transfer), ""});
-    std::cout << text_grid({"metric", "value", "note"}, rows) << trace_text(trace)
+  else
+    std::cout << text_grid({"metric", "value", "note"}, serve_table_rows(answer)) << trace_text(j["trace"])
               << accuracy_line_for("serving", kGraphGroup, hw.id)
               << accuracy_line_for("capacity", kGraphGroup);  // the KV pool behind "max concurrent"
-  }
   if (!s.feasible) {
     std::cerr << "error: " << serving_does_not_fit_message(s, model, hw) << "\n";
     return kExitDoesNotFit;

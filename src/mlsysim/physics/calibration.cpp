@@ -396,46 +396,31 @@ bool fit_strided_bandwidth(const HardwareSpec& hw, const nlohmann::json& rows, E
   return true;
 }
 
-}  // namespace
-
-CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_text,
-                               const std::string& origin) {
-  nlohmann::json j;
+nlohmann::json parse_microbenchmarks(const std::string& json_text, const std::string& origin) {
   try {
-    j = nlohmann::json::parse(json_text);
+    return nlohmann::json::parse(json_text);
   } catch (const nlohmann::json::exception& e) {
     throw BadInput(origin + ": not valid JSON (" + e.what() + ")");
   }
-  CalibrationFit fit;
-  EfficiencyProfile& e = fit.profile;
-  e = hw.efficiency;
-  const bool has_attention = j.contains("attention") && j["attention"].is_array();
-  if (!j.contains("memory") && !j.contains("gemm") && has_attention) {
-    // Kernel timings alone (e.g. published FlashAttention-2 benchmark bars): a partial calibration
-    // of what they can fit, on top of the device's current profile.
-    fit.partial = true;
-    const bool fa2 = fit_flash_attention2_from(hw, j["attention"], origin, fit);
-    fit_head_dim_rates_from(hw, j["attention"], origin, fit);
-    if (!fa2 && fit.head_dim_rate_points == 0)
-      throw BadInput(origin + ": no usable kernel rows: FlashAttention-2 rows (kind prefill_backend, backend "
-                     "FLASH_ATTENTION, compute-bound, with a device special_function_tops) or default-kernel rows "
-                     "(kind prefill_backend, backend CUDNN_ATTENTION) at head dim 128 and at least one other");
-    return fit;
-  }
-  if (!j.contains("memory") || !j.contains("gemm") || !j["gemm"].is_array())
-    throw BadInput(origin + ": expected the microbenchmark format with 'memory' and 'gemm' "
-                   "(see shared/calibration/*.json and bench/gpu/microbench.py), or an 'attention' section "
-                   "of FlashAttention-2 kernel timings alone");
-  const auto& mem = j["memory"];
-  // Weights are streamed (read once): the read-reduce kernel is the closest microbenchmark.
-  const double read_gbs = mem.value("read_reduce_GBps", mem.value("d2d_copy_GBps_read_plus_write", 0.0));
-  if (read_gbs <= 0) throw BadInput(origin + ": memory.read_reduce_GBps missing or not positive");
-  e.memory = read_gbs * 1e9 / hw.memory_bandwidth.si();
-  const BytesPerSecond bw = hw.memory_bandwidth * e.memory;
+}
 
+// Kernel timings alone (e.g. published FlashAttention-2 benchmark bars): a partial calibration of
+// what they can fit, on top of the device's current profile.
+void fit_attention_only(const HardwareSpec& hw, const nlohmann::json& attention, const std::string& origin,
+                        CalibrationFit& fit) {
+  fit.partial = true;
+  const bool fa2 = fit_flash_attention2_from(hw, attention, origin, fit);
+  fit_head_dim_rates_from(hw, attention, origin, fit);
+  if (!fa2 && fit.head_dim_rate_points == 0)
+    throw BadInput(origin + ": no usable kernel rows: FlashAttention-2 rows (kind prefill_backend, backend "
+                   "FLASH_ATTENTION, compute-bound, with a device special_function_tops) or default-kernel rows "
+                   "(kind prefill_backend, backend CUDNN_ATTENTION) at head dim 128 and at least one other");
+}
+
+std::vector<GemmPoint> gemm_points_of(const HardwareSpec& hw, const nlohmann::json& gemm, const std::string& origin) {
   std::vector<GemmPoint> points;
   size_t row = 0;
-  for (const auto& g : j["gemm"]) {
+  for (const auto& g : gemm) {
     ++row;
     auto prec = precision_of_dtype(g.value("dtype", ""));
     const double secs = g.value("seconds", 0.0);
@@ -445,13 +430,17 @@ CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_t
                                  to_string(*prec), hw.id));
     points.push_back({g.value("m", 0.0), g.value("n", 0.0), g.value("k", 0.0), secs, *prec});
   }
-  fit.gemm_points = static_cast<int>(points.size());
   if (points.empty()) throw BadInput(origin + ": no usable gemm rows");
+  return points;
+}
 
-  // Host dispatch: time left over after streaming the bytes, for the memory-bound GEMVs. Each row is
-  // one isolated call: the same leftover is the fixed cost of such a call (Runtime::Isolated), taken
-  // over the 16-bit GEMVs only (cuBLAS's fp32 GEMV kernels stream below the copy rate, which a fixed
-  // cost must not absorb).
+// Host dispatch: time left over after streaming the bytes, for the memory-bound GEMVs. Each row is
+// one isolated call: the same leftover is the fixed cost of such a call (Runtime::Isolated), taken
+// over the 16-bit GEMVs only (cuBLAS's fp32 GEMV kernels stream below the copy rate, which a fixed
+// cost must not absorb). Better for the eager host cost: the framework microbenchmark (nn.Module
+// layers at tiny sizes, host-bound), the per-kernel host cost of the code people actually run eagerly.
+void fit_call_costs(const HardwareSpec& hw, const std::vector<GemmPoint>& points, BytesPerSecond bw,
+                    const nlohmann::json& j, EfficiencyProfile& e, CalibrationFit& fit) {
   std::vector<double> residual, residual_16bit;
   for (const auto& g : points) {
     const double mem_time = gemm_bytes(g) / bw.si();
@@ -463,26 +452,34 @@ CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_t
   fit.memory_bound_points = static_cast<int>(residual.size());
   if (!residual.empty()) e.host_dispatch = Seconds(std::max(0.0, median(residual)));
   if (!residual_16bit.empty()) e.isolated_call = Seconds(std::max(0.0, median(residual_16bit)));
-  // Better: the eager framework microbenchmark (nn.Module layers at tiny sizes, host-bound), the
-  // per-kernel host cost of the code people actually run eagerly.
   if (j.contains("launch")) {
     const double module_us = j["launch"].value("eager_module_us_per_kernel", 0.0);
     if (module_us > 0) e.host_dispatch = microseconds(module_us), fit.host_from_framework = true;
   }
+}
 
-  // Per precision: least squares t = t0 + x / eta with x = FLOPs / (peak * wave utilization).
-  const auto padded_peak_time = [&](const GemmPoint& g) {
+// A GEMM that is compute-bound even at 80% efficiency; its time at peak over the padded tiles.
+struct GemmRoofline {
+  const HardwareSpec& hw;
+  BytesPerSecond bw;
+  [[nodiscard]] double padded_peak_time(const GemmPoint& g) const {
     return gemm_padded_flops(hw, g.m, g.n, g.k) / hw.peak(g.precision).si();
-  };
-  const auto compute_bound = [&](const GemmPoint& g) {  // even at 80% efficiency
+  }
+  [[nodiscard]] bool compute_bound(const GemmPoint& g) const {
     return padded_peak_time(g) * 1.25 >= gemm_bytes(g) / bw.si();
-  };
+  }
+};
+
+// Per precision: least squares t = t0 + x / eta with x = FLOPs / (peak * wave utilization).
+// Precisions without measurements inherit the bf16 (else first fitted) efficiency, which is returned.
+double fit_gemm_efficiencies(const std::vector<GemmPoint>& points, const GemmRoofline& roof,
+                             EfficiencyProfile& e, CalibrationFit& fit) {
   e.gemm.fill(0.0);  // unmeasured precisions are filled from the measured ones below
   for (Precision p : kAllPrecisions) {
     LeastSquares times;
     for (const auto& g : points) {
-      if (g.precision != p || !compute_bound(g)) continue;
-      times.add(padded_peak_time(g), g.seconds);
+      if (g.precision != p || !roof.compute_bound(g)) continue;
+      times.add(roof.padded_peak_time(g), g.seconds);
     }
     if (times.n == 0) continue;
     fit.compute_bound_points += times.n;
@@ -491,20 +488,24 @@ CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_t
     if (!times.line(t0, slope) || t0 < 0) slope = times.slope_through_origin();
     e.gemm[index_of(p)] = std::clamp(1.0 / slope, 0.05, 1.0);
   }
-  // Precisions without measurements inherit the bf16 (else first fitted) efficiency.
   double fallback = e.gemm[index_of(Precision::BF16)];
   for (Precision p : kAllPrecisions)
     if (fallback <= 0 && e.gemm[index_of(p)] > 0) fallback = e.gemm[index_of(p)];
   for (Precision p : kAllPrecisions)
     if (e.gemm[index_of(p)] <= 0) e.gemm[index_of(p)] = fallback;
-  // Attention and convolutions: fitted from their own sections when present, else they keep the
-  // documented ratios to the GEMM ceiling.
+  return fallback;
+}
+
+// Attention, convolutions and element-wise kernels: fitted from their own sections when present,
+// else attention and convolutions keep the documented ratios to the GEMM ceiling.
+void fit_other_kernels(const HardwareSpec& hw, const nlohmann::json& j, BytesPerSecond bw, double gemm_ceiling,
+                       const std::string& origin, EfficiencyProfile& e, CalibrationFit& fit) {
   const double default_gemm = hw.efficiency.gemm[index_of(Precision::BF16)];
   if (default_gemm > 0) {
-    e.attention = hw.efficiency.attention * fallback / default_gemm;
-    e.conv = hw.efficiency.conv * fallback / default_gemm;
+    e.attention = hw.efficiency.attention * gemm_ceiling / default_gemm;
+    e.conv = hw.efficiency.conv * gemm_ceiling / default_gemm;
   }
-  if (has_attention) {
+  if (j.contains("attention") && j["attention"].is_array()) {
     fit_attention(hw, j["attention"], e, fit.attention_points, fit.attention_median_abs_error);
     fit_flash_attention2_from(hw, j["attention"], origin, fit);  // after the shape and tail terms
     fit_head_dim_rates_from(hw, j["attention"], origin, fit);
@@ -518,14 +519,16 @@ CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_t
     fit_vector_bandwidth(hw, j["vector"], e, fit.vector_points);
     fit_strided_bandwidth(hw, j["vector"], e, fit.strided_points);
   }
+}
 
-  // Self-check: the fitted per-kernel model against every GEMM point.
+// Self-check: the fitted per-kernel model against every GEMM point (each row an isolated call,
+// timed alone).
+void check_gemm_fit(const HardwareSpec& hw, const std::vector<GemmPoint>& points, const GemmRoofline& roof,
+                    const EfficiencyProfile& e, CalibrationFit& fit) {
   std::vector<double> errors, compute_bound_errors;
-  // The rows are isolated calls, each timed alone.
-  RateModel rates{&hw, Runtime::Isolated, 0};
   HardwareSpec fitted = hw;
   fitted.efficiency = e;
-  rates.hw = &fitted;
+  const RateModel rates{&fitted, Runtime::Isolated, 0};
   for (const auto& g : points) {
     Operator op;
     op.cls = OpClass::Gemm;
@@ -534,31 +537,68 @@ CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_t
     op.m = g.m, op.n = g.n, op.k = g.k, op.precision = g.precision;
     const OpTiming t = time_operator(rates, op);
     errors.push_back(std::fabs(t.total().si() - g.seconds) / g.seconds);
-    if (compute_bound(g)) compute_bound_errors.push_back(errors.back());
+    if (roof.compute_bound(g)) compute_bound_errors.push_back(errors.back());
   }
   fit.median_abs_error = median(errors);
   if (!compute_bound_errors.empty()) fit.compute_bound_median_abs_error = median(compute_bound_errors);
   fit.max_abs_error = *std::max_element(errors.begin(), errors.end());
-  e.source = fmt::format("calibrated from {} ({} GEMMs, median |error| {:.1f}%, {:.1f}% over the {} compute-bound{}{}{}{})",
-                         origin, fit.gemm_points, 100 * fit.median_abs_error,
-                         100 * fit.compute_bound_median_abs_error, fit.compute_bound_points,
-                         fit.attention_points ? fmt::format("; {} attention kernels, {:.1f}%", fit.attention_points,
-                                                            100 * fit.attention_median_abs_error)
-                                              : "",
-                         fit.conv_points || !e.conv_measured.empty()
-                             ? fmt::format("; {} convolutions fitted, {} conv shapes timed", fit.conv_points,
-                                           e.conv_measured.size())
-                             : "",
-                         fit.vector_points ? fmt::format("; {} element-wise kernels, {} strided ones",
-                                                         fit.vector_points, fit.strided_points)
-                                           : "",
-                         fit.host_from_framework
-                             ? fmt::format("; eager host cost from the framework microbenchmark{}",
-                                           fit.conv_host_points
-                                               ? fmt::format(", a convolution call's from {} batch-1 conv rows",
-                                                             fit.conv_host_points)
-                                               : "")
-                             : "");
+}
+
+std::string calibration_source(const std::string& origin, const CalibrationFit& fit, const EfficiencyProfile& e) {
+  return fmt::format("calibrated from {} ({} GEMMs, median |error| {:.1f}%, {:.1f}% over the {} compute-bound{}{}{}{})",
+                     origin, fit.gemm_points, 100 * fit.median_abs_error,
+                     100 * fit.compute_bound_median_abs_error, fit.compute_bound_points,
+                     fit.attention_points ? fmt::format("; {} attention kernels, {:.1f}%", fit.attention_points,
+                                                        100 * fit.attention_median_abs_error)
+                                          : "",
+                     fit.conv_points || !e.conv_measured.empty()
+                         ? fmt::format("; {} convolutions fitted, {} conv shapes timed", fit.conv_points,
+                                       e.conv_measured.size())
+                         : "",
+                     fit.vector_points ? fmt::format("; {} element-wise kernels, {} strided ones",
+                                                     fit.vector_points, fit.strided_points)
+                                       : "",
+                     fit.host_from_framework
+                         ? fmt::format("; eager host cost from the framework microbenchmark{}",
+                                       fit.conv_host_points
+                                           ? fmt::format(", a convolution call's from {} batch-1 conv rows",
+                                                         fit.conv_host_points)
+                                           : "")
+                         : "");
+}
+
+}  // namespace
+
+CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_text,
+                               const std::string& origin) {
+  const nlohmann::json j = parse_microbenchmarks(json_text, origin);
+  CalibrationFit fit;
+  EfficiencyProfile& e = fit.profile;
+  e = hw.efficiency;
+  const bool has_attention = j.contains("attention") && j["attention"].is_array();
+  if (!j.contains("memory") && !j.contains("gemm") && has_attention) {
+    fit_attention_only(hw, j["attention"], origin, fit);
+    return fit;
+  }
+  if (!j.contains("memory") || !j.contains("gemm") || !j["gemm"].is_array())
+    throw BadInput(origin + ": expected the microbenchmark format with 'memory' and 'gemm' "
+                   "(see shared/calibration/*.json and bench/gpu/microbench.py), or an 'attention' section "
+                   "of FlashAttention-2 kernel timings alone");
+  const auto& mem = j["memory"];
+  // Weights are streamed (read once): the read-reduce kernel is the closest microbenchmark.
+  const double read_gbs = mem.value("read_reduce_GBps", mem.value("d2d_copy_GBps_read_plus_write", 0.0));
+  if (read_gbs <= 0) throw BadInput(origin + ": memory.read_reduce_GBps missing or not positive");
+  e.memory = read_gbs * 1e9 / hw.memory_bandwidth.si();
+  const BytesPerSecond bw = hw.memory_bandwidth * e.memory;
+
+  const std::vector<GemmPoint> points = gemm_points_of(hw, j["gemm"], origin);
+  fit.gemm_points = static_cast<int>(points.size());
+  fit_call_costs(hw, points, bw, j, e, fit);
+  const GemmRoofline roof{hw, bw};
+  const double gemm_ceiling = fit_gemm_efficiencies(points, roof, e, fit);
+  fit_other_kernels(hw, j, bw, gemm_ceiling, origin, e, fit);
+  check_gemm_fit(hw, points, roof, e, fit);
+  e.source = calibration_source(origin, fit, e);
   return fit;
 }
 

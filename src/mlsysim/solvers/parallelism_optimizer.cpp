@@ -30,23 +30,22 @@ std::string describe(const TrainingResult& r) {
                      r.micro_batch, to_string(r.recompute), r.zero_stage);
 }
 
-}  // namespace
-
-OptimizerResult optimize_parallelism(const ModelSpec& model, const HardwareSpec& hw,
-                                     const Cluster& cluster, const OptimizerRequest& req) {
-  const auto t0 = std::chrono::steady_clock::now();
+void check_request(const ModelSpec& model, const Cluster& cluster, const OptimizerRequest& req, int N) {
   if (!model.is_transformer())
     throw BadInput("the parallelism optimizer searches transformer layouts; " + model.id + " is " +
                    a_kind_model(model.kind));
-  const int N = req.gpus > 0 ? req.gpus : cluster.total_gpus();
   if (N > cluster.total_gpus())
     throw BadInput(fmt::format("--gpus {} exceeds cluster {} ({} GPUs)", N, cluster.id, cluster.total_gpus()));
   if (req.global_batch < 1) throw BadInput("--global-batch-size is required and must be >= 1");
-  const int g = cluster.gpus_per_node();
-  const TransformerSpec& tf = model.tf;
-  const int S = req.seq_len.value_or(tf.default_seq > 0 ? tf.default_seq : 2048);
+}
 
-  // ---- enumerate --------------------------------------------------------------------------------
+// Every layout of N GPUs the search space allows: TP within a node and dividing the heads, PP up to
+// the layers, CP dividing the sequence, EP dividing the experts, micro-batches dividing the global
+// batch, then interleaving depths, sequence parallelism, recomputation and ZeRO stages.
+std::vector<TrainingRequest> enumerate_layouts(const ModelSpec& model, const Cluster& cluster,
+                                               const OptimizerRequest& req, int N, int S) {
+  const TransformerSpec& tf = model.tf;
+  const int g = cluster.gpus_per_node();
   std::vector<TrainingRequest> cands;
   const int max_tp = std::min(req.max_tp.value_or(g), g);
   const int max_pp = req.max_pp.value_or(tf.layers);
@@ -98,89 +97,97 @@ OptimizerResult optimize_parallelism(const ModelSpec& model, const HardwareSpec&
       }
     }
   }
+  return cands;
+}
 
-  // ---- evaluate in parallel -----------------------------------------------------------------------
-  unsigned threads = req.threads > 0 ? req.threads : std::max(1u, std::thread::hardware_concurrency());
-  threads = std::min<unsigned>(threads, std::max<size_t>(1, cands.size() / 64 + 1));
-  const size_t keep = static_cast<size_t>(std::max(req.top, 2));
-  // A kept result remembers the request it came from: the winner is re-evaluated from that request.
-  struct Kept {
-    size_t candidate;
-    TrainingResult result;
-  };
-  auto faster = [&](const Kept& a, const Kept& b) {
-    return objective_value(a.result, hw, req.objective) < objective_value(b.result, hw, req.objective);
-  };
-  std::vector<std::vector<Kept>> tops(threads);
-  std::vector<long> rejected(threads, 0), nofit(threads, 0), ok(threads, 0);
-  std::vector<std::optional<TrainingResult>> smallest(threads);
-  std::vector<std::string> first_error(threads);
-  auto worker = [&](unsigned t) {
-    TrainingEvaluator ev(model, hw, cluster);
-    auto& top = tops[t];
-    for (size_t i = t; i < cands.size(); i += threads) {
+// A kept result remembers the request it came from: the winner is re-evaluated from that request.
+struct Kept {
+  size_t candidate;
+  TrainingResult result;
+};
+
+// What one search thread found: its best layouts, its counts, the smallest layout that did not
+// fit (for the error when none fits) and the first reason a layout was impossible.
+struct ThreadFindings {
+  std::vector<Kept> top;
+  long rejected = 0, did_not_fit = 0, feasible = 0;
+  std::optional<TrainingResult> smallest;
+  std::string first_error;
+};
+
+class LayoutSearch {
+ public:
+  LayoutSearch(const ModelSpec& model, const HardwareSpec& hw, const Cluster& cluster,
+               const OptimizerRequest& req, const std::vector<TrainingRequest>& cands)
+      : model_(model), hw_(hw), cluster_(cluster), req_(req), cands_(cands),
+        keep_(static_cast<size_t>(std::max(req.top, 2))) {}
+
+  // Evaluates every candidate over the threads (thread t takes candidates t, t + T, ...).
+  std::vector<ThreadFindings> run() const {
+    unsigned threads = req_.threads > 0 ? req_.threads : std::max(1u, std::thread::hardware_concurrency());
+    threads = std::min<unsigned>(threads, std::max<size_t>(1, cands_.size() / 64 + 1));
+    std::vector<ThreadFindings> found(threads);
+    std::vector<std::thread> pool;
+    for (unsigned t = 1; t < threads; ++t) pool.emplace_back([&, t] { search(t, threads, found[t]); });
+    search(0, threads, found[0]);
+    for (auto& th : pool) th.join();
+    return found;
+  }
+
+  [[nodiscard]] bool better(const Kept& a, const Kept& b) const { return value(a.result) < value(b.result); }
+
+ private:
+  [[nodiscard]] double value(const TrainingResult& r) const { return objective_value(r, hw_, req_.objective); }
+
+  void search(unsigned t, unsigned threads, ThreadFindings& f) const {
+    TrainingEvaluator ev(model_, hw_, cluster_);
+    for (size_t i = t; i < cands_.size(); i += threads) {
       TrainingResult r;
       try {
-        r = ev.evaluate(cands[i]);
+        r = ev.evaluate(cands_[i]);
       } catch (const BadInput& e) {
-        if (first_error[t].empty()) first_error[t] = e.what();
-        ++rejected[t];
+        if (f.first_error.empty()) f.first_error = e.what();
+        ++f.rejected;
         continue;
       }
       if (!r.feasible) {
-        ++nofit[t];
-        if (!smallest[t] || r.memory.total() < smallest[t]->memory.total()) smallest[t] = std::move(r);
+        ++f.did_not_fit;
+        if (!f.smallest || r.memory.total() < f.smallest->memory.total()) f.smallest = std::move(r);
         continue;
       }
-      ++ok[t];
-      const double v = objective_value(r, hw, req.objective);
-      if (top.size() < keep || v < objective_value(top.back().result, hw, req.objective)) {
+      ++f.feasible;
+      if (f.top.size() < keep_ || value(r) < value(f.top.back().result)) {
         r.trace.clear();  // keep the search light; the winner is re-evaluated with its trace
-        top.push_back({i, std::move(r)});
-        std::sort(top.begin(), top.end(), faster);
-        if (top.size() > keep) top.pop_back();
+        f.top.push_back({i, std::move(r)});
+        std::sort(f.top.begin(), f.top.end(), [this](const Kept& a, const Kept& b) { return better(a, b); });
+        if (f.top.size() > keep_) f.top.pop_back();
       }
     }
-  };
-  std::vector<std::thread> pool;
-  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(worker, t);
-  worker(0);
-  for (auto& th : pool) th.join();
-
-  OptimizerResult out;
-  out.searched = static_cast<long>(cands.size());
-  std::vector<Kept> all;
-  std::optional<TrainingResult> least;
-  std::string err;
-  for (unsigned t = 0; t < threads; ++t) {
-    out.rejected += rejected[t];
-    out.did_not_fit += nofit[t];
-    out.feasible += ok[t];
-    for (auto& k : tops[t]) all.push_back(std::move(k));
-    if (smallest[t] && (!least || smallest[t]->memory.total() < least->memory.total())) least = smallest[t];
-    if (err.empty()) err = first_error[t];
   }
-  std::sort(all.begin(), all.end(), faster);
-  if (all.empty()) {
-    if (least) {
-      throw DoesNotFit(fmt::format("no parallel layout of {} fits {} GPUs of {} at global batch {} x {} tokens "
-                                   "({} layouts searched); the smallest needs {:.1f} GB per GPU ({}), the GPU has "
-                                   "{:.1f} GB: use more GPUs, a smaller global batch or sequence, or a device "
-                                   "with more memory", model.id, N, hw.id, req.global_batch, S, out.searched,
-                                   in_gb(least->memory.total()), describe(*least), in_gb(hw.memory_usable)),
-                       least->memory.total().si(), hw.memory_usable.si());
-    }
-    throw BadInput(fmt::format("no valid parallel layout of {} on {} GPUs at global batch {} ({} searched){}{}",
-                               model.id, N, req.global_batch, out.searched,
-                               err.empty() ? "" : "; e.g. ", err));
-  }
-  all.resize(std::min(all.size(), static_cast<size_t>(std::max(1, req.top))));
-  // Re-evaluate the winner from its own request, now with its full trace.
-  all.front().result = TrainingEvaluator(model, hw, cluster).evaluate(cands[all.front().candidate]);
-  for (auto& k : all) out.top.push_back(std::move(k.result));
-  out.search_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  // ---- explain ------------------------------------------------------------------------------------
+  const ModelSpec& model_;
+  const HardwareSpec& hw_;
+  const Cluster& cluster_;
+  const OptimizerRequest& req_;
+  const std::vector<TrainingRequest>& cands_;
+  const size_t keep_;
+};
+
+[[noreturn]] void throw_nothing_fits(const ModelSpec& model, const HardwareSpec& hw, const OptimizerRequest& req,
+                                     int N, int S, long searched, const std::optional<TrainingResult>& least,
+                                     const std::string& err) {
+  if (least)
+    throw DoesNotFit(fmt::format("no parallel layout of {} fits {} GPUs of {} at global batch {} x {} tokens "
+                                 "({} layouts searched); the smallest needs {:.1f} GB per GPU ({}), the GPU has "
+                                 "{:.1f} GB: use more GPUs, a smaller global batch or sequence, or a device "
+                                 "with more memory", model.id, N, hw.id, req.global_batch, S, searched,
+                                 in_gb(least->memory.total()), describe(*least), in_gb(hw.memory_usable)),
+                     least->memory.total().si(), hw.memory_usable.si());
+  throw BadInput(fmt::format("no valid parallel layout of {} on {} GPUs at global batch {} ({} searched){}{}",
+                             model.id, N, req.global_batch, searched, err.empty() ? "" : "; e.g. ", err));
+}
+
+void explain_winner(const HardwareSpec& hw, const Cluster& cluster, OptimizerResult& out) {
   const TrainingResult& w = out.top.front();
   auto& ex = out.explanation;
   ex.push_back(fmt::format("searched {} layouts in {:.3f} s: {} fit, {} exceed {:.0f} GB per GPU, {} impossible",
@@ -204,6 +211,41 @@ OptimizerResult optimize_parallelism(const ModelSpec& model, const HardwareSpec&
                              describe(r), 100 * (r.step_time / w.step_time - 1), 100 * r.communication_fraction,
                              100 * r.bubble_fraction));
   }
+}
+
+}  // namespace
+
+OptimizerResult optimize_parallelism(const ModelSpec& model, const HardwareSpec& hw,
+                                     const Cluster& cluster, const OptimizerRequest& req) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const int N = req.gpus > 0 ? req.gpus : cluster.total_gpus();
+  check_request(model, cluster, req, N);
+  const int S = req.seq_len.value_or(model.tf.default_seq > 0 ? model.tf.default_seq : 2048);
+  const std::vector<TrainingRequest> cands = enumerate_layouts(model, cluster, req, N, S);
+  const LayoutSearch search(model, hw, cluster, req, cands);
+  std::vector<ThreadFindings> found = search.run();
+
+  OptimizerResult out;
+  out.searched = static_cast<long>(cands.size());
+  std::vector<Kept> all;
+  std::optional<TrainingResult> least;
+  std::string err;
+  for (ThreadFindings& f : found) {
+    out.rejected += f.rejected;
+    out.did_not_fit += f.did_not_fit;
+    out.feasible += f.feasible;
+    for (auto& k : f.top) all.push_back(std::move(k));
+    if (f.smallest && (!least || f.smallest->memory.total() < least->memory.total())) least = f.smallest;
+    if (err.empty()) err = f.first_error;
+  }
+  std::sort(all.begin(), all.end(), [&](const Kept& a, const Kept& b) { return search.better(a, b); });
+  if (all.empty()) throw_nothing_fits(model, hw, req, N, S, out.searched, least, err);
+  all.resize(std::min(all.size(), static_cast<size_t>(std::max(1, req.top))));
+  // Re-evaluate the winner from its own request, now with its full trace.
+  all.front().result = TrainingEvaluator(model, hw, cluster).evaluate(cands[all.front().candidate]);
+  for (auto& k : all) out.top.push_back(std::move(k.result));
+  out.search_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  explain_winner(hw, cluster, out);
   return out;
 }
 

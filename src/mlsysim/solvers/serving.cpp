@@ -236,190 +236,240 @@ struct Attempt {
   bool ok = false;
 };
 
+// One serving configuration solved: TTFT, ITL, speculation, KV transfer, throughput, energy,
+// memory per GPU and the explanation, each a named step over the engine's step times.
+class ServingSolve {
+ public:
+  ServingSolve(const ModelSpec& model, const HardwareSpec& hw, const HardwareSpec& dec_hw, int tp,
+               int dtp, const ServingRequest& r)
+      : model_(model), hw_(hw), dec_hw_(dec_hw), r_(r), disaggregated_(r.decode_hardware != nullptr),
+        pre_{deploy(model, hw, tp, r.fleet)},
+        dec_{disaggregated_ ? deploy(model, dec_hw, dtp, r.fleet) : pre_.dep},
+        // Decode step k (k = 1 .. output - 1) feeds token k over seq + k - 1 cached tokens: the
+        // mean is seq + (output - 2) / 2. With one output token there is no decode step; the ITL
+        // reported is then that of a step over the prompt.
+        ctx_(r.output_len >= 2 ? r.seq_len + (r.output_len - 2) / 2 : r.seq_len - 1) {
+    out_.disaggregated = disaggregated_;
+    out_.tp = tp;
+    out_.decode_tp = dtp;
+    out_.gpus = disaggregated_ ? tp + dtp : tp;
+    out_.link_name = pre_.dep.link_name;
+  }
+
+  ServingResult run() {
+    time_prefill();
+    time_decode();
+    if (r_.draft_model) add_speculation();
+    add_kv_transfer_and_throughput();
+    add_energy();
+    add_memory();
+    explain();
+    return out_;
+  }
+
+ private:
+  ServingDeployment deploy(const ModelSpec& m, const HardwareSpec& h, int t, const FleetCatalog* fleet) const {
+    return make_deployment(m, h, t, r_.precision, r_.kv_precision, r_.efficiency, r_.runtime, fleet,
+                           r_.quantize_head);
+  }
+
+  void time_prefill() {
+    Seconds comm;
+    out_.ttft = prefill_time(pre_.dep, r_, out_.prefill_chunks, out_.prefill_chunk_time, comm, pf_);
+    out_.prefill_comm = comm;
+    out_.prefill_bottleneck = pf_.bottleneck;
+    out_.prefill_mfu = pf_.mfu;
+    out_.prefill_intensity = pf_.arithmetic_intensity;
+    out_.ridge_point = pf_.ridge_point;
+  }
+
+  // Decode (ITL) at the average context over the generation.
+  void time_decode() {
+    ds_ = time_step(dec_.dep, Phase::Decode, r_.batch, 1, ctx_);
+    out_.itl_plain = ds_.latency;
+    out_.decode_comm = ds_.comm;
+    out_.decode_bottleneck = ds_.profile.bottleneck;
+    out_.decode_mfu = ds_.profile.mfu;
+    out_.decode_intensity = ds_.profile.arithmetic_intensity;
+    out_.decode_compute_bound_batch = compute_bound_batch(dec_.dep, ctx_);
+    out_.itl = out_.itl_plain;
+  }
+
+  // Speculative decoding (Leviathan et al. 2023, sec. 3.3-3.4).
+  void add_speculation() {
+    out_.speculative = true;
+    out_.draft_tokens = r_.draft_tokens;
+    out_.acceptance_rate = r_.acceptance_rate;
+    out_.expected_tokens_per_step = speculative_expected_tokens(r_.acceptance_rate, r_.draft_tokens);
+    // The draft runs unsharded on one GPU of the decode replica (vLLM's default draft TP = 1).
+    draft_dep_ = deploy(*r_.draft_model, dec_hw_, 1, nullptr);
+    out_.draft_step_time = time_step(draft_dep_, Phase::Decode, r_.batch, 1, ctx_).latency;
+    // The target verifies K drafted tokens (+1 of its own) in one pass over the cached context.
+    out_.verify_time = time_step(dec_.dep, Phase::Prefill, r_.batch, r_.draft_tokens + 1, ctx_).latency;
+    const Seconds step = out_.draft_step_time * static_cast<double>(r_.draft_tokens) + out_.verify_time;
+    out_.itl = step / out_.expected_tokens_per_step;
+    out_.speculative_speedup = out_.itl_plain / out_.itl;
+  }
+
+  // KV transfer between prefill and decode GPUs (DistServe, Zhong et al. 2024, sec. 4), then the
+  // request's end-to-end latency and the throughputs.
+  void add_kv_transfer_and_throughput() {
+    kv_token_full_ = kv_cache_bytes_per_token(model_, ds_.profile.kv_precision);
+    out_.kv_cache_per_request = kv_token_full_ * static_cast<double>(r_.seq_len + r_.output_len);
+    if (disaggregated_)
+      out_.kv_transfer = kv_token_full_ * static_cast<double>(r_.batch) * static_cast<double>(r_.seq_len) /
+                             kv_link_bandwidth() + r_.kv_link_latency;
+    out_.e2e_latency = out_.ttft + out_.kv_transfer + out_.itl * static_cast<double>(r_.output_len - 1);
+    out_.tokens_per_s = r_.batch / out_.itl.si();
+    out_.tokens_per_s_per_gpu = out_.tokens_per_s / out_.gpus;
+    out_.request_tokens_per_s = static_cast<double>(r_.batch) * r_.output_len / out_.e2e_latency.si();
+    out_.request_tokens_per_s_per_gpu = out_.request_tokens_per_s / out_.gpus;
+  }
+  BytesPerSecond kv_link_bandwidth() const {
+    return r_.kv_link_bandwidth.value_or(gigabytes_per_second(kDefaultKvLinkGBs));
+  }
+
+  // Speculation runs draft and verify passes in the decode time: the plain step's power stands in.
+  void add_energy() {
+    const Joules batch_energy =
+        pf_.average_power() * out_.ttft * static_cast<double>(out_.tp) +
+        ds_.profile.average_power() * out_.itl * static_cast<double>(r_.output_len - 1) *
+            static_cast<double>(out_.decode_tp);
+    out_.energy_per_token = batch_energy / (static_cast<double>(r_.batch) * r_.output_len);
+  }
+
+  // Memory per GPU: weights + KV of every request at its final length + live activations (+ the
+  // draft model); the fuller side (prefill or decode GPUs) is the one reported.
+  void add_memory() {
+    const double final_tokens = static_cast<double>(r_.seq_len) + r_.output_len;
+    auto fill = [&](PhaseSide& side, const Profile& a, const Profile& b, double tokens) {
+      side.weights = a.memory.weights;
+      side.kv = kv_cache_bytes_per_token(side.dep.shard, a.kv_precision) * (r_.batch * tokens);
+      side.activations = max(a.memory.activations, b.memory.activations);
+    };
+    if (disaggregated_) {
+      fill(pre_, pf_, pf_, r_.seq_len);
+      fill(dec_, ds_.profile, ds_.profile, final_tokens);
+    } else {
+      fill(pre_, ds_.profile, pf_, final_tokens);
+    }
+    PhaseSide& dside = disaggregated_ ? dec_ : pre_;
+    if (r_.draft_model) {
+      const Profile dp = time_step(draft_dep_, Phase::Decode, r_.batch, 1, ctx_).profile;
+      dside.draft = dp.memory.weights +
+                    kv_cache_bytes_per_token(*r_.draft_model, dp.kv_precision) * (r_.batch * final_tokens);
+    }
+    // Runtimes size their pools from the memory the driver exposes (cudaMemGetInfo), not the label.
+    const double pre_cap = usable_budget(hw_, r_.memory_utilization).si();
+    const double dec_cap = usable_budget(dec_hw_, r_.memory_utilization).si();
+    const double pre_share = pre_.total().si() / pre_cap;
+    const double dec_share = disaggregated_ ? dec_.total().si() / dec_cap : 0;
+    const PhaseSide& worst = dec_share > pre_share ? dec_ : pre_;
+    const HardwareSpec& worst_hw = dec_share > pre_share ? dec_hw_ : hw_;
+    out_.weights_per_gpu = worst.weights;
+    out_.kv_cache_per_gpu = worst.kv;
+    out_.activations_per_gpu = worst.activations;
+    out_.draft_per_gpu = worst.draft;
+    out_.memory_footprint = worst.total();
+    out_.memory_capacity = worst_hw.memory_usable;
+    out_.memory_available = usable_budget(worst_hw, r_.memory_utilization);
+    out_.memory_utilization = out_.memory_footprint / out_.memory_capacity;
+    out_.feasible = pre_share <= 1.0 && dec_share <= 1.0;
+  }
+
+  void explain() {
+    auto& t = out_.trace;
+    const int tp = out_.tp, dtp = out_.decode_tp;
+    t.push_back(fmt::format("Workload: {} serving {} request(s), {} prompt + {} output tokens, on {}{}{}.",
+                            model_.id, r_.batch, r_.seq_len, r_.output_len, hw_.name,
+                            tp > 1 ? fmt::format(" x{} (tensor parallel over {})", tp, pre_.dep.link_name) : "",
+                            disaggregated_ ? fmt::format("; decode on {}{}", dec_hw_.name,
+                                                         dtp > 1 ? fmt::format(" x{}", dtp) : "")
+                                           : ""));
+    t.push_back(fmt::format("Prefill (TTFT) = engine prefill solve{}: {} ({}-bound, MFU {}, intensity "
+                            "{:.0f} FLOP/B vs ridge {:.0f}); causal attention FLOPs, not the S^2 upper bound.",
+                            out_.prefill_chunks > 1 ? fmt::format(" in {} chunks", out_.prefill_chunks) : "",
+                            format_time(out_.ttft), to_string(out_.prefill_bottleneck),
+                            format_percent(out_.prefill_mfu), out_.prefill_intensity.si(),
+                            out_.ridge_point.si()));
+    if (out_.prefill_chunks > 1)
+      t.push_back(fmt::format("Chunked prefill (Sarathi, Agrawal et al. 2023): longest chunk {} is the "
+                              "longest a co-scheduled decode step is stalled.",
+                              format_time(out_.prefill_chunk_time)));
+    t.push_back(fmt::format("Decode (ITL) = engine decode solve at batch {} over {} cached tokens "
+                            "(the mean over the decode steps: prompt + (output - 2)/2): {} ({}-bound, MFU {}); it reads the weights and "
+                            "every request's KV cache each step.",
+                            r_.batch, ctx_, format_time(out_.itl_plain), to_string(out_.decode_bottleneck),
+                            format_percent(out_.decode_mfu)));
+    t.push_back(out_.decode_compute_bound_batch > 0
+                    ? fmt::format("Decode turns compute-bound at batch >= {} (at this context); "
+                                  "below that, adding requests is almost free per step.",
+                                  out_.decode_compute_bound_batch)
+                    : fmt::format("Decode stays memory-bound up to batch {} at this context: the KV "
+                                  "reads grow with batch as fast as the FLOPs.",
+                                  kMaxComputeBoundSearch));
+    if (tp > 1 || (disaggregated_ && dtp > 1))
+      t.push_back(pre_.dep.node
+                      ? fmt::format("Tensor parallel: 2 all-reduces per layer (Megatron-LM) over {} ({} per "
+                                    "direction; NCCL's ring/NVLS as calibrated from nccl-tests, each size on its "
+                                    "faster protocol): {} in TTFT, {} per decode step.",
+                                    pre_.dep.link_name, format_bandwidth(pre_.dep.link.bandwidth),
+                                    format_time(out_.prefill_comm), format_time(out_.decode_comm))
+                      : fmt::format("Tensor parallel: 2 ring all-reduces per layer (Megatron-LM) over {} "
+                                    "({} per direction): {} in TTFT, {} per decode step.",
+                                    pre_.dep.link_name, format_bandwidth(pre_.dep.link.bandwidth),
+                                    format_time(out_.prefill_comm), format_time(out_.decode_comm)));
+    if (out_.speculative)
+      t.push_back(fmt::format(
+          "Speculative decoding (Leviathan et al. 2023): draft {} K={} x {} + verify {} = {} per step; "
+          "E[tokens] = (1 - a^(K+1))/(1 - a) = {:.2f} at a = {} -> ITL {} ({:.2f}x {}).",
+          r_.draft_model->id, r_.draft_tokens, format_time(out_.draft_step_time),
+          format_time(out_.verify_time),
+          format_time(out_.draft_step_time * static_cast<double>(r_.draft_tokens) + out_.verify_time),
+          out_.expected_tokens_per_step, r_.acceptance_rate, format_time(out_.itl),
+          out_.speculative_speedup, out_.speculative_speedup >= 1 ? "speedup" : "SLOWDOWN: it does not pay"));
+    if (disaggregated_)
+      t.push_back(fmt::format("Disaggregated: the prompt's KV cache ({}) crosses a {} link in {} "
+                              "before decoding starts{}.",
+                              format_bytes(kv_token_full_ * static_cast<double>(r_.batch * r_.seq_len)),
+                              format_bandwidth(kv_link_bandwidth()), format_time(out_.kv_transfer),
+                              r_.kv_link_bandwidth ? "" : " (default: one 400 Gb/s NIC per GPU)"));
+    t.push_back(fmt::format("KV cache per request: {} per token x {} tokens = {} ({} KV heads x {} "
+                            "head dim x {} layers x 2 (K,V) x {} B).",
+                            format_bytes(kv_token_full_), r_.seq_len + r_.output_len,
+                            format_bytes(out_.kv_cache_per_request), model_.tf.kv_heads,
+                            model_.tf.head_dim, model_.tf.layers, bytes_per_element(ds_.profile.kv_precision)));
+    t.push_back(fmt::format("Memory per GPU: weights {} + KV {} + activations {}{} = {} of {} usable "
+                            "({} x {} memory utilization) -> {}.",
+                            format_bytes(out_.weights_per_gpu), format_bytes(out_.kv_cache_per_gpu),
+                            format_bytes(out_.activations_per_gpu),
+                            out_.draft_per_gpu.si() > 0 ? " + draft " + format_bytes(out_.draft_per_gpu) : "",
+                            format_bytes(out_.memory_footprint), format_bytes(out_.memory_available),
+                            format_bytes(out_.memory_capacity), r_.memory_utilization,
+                            out_.feasible ? "fits" : "DOES NOT FIT"));
+    t.push_back(fmt::format("Throughput: {} requests / ITL = {:.4g} tokens/s ({:.4g} per GPU); with "
+                            "prefill, {:.4g} tokens/s; end-to-end latency {}.",
+                            r_.batch, out_.tokens_per_s, out_.tokens_per_s_per_gpu,
+                            out_.request_tokens_per_s, format_time(out_.e2e_latency)));
+  }
+
+  const ModelSpec& model_;
+  const HardwareSpec& hw_;
+  const HardwareSpec& dec_hw_;
+  const ServingRequest& r_;
+  const bool disaggregated_;
+  PhaseSide pre_, dec_;
+  const int ctx_;
+  ServingResult out_;
+  Profile pf_;           // the first prefill chunk's profile
+  StepTime ds_;          // the decode step at the mean context
+  ServingDeployment draft_dep_;
+  Bytes kv_token_full_{};  // KV bytes per token of the whole (unsharded) model
+};
+
 ServingResult serve_with(const ModelSpec& model, const HardwareSpec& hw,
                          const HardwareSpec& dec_hw, int tp, int dtp, const ServingRequest& r) {
-  ServingResult out;
-  out.disaggregated = r.decode_hardware != nullptr;
-  out.tp = tp;
-  out.decode_tp = dtp;
-  out.gpus = out.disaggregated ? tp + dtp : tp;
-  const auto deploy = [&](const ModelSpec& m, const HardwareSpec& h, int t, const FleetCatalog* fleet) {
-    return make_deployment(m, h, t, r.precision, r.kv_precision, r.efficiency, r.runtime, fleet, r.quantize_head);
-  };
-  PhaseSide pre{deploy(model, hw, tp, r.fleet)};
-  PhaseSide dec{out.disaggregated ? deploy(model, dec_hw, dtp, r.fleet) : pre.dep};
-  out.link_name = pre.dep.link_name;
-
-  // ---- prefill (TTFT) ----
-  Profile pf;
-  Seconds comm;
-  out.ttft = prefill_time(pre.dep, r, out.prefill_chunks, out.prefill_chunk_time, comm, pf);
-  out.prefill_comm = comm;
-  out.prefill_bottleneck = pf.bottleneck;
-  out.prefill_mfu = pf.mfu;
-  out.prefill_intensity = pf.arithmetic_intensity;
-  out.ridge_point = pf.ridge_point;
-
-  // ---- decode (ITL) at the average context over the generation ----
-  // Decode step k (k = 1 .. output - 1) feeds token k over seq + k - 1 cached tokens: the mean is
-  // seq + (output - 2) / 2. With one output token there is no decode step; the ITL reported is then
-  // that of a step over the prompt.
-  const int ctx = r.output_len >= 2 ? r.seq_len + (r.output_len - 2) / 2 : r.seq_len - 1;
-  StepTime ds = time_step(dec.dep, Phase::Decode, r.batch, 1, ctx);
-  out.itl_plain = ds.latency;
-  out.decode_comm = ds.comm;
-  out.decode_bottleneck = ds.profile.bottleneck;
-  out.decode_mfu = ds.profile.mfu;
-  out.decode_intensity = ds.profile.arithmetic_intensity;
-  out.decode_compute_bound_batch = compute_bound_batch(dec.dep, ctx);
-  out.itl = out.itl_plain;
-
-  // ---- speculative decoding (Leviathan et al. 2023, sec. 3.3-3.4) ----
-  ServingDeployment draft_dep;
-  if (r.draft_model) {
-    out.speculative = true;
-    out.draft_tokens = r.draft_tokens;
-    out.acceptance_rate = r.acceptance_rate;
-    out.expected_tokens_per_step = speculative_expected_tokens(r.acceptance_rate, r.draft_tokens);
-    // The draft runs unsharded on one GPU of the decode replica (vLLM's default draft TP = 1).
-    draft_dep = deploy(*r.draft_model, dec_hw, 1, nullptr);
-    out.draft_step_time = time_step(draft_dep, Phase::Decode, r.batch, 1, ctx).latency;
-    // The target verifies K drafted tokens (+1 of its own) in one pass over the cached context.
-    out.verify_time = time_step(dec.dep, Phase::Prefill, r.batch, r.draft_tokens + 1, ctx).latency;
-    const Seconds step = out.draft_step_time * static_cast<double>(r.draft_tokens) + out.verify_time;
-    out.itl = step / out.expected_tokens_per_step;
-    out.speculative_speedup = out.itl_plain / out.itl;
-  }
-
-  // ---- KV transfer between prefill and decode GPUs (DistServe, Zhong et al. 2024, sec. 4) ----
-  const Bytes kv_token_full = kv_cache_bytes_per_token(model, ds.profile.kv_precision);
-  out.kv_cache_per_request = kv_token_full * static_cast<double>(r.seq_len + r.output_len);
-  if (out.disaggregated) {
-    const BytesPerSecond bw = r.kv_link_bandwidth.value_or(gigabytes_per_second(kDefaultKvLinkGBs));
-    out.kv_transfer = kv_token_full * static_cast<double>(r.batch) * static_cast<double>(r.seq_len) / bw +
-                      r.kv_link_latency;
-  }
-  out.e2e_latency = out.ttft + out.kv_transfer + out.itl * static_cast<double>(r.output_len - 1);
-  out.tokens_per_s = r.batch / out.itl.si();
-  out.tokens_per_s_per_gpu = out.tokens_per_s / out.gpus;
-  out.request_tokens_per_s = static_cast<double>(r.batch) * r.output_len / out.e2e_latency.si();
-  out.request_tokens_per_s_per_gpu = out.request_tokens_per_s / out.gpus;
-  // Speculation runs draft and verify passes in the decode time: the plain step's power stands in.
-  const Joules batch_energy = pf.average_power() * out.ttft * static_cast<double>(tp) +
-                              ds.profile.average_power() * out.itl * static_cast<double>(r.output_len - 1) *
-                                  static_cast<double>(dtp);
-  out.energy_per_token = batch_energy / (static_cast<double>(r.batch) * r.output_len);
-
-  // ---- memory per GPU: weights + KV of every request at its final length + live activations ----
-  const double final_tokens = static_cast<double>(r.seq_len) + r.output_len;
-  auto fill = [&](PhaseSide& side, const Profile& a, const Profile& b, double tokens) {
-    side.weights = a.memory.weights;
-    side.kv = kv_cache_bytes_per_token(side.dep.shard, a.kv_precision) * (r.batch * tokens);
-    side.activations = max(a.memory.activations, b.memory.activations);
-  };
-  if (out.disaggregated) {
-    fill(pre, pf, pf, r.seq_len);
-    fill(dec, ds.profile, ds.profile, final_tokens);
-  } else {
-    fill(pre, ds.profile, pf, final_tokens);
-  }
-  PhaseSide& dside = out.disaggregated ? dec : pre;
-  if (r.draft_model) {
-    const Profile dp = time_step(draft_dep, Phase::Decode, r.batch, 1, ctx).profile;
-    dside.draft = dp.memory.weights +
-                  kv_cache_bytes_per_token(*r.draft_model, dp.kv_precision) * (r.batch * final_tokens);
-  }
-  // Runtimes size their pools from the memory the driver exposes (cudaMemGetInfo), not the label.
-  const double pre_cap = usable_budget(hw, r.memory_utilization).si();
-  const double dec_cap = usable_budget(dec_hw, r.memory_utilization).si();
-  const double pre_share = pre.total().si() / pre_cap;
-  const double dec_share = out.disaggregated ? dec.total().si() / dec_cap : 0;
-  const PhaseSide& worst = dec_share > pre_share ? dec : pre;
-  const HardwareSpec& worst_hw = dec_share > pre_share ? dec_hw : hw;
-  out.weights_per_gpu = worst.weights;
-  out.kv_cache_per_gpu = worst.kv;
-  out.activations_per_gpu = worst.activations;
-  out.draft_per_gpu = worst.draft;
-  out.memory_footprint = worst.total();
-  out.memory_capacity = worst_hw.memory_usable;
-  out.memory_available = usable_budget(worst_hw, r.memory_utilization);
-  out.memory_utilization = out.memory_footprint / out.memory_capacity;
-  out.feasible = pre_share <= 1.0 && dec_share <= 1.0;
-
-  // ---- trace ----
-  auto& t = out.trace;
-  t.push_back(fmt::format("Workload: {} serving {} request(s), {} prompt + {} output tokens, on {}{}{}.",
-                          model.id, r.batch, r.seq_len, r.output_len, hw.name,
-                          tp > 1 ? fmt::format(" x{} (tensor parallel over {})", tp, pre.dep.link_name) : "",
-                          out.disaggregated ? fmt::format("; decode on {}{}", dec_hw.name,
-                                                          dtp > 1 ? fmt::format(" x{}", dtp) : "")
-                                            : ""));
-  t.push_back(fmt::format("Prefill (TTFT) = engine prefill solve{}: {} ({}-bound, MFU {}, intensity "
-                          "{:.0f} FLOP/B vs ridge {:.0f}); causal attention FLOPs, not the S^2 upper bound.",
-                          out.prefill_chunks > 1 ? fmt::format(" in {} chunks", out.prefill_chunks) : "",
-                          format_time(out.ttft), to_string(out.prefill_bottleneck),
-                          format_percent(out.prefill_mfu), out.prefill_intensity.si(), out.ridge_point.si()));
-  if (out.prefill_chunks > 1)
-    t.push_back(fmt::format("Chunked prefill (Sarathi, Agrawal et al. 2023): longest chunk {} is the "
-                            "longest a co-scheduled decode step is stalled.",
-                            format_time(out.prefill_chunk_time)));
-  t.push_back(fmt::format("Decode (ITL) = engine decode solve at batch {} over {} cached tokens "
-                          "(the mean over the decode steps: prompt + (output - 2)/2): {} ({}-bound, MFU {}); it reads the weights and "
-                          "every request's KV cache each step.",
-                          r.batch, ctx, format_time(out.itl_plain), to_string(out.decode_bottleneck),
-                          format_percent(out.decode_mfu)));
-  t.push_back(out.decode_compute_bound_batch > 0
-                  ? fmt::format("Decode turns compute-bound at batch >= {} (at this context); "
-                                "below that, adding requests is almost free per step.",
-                                out.decode_compute_bound_batch)
-                  : fmt::format("Decode stays memory-bound up to batch {} at this context: the KV "
-                                "reads grow with batch as fast as the FLOPs.",
-                                kMaxComputeBoundSearch));
-  if (tp > 1 || (out.disaggregated && dtp > 1))
-    t.push_back(pre.dep.node
-                    ? fmt::format("Tensor parallel: 2 all-reduces per layer (Megatron-LM) over {} ({} per "
-                                  "direction; NCCL's ring/NVLS as calibrated from nccl-tests, each size on its "
-                                  "faster protocol): {} in TTFT, {} per decode step.",
-                                  pre.dep.link_name, format_bandwidth(pre.dep.link.bandwidth),
-                                  format_time(out.prefill_comm), format_time(out.decode_comm))
-                    : fmt::format("Tensor parallel: 2 ring all-reduces per layer (Megatron-LM) over {} "
-                                  "({} per direction): {} in TTFT, {} per decode step.",
-                                  pre.dep.link_name, format_bandwidth(pre.dep.link.bandwidth),
-                                  format_time(out.prefill_comm), format_time(out.decode_comm)));
-  if (out.speculative)
-    t.push_back(fmt::format(
-        "Speculative decoding (Leviathan et al. 2023): draft {} K={} x {} + verify {} = {} per step; "
-        "E[tokens] = (1 - a^(K+1))/(1 - a) = {:.2f} at a = {} -> ITL {} ({:.2f}x {}).",
-        r.draft_model->id, r.draft_tokens, format_time(out.draft_step_time),
-        format_time(out.verify_time),
-        format_time(out.draft_step_time * static_cast<double>(r.draft_tokens) + out.verify_time),
-        out.expected_tokens_per_step, r.acceptance_rate, format_time(out.itl),
-        out.speculative_speedup, out.speculative_speedup >= 1 ? "speedup" : "SLOWDOWN: it does not pay"));
-  if (out.disaggregated)
-    t.push_back(fmt::format("Disaggregated: the prompt's KV cache ({}) crosses a {} link in {} "
-                            "before decoding starts{}.",
-                            format_bytes(kv_token_full * static_cast<double>(r.batch * r.seq_len)),
-                            format_bandwidth(r.kv_link_bandwidth.value_or(gigabytes_per_second(kDefaultKvLinkGBs))),
-                            format_time(out.kv_transfer),
-                            r.kv_link_bandwidth ? "" : " (default: one 400 Gb/s NIC per GPU)"));
-  t.push_back(fmt::format("KV cache per request: {} per token x {} tokens = {} ({} KV heads x {} "
-                          "head dim x {} layers x 2 (K,V) x {} B).",
-                          format_bytes(kv_token_full), r.seq_len + r.output_len,
-                          format_bytes(out.kv_cache_per_request), model.tf.kv_heads,
-                          model.tf.head_dim, model.tf.layers, bytes_per_element(ds.profile.kv_precision)));
-  t.push_back(fmt::format("Memory per GPU: weights {} + KV {} + activations {}{} = {} of {} usable "
-                          "({} x {} memory utilization) -> {}.",
-                          format_bytes(out.weights_per_gpu), format_bytes(out.kv_cache_per_gpu),
-                          format_bytes(out.activations_per_gpu),
-                          out.draft_per_gpu.si() > 0 ? " + draft " + format_bytes(out.draft_per_gpu) : "",
-                          format_bytes(out.memory_footprint), format_bytes(out.memory_available),
-                          format_bytes(out.memory_capacity), r.memory_utilization,
-                          out.feasible ? "fits" : "DOES NOT FIT"));
-  t.push_back(fmt::format("Throughput: {} requests / ITL = {:.4g} tokens/s ({:.4g} per GPU); with "
-                          "prefill, {:.4g} tokens/s; end-to-end latency {}.",
-                          r.batch, out.tokens_per_s, out.tokens_per_s_per_gpu,
-                          out.request_tokens_per_s, format_time(out.e2e_latency)));
-  return out;
+  return ServingSolve(model, hw, dec_hw, tp, dtp, r).run();
 }
 
 }  // namespace
