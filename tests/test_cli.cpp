@@ -80,6 +80,25 @@ TEST(Cli, BadInputExitsOne) {
             std::string::npos);
 }
 
+TEST(Cli, TrainGlobalBatchErrorsNameTheValidValues) {
+  // An explicit batch below one sequence is an error, not the default batch in disguise.
+  for (const char* b : {"0", "-4"}) {
+    const Result r = run(std::string("train --model llama3-8b --hardware h100 --gpus 8 --global-batch-size ") + b +
+                         " --format json");
+    EXPECT_EQ(r.code, 1) << b;
+    EXPECT_NE(nlohmann::json::parse(r.out)["error"].get<std::string>().find("--global-batch-size must be >= 1"),
+              std::string::npos) << r.out;
+  }
+  // Not a multiple of DP x micro-batch: the suggestions are the multiples around it, never a repeat.
+  const auto error_of = [&](const std::string& flags) {
+    return nlohmann::json::parse(run("train --model llama3-8b --hardware h100 --gpus 8 " + flags +
+                                     " --format json").out)["error"].get<std::string>();
+  };
+  // 8 GPUs x micro-batch 3 = 24 sequences per micro-step: 8 is below one unit, 50 lies between 48 and 72.
+  EXPECT_NE(error_of("--global-batch-size 8 --micro-batch-size 3").find("use 24 (or a multiple)"), std::string::npos);
+  EXPECT_NE(error_of("--global-batch-size 50 --micro-batch-size 3").find("use 48 or 72"), std::string::npos);
+}
+
 TEST(Cli, WorkloadThatDoesNotFitExitsTwo) {
   const Result r = run("solve --model llama3-70b --hardware h100 --format json");
   EXPECT_EQ(r.code, 2);

@@ -1,6 +1,8 @@
 // `mlsysim kernel`: FLOP conventions of the kernel papers and the roofline bounds.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "mlsysim/catalog/catalog.hpp"
 #include "mlsysim/errors.hpp"
 #include "mlsysim/solvers/kernel.hpp"
@@ -33,6 +35,32 @@ TEST(Kernel, SkinnyGemmIsMemoryBoundAndBadShapesAreRejected) {
   EXPECT_GE(gemv.time.si(), 28672.0 * 4096 * 2 / h100.memory_bandwidth.si());
   r.m = 0;
   EXPECT_THROW(time_kernel(h100, r), BadInput);
+}
+
+// Operands that exceed the device's memory have no time: a GEMM whose A + B + C is one byte over the
+// usable capacity is refused with both sizes, one that fits is timed.
+TEST(Kernel, OperandsBeyondDeviceMemoryDoNotFit) {
+  const auto& h100 = Catalog::builtin().hardware("h100");
+  KernelRequest r;
+  // Square bf16 GEMM: 3 n^2 x 2 B. The largest n that fits the usable memory, and the next one.
+  const double usable = h100.memory_usable.si();
+  const long n_fit = static_cast<long>(std::floor(std::sqrt(usable / 6.0)));
+  r.m = r.n = r.k = n_fit;
+  EXPECT_GT(time_kernel(h100, r).time.si(), 0);
+  r.m = r.n = r.k = n_fit + 1;
+  try {
+    time_kernel(h100, r);
+    ADD_FAILURE() << "expected DoesNotFit";
+  } catch (const DoesNotFit& e) {
+    EXPECT_DOUBLE_EQ(e.required_bytes, 6.0 * (n_fit + 1.0) * (n_fit + 1.0));
+    EXPECT_DOUBLE_EQ(e.available_bytes, usable);
+  }
+  // Attention: Q, K, V, O of batch x heads x seq x head dim x 2 B each.
+  KernelRequest a;
+  a.op = KernelOp::AttentionForward;
+  a.heads = 32, a.head_dim = 128, a.seq_len = 1 << 20;
+  a.batch = static_cast<int>(usable / (4.0 * 2 * a.heads * a.head_dim * a.seq_len)) + 1;
+  EXPECT_THROW(time_kernel(h100, a), DoesNotFit);
 }
 
 // FlashAttention-2 (--attention fa2): matmuls at the calibrated FlashAttention-2 rate, plus one softmax

@@ -19,7 +19,8 @@ struct TrainOptions {
   std::string model, hardware, cluster, precision, recompute = "selective", straggler = "none",
       attention = "flash";
   int gpus = 0, tp = 1, pp = 1, dp = 0, cp = 1, ep = 1, vpp = 1, zero = 1;
-  int global_batch = 0, micro_batch = 1;
+  int micro_batch = 1;
+  std::optional<int> global_batch;  // unset: the solver's default (DP x EP x micro-batch x (4 PP if PP > 1))
   std::optional<int> seq_len;
   std::optional<double> tokens;
   double straggler_value = 0, overlap_efficiency = 0.85;
@@ -40,7 +41,8 @@ inline void add_train_options(CLI::App* cmd, TrainOptions& o, bool model_require
   cmd->add_option("--ep", o.ep, "Expert-parallel degree (MoE)");
   cmd->add_option("--vpp", o.vpp, "Interleaved pipeline: model chunks per GPU (v)");
   cmd->add_option("--zero", o.zero, "ZeRO stage 0-3 (3 = FSDP); default 1 (distributed optimizer)");
-  cmd->add_option("--global-batch-size,-B", o.global_batch, "Sequences per optimizer step");
+  cmd->add_option("--global-batch-size,-B", o.global_batch,
+                  "Sequences per optimizer step (default: one micro-batch per replica; 4 x PP of them when pipelined)");
   cmd->add_option("--micro-batch-size,-b", o.micro_batch, "Sequences per micro-batch per replica");
   cmd->add_option("--seq-len,-s", o.seq_len, "Tokens per sequence");
   cmd->add_option("--tokens", o.tokens, "Training tokens for time-to-train (default 20 x parameters)");
@@ -115,7 +117,12 @@ inline std::unique_ptr<TrainSetup> make_train_setup(const GlobalOptions& g, cons
   TrainingRequest& r = s->request;
   r.gpus = o.gpus;
   r.layout = {o.tp, o.pp, o.dp, o.cp, o.ep, o.vpp};
-  r.global_batch = o.global_batch;
+  if (o.global_batch) {
+    if (*o.global_batch < 1)
+      throw BadInput(fmt::format("--global-batch-size must be >= 1 sequence, got {} (leave it out for the "
+                                 "default: one micro-batch per data-parallel replica)", *o.global_batch));
+    r.global_batch = *o.global_batch;
+  }
   r.micro_batch = o.micro_batch;
   r.seq_len = o.seq_len;
   if (!o.precision.empty()) r.precision = parse_precision_flag("--precision", o.precision);

@@ -7,6 +7,27 @@
 
 namespace mlsysim {
 
+namespace {
+
+// A kernel reads and writes its operands in device memory (the GEMM's A, B and C; attention's Q, K,
+// V and O, plus the gradients in the backward pass): a call whose operands exceed the device's
+// memory cannot run there, so it has no time.
+void require_operands_fit(const HardwareSpec& hw, const KernelRequest& r, Bytes operands) {
+  if (operands <= hw.memory_usable) return;
+  const std::string shape =
+      r.op == KernelOp::Gemm
+          ? fmt::format("A {}x{} + B {}x{} + C {}x{}", r.m, r.k, r.k, r.n, r.m, r.n)
+          : fmt::format("Q, K, V and O of {} x {} heads x {} tokens x head dim {}", r.batch, r.heads, r.seq_len,
+                        r.head_dim);
+  throw DoesNotFit(fmt::format("the operands ({}) take {} at {}; {} has {} usable: shrink the shape{}",
+                               shape, format_bytes(operands), to_string(r.precision), hw.id,
+                               format_bytes(hw.memory_usable),
+                               r.op == KernelOp::Gemm ? " (m, n or k)" : " (batch, heads or sequence)"),
+                   operands.si(), hw.memory_usable.si());
+}
+
+}  // namespace
+
 KernelResult time_kernel(const HardwareSpec& hw, const KernelRequest& r) {
   if (!hw.supports(r.precision))
     throw BadInput(hw.id + " has no " + std::string(to_string(r.precision)) + " compute path");
@@ -30,6 +51,7 @@ KernelResult time_kernel(const HardwareSpec& hw, const KernelRequest& r) {
                                   static_cast<double>(r.head_dim), static_cast<double>(r.seq_len), r.causal,
                                   r.op == KernelOp::AttentionBackward, r.precision, r.attention});
   }
+  require_operands_fit(hw, r, Bytes(op.bytes));
   const RateModel rates{&hw, r.runtime, 0};
   const OpTiming t = time_operator(rates, op);
   KernelResult out;

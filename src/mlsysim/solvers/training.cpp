@@ -169,13 +169,16 @@ Resolved resolve_layout(const ModelSpec& model, const Cluster& c, const Training
   r.b = rq.micro_batch;
   if (r.b < 1) throw BadInput("--micro-batch-size must be >= 1");
   r.replicas = r.dp * r.ep;  // EP ranks process different tokens: they are data-parallel for dense layers
+  if (rq.global_batch < 0)
+    throw BadInput(fmt::format("--global-batch-size must be >= 1 sequence, got {}", rq.global_batch));
   r.B = rq.global_batch > 0 ? rq.global_batch : r.replicas * r.b * (r.pp > 1 ? 4 * r.pp : 1);
   if (r.B % (r.replicas * r.b) != 0) {
     const int unit = r.replicas * r.b;
+    const int below = r.B / unit * unit;  // the nearest multiples of the unit around B
     throw BadInput(fmt::format(
-        "--global-batch-size {} is not a multiple of DP x EP x micro-batch = {} x {} x {} = {}; use {} or {}, "
-        "or change --micro-batch-size", r.B, r.dp, r.ep, r.b, unit, std::max(unit, r.B / unit * unit),
-        (r.B / unit + 1) * unit));
+        "--global-batch-size {} is not a multiple of DP x EP x micro-batch = {} x {} x {} = {}; use {}, "
+        "or change --micro-batch-size", r.B, r.dp, r.ep, r.b, unit,
+        below > 0 ? fmt::format("{} or {}", below, below + unit) : fmt::format("{} (or a multiple)", unit)));
   }
   r.m = r.B / (r.replicas * r.b);
   if (r.v > 1) {
