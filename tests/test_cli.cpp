@@ -99,6 +99,31 @@ TEST(Cli, TrainGlobalBatchErrorsNameTheValidValues) {
   EXPECT_NE(error_of("--global-batch-size 50 --micro-batch-size 3").find("use 48 or 72"), std::string::npos);
 }
 
+TEST(Cli, SweepListsExpandOrSayWhatIsWrong) {
+  const auto batches = [&](const std::string& spec) {
+    const Result r = run("sweep -m llama3-8b -H h100 -b " + spec + " --format json");
+    std::vector<int> out;
+    if (r.code != 0) return out;
+    const auto sweep = nlohmann::json::parse(r.out);
+    for (const auto& row : sweep["points"]) out.push_back(row["batch_size"].get<int>());
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  EXPECT_EQ(batches("2:64:2"), (std::vector<int>{2, 4, 8, 16, 32, 64}));
+  EXPECT_EQ(batches("128:512:+128"), (std::vector<int>{128, 256, 384, 512}));
+  // 1.5^n rounded: 1, 1.5, 2.25, 3.4, 5.1, 7.6, 11.4 -> repeats (2, 2) dropped.
+  EXPECT_EQ(batches("1:16:1.5"), (std::vector<int>{1, 2, 3, 5, 8, 11}));
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"0:10:2", "starts at 1"},         {"10:1:2", "below start"},      {"1:64:1", "factor must be > 1"},
+      {"1:64:+0", "step must be >= 1"},  {"5x", "is not an integer"},    {"1:64:x", "is not a number"},
+      {"1:1000000000:+1", "more than 100000 values"}};
+  for (const auto& [spec, why] : bad) {
+    const Result r = run("sweep -m llama3-8b -H h100 -b " + spec + " --format json");
+    EXPECT_EQ(r.code, 1) << spec;
+    EXPECT_NE(nlohmann::json::parse(r.out)["error"].get<std::string>().find(why), std::string::npos) << spec;
+  }
+}
+
 TEST(Cli, WorkloadThatDoesNotFitExitsTwo) {
   const Result r = run("solve --model llama3-70b --hardware h100 --format json");
   EXPECT_EQ(r.code, 2);

@@ -5,6 +5,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <limits>
 #include <sstream>
 
 #include "command.hpp"
@@ -30,32 +31,71 @@ std::vector<std::string> split(const std::string& s) {
   return out;
 }
 
+constexpr std::size_t kMaxListValues = 100000;  // per flag: the sweep is the product of the lists
+
+[[noreturn]] void bad_list_item(const std::string& flag, const std::string& item, const std::string& why) {
+  throw BadInput(fmt::format("{} '{}': {}; give an integer, a list like 1,2,8, a geometric range "
+                             "start:stop:factor (1:1024:2) or an arithmetic one start:stop:+step (128:1024:+128)",
+                             flag, item, why));
+}
+
+long parse_long(const std::string& flag, const std::string& item, const std::string& text) {
+  std::size_t used = 0;
+  long v = 0;
+  try {
+    v = std::stol(text, &used);
+  } catch (const std::exception&) {
+    bad_list_item(flag, item, "'" + text + "' is not an integer");
+  }
+  if (used != text.size()) bad_list_item(flag, item, "'" + text + "' is not an integer");
+  return v;
+}
+
+// start:stop:factor (geometric) or start:stop:+step (arithmetic), rounded to integers, repeats dropped.
+void expand_range(const std::string& flag, const std::string& item, std::size_t c1, std::vector<int>& out) {
+  const auto c2 = item.find(':', c1 + 1);
+  if (c2 == std::string::npos) bad_list_item(flag, item, "a range needs start:stop:step");
+  const long start = parse_long(flag, item, item.substr(0, c1));
+  const long stop = parse_long(flag, item, item.substr(c1 + 1, c2 - c1 - 1));
+  const std::string step = item.substr(c2 + 1);
+  const bool additive = !step.empty() && step[0] == '+';
+  double k = 0;
+  try {
+    k = std::stod(additive ? step.substr(1) : step);
+  } catch (const std::exception&) {
+    bad_list_item(flag, item, "step '" + step + "' is not a number");
+  }
+  if (start < 1) bad_list_item(flag, item, fmt::format("a range starts at 1 or above, got {}", start));
+  if (stop < start) bad_list_item(flag, item, fmt::format("stop {} is below start {}", stop, start));
+  if (stop > std::numeric_limits<int>::max()) bad_list_item(flag, item, fmt::format("stop {} is too large", stop));
+  if (additive ? !(k >= 1) : !(k > 1))
+    bad_list_item(flag, item, additive ? fmt::format("an arithmetic step must be >= 1, got {}", k)
+                                       : fmt::format("a geometric factor must be > 1, got {}", k));
+  for (double v = static_cast<double>(start); v <= static_cast<double>(stop); v = additive ? v + k : v * k) {
+    const int x = static_cast<int>(std::lround(v));
+    if (!out.empty() && out.back() == x) continue;
+    if (out.size() == kMaxListValues)
+      bad_list_item(flag, item, fmt::format("it expands to more than {} values: use a coarser step", kMaxListValues));
+    out.push_back(x);
+  }
+}
+
 // "1,2,8" or a geometric range "1:1024:2" (start:stop:factor) or arithmetic "128:1024:+128".
 std::vector<int> parse_ints(const std::string& flag, const std::string& text) {
   std::vector<int> out;
   for (const auto& item : split(text)) {
     const auto c1 = item.find(':');
-    try {
-      if (c1 == std::string::npos) {
-        out.push_back(std::stoi(item));
-        continue;
-      }
-      const auto c2 = item.find(':', c1 + 1);
-      if (c2 == std::string::npos) throw std::invalid_argument("range");
-      const long start = std::stol(item.substr(0, c1)), stop = std::stol(item.substr(c1 + 1, c2 - c1 - 1));
-      const std::string step = item.substr(c2 + 1);
-      const bool additive = !step.empty() && step[0] == '+';
-      const double k = std::stod(additive ? step.substr(1) : step);
-      if (start < 1 || stop < start || (additive ? k < 1 : k <= 1)) throw std::invalid_argument("range");
-      for (double v = start; v <= stop && out.size() < 100000; v = additive ? v + k : v * k)
-        out.push_back(static_cast<int>(std::lround(v)));
-    } catch (const std::exception&) {
-      throw BadInput(flag + " '" + item + "' must be an integer, a list like 1,2,8, a geometric "
-                     "range start:stop:factor (1:1024:2) or an arithmetic one start:stop:+step");
+    if (c1 == std::string::npos) {
+      const long v = parse_long(flag, item, item);
+      if (v < 0 || v > std::numeric_limits<int>::max())
+        bad_list_item(flag, item, fmt::format("values must be in [0, {}]", std::numeric_limits<int>::max()));
+      out.push_back(static_cast<int>(v));
+    } else {
+      expand_range(flag, item, c1, out);
     }
+    if (out.size() > kMaxListValues)
+      throw BadInput(fmt::format("{} lists more than {} values: use a coarser range", flag, kMaxListValues));
   }
-  for (int v : out)
-    if (v < 0) throw BadInput(flag + " values must be >= 0, got " + std::to_string(v));
   return out;
 }
 
