@@ -162,6 +162,12 @@ class Engine:
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int):
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        for name, value in (("batch_size", batch_size), ("seq_len", seq_len), ("context", context)):
+            # The engine takes 32-bit counts: anything wider is out of every valid range, and is
+            # answered with the engine's own range message rather than a binding type error.
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**31 - 1:
+                valid = "[1, 1048576]" if name == "batch_size" else "the model's context window"
+                raise ValueError(f"{name} must be within {valid}, got {value}")
         if is_training:
             phase = "train"
         recompute = {False: "none", None: "none", True: "full"}.get(activation_recomputation,

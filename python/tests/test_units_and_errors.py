@@ -51,6 +51,13 @@ class Errors(unittest.TestCase):
             mlsysim.Engine.solve(mlsysim.Models.Vision.ResNet50, h100, phase="decode")
         with self.assertRaises(ValueError):
             mlsysim.core.formulas.calc_ring_allreduce_time(1e9, 0, 100e9)
+        # Counts wider than the engine's 32-bit ones still get a range message, not a TypeError.
+        with self.assertRaises(ValueError) as ctx:
+            mlsysim.Engine.solve(llama, h100, batch_size=10**12)
+        self.assertIn("batch_size must be within [1, 1048576]", str(ctx.exception))
+        with self.assertRaises(ValueError) as ctx:
+            mlsysim.Engine.solve(llama, h100, phase="prefill", seq_len=-(10**12))
+        self.assertIn("seq_len must be within", str(ctx.exception))
 
     def test_vendor_and_hugging_face_names_resolve(self):
         self.assertEqual(mlsysim.Models.get("meta-llama/Llama-3.1-8B-Instruct").id, "llama3.1-8b")
