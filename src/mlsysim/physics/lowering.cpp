@@ -288,12 +288,17 @@ void lower_materialized_attention(Emitter& e, const TransformerSpec& tf, const B
                scores * e.pa + s.seqs * keys * kv_heads * dv * kv_bytes, N * H * dv * e.pa, dv);
 }
 
-// Attention sub-block of one layer (repeated `layers` times).
-void lower_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s, double layers) {
-  const double N = s.seqs * s.new_tokens, h = tf.hidden, H = tf.heads;
-  const double norm_flops = tf.layernorm ? 8.0 : 4.0;
-  residual_norm(e, tf, "attn_norm", "add_attn_norm", N * h, layers);
-  double q_dim, kv_write_elems, dk, dv;
+// Widths the projections give attention: query width, K/V elements written to the cache per token,
+// and the per-head key and value dims attention runs at.
+struct AttentionDims {
+  double q_dim = 0, kv_write_elems = 0, dk = 0, dv = 0;
+};
+
+// Q, K, V projections: MLA's low-rank paths (DeepSeek-V2), or one fused QKV GEMM.
+AttentionDims lower_qkv_projections(Emitter& e, const TransformerSpec& tf, const BlockShape& s, double N,
+                                    double layers) {
+  const double h = tf.hidden, H = tf.heads;
+  AttentionDims d;
   if (tf.is_mla()) {
     const double qk = tf.qk_nope_head_dim + tf.qk_rope_head_dim;
     if (tf.q_lora_rank > 0) {
@@ -303,97 +308,107 @@ void lower_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s,
       e.gemm("q_proj", N, H * qk, h, layers);
     }
     e.gemm("kv_down_proj", N, tf.kv_lora_rank + tf.qk_rope_head_dim, h, layers);
-    kv_write_elems = tf.kv_lora_rank + tf.qk_rope_head_dim;
+    d.kv_write_elems = tf.kv_lora_rank + tf.qk_rope_head_dim;
     if (s.absorbed_mla) {
       // Weight absorption (DeepSeek-V2 sec. 2.1.2): W_UK folds into the query and W_UV into the
       // output, so attention runs over the cached latent (kv_lora_rank + rope) per token.
       e.gemm("q_absorb", N, H * tf.kv_lora_rank, tf.qk_nope_head_dim, layers,
              H * tf.qk_nope_head_dim * tf.kv_lora_rank).m = N;
-      q_dim = H * (tf.kv_lora_rank + tf.qk_rope_head_dim);
-      dk = tf.kv_lora_rank + tf.qk_rope_head_dim;
-      dv = tf.kv_lora_rank;
+      d.q_dim = H * (tf.kv_lora_rank + tf.qk_rope_head_dim);
+      d.dk = tf.kv_lora_rank + tf.qk_rope_head_dim;
+      d.dv = tf.kv_lora_rank;
     } else {
       // Decompress K (nope part) and V for the tokens of this step.
       e.gemm("kv_up_proj", N, H * (tf.qk_nope_head_dim + tf.v_head_dim), tf.kv_lora_rank, layers);
-      q_dim = H * qk;
-      dk = qk;
-      dv = tf.v_head_dim;
+      d.q_dim = H * qk;
+      d.dk = qk;
+      d.dv = tf.v_head_dim;
     }
-  } else {
-    const double kv_dim = tf.kv_heads * tf.head_dim;
-    q_dim = H * tf.head_dim;
-    Operator& qkv = e.gemm("qkv_proj", N, q_dim + 2 * kv_dim, h, layers);
-    if (e.hf && !tf.fused_projection_modules) qkv.kernels = 3;  // separate q/k/v_proj modules
-    kv_write_elems = 2 * kv_dim;
-    dk = dv = tf.head_dim;
+    return d;
   }
-  if (!tf.learned_positions) {  // rotary embedding on q and k
-    const double rotated = N * (q_dim + kv_write_elems / 2);
-    Operator& rope = e.vec("rope", rotated, rotated, 6.0, layers, e.pa);
-    if (e.hf) {
-      // Hugging Face rotate_half: q*cos, -x2, cat(-x2, x1), *sin, add = 5 kernels per tensor (q and
-      // k), moving 2 + 1 + 2 + 2 + 3 = 10 tensor-sizes. Strided: the half-width slices (neg, cat)
-      // and, when a step has several tokens, q*cos on the transposed [B, H, T, d] view.
-      rope.kernels = 10;
-      rope.bytes = 10.0 * rotated * e.pa;
-      rope.strided_bytes = ((s.new_tokens > 1 ? 2.0 : 0.0) + 3.0) * rotated * e.pa;
-    } else if (!e.fused) {
-      // Plain PyTorch on interleaved pairs (Meta's reference / gpt-fast layout, bench/gpu/e2e.py):
-      // x1 = x[..., ::2], x2 = x[..., 1::2]; x1*cos, x2*sin, -, x1*sin, x2*cos, +, stack = 7
-      // framework calls per tensor, 14 per layer (the e2e profile: 8 strided multiplies, 4 adds, and
-      // 4 copies from the 2 stacks). Four multiplies read and write half a tensor each (4 sizes,
-      // strided), the subtract and add read two halves and write one (3 sizes), the stack writes
-      // pairs interleaved (2 sizes, strided). The host dispatches all 14 calls; GPU launches are
-      // counted as 10 because the per-kernel overhead (EfficiencyProfile::kernel_overhead, 4 us, not
-      // yet calibrated) is an average that already covers the tiny add/sub kernels (~1.3 us each in
-      // the profile); see docs/PHYSICS.md "Kernel counts".
-      rope.kernels = 10;
-      rope.host_ops = 14;
-      rope.bytes = 9.0 * rotated * e.pa;
-      rope.strided_bytes = 6.0 * rotated * e.pa;
-    }
-  }
-  if (s.writes_kv) {
-    Operator& w = e.vec("kv_cache_write", N * kv_write_elems, 0, 0, layers, e.pa);
-    w.bytes = N * kv_write_elems * (e.pa + e.pk);
-    if (!e.fused) w.kernels = 2;  // one copy each for K and V
-    // Hugging Face DynamicCache.update grows K and V with torch.cat: every step reads the whole
-    // cache and writes it again one step longer.
-    if (e.hf) w.bytes = s.seqs * kv_write_elems * (2.0 * s.context + 2.0 * s.new_tokens) * e.pk;
-  }
+  const double kv_dim = tf.kv_heads * tf.head_dim;
+  d.q_dim = H * tf.head_dim;
+  Operator& qkv = e.gemm("qkv_proj", N, d.q_dim + 2 * kv_dim, h, layers);
+  if (e.hf && !tf.fused_projection_modules) qkv.kernels = 3;  // separate q/k/v_proj modules
+  d.kv_write_elems = 2 * kv_dim;
+  d.dk = d.dv = tf.head_dim;
+  return d;
+}
 
-  if (e.attention == AttentionKernel::Materialized) {
-    lower_materialized_attention(e, tf, s, layers, q_dim, dk, dv);
-  } else {  // Attention core (FlashAttention-style fused kernel): QK^T and PV over the attended pairs.
-    const double pairs = attention_pairs_per_layer(tf, s.new_tokens, s.context, s.causal);
-    const double kv_heads = tf.is_mla() ? 1.0 : tf.kv_heads;
-    const double kv_tokens =
-        s.causal ? attended_kv_tokens_per_layer(tf, s.context + s.new_tokens) : s.new_tokens;
-    Operator op;
-    op.name = "attention";
-    op.cls = OpClass::Attention;
-    op.flops = op.hw_flops = 2.0 * s.seqs * H * pairs * (dk + dv);
-    // Bidirectional attention over a length that is not a multiple of the kernel's tile computes
-    // whole tiles: ViT-B/16's 197 tokens run as 256 x 256. (Causal rows are left as counted: the
-    // attention calibration is fitted on causal kernels, so their diagonal-tile waste is in eta.)
-    if (!s.causal && s.new_tokens > 1) op.hw_flops *= bidirectional_tile_padding(s.new_tokens);
-    const double kv_elems_per_token =
-        tf.is_mla() ? (s.absorbed_mla ? dk : H * (dk + dv)) : kv_heads * (dk + dv);
-    const double kv_bytes = s.seqs * kv_tokens * kv_elems_per_token *
-                            (s.writes_kv && !(tf.is_mla() && !s.absorbed_mla) ? e.pk : e.pa);
-    op.bytes = kv_bytes + N * q_dim * e.pa + N * H * dv * e.pa;
-    // n: mean keys per query row (the attention rate's shape term, physics/efficiency.cpp).
-    op.m = N, op.n = pairs / std::max(s.new_tokens, 1.0), op.k = dk;
-    op.tail_flops = attention_tail_flops(s.new_tokens, kv_tokens, dk, dv);
-    op.special_function_ops = s.seqs * H * pairs;  // one softmax exponential per score
-    op.attention_kernel = e.attention;
-    op.count = layers;
-    op.precision = attention_precision(e.math);
-    e.out.push_back(op);
+// Rotary embedding on q and k, as each runtime writes it.
+void lower_rope(Emitter& e, const BlockShape& s, double N, const AttentionDims& d, double layers) {
+  const double rotated = N * (d.q_dim + d.kv_write_elems / 2);
+  Operator& rope = e.vec("rope", rotated, rotated, 6.0, layers, e.pa);
+  if (e.hf) {
+    // Hugging Face rotate_half: q*cos, -x2, cat(-x2, x1), *sin, add = 5 kernels per tensor (q and
+    // k), moving 2 + 1 + 2 + 2 + 3 = 10 tensor-sizes. Strided: the half-width slices (neg, cat)
+    // and, when a step has several tokens, q*cos on the transposed [B, H, T, d] view.
+    rope.kernels = 10;
+    rope.bytes = 10.0 * rotated * e.pa;
+    rope.strided_bytes = ((s.new_tokens > 1 ? 2.0 : 0.0) + 3.0) * rotated * e.pa;
+  } else if (!e.fused) {
+    // Plain PyTorch on interleaved pairs (Meta's reference / gpt-fast layout, bench/gpu/e2e.py):
+    // x1 = x[..., ::2], x2 = x[..., 1::2]; x1*cos, x2*sin, -, x1*sin, x2*cos, +, stack = 7
+    // framework calls per tensor, 14 per layer (the e2e profile: 8 strided multiplies, 4 adds, and
+    // 4 copies from the 2 stacks). Four multiplies read and write half a tensor each (4 sizes,
+    // strided), the subtract and add read two halves and write one (3 sizes), the stack writes
+    // pairs interleaved (2 sizes, strided). The host dispatches all 14 calls; GPU launches are
+    // counted as 10 because the per-kernel overhead (EfficiencyProfile::kernel_overhead, 4 us, not
+    // yet calibrated) is an average that already covers the tiny add/sub kernels (~1.3 us each in
+    // the profile); see docs/PHYSICS.md "Kernel counts".
+    rope.kernels = 10;
+    rope.host_ops = 14;
+    rope.bytes = 9.0 * rotated * e.pa;
+    rope.strided_bytes = 6.0 * rotated * e.pa;
   }
+}
+
+void lower_kv_cache_write(Emitter& e, const BlockShape& s, double N, double kv_write_elems, double layers) {
+  Operator& w = e.vec("kv_cache_write", N * kv_write_elems, 0, 0, layers, e.pa);
+  w.bytes = N * kv_write_elems * (e.pa + e.pk);
+  if (!e.fused) w.kernels = 2;  // one copy each for K and V
+  // Hugging Face DynamicCache.update grows K and V with torch.cat: every step reads the whole
+  // cache and writes it again one step longer.
+  if (e.hf) w.bytes = s.seqs * kv_write_elems * (2.0 * s.context + 2.0 * s.new_tokens) * e.pk;
+}
+
+// Attention core (FlashAttention-style fused kernel): QK^T and PV over the attended pairs.
+void lower_fused_attention_core(Emitter& e, const TransformerSpec& tf, const BlockShape& s, double N,
+                                const AttentionDims& d, double layers) {
+  const double H = tf.heads;
+  const double pairs = attention_pairs_per_layer(tf, s.new_tokens, s.context, s.causal);
+  const double kv_heads = tf.is_mla() ? 1.0 : tf.kv_heads;
+  const double kv_tokens = s.causal ? attended_kv_tokens_per_layer(tf, s.context + s.new_tokens) : s.new_tokens;
+  Operator op;
+  op.name = "attention";
+  op.cls = OpClass::Attention;
+  op.flops = op.hw_flops = 2.0 * s.seqs * H * pairs * (d.dk + d.dv);
+  // Bidirectional attention over a length that is not a multiple of the kernel's tile computes
+  // whole tiles: ViT-B/16's 197 tokens run as 256 x 256. (Causal rows are left as counted: the
+  // attention calibration is fitted on causal kernels, so their diagonal-tile waste is in eta.)
+  if (!s.causal && s.new_tokens > 1) op.hw_flops *= bidirectional_tile_padding(s.new_tokens);
+  const double kv_elems_per_token =
+      tf.is_mla() ? (s.absorbed_mla ? d.dk : H * (d.dk + d.dv)) : kv_heads * (d.dk + d.dv);
+  const double kv_bytes = s.seqs * kv_tokens * kv_elems_per_token *
+                          (s.writes_kv && !(tf.is_mla() && !s.absorbed_mla) ? e.pk : e.pa);
+  op.bytes = kv_bytes + N * d.q_dim * e.pa + N * H * d.dv * e.pa;
+  // n: mean keys per query row (the attention rate's shape term, physics/efficiency.cpp).
+  op.m = N, op.n = pairs / std::max(s.new_tokens, 1.0), op.k = d.dk;
+  op.tail_flops = attention_tail_flops(s.new_tokens, kv_tokens, d.dk, d.dv);
+  op.special_function_ops = s.seqs * H * pairs;  // one softmax exponential per score
+  op.attention_kernel = e.attention;
+  op.count = layers;
+  op.precision = attention_precision(e.math);
+  e.out.push_back(op);
+}
+
+// From attention's output back to the residual stream: MLA's V absorption, eager's transpose copy,
+// the output projection, and (unfused) the dropout and residual add.
+void lower_attention_output(Emitter& e, const TransformerSpec& tf, const BlockShape& s, double N, double dv,
+                            double layers) {
+  const double h = tf.hidden, H = tf.heads;
   if (tf.is_mla() && s.absorbed_mla)
-    e.gemm("v_absorb", N, H * tf.v_head_dim, tf.kv_lora_rank, layers,
-           H * tf.kv_lora_rank * tf.v_head_dim);
+    e.gemm("v_absorb", N, H * tf.v_head_dim, tf.kv_lora_rank, layers, H * tf.kv_lora_rank * tf.v_head_dim);
   // Eager: [B, heads, T, d] -> [B, T, heads*d] is a copy before o_proj, except for a one-token step:
   // with T = 1 the transposed view is already contiguous, so reshape (and HF's .contiguous()) is
   // free. The e2e profiles show it: 5 copy kernels per layer in prefill, 4 in decode.
@@ -401,28 +416,44 @@ void lower_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s,
     Operator& t = e.vec("attn_out_transpose", N * H * dv, N * H * dv, 0.0, layers, e.pa);
     t.strided_bytes = t.bytes;  // reads the transposed view
   }
-  e.gemm("o_proj", N, h, H * dv * (tf.is_mla() && s.absorbed_mla ? tf.v_head_dim / dv : 1.0),
-         layers);
+  e.gemm("o_proj", N, h, H * dv * (tf.is_mla() && s.absorbed_mla ? tf.v_head_dim / dv : 1.0), layers);
   if (!e.fused) residual_add(e, "attn_out_dropout", "attn_residual", N * h, layers);
+}
 
-  if (s.cross_tokens > 0) {  // encoder-decoder cross-attention
-    const double M = s.seqs * s.cross_tokens;
-    e.vec("cross_norm", N * h, N * h, norm_flops, layers, e.pa);
-    e.gemm("cross_q_proj", N, H * tf.head_dim, h, layers);
-    if (!s.cross_kv_cached) e.gemm("cross_kv_proj", M, 2 * tf.kv_heads * tf.head_dim, h, layers);
-    Operator op;
-    op.name = "cross_attention";
-    op.cls = OpClass::Attention;
-    op.flops = op.hw_flops = 2.0 * s.seqs * H * s.new_tokens * s.cross_tokens * 2 * tf.head_dim;
-    op.bytes = M * 2 * tf.kv_heads * tf.head_dim * e.pk + 2 * N * H * tf.head_dim * e.pa;
-    op.m = N, op.n = s.cross_tokens, op.k = tf.head_dim, op.count = layers;
-    op.special_function_ops = s.seqs * H * s.new_tokens * s.cross_tokens;
-    op.attention_kernel = e.attention;
-    op.precision = attention_precision(e.math);
-    e.out.push_back(op);
-    e.gemm("cross_o_proj", N, h, H * tf.head_dim, layers);
-    residual_add(e, "cross_out_dropout", "cross_residual", N * h, layers);
-  }
+// Encoder-decoder cross-attention over the encoder's tokens (their K/V projected once, or cached).
+void lower_cross_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s, double N, double layers) {
+  const double h = tf.hidden, H = tf.heads;
+  const double M = s.seqs * s.cross_tokens;
+  e.vec("cross_norm", N * h, N * h, tf.layernorm ? 8.0 : 4.0, layers, e.pa);
+  e.gemm("cross_q_proj", N, H * tf.head_dim, h, layers);
+  if (!s.cross_kv_cached) e.gemm("cross_kv_proj", M, 2 * tf.kv_heads * tf.head_dim, h, layers);
+  Operator op;
+  op.name = "cross_attention";
+  op.cls = OpClass::Attention;
+  op.flops = op.hw_flops = 2.0 * s.seqs * H * s.new_tokens * s.cross_tokens * 2 * tf.head_dim;
+  op.bytes = M * 2 * tf.kv_heads * tf.head_dim * e.pk + 2 * N * H * tf.head_dim * e.pa;
+  op.m = N, op.n = s.cross_tokens, op.k = tf.head_dim, op.count = layers;
+  op.special_function_ops = s.seqs * H * s.new_tokens * s.cross_tokens;
+  op.attention_kernel = e.attention;
+  op.precision = attention_precision(e.math);
+  e.out.push_back(op);
+  e.gemm("cross_o_proj", N, h, H * tf.head_dim, layers);
+  residual_add(e, "cross_out_dropout", "cross_residual", N * h, layers);
+}
+
+// Attention sub-block of one layer (repeated `layers` times).
+void lower_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s, double layers) {
+  const double N = s.seqs * s.new_tokens;
+  residual_norm(e, tf, "attn_norm", "add_attn_norm", N * tf.hidden, layers);
+  const AttentionDims d = lower_qkv_projections(e, tf, s, N, layers);
+  if (!tf.learned_positions) lower_rope(e, s, N, d, layers);
+  if (s.writes_kv) lower_kv_cache_write(e, s, N, d.kv_write_elems, layers);
+  if (e.attention == AttentionKernel::Materialized)
+    lower_materialized_attention(e, tf, s, layers, d.q_dim, d.dk, d.dv);
+  else
+    lower_fused_attention_core(e, tf, s, N, d, layers);
+  lower_attention_output(e, tf, s, N, d.dv, layers);
+  if (s.cross_tokens > 0) lower_cross_attention(e, tf, s, N, layers);
 }
 
 void lower_dense_ffn(Emitter& e, const TransformerSpec& tf, double N, double inner, double layers,

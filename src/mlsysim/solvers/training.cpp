@@ -581,6 +581,40 @@ TrainingMemory training_memory(const StepContext& x, const StageParameters& p, c
   return mem;
 }
 
+// The request as resolved: layout, batch and precision choices the result reports.
+void describe_layout(const Resolved& r, const TrainingRequest& rq, TrainingResult& res) {
+  res.gpus = r.gpus;
+  res.layout = {r.tp, r.pp, r.dp, r.cp, r.ep, r.v};
+  res.global_batch = r.B;
+  res.micro_batch = r.b;
+  res.micro_batches = r.m;
+  res.seq_len = r.S;
+  res.zero_stage = rq.zero_stage;
+  res.recompute = rq.recompute;
+  res.sequence_parallel = rq.sequence_parallel && r.tp > 1;
+}
+
+// The step: pipeline work (compute and model-parallel collectives) + bubble + exposed DP sync +
+// optimizer + stragglers; its communication and bubble shares and the GPU's average power.
+void combine_step(Seconds work, Watts busy_power, Watts idle_power, TrainingResult& res) {
+  res.step_time = work + res.bubble_time + res.dp_exposed_time + res.optimizer_time + res.straggler_time;
+  const Seconds exposed_comm = res.tp_comm_time + res.cp_comm_time + res.ep_comm_time + res.pp_comm_time +
+                               res.dp_exposed_time;
+  res.communication_fraction = exposed_comm / res.step_time;
+  res.gpu_power = (busy_power * res.compute_time + idle_power * (res.step_time - res.compute_time)) /
+                  res.step_time;
+  res.bubble_fraction = res.bubble_time / res.step_time;
+}
+
+// Time to train the run's tokens (default: Chinchilla's 20 per parameter) at this step time.
+void add_time_to_train(const TrainingRequest& rq, double tokens_per_step, TrainingResult& res) {
+  res.tokens = rq.tokens.value_or(chinchilla_tokens(res.parameters));
+  if (!(res.tokens > 0)) throw BadInput("--tokens must be > 0");
+  res.steps = res.tokens / tokens_per_step;
+  res.time_to_train = res.step_time * res.steps;
+  res.gpu_hours = res.gpus * res.time_to_train.si() / 3600.0;
+}
+
 }  // namespace
 
 TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
@@ -595,15 +629,7 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   res.model = model_.id;
   res.hardware = hw_.id;
   res.cluster = c;
-  res.gpus = r.gpus;
-  res.layout = {r.tp, r.pp, r.dp, r.cp, r.ep, r.v};
-  res.global_batch = r.B;
-  res.micro_batch = r.b;
-  res.micro_batches = r.m;
-  res.seq_len = r.S;
-  res.zero_stage = rq.zero_stage;
-  res.recompute = rq.recompute;
-  res.sequence_parallel = rq.sequence_parallel && r.tp > 1;
+  describe_layout(r, rq, res);
 
   // ---- per-GPU compute: the engine on the TP x PP shard at the full sequence, / cp ------------
   // Solving at seq S and dividing by cp gives each CP rank's share exactly: linear layers see S/cp
@@ -654,13 +680,7 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   res.straggler_factor = straggler_factor(rq.straggler, r.gpus);
   res.straggler_time = res.compute_time * (res.straggler_factor - 1.0);
 
-  res.step_time = work + res.bubble_time + res.dp_exposed_time + res.optimizer_time + res.straggler_time;
-  const Seconds exposed_comm = res.tp_comm_time + res.cp_comm_time + res.ep_comm_time + res.pp_comm_time +
-                               res.dp_exposed_time;
-  res.communication_fraction = exposed_comm / res.step_time;
-  res.gpu_power = (sh.busy_power * res.compute_time + static_power(hw_) * (res.step_time - res.compute_time)) /
-                  res.step_time;
-  res.bubble_fraction = res.bubble_time / res.step_time;
+  combine_step(work, sh.busy_power, static_power(hw_), res);
 
   // ---- efficiency: against the unsharded model on one GPU at the same micro-batch --------------
   // and recomputation: scaling efficiency is what parallelism costs (communication, bubbles, smaller
@@ -692,12 +712,7 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   if (!res.feasible)
     res.remedies = does_not_fit_remedies(model_, x.g, r, rq, res.memory, hw_.memory_usable, q);
 
-  // ---- time to train ----------------------------------------------------------------------------
-  res.tokens = rq.tokens.value_or(chinchilla_tokens(res.parameters));
-  if (!(res.tokens > 0)) throw BadInput("--tokens must be > 0");
-  res.steps = res.tokens / tokens_step;
-  res.time_to_train = res.step_time * res.steps;
-  res.gpu_hours = r.gpus * res.time_to_train.si() / 3600.0;
+  add_time_to_train(rq, tokens_step, res);
 
   res.trace = training_trace(hw_, c, r, rq, res, q);
   return res;
