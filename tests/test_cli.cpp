@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <iterator>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -348,6 +349,49 @@ TEST(Cli, ReadmeAccuracyFiguresAreTheOnesValidatePrints) {
         << summary["by_category"][category]["mlsysim"];
   }
   EXPECT_EQ(checked, static_cast<int>(summary["by_category"].size()));
+}
+
+TEST(Cli, ValidatePlotsEveryPredictionOnLogAxesAroundYEqualsX) {
+  const std::string dir = ::testing::TempDir();
+  const std::string svg_path = dir + "/mlsysim_validate_plot.svg", html_path = dir + "/mlsysim_validate_plot.html";
+  std::remove(svg_path.c_str());
+  const Result r = run("validate --category decode --plot " + svg_path + " --format json");
+  ASSERT_EQ(r.code, 0);
+  const auto j = nlohmann::json::parse(r.out);
+  std::ifstream f(svg_path);
+  ASSERT_TRUE(f.good());
+  const std::string svg((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_NE(svg.find("y = x"), std::string::npos);
+  // One data marker per point with a prediction, at log-scaled positions: x = pad + (log10 v - l0) /
+  // (l1 - l0) * size over whole decades spanning the data (size 560, pad 60; y measured from the top).
+  std::vector<std::pair<double, double>> xy;
+  for (const auto& p : j["points"])
+    if (p["predicted"].is_number() && p["predicted"].get<double>() > 0)
+      xy.emplace_back(p["measured"].get<double>(), p["predicted"].get<double>());
+  ASSERT_GT(xy.size(), 10u);
+  double lo = 1e300, hi = 0;
+  for (auto [x, y] : xy) lo = std::min({lo, x, y}), hi = std::max({hi, x, y});
+  const double l0 = std::floor(std::log10(lo)), l1 = std::ceil(std::log10(hi)), size = 560, pad = 60;
+  auto pos = [&](double v) { return pad + (std::log10(v) - l0) / (l1 - l0) * size; };
+  std::vector<std::pair<double, double>> markers;
+  const std::regex marker(R"re(<circle cx="([0-9.e+-]+)" cy="([0-9.e+-]+)" r="4" fill="[^"]+" fill-opacity="0.8"/>)re");
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), marker); it != std::sregex_iterator(); ++it)
+    markers.emplace_back(std::stod((*it)[1]), std::stod((*it)[2]));
+  ASSERT_EQ(markers.size(), xy.size());
+  for (size_t i = 0; i < xy.size(); ++i) {
+    EXPECT_NEAR(markers[i].first, pos(xy[i].first), 0.01) << i;
+    EXPECT_NEAR(markers[i].second, size + 2 * pad - pos(xy[i].second), 0.01) << i;
+  }
+  // The HTML page wraps the same SVG; any other extension is refused before anything is written.
+  ASSERT_EQ(run("validate --category decode --plot " + html_path + " --format json").code, 0);
+  std::ifstream h(html_path);
+  const std::string html((std::istreambuf_iterator<char>(h)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(html.rfind("<!doctype html>", 0), 0u);
+  EXPECT_NE(html.find(svg), std::string::npos);
+  const std::string png = dir + "/mlsysim_validate_plot.png";
+  std::remove(png.c_str());
+  EXPECT_EQ(run("validate --category decode --plot " + png).code, 1);
+  EXPECT_FALSE(std::ifstream(png).good());
 }
 
 TEST(Cli, ValidateWorstListsTheLargestErrorsFirst) {

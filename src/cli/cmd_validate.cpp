@@ -234,43 +234,57 @@ std::vector<const Outcome*> table_rows(const std::vector<Outcome>& outcomes, con
   return rows;
 }
 
-int run_validate(const GlobalOptions& g, const ValidateOptions& o) {
-  const auto points = load_validation_points(o.points_dir);
-  std::vector<Outcome> outcomes;
-  std::set<std::string> categories;
-  for (const auto& p : points) categories.insert(p.category);
-  if (!o.category.empty() && !categories.count(o.category)) {
-    std::string valid;
-    for (const auto& c : categories) valid += (valid.empty() ? "" : ", ") + c;
-    throw BadInput("--category '" + o.category + "' has no points; categories: " + valid);
-  }
-  for (const auto& p : points) {
-    if (!o.category.empty() && p.category != o.category) continue;
-    outcomes.push_back(evaluate(p));
-  }
-  // Summaries over held-out points (calibration points are reported but not scored): by
-  // category and by runtime always (JSON), and by the `--by` grouping for the table.
-  using Errors = std::pair<std::vector<double>, std::vector<double>>;  // mlsysim, textbook
+using Errors = std::pair<std::vector<double>, std::vector<double>>;  // mlsysim, textbook
+
+// Summaries over held-out points (calibration points are reported but not scored): by category and
+// by runtime always (JSON), and by the `--by` grouping for the table.
+struct Scores {
   std::map<std::string, Errors> by_cat, by_runtime, by_choice;
   Errors all;
   int skipped = 0;
   // Capacity is predicted too: every measured configuration ran, so each scored `feasible: false`
   // is a memory estimate that came out too high.
   int over_full = 0;
+};
+
+std::vector<Outcome> evaluate_points(const std::vector<ValidationPoint>& points, const std::string& category) {
+  std::set<std::string> categories;
+  for (const auto& p : points) categories.insert(p.category);
+  if (!category.empty() && !categories.count(category)) {
+    std::string valid;
+    for (const auto& c : categories) valid += (valid.empty() ? "" : ", ") + c;
+    throw BadInput("--category '" + category + "' has no points; categories: " + valid);
+  }
+  std::vector<Outcome> outcomes;
+  for (const auto& p : points)
+    if (category.empty() || p.category == category) outcomes.push_back(evaluate(p));
+  return outcomes;
+}
+
+Scores score(const std::vector<Outcome>& outcomes, const ValidateOptions& o) {
+  Scores s;
   for (const auto& out : outcomes) {
-    if (!out.error()) { ++skipped; continue; }
+    if (!out.error()) { ++s.skipped; continue; }
     if (!scored(*out.point, o.include_calibration, o.include_low)) continue;
-    if (!out.fits) ++over_full;
-    for (Errors* e : {&by_cat[out.point->category], &by_runtime[runtime_group(*out.point)],
-                      &by_choice[group_of(*out.point, o.by)], &all}) {
+    if (!out.fits) ++s.over_full;
+    for (Errors* e : {&s.by_cat[out.point->category], &s.by_runtime[runtime_group(*out.point)],
+                      &s.by_choice[group_of(*out.point, o.by)], &s.all}) {
       e->first.push_back(*out.error());
       if (out.textbook_error()) e->second.push_back(*out.textbook_error());
     }
   }
-  auto summary_json = [](const ErrorSummary& s) {
-    return nlohmann::ordered_json{{"count", s.count}, {"median_abs_error", s.median_abs},
-                                  {"p90_abs_error", s.p90_abs}, {"mean_signed_error", s.mean_signed},
-                                  {"median_signed_error", s.median_signed}};
+  return s;
+}
+
+nlohmann::ordered_json optional_json(const std::optional<double>& v) {
+  return v ? nlohmann::ordered_json(*v) : nlohmann::ordered_json();
+}
+
+nlohmann::ordered_json validate_json(const std::vector<Outcome>& outcomes, const Scores& s, const std::string& by) {
+  auto summary_json = [](const ErrorSummary& e) {
+    return nlohmann::ordered_json{{"count", e.count}, {"median_abs_error", e.median_abs},
+                                  {"p90_abs_error", e.p90_abs}, {"mean_signed_error", e.mean_signed},
+                                  {"median_signed_error", e.median_signed}};
   };
   nlohmann::ordered_json j;
   j["points"] = nlohmann::ordered_json::array();
@@ -281,10 +295,10 @@ int run_validate(const GlobalOptions& g, const ValidateOptions& o) {
                              {"used_for_calibration", out.point->used_for_calibration},
                              {"confidence", out.point->confidence},
                              {"command", "mlsysim " + out.point->command}, {"source", out.point->source}};
-    r["predicted"] = out.predicted ? nlohmann::ordered_json(*out.predicted) : nlohmann::ordered_json();
-    r["error"] = out.error() ? nlohmann::ordered_json(*out.error()) : nlohmann::ordered_json();
-    r["textbook_predicted"] = out.textbook ? nlohmann::ordered_json(*out.textbook) : nlohmann::ordered_json();
-    r["textbook_error"] = out.textbook_error() ? nlohmann::ordered_json(*out.textbook_error()) : nlohmann::ordered_json();
+    r["predicted"] = optional_json(out.predicted);
+    r["error"] = optional_json(out.error());
+    r["textbook_predicted"] = optional_json(out.textbook);
+    r["textbook_error"] = optional_json(out.textbook_error());
     r["feasible"] = out.fits;
     j["points"].push_back(r);
   }
@@ -292,70 +306,82 @@ int run_validate(const GlobalOptions& g, const ValidateOptions& o) {
     return nlohmann::ordered_json{{"mlsysim", summary_json(summarize_errors(e.first))},
                                   {"textbook", summary_json(summarize_errors(e.second))}};
   };
-  j["summary"]["overall"] = both_json(all);
-  for (const auto& [c, errs] : by_cat) j["summary"]["by_category"][c] = both_json(errs);
-  for (const auto& [r, errs] : by_runtime) j["summary"]["by_runtime"][r] = both_json(errs);
-  if (o.by != "category" && o.by != "runtime")
-    for (const auto& [k, errs] : by_choice) j["summary"]["by_" + o.by][k] = both_json(errs);
-  j["summary"]["skipped"] = skipped;
-  j["summary"]["scored_points_that_do_not_fit"] = over_full;
+  j["summary"]["overall"] = both_json(s.all);
+  for (const auto& [c, errs] : s.by_cat) j["summary"]["by_category"][c] = both_json(errs);
+  for (const auto& [r, errs] : s.by_runtime) j["summary"]["by_runtime"][r] = both_json(errs);
+  if (by != "category" && by != "runtime")
+    for (const auto& [k, errs] : s.by_choice) j["summary"]["by_" + by][k] = both_json(errs);
+  j["summary"]["skipped"] = s.skipped;
+  j["summary"]["scored_points_that_do_not_fit"] = s.over_full;
+  return j;
+}
 
-  if (!o.plot.empty()) {
-    const std::string svg = svg_plot(outcomes, o.by);
-    std::ofstream f(o.plot);
-    if (!f) throw BadInput("cannot write --plot '" + o.plot + "'");
-    const bool html = o.plot.size() > 5 && o.plot.substr(o.plot.size() - 5) == ".html";
-    if (html) f << "<!doctype html><html><head><meta charset=\"utf-8\"><title>mlsysim validate</title>"
-                   "<link rel=\"icon\" href=\"data:,\"></head><body><h1>Predicted vs measured</h1>\n";
-    f << svg;
-    if (html) f << "</body></html>\n";
-    if (!html && o.plot.size() > 4 && o.plot.substr(o.plot.size() - 4) != ".svg")
-      throw BadInput("--plot must end in .svg or .html");
-  }
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() > suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
 
-  if (g.format == "json") {
-    std::cout << j.dump(2) << "\n";
-  } else if (g.format == "csv") {
-    std::cout << csv_from_rows(j["points"]);
-  } else {
-    std::cout << fmt::format("{:<52} {:<11} {:>11} {:>11} {:>8} {:>9}\n", "point", "category",
-                             "measured", "predicted", "error", "textbook");
-    for (const Outcome* out : table_rows(outcomes, o)) {
-      std::cout << fmt::format("{:<52} {:<11} {:>11.4g} {:>11} {:>8} {:>9}{}\n",
-                               out->point->id.substr(0, 52), out->point->category, out->point->measured,
-                               out->predicted ? fmt::format("{:.4g}", *out->predicted) : "-",
-                               pct(out->error()), pct(out->textbook_error()),
-                               row_note(*out));
-    }
-    auto header = [](const std::string& name) {
-      std::cout << fmt::format("\n{:<22} {:>5}   {:>12} {:>10} {:>8}   {:>12} {:>10}\n", name, "n",
-                               "median |err|", "p90 |err|", "bias", "textbook med", "p90");
-    };
-    auto line = [&](const std::string& name, const Errors& e) {
-      const auto s = summarize_errors(e.first), t = summarize_errors(e.second);
-      auto cell = [](const ErrorSummary& x, double v, const char* f) {
-        return x.count ? fmt::format(fmt::runtime(f), 100 * v) : std::string("-");
-      };
-      std::cout << fmt::format("{:<22} {:>5}   {:>12} {:>10} {:>8}   {:>12} {:>10}\n", name.substr(0, 22),
-                               s.count, cell(s, s.median_abs, "{:.1f}%"), cell(s, s.p90_abs, "{:.1f}%"),
-                               cell(s, s.median_signed, "{:+.1f}%"), cell(t, t.median_abs, "{:.1f}%"),
-                               cell(t, t.p90_abs, "{:.1f}%"));
-    };
-    header("held-out by " + o.by);
-    for (const auto& [k, errs] : by_choice) line(k, errs);
-    line("overall", all);
-    std::cout << "(bias: median signed error; + means predicted above measured)\n";
-    if (o.by != "runtime" && by_runtime.size() > 1) {
-      std::cout << "\nby runtime (eager steps are host-bound: their time depends on the host CPU)";
-      header("");
-      for (const auto& [r, errs] : by_runtime) line(r, errs);
-    }
-    if (skipped) std::cout << fmt::format("\n{} point(s) skipped (see the status column).\n", skipped);
-    if (over_full)
-      std::cout << fmt::format("\n{} scored configuration(s) ran on real hardware but do not fit mlsysim's memory "
-                               "ledger: its capacity estimate is too high for them (JSON field feasible).\n",
-                               over_full);
+// Predicted vs measured on log axes: an SVG, or the same SVG in a minimal HTML page.
+void write_plot(const std::vector<Outcome>& outcomes, const ValidateOptions& o) {
+  const bool html = ends_with(o.plot, ".html");
+  if (!html && !ends_with(o.plot, ".svg")) throw BadInput("--plot must end in .svg or .html");
+  const std::string svg = svg_plot(outcomes, o.by);
+  std::ofstream f(o.plot);
+  if (!f) throw BadInput("cannot write --plot '" + o.plot + "'");
+  if (html) f << "<!doctype html><html><head><meta charset=\"utf-8\"><title>mlsysim validate</title>"
+                 "<link rel=\"icon\" href=\"data:,\"></head><body><h1>Predicted vs measured</h1>\n";
+  f << svg;
+  if (html) f << "</body></html>\n";
+}
+
+void print_validate_table(const std::vector<Outcome>& outcomes, const Scores& s, const ValidateOptions& o) {
+  std::cout << fmt::format("{:<52} {:<11} {:>11} {:>11} {:>8} {:>9}\n", "point", "category",
+                           "measured", "predicted", "error", "textbook");
+  for (const Outcome* out : table_rows(outcomes, o)) {
+    std::cout << fmt::format("{:<52} {:<11} {:>11.4g} {:>11} {:>8} {:>9}{}\n",
+                             out->point->id.substr(0, 52), out->point->category, out->point->measured,
+                             out->predicted ? fmt::format("{:.4g}", *out->predicted) : "-",
+                             pct(out->error()), pct(out->textbook_error()),
+                             row_note(*out));
   }
+  auto header = [](const std::string& name) {
+    std::cout << fmt::format("\n{:<22} {:>5}   {:>12} {:>10} {:>8}   {:>12} {:>10}\n", name, "n",
+                             "median |err|", "p90 |err|", "bias", "textbook med", "p90");
+  };
+  auto line = [&](const std::string& name, const Errors& e) {
+    const auto m = summarize_errors(e.first), t = summarize_errors(e.second);
+    auto cell = [](const ErrorSummary& x, double v, const char* f) {
+      return x.count ? fmt::format(fmt::runtime(f), 100 * v) : std::string("-");
+    };
+    std::cout << fmt::format("{:<22} {:>5}   {:>12} {:>10} {:>8}   {:>12} {:>10}\n", name.substr(0, 22),
+                             m.count, cell(m, m.median_abs, "{:.1f}%"), cell(m, m.p90_abs, "{:.1f}%"),
+                             cell(m, m.median_signed, "{:+.1f}%"), cell(t, t.median_abs, "{:.1f}%"),
+                             cell(t, t.p90_abs, "{:.1f}%"));
+  };
+  header("held-out by " + o.by);
+  for (const auto& [k, errs] : s.by_choice) line(k, errs);
+  line("overall", s.all);
+  std::cout << "(bias: median signed error; + means predicted above measured)\n";
+  if (o.by != "runtime" && s.by_runtime.size() > 1) {
+    std::cout << "\nby runtime (eager steps are host-bound: their time depends on the host CPU)";
+    header("");
+    for (const auto& [r, errs] : s.by_runtime) line(r, errs);
+  }
+  if (s.skipped) std::cout << fmt::format("\n{} point(s) skipped (see the status column).\n", s.skipped);
+  if (s.over_full)
+    std::cout << fmt::format("\n{} scored configuration(s) ran on real hardware but do not fit mlsysim's memory "
+                             "ledger: its capacity estimate is too high for them (JSON field feasible).\n",
+                             s.over_full);
+}
+
+int run_validate(const GlobalOptions& g, const ValidateOptions& o) {
+  const auto points = load_validation_points(o.points_dir);  // outlives the outcomes that point into it
+  const std::vector<Outcome> outcomes = evaluate_points(points, o.category);
+  const Scores s = score(outcomes, o);
+  const nlohmann::ordered_json j = validate_json(outcomes, s, o.by);
+  if (!o.plot.empty()) write_plot(outcomes, o);
+  if (g.format == "json") std::cout << j.dump(2) << "\n";
+  else if (g.format == "csv") std::cout << csv_from_rows(j["points"]);
+  else print_validate_table(outcomes, s, o);
   return kExitOk;
 }
 
