@@ -125,6 +125,28 @@ TEST(Cli, SweepListsExpandOrSayWhatIsWrong) {
   }
 }
 
+TEST(Cli, CollectiveFormulaModeTimesOnlyTheAlgorithmsItHasFormulasFor) {
+  // --bandwidth is the tutorial's alpha-beta formula: ring for every op, tree for all-reduce. Any other
+  // algorithm (or a tree all-gather) is an error, not a ring labelled with the requested name.
+  const auto json = [&](const std::string& flags) {
+    const Result r = run("collective --bytes 1e6 --gpus 8 --bandwidth 100 " + flags + " --format json");
+    return std::make_pair(r.code, nlohmann::json::parse(r.out));
+  };
+  const auto [tree_code, tree] = json("--op allreduce --algorithm tree");
+  ASSERT_EQ(tree_code, 0);
+  EXPECT_EQ(tree["algorithm"], "tree");
+  const auto [ring_code, ring] = json("--op allreduce");
+  ASSERT_EQ(ring_code, 0);
+  EXPECT_EQ(ring["algorithm"], "ring");
+  EXPECT_NE(tree["time_s"].get<double>(), ring["time_s"].get<double>());
+  const auto [nvls_code, nvls] = json("--op allreduce --algorithm nvls");
+  EXPECT_EQ(nvls_code, 1);
+  EXPECT_NE(nvls["error"].get<std::string>().find("needs a cluster"), std::string::npos);
+  const auto [gather_code, gather] = json("--op allgather --algorithm tree");
+  EXPECT_EQ(gather_code, 1);
+  EXPECT_NE(gather["error"].get<std::string>().find("all-reduce only"), std::string::npos);
+}
+
 TEST(Cli, WorkloadThatDoesNotFitExitsTwo) {
   const Result r = run("solve --model llama3-70b --hardware h100 --format json");
   EXPECT_EQ(r.code, 2);

@@ -16,113 +16,140 @@ struct CollectiveOptions {
   bool list = false;
 };
 
+// `--list`: the fleet catalog's clusters, nodes, fabrics and topologies.
+void print_fleet_catalog(const GlobalOptions& g, const FleetCatalog& fleet) {
+  nlohmann::ordered_json j;
+  std::string text;
+  for (const auto& c : fleet.clusters()) {
+    const Cluster r = fleet.resolve(c);
+    j["clusters"].push_back({{"id", c.id}, {"aliases", c.aliases}, {"gpus", r.total_gpus()}, {"node", c.node},
+                             {"fabric", c.fabric}, {"topology", c.topology}, {"source", c.source}});
+    text += fmt::format("cluster  {:<14}{:>6} GPUs  {} x {:<16} {} / {}\n", c.id, r.total_gpus(), c.nodes, c.node,
+                        c.fabric, c.topology);
+  }
+  for (const auto& n : fleet.nodes()) {
+    j["nodes"].push_back({{"id", n.id}, {"accelerator", n.accelerator}, {"gpus_per_node", n.gpus_per_node},
+                          {"scale_up_fabric", n.scale_up_fabric}, {"nics_per_node", n.nics_per_node},
+                          {"scale_out_fabric", n.scale_out_fabric}, {"source", n.source}});
+    text += fmt::format("node     {:<16}{:>3} x {:<10} {} + {} x {}\n", n.id, n.gpus_per_node, n.accelerator,
+                        n.scale_up_fabric, n.nics_per_node, n.scale_out_fabric);
+  }
+  for (const auto& f : fleet.fabrics()) {
+    nlohmann::ordered_json fj = {{"id", f.id}, {"kind", f.kind}, {"per_direction_bytes_per_s", f.per_direction.si()},
+                                 {"latency_s", f.latency.si()}, {"collective_efficiency", f.collective_efficiency},
+                                 {"in_network_reduction", f.in_network_reduction}};
+    if (f.has_small_message_protocol()) {
+      fj["small_message_latency_s"] = f.small_message_latency.si();
+      fj["small_message_efficiency"] = f.small_message_efficiency;
+    }
+    fj["source"] = f.source;
+    j["fabrics"].push_back(fj);
+    text += fmt::format("fabric   {:<24}{:>7.1f} GB/s per direction, alpha {:.1f} us, efficiency {:.2f}{}{}\n", f.id,
+                        in_gbps(f.per_direction), in_us(f.latency), f.collective_efficiency,
+                        f.has_small_message_protocol()
+                            ? fmt::format("; small messages: alpha {:.1f} us, efficiency {:.2f}",
+                                          in_us(f.small_message_latency), f.small_message_efficiency)
+                            : std::string(),
+                        f.in_network_reduction ? ", in-network reduction" : "");
+  }
+  for (const auto& t : fleet.topologies()) {
+    j["topologies"].push_back({{"id", t.id}, {"ring_fraction", t.ring_fraction},
+                               {"all_to_all_fraction", t.all_to_all_fraction}, {"source", t.source}});
+    text += fmt::format("topology {:<16} ring {:.2f}, all-to-all {:.2f} of NIC bandwidth\n", t.id, t.ring_fraction,
+                        t.all_to_all_fraction);
+  }
+  print(g, j, text);
+}
+
+std::vector<double> message_sizes(const CollectiveOptions& o) {
+  std::vector<double> sizes;
+  if (o.bytes) sizes.push_back(*o.bytes);
+  else for (double s = 1024; s <= 17.2e9; s *= 8) sizes.push_back(s);  // 1 KiB .. 16 GiB, x8
+  for (double s : sizes)
+    if (!(s >= 0)) throw BadInput("--bytes must be >= 0");
+  return sizes;
+}
+
+// Formula mode (the tutorial's calc_ring_allreduce_time and its siblings): alpha-beta over one link
+// per rank. Only the ring, and the tree for all-reduce, have such a formula.
+void formula_rows(CollectiveOp op, const CollectiveOptions& o, const std::vector<double>& sizes,
+                  nlohmann::ordered_json& rows, std::string& text) {
+  if (o.algorithm != "auto" && o.algorithm != "ring" && o.algorithm != "tree")
+    throw BadInput(fmt::format("--algorithm {} needs a cluster: formula mode (--bandwidth) has ring and tree "
+                               "(all-reduce) formulas only; drop --bandwidth to time it on --hardware/--cluster",
+                               o.algorithm));
+  if (o.algorithm == "tree" && op != CollectiveOp::AllReduce)
+    throw BadInput(fmt::format("--algorithm tree has a formula for all-reduce only, not {}", to_string(op)));
+  const bool tree = o.algorithm == "tree";
+  const LinkCost link{gigabytes_per_second(*o.bandwidth_gbs), microseconds(o.latency_us.value_or(0.5))};
+  text += fmt::format("{} over {} ranks, {:.1f} GB/s per direction, alpha {:.2f} us (alpha-beta formula)\n",
+                      to_string(op), o.gpus, *o.bandwidth_gbs, in_us(link.latency));
+  for (double s : sizes) {
+    Seconds t{};
+    switch (op) {
+      case CollectiveOp::AllReduce: t = tree ? tree_allreduce_time(bytes(s), o.gpus, link)
+                                             : ring_allreduce_time(bytes(s), o.gpus, link); break;
+      case CollectiveOp::AllGather: t = ring_allgather_time(bytes(s), o.gpus, link); break;
+      case CollectiveOp::ReduceScatter: t = ring_reduce_scatter_time(bytes(s), o.gpus, link); break;
+      case CollectiveOp::AllToAll: t = all_to_all_time(bytes(s), o.gpus, link); break;
+      case CollectiveOp::PointToPoint: t = point_to_point_time(bytes(s), link); break;
+    }
+    const double busbw = op == CollectiveOp::AllReduce ? allreduce_bus_bandwidth(bytes(s), o.gpus, t).si()
+                                                       : (t.si() > 0 ? s / t.si() : 0);
+    rows.push_back({{"op", to_string(op)}, {"bytes", s}, {"ranks", o.gpus}, {"algorithm", tree ? "tree" : "ring"},
+                    {"time_s", t.si()}, {"algbw_bytes_per_s", t.si() > 0 ? s / t.si() : 0},
+                    {"busbw_bytes_per_s", busbw}, {"bus_bandwidth_bytes_per_s", busbw}});
+    text += fmt::format("  {:>12.4g} B  {:>12.4f} ms  busbw {:8.1f} GB/s\n", s, in_ms(t), busbw / 1e9);
+  }
+}
+
+// Cluster mode: the group placed on the cluster's nodes, each size on the algorithm the topology
+// favours (or the one asked for).
+void cluster_rows(CollectiveOp op, const CollectiveOptions& o, const FleetCatalog& fleet, Format format,
+                  const std::vector<double>& sizes, nlohmann::ordered_json& rows, std::string& text) {
+  const Cluster c = !o.cluster.empty() ? fleet.cluster(o.cluster)
+                                       : fleet.standard_cluster(o.hardware.empty() ? "h100" : o.hardware, o.gpus);
+  if (o.gpus > c.total_gpus())
+    throw BadInput(fmt::format("--gpus {} exceeds {} ({} GPUs)", o.gpus, c.id, c.total_gpus()));
+  const GroupPlacement pl = place_group(o.gpus, o.stride, c.gpus_per_node());
+  const Algorithm alg = parse_collective_algorithm(o.algorithm);
+  text += fmt::format("{} over {} GPUs of {} ({} per node x {} nodes; {} + {} on {})\n", to_string(op), o.gpus, c.id,
+                      pl.per_node, pl.nodes, c.scale_up.id, c.scale_out.id, c.topology.id);
+  text += fmt::format("  {:>12}  {:<13}{:>12}{:>12}{:>12}  {}\n", "bytes", "algorithm", "time ms", "algbw GB/s",
+                      "busbw GB/s", "links");
+  for (double s : sizes) {
+    const auto e = collective_time(op, bytes(s), pl, c, alg);
+    rows.push_back({{"op", to_string(op)}, {"bytes", s}, {"ranks", o.gpus}, {"cluster", c.id},
+                    {"algorithm", to_string(e.algorithm)}, {"time_s", e.time.si()},
+                    {"algbw_bytes_per_s", e.algbw.si()}, {"busbw_bytes_per_s", e.busbw.si()},
+                    {"bus_bandwidth_bytes_per_s", e.busbw.si()}, {"links", e.links}});
+    text += fmt::format("  {:>12.4g}  {:<13}{:>12.4f}{:>12.1f}{:>12.1f}  {}\n", s, to_string(e.algorithm),
+                        in_ms(e.time), in_gbps(e.algbw), in_gbps(e.busbw), e.links);
+  }
+  // Only a table re-predicts the validation points (they run this command as JSON).
+  if (format == Format::Table) text += accuracy_line_for("collective", kGraphGroup);
+  if (alg == Algorithm::Auto && o.bytes) {
+    text += "candidates:\n";
+    for (const auto& e : collective_candidates(op, bytes(*o.bytes), pl, c))
+      text += fmt::format("  {:<13}{:>12.4f} ms  busbw {:.1f} GB/s\n", to_string(e.algorithm), in_ms(e.time),
+                          in_gbps(e.busbw));
+  }
+}
+
 int run_collective(const GlobalOptions& g, const CollectiveOptions& o) {
   const Format format = parse_format(g.format);
   const auto fleet_owner = load_fleet(g);
-  const FleetCatalog& fleet = *fleet_owner;
   if (o.list) {
-    nlohmann::ordered_json j;
-    std::string text;
-    for (const auto& c : fleet.clusters()) {
-      const Cluster r = fleet.resolve(c);
-      j["clusters"].push_back({{"id", c.id}, {"aliases", c.aliases}, {"gpus", r.total_gpus()}, {"node", c.node},
-                               {"fabric", c.fabric}, {"topology", c.topology}, {"source", c.source}});
-      text += fmt::format("cluster  {:<14}{:>6} GPUs  {} x {:<16} {} / {}\n", c.id, r.total_gpus(), c.nodes, c.node,
-                          c.fabric, c.topology);
-    }
-    for (const auto& n : fleet.nodes()) {
-      j["nodes"].push_back({{"id", n.id}, {"accelerator", n.accelerator}, {"gpus_per_node", n.gpus_per_node},
-                            {"scale_up_fabric", n.scale_up_fabric}, {"nics_per_node", n.nics_per_node},
-                            {"scale_out_fabric", n.scale_out_fabric}, {"source", n.source}});
-      text += fmt::format("node     {:<16}{:>3} x {:<10} {} + {} x {}\n", n.id, n.gpus_per_node, n.accelerator,
-                          n.scale_up_fabric, n.nics_per_node, n.scale_out_fabric);
-    }
-    for (const auto& f : fleet.fabrics()) {
-      nlohmann::ordered_json fj = {{"id", f.id}, {"kind", f.kind}, {"per_direction_bytes_per_s", f.per_direction.si()},
-                                   {"latency_s", f.latency.si()}, {"collective_efficiency", f.collective_efficiency},
-                                   {"in_network_reduction", f.in_network_reduction}};
-      if (f.has_small_message_protocol()) {
-        fj["small_message_latency_s"] = f.small_message_latency.si();
-        fj["small_message_efficiency"] = f.small_message_efficiency;
-      }
-      fj["source"] = f.source;
-      j["fabrics"].push_back(fj);
-      text += fmt::format("fabric   {:<24}{:>7.1f} GB/s per direction, alpha {:.1f} us, efficiency {:.2f}{}{}\n", f.id,
-                          in_gbps(f.per_direction), in_us(f.latency), f.collective_efficiency,
-                          f.has_small_message_protocol()
-                              ? fmt::format("; small messages: alpha {:.1f} us, efficiency {:.2f}",
-                                            in_us(f.small_message_latency), f.small_message_efficiency)
-                              : std::string(),
-                          f.in_network_reduction ? ", in-network reduction" : "");
-    }
-    for (const auto& t : fleet.topologies()) {
-      j["topologies"].push_back({{"id", t.id}, {"ring_fraction", t.ring_fraction},
-                                 {"all_to_all_fraction", t.all_to_all_fraction}, {"source", t.source}});
-      text += fmt::format("topology {:<16} ring {:.2f}, all-to-all {:.2f} of NIC bandwidth\n", t.id, t.ring_fraction,
-                          t.all_to_all_fraction);
-    }
-    print(g, j, text);
+    print_fleet_catalog(g, *fleet_owner);
     return kExitOk;
   }
   const CollectiveOp op = parse_collective_op(o.op);
   if (o.gpus < 1) throw BadInput("--gpus must be >= 1");
-  std::vector<double> sizes;
-  if (o.bytes) sizes.push_back(*o.bytes);
-  else for (double s = 1024; s <= 17.2e9; s *= 8) sizes.push_back(s);
-  for (double s : sizes)
-    if (!(s >= 0)) throw BadInput("--bytes must be >= 0");
-
+  const std::vector<double> sizes = message_sizes(o);
   nlohmann::ordered_json rows = nlohmann::ordered_json::array();
   std::string text;
-  if (o.bandwidth_gbs) {
-    // The tutorial's formula: calc_ring_allreduce_time(message_bytes, n_gpus, bandwidth, latency).
-    const LinkCost link{gigabytes_per_second(*o.bandwidth_gbs), microseconds(o.latency_us.value_or(0.5))};
-    text += fmt::format("{} over {} ranks, {:.1f} GB/s per direction, alpha {:.2f} us (alpha-beta formula)\n",
-                        to_string(op), o.gpus, *o.bandwidth_gbs, in_us(link.latency));
-    for (double s : sizes) {
-      Seconds t{};
-      switch (op) {
-        case CollectiveOp::AllReduce: t = o.algorithm == "tree" ? tree_allreduce_time(bytes(s), o.gpus, link)
-                                                                : ring_allreduce_time(bytes(s), o.gpus, link); break;
-        case CollectiveOp::AllGather: t = ring_allgather_time(bytes(s), o.gpus, link); break;
-        case CollectiveOp::ReduceScatter: t = ring_reduce_scatter_time(bytes(s), o.gpus, link); break;
-        case CollectiveOp::AllToAll: t = all_to_all_time(bytes(s), o.gpus, link); break;
-        case CollectiveOp::PointToPoint: t = point_to_point_time(bytes(s), link); break;
-      }
-      const double busbw = op == CollectiveOp::AllReduce ? allreduce_bus_bandwidth(bytes(s), o.gpus, t).si()
-                                                         : (t.si() > 0 ? s / t.si() : 0);
-      rows.push_back({{"op", to_string(op)}, {"bytes", s}, {"ranks", o.gpus}, {"algorithm", o.algorithm == "tree" ? "tree" : "ring"},
-                      {"time_s", t.si()}, {"algbw_bytes_per_s", t.si() > 0 ? s / t.si() : 0}, {"busbw_bytes_per_s", busbw}, {"bus_bandwidth_bytes_per_s", busbw}});
-      text += fmt::format("  {:>12.4g} B  {:>12.4f} ms  busbw {:8.1f} GB/s\n", s, in_ms(t), busbw / 1e9);
-    }
-  } else {
-    Cluster c = !o.cluster.empty() ? fleet.cluster(o.cluster)
-                                   : fleet.standard_cluster(o.hardware.empty() ? "h100" : o.hardware, o.gpus);
-    if (o.gpus > c.total_gpus())
-      throw BadInput(fmt::format("--gpus {} exceeds {} ({} GPUs)", o.gpus, c.id, c.total_gpus()));
-    const GroupPlacement pl = place_group(o.gpus, o.stride, c.gpus_per_node());
-    const Algorithm alg = parse_collective_algorithm(o.algorithm);
-    text += fmt::format("{} over {} GPUs of {} ({} per node x {} nodes; {} + {} on {})\n", to_string(op), o.gpus, c.id,
-                        pl.per_node, pl.nodes, c.scale_up.id, c.scale_out.id, c.topology.id);
-    text += fmt::format("  {:>12}  {:<13}{:>12}{:>12}{:>12}  {}\n", "bytes", "algorithm", "time ms", "algbw GB/s",
-                        "busbw GB/s", "links");
-    for (double s : sizes) {
-      const auto e = collective_time(op, bytes(s), pl, c, alg);
-      rows.push_back({{"op", to_string(op)}, {"bytes", s}, {"ranks", o.gpus}, {"cluster", c.id},
-                      {"algorithm", to_string(e.algorithm)}, {"time_s", e.time.si()},
-                      {"algbw_bytes_per_s", e.algbw.si()}, {"busbw_bytes_per_s", e.busbw.si()}, {"bus_bandwidth_bytes_per_s", e.busbw.si()}, {"links", e.links}});
-      text += fmt::format("  {:>12.4g}  {:<13}{:>12.4f}{:>12.1f}{:>12.1f}  {}\n", s, to_string(e.algorithm),
-                          in_ms(e.time), in_gbps(e.algbw), in_gbps(e.busbw), e.links);
-    }
-    // Only a table re-predicts the validation points (they run this command as JSON).
-    if (format == Format::Table) text += accuracy_line_for("collective", kGraphGroup);
-    if (alg == Algorithm::Auto && o.bytes) {
-      text += "candidates:\n";
-      for (const auto& e : collective_candidates(op, bytes(*o.bytes), pl, c))
-        text += fmt::format("  {:<13}{:>12.4f} ms  busbw {:.1f} GB/s\n", to_string(e.algorithm), in_ms(e.time),
-                            in_gbps(e.busbw));
-    }
-  }
+  if (o.bandwidth_gbs) formula_rows(op, o, sizes, rows, text);
+  else cluster_rows(op, o, *fleet_owner, format, sizes, rows, text);
   if (format == Format::Json) std::cout << (rows.size() == 1 ? rows[0] : rows).dump(2) << "\n";
   else if (format == Format::Csv) std::cout << csv_from_rows(rows);
   else std::cout << text;

@@ -245,7 +245,7 @@ CollectiveEstimate collective_time(CollectiveOp op, Bytes message, const GroupPl
     if (e.algorithm == algorithm) return e;
   std::string valid;
   for (const auto& e : all) valid += (valid.empty() ? "" : ", ") + std::string(to_string(e.algorithm));
-  throw BadInput(std::string("algorithm '") + to_string(algorithm) + "' does not apply to a " +
+  throw BadInput(std::string("algorithm '") + to_string(algorithm) + "' does not apply to " +
                  to_string(op) + " over " + std::to_string(g.size) + " ranks on " +
                  std::to_string(g.nodes) + " node(s) of " + c.id + "; valid: auto, " + valid);
 }
