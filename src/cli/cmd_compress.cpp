@@ -27,13 +27,7 @@ struct CompressOptions {
   bool no_fleet = false, quantize_head = false;
 };
 
-int run_compress(const GlobalOptions& g, const CompressOptions& o) {
-  const Format format = parse_format(g.format);
-  const auto catalog_owner = load_catalog(g);
-  const Catalog& catalog = *catalog_owner;
-  ModelSpec custom;
-  const ModelSpec& model = resolve_model(catalog, o.model, custom);
-  const HardwareSpec& hw = catalog.hardware(o.hardware);
+CompressionRequest compression_request(const CompressOptions& o) {
   CompressionRequest r;
   r.method = parse_enum<CompressionMethod>("--method", o.method,
                                            {{"quantization", CompressionMethod::Quantization},
@@ -73,12 +67,13 @@ int run_compress(const GlobalOptions& g, const CompressOptions& o) {
   r.fleet_seq_len = o.fleet_seq_len;
   r.fleet_output_len = o.fleet_output_len;
   r.costs = o.costs.costs();
-  if (o.efficiency != 0 && !(o.efficiency > 0 && o.efficiency <= 1))
-    throw BadInput(fmt::format("--efficiency must be in (0, 1], got {}", o.efficiency));
-  r.efficiency = o.efficiency;
+  r.efficiency = efficiency_flag(o.efficiency);
   r.runtime = parse_runtime_flag(o.runtime);
-  const CompressionResult c = compress(model, hw, r);
+  return r;
+}
 
+ordered_json compress_json(const ModelSpec& model, const HardwareSpec& hw, const CompressionRequest& r,
+                           const CompressionResult& c) {
   ordered_json j;
   j["model"] = model.id;
   j["hardware"] = hw.id;
@@ -121,33 +116,44 @@ int run_compress(const GlobalOptions& g, const CompressOptions& o) {
   j["fleet"] = fleet;
   j["trace"] = c.trace;
 
+  return j;
+}
+
+void print_compress_table(const CompressionResult& c, const ordered_json& j) {
+  std::cout << text_grid({"metric", "value"},
+                         {{"method", c.label},
+                          {"stored size", fmt::format("{} -> {} ({:.2f}x)", format_bytes(c.original_size),
+                                                      format_bytes(c.compressed_size), c.compression_ratio)},
+                          {"decode speedup", fmt::format("{:.2f}x ({} -> {}, {}-bound)", c.inference_speedup,
+                                                         format_time(c.baseline_itl), format_time(c.compressed_itl),
+                                                         to_string(c.compressed_decode_wall))},
+                          {"prefill speedup", fmt::format("{:.2f}x", c.prefill_speedup)},
+                          {"accuracy change", fmt::format("{:+.1f}% to {:+.1f}% (literature range)",
+                                                          c.accuracy_delta_low * 100, c.accuracy_delta_high * 100)}});
+  if (!c.fleet.empty()) {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& f : c.fleet)
+      rows.push_back({f.label, format_bytes(f.model_size),
+                      f.feasible ? std::to_string(f.gpus_per_replica) : "does not fit",
+                      fmt::format("{:.3g}", f.replica_qps), std::to_string(f.replicas),
+                      std::to_string(f.total_gpus), fmt::format("${:.0f}", f.annual_cost.si()),
+                      fmt::format("{:.3g}", f.annual_energy.si() / 3.6e9),
+                      fmt::format("{:.3g}", f.annual_emissions.si() / 1e3)});
+    std::cout << "\n" << text_grid({"fleet", "weights", "GPUs/replica", "req/s/replica", "replicas",
+                                    "GPUs", "annual cost", "MWh/yr", "t CO2/yr"}, rows);
+  }
+  std::cout << trace_text(j["trace"]);
+}
+
+int run_compress(const GlobalOptions& g, const CompressOptions& o) {
+  const Format format = parse_format(g.format);
+  const Workload w(g, o.model, o.hardware);
+  const CompressionRequest r = compression_request(o);
+  const CompressionResult c = compress(w.model, w.hw, r);
+  const ordered_json j = compress_json(w.model, w.hw, r, c);
   if (format == Format::Json) std::cout << j.dump(2) << "\n";
   else if (format == Format::Csv) std::cout << csv_from_rows(ordered_json::array({flatten_for_csv(j)}));
-  else {
-    std::cout << text_grid({"metric", "value"},
-                           {{"method", c.label},
-                            {"stored size", fmt::format("{} -> {} ({:.2f}x)", format_bytes(c.original_size),
-                                                        format_bytes(c.compressed_size), c.compression_ratio)},
-                            {"decode speedup", fmt::format("{:.2f}x ({} -> {}, {}-bound)", c.inference_speedup,
-                                                           format_time(c.baseline_itl), format_time(c.compressed_itl),
-                                                           to_string(c.compressed_decode_wall))},
-                            {"prefill speedup", fmt::format("{:.2f}x", c.prefill_speedup)},
-                            {"accuracy change", fmt::format("{:+.1f}% to {:+.1f}% (literature range)",
-                                                            c.accuracy_delta_low * 100, c.accuracy_delta_high * 100)}});
-    if (!c.fleet.empty()) {
-      std::vector<std::vector<std::string>> rows;
-      for (const auto& f : c.fleet)
-        rows.push_back({f.label, format_bytes(f.model_size),
-                        f.feasible ? std::to_string(f.gpus_per_replica) : "does not fit",
-                        fmt::format("{:.3g}", f.replica_qps), std::to_string(f.replicas),
-                        std::to_string(f.total_gpus), fmt::format("${:.0f}", f.annual_cost.si()),
-                        fmt::format("{:.3g}", f.annual_energy.si() / 3.6e9),
-                        fmt::format("{:.3g}", f.annual_emissions.si() / 1e3)});
-      std::cout << "\n" << text_grid({"fleet", "weights", "GPUs/replica", "req/s/replica", "replicas",
-                                      "GPUs", "annual cost", "MWh/yr", "t CO2/yr"}, rows);
-    }
-    std::cout << trace_text(j["trace"]);
-  }
+  else print_compress_table(c, j);
   return kExitOk;
 }
 

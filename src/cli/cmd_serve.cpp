@@ -46,9 +46,7 @@ ServingRequest serving_request(const ServeOptions& o, const Catalog& catalog, co
   r.decode_tp = o.decode_tp;
   r.prefill_chunk = o.prefill_chunk;
   r.memory_utilization = o.memory_utilization;
-  if (o.efficiency != 0 && !(o.efficiency > 0 && o.efficiency <= 1))
-    throw BadInput(fmt::format("--efficiency must be in (0, 1], got {}", o.efficiency));
-  r.efficiency = o.efficiency;
+  r.efficiency = efficiency_flag(o.efficiency);
   r.runtime = parse_runtime_flag(o.runtime);
   if (!o.draft_model.empty()) r.draft_model = &resolve_model(catalog, o.draft_model, custom_draft);
   else if (o.acceptance_rate)
@@ -205,11 +203,11 @@ std::vector<std::vector<std::string>> serve_table_rows(const ServeAnswer& a) {
 
 int run_serve(const GlobalOptions& g, const ServeOptions& o) {
   const Format format = parse_format(g.format);
-  const auto catalog_owner = load_catalog(g);
-  const Catalog& catalog = *catalog_owner;
-  ModelSpec custom, custom_draft;
-  const ModelSpec& model = resolve_model(catalog, o.model, custom);
-  const HardwareSpec& hw = catalog.hardware(o.hardware);
+  const Workload w(g, o.model, o.hardware);
+  const Catalog& catalog = *w.catalog;
+  const ModelSpec& model = w.model;
+  const HardwareSpec& hw = w.hw;
+  ModelSpec custom_draft;
   const auto fleet = load_fleet(g);
   const ServingRequest r = serving_request(o, catalog, fleet.get(), custom_draft);
   const ServingResult s = serve(model, hw, r);

@@ -74,11 +74,9 @@ std::vector<double> parse_rates(const std::string& text) {
 
 int run_simulate(const GlobalOptions& g, const SimulateOptions& o) {
   const Format format = parse_format(g.format);
-  const auto catalog_owner = load_catalog(g);
-  const Catalog& catalog = *catalog_owner;
-  ModelSpec custom;
-  const ModelSpec& model = resolve_model(catalog, o.model, custom);
-  const HardwareSpec& hw = catalog.hardware(o.hardware);
+  const Workload w(g, o.model, o.hardware);
+  const ModelSpec& model = w.model;
+  const HardwareSpec& hw = w.hw;
   const auto fleet = load_fleet(g);
   SimulationRequest r;
   r.fleet = fleet.get();

@@ -35,11 +35,9 @@ const char* validation_category(Phase phase) {
 
 int run_solve(const GlobalOptions& g, const SolveOptions& o) {
   const Format format = parse_format(g.format);
-  const auto catalog_owner = load_catalog(g);
-  const Catalog& catalog = *catalog_owner;
-  ModelSpec custom;
-  const ModelSpec& model = resolve_model(catalog, o.model, custom);
-  const HardwareSpec& hw = catalog.hardware(o.hardware);
+  const Workload w(g, o.model, o.hardware);
+  const ModelSpec& model = w.model;
+  const HardwareSpec& hw = w.hw;
   SolveRequest r;
   if (!o.phase.empty())
     r.phase = parse_enum<Phase>("--phase", o.phase,
@@ -60,9 +58,7 @@ int run_solve(const GlobalOptions& g, const SolveOptions& o) {
   r.runtime = parse_runtime_flag(o.runtime);
   r.fusion = parse_fusion_flag(o.fusion);
   r.attention = parse_attention_flag(o.attention);
-  if (o.efficiency != 0 && (o.efficiency <= 0 || o.efficiency > 1))
-    throw BadInput(fmt::format("--efficiency must be in (0, 1], got {}", o.efficiency));
-  r.efficiency = o.efficiency;
+  r.efficiency = efficiency_flag(o.efficiency);
 
   const Profile p = solve(model, hw, r);
   // The error bar beside the answer: always in the table, on request in JSON (it re-predicts the

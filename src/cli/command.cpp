@@ -1,5 +1,7 @@
 #include "command.hpp"
 
+#include <fmt/format.h>
+
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -70,7 +72,19 @@ const ModelSpec& resolve_model(const Catalog& c, const std::string& name, ModelS
   return c.model(name);
 }
 
+Workload::Workload(const GlobalOptions& g, const std::string& model_name, const std::string& hardware_name)
+    : catalog(load_catalog(g)),
+      model(resolve_model(*catalog, model_name, custom)),
+      hw(catalog->hardware(hardware_name)) {}
+
 Runtime parse_runtime_flag(const std::string& value) { return parse_runtime(value, "--runtime"); }
+
+double efficiency_flag(double value) {
+  if (value != 0 && !(value > 0 && value <= 1))
+    throw BadInput(fmt::format("--efficiency must be in (0, 1] (the textbook's single efficiency factor), got {}",
+                               value));
+  return value;
+}
 
 Fusion parse_fusion_flag(const std::string& value) { return parse_fusion(value, "--fusion"); }
 AttentionKernel parse_attention_flag(const std::string& value) {

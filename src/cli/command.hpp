@@ -74,6 +74,18 @@ inline std::shared_ptr<const FleetCatalog> load_fleet(const GlobalOptions& g) {
 // A catalog id/alias, or a path to a Hugging Face config.json (stored in `storage`).
 const ModelSpec& resolve_model(const Catalog& c, const std::string& name, ModelSpec& storage);
 Precision parse_precision_flag(const std::string& flag, const std::string& value);
+// What solve, serve, compress and simulate start from: the catalog (with --catalog/--calibration),
+// the --model (a catalog id, or a config.json kept here) and the --hardware. Not copyable: `model`
+// may point at `custom`.
+struct Workload {
+  Workload(const GlobalOptions& g, const std::string& model_name, const std::string& hardware_name);
+  Workload(const Workload&) = delete;
+  Workload& operator=(const Workload&) = delete;
+  std::shared_ptr<const Catalog> catalog;
+  ModelSpec custom;
+  const ModelSpec& model;
+  const HardwareSpec& hw;
+};
 
 template <class T>
 T parse_enum(const std::string& flag, const std::string& value,
@@ -85,6 +97,10 @@ T parse_enum(const std::string& flag, const std::string& value,
   }
   throw BadInput(flag + " must be " + valid + "; got '" + value + "'");
 }
+
+// --efficiency: 0 (unset) keeps the calibrated model; any other value switches to the textbook's
+// single efficiency factor, which must lie in (0, 1].
+double efficiency_flag(double value);
 
 // --runtime graph|eager and --fusion auto|fused|unfused|hf (physics/efficiency.hpp's parsers); the
 // kernel command also takes --runtime isolated.
