@@ -699,102 +699,124 @@ class CnnStreams {
   double cache_;
 };
 
-void lower_cnn(Emitter& e, const ModelSpec& m, const LoweringInput& in) {
-  const double B = in.batch;
-  double previous_out = 0;  // elements per sample written by the previous row
-  CnnStreams streams(e, m.cnn_layers.size());
-  int branch = -1;          // id of the last conv row's output (a residual add's branch)
-  int block_input = -1;     // what the first conv after the last add or pool read
-  bool add_fused = false;   // the next add row already rode in the conv before it
-  const auto& layers = m.cnn_layers;
-  for (size_t i = 0; i < layers.size(); ++i) {
-    const CnnLayer& l = layers[i];
-    const double hw_out = static_cast<double>(l.h_out) * l.w_out;
-    const double this_out = (l.type == CnnLayer::Type::FullyConnected)
-                                ? static_cast<double>(l.cout) : static_cast<double>(l.cout) * hw_out;
-    switch (l.type) {
-      case CnnLayer::Type::Conv: {
-        const double cin_per_group = static_cast<double>(l.cin) / l.groups;
-        const double k = cin_per_group * l.kernel_h * l.kernel_w;
-        const double in_elems = B * l.cin * hw_out * l.stride_h * l.stride_w;
-        Operator op;
-        op.name = l.groups > 1 ? "dwconv" : (l.kernel_h * l.kernel_w == 1 ? "conv1x1" : "conv");
-        op.cls = l.groups > 1 && cin_per_group <= 8 ? OpClass::Vector : OpClass::Conv;
-        op.flops = op.hw_flops = 2.0 * B * hw_out * l.cout * k;
-        const double weight_bytes = l.cout * k * e.pw, in_bytes = in_elems * e.pa,
-                     out_bytes = B * hw_out * l.cout * e.pa;
-        op.bytes = weight_bytes + in_bytes + out_bytes;
-        // A conv whose channels do not follow the conv before it is a projection shortcut: it
-        // reads the block input, which the block's first conv read.
-        const bool starts_block = i == 0 || layers[i - 1].type != CnnLayer::Type::Conv;
-        const bool shortcut = !starts_block && layers[i - 1].cout != l.cin;
-        const int input = shortcut && streams.size_of(block_input) == in_bytes ? block_input
-                                                                               : streams.input_of(in_bytes);
-        if (starts_block) block_input = input;
-        // Conv epilogue fusion: a residual add right after rides in this conv, which also reads
-        // the skip tensor and adds it.
-        add_fused = e.fused && op.cls == OpClass::Conv && i + 1 < layers.size() &&
-                    layers[i + 1].type == CnnLayer::Type::Add;
-        int skip = -1;
-        if (add_fused) {
-          skip = streams.skip_of(out_bytes, -1);
-          if (skip == input) skip = -1;  // no distinct skip tensor: read from DRAM
-          op.bytes += out_bytes;
-          op.flops += B * l.cout * hw_out;
-          op.hw_flops += B * l.cout * hw_out;
-        }
-        op.m = B * hw_out, op.n = l.cout, op.k = k;
-        op.precision = e.math;
-        e.out.push_back(op);
-        Operator& conv = e.out.back();
-        branch = add_fused ? streams.stream(conv, {{input, in_bytes}, {skip, out_bytes}}, weight_bytes, out_bytes)
-                           : streams.stream(conv, {{input, in_bytes}}, weight_bytes, out_bytes, e.fused);
-        if (!e.fused) {  // eager: batch norm and activation each re-read the conv output
-          const double out = B * hw_out * l.cout;
-          const int normed = streams.stream(e.vec("batchnorm", out, out, 2.0, 1, e.pa),
-                                            {{branch, out * e.pa}}, 0, out * e.pa, false);
-          branch = streams.stream(e.vec("activation", out, out, 1.0, 1, e.pa), {{normed, out * e.pa}}, 0,
-                                  out * e.pa);
-        }
-        break;
+// Walks a CNN's layer table in order, emitting each row's kernels and threading the tensors between
+// them through CnnStreams (which of them the L2 still holds).
+class CnnLowering {
+ public:
+  CnnLowering(Emitter& e, const ModelSpec& m, const LoweringInput& in)
+      : e_(e), layers_(m.cnn_layers), B_(in.batch), streams_(e, m.cnn_layers.size()) {}
+
+  void run() {
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      const CnnLayer& l = layers_[i];
+      switch (l.type) {
+        case CnnLayer::Type::Conv: conv(i); break;
+        case CnnLayer::Type::Pool: pool(l); break;
+        case CnnLayer::Type::Add: add(l); break;
+        case CnnLayer::Type::SqueezeExcite: squeeze_excite(l); break;
+        case CnnLayer::Type::FullyConnected: fully_connected(l); break;
       }
-      case CnnLayer::Type::Pool: {
-        // A pool reads what the previous layer wrote (window and stride need not match).
-        const double out = B * l.cout * hw_out;
-        const double in_elems = previous_out > 0 ? B * previous_out : out * l.stride_h * l.stride_w;
-        const double window = static_cast<double>(l.kernel_h) * l.kernel_w;
-        const double in_bytes = in_elems * e.pa;
-        streams.stream(e.vec("pool", in_elems, out, window, 1, e.pa), {{streams.input_of(in_bytes), in_bytes}}, 0,
-                       out * e.pa);
-        break;
-      }
-      case CnnLayer::Type::Add: {
-        if (std::exchange(add_fused, false)) break;  // rode in the conv before it
-        // Reads the branch output (just written) and the skip tensor (written a block ago).
-        const double elems = B * l.cout * hw_out, bytes = elems * e.pa;
-        const int skip = streams.skip_of(bytes, branch);
-        streams.stream(e.vec("residual_add", 2 * elems, elems, 1.0, 1, e.pa), {{branch, bytes}, {skip, bytes}}, 0,
-                       bytes);
-        break;
-      }
-      case CnnLayer::Type::SqueezeExcite: {
-        const double act = B * l.cin * hw_out;
-        Operator& se = e.vec("squeeze_excite", 2 * act, act, 2.0, 1, e.pa);
-        se.flops = se.hw_flops = se.flops + 4.0 * B * l.cin * l.groups;
-        se.bytes += (2.0 * l.cin * l.groups) * e.pw;
-        se.kernels = 4;  // pool, fc, fc, scale
-        streams.record_output(act * e.pa);
-        break;
-      }
-      case CnnLayer::Type::FullyConnected:
-        e.gemm("fc", B, l.cout, l.cin, 1);
-        streams.record_output(B * l.cout * e.pa);
-        break;
+      if (l.type != CnnLayer::Type::Add && l.type != CnnLayer::Type::SqueezeExcite)
+        previous_out_ = l.type == CnnLayer::Type::FullyConnected ? static_cast<double>(l.cout)
+                                                                  : static_cast<double>(l.cout) * pixels(l);
     }
-    if (l.type != CnnLayer::Type::Add && l.type != CnnLayer::Type::SqueezeExcite)
-      previous_out = this_out;
   }
-}
+
+ private:
+  static double pixels(const CnnLayer& l) { return static_cast<double>(l.h_out) * l.w_out; }
+
+  void conv(size_t i) {
+    const CnnLayer& l = layers_[i];
+    const double hw_out = pixels(l);
+    const double cin_per_group = static_cast<double>(l.cin) / l.groups;
+    const double k = cin_per_group * l.kernel_h * l.kernel_w;
+    const double in_elems = B_ * l.cin * hw_out * l.stride_h * l.stride_w;
+    Operator op;
+    op.name = l.groups > 1 ? "dwconv" : (l.kernel_h * l.kernel_w == 1 ? "conv1x1" : "conv");
+    op.cls = l.groups > 1 && cin_per_group <= 8 ? OpClass::Vector : OpClass::Conv;
+    op.flops = op.hw_flops = 2.0 * B_ * hw_out * l.cout * k;
+    const double weight_bytes = l.cout * k * e_.pw, in_bytes = in_elems * e_.pa,
+                 out_bytes = B_ * hw_out * l.cout * e_.pa;
+    op.bytes = weight_bytes + in_bytes + out_bytes;
+    // A conv whose channels do not follow the conv before it is a projection shortcut: it reads the
+    // block input, which the block's first conv read.
+    const bool starts_block = i == 0 || layers_[i - 1].type != CnnLayer::Type::Conv;
+    const bool shortcut = !starts_block && layers_[i - 1].cout != l.cin;
+    const int input = shortcut && streams_.size_of(block_input_) == in_bytes ? block_input_
+                                                                             : streams_.input_of(in_bytes);
+    if (starts_block) block_input_ = input;
+    // Conv epilogue fusion: a residual add right after rides in this conv, which also reads the skip
+    // tensor and adds it.
+    add_fused_ = e_.fused && op.cls == OpClass::Conv && i + 1 < layers_.size() &&
+                 layers_[i + 1].type == CnnLayer::Type::Add;
+    int skip = -1;
+    if (add_fused_) {
+      skip = streams_.skip_of(out_bytes, -1);
+      if (skip == input) skip = -1;  // no distinct skip tensor: read from DRAM
+      op.bytes += out_bytes;
+      op.flops += B_ * l.cout * hw_out;
+      op.hw_flops += B_ * l.cout * hw_out;
+    }
+    op.m = B_ * hw_out, op.n = l.cout, op.k = k;
+    op.precision = e_.math;
+    e_.out.push_back(op);
+    Operator& emitted = e_.out.back();
+    branch_ = add_fused_ ? streams_.stream(emitted, {{input, in_bytes}, {skip, out_bytes}}, weight_bytes, out_bytes)
+                         : streams_.stream(emitted, {{input, in_bytes}}, weight_bytes, out_bytes, e_.fused);
+    if (!e_.fused) {  // eager: batch norm and activation each re-read the conv output
+      const double out = B_ * hw_out * l.cout;
+      const int normed = streams_.stream(e_.vec("batchnorm", out, out, 2.0, 1, e_.pa),
+                                         {{branch_, out * e_.pa}}, 0, out * e_.pa, false);
+      branch_ = streams_.stream(e_.vec("activation", out, out, 1.0, 1, e_.pa), {{normed, out * e_.pa}}, 0,
+                                out * e_.pa);
+    }
+  }
+
+  // A pool reads what the previous layer wrote (window and stride need not match).
+  void pool(const CnnLayer& l) {
+    const double out = B_ * l.cout * pixels(l);
+    const double in_elems = previous_out_ > 0 ? B_ * previous_out_ : out * l.stride_h * l.stride_w;
+    const double window = static_cast<double>(l.kernel_h) * l.kernel_w;
+    const double in_bytes = in_elems * e_.pa;
+    streams_.stream(e_.vec("pool", in_elems, out, window, 1, e_.pa), {{streams_.input_of(in_bytes), in_bytes}}, 0,
+                    out * e_.pa);
+  }
+
+  // Reads the branch output (just written) and the skip tensor (written a block ago), unless the
+  // conv before it already did (epilogue fusion).
+  void add(const CnnLayer& l) {
+    if (std::exchange(add_fused_, false)) return;
+    const double elems = B_ * l.cout * pixels(l), bytes = elems * e_.pa;
+    const int skip = streams_.skip_of(bytes, branch_);
+    streams_.stream(e_.vec("residual_add", 2 * elems, elems, 1.0, 1, e_.pa), {{branch_, bytes}, {skip, bytes}}, 0,
+                    bytes);
+  }
+
+  void squeeze_excite(const CnnLayer& l) {
+    const double act = B_ * l.cin * pixels(l);
+    Operator& se = e_.vec("squeeze_excite", 2 * act, act, 2.0, 1, e_.pa);
+    se.flops = se.hw_flops = se.flops + 4.0 * B_ * l.cin * l.groups;
+    se.bytes += (2.0 * l.cin * l.groups) * e_.pw;
+    se.kernels = 4;  // pool, fc, fc, scale
+    streams_.record_output(act * e_.pa);
+  }
+
+  void fully_connected(const CnnLayer& l) {
+    e_.gemm("fc", B_, l.cout, l.cin, 1);
+    streams_.record_output(B_ * l.cout * e_.pa);
+  }
+
+  Emitter& e_;
+  const std::vector<CnnLayer>& layers_;
+  const double B_;
+  CnnStreams streams_;
+  double previous_out_ = 0;  // elements per sample written by the previous row
+  int branch_ = -1;          // id of the last conv row's output (a residual add's branch)
+  int block_input_ = -1;     // what the first conv after the last add or pool read
+  bool add_fused_ = false;   // the next add row already rode in the conv before it
+};
+
+void lower_cnn(Emitter& e, const ModelSpec& m, const LoweringInput& in) { CnnLowering(e, m, in).run(); }
 
 // DLRM (Naumov et al. 2019): embedding-bag lookups, bottom MLP, pairwise dot interaction, top MLP.
 void lower_dlrm(Emitter& e, const ModelSpec& m, const LoweringInput& in) {

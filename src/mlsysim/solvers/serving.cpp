@@ -535,8 +535,10 @@ std::string serving_does_not_fit_message(const ServingResult& r, const ModelSpec
 
 // ---- ContinuousBatchingModel --------------------------------------------------------------------
 
-BatchingResult continuous_batching(const ModelSpec& model, const HardwareSpec& hw,
-                                   const BatchingRequest& r) {
+namespace {
+
+// Validates the request; returns the mean tokens a request caches.
+int check_batching_request(const ModelSpec& model, const BatchingRequest& r) {
   require_llm(model, "--model");
   if (r.seq_len < 2)
     throw BadInput("--seq-len (maximum tokens per request) must be >= 2, got " + std::to_string(r.seq_len));
@@ -554,7 +556,93 @@ BatchingResult continuous_batching(const ModelSpec& model, const HardwareSpec& h
     throw BadInput("--itl-slo-ms must be > 0");
   if (!(r.memory_utilization > 0 && r.memory_utilization <= 1))
     throw BadInput(fmt::format("--memory-utilization must be in (0, 1], got {}", r.memory_utilization));
+  return mean;
+}
 
+// How many requests one KV allocation scheme admits: the pool / bytes allocated per request, capped
+// by --max-batch, and (with an ITL SLO) the largest batch whose decode step meets it.
+class AllocatorSizing {
+ public:
+  AllocatorSizing(const ServingDeployment& d, const BatchingRequest& r, const BatchingResult& pool, int mean)
+      : d_(d), r_(r), pool_(pool), context_(std::max(0, mean - 1)) {}
+
+  AllocatorCapacity operator()(const KvAllocation& a) const {
+    AllocatorCapacity c;
+    c.allocated_tokens = a.allocated_tokens;
+    c.kv_utilization = a.utilization();
+    c.kv_allocated_per_request = pool_.kv_bytes_per_token_per_gpu * a.allocated_tokens;
+    const double fit = pool_.feasible ? std::floor(pool_.kv_budget / c.kv_allocated_per_request) : 0;
+    c.memory_limit = static_cast<int>(std::min<double>(fit, r_.max_batch));
+    c.binding = fit >= r_.max_batch ? "max batch" : "memory";
+    c.slo_limit = c.memory_limit;
+    if (r_.itl_slo && c.memory_limit > 0 && itl_at(c.memory_limit) > *r_.itl_slo) {
+      c.slo_limit = largest_batch_within_slo(c.memory_limit);
+      c.binding = "ITL SLO";
+    }
+    c.max_concurrent_requests = std::min(c.memory_limit, c.slo_limit);
+    if (c.max_concurrent_requests > 0) {
+      c.itl = itl_at(c.max_concurrent_requests);
+      c.tokens_per_s = c.max_concurrent_requests / c.itl.si();
+    }
+    return c;
+  }
+
+ private:
+  [[nodiscard]] Seconds itl_at(int n) const { return time_step(d_, Phase::Decode, n, 1, context_).latency; }
+  // Largest N <= limit with ITL(N) <= SLO: the decode step grows with N (more KV to read, more FLOPs).
+  [[nodiscard]] int largest_batch_within_slo(int limit) const {
+    int lo = 0, hi = limit;
+    while (hi - lo > 1) {
+      const int mid = lo + (hi - lo) / 2;
+      (itl_at(mid) <= *r_.itl_slo ? lo : hi) = mid;
+    }
+    if (lo == 0 && itl_at(1) <= *r_.itl_slo) lo = 1;
+    return lo;
+  }
+
+  const ServingDeployment& d_;
+  const BatchingRequest& r_;
+  const BatchingResult& pool_;
+  const int context_;
+};
+
+void explain_batching(const ModelSpec& model, const HardwareSpec& hw, const BatchingRequest& r,
+                      BatchingResult& out) {
+  auto& t = out.trace;
+  t.push_back(fmt::format("KV pool per GPU (vLLM's start-up profile): usable {} x {} - weights {} - "
+                          "profile peak {} (the larger of the {}-token forward pass, {}, and a sampler "
+                          "pass over {} sequences x {} vocabulary entries x 16 B, {}) - runtime "
+                          "buffers {} = {}.",
+                          format_bytes(hw.memory_usable), r.memory_utilization,
+                          format_bytes(out.weights_per_gpu), format_bytes(out.reserved_activations),
+                          kVllmBatchedTokens, format_bytes(out.reserve.forward_peak),
+                          out.reserve.sampler_rows, model.tf.vocab, format_bytes(out.reserve.sampler_peak),
+                          format_bytes(out.reserve.runtime_buffers), format_bytes(out.kv_budget)));
+  t.push_back(fmt::format("KV per token per GPU: {}; requests use {} tokens on average, at most {}.",
+                          format_bytes(out.kv_bytes_per_token_per_gpu), out.mean_tokens, r.seq_len));
+  auto line = [&](const char* name, const AllocatorCapacity& c, const std::string& how) {
+    t.push_back(fmt::format("{} ({}): {:.0f} tokens allocated per request ({} used) -> {} fit in "
+                            "memory; max concurrent {} (bound by {}); ITL {} -> {:.4g} tokens/s.",
+                            name, how, c.allocated_tokens, format_percent(c.kv_utilization),
+                            c.memory_limit, c.max_concurrent_requests, c.binding,
+                            format_time(c.itl), c.tokens_per_s));
+  };
+  line("Static", out.static_alloc, "reserve the maximum length, as Orca/FasterTransformer");
+  line("Paged", out.paged, fmt::format("PagedAttention, Kwon et al. 2023, {}-token blocks", r.page_size));
+  t.push_back(fmt::format("Paged / static throughput: {:.2f}x.", out.speedup_vs_static));
+  if (!out.feasible)
+    t.push_back(fmt::format("DOES NOT FIT: weights {} + runtime reserve {} leave no KV memory in {} "
+                            "usable: use --tp {} or a lower --precision{}.",
+                            format_bytes(out.weights_per_gpu), format_bytes(out.reserve.total()),
+                            format_bytes(usable_budget(hw, r.memory_utilization)), r.tp * 2,
+                            reserve_remedy(out.reserve, Bytes(-out.kv_budget.si()))));
+}
+
+}  // namespace
+
+BatchingResult continuous_batching(const ModelSpec& model, const HardwareSpec& hw,
+                                   const BatchingRequest& r) {
+  const int mean = check_batching_request(model, r);
   BatchingResult out;
   out.tp = r.tp;
   out.mean_tokens = mean;
@@ -570,69 +658,13 @@ BatchingResult continuous_batching(const ModelSpec& model, const HardwareSpec& h
   out.kv_bytes_per_token_per_gpu = kv_cache_bytes_per_token(d.shard, pf.profile.kv_precision);
   out.kv_budget = kv_pool_bytes(hw, r.memory_utilization, out.weights_per_gpu, out.reserve);
   out.feasible = out.kv_budget.si() > 0;
-
-  auto itl_at = [&](int n) { return time_step(d, Phase::Decode, n, 1, std::max(0, mean - 1)).latency; };
-  auto evaluate = [&](const KvAllocation& a) {
-    AllocatorCapacity c;
-    c.allocated_tokens = a.allocated_tokens;
-    c.kv_utilization = a.utilization();
-    c.kv_allocated_per_request = out.kv_bytes_per_token_per_gpu * a.allocated_tokens;
-    const double fit = out.feasible ? std::floor(out.kv_budget / c.kv_allocated_per_request) : 0;
-    c.memory_limit = static_cast<int>(std::min<double>(fit, r.max_batch));
-    c.binding = fit >= r.max_batch ? "max batch" : "memory";
-    c.slo_limit = c.memory_limit;
-    if (r.itl_slo && c.memory_limit > 0 && itl_at(c.memory_limit) > *r.itl_slo) {
-      // Largest N with ITL(N) <= SLO: the decode step grows with N (more KV to read, more FLOPs).
-      int lo = 0, hi = c.memory_limit;
-      while (hi - lo > 1) {
-        const int mid = lo + (hi - lo) / 2;
-        (itl_at(mid) <= *r.itl_slo ? lo : hi) = mid;
-      }
-      if (lo == 0 && itl_at(1) <= *r.itl_slo) lo = 1;
-      c.slo_limit = lo;
-      c.binding = "ITL SLO";
-    }
-    c.max_concurrent_requests = std::min(c.memory_limit, c.slo_limit);
-    if (c.max_concurrent_requests > 0) {
-      c.itl = itl_at(c.max_concurrent_requests);
-      c.tokens_per_s = c.max_concurrent_requests / c.itl.si();
-    }
-    return c;
-  };
-  out.static_alloc = evaluate(static_kv_allocation(mean, r.seq_len));
-  out.paged = evaluate(paged_kv_allocation(mean, r.page_size));
+  const AllocatorSizing size(d, r, out, mean);
+  out.static_alloc = size(static_kv_allocation(mean, r.seq_len));
+  out.paged = size(paged_kv_allocation(mean, r.page_size));
   out.speedup_vs_static = out.static_alloc.tokens_per_s > 0
                               ? out.paged.tokens_per_s / out.static_alloc.tokens_per_s : 0;
   out.feasible = out.feasible && out.paged.max_concurrent_requests > 0;
-
-  auto& t = out.trace;
-  t.push_back(fmt::format("KV pool per GPU (vLLM's start-up profile): usable {} x {} - weights {} - "
-                          "profile peak {} (the larger of the {}-token forward pass, {}, and a sampler "
-                          "pass over {} sequences x {} vocabulary entries x 16 B, {}) - runtime "
-                          "buffers {} = {}.",
-                          format_bytes(hw.memory_usable), r.memory_utilization,
-                          format_bytes(out.weights_per_gpu), format_bytes(out.reserved_activations),
-                          kVllmBatchedTokens, format_bytes(out.reserve.forward_peak),
-                          out.reserve.sampler_rows, model.tf.vocab, format_bytes(out.reserve.sampler_peak),
-                          format_bytes(out.reserve.runtime_buffers), format_bytes(out.kv_budget)));
-  t.push_back(fmt::format("KV per token per GPU: {}; requests use {} tokens on average, at most {}.",
-                          format_bytes(out.kv_bytes_per_token_per_gpu), mean, r.seq_len));
-  auto line = [&](const char* name, const AllocatorCapacity& c, const char* how) {
-    t.push_back(fmt::format("{} ({}): {:.0f} tokens allocated per request ({} used) -> {} fit in "
-                            "memory; max concurrent {} (bound by {}); ITL {} -> {:.4g} tokens/s.",
-                            name, how, c.allocated_tokens, format_percent(c.kv_utilization),
-                            c.memory_limit, c.max_concurrent_requests, c.binding,
-                            format_time(c.itl), c.tokens_per_s));
-  };
-  line("Static", out.static_alloc, "reserve the maximum length, as Orca/FasterTransformer");
-  line("Paged", out.paged, fmt::format("PagedAttention, Kwon et al. 2023, {}-token blocks", r.page_size).c_str());
-  t.push_back(fmt::format("Paged / static throughput: {:.2f}x.", out.speedup_vs_static));
-  if (!out.feasible)
-    t.push_back(fmt::format("DOES NOT FIT: weights {} + runtime reserve {} leave no KV memory in {} "
-                            "usable: use --tp {} or a lower --precision{}.",
-                            format_bytes(out.weights_per_gpu), format_bytes(out.reserve.total()),
-                            format_bytes(usable_budget(hw, r.memory_utilization)), r.tp * 2,
-                            reserve_remedy(out.reserve, Bytes(-out.kv_budget.si()))));
+  explain_batching(model, hw, r, out);
   return out;
 }
 
