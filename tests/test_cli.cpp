@@ -147,6 +147,17 @@ TEST(Cli, CollectiveFormulaModeTimesOnlyTheAlgorithmsItHasFormulasFor) {
   EXPECT_NE(gather["error"].get<std::string>().find("all-reduce only"), std::string::npos);
 }
 
+TEST(Cli, DisaggregationFlagsNeedTheDecodeHardware) {
+  // Without --decode-hardware there is no decode pool for --decode-tp (or --kv-link-gbs) to size.
+  for (const char* flag : {"--decode-tp 2", "--kv-link-gbs 50"}) {
+    const Result r = run(std::string("serve -m llama3-8b -H h100 -s 100 ") + flag + " --format json");
+    EXPECT_EQ(r.code, 1) << flag;
+    EXPECT_NE(nlohmann::json::parse(r.out)["error"].get<std::string>().find("needs --decode-hardware"),
+              std::string::npos) << flag;
+  }
+  EXPECT_EQ(run("serve -m llama3-8b -H h100 -s 100 --decode-hardware h200 --decode-tp 2 --format json").code, 0);
+}
+
 TEST(Cli, WorkloadThatDoesNotFitExitsTwo) {
   const Result r = run("solve --model llama3-70b --hardware h100 --format json");
   EXPECT_EQ(r.code, 2);

@@ -77,6 +77,37 @@ TEST(Optimizer, MissingBatchIsBadInput) {
                BadInput);
 }
 
+TEST(Optimizer, OutOfRangeBoundsNameTheFlagNotAnEmptySearch) {
+  // A bound that empties the search space is the user's input, and the error says which.
+  const auto& c = Catalog::builtin();
+  const Cluster cluster = FleetCatalog::builtin().standard_cluster("h100", 8);
+  const auto error_of = [&](OptimizerRequest q) -> std::string {
+    q.gpus = 8;
+    q.global_batch = 64;
+    try {
+      optimize_parallelism(c.model("llama3-8b"), c.hardware("h100"), cluster, q);
+    } catch (const BadInput& e) {
+      return e.what();
+    }
+    return "";
+  };
+  OptimizerRequest q;
+  q.max_tp = 0;
+  EXPECT_NE(error_of(q).find("--max-tp must be >= 1"), std::string::npos);
+  q = {};
+  q.max_pp = -1;
+  EXPECT_NE(error_of(q).find("--max-pp must be >= 1"), std::string::npos);
+  q = {};
+  q.seq_len = 0;
+  EXPECT_NE(error_of(q).find("--seq-len must be >= 1"), std::string::npos);
+  q = {};
+  q.top = 0;
+  EXPECT_NE(error_of(q).find("--top must be >= 1"), std::string::npos);
+  q = {};
+  q.tokens = -5;
+  EXPECT_NE(error_of(q).find("--tokens must be > 0"), std::string::npos);
+}
+
 TEST(Optimizer, SearchesTensOfThousandsOfLayouts) {
   const auto& cat = mlsysim::Catalog::builtin();
   const auto& model = cat.model("llama3-70b");

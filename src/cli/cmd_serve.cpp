@@ -54,6 +54,7 @@ ServingRequest serving_request(const ServeOptions& o, const Catalog& catalog, co
   r.draft_tokens = o.draft_tokens;
   if (o.acceptance_rate) r.acceptance_rate = *o.acceptance_rate;
   if (!o.decode_hardware.empty()) r.decode_hardware = &catalog.hardware(o.decode_hardware);
+  else if (o.decode_tp != 0) throw BadInput("--decode-tp needs --decode-hardware (disaggregated serving)");
   if (o.kv_link_gbs) {
     if (!r.decode_hardware) throw BadInput("--kv-link-gbs needs --decode-hardware (disaggregated serving)");
     if (!(*o.kv_link_gbs > 0)) throw BadInput(fmt::format("--kv-link-gbs must be > 0 GB/s, got {}", *o.kv_link_gbs));

@@ -546,7 +546,8 @@ int check_batching_request(const ModelSpec& model, const BatchingRequest& r) {
     throw BadInput(fmt::format("--seq-len {} exceeds {}'s max_seq {}", r.seq_len, model.id, model.tf.max_seq));
   const int mean = r.mean_tokens.value_or(r.seq_len);
   if (mean < 1 || mean > r.seq_len)
-    throw BadInput(fmt::format("--mean-tokens must be in [1, --seq-len {}], got {}", r.seq_len, mean));
+    throw BadInput(fmt::format("--mean-tokens must be in [1, {}] (the most tokens a request caches), got {}",
+                               r.seq_len, mean));
   if (r.max_batch < 1 || r.max_batch > 65536)
     throw BadInput("--max-batch must be in [1, 65536], got " + std::to_string(r.max_batch));
   if (r.page_size < 1 || r.page_size > 4096)
