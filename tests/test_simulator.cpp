@@ -111,6 +111,19 @@ TEST(Simulator, RejectsRequestsThatCanNeverFit) {
   check_invariants(s);
 }
 
+TEST(Simulator, AllRejectedIsAnErrorNotZeroLatencies) {
+  // Zero completions have no latency percentiles: the error says how many overran the window.
+  SimulationRequest r;
+  r.trace = {{0.0, 9000, 10}, {0.1, 8000, 500}};  // both past llama3-8b's 8192 tokens
+  try {
+    simulate(model("llama3-8b"), hw("h100"), r);
+    ADD_FAILURE() << "expected BadInput";
+  } catch (const BadInput& e) {
+    EXPECT_NE(std::string(e.what()).find("2 of 2 need more than llama3-8b's 8192-token window"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(Simulator, HundredThousandRequestsAllComplete) {
   // Its speed is measured by BM_Simulate100kRequests (bench/bench_engine.cpp), not asserted here.
   const auto s = simulate(model("llama3-8b"), hw("h100"), poisson(20, 100000));

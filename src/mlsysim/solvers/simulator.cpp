@@ -496,6 +496,20 @@ class Scheduler {
   std::vector<double> ttfts_, e2es_;
 };
 
+// No request could ever run: every one is longer than the model's window or than the whole KV pool.
+// Statistics over zero completions would be zeros, so say why instead.
+[[noreturn]] void throw_all_rejected(const ModelSpec& model, const SimulationRequest& r, const std::vector<Req>& reqs,
+                                     const KvPool& pool, int max_seq, int tp) {
+  long too_long = 0;
+  for (const Req& q : reqs) too_long += static_cast<long>(q.prompt) + q.output > max_seq;
+  const long pool_tokens = pool.pages * r.page_size;
+  throw BadInput(fmt::format(
+      "every request was rejected, so nothing completed: {} of {} need more than {}'s {}-token window "
+      "(prompt + output), the rest more than the KV pool's {} tokens on {} GPU(s); shorten the requests{}",
+      too_long, reqs.size(), model.id, max_seq, pool_tokens, tp,
+      too_long < static_cast<long>(reqs.size()) ? " or give the pool more memory (--tp, --kv-precision fp8)" : ""));
+}
+
 void explain_simulation(const ModelSpec& model, const HardwareSpec& hw, const SimulationRequest& r,
                         const KvPool& pool, std::size_t requests, double mean_p, double mean_o,
                         SimulationResult& out) {
@@ -545,6 +559,7 @@ SimulationResult simulate(const ModelSpec& model, const HardwareSpec& hw, const 
   out.kv_pages = pool.pages;
   StepCache steps(d, max_seq);
   Scheduler(reqs, r, pool.pages, max_seq, steps, out).run();
+  if (out.completed == 0 && out.rejected > 0) throw_all_rejected(model, r, reqs, pool, max_seq, out.tp);
   out.offered_rate = r.trace.empty() ? r.rate
                                      : (reqs.back().arrival > 0 ? reqs.size() / reqs.back().arrival : 0);
   out.step_cache_entries = steps.size();
