@@ -181,6 +181,30 @@ TEST(Catalog, HuggingFaceConfigBecomesAModel) {
   std::ofstream(dir / "gptj.json") << R"({"model_type": "gptj", "n_layer": 2, "n_embd": 8, "n_head": 16,
     "vocab_size": 100})";
   EXPECT_THROW(model_from_hf_config((dir / "gptj.json").string()), BadInput);
+  // Shapes are whole counts, and without head_dim the hidden size must split evenly over the heads.
+  const auto error_of = [&](const std::string& name, const std::string& json) -> std::string {
+    std::ofstream(dir / name) << json;
+    try {
+      model_from_hf_config((dir / name).string());
+    } catch (const BadInput& e) {
+      return e.what();
+    }
+    return "";
+  };
+  const std::string llama = R"("model_type": "llama", "num_attention_heads": 32, "intermediate_size": 14336,
+    "vocab_size": 128256)";
+  EXPECT_NE(error_of("uneven.json", "{" + llama + R"(, "hidden_size": 4097, "num_hidden_layers": 32})")
+                .find("does not split evenly over 32 attention heads"),
+            std::string::npos);
+  EXPECT_NE(error_of("fraction.json", "{" + llama + R"(, "hidden_size": 4096, "num_hidden_layers": 2.5})")
+                .find("'num_hidden_layers' must be a whole number"),
+            std::string::npos);
+  EXPECT_NE(error_of("huge.json", "{" + llama + R"(, "hidden_size": 4096, "num_hidden_layers": 1e20})")
+                .find("'num_hidden_layers' must be a whole number"),
+            std::string::npos);
+  // An explicit head_dim may differ from hidden / heads (Gemma 7B: 16 heads x 256 = 4096 != 3072).
+  EXPECT_EQ(error_of("explicit.json", "{" + llama + R"(, "hidden_size": 4097, "num_hidden_layers": 32,
+    "head_dim": 128})"), "");
 }
 
 TEST(Catalog, UserDirectoryAddsAndReplacesEntries) {

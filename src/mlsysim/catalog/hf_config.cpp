@@ -2,8 +2,12 @@
 // Field names follow transformers' configuration classes (LlamaConfig, MistralConfig,
 // MixtralConfig, Qwen2Config, GemmaConfig, Gemma2Config, DeepseekV3Config; GPTJConfig,
 // FalconConfig and GPTNeoXConfig for the parallel-block families).
+#include <fmt/format.h>
+
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "mlsysim/catalog/catalog.hpp"
@@ -16,7 +20,20 @@ int get_int(const nlohmann::json& j, const char* key, int fallback) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return fallback;
   if (!it->is_number()) throw BadInput(std::string("config.json: '") + key + "' must be a number");
-  return it->get<int>();
+  // A count: a whole number that fits an int (1e20 or 2.5 are not shapes, whatever get<int> makes of them).
+  const double v = it->get<double>();
+  if (v != std::floor(v) || std::fabs(v) > std::numeric_limits<int>::max())
+    throw BadInput(fmt::format("config.json: '{}' must be a whole number below 2^31, got {}", key, it->dump()));
+  return static_cast<int>(v);
+}
+
+// Without an explicit head_dim, each head gets hidden / heads dimensions, which must divide evenly.
+int default_head_dim(int hidden, int heads, const std::string& path) {
+  if (hidden % heads != 0)
+    throw BadInput(fmt::format("{}: hidden size {} does not split evenly over {} attention heads; give "
+                               "'head_dim' if the model's heads are not hidden / heads wide",
+                               path, hidden, heads));
+  return hidden / heads;
 }
 
 int require_int(const nlohmann::json& j, const char* key, const std::string& path) {
@@ -74,7 +91,7 @@ bool parse_parallel_block_family(const nlohmann::json& j, const std::string& typ
     return false;
   }
   tf.kv_heads = tf.kv_heads > 0 ? tf.kv_heads : tf.heads;
-  tf.head_dim = tf.hidden / tf.heads;
+  tf.head_dim = default_head_dim(tf.hidden, tf.heads, path);
   tf.vocab = require_int(j, "vocab_size", path);
   tf.tied_embeddings = j.value("tie_word_embeddings", false);
   tf.act = FfnActivation::GELU;
@@ -120,7 +137,8 @@ ModelSpec model_from_hf_config(const std::string& path) {
   tf.hidden = require_int(j, "hidden_size", path);
   tf.heads = require_int(j, "num_attention_heads", path);
   tf.kv_heads = get_int(j, "num_key_value_heads", tf.heads);
-  tf.head_dim = get_int(j, "head_dim", tf.hidden / tf.heads);
+  tf.head_dim = j.contains("head_dim") && !j["head_dim"].is_null() ? get_int(j, "head_dim", 0)
+                                                                    : default_head_dim(tf.hidden, tf.heads, path);
   tf.ffn = require_int(j, "intermediate_size", path);
   tf.vocab = require_int(j, "vocab_size", path);
   tf.max_seq = get_int(j, "max_position_embeddings", 0);
