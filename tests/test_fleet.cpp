@@ -52,6 +52,13 @@ TEST(Fleet, StandardClusterOfH100IsDgxNodes) {
   EXPECT_EQ(c.scale_out.id, "ib-ndr");
 }
 
+TEST(Fleet, StandardClusterStopsAtAThreeLevelFatTree) {
+  // k^3/4 hosts for a k-ary fat tree (Al-Fares et al. 2008) with k = 128 ports.
+  const int most = 128 * 128 * 128 / 4;
+  EXPECT_EQ(FleetCatalog::builtin().standard_cluster("h100", most).total_gpus(), most);
+  EXPECT_THROW((void)FleetCatalog::builtin().standard_cluster("h100", most + 1), BadInput);
+}
+
 TEST(Topology, DgxH100AllReduceBusBandwidthMatchesNcclTests) {
   // nccl-tests all_reduce_perf on one DGX H100, large messages: ~360-480 GB/s bus bandwidth
   // (ring ~370, NVLS ~470-480).

@@ -1,5 +1,7 @@
 #include "mlsysim/catalog/fleet.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -205,6 +207,15 @@ Cluster FleetCatalog::cluster(std::string_view name) const { return resolve(clus
 
 Cluster FleetCatalog::standard_cluster(std::string_view hardware_id, int gpus) const {
   if (gpus < 1) throw BadInput("--gpus must be >= 1, got " + std::to_string(gpus));
+  // The synthesized cluster is a non-blocking fat tree. A three-level k-ary fat tree connects k^3/4
+  // hosts (Al-Fares et al. 2008, SIGCOMM, sec. 3.3); with 128-port switches (400G radix of today's
+  // 51.2 Tb/s parts) that is 524,288 GPUs. Beyond it the model's topology does not exist.
+  constexpr int kMaxFatTreeGpus = 128 * 128 * 128 / 4;
+  if (gpus > kMaxFatTreeGpus)
+    throw BadInput(fmt::format("--gpus {} exceeds the {} GPUs a three-level fat tree of 128-port switches "
+                               "connects (k^3/4): describe a larger network as a --cluster in a --catalog "
+                               "directory",
+                               gpus, kMaxFatTreeGpus));
   const std::string want = normalize_name(hardware_id);
   std::string known;
   for (const auto& n : nodes_) {
