@@ -159,8 +159,8 @@ std::string profile_table(const Profile& p, bool show_operators) {
                          format_flops(o.flops), format_bytes(o.bytes),
                          fmt::format("{:.1f}", o.intensity().si()), format_time(o.timing.total()),
                          share(o.timing.total()), to_string(o.timing.wall())});
-    out += "\n" + table({"operator", "pass", "x", "FLOPs", "bytes", "FLOP/B", "time", "share", "wall"},
-                        op_rows);
+    out += '\n';
+    out += table({"operator", "pass", "x", "FLOPs", "bytes", "FLOP/B", "time", "share", "wall"}, op_rows);
   }
   out += "\nWhy:\n";
   for (const auto& line : explain(p)) out += "  - " + line + "\n";
@@ -184,11 +184,17 @@ std::string csv_from_rows(const ordered_json& rows) {
     return v.dump();
   };
   std::string out;
-  for (size_t i = 0; i < columns.size(); ++i) out += (i ? "," : "") + columns[i];
+  // Appended piecewise: `"," + std::string` trips GCC 12's -Wrestrict false positive.
+  for (size_t i = 0; i < columns.size(); ++i) {
+    if (i) out += ',';
+    out += columns[i];
+  }
   out += '\n';
   for (const auto& r : rows) {
-    for (size_t i = 0; i < columns.size(); ++i)
-      out += (i ? "," : "") + (r.contains(columns[i]) ? cell(r[columns[i]]) : std::string());
+    for (size_t i = 0; i < columns.size(); ++i) {
+      if (i) out += ',';
+      if (r.contains(columns[i])) out += cell(r[columns[i]]);
+    }
     out += '\n';
   }
   return out;
