@@ -30,8 +30,11 @@ import statistics
 import sys
 import time
 
-import torch
-import torch.nn.functional as F
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # reported by main() after argument parsing, so --help works without PyTorch
+    torch = F = None
 
 # Shapes of catalog models (catalog/models/*.toml): the ids are mlsysim model ids.
 DECODERS = {
@@ -44,8 +47,8 @@ DECODERS = {
     "llama2-13b": dict(layers=40, hidden=5120, heads=40, kv_heads=40, head_dim=128, ffn=13824, vocab=32000, tied=False, qkv_bias=False),
 }
 
-DEV = torch.device("cuda")
-DT = torch.bfloat16
+DEV = torch.device("cuda") if torch else None
+DT = torch.bfloat16 if torch else None
 
 
 def log(msg):
@@ -581,6 +584,10 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", default="decode,prefill,hf,train,vision,profile")
     args = ap.parse_args()
+    if torch is None:
+        print("e2e: error: PyTorch is not installed. Install a CUDA (or ROCm) build of PyTorch: "
+              "https://pytorch.org/get-started/locally/", file=sys.stderr)
+        sys.exit(2)
     if not torch.cuda.is_available():
         print("e2e: error: PyTorch sees no GPU", file=sys.stderr)
         sys.exit(2)
