@@ -2,6 +2,8 @@
 // physics (hand-computed from the formulas and the catalog's architecture numbers), published
 // PagedAttention figures, invariants, and every bad input.
 #include <gtest/gtest.h>
+
+#include <limits>
 #include <rapidcheck/gtest.h>
 
 #include <cmath>
@@ -165,6 +167,11 @@ TEST(ServingPart2, DisaggregatedKvTransfer) {
   EXPECT_NEAR(s.e2e_latency.si(), s.ttft.si() + s.kv_transfer.si() + 63 * s.itl.si(), 1e-12);
   // Decode on the A100 (2.0 TB/s) is slower than on the H100 (3.35 TB/s).
   EXPECT_GT(s.itl, serve(model("llama3-8b"), hw("h100"), req(4096, 2, 64)).itl);
+  // The link is a finite, positive rate: an infinite one would make the transfer free and print "inf".
+  for (const double gbs : {0.0, std::numeric_limits<double>::infinity()}) {
+    r.kv_link_bandwidth = gigabytes_per_second(gbs);
+    EXPECT_THROW(serve(model("llama3-8b"), hw("h100"), r), BadInput) << gbs;
+  }
 }
 
 TEST(ServingPart2, ChunkedPrefill) {

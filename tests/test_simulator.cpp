@@ -2,6 +2,8 @@
 // latency growing with load, goodput <= throughput, an independent replay of a single request,
 // preemption under memory pressure, trace-file errors and speed.
 #include <gtest/gtest.h>
+
+#include <limits>
 #include <rapidcheck/gtest.h>
 
 #include "mlsysim/catalog/catalog.hpp"
@@ -178,6 +180,13 @@ TEST(SimulatorErrors, BadWorkloads) {
   r = poisson(1, 10);
   r.page_size = 0;
   expect_bad(r, "--page-size");
+  // An SLO is a finite time: an infinite one would print as "inf" and score every request good.
+  r = poisson(1, 10);
+  r.ttft_slo = Seconds(std::numeric_limits<double>::infinity());
+  expect_bad(r, "--ttft-slo-ms must be a finite time");
+  r = poisson(1, 10);
+  r.itl_slo = Seconds(0);
+  expect_bad(r, "--itl-slo-ms must be a finite time");
   EXPECT_THROW(simulate(model("llama3-70b"), hw("h100"), [] {
                  SimulationRequest q = poisson(1, 10);
                  q.tp = 1;

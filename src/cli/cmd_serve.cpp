@@ -57,7 +57,6 @@ ServingRequest serving_request(const ServeOptions& o, const Catalog& catalog, co
   else if (o.decode_tp != 0) throw BadInput("--decode-tp needs --decode-hardware (disaggregated serving)");
   if (o.kv_link_gbs) {
     if (!r.decode_hardware) throw BadInput("--kv-link-gbs needs --decode-hardware (disaggregated serving)");
-    if (!(*o.kv_link_gbs > 0)) throw BadInput(fmt::format("--kv-link-gbs must be > 0 GB/s, got {}", *o.kv_link_gbs));
     r.kv_link_bandwidth = gigabytes_per_second(*o.kv_link_gbs);
   }
   return r;
@@ -73,7 +72,6 @@ BatchingRequest batching_request(const ServeOptions& o, const ServingRequest& r,
   b.max_batch = o.max_batch;
   b.page_size = o.page_size;
   if (o.itl_slo_ms) {
-    if (!(*o.itl_slo_ms > 0)) throw BadInput(fmt::format("--itl-slo-ms must be > 0, got {}", *o.itl_slo_ms));
     b.itl_slo = milliseconds(*o.itl_slo_ms);
   }
   b.precision = r.precision;

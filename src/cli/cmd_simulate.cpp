@@ -103,8 +103,6 @@ int run_simulate(const GlobalOptions& g, const SimulateOptions& o) {
   r.max_batched_tokens = o.max_batched_tokens;
   r.chunked_prefill = o.chunked_prefill;
   r.runtime = parse_runtime_flag(o.runtime);
-  if (!(o.ttft_slo_ms > 0)) throw BadInput(fmt::format("--ttft-slo-ms must be > 0, got {}", o.ttft_slo_ms));
-  if (!(o.itl_slo_ms > 0)) throw BadInput(fmt::format("--itl-slo-ms must be > 0, got {}", o.itl_slo_ms));
   r.ttft_slo = milliseconds(o.ttft_slo_ms);
   r.itl_slo = milliseconds(o.itl_slo_ms);
 

@@ -184,8 +184,9 @@ void validate(const ModelSpec& model, const ServingRequest& r) {
   } else if (!(r.acceptance_rate >= 0 && r.acceptance_rate <= 1)) {
     throw BadInput(fmt::format("--acceptance-rate must be in [0, 1], got {}", r.acceptance_rate));
   }
-  if (r.kv_link_bandwidth && !(r.kv_link_bandwidth->si() > 0))
-    throw BadInput("--kv-link-gbs must be > 0 GB/s");
+  if (r.kv_link_bandwidth && !(r.kv_link_bandwidth->si() > 0 && std::isfinite(r.kv_link_bandwidth->si())))
+    throw BadInput(fmt::format("--kv-link-gbs must be a finite rate > 0 GB/s, got {}",
+                               r.kv_link_bandwidth->si() / 1e9));
 }
 
 std::vector<int> tp_candidates(int requested) {
@@ -553,8 +554,8 @@ int check_batching_request(const ModelSpec& model, const BatchingRequest& r) {
   if (r.page_size < 1 || r.page_size > 4096)
     throw BadInput("--page-size must be in [1, 4096] tokens, got " + std::to_string(r.page_size) +
                    " (vLLM default 16)");
-  if (r.itl_slo && !(r.itl_slo->si() > 0))
-    throw BadInput("--itl-slo-ms must be > 0");
+  if (r.itl_slo && !(r.itl_slo->si() > 0 && std::isfinite(r.itl_slo->si())))
+    throw BadInput(fmt::format("--itl-slo-ms must be a finite time > 0 ms, got {}", r.itl_slo->si() * 1e3));
   if (!(r.memory_utilization > 0 && r.memory_utilization <= 1))
     throw BadInput(fmt::format("--memory-utilization must be in (0, 1], got {}", r.memory_utilization));
   return mean;

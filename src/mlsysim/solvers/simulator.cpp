@@ -173,8 +173,9 @@ void validate(const ModelSpec& model, const SimulationRequest& r) {
     throw BadInput(fmt::format("--max-batch must be in [1, 65536], got {}", r.max_batch));
   if (r.max_batched_tokens < 1 || r.max_batched_tokens > 1 << 20)
     throw BadInput(fmt::format("--max-batched-tokens must be in [1, 1048576], got {}", r.max_batched_tokens));
-  if (!(r.ttft_slo.si() > 0) || !(r.itl_slo.si() > 0))
-    throw BadInput("--ttft-slo-ms and --itl-slo-ms must be > 0");
+  for (const auto& [flag, slo] : {std::pair{"--ttft-slo-ms", r.ttft_slo}, std::pair{"--itl-slo-ms", r.itl_slo}})
+    if (!(slo.si() > 0 && std::isfinite(slo.si())))
+      throw BadInput(fmt::format("{} must be a finite time > 0 ms, got {}", flag, slo.si() * 1e3));
   if (!(r.memory_utilization > 0 && r.memory_utilization <= 1))
     throw BadInput(fmt::format("--memory-utilization must be in (0, 1], got {}", r.memory_utilization));
 }
