@@ -55,6 +55,20 @@ TEST(Cli, NamesAreCaseInsensitive) {
   const Result b = run("solve --model llama3-8b --hardware h100 --format json");
   ASSERT_EQ(a.code, 0);
   EXPECT_EQ(nlohmann::json::parse(a.out)["latency_s"], nlohmann::json::parse(b.out)["latency_s"]);
+  // So are the choices of enumerated flags (engine-parsed --runtime, CLI-parsed --phase and --op).
+  const Result c = run("solve --model llama3-8b --hardware h100 --phase Prefill --runtime EAGER --format json");
+  const Result d = run("solve --model llama3-8b --hardware h100 --phase prefill --runtime eager --format json");
+  ASSERT_EQ(c.code, 0);
+  EXPECT_EQ(nlohmann::json::parse(c.out)["latency_s"], nlohmann::json::parse(d.out)["latency_s"]);
+  const Result e = run("collective --op All_Reduce --bytes 1e6 --gpus 8 --hardware h100 --format json");
+  ASSERT_EQ(e.code, 0);
+  EXPECT_EQ(nlohmann::json::parse(e.out)["op"], "all-reduce");
+  EXPECT_EQ(run("solve --model llama3-8b --hardware h100 --phase sleep").code, 1);  // still checked
+  // An empty name is reported as empty, not matched to the nearest catalog id.
+  const Result empty = run("solve --model '' --hardware h100 --format json");
+  EXPECT_EQ(empty.code, 1);
+  EXPECT_NE(nlohmann::json::parse(empty.out)["error"].get<std::string>().find("the model name is empty"),
+            std::string::npos);
 }
 
 TEST(Cli, EveryPhaseRuns) {

@@ -92,7 +92,7 @@ T parse_enum(const std::string& flag, const std::string& value,
              std::initializer_list<std::pair<const char*, T>> options) {
   std::string valid;
   for (const auto& [name, v] : options) {
-    if (value == name) return v;
+    if (normalize_name(value) == normalize_name(name)) return v;  // any case, '_' or '-', as names are
     valid += (valid.empty() ? "" : "|") + std::string(name);
   }
   throw BadInput(flag + " must be " + valid + "; got '" + value + "'");

@@ -408,6 +408,8 @@ template <class Spec>
 const Spec& lookup(const std::vector<Spec>& specs,
                    const std::unordered_map<std::string, size_t>& index, std::string_view name,
                    const char* what, const char* list_command) {
+  if (name.find_first_not_of(" \t") == std::string_view::npos)
+    throw BadInput(std::string("the ") + what + " name is empty: give an id (see `mlsysim " + list_command + " list`)");
   auto it = index.find(normalize_name(name));
   if (it != index.end()) return specs[it->second];
   if (const Spec* loose = loose_match(specs, name)) return *loose;

@@ -1,6 +1,7 @@
 #include "mlsysim/physics/efficiency.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <string>
 
@@ -9,12 +10,20 @@
 namespace mlsysim {
 namespace {
 
-// The enum value whose to_string() is `value`; else BadInput naming `what` and every spelling.
+bool same_ignoring_case(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+  return true;
+}
+
+// The enum value whose to_string() is `value` (any case, as model and device names are); else
+// BadInput naming `what` and every spelling.
 template <class E, size_t N>
 E parse_named(std::string_view value, std::string_view what, const E (&all)[N]) {
   std::string valid;
   for (E v : all) {
-    if (value == to_string(v)) return v;
+    if (same_ignoring_case(value, to_string(v))) return v;
     if (!valid.empty()) valid += '|';
     valid += to_string(v);
   }
@@ -54,7 +63,7 @@ AttentionKernel parse_attention_kernel(std::string_view value, std::string_view 
   return parse_named(value, what, kAll);
 }
 Runtime parse_runtime(std::string_view value, std::string_view what) {
-  if (value == to_string(Runtime::Isolated))
+  if (same_ignoring_case(value, to_string(Runtime::Isolated)))
     throw BadInput(std::string(what) + " isolated times one kernel alone: use it with `mlsysim kernel`; "
                    "a whole step runs graph or eager");
   constexpr Runtime kAll[] = {Runtime::Graph, Runtime::Eager};
