@@ -172,6 +172,20 @@ TEST(Cli, DisaggregationFlagsNeedTheDecodeHardware) {
   EXPECT_EQ(run("serve -m llama3-8b -H h100 -s 100 --decode-hardware h200 --decode-tp 2 --format json").code, 0);
 }
 
+TEST(Cli, AmdahlProfilesNameEachComponentOnceWithANumber) {
+  const auto error_of = [&](const std::string& profile) {
+    const Result r = run("amdahl --profile '" + profile + "' --format json");
+    return r.code == 0 ? std::string() : nlohmann::json::parse(r.out)["error"].get<std::string>();
+  };
+  EXPECT_NE(error_of("=0.5,b=0.5").find("no component name"), std::string::npos);
+  EXPECT_NE(error_of("a=0.5,a=0.5").find("'a' appears twice"), std::string::npos);
+  EXPECT_NE(error_of("a=0.5;b=0.5").find("'0.5;b=0.5' is not a number"), std::string::npos);  // not 0.5
+  // Spaces around names and values are allowed, and the names match --speedups.
+  const Result ok = run("amdahl --profile 'compute=0.5, comm = 0.5' --speedups comm=2 --format json");
+  ASSERT_EQ(ok.code, 0) << ok.out;
+  EXPECT_DOUBLE_EQ(nlohmann::json::parse(ok.out)["speedup"].get<double>(), 1.0 / (0.5 + 0.5 / 2));  // Amdahl
+}
+
 TEST(Cli, WorkloadThatDoesNotFitExitsTwo) {
   const Result r = run("solve --model llama3-70b --hardware h100 --format json");
   EXPECT_EQ(r.code, 2);

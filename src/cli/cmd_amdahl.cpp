@@ -17,6 +17,8 @@ struct AmdahlOptions {
   TrainOptions train;
 };
 
+// "name=value,name=value": each name once and non-empty, each value a number with nothing after it (no
+// trailing text: "0.5;b=0.5" is not 0.5).
 std::vector<std::pair<std::string, double>> parse_pairs(const std::string& flag, const std::string& text) {
   std::vector<std::pair<std::string, double>> out;
   std::stringstream ss(text);
@@ -25,11 +27,24 @@ std::vector<std::pair<std::string, double>> parse_pairs(const std::string& flag,
     const auto eq = item.find('=');
     if (eq == std::string::npos)
       throw BadInput(flag + " expects name=value[,name=value...]; got '" + item + "'");
+    auto trimmed = [](std::string t) {
+      t.erase(0, t.find_first_not_of(" \t"));
+      t.erase(t.find_last_not_of(" \t") + 1);
+      return t;
+    };
+    const std::string name = trimmed(item.substr(0, eq)), value = trimmed(item.substr(eq + 1));
+    if (name.empty()) throw BadInput(flag + ": '" + item + "' has no component name before '='");
+    for (const auto& [seen, v] : out)
+      if (seen == name) throw BadInput(flag + ": component '" + name + "' appears twice");
+    std::size_t used = 0;
+    double x = 0;
     try {
-      out.emplace_back(item.substr(0, eq), std::stod(item.substr(eq + 1)));
+      x = std::stod(value, &used);
     } catch (const std::exception&) {
-      throw BadInput(flag + ": '" + item.substr(eq + 1) + "' is not a number");
+      used = 0;
     }
+    if (used == 0 || used != value.size()) throw BadInput(flag + ": '" + value + "' is not a number");
+    out.emplace_back(name, x);
   }
   return out;
 }
