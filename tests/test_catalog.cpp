@@ -337,6 +337,20 @@ TEST(Catalog, CalibrationEfficienciesAreFractionsOfPeak) {
   } catch (const BadInput& e) {
     EXPECT_NE(std::string(e.what()).find("memory_efficiency"), std::string::npos) << e.what();
   }
+  // Every efficiency field is checked the same way, and times (launch gaps, host costs) cannot be
+  // negative: a -4 us launch gap used to subtract 1.3 ms from a decode step.
+  for (const char* line : {"conv_efficiency = 2", "vector_memory_efficiency = 0", "attention_efficiency = -1",
+                           "strided_memory_efficiency = 1.1", "kernel_overhead_us = -4", "host_dispatch_us = nan",
+                           "isolated_call_us = inf", "conv_host_dispatch_us = -1", "attention_tail = -0.5"}) {
+    Catalog d = cat();
+    try {
+      d.add_toml(std::string("[[calibration]]\ndevice = \"h100\"\n") + line + "\n", "cal.toml");
+      ADD_FAILURE() << "expected BadInput for " << line;
+    } catch (const BadInput& e) {
+      const std::string key = std::string(line).substr(0, std::string(line).find(' '));
+      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(Catalog, FlashAttention2RateIsAFractionAndAPartialEntryKeepsTheMainSource) {

@@ -32,6 +32,17 @@ double fraction_or(const View& v, double fallback, const std::string& label, con
   return f;
 }
 
+// A calibration's time or count that may be zero (a launch gap, a host cost, a shape constant): the
+// finite value >= 0 when `v` is given, else `fallback`. Negative would subtract time from a step.
+template <class View>
+double non_negative_or(const View& v, double fallback, const std::string& label, const std::string& where) {
+  if (!v) return fallback;
+  const double x = number_or(v, -1.0);
+  if (!(x >= 0) || !std::isfinite(x))
+    throw BadInput(where + ": " + label + " must be a finite number >= 0, got " + std::to_string(x));
+  return x;
+}
+
 double required_number(const toml::table& t, std::string_view key, const std::string& where) {
   auto v = t[key].value<double>();
   if (!v) throw BadInput(where + ": missing number '" + std::string(key) + "'");
@@ -540,9 +551,10 @@ struct CatalogLoader {
           if (auto p = parse_precision(k.str()))
             e.gemm[index_of(*p)] = fraction_or(toml::node_view<const toml::node>(v), -1.0,
                                                "gemm_efficiency." + std::string(k.str()), where);
-      e.attention = number_or((*c)["attention_efficiency"], e.attention);
-      e.attention_half_keys = number_or((*c)["attention_half_keys"], e.attention_half_keys);
-      e.attention_tail = number_or((*c)["attention_tail"], e.attention_tail);
+      e.attention = fraction_or((*c)["attention_efficiency"], e.attention, "attention_efficiency", where);
+      e.attention_half_keys =
+          non_negative_or((*c)["attention_half_keys"], e.attention_half_keys, "attention_half_keys", where);
+      e.attention_tail = non_negative_or((*c)["attention_tail"], e.attention_tail, "attention_tail", where);
       if ((*c)["flash_attention2_efficiency"]) {
         e.flash_attention2 =
             fraction_or((*c)["flash_attention2_efficiency"], 0.0, "flash_attention2_efficiency", where);
@@ -555,9 +567,11 @@ struct CatalogLoader {
                                          "attention_backward_relative_rate", where);
       if (auto* rows = (*c)["attention_head_dim_rate"].as_array())
         read_head_dim_rates(*rows, string_or(*c, "attention_head_dim_source", origin), where, e);
-      e.conv = number_or((*c)["conv_efficiency"], e.conv);
-      e.vector_memory = number_or((*c)["vector_memory_efficiency"], e.vector_memory);
-      e.strided_memory = number_or((*c)["strided_memory_efficiency"], e.strided_memory);
+      e.conv = fraction_or((*c)["conv_efficiency"], e.conv, "conv_efficiency", where);
+      e.vector_memory = fraction_or((*c)["vector_memory_efficiency"], e.vector_memory, "vector_memory_efficiency",
+                                    where);
+      e.strided_memory = fraction_or((*c)["strided_memory_efficiency"], e.strided_memory,
+                                     "strided_memory_efficiency", where);
       if (auto* rows = (*c)["conv_measured"].as_array()) {
         e.conv_measured.clear();
         for (auto&& r : *rows)
@@ -566,11 +580,13 @@ struct CatalogLoader {
                                        number_or((*t)["out_pixels"], 0), number_or((*t)["batch"], 0),
                                        number_or((*t)["tflops"], 0) * 1e12});
       }
-      e.kernel_overhead = microseconds(number_or((*c)["kernel_overhead_us"], in_us(e.kernel_overhead)));
-      e.host_dispatch = microseconds(number_or((*c)["host_dispatch_us"], in_us(e.host_dispatch)));
-      e.isolated_call = microseconds(number_or((*c)["isolated_call_us"], in_us(e.isolated_call)));
-      e.conv_host_dispatch =
-          microseconds(number_or((*c)["conv_host_dispatch_us"], in_us(e.conv_host_dispatch)));
+      auto us = [&](const char* key, Seconds fallback) {
+        return microseconds(non_negative_or((*c)[key], in_us(fallback), key, where));
+      };
+      e.kernel_overhead = us("kernel_overhead_us", e.kernel_overhead);
+      e.host_dispatch = us("host_dispatch_us", e.host_dispatch);
+      e.isolated_call = us("isolated_call_us", e.isolated_call);
+      e.conv_host_dispatch = us("conv_host_dispatch_us", e.conv_host_dispatch);
       e.tile_m = int_field(*c, "tile_m", e.tile_m);
       e.tile_n = int_field(*c, "tile_n", e.tile_n);
       // A partial entry without a source (e.g. only a FlashAttention-2 rate, which cites itself)
