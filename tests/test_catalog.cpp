@@ -1,6 +1,8 @@
 // Catalog: coverage, provenance, name resolution, and derived parameter counts vs published ones.
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -425,4 +427,22 @@ TEST(Catalog, UsableMemoryIsCitedAndBoundedByTheDatasheet) {
   std::string too_big = device + "usable_memory = \"a driver log\"\n";
   too_big.replace(too_big.find("14.5"), 4, "40.0");
   EXPECT_THROW(c.add_toml(too_big, "usable.toml"), BadInput);
+  // A zero memory rate would make every step infinitely long (NaN shares), a zero TDP every joule
+  // vanish, a zero or negative capacity hold nothing: each is refused with the field's name.
+  const std::string valid = device + "usable_memory = \"a driver log\"\npower = \"z\"\n[device.power]\ntdp_w = 70\n";
+  c.add_toml(valid, "usable.toml");
+  for (const auto& [from, to, field] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"bandwidth_gbs = 1000", "bandwidth_gbs = 0", "bandwidth_gbs"},
+           {"tdp_w = 70", "tdp_w = 0", "tdp_w"},
+           {"capacity_gb = 16", "capacity_gb = -16", "capacity_gb"},
+           {"capacity_gb = 16", "capacity_gb = 0", "capacity must be > 0"}}) {
+    std::string bad = valid;
+    bad.replace(bad.find(from), from.size(), to);
+    try {
+      c.add_toml(bad, "bad.toml");
+      ADD_FAILURE() << "expected BadInput for " << to;
+    } catch (const BadInput& e) {
+      EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
+    }
+  }
 }

@@ -84,6 +84,8 @@ std::optional<Bytes> sized(const toml::table& t, std::string_view stem, const st
     std::string key = std::string(stem) + s.name;
     if (auto v = t[key].value<double>()) {
       if (found) throw BadInput(where + ": give only one of " + std::string(stem) + "_{gb,gib,...}");
+      if (!(*v >= 0) || !std::isfinite(*v))
+        throw BadInput(where + ": '" + key + "' must be a finite, non-negative size, got " + std::to_string(*v));
       found = Bytes(*v * s.scale);
     }
   }
@@ -157,6 +159,7 @@ HardwareSpec parse_device(const toml::table& d, const std::string& origin) {
   const toml::table* mem = d["memory"].as_table();
   if (!mem) throw BadInput(where + ": missing [device.memory]");
   hw.memory_capacity = *sized(*mem, "capacity", where, true);
+  if (!(hw.memory_capacity.si() > 0)) throw BadInput(where + ": the memory capacity must be > 0");
   hw.memory_usable = hw.memory_capacity;
   if (auto usable = (*mem)["usable_gib"].value<double>()) {
     if (!(*usable > 0) || gibibytes(*usable) > hw.memory_capacity * 1.1)
@@ -164,12 +167,18 @@ HardwareSpec parse_device(const toml::table& d, const std::string& origin) {
     hw.memory_usable = gibibytes(*usable);
   }
   hw.memory_bandwidth = gigabytes_per_second(required_number(*mem, "bandwidth_gbs", where));
+  // Every step streams something from memory: a zero rate would make its time infinite (NaN shares).
+  if (!(hw.memory_bandwidth.si() > 0)) throw BadInput(where + ": 'bandwidth_gbs' must be > 0");
   hw.memory_type = string_or(*mem, "type");
   hw.onchip_memory = sized(*mem, "onchip", where, false).value_or(Bytes{});
   hw.onchip_kind = string_or(*mem, "onchip_kind");
   if (hw.onchip_kind.rfind("L2", 0) == 0 || hw.onchip_kind.find("LLC") != std::string::npos)
     hw.last_level_cache = hw.onchip_memory;
-  if (auto* p = d["power"].as_table()) hw.tdp = watts(required_number(*p, "tdp_w", where));
+  if (auto* p = d["power"].as_table()) {
+    hw.tdp = watts(required_number(*p, "tdp_w", where));
+    // The energy model scales the TDP: a listed power of zero would make every joule and gram vanish.
+    if (!(hw.tdp.si() > 0)) throw BadInput(where + ": 'tdp_w' must be > 0 (leave [device.power] out if unknown)");
+  }
   if (auto sfu = d["special_function_tops"].value<double>()) {
     if (!(*sfu > 0)) throw BadInput(where + ": special_function_tops must be > 0");
     hw.special_function_rate = teraflops_per_second(*sfu);
