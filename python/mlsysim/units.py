@@ -261,7 +261,7 @@ def positive_si(value, unit: str, name: str) -> float:
     """as_si, for a quantity that must be positive and finite (ValueError naming it otherwise)."""
     v = as_si(value, unit, name)
     if not v > 0 or math.isinf(v):
-        raise ValueError(f"{name} must be > 0, got {value!r}")
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return v
 
 
