@@ -254,6 +254,31 @@ TEST(Catalog, MalformedTomlNamesFileAndLine) {
   }
 }
 
+TEST(Catalog, ModelShapesAreWholePositiveCounts) {
+  // A fractional or negative count is refused with its field name, and every layer needs an MLP
+  // and at least one KV head (a model with ffn = 0 or kv_heads = 0 used to solve).
+  const std::string head = "[[model]]\nid = \"m\"\nname = \"M\"\nkind = \"decoder\"\nlayers = 2\nhidden = 64\n"
+                           "heads = 4\nvocab = 100\nsource = \"x\"\n";
+  Catalog ok;
+  ok.add_toml(head + "kv_heads = 2\nffn = 128\n", "ok.toml");
+  EXPECT_EQ(ok.model("m").tf.ffn, 128);
+  for (const auto& [fields, needle] : std::vector<std::pair<std::string, std::string>>{
+           {"kv_heads = 2\nffn = 2.5\n", "'ffn' must be a whole number"},
+           {"kv_heads = 2\nffn = -5\n", "'ffn' must be a whole number"},
+           {"kv_heads = 2\nffn = 0\n", "MLP width must be >= 1"},
+           {"kv_heads = 0\nffn = 128\n", "kv_heads must be >= 1"},
+           {"kv_heads = 3\nffn = 128\n", "divide heads (4)"}}) {
+    Catalog c;
+    try {
+      c.add_toml(head + fields, "m.toml");
+      ADD_FAILURE() << "expected BadInput for " << fields;
+    } catch (const BadInput& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("m.toml"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(Catalog, DropoutIsAProbability) {
   EXPECT_DOUBLE_EQ(cat().model("gpt2").tf.train_dropout, 0.1);  // GPT2Config resid_pdrop
   EXPECT_DOUBLE_EQ(cat().model("llama3-8b").tf.train_dropout, 0.0);

@@ -222,27 +222,34 @@ ModelKind parse_kind(const std::string& s, const std::string& where) {
                  s + "'");
 }
 
-int int_field(const toml::table& t, std::string_view key, int fallback = 0) {
-  return static_cast<int>(number_or(t[key], fallback));
+// A count or a shape: absent -> `fallback`; present -> a whole number in [0, 2^31) (2.5 layers or
+// -5 experts are not shapes, whatever a cast would make of them).
+int int_field(const toml::table& t, std::string_view key, int fallback, const std::string& where) {
+  if (!t[key]) return fallback;
+  const double v = number_or(t[key], -1.0);
+  if (!(v >= 0) || v != std::floor(v) || v > std::numeric_limits<int>::max())
+    throw BadInput(where + ": '" + std::string(key) + "' must be a whole number >= 0, got " +
+                   (t[key].is_number() ? std::to_string(v) : std::string("a non-number")));
+  return static_cast<int>(v);
 }
 
 void parse_transformer(const toml::table& m, TransformerSpec& tf, ModelKind kind,
                        const std::string& where) {
-  tf.encoder_layers = int_field(m, "encoder_layers");
-  tf.decoder_layers = int_field(m, "decoder_layers");
-  tf.layers = int_field(m, "layers", kind == ModelKind::EncoderDecoder ? tf.decoder_layers : 0);
-  tf.hidden = int_field(m, "hidden");
-  tf.heads = int_field(m, "heads");
+  tf.encoder_layers = int_field(m, "encoder_layers", 0, where);
+  tf.decoder_layers = int_field(m, "decoder_layers", 0, where);
+  tf.layers = int_field(m, "layers", kind == ModelKind::EncoderDecoder ? tf.decoder_layers : 0, where);
+  tf.hidden = int_field(m, "hidden", 0, where);
+  tf.heads = int_field(m, "heads", 0, where);
   if (tf.layers <= 0 || tf.hidden <= 0 || tf.heads <= 0)
     throw BadInput(where + ": transformers need layers, hidden and heads > 0");
-  tf.kv_heads = int_field(m, "kv_heads", tf.heads);
-  tf.head_dim = int_field(m, "head_dim", tf.hidden / tf.heads);
-  tf.ffn = int_field(m, "ffn");
+  tf.kv_heads = int_field(m, "kv_heads", tf.heads, where);
+  tf.head_dim = int_field(m, "head_dim", tf.hidden / tf.heads, where);
+  tf.ffn = int_field(m, "ffn", 0, where);
   tf.act = parse_activation(string_or(m, "ffn_act"), where);
   tf.vocab = static_cast<long>(number_or(m["vocab"], 0));
   tf.tied_embeddings = m["tied_embeddings"].value_or(false);
-  tf.max_seq = int_field(m, "max_seq");
-  tf.default_seq = int_field(m, "default_seq");
+  tf.max_seq = int_field(m, "max_seq", 0, where);
+  tf.default_seq = int_field(m, "default_seq", 0, where);
   tf.layernorm = string_or(m, "norm", "layernorm") == "layernorm";
   tf.learned_positions = string_or(m, "pos") == "learned";
   tf.fused_projection_modules = m["fused_projection_modules"].value_or(false);
@@ -253,17 +260,17 @@ void parse_transformer(const toml::table& m, TransformerSpec& tf, ModelKind kind
                    " is outside [0, 1): it is a probability (GPT-2 uses 0.1)");
   tf.bias = m["bias"].value_or(false);
   tf.qkv_bias = m["qkv_bias"].value_or(tf.bias);
-  tf.experts = int_field(m, "experts");
-  tf.experts_per_token = int_field(m, "experts_per_token");
-  tf.shared_experts = int_field(m, "shared_experts");
-  tf.moe_ffn = int_field(m, "moe_ffn", tf.ffn);
-  tf.first_dense_layers = int_field(m, "first_dense_layers");
-  tf.q_lora_rank = int_field(m, "q_lora_rank");
-  tf.kv_lora_rank = int_field(m, "kv_lora_rank");
-  tf.qk_nope_head_dim = int_field(m, "qk_nope_head_dim");
-  tf.qk_rope_head_dim = int_field(m, "qk_rope_head_dim");
-  tf.v_head_dim = int_field(m, "v_head_dim", tf.head_dim);
-  tf.encoder_seq = int_field(m, "encoder_seq");
+  tf.experts = int_field(m, "experts", 0, where);
+  tf.experts_per_token = int_field(m, "experts_per_token", 0, where);
+  tf.shared_experts = int_field(m, "shared_experts", 0, where);
+  tf.moe_ffn = int_field(m, "moe_ffn", tf.ffn, where);
+  tf.first_dense_layers = int_field(m, "first_dense_layers", 0, where);
+  tf.q_lora_rank = int_field(m, "q_lora_rank", 0, where);
+  tf.kv_lora_rank = int_field(m, "kv_lora_rank", 0, where);
+  tf.qk_nope_head_dim = int_field(m, "qk_nope_head_dim", 0, where);
+  tf.qk_rope_head_dim = int_field(m, "qk_rope_head_dim", 0, where);
+  tf.v_head_dim = int_field(m, "v_head_dim", tf.head_dim, where);
+  tf.encoder_seq = int_field(m, "encoder_seq", 0, where);
   tf.audio_conv_stem = int_list(m, "audio_conv_stem");
   auto patch = int_list(m, "patch_embed");
   if (patch.size() == 3) {
@@ -271,20 +278,25 @@ void parse_transformer(const toml::table& m, TransformerSpec& tf, ModelKind kind
     tf.patch_size = patch[1];
     tf.image_size = patch[2];
   }
-  tf.classifier = int_field(m, "classifier");
-  tf.type_vocab = int_field(m, "type_vocab");
+  tf.classifier = int_field(m, "classifier", 0, where);
+  tf.type_vocab = int_field(m, "type_vocab", 0, where);
   tf.pooler = m["pooler"].value_or(false);
-  tf.sliding_window = int_field(m, "sliding_window");
-  tf.sliding_window_every = int_field(m, "sliding_window_every");
+  tf.sliding_window = int_field(m, "sliding_window", 0, where);
+  tf.sliding_window_every = int_field(m, "sliding_window_every", 0, where);
   tf.parallel_block = m["parallel_block"].value_or(false);
-  tf.parallel_block_norms = int_field(m, "parallel_block_norms", 1);
+  tf.parallel_block_norms = int_field(m, "parallel_block_norms", 1, where);
   if (tf.parallel_block_norms != 1 && tf.parallel_block_norms != 2)
     throw BadInput(where + ": parallel_block_norms must be 1 (one shared pre-norm, GPT-J) or 2 "
                    "(separate attention and MLP norms, Falcon)");
   if (tf.experts > 0 && (tf.experts_per_token <= 0 || tf.experts_per_token > tf.experts))
     throw BadInput(where + ": experts_per_token must be in [1, experts]");
-  if (tf.heads % std::max(tf.kv_heads, 1) != 0)
-    throw BadInput(where + ": heads must be a multiple of kv_heads");
+  if (tf.kv_heads < 1 || tf.heads % tf.kv_heads != 0)
+    throw BadInput(where + ": kv_heads must be >= 1 and divide heads (" + std::to_string(tf.heads) + ")");
+  // Every layer has an MLP: a dense one of width ffn, or experts of width moe_ffn (ffn then sizes
+  // only the first_dense_layers).
+  if (tf.experts == 0 ? tf.ffn < 1 : (tf.moe_ffn < 1 || (tf.first_dense_layers > 0 && tf.ffn < 1)))
+    throw BadInput(where + ": the MLP width must be >= 1 (ffn, or moe_ffn for expert layers)");
+  if (tf.head_dim < 1) throw BadInput(where + ": head_dim must be >= 1 (hidden / heads by default)");
 }
 
 CnnLayer parse_cnn_row(const toml::array& row, const std::string& where) {
@@ -375,11 +387,11 @@ ModelSpec parse_model(const toml::table& m, const std::string& origin) {
         for (auto& e : *arr) model.dlrm.rows_per_table.push_back(e.value_or(0.0));
       } else {
         double rows = required_number(*d, "rows_per_table", where);
-        model.dlrm.rows_per_table.assign(int_field(*d, "tables", 1), rows);
+        model.dlrm.rows_per_table.assign(int_field(*d, "tables", 1, where), rows);
       }
-      model.dlrm.embedding_dim = int_field(*d, "embedding_dim");
-      model.dlrm.lookups_per_table = int_field(*d, "lookups_per_table", 1);
-      model.dlrm.dense_features = int_field(*d, "dense_features");
+      model.dlrm.embedding_dim = int_field(*d, "embedding_dim", 0, where);
+      model.dlrm.lookups_per_table = int_field(*d, "lookups_per_table", 1, where);
+      model.dlrm.dense_features = int_field(*d, "dense_features", 0, where);
       model.dlrm.bottom_mlp = int_list(*d, "bottom_mlp");
       model.dlrm.top_mlp = int_list(*d, "top_mlp");
       break;
@@ -388,7 +400,7 @@ ModelSpec parse_model(const toml::table& m, const std::string& origin) {
       model.opaque.flops_per_sample = required_number(m, "flops_per_sample", where);
       model.opaque.activation_bytes_per_sample =
           required_number(m, "activation_bytes_per_sample", where);
-      model.opaque.kernels_per_sample = int_field(m, "kernels_per_sample", 1);
+      model.opaque.kernels_per_sample = int_field(m, "kernels_per_sample", 1, where);
       if (!model.published_params) throw BadInput(where + ": opaque models need published_params");
       break;
   }
@@ -596,8 +608,8 @@ struct CatalogLoader {
       e.host_dispatch = us("host_dispatch_us", e.host_dispatch);
       e.isolated_call = us("isolated_call_us", e.isolated_call);
       e.conv_host_dispatch = us("conv_host_dispatch_us", e.conv_host_dispatch);
-      e.tile_m = int_field(*c, "tile_m", e.tile_m);
-      e.tile_n = int_field(*c, "tile_n", e.tile_n);
+      e.tile_m = int_field(*c, "tile_m", e.tile_m, where);
+      e.tile_n = int_field(*c, "tile_n", e.tile_n, where);
       // A partial entry without a source (e.g. only a FlashAttention-2 rate, which cites itself)
       // leaves the profile's main source alone.
       if ((*c)["source"] || e.source.empty()) e.source = string_or(*c, "source", origin);
