@@ -133,6 +133,21 @@ class PerformanceProfile:
                 f"feasible={self.feasible})")
 
 
+# The engine's messages name CLI flags; Engine.solve's arguments are these (longest first, so
+# --kv-precision is not read as --precision).
+_SOLVE_ARGUMENTS = [("--kv-precision", "kv_precision"), ("--quantize-head", "quantize_head"),
+                    ("--batch-size", "batch_size"), ("--efficiency", "efficiency"), ("--precision", "precision"),
+                    ("--seq-len", "seq_len"), ("--context", "context"), ("--recompute", "activation_recomputation"),
+                    ("--runtime", "runtime"), ("--fusion", "fusion"), ("--attention", "attention"),
+                    ("--phase", "phase")]
+
+
+def _with_argument_names(message: str) -> str:
+    for flag, argument in _SOLVE_ARGUMENTS:
+        message = message.replace(flag, argument)
+    return message
+
+
 class Engine:
     """The tutorial's entry point: ``Engine.solve(model, hardware, batch_size=1)``."""
 
@@ -172,10 +187,13 @@ class Engine:
             phase = "train"
         recompute = {False: "none", None: "none", True: "full"}.get(activation_recomputation,
                                                                     activation_recomputation)
-        profile = _core.solve(resolve_model(model), resolve_hardware(hardware), batch_size, phase,
-                              seq_len, context, precision, kv_precision, recompute, runtime,
-                              0.0 if efficiency is None else float(efficiency), fusion, attention,
-                              bool(quantize_head))
+        try:
+            profile = _core.solve(resolve_model(model), resolve_hardware(hardware), batch_size, phase,
+                                  seq_len, context, precision, kv_precision, recompute, runtime,
+                                  0.0 if efficiency is None else float(efficiency), fusion, attention,
+                                  bool(quantize_head))
+        except ValueError as e:  # the engine names its CLI flags; say the arguments called here
+            raise ValueError(_with_argument_names(str(e))) from None
         if raise_errors and not profile.feasible:
             _core.raise_does_not_fit(profile)
         return PerformanceProfile(profile)

@@ -43,6 +43,12 @@ class Errors(unittest.TestCase):
         with self.assertRaises(ValueError) as ctx:
             mlsysim.Engine.solve(llama, h100, batch_size=0)
         self.assertIn("must be in [1,", str(ctx.exception))
+        # Named as the Python argument, not as the CLI flag the engine's message uses.
+        self.assertIn("batch_size must be", str(ctx.exception))
+        self.assertNotIn("--", str(ctx.exception))
+        with self.assertRaises(ValueError) as ctx:
+            mlsysim.Engine.solve(llama, h100, phase="prefill", seq_len=100000)
+        self.assertIn("lower seq_len/context", str(ctx.exception))
         with self.assertRaises(ValueError):
             mlsysim.Engine.solve(llama, h100, precision="fp6")
         with self.assertRaises(ValueError):
