@@ -176,8 +176,6 @@ SolveRequest solve_request(int batch_size, const std::optional<std::string>& pha
   r.runtime = parse_runtime(runtime, "runtime");
   r.fusion = parse_fusion(fusion, "fusion");
   r.attention = parse_attention_kernel(attention, "attention");
-  if (efficiency != 0 && !(efficiency > 0 && efficiency <= 1))
-    throw BadInput("efficiency must be in (0, 1], got " + std::to_string(efficiency));
   r.efficiency = efficiency;
   return r;
 }

@@ -67,7 +67,7 @@ CompressionRequest compression_request(const CompressOptions& o) {
   r.fleet_seq_len = o.fleet_seq_len;
   r.fleet_output_len = o.fleet_output_len;
   r.costs = o.costs.costs();
-  r.efficiency = efficiency_flag(o.efficiency);
+  r.efficiency = o.efficiency;  // checked by the solver
   r.runtime = parse_runtime_flag(o.runtime);
   return r;
 }

@@ -46,7 +46,7 @@ ServingRequest serving_request(const ServeOptions& o, const Catalog& catalog, co
   r.decode_tp = o.decode_tp;
   r.prefill_chunk = o.prefill_chunk;
   r.memory_utilization = o.memory_utilization;
-  r.efficiency = efficiency_flag(o.efficiency);
+  r.efficiency = o.efficiency;  // checked by the solver
   r.runtime = parse_runtime_flag(o.runtime);
   if (!o.draft_model.empty()) r.draft_model = &resolve_model(catalog, o.draft_model, custom_draft);
   else if (o.acceptance_rate)

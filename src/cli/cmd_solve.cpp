@@ -58,7 +58,7 @@ int run_solve(const GlobalOptions& g, const SolveOptions& o) {
   r.runtime = parse_runtime_flag(o.runtime);
   r.fusion = parse_fusion_flag(o.fusion);
   r.attention = parse_attention_flag(o.attention);
-  r.efficiency = efficiency_flag(o.efficiency);
+  r.efficiency = o.efficiency;  // checked by the solver
 
   const Profile p = solve(model, hw, r);
   // The error bar beside the answer: always in the table, on request in JSON (it re-predicts the

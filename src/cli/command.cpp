@@ -1,7 +1,5 @@
 #include "command.hpp"
 
-#include <fmt/format.h>
-
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -78,13 +76,6 @@ Workload::Workload(const GlobalOptions& g, const std::string& model_name, const 
       hw(catalog->hardware(hardware_name)) {}
 
 Runtime parse_runtime_flag(const std::string& value) { return parse_runtime(value, "--runtime"); }
-
-double efficiency_flag(double value) {
-  if (value != 0 && !(value > 0 && value <= 1))
-    throw BadInput(fmt::format("--efficiency must be in (0, 1] (the textbook's single efficiency factor), got {}",
-                               value));
-  return value;
-}
 
 Fusion parse_fusion_flag(const std::string& value) { return parse_fusion(value, "--fusion"); }
 AttentionKernel parse_attention_flag(const std::string& value) {

@@ -91,16 +91,13 @@ template <class T>
 T parse_enum(const std::string& flag, const std::string& value,
              std::initializer_list<std::pair<const char*, T>> options) {
   std::string valid;
+  const std::string wanted = normalize_name(value);  // any case, '_' or '-', as names are
   for (const auto& [name, v] : options) {
-    if (normalize_name(value) == normalize_name(name)) return v;  // any case, '_' or '-', as names are
+    if (normalize_name(name) == wanted) return v;
     valid += (valid.empty() ? "" : "|") + std::string(name);
   }
   throw BadInput(flag + " must be " + valid + "; got '" + value + "'");
 }
-
-// --efficiency: 0 (unset) keeps the calibrated model; any other value switches to the textbook's
-// single efficiency factor, which must lie in (0, 1].
-double efficiency_flag(double value);
 
 // --runtime graph|eager and --fusion auto|fused|unfused|hf (physics/efficiency.hpp's parsers); the
 // kernel command also takes --runtime isolated.

@@ -32,23 +32,25 @@ double fraction_or(const View& v, double fallback, const std::string& label, con
   return f;
 }
 
+// Rates, sizes and times in the catalog are finite and never negative; `label` names the field.
+double finite_non_negative(double x, const std::string& label, const std::string& where) {
+  if (!(x >= 0) || !std::isfinite(x))
+    throw BadInput(where + ": " + label + " must be a finite, non-negative number, got " + std::to_string(x));
+  return x;
+}
+
 // A calibration's time or count that may be zero (a launch gap, a host cost, a shape constant): the
-// finite value >= 0 when `v` is given, else `fallback`. Negative would subtract time from a step.
+// checked value when `v` is given, else `fallback`. Negative would subtract time from a step.
 template <class View>
 double non_negative_or(const View& v, double fallback, const std::string& label, const std::string& where) {
   if (!v) return fallback;
-  const double x = number_or(v, -1.0);
-  if (!(x >= 0) || !std::isfinite(x))
-    throw BadInput(where + ": " + label + " must be a finite number >= 0, got " + std::to_string(x));
-  return x;
+  return finite_non_negative(number_or(v, -1.0), label, where);
 }
 
 double required_number(const toml::table& t, std::string_view key, const std::string& where) {
   auto v = t[key].value<double>();
   if (!v) throw BadInput(where + ": missing number '" + std::string(key) + "'");
-  if (!std::isfinite(*v) || *v < 0)
-    throw BadInput(where + ": '" + std::string(key) + "' must be a finite, non-negative number");
-  return *v;
+  return finite_non_negative(*v, "'" + std::string(key) + "'", where);
 }
 
 std::string string_or(const toml::table& t, std::string_view key, std::string fallback = {}) {
@@ -84,9 +86,7 @@ std::optional<Bytes> sized(const toml::table& t, std::string_view stem, const st
     std::string key = std::string(stem) + s.name;
     if (auto v = t[key].value<double>()) {
       if (found) throw BadInput(where + ": give only one of " + std::string(stem) + "_{gb,gib,...}");
-      if (!(*v >= 0) || !std::isfinite(*v))
-        throw BadInput(where + ": '" + key + "' must be a finite, non-negative size, got " + std::to_string(*v));
-      found = Bytes(*v * s.scale);
+      found = Bytes(finite_non_negative(*v, "'" + key + "'", where) * s.scale);
     }
   }
   if (!found && required)

@@ -108,6 +108,7 @@ void check_request(const ModelSpec& model, const CompressionRequest& r) {
   if (!(r.qps >= 0) || !std::isfinite(r.qps))
     throw BadInput(fmt::format("--qps must be >= 0 requests/s, got {}", r.qps));
   check_operating_costs(r.costs);
+  check_textbook_efficiency(r.efficiency);
   if (bytes_per_element(r.baseline) < 2.0)
     throw BadInput(fmt::format("--baseline must be a 16- or 32-bit precision (fp32, bf16, fp16), got {}",
                                to_string(r.baseline)));

@@ -1,5 +1,7 @@
 #include "mlsysim/solvers/engine.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -71,9 +73,7 @@ void validate(const ModelSpec& m, const SolveRequest& r, int seq_len, int contex
   if (r.batch < 1 || r.batch > kMaxBatch)
     throw BadInput("--batch-size must be in [1, " + std::to_string(kMaxBatch) + "], got " +
                    std::to_string(r.batch));
-  if (r.efficiency < 0 || r.efficiency > 1 || std::isnan(r.efficiency))
-    throw BadInput("--efficiency must be in (0, 1] (the textbook's single efficiency factor), got " +
-                   std::to_string(r.efficiency));
+  check_textbook_efficiency(r.efficiency);
   if (r.seq_len && *r.seq_len < 1)
     throw BadInput("--seq-len must be >= 1, got " + std::to_string(*r.seq_len));
   if (r.context && *r.context < 0)
@@ -264,6 +264,12 @@ void summarize_step(const ModelSpec& model, const HardwareSpec& hw, Profile& p) 
 }
 
 }  // namespace
+
+void check_textbook_efficiency(double efficiency) {
+  if (efficiency != 0 && !(efficiency > 0 && efficiency <= 1))
+    throw BadInput(fmt::format("--efficiency must be in (0, 1] (the textbook's single efficiency factor), got {}",
+                               efficiency));
+}
 
 Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest& request) {
   Profile p;

@@ -93,6 +93,9 @@ struct Profile {
 };
 
 Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest& request);
+// The textbook model's single efficiency: 0 (unset) keeps the calibrated model, anything else must
+// lie in (0, 1]. Every solver that takes one checks it here; BadInput otherwise.
+void check_textbook_efficiency(double efficiency);
 
 // What the device draws with nothing running: the static share of its TDP in the engine's energy
 // model (energy = TDP x (static x time + dynamic terms)).

@@ -37,13 +37,12 @@ void check_request(const ModelSpec& model, const Cluster& cluster, const Optimiz
   if (N > cluster.total_gpus())
     throw BadInput(fmt::format("--gpus {} exceeds cluster {} ({} GPUs)", N, cluster.id, cluster.total_gpus()));
   if (req.global_batch < 1) throw BadInput("--global-batch-size is required and must be >= 1");
-  if (req.seq_len && *req.seq_len < 1) throw BadInput(fmt::format("--seq-len must be >= 1, got {}", *req.seq_len));
+  check_run_lengths(req.seq_len, req.tokens);
   if (req.max_tp && *req.max_tp < 1)
     throw BadInput(fmt::format("--max-tp must be >= 1 (1 = no tensor parallelism), got {}", *req.max_tp));
   if (req.max_pp && *req.max_pp < 1)
     throw BadInput(fmt::format("--max-pp must be >= 1 (1 = no pipeline), got {}", *req.max_pp));
   if (req.top < 1) throw BadInput(fmt::format("--top must be >= 1 layout, got {}", req.top));
-  if (req.tokens && !(*req.tokens > 0)) throw BadInput(fmt::format("--tokens must be > 0, got {}", *req.tokens));
 }
 
 // Every layout of N GPUs the search space allows: TP within a node and dividing the heads, PP up to

@@ -178,6 +178,7 @@ void validate(const ModelSpec& model, const ServingRequest& r) {
                                r.memory_utilization));
   if (r.tp < 0 || r.decode_tp < 0)
     throw BadInput("--tp must be >= 1 (or omitted for automatic)");
+  check_textbook_efficiency(r.efficiency);  // before the TP search, which would wrap its error
   if (r.draft_model) {
     require_llm(*r.draft_model, "--draft-model");
     speculative_expected_tokens(r.acceptance_rate, r.draft_tokens);  // validates alpha and K

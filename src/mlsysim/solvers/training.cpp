@@ -160,7 +160,6 @@ Resolved resolve_layout(const ModelSpec& model, const Cluster& c, const Training
   if (model.tf.experts == 0 && r.ep > 1)
     throw BadInput(model.id + " is dense (no experts): --ep must be 1");
   r.S = rq.seq_len.value_or(model.tf.default_seq > 0 ? model.tf.default_seq : 2048);
-  if (r.S < 1) throw BadInput("--seq-len must be >= 1");
   if (model.tf.max_seq > 0 && r.S > model.tf.max_seq)
     throw BadInput(fmt::format("--seq-len {} exceeds {}'s maximum context {}", r.S, model.id, model.tf.max_seq));
   if (r.S % r.cp != 0)
@@ -609,7 +608,6 @@ void combine_step(Seconds work, Watts busy_power, Watts idle_power, TrainingResu
 // Time to train the run's tokens (default: Chinchilla's 20 per parameter) at this step time.
 void add_time_to_train(const TrainingRequest& rq, double tokens_per_step, TrainingResult& res) {
   res.tokens = rq.tokens.value_or(chinchilla_tokens(res.parameters));
-  if (!(res.tokens > 0)) throw BadInput("--tokens must be > 0");
   res.steps = res.tokens / tokens_per_step;
   res.time_to_train = res.step_time * res.steps;
   res.gpu_hours = res.gpus * res.time_to_train.si() / 3600.0;
@@ -617,7 +615,13 @@ void add_time_to_train(const TrainingRequest& rq, double tokens_per_step, Traini
 
 }  // namespace
 
+void check_run_lengths(std::optional<int> seq_len, std::optional<double> tokens) {
+  if (seq_len && *seq_len < 1) throw BadInput(fmt::format("--seq-len must be >= 1, got {}", *seq_len));
+  if (tokens && !(*tokens > 0)) throw BadInput(fmt::format("--tokens must be > 0, got {}", *tokens));
+}
+
 TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
+  check_run_lengths(rq.seq_len, rq.tokens);
   const Cluster& c = cluster_;
   const Resolved r = resolve_layout(model_, c, rq);
   if (rq.zero_stage < 0 || rq.zero_stage > 3)

@@ -156,6 +156,10 @@ class TrainingEvaluator {
   std::unordered_map<std::string, ModelSpec> shard_models_;
 };
 
+// The run's lengths, when given: --seq-len >= 1 token, --tokens > 0 (their defaults always are).
+// The evaluator and the layout search check them the same way, the search before it starts.
+void check_run_lengths(std::optional<int> seq_len, std::optional<double> tokens);
+
 // One call: evaluate a layout (the train command and the Python binding use this).
 TrainingResult train(const ModelSpec& model, const HardwareSpec& hw, const Cluster& cluster,
                      const TrainingRequest& request);
