@@ -283,9 +283,11 @@ TEST(EnginePhysics, StridedElementWiseKernelsStreamAtTheirOwnRate) {
   EXPECT_NEAR(op(p, "rope").timing.memory.si(),
               3 * size / (bw * eta_vec) + 6 * size / (bw * eta_strided), 1e-12);
   // One decode token: each half is one contiguous row, so SwiGLU is vectorized again.
-  r.phase = Phase::Decode;
-  r.context = 1024;
-  const Profile d = run("llama3-8b", "h100", r);
+  SolveRequest decode = r;
+  decode.phase = Phase::Decode;
+  decode.seq_len.reset();  // a decode step's one new token
+  decode.context = 1024;
+  const Profile d = run("llama3-8b", "h100", decode);
   EXPECT_NEAR(op(d, "act_mul").timing.memory.si(), op(d, "act_mul").bytes.si() / (bw * eta_vec),
               1e-15);
   // Hugging Face runs gate_proj and up_proj as separate modules: contiguous outputs.

@@ -56,6 +56,48 @@ TEST(Errors, SequenceBeyondTheModelsWindow) {
   EXPECT_TRUE(contains(msg, "at most 8192 tokens")) << msg;
 }
 
+// A field the step does not use is refused with the field that was meant, not dropped: the answer
+// would otherwise be for a different question (a decode step at the default 1024-token context
+// when the user asked about 4096 tokens).
+TEST(Errors, FieldsTheStepDoesNotUse) {
+  SolveRequest decode;
+  decode.seq_len = 4096;  // default phase of a decoder: decode
+  const auto seq = bad_input_message([&] { solve(model("llama3-8b"), hw("h100"), decode); });
+  EXPECT_TRUE(contains(seq, "--seq-len does not apply to a decode step")) << seq;
+  EXPECT_TRUE(contains(seq, "--context 4096")) << seq;
+  EXPECT_TRUE(contains(seq, "--phase prefill")) << seq;
+
+  SolveRequest cnn;
+  cnn.seq_len = 128;
+  const auto image = bad_input_message([&] { solve(model("resnet50"), hw("h100"), cnn); });
+  EXPECT_TRUE(contains(image, "resnet50: a cnn model takes fixed-size inputs")) << image;
+
+  SolveRequest encoder_pass;
+  encoder_pass.phase = Phase::Inference;
+  encoder_pass.seq_len = 100;
+  const auto whisper = bad_input_message([&] { solve(model("whisper-small"), hw("h100"), encoder_pass); });
+  EXPECT_TRUE(contains(whisper, "encoder pass")) << whisper;
+
+  for (const auto& [id, phase] : {std::pair{"llama3-8b", Phase::Train}, std::pair{"bert-base", Phase::Inference},
+                                  std::pair{"whisper-small", Phase::Inference}}) {
+    SolveRequest cached;
+    cached.phase = phase;
+    cached.context = 512;
+    const auto msg = bad_input_message([&] { solve(model(id), hw("h100"), cached); });
+    EXPECT_TRUE(contains(msg, "--context (tokens already in the KV cache) does not apply")) << msg;
+    cached.context = 0;  // nothing cached: the same step, accepted
+    EXPECT_NO_THROW(solve(model(id), hw("h200"), cached)) << id;
+  }
+  // Where the fields apply they are taken: a prefill behind a cached prefix costs more than
+  // without one (its attention reads the prefix).
+  SolveRequest prefill;
+  prefill.phase = Phase::Prefill;
+  prefill.seq_len = 512;
+  const double fresh = solve(model("llama3-8b"), hw("h100"), prefill).latency.si();
+  prefill.context = 4096;
+  EXPECT_GT(solve(model("llama3-8b"), hw("h100"), prefill).latency.si(), fresh);
+}
+
 TEST(Errors, EfficiencyOutsideUnitInterval) {
   SolveRequest r;
   r.efficiency = 1.5;

@@ -65,6 +65,24 @@ class Errors(unittest.TestCase):
             mlsysim.Engine.solve(llama, h100, phase="prefill", seq_len=-(10**12))
         self.assertIn("seq_len must be within", str(ctx.exception))
 
+    def test_arguments_the_step_does_not_use_are_refused(self):
+        llama, h100 = mlsysim.Models.Language.Llama3_8B, mlsysim.Hardware.Cloud.H100
+        # Decode is an LLM's default step: one new token per sequence; the history is `context`.
+        with self.assertRaises(ValueError) as ctx:
+            mlsysim.Engine.solve(llama, h100, seq_len=4096)
+        self.assertIn("seq_len does not apply to a decode step", str(ctx.exception))
+        self.assertIn("context 4096", str(ctx.exception))
+        self.assertNotIn("--", str(ctx.exception))
+        with self.assertRaises(ValueError) as ctx:
+            mlsysim.Engine.solve(llama, h100, is_training=True, seq_len=1024, context=1024)
+        self.assertIn("context (tokens already in the KV cache) does not apply", str(ctx.exception))
+        with self.assertRaises(ValueError):
+            mlsysim.Engine.solve(mlsysim.Models.Vision.ResNet50, h100, seq_len=128)
+        # Where they apply, both are taken: a longer history makes a decode step slower.
+        short = mlsysim.Engine.solve(llama, h100, batch_size=8, context=512).latency
+        long = mlsysim.Engine.solve(llama, h100, batch_size=8, context=8000).latency
+        self.assertGreater(long, short)
+
     def test_vendor_and_hugging_face_names_resolve(self):
         self.assertEqual(mlsysim.Models.get("meta-llama/Llama-3.1-8B-Instruct").id, "llama3.1-8b")
         self.assertEqual(mlsysim.Hardware.get("NVIDIA H100 SXM5 80GB").id, "h100")
@@ -93,10 +111,6 @@ class Sweep(unittest.TestCase):
         for row in rows:
             single = mlsysim.Engine.solve(llama, row["hardware"], batch_size=row["batch_size"], context=1024)
             self.assertAlmostEqual(row["latency_s"] * 1e3, single.latency.magnitude, 9)
-
-
-if __name__ == "__main__":
-    unittest.main()
 
 
 class QuantizedHead(unittest.TestCase):
@@ -156,3 +170,7 @@ class Readme(unittest.TestCase):
         with contextlib.redirect_stdout(out):
             exec(compile(block, "README.md", "exec"), {})
         self.assertEqual(out.getvalue().splitlines(), expected)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -128,10 +128,13 @@ int run_sweep_command(const GlobalOptions& g, const SweepOptions& o) {
                                space.size(), kMaxConfigurations));
 
   const SweepResult r = run_sweep(space, o.threads);
-  std::cerr << fmt::format("swept {} configurations ({} evaluated, {} skipped) in {:.3f} s on {} "
+  std::cerr << fmt::format("swept {} configurations ({} evaluated, {} skipped{}) in {:.3f} s on {} "
                            "threads: {:.2f} M/s\n",
-                           space.size(), r.evaluated, r.skipped, r.seconds, r.threads,
-                           space.size() / std::max(r.seconds, 1e-9) / 1e6);
+                           space.size(), r.evaluated, r.skipped,
+                           r.repeats ? fmt::format(", {} repeats: --seq-len/--context values a step does not use",
+                                                   r.repeats)
+                                     : std::string(),
+                           r.seconds, r.threads, space.size() / std::max(r.seconds, 1e-9) / 1e6);
   if (r.skipped) std::cerr << "first skip reason: " << r.first_skip_reason << "\n";
 
   auto row = [](const SweepPoint& p) {
@@ -148,7 +151,7 @@ int run_sweep_command(const GlobalOptions& g, const SweepOptions& o) {
     for (const auto& p : r.points) rows.push_back(row(p));
     if (format == Format::Csv) std::cout << csv_from_rows(rows);
     else std::cout << nlohmann::ordered_json{{"configurations", space.size()}, {"evaluated", r.evaluated},
-                                             {"skipped", r.skipped}, {"seconds", r.seconds},
+                                             {"skipped", r.skipped}, {"repeats", r.repeats}, {"seconds", r.seconds},
                                              {"threads", r.threads}, {"points", rows}}.dump(2) << "\n";
     return kExitOk;
   }

@@ -23,9 +23,6 @@ constexpr double kStaticPowerFraction = 0.30;
 constexpr double kMemoryPowerFraction = 0.35;
 constexpr double kComputePowerFraction = 0.35;
 
-Phase default_phase(const ModelSpec& m) {
-  return m.kind == ModelKind::Decoder ? Phase::Decode : Phase::Inference;
-}
 
 void check_phase(const ModelSpec& m, Phase phase) {
   const bool lm = m.is_language_model();
@@ -105,20 +102,59 @@ Precision unquantized_precision(const ModelSpec& model, const HardwareSpec& hw, 
   return weights;  // no 16-bit path on this device (NPUs, microcontrollers): everything stays quantized
 }
 
+Phase resolved_phase(const ModelSpec& model, std::optional<Phase> requested) {
+  const Phase phase = requested.value_or(model.kind == ModelKind::Decoder ? Phase::Decode : Phase::Inference);
+  return phase == Phase::Inference && model.kind == ModelKind::Decoder ? Phase::Prefill : phase;
+}
+
+bool step_takes_seq_len(const ModelSpec& model, Phase phase) {
+  return model.is_transformer() && phase != Phase::Decode &&
+         !(model.kind == ModelKind::EncoderDecoder && phase == Phase::Inference);
+}
+
+bool step_takes_context(const ModelSpec& model, Phase phase) {
+  return model.is_language_model() && (phase == Phase::Decode || phase == Phase::Prefill);
+}
+
 namespace {
+
+// A field the step does not use is an error, not silently dropped: `--seq-len 4096` on a decode
+// step usually means a 4096-token history, which is --context.
+void reject_unused_fields(const ModelSpec& model, const SolveRequest& request, Phase phase) {
+  const std::string step = model.id + "'s " + to_string(phase) + " step";
+  if (request.seq_len && !step_takes_seq_len(model, phase)) {
+    if (phase == Phase::Decode)
+      throw BadInput(fmt::format("--seq-len does not apply to a decode step: it processes 1 new token per "
+                                 "sequence; give the tokens already cached with --context {}, or use "
+                                 "--phase prefill for a {}-token prompt",
+                                 *request.seq_len, *request.seq_len));
+    if (!model.is_transformer())
+      throw BadInput(fmt::format("--seq-len does not apply to {}: {} takes fixed-size inputs, not token "
+                                 "sequences; drop --seq-len",
+                                 model.id, a_kind_model(model.kind)));
+    throw BadInput(fmt::format("--seq-len does not apply to {} (the encoder pass over a fixed-size input); "
+                               "use --phase prefill or decode for the decoder",
+                               step));
+  }
+  if (request.context && *request.context != 0 && !step_takes_context(model, phase))
+    throw BadInput(fmt::format("--context (tokens already in the KV cache) does not apply to {}: only a "
+                               "language model's prefill and decode steps read a KV cache; drop --context",
+                               step));
+}
 
 // Phase, shape and defaults of the step (validated).
 void resolve_shape(const ModelSpec& model, const SolveRequest& request, Profile& p) {
-  p.phase = request.phase.value_or(default_phase(model));
-  if (p.phase == Phase::Inference && model.kind == ModelKind::Decoder) p.phase = Phase::Prefill;
+  p.phase = resolved_phase(model, request.phase);
   check_phase(model, p.phase);
+  reject_unused_fields(model, request, p.phase);
   p.batch = request.batch;
-  p.seq_len = p.phase == Phase::Decode ? 1 : request.seq_len.value_or(default_seq_len(model));
-  if (model.kind == ModelKind::EncoderDecoder && p.phase == Phase::Inference) p.seq_len = 0;
+  p.seq_len = p.phase == Phase::Decode ? 1
+              : step_takes_seq_len(model, p.phase) ? request.seq_len.value_or(default_seq_len(model))
+                                                   : 0;
   const int longest = model.is_transformer() && model.tf.max_seq > 0 ? model.tf.max_seq : 1 << 30;
   p.context = p.phase == Phase::Decode ? request.context.value_or(std::min(kDefaultContext, longest - 1))
-                                       : request.context.value_or(0);
-  if (p.phase == Phase::Train || !model.is_language_model()) p.context = 0;
+              : step_takes_context(model, p.phase) ? request.context.value_or(0)
+                                                   : 0;
   validate(model, request, p.seq_len, p.context);
 }
 

@@ -93,6 +93,16 @@ struct Profile {
 };
 
 Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest& request);
+
+// The step a request times: its phase, else the model's own (decode for decoders, inference
+// otherwise); a decoder's "inference" is its prefill.
+Phase resolved_phase(const ModelSpec& model, std::optional<Phase> requested);
+// Which request fields the step uses. A decode step processes one new token per sequence (its
+// history is the context); training and encoder passes cache nothing; CNN, DLRM and opaque models
+// take fixed-size inputs, not token sequences. solve() rejects a field given where it does not
+// apply (a context of 0 is always accepted: nothing cached); sweeps vary only the ones that do.
+bool step_takes_seq_len(const ModelSpec& model, Phase phase);
+bool step_takes_context(const ModelSpec& model, Phase phase);
 // The textbook model's single efficiency: 0 (unset) keeps the calibrated model, anything else must
 // lie in (0, 1]. Every solver that takes one checks it here; BadInput otherwise.
 void check_textbook_efficiency(double efficiency);

@@ -1,7 +1,9 @@
 // Parallel sweeps: the engine over the cartesian product of models x devices x phases x batch sizes
 // x sequence lengths x contexts x precisions, on every core. One solve costs ~0.5 us, so millions
 // of configurations take seconds. Invalid combinations (a phase the model lacks, a precision the
-// device cannot run) are counted as skipped with their reason, not errors.
+// device cannot run) are counted as skipped with their reason, not errors. A sequence length or
+// context the step does not use (a decode step's --seq-len, a CNN's, a training step's context) is
+// swept once: its other values would repeat that configuration, and are counted as repeats.
 #pragma once
 
 #include <string>
@@ -40,7 +42,7 @@ struct SweepPoint {
 
 struct SweepResult {
   std::vector<SweepPoint> points;   // in enumeration order
-  size_t evaluated = 0, skipped = 0;
+  size_t evaluated = 0, skipped = 0, repeats = 0;
   std::string first_skip_reason;
   double seconds = 0;
   unsigned threads = 1;
