@@ -35,7 +35,69 @@ Result run(const std::string& args) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
+// Fields of one CSV record (RFC 4180 quoting: "a,b" is one field, "" an escaped quote).
+std::vector<std::string> csv_fields(const std::string& line) {
+  std::vector<std::string> fields(1);
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (c == '"' && quoted && i + 1 < line.size() && line[i + 1] == '"') fields.back() += '"', ++i;
+    else if (c == '"') quoted = !quoted;
+    else if (c == ',' && !quoted) fields.emplace_back();
+    else fields.back() += c;
+  }
+  return fields;
+}
+
 }  // namespace
+
+// Every command writes CSV: a header and at least one record, each record as wide as the header,
+// and the same numbers as its JSON. (train --format csv once read a destroyed temporary.)
+TEST(Cli, EveryCommandWritesCsvAsWideAsItsHeader) {
+  const std::vector<std::string> commands = {
+      "solve -m llama3-8b -H h100",
+      "serve -m llama3-8b -H h100 -s 1024",
+      "compress -m llama3-8b -H h100 --target-bitwidth 4",
+      "simulate -m llama3-8b -H h100 --rate 5 --requests 200 --seed 1",
+      "sweep -m llama3-8b -H h100 -b 1,2",
+      "kernel --op gemm -H h100 --m 1024 --n 1024 --k 1024",
+      "collective --op allreduce --bytes 1e9 -n 8 -H h100",
+      "train -m llama3-8b -H h100 -n 8",
+      "optimize parallelism -m llama3-70b -H h100 -n 64 -B 512 --seq-len 4096",
+      "amdahl -f 0.1 -k 8",
+      "hardware list",
+      "models show llama3-8b",
+      "validate --category collective"};
+  for (const auto& c : commands) {
+    const auto r = run("--format csv " + c);
+    ASSERT_EQ(r.code, 0) << c;
+    std::istringstream lines(r.out);
+    std::string header, line;
+    ASSERT_TRUE(std::getline(lines, header)) << c;
+    const size_t width = csv_fields(header).size();
+    EXPECT_GT(width, 1u) << c;
+    int records = 0;
+    while (std::getline(lines, line)) {
+      EXPECT_EQ(csv_fields(line).size(), width) << c << ": " << line;
+      ++records;
+    }
+    EXPECT_GE(records, 1) << c;
+  }
+  // The train record carries the step and the run, with the JSON's numbers.
+  const auto csv = run("--format csv train -m llama3-8b -H h100 -n 8");
+  const auto json = nlohmann::json::parse(run("--format json train -m llama3-8b -H h100 -n 8").out);
+  std::istringstream lines(csv.out);
+  std::string header, record;
+  std::getline(lines, header);
+  std::getline(lines, record);
+  const auto names = csv_fields(header), values = csv_fields(record);
+  const auto column = [&](const std::string& name) {
+    const auto it = std::find(names.begin(), names.end(), name);
+    return it == names.end() ? std::string() : values[it - names.begin()];
+  };
+  EXPECT_DOUBLE_EQ(std::stod(column("step_time_s")), json["step_time_s"].get<double>());
+  EXPECT_DOUBLE_EQ(std::stod(column("run_wall_time_s")), json["run"]["wall_time_s"].get<double>());
+}
 
 TEST(Cli, SolveJsonHasTheContractFields) {
   const Result r = run("solve --model llama3-8b --hardware h100 --phase decode --batch-size 1 "

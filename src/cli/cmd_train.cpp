@@ -103,7 +103,8 @@ int run_train(const GlobalOptions& g, const TrainOptions& o, const RunFlags& f) 
     case Format::Csv: {
       auto j = training_json(r);
       j.erase("breakdown_s"); j.erase("memory"); j.erase("trace"); j.erase("remedies");
-      for (auto [k, v] : run_json(run).items())
+      const auto run_fields = run_json(run);  // named: items() would not keep a temporary alive
+      for (const auto& [k, v] : run_fields.items())
         if (k != "trace") j["run_" + k] = v;
       std::cout << csv_from_rows(nlohmann::ordered_json::array({j}));
       break;

@@ -202,7 +202,8 @@ std::string csv_from_rows(const ordered_json& rows) {
 
 std::string profile_csv(const Profile& p) {
   ordered_json row = profile_json(p);
-  for (auto& [k, v] : row["memory"].items()) row["memory_" + k] = v;
+  const ordered_json memory = row["memory"];  // a copy: the loop adds keys to `row`
+  for (const auto& [k, v] : memory.items()) row["memory_" + k] = v;
   return csv_from_rows(ordered_json::array({row}));
 }
 
