@@ -719,3 +719,27 @@ TEST(Cli, EveryAnswerCarriesTheHeldOutErrorOfItsCategory) {
   EXPECT_EQ(run("kernel --op gemm --hardware h100 --m 4096 --n 4096 --k 4096").out.find("Held-out"),
             std::string::npos);
 }
+
+// serve says it serves only when the runtime's KV pool admits a request: llama3-8b's 16.1 GB of
+// weights plus vLLM's ~1 GB start-up reserve leave nothing in 24 GB x 0.7 on an L4, although the
+// one request's own ledger (weights + its KV) fits. Exit 2, feasible false, the shortfall named.
+TEST(Cli, ServeIsInfeasibleWhenTheKvPoolHoldsNoRequest) {
+  const auto r = run("serve -m llama3-8b -H l4 -s 2048 --memory-utilization 0.7 --format json");
+  EXPECT_EQ(r.code, 2);
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_FALSE(j["feasible"].get<bool>());
+  EXPECT_EQ(j["continuous_batching"]["kv_budget_bytes"].get<double>(), 0.0);
+  EXPECT_GT(j["continuous_batching"]["kv_shortfall_bytes"].get<double>(), 0.0);
+  EXPECT_EQ(run("serve -m llama3-8b -H l4 -s 2048 --memory-utilization 0.9").code, 0);
+}
+
+// Disaggregated, the running requests' KV caches live on the decode GPUs: their pool sets the
+// concurrency, the same as serving on those GPUs alone at that TP.
+TEST(Cli, DisaggregatedConcurrencyIsTheDecodeGpusPool) {
+  const auto disaggregated = nlohmann::json::parse(
+      run("serve -m llama3-70b -H h100 -s 2048 --decode-hardware h200 --decode-tp 2 --format json").out);
+  const auto on_h200 = nlohmann::json::parse(run("serve -m llama3-70b -H h200 -s 2048 --tp 2 --format json").out);
+  EXPECT_EQ(disaggregated["max_concurrent_requests"]["paged"], on_h200["max_concurrent_requests"]["paged"]);
+  EXPECT_GT(disaggregated["max_concurrent_requests"]["paged"].get<int>(), 100);
+}
+

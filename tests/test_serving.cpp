@@ -151,7 +151,7 @@ TEST(ServingPart2, TensorParallelWhenTheModelDoesNotFit) {
   one.tp = 1;
   const ServingResult no = serve(model("llama3-70b"), hw("h100"), one);
   EXPECT_FALSE(no.feasible);
-  const std::string msg = serving_does_not_fit_message(no, model("llama3-70b"), hw("h100"));
+  const std::string msg = serving_does_not_fit_message(no, model("llama3-70b"));
   EXPECT_NE(msg.find("--tp 2"), std::string::npos);
   EXPECT_NE(msg.find("needs"), std::string::npos);
 }
@@ -419,3 +419,40 @@ TEST(ServingPart2, QuantizedHeadIsTheUsersChoice) {
   EXPECT_DOUBLE_EQ((kept.weights_per_gpu - quantized.weights_per_gpu).si(), 128256.0 * 4096 * (2 - 0.5));
   EXPECT_LT(quantized.itl.si(), kept.itl.si());
 }
+
+// A TP group wider than the device's node spans nodes: its all-reduces cross the scale-out
+// network, so a decode step's communication never gets cheaper than inside one node (it once fell
+// back to the GPU's NVLink alone and came out 70x cheaper at tp 16 than at tp 8).
+TEST(ServingTensorParallel, GroupsBeyondOneNodeCrossTheScaleOutNetwork) {
+  for (const char* device : {"h100", "a100-80gb"}) {
+    const ServingDeployment in_node = make_deployment(model("llama3-70b"), hw(device), 8, {}, {}, 0,
+                                                      Runtime::Graph, nullptr, false);
+    const ServingDeployment two_nodes = make_deployment(model("llama3-70b"), hw(device), 16, {}, {}, 0,
+                                                        Runtime::Graph, nullptr, false);
+    ASSERT_TRUE(two_nodes.node.has_value()) << device;
+    EXPECT_GT(two_nodes.node->nodes, 1) << device;
+    EXPECT_NE(two_nodes.link_name.find("across 2 nodes"), std::string::npos) << two_nodes.link_name;
+    const StepTime a = time_step(in_node, Phase::Decode, 8, 1, 1024);
+    const StepTime b = time_step(two_nodes, Phase::Decode, 8, 1, 1024);
+    // Same number of all-reduces (2 per layer), the same message (tokens x hidden): per all-reduce,
+    // crossing the 50 GB/s NICs is never faster than NVLink.
+    EXPECT_GE(b.comm.si(), a.comm.si()) << device;
+  }
+}
+
+// Disaggregated: when the decode GPUs' ledger is the one that overflows, the message names them
+// and their --decode-tp, not the prefill GPUs.
+TEST(ServingPart2, DisaggregatedOverflowNamesTheDecodeGpus) {
+  ServingRequest r = req(2048);
+  r.tp = 2;
+  r.decode_hardware = &hw("h200");
+  r.decode_tp = 1;
+  const ServingResult s = serve(model("llama3-70b"), hw("h100"), r);
+  ASSERT_FALSE(s.feasible);  // 141 GB of bf16 weights on one 141 GB H200
+  EXPECT_TRUE(s.memory_on_decode);
+  const std::string msg = serving_does_not_fit_message(s, model("llama3-70b"));
+  EXPECT_NE(msg.find("h200"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("--decode-tp 2"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("h100"), std::string::npos) << msg;
+}
+

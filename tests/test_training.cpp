@@ -305,3 +305,72 @@ TEST(Training, OverlappedCommunicationOnlyHides) {
                         hidden.optimizer_time + hidden.straggler_time;
   EXPECT_NEAR(parts.si(), hidden.step_time.si(), 1e-9);
 }
+
+// The pipeline stage the model times and sizes is the busiest one. DeepSeek-V3's first 3 of 61
+// layers are dense: at pp 32 (2 layers per stage) the first stage's two dense layers are light and
+// a later stage's two MoE layers heavy. Each GPU holds at least the average share of the
+// parameters, total / (tp x pp), and more expert parallelism never adds any.
+TEST(Training, TheBusiestStageOfAModelWithDenseFirstLayersHoldsItsMoeLayers) {
+  const ModelSpec& ds = cat().model("deepseek-v3");
+  const double total = ds.published_params.value_or(0);
+  ASSERT_GT(total, 6e11);
+  for (int pp : {2, 4, 8, 16, 32, 61}) {
+    TrainingRequest r = req(8 * pp, 8, pp, 8 * pp, 4096);
+    r.micro_batch = 1;
+    const TrainingResult res = train(ds, cat().hardware("h100"),
+                                     FleetCatalog::builtin().standard_cluster("h100", r.gpus), r);
+    EXPECT_GE(res.parameters_per_gpu * 8 * pp, 0.95 * total) << "pp " << pp;
+    TrainingRequest wider = r;
+    wider.gpus *= 8;
+    wider.global_batch *= 8;
+    wider.layout.ep = 8;
+    const TrainingResult ep = train(ds, cat().hardware("h100"),
+                                    FleetCatalog::builtin().standard_cluster("h100", wider.gpus), wider);
+    EXPECT_LE(ep.parameters_per_gpu, res.parameters_per_gpu) << "pp " << pp;
+  }
+}
+
+// Megatron-LM's interleaved schedule splits each stage's layers into vpp equal chunks: a vpp that
+// does not divide them is refused with the ones that do, and the layout search never proposes one.
+TEST(Training, InterleavingNeedsChunksOfEqualDepth) {
+  EXPECT_TRUE(interleaving_splits_evenly(80, 4, 5));
+  EXPECT_FALSE(interleaving_splits_evenly(80, 4, 3));   // 20 layers in 3 chunks
+  EXPECT_FALSE(interleaving_splits_evenly(61, 16, 2));  // 61 layers do not split over 16 stages
+  TrainingRequest r = req(32, 8, 4, 32, 4096);
+  r.layout.vpp = 3;
+  try {
+    run70b(r);
+    FAIL() << "vpp 3 on 20-layer stages accepted";
+  } catch (const BadInput& e) {
+    EXPECT_NE(std::string(e.what()).find("valid vpp at this pp: 2, 4, 5, 10, 20"), std::string::npos) << e.what();
+  }
+  r.layout.vpp = 5;
+  EXPECT_NO_THROW(run70b(r));
+}
+
+// Training computes in floating point: no integer formats, and no narrow format the device cannot
+// compute in (weight-only quantization is an inference technique).
+TEST(Training, PrecisionsTrainingCannotRunAreRefused) {
+  const auto attempt = [](const char* device, Precision p) {
+    TrainingRequest r = req(8, 1, 1, 8, 2048);
+    r.precision = p;
+    return train(cat().model("llama3-8b"), cat().hardware(device),
+                 FleetCatalog::builtin().standard_cluster(device, 8), r);
+  };
+  EXPECT_THROW(attempt("h100", Precision::FP4), BadInput);
+  EXPECT_THROW(attempt("h100", Precision::INT8), BadInput);
+  EXPECT_THROW(attempt("a100-80gb", Precision::FP8), BadInput);
+  EXPECT_THROW(attempt("a100-80gb", Precision::INT4), BadInput);
+  // Where the device has the format, the narrower math is faster.
+  EXPECT_LT(attempt("h100", Precision::FP8).step_time.si(), attempt("h100", Precision::BF16).step_time.si());
+}
+
+// Without --seq-len the step uses the model's own length, within its window (gpt2: 1024 tokens).
+TEST(Training, DefaultSequenceLengthFitsTheModelsWindow) {
+  TrainingRequest r = req(8, 1, 1, 8, 0);
+  r.seq_len.reset();
+  const TrainingResult res = train(cat().model("gpt2"), cat().hardware("h100"),
+                                   FleetCatalog::builtin().standard_cluster("h100", 8), r);
+  EXPECT_EQ(res.seq_len, cat().model("gpt2").tf.max_seq);
+}
+

@@ -62,7 +62,8 @@ ServingRequest serving_request(const ServeOptions& o, const Catalog& catalog, co
   return r;
 }
 
-// The continuous-batching question on the same replica (the TP `serve` chose).
+// The continuous-batching question on the same replica (the TP `serve` chose); disaggregated, on
+// its decode GPUs, which hold the running requests' KV caches.
 BatchingRequest batching_request(const ServeOptions& o, const ServingRequest& r, const ServingResult& s) {
   BatchingRequest b;
   b.fleet = r.fleet;
@@ -77,7 +78,7 @@ BatchingRequest batching_request(const ServeOptions& o, const ServingRequest& r,
   b.precision = r.precision;
   b.kv_precision = r.kv_precision;
   b.quantize_head = r.quantize_head;
-  b.tp = s.tp;
+  b.tp = s.disaggregated ? s.decode_tp : s.tp;
   b.memory_utilization = r.memory_utilization;
   b.efficiency = r.efficiency;
   b.runtime = r.runtime;
@@ -105,6 +106,10 @@ struct ServeAnswer {
   const ServingOutlook& money;
 };
 
+// The deployment serves when this batch fits its memory ledger and the runtime's KV pool (after its
+// start-up reserve) admits at least one request within the ITL SLO.
+bool serves(const ServeAnswer& a) { return a.s.feasible && a.cb.feasible; }
+
 ordered_json serve_json(const ServeAnswer& a) {
   const ServingResult& s = a.s;
   const ServingRequest& r = a.r;
@@ -118,7 +123,7 @@ ordered_json serve_json(const ServeAnswer& a) {
   j["tp"] = s.tp;
   if (s.disaggregated) j["decode_tp"] = s.decode_tp;
   j["gpus"] = s.gpus;
-  j["feasible"] = s.feasible;
+  j["feasible"] = serves(a);
   j["ttft_s"] = s.ttft.si();
   j["itl_s"] = s.itl.si();
   j["e2e_latency_s"] = s.e2e_latency.si();
@@ -165,7 +170,9 @@ ordered_json serve_json(const ServeAnswer& a) {
                                   {"paged", a.cb.paged.max_concurrent_requests}};
   j["continuous_batching"] = {{"page_size", a.b.page_size},
                               {"mean_tokens", a.cb.mean_tokens},
-                              {"kv_budget_bytes", a.cb.kv_budget.si()},
+                              {"kv_budget_bytes", std::max(0.0, a.cb.kv_budget.si())},
+                              {"kv_shortfall_bytes", std::max(0.0, -a.cb.kv_budget.si())},
+                              {"feasible", a.cb.feasible},
                               {"static", allocator_json(a.cb.static_alloc)},
                               {"paged", allocator_json(a.cb.paged)},
                               {"speedup_vs_static", a.cb.speedup_vs_static}};
@@ -195,7 +202,8 @@ std::vector<std::vector<std::string>> serve_table_rows(const ServeAnswer& a) {
        fmt::format("of {} usable ({})", format_bytes(s.memory_capacity), format_percent(s.memory_utilization))},
       {"max concurrent (static)", std::to_string(cb.static_alloc.max_concurrent_requests), cb.static_alloc.binding},
       {"max concurrent (paged)", std::to_string(cb.paged.max_concurrent_requests), cb.paged.binding},
-      {"feasible", s.feasible ? "yes" : "NO", ""}};
+      {"feasible", serves(a) ? "yes" : "NO",
+       s.feasible && !cb.feasible ? "continuous batching admits no request" : ""}};
   if (s.disaggregated) rows.insert(rows.begin() + 2, {"KV transfer", format_time(s.kv_transfer), ""});
   return rows;
 }
@@ -211,7 +219,8 @@ int run_serve(const GlobalOptions& g, const ServeOptions& o) {
   const ServingRequest r = serving_request(o, catalog, fleet.get(), custom_draft);
   const ServingResult s = serve(model, hw, r);
   const BatchingRequest b = batching_request(o, r, s);
-  const BatchingResult cb = continuous_batching(model, hw, b);
+  const HardwareSpec& pool_hw = r.decode_hardware ? *r.decode_hardware : hw;  // holds the KV caches
+  const BatchingResult cb = continuous_batching(model, pool_hw, b);
   const ServingOutlook money = serving_outlook(s, o.costs.costs());
   const ServeAnswer answer{model, hw, r, s, b, cb, money};
   const ordered_json j = serve_json(answer);
@@ -222,8 +231,11 @@ int run_serve(const GlobalOptions& g, const ServeOptions& o) {
     std::cout << text_grid({"metric", "value", "note"}, serve_table_rows(answer)) << trace_text(j["trace"])
               << accuracy_line_for("serving", kGraphGroup, hw.id)
               << accuracy_line_for("capacity", kGraphGroup);  // the KV pool behind "max concurrent"
-  if (!s.feasible) {
-    std::cerr << "error: " << serving_does_not_fit_message(s, model, hw) << "\n";
+  if (!serves(answer)) {
+    std::cerr << "error: "
+              << (s.feasible ? model.id + " serving on " + pool_hw.id + ": " + batching_does_not_fit_message(cb, b, pool_hw)
+                             : serving_does_not_fit_message(s, model))
+              << "\n";
     return kExitDoesNotFit;
   }
   return kExitOk;

@@ -111,7 +111,8 @@ inline std::unique_ptr<TrainSetup> make_train_setup(const GlobalOptions& g, cons
                                  s->hw->id, s->cluster.id, s->cluster.nodes, s->cluster.node.accelerator));
   } else {
     s->hw = &s->catalog->hardware(o.hardware);
-    if (o.gpus < 1) throw BadInput("--gpus N is required with --hardware (or use --cluster NAME)");
+    if (o.gpus == 0) throw BadInput("--gpus N is required with --hardware (or use --cluster NAME)");
+    if (o.gpus < 0) throw BadInput(fmt::format("--gpus must be >= 1, got {}", o.gpus));
     s->cluster = fleet.standard_cluster(s->hw->id, o.gpus);
   }
   TrainingRequest& r = s->request;

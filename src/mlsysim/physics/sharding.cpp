@@ -1,5 +1,7 @@
 #include "mlsysim/physics/sharding.hpp"
 
+#include <algorithm>
+
 #include <string>
 
 #include "mlsysim/errors.hpp"
@@ -57,7 +59,12 @@ ModelSpec shard_transformer(const ModelSpec& model, const ShardPlan& plan) {
   split_layers(tf.layers, "layers");
   split_layers(tf.encoder_layers, "encoder layers");
   split_layers(tf.decoder_layers, "decoder layers");
-  tf.first_dense_layers = std::min(tf.first_dense_layers, tf.layers);
+  // The shard is the busiest stage: ceil(L/p) layers, and where the first layers are dense (an MoE
+  // model's first_dense_layers, DeepSeek-V3's 3 of 61) the last stage's, which holds the fewest of
+  // them (the heaviest layers being the MoE ones): the dense layers beyond the other stages' share.
+  const int layers_before_last_stage = model.tf.layers - tf.layers;
+  tf.first_dense_layers =
+      std::clamp(model.tf.first_dense_layers - layers_before_last_stage, 0, tf.layers);
   s.published_params.reset();
   return s;
 }

@@ -158,6 +158,22 @@ void resolve_shape(const ModelSpec& model, const SolveRequest& request, Profile&
   validate(model, request, p.seq_len, p.context);
 }
 
+// Training runs its forward and backward in floating point (mixed precision over fp32 master
+// weights): an integer format, or a narrow format the device cannot compute in (weight-only
+// quantization is an inference technique), would price a step nobody can run.
+void check_training_precision(const HardwareSpec& hw, const Profile& p) {
+  const std::string wanted(to_string(p.precision));
+  if (p.precision == Precision::INT8 || p.precision == Precision::INT4)
+    throw BadInput(fmt::format("--precision {}: training computes in floating point (bf16/fp16, or fp8 mixed "
+                               "precision where the device has it); {} is an inference format: use --precision "
+                               "bf16{}",
+                               wanted, wanted, hw.supports(Precision::FP8) ? " or fp8" : ""));
+  if (p.precision_fallback && bytes_per_element(p.precision) < 2.0)
+    throw BadInput(fmt::format("--precision {}: {} has no {} compute path, and training cannot run weight-only "
+                               "quantized: use --precision {}",
+                               wanted, hw.id, wanted, hw.supports(Precision::FP8) ? "fp8 or bf16" : "bf16"));
+}
+
 // Weight, math and KV-cache precisions on this device (fallbacks reported, impossibilities rejected).
 void resolve_precisions(const HardwareSpec& hw, const SolveRequest& request, Profile& p) {
   p.precision = request.precision.value_or(default_precision(hw));
@@ -175,6 +191,7 @@ void resolve_precisions(const HardwareSpec& hw, const SolveRequest& request, Pro
   } else {
     p.compute_precision = compute_precision_for(hw, p.precision, p.precision_fallback);
   }
+  if (p.phase == Phase::Train) check_training_precision(hw, p);
   // The KV cache is stored at the math precision (8-bit math -> 8-bit KV), never below 8 bits.
   Precision kv_default = p.compute_precision;
   if (bytes_per_element(kv_default) < 1.0)

@@ -71,11 +71,11 @@ std::vector<TrainingRequest> enumerate_layouts(const ModelSpec& model, const Clu
             if (req.global_batch % (replicas * b) != 0) continue;
             const int m = req.global_batch / (replicas * b);
             // Interleaved 1F1B (Narayanan et al. 2021): v model chunks per GPU, needs the
-            // micro-batch count to be a multiple of pp and at least one layer per chunk.
+            // micro-batch count to be a multiple of pp and the layers to split evenly into chunks.
             std::vector<int> vs{1};
             if (req.search_interleaving && pp > 1 && m % pp == 0)
               for (int v = 2; v <= 8; ++v)
-                if (pp * v <= tf.layers) vs.push_back(v);
+                if (interleaving_splits_evenly(tf.layers, pp, v)) vs.push_back(v);
             // Sequence parallelism (Korthikanti et al. 2022) only changes anything with TP.
             const std::vector<bool> sps = tp > 1 ? std::vector<bool>{true, false} : std::vector<bool>{true};
             for (int v : vs)

@@ -8,14 +8,17 @@
 namespace mlsysim {
 namespace {
 
-void check_positive(double v, const char* flag, const char* hint) {
-  if (!(v > 0) || !std::isfinite(v)) throw BadInput(fmt::format("{} must be > 0, got {} ({})", flag, v, hint));
+// `scale` converts the SI value back into the flag's unit (hours, GB/s) for the message.
+void check_positive(double v, const char* flag, const char* hint, double scale = 1.0) {
+  if (!(v > 0) || !std::isfinite(v))
+    throw BadInput(fmt::format("{} must be > 0, got {} ({})", flag, v / scale, hint));
 }
 
 void check_options(const RunOptions& o) {
-  check_positive(o.gpu_mtbf.si(), "--gpu-mtbf-hours", "hours between job-interrupting failures per GPU; Llama 3: 50677");
+  check_positive(o.gpu_mtbf.si(), "--gpu-mtbf-hours", "hours between job-interrupting failures per GPU; Llama 3: 50677",
+                 3600.0);
   check_positive(o.checkpoint_bandwidth.si(), "--checkpoint-bandwidth",
-                 "GB/s the cluster's storage sustains; Llama 3: 2000");
+                 "GB/s the cluster's storage sustains; Llama 3: 2000", 1e9);
   if (!(o.restart.si() >= 0) || !std::isfinite(o.restart.si()))
     throw BadInput(fmt::format("--restart-minutes must be >= 0, got {}", o.restart.si() / 60.0));
   if (!(o.checkpoint_interval.si() >= 0) || !std::isfinite(o.checkpoint_interval.si()))

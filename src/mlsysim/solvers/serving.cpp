@@ -59,11 +59,14 @@ ServingDeployment make_deployment(const ModelSpec& model, const HardwareSpec& hw
     d.link_name = hw.interconnect->name;
     const FleetCatalog& fleet = fleet_or_null ? *fleet_or_null : FleetCatalog::builtin();
     if (tp > 1 && efficiency <= 0 && fleet.has_standard_node(hw.id)) {
+      // A TP group wider than one node spans nodes: its all-reduces cross the scale-out network
+      // (the collective model places the group on the cluster), not the GPU's own NVLink.
       Cluster node = fleet.standard_cluster(hw.id, tp);
-      if (node.gpus_per_node() >= tp) {
-        d.link_name = node.scale_up.name;
-        d.node = std::move(node);
-      }
+      d.link_name = node.gpus_per_node() >= tp
+                        ? node.scale_up.name
+                        : fmt::format("{} within each node and {} across {} nodes", node.scale_up.name,
+                                      node.scale_out.name, (tp + node.gpus_per_node() - 1) / node.gpus_per_node());
+      d.node = std::move(node);
     }
   } else if (hw.host_link) {
     d.link = {hw.host_link->per_direction * kPcieAchievedShare, hw.host_link->latency};
@@ -128,7 +131,8 @@ std::string reserve_remedy(const ServingReserve& reserve, Bytes pool_shortfall) 
   if (reserve.sampler_peak > reserve.forward_peak)
     return fmt::format("; or lower --max-batch: vLLM's start-up sampler pass over {:.0f} sequences "
                        "reserves {}", reserve.sampler_rows, format_bytes(reserve.sampler_peak));
-  return fmt::format("; or lower --max-batched-tokens: vLLM's start-up forward pass reserves {}",
+  return fmt::format("; or lower the batched-token budget (vLLM --max-num-batched-tokens, `simulate "
+                     "--max-batched-tokens`): vLLM's start-up forward pass reserves {}",
                      format_bytes(reserve.forward_peak));
 }
 
@@ -374,6 +378,9 @@ class ServingSolve {
     out_.draft_per_gpu = worst.draft;
     out_.memory_footprint = worst.total();
     out_.memory_capacity = worst_hw.memory_usable;
+    out_.memory_hardware = worst_hw.id;
+    out_.memory_on_decode = disaggregated_ && dec_share > pre_share;
+    out_.memory_tp = out_.memory_on_decode ? out_.decode_tp : out_.tp;
     out_.memory_available = usable_budget(worst_hw, r_.memory_utilization);
     out_.memory_utilization = out_.memory_footprint / out_.memory_capacity;
     out_.feasible = pre_share <= 1.0 && dec_share <= 1.0;
@@ -510,18 +517,19 @@ ServingResult serve(const ModelSpec& model, const HardwareSpec& hw, const Servin
   return last;
 }
 
-std::string serving_does_not_fit_message(const ServingResult& r, const ModelSpec& model,
-                                         const HardwareSpec& hw) {
+std::string serving_does_not_fit_message(const ServingResult& r, const ModelSpec& model) {
   if (r.feasible) return {};
+  const char* tp_flag = r.memory_on_decode ? "--decode-tp" : "--tp";
   std::string msg = fmt::format(
-      "{} serving needs {} per GPU at tp={} (weights {}, KV cache {}, activations {}{}), {} has {} "
+      "{} serving needs {} per {}GPU at {}={} (weights {}, KV cache {}, activations {}{}), {} has {} "
       "usable ({} x memory utilization)",
-      model.id, format_bytes(r.memory_footprint), r.tp, format_bytes(r.weights_per_gpu),
-      format_bytes(r.kv_cache_per_gpu), format_bytes(r.activations_per_gpu),
-      r.draft_per_gpu.si() > 0 ? ", draft " + format_bytes(r.draft_per_gpu) : "", hw.id,
+      model.id, format_bytes(r.memory_footprint), r.memory_on_decode ? "decode " : "", tp_flag + 2,
+      r.memory_tp, format_bytes(r.weights_per_gpu), format_bytes(r.kv_cache_per_gpu),
+      format_bytes(r.activations_per_gpu),
+      r.draft_per_gpu.si() > 0 ? ", draft " + format_bytes(r.draft_per_gpu) : "", r.memory_hardware,
       format_bytes(r.memory_available), format_bytes(r.memory_capacity));
   std::vector<std::string> remedies;
-  if (r.tp < kMaxTensorParallel) remedies.push_back(fmt::format("--tp {}", r.tp * 2));
+  if (r.memory_tp < kMaxTensorParallel) remedies.push_back(fmt::format("{} {}", tp_flag, r.memory_tp * 2));
   if (r.kv_cache_per_gpu.si() > 0) {
     const double per_req = r.kv_cache_per_gpu.si();  // for the whole batch
     const double spare = (r.memory_available - r.weights_per_gpu - r.activations_per_gpu - r.draft_per_gpu).si();
@@ -633,15 +641,29 @@ void explain_batching(const ModelSpec& model, const HardwareSpec& hw, const Batc
   line("Static", out.static_alloc, "reserve the maximum length, as Orca/FasterTransformer");
   line("Paged", out.paged, fmt::format("PagedAttention, Kwon et al. 2023, {}-token blocks", r.page_size));
   t.push_back(fmt::format("Paged / static throughput: {:.2f}x.", out.speedup_vs_static));
-  if (!out.feasible)
-    t.push_back(fmt::format("DOES NOT FIT: weights {} + runtime reserve {} leave no KV memory in {} "
-                            "usable: use --tp {} or a lower --precision{}.",
-                            format_bytes(out.weights_per_gpu), format_bytes(out.reserve.total()),
-                            format_bytes(usable_budget(hw, r.memory_utilization)), r.tp * 2,
-                            reserve_remedy(out.reserve, Bytes(-out.kv_budget.si()))));
+  if (!out.feasible) t.push_back("DOES NOT FIT: " + batching_does_not_fit_message(out, r, hw) + ".");
 }
 
 }  // namespace
+
+std::string batching_does_not_fit_message(const BatchingResult& out, const BatchingRequest& r,
+                                          const HardwareSpec& hw) {
+  if (out.feasible) return {};
+  if (out.kv_budget.si() <= 0)
+    return fmt::format("weights {} + runtime reserve {} leave no KV memory in {} usable: use --tp {} or a "
+                       "lower --precision{}",
+                       format_bytes(out.weights_per_gpu), format_bytes(out.reserve.total()),
+                       format_bytes(usable_budget(hw, r.memory_utilization)), r.tp * 2,
+                       reserve_remedy(out.reserve, Bytes(-out.kv_budget.si())));
+  const AllocatorCapacity& c = out.paged;
+  if (c.memory_limit < 1)
+    return fmt::format("the {} KV pool holds less than one request ({} allocated per request): use --tp {}, a "
+                       "lower --kv-precision, or shorter requests",
+                       format_bytes(out.kv_budget), format_bytes(c.kv_allocated_per_request), r.tp * 2);
+  return fmt::format("no batch meets the ITL SLO of {}: one request alone decodes slower; raise --itl-slo-ms "
+                     "or add --tp",
+                     format_time(r.itl_slo.value_or(Seconds(0))));
+}
 
 BatchingResult continuous_batching(const ModelSpec& model, const HardwareSpec& hw,
                                    const BatchingRequest& r) {

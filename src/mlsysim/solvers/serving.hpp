@@ -138,6 +138,11 @@ struct ServingResult {
   Bytes weights_per_gpu{}, kv_cache_per_gpu{}, activations_per_gpu{}, draft_per_gpu{};
   Bytes memory_footprint{}, memory_available{};
   Bytes memory_capacity{};  // the device's usable memory (HardwareSpec::memory_usable)
+  // Whose ledger that is: the prefill GPUs (--hardware, tp) or, disaggregated, the decode GPUs
+  // (--decode-hardware, decode_tp) when they are fuller.
+  std::string memory_hardware;
+  int memory_tp = 1;
+  bool memory_on_decode = false;
   double memory_utilization = 0;      // footprint / capacity
   // Speculative decoding details.
   bool speculative = false;
@@ -150,9 +155,8 @@ struct ServingResult {
 };
 
 ServingResult serve(const ModelSpec& model, const HardwareSpec& hw, const ServingRequest& r);
-// "needs X per GPU, has Y": required vs available with concrete remedies; empty when feasible.
-std::string serving_does_not_fit_message(const ServingResult& r, const ModelSpec& model,
-                                         const HardwareSpec& hw);
+// "needs X per GPU, has Y" on the fuller side's GPUs, with concrete remedies; empty when feasible.
+std::string serving_does_not_fit_message(const ServingResult& r, const ModelSpec& model);
 
 // ---- ContinuousBatchingModel --------------------------------------------------------------------
 struct BatchingRequest {
@@ -199,5 +203,9 @@ struct BatchingResult {
 
 BatchingResult continuous_batching(const ModelSpec& model, const HardwareSpec& hw,
                                    const BatchingRequest& r);
+// Why continuous batching admits no request (no KV pool after the runtime's reserve, a pool smaller
+// than one request, or an ITL SLO no batch meets), with remedies; empty when it admits one.
+std::string batching_does_not_fit_message(const BatchingResult& out, const BatchingRequest& r,
+                                          const HardwareSpec& hw);
 
 }  // namespace mlsysim

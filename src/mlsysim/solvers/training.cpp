@@ -149,17 +149,24 @@ Resolved resolve_layout(const ModelSpec& model, const Cluster& c, const Training
           r.gpus % model_parallel == 0 ? fmt::format("use --dp {} (or omit --dp)", r.gpus / model_parallel)
                                        : fmt::format("use --gpus {}", model_parallel * r.dp)));
   } else {
+    if (model_parallel > r.gpus)
+      throw BadInput(fmt::format("TP x PP x CP x EP = {} x {} x {} x {} = {} GPUs for one model replica, more than "
+                                 "the {} given: use --gpus {} (or a multiple), or a smaller layout",
+                                 r.tp, r.pp, r.cp, r.ep, model_parallel, r.gpus, model_parallel));
     if (r.gpus % model_parallel != 0)
       throw BadInput(fmt::format(
           "TP x PP x CP x EP = {} does not divide {} GPUs, so DP = N/(TP PP CP EP) is not an integer; "
           "use --gpus {} or {}, or change the layout", model_parallel, r.gpus,
-          (r.gpus / model_parallel) * model_parallel > 0 ? (r.gpus / model_parallel) * model_parallel : model_parallel,
-          (r.gpus / model_parallel + 1) * model_parallel));
+          (r.gpus / model_parallel) * model_parallel, (r.gpus / model_parallel + 1) * model_parallel));
     r.dp = r.gpus / model_parallel;
   }
   if (model.tf.experts == 0 && r.ep > 1)
     throw BadInput(model.id + " is dense (no experts): --ep must be 1");
-  r.S = rq.seq_len.value_or(model.tf.default_seq > 0 ? model.tf.default_seq : 2048);
+  // Default: the model's own training length, else 2048 tokens within its window (gpt2: 1024).
+  const int default_seq = model.tf.default_seq > 0 ? model.tf.default_seq
+                          : model.tf.max_seq > 0   ? std::min(2048, model.tf.max_seq)
+                                                   : 2048;
+  r.S = rq.seq_len.value_or(default_seq);
   if (model.tf.max_seq > 0 && r.S > model.tf.max_seq)
     throw BadInput(fmt::format("--seq-len {} exceeds {}'s maximum context {}", r.S, model.id, model.tf.max_seq));
   if (r.S % r.cp != 0)
@@ -186,13 +193,22 @@ Resolved resolve_layout(const ModelSpec& model, const Cluster& c, const Training
       throw BadInput(fmt::format("the interleaved schedule needs micro-batches ({}) divisible by pp ({}) "
                                  "(Narayanan et al. 2021 sec. 2.2.2); use a global batch of {} x k",
                                  r.m, r.pp, r.replicas * r.b * r.pp));
-    if (r.pp * r.v > model.tf.layers)
-      throw BadInput(fmt::format("{} layers cannot fill pp x vpp = {} model chunks (at least one layer each); "
-                                 "use --vpp <= {}", model.tf.layers, r.pp * r.v, model.tf.layers / r.pp));
+    if (!interleaving_splits_evenly(model.tf.layers, r.pp, r.v)) {
+      std::string valid;
+      for (int v = 2; v <= model.tf.layers / r.pp; ++v)
+        if (interleaving_splits_evenly(model.tf.layers, r.pp, v)) valid += (valid.empty() ? "" : ", ") + std::to_string(v);
+      throw BadInput(fmt::format(
+          "--vpp {} with --pp {}: the interleaved schedule needs {}'s {} layers split evenly into pp x vpp "
+          "chunks (layers % pp == 0, (layers / pp) % vpp == 0); {}",
+          r.v, r.pp, model.id, model.tf.layers,
+          valid.empty() ? fmt::format("no vpp > 1 does at pp {}: drop --vpp or use a pp dividing {}", r.pp,
+                                      model.tf.layers)
+                        : "valid vpp at this pp: " + valid));
+    }
   }
   if (r.pp > model.tf.layers)
-    throw BadInput(fmt::format("pp={} exceeds {}'s {} layers; valid pp: {}", r.pp, model.id, model.tf.layers,
-                               divisors_of(model.tf.layers)));
+    throw BadInput(fmt::format("pp={} exceeds {}'s {} layers: use pp <= {} (divisors split them evenly: {})",
+                               r.pp, model.id, model.tf.layers, model.tf.layers, divisors_of(model.tf.layers)));
   return r;
 }
 
@@ -614,6 +630,10 @@ void add_time_to_train(const TrainingRequest& rq, double tokens_per_step, Traini
 }
 
 }  // namespace
+
+bool interleaving_splits_evenly(int layers, int pp, int vpp) {
+  return pp >= 1 && vpp >= 1 && layers % pp == 0 && (layers / pp) % vpp == 0;
+}
 
 void check_run_lengths(std::optional<int> seq_len, std::optional<double> tokens) {
   if (seq_len && *seq_len < 1) throw BadInput(fmt::format("--seq-len must be >= 1, got {}", *seq_len));

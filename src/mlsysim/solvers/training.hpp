@@ -160,6 +160,11 @@ class TrainingEvaluator {
 // The evaluator and the layout search check them the same way, the search before it starts.
 void check_run_lengths(std::optional<int> seq_len, std::optional<double> tokens);
 
+// Megatron-LM's interleaved schedule gives each GPU v model chunks of equal depth: the layers must
+// split evenly over pp stages, and each stage's over its v chunks (layers % pp == 0 and
+// (layers / pp) % v == 0; Narayanan et al. 2021 sec. 2.2, Megatron-LM's argument checks).
+bool interleaving_splits_evenly(int layers, int pp, int vpp);
+
 // One call: evaluate a layout (the train command and the Python binding use this).
 TrainingResult train(const ModelSpec& model, const HardwareSpec& hw, const Cluster& cluster,
                      const TrainingRequest& request);
