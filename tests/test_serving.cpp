@@ -117,11 +117,24 @@ TEST(ServingPart2, SpeculativeDecodingSpeedsUpOrSlowsDown) {
   EXPECT_GT(s.speculative_speedup, 1.0);
   EXPECT_NEAR(s.speculative_speedup, s.itl_plain / s.itl, 1e-12);
   EXPECT_GT(s.draft_per_gpu.si(), 8e9 * 2);  // draft weights (+ its KV) are counted
-  // A draft as large as the target never pays.
+  // The draft prefills the prompt too: TTFT = the target's prefill + the draft's.
+  SolveRequest draft_prefill;
+  draft_prefill.phase = Phase::Prefill, draft_prefill.seq_len = 1024;
+  EXPECT_NEAR(s.draft_prefill.si(), solve(model("llama3-8b"), hw("h200"), draft_prefill).latency.si(), 1e-12);
+  ServingRequest plain = req(1024, 1, 128);
+  EXPECT_NEAR(s.ttft.si(), serve(model("llama3-70b"), hw("h200"), plain).ttft.si() + s.draft_prefill.si(), 1e-12);
+  // A draft as large as the target never pays; one with another tokenizer cannot draft at all.
   ServingRequest same = req(1024, 1, 128);
   same.draft_model = &model("llama3-8b");
   same.acceptance_rate = 0.5;
   EXPECT_LT(serve(model("llama3-8b"), hw("h100"), same).speculative_speedup, 1.0);
+  same.draft_model = &model("gpt2");  // 50257 tokens vs Llama 3's 128256
+  EXPECT_THROW(serve(model("llama3-70b"), hw("h100"), same), BadInput);
+  // A small draft that is rarely accepted slows decoding down.
+  ServingRequest poor = req(1024, 1, 128);
+  poor.draft_model = &model("llama3.2-3b");
+  poor.acceptance_rate = 0.1;
+  EXPECT_LT(serve(model("llama3-8b"), hw("h100"), poor).speculative_speedup, 1.0);
 }
 
 TEST(ServingPart2, TensorParallelWhenTheModelDoesNotFit) {

@@ -22,8 +22,9 @@ struct CompressOptions {
   std::optional<int> target_bitwidth;
   double sparsity = 0.5, qps = 0, efficiency = 0;
   OperatingCostFlags costs;
-  int batch = 1, context = 1024, prefill_tokens = 2048, fleet_batch = 8, fleet_seq_len = 4096,
-      fleet_output_len = 256;
+  int batch = 1, fleet_batch = 8, fleet_output_len = 256;
+  // Unset: the solver's defaults, shortened to the model's window (CompressionRequest).
+  std::optional<int> context, prefill_tokens, fleet_seq_len;
   bool no_fleet = false, quantize_head = false;
 };
 
@@ -72,6 +73,24 @@ CompressionRequest compression_request(const CompressOptions& o) {
   return r;
 }
 
+// A fleet row; a variant that does not fit has no replica, so its serving figures are null.
+ordered_json fleet_row_json(const FleetRow& f) {
+  const auto& rp = f.replica;
+  const auto or_null = [&](auto value) { return rp ? ordered_json(value(*rp)) : ordered_json(nullptr); };
+  return {{"label", f.label},
+          {"model_size_bytes", f.model_size.si()},
+          {"feasible", f.feasible()},
+          {"gpus_per_replica", or_null([](const FleetReplica& x) { return x.gpus_per_replica; })},
+          {"ttft_s", or_null([](const FleetReplica& x) { return x.ttft.si(); })},
+          {"itl_s", or_null([](const FleetReplica& x) { return x.itl.si(); })},
+          {"replica_qps", or_null([](const FleetReplica& x) { return x.replica_qps; })},
+          {"replicas", or_null([](const FleetReplica& x) { return x.replicas; })},
+          {"total_gpus", or_null([](const FleetReplica& x) { return x.total_gpus; })},
+          {"annual_cost_usd", or_null([](const FleetReplica& x) { return x.annual_cost.si(); })},
+          {"annual_energy_mwh", or_null([](const FleetReplica& x) { return x.annual_energy.si() / 3.6e9; })},
+          {"annual_emissions_t_co2", or_null([](const FleetReplica& x) { return x.annual_emissions.si() / 1e3; })}};
+}
+
 ordered_json compress_json(const ModelSpec& model, const HardwareSpec& hw, const CompressionRequest& r,
                            const CompressionResult& c) {
   ordered_json j;
@@ -98,20 +117,19 @@ ordered_json compress_json(const ModelSpec& model, const HardwareSpec& hw, const
   j["accuracy_delta_range"] = {{"low", c.accuracy_delta_low}, {"high", c.accuracy_delta_high}};
   j["accuracy_source"] = c.accuracy_source;
   j["accuracy_note"] = "literature range, not a prediction";
+  j["prefill_bottleneck"] = {{"baseline", to_string(c.baseline_prefill_wall)},
+                             {"compressed", to_string(c.compressed_prefill_wall)}};
+  j["decode_fits"] = {{"baseline", c.baseline_decode_fit.fits}, {"compressed", c.compressed_decode_fit.fits}};
+  j["prefill_fits"] = {{"baseline", c.baseline_prefill_fit.fits}, {"compressed", c.compressed_prefill_fit.fits}};
+  j["stored_dense"] = c.stored_dense;
+  j["shapes"] = {{"batch", c.shapes.batch},
+                 {"context", c.shapes.context},
+                 {"prefill_tokens", c.shapes.prefill_tokens},
+                 {"fleet_batch", c.shapes.fleet_batch},
+                 {"fleet_seq_len", c.shapes.fleet_seq_len},
+                 {"fleet_output_len", c.shapes.fleet_output_len}};
   ordered_json fleet = ordered_json::array();
-  for (const auto& f : c.fleet)
-    fleet.push_back({{"label", f.label},
-                     {"model_size_bytes", f.model_size.si()},
-                     {"feasible", f.feasible},
-                     {"gpus_per_replica", f.gpus_per_replica},
-                     {"ttft_s", f.ttft.si()},
-                     {"itl_s", f.itl.si()},
-                     {"replica_qps", f.replica_qps},
-                     {"replicas", f.replicas},
-                     {"total_gpus", f.total_gpus},
-                     {"annual_cost_usd", f.annual_cost.si()},
-                     {"annual_energy_mwh", f.annual_energy.si() / 3.6e9},
-                     {"annual_emissions_t_co2", f.annual_emissions.si() / 1e3}});
+  for (const auto& f : c.fleet) fleet.push_back(fleet_row_json(f));
   j["gpu_hour_usd"] = c.gpu_hour_usd;
   j["fleet"] = fleet;
   j["trace"] = c.trace;
@@ -119,30 +137,62 @@ ordered_json compress_json(const ModelSpec& model, const HardwareSpec& hw, const
   return j;
 }
 
-void print_compress_table(const CompressionResult& c, const ordered_json& j) {
+// " (does not fit on one h100)" when either variant's step exceeds the device: the times stand,
+// the trace says what it needs.
+std::string unfit_note(const StepFit& baseline, const StepFit& compressed, const std::string& device) {
+  if (baseline.fits && compressed.fits) return "";
+  const char* who = !baseline.fits && !compressed.fits ? "neither fits" : !baseline.fits ? "baseline does not fit"
+                                                                                          : "compressed does not fit";
+  return fmt::format("; {} on one {}", who, device);
+}
+
+// A fleet row's cells: '-' where a variant that does not fit has nothing to count or price.
+std::vector<std::string> fleet_cells(const FleetRow& f) {
+  if (!f.replica) return {f.label, format_bytes(f.model_size), "does not fit", "-", "-", "-", "-", "-", "-"};
+  const FleetReplica& r = *f.replica;
+  return {f.label, format_bytes(f.model_size), std::to_string(r.gpus_per_replica),
+          fmt::format("{:.3g}", r.replica_qps), std::to_string(r.replicas), std::to_string(r.total_gpus),
+          fmt::format("${:.0f}", r.annual_cost.si()), fmt::format("{:.3g}", r.annual_energy.si() / 3.6e9),
+          fmt::format("{:.3g}", r.annual_emissions.si() / 1e3)};
+}
+
+void print_compress_table(const HardwareSpec& hw, const CompressionResult& c, const ordered_json& j) {
+  const CompressionShapes& sh = c.shapes;
   std::cout << text_grid({"metric", "value"},
                          {{"method", c.label},
                           {"stored size", fmt::format("{} -> {} ({:.2f}x)", format_bytes(c.original_size),
                                                       format_bytes(c.compressed_size), c.compression_ratio)},
-                          {"decode speedup", fmt::format("{:.2f}x ({} -> {}, {}-bound)", c.inference_speedup,
-                                                         format_time(c.baseline_itl), format_time(c.compressed_itl),
-                                                         to_string(c.compressed_decode_wall))},
-                          {"prefill speedup", fmt::format("{:.2f}x", c.prefill_speedup)},
+                          {"decode speedup", fmt::format("{:.2f}x ({} -> {}, {}-bound; batch {}, {} cached{})",
+                                                         c.inference_speedup, format_time(c.baseline_itl),
+                                                         format_time(c.compressed_itl),
+                                                         to_string(c.compressed_decode_wall), sh.batch, sh.context,
+                                                         unfit_note(c.baseline_decode_fit, c.compressed_decode_fit, hw.id))},
+                          {"prefill speedup", fmt::format("{:.2f}x (batch {} x {} tokens{})", c.prefill_speedup,
+                                                          sh.batch, sh.prefill_tokens,
+                                                          unfit_note(c.baseline_prefill_fit, c.compressed_prefill_fit, hw.id))},
                           {"accuracy change", fmt::format("{:+.1f}% to {:+.1f}% (literature range)",
                                                           c.accuracy_delta_low * 100, c.accuracy_delta_high * 100)}});
   if (!c.fleet.empty()) {
     std::vector<std::vector<std::string>> rows;
-    for (const auto& f : c.fleet)
-      rows.push_back({f.label, format_bytes(f.model_size),
-                      f.feasible ? std::to_string(f.gpus_per_replica) : "does not fit",
-                      fmt::format("{:.3g}", f.replica_qps), std::to_string(f.replicas),
-                      std::to_string(f.total_gpus), fmt::format("${:.0f}", f.annual_cost.si()),
-                      fmt::format("{:.3g}", f.annual_energy.si() / 3.6e9),
-                      fmt::format("{:.3g}", f.annual_emissions.si() / 1e3)});
+    for (const auto& f : c.fleet) rows.push_back(fleet_cells(f));
     std::cout << "\n" << text_grid({"fleet", "weights", "GPUs/replica", "req/s/replica", "replicas",
                                     "GPUs", "annual cost", "MWh/yr", "t CO2/yr"}, rows);
   }
   std::cout << trace_text(j["trace"]);
+}
+
+// One record per fleet variant: the summary's columns, repeated, then that row's as fleet_*; without
+// a fleet table, the summary alone. CSV then carries everything JSON does but the trace.
+std::string compress_csv(const ordered_json& j) {
+  const ordered_json summary = flatten_for_csv(j);  // drops the arrays (fleet, trace)
+  if (j["fleet"].empty()) return csv_from_rows(ordered_json::array({summary}));
+  ordered_json rows = ordered_json::array();
+  for (const auto& f : j["fleet"]) {
+    ordered_json row = summary;
+    for (auto it = f.begin(); it != f.end(); ++it) row["fleet_" + it.key()] = *it;
+    rows.push_back(std::move(row));
+  }
+  return csv_from_rows(rows);
 }
 
 int run_compress(const GlobalOptions& g, const CompressOptions& o) {
@@ -152,8 +202,8 @@ int run_compress(const GlobalOptions& g, const CompressOptions& o) {
   const CompressionResult c = compress(w.model, w.hw, r);
   const ordered_json j = compress_json(w.model, w.hw, r, c);
   if (format == Format::Json) std::cout << j.dump(2) << "\n";
-  else if (format == Format::Csv) std::cout << csv_from_rows(ordered_json::array({flatten_for_csv(j)}));
-  else print_compress_table(c, j);
+  else if (format == Format::Csv) std::cout << compress_csv(j);
+  else print_compress_table(w.hw, c, j);
   return kExitOk;
 }
 
@@ -168,12 +218,12 @@ const CommandRegistrar registrar(12, "compress", [](CLI::App& app, const GlobalO
   cmd->add_option("--sparsity", o->sparsity, "Pruning: fraction of weights removed in [0, 1) (default 0.5)");
   cmd->add_option("--sparsity-type", o->sparsity_type, "Pruning: unstructured | structured | n_m (2:4)");
   cmd->add_option("--baseline", o->baseline, "Uncompressed precision (default fp16)");
-  cmd->add_option("--batch-size,-b", o->batch, "Decode step batch for the speedup (default 1)");
-  cmd->add_option("--context", o->context, "Decode step cached tokens (default 1024)");
-  cmd->add_option("--prefill-tokens", o->prefill_tokens, "Prefill step tokens (default 2048)");
+  cmd->add_option("--batch-size,-b", o->batch, "Sequences in the decode and prefill steps (default 1)");
+  cmd->add_option("--context", o->context, "Decode step cached tokens (default 1024, or the model's window - 1)");
+  cmd->add_option("--prefill-tokens", o->prefill_tokens, "Prefill step tokens per sequence (default 2048, or the window)");
   cmd->add_option("--qps", o->qps, "Fleet: target requests/s (0: one replica)");
   cmd->add_option("--fleet-batch", o->fleet_batch, "Fleet: requests per replica (default 8)");
-  cmd->add_option("--fleet-seq-len", o->fleet_seq_len, "Fleet: prompt tokens (default 4096)");
+  cmd->add_option("--fleet-seq-len", o->fleet_seq_len, "Fleet: prompt tokens (default 4096, shortened to fit the model's window)");
   cmd->add_option("--fleet-output-len", o->fleet_output_len, "Fleet: output tokens (default 256)");
   add_operating_cost_flags(cmd, o->costs);  // fleet: --gpu-hour-usd, --pue, --grid-kg-per-kwh
   cmd->add_option("--efficiency", o->efficiency, "Textbook model: one efficiency factor in (0, 1]");

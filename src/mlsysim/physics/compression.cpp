@@ -26,6 +26,10 @@ double sparse_storage_bytes_per_weight(double b, double s, SparsityType t) {
   return b;
 }
 
+bool sparse_format_pays(double b, double s, SparsityType t) {
+  return sparse_storage_bytes_per_weight(b, s, t) < b;
+}
+
 ModelSpec prune_structured(const ModelSpec& model, double sparsity) {
   if (!model.is_transformer())
     throw BadInput(model.id + " is not a transformer: structured pruning here removes FFN columns "
@@ -50,6 +54,13 @@ ModelSpec prune_structured(const ModelSpec& model, double sparsity) {
 
 bool has_sparse_path(const HardwareSpec& hw, Precision p) {
   return hw.sparse_peak[index_of(p)].si() > 0;
+}
+
+HardwareSpec weight_only_view(const HardwareSpec& hw, Precision weights) {
+  HardwareSpec v = hw;
+  v.dense_peak[index_of(weights)] = FlopsPerSecond(0);
+  v.sparse_peak[index_of(weights)] = FlopsPerSecond(0);
+  return v;
 }
 
 HardwareSpec sparse_tensor_view(const HardwareSpec& hw) {

@@ -19,6 +19,10 @@ const char* to_string(SparsityType t);
 
 // Stored bytes per original (dense) weight for unstructured or 2:4 sparsity.
 double sparse_storage_bytes_per_weight(double dense_bytes_per_weight, double sparsity, SparsityType t);
+// True when the sparse format is smaller than the dense matrix. Unstructured: its 1-bit bitmap
+// costs more than the removed values save below a sparsity of 1 / (8 b) (6.25% at 16 bits), where
+// a checkpoint stays dense.
+bool sparse_format_pays(double dense_bytes_per_weight, double sparsity, SparsityType t);
 
 // Width-pruned transformer keeping (1 - sparsity) of the FFN columns and of the KV groups (each
 // group keeps its heads/kv_heads query heads). Throws BadInput for non-transformers.
@@ -26,6 +30,11 @@ ModelSpec prune_structured(const ModelSpec& model, double sparsity);
 
 // True when the device runs 2:4 sparse math at `p` (a sparse peak is listed).
 bool has_sparse_path(const HardwareSpec& hw, Precision p);
+// The device as weight-only quantization uses it: no math path at the weights' precision, so the
+// engine dequantizes them into its 16-bit (else 32-bit) math, as GPTQ/AWQ/Marlin kernels and FP8
+// weight-only GEMMs do; memory traffic still moves the narrow weights. Keeps the id: the device's
+// standard node (TP all-reduces) and its messages stay its own.
+HardwareSpec weight_only_view(const HardwareSpec& hw, Precision weights);
 // The device as a 2:4-sparse model sees it: the dense peak replaced by the sparse peak wherever
 // one is listed. Memory traffic is not changed (see docs/SERVING.md: conservative for decode).
 HardwareSpec sparse_tensor_view(const HardwareSpec& hw);

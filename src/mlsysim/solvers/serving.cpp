@@ -186,6 +186,14 @@ void validate(const ModelSpec& model, const ServingRequest& r) {
   if (r.draft_model) {
     require_llm(*r.draft_model, "--draft-model");
     speculative_expected_tokens(r.acceptance_rate, r.draft_tokens);  // validates alpha and K
+    // The target verifies the draft's token ids: both must share one tokenizer (vocabulary).
+    if (r.draft_model->tf.vocab != model.tf.vocab)
+      throw BadInput(fmt::format("--draft-model {} has a {}-token vocabulary, {} a {}-token one: speculative "
+                                 "decoding needs a draft with the target's tokenizer (e.g. a smaller model of "
+                                 "the same family)",
+                                 r.draft_model->id, r.draft_model->tf.vocab, model.id, model.tf.vocab));
+    // A draft as large as the target is allowed: the answer is the slowdown it causes (the
+    // tutorial's own example), which the trace names.
   } else if (!(r.acceptance_rate >= 0 && r.acceptance_rate <= 1)) {
     throw BadInput(fmt::format("--acceptance-rate must be in [0, 1], got {}", r.acceptance_rate));
   }
@@ -310,6 +318,10 @@ class ServingSolve {
     // The draft runs unsharded on one GPU of the decode replica (vLLM's default draft TP = 1).
     draft_dep_ = deploy(*r_.draft_model, dec_hw_, 1, nullptr);
     out_.draft_step_time = time_step(draft_dep_, Phase::Decode, r_.batch, 1, ctx_).latency;
+    // Before its first draft the draft model prefills the prompt too (it needs its own KV cache):
+    // the first token waits for it.
+    out_.draft_prefill = time_step(draft_dep_, Phase::Prefill, r_.batch, r_.seq_len, 0).latency;
+    out_.ttft += out_.draft_prefill;
     // The target verifies K drafted tokens (+1 of its own) in one pass over the cached context.
     out_.verify_time = time_step(dec_.dep, Phase::Prefill, r_.batch, r_.draft_tokens + 1, ctx_).latency;
     const Seconds step = out_.draft_step_time * static_cast<double>(r_.draft_tokens) + out_.verify_time;
@@ -398,7 +410,7 @@ class ServingSolve {
     t.push_back(fmt::format("Prefill (TTFT) = engine prefill solve{}: {} ({}-bound, MFU {}, intensity "
                             "{:.0f} FLOP/B vs ridge {:.0f}); causal attention FLOPs, not the S^2 upper bound.",
                             out_.prefill_chunks > 1 ? fmt::format(" in {} chunks", out_.prefill_chunks) : "",
-                            format_time(out_.ttft), to_string(out_.prefill_bottleneck),
+                            format_time(out_.ttft - out_.draft_prefill), to_string(out_.prefill_bottleneck),
                             format_percent(out_.prefill_mfu), out_.prefill_intensity.si(),
                             out_.ridge_point.si()));
     if (out_.prefill_chunks > 1)
@@ -437,6 +449,10 @@ class ServingSolve {
           format_time(out_.draft_step_time * static_cast<double>(r_.draft_tokens) + out_.verify_time),
           out_.expected_tokens_per_step, r_.acceptance_rate, format_time(out_.itl),
           out_.speculative_speedup, out_.speculative_speedup >= 1 ? "speedup" : "SLOWDOWN: it does not pay"));
+    if (out_.speculative)
+      t.push_back(fmt::format("Speculative decoding: the draft prefills the prompt too ({}): TTFT {} + {} = {}.",
+                              format_time(out_.draft_prefill), format_time(out_.ttft - out_.draft_prefill),
+                              format_time(out_.draft_prefill), format_time(out_.ttft)));
     if (disaggregated_)
       t.push_back(fmt::format("Disaggregated: the prompt's KV cache ({}) crosses a {} link in {} "
                               "before decoding starts{}.",

@@ -148,6 +148,7 @@ struct ServingResult {
   bool speculative = false;
   double expected_tokens_per_step = 1;
   Seconds draft_step_time{}, verify_time{};
+  Seconds draft_prefill{};  // the draft's own prefill of the prompt (its KV cache), inside ttft
   int draft_tokens = 0;
   double acceptance_rate = 0;
   std::string link_name;
