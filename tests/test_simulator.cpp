@@ -104,6 +104,36 @@ TEST(Simulator, ChunkedPrefill) {
   check_invariants(s);
 }
 
+// Without chunked prefill one iteration prefills a whole prompt, so the token budget holds the
+// longest one: by default it is raised to it (as vLLM raises max_num_batched_tokens to
+// max_model_len); a budget given below it is refused; chunked prefill takes any budget.
+TEST(Simulator, PrefillBudgetHoldsTheLongestPromptWithoutChunking) {
+  SimulationRequest r;
+  r.trace = {{0.0, 100, 10}, {0.1, 3000, 10}, {0.2, 100, 10}};
+  r.max_batched_tokens = 2048;
+  EXPECT_THROW(simulate(model("llama3-8b"), hw("h100"), r), BadInput);
+  r.max_batched_tokens = 3000;
+  EXPECT_EQ(simulate(model("llama3-8b"), hw("h100"), r).completed, 3);
+  r.max_batched_tokens = 2048;
+  r.chunked_prefill = true;
+  EXPECT_EQ(simulate(model("llama3-8b"), hw("h100"), r).completed, 3);
+  SimulationRequest defaults;
+  defaults.trace = {{0.0, 8100, 10}};  // beyond the 8192-token chunked default, within the window
+  EXPECT_EQ(simulate(model("llama3-8b"), hw("h100"), defaults).completed, 1);
+}
+
+// A request occupies prompt + output - 1 positions (the last token is never fed back), the rule
+// `serve` uses: gpt2's 1024-token window holds 512 + 513.
+TEST(Simulator, WindowRuleMatchesServe) {
+  SimulationRequest r = poisson(1, 10);
+  r.length_dist = LengthDist::Fixed;
+  r.prompt_len = 512;
+  r.output_len = 513;
+  EXPECT_NO_THROW(simulate(model("gpt2"), hw("h100"), r));
+  r.output_len = 514;
+  EXPECT_THROW(simulate(model("gpt2"), hw("h100"), r), BadInput);
+}
+
 TEST(Simulator, RejectsRequestsThatCanNeverFit) {
   SimulationRequest r;
   r.trace = {{0.0, 100, 10}, {0.1, 9000, 10}, {0.2, 100, 10}};  // 9010 > llama3-8b's 8192

@@ -51,6 +51,8 @@ ServingRequest serving_request(const ServeOptions& o, const Catalog& catalog, co
   if (!o.draft_model.empty()) r.draft_model = &resolve_model(catalog, o.draft_model, custom_draft);
   else if (o.acceptance_rate)
     throw BadInput("--acceptance-rate needs --draft-model (speculative decoding)");
+  else if (o.draft_tokens != ServeOptions{}.draft_tokens)
+    throw BadInput("--draft-tokens needs --draft-model (speculative decoding)");
   r.draft_tokens = o.draft_tokens;
   if (o.acceptance_rate) r.acceptance_rate = *o.acceptance_rate;
   if (!o.decode_hardware.empty()) r.decode_hardware = &catalog.hardware(o.decode_hardware);
@@ -199,7 +201,8 @@ std::vector<std::vector<std::string>> serve_table_rows(const ServeAnswer& a) {
        fmt::format("{:.3g} J/token, {:.3g} g CO2 per 1k tokens", a.money.facility_energy_per_token.si(),
                    a.money.emissions_per_million_tokens.si())},
       {"memory / GPU", format_bytes(s.memory_footprint),
-       fmt::format("of {} usable ({})", format_bytes(s.memory_capacity), format_percent(s.memory_utilization))},
+       fmt::format("of {} available ({} usable x --memory-utilization {:g})", format_bytes(s.memory_available),
+                   format_bytes(s.memory_capacity), a.r.memory_utilization)},
       {"max concurrent (static)", std::to_string(cb.static_alloc.max_concurrent_requests), cb.static_alloc.binding},
       {"max concurrent (paged)", std::to_string(cb.paged.max_concurrent_requests), cb.paged.binding},
       {"feasible", serves(a) ? "yes" : "NO",

@@ -22,7 +22,7 @@ struct SimulateOptions {
       sweep_rate, runtime = "graph";
   double rate = 0, ttft_slo_ms = 2000, itl_slo_ms = 100, memory_utilization = 0.9;
   int requests = 1000, prompt_len = 512, output_len = 128, tp = 0, page_size = 16, max_batch = 256,
-      max_batched_tokens = 8192;
+      max_batched_tokens = 0;
   std::uint64_t seed = 42;
   bool quantize_head = false;
   bool chunked_prefill = false;
@@ -80,11 +80,19 @@ int run_simulate(const GlobalOptions& g, const SimulateOptions& o) {
   const auto fleet = load_fleet(g);
   SimulationRequest r;
   r.fleet = fleet.get();
+  const SimulateOptions defaults;
   if (!o.trace.empty()) {
     if (o.rate != 0 || !o.sweep_rate.empty())
       throw BadInput("--trace replays recorded arrivals: drop --rate / --sweep-rate");
+    // The trace fixes every request: flags that shape generated requests would be ignored.
+    if (o.requests != defaults.requests || o.prompt_len != defaults.prompt_len ||
+        o.output_len != defaults.output_len || o.length_dist != defaults.length_dist || o.seed != defaults.seed)
+      throw BadInput("--trace replays recorded requests (their count, lengths and arrivals): drop --requests, "
+                     "--prompt-len, --output-len, --length-dist and --seed, which shape generated ones");
     r.trace = parse_trace_csv(read_file(o.trace), o.trace);
   }
+  if (o.rate != 0 && !o.sweep_rate.empty())
+    throw BadInput("--rate and --sweep-rate both set the arrival rate: give one (--sweep-rate runs each of its rates)");
   r.rate = o.rate;
   r.requests = o.requests;
   r.prompt_len = o.prompt_len;
@@ -140,7 +148,12 @@ int run_simulate(const GlobalOptions& g, const SimulateOptions& o) {
     std::cout << j.dump(2) << "\n";
   } else if (format == Format::Csv) {
     ordered_json rows = ordered_json::array();
-    for (const auto& s : results) rows.push_back(flatten_for_csv(result_json(s)));
+    for (const auto& s : results) {
+      ordered_json row = {{"model", model.id}, {"hardware", hw.id}};
+      const ordered_json fields = flatten_for_csv(result_json(s));  // named: items() keeps no temporary alive
+      for (const auto& [k, v] : fields.items()) row[k] = v;
+      rows.push_back(row);
+    }
     std::cout << csv_from_rows(rows);
   } else {
     std::vector<std::vector<std::string>> rows;
@@ -153,6 +166,8 @@ int run_simulate(const GlobalOptions& g, const SimulateOptions& o) {
                       fmt::format("{:.1f}", s.mean_batch), std::to_string(s.preemptions)});
     std::cout << text_grid({"rate req/s", "thru req/s", "goodput req/s", "TTFT p50/p99", "ITL p50/p99",
                             "E2E p50/p99", "batch", "preempt"}, rows)
+              << (results.size() > 1 ? fmt::format("(Why: the last rate, {:.3g} req/s.)\n", results.back().offered_rate)
+                                     : std::string())
               << trace_text(result_json(results.back())["trace"]);
   }
   return kExitOk;
@@ -177,7 +192,7 @@ const CommandRegistrar registrar(13, "simulate", [](CLI::App& app, const GlobalO
   cmd->add_option("--memory-utilization", o->memory_utilization, "Usable share of device memory (default 0.9)");
   cmd->add_option("--page-size", o->page_size, "KV block size in tokens (default 16)");
   cmd->add_option("--max-batch", o->max_batch, "Max running sequences, vLLM --max-num-seqs (default 256); also sizes the sampler's start-up reserve, min(N, --max-batched-tokens) x vocabulary x 16 B");
-  cmd->add_option("--max-batched-tokens", o->max_batched_tokens, "Max tokens per iteration (default 8192)");
+  cmd->add_option("--max-batched-tokens", o->max_batched_tokens, "Max tokens per iteration, vLLM --max-num-batched-tokens (default 8192; without --chunked-prefill at least the longest prompt, which one iteration prefills)");
   cmd->add_flag("--chunked-prefill", o->chunked_prefill, "Chunked prefill (Sarathi-Serve)");
   cmd->add_option("--ttft-slo-ms", o->ttft_slo_ms, "Goodput SLO on TTFT, ms (default 2000)");
   cmd->add_option("--itl-slo-ms", o->itl_slo_ms, "Goodput SLO on time per output token, ms (default 100)");

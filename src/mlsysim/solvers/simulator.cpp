@@ -163,16 +163,19 @@ void validate(const ModelSpec& model, const SimulationRequest& r) {
       throw BadInput(fmt::format("--requests must be in [1, 10000000], got {}", r.requests));
     if (r.prompt_len < 1) throw BadInput(fmt::format("--prompt-len must be >= 1 token, got {}", r.prompt_len));
     if (r.output_len < 1) throw BadInput(fmt::format("--output-len must be >= 1 token, got {}", r.output_len));
-    if (model.tf.max_seq > 0 && static_cast<long>(r.prompt_len) + r.output_len > model.tf.max_seq)
-      throw BadInput(fmt::format("--prompt-len {} + --output-len {} exceeds {}'s max_seq {}",
+    // The last generated token is never fed back: a request occupies prompt + output - 1 positions
+    // (the same rule as serve).
+    if (model.tf.max_seq > 0 && static_cast<long>(r.prompt_len) + r.output_len - 1 > model.tf.max_seq)
+      throw BadInput(fmt::format("--prompt-len {} + --output-len {} - 1 exceeds {}'s max_seq {}",
                                  r.prompt_len, r.output_len, model.id, model.tf.max_seq));
   }
   if (r.page_size < 1 || r.page_size > 4096)
     throw BadInput(fmt::format("--page-size must be in [1, 4096] tokens, got {} (vLLM: 16)", r.page_size));
   if (r.max_batch < 1 || r.max_batch > 65536)
     throw BadInput(fmt::format("--max-batch must be in [1, 65536], got {}", r.max_batch));
-  if (r.max_batched_tokens < 1 || r.max_batched_tokens > 1 << 20)
-    throw BadInput(fmt::format("--max-batched-tokens must be in [1, 1048576], got {}", r.max_batched_tokens));
+  if (r.max_batched_tokens < 0 || r.max_batched_tokens > 1 << 20)
+    throw BadInput(fmt::format("--max-batched-tokens must be in [1, 1048576] (or omitted), got {}",
+                               r.max_batched_tokens));
   for (const auto& [flag, slo] : {std::pair{"--ttft-slo-ms", r.ttft_slo}, std::pair{"--itl-slo-ms", r.itl_slo}})
     if (!(slo.si() > 0 && std::isfinite(slo.si())))
       throw BadInput(fmt::format("{} must be a finite time > 0 ms, got {}", flag, slo.si() * 1e3));
@@ -542,12 +545,33 @@ void explain_simulation(const ModelSpec& model, const HardwareSpec& hw, const Si
                           format_time(r.itl_slo)));
 }
 
+// The per-iteration token budget (SimulationRequest::max_batched_tokens). Without chunked prefill a
+// prompt is prefilled in one iteration, so the budget must hold the longest prompt: vLLM refuses to
+// start with max_num_batched_tokens below max_model_len unless chunked prefill is on.
+constexpr int kDefaultBatchedTokens = 8192;
+
+int prefill_budget(const std::vector<Req>& reqs, const SimulationRequest& r) {
+  int longest = 0;
+  for (const Req& q : reqs) longest = std::max(longest, q.prompt);
+  if (r.max_batched_tokens == 0)
+    return r.chunked_prefill ? kDefaultBatchedTokens : std::max(kDefaultBatchedTokens, longest);
+  if (!r.chunked_prefill && longest > r.max_batched_tokens)
+    throw BadInput(fmt::format("--max-batched-tokens {} is below the longest prompt ({} tokens): without "
+                               "--chunked-prefill a prompt is prefilled in one iteration (vLLM requires "
+                               "max_num_batched_tokens >= max_model_len); use --max-batched-tokens >= {} or "
+                               "--chunked-prefill",
+                               r.max_batched_tokens, longest, longest));
+  return r.max_batched_tokens;
+}
+
 }  // namespace
 
-SimulationResult simulate(const ModelSpec& model, const HardwareSpec& hw, const SimulationRequest& r) {
-  validate(model, r);
+SimulationResult simulate(const ModelSpec& model, const HardwareSpec& hw, const SimulationRequest& request) {
+  validate(model, request);
   const int max_seq = model.tf.max_seq > 0 ? model.tf.max_seq : 1 << 20;
-  std::vector<Req> reqs = make_workload(r, max_seq);
+  std::vector<Req> reqs = make_workload(request, max_seq);
+  SimulationRequest r = request;
+  r.max_batched_tokens = prefill_budget(reqs, request);
   double mean_p = 0, mean_o = 0;
   for (const auto& q : reqs) mean_p += q.prompt, mean_o += q.output;
   mean_p /= reqs.size(), mean_o /= reqs.size();

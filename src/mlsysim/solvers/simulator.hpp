@@ -44,7 +44,10 @@ struct SimulationRequest {
   double memory_utilization = 0.90;
   int page_size = 16;
   int max_batch = 256;          // vLLM --max-num-seqs
-  int max_batched_tokens = 8192;  // vLLM --max-num-batched-tokens
+  // vLLM --max-num-batched-tokens. 0: its default, 8192 (the chunked-prefill default), raised to the
+  // longest prompt without chunked prefill (vLLM: at least max_model_len), which prefills a prompt
+  // in one iteration; a value given below that longest prompt is refused.
+  int max_batched_tokens = 0;
   bool chunked_prefill = false;
   double efficiency = 0;
   Runtime runtime = Runtime::Graph;
