@@ -743,3 +743,14 @@ TEST(Cli, DisaggregatedConcurrencyIsTheDecodeGpusPool) {
   EXPECT_GT(disaggregated["max_concurrent_requests"]["paged"].get<int>(), 100);
 }
 
+
+// Flags that only mean something together, or that contradict each other, are refused with the
+// reason rather than one of them silently winning.
+TEST(Cli, ContradictoryTrainingFlagsAreRefused) {
+  EXPECT_EQ(run("train -m llama3-8b -H h100 -n 8 --straggler-value 3").code, 1);
+  EXPECT_EQ(run("train -m llama3-8b -H h100 -n 8 --straggler factor --straggler-value 1.1").code, 0);
+  EXPECT_EQ(run("train -m llama3-8b -H h100 -n 8 --no-overlap --overlap-efficiency 1").code, 1);
+  EXPECT_EQ(run("optimize parallelism -m llama3-8b -H h100 -n 8 -B 64 --threads -3").code, 1);
+  EXPECT_EQ(run("serve -m llama3-8b -H h100 -s 1024 --draft-tokens 8").code, 1);
+  EXPECT_EQ(run("simulate -m llama3-8b -H h100 --rate 5 --sweep-rate 1,2").code, 1);
+}

@@ -32,6 +32,7 @@ int run_optimize(const GlobalOptions& g, const OptimizeOptions& o) {
   q.max_pp = o.max_pp;
   q.objective = parse_enum<Objective>("--objective", o.objective, {{"time", Objective::StepTime}, {"cost", Objective::Cost}});
   q.top = o.top;
+  if (o.threads < 0) throw BadInput(fmt::format("--threads must be >= 1 (or 0 / omitted: all cores), got {}", o.threads));
   q.threads = o.threads;
   q.tokens = o.tokens;
   q.tp_comm_overlap = o.tp_comm_overlap;

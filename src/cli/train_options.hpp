@@ -143,6 +143,12 @@ inline std::unique_ptr<TrainSetup> make_train_setup(const GlobalOptions& g, cons
                                                   {"normal", StragglerModel::Normal},
                                                   {"lognormal", StragglerModel::LogNormal}});
   r.straggler.value = o.straggler_value;
+  const TrainOptions defaults;
+  if (r.straggler.model == StragglerModel::None && o.straggler_value != defaults.straggler_value)
+    throw BadInput("--straggler-value needs --straggler factor|normal|lognormal (which model it parameterizes)");
+  if (o.no_overlap && o.overlap_efficiency != defaults.overlap_efficiency)
+    throw BadInput("--overlap-efficiency sets how much of the DP sync hides under the backward pass; --no-overlap "
+                   "hides none: give one of them");
   r.tokens = o.tokens;
   return s;
 }
