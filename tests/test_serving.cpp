@@ -18,6 +18,7 @@
 #include "mlsysim/physics/collectives.hpp"
 #include "mlsysim/physics/memory.hpp"
 #include "mlsysim/physics/serving.hpp"
+#include "mlsysim/physics/sharding.hpp"
 #include "mlsysim/physics/topology.hpp"
 #include "mlsysim/solvers/engine.hpp"
 #include "mlsysim/solvers/serving.hpp"
@@ -469,3 +470,14 @@ TEST(ServingPart2, DisaggregatedOverflowNamesTheDecodeGpus) {
   EXPECT_EQ(msg.find("h100"), std::string::npos) << msg;
 }
 
+
+// A remedy suggests doubling TP only where the heads split over it and within one node: Falcon-180B's
+// 232 heads (8 x 29) stop at tp 8; Llama-3 70B's 64 heads go to 8 (its 8 KV heads too).
+TEST(ServingTensorParallel, RemediesSuggestOnlyATpTheModelSplitsOver) {
+  EXPECT_EQ(doubled_tensor_parallel(model("llama3-70b"), 4, kMaxTensorParallel), 8);
+  EXPECT_EQ(doubled_tensor_parallel(model("llama3-70b"), 8, kMaxTensorParallel), 0);  // beyond one node
+  EXPECT_EQ(doubled_tensor_parallel(model("llama3-70b"), 8, 64), 16);  // 8 KV heads replicate over 16
+  EXPECT_EQ(doubled_tensor_parallel(model("falcon-180b"), 8, 64), 0);  // 232 % 16 != 0
+  EXPECT_EQ(more_tensor_parallel_remedy(model("llama3-70b"), 4, kMaxTensorParallel), "use --tp 8");
+  EXPECT_NE(more_tensor_parallel_remedy(model("falcon-180b"), 8, 64).find("232 attention heads"), std::string::npos);
+}

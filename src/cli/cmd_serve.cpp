@@ -236,7 +236,7 @@ int run_serve(const GlobalOptions& g, const ServeOptions& o) {
               << accuracy_line_for("capacity", kGraphGroup);  // the KV pool behind "max concurrent"
   if (!serves(answer)) {
     std::cerr << "error: "
-              << (s.feasible ? model.id + " serving on " + pool_hw.id + ": " + batching_does_not_fit_message(cb, b, pool_hw)
+              << (s.feasible ? model.id + " serving on " + pool_hw.id + ": " + batching_does_not_fit_message(cb, b, model, pool_hw)
                              : serving_does_not_fit_message(s, model))
               << "\n";
     return kExitDoesNotFit;

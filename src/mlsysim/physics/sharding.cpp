@@ -1,5 +1,7 @@
 #include "mlsysim/physics/sharding.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 #include <string>
@@ -67,6 +69,20 @@ ModelSpec shard_transformer(const ModelSpec& model, const ShardPlan& plan) {
       std::clamp(model.tf.first_dense_layers - layers_before_last_stage, 0, tf.layers);
   s.published_params.reset();
   return s;
+}
+
+int doubled_tensor_parallel(const ModelSpec& model, int tp, int max_tp) {
+  const int next = 2 * tp;
+  if (!model.is_transformer() || next > max_tp || model.tf.heads % next != 0) return 0;
+  if (model.tf.kv_heads >= next && model.tf.kv_heads % next != 0) return 0;
+  return next;
+}
+
+std::string more_tensor_parallel_remedy(const ModelSpec& model, int tp, int max_tp, const char* flag) {
+  if (const int next = doubled_tensor_parallel(model, tp, max_tp)) return fmt::format("use {} {}", flag, next);
+  if (2 * tp > max_tp) return fmt::format("a larger {} cannot help (tensor parallelism stops at {} GPUs)", flag, max_tp);
+  return fmt::format("a larger {} cannot help ({}'s {} attention heads do not split over {} GPUs)", flag, model.id,
+                     model.tf.heads, 2 * tp);
 }
 
 }  // namespace mlsysim

@@ -5,6 +5,8 @@
 // the per-GPU compute and memory time; the collectives are added by the caller.
 #pragma once
 
+#include <string>
+
 #include "mlsysim/catalog/model.hpp"
 
 namespace mlsysim {
@@ -18,5 +20,12 @@ struct ShardPlan {
 // Throws BadInput when the shape cannot be split (heads or KV heads not divisible by tp, more
 // stages than layers, experts not divisible by ep), naming the valid choices.
 ModelSpec shard_transformer(const ModelSpec& model, const ShardPlan& plan);
+
+// The tensor-parallel degree a remedy can suggest after `tp`: 2 x tp when the model's attention
+// heads (and KV heads, unless fewer than it) split over it and it stays within `max_tp` GPUs;
+// 0 when no such doubling exists (Falcon-180B's 232 heads stop at tp 8).
+int doubled_tensor_parallel(const ModelSpec& model, int tp, int max_tp);
+// "use --tp 16" (with `flag`), or a clause saying why no larger tensor parallelism helps.
+std::string more_tensor_parallel_remedy(const ModelSpec& model, int tp, int max_tp, const char* flag = "--tp");
 
 }  // namespace mlsysim

@@ -545,7 +545,8 @@ std::string serving_does_not_fit_message(const ServingResult& r, const ModelSpec
       r.draft_per_gpu.si() > 0 ? ", draft " + format_bytes(r.draft_per_gpu) : "", r.memory_hardware,
       format_bytes(r.memory_available), format_bytes(r.memory_capacity));
   std::vector<std::string> remedies;
-  if (r.memory_tp < kMaxTensorParallel) remedies.push_back(fmt::format("{} {}", tp_flag, r.memory_tp * 2));
+  if (const int next = doubled_tensor_parallel(model, r.memory_tp, kMaxTensorParallel))
+    remedies.push_back(fmt::format("{} {}", tp_flag, next));
   if (r.kv_cache_per_gpu.si() > 0) {
     const double per_req = r.kv_cache_per_gpu.si();  // for the whole batch
     const double spare = (r.memory_available - r.weights_per_gpu - r.activations_per_gpu - r.draft_per_gpu).si();
@@ -657,25 +658,26 @@ void explain_batching(const ModelSpec& model, const HardwareSpec& hw, const Batc
   line("Static", out.static_alloc, "reserve the maximum length, as Orca/FasterTransformer");
   line("Paged", out.paged, fmt::format("PagedAttention, Kwon et al. 2023, {}-token blocks", r.page_size));
   t.push_back(fmt::format("Paged / static throughput: {:.2f}x.", out.speedup_vs_static));
-  if (!out.feasible) t.push_back("DOES NOT FIT: " + batching_does_not_fit_message(out, r, hw) + ".");
+  if (!out.feasible) t.push_back("DOES NOT FIT: " + batching_does_not_fit_message(out, r, model, hw) + ".");
 }
 
 }  // namespace
 
 std::string batching_does_not_fit_message(const BatchingResult& out, const BatchingRequest& r,
-                                          const HardwareSpec& hw) {
+                                          const ModelSpec& model, const HardwareSpec& hw) {
   if (out.feasible) return {};
+  const std::string more_tp = more_tensor_parallel_remedy(model, r.tp, kMaxTensorParallel);
   if (out.kv_budget.si() <= 0)
-    return fmt::format("weights {} + runtime reserve {} leave no KV memory in {} usable: use --tp {} or a "
+    return fmt::format("weights {} + runtime reserve {} leave no KV memory in {} usable: {}; or a "
                        "lower --precision{}",
                        format_bytes(out.weights_per_gpu), format_bytes(out.reserve.total()),
-                       format_bytes(usable_budget(hw, r.memory_utilization)), r.tp * 2,
+                       format_bytes(usable_budget(hw, r.memory_utilization)), more_tp,
                        reserve_remedy(out.reserve, Bytes(-out.kv_budget.si())));
   const AllocatorCapacity& c = out.paged;
   if (c.memory_limit < 1)
-    return fmt::format("the {} KV pool holds less than one request ({} allocated per request): use --tp {}, a "
+    return fmt::format("the {} KV pool holds less than one request ({} allocated per request): {}; or a "
                        "lower --kv-precision, or shorter requests",
-                       format_bytes(out.kv_budget), format_bytes(c.kv_allocated_per_request), r.tp * 2);
+                       format_bytes(out.kv_budget), format_bytes(c.kv_allocated_per_request), more_tp);
   return fmt::format("no batch meets the ITL SLO of {}: one request alone decodes slower; raise --itl-slo-ms "
                      "or add --tp",
                      format_time(r.itl_slo.value_or(Seconds(0))));

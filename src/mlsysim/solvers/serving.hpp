@@ -207,6 +207,6 @@ BatchingResult continuous_batching(const ModelSpec& model, const HardwareSpec& h
 // Why continuous batching admits no request (no KV pool after the runtime's reserve, a pool smaller
 // than one request, or an ITL SLO no batch meets), with remedies; empty when it admits one.
 std::string batching_does_not_fit_message(const BatchingResult& out, const BatchingRequest& r,
-                                          const HardwareSpec& hw);
+                                          const ModelSpec& model, const HardwareSpec& hw);
 
 }  // namespace mlsysim

@@ -11,6 +11,7 @@
 
 #include "mlsysim/errors.hpp"
 #include "mlsysim/physics/memory.hpp"
+#include "mlsysim/physics/sharding.hpp"
 #include "mlsysim/physics/serving.hpp"
 #include "mlsysim/solvers/serving.hpp"
 #include "mlsysim/units/format.hpp"
@@ -260,10 +261,10 @@ KvPool kv_pool(const ModelSpec& model, const HardwareSpec& hw, const ServingDepl
       ? static_cast<long>(std::floor(budget / (pool.per_token * static_cast<double>(r.page_size)))) : 0;
   if (pool.pages < 1)
     throw DoesNotFit(fmt::format("{} on {} x{}: weights {} + runtime reserve {} (profile peak and "
-                                 "buffers) leave no KV-cache memory in {} usable: use --tp {}, "
+                                 "buffers) leave no KV-cache memory in {} usable: {}; or "
                                  "--precision int8/int4 or a larger device{}",
                                  model.id, hw.id, tp, format_bytes(weights), format_bytes(reserve.total()),
-                                 format_bytes(usable), tp * 2,
+                                 format_bytes(usable), more_tensor_parallel_remedy(model, tp, kMaxTensorParallel),
                                  reserve_remedy(reserve, Bytes(-budget.si()))),
                      (weights + reserve.total()).si(), usable.si());
   return pool;
