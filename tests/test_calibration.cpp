@@ -39,6 +39,27 @@ TEST(Calibration, MemoryEfficiencyIsMeasuredOverDatasheet) {
   EXPECT_NEAR(fit.profile.memory, j["memory"]["read_reduce_GBps"].get<double>() / 3350.0, 1e-12);
 }
 
+// A file that beats the datasheet by more than noise is not a measurement of this device: calibrate
+// refuses it instead of writing an efficiency above 1 (which --calibration then rejects) or capping it.
+TEST(Calibration, MeasurementsFasterThanTheDatasheetAreRefused) {
+  const auto& h100 = Catalog::builtin().hardware("h100");
+  auto j = nlohmann::json::parse(read(kH100));
+  j["memory"]["read_reduce_GBps"] = 99999.0;  // 30x H100's 3350 GB/s
+  EXPECT_THROW(fit_calibration(h100, j.dump(), "fast_memory.json"), BadInput);
+  auto g = nlohmann::json::parse(read(kH100));
+  for (auto& row : g["gemm"]) row["seconds"] = row["seconds"].get<double>() / 10;  // 10x every peak
+  try {
+    fit_calibration(h100, g.dump(), "fast_gemm.json");
+    FAIL() << "GEMMs at 10x the dense peak accepted";
+  } catch (const BadInput& e) {
+    EXPECT_NE(std::string(e.what()).find("faster than the datasheet allows"), std::string::npos) << e.what();
+  }
+  // The real file is within the datasheet: every fitted efficiency lies in (0, 1].
+  const CalibrationFit fit = fit_calibration(h100, read(kH100), "h100.json");
+  EXPECT_LE(fit.profile.memory, 1.0);
+  for (double eta : fit.profile.gemm) EXPECT_LE(eta, 1.0);
+}
+
 TEST(Calibration, GemmEfficiencyMatchesLargeSquareGemms) {
   const auto& h100 = Catalog::builtin().hardware("h100");
   const CalibrationFit fit = fit_calibration(h100, read(kH100), "h100.json");

@@ -754,3 +754,12 @@ TEST(Cli, ContradictoryTrainingFlagsAreRefused) {
   EXPECT_EQ(run("serve -m llama3-8b -H h100 -s 1024 --draft-tokens 8").code, 1);
   EXPECT_EQ(run("simulate -m llama3-8b -H h100 --rate 5 --sweep-rate 1,2").code, 1);
 }
+
+// The engine reads efficiency 0 as "not given": typed on the command line it is refused, not
+// silently replaced by the calibrated model.
+TEST(Cli, AnExplicitZeroEfficiencyIsRefused) {
+  for (const char* c : {"solve -m llama3-8b -H h100 --efficiency 0", "serve -m llama3-8b -H h100 -s 128 --efficiency 0",
+                        "compress -m llama3-8b -H h100 --target int8 --no-fleet --efficiency 0"})
+    EXPECT_EQ(run(c).code, 1) << c;
+  EXPECT_EQ(run("solve -m llama3-8b -H h100 --efficiency 0.5").code, 0);
+}

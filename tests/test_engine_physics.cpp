@@ -622,3 +622,35 @@ TEST(EnginePhysics, Fp8TrainingPaysTransformerEngineCastsAndTransposes) {
   r.precision = Precision::BF16;
   EXPECT_FALSE(has_op(run("llama3-8b", "h100", r), "fp8_cast_transpose"));  // nothing to convert
 }
+
+// Selective recomputation (Korthikanti et al. 2022) drops the attention core's activations and
+// recomputes it in the backward pass: with materialized attention it saves memory and costs the
+// attention core's forward again (scores and context GEMMs, softmax, dropout); with a fused kernel,
+// which recomputes inside its own backward anyway, it changes nothing.
+TEST(EnginePhysics, SelectiveRecomputationRecomputesTheAttentionCore) {
+  SolveRequest none;
+  none.phase = Phase::Train;
+  none.batch = 2;
+  none.seq_len = 2048;
+  none.attention = AttentionKernel::Materialized;
+  SolveRequest selective = none;
+  selective.recompute = Recompute::Selective;
+  const Profile a = run("llama3.2-1b", "h100", none), b = run("llama3.2-1b", "h100", selective);
+  EXPECT_LT(b.memory.activations.si(), a.memory.activations.si());
+  double core_forward_flops = 0;
+  for (const auto& op : a.operators)
+    if (op.role == OpRole::AttentionCore && op.pass == Pass::Forward) core_forward_flops += op.flops.si();
+  ASSERT_GT(core_forward_flops, 0);
+  EXPECT_GT(b.latency.si(), a.latency.si());
+  // The extra hardware work is the attention core's forward at its padded (all-pairs) size: at
+  // least its model FLOPs, at most twice them (the causal mask's skipped half).
+  const double extra = b.hardware_flops.si() - a.hardware_flops.si();
+  EXPECT_GE(extra, core_forward_flops * (1 - 1e-9));
+  EXPECT_LE(extra, 2.0 * core_forward_flops + 1e9);
+  SolveRequest fused = selective;
+  fused.attention = AttentionKernel::Flash;
+  SolveRequest fused_none = none;
+  fused_none.attention = AttentionKernel::Flash;
+  EXPECT_DOUBLE_EQ(run("llama3.2-1b", "h100", fused).latency.si(), run("llama3.2-1b", "h100", fused_none).latency.si());
+}
+

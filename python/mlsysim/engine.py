@@ -115,6 +115,9 @@ class PerformanceProfile:
         return {"model": p.model_id, "hardware": p.hardware_id, "phase": p.phase,
                 "batch_size": p.batch_size, "seq_len": p.seq_len, "context": p.context,
                 "precision": p.precision, "compute_precision": p.compute_precision,
+                "kv_precision": p.kv_precision, "head_precision": p.head_precision,
+                "embedding_precision": p.embedding_precision, "precision_fallback": p.precision_fallback,
+                "runtime": p.runtime, "fusion": p.fusion, "attention": p.attention, "model_type": p.model_type,
                 "latency_s": p.latency_s, "bottleneck": p.bottleneck,
                 "compute_time_s": p.compute_time_s, "memory_time_s": p.memory_time_s,
                 "overhead_time_s": p.overhead_time_s, "mfu": p.mfu, "hfu": p.hfu,
@@ -183,7 +186,11 @@ class Engine:
             if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**31 - 1:
                 valid = "[1, 1048576]" if name == "batch_size" else "the model's context window"
                 raise ValueError(f"{name} must be within {valid}, got {value}")
+        if efficiency is not None and efficiency == 0:  # the engine reads 0 as "not given"
+            raise ValueError("efficiency must be in (0, 1], got 0 (leave it out for the calibrated model)")
         if is_training:
+            if phase not in (None, "train"):
+                raise ValueError(f"is_training=True is phase='train', not phase={phase!r}: give one of them")
             phase = "train"
         recompute = {False: "none", None: "none", True: "full"}.get(activation_recomputation,
                                                                     activation_recomputation)

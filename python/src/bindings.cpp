@@ -121,6 +121,8 @@ void bind_types(py::module_& m) {
       .def_readonly("context", &Profile::context)
       .def_property_readonly("precision", [](const Profile& p) { return std::string(to_string(p.precision)); })
       .def_property_readonly("compute_precision", [](const Profile& p) { return std::string(to_string(p.compute_precision)); })
+      .def_property_readonly("kv_precision", [](const Profile& p) { return std::string(to_string(p.kv_precision)); })
+      .def_property_readonly("model_type", [](const Profile& p) { return p.teaching_efficiency > 0 ? "textbook" : "operator"; })
       .def_property_readonly("head_precision", [](const Profile& p) { return std::string(to_string(p.head_precision)); })
       .def_property_readonly("embedding_precision", [](const Profile& p) { return std::string(to_string(p.embedding_precision)); })
       .def_readonly("precision_fallback", &Profile::precision_fallback)

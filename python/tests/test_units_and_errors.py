@@ -83,6 +83,19 @@ class Errors(unittest.TestCase):
         long = mlsysim.Engine.solve(llama, h100, batch_size=8, context=8000).latency
         self.assertGreater(long, short)
 
+    def test_contradictory_or_unset_looking_arguments_are_refused(self):
+        llama, h100 = mlsysim.Models.Language.Llama3_8B, mlsysim.Hardware.Cloud.H100
+        with self.assertRaises(ValueError):  # 0 would read as "no textbook efficiency"
+            mlsysim.Engine.solve(llama, h100, efficiency=0)
+        with self.assertRaises(ValueError):
+            mlsysim.Engine.solve(llama, h100, phase="decode", is_training=True)
+        # to_dict carries what the CLI's JSON does, fallbacks included.
+        d = mlsysim.Engine.solve(llama, h100, precision="int4").to_dict()
+        self.assertTrue(d["precision_fallback"])
+        self.assertEqual(d["compute_precision"], "bf16")
+        for key in ("kv_precision", "runtime", "fusion", "attention", "model_type"):
+            self.assertIn(key, d)
+
     def test_vendor_and_hugging_face_names_resolve(self):
         self.assertEqual(mlsysim.Models.get("meta-llama/Llama-3.1-8B-Instruct").id, "llama3.1-8b")
         self.assertEqual(mlsysim.Hardware.get("NVIDIA H100 SXM5 80GB").id, "h100")

@@ -226,7 +226,7 @@ const CommandRegistrar registrar(12, "compress", [](CLI::App& app, const GlobalO
   cmd->add_option("--fleet-seq-len", o->fleet_seq_len, "Fleet: prompt tokens (default 4096, shortened to fit the model's window)");
   cmd->add_option("--fleet-output-len", o->fleet_output_len, "Fleet: output tokens (default 256)");
   add_operating_cost_flags(cmd, o->costs);  // fleet: --gpu-hour-usd, --pue, --grid-kg-per-kwh
-  cmd->add_option("--efficiency", o->efficiency, "Textbook model: one efficiency factor in (0, 1]");
+  add_efficiency_option(cmd, o->efficiency);
   cmd->add_option("--runtime", o->runtime, "graph (default) | eager");
   cmd->add_flag("--no-fleet", o->no_fleet, "Skip the fleet table");
   cmd->add_flag("--quantize-head", o->quantize_head, kQuantizeHeadHelp);

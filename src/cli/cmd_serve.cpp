@@ -257,7 +257,7 @@ const CommandRegistrar registrar(11, "serve", [](CLI::App& app, const GlobalOpti
   cmd->add_option("--tp", o->tp, "Tensor-parallel GPUs (default: smallest power of two that fits)");
   cmd->add_option("--prefill-chunk", o->prefill_chunk, "Chunked prefill: tokens per chunk (0 = off)");
   cmd->add_option("--memory-utilization", o->memory_utilization, "Usable share of device memory (default 0.9, as vLLM)");
-  cmd->add_option("--efficiency", o->efficiency, "Textbook model: one efficiency factor in (0, 1]");
+  add_efficiency_option(cmd, o->efficiency);
   cmd->add_option("--runtime", o->runtime, "graph (default) | eager");
   cmd->add_option("--draft-model", o->draft_model, "Speculative decoding: draft model id");
   cmd->add_option("--draft-tokens", o->draft_tokens, "Speculative decoding: tokens drafted per step K (default 4)");

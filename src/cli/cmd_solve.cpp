@@ -108,7 +108,7 @@ const CommandRegistrar registrar(10, "solve", [](CLI::App& app, const GlobalOpti
                   "unfused (one kernel per PyTorch op) | hf (Hugging Face transformers modules, eager; "
                   "--phase train: autocast over fp32 parameters, config dropout on)");
   cmd->add_option("--attention", o->attention, kAttentionHelp);
-  cmd->add_option("--efficiency", o->efficiency, "Textbook model: one efficiency factor in (0, 1]");
+  add_efficiency_option(cmd, o->efficiency);
   cmd->add_flag("--operators", o->operators, "Table output: list every operator");
   cmd->add_flag("--accuracy", o->accuracy,
                 "JSON output: add `accuracy`, the held-out validation error of this kind of "

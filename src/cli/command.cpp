@@ -94,6 +94,21 @@ void add_workload_options(CLI::App* cmd, std::string& model, std::string& hardwa
   cmd->add_option("--hardware,-H", hardware, hardware_help)->required();
 }
 
+void add_efficiency_option(CLI::App* cmd, double& efficiency) {
+  // The engine reads 0 as "not given" (the calibrated model), so a 0 the user typed would silently
+  // fall back to it: refuse it here, where "given" is known. The engine checks the (0, 1] range.
+  cmd->add_option("--efficiency", efficiency, "Textbook model: one efficiency factor in (0, 1]")
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            char* end = nullptr;
+            const double v = std::strtod(text.c_str(), &end);
+            if (end != text.c_str() && *end == 0 && v == 0)
+              return "must be in (0, 1], got 0 (leave --efficiency out for the calibrated model)";
+            return {};
+          },
+          "EFFICIENCY"));
+}
+
 void print(const GlobalOptions& g, const nlohmann::ordered_json& j, const std::string& text) {
   if (g.format == "json") std::cout << j.dump(2) << "\n";
   else if (g.format == "csv") std::cout << csv_from_rows(j.is_array() ? j : nlohmann::ordered_json::array({j}));

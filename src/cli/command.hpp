@@ -118,6 +118,8 @@ void add_workload_options(CLI::App* cmd, std::string& model, std::string& hardwa
                           const std::string& hardware_help = "Hardware id (see `mlsysim hardware list`)");
 
 // Prints a JSON document (json format) or text; used by commands that have no table layout.
+// --efficiency for the textbook single-efficiency model; an explicit 0 is refused.
+void add_efficiency_option(CLI::App* cmd, double& efficiency);
 void print(const GlobalOptions& g, const nlohmann::ordered_json& j, const std::string& text);
 
 }  // namespace mlsysim::cli

@@ -21,6 +21,10 @@ double median(std::vector<double> v) {
 
 namespace {
 
+// A measurement may beat the datasheet by timer noise and boost clocks, not by more: 5% above the
+// catalog's dense peak or bandwidth means the file is another device's (or the peak a sparse one).
+constexpr double kMaxMeasuredFraction = 1.05;
+
 struct GemmPoint {
   double m, n, k, seconds;
   Precision precision;
@@ -472,6 +476,7 @@ struct GemmRoofline {
 
 // Per precision: least squares t = t0 + x / eta with x = FLOPs / (peak * wave utilization).
 // Precisions without measurements inherit the bf16 (else first fitted) efficiency, which is returned.
+// A fit above the dense peak is refused: the file cannot be a measurement of this device.
 double fit_gemm_efficiencies(const std::vector<GemmPoint>& points, const GemmRoofline& roof,
                              EfficiencyProfile& e, CalibrationFit& fit) {
   e.gemm.fill(0.0);  // unmeasured precisions are filled from the measured ones below
@@ -486,7 +491,13 @@ double fit_gemm_efficiencies(const std::vector<GemmPoint>& points, const GemmRoo
     double t0 = 0, slope = 0;
     // No negative fixed cost: without a usable line, or with t0 < 0, fit through the origin.
     if (!times.line(t0, slope) || t0 < 0) slope = times.slope_through_origin();
-    e.gemm[index_of(p)] = std::clamp(1.0 / slope, 0.05, 1.0);
+    const double eta = 1.0 / slope;
+    if (eta > kMaxMeasuredFraction)
+      throw BadInput(fmt::format("{} GEMMs in the file run at {:.0f}% of {}'s dense {} peak ({:.0f} TFLOP/s): faster "
+                                 "than the datasheet allows; is the file from another device (--hardware), or the "
+                                 "catalog peak a sparse figure?",
+                                 to_string(p), 100 * eta, roof.hw.id, to_string(p), roof.hw.peak(p).si() / 1e12));
+    e.gemm[index_of(p)] = std::clamp(eta, 0.05, 1.0);
   }
   double fallback = e.gemm[index_of(Precision::BF16)];
   for (Precision p : kAllPrecisions)
@@ -589,6 +600,12 @@ CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_t
   const double read_gbs = mem.value("read_reduce_GBps", mem.value("d2d_copy_GBps_read_plus_write", 0.0));
   if (read_gbs <= 0) throw BadInput(origin + ": memory.read_reduce_GBps missing or not positive");
   e.memory = read_gbs * 1e9 / hw.memory_bandwidth.si();
+  if (e.memory > kMaxMeasuredFraction)
+    throw BadInput(fmt::format("{}: memory.read_reduce_GBps {:g} exceeds {}'s datasheet {:.0f} GB/s ({:.2f}x): the "
+                               "file does not measure this device (check --hardware) or the catalog's bandwidth is "
+                               "wrong",
+                               origin, read_gbs, hw.id, hw.memory_bandwidth.si() / 1e9, e.memory));
+  e.memory = std::min(e.memory, 1.0);
   const BytesPerSecond bw = hw.memory_bandwidth * e.memory;
 
   const std::vector<GemmPoint> points = gemm_points_of(hw, j["gemm"], origin);

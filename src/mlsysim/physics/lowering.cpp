@@ -865,15 +865,21 @@ void append_amp_weight_casts(Emitter& e) {
   cast.backward_scale = 1.0;
 }
 
-// Training: backward of every forward operator, optional recomputation, optimizer update.
+// Training: backward of every forward operator, recomputation, optimizer update.
 // Backward GEMMs are two GEMMs (input and weight gradients) = 2x forward FLOPs; fused attention
 // backward does 5 matmuls against the forward's 2 (FlashAttention-2, Dao 2023) = 2.5x.
+// Recomputation re-runs forward work in the backward pass: full recomputation every per-layer
+// operator; selective recomputation (Korthikanti et al. 2022, sec. 4) only the attention core
+// (scores, softmax, dropout, attention over V) whose activations it did not keep, which exist
+// only when attention is materialized (a fused kernel recomputes them inside its own backward).
 void append_training_passes(std::vector<Operator>& ops, const LoweringInput& in, double params) {
   const size_t forward_count = ops.size();
-  if (in.recompute == Recompute::Full) {
+  const bool selective = in.recompute == Recompute::Selective && in.attention == AttentionKernel::Materialized;
+  if (in.recompute == Recompute::Full || selective) {
     for (size_t i = 0; i < forward_count; ++i) {
       Operator r = ops[i];
       if (r.count <= 1 && r.cls != OpClass::Attention) continue;  // only per-layer work
+      if (selective && r.role != OpRole::AttentionCore) continue;
       r.pass = Pass::Recompute;
       r.flops = 0;  // recomputation is hardware work, not model work
       ops.push_back(r);

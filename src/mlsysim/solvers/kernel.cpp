@@ -66,9 +66,18 @@ KernelResult time_kernel(const HardwareSpec& hw, const KernelRequest& r) {
   const char* fixed = r.runtime == Runtime::Graph   ? "launch"
                       : r.runtime == Runtime::Eager ? "launch and host dispatch"
                                                     : "isolated-call cost";
-  // The compute side: FlashAttention-2's exponentials add to its matmuls; other kernels have none.
+  // The compute side as time_operator() prices it: a GEMM pays for its padded tiles and partly idle
+  // waves, fused attention for its per-kernel tail; FlashAttention-2's exponentials add.
+  const double useful = 2.0 * op.m * op.n * op.k;
+  const double padded = op.cls == OpClass::Gemm && useful > 0
+                            ? op.hw_flops * gemm_padded_flops(hw, op.m, op.n, op.k) / useful : op.hw_flops;
   std::string compute =
-      fmt::format("{} / achieved {}", format_flops(out.flops), format_rate(achieved_flops(rates, op)));
+      fmt::format("{} / achieved {}", format_flops(Flops(padded)), format_rate(achieved_flops(rates, op)));
+  if (padded > op.flops * (1 + 1e-9))
+    compute += fmt::format(" ({} of it useful: {:.1f}% of the tiles' work, tile padding and partly idle waves)",
+                           format_flops(out.flops), 100 * op.flops / padded);
+  const Seconds tail = attention_tail(rates, op);
+  if (tail.si() > 0) compute += fmt::format(" + tail {}", format_time(tail));
   const bool exponentials = softmax_exponential_time(rates, op).si() > 0;
   if (exponentials)
     compute += fmt::format(" + {} softmax exponentials / {} special-function ops/s",
