@@ -188,3 +188,21 @@ TEST(Errors, FitsAgainstUsableMemoryNotTheLabel) {
   }
   FAIL() << "no batch passed 80 GB";
 }
+
+// Fields that only a training step or a KV cache uses are refused elsewhere, not echoed unused.
+TEST(Errors, RecomputationAndKvPrecisionOnlyWhereTheyApply) {
+  SolveRequest prefill;
+  prefill.phase = Phase::Prefill;
+  prefill.recompute = Recompute::Full;
+  EXPECT_TRUE(contains(bad_input_message([&] { solve(model("llama3-8b"), hw("h100"), prefill); }),
+                       "--recompute does not apply"));
+  SolveRequest encoder;
+  encoder.kv_precision = Precision::FP8;
+  EXPECT_TRUE(contains(bad_input_message([&] { solve(model("bert-base"), hw("h100"), encoder); }),
+                       "--kv-precision does not apply"));
+  SolveRequest decode;
+  decode.kv_precision = Precision::FP8;  // where there is a KV cache it halves its bytes
+  const Profile fp8 = solve(model("llama3-8b"), hw("h100"), decode);
+  decode.kv_precision = Precision::BF16;
+  EXPECT_NEAR(fp8.memory.kv_cache.si() * 2, solve(model("llama3-8b"), hw("h100"), decode).memory.kv_cache.si(), 1.0);
+}

@@ -140,6 +140,14 @@ void reject_unused_fields(const ModelSpec& model, const SolveRequest& request, P
     throw BadInput(fmt::format("--context (tokens already in the KV cache) does not apply to {}: only a "
                                "language model's prefill and decode steps read a KV cache; drop --context",
                                step));
+  if (request.kv_precision && !step_takes_context(model, phase))
+    throw BadInput(fmt::format("--kv-precision does not apply to {}: it keeps no KV cache (only a language "
+                               "model's prefill and decode steps do); drop --kv-precision",
+                               step));
+  if (request.recompute != Recompute::None && phase != Phase::Train)
+    throw BadInput(fmt::format("--recompute does not apply to {}: activation recomputation trades backward-pass "
+                               "time for training memory; use --phase train or drop --recompute",
+                               step));
 }
 
 // Phase, shape and defaults of the step (validated).
