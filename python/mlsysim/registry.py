@@ -141,6 +141,11 @@ class HardwareNode:
         return hash(("hardware", self.id))
 
 
+class UnknownName(AttributeError, ValueError):
+    """A name the catalog does not hold: an AttributeError for `Models.Language.Foo`, and a
+    ValueError like every other bad argument when a string is passed to a solver."""
+
+
 class _Namespace:
     """Attribute access into a filtered slice of the catalog."""
 
@@ -210,13 +215,15 @@ class _Registry:
                                             _index(members, lambda o: o._spec.aliases), self.get))
 
     def get(self, name: str):
+        if not isinstance(name, str):
+            raise UnknownName(f"a catalog name is a string, got {name!r}")
         hit = self._all.get(key(name))
         if hit is not None:
             return hit
         try:
             return self._wrap(self._fetch(name))  # raises ValueError with "did you mean"
         except ValueError as e:
-            raise AttributeError(str(e)) from None
+            raise UnknownName(str(e)) from None
 
     def __getattr__(self, name):
         if name.startswith("__") or name.startswith("_"):

@@ -102,6 +102,11 @@ class Errors(unittest.TestCase):
         with self.assertRaises(AttributeError) as ctx:
             mlsysim.Models.get("meta-llama/Llama-3.1-405B-FP8-Instruct")
         self.assertIn("did you mean", str(ctx.exception))
+        # An unknown name is a ValueError too, like every other bad argument to a solver.
+        with self.assertRaises(ValueError):
+            mlsysim.Engine.solve("no-such-model", mlsysim.Hardware.Cloud.H100)
+        with self.assertRaises(ValueError):
+            mlsysim.Models.get(None)
 
     def test_does_not_fit_is_oom_error(self):
         with self.assertRaises(mlsysim.OOMError) as ctx:
