@@ -38,44 +38,38 @@ class Quantities(unittest.TestCase):
 
 
 class Errors(unittest.TestCase):
+    def solve_error(self, model=None, **arguments) -> str:
+        """The ValueError message of Engine.solve on `model` (Llama-3 8B) and H100."""
+        model = model or mlsysim.Models.Language.Llama3_8B
+        with self.assertRaises(ValueError) as ctx:
+            mlsysim.Engine.solve(model, mlsysim.Hardware.Cloud.H100, **arguments)
+        return str(ctx.exception)
+
     def test_bad_input_is_value_error(self):
-        llama, h100 = mlsysim.Models.Language.Llama3_8B, mlsysim.Hardware.Cloud.H100
-        with self.assertRaises(ValueError) as ctx:
-            mlsysim.Engine.solve(llama, h100, batch_size=0)
-        self.assertIn("must be in [1,", str(ctx.exception))
+        msg = self.solve_error(batch_size=0)
+        self.assertIn("must be in [1,", msg)
         # Named as the Python argument, not as the CLI flag the engine's message uses.
-        self.assertIn("batch_size must be", str(ctx.exception))
-        self.assertNotIn("--", str(ctx.exception))
-        with self.assertRaises(ValueError) as ctx:
-            mlsysim.Engine.solve(llama, h100, phase="prefill", seq_len=100000)
-        self.assertIn("lower seq_len/context", str(ctx.exception))
-        with self.assertRaises(ValueError):
-            mlsysim.Engine.solve(llama, h100, precision="fp6")
-        with self.assertRaises(ValueError):
-            mlsysim.Engine.solve(llama, h100, efficiency=1.5)
-        with self.assertRaises(ValueError):
-            mlsysim.Engine.solve(mlsysim.Models.Vision.ResNet50, h100, phase="decode")
+        self.assertIn("batch_size must be", msg)
+        self.assertNotIn("--", msg)
+        self.assertIn("lower seq_len/context", self.solve_error(phase="prefill", seq_len=100000))
+        self.solve_error(precision="fp6")
+        self.solve_error(efficiency=1.5)
+        self.solve_error(mlsysim.Models.Vision.ResNet50, phase="decode")
         with self.assertRaises(ValueError):
             mlsysim.core.formulas.calc_ring_allreduce_time(1e9, 0, 100e9)
         # Counts wider than the engine's 32-bit ones still get a range message, not a TypeError.
-        with self.assertRaises(ValueError) as ctx:
-            mlsysim.Engine.solve(llama, h100, batch_size=10**12)
-        self.assertIn("batch_size must be within [1, 1048576]", str(ctx.exception))
-        with self.assertRaises(ValueError) as ctx:
-            mlsysim.Engine.solve(llama, h100, phase="prefill", seq_len=-(10**12))
-        self.assertIn("seq_len must be within", str(ctx.exception))
+        self.assertIn("batch_size must be within [1, 1048576]", self.solve_error(batch_size=10**12))
+        self.assertIn("seq_len must be within", self.solve_error(phase="prefill", seq_len=-(10**12)))
 
     def test_arguments_the_step_does_not_use_are_refused(self):
         llama, h100 = mlsysim.Models.Language.Llama3_8B, mlsysim.Hardware.Cloud.H100
         # Decode is an LLM's default step: one new token per sequence; the history is `context`.
-        with self.assertRaises(ValueError) as ctx:
-            mlsysim.Engine.solve(llama, h100, seq_len=4096)
-        self.assertIn("seq_len does not apply to a decode step", str(ctx.exception))
-        self.assertIn("context 4096", str(ctx.exception))
-        self.assertNotIn("--", str(ctx.exception))
-        with self.assertRaises(ValueError) as ctx:
-            mlsysim.Engine.solve(llama, h100, is_training=True, seq_len=1024, context=1024)
-        self.assertIn("context (tokens already in the KV cache) does not apply", str(ctx.exception))
+        msg = self.solve_error(seq_len=4096)
+        self.assertIn("seq_len does not apply to a decode step", msg)
+        self.assertIn("context 4096", msg)
+        self.assertNotIn("--", msg)
+        self.assertIn("context (tokens already in the KV cache) does not apply",
+                      self.solve_error(is_training=True, seq_len=1024, context=1024))
         with self.assertRaises(ValueError):
             mlsysim.Engine.solve(mlsysim.Models.Vision.ResNet50, h100, seq_len=128)
         # Where they apply, both are taken: a longer history makes a decode step slower.
