@@ -241,3 +241,21 @@ RC_GTEST_PROP(SimulatorProps, InvariantsHoldForRandomWorkloads, ()) {
   RC_ASSERT(s.e2e.p50 <= s.e2e.p99);
   RC_ASSERT(s.goodput_rps <= s.throughput_rps + 1e-12);
 }
+
+// Exponential lengths near the model's window are cut there: the trace says the realized means
+// fell short of the requested ones (gpt2, 1024 tokens: 900 + 100 asked), and says nothing when
+// they did not.
+TEST(Simulator, ClippedLengthsAreReported) {
+  SimulationRequest r = poisson(2, 500);
+  r.prompt_len = 900;
+  r.output_len = 100;
+  const auto mentions = [](const SimulationResult& s) {
+    for (const auto& line : s.trace)
+      if (line.find("requested means") != std::string::npos) return true;
+    return false;
+  };
+  EXPECT_TRUE(mentions(simulate(model("gpt2"), hw("h100"), r)));
+  r.prompt_len = 64;
+  r.output_len = 16;
+  EXPECT_FALSE(mentions(simulate(model("gpt2"), hw("h100"), r)));
+}

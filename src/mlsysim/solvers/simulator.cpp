@@ -529,6 +529,15 @@ void explain_simulation(const ModelSpec& model, const HardwareSpec& hw, const Si
                           "{:.0f} output tokens.",
                           requests, r.trace.empty() ? "Poisson arrivals" : "trace arrivals",
                           out.offered_rate, mean_p, mean_o));
+  // Exponential draws are cut at the model's window: near it the realized means fall short of the
+  // requested ones, and the workload is not the one asked for unless that is said.
+  const bool clipped = r.trace.empty() && r.length_dist == LengthDist::Exponential &&
+                       (mean_p < 0.95 * r.prompt_len || mean_o < 0.95 * r.output_len);
+  if (clipped)
+    t.push_back(fmt::format("The requested means were {} prompt + {} output tokens: exponential lengths are cut "
+                            "at {}'s {}-token window, which lowers the realized means (use --length-dist fixed, "
+                            "or shorter means, for the asked workload).",
+                            r.prompt_len, r.output_len, model.id, model.tf.max_seq));
   t.push_back(fmt::format("{} iterations, each timed by the engine ({} distinct step shapes "
                           "solved); mean batch {:.1f}; {} preemptions.",
                           out.iterations, out.step_cache_entries, out.mean_batch, out.preemptions));
