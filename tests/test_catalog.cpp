@@ -6,8 +6,11 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <sstream>
 
 #include "mlsysim/catalog/catalog.hpp"
+#include "mlsysim/catalog/embedded.hpp"
 #include "mlsysim/errors.hpp"
 #include "mlsysim/physics/transformer.hpp"
 
@@ -178,7 +181,7 @@ TEST(Catalog, HuggingFaceConfigBecomesAModel) {
     model_from_hf_config((dir / "falcon.json").string());
     ADD_FAILURE() << "expected BadInput";
   } catch (const BadInput& e) {
-    EXPECT_NE(std::string(e.what()).find("multiple of the key/value heads (7)"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("divide heads (232), got 7"), std::string::npos) << e.what();
   }
   std::ofstream(dir / "gptj.json") << R"({"model_type": "gptj", "n_layer": 2, "n_embd": 8, "n_head": 16,
     "vocab_size": 100})";
@@ -266,7 +269,7 @@ TEST(Catalog, ModelShapesAreWholePositiveCounts) {
            {"kv_heads = 2\nffn = 2.5\n", "'ffn' must be a whole number"},
            {"kv_heads = 2\nffn = -5\n", "'ffn' must be a whole number"},
            {"kv_heads = 2\nffn = 0\n", "MLP width must be >= 1"},
-           {"kv_heads = 0\nffn = 128\n", "kv_heads must be >= 1"},
+           {"kv_heads = 0\nffn = 128\n", "must be >= 1 and divide heads (4), got 0"},
            {"kv_heads = 3\nffn = 128\n", "divide heads (4)"}}) {
     Catalog c;
     try {
@@ -455,7 +458,8 @@ TEST(Catalog, UsableMemoryIsCitedAndBoundedByTheDatasheet) {
   // A zero memory rate would make every step infinitely long (NaN shares), a zero TDP every joule
   // vanish, a zero or negative capacity hold nothing: each is refused with the field's name.
   const std::string valid = device + "usable_memory = \"a driver log\"\npower = \"z\"\n[device.power]\ntdp_w = 70\n";
-  c.add_toml(valid, "usable.toml");
+  Catalog fresh = cat();  // c already defines usable-test: a second definition would be a duplicate id
+  fresh.add_toml(valid, "usable.toml");
   for (const auto& [from, to, field] : std::vector<std::tuple<std::string, std::string, std::string>>{
            {"bandwidth_gbs = 1000", "bandwidth_gbs = 0", "bandwidth_gbs"},
            {"tdp_w = 70", "tdp_w = 0", "tdp_w"},
@@ -470,4 +474,328 @@ TEST(Catalog, UsableMemoryIsCitedAndBoundedByTheDatasheet) {
       EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
     }
   }
+}
+
+// ---- What a user's --catalog files and config.json files may not say ----------------------------
+
+namespace {
+
+// The BadInput message of adding `toml` to a copy of the built-in catalog, or "" when it is accepted.
+std::string toml_error(const std::string& toml) {
+  Catalog c = Catalog::builtin();
+  try {
+    c.add_toml(toml, "user.toml");
+  } catch (const BadInput& e) {
+    return e.what();
+  }
+  return "";
+}
+
+bool mentions(const std::string& message, const std::string& part) { return message.find(part) != std::string::npos; }
+
+// `text` with its first `from` replaced by `to`.
+std::string with(std::string text, const std::string& from, const std::string& to) {
+  const size_t at = text.find(from);
+  if (at == std::string::npos)
+    ADD_FAILURE() << "'" << from << "' is not in the test entry";
+  else
+    text.replace(at, from.size(), to);
+  return text;
+}
+
+// A small valid decoder (4 heads of 16) and a small valid NPU; the tests change one thing at a time.
+const std::string kModel =
+    "[[model]]\nid = \"tiny-lm\"\nkind = \"decoder\"\nlayers = 2\nhidden = 64\nheads = 4\n"
+    "ffn = 256\nvocab = 1000\n";
+const std::string kDevice =
+    "[[device]]\nid = \"my-npu\"\nkind = \"npu\"\ncompute_units = 4\n"
+    "[device.dense_tflops]\nint8 = 10\n[device.memory]\ncapacity_gib = 4\nbandwidth_gbs = 50\n"
+    "[device.sources]\ncompute = \"sheet\"\nmemory = \"sheet\"\n";
+
+namespace fs = std::filesystem;
+
+// A fresh directory under the system temp directory.
+fs::path fresh_dir(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+std::string hf_error(const fs::path& file, const std::string& json) {
+  std::ofstream(file) << json;
+  try {
+    model_from_hf_config(file.string());
+  } catch (const BadInput& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(CatalogInput, TheTestEntriesAreValid) {
+  EXPECT_EQ(toml_error(kModel), "");
+  EXPECT_EQ(toml_error(kDevice), "");
+}
+
+// Every [[device]] and [[model]] table of the embedded files is accepted: none is refused by a rule
+// (the catalog would not load) and none is dropped or merged with another (the counts match).
+TEST(CatalogInput, EveryBuiltInEntryLoads) {
+  size_t devices = 0, models = 0;
+  for (size_t i = 0; i < kEmbeddedCatalogCount; ++i) {
+    std::istringstream lines(kEmbeddedCatalog[i].text);
+    for (std::string line; std::getline(lines, line);) {
+      devices += line == "[[device]]";
+      models += line == "[[model]]";
+    }
+  }
+  EXPECT_EQ(cat().all_hardware().size(), devices);
+  EXPECT_EQ(cat().all_models().size(), models);
+  // Each id and alias names exactly one entry.
+  std::set<std::string> hardware_names, model_names;
+  for (const auto& hw : cat().all_hardware()) {
+    EXPECT_TRUE(hardware_names.insert(normalize_name(hw.id)).second) << hw.id;
+    for (const auto& a : hw.aliases) {
+      EXPECT_TRUE(hardware_names.insert(normalize_name(a)).second) << a;
+      EXPECT_EQ(cat().hardware(a).id, hw.id) << a;
+    }
+  }
+  for (const auto& m : cat().all_models()) {
+    EXPECT_TRUE(model_names.insert(normalize_name(m.id)).second) << m.id;
+    for (const auto& a : m.aliases) EXPECT_TRUE(model_names.insert(normalize_name(a)).second) << a;
+  }
+}
+
+// 512 over 7 heads is 73.14 dimensions each: refused without head_dim, in a catalog entry as in a
+// config.json, rather than truncated to 73.
+TEST(CatalogInput, HiddenMustSplitOverTheHeadsUnlessHeadDimIsGiven) {
+  const std::string uneven = with(with(kModel, "hidden = 64", "hidden = 512"), "heads = 4", "heads = 7");
+  const std::string error = toml_error(uneven);
+  EXPECT_TRUE(mentions(error, "user.toml [tiny-lm]")) << error;
+  EXPECT_TRUE(mentions(error, "hidden size 512 does not split evenly over 7 attention heads")) << error;
+  EXPECT_TRUE(mentions(error, "give 'head_dim'")) << error;
+  Catalog c = cat();
+  c.add_toml(with(uneven, "heads = 7", "heads = 7\nhead_dim = 64\nkv_heads = 7"), "user.toml");
+  EXPECT_EQ(c.model("tiny-lm").tf.head_dim, 64);  // an explicit head_dim may differ from hidden / heads
+  Catalog even = cat();
+  even.add_toml(with(kModel, "hidden = 64", "hidden = 512"), "user.toml");
+  EXPECT_EQ(even.model("tiny-lm").tf.head_dim, 128);  // 512 / 4
+  const fs::path dir = fresh_dir("mlsysim_test_uneven_heads");
+  EXPECT_TRUE(mentions(hf_error(dir / "config.json", R"({"model_type": "llama", "hidden_size": 512,
+    "num_hidden_layers": 2, "num_attention_heads": 7, "intermediate_size": 1024, "vocab_size": 100})"),
+                       "does not split evenly over 7 attention heads"));
+}
+
+// A decoder's embedding and LM head have one row per token; so does BERT's embedding. ViT embeds
+// 16x16 patches instead, and has no vocabulary.
+TEST(CatalogInput, ModelsThatEmbedTokensNeedAVocabulary) {
+  const std::string decoder = toml_error(with(kModel, "vocab = 1000", "vocab = 0"));
+  EXPECT_TRUE(mentions(decoder, "vocab")) << decoder;
+  EXPECT_TRUE(mentions(decoder, "must be >= 1 for a decoder model")) << decoder;
+  EXPECT_TRUE(mentions(toml_error(with(kModel, "vocab = 1000\n", "")), "vocab"));  // absent is 0
+  const std::string seq2seq = with(with(kModel, "kind = \"decoder\"", "kind = \"encoder-decoder\""), "layers = 2",
+                                   "encoder_layers = 2\ndecoder_layers = 2");
+  EXPECT_EQ(toml_error(seq2seq), "");
+  EXPECT_TRUE(mentions(toml_error(with(seq2seq, "vocab = 1000", "vocab = 0")), "encoder-decoder model"));
+  const std::string encoder = with(kModel, "kind = \"decoder\"", "kind = \"encoder\"");
+  const std::string bert = toml_error(with(encoder, "vocab = 1000", "vocab = 0"));
+  EXPECT_TRUE(mentions(bert, "an encoder model")) << bert;
+  EXPECT_TRUE(mentions(bert, "patch_embed")) << bert;  // says how an encoder without tokens is written
+  EXPECT_EQ(toml_error(with(encoder, "vocab = 1000", "vocab = 0\npatch_embed = [3, 16, 224]")), "");
+  EXPECT_EQ(cat().model("vit-b16").tf.vocab, 0);
+}
+
+// Top-k routing sends each token to k of the routed experts: 1 <= k <= experts, and no k without
+// experts. Mixtral 8x7B routes 2 of 8.
+TEST(CatalogInput, ExpertsPerTokenFitTheExperts) {
+  const std::string dense_with_k = toml_error(kModel + "experts_per_token = 2\n");
+  EXPECT_TRUE(mentions(dense_with_k, "no routed experts")) << dense_with_k;
+  const std::string too_many = toml_error(kModel + "experts = 4\nexperts_per_token = 5\n");
+  EXPECT_TRUE(mentions(too_many, "must be in [1, 4]")) << too_many;
+  EXPECT_TRUE(mentions(too_many, "got 5")) << too_many;
+  EXPECT_TRUE(mentions(toml_error(kModel + "experts = 8\n"), "must be in [1, 8]"));
+  EXPECT_EQ(toml_error(kModel + "experts = 8\nexperts_per_token = 2\n"), "");
+  EXPECT_EQ(cat().model("mixtral-8x7b").tf.experts_per_token, 2);
+  const fs::path dir = fresh_dir("mlsysim_test_expert_routing");
+  const std::string llama = R"("model_type": "mixtral", "hidden_size": 64, "num_hidden_layers": 2,
+    "num_attention_heads": 4, "intermediate_size": 128, "vocab_size": 100)";
+  EXPECT_TRUE(mentions(hf_error(dir / "k.json", "{" + llama + R"(, "num_experts_per_tok": 2})"), "no routed experts"));
+  EXPECT_TRUE(
+      mentions(hf_error(dir / "big_k.json", "{" + llama + R"(, "num_local_experts": 4, "num_experts_per_tok": 8})"),
+               "must be in [1, 4]"));
+}
+
+// Fields that take a word refuse any other word, listing the valid ones.
+TEST(CatalogInput, WordFieldsListTheirValidValues) {
+  struct Case {
+    std::string toml, needle;
+  };
+  const std::vector<Case> cases = {
+      {with(kModel, "\"decoder\"", "\"quantum\""),
+       "'kind' must be one of decoder | encoder | encoder-decoder | cnn | dlrm | opaque, got \"quantum\""},
+      {with(kModel, "\"decoder\"", "\"decodr\""), "did you mean \"decoder\"?"},
+      {kModel + "norm = \"batchnorm\"\n", "'norm' must be one of layernorm | rmsnorm"},
+      {kModel + "pos = \"rotary\"\n", "'pos' must be one of rope | learned | alibi | sinusoidal | none"},
+      {kModel + "ffn_act = \"mish\"\n", "'ffn_act' must be one of swiglu | silu | geglu | gelu | relu"},
+      {with(kDevice, "\"npu\"", "\"fpga\""),
+       "'kind' must be one of gpu | tpu | npu | cpu | mcu | wafer | lpu | accelerator"},
+      {with(kDevice, "kind = \"npu\"", "tier = \"datacenter\""),
+       "'tier' must be one of cloud | workstation | edge | mobile | tiny"},
+      {with(kModel, "\"decoder\"", "3"), "'kind' must be a string, got 3"},
+  };
+  for (const auto& c : cases) {
+    const std::string error = toml_error(c.toml);
+    EXPECT_TRUE(mentions(error, c.needle)) << error;
+  }
+  Catalog c = cat();
+  c.add_toml(kModel + "norm = \"rmsnorm\"\nffn_act = \"silu\"\n", "user.toml");
+  EXPECT_FALSE(c.model("tiny-lm").tf.layernorm);
+  EXPECT_EQ(c.model("tiny-lm").tf.act, FfnActivation::SwiGLU);  // Hugging Face's name for the SwiGLU gate
+}
+
+// Ids and aliases name one entry each, compared ignoring case with '_' read as '-'.
+TEST(CatalogInput, DuplicateNamesAreRefused) {
+  const std::string twice = toml_error(kModel + kModel);
+  EXPECT_TRUE(mentions(twice, "the id 'tiny-lm' is already the id of model 'tiny-lm' (user.toml)")) << twice;
+  EXPECT_TRUE(
+      mentions(toml_error(kDevice + with(kDevice, "\"my-npu\"", "\"My_NPU\"")), "already the id of hardware 'my-npu'"));
+  const std::string alias_of_other =
+      toml_error(kModel + with(kModel, "id = \"tiny-lm\"", "id = \"b\"\naliases = [\"Tiny_LM\"]"));
+  EXPECT_TRUE(mentions(alias_of_other, "user.toml [b]: the alias 'Tiny_LM' is already the id of model 'tiny-lm'"))
+      << alias_of_other;
+  // A user alias may not take a built-in name, nor a user id a built-in alias (h100-sxm is the H100's).
+  const std::string builtin_id =
+      toml_error(with(kModel, "id = \"tiny-lm\"", "id = \"tiny-lm\"\naliases = [\"llama3-8b\"]"));
+  EXPECT_TRUE(mentions(builtin_id, "already the id of built-in model 'llama3-8b' (catalog/models/")) << builtin_id;
+  const std::string builtin_alias = toml_error(with(kDevice, "\"my-npu\"", "\"h100-sxm\""));
+  EXPECT_TRUE(mentions(builtin_alias, "already an alias of built-in hardware 'h100'")) << builtin_alias;
+  EXPECT_TRUE(mentions(builtin_alias, "give the entry the id 'h100' to replace that built-in hardware"))
+      << builtin_alias;
+  // Across the files of one --catalog directory, both files are named.
+  const fs::path dir = fresh_dir("mlsysim_test_duplicate_ids");
+  std::ofstream(dir / "a.toml") << kDevice;
+  std::ofstream(dir / "b.toml") << kDevice;
+  try {
+    (void)Catalog::with_user_dir(dir.string());
+    ADD_FAILURE() << "expected BadInput";
+  } catch (const BadInput& e) {
+    EXPECT_TRUE(mentions(e.what(), (dir / "a.toml").string())) << e.what();
+    EXPECT_TRUE(mentions(e.what(), (dir / "b.toml").string())) << e.what();
+  }
+}
+
+// A --catalog entry with a built-in id replaces the built-in entry (docs/CATALOG.md): the
+// replacement's numbers answer to the built-in's id and aliases, and the catalog does not grow.
+TEST(CatalogInput, AUserEntryWithABuiltInIdReplacesIt) {
+  const fs::path dir = fresh_dir("mlsysim_test_override");
+  std::ofstream(dir / "h100.toml") << with(with(kDevice, "\"my-npu\"", "\"h100\""), "bandwidth_gbs = 50",
+                                           "bandwidth_gbs = 1000");
+  const Catalog c = Catalog::with_user_dir(dir.string());
+  EXPECT_EQ(c.all_hardware().size(), cat().all_hardware().size());
+  EXPECT_NEAR(in_gbps(c.hardware("h100").memory_bandwidth), 1000, 1e-9);
+  EXPECT_NEAR(in_gbps(c.hardware("h100-sxm").memory_bandwidth), 1000, 1e-9);  // a built-in alias
+  EXPECT_NEAR(in_gbps(cat().hardware("h100").memory_bandwidth), 3350, 1e-9);  // the built-in is untouched
+  // Only once: a second user definition of the id is ambiguous.
+  std::ofstream(dir / "h100_again.toml") << with(kDevice, "\"my-npu\"", "\"H100\"");
+  EXPECT_THROW((void)Catalog::with_user_dir(dir.string()), BadInput);
+}
+
+// Peaks and bandwidths are divided by: each must be a number > 0, within a documented plausible
+// range (a unit slip, bandwidth in B/s written as GB/s, is far outside it).
+TEST(CatalogInput, DeviceRatesArePositivePlausibleNumbers) {
+  for (const std::string value : {"nan", "0", "-1", "\"fast\"", "inf"}) {
+    const std::string error = toml_error(with(kDevice, "int8 = 10", "bf16 = " + value));
+    EXPECT_TRUE(mentions(error, "user.toml [my-npu]: 'bf16' in [device.dense_tflops] must be a number > 0 TFLOP/s"))
+        << value << ": " << error;
+    const std::string bw = toml_error(with(kDevice, "bandwidth_gbs = 50", "bandwidth_gbs = " + value));
+    EXPECT_TRUE(mentions(bw, "'bandwidth_gbs' must be a number > 0 GB/s")) << value << ": " << bw;
+  }
+  EXPECT_TRUE(
+      mentions(toml_error(with(kDevice, "int8 = 10", "bf16 = 1e-30")), "plausible range [1e-07, 1e+07] TFLOP/s"));
+  EXPECT_TRUE(mentions(toml_error(with(kDevice, "bandwidth_gbs = 50", "bandwidth_gbs = 1e-30")),
+                       "plausible range [0.001, 1e+08] GB/s"));
+  EXPECT_TRUE(mentions(toml_error(with(kDevice, "bandwidth_gbs = 50", "bandwidth_gbs = 3.35e12")),  // H100 in B/s
+                       "plausible range"));
+  EXPECT_TRUE(mentions(toml_error(kDevice + "[device.interconnect]\nper_direction_gbs = 0\n"), "'per_direction_gbs'"));
+  // The range holds the extremes of the catalog: Cerebras WSE-3 streams its SRAM at 21 PB/s.
+  EXPECT_NEAR(in_gbps(cat().hardware("cerebras-wse3").memory_bandwidth), 21e6, 1);
+  // compute_units: 0 means unknown (GEMMs are then not wave-quantized); negative is refused.
+  const std::string negative = toml_error(with(kDevice, "compute_units = 4", "compute_units = -4"));
+  EXPECT_TRUE(mentions(negative, "'compute_units' must be a whole number >= 0, got -4")) << negative;
+  Catalog c = cat();
+  c.add_toml(with(kDevice, "compute_units = 4", "compute_units = 0"), "user.toml");
+  EXPECT_EQ(c.hardware("my-npu").compute_units, 0);
+  // The same precision twice (int8 and INT8 both parse as int8) would let the last one win.
+  EXPECT_TRUE(mentions(toml_error(with(kDevice, "int8 = 10", "int8 = 10\nINT8 = 20")), "gives int8 twice"));
+}
+
+// A key the loader does not read is refused with the closest one it does, instead of leaving the
+// field at its default.
+TEST(CatalogInput, UnknownKeysAreRefusedWithTheClosestKnownKey) {
+  struct Case {
+    std::string toml, needle;
+  };
+  const std::vector<Case> cases = {
+      {with(kDevice, "bandwidth_gbs", "bandwith_gbs"),
+       "user.toml [my-npu]: unknown key 'bandwith_gbs' in [device.memory]: did you mean 'bandwidth_gbs'?"},
+      {with(kModel, "layers", "num_layers"), "unknown key 'num_layers' in [[model]]: did you mean 'layers'?"},
+      {kModel + "hidden_size = 64\n", "did you mean 'hidden'?"},  // the config.json name
+      {with(kDevice, "compute_units = 4", "tdp_w = 5"),
+       "unknown key 'tdp_w' in [[device]]: it belongs in [device.power]"},
+      {kDevice + "[device.power]\ntdp = 5\n", "unknown key 'tdp' in [device.power]: did you mean 'tdp_w'?"},
+      {kModel + "zzz = 1\n", "unknown key 'zzz' in [[model]] (known keys: id, name"},
+      {"[[model]]\nid = \"c\"\nkind = \"cnn\"\nhidden = 64\nlayers = [[\"fc\", 4, 2]]\n",
+       "'hidden' in [[model]]: it is not read for a cnn model"},
+      {"[[model]]\nid = \"d\"\nkind = \"dlrm\"\n[model.dlrm]\nrows_per_table = 10\nembedding_dims = 4\n",
+       "unknown key 'embedding_dims' in [model.dlrm]: did you mean 'embedding_dim'?"},
+      {"[device]\nid = \"x\"\n", "write each entry under [[device]]"},
+  };
+  for (const auto& c : cases) {
+    const std::string error = toml_error(c.toml);
+    EXPECT_TRUE(mentions(error, c.needle)) << error;
+  }
+}
+
+// A value of the wrong type is refused, not read as the field's default.
+TEST(CatalogInput, FieldsOfTheWrongTypeAreRefused) {
+  EXPECT_TRUE(mentions(toml_error(kModel + "tied_embeddings = \"yes\"\n"), "'tied_embeddings' must be true or false"));
+  EXPECT_TRUE(mentions(toml_error(kModel + "aliases = [\"t\", 3]\n"), "'aliases' must hold only strings"));
+  EXPECT_TRUE(mentions(toml_error(kModel + "vocab_size = 3\n"), "did you mean 'vocab'?"));
+  EXPECT_TRUE(mentions(toml_error(with(kModel, "vocab = 1000", "vocab = 2.5")), "'vocab' must be a whole number"));
+  EXPECT_TRUE(mentions(toml_error(with(kModel, "kind = \"decoder\"", "kind = \"encoder\"\npatch_embed = [3, 16]")),
+                       "patch_embed is [in_channels, patch, image_size]"));
+  EXPECT_TRUE(mentions(toml_error(kModel + "published_params = \"8B\"\n"), "'published_params' must be a number"));
+}
+
+// config.json values the engine cannot model are refused, naming the file the user gave.
+TEST(CatalogInput, HuggingFaceConfigsAreCheckedLikeCatalogEntries) {
+  const fs::path dir = fresh_dir("mlsysim_test_hf_input");
+  const fs::path file = dir / "config.json";
+  const std::string llama = R"("model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2,
+    "num_attention_heads": 4, "intermediate_size": 128, "vocab_size": 100)";
+  EXPECT_EQ(hf_error(file, "{" + llama + R"(, "max_position_embeddings": 8192})"), "");
+  for (const char* bad : {"0", "-1"}) {
+    const std::string error = hf_error(file, "{" + llama + R"(, "max_position_embeddings": )" + bad + "}");
+    EXPECT_TRUE(mentions(error, "'max_position_embeddings' must be >= 1")) << error;
+  }
+  const std::string relu = hf_error(file, "{" + llama + R"(, "hidden_act": "relu"})");
+  EXPECT_TRUE(mentions(relu, "'hidden_act' = \"relu\" is not supported")) << relu;
+  EXPECT_TRUE(mentions(relu, "silu, swish (SwiGLU)")) << relu;
+  const std::string gptj = hf_error(file, R"({"model_type": "gptj", "n_layer": 2, "n_embd": 64, "n_head": 4,
+    "vocab_size": 100, "activation_function": "relu"})");
+  EXPECT_TRUE(mentions(gptj, "'activation_function' = \"relu\"")) << gptj;
+  // A count written as a string: the message starts with the path given, not "config.json".
+  const std::string as_text = hf_error(file, R"({"model_type": "llama", "hidden_size": 64, "num_hidden_layers": "2",
+    "num_attention_heads": 4, "intermediate_size": 128, "vocab_size": 100})");
+  EXPECT_EQ(as_text.rfind(file.string() + ": 'num_hidden_layers' must be a number, got \"2\"", 0), 0u) << as_text;
+  // A directory is named as one, with its config.json suggested when it has one.
+  try {
+    model_from_hf_config(dir.string());
+    ADD_FAILURE() << "expected BadInput";
+  } catch (const BadInput& e) {
+    EXPECT_TRUE(mentions(e.what(), "is a directory")) << e.what();
+    EXPECT_TRUE(mentions(e.what(), "did you mean '" + file.string() + "'")) << e.what();
+  }
+  EXPECT_THROW(model_from_hf_config((dir / "missing.json").string()), BadInput);
 }

@@ -1,7 +1,14 @@
 #include "mlsysim/catalog/catalog.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <array>
 #include <cctype>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <optional>
 #include <set>
 
 #include "mlsysim/catalog/embedded.hpp"
@@ -11,8 +18,24 @@
 namespace mlsysim {
 namespace {
 
+using Keys = std::vector<std::string_view>;
+
 std::string context_of(const std::string& origin, const std::string& id) {
   return origin + (id.empty() ? "" : " [" + id + "]");
+}
+
+// A key as messages show it: 'bandwidth_gbs'.
+std::string quoted(std::string_view key) { return fmt::format("'{}'", key); }
+
+// A value as the user wrote it, for messages: 1e-30, nan, "fast", an array.
+std::string describe(const toml::node* n) {
+  if (n == nullptr) return "nothing";
+  if (auto d = n->value<double>()) return fmt::format("{}", *d);
+  if (auto s = n->value<std::string>()) return "\"" + *s + "\"";
+  if (auto b = n->value<bool>()) return *b ? "true" : "false";
+  if (n->is_array()) return "an array";
+  if (n->is_table()) return "a table";
+  return "a date or time";
 }
 
 template <class View>
@@ -21,21 +44,26 @@ double number_or(const View& v, double fallback) {
   return fallback;
 }
 
+// The number at `n` (present), else BadInput naming `label` and what was there instead.
+double number_of(const toml::node* n, const std::string& label, const std::string& where) {
+  if (auto d = n ? n->value<double>() : std::nullopt) return *d;
+  throw BadInput(fmt::format("{}: {} must be a number, got {}", where, label, describe(n)));
+}
+
 // A calibration's fraction of a peak (an efficiency): the value in (0, 1] when `v` is given, else
 // `fallback`. `label` names the field in the error.
 template <class View>
 double fraction_or(const View& v, double fallback, const std::string& label, const std::string& where) {
   if (!v) return fallback;
-  const double f = number_or(v, -1.0);
-  if (!(f > 0 && f <= 1))
-    throw BadInput(where + ": " + label + " must be in (0, 1], got " + std::to_string(f));
+  const double f = number_of(v.node(), label, where);
+  if (!(f > 0 && f <= 1)) throw BadInput(fmt::format("{}: {} must be in (0, 1], got {}", where, label, f));
   return f;
 }
 
 // Rates, sizes and times in the catalog are finite and never negative; `label` names the field.
 double finite_non_negative(double x, const std::string& label, const std::string& where) {
   if (!(x >= 0) || !std::isfinite(x))
-    throw BadInput(where + ": " + label + " must be a finite, non-negative number, got " + std::to_string(x));
+    throw BadInput(fmt::format("{}: {} must be a finite, non-negative number, got {}", where, label, x));
   return x;
 }
 
@@ -44,78 +72,264 @@ double finite_non_negative(double x, const std::string& label, const std::string
 template <class View>
 double non_negative_or(const View& v, double fallback, const std::string& label, const std::string& where) {
   if (!v) return fallback;
-  return finite_non_negative(number_or(v, -1.0), label, where);
+  return finite_non_negative(number_of(v.node(), label, where), label, where);
 }
 
 double required_number(const toml::table& t, std::string_view key, const std::string& where) {
-  auto v = t[key].value<double>();
-  if (!v) throw BadInput(where + ": missing number '" + std::string(key) + "'");
-  return finite_non_negative(*v, "'" + std::string(key) + "'", where);
+  if (!t[key]) throw BadInput(where + ": missing number '" + std::string(key) + "'");
+  const std::string label = quoted(key);
+  return finite_non_negative(number_of(t.get(key), label, where), label, where);
 }
 
-std::string string_or(const toml::table& t, std::string_view key, std::string fallback = {}) {
+// A total the catalog quotes (published_params, published_flops): absent, or a finite number > 0.
+std::optional<double> optional_positive(const toml::table& t, std::string_view key, const std::string& where) {
+  if (!t[key]) return std::nullopt;
+  const double v = number_of(t.get(key), quoted(key), where);
+  if (!(v > 0) || !std::isfinite(v))
+    throw BadInput(
+        fmt::format("{}: '{}' must be a finite number > 0, got {} (leave it out if unknown)", where, key, v));
+  return v;
+}
+
+// A text field: absent -> `fallback`; present, it must be a string (a number where a name belongs
+// would otherwise be read as the fallback).
+std::string string_or(const toml::table& t, std::string_view key, const std::string& where,
+                      std::string fallback = {}) {
+  if (!t[key]) return fallback;
   if (auto s = t[key].value<std::string>()) return *s;
-  return fallback;
+  throw BadInput(fmt::format("{}: '{}' must be a string, got {}", where, key, describe(t.get(key))));
 }
 
-std::vector<std::string> string_list(const toml::table& t, std::string_view key) {
+// A flag: absent -> `fallback`; present, true or false ("yes" or 1 would otherwise read as false).
+bool bool_field(const toml::table& t, std::string_view key, bool fallback, const std::string& where) {
+  if (!t[key]) return fallback;
+  if (auto b = t[key].value<bool>()) return *b;
+  throw BadInput(fmt::format("{}: '{}' must be true or false, got {}", where, key, describe(t.get(key))));
+}
+
+std::vector<std::string> string_list(const toml::table& t, std::string_view key, const std::string& where) {
   std::vector<std::string> out;
-  if (auto arr = t[key].as_array())
-    for (auto& e : *arr)
-      if (auto s = e.value<std::string>()) out.push_back(*s);
+  if (!t[key]) return out;
+  const toml::array* arr = t[key].as_array();
+  if (arr == nullptr)
+    throw BadInput(fmt::format("{}: '{}' must be an array of strings, got {}", where, key, describe(t.get(key))));
+  for (auto& e : *arr) {
+    auto s = e.value<std::string>();
+    if (!s) throw BadInput(fmt::format("{}: '{}' must hold only strings, got {}", where, key, describe(&e)));
+    out.push_back(*s);
+  }
   return out;
 }
 
-std::vector<int> int_list(const toml::table& t, std::string_view key) {
+// A count or a shape: a whole number in [0, 2^31) (2.5 layers or -5 experts are not shapes,
+// whatever a cast would make of them).
+int whole_count(const toml::node* n, const std::string& label, const std::string& where) {
+  const auto v = n ? n->value<double>() : std::nullopt;
+  if (!v || !(*v >= 0) || *v != std::floor(*v) || *v > std::numeric_limits<int>::max())
+    throw BadInput(fmt::format("{}: {} must be a whole number >= 0, got {}", where, label, describe(n)));
+  return static_cast<int>(*v);
+}
+
+// A count field: absent -> `fallback`; present -> whole_count.
+int int_field(const toml::table& t, std::string_view key, int fallback, const std::string& where) {
+  if (!t[key]) return fallback;
+  return whole_count(t.get(key), quoted(key), where);
+}
+
+// An array of counts (a shape, MLP widths); absent -> empty.
+std::vector<int> int_list(const toml::table& t, std::string_view key, const std::string& where) {
   std::vector<int> out;
-  if (auto arr = t[key].as_array())
-    for (auto& e : *arr)
-      if (auto v = e.value<double>()) out.push_back(static_cast<int>(*v));
+  if (!t[key]) return out;
+  const toml::array* arr = t[key].as_array();
+  if (arr == nullptr)
+    throw BadInput(fmt::format("{}: '{}' must be an array of whole numbers, got {}", where, key, describe(t.get(key))));
+  for (auto& e : *arr) out.push_back(whole_count(&e, "each entry of '" + std::string(key) + "'", where));
   return out;
 }
+
+// A field that takes one of a fixed set of words: absent -> `fallback`; otherwise the option's
+// value, else BadInput listing the options (and the closest, as a suggestion).
+template <class T>
+struct Option {
+  std::string_view name;
+  T value;
+};
+
+std::string one_of_error(std::string_view key, const std::string& got, const std::vector<std::string>& names,
+                         const std::string& where) {
+  std::string list;
+  for (const auto& n : names) list += (list.empty() ? "" : " | ") + n;
+  const std::string best = closest_match(got, names);
+  return fmt::format("{}: '{}' must be one of {}, got \"{}\"{}", where, key, list, got,
+                     best.empty() ? "" : "; did you mean \"" + best + "\"?");
+}
+
+template <class T, size_t N>
+T choice(const toml::table& t, std::string_view key, T fallback, const std::array<Option<T>, N>& options,
+         const std::string& where) {
+  if (!t[key]) return fallback;
+  const std::string got = string_or(t, key, where);
+  for (const auto& o : options)
+    if (o.name == got) return o.value;
+  std::vector<std::string> names;
+  for (const auto& o : options) names.emplace_back(o.name);
+  throw BadInput(one_of_error(key, got, names, where));
+}
+
+// ---- Keys the loader reads -------------------------------------------------------------------
+// Each table's keys are listed beside the code that reads them; any other key is refused, because a
+// misspelt one ('bandwith_gbs', 'num_layers') would otherwise leave its field at the default
+// without a word.
+
+bool contains(const Keys& keys, std::string_view key) {
+  return std::find(keys.begin(), keys.end(), key) != keys.end();
+}
+
+// The known key a user most likely meant by `key`, or "".
+std::string suggest_key(std::string_view key, const Keys& known) {
+  // Hugging Face config.json names: entries are often written from one.
+  static constexpr std::pair<std::string_view, std::string_view> kHuggingFaceNames[] = {
+      {"num_hidden_layers", "layers"},    {"hidden_size", "hidden"},
+      {"num_attention_heads", "heads"},   {"num_key_value_heads", "kv_heads"},
+      {"intermediate_size", "ffn"},       {"vocab_size", "vocab"},
+      {"max_position_embeddings", "max_seq"}, {"hidden_act", "ffn_act"},
+      {"tie_word_embeddings", "tied_embeddings"}, {"num_local_experts", "experts"},
+      {"n_routed_experts", "experts"},    {"num_experts_per_tok", "experts_per_token"},
+      {"moe_intermediate_size", "moe_ffn"}};
+  for (const auto& [hf, ours] : kHuggingFaceNames)
+    if (key == hf && contains(known, ours)) return std::string(ours);
+  std::vector<std::string> candidates(known.begin(), known.end());
+  if (std::string best = closest_match(key, candidates); !best.empty()) return best;
+  // A known key as the last words of this one ("num_layers" for "layers").
+  std::string best;
+  for (std::string_view k : known) {
+    const std::string tail = fmt::format("_{}", k);
+    if (key.size() > tail.size() && key.substr(key.size() - tail.size()) == tail && k.size() > best.size())
+      best = std::string(k);
+  }
+  return best;
+}
+
+std::string key_list(const Keys& keys) {
+  std::string out;
+  for (std::string_view k : keys) out += (out.empty() ? "" : ", ") + std::string(k);
+  return out;
+}
+
+// Refuses the first key of `t` not in `known`. `table` names the table ("[device.memory]");
+// `elsewhere` may explain where a misplaced key belongs ("" when it knows nothing).
+void reject_unknown_keys(const toml::table& t, const Keys& known, const std::string& table, const std::string& where,
+                         const std::function<std::string(std::string_view)>& elsewhere = {}) {
+  for (auto&& [k, v] : t) {
+    const std::string_view key = k.str();
+    if (contains(known, key)) continue;
+    std::string msg = fmt::format("{}: unknown key '{}' in {}", where, key, table);
+    if (std::string note = elsewhere ? elsewhere(key) : ""; !note.empty()) throw BadInput(msg + ": " + note);
+    if (std::string best = suggest_key(key, known); !best.empty())
+      throw BadInput(msg + ": did you mean '" + best + "'?");
+    throw BadInput(msg + " (known keys: " + key_list(known) + ")");
+  }
+}
+
+// ---- Devices ---------------------------------------------------------------------------------
+
+// Sizes carry their unit in the key name (capacity_gb, onchip_kib, ...).
+struct SizeSuffix {
+  std::string_view name;
+  double scale;
+};
+constexpr SizeSuffix kSizeSuffixes[] = {{"_tb", kTera},  {"_gb", kGiga},  {"_mb", kMega},  {"_kb", kKilo},
+                                        {"_tib", kTebi}, {"_gib", kGibi}, {"_mib", kMebi}, {"_kib", kKibi}};
 
 // Sizes carry their unit in the key name; exactly one spelling must be present.
 std::optional<Bytes> sized(const toml::table& t, std::string_view stem, const std::string& where,
                            bool required) {
-  struct Suffix { const char* name; double scale; };
-  static constexpr Suffix kSuffixes[] = {{"_tb", kTera},  {"_gb", kGiga},  {"_mb", kMega},
-                                         {"_kb", kKilo},  {"_tib", kTebi}, {"_gib", kGibi},
-                                         {"_mib", kMebi}, {"_kib", kKibi}};
   std::optional<Bytes> found;
-  for (const auto& s : kSuffixes) {
-    std::string key = std::string(stem) + s.name;
-    if (auto v = t[key].value<double>()) {
-      if (found) throw BadInput(where + ": give only one of " + std::string(stem) + "_{gb,gib,...}");
-      found = Bytes(finite_non_negative(*v, "'" + key + "'", where) * s.scale);
-    }
+  for (const auto& s : kSizeSuffixes) {
+    const std::string key = std::string(stem) + std::string(s.name);
+    if (!t[key]) continue;
+    if (found) throw BadInput(where + ": give only one of " + std::string(stem) + "_{gb,gib,...}");
+    const std::string label = quoted(key);
+    found = Bytes(finite_non_negative(number_of(t.get(key), label, where), label, where) * s.scale);
   }
   if (!found && required)
     throw BadInput(where + ": missing " + std::string(stem) + "_gb (or _gib/_mb/_mib/_kb/_kib)");
   return found;
 }
 
-std::optional<Link> parse_link(const toml::table* t, const std::string& where) {
+// Plausible bounds on a datasheet rate: wide enough for every real part from a microcontroller to a
+// wafer-scale engine, narrow enough to catch a unit slip (B/s or MB/s written where GB/s belongs).
+struct RateRange {
+  double lo, hi;
+  const char* unit;
+  const char* span;  // what the bounds stand for, for the message
+};
+// The nRF52840 (Cortex-M4F, 64 MHz) peaks at 4.3e-5 TFLOP/s; Cerebras WSE-3 at 1.25e5 dense.
+constexpr RateRange kPeakRange{1e-7, 1e7, "TFLOP/s",
+                               "0.1 MFLOP/s, below any microcontroller, to 10 EFLOP/s, 80x Cerebras WSE-3"};
+// The nRF52840 streams 0.256 GB/s; Cerebras WSE-3's on-chip SRAM 21 PB/s (2.1e7 GB/s).
+constexpr RateRange kBandwidthRange{1e-3, 1e8, "GB/s",
+                                    "1 MB/s, a slow microcontroller bus, to 100 PB/s, 5x Cerebras WSE-3's SRAM"};
+
+// A rate the engine divides by (a peak, a bandwidth): a number > 0 inside `range`. `if_zero` adds
+// what to do instead of writing 0.
+double plausible_rate(const toml::node* n, const RateRange& range, const std::string& label, const std::string& where,
+                      std::string_view if_zero = "") {
+  const auto v = n ? n->value<double>() : std::nullopt;
+  if (!v || !(*v > 0) || !std::isfinite(*v))
+    throw BadInput(fmt::format("{}: {} must be a number > 0 {}, got {}{}", where, label, range.unit, describe(n),
+                               v && *v == 0 && !if_zero.empty() ? " (" + std::string(if_zero) + ")" : ""));
+  if (*v < range.lo || *v > range.hi)
+    throw BadInput(fmt::format("{}: {} = {} {} is outside the plausible range [{:g}, {:g}] {} ({}); check the "
+                               "unit: the value is in {}",
+                               where, label, *v, range.unit, range.lo, range.hi, range.unit, range.span, range.unit));
+  return *v;
+}
+
+double required_rate(const toml::table& t, std::string_view key, const RateRange& range, const std::string& where) {
+  if (!t[key]) throw BadInput(fmt::format("{}: missing '{}' ({})", where, key, range.unit));
+  return plausible_rate(t.get(key), range, quoted(key), where);
+}
+
+// `links` (how many) is kept for the reader only: per_direction_gbs is already their total.
+const Keys kLinkKeys = {"name", "per_direction_gbs", "latency_us", "links"};
+
+std::optional<Link> parse_link(const toml::table* t, const std::string& table, const std::string& where) {
   if (!t) return std::nullopt;
+  reject_unknown_keys(*t, kLinkKeys, table, where);
   Link link;
-  link.name = string_or(*t, "name");
-  link.per_direction = gigabytes_per_second(required_number(*t, "per_direction_gbs", where));
-  link.latency = microseconds(number_or((*t)["latency_us"], 0.0));
+  link.name = string_or(*t, "name", where);
+  link.per_direction =
+      gigabytes_per_second(required_rate(*t, "per_direction_gbs", kBandwidthRange, where + " " + table));
+  link.latency = microseconds(non_negative_or((*t)["latency_us"], 0.0, "'latency_us'", where + " " + table));
   return link;
 }
 
-void parse_peaks(const toml::table* t, std::array<FlopsPerSecond, kPrecisionCount>& out,
+void parse_peaks(const toml::table* t, const std::string& table, std::array<FlopsPerSecond, kPrecisionCount>& out,
                  const std::string& where) {
   if (!t) return;
+  std::array<std::string, kPrecisionCount> given_as{};
   for (auto&& [key, node] : *t) {
-    auto p = parse_precision(key.str());
-    if (!p) throw BadInput(where + ": unknown precision '" + std::string(key.str()) + "'");
-    auto v = node.value<double>();
-    if (!v || *v < 0) throw BadInput(where + ": peak '" + std::string(key.str()) + "' must be >= 0");
-    out[index_of(*p)] = teraflops_per_second(*v);
+    const std::string name(key.str());
+    auto p = parse_precision(name);
+    if (!p) {
+      std::vector<std::string> names;
+      for (Precision q : kAllPrecisions) names.emplace_back(to_string(q));
+      const std::string best = closest_match(name, names);
+      throw BadInput(fmt::format("{}: unknown precision '{}' in {} (known: {}){}", where, name, table,
+                                 precision_list(), best.empty() ? "" : "; did you mean '" + best + "'?"));
+    }
+    std::string& seen = given_as[index_of(*p)];
+    if (!seen.empty())
+      throw BadInput(fmt::format("{}: {} gives {} twice ('{}' and '{}')", where, table, to_string(*p), seen, name));
+    seen = name;
+    out[index_of(*p)] = teraflops_per_second(plausible_rate(&node, kPeakRange, quoted(name) + " in " + table, where,
+                                                            "leave out a precision the device lacks"));
   }
 }
 
-// Documented defaults for devices without calibration data (docs/PHYSICS.md, section "Efficiency defaults and fitted values").
+// Documented defaults for devices without calibration data (docs/PHYSICS.md, section "Efficiency defaults and fitted
+// values").
 EfficiencyProfile default_efficiency(const std::string& kind) {
   EfficiencyProfile e;
   const bool gpu_like = kind == "gpu" || kind == "accelerator" || kind == "tpu";
@@ -139,39 +353,93 @@ EfficiencyProfile default_efficiency(const std::string& kind) {
   return e;
 }
 
+// Device kinds pick the default efficiency (above) and the engine's integer-first precision order
+// (mcu, npu); tiers group `hardware list`.
+constexpr std::array<Option<std::string_view>, 8> kDeviceKinds{{{"gpu", "gpu"},
+                                                                {"tpu", "tpu"},
+                                                                {"npu", "npu"},
+                                                                {"cpu", "cpu"},
+                                                                {"mcu", "mcu"},
+                                                                {"wafer", "wafer"},
+                                                                {"lpu", "lpu"},
+                                                                {"accelerator", "accelerator"}}};
+constexpr std::array<Option<std::string_view>, 5> kTiers{
+    {{"cloud", "cloud"}, {"workstation", "workstation"}, {"edge", "edge"}, {"mobile", "mobile"}, {"tiny", "tiny"}}};
+
+const Keys kDeviceKeys = {"id",          "name",   "aliases",      "vendor",    "tier",
+                          "kind",        "year",   "compute_units", "dense_tflops", "sparse_tflops",
+                          "memory",      "power",  "interconnect", "host_link", "price",
+                          "sources",     "special_function_tops"};
+
+// [device.memory]'s keys: the sizes in each unit spelling, and the rest.
+Keys memory_keys() {
+  static const std::vector<std::string> sized_keys = [] {  // owns the strings the views point at
+    std::vector<std::string> keys;
+    for (const char* stem : {"capacity", "onchip"})
+      for (const auto& s : kSizeSuffixes) keys.push_back(std::string(stem) + std::string(s.name));
+    return keys;
+  }();
+  Keys keys = {"usable_gib", "bandwidth_gbs", "type", "onchip_kind"};
+  keys.insert(keys.end(), sized_keys.begin(), sized_keys.end());
+  return keys;
+}
+
+// The sub-tables of [[device]] with fixed keys ([device.sources] holds one citation per group, any
+// name; [device.*_tflops] hold precisions, checked in parse_peaks).
+const std::vector<std::pair<std::string_view, Keys>>& device_sub_tables() {
+  static const std::vector<std::pair<std::string_view, Keys>> tables = {
+      {"memory", memory_keys()}, {"power", {"tdp_w"}}, {"interconnect", kLinkKeys}, {"host_link", kLinkKeys},
+      {"price", {"usd", "note"}}};
+  return tables;
+}
+
+void check_device_keys(const toml::table& d, const std::string& where) {
+  // A sub-table's key written at the top ("tdp_w" without [device.power]) belongs in its table.
+  reject_unknown_keys(d, kDeviceKeys, "[[device]]", where, [](std::string_view key) {
+    for (const auto& [name, keys] : device_sub_tables())
+      if (contains(keys, key)) return "it belongs in [device." + std::string(name) + "]";
+    return std::string();
+  });
+  for (const auto& [name, keys] : device_sub_tables())
+    if (const toml::table* sub = d[name].as_table())
+      reject_unknown_keys(*sub, keys, "[device." + std::string(name) + "]", where);
+}
+
 HardwareSpec parse_device(const toml::table& d, const std::string& origin) {
   HardwareSpec hw;
-  hw.id = string_or(d, "id");
+  hw.id = string_or(d, "id", origin);
   const std::string where = context_of(origin, hw.id);
   if (hw.id.empty()) throw BadInput(origin + ": a [[device]] has no id");
-  hw.name = string_or(d, "name", hw.id);
-  hw.vendor = string_or(d, "vendor");
-  hw.tier = string_or(d, "tier");
-  hw.kind = string_or(d, "kind", "gpu");
-  hw.aliases = string_list(d, "aliases");
-  hw.year = static_cast<int>(number_or(d["year"], 0));
-  hw.compute_units = static_cast<int>(number_or(d["compute_units"], 0));
-  parse_peaks(d["dense_tflops"].as_table(), hw.dense_peak, where);
-  parse_peaks(d["sparse_tflops"].as_table(), hw.sparse_peak, where);
+  check_device_keys(d, where);
+  hw.name = string_or(d, "name", where, hw.id);
+  hw.vendor = string_or(d, "vendor", where);
+  hw.tier = std::string(choice(d, "tier", std::string_view(), kTiers, where));
+  hw.kind = std::string(choice(d, "kind", std::string_view("gpu"), kDeviceKinds, where));
+  hw.aliases = string_list(d, "aliases", where);
+  hw.year = int_field(d, "year", 0, where);
+  // 0 (or absent): unknown, and GEMMs are then not wave-quantized (physics/efficiency.cpp).
+  hw.compute_units = int_field(d, "compute_units", 0, where);
+  parse_peaks(d["dense_tflops"].as_table(), "[device.dense_tflops]", hw.dense_peak, where);
+  parse_peaks(d["sparse_tflops"].as_table(), "[device.sparse_tflops]", hw.sparse_peak, where);
   if (std::none_of(hw.dense_peak.begin(), hw.dense_peak.end(),
                    [](FlopsPerSecond f) { return f.si() > 0; }))
-    throw BadInput(where + ": [device.dense_tflops] needs at least one precision");
+    throw BadInput(where + ": [device.dense_tflops] needs at least one precision (e.g. bf16 = 989.4)");
   const toml::table* mem = d["memory"].as_table();
   if (!mem) throw BadInput(where + ": missing [device.memory]");
   hw.memory_capacity = *sized(*mem, "capacity", where, true);
   if (!(hw.memory_capacity.si() > 0)) throw BadInput(where + ": the memory capacity must be > 0");
   hw.memory_usable = hw.memory_capacity;
-  if (auto usable = (*mem)["usable_gib"].value<double>()) {
-    if (!(*usable > 0) || gibibytes(*usable) > hw.memory_capacity * 1.1)
-      throw BadInput(where + ": usable_gib must be in (0, 1.1 x the capacity], got " + std::to_string(*usable));
-    hw.memory_usable = gibibytes(*usable);
+  if ((*mem)["usable_gib"]) {
+    const double usable = number_of(mem->get("usable_gib"), "'usable_gib'", where);
+    if (!(usable > 0) || gibibytes(usable) > hw.memory_capacity * 1.1)
+      throw BadInput(fmt::format("{}: usable_gib must be in (0, 1.1 x the capacity], got {}", where, usable));
+    hw.memory_usable = gibibytes(usable);
   }
-  hw.memory_bandwidth = gigabytes_per_second(required_number(*mem, "bandwidth_gbs", where));
   // Every step streams something from memory: a zero rate would make its time infinite (NaN shares).
-  if (!(hw.memory_bandwidth.si() > 0)) throw BadInput(where + ": 'bandwidth_gbs' must be > 0");
-  hw.memory_type = string_or(*mem, "type");
+  hw.memory_bandwidth = gigabytes_per_second(required_rate(*mem, "bandwidth_gbs", kBandwidthRange, where));
+  hw.memory_type = string_or(*mem, "type", where);
   hw.onchip_memory = sized(*mem, "onchip", where, false).value_or(Bytes{});
-  hw.onchip_kind = string_or(*mem, "onchip_kind");
+  hw.onchip_kind = string_or(*mem, "onchip_kind", where);
   if (hw.onchip_kind.rfind("L2", 0) == 0 || hw.onchip_kind.find("LLC") != std::string::npos)
     hw.last_level_cache = hw.onchip_memory;
   if (auto* p = d["power"].as_table()) {
@@ -179,19 +447,23 @@ HardwareSpec parse_device(const toml::table& d, const std::string& origin) {
     // The energy model scales the TDP: a listed power of zero would make every joule and gram vanish.
     if (!(hw.tdp.si() > 0)) throw BadInput(where + ": 'tdp_w' must be > 0 (leave [device.power] out if unknown)");
   }
-  if (auto sfu = d["special_function_tops"].value<double>()) {
-    if (!(*sfu > 0)) throw BadInput(where + ": special_function_tops must be > 0");
-    hw.special_function_rate = teraflops_per_second(*sfu);
-  }
-  hw.interconnect = parse_link(d["interconnect"].as_table(), where + " interconnect");
-  hw.host_link = parse_link(d["host_link"].as_table(), where + " host_link");
+  if (d["special_function_tops"])
+    hw.special_function_rate =
+        teraflops_per_second(plausible_rate(d.get("special_function_tops"), kPeakRange, "'special_function_tops'",
+                                            where, "leave it out if not listed"));
+  hw.interconnect = parse_link(d["interconnect"].as_table(), "[device.interconnect]", where);
+  hw.host_link = parse_link(d["host_link"].as_table(), "[device.host_link]", where);
   if (auto* p = d["price"].as_table()) {
     hw.price = usd(required_number(*p, "usd", where));
-    hw.price_note = string_or(*p, "note");
+    hw.price_note = string_or(*p, "note", where);
   }
   if (auto* s = d["sources"].as_table())
-    for (auto&& [k, v] : *s)
-      if (auto str = v.value<std::string>()) hw.sources[std::string(k.str())] = *str;
+    for (auto&& [k, v] : *s) {
+      auto str = v.value<std::string>();
+      if (!str) throw BadInput(fmt::format("{}: [device.sources] '{}' must be a citation string, got {}", where,
+                                           k.str(), describe(&v)));
+      hw.sources[std::string(k.str())] = *str;
+    }
   for (const char* group : {"compute", "memory"})
     if (!hw.sources.count(group))
       throw BadInput(where + ": [device.sources] must cite '" + std::string(group) + "'");
@@ -203,34 +475,67 @@ HardwareSpec parse_device(const toml::table& d, const std::string& origin) {
   return hw;
 }
 
-FfnActivation parse_activation(const std::string& s, const std::string& where) {
-  if (s == "swiglu" || s == "silu") return FfnActivation::SwiGLU;
-  if (s == "geglu") return FfnActivation::GeGLU;
-  if (s == "gelu" || s.empty()) return FfnActivation::GELU;
-  if (s == "relu") return FfnActivation::ReLU;
-  throw BadInput(where + ": ffn_act must be swiglu|geglu|gelu|relu, got '" + s + "'");
+// ---- Models ----------------------------------------------------------------------------------
+
+constexpr std::array<Option<ModelKind>, 6> kModelKinds{{{"decoder", ModelKind::Decoder},
+                                                        {"encoder", ModelKind::Encoder},
+                                                        {"encoder-decoder", ModelKind::EncoderDecoder},
+                                                        {"cnn", ModelKind::CNN},
+                                                        {"dlrm", ModelKind::DLRM},
+                                                        {"opaque", ModelKind::Opaque}}};
+// "silu" is the SwiGLU MLP's activation as Hugging Face names it.
+constexpr std::array<Option<FfnActivation>, 5> kActivations{{{"swiglu", FfnActivation::SwiGLU},
+                                                             {"silu", FfnActivation::SwiGLU},
+                                                             {"geglu", FfnActivation::GeGLU},
+                                                             {"gelu", FfnActivation::GELU},
+                                                             {"relu", FfnActivation::ReLU}}};
+// true: LayerNorm (weight and bias); false: RMSNorm (weight only).
+constexpr std::array<Option<bool>, 2> kNorms{{{"layernorm", true}, {"rmsnorm", false}}};
+// true: a learned position table (parameters); the others add none.
+constexpr std::array<Option<bool>, 5> kPositions{
+    {{"rope", false}, {"learned", true}, {"alibi", false}, {"sinusoidal", false}, {"none", false}}};
+
+const Keys kModelKeys = {"id",     "name",           "aliases",         "family",      "kind",
+                         "source", "params_source",  "flops_source",    "published_params", "published_flops"};
+const Keys kTransformerKeys = {
+    "layers",          "hidden",          "heads",           "kv_heads",         "head_dim",
+    "ffn",             "ffn_act",         "vocab",           "tied_embeddings",  "max_seq",
+    "default_seq",     "norm",            "pos",             "fused_projection_modules",
+    "python_gelu_tanh", "train_dropout",  "bias",            "qkv_bias",         "experts",
+    "experts_per_token", "shared_experts", "moe_ffn",        "first_dense_layers", "q_lora_rank",
+    "kv_lora_rank",    "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim",     "encoder_layers",
+    "decoder_layers",  "encoder_seq",     "audio_conv_stem", "patch_embed",      "classifier",
+    "type_vocab",      "pooler",          "sliding_window",  "sliding_window_every", "parallel_block",
+    "parallel_block_norms"};
+const Keys kCnnKeys = {"input", "layers"};
+const Keys kDlrmKeys = {"dlrm"};
+const Keys kOpaqueKeys = {"flops_per_sample", "activation_bytes_per_sample", "kernels_per_sample"};
+const Keys kDlrmTableKeys = {"tables",         "rows_per_table", "embedding_dim", "lookups_per_table",
+                             "dense_features", "bottom_mlp",     "top_mlp"};
+
+// The keys a model of `kind` reads beyond kModelKeys, and the kinds that read them, for messages.
+const Keys& kind_keys(ModelKind kind) {
+  switch (kind) {
+    case ModelKind::CNN: return kCnnKeys;
+    case ModelKind::DLRM: return kDlrmKeys;
+    case ModelKind::Opaque: return kOpaqueKeys;
+    default: return kTransformerKeys;
+  }
 }
 
-ModelKind parse_kind(const std::string& s, const std::string& where) {
-  if (s == "decoder") return ModelKind::Decoder;
-  if (s == "encoder") return ModelKind::Encoder;
-  if (s == "encoder-decoder") return ModelKind::EncoderDecoder;
-  if (s == "cnn") return ModelKind::CNN;
-  if (s == "dlrm") return ModelKind::DLRM;
-  if (s == "opaque") return ModelKind::Opaque;
-  throw BadInput(where + ": kind must be decoder|encoder|encoder-decoder|cnn|dlrm|opaque, got '" +
-                 s + "'");
-}
-
-// A count or a shape: absent -> `fallback`; present -> a whole number in [0, 2^31) (2.5 layers or
-// -5 experts are not shapes, whatever a cast would make of them).
-int int_field(const toml::table& t, std::string_view key, int fallback, const std::string& where) {
-  if (!t[key]) return fallback;
-  const double v = number_or(t[key], -1.0);
-  if (!(v >= 0) || v != std::floor(v) || v > std::numeric_limits<int>::max())
-    throw BadInput(where + ": '" + std::string(key) + "' must be a whole number >= 0, got " +
-                   (t[key].is_number() ? std::to_string(v) : std::string("a non-number")));
-  return static_cast<int>(v);
+void check_model_keys(const toml::table& m, ModelKind kind, const std::string& where) {
+  Keys known = kModelKeys;
+  known.insert(known.end(), kind_keys(kind).begin(), kind_keys(kind).end());
+  // A key of another kind (hidden on a cnn) is not misspelt: say which kinds read it.
+  reject_unknown_keys(m, known, "[[model]]", where, [kind](std::string_view key) {
+    std::string readers;
+    for (const auto& o : kModelKinds)
+      if (contains(kind_keys(o.value), key)) readers += (readers.empty() ? "" : " | ") + std::string(o.name);
+    return readers.empty() ? std::string()
+                           : fmt::format("it is not read for {}, only for kind = {}", a_kind_model(kind), readers);
+  });
+  if (kind == ModelKind::DLRM)
+    if (const toml::table* d = m["dlrm"].as_table()) reject_unknown_keys(*d, kDlrmTableKeys, "[model.dlrm]", where);
 }
 
 void parse_transformer(const toml::table& m, TransformerSpec& tf, ModelKind kind,
@@ -243,23 +548,24 @@ void parse_transformer(const toml::table& m, TransformerSpec& tf, ModelKind kind
   if (tf.layers <= 0 || tf.hidden <= 0 || tf.heads <= 0)
     throw BadInput(where + ": transformers need layers, hidden and heads > 0");
   tf.kv_heads = int_field(m, "kv_heads", tf.heads, where);
-  tf.head_dim = int_field(m, "head_dim", tf.hidden / tf.heads, where);
+  tf.head_dim = m["head_dim"] ? int_field(m, "head_dim", 0, where) : default_head_dim(tf.hidden, tf.heads, where);
   tf.ffn = int_field(m, "ffn", 0, where);
-  tf.act = parse_activation(string_or(m, "ffn_act"), where);
-  tf.vocab = static_cast<long>(number_or(m["vocab"], 0));
-  tf.tied_embeddings = m["tied_embeddings"].value_or(false);
+  tf.act = choice(m, "ffn_act", FfnActivation::GELU, kActivations, where);
+  tf.vocab = int_field(m, "vocab", 0, where);
+  tf.tied_embeddings = bool_field(m, "tied_embeddings", false, where);
+  // 0 (or absent): the model's longest sequence is not known, and nothing is checked against it.
   tf.max_seq = int_field(m, "max_seq", 0, where);
   tf.default_seq = int_field(m, "default_seq", 0, where);
-  tf.layernorm = string_or(m, "norm", "layernorm") == "layernorm";
-  tf.learned_positions = string_or(m, "pos") == "learned";
-  tf.fused_projection_modules = m["fused_projection_modules"].value_or(false);
-  tf.python_gelu_tanh = m["python_gelu_tanh"].value_or(false);
-  tf.train_dropout = number_or(m["train_dropout"], 0.0);
-  if (tf.train_dropout < 0 || tf.train_dropout >= 1)
-    throw BadInput(where + ": train_dropout " + std::to_string(tf.train_dropout) +
+  tf.layernorm = choice(m, "norm", true, kNorms, where);
+  tf.learned_positions = choice(m, "pos", false, kPositions, where);
+  tf.fused_projection_modules = bool_field(m, "fused_projection_modules", false, where);
+  tf.python_gelu_tanh = bool_field(m, "python_gelu_tanh", false, where);
+  tf.train_dropout = non_negative_or(m["train_dropout"], 0.0, "'train_dropout'", where);
+  if (tf.train_dropout >= 1)
+    throw BadInput(where + ": train_dropout " + fmt::format("{}", tf.train_dropout) +
                    " is outside [0, 1): it is a probability (GPT-2 uses 0.1)");
-  tf.bias = m["bias"].value_or(false);
-  tf.qkv_bias = m["qkv_bias"].value_or(tf.bias);
+  tf.bias = bool_field(m, "bias", false, where);
+  tf.qkv_bias = bool_field(m, "qkv_bias", tf.bias, where);
   tf.experts = int_field(m, "experts", 0, where);
   tf.experts_per_token = int_field(m, "experts_per_token", 0, where);
   tf.shared_experts = int_field(m, "shared_experts", 0, where);
@@ -271,8 +577,14 @@ void parse_transformer(const toml::table& m, TransformerSpec& tf, ModelKind kind
   tf.qk_rope_head_dim = int_field(m, "qk_rope_head_dim", 0, where);
   tf.v_head_dim = int_field(m, "v_head_dim", tf.head_dim, where);
   tf.encoder_seq = int_field(m, "encoder_seq", 0, where);
-  tf.audio_conv_stem = int_list(m, "audio_conv_stem");
-  auto patch = int_list(m, "patch_embed");
+  tf.audio_conv_stem = int_list(m, "audio_conv_stem", where);
+  if (!tf.audio_conv_stem.empty() && tf.audio_conv_stem.size() != 2)
+    throw BadInput(where + ": audio_conv_stem is [mel_bins, hidden] (Whisper large-v3: [128, 1280]), got " +
+                   std::to_string(tf.audio_conv_stem.size()) + " numbers");
+  const std::vector<int> patch = int_list(m, "patch_embed", where);
+  if (!patch.empty() && patch.size() != 3)
+    throw BadInput(where + ": patch_embed is [in_channels, patch, image_size] (ViT-B/16: [3, 16, 224]), got " +
+                   std::to_string(patch.size()) + " numbers");
   if (patch.size() == 3) {
     tf.patch_in_channels = patch[0];
     tf.patch_size = patch[1];
@@ -280,23 +592,15 @@ void parse_transformer(const toml::table& m, TransformerSpec& tf, ModelKind kind
   }
   tf.classifier = int_field(m, "classifier", 0, where);
   tf.type_vocab = int_field(m, "type_vocab", 0, where);
-  tf.pooler = m["pooler"].value_or(false);
+  tf.pooler = bool_field(m, "pooler", false, where);
   tf.sliding_window = int_field(m, "sliding_window", 0, where);
   tf.sliding_window_every = int_field(m, "sliding_window_every", 0, where);
-  tf.parallel_block = m["parallel_block"].value_or(false);
+  tf.parallel_block = bool_field(m, "parallel_block", false, where);
   tf.parallel_block_norms = int_field(m, "parallel_block_norms", 1, where);
   if (tf.parallel_block_norms != 1 && tf.parallel_block_norms != 2)
     throw BadInput(where + ": parallel_block_norms must be 1 (one shared pre-norm, GPT-J) or 2 "
                    "(separate attention and MLP norms, Falcon)");
-  if (tf.experts > 0 && (tf.experts_per_token <= 0 || tf.experts_per_token > tf.experts))
-    throw BadInput(where + ": experts_per_token must be in [1, experts]");
-  if (tf.kv_heads < 1 || tf.heads % tf.kv_heads != 0)
-    throw BadInput(where + ": kv_heads must be >= 1 and divide heads (" + std::to_string(tf.heads) + ")");
-  // Every layer has an MLP: a dense one of width ffn, or experts of width moe_ffn (ffn then sizes
-  // only the first_dense_layers).
-  if (tf.experts == 0 ? tf.ffn < 1 : (tf.moe_ffn < 1 || (tf.first_dense_layers > 0 && tf.ffn < 1)))
-    throw BadInput(where + ": the MLP width must be >= 1 (ffn, or moe_ffn for expert layers)");
-  if (tf.head_dim < 1) throw BadInput(where + ": head_dim must be >= 1 (hidden / heads by default)");
+  check_transformer_shape(tf, kind, where);
 }
 
 CnnLayer parse_cnn_row(const toml::array& row, const std::string& where) {
@@ -353,24 +657,25 @@ CnnLayer parse_cnn_row(const toml::array& row, const std::string& where) {
 
 ModelSpec parse_model(const toml::table& m, const std::string& origin) {
   ModelSpec model;
-  model.id = string_or(m, "id");
+  model.id = string_or(m, "id", origin);
   const std::string where = context_of(origin, model.id);
   if (model.id.empty()) throw BadInput(origin + ": a [[model]] has no id");
-  model.name = string_or(m, "name", model.id);
-  model.family = string_or(m, "family");
-  model.aliases = string_list(m, "aliases");
-  model.kind = parse_kind(string_or(m, "kind", "decoder"), where);
-  model.source = string_or(m, "source");
-  model.params_source = string_or(m, "params_source");
-  model.flops_source = string_or(m, "flops_source");
-  if (auto v = m["published_params"].value<double>()) model.published_params = *v;
-  if (auto v = m["published_flops"].value<double>()) model.published_flops = *v;
+  model.kind = choice(m, "kind", ModelKind::Decoder, kModelKinds, where);
+  check_model_keys(m, model.kind, where);
+  model.name = string_or(m, "name", where, model.id);
+  model.family = string_or(m, "family", where);
+  model.aliases = string_list(m, "aliases", where);
+  model.source = string_or(m, "source", where);
+  model.params_source = string_or(m, "params_source", where);
+  model.flops_source = string_or(m, "flops_source", where);
+  model.published_params = optional_positive(m, "published_params", where);
+  model.published_flops = optional_positive(m, "published_flops", where);
   switch (model.kind) {
     case ModelKind::Decoder: case ModelKind::Encoder: case ModelKind::EncoderDecoder:
       parse_transformer(m, model.tf, model.kind, where);
       break;
     case ModelKind::CNN: {
-      model.input_shape = int_list(m, "input");
+      model.input_shape = int_list(m, "input", where);
       auto* rows = m["layers"].as_array();
       if (!rows || rows->empty()) throw BadInput(where + ": a cnn needs a non-empty layers array");
       for (auto& r : *rows) {
@@ -384,7 +689,9 @@ ModelSpec parse_model(const toml::table& m, const std::string& origin) {
       auto* d = m["dlrm"].as_table();
       if (!d) throw BadInput(where + ": a dlrm needs a [model.dlrm] table");
       if (auto* arr = (*d)["rows_per_table"].as_array()) {
-        for (auto& e : *arr) model.dlrm.rows_per_table.push_back(e.value_or(0.0));
+        for (auto& e : *arr)
+          model.dlrm.rows_per_table.push_back(
+              finite_non_negative(number_of(&e, "each of 'rows_per_table'", where), "each of 'rows_per_table'", where));
       } else {
         double rows = required_number(*d, "rows_per_table", where);
         model.dlrm.rows_per_table.assign(int_field(*d, "tables", 1, where), rows);
@@ -392,8 +699,8 @@ ModelSpec parse_model(const toml::table& m, const std::string& origin) {
       model.dlrm.embedding_dim = int_field(*d, "embedding_dim", 0, where);
       model.dlrm.lookups_per_table = int_field(*d, "lookups_per_table", 1, where);
       model.dlrm.dense_features = int_field(*d, "dense_features", 0, where);
-      model.dlrm.bottom_mlp = int_list(*d, "bottom_mlp");
-      model.dlrm.top_mlp = int_list(*d, "top_mlp");
+      model.dlrm.bottom_mlp = int_list(*d, "bottom_mlp", where);
+      model.dlrm.top_mlp = int_list(*d, "top_mlp", where);
       break;
     }
     case ModelKind::Opaque:
@@ -454,23 +761,6 @@ const Spec& lookup(const std::vector<Spec>& specs,
   throw BadInput(msg);
 }
 
-template <class Spec>
-void insert(std::vector<Spec>& specs, std::unordered_map<std::string, size_t>& index, Spec spec) {
-  auto existing = index.find(normalize_name(spec.id));
-  size_t slot;
-  if (existing != index.end() && specs[existing->second].id == spec.id) {
-    slot = existing->second;  // a user entry replaces the built-in one with the same id
-    specs[slot] = std::move(spec);
-  } else {
-    slot = specs.size();
-    specs.push_back(std::move(spec));
-  }
-  const Spec& s = specs[slot];
-  index[normalize_name(s.id)] = slot;
-  // Also accept the id without punctuation ("llama38b" is not needed, but "llama3_8b" is).
-  for (const auto& a : s.aliases) index.emplace(normalize_name(a), slot);
-}
-
 }  // namespace
 
 std::string normalize_name(std::string_view name) {
@@ -519,8 +809,62 @@ std::string closest_match(std::string_view wanted, const std::vector<std::string
   return best_distance <= tolerance ? best : std::string();
 }
 
-void Catalog::add_hardware(HardwareSpec hw) { insert(hardware_, hardware_index_, std::move(hw)); }
-void Catalog::add_model(ModelSpec m) { insert(models_, model_index_, std::move(m)); }
+namespace {
+
+// A language model's embedding and LM head have one row per token; an encoder embeds tokens unless
+// it embeds image patches (ViT's patch_embed) or audio frames (Whisper's conv stem) instead.
+bool embeds_tokens(const TransformerSpec& tf, ModelKind kind) {
+  return kind != ModelKind::Encoder || (tf.patch_size == 0 && tf.audio_conv_stem.empty());
+}
+
+// Top-k routing picks k of the routed experts for each token: k in [1, experts], and no k without
+// experts (a dense model with experts_per_token set is a typo, not a shape).
+void check_expert_routing(const TransformerSpec& tf, const std::string& where) {
+  if (tf.experts == 0 && tf.experts_per_token > 0)
+    throw BadInput(fmt::format("{}: experts_per_token is {} but the model has no routed experts (experts = 0; "
+                               "num_local_experts, n_routed_experts or num_experts in config.json): give the "
+                               "expert count, or leave experts_per_token out for a dense model",
+                               where, tf.experts_per_token));
+  if (tf.experts > 0 && (tf.experts_per_token < 1 || tf.experts_per_token > tf.experts))
+    throw BadInput(fmt::format("{}: experts_per_token (top-k; num_experts_per_tok in config.json) must be in "
+                               "[1, {}], the routed experts, got {}",
+                               where, tf.experts, tf.experts_per_token));
+}
+
+}  // namespace
+
+int default_head_dim(int hidden, int heads, const std::string& where) {
+  if (heads < 1) throw BadInput(where + ": a transformer needs at least one attention head");
+  if (hidden % heads != 0)
+    throw BadInput(fmt::format("{}: hidden size {} does not split evenly over {} attention heads ({:.4g} each); "
+                               "give 'head_dim' if the model's heads are not hidden / heads wide",
+                               where, hidden, heads, static_cast<double>(hidden) / heads));
+  return hidden / heads;
+}
+
+void check_transformer_shape(const TransformerSpec& tf, ModelKind kind, const std::string& where) {
+  if (tf.layers < 1 || tf.hidden < 1 || tf.heads < 1)
+    throw BadInput(where + ": transformers need layers, hidden and heads > 0");
+  if (tf.kv_heads < 1 || tf.heads % tf.kv_heads != 0)
+    throw BadInput(fmt::format("{}: kv_heads (the key/value heads; num_key_value_heads in config.json) must be "
+                               ">= 1 and divide heads ({}), got {} (1: multi-query, {}: multi-head attention)",
+                               where, tf.heads, tf.kv_heads, tf.heads));
+  if (tf.head_dim < 1) throw BadInput(where + ": head_dim must be >= 1 (hidden / heads by default)");
+  // Every layer has an MLP: a dense one of width ffn, or experts of width moe_ffn (ffn then sizes
+  // only the first_dense_layers).
+  if (tf.experts == 0 ? tf.ffn < 1 : (tf.moe_ffn < 1 || (tf.first_dense_layers > 0 && tf.ffn < 1)))
+    throw BadInput(where + ": the MLP width must be >= 1 (ffn, or moe_ffn for expert layers; intermediate_size "
+                   "and moe_intermediate_size in config.json)");
+  check_expert_routing(tf, where);
+  if (tf.vocab < 1 && embeds_tokens(tf, kind))
+    throw BadInput(fmt::format("{}: vocab (vocab_size in config.json) must be >= 1 for {}, which embeds tokens "
+                               "(one embedding{} row per vocabulary entry), got {}{}",
+                               where, a_kind_model(kind), kind == ModelKind::Encoder ? "" : " and LM-head",
+                               tf.vocab,
+                               kind == ModelKind::Encoder
+                                   ? " (an encoder that embeds no tokens gives patch_embed or audio_conv_stem)"
+                                   : ""));
+}
 
 namespace {
 
@@ -536,9 +880,10 @@ void read_head_dim_rates(const toml::array& rows, std::string source, const std:
     if (d <= 0 || rate <= 0 || rate > 2)
       throw BadInput(where + ": attention_head_dim_rate needs head_dim > 0 and relative_rate in (0, 2], got head_dim " +
                      std::to_string(d) + " and relative_rate " + std::to_string(rate));
-    const std::string pass = string_or(*t, "pass", "forward");
+    const std::string pass = string_or(*t, "pass", where, "forward");
     if (pass != "forward" && pass != "backward")
-      throw BadInput(where + ": attention_head_dim_rate pass must be \"forward\" or \"backward\", got \"" + pass + "\"");
+      throw BadInput(where + ": attention_head_dim_rate pass must be \"forward\" or \"backward\", got \"" + pass +
+                     "\"");
     (pass == "backward" ? backward : forward).push_back({d, rate});
   }
   for (auto* table : {&forward, &backward})
@@ -551,6 +896,67 @@ void read_head_dim_rates(const toml::array& rows, std::string source, const std:
 }  // namespace
 
 struct CatalogLoader {
+  // A name (id or alias) the catalog already has, as a clear error naming both entries and files.
+  static BadInput name_taken(const char* what, const std::string& id, const std::string& name,
+                             const std::string& file, const std::string& other_id, const Catalog::Origin& other) {
+    const bool name_is_id = normalize_name(name) == normalize_name(id);
+    const bool other_by_id = normalize_name(name) == normalize_name(other_id);
+    std::string msg = fmt::format("{} [{}]: the {} '{}' is already {} of {}{} '{}' ({})", file, id,
+                                  name_is_id ? "id" : "alias", name, other_by_id ? "the id" : "an alias",
+                                  other.builtin ? "built-in " : "", what, other_id, other.file);
+    if (name_is_id && other_by_id)  // the same id twice outside the built-in files
+      msg += ": each id is defined once (a --catalog entry may replace a built-in entry by reusing its id, "
+             "but not another entry from the same catalog)";
+    else if (other.builtin)  // the built-in names stay: only an entry with the built-in's id replaces it
+      msg += fmt::format(": choose another {}, or give the entry the id '{}' to replace that built-in {}",
+                         name_is_id ? "id" : "alias", other_id, what);
+    else
+      msg += ": rename one of them (each id and alias names one entry; names are compared ignoring case, "
+             "with '_' and ' ' read as '-')";
+    return BadInput(msg);
+  }
+
+  // Adds `spec` under its id and aliases. A name already taken is BadInput, except that an entry
+  // with a built-in entry's id replaces it: a deliberate override, which keeps the built-in's
+  // aliases so every name that found the built-in finds the replacement.
+  template <class Spec>
+  static void insert(std::vector<Spec>& specs, std::vector<Catalog::Origin>& origins,
+                     std::unordered_map<std::string, size_t>& index, Spec spec, const std::string& file,
+                     const char* what) {
+    const std::string id = normalize_name(spec.id);
+    std::optional<size_t> replaced;
+    if (auto it = index.find(id); it != index.end()) {
+      const size_t slot = it->second;
+      if (normalize_name(specs[slot].id) != id || !origins[slot].builtin)
+        throw name_taken(what, spec.id, spec.id, file, specs[slot].id, origins[slot]);
+      replaced = slot;
+    }
+    for (const auto& a : spec.aliases)
+      if (auto it = index.find(normalize_name(a)); it != index.end() && it->second != replaced)
+        throw name_taken(what, spec.id, a, file, specs[it->second].id, origins[it->second]);
+    size_t slot = specs.size();
+    if (replaced) {
+      slot = *replaced;
+      for (const auto& a : specs[slot].aliases)
+        if (std::none_of(spec.aliases.begin(), spec.aliases.end(),
+                         [&](const std::string& b) { return normalize_name(a) == normalize_name(b); }))
+          spec.aliases.push_back(a);
+      specs[slot] = std::move(spec);
+      origins[slot] = {file, false};
+    } else {
+      specs.push_back(std::move(spec));
+      origins.push_back({file, false});
+    }
+    index[id] = slot;
+    for (const auto& a : specs[slot].aliases) index[normalize_name(a)] = slot;
+  }
+
+  // The embedded files are read: their entries become the ones a --catalog entry may replace.
+  static void seal_builtin(Catalog& c) {
+    for (auto* origins : {&c.hardware_origin_, &c.model_origin_})
+      for (auto& o : *origins) o.builtin = true;
+  }
+
   // Efficiency profiles from a parsed `[[calibration]]` document, applied to known devices.
   static void apply_calibrations(Catalog& catalog, const toml::table& doc, const std::string& origin) {
     auto* entries = doc["calibration"].as_array();
@@ -558,7 +964,7 @@ struct CatalogLoader {
     for (auto& node : *entries) {
       auto* c = node.as_table();
       if (!c) continue;
-      const std::string id = string_or(*c, "device");
+      const std::string id = string_or(*c, "device", origin);
       auto it = catalog.hardware_index_.find(normalize_name(id));
       if (it == catalog.hardware_index_.end())
         throw BadInput(origin + ": calibration for unknown device '" + id + "'");
@@ -579,7 +985,7 @@ struct CatalogLoader {
       if ((*c)["flash_attention2_efficiency"]) {
         e.flash_attention2 =
             fraction_or((*c)["flash_attention2_efficiency"], 0.0, "flash_attention2_efficiency", where);
-        e.flash_attention2_source = string_or(*c, "flash_attention2_source", origin);
+        e.flash_attention2_source = string_or(*c, "flash_attention2_source", where, origin);
       }
       e.flash_attention2_backward = fraction_or((*c)["flash_attention2_backward_efficiency"],
                                                 e.flash_attention2_backward, "flash_attention2_backward_efficiency",
@@ -587,7 +993,7 @@ struct CatalogLoader {
       e.attention_backward = fraction_or((*c)["attention_backward_relative_rate"], e.attention_backward,
                                          "attention_backward_relative_rate", where);
       if (auto* rows = (*c)["attention_head_dim_rate"].as_array())
-        read_head_dim_rates(*rows, string_or(*c, "attention_head_dim_source", origin), where, e);
+        read_head_dim_rates(*rows, string_or(*c, "attention_head_dim_source", where, origin), where, e);
       e.conv = fraction_or((*c)["conv_efficiency"], e.conv, "conv_efficiency", where);
       e.vector_memory = fraction_or((*c)["vector_memory_efficiency"], e.vector_memory, "vector_memory_efficiency",
                                     where);
@@ -612,19 +1018,41 @@ struct CatalogLoader {
       e.tile_n = int_field(*c, "tile_n", e.tile_n, where);
       // A partial entry without a source (e.g. only a FlashAttention-2 rate, which cites itself)
       // leaves the profile's main source alone.
-      if ((*c)["source"] || e.source.empty()) e.source = string_or(*c, "source", origin);
+      if ((*c)["source"] || e.source.empty()) e.source = string_or(*c, "source", where, origin);
     }
   }
 };
 
+void Catalog::add_hardware(HardwareSpec hw, const std::string& origin) {
+  CatalogLoader::insert(hardware_, hardware_origin_, hardware_index_, std::move(hw), origin, "hardware");
+}
+void Catalog::add_model(ModelSpec m, const std::string& origin) {
+  CatalogLoader::insert(models_, model_origin_, model_index_, std::move(m), origin, "model");
+}
+
+namespace {
+
+// The `[[key]]` entries of a document. A single `[key]` table (one bracket pair) or a stray value
+// would otherwise define nothing without a word.
+std::vector<const toml::table*> entries(const toml::table& doc, std::string_view key, const std::string& origin) {
+  std::vector<const toml::table*> out;
+  if (!doc[key]) return out;
+  const toml::array* arr = doc[key].as_array();
+  if (arr != nullptr)
+    for (auto& e : *arr)
+      if (auto* t = e.as_table()) out.push_back(t);
+  if (arr == nullptr || out.size() != arr->size())
+    throw BadInput(fmt::format("{}: '{}' must be an array of tables: write each entry under [[{}]] (two brackets)",
+                               origin, key, key));
+  return out;
+}
+
+}  // namespace
+
 void Catalog::add_toml(std::string_view text, const std::string& origin) {
   const toml::table doc = parse_toml(text, origin);
-  if (auto* devices = doc["device"].as_array())
-    for (auto& d : *devices)
-      if (auto* t = d.as_table()) add_hardware(parse_device(*t, origin));
-  if (auto* models = doc["model"].as_array())
-    for (auto& m : *models)
-      if (auto* t = m.as_table()) add_model(parse_model(*t, origin));
+  for (const toml::table* t : entries(doc, "device", origin)) add_hardware(parse_device(*t, origin), origin);
+  for (const toml::table* t : entries(doc, "model", origin)) add_model(parse_model(*t, origin), origin);
   if (doc["calibration"]) CatalogLoader::apply_calibrations(*this, doc, origin);
 }
 
@@ -651,6 +1079,7 @@ const Catalog& Catalog::builtin() {
         if (is_calibration != (pass == 1)) continue;
         c.add_toml(kEmbeddedCatalog[i].text, "catalog/" + path);
       }
+    CatalogLoader::seal_builtin(c);
     return c;
   }();
   return catalog;

@@ -17,7 +17,8 @@ class Catalog {
  public:
   // The built-in catalog (parsed once, on first use).
   static const Catalog& builtin();
-  // Built-in entries plus every *.toml under `dir` (user entries replace built-ins with the same id).
+  // Built-in entries plus every *.toml under `dir`. A user entry with a built-in entry's id replaces
+  // it (an override, keeping the built-in's aliases); any other clash of ids or aliases is BadInput.
   static Catalog with_user_dir(const std::string& dir);
 
   [[nodiscard]] const HardwareSpec& hardware(std::string_view name) const;
@@ -26,15 +27,23 @@ class Catalog {
   [[nodiscard]] const std::vector<ModelSpec>& all_models() const { return models_; }
 
   void add_toml(std::string_view text, const std::string& origin);
-  void add_hardware(HardwareSpec hw);
-  void add_model(ModelSpec m);
+  // `origin` (a file) names where the entry came from in duplicate-name errors.
+  void add_hardware(HardwareSpec hw, const std::string& origin = "(added in code)");
+  void add_model(ModelSpec m, const std::string& origin = "(added in code)");
   // Applies calibration TOML (efficiency profiles keyed by device id).
   void add_calibration_toml(std::string_view text, const std::string& origin);
 
  private:
   friend struct CatalogLoader;  // catalog.cpp: applies parsed TOML without re-parsing it
+  // Where an entry was defined, parallel to hardware_ / models_. Built-in entries (sealed once the
+  // embedded files are read) are the only ones a later entry with the same id may replace.
+  struct Origin {
+    std::string file;
+    bool builtin = false;
+  };
   std::vector<HardwareSpec> hardware_;
   std::vector<ModelSpec> models_;
+  std::vector<Origin> hardware_origin_, model_origin_;
   std::unordered_map<std::string, size_t> hardware_index_, model_index_;
 };
 
@@ -48,6 +57,15 @@ std::string normalize_name(std::string_view name);
 std::string loose_name(std::string_view name);
 // Closest candidate by edit distance, or "" if nothing is reasonably close.
 std::string closest_match(std::string_view wanted, const std::vector<std::string>& candidates);
+
+// Shape rules every transformer meets, whether it came from a catalog entry or a config.json:
+// layers, hidden and heads >= 1; key/value heads that divide the heads; a head dim and an MLP width
+// >= 1; routed experts per token in [1, experts] (none without experts); a vocabulary for a model
+// that embeds tokens. `where` (file and entry) starts the BadInput message.
+void check_transformer_shape(const TransformerSpec& tf, ModelKind kind, const std::string& where);
+// hidden / heads, the head width of a model that gives no head_dim. BadInput unless the heads split
+// the hidden size evenly (512 over 7 heads is not 73 each: the projections would not be square).
+int default_head_dim(int hidden, int heads, const std::string& where);
 
 // Reads a Hugging Face config.json (llama, mistral, mixtral, qwen2, gemma, gemma2, deepseek_v3).
 ModelSpec model_from_hf_config(const std::string& path);

@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
+#include <utility>
+
+#include <fmt/format.h>
 
 #include "mlsysim/errors.hpp"
 
@@ -38,16 +42,85 @@ double bus_bandwidth_factor(CollectiveOp op, int ranks) {
   return (n - 1) / n;
 }
 
+namespace {
+
+// Member i of a group sits on node floor(i x stride / g), so node j holds the members i with
+// j g <= i stride < (j + 1) g: i in [ceil(j g / stride), ceil((j + 1) g / stride)).
+int first_member_on_node(long long node, int stride, int gpus_per_node) {
+  return static_cast<int>((node * gpus_per_node + stride - 1) / stride);
+}
+
+}  // namespace
+
+int members_on_node(const GroupPlacement& g, int node) {
+  if (node < 0 || node >= g.nodes)
+    throw BadInput("node " + std::to_string(node) + " is outside the group's " + std::to_string(g.nodes) +
+                   " nodes (valid: 0 to " + std::to_string(g.nodes - 1) + ")");
+  if (g.stride >= g.gpus_per_node) return 1;  // every member on its own node
+  const int first = first_member_on_node(node, g.stride, g.gpus_per_node);
+  const int next = first_member_on_node(node + 1LL, g.stride, g.gpus_per_node);
+  return std::min(g.size, next) - first;
+}
+
 GroupPlacement place_group(int size, int stride, int gpus_per_node) {
   if (size < 1 || stride < 1 || gpus_per_node < 1)
-    throw BadInput("group size, stride and GPUs per node must be >= 1");
+    throw BadInput("group size, stride and GPUs per node must be >= 1 (got size " + std::to_string(size) +
+                   ", stride " + std::to_string(stride) + ", " + std::to_string(gpus_per_node) +
+                   " GPUs per node)");
   GroupPlacement g;
   g.size = size;
-  g.per_node = stride >= gpus_per_node ? 1 : std::max(1, std::min(size, gpus_per_node / stride));
-  g.nodes = (size + g.per_node - 1) / g.per_node;
+  g.stride = stride;
+  g.gpus_per_node = gpus_per_node;
+  g.nodes = stride >= gpus_per_node
+                ? size
+                : static_cast<int>(static_cast<long long>(size - 1) * stride / gpus_per_node) + 1;
+  // Full nodes repeat their counts every stride / gcd(stride, g) nodes (then stride x g / gcd ranks
+  // later the pattern restarts on a node boundary), so one period and the last node cover every count.
+  const int period = stride >= gpus_per_node ? 1 : stride / std::gcd(stride, gpus_per_node);
+  g.per_node = g.min_per_node = members_on_node(g, g.nodes - 1);
+  for (int j = 0; j < std::min(g.nodes - 1, period); ++j) {
+    const int members = members_on_node(g, j);
+    g.per_node = std::max(g.per_node, members);
+    g.min_per_node = std::min(g.min_per_node, members);
+  }
   // Ranks `stride` apart with stride a multiple of g share a local rank: same rail.
   g.rail_aligned = g.nodes == 1 || stride % gpus_per_node == 0 || g.per_node > 1;
   return g;
+}
+
+GroupPlacement place_group_on(const Cluster& c, int size, int stride) {
+  const int total = c.total_gpus();
+  if (size < 1 || size > total)
+    throw BadInput(fmt::format("a group of {} ranks does not fit {} ({} GPUs): use 1 to {} ranks", size, c.id,
+                               total, total));
+  if (stride < 1)
+    throw BadInput(fmt::format("stride must be >= 1 (1 = consecutive ranks), got {}", stride));
+  // The stride interleaves `stride` such groups, so the world is size x stride ranks.
+  if (static_cast<long long>(size) * stride > total)
+    throw BadInput(fmt::format("{} ranks at stride {} span {} GPUs (the group is one of {} interleaved groups), "
+                               "but {} has {} GPUs; the largest stride that fits {} ranks is {}",
+                               size, stride, static_cast<long long>(size) * stride, stride, c.id, total, size,
+                               total / size));
+  return place_group(size, stride, c.gpus_per_node());
+}
+
+std::string describe_placement(const GroupPlacement& g) {
+  if (g.balanced())
+    return fmt::format("{} per node x {} node{}", g.per_node, g.nodes, g.nodes == 1 ? "" : "s");
+  // Runs of nodes with the same count, in rank order: 8 + 1 -> "1 node of 8 + 1 node of 1".
+  std::vector<std::pair<int, int>> runs;  // (members, nodes)
+  for (int j = 0; j < g.nodes; ++j) {
+    const int m = members_on_node(g, j);
+    if (!runs.empty() && runs.back().first == m) ++runs.back().second;
+    else runs.emplace_back(m, 1);
+    if (runs.size() > 4) break;
+  }
+  if (runs.size() > 4)
+    return fmt::format("{} to {} per node on {} nodes", g.min_per_node, g.per_node, g.nodes);
+  std::string out;
+  for (const auto& [m, n] : runs)
+    out += fmt::format("{}{} node{} of {}", out.empty() ? "" : " + ", n, n == 1 ? "" : "s", m);
+  return out;
 }
 
 LinkCost scale_up_link(const Cluster& c) {
@@ -89,11 +162,45 @@ Seconds hierarchical_reduce_scatter_time(Bytes message, int gpus_per_node, int n
 namespace {
 
 // The slowest hop of a flat ring that spans nodes. NCCL builds one ring per channel and sends each
-// channel out of the node through a different NIC (rail), so the node's NICs share a rank's traffic:
-// each of the g.per_node local ranks' NICs carries 1/per_node of it (S. Jeaugey, "Massively Scale
-// Your Deep Learning Training with NCCL 2.4", NVIDIA blog 2019; NCCL_CROSS_NIC documentation).
+// channel out of the node through a different NIC (rail), so a node's NICs share a rank's traffic:
+// each of its m local ranks' NICs carries 1/m of it (S. Jeaugey, "Massively Scale Your Deep
+// Learning Training with NCCL 2.4", NVIDIA blog 2019; NCCL_CROSS_NIC documentation). Every node
+// passes the same ring bytes in and out, so the node with the fewest members (fewest NICs) is the
+// slowest hop: 9 ranks on 8-GPU nodes run at the lone rank's one NIC, not at eight.
 LinkCost multi_node_ring_hop(LinkCost up, LinkCost out, const GroupPlacement& g) {
-  return {min(up.bandwidth, out.bandwidth * static_cast<double>(g.per_node)), out.latency};
+  return {min(up.bandwidth, out.bandwidth * static_cast<double>(g.min_per_node)), out.latency};
+}
+
+// Hierarchical all-reduce on a placement whose nodes may hold different member counts: the
+// in-node reduce-scatter and all-gather run over the fullest node's members (the slowest local
+// phase); across nodes each node moves the ring's 2(p-1)/p x M through its own members' NICs, so
+// the emptiest node, M over min_per_node NICs, sets the pace (balanced: M/g per local-rank ring).
+Seconds placed_hierarchical_allreduce(Bytes message, const GroupPlacement& g, LinkCost up, LinkCost out) {
+  const Seconds local = ring_reduce_scatter_time(message, g.per_node, up) +
+                        ring_allgather_time(message, g.per_node, up);
+  return local + ring_allreduce_time(message / g.min_per_node, g.nodes, out);
+}
+
+// Hierarchical reduce-scatter / all-gather: one phase over the fullest node's members, then one
+// across the p nodes. In the network phase a node of m members must send (reduce-scatter) or
+// receive (all-gather) the other ranks' share of the buffer, (N - m)/N x M, through its m NICs; the
+// emptiest node has the most per NIC. Balanced (m = g, N = p g) this is the ring's (p-1)/p x M/g.
+Seconds placed_hierarchical_reduce_scatter(Bytes message, const GroupPlacement& g, LinkCost up,
+                                           LinkCost out) {
+  const double n = g.size, m = g.min_per_node;
+  const Seconds network = out.latency * (g.nodes - 1.0) + message * ((n - m) / (n * m)) / out.bandwidth;
+  return ring_reduce_scatter_time(message, g.per_node, up) + network;
+}
+
+// Pairwise all-to-all across nodes. A rank on a node of m members sends (N - m)/N of its buffer off
+// the node through its NIC share and (m - 1)/N over the scale-up fabric, both in parallel; the
+// emptiest node's ranks send the most off-node (a lone rank: (N-1)/N through one NIC) and the
+// fullest node's the most inside. The N-1 pairwise steps pay the network's alpha.
+Seconds placed_all_to_all(Bytes message, const GroupPlacement& g, LinkCost up, LinkCost out) {
+  const double n = g.size;
+  const Seconds inter = message * ((n - g.min_per_node) / n) / out.bandwidth;
+  const Seconds local = message * ((g.per_node - 1) / n) / up.bandwidth;
+  return max(inter, local) + out.latency * (n - 1);
 }
 
 CollectiveEstimate make(CollectiveOp op, Algorithm a, Bytes m, int n, Seconds t, std::string links) {
@@ -152,8 +259,7 @@ std::vector<CollectiveEstimate> single_protocol_candidates(CollectiveOp op, Byte
               out_name + " (SHARP)");
       } else {
         add(Algorithm::Ring, ring_allreduce_time(message, n, multi_node_ring_hop(up, out_ring, g)), out_name);
-        add(Algorithm::Hierarchical,
-            hierarchical_allreduce_time(message, g.per_node, g.nodes, up, out_ring),
+        add(Algorithm::Hierarchical, placed_hierarchical_allreduce(message, g, up, out_ring),
             up_name + " + " + out_name);
         // NVLS inside the node, then one tree per local rank (rail) across nodes (NCCL NVLS+tree / CollNet).
         // NCCL pipelines chunks through the two stages (NCCL 2.18 release notes, "NVLS+Tree"), so the
@@ -163,9 +269,10 @@ std::vector<CollectiveEstimate> single_protocol_candidates(CollectiveOp op, Byte
           const Seconds local_transfer =
               message / (c.scale_up.per_direction * c.scale_up.in_network_efficiency);
           // The tree's transfer and latency terms apart: the same formula on a latency-free link
-          // and on an empty message.
+          // and on an empty message. Each node's share crosses its members' NICs, so the emptiest
+          // node (M / min_per_node per NIC) bounds the network stage.
           const Seconds network_transfer =
-              tree_allreduce_time(message / g.per_node, g.nodes, {out_ring.bandwidth, Seconds(0)});
+              tree_allreduce_time(message / g.min_per_node, g.nodes, {out_ring.bandwidth, Seconds(0)});
           const Seconds network_latency = tree_allreduce_time(Bytes(0), g.nodes, out_ring);
           add(Algorithm::InNetwork,
               local_latency + max(local_transfer, network_transfer) + network_latency,
@@ -180,21 +287,13 @@ std::vector<CollectiveEstimate> single_protocol_candidates(CollectiveOp op, Byte
       else {
         add(Algorithm::Ring, ring_reduce_scatter_time(message, n, multi_node_ring_hop(up, out_ring, g)),
             out_name);
-        add(Algorithm::Hierarchical,
-            hierarchical_reduce_scatter_time(message, g.per_node, g.nodes, up, out_ring),
+        add(Algorithm::Hierarchical, placed_hierarchical_reduce_scatter(message, g, up, out_ring),
             up_name + " + " + out_name);
       }
       break;
     case CollectiveOp::AllToAll:
       if (intra) add(Algorithm::Pairwise, all_to_all_time(message, n, up), up_name);
-      else {
-        // Off-node share over the NIC (bisection-bound), on-node share over the scale-up fabric in
-        // parallel; n-1 pairwise steps pay the slower fabric's alpha.
-        const double nn = n;
-        const Seconds inter = message * ((nn - g.per_node) / nn) / out_a2a.bandwidth;
-        const Seconds local = message * ((g.per_node - 1) / nn) / up.bandwidth;
-        add(Algorithm::Pairwise, max(inter, local) + out_a2a.latency * (nn - 1), out_name);
-      }
+      else add(Algorithm::Pairwise, placed_all_to_all(message, g, up, out_a2a), out_name);
       break;
     case CollectiveOp::PointToPoint:
       add(Algorithm::Direct, point_to_point_time(message, intra ? up : out_ring),

@@ -19,15 +19,30 @@ enum class Algorithm { Auto, Ring, Tree, InNetwork, Hierarchical, Pairwise, Dire
 const char* to_string(Algorithm a);
 
 // Where a group's ranks sit. Megatron orders ranks tp -> cp -> ep -> dp -> pp (inner to outer), so
-// a group of `size` ranks whose members are `stride` ranks apart has min(size, g/stride) members on
-// each node of g GPUs (1 when stride >= g), and spans size / that many nodes.
+// the members of a group of `size` ranks `stride` apart are global ranks 0, stride, 2 stride, ...,
+// and member i sits on node floor(i x stride / g) of g GPUs. The nodes need not hold the same
+// number of members: 9 ranks at stride 1 on 8-GPU nodes are 8 + 1, 8 ranks at stride 3 are 3, 3, 2.
+// The fullest node bounds the scale-up phases; the emptiest one bounds the scale-out phases, since
+// its few NICs carry the same cross-node bytes that a full node spreads over all of its NICs.
 struct GroupPlacement {
   int size = 1;
-  int per_node = 1;  // members on one node
-  int nodes = 1;     // nodes the group spans
+  int per_node = 1;      // members on the fullest node
+  int min_per_node = 1;  // members on the emptiest node the group touches (the lone rank's node)
+  int nodes = 1;         // nodes the group spans
+  int stride = 1;        // global-rank distance between consecutive members
+  int gpus_per_node = 1;
   bool rail_aligned = true;  // members on different nodes share a local rank (same rail)
+  [[nodiscard]] bool balanced() const { return per_node == min_per_node; }
 };
 GroupPlacement place_group(int size, int stride, int gpus_per_node);
+// The same on a cluster, checked: the stride implies a world of size x stride ranks (the group is
+// one of `stride` interleaved groups), which the cluster must hold. BadInput names the cluster's
+// GPU count and the largest stride that fits.
+GroupPlacement place_group_on(const Cluster& c, int size, int stride);
+// Members of the group on its `node`-th node (0-based, in [0, g.nodes)).
+int members_on_node(const GroupPlacement& g, int node);
+// "8 per node x 2 nodes" when balanced, else the real counts: "2 nodes of 3 + 1 node of 2".
+std::string describe_placement(const GroupPlacement& g);
 
 // Per-rank link costs (achieved bandwidth = line rate x efficiency x topology / oversubscription).
 LinkCost scale_up_link(const Cluster& c);

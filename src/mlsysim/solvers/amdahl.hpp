@@ -19,12 +19,17 @@ struct ProfileComponent {
   double cost_weeks = 0;   // engineering cost of that speedup
 };
 
+// The largest speedup factor (and smallest slowdown, its inverse) one component may be given. Past a
+// million times the component is, to every printed digit, free: its ceiling 1/(1-f) (the `limit`
+// below) is the answer, and larger factors only overflow the arithmetic (k = 1e308 printed +inf%).
+inline constexpr double kMaxComponentSpeedup = 1e6;
+
 struct ComponentOutcome {
   std::string name;
   double fraction = 0, new_fraction = 0, speedup = 1, cost_weeks = 0;
   double alone_speedup = 1;       // end-to-end speedup if only this component changes
-  double alone_mfu = 0;           // MFU with only this change
-  double alone_roi = 0;           // MFU points per engineer-week for this change alone
+  std::optional<double> alone_mfu;  // MFU with only this change (a baseline MFU given)
+  std::optional<double> alone_roi;  // MFU points per engineer-week for this change alone (MFU and cost)
   double limit_speedup = 1;       // 1 / (1 - f): this component made free
 };
 
@@ -32,18 +37,26 @@ struct AmdahlResult {
   std::vector<ComponentOutcome> components;
   double speedup = 1;             // all changes together: 1 / sum(f_i / k_i)
   double improvement = 0;         // speedup - 1
-  double base_mfu = 0, new_mfu = 0;
+  std::optional<double> base_mfu, new_mfu;  // only with a baseline MFU
   double total_cost_weeks = 0;
   std::optional<double> budget_weeks;
   bool within_budget = true;
-  double roi = 0;                 // MFU points per engineer-week, all changes together
+  std::optional<double> roi;      // MFU points per engineer-week, all changes together (MFU and cost)
   std::string hotspot;            // the largest fraction
-  std::string best_roi;           // the change with the highest MFU points per week
+  std::string best_roi;           // the change with the most improvement (MFU points) per week
   std::vector<std::string> trace;
 };
 
-AmdahlResult amdahl_analysis(const std::vector<ProfileComponent>& profile, double base_mfu,
+// base_mfu (optional): the baseline's model-FLOPs utilization in (0, 1]. MFU scales with the
+// speedup, so a projection past 1 (faster than the device's peak) is impossible: BadInput gives the
+// largest speedup of each changed component that keeps it at or below 100%.
+AmdahlResult amdahl_analysis(const std::vector<ProfileComponent>& profile, std::optional<double> base_mfu,
                              std::optional<double> budget_weeks = std::nullopt);
+
+// The largest speedup of component `i` (the others as given) that keeps base_mfu x speedup <= 1:
+// sum_{j != i} f_j/k_j + f_i/k_i >= base_mfu  ->  k_i <= f_i / (base_mfu - sum_{j != i} f_j/k_j);
+// infinity when the other components alone keep the projection at or below peak.
+double largest_speedup_within_peak(const std::vector<ProfileComponent>& profile, size_t i, double base_mfu);
 
 // The four-way profile of a training run: compute (incl. optimizer and stragglers), communication
 // (exposed TP/CP/EP/PP/DP), pipeline bubble; fractions of its step time.
