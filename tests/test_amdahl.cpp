@@ -1,6 +1,8 @@
 // Amdahl, Gustafson, stragglers and the performance-engineering lab's numbers.
 #include <gtest/gtest.h>
 
+#include "cli_run.hpp"
+
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -87,21 +89,8 @@ TEST(Stragglers, ExpectedMaximumOfNormals) {
 
 namespace {
 
-struct CliResult {
-  int code;
-  std::string out;
-};
-
-CliResult run_cli(const std::string& args) {
-  const std::string cmd = std::string(MLSYSIM_BINARY) + " " + args + " 2>/dev/null";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using mlsysim::testing::CliResult;
+using mlsysim::testing::run_cli;
 
 // The error of a command expected to fail with exit 1 (JSON error object).
 std::string cli_error(const std::string& args) {

@@ -1,6 +1,8 @@
 // The command-line contract: flags, JSON fields, exit codes (0 ok, 1 bad input, 2 does not fit).
 #include <gtest/gtest.h>
 
+#include "cli_run.hpp"
+
 #include <algorithm>
 #include <iterator>
 #include <array>
@@ -19,21 +21,8 @@
 
 namespace {
 
-struct Result {
-  int code;
-  std::string out;
-};
-
-Result run(const std::string& args) {
-  const std::string cmd = std::string(MLSYSIM_BINARY) + " " + args + " 2>/dev/null";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using Result = mlsysim::testing::CliResult;
+Result run(const std::string& args) { return mlsysim::testing::run_cli(args); }
 
 // Fields of one CSV record (RFC 4180 quoting: "a,b" is one field, "" an escaped quote).
 std::vector<std::string> csv_fields(const std::string& line) {

@@ -1,6 +1,8 @@
 // Collectives (alpha-beta model) and model sharding.
 #include <gtest/gtest.h>
 
+#include "cli_run.hpp"
+
 #include <array>
 #include <cstdio>
 #include <map>
@@ -112,21 +114,8 @@ double lone_rank_bytes(CollectiveOp op, double m, int n) {
   }
 }
 
-struct CliResult {
-  int code;
-  std::string out;
-};
-
-CliResult run_cli(const std::string& args) {
-  const std::string cmd = std::string(MLSYSIM_BINARY) + " " + args + " 2>/dev/null";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using mlsysim::testing::CliResult;
+using mlsysim::testing::run_cli;
 
 nlohmann::json cli_json(const std::string& args, int expected_code = 0) {
   const CliResult r = run_cli(args + " --format json");
