@@ -84,6 +84,15 @@ struct OpaqueSpec {
   int kernels_per_sample = 0;
 };
 
+// How a transformer's block weights (attention and MLP projections, experts) are stored. Dense:
+// each weight at the run's precision. Sparse24: 2:4 structured sparsity in NVIDIA's compressed
+// format (the kept half of the values plus a 2-bit position index each; Mishra et al. 2021,
+// arXiv:2104.08378 sec. 3), which sparse tensor-core kernels (cuSPARSELt, CUTLASS) read as is, so
+// a memory-bound step moves those bytes. The token embedding and the LM head stay dense (SparseGPT
+// and Neural Magic's 2:4 Sparse-Llama checkpoints leave them unpruned). Set by `compress`; catalogs
+// describe dense models.
+enum class WeightLayout { Dense, Sparse24 };
+
 struct ModelSpec {
   std::string id, name, family;
   std::vector<std::string> aliases;
@@ -95,6 +104,7 @@ struct ModelSpec {
   OpaqueSpec opaque;
   std::optional<double> published_params, published_flops;
   std::string source, params_source, flops_source;
+  WeightLayout block_weights = WeightLayout::Dense;
 
   [[nodiscard]] bool is_transformer() const {
     return kind == ModelKind::Decoder || kind == ModelKind::Encoder ||

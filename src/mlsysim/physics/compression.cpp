@@ -26,6 +26,11 @@ double sparse_storage_bytes_per_weight(double b, double s, SparsityType t) {
   return b;
 }
 
+double block_weight_storage_fraction(const ModelSpec& m, double b) {
+  if (m.block_weights == WeightLayout::Dense) return 1.0;
+  return sparse_storage_bytes_per_weight(b, 0.5, SparsityType::NM24) / b;
+}
+
 bool sparse_format_pays(double b, double s, SparsityType t) {
   return sparse_storage_bytes_per_weight(b, s, t) < b;
 }

@@ -19,6 +19,10 @@ const char* to_string(SparsityType t);
 
 // Stored bytes per original (dense) weight for unstructured or 2:4 sparsity.
 double sparse_storage_bytes_per_weight(double dense_bytes_per_weight, double sparsity, SparsityType t);
+// Stored bytes of a transformer's block weights relative to the dense format at `dense_bytes_per_
+// weight`: 1 for WeightLayout::Dense; the 2:4 compressed format's share (values + index) for
+// Sparse24, 0.5625 at 16 bits. The embedding and the LM head are not block weights.
+double block_weight_storage_fraction(const ModelSpec& m, double dense_bytes_per_weight);
 // True when the sparse format is smaller than the dense matrix. Unstructured: its 1-bit bitmap
 // costs more than the removed values save below a sparsity of 1 / (8 b) (6.25% at 16 bits), where
 // a checkpoint stays dense.
@@ -36,7 +40,8 @@ bool has_sparse_path(const HardwareSpec& hw, Precision p);
 // standard node (TP all-reduces) and its messages stay its own.
 HardwareSpec weight_only_view(const HardwareSpec& hw, Precision weights);
 // The device as a 2:4-sparse model sees it: the dense peak replaced by the sparse peak wherever
-// one is listed. Memory traffic is not changed (see docs/SERVING.md: conservative for decode).
+// one is listed. The compressed weights' smaller traffic comes from the model's layout
+// (ModelSpec::block_weights), not from the device.
 HardwareSpec sparse_tensor_view(const HardwareSpec& hw);
 
 }  // namespace mlsysim

@@ -10,6 +10,7 @@
 
 #include "mlsysim/errors.hpp"
 #include "mlsysim/physics/cache_reuse.hpp"
+#include "mlsysim/physics/compression.hpp"
 #include "mlsysim/physics/operators.hpp"
 #include "mlsysim/physics/transformer.hpp"
 
@@ -100,6 +101,9 @@ struct Emitter {
   double dropout = 0;           // training dropout on embeddings and residual branches (0: none)
   double amp_weight_elems = 0;  // parameters the forward casts to 16 bits under autocast
   double cache = 0;             // last-level cache bytes (LoweringInput::cache_bytes)
+  // Stored bytes per weight relative to pw: below 1 for 2:4-compressed block weights
+  // (ModelSpec::block_weights), which the sparse kernels read as stored.
+  double weight_storage = 1.0;
   AttentionKernel attention = AttentionKernel::Flash;  // LoweringInput::attention
   double attention_dropout = 0;  // training dropout on attention probabilities (materialized only)
 
@@ -115,7 +119,7 @@ struct Emitter {
     op.name = name;
     op.cls = OpClass::Gemm;
     op.flops = op.hw_flops = 2.0 * m * n * k;
-    op.bytes = weight_elems * pw + m * k * pg + m * n * pa;
+    op.bytes = weight_elems * pw * weight_storage + m * k * pg + m * n * pa;
     op.m = m, op.n = n, op.k = k, op.count = count;
     op.precision = math;
     op.vector_flops = weight_elems * dequant_ops_per_weight();
@@ -501,12 +505,12 @@ void lower_moe_ffn(Emitter& e, const TransformerSpec& tf, double N, double layer
   e.gemm("router", N, E, h, layers);
   Operator& up = e.gemm("expert_up_proj", tokens_per_expert, up_cols, h, layers);
   up.flops = up.hw_flops = 2.0 * routed_tokens * up_cols * h;
-  up.bytes = touched * up_cols * h * e.pw + routed_tokens * (h + up_cols) * e.pa;
+  up.bytes = touched * up_cols * h * e.pw * e.weight_storage + routed_tokens * (h + up_cols) * e.pa;
   up.vector_flops = touched * up_cols * h * e.dequant_ops_per_weight();
   e.vec("expert_act", routed_tokens * up_cols, routed_tokens * f, gated ? 6.0 : 8.0, layers, e.pa);
   Operator& down = e.gemm("expert_down_proj", tokens_per_expert, h, f, layers);
   down.flops = down.hw_flops = 2.0 * routed_tokens * h * f;
-  down.bytes = touched * h * f * e.pw + routed_tokens * (h + f) * e.pa + N * h * e.pa;
+  down.bytes = touched * h * f * e.pw * e.weight_storage + routed_tokens * (h + f) * e.pa + N * h * e.pa;
   down.vector_flops = touched * h * f * e.dequant_ops_per_weight();
   if (tf.shared_experts > 0)
     lower_dense_ffn(e, tf, N, tf.shared_experts * f, layers, "shared_up_proj", "shared_act",
@@ -544,17 +548,17 @@ void lower_embedding(Emitter& e, const TransformerSpec& tf, double N) {
 
 // The output projection in the head's own format: a 16-bit weight and 16-bit GEMM when the
 // solver kept the head out of the quantization (LoweringInput::head_precision), else the stack's.
+// Always stored dense, whatever the blocks' layout (ModelSpec::block_weights).
 void head_gemm(Emitter& e, double rows, const TransformerSpec& tf) {
-  if (bytes_per_element(e.head) == e.pw) {  // quantized with the rest, or nothing quantized
-    e.gemm("lm_head", rows, static_cast<double>(tf.vocab), tf.hidden, 1);
-    return;
-  }
-  const double pw = e.pw, pg = e.pg;
+  const double pw = e.pw, pg = e.pg, storage = e.weight_storage;
   const Precision math = e.math;
-  e.pw = e.pg = bytes_per_element(e.head);
-  e.math = e.head;
+  e.weight_storage = 1.0;
+  if (bytes_per_element(e.head) != e.pw) {  // kept out of the quantization
+    e.pw = e.pg = bytes_per_element(e.head);
+    e.math = e.head;
+  }
   e.gemm("lm_head", rows, static_cast<double>(tf.vocab), tf.hidden, 1);
-  e.pw = pw, e.pg = pg, e.math = math;
+  e.pw = pw, e.pg = pg, e.math = math, e.weight_storage = storage;
 }
 
 // Output head: logits only for the positions that need them.
@@ -962,6 +966,7 @@ void lower(const ModelSpec& model, const LoweringInput& in, std::vector<Operator
   e.amp = in.hf_modules && training && bytes_per_element(in.compute_precision) < 4.0;
   if (in.hf_modules && training) e.dropout = model.tf.train_dropout;  // 0 for non-transformers
   e.cache = in.cache_bytes;
+  if (model.is_transformer()) e.weight_storage = block_weight_storage_fraction(model, e.pw);
   e.head = in.head_precision;
   e.embedding = in.embedding_precision;
   e.attention = in.attention;
