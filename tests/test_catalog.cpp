@@ -799,3 +799,135 @@ TEST(CatalogInput, HuggingFaceConfigsAreCheckedLikeCatalogEntries) {
   }
   EXPECT_THROW(model_from_hf_config((dir / "missing.json").string()), BadInput);
 }
+
+// ---- Calibration entries ([[calibration]], in --catalog files and --calibration files) ----------
+
+namespace {
+
+// A partial calibration of the H100 that loads; the tests change one thing at a time.
+const std::string kCalibration = "[[calibration]]\ndevice = \"h100\"\nmemory_efficiency = 0.8\n";
+
+// The BadInput message of reading `toml` as a --calibration file, or "" when it is accepted.
+std::string calibration_file_error(const std::string& toml) {
+  Catalog c = Catalog::builtin();
+  try {
+    c.add_calibration_toml(toml, "cal.toml");
+  } catch (const BadInput& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(CatalogInput, TheTestCalibrationIsValid) {
+  EXPECT_EQ(toml_error(kCalibration), "");
+  EXPECT_EQ(calibration_file_error(kCalibration), "");
+  Catalog c = cat();
+  c.add_toml(kCalibration, "user.toml");
+  EXPECT_DOUBLE_EQ(c.hardware("h100").efficiency.memory, 0.8);
+}
+
+// A misspelt calibration key used to do nothing: the device kept its old value without a word.
+TEST(CatalogInput, CalibrationKeysAreCheckedLikeDeviceKeys) {
+  struct Case {
+    std::string toml, needle;
+  };
+  const std::vector<Case> cases = {
+      {with(kCalibration, "memory_efficiency", "memroy_efficiency"),
+       "user.toml [h100]: unknown key 'memroy_efficiency' in [[calibration]]: did you mean 'memory_efficiency'?"},
+      {kCalibration + "kernel_overhead = 4\n", "unknown key 'kernel_overhead' in [[calibration]]: did you mean "
+                                               "'kernel_overhead_us'?"},
+      {kCalibration + "zzz = 1\n", "unknown key 'zzz' in [[calibration]] (known keys: device, source, "
+                                   "memory_efficiency"},
+      {kCalibration + "[calibration.gemm_efficiency]\nbf61 = 0.7\n",
+       "unknown precision 'bf61' in [calibration.gemm_efficiency]"},
+      {kCalibration + "[calibration.gemm_efficiency]\nbf61 = 0.7\n", "did you mean 'bf16'?"},
+      {kCalibration + "[calibration.gemm_efficiency]\nbf16 = 0.7\nBF16 = 0.6\n", "gives bf16 twice"},
+      {kCalibration + "[[calibration.attention_head_dim_rate]]\nhead_dim = 64\nrelative_rte = 0.7\n",
+       "unknown key 'relative_rte' in [[calibration.attention_head_dim_rate]]: did you mean 'relative_rate'?"},
+      {kCalibration + "[[calibration.conv_measured]]\nn = 64\nk = 576\nout_pixels = 3136\nbatch = 32\ntflop = 100\n",
+       "unknown key 'tflop' in [[calibration.conv_measured]]: did you mean 'tflops'?"},
+      // One bracket pair defines a table, not an entry: it used to be skipped.
+      {"[calibration]\ndevice = \"h100\"\nmemory_efficiency = 0.8\n", "write each entry under [[calibration]]"},
+      {kCalibration + "attention_head_dim_rate = [64, 128]\n",
+       "write each entry under [[calibration.attention_head_dim_rate]]"},
+  };
+  for (const auto& c : cases) {
+    const std::string error = toml_error(c.toml);
+    EXPECT_TRUE(mentions(error, c.needle)) << c.toml << "\n" << error;
+  }
+  // A --calibration file is checked the same way, and holds calibrations only.
+  const std::string typo = calibration_file_error(with(kCalibration, "memory_efficiency", "memroy_efficiency"));
+  EXPECT_TRUE(mentions(typo, "cal.toml [h100]: unknown key 'memroy_efficiency'")) << typo;
+  EXPECT_TRUE(mentions(typo, "did you mean 'memory_efficiency'?")) << typo;
+  const std::string table = calibration_file_error(with(kCalibration, "[[calibration]]", "[[calibraton]]"));
+  EXPECT_TRUE(mentions(table, "unknown key 'calibraton'")) << table;
+  EXPECT_TRUE(mentions(table, "did you mean 'calibration'?")) << table;
+  EXPECT_TRUE(mentions(calibration_file_error(kDevice), "unknown key 'device'")) << calibration_file_error(kDevice);
+  // In a --catalog directory the message names the file.
+  const fs::path dir = fresh_dir("mlsysim_test_calibration_keys");
+  std::ofstream(dir / "cal.toml") << with(kCalibration, "memory_efficiency", "memroy_efficiency");
+  try {
+    (void)Catalog::with_user_dir(dir.string());
+    ADD_FAILURE() << "expected BadInput";
+  } catch (const BadInput& e) {
+    EXPECT_TRUE(mentions(e.what(), (dir / "cal.toml").string() + " [h100]: unknown key 'memroy_efficiency'"))
+        << e.what();
+  }
+}
+
+// Calibration values of the wrong type or outside their range are refused, naming the field.
+TEST(CatalogInput, CalibrationValuesAreCheckedLikeDeviceValues) {
+  struct Case {
+    std::string toml, needle;
+  };
+  const std::string conv =
+      kCalibration + "[[calibration.conv_measured]]\nn = 64\nk = 576\nout_pixels = 3136\nbatch = 32\ntflops = 100\n";
+  const std::string rate = kCalibration + "[[calibration.attention_head_dim_rate]]\nhead_dim = 64\nrelative_rate = 0.7\n";
+  const std::vector<Case> cases = {
+      {with(kCalibration, "0.8", "\"0.8\""), "memory_efficiency must be a number, got \"0.8\""},
+      {with(kCalibration, "\"h100\"", "3"), "'device' must be a string, got 3"},
+      {with(kCalibration, "device = \"h100\"\n", ""), "names no device"},
+      {kCalibration + "gemm_efficiency = 0.7\n", "'gemm_efficiency' must be a table of precisions"},
+      {kCalibration + "tile_m = 0\n", "'tile_m' must be a whole number >= 1"},
+      {kCalibration + "tile_n = 64.5\n", "'tile_n' must be a whole number"},
+      {with(conv, "batch = 32", "batch = 0"), "conv_measured 'batch' must be a finite number > 0, got 0"},
+      {with(conv, "tflops = 100", "tflops = \"fast\""), "conv_measured 'tflops' must be a number > 0"},
+      {with(conv, "tflops = 100", "tflops = 1e14"), "plausible range"},  // FLOP/s written as TFLOP/s
+      {with(conv, "n = 64\n", ""), "conv_measured 'n' must be a number, got nothing"},
+      {with(rate, "head_dim = 64", "head_dim = \"64\""), "attention_head_dim_rate 'head_dim' must be a number"},
+      {with(rate, "relative_rate = 0.7", "relative_rate = 3"), "relative_rate in (0, 2]"},
+  };
+  for (const auto& c : cases) {
+    const std::string error = toml_error(c.toml);
+    EXPECT_TRUE(mentions(error, c.needle)) << c.toml << "\n" << error;
+  }
+  // The valid rows load as written.
+  Catalog c = cat();
+  c.add_toml(with(conv, "memory_efficiency = 0.8\n", "memory_efficiency = 0.8\ntile_m = 64\n"), "user.toml");
+  const auto& e = c.hardware("h100").efficiency;
+  ASSERT_EQ(e.conv_measured.size(), 1u);
+  EXPECT_DOUBLE_EQ(e.conv_measured[0].flops_per_s, 100e12);
+  EXPECT_DOUBLE_EQ(e.conv_measured[0].batch, 32);
+  EXPECT_EQ(e.tile_m, 64);
+}
+
+// One --catalog directory holds device, model, calibration and fleet tables; a table name neither
+// catalog reads ([[devices]], [[fabrc]]) used to define nothing without a word.
+TEST(CatalogInput, UnknownTopLevelTablesAreRefused) {
+  const std::string devices = toml_error(with(kDevice, "[[device]]", "[[devices]]"));
+  EXPECT_TRUE(mentions(devices, "user.toml: unknown key 'devices'")) << devices;
+  EXPECT_TRUE(mentions(devices, "did you mean 'device'?")) << devices;
+  const std::string fabric = toml_error("[[fabrc]]\nid = \"x\"\n");
+  EXPECT_TRUE(mentions(fabric, "did you mean 'fabric'?")) << fabric;
+  // The fleet tables themselves are read by the fleet catalog: the device catalog lets them be.
+  EXPECT_EQ(toml_error("[[fabric]]\nid = \"x\"\n"), "");
+}
+
+// A flag is true or false: 1 used to read as true (toml++ converts an integer to a bool on request).
+TEST(CatalogInput, FlagsAreTrueOrFalseNotNumbers) {
+  const std::string error = toml_error(kModel + "tied_embeddings = 1\n");
+  EXPECT_TRUE(mentions(error, "'tied_embeddings' must be true or false, got 1")) << error;
+  EXPECT_EQ(toml_error(kModel + "tied_embeddings = true\n"), "");
+}

@@ -752,3 +752,41 @@ TEST(Cli, AnExplicitZeroEfficiencyIsRefused) {
     EXPECT_EQ(run(c).code, 1) << c;
   EXPECT_EQ(run("solve -m llama3-8b -H h100 --efficiency 0.5").code, 0);
 }
+
+// `calibrate --nccl-tests` states where the log's ranks sit as `collective` places them: 12 ranks
+// on 8-GPU nodes are 8 + 4, not "8 per node x 2 nodes" (the fullest node's count times the nodes).
+TEST(Cli, CalibrateStatesTheRealPlacementOfAnUnevenRankCount) {
+  const std::string log =
+      std::string(MLSYSIM_SOURCE_DIR) + "/catalog/calibration/measurements/gcp-a3-mega-16gpu-all_reduce_perf.log";
+  // The same sizes with 12 '#  Rank' lines: a 12-rank run on the 2 x 8-GPU A3 Mega cluster.
+  {
+    std::ifstream in(log);
+    std::ofstream out("/tmp/mlsysim_test_fabric_12ranks.log");
+    out << "all_reduce_perf\n";
+    for (int r = 0; r < 12; ++r) out << "#  Rank " << r << " Group 0\n";
+    for (std::string line; std::getline(in, line);)
+      if (line.rfind("#", 0) != 0 && line.find("Rank") == std::string::npos) out << line << "\n";
+  }
+  // The placement `collective` reports for the same 12 GPUs of the same cluster.
+  const auto collective = nlohmann::json::parse(
+      run("collective --op allreduce --bytes 1e6 --gpus 12 --cluster gcp-a3-mega --format json").out);
+  const std::string placement = collective["placement"].get<std::string>();
+  ASSERT_EQ(collective["nodes"].get<int>(), 2);
+  // stderr carries the explanation: read it through a pipe of its own.
+  const std::string cmd = std::string(MLSYSIM_BINARY) +
+                          " calibrate --nccl-tests /tmp/mlsysim_test_fabric_12ranks.log --cluster gcp-a3-mega "
+                          "--output /tmp/mlsysim_test_fabric_12ranks.toml 2>&1 >/dev/null";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string err;
+  std::array<char, 4096> buf{};
+  for (size_t n; (n = fread(buf.data(), 1, buf.size(), pipe)) > 0;) err.append(buf.data(), n);
+  const int status = pclose(pipe);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << err;
+  EXPECT_NE(err.find("over 12 ranks of gcp-a3-mega (" + placement + ")"), std::string::npos)
+      << "collective places them as '" << placement << "'\n" << err;
+  // 8 on the first node, 4 on the second: the uneven split is stated, not 8 x 2 = 16 GPUs.
+  EXPECT_NE(placement.find("of 8"), std::string::npos) << placement;
+  EXPECT_NE(placement.find("of 4"), std::string::npos) << placement;
+  EXPECT_EQ(err.find("8 per node"), std::string::npos) << err;
+}

@@ -2,6 +2,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
 
 #include "mlsysim/catalog/catalog.hpp"
 #include "mlsysim/catalog/fleet.hpp"
@@ -168,4 +172,140 @@ TEST(Topology, InNetworkRequestedWhereUnsupportedIsRejected) {
   EXPECT_THROW(collective_time(CollectiveOp::AllReduce, gigabytes(1), place_group(8, 1, 8), c,
                                Algorithm::InNetwork),
                BadInput);
+}
+
+// ---- What a user's fleet tables may not say ----------------------------------------------------
+
+namespace {
+
+// One valid entry of each fleet table; the tests change one thing at a time.
+const std::string kFabric =
+    "[[fabric]]\nid = \"my-fabric\"\nkind = \"ethernet\"\nper_direction_gbps_bytes = 25\nlatency_us = 5\n"
+    "collective_efficiency = 0.8\nin_network_reduction = false\nsource = \"test\"\n";
+const std::string kTopology =
+    "[[topology]]\nid = \"my-topology\"\nring_fraction = 1\nall_to_all_fraction = 0.5\n"
+    "oversubscription_applies = true\nhops = 3\nsource = \"test\"\n";
+const std::string kNode =
+    "[[node]]\nid = \"my-node\"\naccelerator = \"h100\"\ngpus_per_node = 8\nnics_per_node = 8\n"
+    "scale_up_fabric = \"nvlink4\"\nscale_out_fabric = \"my-fabric\"\nsource = \"test\"\n";
+const std::string kCluster =
+    "[[cluster]]\nid = \"my-cluster\"\nnode = \"my-node\"\nfabric = \"my-fabric\"\ntopology = \"my-topology\"\n"
+    "nodes = 4\noversubscription = 1\nsource = \"test\"\n";
+const std::string kFleet = kFabric + kTopology + kNode + kCluster;
+
+// The BadInput message of adding `toml` to a copy of the built-in fleet, or "" when it is accepted.
+std::string fleet_error(const std::string& toml) {
+  FleetCatalog f = FleetCatalog::builtin();
+  try {
+    f.add_toml(toml, "user.toml");
+    f.validate();
+  } catch (const BadInput& e) {
+    return e.what();
+  }
+  return "";
+}
+
+bool mentions(const std::string& message, const std::string& part) { return message.find(part) != std::string::npos; }
+
+// `text` with its first `from` replaced by `to`.
+std::string with(std::string text, const std::string& from, const std::string& to) {
+  const size_t at = text.find(from);
+  if (at == std::string::npos)
+    ADD_FAILURE() << "'" << from << "' is not in the test entry";
+  else
+    text.replace(at, from.size(), to);
+  return text;
+}
+
+}  // namespace
+
+TEST(FleetInput, TheTestEntriesAreValid) {
+  EXPECT_EQ(fleet_error(kFleet), "");
+  FleetCatalog f = FleetCatalog::builtin();
+  f.add_toml(kFleet, "user.toml");
+  const Cluster c = f.cluster("my-cluster");
+  EXPECT_EQ(c.total_gpus(), 32);
+  EXPECT_DOUBLE_EQ(c.scale_out.collective_efficiency, 0.8);
+  EXPECT_EQ(c.topology.hops, 3);
+}
+
+// A misspelt key used to leave its field at the default without a word (a 'colective_efficiency'
+// of 0.5 left the fabric at 1.0, twice as fast).
+TEST(FleetInput, UnknownKeysAreRefusedWithTheClosestKnownKey) {
+  struct Case {
+    std::string toml, needle;
+  };
+  const std::vector<Case> cases = {
+      {with(kFleet, "collective_efficiency", "colective_efficiency"),
+       "user.toml [my-fabric]: unknown key 'colective_efficiency' in [[fabric]]: did you mean "
+       "'collective_efficiency'?"},
+      {with(kFleet, "hops", "hop"), "user.toml [my-topology]: unknown key 'hop' in [[topology]]: did you mean 'hops'?"},
+      {with(kFleet, "nics_per_node", "nic_per_node"),
+       "user.toml [my-node]: unknown key 'nic_per_node' in [[node]]: did you mean 'nics_per_node'?"},
+      {with(kFleet, "oversubscription = 1", "oversubscripton = 1"),
+       "user.toml [my-cluster]: unknown key 'oversubscripton' in [[cluster]]: did you mean 'oversubscription'?"},
+      {kFabric + "zzz = 1\n", "unknown key 'zzz' in [[fabric]] (known keys: id, name, aliases, kind, "
+                              "per_direction_gbps_bytes"},
+      {with(kFleet, "[[fabric]]", "[[fabrc]]"), "user.toml: unknown key 'fabrc'"},
+      {with(kFleet, "[[fabric]]", "[[fabrc]]"), "did you mean 'fabric'?"},
+      // One bracket pair defines a table, not an entry: it used to be skipped.
+      {with(kFabric, "[[fabric]]", "[fabric]"), "write each entry under [[fabric]]"},
+  };
+  for (const auto& c : cases) {
+    const std::string error = fleet_error(c.toml);
+    EXPECT_TRUE(mentions(error, c.needle)) << c.toml << "\n" << error;
+  }
+}
+
+// Values of the wrong type are refused, not read as the field's default (in_network_reduction =
+// "yes" used to read as false, 2.5 GPUs per node as 2); rates and fractions are checked.
+TEST(FleetInput, FieldsOfTheWrongTypeOrRangeAreRefused) {
+  struct Case {
+    std::string toml, needle;
+  };
+  const std::vector<Case> cases = {
+      {with(kFleet, "in_network_reduction = false", "in_network_reduction = \"yes\""),
+       "user.toml [my-fabric]: 'in_network_reduction' must be true or false, got \"yes\""},
+      {with(kFleet, "oversubscription_applies = true", "oversubscription_applies = 1"),
+       "'oversubscription_applies' must be true or false, got 1"},
+      {with(kFleet, "collective_efficiency = 0.8", "collective_efficiency = \"0.8\""),
+       "'collective_efficiency' must be a number, got \"0.8\""},
+      {with(kFleet, "collective_efficiency = 0.8", "collective_efficiency = 1.5"),
+       "'collective_efficiency' must be in (0, 1], got 1.5"},
+      {with(kFleet, "all_to_all_fraction = 0.5", "all_to_all_fraction = 0"), "'all_to_all_fraction' must be in (0, 1]"},
+      {with(kFleet, "gpus_per_node = 8", "gpus_per_node = 2.5"), "'gpus_per_node' must be a whole number >= 0, got 2.5"},
+      {with(kFleet, "gpus_per_node = 8", "gpus_per_node = 0"), "'gpus_per_node' must be a whole number >= 1, got 0"},
+      {with(kFleet, "hops = 3", "hops = 0"), "'hops' must be a whole number >= 1, got 0"},
+      {with(kFleet, "nodes = 4", "nodes = \"4\""), "'nodes' must be a whole number >= 0, got \"4\""},
+      {with(kFleet, "kind = \"ethernet\"", "kind = 3"), "'kind' must be a string, got 3"},
+      {with(kFleet, "id = \"my-fabric\"", "id = \"my-fabric\"\naliases = \"mine\""),
+       "'aliases' must be an array of strings"},
+      {with(kFleet, "per_direction_gbps_bytes = 25", "per_direction_gbps_bytes = 25e9"),  // B/s written as GB/s
+       "'per_direction_gbps_bytes' = 25000000000 GB/s is outside the plausible range"},
+      {with(kFleet, "per_direction_gbps_bytes = 25", "per_direction_gbps_bytes = 0"),
+       "'per_direction_gbps_bytes' must be a number > 0 GB/s"},
+      {with(kFleet, "latency_us = 5", "latency_us = -5"), "'latency_us' must be a finite, non-negative number"},
+  };
+  for (const auto& c : cases) {
+    const std::string error = fleet_error(c.toml);
+    EXPECT_TRUE(mentions(error, c.needle)) << c.toml << "\n" << error;
+  }
+}
+
+// In a --catalog directory the messages name the file.
+TEST(FleetInput, UserDirectoryErrorsNameTheFile) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "mlsysim_test_fleet_keys";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "fleet.toml") << with(kFleet, "collective_efficiency", "colective_efficiency");
+  try {
+    (void)FleetCatalog::with_user_dir(dir.string());
+    ADD_FAILURE() << "expected BadInput";
+  } catch (const BadInput& e) {
+    EXPECT_TRUE(mentions(e.what(), (dir / "fleet.toml").string() + " [my-fabric]: unknown key 'colective_efficiency'"))
+        << e.what();
+  }
+  std::ofstream(dir / "fleet.toml") << kFleet;
+  EXPECT_EQ(FleetCatalog::with_user_dir(dir.string()).cluster("my-cluster").total_gpus(), 32);
 }

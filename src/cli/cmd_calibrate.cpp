@@ -51,6 +51,9 @@ int run_fabric_calibration(const GlobalOptions& g, const CalibrateOptions& o) {
     throw BadInput(fmt::format("the run has {} ranks but {} has {} GPUs; pick a larger --cluster", ranks,
                                cluster.id, cluster.total_gpus()));
   const GroupPlacement group = place_group(ranks, 1, cluster.gpus_per_node());
+  // Where the ranks really sit, as `mlsysim collective` shows it: 12 ranks on 8-GPU nodes are
+  // 8 + 4, not "8 per node x 2 nodes" (group.per_node is only the fullest node).
+  const std::string placement = describe_placement(group);
   const Algorithm algorithm = parse_collective_algorithm(o.algorithm);
   const FabricFit fit = fit_fabric(log.samples, op, group, cluster, algorithm);
   const Fabric& before = fit.scale_out ? cluster.scale_out : cluster.scale_up;
@@ -59,18 +62,18 @@ int run_fabric_calibration(const GlobalOptions& g, const CalibrateOptions& o) {
   const Cluster after = apply_fabric_fit(cluster, fit);
   if (fit.in_network_fit)
     std::cerr << fmt::format(
-        "calibrated fabric {} ({}) in-network all-reduce from {} of {} {} rows over {} ranks of {}:\n"
+        "calibrated fabric {} ({}) in-network all-reduce from {} of {} {} rows over {} ranks of {} ({}):\n"
         "  fixed cost {:.3g} us (was {:.3g}), efficiency {:.3f} (was {:.3f}); median |error| {:.1f}%, max {:.1f}%\n",
         before.id, fit.scale_out ? "scale-out" : "scale-up", fit.samples_used, log.samples.size(), to_string(op),
-        ranks, cluster.id, in_us(fit.in_network_latency), in_us(in_network_fixed_cost(cluster, fit.scale_out)),
+        ranks, cluster.id, placement, in_us(fit.in_network_latency), in_us(in_network_fixed_cost(cluster, fit.scale_out)),
         fit.in_network_efficiency, before.in_network_efficiency, 100 * fit.median_abs_error,
         100 * fit.max_abs_error);
   else std::cerr << fmt::format(
-      "calibrated fabric {} ({}) from {} {} rows over {} ranks of {} ({} per node x {} nodes):\n"
+      "calibrated fabric {} ({}) from {} {} rows over {} ranks of {} ({}):\n"
       "  bulk protocol ({} rows at >= {:.0f}% of the best bus bandwidth): alpha {:.3g} us (was {:.3g}), "
       "efficiency {:.3f} (was {:.3f})\n",
       before.id, fit.scale_out ? "scale-out" : "scale-up", log.samples.size(), to_string(op), ranks, cluster.id,
-      group.per_node, group.nodes, fit.samples_used, 100 * kBandwidthRegimeShare, in_us(fit.latency),
+      placement, fit.samples_used, 100 * kBandwidthRegimeShare, in_us(fit.latency),
       in_us(before.latency), fit.efficiency, before.collective_efficiency);
   if (!fit.in_network_fit && fit.small_message_efficiency > 0)
     std::cerr << fmt::format("  small-message protocol ({} smaller rows): alpha {:.3g} us, efficiency {:.3f}\n",
@@ -83,9 +86,9 @@ int run_fabric_calibration(const GlobalOptions& g, const CalibrateOptions& o) {
   const double fitted_efficiency = fit.in_network_fit ? fit.in_network_efficiency : fit.efficiency;
   if (fitted_efficiency >= 0.99 || fit.median_abs_error > 0.2)
     std::cerr << fmt::format(
-        "  warning: the fitted model {} this run; check --cluster and --gpus ({} per node, {:.0f} GB/s per "
+        "  warning: the fitted model {} this run; check --cluster and --gpus (ranks placed {}; {:.0f} GB/s per "
         "direction on {})\n",
-        fitted_efficiency >= 0.99 ? "needs the full line rate to reach" : "does not match", group.per_node,
+        fitted_efficiency >= 0.99 ? "needs the full line rate to reach" : "does not match", placement,
         in_gbps(before.per_direction), before.id);
   std::cerr << fmt::format("  {:>12}  {:>12}  {:>14}  {:>14}\n", "bytes", "measured ms", "catalog ms", "calibrated ms");
   for (const auto& s : log.samples)

@@ -18,61 +18,10 @@
 namespace mlsysim {
 namespace {
 
-using Keys = std::vector<std::string_view>;
+using namespace toml_input;  // NOLINT: the strict field readers shared with the fleet catalog
 
 std::string context_of(const std::string& origin, const std::string& id) {
   return origin + (id.empty() ? "" : " [" + id + "]");
-}
-
-// A key as messages show it: 'bandwidth_gbs'.
-std::string quoted(std::string_view key) { return fmt::format("'{}'", key); }
-
-// A value as the user wrote it, for messages: 1e-30, nan, "fast", an array.
-std::string describe(const toml::node* n) {
-  if (n == nullptr) return "nothing";
-  if (auto d = n->value<double>()) return fmt::format("{}", *d);
-  if (auto s = n->value<std::string>()) return "\"" + *s + "\"";
-  if (auto b = n->value<bool>()) return *b ? "true" : "false";
-  if (n->is_array()) return "an array";
-  if (n->is_table()) return "a table";
-  return "a date or time";
-}
-
-template <class View>
-double number_or(const View& v, double fallback) {
-  if (auto d = v.template value<double>()) return *d;
-  return fallback;
-}
-
-// The number at `n` (present), else BadInput naming `label` and what was there instead.
-double number_of(const toml::node* n, const std::string& label, const std::string& where) {
-  if (auto d = n ? n->value<double>() : std::nullopt) return *d;
-  throw BadInput(fmt::format("{}: {} must be a number, got {}", where, label, describe(n)));
-}
-
-// A calibration's fraction of a peak (an efficiency): the value in (0, 1] when `v` is given, else
-// `fallback`. `label` names the field in the error.
-template <class View>
-double fraction_or(const View& v, double fallback, const std::string& label, const std::string& where) {
-  if (!v) return fallback;
-  const double f = number_of(v.node(), label, where);
-  if (!(f > 0 && f <= 1)) throw BadInput(fmt::format("{}: {} must be in (0, 1], got {}", where, label, f));
-  return f;
-}
-
-// Rates, sizes and times in the catalog are finite and never negative; `label` names the field.
-double finite_non_negative(double x, const std::string& label, const std::string& where) {
-  if (!(x >= 0) || !std::isfinite(x))
-    throw BadInput(fmt::format("{}: {} must be a finite, non-negative number, got {}", where, label, x));
-  return x;
-}
-
-// A calibration's time or count that may be zero (a launch gap, a host cost, a shape constant): the
-// checked value when `v` is given, else `fallback`. Negative would subtract time from a step.
-template <class View>
-double non_negative_or(const View& v, double fallback, const std::string& label, const std::string& where) {
-  if (!v) return fallback;
-  return finite_non_negative(number_of(v.node(), label, where), label, where);
 }
 
 double required_number(const toml::table& t, std::string_view key, const std::string& where) {
@@ -89,62 +38,6 @@ std::optional<double> optional_positive(const toml::table& t, std::string_view k
     throw BadInput(
         fmt::format("{}: '{}' must be a finite number > 0, got {} (leave it out if unknown)", where, key, v));
   return v;
-}
-
-// A text field: absent -> `fallback`; present, it must be a string (a number where a name belongs
-// would otherwise be read as the fallback).
-std::string string_or(const toml::table& t, std::string_view key, const std::string& where,
-                      std::string fallback = {}) {
-  if (!t[key]) return fallback;
-  if (auto s = t[key].value<std::string>()) return *s;
-  throw BadInput(fmt::format("{}: '{}' must be a string, got {}", where, key, describe(t.get(key))));
-}
-
-// A flag: absent -> `fallback`; present, true or false ("yes" or 1 would otherwise read as false).
-bool bool_field(const toml::table& t, std::string_view key, bool fallback, const std::string& where) {
-  if (!t[key]) return fallback;
-  if (auto b = t[key].value<bool>()) return *b;
-  throw BadInput(fmt::format("{}: '{}' must be true or false, got {}", where, key, describe(t.get(key))));
-}
-
-std::vector<std::string> string_list(const toml::table& t, std::string_view key, const std::string& where) {
-  std::vector<std::string> out;
-  if (!t[key]) return out;
-  const toml::array* arr = t[key].as_array();
-  if (arr == nullptr)
-    throw BadInput(fmt::format("{}: '{}' must be an array of strings, got {}", where, key, describe(t.get(key))));
-  for (auto& e : *arr) {
-    auto s = e.value<std::string>();
-    if (!s) throw BadInput(fmt::format("{}: '{}' must hold only strings, got {}", where, key, describe(&e)));
-    out.push_back(*s);
-  }
-  return out;
-}
-
-// A count or a shape: a whole number in [0, 2^31) (2.5 layers or -5 experts are not shapes,
-// whatever a cast would make of them).
-int whole_count(const toml::node* n, const std::string& label, const std::string& where) {
-  const auto v = n ? n->value<double>() : std::nullopt;
-  if (!v || !(*v >= 0) || *v != std::floor(*v) || *v > std::numeric_limits<int>::max())
-    throw BadInput(fmt::format("{}: {} must be a whole number >= 0, got {}", where, label, describe(n)));
-  return static_cast<int>(*v);
-}
-
-// A count field: absent -> `fallback`; present -> whole_count.
-int int_field(const toml::table& t, std::string_view key, int fallback, const std::string& where) {
-  if (!t[key]) return fallback;
-  return whole_count(t.get(key), quoted(key), where);
-}
-
-// An array of counts (a shape, MLP widths); absent -> empty.
-std::vector<int> int_list(const toml::table& t, std::string_view key, const std::string& where) {
-  std::vector<int> out;
-  if (!t[key]) return out;
-  const toml::array* arr = t[key].as_array();
-  if (arr == nullptr)
-    throw BadInput(fmt::format("{}: '{}' must be an array of whole numbers, got {}", where, key, describe(t.get(key))));
-  for (auto& e : *arr) out.push_back(whole_count(&e, "each entry of '" + std::string(key) + "'", where));
-  return out;
 }
 
 // A field that takes one of a fixed set of words: absent -> `fallback`; otherwise the option's
@@ -176,61 +69,6 @@ T choice(const toml::table& t, std::string_view key, T fallback, const std::arra
   throw BadInput(one_of_error(key, got, names, where));
 }
 
-// ---- Keys the loader reads -------------------------------------------------------------------
-// Each table's keys are listed beside the code that reads them; any other key is refused, because a
-// misspelt one ('bandwith_gbs', 'num_layers') would otherwise leave its field at the default
-// without a word.
-
-bool contains(const Keys& keys, std::string_view key) {
-  return std::find(keys.begin(), keys.end(), key) != keys.end();
-}
-
-// The known key a user most likely meant by `key`, or "".
-std::string suggest_key(std::string_view key, const Keys& known) {
-  // Hugging Face config.json names: entries are often written from one.
-  static constexpr std::pair<std::string_view, std::string_view> kHuggingFaceNames[] = {
-      {"num_hidden_layers", "layers"},    {"hidden_size", "hidden"},
-      {"num_attention_heads", "heads"},   {"num_key_value_heads", "kv_heads"},
-      {"intermediate_size", "ffn"},       {"vocab_size", "vocab"},
-      {"max_position_embeddings", "max_seq"}, {"hidden_act", "ffn_act"},
-      {"tie_word_embeddings", "tied_embeddings"}, {"num_local_experts", "experts"},
-      {"n_routed_experts", "experts"},    {"num_experts_per_tok", "experts_per_token"},
-      {"moe_intermediate_size", "moe_ffn"}};
-  for (const auto& [hf, ours] : kHuggingFaceNames)
-    if (key == hf && contains(known, ours)) return std::string(ours);
-  std::vector<std::string> candidates(known.begin(), known.end());
-  if (std::string best = closest_match(key, candidates); !best.empty()) return best;
-  // A known key as the last words of this one ("num_layers" for "layers").
-  std::string best;
-  for (std::string_view k : known) {
-    const std::string tail = fmt::format("_{}", k);
-    if (key.size() > tail.size() && key.substr(key.size() - tail.size()) == tail && k.size() > best.size())
-      best = std::string(k);
-  }
-  return best;
-}
-
-std::string key_list(const Keys& keys) {
-  std::string out;
-  for (std::string_view k : keys) out += (out.empty() ? "" : ", ") + std::string(k);
-  return out;
-}
-
-// Refuses the first key of `t` not in `known`. `table` names the table ("[device.memory]");
-// `elsewhere` may explain where a misplaced key belongs ("" when it knows nothing).
-void reject_unknown_keys(const toml::table& t, const Keys& known, const std::string& table, const std::string& where,
-                         const std::function<std::string(std::string_view)>& elsewhere = {}) {
-  for (auto&& [k, v] : t) {
-    const std::string_view key = k.str();
-    if (contains(known, key)) continue;
-    std::string msg = fmt::format("{}: unknown key '{}' in {}", where, key, table);
-    if (std::string note = elsewhere ? elsewhere(key) : ""; !note.empty()) throw BadInput(msg + ": " + note);
-    if (std::string best = suggest_key(key, known); !best.empty())
-      throw BadInput(msg + ": did you mean '" + best + "'?");
-    throw BadInput(msg + " (known keys: " + key_list(known) + ")");
-  }
-}
-
 // ---- Devices ---------------------------------------------------------------------------------
 
 // Sizes carry their unit in the key name (capacity_gb, onchip_kib, ...).
@@ -257,35 +95,6 @@ std::optional<Bytes> sized(const toml::table& t, std::string_view stem, const st
   return found;
 }
 
-// Plausible bounds on a datasheet rate: wide enough for every real part from a microcontroller to a
-// wafer-scale engine, narrow enough to catch a unit slip (B/s or MB/s written where GB/s belongs).
-struct RateRange {
-  double lo, hi;
-  const char* unit;
-  const char* span;  // what the bounds stand for, for the message
-};
-// The nRF52840 (Cortex-M4F, 64 MHz) peaks at 4.3e-5 TFLOP/s; Cerebras WSE-3 at 1.25e5 dense.
-constexpr RateRange kPeakRange{1e-7, 1e7, "TFLOP/s",
-                               "0.1 MFLOP/s, below any microcontroller, to 10 EFLOP/s, 80x Cerebras WSE-3"};
-// The nRF52840 streams 0.256 GB/s; Cerebras WSE-3's on-chip SRAM 21 PB/s (2.1e7 GB/s).
-constexpr RateRange kBandwidthRange{1e-3, 1e8, "GB/s",
-                                    "1 MB/s, a slow microcontroller bus, to 100 PB/s, 5x Cerebras WSE-3's SRAM"};
-
-// A rate the engine divides by (a peak, a bandwidth): a number > 0 inside `range`. `if_zero` adds
-// what to do instead of writing 0.
-double plausible_rate(const toml::node* n, const RateRange& range, const std::string& label, const std::string& where,
-                      std::string_view if_zero = "") {
-  const auto v = n ? n->value<double>() : std::nullopt;
-  if (!v || !(*v > 0) || !std::isfinite(*v))
-    throw BadInput(fmt::format("{}: {} must be a number > 0 {}, got {}{}", where, label, range.unit, describe(n),
-                               v && *v == 0 && !if_zero.empty() ? " (" + std::string(if_zero) + ")" : ""));
-  if (*v < range.lo || *v > range.hi)
-    throw BadInput(fmt::format("{}: {} = {} {} is outside the plausible range [{:g}, {:g}] {} ({}); check the "
-                               "unit: the value is in {}",
-                               where, label, *v, range.unit, range.lo, range.hi, range.unit, range.span, range.unit));
-  return *v;
-}
-
 double required_rate(const toml::table& t, std::string_view key, const RateRange& range, const std::string& where) {
   if (!t[key]) throw BadInput(fmt::format("{}: missing '{}' ({})", where, key, range.unit));
   return plausible_rate(t.get(key), range, quoted(key), where);
@@ -305,26 +114,35 @@ std::optional<Link> parse_link(const toml::table* t, const std::string& table, c
   return link;
 }
 
+// The precision a key of a per-precision table names ([device.dense_tflops],
+// [calibration.gemm_efficiency]), else BadInput listing the precisions and the closest. The same
+// precision twice (int8 and INT8 both parse as int8) is refused: the last one would silently win.
+Precision precision_key(std::string_view key, const std::string& table, const std::string& where,
+                        std::array<std::string, kPrecisionCount>& given_as) {
+  const std::string name(key);
+  auto p = parse_precision(name);
+  if (!p) {
+    std::vector<std::string> names;
+    for (Precision q : kAllPrecisions) names.emplace_back(to_string(q));
+    const std::string best = closest_match(name, names);
+    throw BadInput(fmt::format("{}: unknown precision '{}' in {} (known: {}){}", where, name, table,
+                               precision_list(), best.empty() ? "" : "; did you mean '" + best + "'?"));
+  }
+  std::string& seen = given_as[index_of(*p)];
+  if (!seen.empty())
+    throw BadInput(fmt::format("{}: {} gives {} twice ('{}' and '{}')", where, table, to_string(*p), seen, name));
+  seen = name;
+  return *p;
+}
+
 void parse_peaks(const toml::table* t, const std::string& table, std::array<FlopsPerSecond, kPrecisionCount>& out,
                  const std::string& where) {
   if (!t) return;
   std::array<std::string, kPrecisionCount> given_as{};
   for (auto&& [key, node] : *t) {
-    const std::string name(key.str());
-    auto p = parse_precision(name);
-    if (!p) {
-      std::vector<std::string> names;
-      for (Precision q : kAllPrecisions) names.emplace_back(to_string(q));
-      const std::string best = closest_match(name, names);
-      throw BadInput(fmt::format("{}: unknown precision '{}' in {} (known: {}){}", where, name, table,
-                                 precision_list(), best.empty() ? "" : "; did you mean '" + best + "'?"));
-    }
-    std::string& seen = given_as[index_of(*p)];
-    if (!seen.empty())
-      throw BadInput(fmt::format("{}: {} gives {} twice ('{}' and '{}')", where, table, to_string(*p), seen, name));
-    seen = name;
-    out[index_of(*p)] = teraflops_per_second(plausible_rate(&node, kPeakRange, quoted(name) + " in " + table, where,
-                                                            "leave out a precision the device lacks"));
+    const Precision p = precision_key(key.str(), table, where, given_as);
+    out[index_of(p)] = teraflops_per_second(plausible_rate(&node, kPeakRange, quoted(key.str()) + " in " + table,
+                                                           where, "leave out a precision the device lacks"));
   }
 }
 
@@ -868,18 +686,47 @@ void check_transformer_shape(const TransformerSpec& tf, ModelKind kind, const st
 
 namespace {
 
+// The keys of a `[[calibration]]` entry and of its sub-tables, beside apply_calibrations and
+// read_head_dim_rates that read them. A misspelt one ('memroy_efficiency') would otherwise keep the
+// device's current value without a word.
+const Keys kCalibrationKeys = {"device",
+                               "source",
+                               "memory_efficiency",
+                               "gemm_efficiency",
+                               "attention_efficiency",
+                               "attention_half_keys",
+                               "attention_tail",
+                               "flash_attention2_efficiency",
+                               "flash_attention2_source",
+                               "flash_attention2_backward_efficiency",
+                               "attention_backward_relative_rate",
+                               "attention_head_dim_rate",
+                               "attention_head_dim_source",
+                               "conv_efficiency",
+                               "vector_memory_efficiency",
+                               "strided_memory_efficiency",
+                               "conv_measured",
+                               "kernel_overhead_us",
+                               "host_dispatch_us",
+                               "isolated_call_us",
+                               "conv_host_dispatch_us",
+                               "tile_m",
+                               "tile_n"};
+const Keys kHeadDimRateKeys = {"head_dim", "relative_rate", "pass"};
+const Keys kConvMeasuredKeys = {"n", "k", "out_pixels", "batch", "tflops"};
+
 // `[[calibration.attention_head_dim_rate]]` rows (head_dim, relative_rate, pass = "forward" or
 // "backward"), kept sorted by head dim; they replace any earlier tables.
-void read_head_dim_rates(const toml::array& rows, std::string source, const std::string& where,
-                         EfficiencyProfile& e) {
+void read_head_dim_rates(const toml::table& c, std::string source, const std::string& where, EfficiencyProfile& e) {
   std::vector<HeadDimRate> forward, backward;
-  for (auto&& r : rows) {
-    auto* t = r.as_table();
-    if (!t) continue;
-    const double d = number_or((*t)["head_dim"], 0), rate = number_or((*t)["relative_rate"], 0);
-    if (d <= 0 || rate <= 0 || rate > 2)
-      throw BadInput(where + ": attention_head_dim_rate needs head_dim > 0 and relative_rate in (0, 2], got head_dim " +
-                     std::to_string(d) + " and relative_rate " + std::to_string(rate));
+  for (const toml::table* t : entries(c, "attention_head_dim_rate", where, "calibration")) {
+    reject_unknown_keys(*t, kHeadDimRateKeys, "[[calibration.attention_head_dim_rate]]", where);
+    const double d = number_of(t->get("head_dim"), "attention_head_dim_rate 'head_dim'", where);
+    const double rate = number_of(t->get("relative_rate"), "attention_head_dim_rate 'relative_rate'", where);
+    if (!(d > 0) || !(rate > 0 && rate <= 2))
+      throw BadInput(fmt::format("{}: attention_head_dim_rate needs head_dim > 0 and relative_rate in (0, 2], got "
+                                 "head_dim {} and relative_rate {}",
+                                 where, d, rate));
     const std::string pass = string_or(*t, "pass", where, "forward");
     if (pass != "forward" && pass != "backward")
       throw BadInput(where + ": attention_head_dim_rate pass must be \"forward\" or \"backward\", got \"" + pass +
@@ -891,6 +738,34 @@ void read_head_dim_rates(const toml::array& rows, std::string source, const std:
   e.attention_head_dim_rates = std::move(forward);
   e.attention_backward_head_dim_rates = std::move(backward);
   e.attention_head_dim_source = std::move(source);
+}
+
+// `[[calibration.conv_measured]]` rows: a timed convolution's implicit-GEMM shape (n output
+// channels, k = input channels x taps, output pixels per image), its batch and achieved TFLOP/s.
+// Every field is a number > 0: the engine skips a row with a zero, and divides by the batch.
+std::vector<MeasuredConv> read_conv_measured(const toml::table& c, const std::string& where) {
+  std::vector<MeasuredConv> rows;
+  for (const toml::table* t : entries(c, "conv_measured", where, "calibration")) {
+    reject_unknown_keys(*t, kConvMeasuredKeys, "[[calibration.conv_measured]]", where);
+    auto positive = [&](std::string_view key) {
+      const std::string label = "conv_measured " + quoted(key);
+      const double v = number_of(t->get(key), label, where);
+      if (!(v > 0) || !std::isfinite(v))
+        throw BadInput(fmt::format("{}: {} must be a finite number > 0, got {}", where, label, v));
+      return v;
+    };
+    const double n = positive("n"), k = positive("k"), out_pixels = positive("out_pixels"), batch = positive("batch");
+    const double tflops = plausible_rate(t->get("tflops"), kPeakRange, "conv_measured 'tflops'", where);
+    rows.push_back({n, k, out_pixels, batch, tflops * 1e12});
+  }
+  return rows;
+}
+
+// A GEMM tile edge (tile_m, tile_n): a whole number >= 1; GEMM padding divides by it.
+int tile_field(const toml::table& c, std::string_view key, int fallback, const std::string& where) {
+  const int v = int_field(c, key, fallback, where);
+  if (v < 1) throw BadInput(fmt::format("{}: '{}' must be a whole number >= 1 (a tile edge in elements), got {}", where, key, v));
+  return v;
 }
 
 }  // namespace
@@ -959,25 +834,31 @@ struct CatalogLoader {
 
   // Efficiency profiles from a parsed `[[calibration]]` document, applied to known devices.
   static void apply_calibrations(Catalog& catalog, const toml::table& doc, const std::string& origin) {
-    auto* entries = doc["calibration"].as_array();
-    if (!entries) return;
-    for (auto& node : *entries) {
-      auto* c = node.as_table();
-      if (!c) continue;
+    for (const toml::table* c : entries(doc, "calibration", origin)) {
       const std::string id = string_or(*c, "device", origin);
+      const std::string where = context_of(origin, id);
+      reject_unknown_keys(*c, kCalibrationKeys, "[[calibration]]", where);
+      if (id.empty()) throw BadInput(origin + ": a [[calibration]] names no device (device = \"h100\")");
       auto it = catalog.hardware_index_.find(normalize_name(id));
       if (it == catalog.hardware_index_.end())
         throw BadInput(origin + ": calibration for unknown device '" + id + "'");
       EfficiencyProfile& e = catalog.hardware_[it->second].efficiency;
-      const std::string where = context_of(origin, id);
       // A calibration may be partial (e.g. only a published GEMM ceiling): what it leaves out keeps
       // the device's current value.
       e.memory = fraction_or((*c)["memory_efficiency"], e.memory, "memory_efficiency", where);
-      if (auto* g = (*c)["gemm_efficiency"].as_table())
-        for (auto&& [k, v] : *g)
-          if (auto p = parse_precision(k.str()))
-            e.gemm[index_of(*p)] = fraction_or(toml::node_view<const toml::node>(v), -1.0,
-                                               "gemm_efficiency." + std::string(k.str()), where);
+      if ((*c)["gemm_efficiency"]) {
+        const toml::table* g = (*c)["gemm_efficiency"].as_table();
+        if (g == nullptr)
+          throw BadInput(fmt::format("{}: 'gemm_efficiency' must be a table of precisions ([calibration."
+                                     "gemm_efficiency] with bf16 = 0.78, ...), got {}",
+                                     where, describe(c->get("gemm_efficiency"))));
+        std::array<std::string, kPrecisionCount> given_as{};
+        for (auto&& [k, v] : *g) {
+          const Precision p = precision_key(k.str(), "[calibration.gemm_efficiency]", where, given_as);
+          e.gemm[index_of(p)] = fraction_or(toml::node_view<const toml::node>(v), -1.0,
+                                            "gemm_efficiency." + std::string(k.str()), where);
+        }
+      }
       e.attention = fraction_or((*c)["attention_efficiency"], e.attention, "attention_efficiency", where);
       e.attention_half_keys =
           non_negative_or((*c)["attention_half_keys"], e.attention_half_keys, "attention_half_keys", where);
@@ -992,21 +873,14 @@ struct CatalogLoader {
                                                 where);
       e.attention_backward = fraction_or((*c)["attention_backward_relative_rate"], e.attention_backward,
                                          "attention_backward_relative_rate", where);
-      if (auto* rows = (*c)["attention_head_dim_rate"].as_array())
-        read_head_dim_rates(*rows, string_or(*c, "attention_head_dim_source", where, origin), where, e);
+      if ((*c)["attention_head_dim_rate"])
+        read_head_dim_rates(*c, string_or(*c, "attention_head_dim_source", where, origin), where, e);
       e.conv = fraction_or((*c)["conv_efficiency"], e.conv, "conv_efficiency", where);
       e.vector_memory = fraction_or((*c)["vector_memory_efficiency"], e.vector_memory, "vector_memory_efficiency",
                                     where);
       e.strided_memory = fraction_or((*c)["strided_memory_efficiency"], e.strided_memory,
                                      "strided_memory_efficiency", where);
-      if (auto* rows = (*c)["conv_measured"].as_array()) {
-        e.conv_measured.clear();
-        for (auto&& r : *rows)
-          if (auto* t = r.as_table())
-            e.conv_measured.push_back({number_or((*t)["n"], 0), number_or((*t)["k"], 0),
-                                       number_or((*t)["out_pixels"], 0), number_or((*t)["batch"], 0),
-                                       number_or((*t)["tflops"], 0) * 1e12});
-      }
+      if ((*c)["conv_measured"]) e.conv_measured = read_conv_measured(*c, where);
       auto us = [&](const char* key, Seconds fallback) {
         return microseconds(non_negative_or((*c)[key], in_us(fallback), key, where));
       };
@@ -1014,8 +888,8 @@ struct CatalogLoader {
       e.host_dispatch = us("host_dispatch_us", e.host_dispatch);
       e.isolated_call = us("isolated_call_us", e.isolated_call);
       e.conv_host_dispatch = us("conv_host_dispatch_us", e.conv_host_dispatch);
-      e.tile_m = int_field(*c, "tile_m", e.tile_m, where);
-      e.tile_n = int_field(*c, "tile_n", e.tile_n, where);
+      e.tile_m = tile_field(*c, "tile_m", e.tile_m, where);
+      e.tile_n = tile_field(*c, "tile_n", e.tile_n, where);
       // A partial entry without a source (e.g. only a FlashAttention-2 rate, which cites itself)
       // leaves the profile's main source alone.
       if ((*c)["source"] || e.source.empty()) e.source = string_or(*c, "source", where, origin);
@@ -1030,35 +904,22 @@ void Catalog::add_model(ModelSpec m, const std::string& origin) {
   CatalogLoader::insert(models_, model_origin_, model_index_, std::move(m), origin, "model");
 }
 
-namespace {
-
-// The `[[key]]` entries of a document. A single `[key]` table (one bracket pair) or a stray value
-// would otherwise define nothing without a word.
-std::vector<const toml::table*> entries(const toml::table& doc, std::string_view key, const std::string& origin) {
-  std::vector<const toml::table*> out;
-  if (!doc[key]) return out;
-  const toml::array* arr = doc[key].as_array();
-  if (arr != nullptr)
-    for (auto& e : *arr)
-      if (auto* t = e.as_table()) out.push_back(t);
-  if (arr == nullptr || out.size() != arr->size())
-    throw BadInput(fmt::format("{}: '{}' must be an array of tables: write each entry under [[{}]] (two brackets)",
-                               origin, key, key));
-  return out;
-}
-
-}  // namespace
 
 void Catalog::add_toml(std::string_view text, const std::string& origin) {
   const toml::table doc = parse_toml(text, origin);
+  reject_unknown_tables(doc, origin);
   for (const toml::table* t : entries(doc, "device", origin)) add_hardware(parse_device(*t, origin), origin);
   for (const toml::table* t : entries(doc, "model", origin)) add_model(parse_model(*t, origin), origin);
-  if (doc["calibration"]) CatalogLoader::apply_calibrations(*this, doc, origin);
+  CatalogLoader::apply_calibrations(*this, doc, origin);
 }
 
 
 void Catalog::add_calibration_toml(std::string_view text, const std::string& origin) {
-  CatalogLoader::apply_calibrations(*this, parse_toml(text, origin), origin);
+  const toml::table doc = parse_toml(text, origin);
+  // A --calibration file holds [[calibration]] entries only: anything else (a misspelt
+  // [[calibraton]], a [[device]]) would be read by nothing.
+  reject_unknown_keys(doc, {"calibration"}, "a --calibration file (it holds [[calibration]] entries only)", origin);
+  CatalogLoader::apply_calibrations(*this, doc, origin);
 }
 
 const HardwareSpec& Catalog::hardware(std::string_view name) const {

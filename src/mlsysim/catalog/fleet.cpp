@@ -17,31 +17,60 @@
 namespace mlsysim {
 namespace {
 
-std::string str(const toml::table& t, std::string_view key, const std::string& where,
-                bool required = true) {
-  if (auto s = t[key].value<std::string>()) return *s;
-  if (required) throw BadInput(where + ": missing string '" + std::string(key) + "'");
-  return {};
+using namespace toml_input;  // NOLINT: the strict field readers every catalog table shares
+
+// The keys of each fleet table, beside the code below that reads them. A misspelt one
+// ('colective_efficiency') would otherwise leave its field at the default without a word.
+const Keys kFabricKeys = {"id",
+                          "name",
+                          "aliases",
+                          "kind",
+                          "per_direction_gbps_bytes",
+                          "latency_us",
+                          "collective_efficiency",
+                          "in_network_reduction",
+                          "in_network_efficiency",
+                          "in_network_latency_us",
+                          "small_message_latency_us",
+                          "small_message_efficiency",
+                          "source"};
+const Keys kTopologyKeys = {"id",   "name", "aliases", "ring_fraction", "all_to_all_fraction", "oversubscription_applies",
+                            "hops", "source"};
+const Keys kNodeKeys = {"id",            "name",          "aliases",          "accelerator",  "gpus_per_node",
+                        "nics_per_node", "scale_up_fabric", "scale_out_fabric", "standard_for", "source"};
+const Keys kClusterKeys = {"id",    "name",  "aliases", "node", "fabric", "topology", "nodes", "oversubscription",
+                           "source"};
+
+// A text field; `required` ones must be present. Present, it must be a string.
+std::string str(const toml::table& t, std::string_view key, const std::string& where, bool required = true) {
+  if (required && !t[key]) throw BadInput(where + ": missing string '" + std::string(key) + "'");
+  return string_or(t, key, where);
 }
 
+// A finite number >= 0; absent, `fallback` (required when there is none).
 double num(const toml::table& t, std::string_view key, const std::string& where,
            std::optional<double> fallback = std::nullopt) {
-  auto v = t[key].value<double>();
-  if (!v) {
+  if (!t[key]) {
     if (fallback) return *fallback;
     throw BadInput(where + ": missing number '" + std::string(key) + "'");
   }
-  if (!std::isfinite(*v) || *v < 0)
-    throw BadInput(where + ": '" + std::string(key) + "' must be a finite number >= 0");
-  return *v;
+  const std::string label = quoted(key);
+  return finite_non_negative(number_of(t.get(key), label, where), label, where);
 }
 
-std::vector<std::string> strings(const toml::table& t, std::string_view key) {
-  std::vector<std::string> out;
-  if (auto* arr = t[key].as_array())
-    for (auto& e : *arr)
-      if (auto s = e.value<std::string>()) out.push_back(*s);
-  return out;
+// A count that must be at least 1 (GPUs, NICs, nodes, hops); absent, `fallback` (required when
+// there is none). 2.5 GPUs per node is refused, not truncated to 2.
+int count(const toml::table& t, std::string_view key, const std::string& where,
+          std::optional<int> fallback = std::nullopt) {
+  if (!t[key] && !fallback) throw BadInput(where + ": missing count '" + std::string(key) + "'");
+  const int n = int_field(t, key, fallback.value_or(0), where);
+  if (n < 1) throw BadInput(fmt::format("{}: '{}' must be a whole number >= 1, got {}", where, key, n));
+  return n;
+}
+
+// A fraction in (0, 1]; absent, `fallback`.
+double fraction(const toml::table& t, std::string_view key, const std::string& where, double fallback) {
+  return fraction_or(t[key], fallback, quoted(key), where);
 }
 
 template <class T>
@@ -80,87 +109,79 @@ const T& lookup(const std::vector<T>& items, const std::unordered_map<std::strin
 
 void FleetCatalog::add_toml(std::string_view text, const std::string& origin) {
   const toml::table doc = parse_toml(text, origin);
-  auto each = [&](const char* key, auto&& fn) {
-    if (auto* arr = doc[key].as_array())
-      for (auto& n : *arr)
-        if (auto* t = n.as_table()) {
-          const std::string id = str(*t, "id", origin);
-          fn(*t, origin + " [" + id + "]", id);
-        }
+  reject_unknown_tables(doc, origin);
+  auto each = [&](const char* key, const Keys& keys, auto&& fn) {
+    for (const toml::table* t : entries(doc, key, origin)) {
+      const std::string id = str(*t, "id", origin);
+      const std::string where = origin + " [" + id + "]";
+      reject_unknown_keys(*t, keys, fmt::format("[[{}]]", key), where);
+      fn(*t, where, id);
+    }
   };
-  each("fabric", [&](const toml::table& t, const std::string& w, const std::string& id) {
+  each("fabric", kFabricKeys, [&](const toml::table& t, const std::string& w, const std::string& id) {
     Fabric f;
     f.id = id;
     f.name = str(t, "name", w, false);
     f.kind = str(t, "kind", w);
-    f.aliases = strings(t, "aliases");
-    f.per_direction = gigabytes_per_second(num(t, "per_direction_gbps_bytes", w));
-    if (!(f.per_direction.si() > 0)) throw BadInput(w + ": per_direction_gbps_bytes must be > 0");
+    f.aliases = string_list(t, "aliases", w);
+    if (!t["per_direction_gbps_bytes"])
+      throw BadInput(w + ": missing number 'per_direction_gbps_bytes' (GB/s per direction)");
+    f.per_direction = gigabytes_per_second(
+        plausible_rate(t.get("per_direction_gbps_bytes"), kBandwidthRange, "'per_direction_gbps_bytes'", w));
     f.latency = microseconds(num(t, "latency_us", w));
-    f.collective_efficiency = num(t, "collective_efficiency", w, 1.0);
-    if (f.collective_efficiency <= 0 || f.collective_efficiency > 1)
-      throw BadInput(w + ": collective_efficiency must be in (0, 1]");
-    f.in_network_reduction = t["in_network_reduction"].value_or(false);
+    f.collective_efficiency = fraction(t, "collective_efficiency", w, 1.0);
+    f.in_network_reduction = bool_field(t, "in_network_reduction", false, w);
     f.in_network_efficiency = num(t, "in_network_efficiency", w, 0.0);
     if (f.in_network_reduction && (f.in_network_efficiency <= 0 || f.in_network_efficiency > 1))
       throw BadInput(w + ": in_network_efficiency must be in (0, 1] when in_network_reduction");
+    if (f.in_network_efficiency > 1) throw BadInput(w + ": in_network_efficiency must be in (0, 1]");
     f.in_network_latency = microseconds(num(t, "in_network_latency_us", w, 0.0));
-    if (f.in_network_latency.si() < 0) throw BadInput(w + ": in_network_latency_us must be >= 0");
     const bool has_small_latency = static_cast<bool>(t["small_message_latency_us"]);
     const bool has_small_efficiency = static_cast<bool>(t["small_message_efficiency"]);
     if (has_small_latency != has_small_efficiency)
       throw BadInput(w + ": give small_message_latency_us and small_message_efficiency together");
     if (has_small_efficiency) {
       f.small_message_latency = microseconds(num(t, "small_message_latency_us", w));
-      f.small_message_efficiency = num(t, "small_message_efficiency", w);
-      if (f.small_message_efficiency <= 0 || f.small_message_efficiency > 1)
-        throw BadInput(w + ": small_message_efficiency must be in (0, 1]");
-      if (f.small_message_latency.si() < 0) throw BadInput(w + ": small_message_latency_us must be >= 0");
+      f.small_message_efficiency = fraction(t, "small_message_efficiency", w, 0.0);
     }
     f.source = str(t, "source", w);
     insert(fabrics_, fabric_index_, std::move(f));
   });
-  each("topology", [&](const toml::table& t, const std::string& w, const std::string& id) {
+  each("topology", kTopologyKeys, [&](const toml::table& t, const std::string& w, const std::string& id) {
     Topology p;
     p.id = id;
     p.name = str(t, "name", w, false);
-    p.aliases = strings(t, "aliases");
-    p.ring_fraction = num(t, "ring_fraction", w, 1.0);
-    p.all_to_all_fraction = num(t, "all_to_all_fraction", w, 1.0);
-    if (p.ring_fraction <= 0 || p.ring_fraction > 1 || p.all_to_all_fraction <= 0 ||
-        p.all_to_all_fraction > 1)
-      throw BadInput(w + ": bandwidth fractions must be in (0, 1]");
-    p.oversubscription_applies = t["oversubscription_applies"].value_or(true);
-    p.hops = static_cast<int>(num(t, "hops", w, 4));
+    p.aliases = string_list(t, "aliases", w);
+    p.ring_fraction = fraction(t, "ring_fraction", w, 1.0);
+    p.all_to_all_fraction = fraction(t, "all_to_all_fraction", w, 1.0);
+    p.oversubscription_applies = bool_field(t, "oversubscription_applies", true, w);
+    p.hops = count(t, "hops", w, 4);
     p.source = str(t, "source", w);
     insert(topologies_, topology_index_, std::move(p));
   });
-  each("node", [&](const toml::table& t, const std::string& w, const std::string& id) {
+  each("node", kNodeKeys, [&](const toml::table& t, const std::string& w, const std::string& id) {
     NodeType n;
     n.id = id;
     n.name = str(t, "name", w, false);
-    n.aliases = strings(t, "aliases");
+    n.aliases = string_list(t, "aliases", w);
     n.accelerator = str(t, "accelerator", w);
-    n.gpus_per_node = static_cast<int>(num(t, "gpus_per_node", w));
-    n.nics_per_node = static_cast<int>(num(t, "nics_per_node", w));
-    if (n.gpus_per_node < 1 || n.nics_per_node < 1)
-      throw BadInput(w + ": gpus_per_node and nics_per_node must be >= 1");
+    n.gpus_per_node = count(t, "gpus_per_node", w);
+    n.nics_per_node = count(t, "nics_per_node", w);
     n.scale_up_fabric = str(t, "scale_up_fabric", w);
     n.scale_out_fabric = str(t, "scale_out_fabric", w);
-    n.standard_for = strings(t, "standard_for");
+    n.standard_for = string_list(t, "standard_for", w);
     n.source = str(t, "source", w);
     insert(nodes_, node_index_, std::move(n));
   });
-  each("cluster", [&](const toml::table& t, const std::string& w, const std::string& id) {
+  each("cluster", kClusterKeys, [&](const toml::table& t, const std::string& w, const std::string& id) {
     ClusterSpec c;
     c.id = id;
     c.name = str(t, "name", w, false);
-    c.aliases = strings(t, "aliases");
+    c.aliases = string_list(t, "aliases", w);
     c.node = str(t, "node", w);
     c.fabric = str(t, "fabric", w);
     c.topology = str(t, "topology", w);
-    c.nodes = static_cast<int>(num(t, "nodes", w));
-    if (c.nodes < 1) throw BadInput(w + ": nodes must be >= 1");
+    c.nodes = count(t, "nodes", w);
     c.oversubscription = num(t, "oversubscription", w, 1.0);
     if (c.oversubscription < 1) throw BadInput(w + ": oversubscription must be >= 1 (1 = non-blocking)");
     c.source = str(t, "source", w);
