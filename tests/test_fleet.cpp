@@ -309,3 +309,21 @@ TEST(FleetInput, UserDirectoryErrorsNameTheFile) {
   std::ofstream(dir / "fleet.toml") << kFleet;
   EXPECT_EQ(FleetCatalog::with_user_dir(dir.string()).cluster("my-cluster").total_gpus(), 32);
 }
+
+// Fleet names follow the device and model rule (catalog/named_entries.hpp): an entry defined twice
+// in the user's files, or an alias that another entry already answers to, used to replace it
+// silently; reusing a built-in id is the one deliberate override.
+TEST(FleetInput, ANameDefinedTwiceIsRefusedUnlessItOverridesABuiltIn) {
+  const std::string twice = fleet_error(kFleet + kFabric);
+  EXPECT_TRUE(mentions(twice, "the id 'my-fabric' is already the id of fabric 'my-fabric' (user.toml)")) << twice;
+  const std::string alias =
+      fleet_error(kFleet + with(kFabric, "id = \"my-fabric\"", "id = \"other\"\naliases = [\"my-fabric\"]"));
+  EXPECT_TRUE(mentions(alias, "alias 'my-fabric'")) << alias;
+  // Reusing a built-in fabric's id replaces it, and its built-in aliases still find the replacement.
+  const Fabric& builtin = FleetCatalog::builtin().fabric("nvlink4");
+  FleetCatalog f = FleetCatalog::builtin();
+  f.add_toml(with(kFabric, "id = \"my-fabric\"", "id = \"nvlink4\""), "user.toml");
+  EXPECT_DOUBLE_EQ(f.fabric("nvlink4").collective_efficiency, 0.8);
+  for (const std::string& a : builtin.aliases) EXPECT_DOUBLE_EQ(f.fabric(a).collective_efficiency, 0.8);
+  EXPECT_NE(builtin.collective_efficiency, 0.8);
+}

@@ -1,4 +1,5 @@
 #include "mlsysim/catalog/catalog.hpp"
+#include "mlsysim/catalog/named_entries.hpp"
 
 #include <fmt/format.h>
 
@@ -771,65 +772,10 @@ int tile_field(const toml::table& c, std::string_view key, int fallback, const s
 }  // namespace
 
 struct CatalogLoader {
-  // A name (id or alias) the catalog already has, as a clear error naming both entries and files.
-  static BadInput name_taken(const char* what, const std::string& id, const std::string& name,
-                             const std::string& file, const std::string& other_id, const Catalog::Origin& other) {
-    const bool name_is_id = normalize_name(name) == normalize_name(id);
-    const bool other_by_id = normalize_name(name) == normalize_name(other_id);
-    std::string msg = fmt::format("{} [{}]: the {} '{}' is already {} of {}{} '{}' ({})", file, id,
-                                  name_is_id ? "id" : "alias", name, other_by_id ? "the id" : "an alias",
-                                  other.builtin ? "built-in " : "", what, other_id, other.file);
-    if (name_is_id && other_by_id)  // the same id twice outside the built-in files
-      msg += ": each id is defined once (a --catalog entry may replace a built-in entry by reusing its id, "
-             "but not another entry from the same catalog)";
-    else if (other.builtin)  // the built-in names stay: only an entry with the built-in's id replaces it
-      msg += fmt::format(": choose another {}, or give the entry the id '{}' to replace that built-in {}",
-                         name_is_id ? "id" : "alias", other_id, what);
-    else
-      msg += ": rename one of them (each id and alias names one entry; names are compared ignoring case, "
-             "with '_' and ' ' read as '-')";
-    return BadInput(msg);
-  }
-
-  // Adds `spec` under its id and aliases. A name already taken is BadInput, except that an entry
-  // with a built-in entry's id replaces it: a deliberate override, which keeps the built-in's
-  // aliases so every name that found the built-in finds the replacement.
-  template <class Spec>
-  static void insert(std::vector<Spec>& specs, std::vector<Catalog::Origin>& origins,
-                     std::unordered_map<std::string, size_t>& index, Spec spec, const std::string& file,
-                     const char* what) {
-    const std::string id = normalize_name(spec.id);
-    std::optional<size_t> replaced;
-    if (auto it = index.find(id); it != index.end()) {
-      const size_t slot = it->second;
-      if (normalize_name(specs[slot].id) != id || !origins[slot].builtin)
-        throw name_taken(what, spec.id, spec.id, file, specs[slot].id, origins[slot]);
-      replaced = slot;
-    }
-    for (const auto& a : spec.aliases)
-      if (auto it = index.find(normalize_name(a)); it != index.end() && it->second != replaced)
-        throw name_taken(what, spec.id, a, file, specs[it->second].id, origins[it->second]);
-    size_t slot = specs.size();
-    if (replaced) {
-      slot = *replaced;
-      for (const auto& a : specs[slot].aliases)
-        if (std::none_of(spec.aliases.begin(), spec.aliases.end(),
-                         [&](const std::string& b) { return normalize_name(a) == normalize_name(b); }))
-          spec.aliases.push_back(a);
-      specs[slot] = std::move(spec);
-      origins[slot] = {file, false};
-    } else {
-      specs.push_back(std::move(spec));
-      origins.push_back({file, false});
-    }
-    index[id] = slot;
-    for (const auto& a : specs[slot].aliases) index[normalize_name(a)] = slot;
-  }
-
   // The embedded files are read: their entries become the ones a --catalog entry may replace.
   static void seal_builtin(Catalog& c) {
-    for (auto* origins : {&c.hardware_origin_, &c.model_origin_})
-      for (auto& o : *origins) o.builtin = true;
+    mlsysim::seal_builtin(c.hardware_origin_);
+    mlsysim::seal_builtin(c.model_origin_);
   }
 
   // Efficiency profiles from a parsed `[[calibration]]` document, applied to known devices.
@@ -898,10 +844,10 @@ struct CatalogLoader {
 };
 
 void Catalog::add_hardware(HardwareSpec hw, const std::string& origin) {
-  CatalogLoader::insert(hardware_, hardware_origin_, hardware_index_, std::move(hw), origin, "hardware");
+  insert_named(hardware_, hardware_origin_, hardware_index_, std::move(hw), origin, "hardware");
 }
 void Catalog::add_model(ModelSpec m, const std::string& origin) {
-  CatalogLoader::insert(models_, model_origin_, model_index_, std::move(m), origin, "model");
+  insert_named(models_, model_origin_, model_index_, std::move(m), origin, "model");
 }
 
 

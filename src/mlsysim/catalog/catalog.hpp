@@ -13,6 +13,14 @@
 
 namespace mlsysim {
 
+// Where a named entry was defined (its file), and whether it is built in: built-in entries (sealed
+// once the embedded files are read) are the only ones a later entry with the same id may replace
+// (named_entries.hpp).
+struct EntryOrigin {
+  std::string file;
+  bool builtin = false;
+};
+
 class Catalog {
  public:
   // The built-in catalog (parsed once, on first use).
@@ -35,15 +43,10 @@ class Catalog {
 
  private:
   friend struct CatalogLoader;  // catalog.cpp: applies parsed TOML without re-parsing it
-  // Where an entry was defined, parallel to hardware_ / models_. Built-in entries (sealed once the
-  // embedded files are read) are the only ones a later entry with the same id may replace.
-  struct Origin {
-    std::string file;
-    bool builtin = false;
-  };
   std::vector<HardwareSpec> hardware_;
   std::vector<ModelSpec> models_;
-  std::vector<Origin> hardware_origin_, model_origin_;
+  // Where each entry was defined (named_entries.hpp), parallel to hardware_ / models_.
+  std::vector<EntryOrigin> hardware_origin_, model_origin_;
   std::unordered_map<std::string, size_t> hardware_index_, model_index_;
 };
 

@@ -12,6 +12,7 @@
 
 #include "mlsysim/catalog/catalog.hpp"
 #include "mlsysim/catalog/embedded.hpp"
+#include "mlsysim/catalog/named_entries.hpp"
 #include "mlsysim/errors.hpp"
 
 namespace mlsysim {
@@ -74,22 +75,6 @@ double fraction(const toml::table& t, std::string_view key, const std::string& w
 }
 
 template <class T>
-void insert(std::vector<T>& items, std::unordered_map<std::string, size_t>& index, T item) {
-  auto it = index.find(normalize_name(item.id));
-  size_t slot;
-  if (it != index.end()) {
-    slot = it->second;
-    items[slot] = std::move(item);
-  } else {
-    slot = items.size();
-    items.push_back(std::move(item));
-  }
-  const T& s = items[slot];
-  index[normalize_name(s.id)] = slot;
-  for (const auto& a : s.aliases) index[normalize_name(a)] = slot;
-}
-
-template <class T>
 const T& lookup(const std::vector<T>& items, const std::unordered_map<std::string, size_t>& index,
                 std::string_view name, const char* what, const char* list_cmd) {
   auto it = index.find(normalize_name(name));
@@ -145,7 +130,7 @@ void FleetCatalog::add_toml(std::string_view text, const std::string& origin) {
       f.small_message_efficiency = fraction(t, "small_message_efficiency", w, 0.0);
     }
     f.source = str(t, "source", w);
-    insert(fabrics_, fabric_index_, std::move(f));
+    insert_named(fabrics_, fabric_origins_, fabric_index_, std::move(f), origin, "fabric");
   });
   each("topology", kTopologyKeys, [&](const toml::table& t, const std::string& w, const std::string& id) {
     Topology p;
@@ -157,7 +142,7 @@ void FleetCatalog::add_toml(std::string_view text, const std::string& origin) {
     p.oversubscription_applies = bool_field(t, "oversubscription_applies", true, w);
     p.hops = count(t, "hops", w, 4);
     p.source = str(t, "source", w);
-    insert(topologies_, topology_index_, std::move(p));
+    insert_named(topologies_, topology_origins_, topology_index_, std::move(p), origin, "topology");
   });
   each("node", kNodeKeys, [&](const toml::table& t, const std::string& w, const std::string& id) {
     NodeType n;
@@ -171,7 +156,7 @@ void FleetCatalog::add_toml(std::string_view text, const std::string& origin) {
     n.scale_out_fabric = str(t, "scale_out_fabric", w);
     n.standard_for = string_list(t, "standard_for", w);
     n.source = str(t, "source", w);
-    insert(nodes_, node_index_, std::move(n));
+    insert_named(nodes_, node_origins_, node_index_, std::move(n), origin, "node");
   });
   each("cluster", kClusterKeys, [&](const toml::table& t, const std::string& w, const std::string& id) {
     ClusterSpec c;
@@ -185,7 +170,7 @@ void FleetCatalog::add_toml(std::string_view text, const std::string& origin) {
     c.oversubscription = num(t, "oversubscription", w, 1.0);
     if (c.oversubscription < 1) throw BadInput(w + ": oversubscription must be >= 1 (1 = non-blocking)");
     c.source = str(t, "source", w);
-    insert(clusters_, cluster_index_, std::move(c));
+    insert_named(clusters_, cluster_origins_, cluster_index_, std::move(c), origin, "cluster");
   });
 }
 
@@ -274,6 +259,8 @@ const FleetCatalog& FleetCatalog::builtin() {
       if (path.rfind("fleet/", 0) == 0) f.add_toml(kEmbeddedCatalog[i].text, "catalog/" + path);
     }
     f.validate();
+    for (auto* origins : {&f.fabric_origins_, &f.topology_origins_, &f.node_origins_, &f.cluster_origins_})
+      seal_builtin(*origins);
     return f;
   }();
   return catalog;

@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "mlsysim/catalog/catalog.hpp"
 #include "mlsysim/units/quantity.hpp"
 
 namespace mlsysim {
@@ -94,7 +95,8 @@ class FleetCatalog {
  public:
   // Built-in entries (catalog/fleet/*.toml compiled in), parsed once and validated.
   static const FleetCatalog& builtin();
-  // Built-in entries plus every *.toml under `dir` that defines fabric/topology/node/cluster.
+  // Built-in entries plus every *.toml under `dir` that defines fabric/topology/node/cluster. A user
+  // entry with a built-in entry's id replaces it; any other clash of ids or aliases is BadInput.
   static FleetCatalog with_user_dir(const std::string& dir);
 
   void add_toml(std::string_view text, const std::string& origin);
@@ -125,6 +127,9 @@ class FleetCatalog {
   std::vector<ClusterSpec> clusters_;
   std::unordered_map<std::string, size_t> fabric_index_, topology_index_, node_index_,
       cluster_index_;
+  // Where each entry was defined (named_entries.hpp): a --catalog entry may replace a built-in one
+  // by reusing its id; any other reuse of an id or alias is refused.
+  std::vector<EntryOrigin> fabric_origins_, topology_origins_, node_origins_, cluster_origins_;
 };
 
 }  // namespace mlsysim
