@@ -662,7 +662,7 @@ TEST(Cli, CalibrateFitsAFabricFromAnNcclTestsLog) {
   for (const auto& f : list["fabrics"]) {
     if (f["id"] == "tcpxo-200g")
       EXPECT_NEAR(f["small_message_efficiency"].get<double>(), fitted_small_efficiency, 1e-4);
-    if (f["id"] == "nvlink3") EXPECT_FALSE(f.contains("small_message_efficiency"));  // not calibrated
+    if (f["id"] == "ib-ndr") EXPECT_FALSE(f.contains("small_message_efficiency"));  // not calibrated
   }
   // Exactly one source; a missing log is a clear error.
   EXPECT_EQ(run("calibrate").code, 1);
