@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "input_errors.hpp"
 #include "mlsysim/catalog/catalog.hpp"
 #include "mlsysim/catalog/embedded.hpp"
 #include "mlsysim/errors.hpp"
@@ -480,27 +481,15 @@ TEST(Catalog, UsableMemoryIsCitedAndBoundedByTheDatasheet) {
 
 namespace {
 
+using mlsysim::testing::mentions;
+using mlsysim::testing::with;
+
 // The BadInput message of adding `toml` to a copy of the built-in catalog, or "" when it is accepted.
 std::string toml_error(const std::string& toml) {
-  Catalog c = Catalog::builtin();
-  try {
+  return mlsysim::testing::bad_input_of([&] {
+    Catalog c = Catalog::builtin();
     c.add_toml(toml, "user.toml");
-  } catch (const BadInput& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool mentions(const std::string& message, const std::string& part) { return message.find(part) != std::string::npos; }
-
-// `text` with its first `from` replaced by `to`.
-std::string with(std::string text, const std::string& from, const std::string& to) {
-  const size_t at = text.find(from);
-  if (at == std::string::npos)
-    ADD_FAILURE() << "'" << from << "' is not in the test entry";
-  else
-    text.replace(at, from.size(), to);
-  return text;
+  });
 }
 
 // A small valid decoder (4 heads of 16) and a small valid NPU; the tests change one thing at a time.
@@ -809,13 +798,10 @@ const std::string kCalibration = "[[calibration]]\ndevice = \"h100\"\nmemory_eff
 
 // The BadInput message of reading `toml` as a --calibration file, or "" when it is accepted.
 std::string calibration_file_error(const std::string& toml) {
-  Catalog c = Catalog::builtin();
-  try {
+  return mlsysim::testing::bad_input_of([&] {
+    Catalog c = Catalog::builtin();
     c.add_calibration_toml(toml, "cal.toml");
-  } catch (const BadInput& e) {
-    return e.what();
-  }
-  return "";
+  });
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "input_errors.hpp"
 #include "mlsysim/catalog/catalog.hpp"
 #include "mlsysim/catalog/fleet.hpp"
 #include "mlsysim/errors.hpp"
@@ -193,28 +194,16 @@ const std::string kCluster =
     "nodes = 4\noversubscription = 1\nsource = \"test\"\n";
 const std::string kFleet = kFabric + kTopology + kNode + kCluster;
 
+using mlsysim::testing::mentions;
+using mlsysim::testing::with;
+
 // The BadInput message of adding `toml` to a copy of the built-in fleet, or "" when it is accepted.
 std::string fleet_error(const std::string& toml) {
-  FleetCatalog f = FleetCatalog::builtin();
-  try {
+  return mlsysim::testing::bad_input_of([&] {
+    FleetCatalog f = FleetCatalog::builtin();
     f.add_toml(toml, "user.toml");
     f.validate();
-  } catch (const BadInput& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool mentions(const std::string& message, const std::string& part) { return message.find(part) != std::string::npos; }
-
-// `text` with its first `from` replaced by `to`.
-std::string with(std::string text, const std::string& from, const std::string& to) {
-  const size_t at = text.find(from);
-  if (at == std::string::npos)
-    ADD_FAILURE() << "'" << from << "' is not in the test entry";
-  else
-    text.replace(at, from.size(), to);
-  return text;
+  });
 }
 
 }  // namespace

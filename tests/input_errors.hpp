@@ -1,0 +1,38 @@
+// Shared by the tests of input checking (catalogs, fleet files): the BadInput message a call
+// throws, and small edits of a valid test entry that make it invalid.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "mlsysim/errors.hpp"
+
+namespace mlsysim::testing {
+
+// The BadInput message of `call()`, or "" when it is accepted.
+template <class Call>
+std::string bad_input_of(Call&& call) {
+  try {
+    call();
+  } catch (const BadInput& e) {
+    return e.what();
+  }
+  return "";
+}
+
+inline bool mentions(const std::string& message, const std::string& part) {
+  return message.find(part) != std::string::npos;
+}
+
+// `text` with its first `from` replaced by `to` (a test failure when `from` is not there).
+inline std::string with(std::string text, const std::string& from, const std::string& to) {
+  const size_t at = text.find(from);
+  if (at == std::string::npos)
+    ADD_FAILURE() << "'" << from << "' is not in the test entry";
+  else
+    text.replace(at, from.size(), to);
+  return text;
+}
+
+}  // namespace mlsysim::testing
