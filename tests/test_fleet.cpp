@@ -267,6 +267,9 @@ TEST(FleetInput, FieldsOfTheWrongTypeOrRangeAreRefused) {
       {with(kFleet, "hops = 3", "hops = 0"), "'hops' must be a whole number >= 1, got 0"},
       {with(kFleet, "nodes = 4", "nodes = \"4\""), "'nodes' must be a whole number >= 0, got \"4\""},
       {with(kFleet, "kind = \"ethernet\"", "kind = 3"), "'kind' must be a string, got 3"},
+      {with(kFleet, "kind = \"ethernet\"", "kind = \"ethernt\""),
+       "'kind' must be one of nvlink | xgmi | ici | infiniband | roce | ethernet | pcie, got \"ethernt\"; did you "
+       "mean \"ethernet\"?"},
       {with(kFleet, "id = \"my-fabric\"", "id = \"my-fabric\"\naliases = \"mine\""),
        "'aliases' must be an array of strings"},
       {with(kFleet, "per_direction_gbps_bytes = 25", "per_direction_gbps_bytes = 25e9"),  // B/s written as GB/s

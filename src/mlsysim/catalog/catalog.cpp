@@ -49,15 +49,6 @@ struct Option {
   T value;
 };
 
-std::string one_of_error(std::string_view key, const std::string& got, const std::vector<std::string>& names,
-                         const std::string& where) {
-  std::string list;
-  for (const auto& n : names) list += (list.empty() ? "" : " | ") + n;
-  const std::string best = closest_match(got, names);
-  return fmt::format("{}: '{}' must be one of {}, got \"{}\"{}", where, key, list, got,
-                     best.empty() ? "" : "; did you mean \"" + best + "\"?");
-}
-
 template <class T, size_t N>
 T choice(const toml::table& t, std::string_view key, T fallback, const std::array<Option<T>, N>& options,
          const std::string& where) {

@@ -35,6 +35,8 @@ const Keys kFabricKeys = {"id",
                           "small_message_latency_us",
                           "small_message_efficiency",
                           "source"};
+// The fabric families docs/CATALOG.md lists (shown in listings; the physics reads the rates).
+const std::vector<std::string> kFabricKinds = {"nvlink", "xgmi", "ici", "infiniband", "roce", "ethernet", "pcie"};
 const Keys kTopologyKeys = {"id",   "name", "aliases", "ring_fraction", "all_to_all_fraction", "oversubscription_applies",
                             "hops", "source"};
 const Keys kNodeKeys = {"id",            "name",          "aliases",          "accelerator",  "gpus_per_node",
@@ -108,6 +110,8 @@ void FleetCatalog::add_toml(std::string_view text, const std::string& origin) {
     f.id = id;
     f.name = str(t, "name", w, false);
     f.kind = str(t, "kind", w);
+    if (std::find(kFabricKinds.begin(), kFabricKinds.end(), f.kind) == kFabricKinds.end())
+      throw BadInput(one_of_error("kind", f.kind, kFabricKinds, w));
     f.aliases = string_list(t, "aliases", w);
     if (!t["per_direction_gbps_bytes"])
       throw BadInput(w + ": missing number 'per_direction_gbps_bytes' (GB/s per direction)");

@@ -222,5 +222,14 @@ double plausible_rate(const toml::node* n, const RateRange& range, const std::st
   return *v;
 }
 
+std::string one_of_error(std::string_view key, const std::string& got, const std::vector<std::string>& names,
+                         const std::string& where) {
+  std::string list;
+  for (const auto& n : names) list += (list.empty() ? "" : " | ") + n;
+  const std::string best = closest_match(got, names);
+  return fmt::format("{}: '{}' must be one of {}, got \"{}\"{}", where, key, list, got,
+                     best.empty() ? "" : "; did you mean \"" + best + "\"?");
+}
+
 }  // namespace toml_input
 }  // namespace mlsysim

@@ -80,6 +80,11 @@ int int_field(const toml::table& t, std::string_view key, int fallback, const st
 // An array of counts (a shape, MLP widths); absent -> empty.
 std::vector<int> int_list(const toml::table& t, std::string_view key, const std::string& where);
 
+// The message for an enumerated field `key` that holds `got`, not one of `names`: the list and the
+// closest name as a suggestion.
+std::string one_of_error(std::string_view key, const std::string& got, const std::vector<std::string>& names,
+                         const std::string& where);
+
 // Plausible bounds on a datasheet rate: wide enough for every real part from a microcontroller to a
 // wafer-scale engine, narrow enough to catch a unit slip (B/s or MB/s written where GB/s belongs).
 struct RateRange {
