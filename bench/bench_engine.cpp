@@ -82,11 +82,13 @@ static void BM_TrainSolve_DeepSeekV3(benchmark::State& state) {
 }
 BENCHMARK(BM_TrainSolve_DeepSeekV3);
 
-static void solve_resnet50(benchmark::State& state, const char* device, int batch) {
+static void solve_resnet50(benchmark::State& state, const char* device, int batch,
+                           Runtime runtime = Runtime::Graph) {
   const auto& m = model("resnet50");
   const auto& h = hw(device);
   SolveRequest r;
   r.batch = batch;
+  r.runtime = runtime;
   for (auto _ : state) benchmark::DoNotOptimize(solve(m, h, r).latency);
 }
 
@@ -97,6 +99,13 @@ BENCHMARK(BM_InferenceSolve_ResNet50);
 // (physics/cache_reuse.hpp) holds the whole network.
 static void BM_InferenceSolve_ResNet50_Batch1(benchmark::State& state) { solve_resnet50(state, "h100", 1); }
 BENCHMARK(BM_InferenceSolve_ResNet50_Batch1);
+
+// Eager PyTorch: unfused, ~180 operators (batch norm and activation after every conv), each through
+// the launch queue (physics/launch_queue.hpp) one instance at a time.
+static void BM_InferenceSolve_ResNet50_Eager(benchmark::State& state) {
+  solve_resnet50(state, "h100", 1, Runtime::Eager);
+}
+BENCHMARK(BM_InferenceSolve_ResNet50_Eager);
 
 // A sweep over every hardware x batch x context on all cores: configurations per second.
 static void BM_ParallelSweep(benchmark::State& state) {

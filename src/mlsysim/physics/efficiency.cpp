@@ -94,6 +94,9 @@ namespace {
 // Tile edge along one dimension: the kernel's tile, shrunk for small problems (cuBLAS picks
 // narrow tiles for skinny GEMMs) but never below the 16-row tensor-core MMA (mma.m16n8k16).
 double tile_edge(double extent, int tile) {
+  // An extent of a whole tile or more gets the tile (the doubling below would stop at it): most
+  // GEMMs and convolutions, answered without the loop's hard-to-predict exit.
+  if (extent >= tile) return tile;
   double edge = 16;
   while (edge < extent && edge < tile) edge *= 2;
   return std::min<double>(edge, tile);
@@ -115,8 +118,12 @@ double gemm_padded_flops(const HardwareSpec& hw, double m, double n, double k) {
   const long t = static_cast<long>(tiles), u = static_cast<long>(units);
   const long max_splits = std::clamp(static_cast<long>(k / 512.0), 1L, 16L);
   long best_waves = 1, best_splits = 1;  // s = 1: one wave (tiles < units)
+  // waves(s) = ceil(t s / u), kept without a division per split: t < u, so going from s - 1 to s
+  // adds fewer than u blocks and at most one wave (a small-batch solve meets this on most GEMMs).
+  long blocks = t, waves = 1;
   for (long s = 2; s <= max_splits; ++s) {
-    const long waves = (t * s + u - 1) / u;
+    blocks += t;
+    if (blocks > waves * u) ++waves;
     if (waves * best_splits < best_waves * s) best_waves = waves, best_splits = s;
   }
   return static_cast<double>(best_waves) / best_splits * units * 2.0 * tm * tn * k;
@@ -278,8 +285,12 @@ BytesPerSecond strided_bandwidth(const RateModel& r) {
 
 Seconds memory_time(const RateModel& r, const Operator& op) {
   const double strided = std::clamp(op.strided_bytes, 0.0, op.bytes);
-  return Bytes(op.bytes - strided) / achieved_bandwidth(r, op.cls) +
-         Bytes(strided) / strided_bandwidth(r);
+  const BytesPerSecond strided_rate = strided_bandwidth(r);
+  // Most operators have no strided bytes: at a positive rate their time is that same (signed)
+  // zero, so the division is skipped and the sum below is unchanged to the bit.
+  const Seconds strided_time =
+      strided == 0 && strided_rate.si() > 0 ? Seconds(strided) : Bytes(strided) / strided_rate;
+  return Bytes(op.bytes - strided) / achieved_bandwidth(r, op.cls) + strided_time;
 }
 
 // A calibration-measured convolution of the same implicit-GEMM shape (output channels, input
@@ -287,32 +298,51 @@ Seconds memory_time(const RateModel& r, const Operator& op) {
 const MeasuredConv* measured_conv(const EfficiencyProfile& e, const Operator& op) {
   if (op.cls != OpClass::Conv || bytes_per_element(op.precision) != 2.0) return nullptr;
   const MeasuredConv* best = nullptr;
-  double best_distance = 0;
+  double best_batch = 0, best_distance = -1;  // -1: not taken yet (one match needs no distance)
   for (const MeasuredConv& c : e.conv_measured) {
     if (c.n != op.n || c.k != op.k || c.out_pixels <= 0 || c.flops_per_s <= 0) continue;
     const double batch = op.m / c.out_pixels;
     if (batch < 1 || std::fabs(batch - std::round(batch)) > 1e-9 * batch) continue;
+    if (!best) {
+      best = &c, best_batch = batch;
+      continue;
+    }
+    // The logarithms only where two timed batches compete (most shapes are timed at one batch).
+    if (best_distance < 0) best_distance = std::fabs(std::log(best_batch / best->batch));
     const double distance = std::fabs(std::log(batch / c.batch));
-    if (!best || distance < best_distance) best = &c, best_distance = distance;
+    if (distance < best_distance) best = &c, best_batch = batch, best_distance = distance;
   }
   return best;
 }
 
-OpTiming time_operator(const RateModel& r, const Operator& op) {
-  OpTiming t;
+namespace {
+// FLOP time of all repeats on the tensor (or vector) units, before any dequantization side work.
+Seconds unit_compute_time(const RateModel& r, const Operator& op) {
+  // A shape the calibration timed: its measured rate replaces the tile model. Looked up first
+  // because it makes the rate and tile arithmetic moot (a calibrated device times most of a
+  // CNN's convolutions this way); the attention terms below are zero for a convolution.
+  if (r.teaching_efficiency <= 0 && !r.hw->efficiency.conv_measured.empty())
+    if (const MeasuredConv* c = measured_conv(r.hw->efficiency, op))
+      return Flops(op.flops) / FlopsPerSecond(c->flops_per_s) * op.count;
   const FlopsPerSecond rate = achieved_flops(r, op);
   // Tiled operators pay for padded tiles and partly idle waves (not in the textbook model).
   double hw_flops = op.hw_flops;
   const bool tiled = op.cls == OpClass::Gemm || op.cls == OpClass::Conv;
   if (tiled && r.teaching_efficiency <= 0 && op.m > 0 && op.flops > 0)
     hw_flops *= gemm_padded_flops(*r.hw, op.m, op.n, op.k) / (2.0 * op.m * op.n * op.k);
-  t.compute = (rate.si() > 0 ? Flops(hw_flops) / rate : Seconds(0)) * op.count;
-  t.compute += attention_tail(r, op) * op.count;
-  t.compute += softmax_exponential_time(r, op) * op.count;
-  // A shape the calibration timed: its measured rate replaces the tile model.
-  if (r.teaching_efficiency <= 0)
-    if (const MeasuredConv* c = measured_conv(r.hw->efficiency, op))
-      t.compute = Flops(op.flops) / FlopsPerSecond(c->flops_per_s) * op.count;
+  Seconds compute = (rate.si() > 0 ? Flops(hw_flops) / rate : Seconds(0)) * op.count;
+  // Both attention terms are zero for every other class: called only for attention, so the
+  // running sum stays in a register (the zeros still add, leaving the sum bit for bit the same).
+  const bool attention = op.cls == OpClass::Attention;
+  compute += (attention ? attention_tail(r, op) : Seconds(0)) * op.count;
+  compute += (attention ? softmax_exponential_time(r, op) : Seconds(0)) * op.count;
+  return compute;
+}
+}  // namespace
+
+OpTiming time_operator(const RateModel& r, const Operator& op) {
+  OpTiming t;
+  t.compute = unit_compute_time(r, op);
   // Vector-unit side work (dequantization) runs beside the tensor cores: the slower one binds.
   if (op.vector_flops > 0 && r.teaching_efficiency <= 0) {
     const FlopsPerSecond vector_rate = vector_peak(*r.hw) * r.hw->efficiency.vector;

@@ -671,7 +671,7 @@ void lower_encoder_decoder(Emitter& e, const ModelSpec& m, const LoweringInput& 
 // (write-back) and first-touch weights come from it.
 class CnnStreams {
  public:
-  CnnStreams(const Emitter& e, size_t layers) : history_(e.cache, 4 * layers), cache_(e.cache) {}
+  CnnStreams(const Emitter& e, size_t layers) : history_(reused_history(e.cache, 4 * layers)), cache_(e.cache) {}
 
   // The tensor a layer reads: the most recent layer output of exactly that size (the previous
   // layer's, or for a projection shortcut the block input a few layers back), else the previous
@@ -692,14 +692,22 @@ class CnnStreams {
     for (const StreamedInput& in : inputs) read += in.bytes;
     op.bytes -= read - dram_read_bytes(history_, {inputs.begin(), inputs.size()}, weight_bytes + out_bytes,
                                        cache_);
-    if (weight_bytes > 0) history_.add(weight_bytes, false);
+    if (weight_bytes > 0) history_.add_unnamed(weight_bytes);  // no layer reads them again
     return history_.add(out_bytes, output_is_layer_output);
   }
   int record_output(double bytes) { return history_.add(bytes); }
   [[nodiscard]] double size_of(int id) const { return history_.bytes(id); }
 
  private:
-  ReuseHistory history_;
+  // This thread's history, emptied for this lowering: its buffers outlive the solve, so a CNN
+  // solve allocates nothing for them (solves are hot; lowerings on one thread never nest).
+  static ReuseHistory& reused_history(double cache, size_t tensors) {
+    thread_local ReuseHistory history(cache, tensors);
+    history.reset(cache, tensors);
+    return history;
+  }
+
+  ReuseHistory& history_;
   double cache_;
 };
 
