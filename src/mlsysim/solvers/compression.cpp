@@ -311,8 +311,8 @@ void quantize(Compressed& c, const ModelSpec& model, const HardwareSpec& hw, con
                                     hw.id, to_string(q), to_string(q)));
 }
 
-// Unstructured and 2:4 checkpoints: the sparse format, or the dense matrix where the format's
-// index costs more than the removed values save.
+// Unstructured checkpoints: the sparse format, or the dense matrix where the format's index costs
+// more than the removed values save. (2:4 checkpoints are the engine's ledger of the 2:4 layout.)
 Bytes sparse_stored_size(double params, double base_bpe, const CompressionRequest& r, CompressionResult& out) {
   const double sparse = sparse_storage_bytes_per_weight(base_bpe, r.sparsity, r.sparsity_type);
   if (sparse_format_pays(base_bpe, r.sparsity, r.sparsity_type)) return Bytes(params * sparse);
