@@ -755,9 +755,7 @@ std::vector<MeasuredConv> read_conv_measured(const toml::table& c, const std::st
 
 // A GEMM tile edge (tile_m, tile_n): a whole number >= 1; GEMM padding divides by it.
 int tile_field(const toml::table& c, std::string_view key, int fallback, const std::string& where) {
-  const int v = int_field(c, key, fallback, where);
-  if (v < 1) throw BadInput(fmt::format("{}: '{}' must be a whole number >= 1 (a tile edge in elements), got {}", where, key, v));
-  return v;
+  return positive_count(c, key, fallback, where, "a tile edge in elements");
 }
 
 }  // namespace

@@ -61,16 +61,6 @@ double num(const toml::table& t, std::string_view key, const std::string& where,
   return finite_non_negative(number_of(t.get(key), label, where), label, where);
 }
 
-// A count that must be at least 1 (GPUs, NICs, nodes, hops); absent, `fallback` (required when
-// there is none). 2.5 GPUs per node is refused, not truncated to 2.
-int count(const toml::table& t, std::string_view key, const std::string& where,
-          std::optional<int> fallback = std::nullopt) {
-  if (!t[key] && !fallback) throw BadInput(where + ": missing count '" + std::string(key) + "'");
-  const int n = int_field(t, key, fallback.value_or(0), where);
-  if (n < 1) throw BadInput(fmt::format("{}: '{}' must be a whole number >= 1, got {}", where, key, n));
-  return n;
-}
-
 // A fraction in (0, 1]; absent, `fallback`.
 double fraction(const toml::table& t, std::string_view key, const std::string& where, double fallback) {
   return fraction_or(t[key], fallback, quoted(key), where);
@@ -144,7 +134,7 @@ void FleetCatalog::add_toml(std::string_view text, const std::string& origin) {
     p.ring_fraction = fraction(t, "ring_fraction", w, 1.0);
     p.all_to_all_fraction = fraction(t, "all_to_all_fraction", w, 1.0);
     p.oversubscription_applies = bool_field(t, "oversubscription_applies", true, w);
-    p.hops = count(t, "hops", w, 4);
+    p.hops = positive_count(t, "hops", 4, w);
     p.source = str(t, "source", w);
     insert_named(topologies_, topology_origins_, topology_index_, std::move(p), origin, "topology");
   });
@@ -154,8 +144,8 @@ void FleetCatalog::add_toml(std::string_view text, const std::string& origin) {
     n.name = str(t, "name", w, false);
     n.aliases = string_list(t, "aliases", w);
     n.accelerator = str(t, "accelerator", w);
-    n.gpus_per_node = count(t, "gpus_per_node", w);
-    n.nics_per_node = count(t, "nics_per_node", w);
+    n.gpus_per_node = positive_count(t, "gpus_per_node", std::nullopt, w);
+    n.nics_per_node = positive_count(t, "nics_per_node", std::nullopt, w);
     n.scale_up_fabric = str(t, "scale_up_fabric", w);
     n.scale_out_fabric = str(t, "scale_out_fabric", w);
     n.standard_for = string_list(t, "standard_for", w);
@@ -170,7 +160,7 @@ void FleetCatalog::add_toml(std::string_view text, const std::string& origin) {
     c.node = str(t, "node", w);
     c.fabric = str(t, "fabric", w);
     c.topology = str(t, "topology", w);
-    c.nodes = count(t, "nodes", w);
+    c.nodes = positive_count(t, "nodes", std::nullopt, w);
     c.oversubscription = num(t, "oversubscription", w, 1.0);
     if (c.oversubscription < 1) throw BadInput(w + ": oversubscription must be >= 1 (1 = non-blocking)");
     c.source = str(t, "source", w);

@@ -199,6 +199,16 @@ int int_field(const toml::table& t, std::string_view key, int fallback, const st
   return whole_count(t.get(key), quoted(key), where);
 }
 
+int positive_count(const toml::table& t, std::string_view key, std::optional<int> fallback, const std::string& where,
+                   std::string_view what) {
+  if (!t[key] && !fallback) throw BadInput(where + ": missing count '" + std::string(key) + "'");
+  const int n = int_field(t, key, fallback.value_or(0), where);
+  if (n < 1)
+    throw BadInput(fmt::format("{}: '{}' must be a whole number >= 1{}, got {}", where, key,
+                               what.empty() ? "" : " (" + std::string(what) + ")", n));
+  return n;
+}
+
 std::vector<int> int_list(const toml::table& t, std::string_view key, const std::string& where) {
   std::vector<int> out;
   if (!t[key]) return out;

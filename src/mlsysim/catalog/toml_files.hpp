@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -77,6 +78,10 @@ std::vector<std::string> string_list(const toml::table& t, std::string_view key,
 int whole_count(const toml::node* n, const std::string& label, const std::string& where);
 // A count field: absent -> `fallback`; present -> whole_count.
 int int_field(const toml::table& t, std::string_view key, int fallback, const std::string& where);
+// A count or size that must be at least 1 (GPUs, NICs, hops, a GEMM tile edge): absent -> `fallback`,
+// BadInput when there is none; 0 or 2.5 is refused. `what`, when given, says what it counts.
+int positive_count(const toml::table& t, std::string_view key, std::optional<int> fallback, const std::string& where,
+                   std::string_view what = "");
 // An array of counts (a shape, MLP widths); absent -> empty.
 std::vector<int> int_list(const toml::table& t, std::string_view key, const std::string& where);
 
