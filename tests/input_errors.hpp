@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "mlsysim/errors.hpp"
 
@@ -33,6 +34,21 @@ inline std::string with(std::string text, const std::string& from, const std::st
   else
     text.replace(at, from.size(), to);
   return text;
+}
+
+// An input that must be refused, and a part the refusal's message must contain.
+struct RefusedInput {
+  std::string toml, needle;
+};
+
+// Each input gets a BadInput whose message names its needle; `error_of(toml)` is the message, or ""
+// when the input is accepted.
+template <class ErrorOf>
+void expect_each_refused(const std::vector<RefusedInput>& inputs, ErrorOf&& error_of) {
+  for (const RefusedInput& input : inputs) {
+    const std::string error = error_of(input.toml);
+    EXPECT_TRUE(mentions(error, input.needle)) << input.toml << "\n" << error;
+  }
 }
 
 }  // namespace mlsysim::testing

@@ -481,7 +481,9 @@ TEST(Catalog, UsableMemoryIsCitedAndBoundedByTheDatasheet) {
 
 namespace {
 
+using mlsysim::testing::expect_each_refused;
 using mlsysim::testing::mentions;
+using mlsysim::testing::RefusedInput;
 using mlsysim::testing::with;
 
 // The BadInput message of adding `toml` to a copy of the built-in catalog, or "" when it is accepted.
@@ -617,10 +619,7 @@ TEST(CatalogInput, ExpertsPerTokenFitTheExperts) {
 
 // Fields that take a word refuse any other word, listing the valid ones.
 TEST(CatalogInput, WordFieldsListTheirValidValues) {
-  struct Case {
-    std::string toml, needle;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<RefusedInput> cases = {
       {with(kModel, "\"decoder\"", "\"quantum\""),
        "'kind' must be one of decoder | encoder | encoder-decoder | cnn | dlrm | opaque, got \"quantum\""},
       {with(kModel, "\"decoder\"", "\"decodr\""), "did you mean \"decoder\"?"},
@@ -633,10 +632,7 @@ TEST(CatalogInput, WordFieldsListTheirValidValues) {
        "'tier' must be one of cloud | workstation | edge | mobile | tiny"},
       {with(kModel, "\"decoder\"", "3"), "'kind' must be a string, got 3"},
   };
-  for (const auto& c : cases) {
-    const std::string error = toml_error(c.toml);
-    EXPECT_TRUE(mentions(error, c.needle)) << error;
-  }
+  expect_each_refused(cases, toml_error);
   Catalog c = cat();
   c.add_toml(kModel + "norm = \"rmsnorm\"\nffn_act = \"silu\"\n", "user.toml");
   EXPECT_FALSE(c.model("tiny-lm").tf.layernorm);
@@ -722,10 +718,7 @@ TEST(CatalogInput, DeviceRatesArePositivePlausibleNumbers) {
 // A key the loader does not read is refused with the closest one it does, instead of leaving the
 // field at its default.
 TEST(CatalogInput, UnknownKeysAreRefusedWithTheClosestKnownKey) {
-  struct Case {
-    std::string toml, needle;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<RefusedInput> cases = {
       {with(kDevice, "bandwidth_gbs", "bandwith_gbs"),
        "user.toml [my-npu]: unknown key 'bandwith_gbs' in [device.memory]: did you mean 'bandwidth_gbs'?"},
       {with(kModel, "layers", "num_layers"), "unknown key 'num_layers' in [[model]]: did you mean 'layers'?"},
@@ -740,10 +733,7 @@ TEST(CatalogInput, UnknownKeysAreRefusedWithTheClosestKnownKey) {
        "unknown key 'embedding_dims' in [model.dlrm]: did you mean 'embedding_dim'?"},
       {"[device]\nid = \"x\"\n", "write each entry under [[device]]"},
   };
-  for (const auto& c : cases) {
-    const std::string error = toml_error(c.toml);
-    EXPECT_TRUE(mentions(error, c.needle)) << error;
-  }
+  expect_each_refused(cases, toml_error);
 }
 
 // A value of the wrong type is refused, not read as the field's default.
@@ -816,10 +806,7 @@ TEST(CatalogInput, TheTestCalibrationIsValid) {
 
 // A misspelt calibration key used to do nothing: the device kept its old value without a word.
 TEST(CatalogInput, CalibrationKeysAreCheckedLikeDeviceKeys) {
-  struct Case {
-    std::string toml, needle;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<RefusedInput> cases = {
       {with(kCalibration, "memory_efficiency", "memroy_efficiency"),
        "user.toml [h100]: unknown key 'memroy_efficiency' in [[calibration]]: did you mean 'memory_efficiency'?"},
       {kCalibration + "kernel_overhead = 4\n", "unknown key 'kernel_overhead' in [[calibration]]: did you mean "
@@ -839,10 +826,7 @@ TEST(CatalogInput, CalibrationKeysAreCheckedLikeDeviceKeys) {
       {kCalibration + "attention_head_dim_rate = [64, 128]\n",
        "write each entry under [[calibration.attention_head_dim_rate]]"},
   };
-  for (const auto& c : cases) {
-    const std::string error = toml_error(c.toml);
-    EXPECT_TRUE(mentions(error, c.needle)) << c.toml << "\n" << error;
-  }
+  expect_each_refused(cases, toml_error);
   // A --calibration file is checked the same way, and holds calibrations only.
   const std::string typo = calibration_file_error(with(kCalibration, "memory_efficiency", "memroy_efficiency"));
   EXPECT_TRUE(mentions(typo, "cal.toml [h100]: unknown key 'memroy_efficiency'")) << typo;
@@ -865,13 +849,10 @@ TEST(CatalogInput, CalibrationKeysAreCheckedLikeDeviceKeys) {
 
 // Calibration values of the wrong type or outside their range are refused, naming the field.
 TEST(CatalogInput, CalibrationValuesAreCheckedLikeDeviceValues) {
-  struct Case {
-    std::string toml, needle;
-  };
   const std::string conv =
       kCalibration + "[[calibration.conv_measured]]\nn = 64\nk = 576\nout_pixels = 3136\nbatch = 32\ntflops = 100\n";
   const std::string rate = kCalibration + "[[calibration.attention_head_dim_rate]]\nhead_dim = 64\nrelative_rate = 0.7\n";
-  const std::vector<Case> cases = {
+  const std::vector<RefusedInput> cases = {
       {with(kCalibration, "0.8", "\"0.8\""), "memory_efficiency must be a number, got \"0.8\""},
       {with(kCalibration, "\"h100\"", "3"), "'device' must be a string, got 3"},
       {with(kCalibration, "device = \"h100\"\n", ""), "names no device"},
@@ -885,10 +866,7 @@ TEST(CatalogInput, CalibrationValuesAreCheckedLikeDeviceValues) {
       {with(rate, "head_dim = 64", "head_dim = \"64\""), "attention_head_dim_rate 'head_dim' must be a number"},
       {with(rate, "relative_rate = 0.7", "relative_rate = 3"), "relative_rate in (0, 2]"},
   };
-  for (const auto& c : cases) {
-    const std::string error = toml_error(c.toml);
-    EXPECT_TRUE(mentions(error, c.needle)) << c.toml << "\n" << error;
-  }
+  expect_each_refused(cases, toml_error);
   // The valid rows load as written.
   Catalog c = cat();
   c.add_toml(with(conv, "memory_efficiency = 0.8\n", "memory_efficiency = 0.8\ntile_m = 64\n"), "user.toml");

@@ -194,7 +194,9 @@ const std::string kCluster =
     "nodes = 4\noversubscription = 1\nsource = \"test\"\n";
 const std::string kFleet = kFabric + kTopology + kNode + kCluster;
 
+using mlsysim::testing::expect_each_refused;
 using mlsysim::testing::mentions;
+using mlsysim::testing::RefusedInput;
 using mlsysim::testing::with;
 
 // The BadInput message of adding `toml` to a copy of the built-in fleet, or "" when it is accepted.
@@ -221,10 +223,7 @@ TEST(FleetInput, TheTestEntriesAreValid) {
 // A misspelt key used to leave its field at the default without a word (a 'colective_efficiency'
 // of 0.5 left the fabric at 1.0, twice as fast).
 TEST(FleetInput, UnknownKeysAreRefusedWithTheClosestKnownKey) {
-  struct Case {
-    std::string toml, needle;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<RefusedInput> cases = {
       {with(kFleet, "collective_efficiency", "colective_efficiency"),
        "user.toml [my-fabric]: unknown key 'colective_efficiency' in [[fabric]]: did you mean "
        "'collective_efficiency'?"},
@@ -240,19 +239,13 @@ TEST(FleetInput, UnknownKeysAreRefusedWithTheClosestKnownKey) {
       // One bracket pair defines a table, not an entry: it used to be skipped.
       {with(kFabric, "[[fabric]]", "[fabric]"), "write each entry under [[fabric]]"},
   };
-  for (const auto& c : cases) {
-    const std::string error = fleet_error(c.toml);
-    EXPECT_TRUE(mentions(error, c.needle)) << c.toml << "\n" << error;
-  }
+  expect_each_refused(cases, fleet_error);
 }
 
 // Values of the wrong type are refused, not read as the field's default (in_network_reduction =
 // "yes" used to read as false, 2.5 GPUs per node as 2); rates and fractions are checked.
 TEST(FleetInput, FieldsOfTheWrongTypeOrRangeAreRefused) {
-  struct Case {
-    std::string toml, needle;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<RefusedInput> cases = {
       {with(kFleet, "in_network_reduction = false", "in_network_reduction = \"yes\""),
        "user.toml [my-fabric]: 'in_network_reduction' must be true or false, got \"yes\""},
       {with(kFleet, "oversubscription_applies = true", "oversubscription_applies = 1"),
@@ -278,10 +271,7 @@ TEST(FleetInput, FieldsOfTheWrongTypeOrRangeAreRefused) {
        "'per_direction_gbps_bytes' must be a number > 0 GB/s"},
       {with(kFleet, "latency_us = 5", "latency_us = -5"), "'latency_us' must be a finite, non-negative number"},
   };
-  for (const auto& c : cases) {
-    const std::string error = fleet_error(c.toml);
-    EXPECT_TRUE(mentions(error, c.needle)) << c.toml << "\n" << error;
-  }
+  expect_each_refused(cases, fleet_error);
 }
 
 // In a --catalog directory the messages name the file.
