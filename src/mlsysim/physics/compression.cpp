@@ -27,7 +27,7 @@ double sparse_storage_bytes_per_weight(double b, double s, SparsityType t) {
 }
 
 double block_weight_storage_fraction(const ModelSpec& m, double b) {
-  if (m.block_weights == WeightLayout::Dense) return 1.0;
+  if (m.block_weights == WeightLayout::Dense || !m.is_transformer()) return 1.0;
   return sparse_storage_bytes_per_weight(b, 0.5, SparsityType::NM24) / b;
 }
 

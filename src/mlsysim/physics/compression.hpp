@@ -20,8 +20,9 @@ const char* to_string(SparsityType t);
 // Stored bytes per original (dense) weight for unstructured or 2:4 sparsity.
 double sparse_storage_bytes_per_weight(double dense_bytes_per_weight, double sparsity, SparsityType t);
 // Stored bytes of a transformer's block weights relative to the dense format at `dense_bytes_per_
-// weight`: 1 for WeightLayout::Dense; the 2:4 compressed format's share (values + index) for
-// Sparse24, 0.5625 at 16 bits. The embedding and the LM head are not block weights.
+// weight`: 1 for WeightLayout::Dense and for a model that is not a transformer (it has no block
+// weights); the 2:4 compressed format's share (values + index) for Sparse24, 0.5625 at 16 bits. The
+// embedding and the LM head are not block weights.
 double block_weight_storage_fraction(const ModelSpec& m, double dense_bytes_per_weight);
 // True when the sparse format is smaller than the dense matrix. Unstructured: its 1-bit bitmap
 // costs more than the removed values save below a sparsity of 1 / (8 b) (6.25% at 16 bits), where

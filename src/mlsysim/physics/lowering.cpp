@@ -974,7 +974,7 @@ void lower(const ModelSpec& model, const LoweringInput& in, std::vector<Operator
   e.amp = in.hf_modules && training && bytes_per_element(in.compute_precision) < 4.0;
   if (in.hf_modules && training) e.dropout = model.tf.train_dropout;  // 0 for non-transformers
   e.cache = in.cache_bytes;
-  if (model.is_transformer()) e.weight_storage = block_weight_storage_fraction(model, e.pw);
+  e.weight_storage = block_weight_storage_fraction(model, e.pw);
   e.head = in.head_precision;
   e.embedding = in.embedding_precision;
   e.attention = in.attention;

@@ -47,7 +47,7 @@ Bytes recompute_working_set(const TransformerSpec& tf, double tokens, double act
 Bytes weight_bytes(const ModelSpec& m, const LoweringInput& in, double params) {
   const double dense_pw = bytes_per_element(in.weight_precision);
   // Block weights as stored: 2:4-compressed blocks are smaller; the embedding and head stay dense.
-  const double pw = m.is_transformer() ? dense_pw * block_weight_storage_fraction(m, dense_pw) : dense_pw;
+  const double pw = dense_pw * block_weight_storage_fraction(m, dense_pw);
   const double pe = bytes_per_element(in.embedding_precision), ph = bytes_per_element(in.head_precision);
   if ((pe == pw && ph == pw) || !m.is_language_model()) return Bytes(params * pw);
   const ParamBreakdown b = transformer_params(m.tf, m.kind);
