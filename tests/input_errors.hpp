@@ -1,5 +1,5 @@
-// Shared by the tests of input checking (catalogs, fleet files): the BadInput message a call
-// throws, and small edits of a valid test entry that make it invalid.
+// Shared by the tests of input checking (catalogs, fleet files, command lines): the BadInput message
+// a call throws, small edits of a valid test entry that make it invalid, and tables of refusals.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -36,18 +36,19 @@ inline std::string with(std::string text, const std::string& from, const std::st
   return text;
 }
 
-// An input that must be refused, and a part the refusal's message must contain.
+// An input (a catalog entry, a command line) that must be refused, and a part the refusal's message
+// must contain.
 struct RefusedInput {
-  std::string toml, needle;
+  std::string input, needle;
 };
 
-// Each input gets a BadInput whose message names its needle; `error_of(toml)` is the message, or ""
+// Each input gets a refusal whose message names its needle; `error_of(input)` is the message, or ""
 // when the input is accepted.
 template <class ErrorOf>
 void expect_each_refused(const std::vector<RefusedInput>& inputs, ErrorOf&& error_of) {
   for (const RefusedInput& input : inputs) {
-    const std::string error = error_of(input.toml);
-    EXPECT_TRUE(mentions(error, input.needle)) << input.toml << "\n" << error;
+    const std::string error = error_of(input.input);
+    EXPECT_TRUE(mentions(error, input.needle)) << input.input << "\n" << error;
   }
 }
 

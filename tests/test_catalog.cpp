@@ -12,6 +12,7 @@
 #include "input_errors.hpp"
 #include "mlsysim/catalog/catalog.hpp"
 #include "mlsysim/catalog/embedded.hpp"
+#include "mlsysim/catalog/validation.hpp"
 #include "mlsysim/errors.hpp"
 #include "mlsysim/physics/transformer.hpp"
 
@@ -615,6 +616,46 @@ TEST(CatalogInput, ExpertsPerTokenFitTheExperts) {
   EXPECT_TRUE(
       mentions(hf_error(dir / "big_k.json", "{" + llama + R"(, "num_local_experts": 4, "num_experts_per_tok": 8})"),
                "must be in [1, 4]"));
+}
+
+// A config whose dense prefix is longer than the model (first_k_dense_replace 64 of 32 layers) used
+// to give a negative parameter count that "fit"; a huge head_dim overflowed int widths into
+// negative operator bytes. The first is refused; the second is a (very large) positive model.
+TEST(CatalogInput, HfShapesThatOverflowedAreRefusedOrStayPositive) {
+  const fs::path dir = fresh_dir("mlsysim_test_hf_overflow");
+  const std::string mixtral = R"("model_type": "mixtral", "hidden_size": 64, "num_hidden_layers": 2,
+    "num_attention_heads": 4, "intermediate_size": 128, "vocab_size": 100, "num_local_experts": 4,
+    "num_experts_per_tok": 2)";
+  EXPECT_TRUE(mentions(hf_error(dir / "fkd.json", "{" + mixtral + R"(, "first_k_dense_replace": 3})"),
+                       "first_dense_layers (first_k_dense_replace in config.json) must be in [0, 2]"));
+  EXPECT_EQ(hf_error(dir / "fkd_ok.json", "{" + mixtral + R"(, "first_k_dense_replace": 2})"), "");
+  std::ofstream(dir / "hd.json") << R"({"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2,
+    "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 128, "vocab_size": 100,
+    "head_dim": 2147483647})";
+  const ModelSpec wide = model_from_hf_config((dir / "hd.json").string());
+  EXPECT_GT(parameter_count(wide), 4.0 * 64 * 2147483647.0);  // q_proj alone: hidden x heads x head_dim
+}
+
+// A measurement is a positive, finite number: `measured = inf` (valid TOML) used to print nan errors.
+TEST(CatalogInput, ValidationPointsNeedAFiniteMeasurement) {
+  const std::string point = R"([[point]]
+id = "p"
+category = "decode"
+command = "solve --model llama3-8b --hardware h100"
+metric = "latency_s"
+source = "a test"
+measured = )";
+  const std::vector<RefusedInput> cases = {{"inf", "measured must be a positive, finite number"},
+                                           {"0.0", "measured must be a positive, finite number"},
+                                           {"-1.0", "measured must be a positive, finite number"}};
+  expect_each_refused(cases, [&](const std::string& value) {
+    const fs::path dir = fresh_dir("mlsysim_test_points");
+    std::ofstream(dir / "p.toml") << point << value << "\n";
+    return mlsysim::testing::bad_input_of([&] { load_validation_points(dir.string()); });
+  });
+  const fs::path dir = fresh_dir("mlsysim_test_points");
+  std::ofstream(dir / "p.toml") << point << "0.0065\n";
+  EXPECT_DOUBLE_EQ(load_validation_points(dir.string()).at(0).measured, 0.0065);
 }
 
 // Fields that take a word refuse any other word, listing the valid ones.

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "cli_run.hpp"
+#include "input_errors.hpp"
 
 #include <algorithm>
 #include <iterator>
@@ -751,6 +752,42 @@ TEST(Cli, AnExplicitZeroEfficiencyIsRefused) {
                         "compress -m llama3-8b -H h100 --target int8 --no-fleet --efficiency 0"})
     EXPECT_EQ(run(c).code, 1) << c;
   EXPECT_EQ(run("solve -m llama3-8b -H h100 --efficiency 0.5").code, 0);
+}
+
+// The error a command reports in JSON mode (stdout, exit 1), parse errors of the flags included.
+std::string json_error(const std::string& args) {
+  const Result r = run("--format json " + args);
+  EXPECT_EQ(r.code, 1) << args;
+  const auto j = nlohmann::json::parse(r.out, nullptr, false);
+  return j.is_object() && j.contains("error") ? j["error"].get<std::string>() : "(no JSON error: " + r.out + ")";
+}
+
+// Command lines a fuzzing campaign found crashing, overflowing to inf or negative numbers, or
+// misread: each is refused with what was wrong and what is valid, in JSON too.
+TEST(Cli, FuzzedCommandLinesAreRefusedWithTheirRange) {
+  const std::vector<mlsysim::testing::RefusedInput> cases = {
+      // The flag parser's own errors, in the project's words.
+      {"solve -m llama3-8b -H h100 -b 1.5", "--batch-size takes a whole number"},
+      {"solve -m llama3-8b -H h100 -b 2147483648", "at most 2147483647"},
+      {"solve -m llama3-8b -H h100 -b 010", "plain decimal"},  // CLI11 would read octal 8
+      {"solve -m llama3-8b -H h100 --batch-size=0x10", "plain decimal"},  // ... and hexadecimal 16
+      {"solve -m llama3-8b -H h100 --batchsize 3", "did you mean --batch-size?"},
+      {"solv -m llama3-8b", "unknown command 'solv' (did you mean 'solve'?)"},
+      {"solve -m llama3-8b", "--hardware is required; `mlsysim solve --help`"},
+      // Near-misses suggest the nearest name, not merely one that starts the same.
+      {"solve -m llama3-8b -H h10", "did you mean 'h100'?"},
+      {"solve -m llama3 -H h100", "did you mean 'llama3-8b'?"},
+      // Thread creation used to abort the process (std::terminate) on this one.
+      {"sweep -m all -H all --threads 100000", "--threads must be in [1, 1024]"},
+      {"sweep -m llama3-8b -H h100 -b 0", "none of the sweep's 1 configurations"},
+      {"train -m llama3-8b --cluster research-256 --gpu-mtbf-hours 1e-300", "--gpu-mtbf-hours must be in [1, 1e+09]"},
+      {"train -m llama3-8b --cluster research-256 --straggler factor --straggler-value 1e308",
+       "--straggler-value with --straggler factor"},
+      {"optimize parallelism -m llama3-8b --cluster research-256 -B 256 --tokens inf", "--tokens must be in (0, 1e+18]"},
+      {"simulate -m gpt2 -H h100 -n 50", "simulate needs its arrivals: --rate R"},
+  };
+  mlsysim::testing::expect_each_refused(cases, json_error);
+  EXPECT_EQ(run("solve -m llama3-8b -H h100 -b 10 --context 1000").code, 0);  // plain decimals still read
 }
 
 // `calibrate --nccl-tests` states where the log's ranks sit as `collective` places them: 12 ranks

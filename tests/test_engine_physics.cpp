@@ -91,6 +91,23 @@ TEST(EnginePhysics, DecodeAttentionReadsTheKvCache) {
   EXPECT_DOUBLE_EQ(p.memory.kv_cache.si(), 4096.0 * 32 * 2 * 8 * 128 * 2);
 }
 
+// Widths multiplied in int used to wrap: a head_dim near 2^31 gave the K/V cache write negative
+// bytes. Each operator's work stays positive however wide the model (the ledger refuses it later).
+TEST(EnginePhysics, HugeWidthsDoNotWrapIntoNegativeWork) {
+  ModelSpec wide = model("llama3-8b");
+  wide.tf.head_dim = 2147483647;
+  SolveRequest r;
+  r.phase = Phase::Prefill;
+  r.seq_len = 1024;
+  const Profile p = solve(wide, hw("h100"), r);
+  for (const OperatorResult& o : p.operators) {
+    EXPECT_GE(o.bytes.si(), 0) << o.name;
+    EXPECT_GE(o.flops.si(), 0) << o.name;
+  }
+  EXPECT_GT(op(p, "kv_cache_write").bytes.si(), 0);
+  EXPECT_FALSE(p.feasible);
+}
+
 TEST(EnginePhysics, PrefillAttentionFlopsAreCausal) {
   SolveRequest r;
   r.phase = Phase::Prefill;

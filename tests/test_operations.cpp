@@ -189,4 +189,24 @@ TEST(Operations, ARunThatCannotFinishSaysWhy) {
   sparse.checkpoint_interval = run_outlook(t, RunOptions{}).checkpoint_interval * 1e5;
   EXPECT_FALSE(run_outlook(t, sparse).finishes);
   EXPECT_TRUE(run_outlook(t, RunOptions{}).finishes);
+  // Its trace derives no wall time, energy or cost (they would be inf), and says so.
+  for (const std::string& line : r.trace) {
+    EXPECT_EQ(line.find("inf"), std::string::npos) << line;
+    EXPECT_EQ(line.find("nan"), std::string::npos) << line;
+  }
+  EXPECT_NE(r.trace.back().find("the job does not finish"), std::string::npos) << r.trace.back();
+}
+
+// Flags outside what any cluster has are refused with their range (not turned into inf days).
+TEST(Operations, RunFlagsOutsideTheirRangeAreRefused) {
+  const TrainingResult t = train_8b(64);
+  RunOptions o;
+  o.gpu_mtbf = hours(1e-300);
+  EXPECT_THROW((void)run_outlook(t, o), BadInput);
+  o = {};
+  o.checkpoint_bandwidth = BytesPerSecond(1e-300);
+  EXPECT_THROW((void)run_outlook(t, o), BadInput);
+  o = {};
+  o.gpu_mtbf = hours(1);  // the lowest accepted
+  EXPECT_NO_THROW((void)run_outlook(t, o));
 }

@@ -1,6 +1,8 @@
 // Parallelism optimizer: the tutorial's exercise, ranking invariants and search speed.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "mlsysim/catalog/catalog.hpp"
 #include "mlsysim/catalog/fleet.hpp"
 #include "mlsysim/errors.hpp"
@@ -105,7 +107,14 @@ TEST(Optimizer, OutOfRangeBoundsNameTheFlagNotAnEmptySearch) {
   EXPECT_NE(error_of(q).find("--top must be >= 1"), std::string::npos);
   q = {};
   q.tokens = -5;
-  EXPECT_NE(error_of(q).find("--tokens must be > 0"), std::string::npos);
+  EXPECT_NE(error_of(q).find("--tokens must be in (0, 1e+18]"), std::string::npos);
+  // Infinite tokens would make time to train, energy and cost infinite: refused as well.
+  q = {};
+  q.tokens = std::numeric_limits<double>::infinity();
+  EXPECT_NE(error_of(q).find("--tokens must be in (0, 1e+18]"), std::string::npos);
+  q = {};
+  q.threads = 5000;
+  EXPECT_NE(error_of(q).find("--threads must be in [1, 1024]"), std::string::npos);
 }
 
 TEST(Optimizer, SearchesTensOfThousandsOfLayouts) {

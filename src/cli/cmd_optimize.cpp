@@ -3,6 +3,7 @@
 
 #include "train_options.hpp"
 #include "mlsysim/solvers/parallelism_optimizer.hpp"
+#include "mlsysim/solvers/worker_threads.hpp"
 
 namespace mlsysim::cli {
 namespace {
@@ -32,7 +33,7 @@ int run_optimize(const GlobalOptions& g, const OptimizeOptions& o) {
   q.max_pp = o.max_pp;
   q.objective = parse_enum<Objective>("--objective", o.objective, {{"time", Objective::StepTime}, {"cost", Objective::Cost}});
   q.top = o.top;
-  if (o.threads < 0) throw BadInput(fmt::format("--threads must be >= 1 (or 0 / omitted: all cores), got {}", o.threads));
+  check_worker_threads(o.threads);
   q.threads = o.threads;
   q.tokens = o.tokens;
   q.tp_comm_overlap = o.tp_comm_overlap;

@@ -93,6 +93,9 @@ int run_simulate(const GlobalOptions& g, const SimulateOptions& o) {
   }
   if (o.rate != 0 && !o.sweep_rate.empty())
     throw BadInput("--rate and --sweep-rate both set the arrival rate: give one (--sweep-rate runs each of its rates)");
+  if (o.trace.empty() && o.sweep_rate.empty() && o.rate == 0)
+    throw BadInput("simulate needs its arrivals: --rate R (Poisson, requests/s > 0, e.g. --rate 5), --sweep-rate "
+                   "R1,R2,... (a latency-vs-load curve) or --trace FILE (recorded requests)");
   r.rate = o.rate;
   r.requests = o.requests;
   r.prompt_len = o.prompt_len;

@@ -19,7 +19,7 @@ namespace {
 struct SweepOptions {
   std::string models, hardware, phases, batches = "1", seq_lens, contexts, precisions,
                                         runtime = "graph";
-  unsigned threads = 0;
+  long long threads = 0;
   int top = 10;
 };
 
@@ -135,6 +135,10 @@ int run_sweep_command(const GlobalOptions& g, const SweepOptions& o) {
                                                    r.repeats)
                                      : std::string(),
                            r.seconds, r.threads, space.size() / std::max(r.seconds, 1e-9) / 1e6);
+  // Nothing evaluated is an input error, not an empty success: say why, as a single solve would.
+  if (r.evaluated == 0)
+    throw BadInput(fmt::format("none of the sweep's {} configurations is valid, e.g.: {}",
+                               space.size(), r.first_skip_reason));
   if (r.skipped) std::cerr << "first skip reason: " << r.first_skip_reason << "\n";
 
   auto row = [](const SweepPoint& p) {

@@ -1,7 +1,10 @@
 // The CLI driver, shared by the `mlsysim` executable and the Python module (mlsysim.cli()).
 // Commands register themselves (cmd_*.cpp); this parses, dispatches, and maps errors to exit codes:
 //   0 success; 1 bad input (with the valid range or a "did you mean"); 2 the workload does not fit.
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <cctype>
 #include <iostream>
 #include <sstream>
 
@@ -9,6 +12,95 @@
 #include "mlsysim/errors.hpp"
 
 namespace mlsysim::cli {
+namespace {
+
+// The value of `--format` as typed, read before parsing: a parse error is reported before CLI11
+// stores any option, and JSON callers still want their error as JSON.
+std::string requested_format(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--format" && i + 1 < argc) return argv[i + 1];
+    if (a.rfind("--format=", 0) == 0) return a.substr(9);
+  }
+  return "table";
+}
+
+// CLI11 reads integers with base detection, so "010" would be 8 and "0x10" 16: a flag value that
+// looks octal or hexadecimal is refused rather than read as something the user did not write.
+void refuse_non_decimal_numbers(int argc, char** argv) {
+  for (int i = 2; i < argc; ++i) {
+    std::string flag = argv[i - 1], value = argv[i];
+    const auto eq = value.find('=');
+    if (value.rfind("--", 0) == 0 && eq != std::string::npos) flag = value.substr(0, eq), value = value.substr(eq + 1);
+    else if (flag.empty() || flag[0] != '-') continue;
+    const size_t digits = (!value.empty() && (value[0] == '-' || value[0] == '+')) ? 1 : 0;
+    if (value.size() < digits + 2 || value[digits] != '0') continue;
+    const std::string rest = value.substr(digits + 1);
+    const bool hex = (rest[0] == 'x' || rest[0] == 'X') && rest.size() > 1 &&
+                     std::all_of(rest.begin() + 1, rest.end(), [](unsigned char c) { return std::isxdigit(c); });
+    const bool octal_like = std::all_of(rest.begin(), rest.end(), [](unsigned char c) { return std::isdigit(c); });
+    if (hex || octal_like)
+      throw BadInput(fmt::format("{} {}: write numbers in plain decimal ({}), without a leading 0 or 0x", flag,
+                                 value, hex ? "hexadecimal is not read" : "a leading 0 would read it as octal"));
+  }
+}
+
+// CLI11's parse errors in the project's words: what was wrong, what is valid, where to look.
+std::string explain_parse_error(const CLI::ParseError& e, CLI::App& app, const std::string& chosen,
+                                const std::vector<RegisteredCommand>& registry) {
+  const std::string what = e.what();
+  // The command the user named (built alone when argv names a known one), parsed or not.
+  const auto named = app.get_subcommands([&](CLI::App* a) { return a->get_name() == chosen; });
+  CLI::App* sub = named.empty() ? nullptr : named.front();
+  const std::string help = sub ? fmt::format("`mlsysim {} --help` lists its flags", sub->get_name())
+                               : std::string("`mlsysim --help` lists the commands");
+  if (dynamic_cast<const CLI::ConversionError*>(&e)) {
+    // "Could not convert: --batch-size = 1.5"
+    const auto colon = what.find(": "), eq = what.find(" = ");
+    if (colon != std::string::npos && eq != std::string::npos && eq > colon) {
+      const std::string flag = what.substr(colon + 2, eq - colon - 2), value = what.substr(eq + 3);
+      const CLI::Option* opt = sub ? sub->get_option_no_throw(flag) : app.get_option_no_throw(flag);
+      const std::string type = opt ? opt->get_type_name() : std::string();
+      const std::string takes = type == "INT"    ? "a whole number, at most 2147483647"
+                                : type == "UINT" ? "a whole number >= 0"
+                                : type == "FLOAT" ? "a number"
+                                                  : "a value of its kind";
+      return fmt::format("{} takes {}, got '{}'; {}", flag, takes, value, help);
+    }
+  }
+  if (dynamic_cast<const CLI::ExtrasError*>(&e)) {
+    std::vector<std::string> flags, known;
+    if (sub)
+      for (const CLI::Option* o : sub->get_options())
+        for (const auto& l : o->get_lnames()) known.push_back("--" + l);
+    // CLI11 lists the extras last first.
+    std::istringstream words(what.substr(what.find(':') + 1));
+    std::string unexpected;
+    for (std::string w; words >> w;) {
+      unexpected = unexpected.empty() ? w : w + ' ' + unexpected;
+      if (w.rfind("-", 0) == 0) flags.insert(flags.begin(), w);
+    }
+    std::string hint;
+    for (const auto& f : flags) {
+      const std::string near = closest_match(f, known);
+      if (!near.empty()) hint += fmt::format(" ('{}': did you mean {}?)", f, near);
+    }
+    return fmt::format("unexpected argument(s): {}{}; {}", unexpected, hint, help);
+  }
+  if (!sub) {  // no command, or one that does not exist
+    std::vector<std::string> names;
+    for (const auto& r : registry) names.push_back(r.name);
+    std::string list;
+    for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+    if (chosen.empty()) return "give a command: " + list + "; " + help;
+    const std::string near = closest_match(chosen, names);
+    return fmt::format("unknown command '{}'{}; the commands: {}", chosen,
+                       near.empty() ? "" : fmt::format(" (did you mean '{}'?)", near), list);
+  }
+  return what + "; " + help;
+}
+
+}  // namespace
 
 int run(int argc, char** argv) {
   CLI::App app{"mlsysim: first-principles ML systems modeling (roofline, memory, overhead)"};
@@ -41,13 +133,24 @@ int run(int argc, char** argv) {
     if (!known || r.name == chosen) commands.push_back(r.setup(app, g));
 
   try {
+    refuse_non_decimal_numbers(argc, argv);
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    app.exit(e);
+    const std::string message = explain_parse_error(e, app, chosen, registry);
+    std::cerr << "error: " << message << "\n";
+    if (requested_format(argc, argv) == "json")
+      std::cout << nlohmann::json{{"error", message}, {"exit_code", kExitBadInput}}.dump() << "\n";
+    return kExitBadInput;
+  } catch (const BadInput& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    if (requested_format(argc, argv) == "json")
+      std::cout << nlohmann::json{{"error", e.what()}, {"exit_code", kExitBadInput}}.dump() << "\n";
     return kExitBadInput;
   }
 

@@ -608,15 +608,16 @@ std::string loose_name(std::string_view name) {
 
 std::string closest_match(std::string_view wanted, const std::vector<std::string>& candidates) {
   std::string best;
-  int best_distance = 1 << 30;
+  // Ranked by distance, a prefix match ("llama3" for "llama3-8b") counting as 1; ties go to the
+  // fewest real edits ("h10" is h100, not h100-nvl), then to the first candidate.
+  std::pair<int, int> best_rank{1 << 30, 1 << 30};
   for (const auto& c : candidates) {
-    int d = levenshtein(wanted, c);
-    // A prefix match ("llama3" for "llama3-8b") counts as close.
-    if (c.rfind(std::string(wanted), 0) == 0) d = std::min(d, 1);
-    if (d < best_distance) best_distance = d, best = c;
+    const int edits = levenshtein(wanted, c);
+    const int d = c.rfind(std::string(wanted), 0) == 0 ? std::min(edits, 1) : edits;
+    if (std::pair{d, edits} < best_rank) best_rank = {d, edits}, best = c;
   }
   const int tolerance = std::max(2, static_cast<int>(wanted.size()) / 3);
-  return best_distance <= tolerance ? best : std::string();
+  return best_rank.first <= tolerance ? best : std::string();
 }
 
 namespace {
@@ -660,6 +661,10 @@ void check_transformer_shape(const TransformerSpec& tf, ModelKind kind, const st
                                ">= 1 and divide heads ({}), got {} (1: multi-query, {}: multi-head attention)",
                                where, tf.heads, tf.kv_heads, tf.heads));
   if (tf.head_dim < 1) throw BadInput(where + ": head_dim must be >= 1 (hidden / heads by default)");
+  if (tf.first_dense_layers > tf.layers)
+    throw BadInput(fmt::format("{}: first_dense_layers (first_k_dense_replace in config.json) must be in [0, {}], "
+                               "the model's layers, got {}",
+                               where, tf.layers, tf.first_dense_layers));
   // Every layer has an MLP: a dense one of width ffn, or experts of width moe_ffn (ffn then sizes
   // only the first_dense_layers).
   if (tf.experts == 0 ? tf.ffn < 1 : (tf.moe_ffn < 1 || (tf.first_dense_layers > 0 && tf.ffn < 1)))

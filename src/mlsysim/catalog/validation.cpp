@@ -38,7 +38,8 @@ void parse_points(std::string_view text, const std::string& origin,
     const std::string where = origin + " point " + std::to_string(row) + (p.id.empty() ? "" : " (" + p.id + ")");
     if (p.id.empty() || p.command.empty() || p.metric.empty())
       throw BadInput(where + ": id, command and metric are required");
-    if (!(p.measured > 0)) throw BadInput(where + ": measured must be a positive number (SI units)");
+    if (!(p.measured > 0) || !std::isfinite(p.measured))
+      throw BadInput(where + ": measured must be a positive, finite number (SI units)");
     if (p.source.empty()) throw BadInput(where + ": every point needs its source");
     if (p.confidence != "high" && p.confidence != "medium" && p.confidence != "low")
       throw BadInput(where + ": confidence must be high, medium or low");

@@ -330,7 +330,7 @@ AttentionDims lower_qkv_projections(Emitter& e, const TransformerSpec& tf, const
     }
     return d;
   }
-  const double kv_dim = tf.kv_heads * tf.head_dim;
+  const double kv_dim = static_cast<double>(tf.kv_heads) * tf.head_dim;
   d.q_dim = H * tf.head_dim;
   Operator& qkv = e.gemm("qkv_proj", N, d.q_dim + 2 * kv_dim, h, layers);
   if (e.hf && !tf.fused_projection_modules) qkv.kernels = 3;  // separate q/k/v_proj modules
@@ -621,7 +621,7 @@ void lower_encoder_model(Emitter& e, const ModelSpec& m, const LoweringInput& in
   const double N = s.seqs * s.new_tokens;
   if (tf.patch_size > 0) {
     const double patches = N - s.seqs;  // all tokens but CLS
-    const double k = tf.patch_in_channels * tf.patch_size * tf.patch_size;
+    const double k = static_cast<double>(tf.patch_in_channels) * tf.patch_size * tf.patch_size;
     Operator& op = e.gemm("patch_embed", patches, tf.hidden, k, 1);
     op.cls = OpClass::Conv;
   } else {
@@ -938,7 +938,7 @@ void append_training_passes(std::vector<Operator>& ops, const LoweringInput& in,
 //    the fused dSwiGLU/dGeLU kernel already in FP8.
 // The once-per-step FP8 weight casts (about 4 B per parameter per optimizer step) are left out.
 void append_fp8_training_casts(std::vector<Operator>& ops, const TransformerSpec& tf, double tokens) {
-  const double h = tf.hidden, q = tf.heads * tf.head_dim, kv = 2.0 * tf.kv_heads * tf.head_dim;
+  const double h = tf.hidden, q = static_cast<double>(tf.heads) * tf.head_dim, kv = 2.0 * tf.kv_heads * tf.head_dim;
   const double ffn = tf.is_moe() ? tf.moe_ffn * (tf.experts_per_token + tf.shared_experts) : tf.ffn;
   const auto cast = [&](Pass pass, double bytes_per_token, double kernels) {
     Operator op;

@@ -43,7 +43,7 @@ ParamBreakdown transformer_params(const TransformerSpec& tf, ModelKind kind) {
   p.embedding += static_cast<double>(tf.type_vocab) * h;
   if (tf.patch_size > 0) {  // ViT: conv patch embedding + CLS token + position embeddings
     const double patches = (tf.image_size / tf.patch_size) * (tf.image_size / tf.patch_size);
-    p.embedding += tf.patch_in_channels * tf.patch_size * tf.patch_size * h + h + h +
+    p.embedding += static_cast<double>(tf.patch_in_channels) * tf.patch_size * tf.patch_size * h + h + h +
                    (patches + 1) * h;
   }
   if (tf.audio_conv_stem.size() == 2) {  // Whisper: two k=3 convs + encoder position table

@@ -327,9 +327,13 @@ void summarize_step(const ModelSpec& model, const HardwareSpec& hw, Profile& p) 
 }  // namespace
 
 void check_textbook_efficiency(double efficiency) {
-  if (efficiency != 0 && !(efficiency > 0 && efficiency <= 1))
-    throw BadInput(fmt::format("--efficiency must be in (0, 1] (the textbook's single efficiency factor), got {}",
-                               efficiency));
+  // Below 1% the factor stops describing a device (textbook values are 0.3-0.6) and drives every
+  // time toward infinity; 0 (the default) selects the calibrated per-operator model instead.
+  constexpr double kLowest = 0.01;
+  if (efficiency != 0 && !(efficiency >= kLowest && efficiency <= 1))
+    throw BadInput(fmt::format("--efficiency must be in [{}, 1] (the textbook's single efficiency factor, "
+                               "typically 0.3-0.6; leave it out for the calibrated per-operator model), got {}",
+                               kLowest, efficiency));
 }
 
 Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest& request) {

@@ -5,9 +5,9 @@
 #include <cmath>
 #include <fmt/format.h>
 #include <limits>
-#include <thread>
 
 #include "mlsysim/errors.hpp"
+#include "mlsysim/solvers/worker_threads.hpp"
 
 namespace mlsysim {
 namespace {
@@ -130,13 +130,10 @@ class LayoutSearch {
 
   // Evaluates every candidate over the threads (thread t takes candidates t, t + T, ...).
   std::vector<ThreadFindings> run() const {
-    unsigned threads = req_.threads > 0 ? req_.threads : std::max(1u, std::thread::hardware_concurrency());
-    threads = std::min<unsigned>(threads, std::max<size_t>(1, cands_.size() / 64 + 1));
+    // At least 64 candidates per thread: fewer do not repay a thread's start.
+    const unsigned threads = worker_thread_count(req_.threads, cands_.size() / 64 + 1);
     std::vector<ThreadFindings> found(threads);
-    std::vector<std::thread> pool;
-    for (unsigned t = 1; t < threads; ++t) pool.emplace_back([&, t] { search(t, threads, found[t]); });
-    search(0, threads, found[0]);
-    for (auto& th : pool) th.join();
+    run_workers(threads, [&](unsigned t) { search(t, threads, found[t]); });
     return found;
   }
 

@@ -8,16 +8,22 @@
 namespace mlsysim {
 namespace {
 
-// `scale` converts the SI value back into the flag's unit (hours, GB/s) for the message.
-void check_positive(double v, const char* flag, const char* hint, double scale = 1.0) {
-  if (!(v > 0) || !std::isfinite(v))
-    throw BadInput(fmt::format("{} must be > 0, got {} ({})", flag, v / scale, hint));
+void check_positive(double v, const char* what, const char* hint) {
+  if (!(v > 0) || !std::isfinite(v)) throw BadInput(fmt::format("{} must be > 0, got {} ({})", what, v, hint));
+}
+
+// `scale` converts the SI value back into the flag's unit (hours, GB/s) for the range and the
+// message. The ranges hold every real cluster with room to spare; outside them the run's times
+// stop being finite numbers.
+void check_in_range(double v, const char* flag, double lo, double hi, const char* hint, double scale) {
+  if (!(v / scale >= lo && v / scale <= hi))
+    throw BadInput(fmt::format("{} must be in [{:g}, {:g}], got {:g} ({})", flag, lo, hi, v / scale, hint));
 }
 
 void check_options(const RunOptions& o) {
-  check_positive(o.gpu_mtbf.si(), "--gpu-mtbf-hours", "hours between job-interrupting failures per GPU; Llama 3: 50677",
-                 3600.0);
-  check_positive(o.checkpoint_bandwidth.si(), "--checkpoint-bandwidth",
+  check_in_range(o.gpu_mtbf.si(), "--gpu-mtbf-hours", 1, 1e9,
+                 "hours between job-interrupting failures per GPU; Llama 3: 50677", 3600.0);
+  check_in_range(o.checkpoint_bandwidth.si(), "--checkpoint-bandwidth", 1e-3, 1e6,
                  "GB/s the cluster's storage sustains; Llama 3: 2000", 1e9);
   if (!(o.restart.si() >= 0) || !std::isfinite(o.restart.si()))
     throw BadInput(fmt::format("--restart-minutes must be >= 0, got {}", o.restart.si() / 60.0));
@@ -108,15 +114,24 @@ RunOutlook run_outlook(const TrainingResult& t, const RunOptions& o) {
           : fmt::format("interval: {:.1f} min of work between checkpoints, as given (Daly's optimum would be {:.1f} "
                         "min)",
                         r.checkpoint_interval.si() / 60.0, daly_interval(r.checkpoint_cost, r.cluster_mtbf).si() / 60.0),
+  };
+  if (!r.finishes) {
+    // No wall time, energy or cost to derive: why_not says what to change.
+    r.trace.push_back(fmt::format("wall time, energy and cost: none, the job does not finish (goodput {:.2g}%)",
+                                  100 * r.goodput));
+    return r;
+  }
+  r.trace.push_back(
       fmt::format("wall time: Daly (2006) M e^(R/M) (e^((tau+delta)/M) - 1) T/tau with restart R = {:.1f} min = "
                   "{:.2f} days; goodput {:.1f}%, {:.0f} expected failures",
-                  o.restart.si() / 60.0, r.wall_time.si() / 86400.0, 100 * r.goodput, r.expected_failures),
+                  o.restart.si() / 60.0, r.wall_time.si() / 86400.0, 100 * r.goodput, r.expected_failures));
+  r.trace.push_back(
       fmt::format("energy: {:.0f} W per GPU x {} GPUs x {:.2f} days = {:.3g} MWh IT x PUE {:.2f} = {:.3g} MWh; "
                   "emissions at {:.3f} kg CO2/kWh = {:.3g} t",
                   r.gpu_power.si(), t.gpus, r.wall_time.si() / 86400.0, in_kwh(r.it_energy) / 1e3, o.costs.pue,
-                  in_kwh(r.facility_energy) / 1e3, o.costs.grid_intensity.si() * 3.6e6, r.emissions.si() / 1e3),
-      fmt::format("cost: {:.3g} GPU-hours x ${:.2f} = ${:.3g}", r.gpu_hours, o.costs.gpu_hour_usd, r.cost.si()),
-  };
+                  in_kwh(r.facility_energy) / 1e3, o.costs.grid_intensity.si() * 3.6e6, r.emissions.si() / 1e3));
+  r.trace.push_back(
+      fmt::format("cost: {:.3g} GPU-hours x ${:.2f} = ${:.3g}", r.gpu_hours, o.costs.gpu_hour_usd, r.cost.si()));
   return r;
 }
 

@@ -4,9 +4,9 @@
 #include <chrono>
 #include <mutex>
 #include <optional>
-#include <thread>
 
 #include "mlsysim/errors.hpp"
+#include "mlsysim/solvers/worker_threads.hpp"
 
 namespace mlsysim {
 
@@ -51,12 +51,11 @@ std::optional<SolveRequest> request_at(const SweepSpace& s, size_t i, const Mode
 
 }  // namespace
 
-SweepResult run_sweep(const SweepSpace& space, unsigned threads) {
+SweepResult run_sweep(const SweepSpace& space, long long threads) {
   SweepResult result;
   const size_t total = space.size();
   if (total == 0) throw BadInput("the sweep is empty: give at least one --model and one --hardware");
-  result.threads = threads ? threads : std::max(1u, std::thread::hardware_concurrency());
-  result.threads = static_cast<unsigned>(std::min<size_t>(result.threads, total));
+  result.threads = worker_thread_count(threads, total);
   // Per slot: a point, a skip (invalid combination) or a repeat (a field that does not apply).
   std::vector<std::optional<SweepPoint>> slots(total);
   std::vector<char> repeat(total, 0);
@@ -82,10 +81,7 @@ SweepResult run_sweep(const SweepSpace& space, unsigned threads) {
       }
     }
   };
-  std::vector<std::thread> pool;
-  for (unsigned t = 1; t < result.threads; ++t) pool.emplace_back(worker, t);
-  worker(0);
-  for (auto& th : pool) th.join();
+  run_workers(result.threads, worker);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   result.points.reserve(total);
   for (size_t i = 0; i < total; ++i) {

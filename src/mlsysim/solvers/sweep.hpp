@@ -48,7 +48,7 @@ struct SweepResult {
   unsigned threads = 1;
 };
 
-// threads == 0: all hardware threads.
-SweepResult run_sweep(const SweepSpace& space, unsigned threads = 0);
+// threads == 0: all hardware threads; BadInput outside [0, kMaxWorkerThreads] (worker_threads.hpp).
+SweepResult run_sweep(const SweepSpace& space, long long threads = 0);
 
 }  // namespace mlsysim

@@ -515,13 +515,23 @@ void time_data_parallel(const StepContext& x, const StageParameters& p, const St
 
 // The step waits for the slowest GPU's compute: the expected maximum over `gpus` ranks.
 double straggler_factor(const StragglerSpec& s, int gpus) {
+  // The flag's range for each model, named as the user typed it.
+  auto check = [&](const char* model, const char* meaning, double lo, double hi) {
+    if (!(s.value >= lo && s.value <= hi))
+      throw BadInput(fmt::format("--straggler-value with --straggler {} ({}) must be in [{:g}, {:g}], got {:g}", model,
+                                 meaning, lo, hi, s.value));
+  };
   switch (s.model) {
     case StragglerModel::None: return 1;
     case StragglerModel::Factor:
-      if (!(s.value >= 1)) throw BadInput("straggler factor must be >= 1 (1 = none)");
+      check("factor", "the slowest rank's compute time over the mean; 1 = none", 1, 100);
       return s.value;
-    case StragglerModel::Normal: return straggler_factor_normal(gpus, s.value);
-    case StragglerModel::LogNormal: return straggler_factor_lognormal(gpus, s.value);
+    case StragglerModel::Normal:
+      check("normal", "the coefficient of variation of a rank's compute time", 0, 1);
+      return straggler_factor_normal(gpus, s.value);
+    case StragglerModel::LogNormal:
+      check("lognormal", "the sigma of a rank's log compute time", 0, 1);
+      return straggler_factor_lognormal(gpus, s.value);
   }
   return 1;
 }
@@ -637,7 +647,12 @@ bool interleaving_splits_evenly(int layers, int pp, int vpp) {
 
 void check_run_lengths(std::optional<int> seq_len, std::optional<double> tokens) {
   if (seq_len && *seq_len < 1) throw BadInput(fmt::format("--seq-len must be >= 1, got {}", *seq_len));
-  if (tokens && !(*tokens > 0)) throw BadInput(fmt::format("--tokens must be > 0, got {}", *tokens));
+  // Published pre-training runs use up to ~1.6e13 tokens (Llama 3, 15.6T); the bound keeps
+  // time-to-train, energy and cost finite.
+  constexpr double kMostTokens = 1e18;
+  if (tokens && !(*tokens > 0 && *tokens <= kMostTokens))
+    throw BadInput(fmt::format("--tokens must be in (0, {:g}] (training tokens; default 20 x parameters), got {}",
+                               kMostTokens, *tokens));
 }
 
 TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
