@@ -39,6 +39,35 @@ TEST(Calibration, MemoryEfficiencyIsMeasuredOverDatasheet) {
   EXPECT_NEAR(fit.profile.memory, j["memory"]["read_reduce_GBps"].get<double>() / 3350.0, 1e-12);
 }
 
+// A mistyped field is refused with its section, row and field (it used to surface as the JSON
+// library's "type must be number, but is string", naming nothing); fields no fit reads may be anything.
+TEST(Calibration, AMistypedFieldIsNamedWithItsRow) {
+  const auto& h100 = Catalog::builtin().hardware("h100");
+  const auto message = [&](const nlohmann::json& j) -> std::string {
+    try {
+      fit_calibration(h100, j.dump(), "mb.json");
+    } catch (const BadInput& e) {
+      return e.what();
+    }
+    return "";
+  };
+  auto j = nlohmann::json::parse(read(kH100));
+  j["gemm"][3]["seconds"] = "fast";
+  EXPECT_EQ(message(j), "mb.json: gemm[3].seconds must be a number, got \"fast\"");
+  j = nlohmann::json::parse(read(kH100));
+  j["gemm"][0]["dtype"] = 16;
+  EXPECT_EQ(message(j), "mb.json: gemm[0].dtype must be a string, got 16");
+  j = nlohmann::json::parse(read(kH100));
+  j["attention"][0]["causal"] = "yes";
+  EXPECT_EQ(message(j), "mb.json: attention[0].causal must be true or false, got \"yes\"");
+  j = nlohmann::json::parse(read(kH100));
+  j["launch"]["eager_module_us_per_kernel"] = nullptr;
+  EXPECT_EQ(message(j), "mb.json: launch.eager_module_us_per_kernel must be a number, got null");
+  j = nlohmann::json::parse(read(kH100));
+  j["gemm"][0]["note"] = "a free-text field";
+  EXPECT_EQ(message(j), "");
+}
+
 // A file that beats the datasheet by more than noise is not a measurement of this device: calibrate
 // refuses it instead of writing an efficiency above 1 (which --calibration then rejects) or capping it.
 TEST(Calibration, MeasurementsFasterThanTheDatasheetAreRefused) {

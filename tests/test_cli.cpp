@@ -785,8 +785,13 @@ TEST(Cli, FuzzedCommandLinesAreRefusedWithTheirRange) {
        "--straggler-value with --straggler factor"},
       {"optimize parallelism -m llama3-8b --cluster research-256 -B 256 --tokens inf", "--tokens must be in (0, 1e+18]"},
       {"simulate -m gpt2 -H h100 -n 50", "simulate needs its arrivals: --rate R"},
+      // A format an output cannot take is refused, not answered with TOML (or, in CSV, blank lines).
+      {"calibrate --from catalog/calibration/measurements/H100_SXM5_80GB.json", "--format json does not apply"},
   };
   mlsysim::testing::expect_each_refused(cases, json_error);
+  const Result several_tables = run("--format csv collective --list");
+  EXPECT_EQ(several_tables.code, 1);
+  EXPECT_EQ(several_tables.out, "");
   EXPECT_EQ(run("solve -m llama3-8b -H h100 -b 10 --context 1000").code, 0);  // plain decimals still read
 }
 

@@ -292,9 +292,12 @@ TEST(CollectiveCli, FlagsOfTheOtherModeAreRefused) {
   // --hardware must be the cluster's accelerator (as train requires).
   EXPECT_TRUE(contains(cli_error("collective -H a100-80gb --cluster research-256 --bytes 1e9"), "does not match"));
   EXPECT_EQ(run_cli("collective -H h100 --cluster research-256 --bytes 1e9 --format json").code, 0);
-  // Non-finite numbers and unknown devices.
-  EXPECT_TRUE(contains(cli_error("collective --bandwidth inf --bytes 1e9"), "finite"));
-  EXPECT_TRUE(contains(cli_error("collective --bandwidth 100 --latency-us inf --bytes 1e9"), "finite"));
+  // Non-finite numbers, values past any real link (1e300 GB/s overflowed to a 0 ms, 0 GB/s row),
+  // and unknown devices.
+  EXPECT_TRUE(contains(cli_error("collective --bandwidth inf --bytes 1e9"), "--bandwidth must be in (0, 1e+06] GB/s"));
+  EXPECT_TRUE(contains(cli_error("collective --bandwidth 1e300 --bytes 1e9"), "--bandwidth must be in (0, 1e+06] GB/s"));
+  EXPECT_TRUE(contains(cli_error("collective --bandwidth 100 --latency-us inf --bytes 1e9"),
+                       "--latency-us must be in [0, 1e6]"));
   EXPECT_TRUE(contains(cli_error("collective --bytes inf"), "finite"));
   EXPECT_TRUE(contains(cli_error("collective -H foo --bytes 1e9"), "unknown hardware 'foo'"));
   EXPECT_TRUE(contains(cli_error("collective -H h10 --bytes 1e9"), "did you mean"));

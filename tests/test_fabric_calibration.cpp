@@ -87,6 +87,25 @@ TEST(FabricCalibration, ReadsTheOutOfPlaceTimeOfEachRow) {
   EXPECT_NEAR(parsed.samples[2].time.si(), 61.25e-6, 1e-15);
 }
 
+// A result row whose time is nan or negative (a failed size) is refused with its line: dropping it
+// silently would fit the fabric on one row fewer than the log shows.
+TEST(FabricCalibration, RejectsAResultRowWithoutAPositiveTime) {
+  const std::string rows =
+      "     1048576        262144     float     sum      -1    20.50   51.15   89.51      0    19.90   52.69   92.21      0\n"
+      "     4194304       1048576     float     sum      -1    {}   78.57  137.49      0    56.71   73.95  129.42      0\n";
+  for (const char* time : {"nan", "-3.5", "0"}) {
+    std::string log = rows;
+    log.replace(log.find("{}"), 2, time);
+    try {
+      parse_nccl_tests(log, "bad.log");
+      ADD_FAILURE() << "accepted time " << time;
+    } catch (const BadInput& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("bad.log line 2: the out-of-place time of the 4194304-byte row"), std::string::npos) << what;
+    }
+  }
+}
+
 TEST(FabricCalibration, RejectsALogWithoutResultRows) {
   try {
     parse_nccl_tests("# nThread 1 nGpus 1\n# Avg bus bandwidth : 0\n", "empty.log");

@@ -145,6 +145,22 @@ _SOLVE_ARGUMENTS = [("--kv-precision", "kv_precision"), ("--quantize-head", "qua
                     ("--phase", "phase")]
 
 
+_TYPE_NAMES = {int: "an integer", str: "a string", (int, float): "a number"}
+
+
+def _check_types(**arguments) -> None:
+    """ValueError naming the argument and the type it takes, instead of the binding's signature dump.
+
+    Each keyword is (value, type or tuple of types, whether None is allowed); bool is not a number.
+    """
+    for name, (value, kind, optional) in arguments.items():
+        if value is None and optional:
+            continue
+        if isinstance(value, bool) or not isinstance(value, kind):
+            allowed = _TYPE_NAMES[kind] + (" or None" if optional else "")
+            raise ValueError(f"{name} must be {allowed}, got {value!r}")
+
+
 def _with_argument_names(message: str) -> str:
     for flag, argument in _SOLVE_ARGUMENTS:
         message = message.replace(flag, argument)
@@ -165,7 +181,7 @@ class Engine:
         """Time one step of `model` on `hardware`.
 
         phase: "decode" (default for LLMs), "prefill", "inference" or "train" (`is_training=True`).
-        efficiency: the textbook's single efficiency factor in (0, 1] (teaching mode).
+        efficiency: the textbook's single efficiency factor in [0.01, 1] (teaching mode).
         runtime: "graph" (CUDA graphs / compiled, default) or "eager" (per-op host dispatch).
         fusion: "auto" (fused under graph, unfused under eager), "fused", "unfused" or "hf"
             (Hugging Face transformers modules in eager mode).
@@ -180,6 +196,11 @@ class Engine:
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int):
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        _check_types(seq_len=(seq_len, int, True), context=(context, int, True),
+                     efficiency=(efficiency, (int, float), True), precision=(precision, str, True),
+                     kv_precision=(kv_precision, str, True), phase=(phase, str, True),
+                     runtime=(runtime, str, False), fusion=(fusion, str, False),
+                     attention=(attention, str, False))
         for name, value in (("batch_size", batch_size), ("seq_len", seq_len), ("context", context)):
             # The engine takes 32-bit counts: anything wider is out of every valid range, and is
             # answered with the engine's own range message rather than a binding type error.
@@ -187,7 +208,7 @@ class Engine:
                 valid = "[1, 1048576]" if name == "batch_size" else "the model's context window"
                 raise ValueError(f"{name} must be within {valid}, got {value}")
         if efficiency is not None and efficiency == 0:  # the engine reads 0 as "not given"
-            raise ValueError("efficiency must be in (0, 1], got 0 (leave it out for the calibrated model)")
+            raise ValueError("efficiency must be in [0.01, 1], got 0 (leave it out for the calibrated model)")
         if is_training:
             if phase not in (None, "train"):
                 raise ValueError(f"is_training=True is phase='train', not phase={phase!r}: give one of them")

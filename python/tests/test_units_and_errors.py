@@ -61,6 +61,17 @@ class Errors(unittest.TestCase):
         self.assertIn("batch_size must be within [1, 1048576]", self.solve_error(batch_size=10**12))
         self.assertIn("seq_len must be within", self.solve_error(phase="prefill", seq_len=-(10**12)))
 
+    def test_wrong_types_name_the_argument(self):
+        # They used to reach the binding and come back as its signature dump (a TypeError).
+        self.assertEqual(self.solve_error(attention=None), "attention must be a string, got None")
+        self.assertEqual(self.solve_error(kv_precision=8), "kv_precision must be a string or None, got 8")
+        self.assertEqual(self.solve_error(context=1.5), "context must be an integer or None, got 1.5")
+        self.assertEqual(self.solve_error(seq_len="8"), "seq_len must be an integer or None, got '8'")
+        self.assertEqual(self.solve_error(efficiency=True), "efficiency must be a number or None, got True")
+        # The right types still solve; an int efficiency is a number.
+        self.assertTrue(mlsysim.Engine.solve(mlsysim.Models.Language.Llama3_8B, mlsysim.Hardware.Cloud.H100,
+                                             efficiency=1).feasible)
+
     def test_arguments_the_step_does_not_use_are_refused(self):
         llama, h100 = mlsysim.Models.Language.Llama3_8B, mlsysim.Hardware.Cloud.H100
         # Decode is an LLM's default step: one new token per sequence; the history is `context`.

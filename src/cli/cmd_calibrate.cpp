@@ -117,6 +117,11 @@ std::string head_dim_summary(const CalibrationFit& fit) {
 }
 
 int run_calibrate(const GlobalOptions& g, const CalibrateOptions& o) {
+  // Its output is a TOML file the engine loads; the fit report is for people, on stderr.
+  if (g.format != "table")
+    throw BadInput(fmt::format("calibrate writes a TOML calibration file (to -o FILE, or stdout) and its fit report "
+                               "to stderr: --format {} does not apply; drop it",
+                               g.format));
   if (o.from.empty() == o.nccl_tests.empty())
     throw BadInput("calibrate needs one source: --from FILE (GPU microbenchmarks, bench/gpu/microbench.py) or "
                    "--nccl-tests FILE (an nccl-tests log, with --cluster)");
@@ -126,8 +131,7 @@ int run_calibrate(const GlobalOptions& g, const CalibrateOptions& o) {
   const std::string text = read_file(o.from);
   std::string device = o.hardware;
   if (device.empty()) {  // the microbenchmark file names its device
-    auto j = nlohmann::json::parse(text, nullptr, false);
-    if (j.is_object()) device = j.value("hardware", "");
+    device = microbenchmark_device(text, o.from);
     if (device.empty()) throw BadInput(o.from + ": give --hardware (the file names no device)");
   }
   const HardwareSpec& hw = catalog.hardware(device);

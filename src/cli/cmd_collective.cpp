@@ -87,9 +87,11 @@ void check_mode_flags(const CollectiveOptions& o) {
     if (!o.cluster.empty()) refuse("--cluster");
     if (!o.hardware.empty()) refuse("--hardware");
     if (o.stride) refuse("--stride");
-    if (!(*o.bandwidth_gbs > 0) || !std::isfinite(*o.bandwidth_gbs))
-      throw BadInput(fmt::format("--bandwidth must be a finite number of GB/s per direction > 0, got {} "
-                                 "(e.g. 450 for NVLink 4, 50 for InfiniBand NDR)", *o.bandwidth_gbs));
+    // Up to a petabyte per second: 500x NVLink 5, and far from where a time underflows to 0.
+    constexpr double kMostGbs = 1e6;
+    if (!(*o.bandwidth_gbs > 0 && *o.bandwidth_gbs <= kMostGbs))
+      throw BadInput(fmt::format("--bandwidth must be in (0, {:g}] GB/s per direction, got {} "
+                                 "(e.g. 450 for NVLink 4, 50 for InfiniBand NDR)", kMostGbs, *o.bandwidth_gbs));
   } else if (o.latency_us) {
     throw BadInput("--latency-us is formula mode's alpha and needs --bandwidth; cluster mode takes alpha from "
                    "the cluster's fabrics (see `mlsysim collective --list`)");
@@ -97,8 +99,9 @@ void check_mode_flags(const CollectiveOptions& o) {
   if (o.stride && *o.stride < 1)
     throw BadInput(fmt::format("--stride must be >= 1 (1 = consecutive ranks, 8 = one per node on DGX), got {}",
                                *o.stride));
-  if (o.latency_us && (!(*o.latency_us >= 0) || !std::isfinite(*o.latency_us)))
-    throw BadInput(fmt::format("--latency-us must be a finite number of microseconds >= 0, got {}", *o.latency_us));
+  if (o.latency_us && !(*o.latency_us >= 0 && *o.latency_us <= 1e6))
+    throw BadInput(fmt::format("--latency-us must be in [0, 1e6] microseconds per step (NVLink ~3, InfiniBand ~5), "
+                               "got {}", *o.latency_us));
 }
 
 // The algorithms formula mode has an alpha-beta formula for: ring (and, for all-reduce, the double

@@ -1,5 +1,7 @@
 #include "command.hpp"
 
+#include <fmt/format.h>
+
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -97,22 +99,37 @@ void add_workload_options(CLI::App* cmd, std::string& model, std::string& hardwa
 void add_efficiency_option(CLI::App* cmd, double& efficiency) {
   // The engine reads 0 as "not given" (the calibrated model), so a 0 the user typed would silently
   // fall back to it: refuse it here, where "given" is known. The engine checks the (0, 1] range.
-  cmd->add_option("--efficiency", efficiency, "Textbook model: one efficiency factor in (0, 1]")
+  cmd->add_option("--efficiency", efficiency, "Textbook model: one efficiency factor in [0.01, 1]")
       ->check(CLI::Validator(
           [](std::string& text) -> std::string {
             char* end = nullptr;
             const double v = std::strtod(text.c_str(), &end);
             if (end != text.c_str() && *end == 0 && v == 0)
-              return "must be in (0, 1], got 0 (leave --efficiency out for the calibrated model)";
+              return "must be in [0.01, 1], got 0 (leave --efficiency out for the calibrated model)";
             return {};
           },
           "EFFICIENCY"));
 }
 
 void print(const GlobalOptions& g, const nlohmann::ordered_json& j, const std::string& text) {
-  if (g.format == "json") std::cout << j.dump(2) << "\n";
-  else if (g.format == "csv") std::cout << csv_from_rows(j.is_array() ? j : nlohmann::ordered_json::array({j}));
-  else std::cout << text;
+  if (g.format == "json") {
+    std::cout << j.dump(2) << "\n";
+  } else if (g.format == "csv") {
+    const std::string csv = csv_from_rows(j.is_array() ? j : nlohmann::ordered_json::array({j}));
+    // An output of several tables (an object of lists) has no one CSV: say so rather than print
+    // blank lines.
+    if (csv.find_first_not_of('\n') == std::string::npos) {
+      std::string tables;
+      if (j.is_object())
+        for (auto it = j.begin(); it != j.end(); ++it) tables += (tables.empty() ? "" : ", ") + it.key();
+      throw BadInput(fmt::format("--format csv writes one table, but this output holds several ({}): use "
+                                 "--format json or table",
+                                 tables));
+    }
+    std::cout << csv;
+  } else {
+    std::cout << text;
+  }
 }
 
 }  // namespace mlsysim::cli

@@ -1,6 +1,7 @@
 #include "mlsysim/physics/calibration.hpp"
 
 #include <algorithm>
+#include <set>
 #include <array>
 #include <cmath>
 #include <map>
@@ -400,12 +401,53 @@ bool fit_strided_bandwidth(const HardwareSpec& hw, const nlohmann::json& rows, E
   return true;
 }
 
+// The type of each field the fits read (bench/gpu/microbench.py writes them): words are strings,
+// `causal` is true/false, the rest numbers. Checked up front so a mistyped field is named with its
+// row, not met later as a JSON library type error; fields the fits do not read (notes, source) pass.
+void check_row_types(const nlohmann::json& row, const std::string& where) {
+  static const std::set<std::string> kWords = {"dtype", "op", "kind", "backend", "pass"};
+  static const std::set<std::string> kNumbers = {
+      "m",     "n",      "k",        "seconds", "bytes",  "flops",  "batch",  "heads",
+      "kv_heads", "head_dim", "q_len", "kv_len", "cin",  "cout",   "kernel", "stride",
+      "hw",    "tokens", "width",    "read_reduce_GBps", "d2d_copy_GBps_read_plus_write",
+      "eager_functional_us_per_kernel", "eager_module_us_per_kernel"};
+  for (auto it = row.begin(); it != row.end(); ++it) {
+    const nlohmann::json& v = it.value();
+    const std::string& key = it.key();
+    const char* wanted = kWords.count(key) ? (v.is_string() ? nullptr : "a string")
+                         : key == "causal"  ? (v.is_boolean() ? nullptr : "true or false")
+                         : kNumbers.count(key) ? (v.is_number() ? nullptr : "a number")
+                                               : nullptr;
+    if (wanted) throw BadInput(fmt::format("{}.{} must be {}, got {}", where, key, wanted, v.dump()));
+  }
+}
+
 nlohmann::json parse_microbenchmarks(const std::string& json_text, const std::string& origin) {
+  nlohmann::json j;
   try {
-    return nlohmann::json::parse(json_text);
+    j = nlohmann::json::parse(json_text);
   } catch (const nlohmann::json::exception& e) {
     throw BadInput(origin + ": not valid JSON (" + e.what() + ")");
   }
+  if (!j.is_object())
+    throw BadInput(origin + ": a microbenchmark file holds one JSON object (bench/gpu/microbench.py's output), got " +
+                   std::string(j.type_name()));
+  if (j.contains("hardware") && !j["hardware"].is_string())
+    throw BadInput(origin + ": 'hardware' must be a device id string, got " + j["hardware"].dump());
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (it.value().is_array()) {
+      size_t row = 0;
+      for (const auto& r : it.value()) {
+        const std::string where = fmt::format("{}: {}[{}]", origin, it.key(), row++);
+        if (!r.is_object()) throw BadInput(where + " must be an object of fields, got " + r.dump());
+        check_row_types(r, where);
+      }
+    } else if (it.key() == "memory" || it.key() == "launch") {
+      if (!it.value().is_object()) throw BadInput(fmt::format("{}: '{}' must be an object", origin, it.key()));
+      check_row_types(it.value(), origin + ": " + it.key());
+    }
+  }
+  return j;
 }
 
 // Kernel timings alone (e.g. published FlashAttention-2 benchmark bars): a partial calibration of
@@ -579,6 +621,10 @@ std::string calibration_source(const std::string& origin, const CalibrationFit& 
 }
 
 }  // namespace
+
+std::string microbenchmark_device(const std::string& json_text, const std::string& origin) {
+  return parse_microbenchmarks(json_text, origin).value("hardware", "");
+}
 
 CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_text,
                                const std::string& origin) {

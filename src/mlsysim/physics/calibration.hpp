@@ -41,6 +41,9 @@ struct CalibrationFit {
   bool partial = false;
 };
 
+// The device a microbenchmark file names (its 'hardware' field, "" if none), after checking the
+// file's fields have their types (BadInput naming the row and field otherwise).
+std::string microbenchmark_device(const std::string& json_text, const std::string& origin);
 // `hw` supplies datasheet peaks and compute units; the measurements come from `json_text`.
 CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_text,
                                const std::string& origin);

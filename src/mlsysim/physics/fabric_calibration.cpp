@@ -31,14 +31,19 @@ std::optional<double> number(const std::string& token) {
 }
 
 // One data row: "size count type redop root time algbw busbw #wrong time algbw busbw #wrong"
-// (nccl-tests 2.x); older releases print no root column. The out-of-place time comes first.
-std::optional<CollectiveSample> parse_row(const std::vector<std::string>& t) {
+// (nccl-tests 2.x); older releases print no root column. The out-of-place time comes first. A
+// line that is not a data row gives nothing; a data row whose time is not a positive number
+// (nan, -1, 0) is refused with its line, rather than silently fitting one row fewer.
+std::optional<CollectiveSample> parse_row(const std::vector<std::string>& t, const std::string& where) {
   if (t.size() < 8) return std::nullopt;
   const auto size = number(t[0]);
   if (!size || *size <= 0 || number(t[2]) || number(t[3])) return std::nullopt;  // type, redop are words
   const size_t time_column = t.size() >= 13 ? 5 : 4;
   const auto us = number(t[time_column]);
-  if (!us || *us <= 0) return std::nullopt;
+  if (!us || *us <= 0)
+    throw BadInput(fmt::format("{}: the out-of-place time of the {:.0f}-byte row must be a positive number of "
+                               "microseconds, got '{}' (drop the row, or rerun that size)",
+                               where, *size, t[time_column]));
   return CollectiveSample{Bytes(*size), microseconds(*us)};
 }
 
@@ -53,7 +58,7 @@ NcclTestsLog parse_nccl_tests(std::string_view text, const std::string& origin) 
   log.op = op_from_binary_name(text);
   std::istringstream in{std::string(text)};
   std::string line;
-  while (std::getline(in, line)) {
+  for (int line_number = 1; std::getline(in, line); ++line_number) {
     std::istringstream words(line);
     std::vector<std::string> t;
     for (std::string w; words >> w;) t.push_back(w);
@@ -62,7 +67,7 @@ NcclTestsLog parse_nccl_tests(std::string_view text, const std::string& origin) 
       if (t.size() > 2 && t[1] == "Rank") ++log.ranks;
       continue;
     }
-    if (auto s = parse_row(t)) log.samples.push_back(*s);
+    if (auto s = parse_row(t, fmt::format("{} line {}", origin, line_number))) log.samples.push_back(*s);
   }
   if (log.samples.size() < 2)
     throw BadInput(origin + ": found " + std::to_string(log.samples.size()) +
