@@ -785,6 +785,14 @@ TEST(Cli, FuzzedCommandLinesAreRefusedWithTheirRange) {
        "--straggler-value with --straggler factor"},
       {"optimize parallelism -m llama3-8b --cluster research-256 -B 256 --tokens inf", "--tokens must be in (0, 1e+18]"},
       {"simulate -m gpt2 -H h100 -n 50", "simulate needs its arrivals: --rate R"},
+      // A missing compute path names the device's paths and the nearest one (not merely the first).
+      {"kernel --op gemm -H l4 --precision fp4 --m 1024 --n 1024 --k 1024",
+       "l4 has no fp4 compute path; it supports fp32, tf32, fp16, bf16, fp8, int8: use --precision fp8"},
+      {"solve -m llama3-8b -H h100 --compute-precision int4", "use --compute-precision int8"},
+      // An empty layout search says which constraint left nothing to search.
+      {"optimize parallelism -m bert-base --cluster llama3-16k -B 1",
+       "the fewest replicas any split has here is 32 (TP <= 8, PP <= 12): use a --global-batch-size that is a "
+       "multiple of 32"},
       // A format an output cannot take is refused, not answered with TOML (or, in CSV, blank lines).
       {"calibrate --from catalog/calibration/measurements/H100_SXM5_80GB.json", "--format json does not apply"},
   };

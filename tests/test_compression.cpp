@@ -249,6 +249,18 @@ TEST(CompressionPart3, AccuracyComesFromCitedRanges) {
   EXPECT_EQ(c.accuracy_source, r->source);
   const CompressionResult same = compress(model("llama3-8b"), hw("h100"), quant(Precision::BF16));
   EXPECT_DOUBLE_EQ(same.accuracy_delta, 0.0);
+  // Pruned past what the cited studies measured (80% unstructured, 50% structured), the range keeps
+  // its high end but its low end is total loss, and its source says that is not a measured figure.
+  const AccuracyRange* high = accuracy_literature("unstructured-high");
+  const CompressionResult within = compress(model("llama3-8b"), hw("h100"), prune(SparsityType::Unstructured, 0.8));
+  EXPECT_DOUBLE_EQ(within.accuracy_delta_low, high->low);
+  const CompressionResult past = compress(model("llama3-8b"), hw("h100"), prune(SparsityType::Unstructured, 0.9));
+  EXPECT_DOUBLE_EQ(past.accuracy_delta_low, -1.0);
+  EXPECT_DOUBLE_EQ(past.accuracy_delta_high, high->high);
+  const CompressionResult wide = compress(model("llama3-8b"), hw("h100"), prune(SparsityType::Structured, 0.7));
+  EXPECT_DOUBLE_EQ(wide.accuracy_delta_low, -1.0);
+  EXPECT_NE(wide.accuracy_source.find("is beyond the 50% these studies measured"), std::string::npos)
+      << wide.accuracy_source;
 }
 
 TEST(CompressionErrors, BadInputsNameTheField) {
@@ -261,6 +273,7 @@ TEST(CompressionErrors, BadInputsNameTheField) {
     }
   };
   expect_bad(prune(SparsityType::Unstructured, 1.0), "--sparsity");
+  expect_bad(prune(SparsityType::Unstructured, 0.9999999999), "--sparsity must be in [0, 0.99]");
   expect_bad(prune(SparsityType::Unstructured, -0.1), "--sparsity");
   expect_bad(prune(SparsityType::NM24, 0.3), "n_m");
   CompressionRequest none;

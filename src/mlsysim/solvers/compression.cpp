@@ -148,8 +148,8 @@ void check_request(const ModelSpec& model, const CompressionRequest& r) {
                                "`mlsysim solve --model {} --phase inference --precision int8` (or fp8, "
                                "bf16) instead",
                                model.id, to_string(model.kind), model.id));
-  if (!(r.sparsity >= 0.0 && r.sparsity < 1.0))
-    throw BadInput(fmt::format("--sparsity must be in [0, 1) (fraction of weights removed), got {}",
+  if (!(r.sparsity >= 0.0 && r.sparsity <= 0.99))
+    throw BadInput(fmt::format("--sparsity must be in [0, 0.99] (fraction of weights removed), got {}",
                                r.sparsity));
   if (r.method == CompressionMethod::Pruning && r.sparsity_type == SparsityType::NM24 &&
       std::abs(r.sparsity - 0.5) > 1e-9)
@@ -419,13 +419,24 @@ void attach_accuracy_range(const char* key, const CompressionRequest& r, Compres
   const AccuracyRange* acc = accuracy_literature(key);
   out.accuracy_delta_low = acc->low;
   out.accuracy_delta_high = acc->high;
+  out.accuracy_source = acc->source;
   // Below 50% sparsity scale the 50% range linearly (zero change at zero sparsity).
   if (r.method == CompressionMethod::Pruning && r.sparsity < 0.5) {
     out.accuracy_delta_low *= r.sparsity / 0.5;
     out.accuracy_delta_high *= r.sparsity / 0.5;
   }
+  // Past the sparsity the cited studies measured, their range says nothing about the loss: its
+  // low end becomes losing everything (one-shot pruning collapses there).
+  const double measured_up_to = std::string_view(key) == "unstructured-high" ? 0.8
+                                : std::string_view(key) == "structured-50"   ? 0.5
+                                                                             : 1.0;
+  if (r.method == CompressionMethod::Pruning && r.sparsity > measured_up_to + 1e-9) {
+    out.accuracy_delta_low = -1.0;
+    out.accuracy_source += fmt::format(" [{} sparsity is beyond the {:.0f}% these studies measured: the low end is "
+                                       "total loss, not a measured figure]",
+                                       format_percent(r.sparsity), 100 * measured_up_to);
+  }
   out.accuracy_delta = 0.5 * (out.accuracy_delta_low + out.accuracy_delta_high);
-  out.accuracy_source = acc->source;
 }
 
 // "baseline 1.34 TB (weights ..., KV cache ..., activations ...)" for a variant whose step does not fit.

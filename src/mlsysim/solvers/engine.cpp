@@ -50,11 +50,7 @@ Precision compute_precision_for(const HardwareSpec& hw, Precision wanted, bool& 
     for (Precision p : {Precision::BF16, Precision::FP16, Precision::FP32})
       if (hw.supports(p)) return fallback = true, p;
   }
-  std::string have;
-  for (Precision p : kAllPrecisions)
-    if (hw.supports(p)) have += (have.empty() ? "" : ", ") + std::string(to_string(p));
-  throw BadInput(hw.id + " has no " + std::string(to_string(wanted)) + " compute path; it supports " +
-                 have + ": use --precision " + have.substr(0, have.find(',')));
+  refuse_precision(hw, wanted, "--precision");
 }
 
 Precision default_precision(const HardwareSpec& hw) {
@@ -187,9 +183,7 @@ void resolve_precisions(const HardwareSpec& hw, const SolveRequest& request, Pro
   p.precision = request.precision.value_or(default_precision(hw));
   if (request.compute_precision) {
     const Precision math = *request.compute_precision;
-    if (!hw.supports(math))
-      throw BadInput(hw.id + " has no " + std::string(to_string(math)) +
-                     " compute path for --compute-precision");
+    if (!hw.supports(math)) refuse_precision(hw, math, "--compute-precision");
     if (bytes_per_element(math) < bytes_per_element(p.precision))
       throw BadInput("--compute-precision " + std::string(to_string(math)) +
                      " is narrower than the weights (" + std::string(to_string(p.precision)) +
@@ -325,6 +319,24 @@ void summarize_step(const ModelSpec& model, const HardwareSpec& hw, Profile& p) 
 }
 
 }  // namespace
+
+void refuse_precision(const HardwareSpec& hw, Precision wanted, std::string_view flag) {
+  // Suggest the nearest path: the narrowest one at least as wide as the one asked for, of the same
+  // kind (integer or floating point) where there is a choice; fp4 -> fp8, int4 -> int8.
+  const auto is_integer = [](Precision p) { return to_string(p)[0] == 'i'; };
+  std::string have;
+  std::optional<Precision> nearest;
+  for (Precision p : kAllPrecisions) {
+    if (!hw.supports(p)) continue;
+    have += (have.empty() ? "" : ", ") + std::string(to_string(p));
+    if (bytes_per_element(p) < bytes_per_element(wanted)) continue;
+    const auto rank = [&](Precision q) { return std::pair{bytes_per_element(q), is_integer(q) != is_integer(wanted)}; };
+    if (!nearest || rank(p) < rank(*nearest)) nearest = p;
+  }
+  if (have.empty()) throw BadInput(fmt::format("{} lists no compute path (no dense peak at any precision)", hw.id));
+  throw BadInput(fmt::format("{} has no {} compute path; it supports {}: use {} {}", hw.id, to_string(wanted), have,
+                             flag, nearest ? to_string(*nearest) : have.substr(0, have.find(','))));
+}
 
 void check_textbook_efficiency(double efficiency) {
   // Below 1% the factor stops describing a device (textbook values are 0.3-0.6) and drives every

@@ -3,6 +3,8 @@
 // throughput, the memory ledger and energy. Front ends call this; they never compute physics.
 #pragma once
 
+#include <string_view>
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -106,6 +108,8 @@ bool step_takes_context(const ModelSpec& model, Phase phase);
 // The textbook model's single efficiency: 0 (unset) keeps the calibrated model, anything else must
 // lie in (0, 1]. Every solver that takes one checks it here; BadInput otherwise.
 void check_textbook_efficiency(double efficiency);
+// BadInput: `hw` has no `wanted` compute path; names the ones it has and suggests `flag` with the first.
+[[noreturn]] void refuse_precision(const HardwareSpec& hw, Precision wanted, std::string_view flag);
 
 // What the device draws with nothing running: the static share of its TDP in the engine's energy
 // model (energy = TDP x (static x time + dynamic terms)).

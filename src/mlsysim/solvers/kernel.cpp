@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "mlsysim/errors.hpp"
+#include "mlsysim/solvers/engine.hpp"
 #include "mlsysim/units/format.hpp"
 
 namespace mlsysim {
@@ -29,8 +30,7 @@ void require_operands_fit(const HardwareSpec& hw, const KernelRequest& r, Bytes 
 }  // namespace
 
 KernelResult time_kernel(const HardwareSpec& hw, const KernelRequest& r) {
-  if (!hw.supports(r.precision))
-    throw BadInput(hw.id + " has no " + std::string(to_string(r.precision)) + " compute path");
+  if (!hw.supports(r.precision)) refuse_precision(hw, r.precision, "--precision");
   Operator op;
   op.precision = r.precision;
   op.count = 1;

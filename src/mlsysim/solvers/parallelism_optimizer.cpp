@@ -48,8 +48,10 @@ void check_request(const ModelSpec& model, const Cluster& cluster, const Optimiz
 // Every layout of N GPUs the search space allows: TP within a node and dividing the heads, PP up to
 // the layers, CP dividing the sequence, EP dividing the experts, micro-batches dividing the global
 // batch, then interleaving depths, sequence parallelism, recomputation and ZeRO stages.
+// `fewest_replicas` gets the fewest data-parallel replicas (dp x ep) of any split, whether or not
+// it divides the global batch: what the batch must be a multiple of for any layout to exist.
 std::vector<TrainingRequest> enumerate_layouts(const ModelSpec& model, const Cluster& cluster,
-                                               const OptimizerRequest& req, int N, int S) {
+                                               const OptimizerRequest& req, int N, int S, int& fewest_replicas) {
   const TransformerSpec& tf = model.tf;
   const int g = cluster.gpus_per_node();
   std::vector<TrainingRequest> cands;
@@ -66,6 +68,7 @@ std::vector<TrainingRequest> enumerate_layouts(const ModelSpec& model, const Clu
           if (tf.experts > 0 && tf.experts % ep != 0) continue;
           const int dp = N / (tp * pp * cp * ep);
           const int replicas = dp * ep;
+          fewest_replicas = std::min(fewest_replicas, replicas);
           if (req.global_batch % replicas != 0) continue;
           for (int b = 1; b <= 32; b *= 2) {
             if (req.global_batch % (replicas * b) != 0) continue;
@@ -176,6 +179,22 @@ class LayoutSearch {
   const size_t keep_;
 };
 
+// No split of N GPUs exists at all: say which constraint leaves none.
+[[noreturn]] void throw_no_layout(const ModelSpec& model, const Cluster& cluster, const OptimizerRequest& req, int N,
+                                  int S, int fewest_replicas) {
+  const int max_tp = std::min(req.max_tp.value_or(cluster.gpus_per_node()), cluster.gpus_per_node());
+  const int max_pp = req.max_pp.value_or(model.tf.layers);
+  if (fewest_replicas == std::numeric_limits<int>::max())
+    throw BadInput(fmt::format("no TP x PP x CP split of {} GPUs suits {} at sequence {}: TP must divide its {} heads "
+                               "and be <= {}, PP <= {}, CP divide the sequence; use a GPU count with such factors",
+                               N, model.id, S, model.tf.heads, max_tp, max_pp));
+  throw BadInput(fmt::format("no layout of {} on {} GPUs splits global batch {}: each data-parallel replica "
+                             "(GPUs / (TP x PP x CP x EP)) takes whole sequences, and the fewest replicas any split "
+                             "has here is {} (TP <= {}, PP <= {}): use a --global-batch-size that is a multiple of "
+                             "{}, or fewer --gpus",
+                             model.id, N, req.global_batch, fewest_replicas, max_tp, max_pp, fewest_replicas));
+}
+
 [[noreturn]] void throw_nothing_fits(const ModelSpec& model, const HardwareSpec& hw, const OptimizerRequest& req,
                                      int N, int S, long searched, const std::optional<TrainingResult>& least,
                                      const std::string& err) {
@@ -224,7 +243,9 @@ OptimizerResult optimize_parallelism(const ModelSpec& model, const HardwareSpec&
   const int N = req.gpus > 0 ? req.gpus : cluster.total_gpus();
   check_request(model, cluster, req, N);
   const int S = req.seq_len.value_or(model.tf.default_seq > 0 ? model.tf.default_seq : 2048);
-  const std::vector<TrainingRequest> cands = enumerate_layouts(model, cluster, req, N, S);
+  int fewest_replicas = std::numeric_limits<int>::max();
+  const std::vector<TrainingRequest> cands = enumerate_layouts(model, cluster, req, N, S, fewest_replicas);
+  if (cands.empty()) throw_no_layout(model, cluster, req, N, S, fewest_replicas);
   const LayoutSearch search(model, hw, cluster, req, cands);
   std::vector<ThreadFindings> found = search.run();
 
