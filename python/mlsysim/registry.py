@@ -58,10 +58,8 @@ class Model:
         return self._spec.parameters
 
     def size_in_bytes(self, precision: str = "bf16") -> Quantity:
-        width = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1, "int4": 0.5}
-        if precision not in width:
-            raise ValueError(f"precision '{precision}' is not one of {', '.join(width)}")
-        return Quantity(self._spec.parameters * width[precision] / 1e9, "GB")
+        # The engine's element widths (every precision it knows, fp4 included), not a copy of them.
+        return Quantity(self._spec.parameters * _core.bytes_per_element(precision) / 1e9, "GB")
 
     def kv_cache_per_token(self, precision: str = "bf16") -> Quantity:
         return Quantity(self._spec.kv_cache_bytes_per_token(precision), "B")

@@ -252,7 +252,7 @@ def as_si(value, unit: str, name: str) -> float:
     if isinstance(value, Real) and not isinstance(value, bool):
         v = float(value)
         if math.isnan(v):
-            raise ValueError(f"{name} is NaN")
+            raise ValueError(f"{name} must be a number, got NaN")
         return v * _UNITS[unit][0]
     raise TypeError(f"{name} must be a number (in {unit}) or a Quantity, got {type(value).__name__}")
 

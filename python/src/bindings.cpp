@@ -189,6 +189,8 @@ void bind_engine(py::module_& m) {
   m.def("model", [](const std::string& name) -> const ModelSpec& {
     return Catalog::builtin().model(name); }, py::return_value_policy::reference);
   m.def("model_from_hf_config", &model_from_hf_config);
+  m.def("bytes_per_element", [](const std::string& p) { return bytes_per_element(precision_from("precision", p)); },
+        py::arg("precision"));
   m.def("all_hardware", [] {
     std::vector<const HardwareSpec*> out;
     for (const auto& h : Catalog::builtin().all_hardware()) out.push_back(&h);

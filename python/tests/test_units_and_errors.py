@@ -113,6 +113,16 @@ class Errors(unittest.TestCase):
         with self.assertRaises(ValueError):
             mlsysim.Models.get(None)
 
+    def test_model_size_uses_every_precision_the_engine_knows(self):
+        llama = mlsysim.Models.get("llama3-8b")
+        params = llama.parameters
+        # 0.5 B per fp4 weight: fp4 was refused by a copy of the widths that lacked it.
+        self.assertAlmostEqual(llama.size_in_bytes("fp4").magnitude, params * 0.5 / 1e9, places=6)
+        self.assertAlmostEqual(llama.size_in_bytes("bf16").magnitude, params * 2 / 1e9, places=6)
+        with self.assertRaises(ValueError) as ctx:
+            llama.size_in_bytes("fp6")
+        self.assertIn("is not one of", str(ctx.exception))
+
     def test_does_not_fit_is_oom_error(self):
         with self.assertRaises(mlsysim.OOMError) as ctx:
             mlsysim.Engine.solve(mlsysim.Models.Language.Llama3_70B, mlsysim.Hardware.Cloud.H100)
