@@ -785,6 +785,10 @@ TEST(Cli, FuzzedCommandLinesAreRefusedWithTheirRange) {
        "--straggler-value with --straggler factor"},
       {"optimize parallelism -m llama3-8b --cluster research-256 -B 256 --tokens inf", "--tokens must be in (0, 1e+18]"},
       {"simulate -m gpt2 -H h100 -n 50", "simulate needs its arrivals: --rate R"},
+      // Widths near 2^31 split over tensor-parallel ranks used to wrap to negative TTFTs that "fit";
+      // an infinite budget and a 1e308-byte message printed inf.
+      {"amdahl --profile a=0.6,b=0.4 --budget-weeks inf", "--budget-weeks must be a finite number >= 0"},
+      {"collective --bytes 1e308 -n 16", "--bytes must be in [0, 1e+15]"},
       // A missing compute path names the device's paths and the nearest one (not merely the first).
       {"kernel --op gemm -H l4 --precision fp4 --m 1024 --n 1024 --k 1024",
        "l4 has no fp4 compute path; it supports fp32, tf32, fp16, bf16, fp8, int8: use --precision fp8"},

@@ -37,6 +37,19 @@ ServingRequest req(int seq, int batch = 1, int out = 128) {
 }
 }  // namespace
 
+// Tensor parallelism splits each width as ceil(width / tp); a width near 2^31 used to wrap
+// negative there (a negative TTFT that "fit").
+TEST(ServingPart2, TensorParallelSplitsOfHugeWidthsStayPositive) {
+  ModelSpec wide = model("mixtral-8x7b");
+  wide.tf.moe_ffn = 2147483647;
+  wide.tf.ffn = 2147483647;
+  ShardPlan plan;
+  plan.tp = 2;
+  const ModelSpec shard = shard_transformer(wide, plan);
+  EXPECT_EQ(shard.tf.moe_ffn, 1073741824);  // ceil((2^31 - 1) / 2)
+  EXPECT_EQ(shard.tf.ffn, 1073741824);
+}
+
 TEST(ServingPart2, PrefillIsComputeBoundDecodeIsMemoryBound) {
   const ServingResult s = serve(model("llama3-8b"), hw("h100"), req(4096));
   EXPECT_TRUE(s.feasible);

@@ -69,9 +69,12 @@ std::vector<double> message_sizes(const CollectiveOptions& o) {
   std::vector<double> sizes;
   if (o.bytes) sizes.push_back(*o.bytes);
   else for (double s = 1024; s <= 17.2e9; s *= 8) sizes.push_back(s);  // 1 KiB .. 16 GiB, x8
+  // Up to a petabyte: 250x the fp32 gradients of a 1T-parameter model, and far from where the
+  // time of a message overflows.
+  constexpr double kMostBytes = 1e15;
   for (double s : sizes)
-    if (!(s >= 0) || !std::isfinite(s))
-      throw BadInput(fmt::format("--bytes must be a finite number >= 0, got {}", s));
+    if (!(s >= 0 && s <= kMostBytes))
+      throw BadInput(fmt::format("--bytes must be in [0, {:g}] (a finite message size), got {}", kMostBytes, s));
   return sizes;
 }
 

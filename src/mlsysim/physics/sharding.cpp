@@ -38,9 +38,11 @@ ModelSpec shard_transformer(const ModelSpec& model, const ShardPlan& plan) {
   if (model.tf.kv_heads >= tp && model.tf.kv_heads % tp != 0)
     throw BadInput(model.id + " has " + std::to_string(model.tf.kv_heads) + " KV heads: tp must " +
                    "divide them or exceed them (valid: " + divisors_up_to(model.tf.kv_heads, 64) + ")");
-  tf.ffn = (tf.ffn + tp - 1) / tp;
-  tf.moe_ffn = (tf.moe_ffn + tp - 1) / tp;
-  tf.vocab = (tf.vocab + tp - 1) / tp;
+  // ceil(width / tp), in 64 bits: a width near 2^31 plus tp would wrap an int negative.
+  const auto split = [tp](int width) { return static_cast<int>((static_cast<long long>(width) + tp - 1) / tp); };
+  tf.ffn = split(tf.ffn);
+  tf.moe_ffn = split(tf.moe_ffn);
+  tf.vocab = split(tf.vocab);
   // The hidden size stays (activations are replicated between the two all-reduces of a layer),
   // but the projections now produce heads/tp: head_dim is unchanged.
   if (plan.ep > 1) {
@@ -56,7 +58,7 @@ ModelSpec shard_transformer(const ModelSpec& model, const ShardPlan& plan) {
     if (plan.pp > layers)
       throw BadInput(model.id + " has " + std::to_string(layers) + " " + what +
                      ": pp must be <= that");
-    layers = (layers + plan.pp - 1) / plan.pp;
+    layers = static_cast<int>((static_cast<long long>(layers) + plan.pp - 1) / plan.pp);
   };
   split_layers(tf.layers, "layers");
   split_layers(tf.encoder_layers, "encoder layers");

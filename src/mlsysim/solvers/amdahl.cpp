@@ -17,8 +17,8 @@ void check_inputs(const std::vector<ProfileComponent>& profile, std::optional<do
   // MFU 0 would mean no useful work at all: nothing to scale.
   if (base_mfu && !(*base_mfu > 0 && *base_mfu <= 1))
     throw BadInput(fmt::format("base MFU must be a fraction in (0, 1] (e.g. 0.35 for 35%), got {}", *base_mfu));
-  if (budget_weeks && !(*budget_weeks >= 0))
-    throw BadInput("budget must be >= 0 engineer-weeks");
+  if (budget_weeks && !(*budget_weeks >= 0 && std::isfinite(*budget_weeks)))
+    throw BadInput(fmt::format("--budget-weeks must be a finite number >= 0 engineer-weeks, got {}", *budget_weeks));
   for (const auto& c : profile) {
     if (!(c.cost_weeks >= 0) || !std::isfinite(c.cost_weeks))
       throw BadInput("engineering cost of '" + c.name + "' must be a finite number >= 0 weeks");

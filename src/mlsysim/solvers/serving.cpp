@@ -173,7 +173,7 @@ void validate(const ModelSpec& model, const ServingRequest& r) {
   if (r.prefill_chunk < 0)
     throw BadInput("--prefill-chunk must be >= 1 token (or 0 for no chunking), got " +
                    std::to_string(r.prefill_chunk));
-  if (r.prefill_chunk > 0 && (r.seq_len + r.prefill_chunk - 1) / r.prefill_chunk > 4096)
+  if (r.prefill_chunk > 0 && (static_cast<long long>(r.seq_len) + r.prefill_chunk - 1) / r.prefill_chunk > 4096)
     throw BadInput(fmt::format("--prefill-chunk {} splits a {}-token prompt into more than 4096 "
                                "chunks: use a chunk of at least {} tokens (vLLM uses 512-8192)",
                                r.prefill_chunk, r.seq_len, (r.seq_len + 4095) / 4096));
