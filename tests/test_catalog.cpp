@@ -619,9 +619,9 @@ TEST(CatalogInput, ExpertsPerTokenFitTheExperts) {
 }
 
 // A config whose dense prefix is longer than the model (first_k_dense_replace 64 of 32 layers) used
-// to give a negative parameter count that "fit"; a huge head_dim overflowed int widths into
-// negative operator bytes. The first is refused; the second is a (very large) positive model.
-TEST(CatalogInput, HfShapesThatOverflowedAreRefusedOrStayPositive) {
+// to give a negative parameter count that "fit"; a head_dim or MLP width near 2^31 overflowed int
+// arithmetic into negative bytes and times. Both are refused, with the ceiling.
+TEST(CatalogInput, HfShapesThatOverflowedAreRefused) {
   const fs::path dir = fresh_dir("mlsysim_test_hf_overflow");
   const std::string mixtral = R"("model_type": "mixtral", "hidden_size": 64, "num_hidden_layers": 2,
     "num_attention_heads": 4, "intermediate_size": 128, "vocab_size": 100, "num_local_experts": 4,
@@ -629,11 +629,13 @@ TEST(CatalogInput, HfShapesThatOverflowedAreRefusedOrStayPositive) {
   EXPECT_TRUE(mentions(hf_error(dir / "fkd.json", "{" + mixtral + R"(, "first_k_dense_replace": 3})"),
                        "first_dense_layers (first_k_dense_replace in config.json) must be in [0, 2]"));
   EXPECT_EQ(hf_error(dir / "fkd_ok.json", "{" + mixtral + R"(, "first_k_dense_replace": 2})"), "");
-  std::ofstream(dir / "hd.json") << R"({"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2,
-    "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 128, "vocab_size": 100,
-    "head_dim": 2147483647})";
-  const ModelSpec wide = model_from_hf_config((dir / "hd.json").string());
-  EXPECT_GT(parameter_count(wide), 4.0 * 64 * 2147483647.0);  // q_proj alone: hidden x heads x head_dim
+  EXPECT_TRUE(mentions(hf_error(dir / "moe.json", "{" + mixtral + R"(, "moe_intermediate_size": 2147483647})"),
+                       "moe_ffn must be at most 16777216"));
+  const std::string llama = R"("model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2,
+    "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 128, "vocab_size": 100)";
+  EXPECT_TRUE(mentions(hf_error(dir / "hd.json", "{" + llama + R"(, "head_dim": 2147483647})"),
+                       "heads x head_dim must be at most 16777216"));
+  EXPECT_EQ(hf_error(dir / "hd_ok.json", "{" + llama + R"(, "head_dim": 256})"), "");  // wider than hidden / heads
 }
 
 // A measurement is a positive, finite number: `measured = inf` (valid TOML) used to print nan errors.

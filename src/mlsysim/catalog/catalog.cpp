@@ -653,9 +653,43 @@ int default_head_dim(int hidden, int heads, const std::string& where) {
   return hidden / heads;
 }
 
+namespace {
+
+// Ceilings far above every published transformer (hidden <= ~25k, MLP <= ~100k, vocabulary <=
+// ~260k, <= ~200 layers): a shape past them is a typo, and refusing it keeps every product of two
+// widths, and every ceil(width / tp), inside the engine's 32- and 64-bit arithmetic.
+void check_shape_ceilings(const TransformerSpec& tf, const std::string& where) {
+  constexpr int kMostWidth = 1 << 24, kMostLayers = 100000, kMostHeads = 1 << 16;
+  const struct {
+    const char* field;
+    long long value;
+    long long most;
+  } limits[] = {{"hidden", tf.hidden, kMostWidth},
+                {"ffn", tf.ffn, kMostWidth},
+                {"moe_ffn", tf.moe_ffn, kMostWidth},
+                {"vocab", tf.vocab, kMostWidth},
+                {"heads x head_dim", static_cast<long long>(tf.heads) * tf.head_dim, kMostWidth},
+                {"kv_lora_rank", tf.kv_lora_rank, kMostWidth},
+                {"q_lora_rank", tf.q_lora_rank, kMostWidth},
+                {"qk_nope_head_dim", tf.qk_nope_head_dim, kMostWidth},
+                {"qk_rope_head_dim", tf.qk_rope_head_dim, kMostWidth},
+                {"v_head_dim", tf.v_head_dim, kMostWidth},
+                {"layers", tf.layers, kMostLayers},
+                {"heads", tf.heads, kMostHeads},
+                {"experts", tf.experts, kMostHeads},
+                {"shared_experts", tf.shared_experts, kMostHeads}};
+  for (const auto& l : limits)
+    if (l.value > l.most)
+      throw BadInput(fmt::format("{}: {} must be at most {} (far above any published model), got {}", where, l.field,
+                                 l.most, l.value));
+}
+
+}  // namespace
+
 void check_transformer_shape(const TransformerSpec& tf, ModelKind kind, const std::string& where) {
   if (tf.layers < 1 || tf.hidden < 1 || tf.heads < 1)
     throw BadInput(where + ": transformers need layers, hidden and heads > 0");
+  check_shape_ceilings(tf, where);
   if (tf.kv_heads < 1 || tf.heads % tf.kv_heads != 0)
     throw BadInput(fmt::format("{}: kv_heads (the key/value heads; num_key_value_heads in config.json) must be "
                                ">= 1 and divide heads ({}), got {} (1: multi-query, {}: multi-head attention)",
