@@ -636,6 +636,10 @@ TEST(CatalogInput, HfShapesThatOverflowedAreRefused) {
   EXPECT_TRUE(mentions(hf_error(dir / "hd.json", "{" + llama + R"(, "head_dim": 2147483647})"),
                        "heads x head_dim must be at most 16777216"));
   EXPECT_EQ(hf_error(dir / "hd_ok.json", "{" + llama + R"(, "head_dim": 256})"), "");  // wider than hidden / heads
+  // Broken JSON says where, in the parser's words, without the library's exception tag.
+  const std::string broken = hf_error(dir / "broken.json", "{no");
+  EXPECT_TRUE(mentions(broken, "broken.json: not valid JSON (parse error at line 1, column 3")) << broken;
+  EXPECT_FALSE(mentions(broken, "[json.exception")) << broken;
 }
 
 // A measurement is a positive, finite number: `measured = inf` (valid TOML) used to print nan errors.

@@ -25,6 +25,13 @@ std::string requested_format(int argc, char** argv) {
   return "table";
 }
 
+// A bad-input error on stderr, and as a JSON object on stdout under --format json: exit code 1.
+int report_bad_input(const std::string& message, const std::string& format) {
+  std::cerr << "error: " << message << "\n";
+  if (format == "json") std::cout << nlohmann::json{{"error", message}, {"exit_code", kExitBadInput}}.dump() << "\n";
+  return kExitBadInput;
+}
+
 // CLI11 reads integers with base detection, so "010" would be 8 and "0x10" 16: a flag value that
 // looks octal or hexadecimal is refused rather than read as something the user did not write.
 void refuse_non_decimal_numbers(int argc, char** argv) {
@@ -142,16 +149,9 @@ int run(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    const std::string message = explain_parse_error(e, app, chosen, registry);
-    std::cerr << "error: " << message << "\n";
-    if (requested_format(argc, argv) == "json")
-      std::cout << nlohmann::json{{"error", message}, {"exit_code", kExitBadInput}}.dump() << "\n";
-    return kExitBadInput;
+    return report_bad_input(explain_parse_error(e, app, chosen, registry), requested_format(argc, argv));
   } catch (const BadInput& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    if (requested_format(argc, argv) == "json")
-      std::cout << nlohmann::json{{"error", e.what()}, {"exit_code", kExitBadInput}}.dump() << "\n";
-    return kExitBadInput;
+    return report_bad_input(e.what(), requested_format(argc, argv));
   }
 
   try {
@@ -159,10 +159,7 @@ int run(int argc, char** argv) {
       if (c.subcommand && c.subcommand->parsed()) return c.run();
     return kExitOk;
   } catch (const BadInput& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    if (g.format == "json")
-      std::cout << nlohmann::json{{"error", e.what()}, {"exit_code", kExitBadInput}}.dump() << "\n";
-    return kExitBadInput;
+    return report_bad_input(e.what(), g.format);
   } catch (const DoesNotFit& e) {
     std::cerr << "error: " << e.what() << "\n";
     if (g.format == "json")

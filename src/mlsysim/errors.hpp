@@ -20,4 +20,16 @@ class DoesNotFit : public std::runtime_error {
   double required_bytes, available_bytes;
 };
 
+// BadInput for a file that is not valid JSON: `origin` and the parser's own account of where
+// (nlohmann's text without its "[json.exception.parse_error.101] " tag, which means nothing to a
+// person reading it).
+inline BadInput invalid_json(const std::string& origin, std::string parser_message) {
+  const std::string tag = "[json.exception.";
+  if (parser_message.rfind(tag, 0) == 0) {
+    const auto end = parser_message.find("] ");
+    if (end != std::string::npos) parser_message.erase(0, end + 2);
+  }
+  return BadInput(origin + ": not valid JSON (" + parser_message + ")");
+}
+
 }  // namespace mlsysim

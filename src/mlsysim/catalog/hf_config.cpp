@@ -203,7 +203,7 @@ nlohmann::json read_json_object(const std::string& path) {
   try {
     in >> j;
   } catch (const nlohmann::json::exception& e) {
-    throw BadInput(path + ": not valid JSON (" + e.what() + ")");
+    throw invalid_json(path, e.what());
   }
   if (!j.is_object()) throw BadInput(path + ": a config.json holds one JSON object ({...}), got " + j.type_name());
   return j;

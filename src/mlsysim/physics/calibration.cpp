@@ -427,7 +427,7 @@ nlohmann::json parse_microbenchmarks(const std::string& json_text, const std::st
   try {
     j = nlohmann::json::parse(json_text);
   } catch (const nlohmann::json::exception& e) {
-    throw BadInput(origin + ": not valid JSON (" + e.what() + ")");
+    throw invalid_json(origin, e.what());
   }
   if (!j.is_object())
     throw BadInput(origin + ": a microbenchmark file holds one JSON object (bench/gpu/microbench.py's output), got " +
