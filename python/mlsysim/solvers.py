@@ -8,6 +8,7 @@ attribute access to every JSON field, plus unit-carrying Quantities for times (m
 from __future__ import annotations
 
 import json
+import re
 
 from . import _core
 from .registry import HardwareNode, Model
@@ -27,13 +28,33 @@ def _name(obj, what: str) -> str:
     raise TypeError(f"{what} must be a catalog entry or a name, got {type(obj).__name__}")
 
 
-def cli(*args: str, raise_errors: bool = True):
+_HELP_POINTER = re.compile(r"; `mlsysim [a-z ]+--help` lists (its flags|the commands)$")
+
+
+def _in_python_terms(message: str, args, renames: dict) -> str:
+    """An error of a CLI run made for a Python call, in the caller's terms: each flag the call
+    passed becomes its argument name (`renames` where they differ, else --seq-len -> seq_len), and
+    the pointer to the command's --help goes."""
+    message = _HELP_POINTER.sub("", message)
+    passed = sorted({a for a in map(str, args) if a.startswith("--")}, key=len, reverse=True)
+    for flag in passed:
+        name = renames.get(flag, flag[2:].replace("-", "_"))
+        message = re.sub(re.escape(flag) + r"(?![a-z0-9-])", name, message)
+    return message
+
+
+def cli(*args: str, raise_errors: bool = True, python_names: dict | None = None):
     """Runs any mlsysim command in-process with --format json and returns its JSON document.
 
     ``mlsysim.cli("solve", "--model", "llama3-8b", "--hardware", "h100")``
+
+    `python_names` (for the solver classes) words errors in the caller's argument names: flag ->
+    argument where they differ; the other flags passed read as --seq-len -> seq_len.
     """
     code, out, err = _core.cli([str(a) for a in args] + ["--format", "json"])
     message = err.strip().removeprefix("error: ")
+    if python_names is not None:
+        message = _in_python_terms(message, args, python_names)
     if code == 1:
         raise ValueError(message or out.strip())
     data = json.loads(out) if out.strip() else {}
@@ -143,7 +164,9 @@ class ServingModel:
                            decode_hardware=None if decode_hardware is None else _name(decode_hardware, "decode_hardware"),
                            kv_link_gbs=link, prefill_chunk=prefill_chunk_tokens, runtime=runtime,
                            quantize_head=quantize_head),
-                   raise_errors=raise_errors)
+                   raise_errors=raise_errors,
+                   python_names={"--tp": "tp_size", "--acceptance-rate": "draft_acceptance_rate",
+                                 "--kv-link-gbs": "network_bandwidth", "--prefill-chunk": "prefill_chunk_tokens"})
         return SolverResult(data, "Serving", {
             "kv_cache_per_request": lambda d: Quantity(d["kv_cache_bytes_per_request"] / 1e9, "GB"),
             "speculative_speedup": lambda d: d.get("speculative", {}).get("speculative_speedup", 1.0),
@@ -170,7 +193,8 @@ class ContinuousBatchingModel:
                    *_flags(seq_len=seq_len, output_len=output_len, max_batch=max_batch_size,
                            page_size=page_size, mean_tokens=mean_tokens, itl_slo_ms=slo_ms,
                            precision=precision, kv_precision=kv_precision, tp=tp_size),
-                   raise_errors=raise_errors)
+                   raise_errors=raise_errors,
+                   python_names={"--max-batch": "max_batch_size", "--itl-slo-ms": "itl_slo", "--tp": "tp_size"})
         cb = data["continuous_batching"]
         cb = dict(cb, max_concurrent_requests=data["max_concurrent_requests"]["paged"],
                   static_max_concurrent_requests=data["max_concurrent_requests"]["static"],
@@ -194,7 +218,7 @@ class CompressionModel:
                    *_flags(method=method, target_bitwidth=target_bitwidth, target=target,
                            sparsity=sparsity, sparsity_type=sparsity_type, baseline=baseline_precision,
                            scheme=scheme, qps=qps, quantize_head=quantize_head),
-                   raise_errors=raise_errors)
+                   raise_errors=raise_errors, python_names={"--baseline": "baseline_precision"})
         return SolverResult(data, "Compression", {
             "compressed_size": lambda d: Quantity(d["compressed_size_bytes"] / 1e9, "GB"),
             "original_size": lambda d: Quantity(d["original_size_bytes"] / 1e9, "GB"),
@@ -247,7 +271,11 @@ class DistributedModel:
                            zero=zero_stage, global_batch_size=batch_size, micro_batch_size=micro_batch_size,
                            seq_len=seq_len, recompute=recompute, precision=precision, tokens=tokens,
                            **train_flags),
-                   *straggler, raise_errors=raise_errors)
+                   *straggler, raise_errors=raise_errors,
+                   python_names={"--tp": "tp_size", "--pp": "pp_size", "--dp": "dp_size", "--cp": "cp_size",
+                                 "--ep": "ep_size", "--zero": "zero_stage", "--global-batch-size": "batch_size",
+                                 "--recompute": "activation_recomputation", "--cluster": "fleet",
+                                 "--hardware": "fleet", "--straggler-value": "straggler_factor"})
         if notes:
             data["trace"] = notes + list(data.get("trace", []))
         return SolverResult(data, "Distributed", {

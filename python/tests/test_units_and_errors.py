@@ -113,6 +113,21 @@ class Errors(unittest.TestCase):
         with self.assertRaises(ValueError):
             mlsysim.Models.get(None)
 
+    def test_solver_class_errors_name_their_python_arguments(self):
+        # The solver classes run CLI commands; their errors used to name the flags (--gpus, --max-batch)
+        # and point at `mlsysim train --help`.
+        with self.assertRaises(ValueError) as ctx:
+            mlsysim.DistributedModel().solve("llama3-8b", "research-256", batch_size=256, gpus=2.0)
+        self.assertEqual(str(ctx.exception), "gpus takes a whole number, at most 2147483647, got '2.0'")
+        with self.assertRaises(ValueError) as ctx:
+            mlsysim.ContinuousBatchingModel().solve("llama3-8b", "h100", seq_len=4096, max_batch_size=0)
+        self.assertIn("max_batch_size must be in [1,", str(ctx.exception))
+        self.assertNotIn("--", str(ctx.exception))
+        # mlsysim.cli() itself stays in CLI terms: its caller wrote the flags.
+        with self.assertRaises(ValueError) as ctx:
+            mlsysim.cli("serve", "--model", "llama3-8b", "--hardware", "h100", "--seq-len", "4096", "--max-batch", "0")
+        self.assertIn("--max-batch must be in [1,", str(ctx.exception))
+
     def test_model_size_uses_every_precision_the_engine_knows(self):
         llama = mlsysim.Models.get("llama3-8b")
         params = llama.parameters
