@@ -223,7 +223,12 @@ class Engine:
         except ValueError as e:  # the engine names its CLI flags; say the arguments called here
             raise ValueError(_with_argument_names(str(e))) from None
         if raise_errors and not profile.feasible:
-            _core.raise_does_not_fit(profile)
+            try:
+                _core.raise_does_not_fit(profile)
+            except OOMError as e:  # its remedies name CLI flags (--precision fp8): say the arguments
+                renamed = OOMError(_with_argument_names(str(e)))
+                renamed.required_bytes, renamed.available_bytes = e.required_bytes, e.available_bytes
+                raise renamed from None
         return PerformanceProfile(profile)
 
     @staticmethod

@@ -144,6 +144,8 @@ class Errors(unittest.TestCase):
         msg = str(ctx.exception)
         self.assertIn("h100 has 85.0 GB usable (80.0 GB on the datasheet)", msg)
         self.assertIn("tp_size >= 2", msg)
+        self.assertIn("or use precision fp8", msg)  # the remedy as an argument, not as --precision
+        self.assertNotIn("--", msg)
         self.assertAlmostEqual(ctx.exception.required_bytes / 1e9, 141.4, delta=0.5)
         p = mlsysim.Engine.solve(mlsysim.Models.Language.Llama3_70B, mlsysim.Hardware.Cloud.H100,
                                  raise_errors=False)
