@@ -359,8 +359,9 @@ class ReliabilityModel:
                 "young_checkpoint_interval_s": j["young_interval_s"],
                 "wall_time_hours": j["wall_time_s"] / 3600.0, "goodput_ratio": j["goodput"],
                 "finishes": j["finishes"]}
-        if not j["finishes"]:  # failures outpace progress: no wall time to plan with
+        if not j["finishes"]:  # failures outpace progress: no wall time, nor failures over it, to plan with
             data["wall_time_hours"] = None
+            data["expected_failures"] = None
         return SolverResult(data, "Reliability", {
             "fleet_mtbf": lambda d: Quantity(d["fleet_mtbf_hours"], "h"),
             "optimal_checkpoint_interval": lambda d: Quantity(d["optimal_checkpoint_interval_s"], "s"),

@@ -275,6 +275,9 @@ for tp in [1, 2, 4, 8]:
                                                  gpu_mtbf_hours=1000)
         self.assertFalse(never.finishes)
         self.assertIsNone(never.wall_time)
+        # Nor failures counted over an infinite wall time (it read inf).
+        self.assertIsNone(never.expected_failures)
+        self.assertNotIn("inf", repr(never.to_dict()).lower())
         self.assertTrue(r.finishes)
         with self.assertRaises(ValueError):
             mlsysim.ReliabilityModel().solve(0, job_duration_hours=1)
