@@ -1,6 +1,8 @@
 """`Engine.solve`: the single-node engine (C++), with results that carry units."""
 from __future__ import annotations
 
+import re
+
 from . import _core
 from .registry import Hardware, HardwareNode, Model, Models
 from .units import Quantity
@@ -161,10 +163,21 @@ def _check_types(**arguments) -> None:
             raise ValueError(f"{name} must be {allowed}, got {value!r}")
 
 
-def _with_argument_names(message: str) -> str:
-    for flag, argument in _SOLVE_ARGUMENTS:
-        message = message.replace(flag, argument)
+_HELP_POINTER = re.compile(r"; `mlsysim [a-z ]+--help` lists (its flags|the commands)$")
+
+
+def in_argument_names(message: str, flags, renames: dict) -> str:
+    """An engine or CLI error in a Python caller's terms: each of `flags` becomes its argument name
+    (`renames` where they differ, else --seq-len -> seq_len), and a pointer to a command's --help goes."""
+    message = _HELP_POINTER.sub("", message)
+    for flag in sorted(set(flags), key=len, reverse=True):  # --kv-precision before --precision
+        name = renames.get(flag, flag[2:].replace("-", "_"))
+        message = re.sub(re.escape(flag) + r"(?![a-z0-9-])", name, message)
     return message
+
+
+def _with_argument_names(message: str) -> str:
+    return in_argument_names(message, [flag for flag, _ in _SOLVE_ARGUMENTS], dict(_SOLVE_ARGUMENTS))
 
 
 class Engine:

@@ -8,9 +8,9 @@ attribute access to every JSON field, plus unit-carrying Quantities for times (m
 from __future__ import annotations
 
 import json
-import re
 
 from . import _core
+from .engine import in_argument_names
 from .registry import HardwareNode, Model
 from .systems import Cluster, Systems
 from .units import Quantity, as_si, positive_si
@@ -28,21 +28,6 @@ def _name(obj, what: str) -> str:
     raise TypeError(f"{what} must be a catalog entry or a name, got {type(obj).__name__}")
 
 
-_HELP_POINTER = re.compile(r"; `mlsysim [a-z ]+--help` lists (its flags|the commands)$")
-
-
-def _in_python_terms(message: str, args, renames: dict) -> str:
-    """An error of a CLI run made for a Python call, in the caller's terms: each flag the call
-    passed becomes its argument name (`renames` where they differ, else --seq-len -> seq_len), and
-    the pointer to the command's --help goes."""
-    message = _HELP_POINTER.sub("", message)
-    passed = sorted({a for a in map(str, args) if a.startswith("--")}, key=len, reverse=True)
-    for flag in passed:
-        name = renames.get(flag, flag[2:].replace("-", "_"))
-        message = re.sub(re.escape(flag) + r"(?![a-z0-9-])", name, message)
-    return message
-
-
 def cli(*args: str, raise_errors: bool = True, python_names: dict | None = None):
     """Runs any mlsysim command in-process with --format json and returns its JSON document.
 
@@ -53,8 +38,8 @@ def cli(*args: str, raise_errors: bool = True, python_names: dict | None = None)
     """
     code, out, err = _core.cli([str(a) for a in args] + ["--format", "json"])
     message = err.strip().removeprefix("error: ")
-    if python_names is not None:
-        message = _in_python_terms(message, args, python_names)
+    if python_names is not None:  # the flags this call passed, as the caller's arguments
+        message = in_argument_names(message, [a for a in map(str, args) if a.startswith("--")], python_names)
     if code == 1:
         raise ValueError(message or out.strip())
     data = json.loads(out) if out.strip() else {}
