@@ -7,6 +7,7 @@
 #include "mlsysim/catalog/catalog.hpp"
 #include "mlsysim/errors.hpp"
 #include "mlsysim/physics/memory.hpp"
+#include "mlsysim/physics/power.hpp"
 #include "mlsysim/physics/transformer.hpp"
 #include "mlsysim/solvers/engine.hpp"
 
@@ -181,8 +182,8 @@ TEST(EnginePhysics, TimeFractionsAndMfuDefinitions) {
   const Profile p = run("llama3-8b", "h100", r);
   EXPECT_NEAR((p.compute_time + p.memory_time + p.overhead_time).si(), p.latency.si(), 1e-15);
   EXPECT_NEAR(p.mfu, p.model_flops.si() / (p.latency.si() * 989.4e12), 1e-12);
-  // Energy: between idle (30% TDP) and full TDP for the whole step.
-  EXPECT_GT(p.energy.si(), 0.3 * 700 * p.latency.si());
+  // Energy: between the idle floor and full TDP for the whole step.
+  EXPECT_GT(p.energy.si(), idle_power_fraction() * 700 * p.latency.si());
   EXPECT_LT(p.energy.si(), 700 * p.latency.si());
 }
 

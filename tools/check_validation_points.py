@@ -20,13 +20,14 @@ import tomllib
 REQUIRED = ("id", "category", "description", "command", "metric", "measured",
             "source", "framework", "used_for_calibration", "notes")
 OPTIONAL = ("per", "confidence", "recompute", "sharding")
-CATEGORIES = {"decode", "prefill", "serving", "training", "inference", "collective", "kernel", "capacity"}
+CATEGORIES = {"decode", "prefill", "serving", "training", "inference", "collective", "kernel", "capacity", "power"}
 # sub-command -> metrics its JSON output is expected to carry
 METRICS = {
     "solve": {"latency_s", "tokens_per_s", "samples_per_s", "mfu"},
     "train": {"step_time_s", "mfu", "hfu"},
     "serve": {"ttft_s", "itl_s", "e2e_latency_s", "tokens_per_s", "request_tokens_per_s",
-              "request_tokens_per_s_per_gpu", "continuous_batching.kv_budget_bytes"},
+              "request_tokens_per_s_per_gpu", "continuous_batching.kv_budget_bytes",
+              "average_power_per_gpu_w"},
     "collective": {"bus_bandwidth_bytes_per_s"},
     "kernel": {"flops_per_s"},
 }

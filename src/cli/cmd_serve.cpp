@@ -135,6 +135,7 @@ ordered_json serve_json(const ServeAnswer& a) {
   j["request_tokens_per_s"] = s.request_tokens_per_s;
   j["request_tokens_per_s_per_gpu"] = s.request_tokens_per_s_per_gpu;
   j["energy_per_token_j"] = a.money.energy_per_token.si();
+  j["average_power_per_gpu_w"] = s.average_power_per_gpu.si();
   j["facility_energy_per_token_j"] = a.money.facility_energy_per_token.si();
   j["cost_per_million_tokens_usd"] = a.money.cost_per_million_tokens.si();
   j["emissions_per_million_tokens_kg_co2"] = a.money.emissions_per_million_tokens.si();

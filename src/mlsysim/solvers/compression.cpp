@@ -107,9 +107,8 @@ FleetReplica fleet_replica(const ServingResult& sr, const CompressionShapes& sh,
   f.total_gpus = f.replicas * f.gpus_per_replica;
   const double gpus = static_cast<double>(f.total_gpus);
   f.annual_cost = usd(gpus * r.costs.gpu_hour_usd * kHoursPerYear);
-  const Seconds per_token(1.0 / sr.request_tokens_per_s);  // time between the replica's tokens
-  const Watts gpu_power = sr.energy_per_token / per_token / static_cast<double>(sr.gpus);
-  f.annual_energy = facility_energy(gpu_power * units::hours(kHoursPerYear) * gpus, r.costs.pue);
+  f.annual_energy =
+      facility_energy(sr.average_power_per_gpu * units::hours(kHoursPerYear) * gpus, r.costs.pue);
   f.annual_emissions = operational_emissions(f.annual_energy, r.costs.grid_intensity);
   return f;
 }

@@ -8,6 +8,7 @@
 
 #include "mlsysim/errors.hpp"
 #include "mlsysim/physics/launch_queue.hpp"
+#include "mlsysim/physics/power.hpp"
 #include "mlsysim/physics/transformer.hpp"
 
 namespace mlsysim {
@@ -17,11 +18,6 @@ constexpr int kMaxBatch = 1 << 20;
 constexpr int kDefaultContext = 1024;  // decode: tokens already cached when --context is omitted
 constexpr int kDefaultLmSeqLen = 2048; // prefill/train length for LMs without a default_seq
 
-// Power while a kernel body runs: static share plus memory- and compute-proportional dynamic
-// shares (an estimate in the shape of GenZ / mlsysim's 0.3 + 0.7 x utilization; docs/PHYSICS.md).
-constexpr double kStaticPowerFraction = 0.30;
-constexpr double kMemoryPowerFraction = 0.35;
-constexpr double kComputePowerFraction = 0.35;
 
 
 void check_phase(const ModelSpec& m, Phase phase) {
@@ -222,9 +218,9 @@ LoweringInput lowering_input(const Profile& p) {
   return in;
 }
 
-// Time-weighted power terms of the step, for energy = TDP x (static x time + dynamic).
+// A step's energy in units of TDP x seconds: kernel bodies at their own power, gaps at the floor.
 struct EnergyTerms {
-  double static_time = 0, dynamic = 0;
+  double body_power = 0, idle_time = 0;
 };
 
 // Eager runtime: each operator's overhead becomes its launch gaps plus the host time the launch
@@ -256,10 +252,8 @@ void accumulate_operator(const Operator& op, const OpTiming& t, bool keep_operat
   if (t.compute >= t.memory) p.compute_time += t.compute;
   else p.memory_time += t.memory;
   const double body = t.body().si();
-  if (body > 0)
-    e.dynamic += body * (kMemoryPowerFraction * (t.memory.si() / body) +
-                         kComputePowerFraction * (t.compute.si() / body));
-  e.static_time += body + t.overhead.si();
+  if (body > 0) e.body_power += body * body_power_fraction(t.memory.si() / body, t.compute.si() / body);
+  e.idle_time += t.overhead.si();
 }
 
 // Times every operator and sums the step by wall (each operator's time goes to its binding wall).
@@ -290,9 +284,7 @@ EnergyTerms apply_textbook_model(const HardwareSpec& hw, Profile& p) {
   p.overhead_time = Seconds(0);
   const double body = max(tc, tm).si();
   EnergyTerms e;
-  e.static_time = body;
-  e.dynamic = std::min(kMemoryPowerFraction * tm.si() + kComputePowerFraction * tc.si(),
-                       body * (kMemoryPowerFraction + kComputePowerFraction));
+  if (body > 0) e.body_power = body * body_power_fraction(tm.si() / body, tc.si() / body);
   return e;
 }
 
@@ -377,10 +369,10 @@ Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest
   // Fits against what a process can allocate (the CUDA-visible total), not the datasheet label.
   p.memory_capacity = hw.memory_usable;
   p.feasible = p.memory.total() <= hw.memory_usable;
-  p.energy = hw.tdp * Seconds(kStaticPowerFraction * energy.static_time + energy.dynamic);
+  p.energy = hw.tdp * Seconds(energy.body_power + idle_power_fraction() * energy.idle_time);
   return p;
 }
 
-Watts static_power(const HardwareSpec& hw) { return hw.tdp * kStaticPowerFraction; }
+Watts static_power(const HardwareSpec& hw) { return hw.tdp * idle_power_fraction(); }
 
 }  // namespace mlsysim

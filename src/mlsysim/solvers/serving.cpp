@@ -349,11 +349,13 @@ class ServingSolve {
 
   // Speculation runs draft and verify passes in the decode time: the plain step's power stands in.
   void add_energy() {
+    const Seconds prefill_gpu_time = out_.ttft * static_cast<double>(out_.tp);
+    const Seconds decode_gpu_time =
+        out_.itl * static_cast<double>(r_.output_len - 1) * static_cast<double>(out_.decode_tp);
     const Joules batch_energy =
-        pf_.average_power() * out_.ttft * static_cast<double>(out_.tp) +
-        ds_.profile.average_power() * out_.itl * static_cast<double>(r_.output_len - 1) *
-            static_cast<double>(out_.decode_tp);
+        pf_.average_power() * prefill_gpu_time + ds_.profile.average_power() * decode_gpu_time;
     out_.energy_per_token = batch_energy / (static_cast<double>(r_.batch) * r_.output_len);
+    out_.average_power_per_gpu = batch_energy / (prefill_gpu_time + decode_gpu_time);
   }
 
   // Memory per GPU: weights + KV of every request at its final length + live activations (+ the

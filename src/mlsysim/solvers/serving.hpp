@@ -134,6 +134,9 @@ struct ServingResult {
   // Energy of the replica per generated token: its GPUs at the engine's prefill power for the TTFT
   // and its decode power for the generation, over batch x output_len tokens.
   Joules energy_per_token{};
+  // Mean board power of a busy GPU of the replica: that energy over the GPU-seconds of prefill and
+  // decode (what NVML-averaged serving benchmarks such as ML.ENERGY's report per GPU).
+  Watts average_power_per_gpu{};
   // Per-GPU memory (the most loaded GPU; prefill node or decode node, whichever is fuller).
   Bytes weights_per_gpu{}, kv_cache_per_gpu{}, activations_per_gpu{}, draft_per_gpu{};
   Bytes memory_footprint{}, memory_available{};
