@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -463,4 +464,65 @@ TEST(Calibration, IsolatedCallCostComesFromThe16BitGemvs) {
   const CalibrationFit fit = fit_calibration(h100, j.dump(), "rows");
   EXPECT_NEAR(fit.profile.isolated_call.si(), 20e-6, 1e-9);
   EXPECT_NE(calibration_toml("h100", fit).find("isolated_call_us = 20.00"), std::string::npos);
+}
+
+// Board power: the floor from the idle reading, the memory term from the copy, and the compute
+// term from the GEMM (at the limit: floor + compute = 1; below it: what the floor and the GEMM's
+// memory share leave). Read back, a device's energy follows its own readings.
+TEST(Calibration, BoardPowerReadingsSetTheDevicesPowerCoefficients) {
+  const auto& h100 = Catalog::builtin().hardware("h100");
+  auto j = nlohmann::json::parse(read(kH100));
+  j["board_power"] = {{"idle_w", 105.0},
+                      {"copy", {{"power_w", 455.0}, {"GBps", 3000.0}}},
+                      {"gemm", {{"m", 8192}, {"n", 8192}, {"k", 8192}, {"dtype", "bfloat16"}, {"power_w", 700.0}}}};
+  CalibrationFit fit = fit_calibration(h100, j.dump(), "x.json");
+  ASSERT_TRUE(fit.board_power);
+  EXPECT_NEAR(fit.profile.power_idle, 105.0 / 700, 1e-12);
+  EXPECT_NEAR(fit.profile.power_memory, (455.0 - 105.0) / 700, 1e-12);
+  EXPECT_NEAR(fit.profile.power_compute, 1 - 105.0 / 700, 1e-12);  // at the limit
+  EXPECT_NE(fit.profile.source.find("board power idle 105 W, copy 455 W, GEMM 700 W"), std::string::npos);
+  const std::string toml = calibration_toml("h100", fit);
+  EXPECT_NE(toml.find("power_idle_fraction = 0.1500\npower_memory_fraction = 0.5000\npower_compute_fraction = 0.8500"),
+            std::string::npos) << toml;
+  Catalog c = Catalog::builtin();
+  c.add_toml(toml, "fit.toml");
+  EXPECT_NEAR(static_power(c.hardware("h100")).si(), 105.0, 1e-9);
+  SolveRequest decode;
+  decode.batch = 1;
+  const Profile own = solve(c.model("llama3-8b"), c.hardware("h100"), decode);
+  const Profile published = solve(c.model("llama3-8b"), h100, decode);
+  EXPECT_LT(own.energy.si(), published.energy.si());  // a lower floor and memory term: less energy
+
+  // Below the limit the GEMM's own memory traffic takes its share first (t_memory / t_compute of
+  // an 8192^3 bf16 GEMM at the fitted rates).
+  j["board_power"]["gemm"]["power_w"] = 600.0;
+  fit = fit_calibration(h100, j.dump(), "x.json");
+  const double t_memory = 3.0 * 8192 * 8192 * 2 / (3350e9 * fit.profile.memory);
+  const double t_compute = 2.0 * 8192 * 8192 * 8192 / (989.4e12 * fit.profile.gemm[index_of(Precision::BF16)]);
+  EXPECT_NEAR(fit.profile.power_compute, 600.0 / 700 - 0.15 - 0.5 * t_memory / t_compute, 1e-9);
+}
+
+TEST(Calibration, ImplausibleBoardPowerReadingsAreRefused) {
+  const auto& h100 = Catalog::builtin().hardware("h100");
+  const auto base = nlohmann::json::parse(read(kH100));
+  const nlohmann::json good = {{"idle_w", 105.0},
+                               {"copy", {{"power_w", 455.0}}},
+                               {"gemm", {{"m", 8192}, {"n", 8192}, {"k", 8192}, {"dtype", "bfloat16"}, {"power_w", 700.0}}}};
+  const auto refused = [&](const std::function<void(nlohmann::json&)>& change, const std::string& needle) {
+    auto j = base;
+    j["board_power"] = good;
+    change(j["board_power"]);
+    try {
+      fit_calibration(h100, j.dump(), "x.json");
+      ADD_FAILURE() << "accepted: " << j["board_power"].dump();
+    } catch (const BadInput& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  refused([](nlohmann::json& b) { b["idle_w"] = "105"; }, "idle_w must be a number of watts in (0, 735]");
+  refused([](nlohmann::json& b) { b["copy"]["power_w"] = 900.0; }, "copy.power_w must be a number of watts");
+  refused([](nlohmann::json& b) { b["copy"]["power_w"] = 90.0; }, "is not above idle_w");
+  refused([](nlohmann::json& b) { b.erase("gemm"); }, "gemm.power_w must be a number of watts");
+  refused([](nlohmann::json& b) { b["gemm"]["dtype"] = "int3"; }, "board_power.gemm needs m, n and k > 0");
+  refused([](nlohmann::json& b) { b["gemm"]["power_w"] = 130.0; }, "leaves nothing for the math");
 }

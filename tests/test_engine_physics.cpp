@@ -183,7 +183,7 @@ TEST(EnginePhysics, TimeFractionsAndMfuDefinitions) {
   EXPECT_NEAR((p.compute_time + p.memory_time + p.overhead_time).si(), p.latency.si(), 1e-15);
   EXPECT_NEAR(p.mfu, p.model_flops.si() / (p.latency.si() * 989.4e12), 1e-12);
   // Energy: between the idle floor and full TDP for the whole step.
-  EXPECT_GT(p.energy.si(), idle_power_fraction() * 700 * p.latency.si());
+  EXPECT_GT(p.energy.si(), power_coefficients(hw("h100")).idle * 700 * p.latency.si());
   EXPECT_LT(p.energy.si(), 700 * p.latency.si());
 }
 

@@ -16,7 +16,8 @@ JSON format:
           gemm_sustained (8192^3 GEMMs back to back for seconds, per-window rate, SM clock and
           power: burst vs sustained throughput; recorded, not fitted yet), fp8_training (FP8 GEMMs
           with fast vs fp32-promoted accumulation, bf16 -> fp8 casts; recorded, not fitted yet),
-          launch (+ eager framework host cost)
+          board_power (idle, copy and GEMM board power: `calibrate` fits the power model's
+          floor, memory and compute terms from it), launch (+ eager framework host cost)
 
 Timing: CUDA events around a batch of back-to-back launches, median over N timed
 samples after warm-up; inputs are random. Needs only PyTorch (no numpy).
@@ -435,6 +436,54 @@ def bench_gemm_sustained(torch, dev, quick):
             f"over {elapsed:.1f} s (clock {windows[0]['sm_clock_mhz']} -> {windows[-1]['sm_clock_mhz']} MHz, "
             f"power {windows[-1]['power_w']} W)")
         del fn
+    torch.cuda.empty_cache()
+    return out
+
+
+def _power_while_running(torch, dev, fn, seconds):
+    """Median board power (W) over the second half of `seconds` of back-to-back `fn` calls, read
+    while the queue keeps the GPU busy (the readings come between launches, not after a sync, which
+    would find the GPU idle), and the time per call."""
+    per_call = time_one_call(torch, fn)
+    batch = max(1, int(0.05 / per_call))  # ~50 ms of work per host loop: the queue stays full
+    readings, start = [], time.time()
+    while time.time() - start < seconds:
+        for _ in range(batch):
+            fn()
+        if time.time() - start > seconds / 2:
+            readings.append(_milliwatts_to_watts(_device_sensor(torch, dev, "power_draw")))
+    torch.cuda.synchronize()
+    readings = [r for r in readings if r is not None]
+    return (statistics.median(readings) if readings else None), per_call
+
+
+def bench_board_power(torch, dev, quick):
+    """Board power for `mlsysim calibrate` (physics/power.hpp): idle with this process's context and
+    buffers held, a device-to-device copy (a kernel body that is all memory traffic), and a large
+    bf16 GEMM (compute-bound). NVML's power reading averages over about a second, so each state runs
+    for several seconds and the second half is kept."""
+    seconds = 3.0 if quick else 8.0
+    n = 1 << 28  # 1 GiB of float32 each way
+    a = torch.empty(n, device=dev, dtype=torch.float32).uniform_()
+    b = torch.empty_like(a)
+    torch.cuda.synchronize()
+    time.sleep(seconds / 2)
+    idle = [_milliwatts_to_watts(_device_sensor(torch, dev, "power_draw")) for _ in range(5)]
+    idle = [w for w in idle if w is not None]
+    if not idle:
+        raise RuntimeError("no power sensor (torch.cuda.power_draw needs pynvml)")
+    copy_w, copy_s = _power_while_running(torch, dev, lambda: b.copy_(a), seconds)
+    s = 8192
+    x = torch.randn(s, s, device=dev, dtype=torch.bfloat16)
+    y = torch.randn(s, s, device=dev, dtype=torch.bfloat16)
+    gemm_w, gemm_s = _power_while_running(torch, dev, lambda: x @ y, seconds)
+    out = {"idle_w": statistics.median(idle),
+           "copy": {"bytes": 2 * 4 * n, "GBps": 2 * 4 * n / copy_s / 1e9, "power_w": copy_w},
+           "gemm": {"m": s, "n": s, "k": s, "dtype": "bfloat16", "TFLOPs": 2.0 * s ** 3 / gemm_s / 1e12,
+                    "power_w": gemm_w}}
+    log(f"  idle {out['idle_w']:.0f} W, copy {copy_w} W at {out['copy']['GBps']:.0f} GB/s, "
+        f"gemm {gemm_w} W at {out['gemm']['TFLOPs']:.0f} TFLOP/s")
+    del a, b, x, y
     torch.cuda.empty_cache()
     return out
 
@@ -865,6 +914,8 @@ def main():
         optional.append(("gemm_sustained",
                          "gemm sustained (seconds of back-to-back 8192^3 GEMMs: boost vs power-limited clock):",
                          lambda: bench_gemm_sustained(torch, dev, args.quick)))
+        optional.append(("board_power", "board power (idle with a context, d2d copy, bf16 8192^3 GEMM):",
+                         lambda: bench_board_power(torch, dev, args.quick)))
         for key, title, bench in optional:
             log(title)
             run_section(extended, key, bench)

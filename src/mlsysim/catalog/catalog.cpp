@@ -742,7 +742,10 @@ const Keys kCalibrationKeys = {"device",
                                "isolated_call_us",
                                "conv_host_dispatch_us",
                                "tile_m",
-                               "tile_n"};
+                               "tile_n",
+                               "power_idle_fraction",
+                               "power_memory_fraction",
+                               "power_compute_fraction"};
 const Keys kHeadDimRateKeys = {"head_dim", "relative_rate", "pass"};
 const Keys kConvMeasuredKeys = {"n", "k", "out_pixels", "batch", "tflops"};
 
@@ -864,6 +867,9 @@ struct CatalogLoader {
       e.conv_host_dispatch = us("conv_host_dispatch_us", e.conv_host_dispatch);
       e.tile_m = tile_field(*c, "tile_m", e.tile_m, where);
       e.tile_n = tile_field(*c, "tile_n", e.tile_n, where);
+      e.power_idle = fraction_or((*c)["power_idle_fraction"], e.power_idle, "power_idle_fraction", where);
+      e.power_memory = fraction_or((*c)["power_memory_fraction"], e.power_memory, "power_memory_fraction", where);
+      e.power_compute = fraction_or((*c)["power_compute_fraction"], e.power_compute, "power_compute_fraction", where);
       // A partial entry without a source (e.g. only a FlashAttention-2 rate, which cites itself)
       // leaves the profile's main source alone.
       if ((*c)["source"] || e.source.empty()) e.source = string_or(*c, "source", where, origin);

@@ -92,6 +92,10 @@ struct EfficiencyProfile {
   // the microbenchmark's memory-bound GEMVs, which are such calls. 0: host_dispatch + kernel_overhead.
   Seconds isolated_call{};
   int tile_m = 128, tile_n = 128;  // output tile of one thread block, for wave quantization
+  // Board power, fractions of the TDP (physics/power.hpp): the idle floor, the memory-bound and the
+  // compute terms of a kernel body. 0: physics/power.cpp's published defaults. Fitted by
+  // `mlsysim calibrate` from a microbenchmark's `board_power` readings.
+  double power_idle = 0, power_memory = 0, power_compute = 0;
   std::string source;              // where these numbers come from
 };
 

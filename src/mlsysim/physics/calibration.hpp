@@ -39,6 +39,9 @@ struct CalibrationFit {
   // FlashAttention-2 rate, the default kernel's head-dim table), and calibration_toml writes just
   // that, leaving the device's other rates as they are.
   bool partial = false;
+  // Board power readings used (EfficiencyProfile::power_*), watts; false: the published defaults.
+  bool board_power = false;
+  double board_idle_w = 0, board_copy_w = 0, board_gemm_w = 0;
 };
 
 // The device a microbenchmark file names (its 'hardware' field, "" if none), after checking the

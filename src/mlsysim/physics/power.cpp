@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "mlsysim/catalog/hardware.hpp"
+
 namespace mlsysim {
 namespace {
 
@@ -25,14 +27,20 @@ constexpr double kCompute = 1.0 - kIdle;
 // That curve is therefore calibration, not validation (validation/points/power.toml).
 constexpr double kMemory = 0.70 - kIdle;
 
+double measured_or(double measured, double fallback) { return measured > 0 ? measured : fallback; }
+
 }  // namespace
 
-PowerCoefficients power_coefficients() { return {kIdle, kMemory, kCompute}; }
+PowerCoefficients default_power_coefficients() { return {kIdle, kMemory, kCompute}; }
 
-double idle_power_fraction() { return kIdle; }
+PowerCoefficients power_coefficients(const HardwareSpec& hw) {
+  const EfficiencyProfile& e = hw.efficiency;
+  return {measured_or(e.power_idle, kIdle), measured_or(e.power_memory, kMemory),
+          measured_or(e.power_compute, kCompute)};
+}
 
-double body_power_fraction(double memory_share, double compute_share) {
-  return std::min(1.0, kIdle + kMemory * memory_share + kCompute * compute_share);
+double body_power_fraction(const PowerCoefficients& c, double memory_share, double compute_share) {
+  return std::min(1.0, c.idle + c.memory * memory_share + c.compute * compute_share);
 }
 
 }  // namespace mlsysim

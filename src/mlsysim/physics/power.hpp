@@ -1,21 +1,24 @@
 #pragma once
 // Board power of one accelerator as a fraction of its TDP (the board power limit): while it waits
-// between kernels, and while a kernel body runs. Sources, the choice of the three coefficients and
-// the held-out check: docs/PHYSICS.md, "Power"; validation/points/power.toml.
+// between kernels, and while a kernel body runs. Sources, the choice of the three default
+// coefficients and the held-out check: docs/PHYSICS.md, "Power"; validation/points/power.toml.
 namespace mlsysim {
 
-// Memory, math and floor shares of a kernel body's board power, in units of the TDP.
+struct HardwareSpec;
+
+// Floor, memory and compute shares of a kernel body's board power, in units of the TDP.
 struct PowerCoefficients {
   double idle = 0, memory = 0, compute = 0;
 };
-PowerCoefficients power_coefficients();
-
-// The floor: a GPU with a live context and no kernel running (launch gaps, bubbles, waits).
-double idle_power_fraction();
+// The published defaults (physics/power.cpp).
+PowerCoefficients default_power_coefficients();
+// A device's own, where `mlsysim calibrate` measured them (EfficiencyProfile::power_*), else the
+// defaults, field by field.
+PowerCoefficients power_coefficients(const HardwareSpec& hw);
 
 // While a kernel body runs: the floor, plus the memory term times the share of the body its memory
 // traffic fills (t_memory / t_body), plus the compute term times the share its math fills
 // (t_compute / t_body), capped at 1: the power limit, where compute-bound kernels sit.
-double body_power_fraction(double memory_share, double compute_share);
+double body_power_fraction(const PowerCoefficients& c, double memory_share, double compute_share);
 
 }  // namespace mlsysim

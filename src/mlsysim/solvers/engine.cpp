@@ -220,7 +220,11 @@ LoweringInput lowering_input(const Profile& p) {
 
 // A step's energy in units of TDP x seconds: kernel bodies at their own power, gaps at the floor.
 struct EnergyTerms {
+  PowerCoefficients power;
   double body_power = 0, idle_time = 0;
+  [[nodiscard]] Joules energy(const HardwareSpec& hw) const {
+    return hw.tdp * Seconds(body_power + power.idle * idle_time);
+  }
 };
 
 // Eager runtime: each operator's overhead becomes its launch gaps plus the host time the launch
@@ -252,14 +256,14 @@ void accumulate_operator(const Operator& op, const OpTiming& t, bool keep_operat
   if (t.compute >= t.memory) p.compute_time += t.compute;
   else p.memory_time += t.memory;
   const double body = t.body().si();
-  if (body > 0) e.body_power += body * body_power_fraction(t.memory.si() / body, t.compute.si() / body);
+  if (body > 0) e.body_power += body * body_power_fraction(e.power, t.memory.si() / body, t.compute.si() / body);
   e.idle_time += t.overhead.si();
 }
 
 // Times every operator and sums the step by wall (each operator's time goes to its binding wall).
 EnergyTerms accumulate_operators(const std::vector<Operator>& ops, const RateModel& rates,
                                  bool keep_operators, Profile& p) {
-  EnergyTerms e;
+  EnergyTerms e{power_coefficients(*rates.hw)};
   if (keep_operators) p.operators.reserve(ops.size());
   if (rates.runtime != Runtime::Eager || rates.teaching_efficiency > 0) {
     // Graph replay (and the textbook model): each operator's time stands alone, one pass.
@@ -283,8 +287,8 @@ EnergyTerms apply_textbook_model(const HardwareSpec& hw, Profile& p) {
   p.memory_time = tc >= tm ? Seconds(0) : tm;
   p.overhead_time = Seconds(0);
   const double body = max(tc, tm).si();
-  EnergyTerms e;
-  if (body > 0) e.body_power = body * body_power_fraction(tm.si() / body, tc.si() / body);
+  EnergyTerms e{power_coefficients(hw)};
+  if (body > 0) e.body_power = body * body_power_fraction(e.power, tm.si() / body, tc.si() / body);
   return e;
 }
 
@@ -369,10 +373,10 @@ Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest
   // Fits against what a process can allocate (the CUDA-visible total), not the datasheet label.
   p.memory_capacity = hw.memory_usable;
   p.feasible = p.memory.total() <= hw.memory_usable;
-  p.energy = hw.tdp * Seconds(energy.body_power + idle_power_fraction() * energy.idle_time);
+  p.energy = energy.energy(hw);
   return p;
 }
 
-Watts static_power(const HardwareSpec& hw) { return hw.tdp * idle_power_fraction(); }
+Watts static_power(const HardwareSpec& hw) { return hw.tdp * power_coefficients(hw).idle; }
 
 }  // namespace mlsysim
