@@ -713,6 +713,21 @@ TEST(Cli, EveryAnswerCarriesTheHeldOutErrorOfItsCategory) {
 // serve says it serves only when the runtime's KV pool admits a request: llama3-8b's 16.1 GB of
 // weights plus vLLM's ~1 GB start-up reserve leave nothing in 24 GB x 0.7 on an L4, although the
 // one request's own ledger (weights + its KV) fits. Exit 2, feasible false, the shortfall named.
+// Power per busy GPU: the replica's energy over its GPU-seconds, so with tensor parallelism the
+// per-token energy is that power x GPUs x time per token; between the idle floor and the TDP.
+TEST(Cli, ServeReportsTheMeanPowerOfABusyGpu) {
+  const auto j = nlohmann::json::parse(
+      run("serve -m llama3.1-70b -H h100 --tp 4 -s 634 --output-len 717 -b 64 --format json").out);
+  const double watts = j["average_power_per_gpu_w"].get<double>();
+  EXPECT_GT(watts, 0.18 * 700);
+  EXPECT_LE(watts, 700.0);
+  const double busy_seconds = j["ttft_s"].get<double>() + j["itl_s"].get<double>() * 716;
+  EXPECT_NEAR(j["energy_per_token_j"].get<double>(), watts * 4 * busy_seconds / (64.0 * 717),
+              1e-9 * j["energy_per_token_j"].get<double>());
+  EXPECT_NE(run("serve -m llama3.1-70b -H h100 --tp 4 -s 634 --output-len 717 -b 64").out.find("power / GPU"),
+            std::string::npos);
+}
+
 TEST(Cli, ServeIsInfeasibleWhenTheKvPoolHoldsNoRequest) {
   const auto r = run("serve -m llama3-8b -H l4 -s 2048 --memory-utilization 0.7 --format json");
   EXPECT_EQ(r.code, 2);

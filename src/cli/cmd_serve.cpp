@@ -201,6 +201,7 @@ std::vector<std::vector<std::string>> serve_table_rows(const ServeAnswer& a) {
       {"cost / 1M tokens", fmt::format("${:.3g}", a.money.cost_per_million_tokens.si()),
        fmt::format("{:.3g} J/token, {:.3g} g CO2 per 1k tokens", a.money.facility_energy_per_token.si(),
                    a.money.emissions_per_million_tokens.si())},
+      {"power / GPU", format_power(s.average_power_per_gpu), "mean board draw of a busy GPU"},
       {"memory / GPU", format_bytes(s.memory_footprint),
        fmt::format("of {} available ({} usable x --memory-utilization {:g})", format_bytes(s.memory_available),
                    format_bytes(s.memory_capacity), a.r.memory_utilization)},

@@ -145,9 +145,9 @@ ServingOutlook serving_outlook(const ServingResult& s, const OperatingCosts& c) 
   o.cost_per_million_tokens = Usd(s.gpus * c.gpu_hour_usd * hours_per_million);
   o.emissions_per_million_tokens = operational_emissions(o.facility_energy_per_token * 1e6, c.grid_intensity);
   o.trace = {
-      fmt::format("per token: {:.3g} J on the GPUs (engine power x TTFT and decode time / tokens) x PUE {:.2f} = {:.3g} "
-                  "J; {:.3g} g CO2 per 1k tokens at {:.3f} kg/kWh",
-                  o.energy_per_token.si(), c.pue, o.facility_energy_per_token.si(),
+      fmt::format("per token: {:.3g} J on the GPUs (engine power x TTFT and decode time / tokens; {:.0f} W per busy "
+                  "GPU) x PUE {:.2f} = {:.3g} J; {:.3g} g CO2 per 1k tokens at {:.3f} kg/kWh",
+                  o.energy_per_token.si(), s.average_power_per_gpu.si(), c.pue, o.facility_energy_per_token.si(),
                   o.emissions_per_million_tokens.si(), c.grid_intensity.si() * 3.6e6),
       fmt::format("cost: {} GPUs x ${:.2f}/h / ({:.4g} tokens/s x 3600) = ${:.3g} per 1M tokens", s.gpus,
                   c.gpu_hour_usd, s.request_tokens_per_s, o.cost_per_million_tokens.si()),
