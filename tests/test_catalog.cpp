@@ -329,12 +329,44 @@ TEST(Catalog, HuggingFaceConfigsOfOtherFamiliesMatchTheCatalog) {
         "num_hidden_layers": 80, "num_kv_heads": 8, "new_decoder_architecture": true,
         "parallel_attn": true, "bias": false, "vocab_size": 65024, "alibi": false})",
        "falcon-180b"},
+      // Qwen3: head_dim given, no q/k/v biases, an RMSNorm weight for q and one for k per layer.
+      {"qwen3.json", R"({"model_type": "qwen3", "hidden_size": 4096, "num_hidden_layers": 36,
+        "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 12288,
+        "vocab_size": 151936, "max_position_embeddings": 40960, "tie_word_embeddings": false,
+        "attention_bias": false, "hidden_act": "silu", "sliding_window": null, "use_sliding_window": false})",
+       "qwen3-8b"},
+      {"qwen3_moe.json", R"({"model_type": "qwen3_moe", "hidden_size": 2048, "num_hidden_layers": 48,
+        "num_attention_heads": 32, "num_key_value_heads": 4, "head_dim": 128, "intermediate_size": 6144,
+        "moe_intermediate_size": 768, "num_experts": 128, "num_experts_per_tok": 8, "decoder_sparse_step": 1,
+        "mlp_only_layers": [], "vocab_size": 151936, "max_position_embeddings": 40960,
+        "tie_word_embeddings": false, "hidden_act": "silu"})",
+       "qwen3-30b-a3b"},
   };
   for (const auto& c : cases) {
     std::ofstream(dir / c.file) << c.json;
     const ModelSpec m = model_from_hf_config((dir / c.file).string());
     EXPECT_DOUBLE_EQ(parameter_count(m), parameter_count(cat().model(c.catalog_id))) << c.file;
   }
+  // A Qwen3 MoE layout with dense layers is refused, not modelled as all-MoE.
+  std::ofstream(dir / "qwen3_moe_dense.json") << R"({"model_type": "qwen3_moe", "hidden_size": 2048,
+    "num_hidden_layers": 48, "num_attention_heads": 32, "num_key_value_heads": 4, "head_dim": 128,
+    "intermediate_size": 6144, "moe_intermediate_size": 768, "num_experts": 128, "num_experts_per_tok": 8,
+    "mlp_only_layers": [0, 1], "vocab_size": 151936})";
+  try {
+    model_from_hf_config((dir / "qwen3_moe_dense.json").string());
+    ADD_FAILURE() << "expected BadInput";
+  } catch (const BadInput& e) {
+    EXPECT_NE(std::string(e.what()).find("mlp_only_layers"), std::string::npos) << e.what();
+  }
+}
+
+// Qwen3's safetensors totals, to the parameter: the count includes each layer's q_norm and k_norm
+// weights (2 x head_dim), without which every model would be 256 x layers short.
+TEST(Catalog, Qwen3ParameterCountsAreExact) {
+  for (const auto& [id, published] : std::vector<std::pair<const char*, double>>{
+           {"qwen3-8b", 8190735360.0}, {"qwen3-14b", 14768307200.0}, {"qwen3-32b", 32762123264.0},
+           {"qwen3-30b-a3b", 30532122624.0}})
+    EXPECT_DOUBLE_EQ(parameter_count(cat().model(id)), published) << id;
 }
 
 // The MI300X has no microbenchmark of ours: its rates are published ones over its datasheet (AMD's

@@ -672,3 +672,22 @@ TEST(EnginePhysics, SelectiveRecomputationRecomputesTheAttentionCore) {
   EXPECT_DOUBLE_EQ(run("llama3.2-1b", "h100", fused).latency.si(), run("llama3.2-1b", "h100", fused_none).latency.si());
 }
 
+
+// Qwen3's per-head q/k RMSNorm: two norm calls per layer, reading and writing q and k once.
+TEST(EnginePhysics, QkNormIsTwoNormCallsPerLayerOverQAndK) {
+  SolveRequest r;
+  r.batch = 4;
+  const Profile p = run("qwen3-8b", "h100", r);
+  const OperatorResult& norm = op(p, "qk_norm");
+  EXPECT_DOUBLE_EQ(norm.count, 36);
+  EXPECT_DOUBLE_EQ(norm.kernels, 2.0 * 36);
+  const double elems = 4.0 * (32 * 128 + 8 * 128);  // q and k of 4 new tokens
+  EXPECT_DOUBLE_EQ(norm.bytes.si(), 36 * 2 * elems * 2);
+  // The same model without them launches fewer kernels and finishes sooner.
+  ModelSpec without = model("qwen3-8b");
+  without.tf.qk_norm = false;
+  const Profile q = solve(without, hw("h100"), r);
+  EXPECT_FALSE(has_op(q, "qk_norm"));
+  EXPECT_LT(q.latency.si(), p.latency.si());
+  EXPECT_DOUBLE_EQ(p.kernels - q.kernels, 2.0 * 36);
+}

@@ -16,7 +16,8 @@ def key(name: str) -> str:
 
 
 def attribute_name(catalog_id: str) -> str:
-    """`llama3-8b` -> `Llama3_8B`, `mixtral-8x7b` -> `Mixtral_8x7B`, `h100` -> `H100`."""
+    """`llama3-8b` -> `Llama3_8B`, `mixtral-8x7b` -> `Mixtral_8x7B`, `qwen3-30b-a3b` -> `Qwen3_30B_A3B`,
+    `h100` -> `H100`."""
     special = {"resnet50": "ResNet50", "resnet18": "ResNet18", "mobilenetv2": "MobileNetV2",
                "efficientnet-b0": "EfficientNetB0", "mobilenetv1-025": "MobileNetV1_025",
                "ds-cnn": "DS_CNN", "dlrm": "DLRM", "gpt2": "GPT2", "gpt2-xl": "GPT2_XL",
@@ -31,6 +32,8 @@ def attribute_name(catalog_id: str) -> str:
     for p in parts:
         if re.fullmatch(r"\d+(\.\d+)?[bmk]", p) or re.fullmatch(r"\d+x\d+[bmk]", p):
             out.append(p[:-1] + p[-1].upper())
+        elif re.fullmatch(r"a\d+[bmk]", p):  # an MoE's active parameters: qwen3-30b-a3b -> Qwen3_30B_A3B
+            out.append(p.upper())
         else:
             out.append(p[:1].upper() + p[1:])
     return "_".join(out)

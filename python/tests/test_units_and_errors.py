@@ -112,6 +112,9 @@ class Errors(unittest.TestCase):
             mlsysim.Engine.solve("no-such-model", mlsysim.Hardware.Cloud.H100)
         with self.assertRaises(ValueError):
             mlsysim.Models.get(None)
+        # Attribute names keep size suffixes upper case, an MoE's active-parameter one included.
+        self.assertEqual(mlsysim.Models.Language.Qwen3_30B_A3B.id, "qwen3-30b-a3b")
+        self.assertEqual(mlsysim.Models.get("Qwen/Qwen3-8B").id, "qwen3-8b")
 
     def test_solver_class_errors_name_their_python_arguments(self):
         # The solver classes run CLI commands; their errors used to name the flags (--gpus, --max-batch)

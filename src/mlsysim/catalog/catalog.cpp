@@ -316,7 +316,7 @@ const Keys kTransformerKeys = {
     "kv_lora_rank",    "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim",     "encoder_layers",
     "decoder_layers",  "encoder_seq",     "audio_conv_stem", "patch_embed",      "classifier",
     "type_vocab",      "pooler",          "sliding_window",  "sliding_window_every", "parallel_block",
-    "parallel_block_norms"};
+    "parallel_block_norms", "qk_norm"};
 const Keys kCnnKeys = {"input", "layers"};
 const Keys kDlrmKeys = {"dlrm"};
 const Keys kOpaqueKeys = {"flops_per_sample", "activation_bytes_per_sample", "kernels_per_sample"};
@@ -376,6 +376,7 @@ void parse_transformer(const toml::table& m, TransformerSpec& tf, ModelKind kind
                    " is outside [0, 1): it is a probability (GPT-2 uses 0.1)");
   tf.bias = bool_field(m, "bias", false, where);
   tf.qkv_bias = bool_field(m, "qkv_bias", tf.bias, where);
+  tf.qk_norm = bool_field(m, "qk_norm", false, where);
   tf.experts = int_field(m, "experts", 0, where);
   tf.experts_per_token = int_field(m, "experts_per_token", 0, where);
   tf.shared_experts = int_field(m, "shared_experts", 0, where);

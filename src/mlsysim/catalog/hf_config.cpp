@@ -167,6 +167,16 @@ void parse_llama_like_family(const nlohmann::json& j, const std::string& type, c
   tf.act = gated_activation(get_string(j, act_key, "silu", path), act_key, path);
   tf.layernorm = false;
   tf.qkv_bias = type == "qwen2" || type == "qwen2_moe" || get_bool(j, "attention_bias", false, path);
+  tf.qk_norm = type == "qwen3" || type == "qwen3_moe";
+  if (type == "qwen3_moe") {
+    // Qwen3ForCausalLM's MoE variant can keep some layers dense; every released checkpoint has
+    // none (decoder_sparse_step 1, mlp_only_layers []), and mlsysim models only that layout.
+    const bool every_layer_moe = get_int(j, "decoder_sparse_step", 1, path) == 1 &&
+                                 (!has(j, "mlp_only_layers") || (j["mlp_only_layers"].is_array() && j["mlp_only_layers"].empty()));
+    if (!every_layer_moe)
+      throw BadInput(path + ": qwen3_moe with dense layers (decoder_sparse_step other than 1, or mlp_only_layers) is "
+                     "not supported: mlsysim models every layer as MoE");
+  }
   if (has(j, "sliding_window") && get_bool(j, "use_sliding_window", true, path)) {
     tf.sliding_window = get_int(j, "sliding_window", 0, path);
     tf.sliding_window_every = type == "gemma2" ? 2 : 1;
@@ -214,8 +224,8 @@ nlohmann::json read_json_object(const std::string& path) {
 ModelSpec model_from_hf_config(const std::string& path) {
   const nlohmann::json j = read_json_object(path);
   const std::string type = get_string(j, "model_type", "", path);
-  static const char* kSupported[] = {"llama",       "mistral",     "mixtral", "qwen2",  "qwen2_moe", "gemma",
-                                     "gemma2",      "deepseek_v3", "deepseek_v2", "gptj", "falcon",    "gpt_neox"};
+  static const char* kSupported[] = {"llama",  "mistral",     "mixtral",     "qwen2", "qwen2_moe", "qwen3",    "qwen3_moe",
+                                     "gemma",  "gemma2",      "deepseek_v3", "deepseek_v2", "gptj", "falcon", "gpt_neox"};
   if (!is_one_of(type, kSupported))
     throw BadInput(path + ": model_type '" + type + "' is not supported; supported: " + joined(kSupported));
 

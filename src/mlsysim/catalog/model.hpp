@@ -37,6 +37,9 @@ struct TransformerSpec {
   // Matters only for --fusion hf training.
   double train_dropout = 0;
   bool bias = false, qkv_bias = false;
+  // RMSNorm over each head of q and of k before RoPE, with a head_dim-wide weight each (Qwen3's
+  // q_norm / k_norm).
+  bool qk_norm = false;
   // MoE
   int experts = 0, experts_per_token = 0, shared_experts = 0, moe_ffn = 0, first_dense_layers = 0;
   // MLA (DeepSeek): latent KV compression

@@ -339,6 +339,18 @@ AttentionDims lower_qkv_projections(Emitter& e, const TransformerSpec& tf, const
   return d;
 }
 
+// Qwen3's q_norm and k_norm: an RMSNorm over every head of q and of k before RoPE, two calls per
+// layer in vLLM and Hugging Face alike (each Hugging Face RMSNorm being several kernels).
+void lower_qk_norm(Emitter& e, double N, const AttentionDims& d, double layers) {
+  const double elems = N * (d.q_dim + d.kv_write_elems / 2);
+  Operator& norm = e.vec("qk_norm", elems, elems, 4.0, layers, e.pa);
+  norm.kernels = 2;
+  if (e.hf) {
+    apply_hf_rms_norm(norm, elems, e.pa, e.amp);
+    norm.kernels *= 2;
+  }
+}
+
 // Rotary embedding on q and k, as each runtime writes it.
 void lower_rope(Emitter& e, const BlockShape& s, double N, const AttentionDims& d, double layers) {
   const double rotated = N * (d.q_dim + d.kv_write_elems / 2);
@@ -450,6 +462,7 @@ void lower_attention(Emitter& e, const TransformerSpec& tf, const BlockShape& s,
   const double N = s.seqs * s.new_tokens;
   residual_norm(e, tf, "attn_norm", "add_attn_norm", N * tf.hidden, layers);
   const AttentionDims d = lower_qkv_projections(e, tf, s, N, layers);
+  if (tf.qk_norm) lower_qk_norm(e, N, d, layers);
   if (!tf.learned_positions) lower_rope(e, s, N, d, layers);
   if (s.writes_kv) lower_kv_cache_write(e, s, N, d.kv_write_elems, layers);
   if (e.attention == AttentionKernel::Materialized)

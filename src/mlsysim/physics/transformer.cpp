@@ -21,6 +21,7 @@ double attention_block_params(const TransformerSpec& tf) {
   const double q_dim = H * tf.head_dim, kv_dim = 2.0 * tf.kv_heads * tf.head_dim;
   double p = h * (q_dim + kv_dim) + q_dim * h;
   if (tf.qkv_bias) p += q_dim + kv_dim;
+  if (tf.qk_norm) p += 2.0 * tf.head_dim;  // q_norm and k_norm weights, shared by the heads
   if (tf.bias) p += h;  // output projection bias
   return p;
 }
