@@ -8,6 +8,7 @@
 
 #include "mlsysim/catalog/catalog.hpp"
 #include "mlsysim/errors.hpp"
+#include "mlsysim/solvers/engine.hpp"
 #include "mlsysim/solvers/serving.hpp"
 #include "mlsysim/solvers/simulator.hpp"
 
@@ -82,6 +83,36 @@ TEST(Simulator, SingleRequestReplaysTheEngine) {
   EXPECT_DOUBLE_EQ(s.ttft.p50, ttft);
   EXPECT_NEAR(s.e2e.p50, e2e, 1e-12);
   EXPECT_EQ(s.completed, 1);
+}
+
+// Energy of a single request, by hand: each step at its engine profile's average power over its
+// time, and the wait before the request arrives at the idle floor.
+TEST(Simulator, EnergyIsEachStepAtItsPowerAndWaitsAtTheFloor) {
+  SimulationRequest r;
+  r.trace = {{0.5, 512, 8}};
+  const auto s = simulate(model("llama3-8b"), hw("h100"), r);
+  const ServingDeployment d = make_deployment(model("llama3-8b"), hw("h100"), 1);
+  const auto energy = [](const StepTime& st) { return (st.profile.average_power() * st.latency).si(); };
+  double joules = 0.5 * static_power(hw("h100")).si() + energy(time_step(d, Phase::Prefill, 1, 512, 0));
+  for (int g = 1; g < 8; ++g) joules += energy(time_step(d, Phase::Decode, 1, 1, (512 + g + 63) / 64 * 64));
+  EXPECT_NEAR(s.energy.si(), joules, 1e-9 * joules);
+  EXPECT_NEAR(s.average_power_per_gpu.si(), joules / s.duration.si(), 1e-9 * joules / s.duration.si());
+  EXPECT_NEAR(s.energy_per_token.si(), joules / 8, 1e-9 * joules);
+}
+
+// Under load the GPUs idle less and fuse prefill chunks into decode steps: more watts per GPU, fewer
+// joules per token; never above the power limit.
+TEST(Simulator, LoadRaisesPowerAndLowersEnergyPerToken) {
+  SimulationRequest light = poisson(0.5, 200), heavy = poisson(200, 200);
+  light.chunked_prefill = heavy.chunked_prefill = true;
+  const auto a = simulate(model("llama3-8b"), hw("h100"), light);
+  const auto b = simulate(model("llama3-8b"), hw("h100"), heavy);
+  EXPECT_GT(b.average_power_per_gpu.si(), a.average_power_per_gpu.si());
+  EXPECT_LT(b.energy_per_token.si(), a.energy_per_token.si());
+  for (const auto* x : {&a, &b}) {
+    EXPECT_GE(x->average_power_per_gpu.si(), static_power(hw("h100")).si());
+    EXPECT_LE(x->average_power_per_gpu.si(), 700.0);
+  }
 }
 
 TEST(Simulator, PreemptionUnderMemoryPressureKeepsEveryRequest) {

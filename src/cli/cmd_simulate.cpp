@@ -49,6 +49,9 @@ ordered_json result_json(const SimulationResult& s) {
   j["slo_attainment"] = s.slo_attainment;
   j["mean_batch"] = s.mean_batch;
   j["kv_pages"] = s.kv_pages;
+  j["energy_j"] = s.energy.si();
+  j["energy_per_token_j"] = s.energy_per_token.si();
+  j["average_power_per_gpu_w"] = s.average_power_per_gpu.si();
   j["ttft_s"] = pct(s.ttft);
   j["itl_s"] = pct(s.itl);
   j["e2e_latency_s"] = pct(s.e2e);
@@ -166,9 +169,10 @@ int run_simulate(const GlobalOptions& g, const SimulateOptions& o) {
                       format_time(Seconds(s.ttft.p50)) + " / " + format_time(Seconds(s.ttft.p99)),
                       format_time(Seconds(s.itl.p50)) + " / " + format_time(Seconds(s.itl.p99)),
                       format_time(Seconds(s.e2e.p50)) + " / " + format_time(Seconds(s.e2e.p99)),
-                      fmt::format("{:.1f}", s.mean_batch), std::to_string(s.preemptions)});
+                      fmt::format("{:.1f}", s.mean_batch), std::to_string(s.preemptions),
+                      format_power(s.average_power_per_gpu)});
     std::cout << text_grid({"rate req/s", "thru req/s", "goodput req/s", "TTFT p50/p99", "ITL p50/p99",
-                            "E2E p50/p99", "batch", "preempt"}, rows)
+                            "E2E p50/p99", "batch", "preempt", "W/GPU"}, rows)
               << (results.size() > 1 ? fmt::format("(Why: the last rate, {:.3g} req/s.)\n", results.back().offered_rate)
                                      : std::string())
               << trace_text(result_json(results.back())["trace"]);

@@ -11,6 +11,7 @@
 
 #include "mlsysim/errors.hpp"
 #include "mlsysim/physics/memory.hpp"
+#include "mlsysim/physics/power.hpp"
 #include "mlsysim/physics/sharding.hpp"
 #include "mlsysim/physics/serving.hpp"
 #include "mlsysim/solvers/serving.hpp"
@@ -110,25 +111,45 @@ struct Req {
   bool prefilled = false;
 };
 
+// One engine step: its time (TP communication included) and one GPU's energy over it, at the
+// engine profile's average power (the convention of `serve`).
+struct StepCost {
+  double time = 0, energy = 0;
+};
+StepCost step_cost(const StepTime& st) { return {st.latency.si(), (st.profile.average_power() * st.latency).si()}; }
+
 // Engine step times through a cache (the engine is never called twice for the same bucket).
 class StepCache {
  public:
   StepCache(const ServingDeployment& d, int max_seq) : d_(d), max_seq_(max_seq) {
     const StepTime st = time_step(d_, Phase::Decode, 1, 1, 0);
-    weights_ = weight_read_time(d_, st.profile).si();
+    const PowerCoefficients pc = power_coefficients(*d.hw);
+    weights_.time = weight_read_time(d_, st.profile).si();
+    weights_.energy = weights_.time * d.hw->tdp.si() * body_power_fraction(pc, 1, 0);
+    tdp_ = d.hw->tdp.si();
+    idle_watts_ = static_power(*d.hw).si();
   }
-  double decode(int n, double avg_ctx) {
+  [[nodiscard]] double idle_watts() const { return idle_watts_; }
+  StepCost decode(int n, double avg_ctx) {
     const int c = bucket(static_cast<int>(std::ceil(avg_ctx)), kContextBucket, max_seq_ - 1);
-    return get(1, n, 1, c, [&] { return time_step(d_, Phase::Decode, n, 1, c).latency.si(); });
+    return get(1, n, 1, c, [&] { return step_cost(time_step(d_, Phase::Decode, n, 1, c)); });
   }
-  double prefill(int k, double tokens, double ctx) {
+  StepCost prefill(int k, double tokens, double ctx) {
     const int t = bucket(static_cast<int>(std::ceil(tokens)), kTokenBucket, max_seq_);
     const int c = std::min(bucket(static_cast<int>(ctx), kContextBucket, max_seq_), max_seq_ - t);
-    return get(2, k, t, c, [&] { return time_step(d_, Phase::Prefill, k, t, c).latency.si(); });
+    return get(2, k, t, c, [&] { return step_cost(time_step(d_, Phase::Prefill, k, t, c)); });
   }
   // A fused iteration (chunked prefill + decodes) reads the weights once (Agrawal et al. 2024,
   // Sarathi-Serve sec. 3): sum of the parts minus one weight read, never below the larger part.
-  double mixed(double pre, double dec) const { return std::max({pre + dec - weights_, pre, dec}); }
+  // Its energy likewise: both parts' less one weight read at a memory-bound body's power, never
+  // below the larger part's, nor above the power limit over its time.
+  StepCost mixed(const StepCost& pre, const StepCost& dec) const {
+    StepCost m;
+    m.time = std::max({pre.time + dec.time - weights_.time, pre.time, dec.time});
+    m.energy = std::min(std::max({pre.energy + dec.energy - weights_.energy, pre.energy, dec.energy}),
+                        tdp_ * m.time);
+    return m;
+  }
   [[nodiscard]] long size() const { return static_cast<long>(cache_.size()); }
 
  private:
@@ -137,20 +158,21 @@ class StepCache {
     return std::clamp((x + b - 1) / b * b, 1, std::max(1, cap));
   }
   template <class F>
-  double get(int kind, int a, int b, int c, F&& f) {
+  StepCost get(int kind, int a, int b, int c, F&& f) {
     const std::uint64_t key = (static_cast<std::uint64_t>(kind) << 60) |
                               (static_cast<std::uint64_t>(a) << 40) |
                               (static_cast<std::uint64_t>(b) << 20) | static_cast<std::uint64_t>(c);
     auto it = cache_.find(key);
     if (it != cache_.end()) return it->second;
-    const double v = f();
+    const StepCost v = f();
     cache_.emplace(key, v);
     return v;
   }
   const ServingDeployment& d_;
   int max_seq_;
-  double weights_ = 0;
-  std::unordered_map<std::uint64_t, double> cache_;
+  StepCost weights_;  // one read of a GPU's weights
+  double tdp_ = 0, idle_watts_ = 0;
+  std::unordered_map<std::uint64_t, StepCost> cache_;
 };
 
 void validate(const ModelSpec& model, const SimulationRequest& r) {
@@ -277,7 +299,7 @@ class Scheduler {
   Scheduler(std::vector<Req>& reqs, const SimulationRequest& r, long total_pages, int max_seq,
             StepCache& steps, SimulationResult& out)
       : reqs_(reqs), r_(r), total_pages_(total_pages), free_pages_(total_pages), max_seq_(max_seq),
-        steps_(steps), out_(out), n_total_(static_cast<long>(reqs.size())) {
+        steps_(steps), out_(out), n_total_(static_cast<long>(reqs.size())), idle_watts_(steps.idle_watts()) {
     ttfts_.reserve(reqs.size());
     e2es_.reserve(reqs.size());
   }
@@ -287,7 +309,7 @@ class Scheduler {
       admit_arrivals();
       if (running_.empty() && waiting_.empty()) {
         if (next_arrival_ >= reqs_.size()) break;
-        now_ = std::max(now_, reqs_[next_arrival_].arrival);
+        idle_until(reqs_[next_arrival_].arrival);
         continue;
       }
       const Iteration it = r_.chunked_prefill ? chunked_iteration() : prefill_or_decode_iteration();
@@ -303,6 +325,17 @@ class Scheduler {
 
  private:
   enum class Iteration { Stepped, Idle, Done };
+
+  // Time passes: a step (its energy per GPU), or waiting for arrivals at the idle floor.
+  void advance(const StepCost& c) {
+    now_ += c.time;
+    energy_per_gpu_ += c.energy;
+  }
+  void idle_until(double t) {
+    if (t <= now_) return;
+    energy_per_gpu_ += (t - now_) * idle_watts_;
+    now_ = t;
+  }
 
   // Arrivals up to now join the queue; a request that can never fit is rejected.
   void admit_arrivals() {
@@ -378,8 +411,7 @@ class Scheduler {
       waiting_.pop_front();
     }
     if (!admitted.empty()) {
-      now_ += steps_.prefill(static_cast<int>(admitted.size()),
-                             static_cast<double>(batched) / admitted.size(), 0);
+      advance(steps_.prefill(static_cast<int>(admitted.size()), static_cast<double>(batched) / admitted.size(), 0));
       for (int idx : admitted) {
         Req& q = reqs_[idx];
         q.prefilled = true;
@@ -393,7 +425,7 @@ class Scheduler {
     for (size_t i = 0; i < running_.size(); ++i)
       if (!grow(running_[i])) { preempt(running_[i]); running_.erase(running_.begin() + i); --i; }
     if (running_.empty()) return Iteration::Idle;
-    now_ += steps_.decode(static_cast<int>(running_.size()), mean_context(running_));
+    advance(steps_.decode(static_cast<int>(running_.size()), mean_context(running_)));
     for (int idx : running_) emit_token(reqs_[idx]);
     return Iteration::Stepped;
   }
@@ -433,10 +465,10 @@ class Scheduler {
     }
     if (decoding.empty() && chunks.empty())
       return next_arrival_ >= reqs_.size() && running_.empty() ? Iteration::Done : Iteration::Idle;
-    const double dec = decoding.empty() ? 0 : steps_.decode(static_cast<int>(decoding.size()),
-                                                            mean_context(decoding));
-    const double pre = chunks.empty() ? 0 : steps_.prefill(1, pre_tokens, pre_ctx / pre_tokens);
-    now_ += decoding.empty() ? pre : chunks.empty() ? dec : steps_.mixed(pre, dec);
+    const StepCost dec = decoding.empty() ? StepCost{} : steps_.decode(static_cast<int>(decoding.size()),
+                                                                       mean_context(decoding));
+    const StepCost pre = chunks.empty() ? StepCost{} : steps_.prefill(1, pre_tokens, pre_ctx / pre_tokens);
+    advance(decoding.empty() ? pre : chunks.empty() ? dec : steps_.mixed(pre, dec));
     for (int idx : decoding) emit_token(reqs_[idx]);
     for (auto [idx, c] : chunks) {
       Req& q = reqs_[idx];
@@ -482,6 +514,9 @@ class Scheduler {
     out_.goodput_rps = good_ / dur;
     out_.slo_attainment = finished_ > 0 ? static_cast<double>(good_) / finished_ : 0;
     out_.mean_batch = out_.iterations > 0 ? batch_sum_ / out_.iterations : 0;
+    out_.energy = Joules(energy_per_gpu_ * out_.tp);
+    out_.average_power_per_gpu = Watts(energy_per_gpu_ / dur);
+    out_.energy_per_token = generated_tokens_ > 0 ? out_.energy / static_cast<double>(generated_tokens_) : Joules(0);
   }
 
   std::vector<Req>& reqs_;
@@ -496,6 +531,8 @@ class Scheduler {
   std::vector<int> running_;
   size_t next_arrival_ = 0;
   double now_ = 0, batch_sum_ = 0, last_finish_ = 0;
+  const double idle_watts_;
+  double energy_per_gpu_ = 0;  // joules of one GPU since the start: steps, and idle waits at the floor
   long finished_ = 0, good_ = 0, generated_tokens_ = 0;
   LatencyHistogram itl_hist_;
   std::vector<double> ttfts_, e2es_;
@@ -553,6 +590,11 @@ void explain_simulation(const ModelSpec& model, const HardwareSpec& hw, const Si
                           out.throughput_rps, out.tokens_per_s, out.goodput_rps,
                           format_percent(out.slo_attainment), format_time(r.ttft_slo),
                           format_time(r.itl_slo)));
+  t.push_back(fmt::format("Energy {} on {} GPU(s): each step at the engine's power (a fused chunked-prefill step "
+                          "saves one weight read's), waits for arrivals at the idle floor; {} per busy-or-waiting "
+                          "GPU on average, {:.3g} J per generated token.",
+                          format_energy(out.energy), out.tp, format_power(out.average_power_per_gpu),
+                          out.energy_per_token.si()));
 }
 
 // The per-iteration token budget (SimulationRequest::max_batched_tokens). Without chunked prefill a

@@ -71,6 +71,11 @@ struct SimulationResult {
   double goodput_rps = 0;         // completed within both SLOs / duration
   double slo_attainment = 0;      // share of completed requests within both SLOs
   double mean_batch = 0;          // running requests per iteration
+  // Energy of the replica's GPUs until the last completion: each step at the engine's power (a
+  // fused chunked-prefill step saves one weight read's), waits for arrivals at the idle floor.
+  Joules energy{};
+  Watts average_power_per_gpu{};  // that energy over the duration, per GPU
+  Joules energy_per_token{};      // per generated token
   long kv_pages = 0;
   int tp = 1;
   double offered_rate = 0;
