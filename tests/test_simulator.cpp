@@ -115,6 +115,28 @@ TEST(Simulator, LoadRaisesPowerAndLowersEnergyPerToken) {
   }
 }
 
+// The steady state as ML.ENERGY cuts it: requests sent at once, from max_batch first tokens to all
+// but max_batch + 1 finished. In between the batch is always full, and the window's tokens, time and
+// energy are parts of the run's.
+TEST(Simulator, SteadyStateIsTheFullBatchBetweenTheRamps) {
+  SimulationRequest r = poisson(1e6, 400);
+  r.max_batch = 32;
+  r.length_dist = LengthDist::Fixed;
+  r.chunked_prefill = true;
+  const auto s = simulate(model("llama3-8b"), hw("h100"), r);
+  ASSERT_TRUE(s.steady_state.has_value());
+  const SteadyState& w = *s.steady_state;
+  EXPECT_GT(w.start.si(), 0);
+  EXPECT_LT(w.end.si(), s.duration.si());
+  EXPECT_NEAR(w.mean_batch, 32, 1e-9);
+  EXPECT_GT(w.tokens_per_s, s.tokens_per_s);  // the ramps run below a full batch
+  EXPECT_LE(w.average_power_per_gpu.si(), 700.0);
+  EXPECT_NEAR(w.energy_per_token.si() * w.tokens_per_s, w.average_power_per_gpu.si(), 1e-9 * 700);
+  // Too few requests to leave a window between the ramps: none is reported.
+  r.requests = 33;
+  EXPECT_FALSE(simulate(model("llama3-8b"), hw("h100"), r).steady_state.has_value());
+}
+
 TEST(Simulator, PreemptionUnderMemoryPressureKeepsEveryRequest) {
   SimulationRequest r = poisson(200, 400);
   r.prompt_len = 1024;

@@ -28,6 +28,8 @@ METRICS = {
     "serve": {"ttft_s", "itl_s", "e2e_latency_s", "tokens_per_s", "request_tokens_per_s",
               "request_tokens_per_s_per_gpu", "continuous_batching.kv_budget_bytes",
               "average_power_per_gpu_w"},
+    "simulate": {"steady_state.tokens_per_s", "steady_state.average_power_per_gpu_w",
+                 "steady_state.energy_per_token_j", "tokens_per_s", "average_power_per_gpu_w"},
     "collective": {"bus_bandwidth_bytes_per_s"},
     "kernel": {"flops_per_s"},
 }

@@ -52,6 +52,17 @@ ordered_json result_json(const SimulationResult& s) {
   j["energy_j"] = s.energy.si();
   j["energy_per_token_j"] = s.energy_per_token.si();
   j["average_power_per_gpu_w"] = s.average_power_per_gpu.si();
+  if (s.steady_state) {
+    const SteadyState& w = *s.steady_state;
+    j["steady_state"] = {{"start_s", w.start.si()},
+                         {"end_s", w.end.si()},
+                         {"tokens_per_s", w.tokens_per_s},
+                         {"average_power_per_gpu_w", w.average_power_per_gpu.si()},
+                         {"energy_per_token_j", w.energy_per_token.si()},
+                         {"mean_batch", w.mean_batch}};
+  } else {
+    j["steady_state"] = nullptr;
+  }
   j["ttft_s"] = pct(s.ttft);
   j["itl_s"] = pct(s.itl);
   j["e2e_latency_s"] = pct(s.e2e);

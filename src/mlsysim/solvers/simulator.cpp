@@ -356,7 +356,7 @@ class Scheduler {
   void emit_token(Req& q) {
     ++q.generated;
     ++generated_tokens_;
-    if (q.first_token < 0) q.first_token = now_;
+    if (q.first_token < 0) q.first_token = now_, ++started_;
     else itl_hist_.add(now_ - q.last_token);
     q.last_token = now_;
   }
@@ -498,9 +498,40 @@ class Scheduler {
       if (ttft <= r_.ttft_slo.si() && tpot <= r_.itl_slo.si()) ++good_;
     }
     running_.swap(still_running);
+    mark_steady_state();
+  }
+
+  // The steady state as ML.ENERGY's benchmark cuts it (ml-energy/benchmark, llm/benchmark.py): from
+  // the iteration in which max_batch requests have their first token to the one in which all but
+  // max_batch + 1 of the N requests have finished, so that neither ramp is in it.
+  struct Mark {
+    double time = -1, energy = 0, batch_sum = 0;
+    long tokens = 0, iterations = 0;
+  };
+  void mark_steady_state() {
+    const Mark now{now_, energy_per_gpu_, batch_sum_, generated_tokens_, out_.iterations};
+    if (steady_start_.time < 0 && started_ >= r_.max_batch) steady_start_ = now;
+    if (steady_end_.time < 0 && steady_start_.time >= 0 && finished_ >= n_total_ - r_.max_batch - 1)
+      steady_end_ = now;
+  }
+  void summarize_steady_state() {
+    if (steady_start_.time < 0 || steady_end_.time <= steady_start_.time) return;
+    SteadyState w;
+    w.start = Seconds(steady_start_.time);
+    w.end = Seconds(steady_end_.time);
+    const double span = steady_end_.time - steady_start_.time;
+    const double tokens = static_cast<double>(steady_end_.tokens - steady_start_.tokens);
+    const double joules = steady_end_.energy - steady_start_.energy;
+    w.tokens_per_s = tokens / span;
+    w.average_power_per_gpu = Watts(joules / span);
+    w.energy_per_token = Joules(tokens > 0 ? joules * out_.tp / tokens : 0);
+    const long its = steady_end_.iterations - steady_start_.iterations;
+    w.mean_batch = its > 0 ? (steady_end_.batch_sum - steady_start_.batch_sum) / static_cast<double>(its) : 0;
+    out_.steady_state = w;
   }
 
   void summarize() {
+    summarize_steady_state();
     out_.completed = finished_;
     out_.in_flight = out_.arrived - out_.completed - out_.rejected;
     out_.duration = Seconds(last_finish_);
@@ -532,6 +563,8 @@ class Scheduler {
   size_t next_arrival_ = 0;
   double now_ = 0, batch_sum_ = 0, last_finish_ = 0;
   const double idle_watts_;
+  long started_ = 0;  // requests with their first token
+  Mark steady_start_, steady_end_;
   double energy_per_gpu_ = 0;  // joules of one GPU since the start: steps, and idle waits at the floor
   long finished_ = 0, good_ = 0, generated_tokens_ = 0;
   LatencyHistogram itl_hist_;

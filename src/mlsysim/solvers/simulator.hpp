@@ -61,6 +61,16 @@ struct Percentiles {
   double p50 = 0, p90 = 0, p99 = 0, mean = 0;  // seconds
 };
 
+// The run between its ramps (SimulationResult::steady_state), the window serving benchmarks such as
+// ML.ENERGY's average over.
+struct SteadyState {
+  Seconds start{}, end{};
+  double tokens_per_s = 0;         // tokens generated in the window / its length
+  Watts average_power_per_gpu{};   // the GPUs' energy in the window / its length, per GPU
+  Joules energy_per_token{};       // the replica's energy per token generated in the window
+  double mean_batch = 0;           // running requests per iteration in the window
+};
+
 struct SimulationResult {
   long arrived = 0, completed = 0, in_flight = 0, rejected = 0;
   long preemptions = 0, iterations = 0;
@@ -76,6 +86,9 @@ struct SimulationResult {
   Joules energy{};
   Watts average_power_per_gpu{};  // that energy over the duration, per GPU
   Joules energy_per_token{};      // per generated token
+  // From the iteration in which --max-batch requests have their first token to the one in which all
+  // but max-batch + 1 requests have finished; absent when the run is too short to have one.
+  std::optional<SteadyState> steady_state;
   long kv_pages = 0;
   int tp = 1;
   double offered_rate = 0;
