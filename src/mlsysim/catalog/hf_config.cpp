@@ -171,8 +171,9 @@ void parse_llama_like_family(const nlohmann::json& j, const std::string& type, c
   if (type == "qwen3_moe") {
     // Qwen3ForCausalLM's MoE variant can keep some layers dense; every released checkpoint has
     // none (decoder_sparse_step 1, mlp_only_layers []), and mlsysim models only that layout.
-    const bool every_layer_moe = get_int(j, "decoder_sparse_step", 1, path) == 1 &&
-                                 (!has(j, "mlp_only_layers") || (j["mlp_only_layers"].is_array() && j["mlp_only_layers"].empty()));
+    const bool no_dense_layers =
+        !has(j, "mlp_only_layers") || (j["mlp_only_layers"].is_array() && j["mlp_only_layers"].empty());
+    const bool every_layer_moe = get_int(j, "decoder_sparse_step", 1, path) == 1 && no_dense_layers;
     if (!every_layer_moe)
       throw BadInput(path + ": qwen3_moe with dense layers (decoder_sparse_step other than 1, or mlp_only_layers) is "
                      "not supported: mlsysim models every layer as MoE");
@@ -224,8 +225,9 @@ nlohmann::json read_json_object(const std::string& path) {
 ModelSpec model_from_hf_config(const std::string& path) {
   const nlohmann::json j = read_json_object(path);
   const std::string type = get_string(j, "model_type", "", path);
-  static const char* kSupported[] = {"llama",  "mistral",     "mixtral",     "qwen2", "qwen2_moe", "qwen3",    "qwen3_moe",
-                                     "gemma",  "gemma2",      "deepseek_v3", "deepseek_v2", "gptj", "falcon", "gpt_neox"};
+  static const char* kSupported[] = {"llama",  "mistral", "mixtral",     "qwen2",       "qwen2_moe", "qwen3",
+                                     "qwen3_moe", "gemma", "gemma2",   "deepseek_v3", "deepseek_v2", "gptj",
+                                     "falcon", "gpt_neox"};
   if (!is_one_of(type, kSupported))
     throw BadInput(path + ": model_type '" + type + "' is not supported; supported: " + joined(kSupported));
 

@@ -597,57 +597,80 @@ void check_gemm_fit(const HardwareSpec& hw, const std::vector<GemmPoint>& points
   fit.max_abs_error = *std::max_element(errors.begin(), errors.end());
 }
 
+// A number field of a JSON object, or -1 when it is missing or not a number.
+double number_or_missing(const nlohmann::json& row, const char* field) {
+  return row.is_object() && row.contains(field) && row[field].is_number() ? row[field].get<double>() : -1.0;
+}
+
+// A `board_power` reading in watts: within (0, TDP + 5%] (sensors overshoot a little), kept at most
+// the TDP, where the power limit holds the board.
+double board_watts(const HardwareSpec& hw, const nlohmann::json& row, const char* field, const std::string& what,
+                   const std::string& origin) {
+  const double tdp = hw.tdp.si(), w = number_or_missing(row, field);
+  if (!(w > 0) || w > kMaxMeasuredFraction * tdp)
+    throw BadInput(fmt::format("{}: board_power {} must be a number of watts in (0, {:.0f}] ({}'s TDP {:.0f} W, "
+                               "+5% for sensor overshoot), got {}",
+                               origin, what, kMaxMeasuredFraction * tdp, hw.id, tdp,
+                               row.is_object() && row.contains(field) ? row[field].dump() : "nothing"));
+  return std::min(w, tdp);
+}
+
+// The `board_power.gemm` row's shape and precision.
+GemmPoint board_power_gemm(const HardwareSpec& hw, const nlohmann::json& gemm, const std::string& origin) {
+  const bool named = gemm.contains("dtype") && gemm["dtype"].is_string();
+  const auto precision = precision_of_dtype(named ? gemm["dtype"].get<std::string>() : "");
+  const GemmPoint g{number_or_missing(gemm, "m"), number_or_missing(gemm, "n"), number_or_missing(gemm, "k"), 0,
+                    precision.value_or(Precision::BF16)};
+  if (!precision || !hw.supports(*precision) || !(g.m > 0 && g.n > 0 && g.k > 0))
+    throw BadInput(fmt::format("{}: board_power.gemm needs m, n and k > 0 and a dtype {} runs (e.g. \"bfloat16\")",
+                               origin, hw.id));
+  return g;
+}
+
+// The share of a GEMM's body its memory traffic fills, t_memory / t_compute, at the fitted rates.
+double gemm_memory_share(const HardwareSpec& hw, const GemmPoint& g, BytesPerSecond bw, const EfficiencyProfile& e) {
+  const double t_memory = gemm_bytes(g) / bw.si();
+  const double t_compute = 2.0 * g.m * g.n * g.k / (hw.peak(g.precision).si() * e.gemm[index_of(g.precision)]);
+  return std::min(1.0, t_memory / t_compute);
+}
+
 // Board power (physics/power.hpp) from `board_power` readings: the floor from an idle GPU holding
 // its context, the memory term from a device-to-device copy (a body that is all memory traffic),
 // the compute term from a large GEMM: at the power limit (>= 97% of TDP) it says only that
 // compute-bound kernels sit there (floor + compute = 1); below it, what is left after the floor and
-// the GEMM's own memory share (t_memory / t_compute at the rates just fitted).
-void fit_board_power(const HardwareSpec& hw, const nlohmann::json& readings, BytesPerSecond bw, const std::string& origin,
-                     EfficiencyProfile& e, CalibrationFit& fit) {
+// the GEMM's own memory share.
+void fit_board_power(const HardwareSpec& hw, const nlohmann::json& readings, BytesPerSecond bw,
+                     const std::string& origin, EfficiencyProfile& e, CalibrationFit& fit) {
   const double tdp = hw.tdp.si();
   if (!(tdp > 0)) throw BadInput(origin + ": board_power needs the device's TDP, and " + hw.id + " lists none");
-  const auto number = [](const nlohmann::json& row, const char* field) {
-    return row.is_object() && row.contains(field) && row[field].is_number() ? row[field].get<double>() : -1.0;
+  const auto section = [&](const char* name) {
+    return readings.is_object() ? readings.value(name, nlohmann::json()) : nlohmann::json();
   };
-  const auto watts = [&](const nlohmann::json& row, const char* field, const std::string& what) {
-    const double w = number(row, field);
-    if (!(w > 0) || w > kMaxMeasuredFraction * tdp)
-      throw BadInput(fmt::format("{}: board_power {} must be a number of watts in (0, {:.0f}] ({}'s TDP {:.0f} W, +5% "
-                                 "for sensor overshoot), got {}", origin, what, kMaxMeasuredFraction * tdp, hw.id, tdp,
-                                 row.is_object() && row.contains(field) ? row[field].dump() : "nothing"));
-    return std::min(w, tdp);
-  };
-  const auto section = [&](const char* name) { return readings.is_object() ? readings.value(name, nlohmann::json()) : nlohmann::json(); };
-  fit.board_idle_w = watts(readings, "idle_w", "idle_w");
-  fit.board_copy_w = watts(section("copy"), "power_w", "copy.power_w");
+  fit.board_idle_w = board_watts(hw, readings, "idle_w", "idle_w", origin);
+  fit.board_copy_w = board_watts(hw, section("copy"), "power_w", "copy.power_w", origin);
   if (fit.board_copy_w <= fit.board_idle_w)
     throw BadInput(fmt::format("{}: board_power copy.power_w {:g} W is not above idle_w {:g} W: a copy kernel "
                                "streaming memory draws more than an idle GPU; were the readings taken while it ran?",
                                origin, fit.board_copy_w, fit.board_idle_w));
   const nlohmann::json gemm = section("gemm");
-  fit.board_gemm_w = watts(gemm, "power_w", "gemm.power_w");
-  const bool named = gemm.contains("dtype") && gemm["dtype"].is_string();
-  const auto precision = precision_of_dtype(named ? gemm["dtype"].get<std::string>() : "");
-  const GemmPoint g{number(gemm, "m"), number(gemm, "n"), number(gemm, "k"), 0, precision.value_or(Precision::BF16)};
-  if (!precision || !hw.supports(*precision) || !(g.m > 0 && g.n > 0 && g.k > 0))
-    throw BadInput(fmt::format("{}: board_power.gemm needs m, n and k > 0 and a dtype {} runs (e.g. \"bfloat16\")",
-                               origin, hw.id));
+  fit.board_gemm_w = board_watts(hw, gemm, "power_w", "gemm.power_w", origin);
+  const GemmPoint g = board_power_gemm(hw, gemm, origin);
   e.power_idle = fit.board_idle_w / tdp;
   e.power_memory = fit.board_copy_w / tdp - e.power_idle;
-  const double memory_share = std::min(1.0, (gemm_bytes(g) / bw.si()) /
-                                                 (2.0 * g.m * g.n * g.k / (hw.peak(g.precision).si() * e.gemm[index_of(g.precision)])));
-  const bool at_limit = fit.board_gemm_w >= 0.97 * tdp;
-  e.power_compute = at_limit ? 1.0 - e.power_idle
-                             : fit.board_gemm_w / tdp - e.power_idle - e.power_memory * memory_share;
+  e.power_compute = fit.board_gemm_w >= 0.97 * tdp
+                        ? 1.0 - e.power_idle
+                        : fit.board_gemm_w / tdp - e.power_idle - e.power_memory * gemm_memory_share(hw, g, bw, e);
   if (!(e.power_compute > 0))
-    throw BadInput(fmt::format("{}: board_power gemm.power_w {:g} W leaves nothing for the math over the idle floor "
-                               "and the GEMM's memory traffic ({:g} W idle, {:g} W copy): a large GEMM draws more than a "
-                               "copy; check the readings", origin, fit.board_gemm_w, fit.board_idle_w, fit.board_copy_w));
+    throw BadInput(fmt::format("{}: board_power gemm.power_w {:g} W leaves nothing for the math over the idle "
+                               "floor and the GEMM's memory traffic ({:g} W idle, {:g} W copy): a large GEMM draws "
+                               "more than a copy; check the readings",
+                               origin, fit.board_gemm_w, fit.board_idle_w, fit.board_copy_w));
   fit.board_power = true;
 }
 
 std::string calibration_source(const std::string& origin, const CalibrationFit& fit, const EfficiencyProfile& e) {
-  return fmt::format("calibrated from {} ({} GEMMs, median |error| {:.1f}%, {:.1f}% over the {} compute-bound{}{}{}{}{})",
+  return fmt::format("calibrated from {} ({} GEMMs, median |error| {:.1f}%, {:.1f}% over the {} "
+                     "compute-bound{}{}{}{}{})",
                      origin, fit.gemm_points, 100 * fit.median_abs_error,
                      100 * fit.compute_bound_median_abs_error, fit.compute_bound_points,
                      fit.attention_points ? fmt::format("; {} attention kernels, {:.1f}%", fit.attention_points,
@@ -667,8 +690,8 @@ std::string calibration_source(const std::string& origin, const CalibrationFit& 
                                                          fit.conv_host_points)
                                            : "")
                          : "",
-                     fit.board_power ? fmt::format("; board power idle {:.0f} W, copy {:.0f} W, GEMM {:.0f} W", fit.board_idle_w,
-                                                   fit.board_copy_w, fit.board_gemm_w)
+                     fit.board_power ? fmt::format("; board power idle {:.0f} W, copy {:.0f} W, GEMM {:.0f} W",
+                                                   fit.board_idle_w, fit.board_copy_w, fit.board_gemm_w)
                                      : "");
 }
 
@@ -776,8 +799,8 @@ std::string calibration_toml(const std::string& device_id, const CalibrationFit&
   if (e.conv_host_dispatch.si() > 0)
     out += fmt::format("conv_host_dispatch_us = {:.2f}\n", e.conv_host_dispatch.si() * 1e6);
   if (fit.board_power)
-    out += fmt::format("power_idle_fraction = {:.4f}\npower_memory_fraction = {:.4f}\npower_compute_fraction = {:.4f}\n",
-                       e.power_idle, e.power_memory, e.power_compute);
+    out += fmt::format("power_idle_fraction = {:.4f}\npower_memory_fraction = {:.4f}\n"
+                       "power_compute_fraction = {:.4f}\n", e.power_idle, e.power_memory, e.power_compute);
   out += "[calibration.gemm_efficiency]\n";
   for (Precision p : kAllPrecisions) out += fmt::format("{} = {:.4f}\n", to_string(p), e.gemm[index_of(p)]);
   for (const MeasuredConv& c : e.conv_measured)

@@ -256,7 +256,8 @@ void accumulate_operator(const Operator& op, const OpTiming& t, bool keep_operat
   if (t.compute >= t.memory) p.compute_time += t.compute;
   else p.memory_time += t.memory;
   const double body = t.body().si();
-  if (body > 0) e.body_power += body * body_power_fraction(e.power, t.memory.si() / body, t.compute.si() / body);
+  if (body > 0)
+    e.body_power += body * body_power_fraction(e.power, t.memory.si() / body, t.compute.si() / body);
   e.idle_time += t.overhead.si();
 }
 

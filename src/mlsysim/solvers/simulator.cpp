@@ -116,7 +116,9 @@ struct Req {
 struct StepCost {
   double time = 0, energy = 0;
 };
-StepCost step_cost(const StepTime& st) { return {st.latency.si(), (st.profile.average_power() * st.latency).si()}; }
+StepCost step_cost(const StepTime& st) {
+  return {st.latency.si(), (st.profile.average_power() * st.latency).si()};
+}
 
 // Engine step times through a cache (the engine is never called twice for the same bucket).
 class StepCache {
@@ -299,7 +301,8 @@ class Scheduler {
   Scheduler(std::vector<Req>& reqs, const SimulationRequest& r, long total_pages, int max_seq,
             StepCache& steps, SimulationResult& out)
       : reqs_(reqs), r_(r), total_pages_(total_pages), free_pages_(total_pages), max_seq_(max_seq),
-        steps_(steps), out_(out), n_total_(static_cast<long>(reqs.size())), idle_watts_(steps.idle_watts()) {
+        steps_(steps), out_(out), n_total_(static_cast<long>(reqs.size())),
+        idle_watts_(steps.idle_watts()) {
     ttfts_.reserve(reqs.size());
     e2es_.reserve(reqs.size());
   }
@@ -356,7 +359,10 @@ class Scheduler {
   void emit_token(Req& q) {
     ++q.generated;
     ++generated_tokens_;
-    if (q.first_token < 0) q.first_token = now_, ++started_;
+    if (q.first_token < 0) {
+      q.first_token = now_;
+      ++started_;
+    }
     else itl_hist_.add(now_ - q.last_token);
     q.last_token = now_;
   }
@@ -411,7 +417,8 @@ class Scheduler {
       waiting_.pop_front();
     }
     if (!admitted.empty()) {
-      advance(steps_.prefill(static_cast<int>(admitted.size()), static_cast<double>(batched) / admitted.size(), 0));
+      const double mean_prompt = static_cast<double>(batched) / admitted.size();
+      advance(steps_.prefill(static_cast<int>(admitted.size()), mean_prompt, 0));
       for (int idx : admitted) {
         Req& q = reqs_[idx];
         q.prefilled = true;
@@ -465,8 +472,8 @@ class Scheduler {
     }
     if (decoding.empty() && chunks.empty())
       return next_arrival_ >= reqs_.size() && running_.empty() ? Iteration::Done : Iteration::Idle;
-    const StepCost dec = decoding.empty() ? StepCost{} : steps_.decode(static_cast<int>(decoding.size()),
-                                                                       mean_context(decoding));
+    const StepCost dec =
+        decoding.empty() ? StepCost{} : steps_.decode(static_cast<int>(decoding.size()), mean_context(decoding));
     const StepCost pre = chunks.empty() ? StepCost{} : steps_.prefill(1, pre_tokens, pre_ctx / pre_tokens);
     advance(decoding.empty() ? pre : chunks.empty() ? dec : steps_.mixed(pre, dec));
     for (int idx : decoding) emit_token(reqs_[idx]);
@@ -526,7 +533,8 @@ class Scheduler {
     w.average_power_per_gpu = Watts(joules / span);
     w.energy_per_token = Joules(tokens > 0 ? joules * out_.tp / tokens : 0);
     const long its = steady_end_.iterations - steady_start_.iterations;
-    w.mean_batch = its > 0 ? (steady_end_.batch_sum - steady_start_.batch_sum) / static_cast<double>(its) : 0;
+    const double batch_sum = steady_end_.batch_sum - steady_start_.batch_sum;
+    w.mean_batch = its > 0 ? batch_sum / static_cast<double>(its) : 0;
     out_.steady_state = w;
   }
 
@@ -547,7 +555,8 @@ class Scheduler {
     out_.mean_batch = out_.iterations > 0 ? batch_sum_ / out_.iterations : 0;
     out_.energy = Joules(energy_per_gpu_ * out_.tp);
     out_.average_power_per_gpu = Watts(energy_per_gpu_ / dur);
-    out_.energy_per_token = generated_tokens_ > 0 ? out_.energy / static_cast<double>(generated_tokens_) : Joules(0);
+    out_.energy_per_token =
+        generated_tokens_ > 0 ? out_.energy / static_cast<double>(generated_tokens_) : Joules(0);
   }
 
   std::vector<Req>& reqs_;
