@@ -20,11 +20,12 @@ import tomllib
 REQUIRED = ("id", "category", "description", "command", "metric", "measured",
             "source", "framework", "used_for_calibration", "notes")
 OPTIONAL = ("per", "confidence", "recompute", "sharding")
-CATEGORIES = {"decode", "prefill", "serving", "training", "inference", "collective", "kernel", "capacity", "power"}
+CATEGORIES = {"decode", "prefill", "serving", "training", "inference", "collective", "kernel", "capacity", "power",
+              "reliability"}
 # sub-command -> metrics its JSON output is expected to carry
 METRICS = {
     "solve": {"latency_s", "tokens_per_s", "samples_per_s", "mfu"},
-    "train": {"step_time_s", "mfu", "hfu"},
+    "train": {"step_time_s", "mfu", "hfu", "run.cluster_mtbf_hours"},
     "serve": {"ttft_s", "itl_s", "e2e_latency_s", "tokens_per_s", "request_tokens_per_s",
               "request_tokens_per_s_per_gpu", "continuous_batching.kv_budget_bytes",
               "average_power_per_gpu_w"},

@@ -19,6 +19,8 @@ using units::Usd;
 // 54-day snapshot on 16,384 H100s (Dubey et al. 2024, "The Llama 3 Herd of Models", sec. 3.3.4 and
 // Table 5: 78% hardware, GPU and HBM3 the largest causes), i.e. one per 16384 x 54 x 24 / 419 =
 // 50,677 GPU-hours. It counts every cause (host, network, software) per GPU of a synchronous job.
+// Other published clusters imply 13,600 (OPT-175B) to 82,000 (Meta RSC-2) GPU-hours, counting other
+// causes on other GPUs (validation/points/reliability.toml): a fleet's own figure beats this one.
 inline constexpr Seconds kLlama3GpuMtbf = units::hours(16384.0 * 54.0 * 24.0 / 419.0);
 // Checkpoint write bandwidth: Meta's Tectonic file system behind the same run sustains 2 TB/s
 // (7 TB/s peak) for 16K GPUs (Dubey et al. 2024, sec. 3.3.1). A cluster's own storage may differ.
