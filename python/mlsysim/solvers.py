@@ -70,7 +70,8 @@ class SolverResult:
     """A solver's JSON result with attribute access.
 
     ``r.ttft_s`` is the raw SI float; ``r.ttft`` is a Quantity in ms. Keys ending in ``_bytes``
-    also appear without the suffix as Quantities in GB. ``r.to_dict()`` is the plain JSON.
+    also appear without the suffix as Quantities in GB, ``_w`` in W and ``_j`` in J
+    (``r.average_power_per_gpu``, ``r.energy_per_token``). ``r.to_dict()`` is the plain JSON.
     """
 
     def __init__(self, data: dict, kind: str, aliases: dict | None = None):
@@ -92,6 +93,10 @@ class SolverResult:
             return Quantity(data[name + "_s"] * 1e3, "ms")
         if name + "_bytes" in data:
             return Quantity(data[name + "_bytes"] / 1e9, "GB")
+        if name + "_w" in data:
+            return Quantity(data[name + "_w"], "W")
+        if name + "_j" in data:
+            return Quantity(data[name + "_j"], "J")
         raise AttributeError(f"{self._kind} result has no field '{name}' "
                              f"(fields: {', '.join(sorted(data))})")
 
@@ -102,6 +107,7 @@ class SolverResult:
         names = set(self._data) | set(self._aliases)
         names |= {k[:-2] for k in self._data if k.endswith("_s")}
         names |= {k[:-6] for k in self._data if k.endswith("_bytes")}
+        names |= {k[:-2] for k in self._data if k.endswith(("_w", "_j"))}
         return sorted(names)
 
     def to_dict(self) -> dict:

@@ -43,6 +43,18 @@ print(f"KV cache/req: {result.kv_cache_per_request:~P}")
         # KV for 4096 + 128 generated tokens with GQA (8 KV heads): 131,072 B/token.
         self.assertAlmostEqual(kv, (4096 + 128) * 131072 / 1e9, places=3)
 
+    def test_power_and_energy_are_quantities(self):
+        # Watts and joules come back as Quantities like times and bytes do, equal to the JSON's
+        # SI values; a busy GPU draws between its idle floor and its TDP (700 W on an H100).
+        r = mlsysim.ServingModel().solve(mlsysim.Models.Language.Llama3_8B, mlsysim.Hardware.Cloud.H100,
+                                         seq_len=1024, batch_size=16)
+        self.assertAlmostEqual(r.average_power_per_gpu.m_as("W"), r.average_power_per_gpu_w)
+        self.assertAlmostEqual(r.energy_per_token.m_as("J"), r.energy_per_token_j)
+        self.assertTrue(0.18 * 700 < r.average_power_per_gpu_w <= 700)
+        self.assertIn("average_power_per_gpu", dir(r))
+        with self.assertRaises(Exception):
+            r.average_power_per_gpu.m_as("s")  # power is not a time
+
     def test_paged_attention_capacity(self):
         out = run_listing('''
 cb = mlsysim.ContinuousBatchingModel()
