@@ -728,6 +728,20 @@ TEST(Cli, ServeReportsTheMeanPowerOfABusyGpu) {
             std::string::npos);
 }
 
+// simulate runs the textbook single-efficiency model too (validate's side-by-side column): its
+// compute-bound prefills take longer at a lower efficiency, so the same load runs slower.
+TEST(Cli, SimulateRunsTheTextbookModel) {
+  const std::string base = "simulate -m llama3-8b -H h100 --rate 1e6 -n 200 --max-batch 32 --format json";
+  const auto tokens_per_s = [&](const std::string& extra) {
+    return nlohmann::json::parse(run(base + extra).out)["tokens_per_s"].get<double>();
+  };
+  const double calibrated = tokens_per_s(""), half = tokens_per_s(" --efficiency 0.5");
+  EXPECT_NE(half, calibrated);
+  EXPECT_LT(tokens_per_s(" --efficiency 0.1"), half);
+  EXPECT_NE(run(base + " --efficiency 0 2>&1; true").out.find("--efficiency: must be in [0.01, 1]"),
+            std::string::npos);
+}
+
 TEST(Cli, ServeIsInfeasibleWhenTheKvPoolHoldsNoRequest) {
   const auto r = run("serve -m llama3-8b -H l4 -s 2048 --memory-utilization 0.7 --format json");
   EXPECT_EQ(r.code, 2);

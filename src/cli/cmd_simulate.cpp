@@ -20,7 +20,7 @@ using nlohmann::ordered_json;
 struct SimulateOptions {
   std::string model, hardware, precision, kv_precision, trace, length_dist = "exponential",
       sweep_rate, runtime = "graph";
-  double rate = 0, ttft_slo_ms = 2000, itl_slo_ms = 100, memory_utilization = 0.9;
+  double rate = 0, ttft_slo_ms = 2000, itl_slo_ms = 100, memory_utilization = 0.9, efficiency = 0;
   int requests = 1000, prompt_len = 512, output_len = 128, tp = 0, page_size = 16, max_batch = 256,
       max_batched_tokens = 0;
   std::uint64_t seed = 42;
@@ -128,6 +128,7 @@ int run_simulate(const GlobalOptions& g, const SimulateOptions& o) {
   r.max_batched_tokens = o.max_batched_tokens;
   r.chunked_prefill = o.chunked_prefill;
   r.runtime = parse_runtime_flag(o.runtime);
+  r.efficiency = o.efficiency;  // checked by the solver
   r.ttft_slo = milliseconds(o.ttft_slo_ms);
   r.itl_slo = milliseconds(o.itl_slo_ms);
 
@@ -215,6 +216,7 @@ const CommandRegistrar registrar(13, "simulate", [](CLI::App& app, const GlobalO
   cmd->add_option("--ttft-slo-ms", o->ttft_slo_ms, "Goodput SLO on TTFT, ms (default 2000)");
   cmd->add_option("--itl-slo-ms", o->itl_slo_ms, "Goodput SLO on time per output token, ms (default 100)");
   cmd->add_option("--runtime", o->runtime, "graph (default) | eager");
+  add_efficiency_option(cmd, o->efficiency);
   return Command{cmd, [o, &g] { return run_simulate(g, *o); }};
 });
 

@@ -365,8 +365,8 @@ void print_validate_table(const std::vector<Outcome>& outcomes, const Scores& s,
   line("overall", s.all);
   std::cout << "(bias: median signed error; + means predicted above measured)\n";
   if (textbook_subset)
-    std::cout << "(*: over the group's points the textbook model runs, `solve` and `serve` ones; JSON "
-                 "summary counts)\n";
+    std::cout << "(*: over the group's points the textbook model runs, `solve`, `serve` and `simulate` "
+                 "ones; JSON summary counts)\n";
   if (o.by != "runtime" && s.by_runtime.size() > 1) {
     std::cout << "\nby runtime (eager steps are host-bound: their time depends on the host CPU)";
     header("");

@@ -14,6 +14,7 @@
 #include "mlsysim/physics/power.hpp"
 #include "mlsysim/physics/sharding.hpp"
 #include "mlsysim/physics/serving.hpp"
+#include "mlsysim/solvers/engine.hpp"
 #include "mlsysim/solvers/serving.hpp"
 #include "mlsysim/units/format.hpp"
 
@@ -180,6 +181,7 @@ class StepCache {
 void validate(const ModelSpec& model, const SimulationRequest& r) {
   if (model.kind != ModelKind::Decoder)
     throw BadInput("--model " + model.id + " is not a decoder-only LLM: the serving simulator needs one");
+  check_textbook_efficiency(r.efficiency);
   if (r.trace.empty()) {
     if (!(r.rate > 0) || !std::isfinite(r.rate))
       throw BadInput(fmt::format("--rate must be > 0 requests/s (Poisson arrivals), got {}: or pass "
