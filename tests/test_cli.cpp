@@ -742,6 +742,24 @@ TEST(Cli, SimulateRunsTheTextbookModel) {
             std::string::npos);
 }
 
+// `hardware show` lists the board power the engine charges: the published defaults times the TDP,
+// or a device's own fractions from a calibration file.
+TEST(Cli, HardwareShowsTheBoardPowerItCharges) {
+  const auto j = nlohmann::json::parse(run("hardware show h100 --format json").out)["board_power_w"];
+  EXPECT_DOUBLE_EQ(j["idle"].get<double>(), 0.18 * 700);
+  EXPECT_DOUBLE_EQ(j["memory_bound"].get<double>(), 0.70 * 700);
+  EXPECT_DOUBLE_EQ(j["compute_bound"].get<double>(), 700.0);
+  EXPECT_FALSE(j["calibrated"].get<bool>());
+  const std::string path = ::testing::TempDir() + "/mlsysim_power_calibration.toml";
+  std::ofstream(path) << "[[calibration]]\ndevice = \"h100\"\npower_idle_fraction = 0.15\n"
+                         "power_memory_fraction = 0.5\npower_compute_fraction = 0.85\n";
+  const auto own = nlohmann::json::parse(
+      run("--calibration " + path + " hardware show h100 --format json").out)["board_power_w"];
+  EXPECT_DOUBLE_EQ(own["idle"].get<double>(), 0.15 * 700);
+  EXPECT_DOUBLE_EQ(own["memory_bound"].get<double>(), 0.65 * 700);
+  EXPECT_TRUE(own["calibrated"].get<bool>());
+}
+
 TEST(Cli, ServeIsInfeasibleWhenTheKvPoolHoldsNoRequest) {
   const auto r = run("serve -m llama3-8b -H l4 -s 2048 --memory-utilization 0.7 --format json");
   EXPECT_EQ(r.code, 2);

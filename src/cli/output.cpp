@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <fmt/format.h>
 
+#include "mlsysim/physics/power.hpp"
 #include "mlsysim/physics/transformer.hpp"
 #include "mlsysim/units/format.hpp"
 
@@ -241,6 +242,11 @@ ordered_json hardware_json(const HardwareSpec& hw) {
   j["memory_type"] = hw.memory_type;
   j["onchip_memory_bytes"] = hw.onchip_memory.si();
   j["tdp_w"] = hw.tdp.si();
+  const BoardPowerLevels power = board_power_levels(hw);
+  j["board_power_w"] = {{"idle", power.idle.si()},
+                        {"memory_bound", power.memory_bound.si()},
+                        {"compute_bound", power.compute_bound.si()},
+                        {"calibrated", power.calibrated}};
   if (hw.special_function_rate.si() > 0) j["special_function_ops_per_s"] = hw.special_function_rate.si();
   const Precision ridge_p = hw.supports(Precision::BF16) ? Precision::BF16
                             : hw.supports(Precision::FP16) ? Precision::FP16 : Precision::INT8;
@@ -347,6 +353,12 @@ std::string hardware_show(const HardwareSpec& hw, Format f) {
   if (hw.onchip_memory.si() > 0) rows.push_back({"on-chip", format_bytes(hw.onchip_memory) + " " + hw.onchip_kind});
   rows.push_back({"ridge point", fmt::format("{:.0f} FLOP/B", j["ridge_point_flop_per_byte"].get<double>())});
   rows.push_back({"TDP", format_power(hw.tdp)});
+  const BoardPowerLevels power = board_power_levels(hw);
+  rows.push_back({"board power", fmt::format("{} idle (context held), {} memory-bound, {} compute-bound ({})",
+                                             format_power(power.idle), format_power(power.memory_bound),
+                                             format_power(power.compute_bound),
+                                             power.calibrated ? "from its board_power readings"
+                                                              : "published Hopper defaults, docs/PHYSICS.md \"Power\"")});
   if (hw.special_function_rate.si() > 0)
     rows.push_back({"special functions", format_count(hw.special_function_rate.si()) + " ops/s (exp2, log2, rcp)"});
   if (hw.interconnect)

@@ -39,6 +39,13 @@ PowerCoefficients power_coefficients(const HardwareSpec& hw) {
           measured_or(e.power_compute, kCompute)};
 }
 
+BoardPowerLevels board_power_levels(const HardwareSpec& hw) {
+  const PowerCoefficients c = power_coefficients(hw);
+  const EfficiencyProfile& e = hw.efficiency;
+  return {hw.tdp * c.idle, hw.tdp * body_power_fraction(c, 1, 0), hw.tdp * body_power_fraction(c, 0, 1),
+          e.power_idle > 0 || e.power_memory > 0 || e.power_compute > 0};
+}
+
 double body_power_fraction(const PowerCoefficients& c, double memory_share, double compute_share) {
   return std::min(1.0, c.idle + c.memory * memory_share + c.compute * compute_share);
 }
