@@ -760,6 +760,26 @@ TEST(Cli, HardwareShowsTheBoardPowerItCharges) {
   EXPECT_TRUE(own["calibrated"].get<bool>());
 }
 
+// A CSV table keeps every row's fields even when rows differ: in this sweep the first rate leaves
+// no steady state between its ramps and the second has one, whose figures must reach the file.
+TEST(Cli, CsvKeepsFieldsOnlyLaterRowsHave) {
+  const std::string csv =
+      run("simulate -m llama3-8b -H h100 --sweep-rate 0.0001,1000 -n 20 --max-batch 16 --format csv").out;
+  std::vector<std::vector<std::string>> lines;
+  std::istringstream in(csv);
+  for (std::string line; std::getline(in, line);) {
+    lines.emplace_back();
+    std::istringstream fields(line);
+    for (std::string f; std::getline(fields, f, ',');) lines.back().push_back(f);
+  }
+  ASSERT_EQ(lines.size(), 3u) << csv;
+  const auto column = std::find(lines[0].begin(), lines[0].end(), "steady_state_tokens_per_s");
+  ASSERT_NE(column, lines[0].end()) << csv;
+  const size_t i = static_cast<size_t>(column - lines[0].begin());
+  ASSERT_GT(lines[2].size(), i) << csv;
+  EXPECT_GT(std::stod(lines[2][i]), 0.0) << csv;  // the second rate's steady state, not dropped
+}
+
 TEST(Cli, ServeIsInfeasibleWhenTheKvPoolHoldsNoRequest) {
   const auto r = run("serve -m llama3-8b -H l4 -s 2048 --memory-utilization 0.7 --format json");
   EXPECT_EQ(r.code, 2);

@@ -1,6 +1,7 @@
 #include "output.hpp"
 
 #include <algorithm>
+#include <unordered_set>
 #include <fmt/format.h>
 
 #include "mlsysim/physics/power.hpp"
@@ -170,9 +171,13 @@ std::string profile_table(const Profile& p, bool show_operators) {
 
 std::string csv_from_rows(const ordered_json& rows) {
   if (!rows.is_array() || rows.empty()) return {};
+  // Every row's scalar fields, in first-seen order: rows of one table may differ (a sweep whose
+  // runs have a steady state and runs that have none), and no row's values may be dropped.
   std::vector<std::string> columns;
-  for (auto it = rows[0].begin(); it != rows[0].end(); ++it)
-    if (!it->is_array() && !it->is_object()) columns.push_back(it.key());
+  std::unordered_set<std::string> seen;
+  for (const auto& r : rows)
+    for (auto it = r.begin(); it != r.end(); ++it)
+      if (!it->is_array() && !it->is_object() && seen.insert(it.key()).second) columns.push_back(it.key());
   auto cell = [](const ordered_json& v) -> std::string {
     if (v.is_string()) {
       std::string s = v.get<std::string>();
