@@ -102,12 +102,13 @@ std::vector<std::string> explain(const Profile& p) {
       format_bytes(mem.gradients), format_bytes(mem.optimizer_states), format_bytes(mem.total()),
       format_bytes(p.memory_capacity), p.feasible ? "fits" : "DOES NOT FIT"));
   const PowerCoefficients pc = power_coefficients(hw);
+  const BoardPowerLevels levels = board_power_levels(hw);
   lines.push_back(fmt::format(
       "Energy: {} per step at {} average: each kernel body at TDP {} x min(1, {:.2f} + {:.2f} x t_mem/t_body + "
       "{:.2f} x t_comp/t_body) (memory-bound {}, compute-bound at the limit), launch gaps at the {} floor "
       "(docs/PHYSICS.md, Power).",
       format_energy(p.energy), format_power(p.average_power()), format_power(hw.tdp), pc.idle, pc.memory, pc.compute,
-      format_power(hw.tdp * std::min(1.0, pc.idle + pc.memory)), format_power(hw.tdp * pc.idle)));
+      format_power(levels.memory_bound), format_power(levels.idle)));
   return lines;
 }
 

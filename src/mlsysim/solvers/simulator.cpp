@@ -523,25 +523,29 @@ class Scheduler {
     if (steady_end_.time < 0 && steady_start_.time >= 0 && finished_ >= n_total_ - r_.max_batch - 1)
       steady_end_ = now;
   }
-  void summarize_steady_state() {
-    if (steady_start_.time < 0 || steady_end_.time <= steady_start_.time) return;
+  // Tokens/s, W per GPU, the replica's J per token and the mean batch between two marks: the
+  // steady state's, and (from the start to the last completion) the whole run's.
+  SteadyState figures_between(const Mark& from, const Mark& to) const {
     SteadyState w;
-    w.start = Seconds(steady_start_.time);
-    w.end = Seconds(steady_end_.time);
-    const double span = steady_end_.time - steady_start_.time;
-    const double tokens = static_cast<double>(steady_end_.tokens - steady_start_.tokens);
-    const double joules = steady_end_.energy - steady_start_.energy;
+    w.start = Seconds(from.time);
+    w.end = Seconds(to.time);
+    const double span = std::max(to.time - from.time, 1e-12);
+    const double tokens = static_cast<double>(to.tokens - from.tokens);
+    const double joules = to.energy - from.energy;
     w.tokens_per_s = tokens / span;
     w.average_power_per_gpu = Watts(joules / span);
     w.energy_per_token = Joules(tokens > 0 ? joules * out_.tp / tokens : 0);
-    const long its = steady_end_.iterations - steady_start_.iterations;
-    const double batch_sum = steady_end_.batch_sum - steady_start_.batch_sum;
-    w.mean_batch = its > 0 ? batch_sum / static_cast<double>(its) : 0;
-    out_.steady_state = w;
+    const long its = to.iterations - from.iterations;
+    w.mean_batch = its > 0 ? (to.batch_sum - from.batch_sum) / static_cast<double>(its) : 0;
+    return w;
   }
 
   void summarize() {
-    summarize_steady_state();
+    if (steady_start_.time >= 0 && steady_end_.time > steady_start_.time)
+      out_.steady_state = figures_between(steady_start_, steady_end_);
+    const SteadyState run = figures_between(Mark{0, 0, 0, 0, 0},
+                                            Mark{last_finish_, energy_per_gpu_, batch_sum_, generated_tokens_,
+                                                 out_.iterations});
     out_.completed = finished_;
     out_.in_flight = out_.arrived - out_.completed - out_.rejected;
     out_.duration = Seconds(last_finish_);
@@ -551,14 +555,13 @@ class Scheduler {
                 itl_hist_.mean()};
     const double dur = std::max(last_finish_, 1e-12);
     out_.throughput_rps = finished_ / dur;
-    out_.tokens_per_s = generated_tokens_ / dur;
     out_.goodput_rps = good_ / dur;
     out_.slo_attainment = finished_ > 0 ? static_cast<double>(good_) / finished_ : 0;
-    out_.mean_batch = out_.iterations > 0 ? batch_sum_ / out_.iterations : 0;
+    out_.tokens_per_s = run.tokens_per_s;
+    out_.mean_batch = run.mean_batch;
     out_.energy = Joules(energy_per_gpu_ * out_.tp);
-    out_.average_power_per_gpu = Watts(energy_per_gpu_ / dur);
-    out_.energy_per_token =
-        generated_tokens_ > 0 ? out_.energy / static_cast<double>(generated_tokens_) : Joules(0);
+    out_.average_power_per_gpu = run.average_power_per_gpu;
+    out_.energy_per_token = run.energy_per_token;
   }
 
   std::vector<Req>& reqs_;
