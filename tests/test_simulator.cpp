@@ -28,7 +28,7 @@ SimulationRequest poisson(double rate, int n, std::uint64_t seed = 7) {
 }
 void check_invariants(const SimulationResult& s) {
   EXPECT_EQ(s.arrived, s.completed + s.in_flight + s.rejected);
-  for (const Percentiles* p : {&s.ttft, &s.itl, &s.e2e}) {
+  for (const Percentiles* p : {&s.ttft, &s.itl, &s.tpot, &s.e2e}) {
     EXPECT_LE(p->p50, p->p90 * (1 + 1e-12));
     EXPECT_LE(p->p90, p->p99 * (1 + 1e-12));
   }
@@ -82,7 +82,25 @@ TEST(Simulator, SingleRequestReplaysTheEngine) {
   }
   EXPECT_DOUBLE_EQ(s.ttft.p50, ttft);
   EXPECT_NEAR(s.e2e.p50, e2e, 1e-12);
+  EXPECT_NEAR(s.tpot.p50, (e2e - ttft) / 7, 1e-12);  // MLPerf's TPOT: decode time / (output - 1)
   EXPECT_EQ(s.completed, 1);
+}
+
+// Per request e2e = TTFT + (output - 1) x TPOT; with every output the same length the means obey it
+// too, under any load. A one-token request has no TPOT and is left out of it.
+TEST(Simulator, TpotIsEachRequestsDecodeTimePerLaterToken) {
+  SimulationRequest r = poisson(30, 800);
+  r.length_dist = LengthDist::Fixed;
+  const auto s = simulate(model("llama3-8b"), hw("h100"), r);
+  check_invariants(s);
+  EXPECT_NEAR(s.e2e.mean, s.ttft.mean + (r.output_len - 1) * s.tpot.mean, 1e-9 * s.e2e.mean);
+  EXPECT_GT(s.tpot.mean, 0);
+
+  SimulationRequest single;
+  single.trace = {{0.0, 128, 1}};
+  const auto one = simulate(model("llama3-8b"), hw("h100"), single);
+  EXPECT_EQ(one.tpot.p50, 0);
+  EXPECT_EQ(one.tpot.mean, 0);
 }
 
 // Energy of a single request, by hand: each step at its engine profile's average power over its

@@ -307,6 +307,7 @@ class Scheduler {
         idle_watts_(steps.idle_watts()) {
     ttfts_.reserve(reqs.size());
     e2es_.reserve(reqs.size());
+    tpots_.reserve(reqs.size());
   }
 
   void run() {
@@ -504,6 +505,7 @@ class Scheduler {
       ttfts_.push_back(ttft);
       e2es_.push_back(q.finish - q.arrival);
       const double tpot = q.output > 1 ? (q.finish - q.first_token) / (q.output - 1) : 0;
+      if (q.output > 1) tpots_.push_back(tpot);
       if (ttft <= r_.ttft_slo.si() && tpot <= r_.itl_slo.si()) ++good_;
     }
     running_.swap(still_running);
@@ -551,6 +553,7 @@ class Scheduler {
     out_.duration = Seconds(last_finish_);
     out_.ttft = stats(ttfts_);
     out_.e2e = stats(e2es_);
+    out_.tpot = stats(tpots_);
     out_.itl = {itl_hist_.percentile(50), itl_hist_.percentile(90), itl_hist_.percentile(99),
                 itl_hist_.mean()};
     const double dur = std::max(last_finish_, 1e-12);
@@ -582,7 +585,7 @@ class Scheduler {
   double energy_per_gpu_ = 0;  // joules of one GPU since the start: steps, and idle waits at the floor
   long finished_ = 0, good_ = 0, generated_tokens_ = 0;
   LatencyHistogram itl_hist_;
-  std::vector<double> ttfts_, e2es_;
+  std::vector<double> ttfts_, e2es_, tpots_;
 };
 
 // No request could ever run: every one is longer than the model's window or than the whole KV pool.
@@ -627,10 +630,13 @@ void explain_simulation(const ModelSpec& model, const HardwareSpec& hw, const Si
                           out.iterations, out.step_cache_entries, out.mean_batch, out.preemptions));
   t.push_back(fmt::format("Requests: arrived {} = completed {} + in flight {} + rejected {}.",
                           out.arrived, out.completed, out.in_flight, out.rejected));
-  t.push_back(fmt::format("TTFT p50/p90/p99 {}/{}/{}; ITL p50/p90/p99 {}/{}/{}; end-to-end p50/p99 {}/{}.",
+  t.push_back(fmt::format("TTFT p50/p90/p99 {}/{}/{}; ITL p50/p90/p99 {}/{}/{} (every gap between tokens); "
+                          "TPOT p50/p99 {}/{} (per request: (finish - first token) / (output - 1), as MLPerf "
+                          "Inference); end-to-end p50/p99 {}/{}.",
                           format_time(Seconds(out.ttft.p50)), format_time(Seconds(out.ttft.p90)),
                           format_time(Seconds(out.ttft.p99)), format_time(Seconds(out.itl.p50)),
                           format_time(Seconds(out.itl.p90)), format_time(Seconds(out.itl.p99)),
+                          format_time(Seconds(out.tpot.p50)), format_time(Seconds(out.tpot.p99)),
                           format_time(Seconds(out.e2e.p50)), format_time(Seconds(out.e2e.p99))));
   t.push_back(fmt::format("Throughput {:.3g} req/s ({:.4g} tokens/s); goodput {:.3g} req/s = {} "
                           "within TTFT <= {} and time per output token <= {}.",

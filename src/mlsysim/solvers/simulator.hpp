@@ -75,6 +75,10 @@ struct SimulationResult {
   long arrived = 0, completed = 0, in_flight = 0, rejected = 0;
   long preemptions = 0, iterations = 0;
   Percentiles ttft, itl, e2e;
+  // Time per output token of each request that generates more than one, MLPerf Inference's TPOT:
+  // (finish - first token) / (output tokens - 1). `itl` pools every gap between tokens instead, so a
+  // long request counts once per token there and once here.
+  Percentiles tpot;
   Seconds duration{};             // simulated time until the last completion
   double throughput_rps = 0;      // completed / duration
   double tokens_per_s = 0;        // generated tokens / duration
