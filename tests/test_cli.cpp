@@ -810,6 +810,20 @@ TEST(Cli, ContradictoryTrainingFlagsAreRefused) {
   EXPECT_EQ(run("optimize parallelism -m llama3-8b -H h100 -n 8 -B 64 --threads -3").code, 1);
   EXPECT_EQ(run("serve -m llama3-8b -H h100 -s 1024 --draft-tokens 8").code, 1);
   EXPECT_EQ(run("simulate -m llama3-8b -H h100 --rate 5 --sweep-rate 1,2").code, 1);
+  EXPECT_EQ(run("simulate -m llama3-8b -H h100 --rate 5 --find-max-rate").code, 1);
+}
+
+// --find-max-rate answers with the rate and the simulation at it, in the JSON fields scripts read.
+TEST(Cli, SimulateFindsTheMaxRateWithinTheSlos) {
+  const Result r = run("simulate -m llama3-8b -H h100 --find-max-rate -n 500 --ttft-slo-ms 1000 --itl-slo-ms 60 "
+                       "--format json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_DOUBLE_EQ(j["rate_rps"].get<double>(), j["max_rate_rps"].get<double>());
+  EXPECT_GT(j["failing_rate_rps"].get<double>(), j["max_rate_rps"].get<double>());
+  EXPECT_LE(j["ttft_s"]["p99"].get<double>(), j["slo"]["ttft_p99_s"].get<double>());
+  EXPECT_LE(j["tpot_s"]["p99"].get<double>(), j["slo"]["tpot_p99_s"].get<double>());
+  EXPECT_DOUBLE_EQ(j["slo"]["tpot_p99_s"].get<double>(), 0.060);
 }
 
 // The engine reads efficiency 0 as "not given": typed on the command line it is refused, not

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "command.hpp"
@@ -26,6 +27,7 @@ struct SimulateOptions {
   std::uint64_t seed = 42;
   bool quantize_head = false;
   bool chunked_prefill = false;
+  bool find_max_rate = false;
 };
 
 ordered_json pct(const Percentiles& p) {
@@ -108,9 +110,12 @@ int run_simulate(const GlobalOptions& g, const SimulateOptions& o) {
   }
   if (o.rate != 0 && !o.sweep_rate.empty())
     throw BadInput("--rate and --sweep-rate both set the arrival rate: give one (--sweep-rate runs each of its rates)");
-  if (o.trace.empty() && o.sweep_rate.empty() && o.rate == 0)
+  if (o.find_max_rate && (o.rate != 0 || !o.sweep_rate.empty() || !o.trace.empty()))
+    throw BadInput("--find-max-rate searches the arrival rate itself: drop --rate, --sweep-rate and --trace");
+  if (o.trace.empty() && o.sweep_rate.empty() && o.rate == 0 && !o.find_max_rate)
     throw BadInput("simulate needs its arrivals: --rate R (Poisson, requests/s > 0, e.g. --rate 5), --sweep-rate "
-                   "R1,R2,... (a latency-vs-load curve) or --trace FILE (recorded requests)");
+                   "R1,R2,... (a latency-vs-load curve), --find-max-rate (the highest rate within the SLOs) or "
+                   "--trace FILE (recorded requests)");
   r.rate = o.rate;
   r.requests = o.requests;
   r.prompt_len = o.prompt_len;
@@ -148,13 +153,27 @@ int run_simulate(const GlobalOptions& g, const SimulateOptions& o) {
   }
 
   std::vector<SimulationResult> results;
-  if (!o.sweep_rate.empty()) results = sweep_rates(model, hw, r, parse_rates(o.sweep_rate));
-  else results.push_back(simulate(model, hw, r));
+  std::optional<MaxRateSearch> search;
+  if (o.find_max_rate) {
+    search = find_max_rate(model, hw, r);
+    results.push_back(search->at_max);
+  } else if (!o.sweep_rate.empty()) {
+    results = sweep_rates(model, hw, r, parse_rates(o.sweep_rate));
+  } else {
+    results.push_back(simulate(model, hw, r));
+  }
 
   ordered_json j;
   if (results.size() == 1) {
     j["model"] = model.id;
     j["hardware"] = hw.id;
+    if (search) {
+      j["max_rate_rps"] = search->max_rate;
+      j["failing_rate_rps"] = search->failing_rate;
+      j["slo"] = {{"ttft_p99_s", r.ttft_slo.si()}, {"tpot_p99_s", r.itl_slo.si()}};
+      j["search_requests"] = search->requests;
+      j["search_simulations"] = search->simulations;
+    }
     const ordered_json one = result_json(results[0]);
     for (auto it = one.begin(); it != one.end(); ++it) j[it.key()] = *it;
   } else {
@@ -214,8 +233,12 @@ const CommandRegistrar registrar(13, "simulate", [](CLI::App& app, const GlobalO
   cmd->add_option("--max-batch", o->max_batch, "Max running sequences, vLLM --max-num-seqs (default 256); also sizes the sampler's start-up reserve, min(N, --max-batched-tokens) x vocabulary x 16 B");
   cmd->add_option("--max-batched-tokens", o->max_batched_tokens, "Max tokens per iteration, vLLM --max-num-batched-tokens (default 8192; without --chunked-prefill at least the longest prompt, which one iteration prefills)");
   cmd->add_flag("--chunked-prefill", o->chunked_prefill, "Chunked prefill (Sarathi-Serve)");
-  cmd->add_option("--ttft-slo-ms", o->ttft_slo_ms, "Goodput SLO on TTFT, ms (default 2000)");
-  cmd->add_option("--itl-slo-ms", o->itl_slo_ms, "Goodput SLO on time per output token, ms (default 100)");
+  cmd->add_flag("--find-max-rate", o->find_max_rate,
+                "Search the highest Poisson rate whose p99 TTFT and p99 TPOT meet --ttft-slo-ms and --itl-slo-ms "
+                "(MLPerf Inference Server's rule); JSON max_rate_rps, and the simulation at that rate");
+  cmd->add_option("--ttft-slo-ms", o->ttft_slo_ms, "SLO on TTFT, ms (default 2000): goodput; p99 for --find-max-rate");
+  cmd->add_option("--itl-slo-ms", o->itl_slo_ms,
+                  "SLO on time per output token, ms (default 100): goodput; p99 TPOT for --find-max-rate");
   cmd->add_option("--runtime", o->runtime, "graph (default) | eager");
   add_efficiency_option(cmd, o->efficiency);
   return Command{cmd, [o, &g] { return run_simulate(g, *o); }};

@@ -6,7 +6,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <deque>
+#include <functional>
 #include <random>
+#include <string>
 #include <unordered_map>
 
 #include "mlsysim/errors.hpp"
@@ -694,6 +696,125 @@ SimulationResult simulate(const ModelSpec& model, const HardwareSpec& hw, const 
                                      : (reqs.back().arrival > 0 ? reqs.size() / reqs.back().arrival : 0);
   out.step_cache_entries = steps.size();
   explain_simulation(model, hw, r, pool, reqs.size(), mean_p, mean_o, out);
+  return out;
+}
+
+namespace {
+// MLPerf Inference's Server rule (LoadGen checks the 99th percentiles of TTFT and TPOT against the
+// benchmark's bounds), with every request admitted.
+bool meets_slos(const SimulationResult& s, const SimulationRequest& r) {
+  return s.rejected == 0 && s.completed > 0 && s.ttft.p99 <= r.ttft_slo.si() && s.tpot.p99 <= r.itl_slo.si();
+}
+
+std::string slo_reading(const SimulationResult& s) {
+  return fmt::format("p99 TTFT {}, p99 TPOT {}{}", format_time(Seconds(s.ttft.p99)),
+                     format_time(Seconds(s.tpot.p99)),
+                     s.rejected > 0 ? fmt::format(", {} requests rejected", s.rejected) : std::string());
+}
+}  // namespace
+
+namespace {
+struct Bracket {
+  double lo = 0, hi = 0;  // lo meets the SLOs, hi misses them
+  SimulationResult at_lo, at_hi;
+};
+
+// From `start`, double (or halve) the rate until the SLOs' pass/fail flips, then bisect
+// geometrically to hi / lo <= 1 + tolerance.
+Bracket bracket_max_rate(const std::function<SimulationResult(double)>& run, const SimulationRequest& r,
+                         double start, double tolerance) {
+  constexpr double kLowestRate = 1e-6, kHighestRate = 1e9;
+  Bracket b;
+  b.lo = b.hi = start;
+  SimulationResult first = run(start);
+  if (meets_slos(first, r)) {
+    b.at_lo = std::move(first);
+    for (;;) {  // double until a rate misses the SLOs
+      b.hi = b.lo * 2;
+      if (b.hi > kHighestRate)
+        throw BadInput(fmt::format("the SLOs are met even at {:.3g} requests/s: check --ttft-slo-ms and "
+                                   "--itl-slo-ms", b.lo));
+      b.at_hi = run(b.hi);
+      if (!meets_slos(b.at_hi, r)) break;
+      b.lo = b.hi;
+      b.at_lo = std::move(b.at_hi);
+    }
+  } else {
+    b.at_hi = std::move(first);
+    for (;;) {  // halve until a rate meets them
+      b.lo = b.hi / 2;
+      if (b.lo < kLowestRate)
+        throw BadInput(fmt::format(
+            "no arrival rate meets the SLOs (p99 TTFT <= {}, p99 TPOT <= {}): even at {:.3g} requests/s, "
+            "requests nearly alone, {}: raise --ttft-slo-ms / --itl-slo-ms, or use more GPUs (--tp), "
+            "a faster device or lower precision",
+            format_time(r.ttft_slo), format_time(r.itl_slo), b.hi, slo_reading(b.at_hi)));
+      b.at_lo = run(b.lo);
+      if (meets_slos(b.at_lo, r)) break;
+      b.hi = b.lo;
+      b.at_hi = std::move(b.at_lo);
+    }
+  }
+  while (b.hi / b.lo > 1 + tolerance) {  // geometric bisection
+    const double mid = std::sqrt(b.lo * b.hi);
+    SimulationResult at_mid = run(mid);
+    if (meets_slos(at_mid, r)) b.lo = mid, b.at_lo = std::move(at_mid);
+    else b.hi = mid, b.at_hi = std::move(at_mid);
+  }
+  return b;
+}
+}  // namespace
+
+MaxRateSearch find_max_rate(const ModelSpec& model, const HardwareSpec& hw, const SimulationRequest& r,
+                            double tolerance) {
+  if (!r.trace.empty())
+    throw BadInput("the max-rate search draws Poisson arrivals: drop --trace (a trace fixes its own arrivals)");
+  if (!(tolerance > 0 && tolerance < 1)) throw BadInput("the max-rate search's tolerance must be in (0, 1)");
+  MaxRateSearch out;
+  int requests = r.requests;
+  auto run_with = [&](int n) {
+    return [&, n](double rate) {
+      SimulationRequest q = r;
+      q.rate = rate;
+      q.requests = n;
+      q.progress = nullptr;
+      ++out.simulations;
+      return simulate(model, hw, q);
+    };
+  };
+  // A run too short for the queue to settle lets a rate above capacity pass (the backlog has not
+  // grown past the TTFT SLO when the last request arrives), and the answer falls as the run grows.
+  // So the answer must hold on a run twice as long; if not, the search repeats at that length
+  // (MLPerf's Server runs last >= 600 s and its LLM tests tens of thousands of queries).
+  constexpr int kMaxRequests = 1 << 20;
+  Bracket b = bracket_max_rate(run_with(requests), r, 1.0, tolerance);
+  std::string settled;
+  for (;;) {
+    if (2L * requests > kMaxRequests) {
+      settled = fmt::format(" Not confirmed on a longer run: {} requests is the search's limit.", requests);
+      break;
+    }
+    SimulationResult longer = run_with(2 * requests)(b.lo);
+    if (meets_slos(longer, r)) {
+      settled = fmt::format(" Confirmed on a run twice as long ({} requests: {}).", 2 * requests,
+                            slo_reading(longer));
+      break;
+    }
+    requests *= 2;
+    b = bracket_max_rate(run_with(requests), r, b.lo, tolerance);
+  }
+  out.max_rate = b.lo;
+  out.failing_rate = b.hi;
+  out.requests = requests;
+  out.at_max = std::move(b.at_lo);
+  std::vector<std::string> t = {fmt::format(
+      "Max rate under the SLOs (MLPerf Inference Server's rule: p99 TTFT <= {}, p99 TPOT <= {}, every request "
+      "served): {:.4g} requests/s ({}); {:.4g} requests/s misses ({}). Searched over the same {} requests "
+      "(seed {}), arrivals scaled by 1/rate, bisected to {:.0f}%; {} simulations.{}",
+      format_time(r.ttft_slo), format_time(r.itl_slo), b.lo, slo_reading(out.at_max), b.hi, slo_reading(b.at_hi),
+      requests, r.seed, tolerance * 100, out.simulations, settled)};
+  t.insert(t.end(), out.at_max.trace.begin(), out.at_max.trace.end());
+  out.at_max.trace = std::move(t);
   return out;
 }
 

@@ -102,6 +102,24 @@ struct SimulationResult {
 
 SimulationResult simulate(const ModelSpec& model, const HardwareSpec& hw, const SimulationRequest& r);
 
+// The capacity question MLPerf Inference's Server scenario asks: the highest Poisson rate at which
+// the p99 TTFT stays within `ttft_slo` and the p99 TPOT within `itl_slo`, every request served.
+struct MaxRateSearch {
+  double max_rate = 0;          // requests/s, the highest rate found to meet both SLOs
+  double failing_rate = 0;      // the lowest rate found to miss one (max_rate x (1 + tolerance))
+  SimulationResult at_max;      // the simulation at max_rate, its trace led by the search's
+  int requests = 0;             // requests per run the answer was searched with (>= the request's)
+  int simulations = 0;
+};
+// Rates are searched geometrically (doubling or halving from 1 req/s to a bracket, then bisection
+// to a relative `tolerance`); every run uses the request's seed, so the same requests arrive in
+// the same order with their times scaled by 1/rate and the latencies grow with the rate. The
+// answer must also hold on a run twice as long, else the search repeats with twice the requests
+// (a short run hides a backlog growing above capacity). Throws BadInput when no rate down to
+// 1e-6 req/s meets the SLOs (a request alone misses them).
+MaxRateSearch find_max_rate(const ModelSpec& model, const HardwareSpec& hw, const SimulationRequest& r,
+                            double tolerance = 0.01);
+
 // Latency-vs-load curve: one simulation per rate (same seed, same lengths).
 std::vector<SimulationResult> sweep_rates(const ModelSpec& model, const HardwareSpec& hw,
                                           const SimulationRequest& r, const std::vector<double>& rates);
