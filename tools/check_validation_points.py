@@ -30,7 +30,8 @@ METRICS = {
               "request_tokens_per_s_per_gpu", "continuous_batching.kv_budget_bytes",
               "average_power_per_gpu_w"},
     "simulate": {"steady_state.tokens_per_s", "steady_state.average_power_per_gpu_w",
-                 "steady_state.energy_per_token_j", "tokens_per_s", "average_power_per_gpu_w"},
+                 "steady_state.energy_per_token_j", "tokens_per_s", "average_power_per_gpu_w",
+                 "max_rate_rps", "ttft_s.mean", "tpot_s.mean"},
     "collective": {"bus_bandwidth_bytes_per_s"},
     "kernel": {"flops_per_s"},
 }

@@ -314,6 +314,12 @@ class OtherSolvers(unittest.TestCase):
     def test_every_cli_solver_is_reachable(self):
         sim = mlsysim.ServingSimulator().solve(llama_8b(), mlsysim.Hardware.Cloud.H100, rate=5, requests=200, seed=1)
         self.assertEqual(sim.completed + sim.in_flight + sim.rejected, sim.arrived)
+        # MLPerf Server's question from Python: the highest rate within p99 TTFT and p99 TPOT bounds.
+        cap = mlsysim.ServingSimulator().solve(llama_8b(), mlsysim.Hardware.Cloud.H100, find_max_rate=True,
+                                               requests=300, ttft_slo_ms=1000, itl_slo_ms=60)
+        self.assertGreater(cap.failing_rate_rps, cap.max_rate_rps)
+        self.assertLessEqual(cap["ttft_s"]["p99"], 1.0)
+        self.assertLessEqual(cap["tpot_s"]["p99"], 0.060)
         am = mlsysim.AmdahlModel().solve(fraction=0.12, speedup=3)
         self.assertAlmostEqual(am.speedup, 1 / (0.88 + 0.04), places=9)
         col = mlsysim.CollectiveModel().solve(message_bytes=8e9, gpus=8, hardware="h100")

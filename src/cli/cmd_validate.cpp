@@ -393,6 +393,13 @@ int run_validate(const GlobalOptions& g, const ValidateOptions& o) {
 
 }  // namespace
 
+namespace {
+// A point whose command searches (simulate --find-max-rate: a dozen or more simulations of tens of
+// thousands of requests) costs seconds; the error bar beside an answer must cost milliseconds, so
+// it leaves these out (validate scores them).
+bool runs_a_search(const ValidationPoint& p) { return p.command.find("--find-max-rate") != std::string::npos; }
+}  // namespace
+
 std::optional<HeldOutAccuracy> held_out_accuracy(const std::string& category, const std::string& runtime,
                                                  const std::string& hardware) {
   // The narrowest subset that still says something (3 points): this device and runtime, then this
@@ -401,7 +408,7 @@ std::optional<HeldOutAccuracy> held_out_accuracy(const std::string& category, co
   constexpr size_t kEnough = 3;
   std::vector<double> on_device, same_runtime, same_category;
   for (const auto& p : load_validation_points("")) {
-    if (p.category != category || !scored(p, false, false)) continue;
+    if (p.category != category || !scored(p, false, false) || runs_a_search(p)) continue;
     const Outcome out = evaluate(p, /*with_textbook=*/false);
     if (!out.error()) continue;
     same_category.push_back(*out.error());

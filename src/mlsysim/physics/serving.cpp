@@ -45,10 +45,11 @@ KvAllocation paged_kv_allocation(double tokens, int page_tokens) {
 
 double percentile(std::vector<double>& values, double q) {
   if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
   // Nearest-rank definition: the smallest value with at least q% of the sample at or below it.
   const double rank = std::ceil(q / 100.0 * static_cast<double>(values.size()));
   const size_t idx = static_cast<size_t>(std::clamp(rank, 1.0, static_cast<double>(values.size()))) - 1;
+  // The value a full sort would put at idx, in linear time (selection, not sorting).
+  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(idx), values.end());
   return values[idx];
 }
 

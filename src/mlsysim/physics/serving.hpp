@@ -67,7 +67,7 @@ Bytes sampler_peak_bytes(double rows, double vocabulary);
 // accuracy/results/v0.19.0/accuracy_report.md, 'Sensitivity: Tensor Parallelism').
 Bytes serving_runtime_buffers(int tensor_parallel);
 
-// Nearest-rank percentile (q in [0, 100]) of a sample; sorts `values` in place. 0 when empty.
+// Nearest-rank percentile (q in [0, 100]) of a sample; reorders `values` (a partial sort). 0 when empty.
 double percentile(std::vector<double>& values, double q);
 
 // Log-spaced histogram for latency percentiles over millions of samples in O(1) memory:

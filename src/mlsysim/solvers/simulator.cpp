@@ -368,8 +368,24 @@ class Scheduler {
       q.first_token = now_;
       ++started_;
     }
-    else itl_hist_.add(now_ - q.last_token);
+    else add_gap(now_ - q.last_token);
     q.last_token = now_;
+  }
+  // Every request that decoded in the previous iteration too sees the same gap (the same two
+  // times subtracted), so runs of equal gaps go into the histogram as one weighted entry: the
+  // histogram's logarithm is then paid about once per iteration instead of once per token.
+  void add_gap(double gap) {
+    if (gap == pending_gap_) {
+      ++pending_count_;
+      return;
+    }
+    flush_gaps();
+    pending_gap_ = gap;
+    pending_count_ = 1;
+  }
+  void flush_gaps() {
+    if (pending_count_ > 0) itl_hist_.add(pending_gap_, static_cast<double>(pending_count_));
+    pending_count_ = 0;
   }
   void release(Req& q) { free_pages_ += q.pages; q.pages = 0; }
   void preempt(int idx) {  // recompute-mode preemption (vLLM default)
@@ -446,19 +462,34 @@ class Scheduler {
   // chunks fill the token budget.
   Iteration chunked_iteration() {
     long budget_tokens = r_.max_batched_tokens;
+    // One pass: every prefilled request gets its next token's page (growth preempts from the back,
+    // past this position, so no request already picked is preempted), and the first ones within
+    // the token budget decode. Buffers are reused across iterations (no allocation per step).
+    std::vector<int>& decoding = decoding_;
+    decoding.clear();
+    double decode_ctx = 0;
     for (size_t i = 0; i < running_.size(); ++i) {
       const int idx = running_[i];
-      if (!reqs_[idx].prefilled) continue;
-      if (!grow(idx)) { preempt(idx); running_.erase(running_.begin() + i); --i; }
+      const Req& q = reqs_[idx];
+      if (!q.prefilled) continue;
+      if (!grow(idx)) {
+        preempt(idx);
+        running_.erase(running_.begin() + static_cast<std::ptrdiff_t>(i));
+        --i;
+        continue;
+      }
+      if (budget_tokens <= 0) continue;
+      decoding.push_back(idx);
+      decode_ctx += q.prompt + q.generated;
+      --budget_tokens;
     }
-    std::vector<int> decoding;
-    for (int idx : running_)
-      if (reqs_[idx].prefilled && budget_tokens > 0) decoding.push_back(idx), --budget_tokens;
     double pre_tokens = 0, pre_ctx = 0;
-    std::vector<std::pair<int, int>> chunks;
+    std::vector<std::pair<int, int>>& chunks = chunks_;
+    chunks.clear();
     for (int idx : running_) {
+      if (budget_tokens <= 0) break;
       Req& q = reqs_[idx];
-      if (q.prefilled || budget_tokens <= 0) continue;
+      if (q.prefilled) continue;
       const int c = static_cast<int>(std::min<long>(q.prefill_target - q.computed, budget_tokens));
       chunks.push_back({idx, c});
       pre_ctx += static_cast<double>(q.computed) * c;
@@ -477,8 +508,9 @@ class Scheduler {
     }
     if (decoding.empty() && chunks.empty())
       return next_arrival_ >= reqs_.size() && running_.empty() ? Iteration::Done : Iteration::Idle;
-    const StepCost dec =
-        decoding.empty() ? StepCost{} : steps_.decode(static_cast<int>(decoding.size()), mean_context(decoding));
+    const StepCost dec = decoding.empty() ? StepCost{}
+                                          : steps_.decode(static_cast<int>(decoding.size()),
+                                                          decode_ctx / static_cast<double>(decoding.size()));
     const StepCost pre = chunks.empty() ? StepCost{} : steps_.prefill(1, pre_tokens, pre_ctx / pre_tokens);
     advance(decoding.empty() ? pre : chunks.empty() ? dec : steps_.mixed(pre, dec));
     for (int idx : decoding) emit_token(reqs_[idx]);
@@ -494,8 +526,8 @@ class Scheduler {
   void retire_finished() {
     ++out_.iterations;
     batch_sum_ += static_cast<double>(running_.size());
-    std::vector<int> still_running;
-    still_running.reserve(running_.size());
+    std::vector<int>& still_running = still_running_;
+    still_running.clear();
     for (int idx : running_) {
       Req& q = reqs_[idx];
       if (q.generated < q.output) { still_running.push_back(idx); continue; }
@@ -556,6 +588,7 @@ class Scheduler {
     out_.ttft = stats(ttfts_);
     out_.e2e = stats(e2es_);
     out_.tpot = stats(tpots_);
+    flush_gaps();
     out_.itl = {itl_hist_.percentile(50), itl_hist_.percentile(90), itl_hist_.percentile(99),
                 itl_hist_.mean()};
     const double dur = std::max(last_finish_, 1e-12);
@@ -579,6 +612,8 @@ class Scheduler {
   const long n_total_;
   std::deque<int> waiting_;
   std::vector<int> running_;
+  std::vector<int> decoding_, still_running_;    // per-iteration buffers, kept for their capacity
+  std::vector<std::pair<int, int>> chunks_;
   size_t next_arrival_ = 0;
   double now_ = 0, batch_sum_ = 0, last_finish_ = 0;
   const double idle_watts_;
@@ -587,6 +622,8 @@ class Scheduler {
   double energy_per_gpu_ = 0;  // joules of one GPU since the start: steps, and idle waits at the floor
   long finished_ = 0, good_ = 0, generated_tokens_ = 0;
   LatencyHistogram itl_hist_;
+  double pending_gap_ = -1;  // add_gap's current run of equal gaps
+  long pending_count_ = 0;
   std::vector<double> ttfts_, e2es_, tpots_;
 };
 
