@@ -167,4 +167,28 @@ static void BM_Simulate100kRequests(benchmark::State& state) {
 }
 BENCHMARK(BM_Simulate100kRequests)->Unit(benchmark::kMillisecond);
 
+// MLPerf-Server-like capacity search: Llama-2-70B FP8 on two H100s, 24,576 requests per run, the
+// highest Poisson rate within p99 TTFT <= 2 s and p99 TPOT <= 200 ms (a dozen or more runs at up to
+// 1,000 running sequences, then one twice as long).
+static void BM_FindMaxRate_Llama2_70B_MLPerfServer(benchmark::State& state) {
+  SimulationRequest r;
+  r.requests = 24576;
+  r.prompt_len = 222;
+  r.output_len = 290;
+  r.precision = Precision::FP8;
+  r.kv_precision = Precision::FP8;
+  r.tp = 2;
+  r.max_batch = 1024;
+  r.max_batched_tokens = 16384;
+  r.chunked_prefill = true;
+  r.memory_utilization = 0.95;
+  r.ttft_slo = seconds(2.0);
+  r.itl_slo = milliseconds(200);
+  for (auto _ : state) {
+    const MaxRateSearch s = find_max_rate(model("llama2-70b"), hw("h100"), r);
+    benchmark::DoNotOptimize(s.max_rate);
+  }
+}
+BENCHMARK(BM_FindMaxRate_Llama2_70B_MLPerfServer)->Unit(benchmark::kMillisecond);
+
 BENCHMARK_MAIN();
