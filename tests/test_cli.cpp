@@ -824,6 +824,14 @@ TEST(Cli, SimulateFindsTheMaxRateWithinTheSlos) {
   EXPECT_LE(j["ttft_s"]["p99"].get<double>(), j["slo"]["ttft_p99_s"].get<double>());
   EXPECT_LE(j["tpot_s"]["p99"].get<double>(), j["slo"]["tpot_p99_s"].get<double>());
   EXPECT_DOUBLE_EQ(j["slo"]["tpot_p99_s"].get<double>(), 0.060);
+  // CSV carries the search's fields too, flattened, with the same rate.
+  const Result csv = run("simulate -m llama3-8b -H h100 --find-max-rate -n 500 --ttft-slo-ms 1000 --itl-slo-ms 60 "
+                         "--format csv");
+  ASSERT_EQ(csv.code, 0) << csv.out;
+  const std::string header = csv.out.substr(0, csv.out.find('\n'));
+  for (const char* column : {"max_rate_rps", "failing_rate_rps", "slo_ttft_p99_s", "slo_tpot_p99_s", "tpot_s_p99"})
+    EXPECT_NE(header.find(column), std::string::npos) << column << " in " << header;
+  EXPECT_NE(csv.out.find(std::to_string(j["search_requests"].get<int>())), std::string::npos);
 }
 
 // The engine reads efficiency 0 as "not given": typed on the command line it is refused, not

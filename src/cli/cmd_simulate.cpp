@@ -73,6 +73,15 @@ ordered_json result_json(const SimulationResult& s) {
   return j;
 }
 
+// What --find-max-rate adds ahead of the simulation at the rate it found.
+ordered_json search_json(const MaxRateSearch& search, const SimulationRequest& r) {
+  return {{"max_rate_rps", search.max_rate},
+          {"failing_rate_rps", search.failing_rate},
+          {"slo", {{"ttft_p99_s", r.ttft_slo.si()}, {"tpot_p99_s", r.itl_slo.si()}}},
+          {"search_requests", search.requests},
+          {"search_simulations", search.simulations}};
+}
+
 std::vector<double> parse_rates(const std::string& text) {
   std::vector<double> rates;
   std::stringstream ss(text);
@@ -168,11 +177,8 @@ int run_simulate(const GlobalOptions& g, const SimulateOptions& o) {
     j["model"] = model.id;
     j["hardware"] = hw.id;
     if (search) {
-      j["max_rate_rps"] = search->max_rate;
-      j["failing_rate_rps"] = search->failing_rate;
-      j["slo"] = {{"ttft_p99_s", r.ttft_slo.si()}, {"tpot_p99_s", r.itl_slo.si()}};
-      j["search_requests"] = search->requests;
-      j["search_simulations"] = search->simulations;
+      const ordered_json found = search_json(*search, r);  // named: items() keeps no temporary alive
+      for (const auto& [k, v] : found.items()) j[k] = v;
     }
     const ordered_json one = result_json(results[0]);
     for (auto it = one.begin(); it != one.end(); ++it) j[it.key()] = *it;
@@ -188,7 +194,10 @@ int run_simulate(const GlobalOptions& g, const SimulateOptions& o) {
     ordered_json rows = ordered_json::array();
     for (const auto& s : results) {
       ordered_json row = {{"model", model.id}, {"hardware", hw.id}};
-      const ordered_json fields = flatten_for_csv(result_json(s));  // named: items() keeps no temporary alive
+      ordered_json one = search ? search_json(*search, r) : ordered_json::object();
+      const ordered_json simulated = result_json(s);
+      for (const auto& [k, v] : simulated.items()) one[k] = v;
+      const ordered_json fields = flatten_for_csv(one);  // named: items() keeps no temporary alive
       for (const auto& [k, v] : fields.items()) row[k] = v;
       rows.push_back(row);
     }
