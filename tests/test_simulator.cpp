@@ -26,6 +26,13 @@ SimulationRequest poisson(double rate, int n, std::uint64_t seed = 7) {
   r.output_len = 64;
   return r;
 }
+// A Poisson workload with the SLOs the max-rate tests search under: p99 TTFT <= 1 s, TPOT <= 60 ms.
+SimulationRequest with_slos(int requests) {
+  SimulationRequest r = poisson(1, requests);
+  r.ttft_slo = seconds(1.0);
+  r.itl_slo = milliseconds(60);
+  return r;
+}
 void check_invariants(const SimulationResult& s) {
   EXPECT_EQ(s.arrived, s.completed + s.in_flight + s.rejected);
   for (const Percentiles* p : {&s.ttft, &s.itl, &s.tpot, &s.e2e}) {
@@ -238,9 +245,7 @@ TEST(Simulator, HundredThousandRequestsAllComplete) {
 // does not (checked here by simulating both independently), and the answer moves the right way:
 // a looser TTFT SLO or a faster device never lowers it.
 TEST(Simulator, MaxRateMeetsTheSlosAndOnePercentMoreDoesNot) {
-  SimulationRequest r = poisson(1, 3000);
-  r.ttft_slo = seconds(1.0);
-  r.itl_slo = milliseconds(60);
+  const SimulationRequest r = with_slos(3000);
   const MaxRateSearch s = find_max_rate(model("llama3-8b"), hw("h100"), r);
   ASSERT_GT(s.max_rate, 0);
   EXPECT_LE(s.failing_rate / s.max_rate, 1.01 + 1e-12);
@@ -268,9 +273,7 @@ TEST(Simulator, MaxRateMeetsTheSlosAndOnePercentMoreDoesNot) {
 // SLO), so the search lengthens its runs until the answer holds on one twice as long: started from
 // 200 requests it lands where a search started from its final length does.
 TEST(Simulator, MaxRateDoesNotDependOnTheStartingRunLength) {
-  SimulationRequest shortr = poisson(1, 200);
-  shortr.ttft_slo = seconds(1.0);
-  shortr.itl_slo = milliseconds(60);
+  const SimulationRequest shortr = with_slos(200);
   const MaxRateSearch a = find_max_rate(model("llama3-8b"), hw("h100"), shortr);
   EXPECT_GT(a.requests, 200);
   SimulationRequest longr = shortr;
