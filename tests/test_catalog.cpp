@@ -386,6 +386,25 @@ TEST(Catalog, PublishedMicrobenchmarksCalibrateAnUnmeasuredDevice) {
   EXPECT_DOUBLE_EQ(cat().hardware("a100-80gb").efficiency.gemm[index_of(Precision::BF16)], 0.75);
 }
 
+// Power-limited boards from a published torch.mm benchmark: the median of the rows of 8192 and more
+// per edge over the dense peak (L4 BF16 59.40 and 56.90 of 121 TFLOP/s; H100 PCIe 492.84 and 471.79
+// of 756.5), below the default; FP8, which the benchmark does not time, keeps it. And a lower power
+// limit on the same Hopper die never buys a higher 16-bit rate than the SXM part's fit.
+TEST(Catalog, PublishedTorchMatmulRowsCalibrateThePowerLimitedBoards) {
+  const auto& l4 = cat().hardware("l4");
+  const auto& pcie = cat().hardware("h100-pcie");
+  EXPECT_NEAR(l4.efficiency.gemm[index_of(Precision::BF16)], (59.40 + 56.90) / 2 / 121, 1e-4);
+  EXPECT_NEAR(pcie.efficiency.gemm[index_of(Precision::BF16)], (492.84 + 471.79) / 2 / 756.5, 1e-4);
+  EXPECT_DOUBLE_EQ(l4.efficiency.gemm[index_of(Precision::FP8)], 0.75);
+  EXPECT_DOUBLE_EQ(pcie.efficiency.gemm[index_of(Precision::FP8)], 0.75);
+  EXPECT_LT(pcie.efficiency.gemm[index_of(Precision::BF16)] * pcie.peak(Precision::BF16).si(),
+            cat().hardware("h100").efficiency.gemm[index_of(Precision::BF16)] * cat().hardware("h100").peak(Precision::BF16).si());
+  // GeForce boards run above the whitepapers' boost clocks: the RTX 4090 reaches 0.965 of its
+  // FP32-accumulate peak, and the RTX 5090's 235 TFLOP/s is above its 209.5, capped at 1.
+  EXPECT_NEAR(cat().hardware("rtx-4090").efficiency.gemm[index_of(Precision::BF16)], (160.17 + 158.54) / 2 / 165.2, 1e-4);
+  EXPECT_DOUBLE_EQ(cat().hardware("rtx-5090").efficiency.gemm[index_of(Precision::BF16)], 1.0);
+}
+
 TEST(Catalog, CalibrationEfficienciesAreFractionsOfPeak) {
   Catalog c = cat();
   try {
