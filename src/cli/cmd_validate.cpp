@@ -391,13 +391,11 @@ int run_validate(const GlobalOptions& g, const ValidateOptions& o) {
   return kExitOk;
 }
 
-}  // namespace
-
-namespace {
 // A point whose command searches (simulate --find-max-rate: a dozen or more simulations of tens of
 // thousands of requests) costs seconds; the error bar beside an answer must cost milliseconds, so
 // it leaves these out (validate scores them).
 bool runs_a_search(const ValidationPoint& p) { return p.command.find("--find-max-rate") != std::string::npos; }
+
 }  // namespace
 
 std::optional<HeldOutAccuracy> held_out_accuracy(const std::string& category, const std::string& runtime,

@@ -30,9 +30,10 @@ struct HeldOutAccuracy {
   int hardware_points = 0;  // scored points of this category and runtime on that device
 };
 
-// Empty when the category has no scored point. Points that run a search (simulate --find-max-rate,
-// seconds each) are left out, so the figure can differ a little from validate's for the category. With `hardware` (a catalog device id), the figure
-// is over that device's points of the category and runtime when there are at least 3.
+// Empty when the category has no scored point. With `hardware` (a catalog device id), the figure
+// is over that device's points of the category and runtime when there are at least 3. Points that
+// run a search (simulate --find-max-rate, seconds each) are left out, so the figure can differ a
+// little from validate's for the category.
 std::optional<HeldOutAccuracy> held_out_accuracy(const std::string& category, const std::string& runtime,
                                                  const std::string& hardware = "");
 

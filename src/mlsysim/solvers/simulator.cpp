@@ -748,9 +748,7 @@ std::string slo_reading(const SimulationResult& s) {
                      format_time(Seconds(s.tpot.p99)),
                      s.rejected > 0 ? fmt::format(", {} requests rejected", s.rejected) : std::string());
 }
-}  // namespace
 
-namespace {
 struct Bracket {
   double lo = 0, hi = 0;  // lo meets the SLOs, hi misses them
   SimulationResult at_lo, at_hi;
