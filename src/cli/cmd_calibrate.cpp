@@ -23,7 +23,7 @@ struct CalibrateOptions {
 
 void write_output(const std::string& text, const std::string& path) {
   if (path.empty()) {
-    std::cout << text;
+    out_stream() << text;
     return;
   }
   std::ofstream out(path);
@@ -61,14 +61,14 @@ int run_fabric_calibration(const GlobalOptions& g, const CalibrateOptions& o) {
 
   const Cluster after = apply_fabric_fit(cluster, fit);
   if (fit.in_network_fit)
-    std::cerr << fmt::format(
+    err_stream() << fmt::format(
         "calibrated fabric {} ({}) in-network all-reduce from {} of {} {} rows over {} ranks of {} ({}):\n"
         "  fixed cost {:.3g} us (was {:.3g}), efficiency {:.3f} (was {:.3f}); median |error| {:.1f}%, max {:.1f}%\n",
         before.id, fit.scale_out ? "scale-out" : "scale-up", fit.samples_used, log.samples.size(), to_string(op),
         ranks, cluster.id, placement, in_us(fit.in_network_latency), in_us(in_network_fixed_cost(cluster, fit.scale_out)),
         fit.in_network_efficiency, before.in_network_efficiency, 100 * fit.median_abs_error,
         100 * fit.max_abs_error);
-  else std::cerr << fmt::format(
+  else err_stream() << fmt::format(
       "calibrated fabric {} ({}) from {} {} rows over {} ranks of {} ({}):\n"
       "  bulk protocol ({} rows at >= {:.0f}% of the best bus bandwidth): alpha {:.3g} us (was {:.3g}), "
       "efficiency {:.3f} (was {:.3f})\n",
@@ -76,23 +76,23 @@ int run_fabric_calibration(const GlobalOptions& g, const CalibrateOptions& o) {
       placement, fit.samples_used, 100 * kBandwidthRegimeShare, in_us(fit.latency),
       in_us(before.latency), fit.efficiency, before.collective_efficiency);
   if (!fit.in_network_fit && fit.small_message_efficiency > 0)
-    std::cerr << fmt::format("  small-message protocol ({} smaller rows): alpha {:.3g} us, efficiency {:.3f}\n",
+    err_stream() << fmt::format("  small-message protocol ({} smaller rows): alpha {:.3g} us, efficiency {:.3f}\n",
                              fit.small_samples_used, in_us(fit.small_message_latency), fit.small_message_efficiency);
   if (!fit.in_network_fit)
-    std::cerr << fmt::format("  median |error| {:.1f}%, max {:.1f}% over all {} rows\n", 100 * fit.median_abs_error,
+    err_stream() << fmt::format("  median |error| {:.1f}%, max {:.1f}% over all {} rows\n", 100 * fit.median_abs_error,
                              100 * fit.max_abs_error, log.samples.size());
   // A fit that needs the whole line rate, or that still misses, says the run was not on this cluster
   // as described (line rate, GPUs per node, NICs).
   const double fitted_efficiency = fit.in_network_fit ? fit.in_network_efficiency : fit.efficiency;
   if (fitted_efficiency >= 0.99 || fit.median_abs_error > 0.2)
-    std::cerr << fmt::format(
+    err_stream() << fmt::format(
         "  warning: the fitted model {} this run; check --cluster and --gpus (ranks placed {}; {:.0f} GB/s per "
         "direction on {})\n",
         fitted_efficiency >= 0.99 ? "needs the full line rate to reach" : "does not match", placement,
         in_gbps(before.per_direction), before.id);
-  std::cerr << fmt::format("  {:>12}  {:>12}  {:>14}  {:>14}\n", "bytes", "measured ms", "catalog ms", "calibrated ms");
+  err_stream() << fmt::format("  {:>12}  {:>12}  {:>14}  {:>14}\n", "bytes", "measured ms", "catalog ms", "calibrated ms");
   for (const auto& s : log.samples)
-    std::cerr << fmt::format("  {:>12.4g}  {:>12.4f}  {:>14.4f}  {:>14.4f}\n", s.message.si(), in_ms(s.time),
+    err_stream() << fmt::format("  {:>12.4g}  {:>12.4f}  {:>14.4f}  {:>14.4f}\n", s.message.si(), in_ms(s.time),
                              in_ms(collective_time(op, s.message, group, cluster, algorithm).time),
                              in_ms(collective_time(op, s.message, group, after, algorithm).time));
   return kExitOk;
@@ -138,7 +138,7 @@ int run_calibrate(const GlobalOptions& g, const CalibrateOptions& o) {
   const CalibrationFit fit = fit_calibration(hw, text, o.from);
   write_output(calibration_toml(hw.id, fit), o.output);
   if (fit.partial) {
-    std::cerr << fmt::format("calibrated {} (partial: attention kernels only){}{}\n", hw.id,
+    err_stream() << fmt::format("calibrated {} (partial: attention kernels only){}{}\n", hw.id,
                              fit.flash_attention2_points
                                  ? fmt::format("; FlashAttention-2: {} kernel timings, matmul efficiency {:.3f}, "
                                                "median |error| {:.1f}%",
@@ -148,7 +148,7 @@ int run_calibrate(const GlobalOptions& g, const CalibrateOptions& o) {
                              head_dim_summary(fit));
     return kExitOk;
   }
-  std::cerr << fmt::format(
+  err_stream() << fmt::format(
       "calibrated {}: {} GEMM points ({} compute-bound, {} memory-bound); median |error| {:.1f}% "
       "({:.1f}% over the compute-bound ones), max {:.1f}% on isolated kernels{}{}{}\n",
       hw.id, fit.gemm_points, fit.compute_bound_points, fit.memory_bound_points,

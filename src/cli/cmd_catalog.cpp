@@ -40,7 +40,7 @@ const CommandRegistrar hardware_registrar(30, "hardware", [](CLI::App& app, cons
     const auto catalog_owner = load_catalog(g);
     const Catalog& c = *catalog_owner;
     if (!show->parsed()) check_tier(c, o->tier);
-    std::cout << (show->parsed() ? hardware_show(c.hardware(o->name), f) : hardware_list(c, f, o->tier));
+    out_stream() << (show->parsed() ? hardware_show(c.hardware(o->name), f) : hardware_list(c, f, o->tier));
     return kExitOk;
   }};
 });
@@ -58,9 +58,9 @@ const CommandRegistrar models_registrar(31, "models", [](CLI::App& app, const Gl
     const Catalog& c = *catalog_owner;
     if (show->parsed()) {
       ModelSpec custom;
-      std::cout << model_show(resolve_model(c, o->name, custom), f);
+      out_stream() << model_show(resolve_model(c, o->name, custom), f);
     } else {
-      std::cout << model_list(c, f);
+      out_stream() << model_list(c, f);
     }
     return kExitOk;
   }};

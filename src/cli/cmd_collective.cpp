@@ -236,9 +236,9 @@ int run_collective(const GlobalOptions& g, const CollectiveOptions& o) {
   std::string text;
   if (o.bandwidth_gbs) formula_rows(op, o, sizes, rows, text);
   else cluster_rows(g, op, o, *fleet_owner, format, sizes, rows, text);
-  if (format == Format::Json) std::cout << (rows.size() == 1 ? rows[0] : rows).dump(2) << "\n";
-  else if (format == Format::Csv) std::cout << csv_from_rows(rows);
-  else std::cout << text;
+  if (format == Format::Json) out_stream() << (rows.size() == 1 ? rows[0] : rows).dump(2) << "\n";
+  else if (format == Format::Csv) out_stream() << csv_from_rows(rows);
+  else out_stream() << text;
   return kExitOk;
 }
 

@@ -158,7 +158,7 @@ std::vector<std::string> fleet_cells(const FleetRow& f) {
 
 void print_compress_table(const HardwareSpec& hw, const CompressionResult& c, const ordered_json& j) {
   const CompressionShapes& sh = c.shapes;
-  std::cout << text_grid({"metric", "value"},
+  out_stream() << text_grid({"metric", "value"},
                          {{"method", c.label},
                           {"stored size", fmt::format("{} -> {} ({:.2f}x)", format_bytes(c.original_size),
                                                       format_bytes(c.compressed_size), c.compression_ratio)},
@@ -175,10 +175,10 @@ void print_compress_table(const HardwareSpec& hw, const CompressionResult& c, co
   if (!c.fleet.empty()) {
     std::vector<std::vector<std::string>> rows;
     for (const auto& f : c.fleet) rows.push_back(fleet_cells(f));
-    std::cout << "\n" << text_grid({"fleet", "weights", "GPUs/replica", "req/s/replica", "replicas",
+    out_stream() << "\n" << text_grid({"fleet", "weights", "GPUs/replica", "req/s/replica", "replicas",
                                     "GPUs", "annual cost", "MWh/yr", "t CO2/yr"}, rows);
   }
-  std::cout << trace_text(j["trace"]);
+  out_stream() << trace_text(j["trace"]);
 }
 
 // One record per fleet variant: the summary's columns, repeated, then that row's as fleet_*; without
@@ -201,8 +201,8 @@ int run_compress(const GlobalOptions& g, const CompressOptions& o) {
   const CompressionRequest r = compression_request(o);
   const CompressionResult c = compress(w.model, w.hw, r);
   const ordered_json j = compress_json(w.model, w.hw, r, c);
-  if (format == Format::Json) std::cout << j.dump(2) << "\n";
-  else if (format == Format::Csv) std::cout << compress_csv(j);
+  if (format == Format::Json) out_stream() << j.dump(2) << "\n";
+  else if (format == Format::Csv) out_stream() << compress_csv(j);
   else print_compress_table(w.hw, c, j);
   return kExitOk;
 }

@@ -58,32 +58,32 @@ int run_optimize(const GlobalOptions& g, const OptimizeOptions& o) {
   j["top"] = top;
   j["explanation"] = r.explanation;
   if (format == Format::Json) {
-    std::cout << j.dump(2) << "\n";
+    out_stream() << j.dump(2) << "\n";
   } else if (format == Format::Csv) {
     nlohmann::ordered_json rows = nlohmann::ordered_json::array();
     for (auto row : top) {
       row.erase("breakdown_s"); row.erase("memory"); row.erase("remedies");
       rows.push_back(row);
     }
-    std::cout << csv_from_rows(rows);
+    out_stream() << csv_from_rows(rows);
   } else {
     // SP: Megatron sequence parallelism over the TP group (only meaningful with TP > 1); layouts
     // that differ only in it would otherwise print as identical rows.
-    std::string out = fmt::format("{:<4}{:<5}{:<4}{:<5}{:<5}{:<5}{:<5}{:<4}{:<4}{:<11}{:<6}{:>10}{:>8}{:>8}{:>8}{:>10}\n",
+    std::string table = fmt::format("{:<4}{:<5}{:<4}{:<5}{:<5}{:<5}{:<5}{:<4}{:<4}{:<11}{:<6}{:>10}{:>8}{:>8}{:>8}{:>10}\n",
                                   "#", "TP", "SP", "PP", "DP", "CP", "EP", "v", "mb", "recompute", "ZeRO", "step s",
                                   "MFU", "comm", "bubble", "mem GB");
     int i = 1;
     for (const auto& c : r.top)
-      out += fmt::format("{:<4}{:<5}{:<4}{:<5}{:<5}{:<5}{:<5}{:<4}{:<4}{:<11}{:<6}{:>10.3f}{:>7.1f}%{:>7.1f}%{:>7.1f}%{:>10.1f}\n",
+      table += fmt::format("{:<4}{:<5}{:<4}{:<5}{:<5}{:<5}{:<5}{:<4}{:<4}{:<11}{:<6}{:>10.3f}{:>7.1f}%{:>7.1f}%{:>7.1f}%{:>10.1f}\n",
                          i++, c.layout.tp, c.layout.tp > 1 ? (c.sequence_parallel ? "on" : "off") : "-",
                          c.layout.pp, c.layout.dp, c.layout.cp, c.layout.ep, c.layout.vpp, c.micro_batch,
                          to_string(c.recompute), c.zero_stage, c.step_time.si(), 100 * c.mfu,
                          100 * c.communication_fraction, 100 * c.bubble_fraction, in_gb(c.memory.total()));
-    out += "\nwhy:\n";
-    for (const auto& e : r.explanation) out += "  " + e + "\n";
-    out += "\nwinner:\n";
-    for (const auto& e : r.best().trace) out += "  " + e + "\n";
-    std::cout << out;
+    table += "\nwhy:\n";
+    for (const auto& e : r.explanation) table += "  " + e + "\n";
+    table += "\nwinner:\n";
+    for (const auto& e : r.best().trace) table += "  " + e + "\n";
+    out_stream() << table;
   }
   return kExitOk;
 }

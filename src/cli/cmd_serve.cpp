@@ -230,14 +230,14 @@ int run_serve(const GlobalOptions& g, const ServeOptions& o) {
   const ServeAnswer answer{model, hw, r, s, b, cb, money};
   const ordered_json j = serve_json(answer);
 
-  if (format == Format::Json) std::cout << j.dump(2) << "\n";
-  else if (format == Format::Csv) std::cout << csv_from_rows(ordered_json::array({flatten_for_csv(j)}));
+  if (format == Format::Json) out_stream() << j.dump(2) << "\n";
+  else if (format == Format::Csv) out_stream() << csv_from_rows(ordered_json::array({flatten_for_csv(j)}));
   else
-    std::cout << text_grid({"metric", "value", "note"}, serve_table_rows(answer)) << trace_text(j["trace"])
+    out_stream() << text_grid({"metric", "value", "note"}, serve_table_rows(answer)) << trace_text(j["trace"])
               << accuracy_line_for("serving", kGraphGroup, hw.id)
               << accuracy_line_for("capacity", kGraphGroup);  // the KV pool behind "max concurrent"
   if (!serves(answer)) {
-    std::cerr << "error: "
+    err_stream() << "error: "
               << (s.feasible ? model.id + " serving on " + pool_hw.id + ": " + batching_does_not_fit_message(cb, b, model, pool_hw)
                              : serving_does_not_fit_message(s, model))
               << "\n";

@@ -155,7 +155,7 @@ int run_simulate(const GlobalOptions& g, const SimulateOptions& o) {
       const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (el < 0.5 && f < 1.0) return;
       if (f >= 1.0 && !printed) return;
-      std::cerr << fmt::format("\rsimulating: {:5.1f}% of requests ({:.1f} s)", f * 100, el)
+      err_stream() << fmt::format("\rsimulating: {:5.1f}% of requests ({:.1f} s)", f * 100, el)
                 << (f >= 1.0 ? "\n" : "") << std::flush;
       printed = true;
     };
@@ -189,7 +189,7 @@ int run_simulate(const GlobalOptions& g, const SimulateOptions& o) {
     for (const auto& s : results) j["sweep"].push_back(result_json(s));
   }
   if (format == Format::Json) {
-    std::cout << j.dump(2) << "\n";
+    out_stream() << j.dump(2) << "\n";
   } else if (format == Format::Csv) {
     ordered_json rows = ordered_json::array();
     for (const auto& s : results) {
@@ -201,7 +201,7 @@ int run_simulate(const GlobalOptions& g, const SimulateOptions& o) {
       for (const auto& [k, v] : fields.items()) row[k] = v;
       rows.push_back(row);
     }
-    std::cout << csv_from_rows(rows);
+    out_stream() << csv_from_rows(rows);
   } else {
     std::vector<std::vector<std::string>> rows;
     for (const auto& s : results)
@@ -212,7 +212,7 @@ int run_simulate(const GlobalOptions& g, const SimulateOptions& o) {
                       format_time(Seconds(s.e2e.p50)) + " / " + format_time(Seconds(s.e2e.p99)),
                       fmt::format("{:.1f}", s.mean_batch), std::to_string(s.preemptions),
                       format_power(s.average_power_per_gpu)});
-    std::cout << text_grid({"rate req/s", "thru req/s", "goodput req/s", "TTFT p50/p99", "ITL p50/p99",
+    out_stream() << text_grid({"rate req/s", "thru req/s", "goodput req/s", "TTFT p50/p99", "ITL p50/p99",
                             "E2E p50/p99", "batch", "preempt", "W/GPU"}, rows)
               << (results.size() > 1 ? fmt::format("(Why: the last rate, {:.3g} req/s.)\n", results.back().offered_rate)
                                      : std::string())

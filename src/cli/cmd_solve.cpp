@@ -71,17 +71,17 @@ int run_solve(const GlobalOptions& g, const SolveOptions& o) {
     case Format::Json: {
       auto j = profile_json(p);
       if (o.accuracy) j["accuracy"] = accuracy ? accuracy_json(*accuracy) : nlohmann::ordered_json();
-      std::cout << j.dump(2) << "\n";
+      out_stream() << j.dump(2) << "\n";
       break;
     }
-    case Format::Csv: std::cout << profile_csv(p); break;
+    case Format::Csv: out_stream() << profile_csv(p); break;
     case Format::Table:
-      std::cout << profile_table(p, o.operators);
-      if (accuracy) std::cout << accuracy_line(*accuracy);
+      out_stream() << profile_table(p, o.operators);
+      if (accuracy) out_stream() << accuracy_line(*accuracy);
       break;
   }
   if (!p.feasible) {
-    std::cerr << "error: " << does_not_fit_message(p) << "\n";
+    err_stream() << "error: " << does_not_fit_message(p) << "\n";
     return kExitDoesNotFit;
   }
   return kExitOk;

@@ -128,7 +128,7 @@ int run_sweep_command(const GlobalOptions& g, const SweepOptions& o) {
                                space.size(), kMaxConfigurations));
 
   const SweepResult r = run_sweep(space, o.threads);
-  std::cerr << fmt::format("swept {} configurations ({} evaluated, {} skipped{}) in {:.3f} s on {} "
+  err_stream() << fmt::format("swept {} configurations ({} evaluated, {} skipped{}) in {:.3f} s on {} "
                            "threads: {:.2f} M/s\n",
                            space.size(), r.evaluated, r.skipped,
                            r.repeats ? fmt::format(", {} repeats: --seq-len/--context values a step does not use",
@@ -139,7 +139,7 @@ int run_sweep_command(const GlobalOptions& g, const SweepOptions& o) {
   if (r.evaluated == 0)
     throw BadInput(fmt::format("none of the sweep's {} configurations is valid, e.g.: {}",
                                space.size(), r.first_skip_reason));
-  if (r.skipped) std::cerr << "first skip reason: " << r.first_skip_reason << "\n";
+  if (r.skipped) err_stream() << "first skip reason: " << r.first_skip_reason << "\n";
 
   auto row = [](const SweepPoint& p) {
     return nlohmann::ordered_json{{"model", p.model->id}, {"hardware", p.hardware->id},
@@ -153,8 +153,8 @@ int run_sweep_command(const GlobalOptions& g, const SweepOptions& o) {
   if (format == Format::Csv || format == Format::Json) {
     nlohmann::ordered_json rows = nlohmann::ordered_json::array();
     for (const auto& p : r.points) rows.push_back(row(p));
-    if (format == Format::Csv) std::cout << csv_from_rows(rows);
-    else std::cout << nlohmann::ordered_json{{"configurations", space.size()}, {"evaluated", r.evaluated},
+    if (format == Format::Csv) out_stream() << csv_from_rows(rows);
+    else out_stream() << nlohmann::ordered_json{{"configurations", space.size()}, {"evaluated", r.evaluated},
                                              {"skipped", r.skipped}, {"repeats", r.repeats}, {"seconds", r.seconds},
                                              {"threads", r.threads}, {"points", rows}}.dump(2) << "\n";
     return kExitOk;
@@ -166,20 +166,20 @@ int run_sweep_command(const GlobalOptions& g, const SweepOptions& o) {
     auto& b = best[{p.model->id, p.hardware->id, to_string(p.phase)}];
     if (!b || p.throughput > b->throughput) b = &p;
   }
-  std::cout << fmt::format("{:<16} {:<16} {:<9} {:>6} {:>6} {:>6} {:<5} {:>10} {:>12} {:<8} {:>7}\n",
+  out_stream() << fmt::format("{:<16} {:<16} {:<9} {:>6} {:>6} {:>6} {:<5} {:>10} {:>12} {:<8} {:>7}\n",
                            "model", "hardware", "phase", "batch", "seq", "ctx", "prec", "latency",
                            "throughput/s", "wall", "MFU");
   int shown = 0;
   for (const auto& [k, p] : best) {
     if (shown++ >= o.top) break;
-    std::cout << fmt::format("{:<16} {:<16} {:<9} {:>6} {:>6} {:>6} {:<5} {:>10} {:>12.4g} {:<8} {:>6.1f}%\n",
+    out_stream() << fmt::format("{:<16} {:<16} {:<9} {:>6} {:>6} {:>6} {:<5} {:>10} {:>12.4g} {:<8} {:>6.1f}%\n",
                              p->model->id.substr(0, 16), p->hardware->id.substr(0, 16),
                              to_string(p->phase), p->batch, p->seq_len, p->context,
                              std::string(to_string(p->precision)), format_time(p->latency),
                              p->throughput, to_string(p->bottleneck), 100 * p->mfu);
   }
   if (best.size() > static_cast<size_t>(o.top))
-    std::cout << fmt::format("... {} more (raise --top, or use --format csv for every row)\n",
+    out_stream() << fmt::format("... {} more (raise --top, or use --format csv for every row)\n",
                              best.size() - o.top);
   return kExitOk;
 }

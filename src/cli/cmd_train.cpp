@@ -97,7 +97,7 @@ int run_train(const GlobalOptions& g, const TrainOptions& o, const RunFlags& f) 
     case Format::Json: {
       auto j = training_json(r);
       j["run"] = run_json(run);
-      std::cout << j.dump(2) << "\n";
+      out_stream() << j.dump(2) << "\n";
       break;
     }
     case Format::Csv: {
@@ -106,15 +106,15 @@ int run_train(const GlobalOptions& g, const TrainOptions& o, const RunFlags& f) 
       const auto run_fields = run_json(run);  // named: items() would not keep a temporary alive
       for (const auto& [k, v] : run_fields.items())
         if (k != "trace") j["run_" + k] = v;
-      std::cout << csv_from_rows(nlohmann::ordered_json::array({j}));
+      out_stream() << csv_from_rows(nlohmann::ordered_json::array({j}));
       break;
     }
     case Format::Table:
-      std::cout << training_table(r) << run_table(run) << accuracy_line_for("training", kGraphGroup, r.hardware);
+      out_stream() << training_table(r) << run_table(run) << accuracy_line_for("training", kGraphGroup, r.hardware);
       break;
   }
   if (!r.feasible) {
-    std::cerr << "error: " << does_not_fit_message(r) << "\n";
+    err_stream() << "error: " << does_not_fit_message(r) << "\n";
     return kExitDoesNotFit;
   }
   return kExitOk;

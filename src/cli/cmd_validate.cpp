@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <fstream>
 #include <iostream>
@@ -17,6 +18,7 @@
 #include "mlsysim/catalog/validation.hpp"
 #include "mlsysim/errors.hpp"
 #include "mlsysim/solvers/accuracy.hpp"
+#include "mlsysim/solvers/worker_threads.hpp"
 
 namespace mlsysim::cli {
 namespace {
@@ -37,7 +39,7 @@ struct ValidateOptions {
 const std::vector<std::string> kGroupings = {"category", "runtime", "hardware", "precision", "origin", "source"};
 
 struct Outcome {
-  const ValidationPoint* point;
+  const ValidationPoint* point = nullptr;
   std::optional<double> predicted, textbook;
   std::string status;  // "ok" or why it was skipped
   // The measured configuration ran on real hardware; false when mlsysim's memory ledger says it
@@ -99,6 +101,11 @@ Outcome evaluate(const ValidationPoint& p, bool with_textbook = true) {
     o.textbook = metric_of(*t, p.metric);
   return o;
 }
+
+// A point whose command searches (simulate --find-max-rate: a dozen or more simulations of tens of
+// thousands of requests) costs seconds; the error bar beside an answer must cost milliseconds, so
+// it leaves these out (validate scores them), and validate starts them first.
+bool runs_a_search(const ValidationPoint& p) { return p.command.find("--find-max-rate") != std::string::npos; }
 
 std::string pct(std::optional<double> e) {
   return e ? fmt::format("{:+.1f}%", 100 * *e) : std::string("-");
@@ -255,9 +262,20 @@ std::vector<Outcome> evaluate_points(const std::vector<ValidationPoint>& points,
     for (const auto& c : categories) valid += (valid.empty() ? "" : ", ") + c;
     throw BadInput("--category '" + category + "' has no points; categories: " + valid);
   }
-  std::vector<Outcome> outcomes;
+  std::vector<const ValidationPoint*> chosen;
   for (const auto& p : points)
-    if (category.empty() || p.category == category) outcomes.push_back(evaluate(p));
+    if (category.empty() || p.category == category) chosen.push_back(&p);
+  // Every point runs its own captured command, so they run on all cores (each thread's output is
+  // its own: out_stream()). Threads take the next point as they finish one; the searches, which
+  // cost seconds, go first so that none is left running alone at the end. Outcomes keep file order.
+  std::vector<size_t> order(chosen.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_partition(order.begin(), order.end(), [&](size_t i) { return runs_a_search(*chosen[i]); });
+  std::vector<Outcome> outcomes(chosen.size());
+  std::atomic<size_t> next{0};
+  run_workers(worker_thread_count(0, chosen.size()), [&](unsigned) {
+    for (size_t k = next++; k < order.size(); k = next++) outcomes[order[k]] = evaluate(*chosen[order[k]]);
+  });
   return outcomes;
 }
 
@@ -334,17 +352,17 @@ void write_plot(const std::vector<Outcome>& outcomes, const ValidateOptions& o) 
 }
 
 void print_validate_table(const std::vector<Outcome>& outcomes, const Scores& s, const ValidateOptions& o) {
-  std::cout << fmt::format("{:<52} {:<11} {:>11} {:>11} {:>8} {:>9}\n", "point", "category",
+  out_stream() << fmt::format("{:<52} {:<11} {:>11} {:>11} {:>8} {:>9}\n", "point", "category",
                            "measured", "predicted", "error", "textbook");
   for (const Outcome* out : table_rows(outcomes, o)) {
-    std::cout << fmt::format("{:<52} {:<11} {:>11.4g} {:>11} {:>8} {:>9}{}\n",
+    out_stream() << fmt::format("{:<52} {:<11} {:>11.4g} {:>11} {:>8} {:>9}{}\n",
                              out->point->id.substr(0, 52), out->point->category, out->point->measured,
                              out->predicted ? fmt::format("{:.4g}", *out->predicted) : "-",
                              pct(out->error()), pct(out->textbook_error()),
                              row_note(*out));
   }
   auto header = [](const std::string& name) {
-    std::cout << fmt::format("\n{:<22} {:>5}   {:>12} {:>10} {:>8}   {:>12} {:>10}\n", name, "n",
+    out_stream() << fmt::format("\n{:<22} {:>5}   {:>12} {:>10} {:>8}   {:>12} {:>10}\n", name, "n",
                              "median |err|", "p90 |err|", "bias", "textbook med", "p90");
   };
   bool textbook_subset = false;  // a group whose textbook figures cover only some of its points
@@ -355,7 +373,7 @@ void print_validate_table(const std::vector<Outcome>& outcomes, const Scores& s,
     };
     const bool subset = t.count > 0 && t.count < m.count;
     textbook_subset = textbook_subset || subset;
-    std::cout << fmt::format("{:<22} {:>5}   {:>12} {:>10} {:>8}   {:>12} {:>10}\n", name.substr(0, 22),
+    out_stream() << fmt::format("{:<22} {:>5}   {:>12} {:>10} {:>8}   {:>12} {:>10}\n", name.substr(0, 22),
                              m.count, cell(m, m.median_abs, "{:.1f}%"), cell(m, m.p90_abs, "{:.1f}%"),
                              cell(m, m.median_signed, "{:+.1f}%"),
                              cell(t, t.median_abs, subset ? "*{:.1f}%" : "{:.1f}%"), cell(t, t.p90_abs, "{:.1f}%"));
@@ -363,18 +381,18 @@ void print_validate_table(const std::vector<Outcome>& outcomes, const Scores& s,
   header("held-out by " + o.by);
   for (const auto& [k, errs] : s.by_choice) line(k, errs);
   line("overall", s.all);
-  std::cout << "(bias: median signed error; + means predicted above measured)\n";
+  out_stream() << "(bias: median signed error; + means predicted above measured)\n";
   if (textbook_subset)
-    std::cout << "(*: over the group's points the textbook model runs, `solve`, `serve` and `simulate` "
+    out_stream() << "(*: over the group's points the textbook model runs, `solve`, `serve` and `simulate` "
                  "ones; JSON summary counts)\n";
   if (o.by != "runtime" && s.by_runtime.size() > 1) {
-    std::cout << "\nby runtime (eager steps are host-bound: their time depends on the host CPU)";
+    out_stream() << "\nby runtime (eager steps are host-bound: their time depends on the host CPU)";
     header("");
     for (const auto& [r, errs] : s.by_runtime) line(r, errs);
   }
-  if (s.skipped) std::cout << fmt::format("\n{} point(s) skipped (see the status column).\n", s.skipped);
+  if (s.skipped) out_stream() << fmt::format("\n{} point(s) skipped (see the status column).\n", s.skipped);
   if (s.over_full)
-    std::cout << fmt::format("\n{} scored configuration(s) ran on real hardware but do not fit mlsysim's memory "
+    out_stream() << fmt::format("\n{} scored configuration(s) ran on real hardware but do not fit mlsysim's memory "
                              "ledger: its capacity estimate is too high for them (JSON field feasible).\n",
                              s.over_full);
 }
@@ -385,16 +403,11 @@ int run_validate(const GlobalOptions& g, const ValidateOptions& o) {
   const Scores s = score(outcomes, o);
   const nlohmann::ordered_json j = validate_json(outcomes, s, o.by);
   if (!o.plot.empty()) write_plot(outcomes, o);
-  if (g.format == "json") std::cout << j.dump(2) << "\n";
-  else if (g.format == "csv") std::cout << csv_from_rows(j["points"]);
+  if (g.format == "json") out_stream() << j.dump(2) << "\n";
+  else if (g.format == "csv") out_stream() << csv_from_rows(j["points"]);
   else print_validate_table(outcomes, s, o);
   return kExitOk;
 }
-
-// A point whose command searches (simulate --find-max-rate: a dozen or more simulations of tens of
-// thousands of requests) costs seconds; the error bar beside an answer must cost milliseconds, so
-// it leaves these out (validate scores them).
-bool runs_a_search(const ValidationPoint& p) { return p.command.find("--find-max-rate") != std::string::npos; }
 
 }  // namespace
 

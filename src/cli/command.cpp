@@ -113,7 +113,7 @@ void add_efficiency_option(CLI::App* cmd, double& efficiency) {
 
 void print(const GlobalOptions& g, const nlohmann::ordered_json& j, const std::string& text) {
   if (g.format == "json") {
-    std::cout << j.dump(2) << "\n";
+    out_stream() << j.dump(2) << "\n";
   } else if (g.format == "csv") {
     const std::string csv = csv_from_rows(j.is_array() ? j : nlohmann::ordered_json::array({j}));
     // An output of several tables (an object of lists) has no one CSV: say so rather than print
@@ -126,9 +126,9 @@ void print(const GlobalOptions& g, const nlohmann::ordered_json& j, const std::s
                                  "--format json or table",
                                  tables));
     }
-    std::cout << csv;
+    out_stream() << csv;
   } else {
-    std::cout << text;
+    out_stream() << text;
   }
 }
 

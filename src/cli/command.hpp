@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <iosfwd>
 #include <memory>
 #include <string>
 #include <vector>
@@ -46,6 +47,12 @@ struct RegisteredCommand {
   CommandSetup setup;
 };
 std::vector<RegisteredCommand>& command_registry();
+
+// This thread's standard output and error: std::cout and std::cerr, or the buffers of the
+// run_captured() in progress on this thread. Commands write only through these, so captured runs
+// on several threads (validate's points) never see each other's output.
+std::ostream& out_stream();
+std::ostream& err_stream();
 
 // Parses argv (argv[0] is the program name), runs the chosen command, returns the exit code.
 int run(int argc, char** argv);

@@ -27,8 +27,8 @@ std::string requested_format(int argc, char** argv) {
 
 // A bad-input error on stderr, and as a JSON object on stdout under --format json: exit code 1.
 int report_bad_input(const std::string& message, const std::string& format) {
-  std::cerr << "error: " << message << "\n";
-  if (format == "json") std::cout << nlohmann::json{{"error", message}, {"exit_code", kExitBadInput}}.dump() << "\n";
+  err_stream() << "error: " << message << "\n";
+  if (format == "json") out_stream() << nlohmann::json{{"error", message}, {"exit_code", kExitBadInput}}.dump() << "\n";
   return kExitBadInput;
 }
 
@@ -143,11 +143,11 @@ int run(int argc, char** argv) {
     refuse_non_decimal_numbers(argc, argv);
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
+    return app.exit(e, out_stream(), err_stream());
   } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
+    return app.exit(e, out_stream(), err_stream());
   } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
+    return app.exit(e, out_stream(), err_stream());
   } catch (const CLI::ParseError& e) {
     return report_bad_input(explain_parse_error(e, app, chosen, registry), requested_format(argc, argv));
   } catch (const BadInput& e) {
@@ -161,40 +161,60 @@ int run(int argc, char** argv) {
   } catch (const BadInput& e) {
     return report_bad_input(e.what(), g.format);
   } catch (const DoesNotFit& e) {
-    std::cerr << "error: " << e.what() << "\n";
+    err_stream() << "error: " << e.what() << "\n";
     if (g.format == "json")
-      std::cout << nlohmann::json{{"error", e.what()},
+      out_stream() << nlohmann::json{{"error", e.what()},
                                   {"exit_code", kExitDoesNotFit},
                                   {"feasible", false},
                                   {"required_bytes", e.required_bytes},
                                   {"available_bytes", e.available_bytes}}.dump() << "\n";
     return kExitDoesNotFit;
   } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
+    err_stream() << "error: " << e.what() << "\n";
     return kExitBadInput;
   }
 }
+
+namespace {
+thread_local std::ostream* captured_out = nullptr;
+thread_local std::ostream* captured_err = nullptr;
+
+// Points this thread's out_stream() and err_stream() at a capture's buffers while it lives (nesting restores).
+class CaptureScope {
+ public:
+  CaptureScope(std::ostream& o, std::ostream& e) : saved_out_(captured_out), saved_err_(captured_err) {
+    captured_out = &o;
+    captured_err = &e;
+  }
+  ~CaptureScope() {
+    captured_out = saved_out_;
+    captured_err = saved_err_;
+  }
+  CaptureScope(const CaptureScope&) = delete;
+  CaptureScope& operator=(const CaptureScope&) = delete;
+
+ private:
+  std::ostream* saved_out_;
+  std::ostream* saved_err_;
+};
+}  // namespace
+
+std::ostream& out_stream() { return captured_out ? *captured_out : std::cout; }
+std::ostream& err_stream() { return captured_err ? *captured_err : std::cerr; }
 
 CapturedRun run_captured(const std::vector<std::string>& args) {
   std::vector<std::string> storage{"mlsysim"};
   storage.insert(storage.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : storage) argv.push_back(a.data());
-  std::ostringstream out, err;
-  auto* old_out = std::cout.rdbuf(out.rdbuf());
-  auto* old_err = std::cerr.rdbuf(err.rdbuf());
+  std::ostringstream out_buffer, err_buffer;
   CapturedRun r;
-  try {
+  {
+    const CaptureScope scope(out_buffer, err_buffer);
     r.exit_code = run(static_cast<int>(argv.size()), argv.data());
-  } catch (...) {
-    std::cout.rdbuf(old_out);
-    std::cerr.rdbuf(old_err);
-    throw;
   }
-  std::cout.rdbuf(old_out);
-  std::cerr.rdbuf(old_err);
-  r.out = out.str();
-  r.err = err.str();
+  r.out = out_buffer.str();
+  r.err = err_buffer.str();
   return r;
 }
 
