@@ -403,6 +403,8 @@ TEST(Catalog, PublishedTorchMatmulRowsCalibrateThePowerLimitedBoards) {
   // FP32-accumulate peak, and the RTX 5090's 235 TFLOP/s is above its 209.5, capped at 1.
   EXPECT_NEAR(cat().hardware("rtx-4090").efficiency.gemm[index_of(Precision::BF16)], (160.17 + 158.54) / 2 / 165.2, 1e-4);
   EXPECT_DOUBLE_EQ(cat().hardware("rtx-5090").efficiency.gemm[index_of(Precision::BF16)], 1.0);
+  // The T4's rows give only the best size, an upper bound: min(default, best / peak).
+  EXPECT_NEAR(cat().hardware("t4").efficiency.gemm[index_of(Precision::FP16)], 42.71 / 65, 1e-4);
 }
 
 TEST(Catalog, CalibrationEfficienciesAreFractionsOfPeak) {
