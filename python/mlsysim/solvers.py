@@ -278,7 +278,9 @@ class DistributedModel:
 
 
 class ServingSimulator:
-    """Request-level serving simulation (``mlsysim simulate``): p50/p90/p99 TTFT, ITL, E2E."""
+    """Request-level serving simulation (``mlsysim simulate``): p50/p90/p99 TTFT, ITL, per-request
+    TPOT and E2E. ``find_max_rate=True`` (with ``ttft_slo_ms``, ``itl_slo_ms``) searches the highest
+    Poisson rate whose p99 TTFT and p99 TPOT meet them, MLPerf Server's rule (``max_rate_rps``)."""
 
     def solve(self, model, hardware, rate: float | None = None, requests: int | None = None,
               prompt_len: int | None = None, output_len: int | None = None, seed: int | None = None,
