@@ -283,6 +283,22 @@ TEST(Simulator, MaxRateDoesNotDependOnTheStartingRunLength) {
   EXPECT_NE(a.at_max.trace.front().find("Confirmed on a run twice as long"), std::string::npos);
 }
 
+// The search runs the rates it may try next on several threads; what it answers, and the path it
+// reports, are those of the one-thread search, whatever the thread count.
+TEST(Simulator, MaxRateIsTheSameOnOneThreadAndOnMany) {
+  SimulationRequest one = with_slos(1500), many = with_slos(1500);
+  one.search_threads = 1;
+  many.search_threads = 7;
+  const MaxRateSearch a = find_max_rate(model("llama3-8b"), hw("h100"), one);
+  const MaxRateSearch b = find_max_rate(model("llama3-8b"), hw("h100"), many);
+  EXPECT_EQ(a.max_rate, b.max_rate);
+  EXPECT_EQ(a.failing_rate, b.failing_rate);
+  EXPECT_EQ(a.requests, b.requests);
+  EXPECT_EQ(a.simulations, b.simulations);
+  EXPECT_EQ(a.at_max.ttft.p99, b.at_max.ttft.p99);
+  EXPECT_EQ(a.at_max.trace, b.at_max.trace);
+}
+
 TEST(SimulatorErrors, MaxRateSearchThatNoRateCanMeet) {
   SimulationRequest r = poisson(1, 200);
   r.prompt_len = 4000;

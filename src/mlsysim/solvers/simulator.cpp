@@ -3,10 +3,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <deque>
 #include <functional>
+#include <map>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -18,6 +20,7 @@
 #include "mlsysim/physics/serving.hpp"
 #include "mlsysim/solvers/engine.hpp"
 #include "mlsysim/solvers/serving.hpp"
+#include "mlsysim/solvers/worker_threads.hpp"
 #include "mlsysim/units/format.hpp"
 
 namespace mlsysim {
@@ -749,34 +752,92 @@ std::string slo_reading(const SimulationResult& s) {
                      s.rejected > 0 ? fmt::format(", {} requests rejected", s.rejected) : std::string());
 }
 
+// Simulations of one workload at given arrival rates, each run once. The search asks for rates one
+// at a time, in the order a sequential search would; `prefetch` first runs the rates it may ask for
+// next on the worker threads, so on several cores the same path costs fewer rounds. The answer, the
+// path and its count (`path_runs`) do not depend on the thread count: only the wasted runs do.
+class RateProbe {
+ public:
+  explicit RateProbe(std::function<SimulationResult(double)> simulate_at) : simulate_at_(std::move(simulate_at)) {}
+
+  const SimulationResult& at(double rate) {
+    ++path_runs_;
+    auto it = done_.find(rate);
+    if (it == done_.end()) it = done_.emplace(rate, simulate_at_(rate)).first;
+    return it->second;
+  }
+  void prefetch(const std::vector<double>& rates) {
+    std::vector<double> todo;
+    for (double rate : rates)
+      if (!done_.count(rate) && std::find(todo.begin(), todo.end(), rate) == todo.end()) todo.push_back(rate);
+    if (todo.size() < 2) return;  // nothing to overlap: at() runs it when asked
+    std::vector<SimulationResult> results(todo.size());
+    std::atomic<size_t> next{0};
+    run_workers(static_cast<unsigned>(todo.size()), [&](unsigned) {
+      for (size_t k = next++; k < todo.size(); k = next++) results[k] = simulate_at_(todo[k]);
+    });
+    for (size_t k = 0; k < todo.size(); ++k) done_.emplace(todo[k], std::move(results[k]));
+  }
+  [[nodiscard]] int path_runs() const { return path_runs_; }
+
+ private:
+  std::function<SimulationResult(double)> simulate_at_;
+  std::map<double, SimulationResult> done_;
+  int path_runs_ = 0;
+};
+
+// How many rates a round can run at once: SimulationRequest::search_threads, or the cores, at most
+// 16 (a bisection's speculation grows as 2^depth - 1, and deeper guesses are mostly wasted).
+unsigned probe_width(const SimulationRequest& r) {
+  return std::min(16u, r.search_threads > 0 ? static_cast<unsigned>(r.search_threads) : hardware_threads());
+}
+
 struct Bracket {
   double lo = 0, hi = 0;  // lo meets the SLOs, hi misses them
   SimulationResult at_lo, at_hi;
 };
 
+// The bisection's next midpoints, `depth` levels of its decision tree (both outcomes of each).
+void bisection_candidates(double lo, double hi, int depth, double tolerance, std::vector<double>& out) {
+  if (depth == 0 || hi / lo <= 1 + tolerance) return;
+  const double mid = std::sqrt(lo * hi);
+  out.push_back(mid);
+  bisection_candidates(lo, mid, depth - 1, tolerance, out);
+  bisection_candidates(mid, hi, depth - 1, tolerance, out);
+}
+
 // From `start`, double (or halve) the rate until the SLOs' pass/fail flips, then bisect
 // geometrically to hi / lo <= 1 + tolerance.
-Bracket bracket_max_rate(const std::function<SimulationResult(double)>& run, const SimulationRequest& r,
-                         double start, double tolerance) {
+Bracket bracket_max_rate(RateProbe& probe, const SimulationRequest& r, double start, double tolerance) {
   constexpr double kLowestRate = 1e-6, kHighestRate = 1e9;
+  const unsigned width = probe_width(r);
+  // The next `width` rates of a doubling or halving run, as it computes them, within the limits.
+  auto steps_from = [&](double x, double factor) {
+    std::vector<double> v;
+    for (unsigned i = 0; i < width && x * factor >= kLowestRate && x * factor <= kHighestRate; ++i)
+      v.push_back(x *= factor);
+    return v;
+  };
   Bracket b;
   b.lo = b.hi = start;
-  SimulationResult first = run(start);
+  const SimulationResult& first = probe.at(start);
   if (meets_slos(first, r)) {
-    b.at_lo = std::move(first);
+    b.at_lo = first;
     for (;;) {  // double until a rate misses the SLOs
+      probe.prefetch(steps_from(b.lo, 2.0));
       b.hi = b.lo * 2;
       if (b.hi > kHighestRate)
         throw BadInput(fmt::format("the SLOs are met even at {:.3g} requests/s: check --ttft-slo-ms and "
                                    "--itl-slo-ms", b.lo));
-      b.at_hi = run(b.hi);
+      b.at_hi = probe.at(b.hi);
       if (!meets_slos(b.at_hi, r)) break;
       b.lo = b.hi;
-      b.at_lo = std::move(b.at_hi);
+      b.at_lo = b.at_hi;
     }
   } else {
-    b.at_hi = std::move(first);
+    b.at_hi = first;
     for (;;) {  // halve until a rate meets them
+      probe.prefetch(steps_from(b.hi, 0.5));
       b.lo = b.hi / 2;
       if (b.lo < kLowestRate)
         throw BadInput(fmt::format(
@@ -784,17 +845,23 @@ Bracket bracket_max_rate(const std::function<SimulationResult(double)>& run, con
             "requests nearly alone, {}: raise --ttft-slo-ms / --itl-slo-ms, or use more GPUs (--tp), "
             "a faster device or lower precision",
             format_time(r.ttft_slo), format_time(r.itl_slo), b.hi, slo_reading(b.at_hi)));
-      b.at_lo = run(b.lo);
+      b.at_lo = probe.at(b.lo);
       if (meets_slos(b.at_lo, r)) break;
       b.hi = b.lo;
-      b.at_hi = std::move(b.at_lo);
+      b.at_hi = b.at_lo;
     }
   }
+  int depth = 1;  // levels of the decision tree one round covers: 2^depth - 1 runs <= width
+  while ((2u << depth) - 1 <= width) ++depth;
+  std::vector<double> candidates;
   while (b.hi / b.lo > 1 + tolerance) {  // geometric bisection
+    candidates.clear();
+    bisection_candidates(b.lo, b.hi, depth, tolerance, candidates);
+    probe.prefetch(candidates);
     const double mid = std::sqrt(b.lo * b.hi);
-    SimulationResult at_mid = run(mid);
-    if (meets_slos(at_mid, r)) b.lo = mid, b.at_lo = std::move(at_mid);
-    else b.hi = mid, b.at_hi = std::move(at_mid);
+    const SimulationResult& at_mid = probe.at(mid);
+    if (meets_slos(at_mid, r)) b.lo = mid, b.at_lo = at_mid;
+    else b.hi = mid, b.at_hi = at_mid;
   }
   return b;
 }
@@ -805,15 +872,15 @@ MaxRateSearch find_max_rate(const ModelSpec& model, const HardwareSpec& hw, cons
   if (!r.trace.empty())
     throw BadInput("the max-rate search draws Poisson arrivals: drop --trace (a trace fixes its own arrivals)");
   if (!(tolerance > 0 && tolerance < 1)) throw BadInput("the max-rate search's tolerance must be in (0, 1)");
+  if (r.search_threads < 0) throw BadInput(fmt::format("search threads must be >= 0 (0: all cores), got {}", r.search_threads));
   MaxRateSearch out;
   int requests = r.requests;
-  auto run_with = [&](int n) {
+  auto simulate_with = [&](int n) {
     return [&, n](double rate) {
       SimulationRequest q = r;
       q.rate = rate;
       q.requests = n;
       q.progress = nullptr;
-      ++out.simulations;
       return simulate(model, hw, q);
     };
   };
@@ -822,21 +889,28 @@ MaxRateSearch find_max_rate(const ModelSpec& model, const HardwareSpec& hw, cons
   // So the answer must hold on a run twice as long; if not, the search repeats at that length
   // (MLPerf's Server runs last >= 600 s and its LLM tests tens of thousands of queries).
   constexpr int kMaxRequests = 1 << 20;
-  Bracket b = bracket_max_rate(run_with(requests), r, 1.0, tolerance);
+  auto search_at = [&](int n, double start) {
+    RateProbe probe(simulate_with(n));
+    Bracket found = bracket_max_rate(probe, r, start, tolerance);
+    out.simulations += probe.path_runs();
+    return found;
+  };
+  Bracket b = search_at(requests, 1.0);
   std::string settled;
   for (;;) {
     if (2L * requests > kMaxRequests) {
       settled = fmt::format(" Not confirmed on a longer run: {} requests is the search's limit.", requests);
       break;
     }
-    SimulationResult longer = run_with(2 * requests)(b.lo);
+    const SimulationResult longer = simulate_with(2 * requests)(b.lo);
+    ++out.simulations;
     if (meets_slos(longer, r)) {
       settled = fmt::format(" Confirmed on a run twice as long ({} requests: {}).", 2 * requests,
                             slo_reading(longer));
       break;
     }
     requests *= 2;
-    b = bracket_max_rate(run_with(requests), r, b.lo, tolerance);
+    b = search_at(requests, b.lo);
   }
   out.max_rate = b.lo;
   out.failing_rate = b.hi;

@@ -54,6 +54,9 @@ struct SimulationRequest {
   const FleetCatalog* fleet = nullptr;  // as ServingRequest::fleet (TP all-reduces)
   // SLOs for goodput.
   Seconds ttft_slo = seconds(2.0), itl_slo = milliseconds(100);
+  // find_max_rate: rates it may try next run ahead on this many threads (0: all cores, at most 16).
+  // The answer and its path do not depend on it, only the wall time and the wasted runs.
+  int search_threads = 0;
   std::function<void(double)> progress;  // fraction of requests finished, called now and then
 };
 
