@@ -109,6 +109,19 @@ std::string explain_parse_error(const CLI::ParseError& e, CLI::App& app, const s
 
 }  // namespace
 
+namespace {
+// The registry sorted once, on first use (every command has registered by then: registrars run in
+// static initialization): run() may be called on several threads at once (validate's points).
+const std::vector<RegisteredCommand>& commands_in_help_order() {
+  static const std::vector<RegisteredCommand> sorted = [] {
+    std::vector<RegisteredCommand> v = command_registry();
+    std::stable_sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.order < b.order; });
+    return v;
+  }();
+  return sorted;
+}
+}  // namespace
+
 int run(int argc, char** argv) {
   CLI::App app{"mlsysim: first-principles ML systems modeling (roofline, memory, overhead)"};
   app.require_subcommand(1);
@@ -120,9 +133,7 @@ int run(int argc, char** argv) {
   app.add_option("--calibration", g.calibration_file, "Calibration TOML (from `mlsysim calibrate`)");
   app.set_version_flag("--version", "mlsysim 0.1.0");
 
-  auto& registry = command_registry();
-  std::stable_sort(registry.begin(), registry.end(),
-                   [](const auto& a, const auto& b) { return a.order < b.order; });
+  const auto& registry = commands_in_help_order();
   // Only the chosen command is built when argv names one (building all of CLI11's option tables
   // costs more than a solve); help and unknown names get every command.
   std::string chosen;
