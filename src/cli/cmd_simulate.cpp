@@ -209,11 +209,15 @@ int run_simulate(const GlobalOptions& g, const SimulateOptions& o) {
                       fmt::format("{:.3g}", s.goodput_rps),
                       format_time(Seconds(s.ttft.p50)) + " / " + format_time(Seconds(s.ttft.p99)),
                       format_time(Seconds(s.itl.p50)) + " / " + format_time(Seconds(s.itl.p99)),
+                      format_time(Seconds(s.tpot.p50)) + " / " + format_time(Seconds(s.tpot.p99)),
                       format_time(Seconds(s.e2e.p50)) + " / " + format_time(Seconds(s.e2e.p99)),
                       fmt::format("{:.1f}", s.mean_batch), std::to_string(s.preemptions),
                       format_power(s.average_power_per_gpu)});
-    out_stream() << text_grid({"rate req/s", "thru req/s", "goodput req/s", "TTFT p50/p99", "ITL p50/p99",
-                            "E2E p50/p99", "batch", "preempt", "W/GPU"}, rows)
+    // Under --find-max-rate the one row is the simulation at the rate found.
+    out_stream() << text_grid({search ? "max rate req/s" : "rate req/s", "thru req/s", "goodput req/s",
+                               "TTFT p50/p99", "ITL p50/p99", "TPOT p50/p99", "E2E p50/p99", "batch", "preempt",
+                               "W/GPU"},
+                              rows)
               << (results.size() > 1 ? fmt::format("(Why: the last rate, {:.3g} req/s.)\n", results.back().offered_rate)
                                      : std::string())
               << trace_text(result_json(results.back())["trace"]);
