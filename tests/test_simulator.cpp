@@ -3,11 +3,14 @@
 // preemption under memory pressure, trace-file errors and speed.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <limits>
+#include <random>
 #include <rapidcheck/gtest.h>
 
 #include "mlsysim/catalog/catalog.hpp"
 #include "mlsysim/errors.hpp"
+#include "mlsysim/physics/serving.hpp"
 #include "mlsysim/solvers/engine.hpp"
 #include "mlsysim/solvers/serving.hpp"
 #include "mlsysim/solvers/simulator.hpp"
@@ -299,6 +302,26 @@ TEST(Simulator, MaxRateIsTheSameOnOneThreadAndOnMany) {
   EXPECT_EQ(a.at_max.trace, b.at_max.trace);
 }
 
+// A benchmark's length cap (MLPerf Llama-2-70B: 1024 output tokens) clips the exponential draws,
+// whose scale is raised so that the clipped mean is still the asked one: s (1 - e^(-c/s)) = mean,
+// and 200,000 clipped draws average it.
+TEST(Simulator, CappedLengthsKeepTheirMean) {
+  const double s = exponential_scale_for_capped_mean(290, 1024);
+  EXPECT_GT(s, 290);
+  EXPECT_NEAR(s * (1 - std::exp(-1024 / s)), 290, 1e-6);
+  std::mt19937_64 gen(3);
+  double sum = 0;
+  const int n = 200000;
+  for (int i = 0; i < n; ++i) sum += std::min(exponential_from_uniform(uniform_from_bits(gen()), s), 1024.0);
+  EXPECT_NEAR(sum / n, 290, 0.01 * 290);
+  EXPECT_DOUBLE_EQ(exponential_scale_for_capped_mean(290, 0), 290);  // no cap
+  // A capped workload simulates (every draw within its caps) as an uncapped one does.
+  SimulationRequest r = poisson(5, 400);
+  r.max_prompt_len = 1024;
+  r.max_output_len = 300;
+  check_invariants(simulate(model("llama3-8b"), hw("h100"), r));
+}
+
 TEST(SimulatorErrors, MaxRateSearchThatNoRateCanMeet) {
   SimulationRequest r = poisson(1, 200);
   r.prompt_len = 4000;
@@ -350,6 +373,11 @@ TEST(SimulatorErrors, BadWorkloads) {
     }
   };
   expect_bad(poisson(0, 10), "--rate");
+  SimulationRequest capped = poisson(1, 10);
+  capped.max_output_len = 64;  // the mean (64) cannot come from draws capped at 64
+  expect_bad(capped, "--max-output-len 64 leaves no room for --output-len 64");
+  capped.max_output_len = -1;
+  expect_bad(capped, "--max-output-len must be >= 1");
   expect_bad(poisson(-1, 10), "--rate");
   SimulationRequest r = poisson(1, 10);
   r.prompt_len = -5;

@@ -22,6 +22,7 @@ struct SimulateOptions {
   std::string model, hardware, precision, kv_precision, trace, length_dist = "exponential",
       sweep_rate, runtime = "graph";
   double rate = 0, ttft_slo_ms = 2000, itl_slo_ms = 100, memory_utilization = 0.9, efficiency = 0;
+  int max_prompt_len = 0, max_output_len = 0;
   int requests = 1000, prompt_len = 512, output_len = 128, tp = 0, page_size = 16, max_batch = 256,
       max_batched_tokens = 0;
   std::uint64_t seed = 42;
@@ -112,9 +113,11 @@ int run_simulate(const GlobalOptions& g, const SimulateOptions& o) {
       throw BadInput("--trace replays recorded arrivals: drop --rate / --sweep-rate");
     // The trace fixes every request: flags that shape generated requests would be ignored.
     if (o.requests != defaults.requests || o.prompt_len != defaults.prompt_len ||
-        o.output_len != defaults.output_len || o.length_dist != defaults.length_dist || o.seed != defaults.seed)
+        o.output_len != defaults.output_len || o.length_dist != defaults.length_dist || o.seed != defaults.seed ||
+        o.max_prompt_len != defaults.max_prompt_len || o.max_output_len != defaults.max_output_len)
       throw BadInput("--trace replays recorded requests (their count, lengths and arrivals): drop --requests, "
-                     "--prompt-len, --output-len, --length-dist and --seed, which shape generated ones");
+                     "--prompt-len, --output-len, --max-prompt-len, --max-output-len, --length-dist and --seed, "
+                     "which shape generated ones");
     r.trace = parse_trace_csv(read_file(o.trace), o.trace);
   }
   if (o.rate != 0 && !o.sweep_rate.empty())
@@ -129,6 +132,8 @@ int run_simulate(const GlobalOptions& g, const SimulateOptions& o) {
   r.requests = o.requests;
   r.prompt_len = o.prompt_len;
   r.output_len = o.output_len;
+  r.max_prompt_len = o.max_prompt_len;
+  r.max_output_len = o.max_output_len;
   r.length_dist = parse_enum<LengthDist>("--length-dist", o.length_dist,
                                          {{"exponential", LengthDist::Exponential}, {"fixed", LengthDist::Fixed}});
   r.seed = o.seed;
@@ -235,6 +240,10 @@ const CommandRegistrar registrar(13, "simulate", [](CLI::App& app, const GlobalO
   cmd->add_option("--requests,-n", o->requests, "Requests to simulate (default 1000)");
   cmd->add_option("--prompt-len", o->prompt_len, "Mean prompt tokens (default 512)");
   cmd->add_option("--output-len", o->output_len, "Mean output tokens (default 128)");
+  cmd->add_option("--max-prompt-len", o->max_prompt_len,
+                  "Cap on each prompt's length, e.g. a benchmark's 1024 (exponential draws keep their mean)");
+  cmd->add_option("--max-output-len", o->max_output_len,
+                  "Cap on each request's output, as max_tokens (exponential draws keep their mean)");
   cmd->add_option("--length-dist", o->length_dist, "exponential (default) | fixed");
   cmd->add_option("--seed", o->seed, "Random seed (default 42)");
   cmd->add_option("--precision", o->precision, "Weight precision");

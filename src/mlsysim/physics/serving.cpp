@@ -1,5 +1,7 @@
 #include "mlsysim/physics/serving.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -92,5 +94,20 @@ double uniform_from_bits(std::uint64_t bits) {
 }
 
 double exponential_from_uniform(double u, double mean) { return -mean * std::log1p(-u); }
+
+double exponential_scale_for_capped_mean(double mean, double cap) {
+  if (cap <= 0) return mean;
+  if (!(mean > 0 && mean < cap))
+    throw BadInput(fmt::format("a mean length of {} cannot come from draws capped at {}: it must be below the cap",
+                               mean, cap));
+  const auto clipped_mean = [cap](double s) { return s * -std::expm1(-cap / s); };
+  double lo = mean, hi = mean;  // clipped_mean(mean) < mean, so the root is above it
+  while (clipped_mean(hi) < mean) lo = hi, hi *= 2;
+  for (int i = 0; i < 200 && hi - lo > 1e-12 * mean; ++i) {  // bisection on an increasing function
+    const double mid = 0.5 * (lo + hi);
+    (clipped_mean(mid) < mean ? lo : hi) = mid;
+  }
+  return hi;
+}
 
 }  // namespace mlsysim

@@ -91,5 +91,9 @@ class LatencyHistogram {
 double uniform_from_bits(std::uint64_t bits);  // in [0, 1): the top 53 bits
 // Exponential with the given mean by inversion: -mean * ln(1 - u) (Devroye 1986, ch. 2.2).
 double exponential_from_uniform(double u, double mean);
+// The exponential mean (scale) s whose draws, clipped at `cap`, average `mean`:
+// E[min(X, c)] = s (1 - e^(-c/s)) for X ~ Exp(s), increasing in s toward c; needs mean < cap.
+// cap <= 0: no cap, `mean` itself.
+double exponential_scale_for_capped_mean(double mean, double cap);
 
 }  // namespace mlsysim

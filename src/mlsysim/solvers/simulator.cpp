@@ -11,6 +11,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 
 #include "mlsysim/errors.hpp"
@@ -195,6 +196,18 @@ void validate(const ModelSpec& model, const SimulationRequest& r) {
       throw BadInput(fmt::format("--requests must be in [1, 10000000], got {}", r.requests));
     if (r.prompt_len < 1) throw BadInput(fmt::format("--prompt-len must be >= 1 token, got {}", r.prompt_len));
     if (r.output_len < 1) throw BadInput(fmt::format("--output-len must be >= 1 token, got {}", r.output_len));
+    // A cap must leave room for its mean: an exponential clipped at c has a mean below c.
+    for (const auto& [flag, cap, mean_flag, mean] :
+         {std::tuple{"--max-prompt-len", r.max_prompt_len, "--prompt-len", r.prompt_len},
+          std::tuple{"--max-output-len", r.max_output_len, "--output-len", r.output_len}}) {
+      if (cap < 0) throw BadInput(fmt::format("{} must be >= 1 token (or omitted: no cap), got {}", flag, cap));
+      const bool room = r.length_dist == LengthDist::Fixed ? mean <= cap : mean < cap;
+      if (cap > 0 && !room)
+        throw BadInput(fmt::format("{} {} leaves no room for {} {}: the mean of lengths capped at {} is below "
+                                   "it{}; raise the cap or lower the mean",
+                                   flag, cap, mean_flag, mean, cap,
+                                   r.length_dist == LengthDist::Fixed ? " or equal to it" : ""));
+    }
     // The last generated token is never fed back: a request occupies prompt + output - 1 positions
     // (the same rule as serve).
     if (model.tf.max_seq > 0 && static_cast<long>(r.prompt_len) + r.output_len - 1 > model.tf.max_seq)
@@ -215,11 +228,13 @@ void validate(const ModelSpec& model, const SimulationRequest& r) {
     throw BadInput(fmt::format("--memory-utilization must be in (0, 1], got {}", r.memory_utilization));
 }
 
-int draw_length(std::mt19937_64& g, int mean, LengthDist dist, int cap) {
-  if (dist == LengthDist::Fixed) return std::clamp(mean, 1, cap);
-  const double x = exponential_from_uniform(uniform_from_bits(g()), mean);
+// `scale`: the exponential's mean before clipping (the asked mean, or more under a length cap).
+int draw_length(std::mt19937_64& g, double scale, LengthDist dist, int cap) {
+  if (dist == LengthDist::Fixed) return std::clamp(static_cast<int>(std::lround(scale)), 1, cap);
+  const double x = exponential_from_uniform(uniform_from_bits(g()), scale);
   return std::clamp(static_cast<int>(std::lround(x)), 1, cap);
 }
+
 
 Percentiles stats(std::vector<double>& v) {
   Percentiles p;
@@ -247,11 +262,18 @@ std::vector<Req> make_workload(const SimulationRequest& r, int max_seq) {
   }
   std::mt19937_64 gen(r.seed);
   reqs.reserve(r.requests);
+  const bool exponential = r.length_dist == LengthDist::Exponential;
+  const double prompt_scale = exponential ? exponential_scale_for_capped_mean(r.prompt_len, r.max_prompt_len)
+                                          : r.prompt_len;
+  const double output_scale = exponential ? exponential_scale_for_capped_mean(r.output_len, r.max_output_len)
+                                          : r.output_len;
+  const int prompt_cap = r.max_prompt_len > 0 ? std::min(r.max_prompt_len, max_seq - 1) : max_seq - 1;
   double t = 0;
   for (int i = 0; i < r.requests; ++i) {
     t += exponential_from_uniform(uniform_from_bits(gen()), 1.0 / r.rate);  // Poisson process
-    const int p = draw_length(gen, r.prompt_len, r.length_dist, max_seq - 1);
-    const int o = draw_length(gen, r.output_len, r.length_dist, max_seq - p);
+    const int p = draw_length(gen, prompt_scale, r.length_dist, prompt_cap);
+    const int output_cap = r.max_output_len > 0 ? std::min(r.max_output_len, max_seq - p) : max_seq - p;
+    const int o = draw_length(gen, output_scale, r.length_dist, output_cap);
     reqs.push_back({t, p, o});
   }
   return reqs;

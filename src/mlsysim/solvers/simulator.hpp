@@ -36,6 +36,10 @@ struct SimulationRequest {
   int requests = 1000;
   int prompt_len = 512, output_len = 128;
   LengthDist length_dist = LengthDist::Exponential;
+  // A benchmark's or server's limit on each drawn length (0: the model's window only), e.g. MLPerf
+  // Llama-2-70B's 1024 prompt and 1024 output tokens. Exponential draws are clipped at it with their
+  // scale raised so that the clipped mean is still prompt_len / output_len.
+  int max_prompt_len = 0, max_output_len = 0;
   std::uint64_t seed = 42;
   // Deployment and scheduler.
   std::optional<Precision> precision, kv_precision;
