@@ -235,7 +235,6 @@ int draw_length(std::mt19937_64& g, double scale, LengthDist dist, int cap) {
   return std::clamp(static_cast<int>(std::lround(x)), 1, cap);
 }
 
-
 Percentiles stats(std::vector<double>& v) {
   Percentiles p;
   if (v.empty()) return p;
@@ -894,7 +893,8 @@ MaxRateSearch find_max_rate(const ModelSpec& model, const HardwareSpec& hw, cons
   if (!r.trace.empty())
     throw BadInput("the max-rate search draws Poisson arrivals: drop --trace (a trace fixes its own arrivals)");
   if (!(tolerance > 0 && tolerance < 1)) throw BadInput("the max-rate search's tolerance must be in (0, 1)");
-  if (r.search_threads < 0) throw BadInput(fmt::format("search threads must be >= 0 (0: all cores), got {}", r.search_threads));
+  if (r.search_threads < 0)
+    throw BadInput(fmt::format("search threads must be >= 0 (0: all cores), got {}", r.search_threads));
   MaxRateSearch out;
   int requests = r.requests;
   auto simulate_with = [&](int n) {
