@@ -107,9 +107,6 @@ std::string explain_parse_error(const CLI::ParseError& e, CLI::App& app, const s
   return what + "; " + help;
 }
 
-}  // namespace
-
-namespace {
 // The registry sorted once, on first use (every command has registered by then: registrars run in
 // static initialization): run() may be called on several threads at once (validate's points).
 const std::vector<RegisteredCommand>& commands_in_help_order() {
@@ -120,6 +117,7 @@ const std::vector<RegisteredCommand>& commands_in_help_order() {
   }();
   return sorted;
 }
+
 }  // namespace
 
 int run(int argc, char** argv) {
@@ -190,7 +188,8 @@ namespace {
 thread_local std::ostream* captured_out = nullptr;
 thread_local std::ostream* captured_err = nullptr;
 
-// Points this thread's out_stream() and err_stream() at a capture's buffers while it lives (nesting restores).
+// Points this thread's out_stream() and err_stream() at a capture's buffers while it lives
+// (nesting restores the outer capture).
 class CaptureScope {
  public:
   CaptureScope(std::ostream& o, std::ostream& e) : saved_out_(captured_out), saved_err_(captured_err) {

@@ -18,8 +18,6 @@ constexpr int kMaxBatch = 1 << 20;
 constexpr int kDefaultContext = 1024;  // decode: tokens already cached when --context is omitted
 constexpr int kDefaultLmSeqLen = 2048; // prefill/train length for LMs without a default_seq
 
-
-
 void check_phase(const ModelSpec& m, Phase phase) {
   const bool lm = m.is_language_model();
   if ((phase == Phase::Prefill || phase == Phase::Decode) && !lm)

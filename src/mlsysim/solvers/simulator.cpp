@@ -132,11 +132,11 @@ class StepCache {
  public:
   StepCache(const ServingDeployment& d, int max_seq) : d_(d), max_seq_(max_seq) {
     const StepTime st = time_step(d_, Phase::Decode, 1, 1, 0);
-    const PowerCoefficients pc = power_coefficients(*d.hw);
+    const BoardPowerLevels power = board_power_levels(*d.hw);
     weights_.time = weight_read_time(d_, st.profile).si();
-    weights_.energy = weights_.time * d.hw->tdp.si() * body_power_fraction(pc, 1, 0);
+    weights_.energy = weights_.time * power.memory_bound.si();
     tdp_ = d.hw->tdp.si();
-    idle_watts_ = static_power(*d.hw).si();
+    idle_watts_ = power.idle.si();
   }
   [[nodiscard]] double idle_watts() const { return idle_watts_; }
   StepCost decode(int n, double avg_ctx) {
