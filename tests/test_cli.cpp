@@ -272,6 +272,28 @@ TEST(Cli, HuggingFaceRepoIdsNameCatalogModels) {
 }
 
 // `train` answers for the whole run: failures, checkpoints, wall time, energy, emissions, cost.
+// LoRA fine-tuning through both commands: the adapters' count in JSON, the reasoning in the trace,
+// and the flag that needs another one named.
+TEST(Cli, LoraFlagsReachSolveAndTrain) {
+  const Result t = run("train --model llama2-70b --hardware h100 --gpus 8 --tp 8 --global-batch-size 8 "
+                       "--seq-len 4096 --lora-rank 16 --tokens 1e8 --format json");
+  ASSERT_EQ(t.code, 0) << t.out;
+  const auto tj = nlohmann::json::parse(t.out);
+  EXPECT_DOUBLE_EQ(tj.at("trainable_parameters").get<double>(), 80.0 * 16 * ((8192 + 10240) + (8192 + 8192)));
+  EXPECT_EQ(tj.at("lora_rank").get<int>(), 16);
+  EXPECT_EQ(tj.at("lora_targets").get<std::string>(), "attention");
+  bool traced = false;
+  for (const auto& line : tj.at("trace")) traced |= line.get<std::string>().rfind("LoRA: rank 16", 0) == 0;
+  EXPECT_TRUE(traced) << tj.at("trace").dump();
+  const Result s = run("solve --model llama3-8b --hardware h100 --phase train --seq-len 2048 --lora-rank 8 "
+                       "--lora-targets all --format json");
+  ASSERT_EQ(s.code, 0) << s.out;
+  EXPECT_EQ(nlohmann::json::parse(s.out).at("lora_targets").get<std::string>(), "all");
+  const Result bad = run("solve --model llama3-8b --hardware h100 --phase train --lora-targets all --format json");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.out.find("needs --lora-rank"), std::string::npos) << bad.out;
+}
+
 TEST(Cli, TrainReportsTheRunAsAWhole) {
   const std::string cmd = "train --model llama3-8b --hardware h100 --gpus 1024 --global-batch-size 4096 "
                           "--seq-len 4096 --format json";

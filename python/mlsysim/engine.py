@@ -84,6 +84,11 @@ class PerformanceProfile:
         return {k: Quantity(v / 1e9, "GB") for k, v in self._p.memory_ledger.items()}
 
     @property
+    def trainable_parameters(self) -> float:
+        """Training: the parameters the optimizer updates (all of them; with LoRA, the adapters')."""
+        return self._p.trainable_parameters
+
+    @property
     def energy(self) -> Quantity:
         return Quantity(self._p.energy_j, "J")
 
@@ -130,7 +135,9 @@ class PerformanceProfile:
                 "memory_capacity_bytes": p.memory_capacity_bytes,
                 "memory": {f"{k}_bytes": v for k, v in p.memory_ledger.items()},
                 "feasible": p.feasible, "energy_j": p.energy_j,
-                "weight_stream_time_s": p.weight_stream_time_s, "trace": list(p.trace())}
+                "weight_stream_time_s": p.weight_stream_time_s,
+                "trainable_parameters": p.trainable_parameters, "lora_rank": p.lora_rank,
+                "trace": list(p.trace())}
 
     def __repr__(self):
         return (f"PerformanceProfile({self._p.model_id} on {self._p.hardware_id}: "
@@ -144,7 +151,7 @@ _SOLVE_ARGUMENTS = [("--kv-precision", "kv_precision"), ("--quantize-head", "qua
                     ("--batch-size", "batch_size"), ("--efficiency", "efficiency"), ("--precision", "precision"),
                     ("--seq-len", "seq_len"), ("--context", "context"), ("--recompute", "activation_recomputation"),
                     ("--runtime", "runtime"), ("--fusion", "fusion"), ("--attention", "attention"),
-                    ("--phase", "phase")]
+                    ("--phase", "phase"), ("--lora-rank", "lora_rank"), ("--lora-targets", "lora_targets")]
 
 
 _TYPE_NAMES = {int: "an integer", str: "a string", (int, float): "a number"}
@@ -190,7 +197,8 @@ class Engine:
               activation_recomputation=False, runtime: str = "graph",
               kv_precision: str | None = None, raise_errors: bool = True,
               fusion: str = "auto", attention: str = "flash",
-              quantize_head: bool = False) -> PerformanceProfile:
+              quantize_head: bool = False, lora_rank: int = 0,
+              lora_targets: str = "attention") -> PerformanceProfile:
         """Time one step of `model` on `hardware`.
 
         phase: "decode" (default for LLMs), "prefill", "inference" or "train" (`is_training=True`).
@@ -204,6 +212,9 @@ class Engine:
             memory between QK^T and PV, as before FlashAttention).
         quantize_head: quantize a language model's output head with the other weights (gpt-fast
             does); by default it stays in 16 bits below 16-bit precision, like the embedding table.
+        lora_rank: training only: LoRA fine-tuning with rank-`lora_rank` adapters (Hu et al. 2021) on
+            a frozen base; 0 (default) trains every weight. lora_targets: "attention" (Q, K, V and
+            output projections, default) or "all" (the MLP's linears too).
         raise_errors: raise OOMError when the workload does not fit (default), else return the
         profile with ``feasible == False``.
         """
@@ -213,7 +224,8 @@ class Engine:
                      efficiency=(efficiency, (int, float), True), precision=(precision, str, True),
                      kv_precision=(kv_precision, str, True), phase=(phase, str, True),
                      runtime=(runtime, str, False), fusion=(fusion, str, False),
-                     attention=(attention, str, False))
+                     attention=(attention, str, False), lora_rank=(lora_rank, int, False),
+                     lora_targets=(lora_targets, str, False))
         for name, value in (("batch_size", batch_size), ("seq_len", seq_len), ("context", context)):
             # The engine takes 32-bit counts: anything wider is out of every valid range, and is
             # answered with the engine's own range message rather than a binding type error.
@@ -232,7 +244,7 @@ class Engine:
             profile = _core.solve(resolve_model(model), resolve_hardware(hardware), batch_size, phase,
                                   seq_len, context, precision, kv_precision, recompute, runtime,
                                   0.0 if efficiency is None else float(efficiency), fusion, attention,
-                                  bool(quantize_head))
+                                  bool(quantize_head), lora_rank, lora_targets)
         except ValueError as e:  # the engine names its CLI flags; say the arguments called here
             raise ValueError(_with_argument_names(str(e))) from None
         if raise_errors and not profile.feasible:

@@ -140,6 +140,8 @@ void bind_types(py::module_& m) {
       .def_property_readonly("arithmetic_intensity", [](const Profile& p) { return p.arithmetic_intensity.si(); })
       .def_property_readonly("ridge_point", [](const Profile& p) { return p.ridge_point.si(); })
       .def_readonly("parameters", &Profile::parameters)
+      .def_readonly("trainable_parameters", &Profile::trainable_parameters)
+      .def_property_readonly("lora_rank", [](const Profile& p) { return p.lora.rank; })
       .def_property_readonly("weight_bytes", [](const Profile& p) { return p.weight_bytes.si(); })
       .def_property_readonly("weight_stream_time_s", [](const Profile& p) { return p.weight_stream_time.si(); })
       .def_property_readonly("memory_footprint_bytes", [](const Profile& p) { return p.memory.total().si(); })
@@ -162,8 +164,13 @@ SolveRequest solve_request(int batch_size, const std::optional<std::string>& pha
                            std::optional<int> context, const std::optional<std::string>& precision,
                            const std::optional<std::string>& kv_precision, const std::string& recompute,
                            const std::string& runtime, double efficiency, const std::string& fusion,
-                           const std::string& attention, bool quantize_head) {
+                           const std::string& attention, bool quantize_head, int lora_rank,
+                           const std::string& lora_targets) {
   SolveRequest r;
+  r.lora.rank = lora_rank;
+  if (lora_targets == "attention") r.lora.targets = LoraTargets::Attention;
+  else if (lora_targets == "all") r.lora.targets = LoraTargets::All;
+  else throw BadInput("lora_targets must be attention|all; got '" + lora_targets + "'");
   r.quantize_head = quantize_head;
   r.batch = batch_size;
   r.phase = phase_from(phase);
@@ -205,16 +212,18 @@ void bind_engine(py::module_& m) {
            std::optional<std::string> phase, std::optional<int> seq_len, std::optional<int> context,
            std::optional<std::string> precision, std::optional<std::string> kv_precision,
            const std::string& recompute, const std::string& runtime, double efficiency,
-           const std::string& fusion, const std::string& attention, bool quantize_head) {
+           const std::string& fusion, const std::string& attention, bool quantize_head, int lora_rank,
+           const std::string& lora_targets) {
           return solve(model, hw, solve_request(batch_size, phase, seq_len, context, precision, kv_precision,
                                                 recompute, runtime, efficiency, fusion, attention,
-                                                quantize_head));
+                                                quantize_head, lora_rank, lora_targets));
         },
         py::arg("model"), py::arg("hardware"), py::arg("batch_size") = 1, py::arg("phase") = py::none(),
         py::arg("seq_len") = py::none(), py::arg("context") = py::none(),
         py::arg("precision") = py::none(), py::arg("kv_precision") = py::none(),
         py::arg("recompute") = "none", py::arg("runtime") = "graph", py::arg("efficiency") = 0.0,
         py::arg("fusion") = "auto", py::arg("attention") = "flash", py::arg("quantize_head") = false,
+        py::arg("lora_rank") = 0, py::arg("lora_targets") = "attention",
         py::keep_alive<0, 1>(),
         py::keep_alive<0, 2>());
 

@@ -14,6 +14,7 @@ struct OptimizeOptions {
   std::optional<int> seq_len, max_tp, max_pp;
   std::optional<double> tokens;
   bool tp_comm_overlap = false, overlap_p2p_comm = false;
+  LoraOptions lora;
 };
 
 int run_optimize(const GlobalOptions& g, const OptimizeOptions& o) {
@@ -38,6 +39,7 @@ int run_optimize(const GlobalOptions& g, const OptimizeOptions& o) {
   q.tokens = o.tokens;
   q.tp_comm_overlap = o.tp_comm_overlap;
   q.pp_comm_overlap = o.overlap_p2p_comm;
+  q.lora = parse_lora_options(o.lora);
   const OptimizerResult r = optimize_parallelism(*s->model, *s->hw, s->cluster, q);
   nlohmann::ordered_json j;
   j["model"] = s->model->id;
@@ -110,6 +112,7 @@ const CommandRegistrar registrar(22, "optimize", [](CLI::App& app, const GlobalO
                 "Every layout chunks its TP collectives under the GEMMs (as `train --tp-comm-overlap`)");
   cmd->add_flag("--overlap-p2p-comm", o->overlap_p2p_comm,
                 "Every layout overlaps its pipeline sends with compute (as `train --overlap-p2p-comm`)");
+  add_lora_options(cmd, o->lora);
   return Command{opt, [o, &g] { return run_optimize(g, *o); }};
 });
 

@@ -21,6 +21,7 @@ struct SolveOptions {
   bool operators = false;
   bool accuracy = false;
   bool quantize_head = false;
+  LoraOptions lora;
 };
 
 const char* validation_category(Phase phase) {
@@ -58,6 +59,7 @@ int run_solve(const GlobalOptions& g, const SolveOptions& o) {
   r.runtime = parse_runtime_flag(o.runtime);
   r.fusion = parse_fusion_flag(o.fusion);
   r.attention = parse_attention_flag(o.attention);
+  r.lora = parse_lora_options(o.lora);
   r.efficiency = o.efficiency;  // checked by the solver
 
   const Profile p = solve(model, hw, r);
@@ -108,6 +110,7 @@ const CommandRegistrar registrar(10, "solve", [](CLI::App& app, const GlobalOpti
                   "unfused (one kernel per PyTorch op) | hf (Hugging Face transformers modules, eager; "
                   "--phase train: autocast over fp32 parameters, config dropout on)");
   cmd->add_option("--attention", o->attention, kAttentionHelp);
+  add_lora_options(cmd, o->lora);
   add_efficiency_option(cmd, o->efficiency);
   cmd->add_flag("--operators", o->operators, "Table output: list every operator");
   cmd->add_flag("--accuracy", o->accuracy,

@@ -84,6 +84,26 @@ AttentionKernel parse_attention_flag(const std::string& value) {
   return parse_attention_kernel(value, "--attention");
 }
 
+void add_lora_options(CLI::App* cmd, LoraOptions& o) {
+  cmd->add_option("--lora-rank", o.rank,
+                  "LoRA fine-tuning: freeze the base weights and train rank-R adapters (Hu et al. 2021; "
+                  "typical 8-64); 0 (default) trains every weight. The base may be int8/int4 with "
+                  "--compute-precision bf16 (QLoRA)");
+  cmd->add_option("--lora-targets", o.targets,
+                  "Linears that get LoRA adapters: attention (Q, K, V and output projections; default) | all "
+                  "(also the MLP's, experts included)");
+}
+
+LoraSpec parse_lora_options(const LoraOptions& o) {
+  LoraSpec lora;
+  lora.rank = o.rank;
+  lora.targets = parse_enum<LoraTargets>("--lora-targets", o.targets,
+                                         {{"attention", LoraTargets::Attention}, {"all", LoraTargets::All}});
+  if (o.rank == 0 && o.targets != LoraOptions{}.targets)
+    throw BadInput("--lora-targets picks where LoRA adapters go: it needs --lora-rank R (R >= 1)");
+  return lora;
+}
+
 Precision parse_precision_flag(const std::string& flag, const std::string& value) {
   auto p = parse_precision(value);
   if (!p) throw BadInput(flag + " '" + value + "' is not one of " + precision_list());

@@ -135,6 +135,13 @@ T parse_enum(const std::string& flag, const std::string& value,
 Runtime parse_runtime_flag(const std::string& value);
 Fusion parse_fusion_flag(const std::string& value);
 AttentionKernel parse_attention_flag(const std::string& value);  // --attention flash|materialized|fa2
+// --lora-rank R and --lora-targets attention|all (solve --phase train and train share them).
+struct LoraOptions {
+  int rank = 0;
+  std::string targets = "attention";
+};
+void add_lora_options(CLI::App* cmd, LoraOptions& o);
+LoraSpec parse_lora_options(const LoraOptions& o);
 inline constexpr const char* kQuantizeHeadHelp =
     "Quantize the output head (LM head) too, as gpt-fast does; by default a language model "
     "quantized below 16 bits keeps its head in 16 bits, as TensorRT-LLM (ModelOpt), vLLM, AWQ/GPTQ "

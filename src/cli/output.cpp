@@ -90,6 +90,9 @@ ordered_json profile_json(const Profile& p) {
   j["arithmetic_intensity_flop_per_byte"] = p.arithmetic_intensity.si();
   j["ridge_point_flop_per_byte"] = p.ridge_point.si();
   j["parameters"] = p.parameters;
+  j["trainable_parameters"] = p.trainable_parameters;  // training only (0 otherwise); LoRA: the adapters'
+  j["lora_rank"] = p.lora.rank;
+  j["lora_targets"] = p.lora.enabled() ? ordered_json(to_string(p.lora.targets)) : ordered_json();
   j["weight_bytes"] = p.weight_bytes.si();
   j["weight_stream_time_s"] = p.weight_stream_time.si();
   j["memory_footprint_bytes"] = p.memory.total().si();

@@ -26,6 +26,7 @@ struct TrainOptions {
   double straggler_value = 0, overlap_efficiency = 0.85;
   bool no_sequence_parallel = false, no_overlap = false, bf16_grads = false;
   bool tp_comm_overlap = false, overlap_p2p_comm = false;
+  LoraOptions lora;
 };
 
 inline void add_train_options(CLI::App* cmd, TrainOptions& o, bool model_required) {
@@ -62,6 +63,7 @@ inline void add_train_options(CLI::App* cmd, TrainOptions& o, bool model_require
                 "Overlap pipeline sends with compute (Megatron-core --overlap-p2p-communication): one "
                 "micro-batch's sends stay exposed");
   cmd->add_option("--attention", o.attention, kAttentionHelp);
+  add_lora_options(cmd, o.lora);
 }
 
 // `--op` of `collective` and `calibrate --nccl-tests`.
@@ -138,6 +140,7 @@ inline std::unique_ptr<TrainSetup> make_train_setup(const GlobalOptions& g, cons
   r.tp_comm_overlap = o.tp_comm_overlap;
   r.pp_comm_overlap = o.overlap_p2p_comm;
   r.attention = parse_attention_flag(o.attention);
+  r.lora = parse_lora_options(o.lora);
   r.straggler.model = parse_enum<StragglerModel>("--straggler", o.straggler,
                                                  {{"none", StragglerModel::None}, {"factor", StragglerModel::Factor},
                                                   {"normal", StragglerModel::Normal},
@@ -178,6 +181,9 @@ inline nlohmann::ordered_json training_json(const TrainingResult& r) {
   j["seq_len"] = r.seq_len;
   j["parameters"] = r.parameters;
   j["parameters_per_gpu"] = r.parameters_per_gpu;
+  j["trainable_parameters"] = r.trainable_parameters;
+  j["lora_rank"] = r.lora.rank;
+  j["lora_targets"] = r.lora.enabled() ? nlohmann::ordered_json(to_string(r.lora.targets)) : nlohmann::ordered_json();
   j["step_time_s"] = r.step_time.si();
   j["mfu"] = r.mfu;
   j["hfu"] = r.hfu;
@@ -216,6 +222,10 @@ inline std::string training_table(const TrainingResult& r) {
   std::string s;
   auto row = [&](const std::string& k, const std::string& v) { s += fmt::format("{:<26}{}\n", k, v); };
   row("model", fmt::format("{} ({:.1f}B params)", r.model, r.parameters / 1e9));
+  if (r.lora.enabled())
+    row("LoRA", fmt::format("rank {} on the {} linears: {:.3g}M trainable parameters ({:.3f}%), base frozen",
+                            r.lora.rank, r.lora.targets == LoraTargets::All ? "layer" : "attention",
+                            r.trainable_parameters / 1e6, 100 * r.trainable_parameters / r.parameters));
   row("cluster", fmt::format("{} ({} GPUs of {})", r.cluster.id, r.gpus, r.hardware));
   row("layout", fmt::format("TP {} x PP {} x DP {} x CP {} x EP {}{}", r.layout.tp, r.layout.pp, r.layout.dp,
                             r.layout.cp, r.layout.ep, r.layout.vpp > 1 ? fmt::format(" (v={})", r.layout.vpp) : ""));

@@ -45,6 +45,13 @@ const char* to_string(OpClass c) {
   }
   return "?";
 }
+const char* to_string(LoraTargets t) {
+  switch (t) {
+    case LoraTargets::Attention: return "attention";
+    case LoraTargets::All: return "all";
+  }
+  return "?";
+}
 const char* to_string(Pass p) {
   switch (p) {
     case Pass::Forward: return "forward";
@@ -106,6 +113,7 @@ struct Emitter {
   double weight_storage = 1.0;
   AttentionKernel attention = AttentionKernel::Flash;  // LoweringInput::attention
   double attention_dropout = 0;  // training dropout on attention probabilities (materialized only)
+  LinearKind linear_kind = LinearKind::Other;  // stamped on each weight GEMM (LinearScope)
 
   // Bytes per element of the residual stream: fp32 under AMP (fp32 embeddings plus 16-bit branch
   // outputs promote to fp32), else the activation format.
@@ -122,6 +130,7 @@ struct Emitter {
     op.bytes = weight_elems * pw * weight_storage + m * k * pg + m * n * pa;
     op.m = m, op.n = n, op.k = k, op.count = count;
     op.precision = math;
+    op.linear = linear_kind;
     op.vector_flops = weight_elems * dequant_ops_per_weight();
     if (amp) amp_weight_elems += weight_elems * count;
     out.push_back(op);
@@ -164,6 +173,19 @@ class RoleScope {
   Emitter& e_;
   OpRole role_;
   size_t first_;
+};
+
+// Names the kind of weight the GEMMs emitted while it lives multiply by (LinearKind).
+class LinearScope {
+ public:
+  LinearScope(Emitter& e, LinearKind kind) : e_(e), previous_(e.linear_kind) { e.linear_kind = kind; }
+  LinearScope(const LinearScope&) = delete;
+  LinearScope& operator=(const LinearScope&) = delete;
+  ~LinearScope() { e_.linear_kind = previous_; }
+
+ private:
+  Emitter& e_;
+  LinearKind previous_;
 };
 
 struct BlockShape {
@@ -515,13 +537,15 @@ void lower_moe_ffn(Emitter& e, const TransformerSpec& tf, double N, double layer
   const double up_cols = (gated ? 2 : 1) * f;
   const double routed_tokens = N * k;
   const double tokens_per_expert = routed_tokens / std::max(touched, 1.0);
-  e.gemm("router", N, E, h, layers);
+  e.gemm("router", N, E, h, layers).linear = LinearKind::Other;
   Operator& up = e.gemm("expert_up_proj", tokens_per_expert, up_cols, h, layers);
+  up.instances = E;
   up.flops = up.hw_flops = 2.0 * routed_tokens * up_cols * h;
   up.bytes = touched * up_cols * h * e.pw * e.weight_storage + routed_tokens * (h + up_cols) * e.pa;
   up.vector_flops = touched * up_cols * h * e.dequant_ops_per_weight();
   e.vec("expert_act", routed_tokens * up_cols, routed_tokens * f, gated ? 6.0 : 8.0, layers, e.pa);
   Operator& down = e.gemm("expert_down_proj", tokens_per_expert, h, f, layers);
+  down.instances = E;
   down.flops = down.hw_flops = 2.0 * routed_tokens * h * f;
   down.bytes = touched * h * f * e.pw * e.weight_storage + routed_tokens * (h + f) * e.pa + N * h * e.pa;
   down.vector_flops = touched * h * f * e.dequant_ops_per_weight();
@@ -533,9 +557,13 @@ void lower_moe_ffn(Emitter& e, const TransformerSpec& tf, double N, double layer
 void lower_transformer_stack(Emitter& e, const TransformerSpec& tf, const BlockShape& s,
                              int layers) {
   const double N = s.seqs * s.new_tokens;
-  lower_attention(e, tf, s, layers);
+  {
+    const LinearScope attention(e, LinearKind::Attention);
+    lower_attention(e, tf, s, layers);
+  }
   // A parallel block's MLP reads the attention's pre-norm input: no norm of its own here.
   if (!tf.parallel_block) residual_norm(e, tf, "ffn_norm", "add_ffn_norm", N * tf.hidden, layers);
+  const LinearScope mlp(e, LinearKind::Mlp);
   if (tf.is_moe()) {
     const int dense = std::min(tf.first_dense_layers, layers);
     lower_dense_ffn(e, tf, N, tf.ffn, dense, "up_proj(dense)", "act(dense)", "down_proj(dense)");
@@ -879,15 +907,44 @@ void lower_opaque(Emitter& e, const ModelSpec& m, const LoweringInput& in) {
 
 // Autocast casts each fp32 weight to 16 bits once per forward (its cast cache lives as long as the
 // autocast region): one kernel per Linear launch, reading 4 and writing 2 bytes per weight. The
-// backward casts each 16-bit weight gradient back to fp32 once: the same traffic (backward_scale 1).
-void append_amp_weight_casts(Emitter& e) {
+// backward casts each 16-bit weight gradient back to fp32 once: the same traffic (backward_scale 1)
+// when every weight trains, the `trained` fraction of it under LoRA.
+void append_amp_weight_casts(Emitter& e, double trained) {
   double linears = 0;
   for (const Operator& op : e.out)
     if (op.cls == OpClass::Gemm) linears += op.kernels * op.count;
   Operator& cast = e.vec("amp_weight_cast", e.amp_weight_elems, 0, 0, 1, 0);
   cast.bytes = e.amp_weight_elems * (4.0 + e.pa);
   cast.kernels = linears;
-  cast.backward_scale = 1.0;
+  cast.backward_scale = trained;
+}
+
+// LoRA adapters (Hu et al. 2021): beside each adapted linear W (k -> n) over M rows, a down
+// projection x A (M x k -> M x r) and an up projection (M x r -> M x n) whose output is added to
+// x W (one more read of x W). They run in the 16-bit format the output head keeps: FP8 training
+// recipes cast only the frozen base GEMMs (NeMo's LoRA adapters are plain BF16 linears). A routed-
+// expert GEMM adapts every expert. Returns the adapters' weights (r (k + n) per matrix) in the step.
+double append_lora_adapters(Emitter& e, const LoraSpec& lora) {
+  const double pw = e.pw, pg = e.pg, pa = e.pa, storage = e.weight_storage;
+  const Precision math = e.math;
+  e.pw = e.pg = e.pa = bytes_per_element(e.head);
+  e.math = e.head;
+  e.weight_storage = 1.0;
+  const LinearScope adapter(e, LinearKind::Adapter);
+  const double r = lora.rank;
+  double params = 0;
+  const size_t forward_count = e.out.size();
+  for (size_t i = 0; i < forward_count; ++i) {
+    const Operator base = e.out[i];  // a copy: emitting reallocates the list
+    if (!lora.adapts(base.linear)) continue;
+    const double rows = base.flops / (2.0 * base.n * base.k);  // a routed-expert GEMM's: routed tokens
+    e.gemm("lora_down", rows, r, base.k, base.count, r * base.k * base.instances);
+    Operator& up = e.gemm("lora_up", rows, base.n, r, base.count, r * base.n * base.instances);
+    up.bytes += rows * base.n * e.pa;
+    params += r * (base.k + base.n) * base.instances * base.count;
+  }
+  e.pw = pw, e.pg = pg, e.pa = pa, e.weight_storage = storage, e.math = math;
+  return params;
 }
 
 // Training: backward of every forward operator, recomputation, optimizer update.
@@ -897,6 +954,9 @@ void append_amp_weight_casts(Emitter& e) {
 // operator; selective recomputation (Korthikanti et al. 2022, sec. 4) only the attention core
 // (scores, softmax, dropout, attention over V) whose activations it did not keep, which exist
 // only when attention is materialized (a fused kernel recomputes them inside its own backward).
+// LoRA freezes the base: its GEMMs compute only the input gradient (1x forward, one kernel), the
+// embedding (with nothing trainable before it) no gradient at all, and Adam updates `params`, the
+// adapters' weights.
 void append_training_passes(std::vector<Operator>& ops, const LoweringInput& in, double params) {
   const size_t forward_count = ops.size();
   const bool selective = in.recompute == Recompute::Selective && in.attention == AttentionKernel::Materialized;
@@ -910,17 +970,21 @@ void append_training_passes(std::vector<Operator>& ops, const LoweringInput& in,
       ops.push_back(r);
     }
   }
+  const bool lora = in.lora.enabled();
   for (size_t i = 0; i < forward_count; ++i) {
     Operator b = ops[i];
+    if (lora && b.role == OpRole::Embedding) continue;
+    const bool frozen = lora && b.linear != LinearKind::None && b.linear != LinearKind::Adapter;
     b.pass = Pass::Backward;
-    const double factor = b.cls == OpClass::Attention ? kAttentionBackwardFlopsFactor : 2.0;
+    const double factor = frozen ? 1.0 : b.cls == OpClass::Attention ? kAttentionBackwardFlopsFactor : 2.0;
+    const double scale = frozen ? 1.0 : b.backward_scale;
     b.flops *= factor;
     b.hw_flops *= factor;
     b.tail_flops *= factor;
-    b.bytes *= b.backward_scale;
-    b.strided_bytes *= b.backward_scale;  // gradients of strided views are strided too
-    b.kernels *= b.backward_scale;
-    b.host_ops *= b.backward_scale;
+    b.bytes *= scale;
+    b.strided_bytes *= scale;  // gradients of strided views are strided too
+    b.kernels *= scale;
+    b.host_ops *= scale;
     ops.push_back(b);
   }
   // Adam with fp32 master weights (mixed precision, Micikevicius et al. 2018): reads master, m, v
@@ -950,7 +1014,9 @@ void append_training_passes(std::vector<Operator>& ops, const LoweringInput& in,
 //    are cast and transposed to E5M2 (read 2 B, write 1 + 1 B). FC1's output gradient comes out of
 //    the fused dSwiGLU/dGeLU kernel already in FP8.
 // The once-per-step FP8 weight casts (about 4 B per parameter per optimizer step) are left out.
-void append_fp8_training_casts(std::vector<Operator>& ops, const TransformerSpec& tf, double tokens) {
+// Under LoRA the frozen GEMMs compute no weight gradients: the backward keeps only the output
+// gradients' E5M2 casts (read 2 B, write 1 B), no transposes.
+void append_fp8_training_casts(std::vector<Operator>& ops, const TransformerSpec& tf, double tokens, bool lora) {
   const double h = tf.hidden, q = static_cast<double>(tf.heads) * tf.head_dim, kv = 2.0 * tf.kv_heads * tf.head_dim;
   const double ffn = tf.is_moe() ? tf.moe_ffn * (tf.experts_per_token + tf.shared_experts) : tf.ffn;
   const auto cast = [&](Pass pass, double bytes_per_token, double kernels) {
@@ -966,12 +1032,13 @@ void append_fp8_training_casts(std::vector<Operator>& ops, const TransformerSpec
     ops.push_back(op);
   };
   cast(Pass::Forward, 4.0 * q, 1);
-  cast(Pass::Backward, 2.0 * (2.0 * h + ffn) + 4.0 * ((q + kv) + 2.0 * h), 6);
+  if (lora) cast(Pass::Backward, 3.0 * ((q + kv) + 2.0 * h), 3);
+  else cast(Pass::Backward, 2.0 * (2.0 * h + ffn) + 4.0 * ((q + kv) + 2.0 * h), 6);
 }
 
 }  // namespace
 
-void lower(const ModelSpec& model, const LoweringInput& in, std::vector<Operator>& out) {
+LoweredStep lower(const ModelSpec& model, const LoweringInput& in, std::vector<Operator>& out) {
   out.clear();
   Emitter e{out,
             bytes_per_element(in.weight_precision),
@@ -1000,11 +1067,18 @@ void lower(const ModelSpec& model, const LoweringInput& in, std::vector<Operator
     case ModelKind::DLRM: lower_dlrm(e, model, in); break;
     case ModelKind::Opaque: lower_opaque(e, model, in); break;
   }
-  if (e.amp_weight_elems > 0) append_amp_weight_casts(e);
-  if (training) append_training_passes(out, in, parameter_count(model));
+  LoweredStep step;
+  if (training) {  // (autocast, e.amp, runs only in training)
+    const double adapters = in.lora.enabled() ? append_lora_adapters(e, in.lora) : 0.0;
+    step.trainable_parameters = in.lora.enabled() ? adapters : parameter_count(model);
+    if (e.amp_weight_elems > 0)
+      append_amp_weight_casts(e, in.lora.enabled() ? adapters / e.amp_weight_elems : 1.0);
+    append_training_passes(out, in, step.trainable_parameters);
+  }
   if (training && in.compute_precision == Precision::FP8 && model.kind == ModelKind::Decoder &&
       !model.tf.is_mla())
-    append_fp8_training_casts(out, model.tf, static_cast<double>(in.batch) * in.seq_len);
+    append_fp8_training_casts(out, model.tf, static_cast<double>(in.batch) * in.seq_len, in.lora.enabled());
+  return step;
 }
 
 }  // namespace mlsysim

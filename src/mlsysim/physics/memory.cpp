@@ -40,6 +40,13 @@ double saved_activation_bytes_per_token_layer(const TransformerSpec& tf, double 
 
 }  // namespace
 
+double frozen_mlp_input_bytes_per_token_layer(const TransformerSpec& tf, const LoraSpec& lora, double pa) {
+  if (!lora.enabled() || lora.adapts(LinearKind::Mlp)) return 0;
+  const double inner = tf.is_moe() ? tf.moe_ffn : tf.ffn;
+  const double visits = tf.is_moe() ? tf.experts_per_token + tf.shared_experts : 1.0;
+  return (tf.hidden + visits * inner) * pa;
+}
+
 Bytes recompute_working_set(const TransformerSpec& tf, double tokens, double activation_bytes) {
   return Bytes(tokens * saved_activation_bytes_per_token_layer(tf, activation_bytes));
 }
@@ -56,7 +63,7 @@ Bytes weight_bytes(const ModelSpec& m, const LoweringInput& in, double params) {
   return Bytes((params - embedding - head) * pw + embedding * pe + head * ph);
 }
 
-MemoryLedger memory_ledger(const ModelSpec& m, const LoweringInput& in, double params) {
+MemoryLedger memory_ledger(const ModelSpec& m, const LoweringInput& in, double params, double trainable) {
   MemoryLedger ledger;
   const double pw = bytes_per_element(in.weight_precision);
   const double pa = activation_bytes(in.compute_precision);
@@ -65,10 +72,14 @@ MemoryLedger memory_ledger(const ModelSpec& m, const LoweringInput& in, double p
 
   if (training) {
     // Mixed precision keeps an fp32 master copy and two fp32 Adam moments (12 B/param) plus a
-    // 16-bit gradient; pure fp32 training keeps fp32 gradients and the two moments.
-    const bool mixed = pw < 4.0;
-    ledger.gradients = Bytes(params * (mixed ? pw : 4.0));
-    ledger.optimizer_states = Bytes(params * (mixed ? 12.0 : 8.0));
+    // 16-bit gradient; pure fp32 training keeps fp32 gradients and the two moments. Under LoRA
+    // only the adapters train: stored, with their gradients, in the head's 16-bit format (the
+    // format append_lora_adapters computes in), beside the frozen base.
+    const double pt = in.lora.enabled() ? bytes_per_element(in.head_precision) : pw;
+    if (in.lora.enabled()) ledger.weights += Bytes(trainable * pt);
+    const bool mixed = pt < 4.0;
+    ledger.gradients = Bytes(trainable * (mixed ? pt : 4.0));
+    ledger.optimizer_states = Bytes(trainable * (mixed ? 12.0 : 8.0));
   }
 
   const double B = in.batch;
@@ -88,7 +99,8 @@ MemoryLedger memory_ledger(const ModelSpec& m, const LoweringInput& in, double p
     if (training) {
       double per_layer = in.recompute == Recompute::Full
                              ? tf.hidden * pa  // layer input only, the rest is recomputed
-                             : saved_activation_bytes_per_token_layer(tf, pa);
+                             : saved_activation_bytes_per_token_layer(tf, pa) -
+                                   frozen_mlp_input_bytes_per_token_layer(tf, in.lora, pa);
       // Materialized attention also saves the softmax output and, with dropout, its 1-byte mask
       // and output: H x S scores per token (Korthikanti et al. 2022's 5as/h term with dropout).
       // Selective recomputation recomputes exactly these.

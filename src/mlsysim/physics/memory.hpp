@@ -31,7 +31,12 @@ Bytes kv_cache_bytes_per_token(const ModelSpec& m, Precision kv_precision);
 // quantization leaves them out; the weights' format otherwise). A tied head is the embedding table.
 Bytes weight_bytes(const ModelSpec& m, const LoweringInput& in, double params);
 
-MemoryLedger memory_ledger(const ModelSpec& m, const LoweringInput& in, double params);
+// `params`: all the model's; `trainable`: those training updates (all of them, or LoRA's adapters).
+MemoryLedger memory_ledger(const ModelSpec& m, const LoweringInput& in, double params, double trainable);
+// A GEMM keeps its input for its weight gradient alone, which a frozen weight has none of: under
+// LoRA with unadapted MLPs the FFN norm's output (FC1's input, h) and the activation's output (FC2's
+// input, per expert visited) are not saved. Bytes per token per layer; 0 otherwise.
+double frozen_mlp_input_bytes_per_token_layer(const TransformerSpec& tf, const LoraSpec& lora, double pa);
 // Full recomputation re-runs one layer at a time: the tensors that layer saves for its backward
 // exist once per device while it is recomputed, for `tokens` tokens (included in memory_ledger's
 // training activations; the pipeline-training ledger keeps it out of the per-micro-batch stash).

@@ -39,6 +39,27 @@ enum class OpRole { Layer, Embedding, Head, AttentionCore };
 //    FlashAttention-3 adds: Shah et al. 2024, sec. 3).
 enum class AttentionKernel { Flash, Materialized, FlashAttention2 };
 
+// Which weight matrix a GEMM multiplies by, for fine-tuning that trains only some of them:
+// none (activations times activations: a materialized attention core), the attention sub-block's
+// projections, the MLP's (dense or expert), the other weights (embedding, output head, router,
+// pooler), or a LoRA adapter's low-rank factor.
+enum class LinearKind { None, Attention, Mlp, Other, Adapter };
+
+// Low-rank adaptation (Hu et al. 2021, "LoRA", arXiv:2106.09685): the pretrained weights stay
+// frozen and each targeted linear W (k inputs -> n outputs) gains a trainable path x A B with
+// A: k x r and B: r x n, added to x W. rank 0: no adapters (every weight trains).
+enum class LoraTargets { Attention, All };  // the attention projections; or every layer linear
+const char* to_string(LoraTargets t);
+struct LoraSpec {
+  int rank = 0;
+  LoraTargets targets = LoraTargets::Attention;
+  [[nodiscard]] bool enabled() const { return rank > 0; }
+  // Whether a GEMM of this kind gets an adapter.
+  [[nodiscard]] bool adapts(LinearKind k) const {
+    return enabled() && (k == LinearKind::Attention || (k == LinearKind::Mlp && targets == LoraTargets::All));
+  }
+};
+
 // Query rows per thread block of FlashAttention-style kernels at head dim 128 (FlashAttention-2
 // paper, Dao 2023, forward block B_r = 128; FlashAttention-3 and cuDNN's Hopper kernels likewise).
 constexpr double kAttentionQueryBlock = 128;
@@ -79,6 +100,8 @@ struct Operator {
   double backward_scale = 2.0;
   Precision precision = Precision::BF16;  // math precision
   OpRole role = OpRole::Layer;
+  LinearKind linear = LinearKind::None;  // GEMMs: the weight it multiplies by
+  double instances = 1;  // weight matrices of that kind it stands for: the experts, for a routed-expert GEMM
 };
 
 // One fused attention call, the way kernel papers benchmark it (`mlsysim kernel`, and the
@@ -120,9 +143,17 @@ struct LoweringInput {
   double cache_bytes = 0;
   // How the attention core runs (AttentionKernel above).
   AttentionKernel attention = AttentionKernel::Flash;
+  // Training: LoRA fine-tuning (frozen base weights, trainable adapters) instead of full training.
+  LoraSpec lora;
+};
+
+// What a lowering found besides its operators.
+struct LoweredStep {
+  // Training: the parameters the optimizer updates (all of them; with LoRA, the adapters').
+  double trainable_parameters = 0;
 };
 
 // Appends the operators of one step of `in.phase` to `out` (cleared first).
-void lower(const ModelSpec& model, const LoweringInput& in, std::vector<Operator>& out);
+LoweredStep lower(const ModelSpec& model, const LoweringInput& in, std::vector<Operator>& out);
 
 }  // namespace mlsysim

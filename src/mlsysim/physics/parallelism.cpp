@@ -71,9 +71,10 @@ Seconds overlapped_pipeline_sends_exposed(Seconds sends_per_micro_batch, int mic
 }
 
 Bytes sequence_parallel_activation_savings(const TransformerSpec& shard, double tokens, int layers,
-                                           int tp, double activation_bytes, bool full_recompute) {
+                                           int tp, double activation_bytes, bool full_recompute,
+                                           bool frozen_mlp) {
   if (tp <= 1) return Bytes(0);
-  const double replicated_per_token_layer = (full_recompute ? 1.0 : 4.0) * shard.hidden;
+  const double replicated_per_token_layer = (full_recompute ? 1.0 : frozen_mlp ? 3.0 : 4.0) * shard.hidden;
   return Bytes(tokens * layers * replicated_per_token_layer * activation_bytes * (1.0 - 1.0 / tp));
 }
 

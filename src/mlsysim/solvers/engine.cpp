@@ -108,6 +108,18 @@ bool step_takes_context(const ModelSpec& model, Phase phase) {
 
 namespace {
 
+// LoRA attaches to a transformer's linear layers, at a rank below their width (Hu et al. 2021 use
+// 1-64; above the width an adapter is no longer low-rank).
+void check_lora(const ModelSpec& model, const LoraSpec& lora) {
+  if (lora.rank == 0) return;
+  if (!model.is_transformer())
+    throw BadInput(fmt::format("--lora-rank: LoRA adapters attach to a transformer's linear layers; {} is {}: "
+                               "drop --lora-rank", model.id, a_kind_model(model.kind)));
+  if (lora.rank < 0 || lora.rank > model.tf.hidden)
+    throw BadInput(fmt::format("--lora-rank must be in [1, {}] ({}'s hidden size; typical ranks are 8-64), got {}",
+                               model.tf.hidden, model.id, lora.rank));
+}
+
 // A field the step does not use is an error, not silently dropped: `--seq-len 4096` on a decode
 // step usually means a 4096-token history, which is --context.
 void reject_unused_fields(const ModelSpec& model, const SolveRequest& request, Phase phase) {
@@ -130,10 +142,14 @@ void reject_unused_fields(const ModelSpec& model, const SolveRequest& request, P
     throw BadInput(fmt::format("--context (tokens already in the KV cache) does not apply to {}: only a "
                                "language model's prefill and decode steps read a KV cache; drop --context",
                                step));
+  check_lora(model, request.lora);
   if (request.kv_precision && !step_takes_context(model, phase))
     throw BadInput(fmt::format("--kv-precision does not apply to {}: it keeps no KV cache (only a language "
                                "model's prefill and decode steps do); drop --kv-precision",
                                step));
+  if (request.lora.rank != 0 && phase != Phase::Train)
+    throw BadInput(fmt::format("--lora-rank does not apply to {}: LoRA adapters are a way to train; use "
+                               "--phase train or drop --lora-rank", step));
   if (request.recompute != Recompute::None && phase != Phase::Train)
     throw BadInput(fmt::format("--recompute does not apply to {}: activation recomputation trades backward-pass "
                                "time for training memory; use --phase train or drop --recompute",
@@ -159,9 +175,19 @@ void resolve_shape(const ModelSpec& model, const SolveRequest& request, Profile&
 // Training runs its forward and backward in floating point (mixed precision over fp32 master
 // weights): an integer format, or a narrow format the device cannot compute in (weight-only
 // quantization is an inference technique), would price a step nobody can run.
+// The exception is a LoRA run's frozen base, which may be stored int8/int4 and dequantized into
+// 16-bit math (QLoRA, Dettmers et al. 2023): only the adapters train.
 void check_training_precision(const HardwareSpec& hw, const Profile& p) {
   const std::string wanted(to_string(p.precision));
-  if (p.precision == Precision::INT8 || p.precision == Precision::INT4)
+  const bool integer_weights = p.precision == Precision::INT8 || p.precision == Precision::INT4;
+  if (integer_weights && p.lora.enabled()) {
+    if (bytes_per_element(p.compute_precision) < 2.0)  // 16-bit and wider formats are all floating point
+      throw BadInput(fmt::format("--precision {} with --lora-rank: the frozen base can be stored {} (QLoRA), but "
+                                 "the math must be 16-bit floating point: add --compute-precision bf16",
+                                 wanted, wanted));
+    return;
+  }
+  if (integer_weights)
     throw BadInput(fmt::format("--precision {}: training computes in floating point (bf16/fp16, or fp8 mixed "
                                "precision where the device has it); {} is an inference format: use --precision "
                                "bf16{}",
@@ -212,6 +238,7 @@ LoweringInput lowering_input(const Profile& p) {
   in.fused = p.fusion == Fusion::Fused;
   in.hf_modules = p.fusion == Fusion::Hf;
   in.attention = p.attention;
+  in.lora = p.lora;
   if (p.teaching_efficiency <= 0) in.cache_bytes = p.hardware->last_level_cache.si();
   return in;
 }
@@ -348,6 +375,7 @@ Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest
   p.model = &model;
   p.hardware = &hw;
   resolve_shape(model, request, p);
+  p.lora = request.lora;
   resolve_precisions(hw, request, p);
   p.recompute = request.recompute;
   p.runtime = request.runtime;
@@ -358,7 +386,7 @@ Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest
 
   const LoweringInput in = lowering_input(p);
   thread_local std::vector<Operator> ops;
-  lower(model, in, ops);
+  const LoweredStep lowered = lower(model, in, ops);
 
   const RateModel rates{&hw, p.runtime, p.teaching_efficiency};
   EnergyTerms energy = accumulate_operators(ops, rates, request.keep_operators, p);
@@ -366,7 +394,8 @@ Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest
   summarize_step(model, hw, p);
 
   p.parameters = parameter_count(model);
-  p.memory = memory_ledger(model, in, p.parameters);
+  p.trainable_parameters = lowered.trainable_parameters;
+  p.memory = memory_ledger(model, in, p.parameters, p.trainable_parameters);
   p.weight_bytes = p.memory.weights;
   p.weight_stream_time = p.weight_bytes / hw.memory_bandwidth;
   // Fits against what a process can allocate (the CUDA-visible total), not the datasheet label.

@@ -35,6 +35,9 @@ struct SolveRequest {
   Runtime runtime = Runtime::Graph;
   Fusion fusion = Fusion::Auto;  // auto: fused under graph, unfused under eager
   AttentionKernel attention = AttentionKernel::Flash;
+  // Training: LoRA fine-tuning of a transformer (rank 0: every weight trains). With LoRA the frozen
+  // base may be stored int8/int4 under 16-bit math (QLoRA, Dettmers et al. 2023).
+  LoraSpec lora;
   double efficiency = 0;  // > 0: the textbook single-efficiency model (teaching mode)
   bool keep_operators = true;  // false: skip the per-operator breakdown (sweeps: no allocation)
 };
@@ -69,6 +72,7 @@ struct Profile {
   Runtime runtime = Runtime::Graph;
   Fusion fusion = Fusion::Fused;  // resolved (never Auto)
   AttentionKernel attention = AttentionKernel::Flash;
+  LoraSpec lora;
   double teaching_efficiency = 0;
 
   Seconds latency{}, compute_time{}, memory_time{}, overhead_time{};
@@ -80,6 +84,7 @@ struct Profile {
   const char* throughput_unit = "";    // "tokens/s" or "samples/s"
   double mfu = 0, hfu = 0;
   double parameters = 0;
+  double trainable_parameters = 0;     // training: what the optimizer updates (LoRA: the adapters)
   Bytes weight_bytes{};
   Seconds weight_stream_time{};        // weights / datasheet bandwidth (the napkin number)
   MemoryLedger memory;

@@ -53,6 +53,13 @@ std::vector<std::string> explain(const Profile& p) {
                               kept_in_16_bits(p),
                               format_bytes(p.weight_bytes), format_bandwidth(hw.memory_bandwidth),
                               format_time(p.weight_stream_time)));
+  if (p.lora.enabled())
+    lines.push_back(fmt::format(
+        "LoRA (Hu et al. 2021): rank-{} adapters on the {} linears, {} trainable params ({:.3f}% of the model); "
+        "the frozen base's GEMMs compute input gradients only (1x forward FLOPs instead of 2x), and gradients "
+        "and Adam states exist for the adapters alone.",
+        p.lora.rank, p.lora.targets == LoraTargets::All ? "layer" : "attention",
+        format_count(p.trainable_parameters), 100 * p.trainable_parameters / p.parameters));
   if (p.teaching_efficiency > 0) {
     lines.push_back(fmt::format(
         "Textbook model: T = max(FLOPs / (peak x eta), bytes / BW) = max({} / ({} x {}), {} / {}).",
@@ -153,16 +160,27 @@ std::string does_not_fit_message(const Profile& p) {
   const int devices = static_cast<int>(std::ceil(need.si() / have.si()));
   remedies.push_back(fmt::format("shard across >= {} devices (tensor/pipeline parallel: tp_size >= {})",
                                  devices, devices));
-  // Lower-precision weights (weight-only quantization keeps everything else).
+  // Lower-precision weights (weight-only quantization keeps everything else). Training keeps
+  // floating-point weights, except a LoRA run's frozen base (QLoRA: 16-bit math over it).
+  const bool training = p.phase == Phase::Train;
   for (Precision q : {Precision::FP8, Precision::INT8, Precision::INT4}) {
     if (bytes_per_element(q) >= bytes_per_element(p.precision)) continue;
+    const bool integer = q != Precision::FP8;
+    if (training && integer && !p.lora.enabled()) continue;
+    if (training && q == Precision::FP8 && !hw.supports(q)) continue;  // no FP8 math to train in
     const Bytes weights_q = quantized_weight_bytes(p, q);
     if (need - mem.weights + weights_q <= have) {
-      remedies.push_back(fmt::format("use --precision {} (weights {} -> {})", to_string(q),
+      remedies.push_back(fmt::format("use --precision {}{} (weights {} -> {})", to_string(q),
+                                     training && integer ? " --compute-precision bf16 (QLoRA)" : "",
                                      format_bytes(mem.weights), format_bytes(weights_q)));
       break;
     }
   }
+  // Fine-tuning with LoRA drops the base's gradients and optimizer states (Hu et al. 2021).
+  if (training && !p.lora.enabled() && m.is_transformer() && mem.gradients + mem.optimizer_states > Bytes(0))
+    remedies.push_back(fmt::format("fine-tuning? use --lora-rank 16 (trains low-rank adapters only: gradients and "
+                                   "optimizer states {} -> well under 1% of that)",
+                                   format_bytes(mem.gradients + mem.optimizer_states)));
   if (mem.kv_cache.si() > 0 && mem.weights < have) {
     const double per_seq = mem.kv_cache.si() / p.batch;
     const double spare = (have - mem.weights - mem.activations).si();

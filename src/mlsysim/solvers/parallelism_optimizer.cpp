@@ -99,6 +99,7 @@ std::vector<TrainingRequest> enumerate_layouts(const ModelSpec& model, const Clu
                   q.tokens = req.tokens;
                   q.tp_comm_overlap = req.tp_comm_overlap;
                   q.pp_comm_overlap = req.pp_comm_overlap;
+                  q.lora = req.lora;
                   cands.push_back(q);
                 }
           }

@@ -33,6 +33,7 @@ struct OptimizerRequest {
   // The runtime's communication overlap, applied to every layout (TrainingRequest fields of the
   // same names): TP collectives chunked under their GEMMs, pipeline sends asynchronous.
   bool tp_comm_overlap = false, pp_comm_overlap = false;
+  LoraSpec lora;  // LoRA fine-tuning, for every layout (TrainingRequest::lora)
 };
 
 struct OptimizerResult {

@@ -65,8 +65,9 @@ RunOutlook run_outlook(const TrainingResult& t, const RunOptions& o) {
   check_options(o);
   RunOutlook r;
   r.failure_free_time = t.time_to_train;
-  // Every data-parallel replica holds a copy; one copy is written (its shards in parallel).
-  r.checkpoint_bytes = Bytes(t.parameters * kCheckpointBytesPerParam);
+  // Every data-parallel replica holds a copy; one copy is written (its shards in parallel). A LoRA
+  // run writes its adapters' state only: the frozen base never changes (NeMo and PEFT save adapters).
+  r.checkpoint_bytes = Bytes(t.trainable_parameters * kCheckpointBytesPerParam);
   r.checkpoint_cost = r.checkpoint_bytes / o.checkpoint_bandwidth;
   const JobReliability j =
       job_reliability(t.gpus, o.gpu_mtbf, r.failure_free_time, r.checkpoint_cost, o.restart, o.checkpoint_interval);
@@ -107,9 +108,11 @@ RunOutlook run_outlook(const TrainingResult& t, const RunOptions& o) {
                       ? "; the MTBF is Llama 3's, and published clusters range 13,600-82,000 GPU-hours per "
                         "failure (mlsysim validate --category reliability): --gpu-mtbf-hours for your fleet's"
                       : ""),
-      fmt::format("checkpoint: {:.0f} B/param (16-bit weights + fp32 master and Adam moments) x {:.3g} params = "
+      fmt::format("checkpoint: {:.0f} B/param (16-bit weights + fp32 master and Adam moments) x {:.3g} {}params = "
                   "{:.3g} TB at {:.0f} GB/s = {:.1f} s per write",
-                  kCheckpointBytesPerParam, t.parameters, r.checkpoint_bytes.si() / 1e12,
+                  kCheckpointBytesPerParam, t.trainable_parameters,
+                  t.lora.enabled() ? "LoRA adapter (the frozen base is not rewritten) " : "",
+                  r.checkpoint_bytes.si() / 1e12,
                   o.checkpoint_bandwidth.si() / 1e9, r.checkpoint_cost.si()),
       r.interval_is_optimal
           ? fmt::format("interval: Daly (2006) optimum {:.1f} min of work between checkpoints (Young's first order "

@@ -63,13 +63,12 @@ TrainingEvaluator::TrainingEvaluator(const ModelSpec& model, const HardwareSpec&
                    a_kind_model(model.kind) + " (use `mlsysim solve --phase train` for one device)");
 }
 
-const TrainingEvaluator::ShardSolve& TrainingEvaluator::shard(int tp, int pp, int b, int seq,
-                                                              Recompute r,
-                                                              std::optional<Precision> prec,
-                                                              AttentionKernel attention) {
-  const std::string key = fmt::format("{}/{}/{}/{}/{}/{}/{}", tp, pp, b, seq, static_cast<int>(r),
-                                      prec ? static_cast<int>(*prec) : -1,
-                                      static_cast<int>(attention));
+const TrainingEvaluator::ShardSolve& TrainingEvaluator::shard(int tp, int pp, const ShardStep& step) {
+  const std::string key = fmt::format("{}/{}/{}/{}/{}/{}/{}/{}/{}", tp, pp, step.micro_batch, step.seq,
+                                      static_cast<int>(step.recompute),
+                                      step.precision ? static_cast<int>(*step.precision) : -1,
+                                      static_cast<int>(step.attention), step.lora.rank,
+                                      static_cast<int>(step.lora.targets));
   if (auto it = cache_.find(key); it != cache_.end()) return it->second;
   const std::string mkey = fmt::format("{}/{}", tp, pp);
   auto mit = shard_models_.find(mkey);
@@ -77,11 +76,12 @@ const TrainingEvaluator::ShardSolve& TrainingEvaluator::shard(int tp, int pp, in
     mit = shard_models_.emplace(mkey, tp == 1 && pp == 1 ? model_ : shard_transformer(model_, {tp, pp, 1})).first;
   SolveRequest req;
   req.phase = Phase::Train;
-  req.batch = b;
-  req.seq_len = seq;
-  req.precision = prec;
-  req.recompute = r;
-  req.attention = attention;
+  req.batch = step.micro_batch;
+  req.seq_len = step.seq;
+  req.precision = step.precision;
+  req.recompute = step.recompute;
+  req.attention = step.attention;
+  req.lora = step.lora;
   const Profile p = solve(mit->second, hw_, req);
   ShardSolve s;
   s.time = p.latency;
@@ -104,15 +104,10 @@ const TrainingEvaluator::ShardSolve& TrainingEvaluator::shard(int tp, int pp, in
   s.model_flops = p.model_flops.si();
   s.busy_power = p.average_power();
   s.params = p.parameters;
+  s.trainable_params = p.trainable_parameters;
   s.compute_precision = p.compute_precision;
   s.precision = p.precision;
   return cache_.emplace(key, s).first->second;
-}
-
-const TrainingEvaluator::ShardSolve& TrainingEvaluator::reference(int b, int seq, Recompute r,
-                                                                  std::optional<Precision> prec,
-                                                                  AttentionKernel attention) {
-  return shard(1, 1, b, seq, r, prec, attention);
 }
 
 namespace {
@@ -218,7 +213,8 @@ struct LayoutQuantities {
   int layers_stage = 0;   // layers on the busiest pipeline stage
   int dense_dp = 1;       // ranks that hold copies of the dense parameters (dp x cp x ep)
   double params_gpu = 0;  // parameters on the busiest GPU
-  double p_dense = 0;     // of those, dense (not expert)
+  double trained = 0;     // of those, the ones with gradients and optimizer states (LoRA: the adapters)
+  double trained_dense = 0;  // of those, synchronised over the dense data-parallel group
   Bytes hidden_states{};  // one micro-batch's hidden states on one CP rank (TP messages, PP sends)
   double weight_bytes = 2, grad_bytes = 4, optimizer_bytes = 12;  // per parameter
   Seconds microbatch_time{};    // one micro-batch's compute per GPU
@@ -233,14 +229,18 @@ std::vector<std::string> does_not_fit_remedies(const ModelSpec& model, int gpus_
   const Bytes need = mem.total(), have = capacity;
   if (rq.zero_stage < 3 && q.dense_dp > 1) {
     const ZeroSharding z3 = zero_sharding(3, q.dense_dp);
-    const Bytes states(q.params_gpu * (q.weight_bytes / z3.weights + q.grad_bytes / z3.gradients +
-                                       q.optimizer_bytes / z3.optimizer));
+    const Bytes states(q.params_gpu * q.weight_bytes / z3.weights +
+                       q.trained * (q.grad_bytes / z3.gradients + q.optimizer_bytes / z3.optimizer));
     out.push_back(fmt::format("--zero 3 (FSDP) shards weights, gradients and optimizer states over "
                               "dp x cp x ep = {}: states {} -> {} per GPU", q.dense_dp,
                               gb(mem.weights + mem.gradients + mem.optimizer_states), gb(states)));
   } else if (rq.zero_stage < 1) {
     out.push_back("--zero 1 shards the optimizer states over the data-parallel ranks");
   }
+  if (!rq.lora.enabled() && mem.gradients + mem.optimizer_states > Bytes(0))
+    out.push_back(fmt::format("fine-tuning? --lora-rank 16 freezes the weights and trains low-rank adapters: "
+                              "gradients and optimizer states ({}) shrink to those of the adapters (well under 1%)",
+                              gb(mem.gradients + mem.optimizer_states)));
   if (rq.recompute != Recompute::Full)
     out.push_back(fmt::format("--recompute full keeps only each layer's input (activations currently take {})",
                               gb(mem.activations)));
@@ -293,11 +293,19 @@ std::vector<std::string> training_trace(const HardwareSpec& hw, const Cluster& c
                              r.pp - 1, r.v, r.m, r.pp - 1, 100 * pipeline_bubble_fraction(r.pp, r.m, r.v),
                              ms(res.bubble_time)));
   }
+  if (rq.lora.enabled())
+    tr.push_back(fmt::format("LoRA: rank {} adapters on the {} linears, {:.3g}M trainable of {:.3g}B parameters; the "
+                             "frozen base's backward computes input gradients only; gradients, optimizer states, DP "
+                             "sync and the update cover the adapters ({:.3g}M on this GPU){}",
+                             rq.lora.rank, rq.lora.targets == LoraTargets::All ? "layer" : "attention",
+                             res.trainable_parameters / 1e6, res.parameters / 1e9, q.trained / 1e6,
+                             rq.tokens ? "" : "; time to train below uses a pre-training budget: give the fine-tuning "
+                                              "set's tokens with --tokens"));
   if (r.cp > 1) tr.push_back(fmt::format("CP: ring K/V exchange not hidden by attention = {}", ms(res.cp_comm_time)));
   if (r.ep > 1) tr.push_back(fmt::format("EP: 4 all-to-alls per MoE layer per micro-batch = {}", ms(res.ep_comm_time)));
   if (q.dense_dp > 1)
     tr.push_back(fmt::format("DP: ZeRO-{} gradient sync of {} over {} ranks ({}) = {}, {} exposed after overlap",
-                             rq.zero_stage, gb(Bytes(q.p_dense * q.grad_bytes)), q.dense_dp, res.dp_algorithm,
+                             rq.zero_stage, gb(Bytes(q.trained_dense * q.grad_bytes)), q.dense_dp, res.dp_algorithm,
                              ms(res.dp_comm_time), ms(res.dp_exposed_time)));
   if (res.straggler_factor > 1)
     tr.push_back(fmt::format("stragglers: slowest of {} GPUs x{:.3f} -> +{}", r.gpus, res.straggler_factor,
@@ -346,6 +354,9 @@ struct StepContext {
   bool sequence_parallel = false;
   Bytes hidden_states{};       // one micro-batch's hidden states on this rank
   Seconds layer_gemm_window{};  // the stage's layer GEMMs of one micro-batch on this rank
+  // LoRA: adapter weights per layer on this rank. Megatron-style LoRA shards each adapter with its
+  // base linear over the TP ranks (NeMo's ParallelLinearAdapter), so a rank holds 1/tp of them.
+  double adapters_per_layer = 0;
 
   // tp with sequence parallelism (activations split over the TP ranks), else 1.
   [[nodiscard]] double sp_div() const { return sequence_parallel ? r.tp : 1.0; }
@@ -443,6 +454,9 @@ struct StageParameters {
   double first = 0, middle = 0, last = 0;  // per pipeline stage (ep = 1)
   double per_gpu = 0;                      // the busiest stage's (or the EP shard's)
   double expert = 0, dense = 0;            // of per_gpu
+  // LoRA: the adapters per layer (they live in the layer stack only); 0 without LoRA.
+  double adapters_per_layer = 0;
+  [[nodiscard]] double adapters(double layers) const { return adapters_per_layer * layers; }
 };
 
 // Per-stage parameters with the uneven split (dense models): the first stage holds the token (and
@@ -465,12 +479,15 @@ StageParameters stage_parameters(const StepContext& x) {
   p.per_gpu = r.ep > 1 ? parameter_count(ep_shard) : std::max({p.first, p.middle, p.last});
   p.expert = r.ep > 1 ? expert_params(ep_shard.tf, ep_shard.tf.layers) : expert_params(stf, stf.layers);
   p.dense = p.per_gpu - p.expert;
+  p.adapters_per_layer = x.adapters_per_layer;
   return p;
 }
 
-// Bytes per parameter of the states one GPU keeps.
+// Bytes per parameter of the states one GPU keeps. LoRA adapters are stored in 16 bits even when
+// the base is FP8 (the format the engine computes them in, physics/lowering.cpp), fp32 in fp32 runs.
 struct StateBytes {
   double weights = 2, gradients = 4, optimizer = 12;
+  double adapter_weights = 2;
 };
 
 // DP: gradient synchronisation (ZeRO 0-3), overlapped with the backward pass. Context-parallel
@@ -481,18 +498,22 @@ void time_data_parallel(const StepContext& x, const StageParameters& p, const St
                         TrainingResult& res) {
   const Resolved& r = x.r;
   const TrainingRequest& rq = x.rq;
-  auto dp_sync = [&](double params, int group, int stride) -> Seconds {
-    if (group <= 1 || params <= 0) return Seconds(0);
+  // `trained` parameters' gradients are reduced; the weights gathered are the updated ones
+  // (ZeRO-1/2), or every sharded weight (ZeRO-3), `gathered`.
+  auto dp_sync = [&](double trained, double gathered, int group, int stride) -> Seconds {
+    if (group <= 1 || (trained <= 0 && gathered <= 0)) return Seconds(0);
     const GroupPlacement pl = place_group(group, stride, x.g);
-    const Bytes grads(params * bytes.gradients), weights(params * bytes.weights);
+    const Bytes grads(trained * bytes.gradients), weights(gathered * bytes.weights);
     if (rq.zero_stage == 0) {
       auto e = collective_time(CollectiveOp::AllReduce, grads, pl, x.c);
       res.dp_algorithm = to_string(e.algorithm);
       return e.time;
     }
-    const auto rs = collective_time(CollectiveOp::ReduceScatter, grads, pl, x.c);
-    const auto ag = collective_time(CollectiveOp::AllGather, weights, pl, x.c);
-    res.dp_algorithm = std::string(to_string(rs.algorithm)) + " reduce-scatter + all-gather";
+    CollectiveEstimate rs{}, ag{};  // (a frozen expert shard under LoRA reduces no gradient)
+    if (trained > 0) rs = collective_time(CollectiveOp::ReduceScatter, grads, pl, x.c);
+    if (gathered > 0) ag = collective_time(CollectiveOp::AllGather, weights, pl, x.c);
+    res.dp_algorithm = std::string(to_string(trained > 0 ? rs.algorithm : ag.algorithm)) +
+                       " reduce-scatter + all-gather";
     if (rq.zero_stage == 1) return rs.time + ag.time;
     // ZeRO-2: a rank no longer holds the full gradient, so with gradient accumulation every
     // micro-batch's gradients are reduce-scattered (DeepSpeed stage-2 semantics), weights gathered once.
@@ -503,8 +524,15 @@ void time_data_parallel(const StepContext& x, const StageParameters& p, const St
   };
   // Group strides in the rank order tp, cp, ep, dp: a dense group's members are tp apart; an expert
   // group's nearest members are its cp ranks (tp apart) or, without cp, its dp ranks (tp x ep apart).
-  res.dp_comm_time = dp_sync(p.dense, x.dense_dp(), r.tp) +
-                     dp_sync(p.expert, x.expert_dp(), r.cp > 1 ? r.tp : r.tp * r.ep);
+  // LoRA trains only the adapters (synchronised with the dense parameters); ZeRO-3 still gathers
+  // the sharded frozen base.
+  const bool lora = rq.lora.enabled(), zero3 = rq.zero_stage == 3;
+  const double adapters = p.adapters(x.layers_stage);
+  const double dense_trained = lora ? adapters : p.dense, expert_trained = lora ? 0.0 : p.expert;
+  const double dense_gathered = lora ? adapters + (zero3 ? p.dense : 0.0) : p.dense;
+  const double expert_gathered = lora ? (zero3 ? p.expert : 0.0) : p.expert;
+  res.dp_comm_time = dp_sync(dense_trained, dense_gathered, x.dense_dp(), r.tp) +
+                     dp_sync(expert_trained, expert_gathered, x.expert_dp(), r.cp > 1 ? r.tp : r.tp * r.ep);
   // Overlap window: ZeRO-0/1 reduce once, behind the last micro-batch's backward; ZeRO-2 behind
   // every backward; ZeRO-3 behind every forward and backward.
   const Seconds window = rq.zero_stage == 3   ? res.compute_time
@@ -537,18 +565,21 @@ double straggler_factor(const StragglerSpec& s, int gpus) {
   return 1;
 }
 
-// Model FLOPs of one sequence of `seq` tokens (forward + backward, no recomputation, no update),
+// Model FLOPs of one sequence of `seq` tokens (forward + backward, no recomputation, no update;
+// under LoRA the frozen base's backward is its input gradients only),
 // from the engine's operator list; cached per model, device, length and precision.
 double model_flops_per_sequence(const ModelSpec& model, const HardwareSpec& hw, int seq,
-                                std::optional<Precision> precision) {
+                                std::optional<Precision> precision, const LoraSpec& lora) {
   SolveRequest q;
   q.phase = Phase::Train;
   q.batch = 1;
   q.seq_len = seq;
   q.precision = precision;
+  q.lora = lora;
   static thread_local std::unordered_map<std::string, double> flops_cache;
   const std::string key = model.id + "/" + hw.id + "/" + std::to_string(seq) + "/" +
-                          std::to_string(precision ? static_cast<int>(*precision) : -1);
+                          std::to_string(precision ? static_cast<int>(*precision) : -1) + "/" +
+                          std::to_string(lora.rank) + "/" + std::to_string(static_cast<int>(lora.targets));
   auto it = flops_cache.find(key);
   if (it == flops_cache.end()) {
     const Profile p = solve(model, hw, q);
@@ -576,7 +607,8 @@ TrainingMemory training_memory(const StepContext& x, const StageParameters& p, c
   const Bytes layers_mb = (x.sh.activations / r.cp - logits_mb - recompute_working) -
                           sequence_parallel_activation_savings(x.stf, x.tokens_rank, x.layers_stage,
                                                                x.sequence_parallel ? r.tp : 1,
-                                                               x.act_bytes, full_recompute);
+                                                               x.act_bytes, full_recompute,
+                                                               x.rq.lora.enabled() && !x.rq.lora.adapts(LinearKind::Mlp));
   const double in_flight = pipeline_in_flight_micro_batches(r.pp, r.m, r.v);
   Bytes buffers(kCommBufferBytes);
   if (r.pp > 1) buffers += x.hidden_states * 2.0 / x.sp_div();
@@ -585,8 +617,15 @@ TrainingMemory training_memory(const StepContext& x, const StageParameters& p, c
   auto ledger = [&](double dense, double stage_layers, bool last) {
     TrainingMemory m;
     m.weights = Bytes(dense * bytes.weights / zd.weights + p.expert * bytes.weights / ze.weights);
-    m.gradients = Bytes(dense * bytes.gradients / zd.gradients + p.expert * bytes.gradients / ze.gradients);
-    m.optimizer_states = Bytes(dense * bytes.optimizer / zd.optimizer + p.expert * bytes.optimizer / ze.optimizer);
+    if (x.rq.lora.enabled()) {  // a frozen base (no gradients, no optimizer states) and its adapters
+      const double adapters = p.adapters(stage_layers);
+      m.weights += Bytes(adapters * bytes.adapter_weights / zd.weights);
+      m.gradients = Bytes(adapters * bytes.gradients / zd.gradients);
+      m.optimizer_states = Bytes(adapters * bytes.optimizer / zd.optimizer);
+    } else {
+      m.gradients = Bytes(dense * bytes.gradients / zd.gradients + p.expert * bytes.gradients / ze.gradients);
+      m.optimizer_states = Bytes(dense * bytes.optimizer / zd.optimizer + p.expert * bytes.optimizer / ze.optimizer);
+    }
     m.activations = r.pp == 1 ? (layers_mb + logits_mb)
                               : layers_mb * (stage_layers / x.layers_stage * in_flight) + (last ? logits_mb : Bytes(0));
     m.activations += recompute_working;
@@ -668,6 +707,12 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
     throw BadInput(fmt::format("--zero must be 0, 1, 2 or 3; got {}", rq.zero_stage));
   if (!(rq.overlap_efficiency >= 0 && rq.overlap_efficiency <= 1))
     throw BadInput("overlap efficiency must be in [0, 1]");
+  if (rq.lora.enabled() && rq.precision &&
+      (*rq.precision == Precision::INT8 || *rq.precision == Precision::INT4))
+    throw BadInput(fmt::format("--precision {} with --lora-rank: `train` runs the base in floating point; a "
+                               "QLoRA base stored {} is modelled on one device by `mlsysim solve --phase train "
+                               "--lora-rank R --precision {} --compute-precision bf16`",
+                               to_string(*rq.precision), to_string(*rq.precision), to_string(*rq.precision)));
 
   TrainingResult res;
   res.model = model_.id;
@@ -678,7 +723,8 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   // ---- per-GPU compute: the engine on the TP x PP shard at the full sequence, / cp ------------
   // Solving at seq S and dividing by cp gives each CP rank's share exactly: linear layers see S/cp
   // tokens and attention S/cp queries against all S keys (ring attention).
-  const ShardSolve& sh = shard(r.tp, r.pp, r.b, r.S, rq.recompute, rq.precision, rq.attention);
+  const ShardStep step{r.b, r.S, rq.recompute, rq.precision, rq.attention, rq.lora};
+  const ShardSolve& sh = shard(r.tp, r.pp, step);
   res.precision = sh.precision;
   const TransformerSpec& stf = shard_models_.at(fmt::format("{}/{}", r.tp, r.pp)).tf;
   StepContext x{model_, hw_, c, r, rq, sh, stf, pipeline_stage_split(model_.tf.layers, r.pp)};
@@ -689,6 +735,7 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   x.sequence_parallel = res.sequence_parallel;
   x.hidden_states = Bytes(x.tokens_rank * model_.tf.hidden * x.act_bytes);
   x.layer_gemm_window = sh.layer_gemm_time / r.cp;
+  if (rq.lora.enabled()) x.adapters_per_layer = reference(step).trainable_params / (r.tp * model_.tf.layers);
 
   res.stage_layers = x.layers_stage;
   res.first_stage_layers = x.split.first;
@@ -711,14 +758,18 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   const StageParameters params = stage_parameters(x);
   res.parameters = parameter_count(model_);
   res.parameters_per_gpu = params.per_gpu;
+  res.lora = rq.lora;
+  res.trainable_parameters = rq.lora.enabled() ? reference(step).trainable_params : res.parameters;
   StateBytes bytes;
   bytes.weights = bytes_per_element(sh.precision);
   bytes.gradients = rq.fp32_gradients ? 4.0 : bytes.weights;
   bytes.optimizer = bytes.weights < 4.0 ? 12.0 : 8.0;  // fp32 master + 2 Adam moments (mixed) / moments only
+  bytes.adapter_weights = std::max(2.0, bytes.weights);
   time_data_parallel(x, params, bytes, res);
   const ZeroSharding zd = zero_sharding(rq.zero_stage, x.dense_dp()), ze = zero_sharding(rq.zero_stage, x.expert_dp());
-  // Memory-bound Adam over this GPU's (ZeRO-sharded) parameters.
-  const double updated = params.dense / zd.optimizer + params.expert / ze.optimizer;
+  // Memory-bound Adam over this GPU's (ZeRO-sharded) trained parameters.
+  const double updated = rq.lora.enabled() ? params.adapters(x.layers_stage) / zd.optimizer
+                                           : params.dense / zd.optimizer + params.expert / ze.optimizer;
   res.optimizer_time = Bytes(updated * kAdamBytesPerParam) / (hw_.memory_bandwidth * hw_.efficiency.memory);
 
   res.straggler_factor = straggler_factor(rq.straggler, r.gpus);
@@ -730,12 +781,12 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   // and recomputation: scaling efficiency is what parallelism costs (communication, bubbles, smaller
   // sharded kernels, stragglers; the tutorial's slide 4.11), so recomputation, which one GPU would
   // pay too, stays in the single-GPU MFU.
-  const ShardSolve& ref = reference(r.b, r.S, rq.recompute, rq.precision, rq.attention);
+  const ShardSolve& ref = reference(step);
   const double tokens_step = static_cast<double>(r.B) * r.S;
   res.tokens_per_s = tokens_step / res.step_time.si();
   const double ref_tokens_per_s = static_cast<double>(r.b) * r.S / ref.time.si();
   res.scaling_efficiency = res.tokens_per_s / (r.gpus * ref_tokens_per_s);
-  const double flops_per_sequence = model_flops_per_sequence(model_, hw_, r.S, rq.precision);
+  const double flops_per_sequence = model_flops_per_sequence(model_, hw_, r.S, rq.precision, rq.lora);
   res.model_flops_per_step = Flops(flops_per_sequence * r.B);
   const FlopsPerSecond peak = hw_.peak(ref.compute_precision);
   res.mfu = res.model_flops_per_step.si() / (r.gpus * peak.si() * res.step_time.si());
@@ -747,7 +798,9 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   // ---- memory ledger per GPU, and what would make it fit --------------------------------------
   res.memory = training_memory(x, params, bytes, zd, ze);
   const LayoutQuantities q{.layers_stage = x.layers_stage, .dense_dp = x.dense_dp(), .params_gpu = params.per_gpu,
-                           .p_dense = params.dense, .hidden_states = x.hidden_states,
+                           .trained = rq.lora.enabled() ? params.adapters(x.layers_stage) : params.per_gpu,
+                           .trained_dense = rq.lora.enabled() ? params.adapters(x.layers_stage) : params.dense,
+                           .hidden_states = x.hidden_states,
                            .weight_bytes = bytes.weights, .grad_bytes = bytes.gradients,
                            .optimizer_bytes = bytes.optimizer, .microbatch_time = t_mb,
                            .layer_gemm_window = x.layer_gemm_window};

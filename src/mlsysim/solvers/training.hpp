@@ -58,6 +58,9 @@ struct TrainingRequest {
   AttentionKernel attention = AttentionKernel::Flash;  // materialized: scores in memory (pre-2022)
   StragglerSpec straggler;
   std::optional<double> tokens;   // training budget; default Chinchilla 20 x parameters
+  // LoRA fine-tuning (rank 0: every weight trains): the frozen base computes input gradients only,
+  // and gradients, optimizer states, DP gradient sync and the update cover the adapters alone.
+  LoraSpec lora;
 };
 
 struct TrainingMemory {
@@ -77,6 +80,8 @@ struct TrainingResult {
   bool sequence_parallel = false;
   Precision precision = Precision::BF16;
   double parameters = 0, parameters_per_gpu = 0;
+  LoraSpec lora;
+  double trainable_parameters = 0;    // the whole model's that training updates (LoRA: the adapters)
 
   Seconds step_time{}, compute_time{}, tp_comm_time{}, cp_comm_time{}, ep_comm_time{},
       pp_comm_time{}, dp_comm_time{}, dp_exposed_time{}, optimizer_time{}, bubble_time{},
@@ -138,6 +143,7 @@ class TrainingEvaluator {
     Seconds output_time{};     // of that: final norm, LM head, loss (last pipeline stage only)
     Bytes activations{};       // saved activations of one micro-batch (full sequence)
     double params = 0;         // parameters of the ep=1 shard
+    double trainable_params = 0;  // of the shard, those training updates (all, or LoRA's adapters)
     double hw_flops = 0;       // hardware FLOPs of that micro-batch (recomputation included)
     double model_flops = 0;    // model FLOPs of that micro-batch (no recomputation)
     Watts busy_power{};        // the engine's average device power over that micro-batch
@@ -145,9 +151,16 @@ class TrainingEvaluator {
   };
 
  private:
-  const ShardSolve& shard(int tp, int pp, int b, int seq, Recompute r, std::optional<Precision> prec,
-                          AttentionKernel attention);
-  const ShardSolve& reference(int b, int seq, Recompute r, std::optional<Precision> prec, AttentionKernel attention);
+  // What a shard's engine solve depends on besides its TP x PP split.
+  struct ShardStep {
+    int micro_batch = 1, seq = 0;
+    Recompute recompute = Recompute::None;
+    std::optional<Precision> precision;
+    AttentionKernel attention = AttentionKernel::Flash;
+    LoraSpec lora;
+  };
+  const ShardSolve& shard(int tp, int pp, const ShardStep& step);
+  const ShardSolve& reference(const ShardStep& step) { return shard(1, 1, step); }
 
   const ModelSpec& model_;
   const HardwareSpec& hw_;
