@@ -91,6 +91,21 @@ TEST(Lora, LedgerHoldsStatesForTheAdaptersAlone) {
 // QLoRA (Dettmers et al. 2023): a 4-bit frozen base under 16-bit math is a valid training step,
 // lighter than the 16-bit base by the weights' bytes; an integer base under integer math (the H100
 // has int8 tensor cores, so int8 weights default to them) is not.
+// Fused, an adapter's output is added in its up projection's epilogue; eager PEFT code
+// (`result + lora_B(lora_A(x)) * scaling`) launches the scaling and the add separately.
+TEST(Lora, EagerAdaptersLaunchTheirScaleAndAdd) {
+  const auto up_kernels = [](Runtime runtime) {
+    SolveRequest r = train_step(16);
+    r.runtime = runtime;
+    double kernels = 0;
+    for (const auto& o : solve(model("llama3-8b"), hw("h100"), r).operators)
+      if (std::string(o.name) == "lora_up" && o.pass == Pass::Forward) kernels += o.kernels;
+    return kernels;
+  };
+  EXPECT_DOUBLE_EQ(up_kernels(Runtime::Graph), 2.0 * 32);  // QKV and output projection, 32 layers
+  EXPECT_DOUBLE_EQ(up_kernels(Runtime::Eager), 3.0 * 2 * 32);
+}
+
 TEST(Lora, QuantizedBaseNeedsSixteenBitMath) {
   SolveRequest q = train_step(16);
   q.precision = Precision::INT8;

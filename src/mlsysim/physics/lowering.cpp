@@ -921,9 +921,12 @@ void append_amp_weight_casts(Emitter& e, double trained) {
 
 // LoRA adapters (Hu et al. 2021): beside each adapted linear W (k -> n) over M rows, a down
 // projection x A (M x k -> M x r) and an up projection (M x r -> M x n) whose output is added to
-// x W (one more read of x W). They run in the 16-bit format the output head keeps: FP8 training
-// recipes cast only the frozen base GEMMs (NeMo's LoRA adapters are plain BF16 linears). A routed-
-// expert GEMM adapts every expert. Returns the adapters' weights (r (k + n) per matrix) in the step.
+// x W: fused, the up projection's epilogue reads x W once more; unfused (Hugging Face PEFT's
+// `result + lora_B(lora_A(x)) * scaling`) the scaling and the add are kernels of their own (read
+// and write M x n, then read two and write one). They run in the 16-bit format the output head
+// keeps: FP8 training recipes cast only the frozen base GEMMs (NeMo's LoRA adapters are plain BF16
+// linears). A routed-expert GEMM adapts every expert. Returns the adapters' weights (r (k + n) per
+// matrix) in the step.
 double append_lora_adapters(Emitter& e, const LoraSpec& lora) {
   const double pw = e.pw, pg = e.pg, pa = e.pa, storage = e.weight_storage;
   const Precision math = e.math;
@@ -940,7 +943,8 @@ double append_lora_adapters(Emitter& e, const LoraSpec& lora) {
     const double rows = base.flops / (2.0 * base.n * base.k);  // a routed-expert GEMM's: routed tokens
     e.gemm("lora_down", rows, r, base.k, base.count, r * base.k * base.instances);
     Operator& up = e.gemm("lora_up", rows, base.n, r, base.count, r * base.n * base.instances);
-    up.bytes += rows * base.n * e.pa;
+    up.bytes += rows * base.n * e.pa * (e.fused ? 1.0 : 5.0);
+    if (!e.fused) up.kernels = 3;
     params += r * (base.k + base.n) * base.instances * base.count;
   }
   e.pw = pw, e.pg = pg, e.pa = pa, e.weight_storage = storage, e.math = math;
