@@ -384,3 +384,35 @@ TEST(Training, DefaultSequenceLengthFitsTheModelsWindow) {
   EXPECT_EQ(res.seq_len, cat().model("gpt2").tf.max_seq);
 }
 
+
+// Block recomputation (Megatron's --recompute-method block --recompute-num-layers N): N of a stage's
+// layers recompute in full. 0 layers is no recomputation and all of them full recomputation, exactly;
+// in between, compute time is linear in N (each recomputed layer repeats one layer's forward) and
+// the activation stash shrinks with every layer recomputed.
+TEST(Training, BlockRecomputationInterpolatesBetweenNoneAndFull) {
+  const auto step = [](std::optional<int> layers, Recompute recompute) {
+    TrainingRequest r = req(16, 8, 2, 64, 4096);
+    r.recompute = recompute;
+    r.recompute_layers = layers;
+    return run70b(r);
+  };
+  const TrainingResult none = step(std::nullopt, Recompute::None), full = step(std::nullopt, Recompute::Full);
+  const TrainingResult zero = step(0, Recompute::Full), all = step(40, Recompute::Full);  // 80 layers / PP 2
+  EXPECT_DOUBLE_EQ(zero.step_time.si(), none.step_time.si());
+  EXPECT_DOUBLE_EQ(zero.memory.total().si(), none.memory.total().si());
+  EXPECT_DOUBLE_EQ(all.step_time.si(), full.step_time.si());
+  EXPECT_DOUBLE_EQ(all.memory.total().si(), full.memory.total().si());
+  double previous_activations = none.memory.activations.si();
+  for (int n : {10, 20, 30}) {
+    const TrainingResult part = step(n, Recompute::Full);
+    EXPECT_EQ(part.recompute_layers, n);
+    EXPECT_NEAR(part.compute_time.si(),
+                none.compute_time.si() + n / 40.0 * (full.compute_time.si() - none.compute_time.si()),
+                1e-9 * full.compute_time.si()) << n;
+    EXPECT_LT(part.memory.activations.si(), previous_activations) << n;
+    previous_activations = part.memory.activations.si();
+  }
+  EXPECT_THROW(step(10, Recompute::None), BadInput);  // needs --recompute full
+  EXPECT_THROW(step(41, Recompute::Full), BadInput);  // more than the stage's 40 layers
+  EXPECT_THROW(step(-1, Recompute::Full), BadInput);
+}

@@ -21,7 +21,7 @@ struct TrainOptions {
   int gpus = 0, tp = 1, pp = 1, dp = 0, cp = 1, ep = 1, vpp = 1, zero = 1;
   int micro_batch = 1;
   std::optional<int> global_batch;  // unset: the solver's default (DP x EP x micro-batch x (4 PP if PP > 1))
-  std::optional<int> seq_len;
+  std::optional<int> seq_len, recompute_layers;
   std::optional<double> tokens;
   double straggler_value = 0, overlap_efficiency = 0.85;
   bool no_sequence_parallel = false, no_overlap = false, bf16_grads = false;
@@ -49,6 +49,9 @@ inline void add_train_options(CLI::App* cmd, TrainOptions& o, bool model_require
   cmd->add_option("--tokens", o.tokens, "Training tokens for time-to-train (default 20 x parameters)");
   cmd->add_option("--precision", o.precision, "Weights/math precision (default: the device's best 16-bit)");
   cmd->add_option("--recompute", o.recompute, "Activation recomputation: none | selective | full");
+  cmd->add_option("--recompute-layers", o.recompute_layers,
+                  "With --recompute full: recompute only N of each pipeline stage's layers, the others keep "
+                  "their activations (Megatron's --recompute-method block --recompute-num-layers N); default all");
   cmd->add_option("--straggler", o.straggler, "none | factor | normal | lognormal");
   cmd->add_option("--straggler-value", o.straggler_value,
                   "factor (>= 1), normal coefficient of variation, or lognormal sigma");
@@ -132,6 +135,7 @@ inline std::unique_ptr<TrainSetup> make_train_setup(const GlobalOptions& g, cons
   r.recompute = parse_enum<Recompute>("--recompute", o.recompute,
                                       {{"none", Recompute::None}, {"selective", Recompute::Selective},
                                        {"full", Recompute::Full}});
+  r.recompute_layers = o.recompute_layers;
   r.zero_stage = o.zero;
   r.sequence_parallel = !o.no_sequence_parallel;
   r.overlap = !o.no_overlap;
@@ -171,6 +175,7 @@ inline nlohmann::ordered_json training_json(const TrainingResult& r) {
   j["stage_layers"] = {{"first", r.first_stage_layers}, {"max", r.stage_layers}, {"last", r.last_stage_layers}};
   j["zero_stage"] = r.zero_stage;
   j["recompute"] = to_string(r.recompute);
+  j["recompute_layers"] = r.recompute_layers;
   j["sequence_parallel"] = r.sequence_parallel;
   j["tp_comm_overlap"] = r.tp_comm_overlap;
   j["pp_comm_overlap"] = r.pp_comm_overlap;

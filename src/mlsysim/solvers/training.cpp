@@ -110,6 +110,23 @@ const TrainingEvaluator::ShardSolve& TrainingEvaluator::shard(int tp, int pp, co
   return cache_.emplace(key, s).first->second;
 }
 
+TrainingEvaluator::ShardSolve TrainingEvaluator::partly_recomputed(int tp, int pp, ShardStep step, double f) {
+  step.recompute = Recompute::Full;
+  if (f >= 1.0) return shard(tp, pp, step);
+  const ShardSolve full = shard(tp, pp, step);
+  step.recompute = Recompute::None;
+  ShardSolve s = shard(tp, pp, step);
+  const auto mix = [f](auto none, auto all) { return none + (all - none) * f; };
+  const Joules energy = mix(s.busy_power * s.time, full.busy_power * full.time);
+  s.time = mix(s.time, full.time);
+  s.attention_time = mix(s.attention_time, full.attention_time);
+  s.layer_gemm_time = mix(s.layer_gemm_time, full.layer_gemm_time);
+  s.activations = mix(s.activations, full.activations);
+  s.hw_flops = mix(s.hw_flops, full.hw_flops);
+  s.busy_power = energy / s.time;
+  return s;
+}
+
 namespace {
 
 struct Resolved {
@@ -208,6 +225,26 @@ Resolved resolve_layout(const ModelSpec& model, const Cluster& c, const Training
   return r;
 }
 
+// Block recomputation's share of a stage's layers: all of them under --recompute full, or
+// --recompute-layers N of them (Megatron's --recompute-method block); none otherwise.
+double recomputed_fraction(const TrainingRequest& rq, int stage_layers) {
+  if (!rq.recompute_layers) return rq.recompute == Recompute::Full ? 1.0 : 0.0;
+  if (rq.recompute != Recompute::Full)
+    throw BadInput("--recompute-layers N picks how many of each pipeline stage's layers recompute in full: it "
+                   "needs --recompute full");
+  const int n = *rq.recompute_layers;
+  if (n < 0 || n > stage_layers)
+    throw BadInput(fmt::format("--recompute-layers must be in [0, {}] (the layers on the busiest pipeline stage), "
+                               "got {}", stage_layers, n));
+  return static_cast<double>(n) / stage_layers;
+}
+
+// TP collectives per layer with a share f of the layers recomputed: the recomputed forward repeats
+// its two (tp_collectives_per_layer).
+double tp_collectives_per_layer_recomputed(double f) {
+  return tp_collectives_per_layer(false) + (tp_collectives_per_layer(true) - tp_collectives_per_layer(false)) * f;
+}
+
 // Per-GPU quantities of one evaluated layout that its remedies and its trace report.
 struct LayoutQuantities {
   int layers_stage = 0;   // layers on the busiest pipeline stage
@@ -244,6 +281,9 @@ std::vector<std::string> does_not_fit_remedies(const ModelSpec& model, int gpus_
   if (rq.recompute != Recompute::Full)
     out.push_back(fmt::format("--recompute full keeps only each layer's input (activations currently take {})",
                               gb(mem.activations)));
+  else if (rq.recompute_layers && *rq.recompute_layers < q.layers_stage)
+    out.push_back(fmt::format("--recompute-layers {} (all of the stage's) keeps only each layer's input "
+                              "(activations currently take {})", q.layers_stage, gb(mem.activations)));
   if (r.b > 1) out.push_back(fmt::format("--micro-batch-size 1 divides activations by {}", r.b));
   if (r.tp * 2 <= gpus_per_node && model.tf.heads % (r.tp * 2) == 0)
     out.push_back(fmt::format("--tp {} halves weights, gradients and optimizer states per GPU", r.tp * 2));
@@ -269,8 +309,9 @@ std::vector<std::string> training_trace(const HardwareSpec& hw, const Cluster& c
                            ms(q.microbatch_time), r.cp > 1 ? fmt::format(" (/cp {})", r.cp) : "", r.m,
                            ms(res.compute_time)));
   if (r.tp > 1)
-    tr.push_back(fmt::format("TP: {} x {} layers x {} micro-batches {} of {} ({}) = {}, {}",
-                             tp_collectives_per_layer(rq.recompute == Recompute::Full), q.layers_stage, r.m,
+    tr.push_back(fmt::format("TP: {:g} x {} layers x {} micro-batches {} of {} ({}) = {}, {}",
+                             tp_collectives_per_layer_recomputed(res.recompute_layers / static_cast<double>(q.layers_stage)),
+                             q.layers_stage, r.m,
                              res.sequence_parallel ? "reduce-scatter/all-gather pairs" : "all-reduces",
                              format_bytes(q.hidden_states), res.tp_algorithm,
                              ms(res.tp_comm_total),
@@ -354,6 +395,7 @@ struct StepContext {
   bool sequence_parallel = false;
   Bytes hidden_states{};       // one micro-batch's hidden states on this rank
   Seconds layer_gemm_window{};  // the stage's layer GEMMs of one micro-batch on this rank
+  double recomputed = 0;        // share of the stage's layers recomputed in full (recomputed_fraction)
   // LoRA: adapter weights per layer on this rank. Megatron-style LoRA shards each adapter with its
   // base linear over the TP ranks (NeMo's ParallelLinearAdapter), so a rank holds 1/tp of them.
   double adapters_per_layer = 0;
@@ -390,7 +432,7 @@ void time_tensor_parallel(const StepContext& x, TrainingResult& res) {
   if (r.tp > 1) {
     const auto est = collective_time(CollectiveOp::AllReduce, x.hidden_states, place_group(r.tp, 1, x.g), x.c);
     res.tp_algorithm = to_string(est.algorithm);
-    tp_mb = est.time * (tp_collectives_per_layer(x.rq.recompute == Recompute::Full) * x.layers_stage);
+    tp_mb = est.time * (tp_collectives_per_layer_recomputed(x.recomputed) * x.layers_stage);
   }
   res.tp_comm_overlap = x.rq.tp_comm_overlap && r.tp > 1;
   res.tp_comm_total = tp_mb * r.m;
@@ -600,15 +642,17 @@ double model_flops_per_sequence(const ModelSpec& model, const HardwareSpec& hw, 
 TrainingMemory training_memory(const StepContext& x, const StageParameters& p, const StateBytes& bytes,
                                const ZeroSharding& zd, const ZeroSharding& ze) {
   const Resolved& r = x.r;
-  const bool full_recompute = x.rq.recompute == Recompute::Full;
+  const double f = x.recomputed;  // the engine's ledger counts the working set in f of the blend
   const Bytes logits_mb(static_cast<double>(r.b) * r.S * static_cast<double>(x.stf.vocab) * 8.0 / r.cp);
   const Bytes recompute_working =
-      full_recompute ? recompute_working_set(x.stf, x.tokens_rank, x.act_bytes) : Bytes(0);
-  const Bytes layers_mb = (x.sh.activations / r.cp - logits_mb - recompute_working) -
-                          sequence_parallel_activation_savings(x.stf, x.tokens_rank, x.layers_stage,
-                                                               x.sequence_parallel ? r.tp : 1,
-                                                               x.act_bytes, full_recompute,
-                                                               x.rq.lora.enabled() && !x.rq.lora.adapts(LinearKind::Mlp));
+      f > 0 ? recompute_working_set(x.stf, x.tokens_rank, x.act_bytes) : Bytes(0);
+  const auto sp_savings = [&](bool full_recompute) {
+    return sequence_parallel_activation_savings(x.stf, x.tokens_rank, x.layers_stage,
+                                                x.sequence_parallel ? r.tp : 1, x.act_bytes, full_recompute,
+                                                x.rq.lora.enabled() && !x.rq.lora.adapts(LinearKind::Mlp));
+  };
+  const Bytes layers_mb = (x.sh.activations / r.cp - logits_mb - recompute_working * f) -
+                          (sp_savings(false) * (1.0 - f) + sp_savings(true) * f);
   const double in_flight = pipeline_in_flight_micro_batches(r.pp, r.m, r.v);
   Bytes buffers(kCommBufferBytes);
   if (r.pp > 1) buffers += x.hidden_states * 2.0 / x.sp_div();
@@ -724,10 +768,15 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   // Solving at seq S and dividing by cp gives each CP rank's share exactly: linear layers see S/cp
   // tokens and attention S/cp queries against all S keys (ring attention).
   const ShardStep step{r.b, r.S, rq.recompute, rq.precision, rq.attention, rq.lora};
-  const ShardSolve& sh = shard(r.tp, r.pp, step);
-  res.precision = sh.precision;
+  const ShardSolve& solved = shard(r.tp, r.pp, step);
   const TransformerSpec& stf = shard_models_.at(fmt::format("{}/{}", r.tp, r.pp)).tf;
+  const double recomputed = recomputed_fraction(rq, stf.layers);
+  const bool partly = rq.recompute_layers.has_value() && recomputed < 1;  // (0 layers: no recomputation)
+  const ShardSolve sh = partly ? partly_recomputed(r.tp, r.pp, step, recomputed) : solved;
+  res.precision = sh.precision;
+  res.recompute_layers = static_cast<int>(std::lround(recomputed * stf.layers));
   StepContext x{model_, hw_, c, r, rq, sh, stf, pipeline_stage_split(model_.tf.layers, r.pp)};
+  x.recomputed = recomputed;
   x.g = c.gpus_per_node();
   x.layers_stage = stf.layers;
   x.act_bytes = activation_bytes(sh.compute_precision);
@@ -781,7 +830,8 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   // and recomputation: scaling efficiency is what parallelism costs (communication, bubbles, smaller
   // sharded kernels, stragglers; the tutorial's slide 4.11), so recomputation, which one GPU would
   // pay too, stays in the single-GPU MFU.
-  const ShardSolve& ref = reference(step);
+  // (the same share of the unsharded model's layers recomputed)
+  const ShardSolve ref = partly ? partly_recomputed(1, 1, step, recomputed) : reference(step);
   const double tokens_step = static_cast<double>(r.B) * r.S;
   res.tokens_per_s = tokens_step / res.step_time.si();
   const double ref_tokens_per_s = static_cast<double>(r.b) * r.S / ref.time.si();

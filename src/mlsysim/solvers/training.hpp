@@ -45,6 +45,9 @@ struct TrainingRequest {
   std::optional<int> seq_len;
   std::optional<Precision> precision;
   Recompute recompute = Recompute::Selective;
+  // With Recompute::Full: how many of each pipeline stage's layers recompute (Megatron's
+  // --recompute-method block --recompute-num-layers); the others keep their activations. Unset: all.
+  std::optional<int> recompute_layers;
   int zero_stage = 1;             // Megatron's distributed optimizer is ZeRO-1
   bool sequence_parallel = true;  // with tp > 1 (Korthikanti et al. 2022)
   bool overlap = true;            // DP gradient sync overlapped with the backward pass
@@ -77,6 +80,7 @@ struct TrainingResult {
   ParallelLayout layout;
   int global_batch = 0, micro_batch = 1, micro_batches = 1, seq_len = 0, zero_stage = 0;
   Recompute recompute = Recompute::None;
+  int recompute_layers = 0;           // layers per stage recomputed (all of them under full recompute)
   bool sequence_parallel = false;
   Precision precision = Precision::BF16;
   double parameters = 0, parameters_per_gpu = 0;
@@ -161,6 +165,9 @@ class TrainingEvaluator {
   };
   const ShardSolve& shard(int tp, int pp, const ShardStep& step);
   const ShardSolve& reference(const ShardStep& step) { return shard(1, 1, step); }
+  // The shard with a fraction f of its layers recomputed in full (block recomputation): every
+  // recomputation term is per layer, so the no-recompute and full-recompute solves blend linearly.
+  ShardSolve partly_recomputed(int tp, int pp, ShardStep step, double f);
 
   const ModelSpec& model_;
   const HardwareSpec& hw_;
