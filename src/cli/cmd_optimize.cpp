@@ -79,7 +79,7 @@ int run_optimize(const GlobalOptions& g, const OptimizeOptions& o) {
       table += fmt::format("{:<4}{:<5}{:<4}{:<5}{:<5}{:<5}{:<5}{:<4}{:<4}{:<11}{:<6}{:>10.3f}{:>7.1f}%{:>7.1f}%{:>7.1f}%{:>10.1f}\n",
                          i++, c.layout.tp, c.layout.tp > 1 ? (c.sequence_parallel ? "on" : "off") : "-",
                          c.layout.pp, c.layout.dp, c.layout.cp, c.layout.ep, c.layout.vpp, c.micro_batch,
-                         to_string(c.recompute), c.zero_stage, c.step_time.si(), 100 * c.mfu,
+                         describe_recompute(c), c.zero_stage, c.step_time.si(), 100 * c.mfu,
                          100 * c.communication_fraction, 100 * c.bubble_fraction, in_gb(c.memory.total()));
     table += "\nwhy:\n";
     for (const auto& e : r.explanation) table += "  " + e + "\n";

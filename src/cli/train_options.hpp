@@ -50,8 +50,9 @@ inline void add_train_options(CLI::App* cmd, TrainOptions& o, bool model_require
   cmd->add_option("--precision", o.precision, "Weights/math precision (default: the device's best 16-bit)");
   cmd->add_option("--recompute", o.recompute, "Activation recomputation: none | selective | full");
   cmd->add_option("--recompute-layers", o.recompute_layers,
-                  "With --recompute full: recompute only N of each pipeline stage's layers, the others keep "
-                  "their activations (Megatron's --recompute-method block --recompute-num-layers N); default all");
+                  "With --recompute full: recompute only N of each pipeline stage's layers (over all its "
+                  "interleaved chunks), the others keep their activations (Megatron's --recompute-method block "
+                  "--recompute-num-layers); default all");
   cmd->add_option("--straggler", o.straggler, "none | factor | normal | lognormal");
   cmd->add_option("--straggler-value", o.straggler_value,
                   "factor (>= 1), normal coefficient of variation, or lognormal sigma");

@@ -27,7 +27,7 @@ double objective_value(const TrainingResult& r, const HardwareSpec& hw, Objectiv
 std::string describe(const TrainingResult& r) {
   return fmt::format("TP{} PP{} DP{} CP{} EP{}{} mb{} {} ZeRO-{}", r.layout.tp, r.layout.pp, r.layout.dp,
                      r.layout.cp, r.layout.ep, r.layout.vpp > 1 ? fmt::format(" v{}", r.layout.vpp) : "",
-                     r.micro_batch, to_string(r.recompute), r.zero_stage);
+                     r.micro_batch, describe_recompute(r), r.zero_stage);
 }
 
 void check_request(const ModelSpec& model, const Cluster& cluster, const OptimizerRequest& req, int N) {
@@ -81,9 +81,19 @@ std::vector<TrainingRequest> enumerate_layouts(const ModelSpec& model, const Clu
                 if (interleaving_splits_evenly(tf.layers, pp, v)) vs.push_back(v);
             // Sequence parallelism (Korthikanti et al. 2022) only changes anything with TP.
             const std::vector<bool> sps = tp > 1 ? std::vector<bool>{true, false} : std::vector<bool>{true};
+            // Full recomputation of every layer, or (block recomputation) of a quarter, half or
+            // three quarters of each stage's layers: the least recomputation that fits is the fastest.
+            const int stage_layers = (tf.layers + pp - 1) / pp;
+            std::vector<std::optional<int>> blocks{std::nullopt};
+            if (req.search_block_recompute)
+              for (int quarter = 1; quarter <= 3; ++quarter) {
+                const int n = stage_layers * quarter / 4;
+                if (n >= 1 && n < stage_layers && (blocks.size() == 1 || blocks.back() != n)) blocks.push_back(n);
+              }
             for (int v : vs)
               for (bool sp : sps)
               for (Recompute r : req.recompute)
+              for (const std::optional<int>& block : r == Recompute::Full ? blocks : std::vector<std::optional<int>>{std::nullopt})
                 for (int z : req.zero_stages) {
                   if (z > 0 && replicas == 1) continue;  // nothing to shard
                   TrainingRequest q;
@@ -95,6 +105,7 @@ std::vector<TrainingRequest> enumerate_layouts(const ModelSpec& model, const Clu
                   q.seq_len = S;
                   q.precision = req.precision;
                   q.recompute = r;
+                  q.recompute_layers = block;
                   q.zero_stage = z;
                   q.tokens = req.tokens;
                   q.tp_comm_overlap = req.tp_comm_overlap;

@@ -22,6 +22,7 @@ struct OptimizerRequest {
   std::optional<Precision> precision;
   std::optional<int> max_tp, max_pp;  // defaults: GPUs per node, layers
   bool search_cp = true, search_ep = true, search_interleaving = true;
+  bool search_block_recompute = true;  // full recomputation of 1/4, 1/2, 3/4 of each stage's layers too
   std::vector<int> zero_stages{0, 1, 2, 3};
   // Selective recomputation is not searched by default: with FlashAttention the engine already
   // stores no attention scores, so selective == none in memory and time (physics/memory.cpp).

@@ -871,6 +871,12 @@ TrainingResult train(const ModelSpec& model, const HardwareSpec& hw, const Clust
   return e.evaluate(request);
 }
 
+std::string describe_recompute(const TrainingResult& r) {
+  if (r.recompute == Recompute::Full && r.recompute_layers < r.stage_layers)
+    return fmt::format("full {}/{}", r.recompute_layers, r.stage_layers);
+  return to_string(r.recompute);
+}
+
 std::string does_not_fit_message(const TrainingResult& r) {
   if (r.feasible) return {};
   std::string s = fmt::format("{} training needs {} per GPU, {} has {} usable (weights {}, gradients {}, optimizer {}, "

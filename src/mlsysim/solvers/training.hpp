@@ -198,4 +198,8 @@ std::string does_not_fit_message(const TrainingResult& r);
 
 const char* to_string(StragglerModel m);
 
+// The recomputation a result ran: none, selective, full, or "full N/L" when block recomputation
+// covered N of the stage's L layers.
+std::string describe_recompute(const TrainingResult& r);
+
 }  // namespace mlsysim
