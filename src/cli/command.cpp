@@ -87,8 +87,8 @@ AttentionKernel parse_attention_flag(const std::string& value) {
 void add_lora_options(CLI::App* cmd, LoraOptions& o) {
   cmd->add_option("--lora-rank", o.rank,
                   "LoRA fine-tuning: freeze the base weights and train rank-R adapters (Hu et al. 2021; "
-                  "typical 8-64); 0 (default) trains every weight. The base may be int8/int4 with "
-                  "--compute-precision bf16 (QLoRA)");
+                  "typical 8-64); 0 (default) trains every weight. QLoRA (an int8/int4 base): `solve --phase train "
+                  "--precision int4 --compute-precision bf16`");
   cmd->add_option("--lora-targets", o.targets,
                   "Linears that get LoRA adapters: attention (Q, K, V and output projections; default) | all "
                   "(also the MLP's, experts included)");
