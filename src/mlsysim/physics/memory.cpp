@@ -13,20 +13,42 @@ Bytes kv_cache_bytes_per_token(const ModelSpec& m, Precision kv_precision) {
   return Bytes(layers * kv_elements_per_token_per_layer(m.tf) * bytes_per_element(kv_precision));
 }
 
-namespace {
+SavedActivations saved_activations(Precision compute, const LoraSpec& lora) {
+  SavedActivations s;
+  s.activation_bytes = activation_bytes(compute);
+  const double copy = std::min(s.activation_bytes, bytes_per_element(compute));
+  // A GEMM input is kept for the weight gradients it feeds: the base weight's, as the copy the GEMM
+  // read (TransformerEngine keeps an FP8 run's FP8 cast), and a LoRA adapter's, in 16 bits.
+  const auto kept = [&](LinearKind kind) {
+    if (!lora.enabled()) return copy;
+    return lora.adapts(kind) ? s.activation_bytes : 0.0;
+  };
+  s.attention_input_bytes = kept(LinearKind::Attention);
+  s.mlp_input_bytes = kept(LinearKind::Mlp);
+  // The output projection's input is the attention output, which the attention backward keeps in
+  // 16 bits; a narrower cast for the projection's weight gradient is a second copy.
+  s.projection_copy_bytes = !lora.enabled() && copy < s.activation_bytes ? copy : 0.0;
+  return s;
+}
 
-// Bytes saved for backward per token per layer (16-bit activations `pa`).
-double saved_activation_bytes_per_token_layer(const TransformerSpec& tf, double pa) {
+double sequence_parallel_split_bytes_per_token_layer(const TransformerSpec& tf, const SavedActivations& s,
+                                                     bool full_recompute) {
+  if (full_recompute) return tf.hidden * s.activation_bytes;  // the layer input only
+  return tf.hidden * (2.0 * s.activation_bytes + s.attention_input_bytes + s.mlp_input_bytes);
+}
+
+double saved_activation_bytes_per_token_layer(const TransformerSpec& tf, const SavedActivations& s) {
+  const double pa = s.activation_bytes;
   const double h = tf.hidden, H = tf.heads;
   const double q = tf.is_mla() ? H * (tf.qk_nope_head_dim + tf.qk_rope_head_dim) : H * tf.head_dim;
   const double kv = tf.is_mla() ? H * (tf.qk_nope_head_dim + tf.v_head_dim)
                                 : 2.0 * tf.kv_heads * tf.head_dim;
   const double attn_out = tf.is_mla() ? H * tf.v_head_dim : H * tf.head_dim;
   double bytes = 0;
-  bytes += 2 * h * pa;                // attention norm input and output (QKV input)
-  bytes += (q + kv) * pa;             // Q, K, V
-  bytes += attn_out * pa + H * 4.0;   // attention output (O-proj input) + fp32 log-sum-exp
-  bytes += 2 * h * pa;                // FFN norm input and output
+  bytes += h * (pa + s.attention_input_bytes);  // attention norm input, and its output (QKV input)
+  bytes += (q + kv) * pa;                       // Q, K, V
+  bytes += attn_out * (pa + s.projection_copy_bytes) + H * 4.0;  // attention output (O-proj input), fp32 LSE
+  bytes += h * (pa + s.mlp_input_bytes);        // FFN norm input, and its output (FC1 input)
   const bool gated = is_gated(tf.act);
   double inner = tf.ffn, tokens_factor = 1.0;
   if (tf.is_moe()) {
@@ -34,21 +56,15 @@ double saved_activation_bytes_per_token_layer(const TransformerSpec& tf, double 
     tokens_factor = tf.experts_per_token + tf.shared_experts;  // each token visits k experts
     bytes += tf.experts * 4.0;                                 // router logits (fp32)
   }
-  bytes += tokens_factor * ((gated ? 2 : 1) * inner + inner) * pa;  // up/gate outputs, act output
+  // up/gate outputs (the activation's input), and the activation's output (FC2 input)
+  bytes += tokens_factor * inner * ((gated ? 2 : 1) * pa + s.mlp_input_bytes);
   return bytes;
 }
 
-}  // namespace
-
-double frozen_mlp_input_bytes_per_token_layer(const TransformerSpec& tf, const LoraSpec& lora, double pa) {
-  if (!lora.enabled() || lora.adapts(LinearKind::Mlp)) return 0;
-  const double inner = tf.is_moe() ? tf.moe_ffn : tf.ffn;
-  const double visits = tf.is_moe() ? tf.experts_per_token + tf.shared_experts : 1.0;
-  return (tf.hidden + visits * inner) * pa;
-}
-
 Bytes recompute_working_set(const TransformerSpec& tf, double tokens, double activation_bytes) {
-  return Bytes(tokens * saved_activation_bytes_per_token_layer(tf, activation_bytes));
+  SavedActivations sixteen_bit;  // the working set is priced as a 16-bit full-training layer
+  sixteen_bit.activation_bytes = sixteen_bit.attention_input_bytes = sixteen_bit.mlp_input_bytes = activation_bytes;
+  return Bytes(tokens * saved_activation_bytes_per_token_layer(tf, sixteen_bit));
 }
 
 Bytes weight_bytes(const ModelSpec& m, const LoweringInput& in, double params) {
@@ -99,8 +115,7 @@ MemoryLedger memory_ledger(const ModelSpec& m, const LoweringInput& in, double p
     if (training) {
       double per_layer = in.recompute == Recompute::Full
                              ? tf.hidden * pa  // layer input only, the rest is recomputed
-                             : saved_activation_bytes_per_token_layer(tf, pa) -
-                                   frozen_mlp_input_bytes_per_token_layer(tf, in.lora, pa);
+                             : saved_activation_bytes_per_token_layer(tf, saved_activations(in.compute_precision, in.lora));
       // Materialized attention also saves the softmax output and, with dropout, its 1-byte mask
       // and output: H x S scores per token (Korthikanti et al. 2022's 5as/h term with dropout).
       // Selective recomputation recomputes exactly these.

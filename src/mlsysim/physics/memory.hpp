@@ -33,10 +33,24 @@ Bytes weight_bytes(const ModelSpec& m, const LoweringInput& in, double params);
 
 // `params`: all the model's; `trainable`: those training updates (all of them, or LoRA's adapters).
 MemoryLedger memory_ledger(const ModelSpec& m, const LoweringInput& in, double params, double trainable);
-// A GEMM keeps its input for its weight gradient alone, which a frozen weight has none of: under
-// LoRA with unadapted MLPs the FFN norm's output (FC1's input, h) and the activation's output (FC2's
-// input, per expert visited) are not saved. Bytes per token per layer; 0 otherwise.
-double frozen_mlp_input_bytes_per_token_layer(const TransformerSpec& tf, const LoraSpec& lora, double pa);
+// The formats a training layer keeps its backward's tensors in (bytes per element). Norm inputs,
+// Q/K/V, the attention output and the MLP's intermediates stay in the activation format. A GEMM
+// input is kept only for weight gradients: as the base GEMM's own copy (TransformerEngine keeps an
+// FP8 run's FP8 cast: 1 B), for a LoRA adapter in 16 bits, and not at all for a frozen linear
+// without an adapter.
+struct SavedActivations {
+  double activation_bytes = 2;
+  double attention_input_bytes = 2;  // the QKV projection's input (the attention norm's output)
+  double mlp_input_bytes = 2;        // FC1's and FC2's inputs (the FFN norm's and the activation's outputs)
+  double projection_copy_bytes = 0;  // a narrower copy of the attention output for the O projection
+};
+SavedActivations saved_activations(Precision compute, const LoraSpec& lora);
+// Saved bytes per token per layer (Korthikanti et al. 2022's inventory for our operator list).
+double saved_activation_bytes_per_token_layer(const TransformerSpec& tf, const SavedActivations& s);
+// Of those, the ones a TP group replicates without sequence parallelism (the norms' inputs and
+// outputs; with full recomputation only the layer input), per token per layer.
+double sequence_parallel_split_bytes_per_token_layer(const TransformerSpec& tf, const SavedActivations& s,
+                                                     bool full_recompute);
 // Full recomputation re-runs one layer at a time: the tensors that layer saves for its backward
 // exist once per device while it is recomputed, for `tokens` tokens (included in memory_ledger's
 // training activations; the pipeline-training ledger keeps it out of the per-micro-batch stash).

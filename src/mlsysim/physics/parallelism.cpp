@@ -70,12 +70,9 @@ Seconds overlapped_pipeline_sends_exposed(Seconds sends_per_micro_batch, int mic
   return micro_batches >= 1 ? sends_per_micro_batch : Seconds(0);
 }
 
-Bytes sequence_parallel_activation_savings(const TransformerSpec& shard, double tokens, int layers,
-                                           int tp, double activation_bytes, bool full_recompute,
-                                           bool frozen_mlp) {
+Bytes sequence_parallel_activation_savings(double tokens, int layers, int tp, double replicated_bytes) {
   if (tp <= 1) return Bytes(0);
-  const double replicated_per_token_layer = (full_recompute ? 1.0 : frozen_mlp ? 3.0 : 4.0) * shard.hidden;
-  return Bytes(tokens * layers * replicated_per_token_layer * activation_bytes * (1.0 - 1.0 / tp));
+  return Bytes(tokens * layers * replicated_bytes * (1.0 - 1.0 / tp));
 }
 
 Bytes context_parallel_bytes_per_layer(const TransformerSpec& shard, double tokens_per_rank, int cp,

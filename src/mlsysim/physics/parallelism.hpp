@@ -67,14 +67,11 @@ Seconds overlapped_tp_comm_exposed(Seconds comm, Seconds gemm_window, int tp);
 Seconds overlapped_pipeline_sends_exposed(Seconds sends_per_micro_batch, int micro_batches);
 
 // Activation bytes per micro-batch after sequence parallelism: the tensors a TP group would
-// otherwise replicate are split across tp (Korthikanti et al. 2022, eq. 4 vs 2). Without full
-// recomputation those are the layer-norm inputs and outputs (4 x h per token per layer in our
-// saved-tensor inventory, physics/memory.cpp); with full recomputation only each layer's input
-// (1 x h per token per layer) is kept, so only that can be split. Under LoRA with frozen MLPs the
-// FFN norm's output is not kept (physics/memory.hpp, frozen_mlp_input_bytes_per_token_layer): 3 x h.
-Bytes sequence_parallel_activation_savings(const TransformerSpec& shard, double tokens, int layers,
-                                           int tp, double activation_bytes,
-                                           bool full_recompute = false, bool frozen_mlp = false);
+// otherwise replicate are split across tp (Korthikanti et al. 2022, eq. 4 vs 2): the layer-norm
+// inputs and outputs of our saved-tensor inventory, or with full recomputation only each layer's
+// input (`replicated_bytes` per token per layer: physics/memory.hpp,
+// sequence_parallel_split_bytes_per_token_layer).
+Bytes sequence_parallel_activation_savings(double tokens, int layers, int tp, double replicated_bytes);
 
 // Context parallelism (ring attention; Liu et al. 2023, "Ring Attention with Blockwise
 // Transformers"): per layer, cp-1 steps each passing this rank's K and V block forward, and K, V

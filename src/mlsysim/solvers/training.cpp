@@ -646,10 +646,11 @@ TrainingMemory training_memory(const StepContext& x, const StageParameters& p, c
   const Bytes logits_mb(static_cast<double>(r.b) * r.S * static_cast<double>(x.stf.vocab) * 8.0 / r.cp);
   const Bytes recompute_working =
       f > 0 ? recompute_working_set(x.stf, x.tokens_rank, x.act_bytes) : Bytes(0);
+  const SavedActivations saved = saved_activations(x.sh.compute_precision, x.rq.lora);
   const auto sp_savings = [&](bool full_recompute) {
-    return sequence_parallel_activation_savings(x.stf, x.tokens_rank, x.layers_stage,
-                                                x.sequence_parallel ? r.tp : 1, x.act_bytes, full_recompute,
-                                                x.rq.lora.enabled() && !x.rq.lora.adapts(LinearKind::Mlp));
+    return sequence_parallel_activation_savings(
+        x.tokens_rank, x.layers_stage, x.sequence_parallel ? r.tp : 1,
+        sequence_parallel_split_bytes_per_token_layer(x.stf, saved, full_recompute));
   };
   const Bytes layers_mb = (x.sh.activations / r.cp - logits_mb - recompute_working * f) -
                           (sp_savings(false) * (1.0 - f) + sp_savings(true) * f);
