@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <initializer_list>
+#include <optional>
 #include <utility>
 
 #include "mlsysim/errors.hpp"
@@ -173,6 +174,30 @@ class RoleScope {
   Emitter& e_;
   OpRole role_;
   size_t first_;
+};
+
+// Emits dense weights while it lives, and in another format when given one (the output head's
+// when it is kept out of the quantization, the LoRA adapters'): that format's bytes per weight and
+// per GEMM input (and per activation, `activations_too`) and its math. The Emitter's own formats
+// come back when it ends.
+class FormatScope {
+ public:
+  FormatScope(Emitter& e, std::optional<Precision> format, bool activations_too)
+      : e_(e), pw_(e.pw), pg_(e.pg), pa_(e.pa), storage_(e.weight_storage), math_(e.math) {
+    e.weight_storage = 1.0;
+    if (!format) return;
+    e.pw = e.pg = bytes_per_element(*format);
+    if (activations_too) e.pa = e.pg;
+    e.math = *format;
+  }
+  FormatScope(const FormatScope&) = delete;
+  FormatScope& operator=(const FormatScope&) = delete;
+  ~FormatScope() { e_.pw = pw_, e_.pg = pg_, e_.pa = pa_, e_.weight_storage = storage_, e_.math = math_; }
+
+ private:
+  Emitter& e_;
+  double pw_, pg_, pa_, storage_;
+  Precision math_;
 };
 
 // Names the kind of weight the GEMMs emitted while it lives multiply by (LinearKind).
@@ -591,15 +616,9 @@ void lower_embedding(Emitter& e, const TransformerSpec& tf, double N) {
 // solver kept the head out of the quantization (LoweringInput::head_precision), else the stack's.
 // Always stored dense, whatever the blocks' layout (ModelSpec::block_weights).
 void head_gemm(Emitter& e, double rows, const TransformerSpec& tf) {
-  const double pw = e.pw, pg = e.pg, storage = e.weight_storage;
-  const Precision math = e.math;
-  e.weight_storage = 1.0;
-  if (bytes_per_element(e.head) != e.pw) {  // kept out of the quantization
-    e.pw = e.pg = bytes_per_element(e.head);
-    e.math = e.head;
-  }
+  const bool kept_out = bytes_per_element(e.head) != e.pw;
+  const FormatScope head(e, kept_out ? std::optional<Precision>(e.head) : std::nullopt, false);
   e.gemm("lm_head", rows, static_cast<double>(tf.vocab), tf.hidden, 1);
-  e.pw = pw, e.pg = pg, e.math = math, e.weight_storage = storage;
 }
 
 // Output head: logits only for the positions that need them.
@@ -928,11 +947,7 @@ void append_amp_weight_casts(Emitter& e, double trained) {
 // linears). A routed-expert GEMM adapts every expert. Returns the adapters' weights (r (k + n) per
 // matrix) in the step.
 double append_lora_adapters(Emitter& e, const LoraSpec& lora) {
-  const double pw = e.pw, pg = e.pg, pa = e.pa, storage = e.weight_storage;
-  const Precision math = e.math;
-  e.pw = e.pg = e.pa = bytes_per_element(e.head);
-  e.math = e.head;
-  e.weight_storage = 1.0;
+  const FormatScope sixteen_bit(e, e.head, true);
   const LinearScope adapter(e, LinearKind::Adapter);
   const double r = lora.rank;
   double params = 0;
@@ -947,7 +962,6 @@ double append_lora_adapters(Emitter& e, const LoraSpec& lora) {
     if (!e.fused) up.kernels = 3;
     params += r * (base.k + base.n) * base.instances * base.count;
   }
-  e.pw = pw, e.pg = pg, e.pa = pa, e.weight_storage = storage, e.math = math;
   return params;
 }
 
