@@ -229,8 +229,7 @@ inline std::string training_table(const TrainingResult& r) {
   auto row = [&](const std::string& k, const std::string& v) { s += fmt::format("{:<26}{}\n", k, v); };
   row("model", fmt::format("{} ({:.1f}B params)", r.model, r.parameters / 1e9));
   if (r.lora.enabled())
-    row("LoRA", fmt::format("rank {} on the {} linears: {:.3g}M trainable parameters ({:.3f}%), base frozen",
-                            r.lora.rank, r.lora.targets == LoraTargets::All ? "layer" : "attention",
+    row("LoRA", fmt::format("{}: {:.3g}M trainable parameters ({:.3f}%), base frozen", r.lora.describe(),
                             r.trainable_parameters / 1e6, 100 * r.trainable_parameters / r.parameters));
   row("cluster", fmt::format("{} ({} GPUs of {})", r.cluster.id, r.gpus, r.hardware));
   row("layout", fmt::format("TP {} x PP {} x DP {} x CP {} x EP {}{}", r.layout.tp, r.layout.pp, r.layout.dp,

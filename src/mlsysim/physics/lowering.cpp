@@ -53,6 +53,10 @@ const char* to_string(LoraTargets t) {
   }
   return "?";
 }
+std::string LoraSpec::describe() const {
+  return "rank " + std::to_string(rank) + " on the " + (targets == LoraTargets::All ? "layer" : "attention") +
+         " linears";
+}
 const char* to_string(Pass p) {
   switch (p) {
     case Pass::Forward: return "forward";

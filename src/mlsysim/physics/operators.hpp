@@ -3,6 +3,7 @@
 // once and carry a repeat count, so a solve costs the same for 32 or 126 layers.
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "mlsysim/catalog/model.hpp"
@@ -54,6 +55,8 @@ struct LoraSpec {
   int rank = 0;
   LoraTargets targets = LoraTargets::Attention;
   [[nodiscard]] bool enabled() const { return rank > 0; }
+  // "rank 16 on the attention linears" (or "... on the layer linears"), for traces and tables.
+  [[nodiscard]] std::string describe() const;
   // Whether a GEMM of this kind gets an adapter.
   [[nodiscard]] bool adapts(LinearKind k) const {
     return enabled() && (k == LinearKind::Attention || (k == LinearKind::Mlp && targets == LoraTargets::All));

@@ -108,10 +108,13 @@ bool step_takes_context(const ModelSpec& model, Phase phase) {
 
 namespace {
 
-// LoRA attaches to a transformer's linear layers, at a rank below their width (Hu et al. 2021 use
-// 1-64; above the width an adapter is no longer low-rank).
-void check_lora(const ModelSpec& model, const LoraSpec& lora) {
+// LoRA is a way to train, attaching to a transformer's linear layers at a rank below their width
+// (Hu et al. 2021 use 1-64; above the width an adapter is no longer low-rank).
+void check_lora(const ModelSpec& model, const LoraSpec& lora, Phase phase, const std::string& step) {
   if (lora.rank == 0) return;
+  if (phase != Phase::Train)
+    throw BadInput(fmt::format("--lora-rank does not apply to {}: LoRA adapters are a way to train; use "
+                               "--phase train or drop --lora-rank", step));
   if (!model.is_transformer())
     throw BadInput(fmt::format("--lora-rank: LoRA adapters attach to a transformer's linear layers; {} is {}: "
                                "drop --lora-rank", model.id, a_kind_model(model.kind)));
@@ -142,14 +145,11 @@ void reject_unused_fields(const ModelSpec& model, const SolveRequest& request, P
     throw BadInput(fmt::format("--context (tokens already in the KV cache) does not apply to {}: only a "
                                "language model's prefill and decode steps read a KV cache; drop --context",
                                step));
-  check_lora(model, request.lora);
+  check_lora(model, request.lora, phase, step);
   if (request.kv_precision && !step_takes_context(model, phase))
     throw BadInput(fmt::format("--kv-precision does not apply to {}: it keeps no KV cache (only a language "
                                "model's prefill and decode steps do); drop --kv-precision",
                                step));
-  if (request.lora.rank != 0 && phase != Phase::Train)
-    throw BadInput(fmt::format("--lora-rank does not apply to {}: LoRA adapters are a way to train; use "
-                               "--phase train or drop --lora-rank", step));
   if (request.recompute != Recompute::None && phase != Phase::Train)
     throw BadInput(fmt::format("--recompute does not apply to {}: activation recomputation trades backward-pass "
                                "time for training memory; use --phase train or drop --recompute",

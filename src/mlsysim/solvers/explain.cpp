@@ -55,11 +55,10 @@ std::vector<std::string> explain(const Profile& p) {
                               format_time(p.weight_stream_time)));
   if (p.lora.enabled())
     lines.push_back(fmt::format(
-        "LoRA (Hu et al. 2021): rank-{} adapters on the {} linears, {} trainable params ({:.3f}% of the model); "
+        "LoRA (Hu et al. 2021): {}, {} trainable params ({:.3f}% of the model); "
         "the frozen base's GEMMs compute input gradients only (1x forward FLOPs instead of 2x), and gradients "
         "and Adam states exist for the adapters alone.",
-        p.lora.rank, p.lora.targets == LoraTargets::All ? "layer" : "attention",
-        format_count(p.trainable_parameters), 100 * p.trainable_parameters / p.parameters));
+        p.lora.describe(), format_count(p.trainable_parameters), 100 * p.trainable_parameters / p.parameters));
   if (p.teaching_efficiency > 0) {
     lines.push_back(fmt::format(
         "Textbook model: T = max(FLOPs / (peak x eta), bytes / BW) = max({} / ({} x {}), {} / {}).",

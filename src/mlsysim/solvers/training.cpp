@@ -335,11 +335,10 @@ std::vector<std::string> training_trace(const HardwareSpec& hw, const Cluster& c
                              ms(res.bubble_time)));
   }
   if (rq.lora.enabled())
-    tr.push_back(fmt::format("LoRA: rank {} adapters on the {} linears, {:.3g}M trainable of {:.3g}B parameters; the "
+    tr.push_back(fmt::format("LoRA: {}, {:.3g}M trainable of {:.3g}B parameters; the "
                              "frozen base's backward computes input gradients only; gradients, optimizer states, DP "
                              "sync and the update cover the adapters ({:.3g}M on this GPU){}",
-                             rq.lora.rank, rq.lora.targets == LoraTargets::All ? "layer" : "attention",
-                             res.trainable_parameters / 1e6, res.parameters / 1e9, q.trained / 1e6,
+                             rq.lora.describe(), res.trainable_parameters / 1e6, res.parameters / 1e9, q.trained / 1e6,
                              rq.tokens ? "" : "; time to train below uses a pre-training budget: give the fine-tuning "
                                               "set's tokens with --tokens"));
   if (r.cp > 1) tr.push_back(fmt::format("CP: ring K/V exchange not hidden by attention = {}", ms(res.cp_comm_time)));
@@ -785,7 +784,9 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   x.sequence_parallel = res.sequence_parallel;
   x.hidden_states = Bytes(x.tokens_rank * model_.tf.hidden * x.act_bytes);
   x.layer_gemm_window = sh.layer_gemm_time / r.cp;
-  if (rq.lora.enabled()) x.adapters_per_layer = reference(step).trainable_params / (r.tp * model_.tf.layers);
+  // LoRA: the whole model's adapters (the unsharded solve's trainable parameters), 1/tp per rank.
+  const double adapters = rq.lora.enabled() ? reference(step).trainable_params : 0.0;
+  x.adapters_per_layer = adapters / (r.tp * model_.tf.layers);
 
   res.stage_layers = x.layers_stage;
   res.first_stage_layers = x.split.first;
@@ -809,7 +810,7 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   res.parameters = parameter_count(model_);
   res.parameters_per_gpu = params.per_gpu;
   res.lora = rq.lora;
-  res.trainable_parameters = rq.lora.enabled() ? reference(step).trainable_params : res.parameters;
+  res.trainable_parameters = rq.lora.enabled() ? adapters : res.parameters;
   StateBytes bytes;
   bytes.weights = bytes_per_element(sh.precision);
   bytes.gradients = rq.fp32_gradients ? 4.0 : bytes.weights;

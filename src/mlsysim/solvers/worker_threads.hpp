@@ -40,7 +40,8 @@ inline void check_worker_threads(long long requested, const char* flag = "--thre
                                kMaxWorkerThreads, hardware_threads(), requested));
 }
 
-// `requested` threads (0: all hardware threads, or one inside a worker), never more than `work_items`.
+// `requested` threads (0: all hardware threads, or inside a worker its own thread plus the idle ones:
+// available_threads), never more than `work_items`.
 inline unsigned worker_thread_count(long long requested, size_t work_items) {
   check_worker_threads(requested);
   const size_t wanted = requested == 0 ? available_threads() : static_cast<size_t>(requested);
