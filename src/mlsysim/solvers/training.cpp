@@ -107,6 +107,7 @@ const TrainingEvaluator::ShardSolve& TrainingEvaluator::shard(int tp, int pp, co
   s.trainable_params = p.trainable_parameters;
   s.compute_precision = p.compute_precision;
   s.precision = p.precision;
+  s.head_precision = p.head_precision;
   return cache_.emplace(key, s).first->second;
 }
 
@@ -524,8 +525,8 @@ StageParameters stage_parameters(const StepContext& x) {
   return p;
 }
 
-// Bytes per parameter of the states one GPU keeps. LoRA adapters are stored in 16 bits even when
-// the base is FP8 (the format the engine computes them in, physics/lowering.cpp), fp32 in fp32 runs.
+// Bytes per parameter of the states one GPU keeps. LoRA adapters are stored in the output head's
+// format, as the engine computes and keeps them: 16 bits even when the base is FP8, fp32 in fp32 runs.
 struct StateBytes {
   double weights = 2, gradients = 4, optimizer = 12;
   double adapter_weights = 2;
@@ -815,7 +816,7 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   bytes.weights = bytes_per_element(sh.precision);
   bytes.gradients = rq.fp32_gradients ? 4.0 : bytes.weights;
   bytes.optimizer = bytes.weights < 4.0 ? 12.0 : 8.0;  // fp32 master + 2 Adam moments (mixed) / moments only
-  bytes.adapter_weights = std::max(2.0, bytes.weights);
+  bytes.adapter_weights = bytes_per_element(sh.head_precision);  // as the engine's ledger keeps them
   time_data_parallel(x, params, bytes, res);
   const ZeroSharding zd = zero_sharding(rq.zero_stage, x.dense_dp()), ze = zero_sharding(rq.zero_stage, x.expert_dp());
   // Memory-bound Adam over this GPU's (ZeRO-sharded) trained parameters.

@@ -152,6 +152,7 @@ class TrainingEvaluator {
     double model_flops = 0;    // model FLOPs of that micro-batch (no recomputation)
     Watts busy_power{};        // the engine's average device power over that micro-batch
     Precision compute_precision = Precision::BF16, precision = Precision::BF16;
+    Precision head_precision = Precision::BF16;  // the 16-bit format LoRA adapters are kept in, too
   };
 
  private:
