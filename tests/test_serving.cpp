@@ -447,6 +447,32 @@ TEST(ServingPart2, QuantizedHeadIsTheUsersChoice) {
   EXPECT_LT(quantized.itl.si(), kept.itl.si());
 }
 
+TEST(ServingPart2, WeightOnlyQuantizationReadsNarrowWeightsAndMultipliesAtTheMathPrecision) {
+  // AWQ/GPTQ-style int4 weights with 16-bit math (--compute-precision bf16) on an A100, which has
+  // INT4 tensor cores: the compute-bound prefill of 8 x 1024 tokens runs at the 16-bit peak, so it
+  // is slower than int4 math; the memory-bound decode step reads the same 0.5 B/param weights, so it
+  // is faster than bf16 weights. Both through serve, as through solve.
+  ServingRequest r = req(1024, 8, 128);
+  r.precision = Precision::INT4;
+  const ServingResult int4_math = serve(model("llama3-8b"), hw("a100-80gb"), r);
+  r.compute_precision = Precision::BF16;
+  const ServingResult weight_only = serve(model("llama3-8b"), hw("a100-80gb"), r);
+  r.precision = Precision::BF16;
+  r.compute_precision.reset();
+  const ServingResult bf16 = serve(model("llama3-8b"), hw("a100-80gb"), r);
+  EXPECT_GT(weight_only.ttft.si(), int4_math.ttft.si());
+  EXPECT_DOUBLE_EQ(weight_only.weights_per_gpu.si(), int4_math.weights_per_gpu.si());
+  EXPECT_LT(weight_only.itl.si(), bf16.itl.si());
+  // The decode step is the engine's: serve passes the math precision to solve.
+  SolveRequest s;
+  s.phase = Phase::Decode;
+  s.batch = 8;
+  s.context = 1024 + (128 - 2) / 2;
+  s.precision = Precision::INT4;
+  s.compute_precision = Precision::BF16;
+  EXPECT_NEAR(weight_only.itl_plain.si(), solve(model("llama3-8b"), hw("a100-80gb"), s).latency.si(), 1e-12);
+}
+
 // A TP group wider than the device's node spans nodes: its all-reduces cross the scale-out
 // network, so a decode step's communication never gets cheaper than inside one node (it once fell
 // back to the GPU's NVLink alone and came out 70x cheaper at tp 16 than at tp 8).

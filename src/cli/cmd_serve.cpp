@@ -19,7 +19,7 @@ namespace {
 using nlohmann::ordered_json;
 
 struct ServeOptions {
-  std::string model, hardware, precision, kv_precision, runtime = "graph", draft_model,
+  std::string model, hardware, precision, kv_precision, compute_precision, runtime = "graph", draft_model,
       decode_hardware;
   int seq_len = 0, batch = 1, output_len = 128, tp = 0, decode_tp = 0, prefill_chunk = 0;
   int draft_tokens = 4, page_size = 16, max_batch = 256;
@@ -41,6 +41,8 @@ ServingRequest serving_request(const ServeOptions& o, const Catalog& catalog, co
   r.output_len = o.output_len;
   if (!o.precision.empty()) r.precision = parse_precision_flag("--precision", o.precision);
   if (!o.kv_precision.empty()) r.kv_precision = parse_precision_flag("--kv-precision", o.kv_precision);
+  if (!o.compute_precision.empty())
+    r.compute_precision = parse_precision_flag("--compute-precision", o.compute_precision);
   r.quantize_head = o.quantize_head;
   r.tp = o.tp;
   r.decode_tp = o.decode_tp;
@@ -79,6 +81,7 @@ BatchingRequest batching_request(const ServeOptions& o, const ServingRequest& r,
   }
   b.precision = r.precision;
   b.kv_precision = r.kv_precision;
+  b.compute_precision = r.compute_precision;
   b.quantize_head = r.quantize_head;
   b.tp = s.disaggregated ? s.decode_tp : s.tp;
   b.memory_utilization = r.memory_utilization;
@@ -255,6 +258,7 @@ const CommandRegistrar registrar(11, "serve", [](CLI::App& app, const GlobalOpti
   cmd->add_option("--output-len", o->output_len, "Generated tokens per request (default 128)");
   cmd->add_option("--precision", o->precision, "Weight precision: fp16 | bf16 | fp8 | int8 | int4 ...");
   cmd->add_option("--kv-precision", o->kv_precision, "KV-cache precision (default: math precision)");
+  cmd->add_option("--compute-precision", o->compute_precision, kComputePrecisionHelp);
   cmd->add_flag("--quantize-head", o->quantize_head, kQuantizeHeadHelp);
   cmd->add_option("--tp", o->tp, "Tensor-parallel GPUs (default: smallest power of two that fits)");
   cmd->add_option("--prefill-chunk", o->prefill_chunk, "Chunked prefill: tokens per chunk (0 = off)");

@@ -17,7 +17,7 @@ namespace {
 using nlohmann::ordered_json;
 
 struct SimulateOptions {
-  std::string model, hardware, precision, kv_precision, trace, length_dist = "exponential",
+  std::string model, hardware, precision, kv_precision, compute_precision, trace, length_dist = "exponential",
       sweep_rate, runtime = "graph";
   double rate = 0, ttft_slo_ms = 2000, itl_slo_ms = 100, memory_utilization = 0.9, efficiency = 0;
   int max_prompt_len = 0, max_output_len = 0;
@@ -137,6 +137,8 @@ int run_simulate(const GlobalOptions& g, const SimulateOptions& o) {
   r.seed = o.seed;
   if (!o.precision.empty()) r.precision = parse_precision_flag("--precision", o.precision);
   if (!o.kv_precision.empty()) r.kv_precision = parse_precision_flag("--kv-precision", o.kv_precision);
+  if (!o.compute_precision.empty())
+    r.compute_precision = parse_precision_flag("--compute-precision", o.compute_precision);
   r.quantize_head = o.quantize_head;
   if (o.tp < 0) throw BadInput(fmt::format("--tp must be >= 1, got {}", o.tp));
   r.tp = o.tp;
@@ -243,6 +245,7 @@ const CommandRegistrar registrar(13, "simulate", [](CLI::App& app, const GlobalO
   cmd->add_option("--seed", o->seed, "Random seed (default 42)");
   cmd->add_option("--precision", o->precision, "Weight precision");
   cmd->add_option("--kv-precision", o->kv_precision, "KV-cache precision");
+  cmd->add_option("--compute-precision", o->compute_precision, kComputePrecisionHelp);
   cmd->add_flag("--quantize-head", o->quantize_head, kQuantizeHeadHelp);
   cmd->add_option("--tp", o->tp, "Tensor-parallel GPUs (default: smallest that fits)");
   cmd->add_option("--memory-utilization", o->memory_utilization, "Usable share of device memory (default 0.9)");

@@ -99,8 +99,7 @@ const CommandRegistrar registrar(10, "solve", [](CLI::App& app, const GlobalOpti
   cmd->add_option("--context,-c", o->context, "Decode: tokens already in the KV cache (default 1024)");
   cmd->add_option("--precision", o->precision, "fp32 | tf32 | fp16 | bf16 | fp8 | int8 | int4");
   cmd->add_option("--kv-precision", o->kv_precision, "KV-cache precision (default: math precision)");
-  cmd->add_option("--compute-precision", o->compute_precision,
-                  "Math precision for weight-only quantization (e.g. --precision int4 --compute-precision bf16)");
+  cmd->add_option("--compute-precision", o->compute_precision, kComputePrecisionHelp);
   cmd->add_flag("--quantize-head", o->quantize_head, kQuantizeHeadHelp);
   cmd->add_option("--recompute", o->recompute, "Training recomputation: none | selective | full");
   cmd->add_option("--runtime", o->runtime,

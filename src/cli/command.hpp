@@ -142,6 +142,9 @@ struct LoraOptions {
 };
 void add_lora_options(CLI::App* cmd, LoraOptions& o);
 LoraSpec parse_lora_options(const LoraOptions& o);
+inline constexpr const char* kComputePrecisionHelp =
+    "Math precision for weight-only quantization (e.g. --precision int4 --compute-precision bf16, "
+    "as AWQ/GPTQ kernels run): weights are read at --precision, multiplied at this one";
 inline constexpr const char* kQuantizeHeadHelp =
     "Quantize the output head (LM head) too, as gpt-fast does; by default a language model "
     "quantized below 16 bits keeps its head in 16 bits, as TensorRT-LLM (ModelOpt), vLLM, AWQ/GPTQ "

@@ -88,6 +88,7 @@ StepTime time_step(const ServingDeployment& d, Phase phase, int batch, int token
   s.context = context;
   s.precision = d.precision;
   s.kv_precision = d.kv_precision;
+  s.compute_precision = d.compute_precision;
   s.quantize_head = d.quantize_head;
   s.efficiency = d.efficiency;
   s.runtime = d.runtime;
@@ -283,8 +284,10 @@ class ServingSolve {
 
  private:
   ServingDeployment deploy(const ModelSpec& m, const HardwareSpec& h, int t, const FleetCatalog* fleet) const {
-    return make_deployment(m, h, t, r_.precision, r_.kv_precision, r_.efficiency, r_.runtime, fleet,
-                           r_.quantize_head);
+    ServingDeployment d = make_deployment(m, h, t, r_.precision, r_.kv_precision, r_.efficiency, r_.runtime,
+                                          fleet, r_.quantize_head);
+    d.compute_precision = r_.compute_precision;
+    return d;
   }
 
   void time_prefill() {
@@ -691,8 +694,9 @@ BatchingResult continuous_batching(const ModelSpec& model, const HardwareSpec& h
   BatchingResult out;
   out.tp = r.tp;
   out.mean_tokens = mean;
-  const ServingDeployment d = make_deployment(model, hw, r.tp, r.precision, r.kv_precision,
-                                              r.efficiency, r.runtime, r.fleet, r.quantize_head);
+  ServingDeployment d = make_deployment(model, hw, r.tp, r.precision, r.kv_precision, r.efficiency,
+                                        r.runtime, r.fleet, r.quantize_head);
+  d.compute_precision = r.compute_precision;
   const StepTime pf = time_step(d, Phase::Prefill, 1, mean, 0);
   out.ttft = pf.latency;
   out.weights_per_gpu = pf.profile.memory.weights;

@@ -42,6 +42,7 @@ struct ServingDeployment {
   std::string link_name;
   bool link_is_host = false;         // no GPU-GPU interconnect: the host link (PCIe) carries them
   std::optional<Precision> precision, kv_precision;
+  std::optional<Precision> compute_precision;  // SolveRequest::compute_precision (weight-only quantization)
   bool quantize_head = false;        // SolveRequest::quantize_head
   double efficiency = 0;             // > 0: textbook single-efficiency model
   Runtime runtime = Runtime::Graph;
@@ -87,6 +88,7 @@ struct ServingRequest {
   int batch = 1;          // concurrent requests served together
   int output_len = 128;   // generated tokens per request
   std::optional<Precision> precision, kv_precision;
+  std::optional<Precision> compute_precision;  // SolveRequest::compute_precision: int4/int8 weights, 16-bit math
   bool quantize_head = false;  // SolveRequest::quantize_head (gpt-fast); default: a 16-bit LM head
   int tp = 0;             // 0: the smallest power of two <= kMaxTensorParallel that fits
   int prefill_chunk = 0;  // > 0: chunked prefill (Sarathi, Agrawal et al. 2023) of this many tokens
@@ -170,6 +172,7 @@ struct BatchingRequest {
   int page_size = 16;              // tokens per KV block (vLLM default 16)
   std::optional<Seconds> itl_slo;  // largest acceptable decode step
   std::optional<Precision> precision, kv_precision;
+  std::optional<Precision> compute_precision;  // SolveRequest::compute_precision (weight-only quantization)
   bool quantize_head = false;      // SolveRequest::quantize_head
   int tp = 1;
   double memory_utilization = kDefaultMemoryUtilization;

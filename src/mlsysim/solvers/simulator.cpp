@@ -757,8 +757,9 @@ SimulationResult simulate(const ModelSpec& model, const HardwareSpec& hw, const 
 
   SimulationResult out;
   out.tp = deployment_tp(model, hw, r, mean_p, mean_o, max_seq);
-  const ServingDeployment d = make_deployment(model, hw, out.tp, r.precision, r.kv_precision,
-                                              r.efficiency, r.runtime, r.fleet, r.quantize_head);
+  ServingDeployment d = make_deployment(model, hw, out.tp, r.precision, r.kv_precision, r.efficiency,
+                                        r.runtime, r.fleet, r.quantize_head);
+  d.compute_precision = r.compute_precision;
   const KvPool pool = kv_pool(model, hw, d, out.tp, r);
   out.kv_pages = pool.pages;
   StepCache steps(d, max_seq);

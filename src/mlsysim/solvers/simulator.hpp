@@ -44,6 +44,7 @@ struct SimulationRequest {
   // Deployment and scheduler.
   std::optional<Precision> precision, kv_precision;
   bool quantize_head = false;  // SolveRequest::quantize_head
+  std::optional<Precision> compute_precision;  // SolveRequest::compute_precision (weight-only quantization)
   int tp = 0;                   // 0: smallest that fits (as `serve`)
   double memory_utilization = 0.90;
   int page_size = 16;
