@@ -342,6 +342,19 @@ TEST(ServingErrors, BadInputsNameTheField) {
   ServingRequest c = req(128);
   c.prefill_chunk = -1;
   expect_bad([&] { serve(m, h, c); }, "--prefill-chunk");
+  // An error no tensor-parallel degree can change (here the math precision) is said as it is, not
+  // as "no tensor-parallel degree works" (the search over degrees met it at every one).
+  ServingRequest w = req(128);
+  w.precision = Precision::BF16;
+  w.compute_precision = Precision::INT4;
+  try {
+    serve(m, h, w);
+    ADD_FAILURE() << "int4 math under bf16 weights was accepted";
+  } catch (const BadInput& e) {
+    const std::string what = e.what();  // h100: no int4 path at all
+    EXPECT_EQ(what.rfind("h100 has no int4 compute path", 0), 0u) << what;
+    EXPECT_EQ(what.find("tensor-parallel"), std::string::npos) << what;
+  }
   ServingRequest t = req(128);
   t.tp = 3;
   expect_bad([&] { serve(m, h, t); }, "tp must");

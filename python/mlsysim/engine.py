@@ -51,6 +51,8 @@ class PerformanceProfile:
     feasible = property(lambda self: self._p.feasible)
     phase = property(lambda self: self._p.phase)
     precision = property(lambda self: self._p.precision)
+    compute_precision = property(lambda self: self._p.compute_precision)
+    kv_precision = property(lambda self: self._p.kv_precision)
     head_precision = property(lambda self: self._p.head_precision)
     embedding_precision = property(lambda self: self._p.embedding_precision)
     batch_size = property(lambda self: self._p.batch_size)
@@ -147,7 +149,8 @@ class PerformanceProfile:
 
 # The engine's messages name CLI flags; Engine.solve's arguments are these (longest first, so
 # --kv-precision is not read as --precision).
-_SOLVE_ARGUMENTS = [("--kv-precision", "kv_precision"), ("--quantize-head", "quantize_head"),
+_SOLVE_ARGUMENTS = [("--kv-precision", "kv_precision"), ("--compute-precision", "compute_precision"),
+                    ("--quantize-head", "quantize_head"),
                     ("--batch-size", "batch_size"), ("--efficiency", "efficiency"), ("--precision", "precision"),
                     ("--seq-len", "seq_len"), ("--context", "context"), ("--recompute", "activation_recomputation"),
                     ("--runtime", "runtime"), ("--fusion", "fusion"), ("--attention", "attention"),
@@ -198,7 +201,7 @@ class Engine:
               kv_precision: str | None = None, raise_errors: bool = True,
               fusion: str = "auto", attention: str = "flash",
               quantize_head: bool = False, lora_rank: int = 0,
-              lora_targets: str = "attention") -> PerformanceProfile:
+              lora_targets: str = "attention", compute_precision: str | None = None) -> PerformanceProfile:
         """Time one step of `model` on `hardware`.
 
         phase: "decode" (default for LLMs), "prefill", "inference" or "train" (`is_training=True`).
@@ -210,6 +213,9 @@ class Engine:
             "fa2" (FlashAttention-2: its softmax exponentials do not overlap its matmuls; needs a
             FlashAttention-2 calibration, built in for H100) or "materialized" (scores written to
             memory between QK^T and PV, as before FlashAttention).
+        compute_precision: the math precision under weight-only quantization, e.g.
+            precision="int4", compute_precision="bf16" as AWQ/GPTQ kernels run (weights read at
+            4 bits, multiplied in bf16); default: the weights' own precision where the device has it.
         quantize_head: quantize a language model's output head with the other weights (gpt-fast
             does); by default it stays in 16 bits below 16-bit precision, like the embedding table.
         lora_rank: training only: LoRA fine-tuning with rank-`lora_rank` adapters (Hu et al. 2021) on
@@ -223,6 +229,7 @@ class Engine:
         _check_types(seq_len=(seq_len, int, True), context=(context, int, True),
                      efficiency=(efficiency, (int, float), True), precision=(precision, str, True),
                      kv_precision=(kv_precision, str, True), phase=(phase, str, True),
+                     compute_precision=(compute_precision, str, True),
                      runtime=(runtime, str, False), fusion=(fusion, str, False),
                      attention=(attention, str, False), lora_rank=(lora_rank, int, False),
                      lora_targets=(lora_targets, str, False))
@@ -244,7 +251,7 @@ class Engine:
             profile = _core.solve(resolve_model(model), resolve_hardware(hardware), batch_size, phase,
                                   seq_len, context, precision, kv_precision, recompute, runtime,
                                   0.0 if efficiency is None else float(efficiency), fusion, attention,
-                                  bool(quantize_head), lora_rank, lora_targets)
+                                  bool(quantize_head), lora_rank, lora_targets, compute_precision)
         except ValueError as e:  # the engine names its CLI flags; say the arguments called here
             raise ValueError(_with_argument_names(str(e))) from None
         if raise_errors and not profile.feasible:

@@ -141,7 +141,8 @@ class ServingModel:
               efficiency: float | None = None, draft_model=None, draft_acceptance_rate: float | None = None,
               draft_tokens: int | None = None, decode_hardware=None, network_bandwidth=None,
               prefill_chunk_tokens: int | None = None, runtime: str | None = None,
-              quantize_head: bool = False, raise_errors: bool = True) -> SolverResult:
+              quantize_head: bool = False, raise_errors: bool = True,
+              compute_precision: str | None = None) -> SolverResult:
         link = None
         if network_bandwidth is not None:
             link = (network_bandwidth.m_as("GB/s") if isinstance(network_bandwidth, Quantity)
@@ -154,7 +155,7 @@ class ServingModel:
                            acceptance_rate=draft_acceptance_rate, draft_tokens=draft_tokens,
                            decode_hardware=None if decode_hardware is None else _name(decode_hardware, "decode_hardware"),
                            kv_link_gbs=link, prefill_chunk=prefill_chunk_tokens, runtime=runtime,
-                           quantize_head=quantize_head),
+                           quantize_head=quantize_head, compute_precision=compute_precision),
                    raise_errors=raise_errors,
                    python_names={"--tp": "tp_size", "--acceptance-rate": "draft_acceptance_rate",
                                  "--kv-link-gbs": "network_bandwidth", "--prefill-chunk": "prefill_chunk_tokens"})

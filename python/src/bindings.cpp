@@ -165,7 +165,7 @@ SolveRequest solve_request(int batch_size, const std::optional<std::string>& pha
                            const std::optional<std::string>& kv_precision, const std::string& recompute,
                            const std::string& runtime, double efficiency, const std::string& fusion,
                            const std::string& attention, bool quantize_head, int lora_rank,
-                           const std::string& lora_targets) {
+                           const std::string& lora_targets, const std::optional<std::string>& compute_precision) {
   SolveRequest r;
   r.lora.rank = lora_rank;
   if (lora_targets == "attention") r.lora.targets = LoraTargets::Attention;
@@ -178,6 +178,7 @@ SolveRequest solve_request(int batch_size, const std::optional<std::string>& pha
   r.context = context;
   if (precision) r.precision = precision_from("precision", *precision);
   if (kv_precision) r.kv_precision = precision_from("kv_precision", *kv_precision);
+  if (compute_precision) r.compute_precision = precision_from("compute_precision", *compute_precision);
   if (recompute == "none") r.recompute = Recompute::None;
   else if (recompute == "selective") r.recompute = Recompute::Selective;
   else if (recompute == "full") r.recompute = Recompute::Full;
@@ -213,10 +214,10 @@ void bind_engine(py::module_& m) {
            std::optional<std::string> precision, std::optional<std::string> kv_precision,
            const std::string& recompute, const std::string& runtime, double efficiency,
            const std::string& fusion, const std::string& attention, bool quantize_head, int lora_rank,
-           const std::string& lora_targets) {
+           const std::string& lora_targets, std::optional<std::string> compute_precision) {
           return solve(model, hw, solve_request(batch_size, phase, seq_len, context, precision, kv_precision,
                                                 recompute, runtime, efficiency, fusion, attention,
-                                                quantize_head, lora_rank, lora_targets));
+                                                quantize_head, lora_rank, lora_targets, compute_precision));
         },
         py::arg("model"), py::arg("hardware"), py::arg("batch_size") = 1, py::arg("phase") = py::none(),
         py::arg("seq_len") = py::none(), py::arg("context") = py::none(),
@@ -224,6 +225,7 @@ void bind_engine(py::module_& m) {
         py::arg("recompute") = "none", py::arg("runtime") = "graph", py::arg("efficiency") = 0.0,
         py::arg("fusion") = "auto", py::arg("attention") = "flash", py::arg("quantize_head") = false,
         py::arg("lora_rank") = 0, py::arg("lora_targets") = "attention",
+        py::arg("compute_precision") = py::none(),
         py::keep_alive<0, 1>(),
         py::keep_alive<0, 2>());
 

@@ -179,6 +179,27 @@ class QuantizedHead(unittest.TestCase):
         self.assertGreater(kept.latency.to("ms").magnitude, quantized.latency.to("ms").magnitude)
 
 
+class WeightOnlyQuantization(unittest.TestCase):
+    def test_int4_weights_with_sixteen_bit_math_from_python(self):
+        # AWQ/GPTQ-style: weights read at 4 bits, multiplied in bf16. On an A100 (INT4 tensor cores)
+        # a compute-bound prefill is slower at 16-bit math than at int4 math, and stores the same
+        # weights; the serving model passes the argument through to the same engine.
+        m, h = mlsysim.Models.Language.Llama3_8B, mlsysim.Hardware.Cloud.A100
+        int4_math = mlsysim.Engine.solve(m, h, batch_size=8, phase="prefill", seq_len=1024, precision="int4")
+        weight_only = mlsysim.Engine.solve(m, h, batch_size=8, phase="prefill", seq_len=1024, precision="int4",
+                                           compute_precision="bf16")
+        self.assertEqual((weight_only.compute_precision, int4_math.compute_precision), ("bf16", "int4"))
+        self.assertEqual(weight_only.to_dict()["memory"]["weights_bytes"],
+                         int4_math.to_dict()["memory"]["weights_bytes"])
+        self.assertGreater(weight_only.latency.to("ms").magnitude, int4_math.latency.to("ms").magnitude)
+        served = mlsysim.ServingModel().solve(m, h, seq_len=1024, batch_size=8, precision="int4",
+                                              compute_precision="bf16")
+        served_int4 = mlsysim.ServingModel().solve(m, h, seq_len=1024, batch_size=8, precision="int4")
+        self.assertGreater(served.ttft.to("s").magnitude, served_int4.ttft.to("s").magnitude)
+        with self.assertRaisesRegex(ValueError, "compute_precision"):
+            mlsysim.Engine.solve(m, h, precision="int4", compute_precision="int3")
+
+
 class RuntimeAndFusion(unittest.TestCase):
     def test_eager_defaults_to_unfused_and_costs_more(self):
         m, h = mlsysim.Models.Language.Llama3_8B, mlsysim.Hardware.Cloud.H100

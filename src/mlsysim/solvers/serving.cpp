@@ -512,6 +512,7 @@ ServingResult serve(const ModelSpec& model, const HardwareSpec& hw, const Servin
   ServingResult last;
   bool any = false;
   std::string shard_error;
+  bool every_degree_same_error = true;  // then the error is not about the split: say it plainly
   // The smallest TP (then decode TP) that fits; explicit values are used as given.
   for (int tp : tps) {
     for (int dtp : dtps) {
@@ -520,6 +521,7 @@ ServingResult serve(const ModelSpec& model, const HardwareSpec& hw, const Servin
         res = serve_with(model, hw, dec_hw, tp, dtp == 0 ? tp : dtp, r);
       } catch (const BadInput& e) {
         if (tps.size() == 1 && dtps.size() == 1) throw;
+        if (!shard_error.empty() && shard_error != e.what()) every_degree_same_error = false;
         shard_error = e.what();
         continue;
       }
@@ -534,7 +536,8 @@ ServingResult serve(const ModelSpec& model, const HardwareSpec& hw, const Servin
       any = true;
     }
   }
-  if (!any) throw BadInput("no tensor-parallel degree works: " + shard_error);
+  if (!any)
+    throw BadInput(every_degree_same_error ? shard_error : "no tensor-parallel degree works: " + shard_error);
   return last;
 }
 
