@@ -142,7 +142,11 @@ class ServingModel:
               draft_tokens: int | None = None, decode_hardware=None, network_bandwidth=None,
               prefill_chunk_tokens: int | None = None, runtime: str | None = None,
               quantize_head: bool = False, raise_errors: bool = True,
-              compute_precision: str | None = None) -> SolverResult:
+              compute_precision: str | None = None, step_host_us: float | None = None) -> SolverResult:
+        """step_host_us: the serving runtime's host work per engine iteration, microseconds (default:
+        20 framework calls at the device's calibrated eager dispatch cost; 0 for a runtime that
+        overlaps its scheduling with the GPU). compute_precision: math precision under weight-only
+        quantization (precision="int4", compute_precision="bf16")."""
         link = None
         if network_bandwidth is not None:
             link = (network_bandwidth.m_as("GB/s") if isinstance(network_bandwidth, Quantity)
@@ -155,7 +159,8 @@ class ServingModel:
                            acceptance_rate=draft_acceptance_rate, draft_tokens=draft_tokens,
                            decode_hardware=None if decode_hardware is None else _name(decode_hardware, "decode_hardware"),
                            kv_link_gbs=link, prefill_chunk=prefill_chunk_tokens, runtime=runtime,
-                           quantize_head=quantize_head, compute_precision=compute_precision),
+                           quantize_head=quantize_head, compute_precision=compute_precision,
+                           step_host_us=step_host_us),
                    raise_errors=raise_errors,
                    python_names={"--tp": "tp_size", "--acceptance-rate": "draft_acceptance_rate",
                                  "--kv-link-gbs": "network_bandwidth", "--prefill-chunk": "prefill_chunk_tokens"})

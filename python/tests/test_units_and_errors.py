@@ -200,6 +200,20 @@ class WeightOnlyQuantization(unittest.TestCase):
             mlsysim.Engine.solve(m, h, precision="int4", compute_precision="int3")
 
 
+class EngineIteration(unittest.TestCase):
+    def test_serving_adds_the_runtimes_host_work_per_iteration(self):
+        # 20 framework calls at the H100's calibrated eager dispatch (25.03 us) per decode step;
+        # step_host_us=0 leaves the forward pass alone, which is what Engine.solve times.
+        m, h = mlsysim.Models.Language.Llama3_8B, mlsysim.Hardware.Cloud.H100
+        default = mlsysim.ServingModel().solve(m, h, seq_len=1024, batch_size=1, output_len=2)
+        bare = mlsysim.ServingModel().solve(m, h, seq_len=1024, batch_size=1, output_len=2, step_host_us=0)
+        self.assertAlmostEqual(default.itl.to("s").magnitude - bare.itl.to("s").magnitude, 20 * 25.03e-6, delta=1e-9)
+        step = mlsysim.Engine.solve(m, h, batch_size=1, context=1024)
+        self.assertAlmostEqual(bare.itl.to("ms").magnitude, step.latency.to("ms").magnitude, 9)
+        with self.assertRaisesRegex(ValueError, "step_host_us"):
+            mlsysim.ServingModel().solve(m, h, seq_len=1024, step_host_us=-1)
+
+
 class RuntimeAndFusion(unittest.TestCase):
     def test_eager_defaults_to_unfused_and_costs_more(self):
         m, h = mlsysim.Models.Language.Llama3_8B, mlsysim.Hardware.Cloud.H100

@@ -24,7 +24,7 @@ struct ServeOptions {
   int seq_len = 0, batch = 1, output_len = 128, tp = 0, decode_tp = 0, prefill_chunk = 0;
   int draft_tokens = 4, page_size = 16, max_batch = 256;
   std::optional<int> mean_tokens;
-  std::optional<double> acceptance_rate, kv_link_gbs, itl_slo_ms;
+  std::optional<double> acceptance_rate, kv_link_gbs, itl_slo_ms, step_host_us;
   double memory_utilization = kDefaultMemoryUtilization, efficiency = 0;
   bool quantize_head = false;
   OperatingCostFlags costs;
@@ -42,7 +42,8 @@ ServingRequest serving_request(const ServeOptions& o, const Catalog& catalog, co
   if (!o.precision.empty()) r.precision = parse_precision_flag("--precision", o.precision);
   if (!o.kv_precision.empty()) r.kv_precision = parse_precision_flag("--kv-precision", o.kv_precision);
   if (!o.compute_precision.empty())
-    r.compute_precision = parse_precision_flag("--compute-precision", o.compute_precision);
+    r.overrides.compute_precision = parse_precision_flag("--compute-precision", o.compute_precision);
+  if (o.step_host_us) r.overrides.step_host = microseconds(*o.step_host_us);
   r.quantize_head = o.quantize_head;
   r.tp = o.tp;
   r.decode_tp = o.decode_tp;
@@ -81,7 +82,7 @@ BatchingRequest batching_request(const ServeOptions& o, const ServingRequest& r,
   }
   b.precision = r.precision;
   b.kv_precision = r.kv_precision;
-  b.compute_precision = r.compute_precision;
+  b.overrides = r.overrides;
   b.quantize_head = r.quantize_head;
   b.tp = s.disaggregated ? s.decode_tp : s.tp;
   b.memory_utilization = r.memory_utilization;
@@ -259,6 +260,7 @@ const CommandRegistrar registrar(11, "serve", [](CLI::App& app, const GlobalOpti
   cmd->add_option("--precision", o->precision, "Weight precision: fp16 | bf16 | fp8 | int8 | int4 ...");
   cmd->add_option("--kv-precision", o->kv_precision, "KV-cache precision (default: math precision)");
   cmd->add_option("--compute-precision", o->compute_precision, kComputePrecisionHelp);
+  cmd->add_option("--step-host-us", o->step_host_us, kStepHostHelp);
   cmd->add_flag("--quantize-head", o->quantize_head, kQuantizeHeadHelp);
   cmd->add_option("--tp", o->tp, "Tensor-parallel GPUs (default: smallest power of two that fits)");
   cmd->add_option("--prefill-chunk", o->prefill_chunk, "Chunked prefill: tokens per chunk (0 = off)");

@@ -20,6 +20,7 @@ struct SimulateOptions {
   std::string model, hardware, precision, kv_precision, compute_precision, trace, length_dist = "exponential",
       sweep_rate, runtime = "graph";
   double rate = 0, ttft_slo_ms = 2000, itl_slo_ms = 100, memory_utilization = 0.9, efficiency = 0;
+  std::optional<double> step_host_us;
   int max_prompt_len = 0, max_output_len = 0;
   int requests = 1000, prompt_len = 512, output_len = 128, tp = 0, page_size = 16, max_batch = 256,
       max_batched_tokens = 0;
@@ -138,7 +139,8 @@ int run_simulate(const GlobalOptions& g, const SimulateOptions& o) {
   if (!o.precision.empty()) r.precision = parse_precision_flag("--precision", o.precision);
   if (!o.kv_precision.empty()) r.kv_precision = parse_precision_flag("--kv-precision", o.kv_precision);
   if (!o.compute_precision.empty())
-    r.compute_precision = parse_precision_flag("--compute-precision", o.compute_precision);
+    r.overrides.compute_precision = parse_precision_flag("--compute-precision", o.compute_precision);
+  if (o.step_host_us) r.overrides.step_host = microseconds(*o.step_host_us);
   r.quantize_head = o.quantize_head;
   if (o.tp < 0) throw BadInput(fmt::format("--tp must be >= 1, got {}", o.tp));
   r.tp = o.tp;
@@ -246,6 +248,7 @@ const CommandRegistrar registrar(13, "simulate", [](CLI::App& app, const GlobalO
   cmd->add_option("--precision", o->precision, "Weight precision");
   cmd->add_option("--kv-precision", o->kv_precision, "KV-cache precision");
   cmd->add_option("--compute-precision", o->compute_precision, kComputePrecisionHelp);
+  cmd->add_option("--step-host-us", o->step_host_us, kStepHostHelp);
   cmd->add_flag("--quantize-head", o->quantize_head, kQuantizeHeadHelp);
   cmd->add_option("--tp", o->tp, "Tensor-parallel GPUs (default: smallest that fits)");
   cmd->add_option("--memory-utilization", o->memory_utilization, "Usable share of device memory (default 0.9)");

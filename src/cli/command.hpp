@@ -145,6 +145,10 @@ LoraSpec parse_lora_options(const LoraOptions& o);
 inline constexpr const char* kComputePrecisionHelp =
     "Math precision for weight-only quantization (e.g. --precision int4 --compute-precision bf16, "
     "as AWQ/GPTQ kernels run): weights are read at --precision, multiplied at this one";
+inline constexpr const char* kStepHostHelp =
+    "The serving engine's host work per iteration that the GPU waits for, microseconds (default: "
+    "20 framework calls at the device's calibrated eager dispatch cost, about 0.3-0.5 ms; 0 for an "
+    "engine that overlaps its scheduling with the GPU)";
 inline constexpr const char* kQuantizeHeadHelp =
     "Quantize the output head (LM head) too, as gpt-fast does; by default a language model "
     "quantized below 16 bits keeps its head in 16 bits, as TensorRT-LLM (ModelOpt), vLLM, AWQ/GPTQ "

@@ -21,6 +21,8 @@ Bytes serving_runtime_buffers(int tensor_parallel) {
   return tensor_parallel > 1 ? gibibytes(2.1) : gibibytes(0.25);
 }
 
+Seconds serving_step_host_time(Seconds host_dispatch) { return host_dispatch * kServingStepHostCalls; }
+
 double speculative_expected_tokens(double alpha, int k) {
   if (!(alpha >= 0.0 && alpha <= 1.0))
     throw BadInput("--acceptance-rate (draft acceptance rate alpha) must be in [0, 1], got " +

@@ -21,6 +21,17 @@ using namespace units;  // NOLINT
 // or K < 1.
 double speculative_expected_tokens(double alpha, int k);
 
+// A serving engine's host work per iteration that its GPU waits for: around the CUDA-graph replay
+// of the forward pass, the model runner copies the step's inputs to the GPU, launches the graph,
+// runs the sampler's ops outside the graph, copies the sampled tokens back and synchronizes before
+// the scheduler can build the next step (vLLM's V1 GPU model runner; counted in docs/SERVING.md,
+// "Engine iteration"). Each such framework call costs the device's calibrated eager host dispatch
+// (EfficiencyProfile::host_dispatch, from the framework microbenchmark). An engine that overlaps
+// scheduling with the GPU (SGLang's overlap scheduler, vLLM --async-scheduling) hides part of it:
+// `--step-host-us` sets the engine's own figure.
+inline constexpr int kServingStepHostCalls = 20;
+Seconds serving_step_host_time(Seconds host_dispatch);
+
 // KV-cache allocation of one request of `tokens` tokens.
 //  * Static (contiguous, as in FasterTransformer / Orca, see Kwon et al. 2023 sec. 3): the request
 //    reserves `reserved_tokens` (the maximum length) up front.

@@ -54,6 +54,8 @@ ServingDeployment make_deployment(const ModelSpec& model, const HardwareSpec& hw
   d.quantize_head = quantize_head;
   d.efficiency = efficiency;
   d.runtime = runtime;
+  // The textbook model has no overhead terms; the engine's host work per iteration otherwise.
+  d.step_host = efficiency > 0 ? Seconds(0) : serving_step_host_time(hw.efficiency.host_dispatch);
   if (hw.interconnect) {
     d.link = {hw.interconnect->per_direction, hw.interconnect->latency};
     d.link_name = hw.interconnect->name;
@@ -78,6 +80,17 @@ ServingDeployment make_deployment(const ModelSpec& model, const HardwareSpec& hw
                    std::to_string(tp) + ") needs one; use --tp 1 or a datacenter GPU");
   }
   return d;
+}
+
+void apply(const DeploymentOverrides& o, ServingDeployment& d) {
+  if (o.compute_precision) d.compute_precision = o.compute_precision;
+  if (o.step_host) {
+    if (!(o.step_host->si() >= 0 && o.step_host->si() <= 1.0))
+      throw BadInput(fmt::format("--step-host-us must be in [0, 1e6] microseconds, got {:g}: 0 for an engine "
+                                 "that overlaps its scheduling with the GPU",
+                                 o.step_host->si() * 1e6));
+    if (d.efficiency <= 0) d.step_host = *o.step_host;
+  }
 }
 
 StepTime time_step(const ServingDeployment& d, Phase phase, int batch, int tokens, int context) {
@@ -224,9 +237,10 @@ Seconds prefill_time(const ServingDeployment& d, const ServingRequest& r, int& c
     // Chunk i attends causally to the `done` tokens already cached (Agrawal et al. 2023, sec. 4).
     StepTime st = time_step(d, Phase::Prefill, r.batch, n, done);
     if (i == 0) first = st.profile;
-    total += st.latency;
+    const Seconds iteration = st.latency + d.step_host;  // each chunk is one engine iteration
+    total += iteration;
     comm += st.comm;
-    longest = max(longest, st.latency);
+    longest = max(longest, iteration);
   }
   return total;
 }
@@ -286,7 +300,7 @@ class ServingSolve {
   ServingDeployment deploy(const ModelSpec& m, const HardwareSpec& h, int t, const FleetCatalog* fleet) const {
     ServingDeployment d = make_deployment(m, h, t, r_.precision, r_.kv_precision, r_.efficiency, r_.runtime,
                                           fleet, r_.quantize_head);
-    d.compute_precision = r_.compute_precision;
+    apply(r_.overrides, d);
     return d;
   }
 
@@ -303,7 +317,7 @@ class ServingSolve {
   // Decode (ITL) at the average context over the generation.
   void time_decode() {
     ds_ = time_step(dec_.dep, Phase::Decode, r_.batch, 1, ctx_);
-    out_.itl_plain = ds_.latency;
+    out_.itl_plain = ds_.latency + dec_.dep.step_host;
     out_.decode_comm = ds_.comm;
     out_.decode_bottleneck = ds_.profile.bottleneck;
     out_.decode_mfu = ds_.profile.mfu;
@@ -327,7 +341,9 @@ class ServingSolve {
     out_.ttft += out_.draft_prefill;
     // The target verifies K drafted tokens (+1 of its own) in one pass over the cached context.
     out_.verify_time = time_step(dec_.dep, Phase::Prefill, r_.batch, r_.draft_tokens + 1, ctx_).latency;
-    const Seconds step = out_.draft_step_time * static_cast<double>(r_.draft_tokens) + out_.verify_time;
+    // One engine iteration: K draft steps and the verify pass, around one round of host work.
+    const Seconds step =
+        out_.draft_step_time * static_cast<double>(r_.draft_tokens) + out_.verify_time + dec_.dep.step_host;
     out_.itl = step / out_.expected_tokens_per_step;
     out_.speculative_speedup = out_.itl_plain / out_.itl;
   }
@@ -434,6 +450,12 @@ class ServingSolve {
                     : fmt::format("Decode stays memory-bound up to batch {} at this context: the KV "
                                   "reads grow with batch as fast as the FLOPs.",
                                   kMaxComputeBoundSearch));
+    if (dec_.dep.step_host.si() > 0)
+      t.push_back(fmt::format("Engine iteration: each prefill (chunk) and decode step includes {} of the serving "
+                              "runtime's host work that the GPU waits for (input copies, graph launch, sampling "
+                              "outside the graph, token copy-back and sync; {} framework calls, docs/SERVING.md); "
+                              "--step-host-us 0 for a runtime that overlaps it with the GPU.",
+                              format_time(dec_.dep.step_host), kServingStepHostCalls));
     if (tp > 1 || (disaggregated_ && dtp > 1))
       t.push_back(pre_.dep.node
                       ? fmt::format("Tensor parallel: 2 all-reduces per layer (Megatron-LM) over {} ({} per "
@@ -624,7 +646,9 @@ class AllocatorSizing {
   }
 
  private:
-  [[nodiscard]] Seconds itl_at(int n) const { return time_step(d_, Phase::Decode, n, 1, context_).latency; }
+  [[nodiscard]] Seconds itl_at(int n) const {
+    return time_step(d_, Phase::Decode, n, 1, context_).latency + d_.step_host;
+  }
   // Largest N <= limit with ITL(N) <= SLO: the decode step grows with N (more KV to read, more FLOPs).
   [[nodiscard]] int largest_batch_within_slo(int limit) const {
     int lo = 0, hi = limit;
@@ -699,9 +723,9 @@ BatchingResult continuous_batching(const ModelSpec& model, const HardwareSpec& h
   out.mean_tokens = mean;
   ServingDeployment d = make_deployment(model, hw, r.tp, r.precision, r.kv_precision, r.efficiency,
                                         r.runtime, r.fleet, r.quantize_head);
-  d.compute_precision = r.compute_precision;
+  apply(r.overrides, d);
   const StepTime pf = time_step(d, Phase::Prefill, 1, mean, 0);
-  out.ttft = pf.latency;
+  out.ttft = pf.latency + d.step_host;
   out.weights_per_gpu = pf.profile.memory.weights;
   // vLLM sizes the KV pool after a profiling run at its chunked-prefill token budget (8192) and
   // its sequence cap (--max-batch = --max-num-seqs).

@@ -46,7 +46,17 @@ struct ServingDeployment {
   bool quantize_head = false;        // SolveRequest::quantize_head
   double efficiency = 0;             // > 0: textbook single-efficiency model
   Runtime runtime = Runtime::Graph;
+  // Host work of one engine iteration that the GPU waits for (physics/serving.hpp
+  // serving_step_host_time); 0 under the textbook model.
+  Seconds step_host{};
 };
+
+// What a serving request sets on its deployment beyond make_deployment's arguments.
+struct DeploymentOverrides {
+  std::optional<Precision> compute_precision;  // SolveRequest::compute_precision: int4/int8 weights, 16-bit math
+  std::optional<Seconds> step_host;            // --step-host-us: the engine's host work per iteration
+};
+void apply(const DeploymentOverrides& o, ServingDeployment& d);
 
 // Throws BadInput for a model that cannot be split `tp` ways or a tp > 1 device with no link.
 ServingDeployment make_deployment(const ModelSpec& model, const HardwareSpec& hw, int tp,
@@ -88,7 +98,7 @@ struct ServingRequest {
   int batch = 1;          // concurrent requests served together
   int output_len = 128;   // generated tokens per request
   std::optional<Precision> precision, kv_precision;
-  std::optional<Precision> compute_precision;  // SolveRequest::compute_precision: int4/int8 weights, 16-bit math
+  DeploymentOverrides overrides;
   bool quantize_head = false;  // SolveRequest::quantize_head (gpt-fast); default: a 16-bit LM head
   int tp = 0;             // 0: the smallest power of two <= kMaxTensorParallel that fits
   int prefill_chunk = 0;  // > 0: chunked prefill (Sarathi, Agrawal et al. 2023) of this many tokens
@@ -172,7 +182,7 @@ struct BatchingRequest {
   int page_size = 16;              // tokens per KV block (vLLM default 16)
   std::optional<Seconds> itl_slo;  // largest acceptable decode step
   std::optional<Precision> precision, kv_precision;
-  std::optional<Precision> compute_precision;  // SolveRequest::compute_precision (weight-only quantization)
+  DeploymentOverrides overrides;
   bool quantize_head = false;      // SolveRequest::quantize_head
   int tp = 1;
   double memory_utilization = kDefaultMemoryUtilization;

@@ -140,6 +140,7 @@ class StepCache {
     idle_watts_ = power.idle.si();
   }
   [[nodiscard]] double idle_watts() const { return idle_watts_; }
+  [[nodiscard]] double step_host() const { return d_.step_host.si(); }
   StepCost decode(int n, double avg_ctx) {
     const int c = bucket(static_cast<int>(std::ceil(avg_ctx)), kContextBucket, max_seq_ - 1);
     return get(1, n, 1, c, [&] { return step_cost(time_step(d_, Phase::Decode, n, 1, c)); });
@@ -331,7 +332,7 @@ class Scheduler {
             StepCache& steps, SimulationResult& out)
       : reqs_(reqs), r_(r), total_pages_(total_pages), free_pages_(total_pages), max_seq_(max_seq),
         steps_(steps), out_(out), n_total_(static_cast<long>(reqs.size())),
-        idle_watts_(steps.idle_watts()) {
+        idle_watts_(steps.idle_watts()), step_host_(steps.step_host()) {
     ttfts_.reserve(reqs.size());
     e2es_.reserve(reqs.size());
     tpots_.reserve(reqs.size());
@@ -359,10 +360,11 @@ class Scheduler {
  private:
   enum class Iteration { Stepped, Idle, Done };
 
-  // Time passes: a step (its energy per GPU), or waiting for arrivals at the idle floor.
+  // Time passes: a step (its energy per GPU) after the engine's host work for it, which the GPU
+  // waits through at its idle floor; or waiting for arrivals at the idle floor.
   void advance(const StepCost& c) {
-    now_ += c.time;
-    energy_per_gpu_ += c.energy;
+    now_ += c.time + step_host_;
+    energy_per_gpu_ += c.energy + step_host_ * idle_watts_;
   }
   void idle_until(double t) {
     if (t <= now_) return;
@@ -652,6 +654,7 @@ class Scheduler {
   size_t next_arrival_ = 0;
   double now_ = 0, batch_sum_ = 0, last_finish_ = 0;
   const double idle_watts_;
+  const double step_host_;  // the engine's host work per iteration (ServingDeployment::step_host)
   long started_ = 0;  // requests with their first token
   Mark steady_start_, steady_end_;
   double energy_per_gpu_ = 0;  // joules of one GPU since the start: steps, and idle waits at the floor
@@ -759,7 +762,7 @@ SimulationResult simulate(const ModelSpec& model, const HardwareSpec& hw, const 
   out.tp = deployment_tp(model, hw, r, mean_p, mean_o, max_seq);
   ServingDeployment d = make_deployment(model, hw, out.tp, r.precision, r.kv_precision, r.efficiency,
                                         r.runtime, r.fleet, r.quantize_head);
-  d.compute_precision = r.compute_precision;
+  apply(r.overrides, d);
   const KvPool pool = kv_pool(model, hw, d, out.tp, r);
   out.kv_pages = pool.pages;
   StepCache steps(d, max_seq);

@@ -15,6 +15,7 @@
 #include "mlsysim/catalog/hardware.hpp"
 #include "mlsysim/catalog/model.hpp"
 #include "mlsysim/physics/efficiency.hpp"
+#include "mlsysim/solvers/serving.hpp"
 #include "mlsysim/units/quantity.hpp"
 
 namespace mlsysim {
@@ -44,7 +45,7 @@ struct SimulationRequest {
   // Deployment and scheduler.
   std::optional<Precision> precision, kv_precision;
   bool quantize_head = false;  // SolveRequest::quantize_head
-  std::optional<Precision> compute_precision;  // SolveRequest::compute_precision (weight-only quantization)
+  DeploymentOverrides overrides;  // weight-only math, the engine's host work per iteration
   int tp = 0;                   // 0: smallest that fits (as `serve`)
   double memory_utilization = 0.90;
   int page_size = 16;
