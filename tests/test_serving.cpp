@@ -352,6 +352,15 @@ TEST(ServingErrors, BadInputsNameTheField) {
   ServingRequest c = req(128);
   c.prefill_chunk = -1;
   expect_bad([&] { serve(m, h, c); }, "--prefill-chunk");
+  // The runtime's host work is a measured-engine term: the textbook model has no overhead terms.
+  ServingRequest textbook = req(128);
+  textbook.tp = 1;
+  textbook.efficiency = 0.5;
+  textbook.overrides.step_host = microseconds(100);
+  expect_bad([&] { serve(m, h, textbook); }, "--step-host-us");
+  textbook.overrides.step_host = microseconds(-1);
+  textbook.efficiency = 0;
+  expect_bad([&] { serve(m, h, textbook); }, "[0, 1e6]");
   // An error no tensor-parallel degree can change (here the math precision) is said as it is, not
   // as "no tensor-parallel degree works" (the search over degrees met it at every one).
   ServingRequest w = req(128);

@@ -132,6 +132,7 @@ ordered_json serve_json(const ServeAnswer& a) {
   j["feasible"] = serves(a);
   j["ttft_s"] = s.ttft.si();
   j["itl_s"] = s.itl.si();
+  j["step_host_s"] = s.step_host.si();
   j["e2e_latency_s"] = s.e2e_latency.si();
   j["kv_cache_bytes_per_request"] = s.kv_cache_per_request.si();
   j["tokens_per_s"] = s.tokens_per_s;

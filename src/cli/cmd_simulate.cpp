@@ -68,6 +68,7 @@ ordered_json result_json(const SimulationResult& s) {
   j["ttft_s"] = pct(s.ttft);
   j["itl_s"] = pct(s.itl);
   j["tpot_s"] = pct(s.tpot);
+  j["step_host_s"] = s.step_host.si();
   j["e2e_latency_s"] = pct(s.e2e);
   j["trace"] = s.trace;
   return j;

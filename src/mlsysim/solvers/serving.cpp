@@ -89,6 +89,9 @@ void apply(const DeploymentOverrides& o, ServingDeployment& d) {
       throw BadInput(fmt::format("--step-host-us must be in [0, 1e6] microseconds, got {:g}: 0 for an engine "
                                  "that overlaps its scheduling with the GPU",
                                  o.step_host->si() * 1e6));
+    if (d.efficiency > 0 && o.step_host->si() > 0)
+      throw BadInput("--step-host-us has no place in the textbook model (--efficiency), which has no overhead "
+                     "terms: drop one of them");
     if (d.efficiency <= 0) d.step_host = *o.step_host;
   }
 }
@@ -317,7 +320,8 @@ class ServingSolve {
   // Decode (ITL) at the average context over the generation.
   void time_decode() {
     ds_ = time_step(dec_.dep, Phase::Decode, r_.batch, 1, ctx_);
-    out_.itl_plain = ds_.latency + dec_.dep.step_host;
+    out_.step_host = dec_.dep.step_host;
+    out_.itl_plain = ds_.latency + out_.step_host;
     out_.decode_comm = ds_.comm;
     out_.decode_bottleneck = ds_.profile.bottleneck;
     out_.decode_mfu = ds_.profile.mfu;

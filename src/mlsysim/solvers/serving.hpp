@@ -130,6 +130,7 @@ struct ServingResult {
   int tp = 1, decode_tp = 1, gpus = 1;
   bool disaggregated = false;
   Seconds itl_plain{};                // decode step without speculation
+  Seconds step_host{};                // the runtime's host work in each iteration (ServingDeployment)
   Seconds e2e_latency{};              // ttft + kv transfer + (output_len - 1) x itl
   Seconds kv_transfer{};              // disaggregated: KV of the prompt over the link
   Seconds prefill_comm{}, decode_comm{};  // TP all-reduce time inside ttft / itl_plain

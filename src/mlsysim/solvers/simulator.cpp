@@ -763,6 +763,7 @@ SimulationResult simulate(const ModelSpec& model, const HardwareSpec& hw, const 
   ServingDeployment d = make_deployment(model, hw, out.tp, r.precision, r.kv_precision, r.efficiency,
                                         r.runtime, r.fleet, r.quantize_head);
   apply(r.overrides, d);
+  out.step_host = d.step_host;
   const KvPool pool = kv_pool(model, hw, d, out.tp, r);
   out.kv_pages = pool.pages;
   StepCache steps(d, max_seq);

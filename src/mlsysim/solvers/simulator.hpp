@@ -93,6 +93,7 @@ struct SteadyState {
 struct SimulationResult {
   long arrived = 0, completed = 0, in_flight = 0, rejected = 0;
   long preemptions = 0, iterations = 0;
+  Seconds step_host{};  // the runtime's host work in each iteration (ServingDeployment::step_host)
   Percentiles ttft, itl, e2e;
   // Time per output token of each request that generates more than one, MLPerf Inference's TPOT:
   // (finish - first token) / (output tokens - 1). `itl` pools every gap between tokens instead, so a
