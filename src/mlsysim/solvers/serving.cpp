@@ -82,7 +82,7 @@ ServingDeployment make_deployment(const ModelSpec& model, const HardwareSpec& hw
   return d;
 }
 
-void apply(const DeploymentOverrides& o, ServingDeployment& d) {
+void apply_overrides(const DeploymentOverrides& o, ServingDeployment& d) {
   if (o.compute_precision) d.compute_precision = o.compute_precision;
   if (o.step_host) {
     if (!(o.step_host->si() >= 0 && o.step_host->si() <= 1.0))
@@ -303,7 +303,7 @@ class ServingSolve {
   ServingDeployment deploy(const ModelSpec& m, const HardwareSpec& h, int t, const FleetCatalog* fleet) const {
     ServingDeployment d = make_deployment(m, h, t, r_.precision, r_.kv_precision, r_.efficiency, r_.runtime,
                                           fleet, r_.quantize_head);
-    apply(r_.overrides, d);
+    apply_overrides(r_.overrides, d);
     return d;
   }
 
@@ -727,7 +727,7 @@ BatchingResult continuous_batching(const ModelSpec& model, const HardwareSpec& h
   out.mean_tokens = mean;
   ServingDeployment d = make_deployment(model, hw, r.tp, r.precision, r.kv_precision, r.efficiency,
                                         r.runtime, r.fleet, r.quantize_head);
-  apply(r.overrides, d);
+  apply_overrides(r.overrides, d);
   const StepTime pf = time_step(d, Phase::Prefill, 1, mean, 0);
   out.ttft = pf.latency + d.step_host;
   out.weights_per_gpu = pf.profile.memory.weights;

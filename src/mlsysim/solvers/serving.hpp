@@ -56,7 +56,7 @@ struct DeploymentOverrides {
   std::optional<Precision> compute_precision;  // SolveRequest::compute_precision: int4/int8 weights, 16-bit math
   std::optional<Seconds> step_host;            // --step-host-us: the engine's host work per iteration
 };
-void apply(const DeploymentOverrides& o, ServingDeployment& d);
+void apply_overrides(const DeploymentOverrides& o, ServingDeployment& d);
 
 // Throws BadInput for a model that cannot be split `tp` ways or a tp > 1 device with no link.
 ServingDeployment make_deployment(const ModelSpec& model, const HardwareSpec& hw, int tp,

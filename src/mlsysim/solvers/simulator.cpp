@@ -762,7 +762,7 @@ SimulationResult simulate(const ModelSpec& model, const HardwareSpec& hw, const 
   out.tp = deployment_tp(model, hw, r, mean_p, mean_o, max_seq);
   ServingDeployment d = make_deployment(model, hw, out.tp, r.precision, r.kv_precision, r.efficiency,
                                         r.runtime, r.fleet, r.quantize_head);
-  apply(r.overrides, d);
+  apply_overrides(r.overrides, d);
   out.step_host = d.step_host;
   const KvPool pool = kv_pool(model, hw, d, out.tp, r);
   out.kv_pages = pool.pages;
