@@ -707,3 +707,41 @@ TEST(EnginePhysics, Fp8TrainingKeepsItsGemmInputsAsFp8Copies) {
   EXPECT_DOUBLE_EQ(bf16.memory.activations.si() - fp8.memory.activations.si(),
                    2048.0 * 32 * (4096 + 4096 + 14336 - 4096));
 }
+
+TEST(EnginePhysics, DynamicActivationScalingQuantizesEachGemmInputInAKernelOfItsOwn) {
+  // Llama-3.1-8B FP8 decode at batch 4 on an H100: dynamic scales add, per layer, one reduce-and-cast
+  // kernel for each of the 4 inputs the linears read (QKV: hidden 4096; O: 32 heads x 128 = 4096;
+  // MLP: 4096; down: 14336), each reading 2 B and writing 1 B per element: 4 x 32 kernels and
+  // 4 tokens x (4096 + 4096 + 4096 + 14336) x 3 B x 32 layers of traffic. A quantized head adds its
+  // input (4096 per token) in one more kernel.
+  SolveRequest r;
+  r.phase = Phase::Decode;
+  r.batch = 4;
+  r.context = 512;
+  r.precision = Precision::FP8;
+  r.kv_precision = Precision::BF16;
+  const Profile fixed = run("llama3.1-8b", "h100", r);
+  r.activation_scaling = ActivationScaling::Dynamic;
+  const Profile dynamic = run("llama3.1-8b", "h100", r);
+  EXPECT_DOUBLE_EQ(dynamic.kernels - fixed.kernels, 4.0 * 32);
+  EXPECT_NEAR((dynamic.bytes_moved - fixed.bytes_moved).si(), 4.0 * (4096 + 4096 + 4096 + 14336) * 3 * 32, 1.0);
+  EXPECT_GT(dynamic.latency.si(), fixed.latency.si());
+  r.quantize_head = true;
+  SolveRequest static_head = r;
+  static_head.activation_scaling = ActivationScaling::Static;
+  const Profile head_fixed = run("llama3.1-8b", "h100", static_head);
+  const Profile head_dynamic = run("llama3.1-8b", "h100", r);
+  EXPECT_DOUBLE_EQ(head_dynamic.kernels - head_fixed.kernels, 4.0 * 32 + 1);
+  // Only 8-bit math has scales to take; training prices its own FP8 casts; decoders only.
+  r.quantize_head = false;
+  r.precision = Precision::BF16;
+  EXPECT_THROW(run("llama3.1-8b", "h100", r), BadInput);
+  r.precision = Precision::FP8;
+  r.phase = Phase::Train;
+  r.seq_len = 512;
+  EXPECT_THROW(run("llama3.1-8b", "h100", r), BadInput);
+  SolveRequest bert;
+  bert.precision = Precision::FP8;
+  bert.activation_scaling = ActivationScaling::Dynamic;
+  EXPECT_THROW(run("bert-base", "h100", bert), BadInput);
+}

@@ -507,6 +507,21 @@ TEST(ServingPart2, WeightOnlyQuantizationReadsNarrowWeightsAndMultipliesAtTheMat
               1e-12);
 }
 
+TEST(ServingPart2, DynamicActivationScalingReachesTheEngine) {
+  // serve passes --activation-scaling to every step it times: the decode step at batch 4 is the
+  // engine's with dynamic scales, plus the runtime's host work (20 x 25.03 us on an H100).
+  ServingRequest r = req(233, 4, 221);
+  r.precision = Precision::FP8;
+  r.kv_precision = Precision::BF16;
+  r.overrides.activation_scaling = ActivationScaling::Dynamic;
+  const ServingResult s = serve(model("qwen3-8b"), hw("h100"), r);
+  SolveRequest d;
+  d.phase = Phase::Decode, d.batch = 4, d.context = 233 + (221 - 2) / 2;
+  d.precision = Precision::FP8, d.kv_precision = Precision::BF16;
+  d.activation_scaling = ActivationScaling::Dynamic;
+  EXPECT_NEAR(s.itl.si(), solve(model("qwen3-8b"), hw("h100"), d).latency.si() + 20 * 25.03e-6, 1e-12);
+}
+
 // A TP group wider than the device's node spans nodes: its all-reduces cross the scale-out
 // network, so a decode step's communication never gets cheaper than inside one node (it once fell
 // back to the GPU's NVLink alone and came out 70x cheaper at tp 16 than at tp 8).

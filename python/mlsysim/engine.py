@@ -52,6 +52,7 @@ class PerformanceProfile:
     phase = property(lambda self: self._p.phase)
     precision = property(lambda self: self._p.precision)
     compute_precision = property(lambda self: self._p.compute_precision)
+    activation_scaling = property(lambda self: self._p.activation_scaling)
     kv_precision = property(lambda self: self._p.kv_precision)
     head_precision = property(lambda self: self._p.head_precision)
     embedding_precision = property(lambda self: self._p.embedding_precision)
@@ -126,7 +127,8 @@ class PerformanceProfile:
                 "precision": p.precision, "compute_precision": p.compute_precision,
                 "kv_precision": p.kv_precision, "head_precision": p.head_precision,
                 "embedding_precision": p.embedding_precision, "precision_fallback": p.precision_fallback,
-                "runtime": p.runtime, "fusion": p.fusion, "attention": p.attention, "model_type": p.model_type,
+                "runtime": p.runtime, "fusion": p.fusion, "attention": p.attention,
+                "activation_scaling": p.activation_scaling, "model_type": p.model_type,
                 "latency_s": p.latency_s, "bottleneck": p.bottleneck,
                 "compute_time_s": p.compute_time_s, "memory_time_s": p.memory_time_s,
                 "overhead_time_s": p.overhead_time_s, "mfu": p.mfu, "hfu": p.hfu,
@@ -150,7 +152,7 @@ class PerformanceProfile:
 # The engine's messages name CLI flags; Engine.solve's arguments are these (longest first, so
 # --kv-precision is not read as --precision).
 _SOLVE_ARGUMENTS = [("--kv-precision", "kv_precision"), ("--compute-precision", "compute_precision"),
-                    ("--quantize-head", "quantize_head"),
+                    ("--quantize-head", "quantize_head"), ("--activation-scaling", "activation_scaling"),
                     ("--batch-size", "batch_size"), ("--efficiency", "efficiency"), ("--precision", "precision"),
                     ("--seq-len", "seq_len"), ("--context", "context"), ("--recompute", "activation_recomputation"),
                     ("--runtime", "runtime"), ("--fusion", "fusion"), ("--attention", "attention"),
@@ -201,7 +203,8 @@ class Engine:
               kv_precision: str | None = None, raise_errors: bool = True,
               fusion: str = "auto", attention: str = "flash",
               quantize_head: bool = False, lora_rank: int = 0,
-              lora_targets: str = "attention", compute_precision: str | None = None) -> PerformanceProfile:
+              lora_targets: str = "attention", compute_precision: str | None = None,
+              activation_scaling: str = "static") -> PerformanceProfile:
         """Time one step of `model` on `hardware`.
 
         phase: "decode" (default for LLMs), "prefill", "inference" or "train" (`is_training=True`).
@@ -216,6 +219,9 @@ class Engine:
         compute_precision: the math precision under weight-only quantization, e.g.
             precision="int4", compute_precision="bf16" as AWQ/GPTQ kernels run (weights read at
             4 bits, multiplied in bf16); default: the weights' own precision where the device has it.
+        activation_scaling: 8-bit inference (precision "fp8"/"int8"): "static" (calibrated scales,
+            the producing kernel writes 8 bits; default) or "dynamic" (each GEMM input's scale taken
+            at run time: one reduce-and-cast kernel per quantized input, as SGLang and torchao run).
         quantize_head: quantize a language model's output head with the other weights (gpt-fast
             does); by default it stays in 16 bits below 16-bit precision, like the embedding table.
         lora_rank: training only: LoRA fine-tuning with rank-`lora_rank` adapters (Hu et al. 2021) on
@@ -230,6 +236,7 @@ class Engine:
                      efficiency=(efficiency, (int, float), True), precision=(precision, str, True),
                      kv_precision=(kv_precision, str, True), phase=(phase, str, True),
                      compute_precision=(compute_precision, str, True),
+                     activation_scaling=(activation_scaling, str, False),
                      runtime=(runtime, str, False), fusion=(fusion, str, False),
                      attention=(attention, str, False), lora_rank=(lora_rank, int, False),
                      lora_targets=(lora_targets, str, False))
@@ -251,7 +258,8 @@ class Engine:
             profile = _core.solve(resolve_model(model), resolve_hardware(hardware), batch_size, phase,
                                   seq_len, context, precision, kv_precision, recompute, runtime,
                                   0.0 if efficiency is None else float(efficiency), fusion, attention,
-                                  bool(quantize_head), lora_rank, lora_targets, compute_precision)
+                                  bool(quantize_head), lora_rank, lora_targets, compute_precision,
+                                  activation_scaling)
         except ValueError as e:  # the engine names its CLI flags; say the arguments called here
             raise ValueError(_with_argument_names(str(e))) from None
         if raise_errors and not profile.feasible:

@@ -116,6 +116,8 @@ void bind_types(py::module_& m) {
       .def_property_readonly("runtime", [](const Profile& p) { return std::string(to_string(p.runtime)); })
       .def_property_readonly("fusion", [](const Profile& p) { return std::string(to_string(p.fusion)); })
       .def_property_readonly("attention", [](const Profile& p) { return std::string(to_string(p.attention)); })
+      .def_property_readonly("activation_scaling",
+                             [](const Profile& p) { return std::string(to_string(p.activation_scaling)); })
       .def_readonly("batch_size", &Profile::batch)
       .def_readonly("seq_len", &Profile::seq_len)
       .def_readonly("context", &Profile::context)
@@ -165,7 +167,8 @@ SolveRequest solve_request(int batch_size, const std::optional<std::string>& pha
                            const std::optional<std::string>& kv_precision, const std::string& recompute,
                            const std::string& runtime, double efficiency, const std::string& fusion,
                            const std::string& attention, bool quantize_head, int lora_rank,
-                           const std::string& lora_targets, const std::optional<std::string>& compute_precision) {
+                           const std::string& lora_targets, const std::optional<std::string>& compute_precision,
+                           const std::string& activation_scaling) {
   SolveRequest r;
   r.lora.rank = lora_rank;
   if (lora_targets == "attention") r.lora.targets = LoraTargets::Attention;
@@ -186,6 +189,7 @@ SolveRequest solve_request(int batch_size, const std::optional<std::string>& pha
   r.runtime = parse_runtime(runtime, "runtime");
   r.fusion = parse_fusion(fusion, "fusion");
   r.attention = parse_attention_kernel(attention, "attention");
+  r.activation_scaling = parse_activation_scaling(activation_scaling, "activation_scaling");
   r.efficiency = efficiency;
   return r;
 }
@@ -214,10 +218,12 @@ void bind_engine(py::module_& m) {
            std::optional<std::string> precision, std::optional<std::string> kv_precision,
            const std::string& recompute, const std::string& runtime, double efficiency,
            const std::string& fusion, const std::string& attention, bool quantize_head, int lora_rank,
-           const std::string& lora_targets, std::optional<std::string> compute_precision) {
+           const std::string& lora_targets, std::optional<std::string> compute_precision,
+           const std::string& activation_scaling) {
           return solve(model, hw, solve_request(batch_size, phase, seq_len, context, precision, kv_precision,
                                                 recompute, runtime, efficiency, fusion, attention,
-                                                quantize_head, lora_rank, lora_targets, compute_precision));
+                                                quantize_head, lora_rank, lora_targets, compute_precision,
+                                                activation_scaling));
         },
         py::arg("model"), py::arg("hardware"), py::arg("batch_size") = 1, py::arg("phase") = py::none(),
         py::arg("seq_len") = py::none(), py::arg("context") = py::none(),
@@ -225,7 +231,7 @@ void bind_engine(py::module_& m) {
         py::arg("recompute") = "none", py::arg("runtime") = "graph", py::arg("efficiency") = 0.0,
         py::arg("fusion") = "auto", py::arg("attention") = "flash", py::arg("quantize_head") = false,
         py::arg("lora_rank") = 0, py::arg("lora_targets") = "attention",
-        py::arg("compute_precision") = py::none(),
+        py::arg("compute_precision") = py::none(), py::arg("activation_scaling") = "static",
         py::keep_alive<0, 1>(),
         py::keep_alive<0, 2>());
 

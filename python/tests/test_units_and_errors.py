@@ -200,6 +200,19 @@ class WeightOnlyQuantization(unittest.TestCase):
             mlsysim.Engine.solve(m, h, precision="int4", compute_precision="int3")
 
 
+class ActivationScaling(unittest.TestCase):
+    def test_dynamic_scales_add_a_quantize_kernel_per_gemm_input(self):
+        # Llama-3 8B FP8 decode: 4 inputs per layer x 32 layers = 128 more kernels, a slower step.
+        m, h = mlsysim.Models.Language.Llama3_8B, mlsysim.Hardware.Cloud.H100
+        fixed = mlsysim.Engine.solve(m, h, precision="fp8")
+        dynamic = mlsysim.Engine.solve(m, h, precision="fp8", activation_scaling="dynamic")
+        self.assertEqual((fixed.activation_scaling, dynamic.activation_scaling), ("static", "dynamic"))
+        self.assertEqual(dynamic._p.kernels - fixed._p.kernels, 128)
+        self.assertGreater(dynamic.latency.to("ms").magnitude, fixed.latency.to("ms").magnitude)
+        with self.assertRaisesRegex(ValueError, "activation_scaling"):
+            mlsysim.Engine.solve(m, h, activation_scaling="dynamic")  # bf16 math has no scales
+
+
 class EngineIteration(unittest.TestCase):
     def test_serving_adds_the_runtimes_host_work_per_iteration(self):
         # 20 framework calls at the H100's calibrated eager dispatch (25.03 us) per decode step;

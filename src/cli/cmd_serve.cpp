@@ -19,7 +19,8 @@ namespace {
 using nlohmann::ordered_json;
 
 struct ServeOptions {
-  std::string model, hardware, precision, kv_precision, compute_precision, runtime = "graph", draft_model,
+  std::string model, hardware, precision, kv_precision, compute_precision, activation_scaling, runtime = "graph",
+      draft_model,
       decode_hardware;
   int seq_len = 0, batch = 1, output_len = 128, tp = 0, decode_tp = 0, prefill_chunk = 0;
   int draft_tokens = 4, page_size = 16, max_batch = 256;
@@ -44,6 +45,8 @@ ServingRequest serving_request(const ServeOptions& o, const Catalog& catalog, co
   if (!o.compute_precision.empty())
     r.overrides.compute_precision = parse_precision_flag("--compute-precision", o.compute_precision);
   if (o.step_host_us) r.overrides.step_host = microseconds(*o.step_host_us);
+  if (!o.activation_scaling.empty())
+    r.overrides.activation_scaling = parse_activation_scaling_flag(o.activation_scaling);
   r.quantize_head = o.quantize_head;
   r.tp = o.tp;
   r.decode_tp = o.decode_tp;
@@ -262,6 +265,7 @@ const CommandRegistrar registrar(11, "serve", [](CLI::App& app, const GlobalOpti
   cmd->add_option("--kv-precision", o->kv_precision, "KV-cache precision (default: math precision)");
   cmd->add_option("--compute-precision", o->compute_precision, kComputePrecisionHelp);
   cmd->add_option("--step-host-us", o->step_host_us, kStepHostHelp);
+  cmd->add_option("--activation-scaling", o->activation_scaling, kActivationScalingHelp);
   cmd->add_flag("--quantize-head", o->quantize_head, kQuantizeHeadHelp);
   cmd->add_option("--tp", o->tp, "Tensor-parallel GPUs (default: smallest power of two that fits)");
   cmd->add_option("--prefill-chunk", o->prefill_chunk, "Chunked prefill: tokens per chunk (0 = off)");

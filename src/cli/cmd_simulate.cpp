@@ -17,7 +17,8 @@ namespace {
 using nlohmann::ordered_json;
 
 struct SimulateOptions {
-  std::string model, hardware, precision, kv_precision, compute_precision, trace, length_dist = "exponential",
+  std::string model, hardware, precision, kv_precision, compute_precision, activation_scaling, trace,
+      length_dist = "exponential",
       sweep_rate, runtime = "graph";
   double rate = 0, ttft_slo_ms = 2000, itl_slo_ms = 100, memory_utilization = 0.9, efficiency = 0;
   std::optional<double> step_host_us;
@@ -142,6 +143,8 @@ int run_simulate(const GlobalOptions& g, const SimulateOptions& o) {
   if (!o.compute_precision.empty())
     r.overrides.compute_precision = parse_precision_flag("--compute-precision", o.compute_precision);
   if (o.step_host_us) r.overrides.step_host = microseconds(*o.step_host_us);
+  if (!o.activation_scaling.empty())
+    r.overrides.activation_scaling = parse_activation_scaling_flag(o.activation_scaling);
   r.quantize_head = o.quantize_head;
   if (o.tp < 0) throw BadInput(fmt::format("--tp must be >= 1, got {}", o.tp));
   r.tp = o.tp;
@@ -250,6 +253,7 @@ const CommandRegistrar registrar(13, "simulate", [](CLI::App& app, const GlobalO
   cmd->add_option("--kv-precision", o->kv_precision, "KV-cache precision");
   cmd->add_option("--compute-precision", o->compute_precision, kComputePrecisionHelp);
   cmd->add_option("--step-host-us", o->step_host_us, kStepHostHelp);
+  cmd->add_option("--activation-scaling", o->activation_scaling, kActivationScalingHelp);
   cmd->add_flag("--quantize-head", o->quantize_head, kQuantizeHeadHelp);
   cmd->add_option("--tp", o->tp, "Tensor-parallel GPUs (default: smallest that fits)");
   cmd->add_option("--memory-utilization", o->memory_utilization, "Usable share of device memory (default 0.9)");

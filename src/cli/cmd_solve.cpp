@@ -14,7 +14,7 @@ namespace {
 
 struct SolveOptions {
   std::string model, hardware, phase, precision, kv_precision, compute_precision, recompute = "none",
-      runtime = "graph", fusion = "auto", attention = "flash";
+      runtime = "graph", fusion = "auto", attention = "flash", activation_scaling = "static";
   int batch = 1;
   std::optional<int> seq_len, context;
   double efficiency = 0;
@@ -59,6 +59,7 @@ int run_solve(const GlobalOptions& g, const SolveOptions& o) {
   r.runtime = parse_runtime_flag(o.runtime);
   r.fusion = parse_fusion_flag(o.fusion);
   r.attention = parse_attention_flag(o.attention);
+  r.activation_scaling = parse_activation_scaling_flag(o.activation_scaling);
   r.lora = parse_lora_options(o.lora);
   r.efficiency = o.efficiency;  // checked by the solver
 
@@ -100,6 +101,7 @@ const CommandRegistrar registrar(10, "solve", [](CLI::App& app, const GlobalOpti
   cmd->add_option("--precision", o->precision, "fp32 | tf32 | fp16 | bf16 | fp8 | int8 | int4");
   cmd->add_option("--kv-precision", o->kv_precision, "KV-cache precision (default: math precision)");
   cmd->add_option("--compute-precision", o->compute_precision, kComputePrecisionHelp);
+  cmd->add_option("--activation-scaling", o->activation_scaling, kActivationScalingHelp);
   cmd->add_flag("--quantize-head", o->quantize_head, kQuantizeHeadHelp);
   cmd->add_option("--recompute", o->recompute, "Training recomputation: none | selective | full");
   cmd->add_option("--runtime", o->runtime,

@@ -83,6 +83,9 @@ Fusion parse_fusion_flag(const std::string& value) { return parse_fusion(value, 
 AttentionKernel parse_attention_flag(const std::string& value) {
   return parse_attention_kernel(value, "--attention");
 }
+ActivationScaling parse_activation_scaling_flag(const std::string& value) {
+  return parse_activation_scaling(value, "--activation-scaling");
+}
 
 void add_lora_options(CLI::App* cmd, LoraOptions& o) {
   cmd->add_option("--lora-rank", o.rank,

@@ -135,6 +135,7 @@ T parse_enum(const std::string& flag, const std::string& value,
 Runtime parse_runtime_flag(const std::string& value);
 Fusion parse_fusion_flag(const std::string& value);
 AttentionKernel parse_attention_flag(const std::string& value);  // --attention flash|materialized|fa2
+ActivationScaling parse_activation_scaling_flag(const std::string& value);  // --activation-scaling static|dynamic
 // --lora-rank R and --lora-targets attention|all (solve --phase train and train share them).
 struct LoraOptions {
   int rank = 0;
@@ -145,6 +146,11 @@ LoraSpec parse_lora_options(const LoraOptions& o);
 inline constexpr const char* kComputePrecisionHelp =
     "Math precision for weight-only quantization (e.g. --precision int4 --compute-precision bf16, "
     "as AWQ/GPTQ kernels run): weights are read at --precision, multiplied at this one";
+inline constexpr const char* kActivationScalingHelp =
+    "8-bit inference (--precision fp8|int8): static (calibrated scales; the producing norm or "
+    "activation writes 8 bits, TensorRT-LLM/ModelOpt; default) | dynamic (each GEMM input's scale "
+    "is taken at run time: one reduce-and-cast kernel per quantized input, as SGLang's FP8 and "
+    "torchao's float8 dynamic recipes run)";
 inline constexpr const char* kStepHostHelp =
     "The serving engine's host work per iteration that the GPU waits for, microseconds (default: "
     "20 framework calls at the device's calibrated eager dispatch cost, about 0.3-0.5 ms; 0 for an "

@@ -74,6 +74,7 @@ ordered_json profile_json(const Profile& p) {
   j["runtime"] = to_string(p.runtime);
   j["fusion"] = to_string(p.fusion);
   j["attention"] = to_string(p.attention);
+  j["activation_scaling"] = to_string(p.activation_scaling);
   j["model_type"] = p.teaching_efficiency > 0 ? "textbook" : "operator";
   if (p.teaching_efficiency > 0) j["efficiency"] = p.teaching_efficiency;
   j["latency_s"] = p.latency.si();

@@ -62,6 +62,17 @@ AttentionKernel parse_attention_kernel(std::string_view value, std::string_view 
                                       AttentionKernel::FlashAttention2};
   return parse_named(value, what, kAll);
 }
+const char* to_string(ActivationScaling s) {
+  switch (s) {
+    case ActivationScaling::Static: return "static";
+    case ActivationScaling::Dynamic: return "dynamic";
+  }
+  return "?";
+}
+ActivationScaling parse_activation_scaling(std::string_view value, std::string_view what) {
+  constexpr ActivationScaling kAll[] = {ActivationScaling::Static, ActivationScaling::Dynamic};
+  return parse_named(value, what, kAll);
+}
 Runtime parse_runtime(std::string_view value, std::string_view what) {
   if (same_ignoring_case(value, to_string(Runtime::Isolated)))
     throw BadInput(std::string(what) + " isolated times one kernel alone: use it with `mlsysim kernel`; "

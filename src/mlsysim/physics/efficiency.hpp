@@ -46,6 +46,8 @@ Runtime parse_kernel_runtime(std::string_view value, std::string_view what);  //
 // Megatron-LM before FlashAttention and PyTorch's "math" SDPA backend do.
 const char* to_string(AttentionKernel a);
 AttentionKernel parse_attention_kernel(std::string_view value, std::string_view what);
+const char* to_string(ActivationScaling s);  // "static" | "dynamic"
+ActivationScaling parse_activation_scaling(std::string_view value, std::string_view what);
 Fusion parse_fusion(std::string_view value, std::string_view what);
 
 enum class Wall { Compute, Memory, Overhead };

@@ -1058,6 +1058,34 @@ void append_fp8_training_casts(std::vector<Operator>& ops, const TransformerSpec
   else cast(Pass::Backward, 2.0 * (2.0 * h + ffn) + 4.0 * ((q + kv) + 2.0 * h), 6);
 }
 
+// Dynamic activation scaling in 8-bit inference (ActivationScaling::Dynamic): before each GEMM
+// whose input is not already 8-bit, one kernel reduces that input's rows to their amax and writes
+// it scaled to 8 bits (reads 2 B, writes 1 B per element; SGLang's per_token_group_quant_fp8,
+// torchao's float8 dynamic, vLLM's scaled_fp8_quant). Per layer the quantized inputs are the four
+// a transformer layer's linears read: the QKV input (the attention norm's output), the output
+// projection's (the attention output), the MLP's (the FFN norm's output) and the down projection's
+// (the activation's output; under MoE, the routed and shared experts' k + s rows per token). The
+// LM head's input too when the head is quantized.
+void append_dynamic_activation_quantization(std::vector<Operator>& ops, const TransformerSpec& tf, double tokens,
+                                            bool quantized_head) {
+  const double h = tf.hidden, q = static_cast<double>(tf.heads) * tf.head_dim;
+  const double ffn = tf.is_moe() ? tf.moe_ffn * (tf.experts_per_token + tf.shared_experts) : tf.ffn;
+  const auto quantize = [&](double elements_per_token, double count, double kernels) {
+    Operator op;
+    op.name = "act_quant";
+    op.cls = OpClass::Vector;
+    op.pass = Pass::Forward;
+    op.bytes = tokens * elements_per_token * (2.0 + 1.0);
+    op.flops = op.hw_flops = 0;  // a reduction and a cast: no model work
+    op.count = count;
+    op.kernels = kernels;
+    op.precision = Precision::FP8;
+    ops.push_back(op);
+  };
+  quantize(h + q + h + ffn, tf.layers, 4);
+  if (quantized_head) quantize(h, 1, 1);
+}
+
 }  // namespace
 
 LoweredStep lower(const ModelSpec& model, const LoweringInput& in, std::vector<Operator>& out) {
@@ -1100,6 +1128,12 @@ LoweredStep lower(const ModelSpec& model, const LoweringInput& in, std::vector<O
   if (training && in.compute_precision == Precision::FP8 && model.kind == ModelKind::Decoder &&
       !model.tf.is_mla())
     append_fp8_training_casts(out, model.tf, static_cast<double>(in.batch) * in.seq_len, in.lora.enabled());
+  if (!training && in.activation_scaling == ActivationScaling::Dynamic && model.kind == ModelKind::Decoder) {
+    // Tokens this step feeds through the linears: one per sequence when decoding.
+    const double tokens = static_cast<double>(in.batch) * (in.phase == Phase::Decode ? 1 : in.seq_len);
+    append_dynamic_activation_quantization(out, model.tf, tokens,
+                                           bytes_per_element(in.head_precision) <= 1.0);
+  }
   return step;
 }
 

@@ -39,6 +39,13 @@ enum class OpRole { Layer, Embedding, Head, AttentionCore };
 //    special-function time adds to the matmul time instead of hiding behind it (the overlap is what
 //    FlashAttention-3 adds: Shah et al. 2024, sec. 3).
 enum class AttentionKernel { Flash, Materialized, FlashAttention2 };
+// How 8-bit (FP8, INT8) inference gets the scales of its GEMM inputs. Static: calibrated scales
+// shipped with the checkpoint, so the kernel that produces each input (a norm, the activation, the
+// attention output) writes it in 8 bits itself (TensorRT-LLM/ModelOpt checkpoints, vLLM's fused
+// norm + quant). Dynamic: each input's scale is its amax at run time, so every quantized GEMM input
+// takes one reduce-and-cast kernel of its own before the GEMM (SGLang's per-token-group quant,
+// torchao's float8 dynamic recipes, vLLM's on-line `--quantization fp8` outside its fusion pass).
+enum class ActivationScaling { Static, Dynamic };
 
 // Which weight matrix a GEMM multiplies by, for fine-tuning that trains only some of them:
 // none (activations times activations: a materialized attention core), the attention sub-block's
@@ -148,6 +155,8 @@ struct LoweringInput {
   AttentionKernel attention = AttentionKernel::Flash;
   // Training: LoRA fine-tuning (frozen base weights, trainable adapters) instead of full training.
   LoraSpec lora;
+  // 8-bit inference: how the GEMM inputs get their scales (ActivationScaling above).
+  ActivationScaling activation_scaling = ActivationScaling::Static;
 };
 
 // What a lowering found besides its operators.

@@ -239,6 +239,7 @@ LoweringInput lowering_input(const Profile& p) {
   in.hf_modules = p.fusion == Fusion::Hf;
   in.attention = p.attention;
   in.lora = p.lora;
+  in.activation_scaling = p.activation_scaling;
   if (p.teaching_efficiency <= 0) in.cache_bytes = p.hardware->last_level_cache.si();
   return in;
 }
@@ -340,6 +341,22 @@ void summarize_step(const ModelSpec& model, const HardwareSpec& hw, Profile& p) 
                                                                                  : "samples/s";
 }
 
+// Dynamic scaling quantizes GEMM inputs at run time: an 8-bit-math inference step of a decoder.
+void check_activation_scaling(const ModelSpec& model, const Profile& p) {
+  if (p.activation_scaling == ActivationScaling::Static) return;
+  const bool eight_bit = p.compute_precision == Precision::FP8 || p.compute_precision == Precision::INT8;
+  if (!eight_bit)
+    throw BadInput(fmt::format("--activation-scaling dynamic quantizes GEMM inputs to 8 bits, but the math runs in "
+                               "{}: use it with --precision fp8 or int8 (W8A8)",
+                               to_string(p.compute_precision)));
+  if (p.phase == Phase::Train)
+    throw BadInput("--activation-scaling applies to inference steps; an FP8 training step already prices "
+                   "Transformer Engine's casts (--precision fp8 with --phase train)");
+  if (model.kind != ModelKind::Decoder)
+    throw BadInput("--activation-scaling dynamic is modelled for decoder language models; " + model.id +
+                   " is not one: leave it static");
+}
+
 }  // namespace
 
 void refuse_precision(const HardwareSpec& hw, Precision wanted, std::string_view flag) {
@@ -381,6 +398,8 @@ Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest
   p.runtime = request.runtime;
   p.fusion = resolve_fusion(request.fusion, request.runtime);
   p.attention = request.attention;
+  p.activation_scaling = request.activation_scaling;
+  check_activation_scaling(model, p);
   p.teaching_efficiency = request.efficiency;
   if (p.teaching_efficiency <= 0) require_attention_kernel(hw, p.attention);
 

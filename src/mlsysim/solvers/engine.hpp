@@ -38,6 +38,9 @@ struct SolveRequest {
   // Training: LoRA fine-tuning of a transformer (rank 0: every weight trains). With LoRA the frozen
   // base may be stored int8/int4 under 16-bit math (QLoRA, Dettmers et al. 2023).
   LoraSpec lora;
+  // 8-bit inference: calibrated (static) or run-time (dynamic) scales for the GEMM inputs; dynamic
+  // adds one reduce-and-cast kernel per quantized GEMM input (ActivationScaling, physics/operators.hpp).
+  ActivationScaling activation_scaling = ActivationScaling::Static;
   double efficiency = 0;  // > 0: the textbook single-efficiency model (teaching mode)
   bool keep_operators = true;  // false: skip the per-operator breakdown (sweeps: no allocation)
 };
@@ -73,6 +76,7 @@ struct Profile {
   Fusion fusion = Fusion::Fused;  // resolved (never Auto)
   AttentionKernel attention = AttentionKernel::Flash;
   LoraSpec lora;
+  ActivationScaling activation_scaling = ActivationScaling::Static;
   double teaching_efficiency = 0;
 
   Seconds latency{}, compute_time{}, memory_time{}, overhead_time{};

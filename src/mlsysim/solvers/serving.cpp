@@ -84,6 +84,7 @@ ServingDeployment make_deployment(const ModelSpec& model, const HardwareSpec& hw
 
 void apply_overrides(const DeploymentOverrides& o, ServingDeployment& d) {
   if (o.compute_precision) d.compute_precision = o.compute_precision;
+  if (o.activation_scaling) d.activation_scaling = *o.activation_scaling;
   if (o.step_host) {
     if (!(o.step_host->si() >= 0 && o.step_host->si() <= 1.0))
       throw BadInput(fmt::format("--step-host-us must be in [0, 1e6] microseconds, got {:g}: 0 for an engine "
@@ -105,6 +106,7 @@ StepTime time_step(const ServingDeployment& d, Phase phase, int batch, int token
   s.precision = d.precision;
   s.kv_precision = d.kv_precision;
   s.compute_precision = d.compute_precision;
+  s.activation_scaling = d.activation_scaling;
   s.quantize_head = d.quantize_head;
   s.efficiency = d.efficiency;
   s.runtime = d.runtime;

@@ -43,6 +43,7 @@ struct ServingDeployment {
   bool link_is_host = false;         // no GPU-GPU interconnect: the host link (PCIe) carries them
   std::optional<Precision> precision, kv_precision;
   std::optional<Precision> compute_precision;  // SolveRequest::compute_precision (weight-only quantization)
+  ActivationScaling activation_scaling = ActivationScaling::Static;  // SolveRequest::activation_scaling
   bool quantize_head = false;        // SolveRequest::quantize_head
   double efficiency = 0;             // > 0: textbook single-efficiency model
   Runtime runtime = Runtime::Graph;
@@ -55,6 +56,7 @@ struct ServingDeployment {
 struct DeploymentOverrides {
   std::optional<Precision> compute_precision;  // SolveRequest::compute_precision: int4/int8 weights, 16-bit math
   std::optional<Seconds> step_host;            // --step-host-us: the engine's host work per iteration
+  std::optional<ActivationScaling> activation_scaling;  // SolveRequest::activation_scaling (8-bit inference)
 };
 void apply_overrides(const DeploymentOverrides& o, ServingDeployment& d);
 
