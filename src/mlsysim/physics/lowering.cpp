@@ -1038,20 +1038,32 @@ void append_training_passes(std::vector<Operator>& ops, const LoweringInput& in,
 // The once-per-step FP8 weight casts (about 4 B per parameter per optimizer step) are left out.
 // Under LoRA the frozen GEMMs compute no weight gradients: the backward keeps only the output
 // gradients' E5M2 casts (read 2 B, write 1 B), no transposes.
+// An 8-bit format conversion (a cast, with its amax reduction) of `bytes` per instance: vector
+// work with no model FLOPs, shared by FP8 training's casts and dynamic inference scaling.
+void append_fp8_conversion(std::vector<Operator>& ops, const char* name, Pass pass, double bytes, double count,
+                           double kernels) {
+  Operator op;
+  op.name = name;
+  op.cls = OpClass::Vector;
+  op.pass = pass;
+  op.bytes = bytes;
+  op.flops = op.hw_flops = 0;  // conversions and amax reductions: no model work
+  op.count = count;
+  op.kernels = kernels;
+  op.precision = Precision::FP8;
+  ops.push_back(op);
+}
+
+// The FFN width a token's activations cross: the dense MLP's, or its routed and shared experts'.
+double ffn_width_per_token(const TransformerSpec& tf) {
+  return tf.is_moe() ? tf.moe_ffn * (tf.experts_per_token + tf.shared_experts) : tf.ffn;
+}
+
 void append_fp8_training_casts(std::vector<Operator>& ops, const TransformerSpec& tf, double tokens, bool lora) {
   const double h = tf.hidden, q = static_cast<double>(tf.heads) * tf.head_dim, kv = 2.0 * tf.kv_heads * tf.head_dim;
-  const double ffn = tf.is_moe() ? tf.moe_ffn * (tf.experts_per_token + tf.shared_experts) : tf.ffn;
+  const double ffn = ffn_width_per_token(tf);
   const auto cast = [&](Pass pass, double bytes_per_token, double kernels) {
-    Operator op;
-    op.name = "fp8_cast_transpose";
-    op.cls = OpClass::Vector;
-    op.pass = pass;
-    op.bytes = tokens * bytes_per_token;
-    op.flops = op.hw_flops = 0;  // conversions and amax reductions: no model work
-    op.count = tf.layers;
-    op.kernels = kernels;
-    op.precision = Precision::FP8;
-    ops.push_back(op);
+    append_fp8_conversion(ops, "fp8_cast_transpose", pass, tokens * bytes_per_token, tf.layers, kernels);
   };
   cast(Pass::Forward, 4.0 * q, 1);
   if (lora) cast(Pass::Backward, 3.0 * ((q + kv) + 2.0 * h), 3);
@@ -1069,20 +1081,10 @@ void append_fp8_training_casts(std::vector<Operator>& ops, const TransformerSpec
 void append_dynamic_activation_quantization(std::vector<Operator>& ops, const TransformerSpec& tf, double tokens,
                                             bool quantized_head) {
   const double h = tf.hidden, q = static_cast<double>(tf.heads) * tf.head_dim;
-  const double ffn = tf.is_moe() ? tf.moe_ffn * (tf.experts_per_token + tf.shared_experts) : tf.ffn;
   const auto quantize = [&](double elements_per_token, double count, double kernels) {
-    Operator op;
-    op.name = "act_quant";
-    op.cls = OpClass::Vector;
-    op.pass = Pass::Forward;
-    op.bytes = tokens * elements_per_token * (2.0 + 1.0);
-    op.flops = op.hw_flops = 0;  // a reduction and a cast: no model work
-    op.count = count;
-    op.kernels = kernels;
-    op.precision = Precision::FP8;
-    ops.push_back(op);
+    append_fp8_conversion(ops, "act_quant", Pass::Forward, tokens * elements_per_token * (2.0 + 1.0), count, kernels);
   };
-  quantize(h + q + h + ffn, tf.layers, 4);
+  quantize(h + q + h + ffn_width_per_token(tf), tf.layers, 4);
   if (quantized_head) quantize(h, 1, 1);
 }
 

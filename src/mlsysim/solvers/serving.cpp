@@ -40,7 +40,8 @@ double activation_bytes(const Profile& p) {
 ServingDeployment make_deployment(const ModelSpec& model, const HardwareSpec& hw, int tp,
                                   std::optional<Precision> precision,
                                   std::optional<Precision> kv_precision, double efficiency,
-                                  Runtime runtime, const FleetCatalog* fleet_or_null, bool quantize_head) {
+                                  Runtime runtime, const FleetCatalog* fleet_or_null, bool quantize_head,
+                                  const DeploymentOverrides& overrides) {
   if (tp < 1 || tp > 64)
     throw BadInput("--tp must be in [1, 64] GPUs, got " + std::to_string(tp) +
                    ": omit it to pick the smallest power of two that fits");
@@ -54,8 +55,20 @@ ServingDeployment make_deployment(const ModelSpec& model, const HardwareSpec& hw
   d.quantize_head = quantize_head;
   d.efficiency = efficiency;
   d.runtime = runtime;
+  d.compute_precision = overrides.compute_precision;
+  if (overrides.activation_scaling) d.activation_scaling = *overrides.activation_scaling;
   // The textbook model has no overhead terms; the engine's host work per iteration otherwise.
   d.step_host = efficiency > 0 ? Seconds(0) : serving_step_host_time(hw.efficiency.host_dispatch);
+  if (overrides.step_host) {
+    if (!(overrides.step_host->si() >= 0 && overrides.step_host->si() <= 1.0))
+      throw BadInput(fmt::format("--step-host-us must be in [0, 1e6] microseconds, got {:g}: 0 for an engine "
+                                 "that overlaps its scheduling with the GPU",
+                                 overrides.step_host->si() * 1e6));
+    if (efficiency > 0 && overrides.step_host->si() > 0)
+      throw BadInput("--step-host-us has no place in the textbook model (--efficiency), which has no overhead "
+                     "terms: drop one of them");
+    if (efficiency <= 0) d.step_host = *overrides.step_host;
+  }
   if (hw.interconnect) {
     d.link = {hw.interconnect->per_direction, hw.interconnect->latency};
     d.link_name = hw.interconnect->name;
@@ -80,21 +93,6 @@ ServingDeployment make_deployment(const ModelSpec& model, const HardwareSpec& hw
                    std::to_string(tp) + ") needs one; use --tp 1 or a datacenter GPU");
   }
   return d;
-}
-
-void apply_overrides(const DeploymentOverrides& o, ServingDeployment& d) {
-  if (o.compute_precision) d.compute_precision = o.compute_precision;
-  if (o.activation_scaling) d.activation_scaling = *o.activation_scaling;
-  if (o.step_host) {
-    if (!(o.step_host->si() >= 0 && o.step_host->si() <= 1.0))
-      throw BadInput(fmt::format("--step-host-us must be in [0, 1e6] microseconds, got {:g}: 0 for an engine "
-                                 "that overlaps its scheduling with the GPU",
-                                 o.step_host->si() * 1e6));
-    if (d.efficiency > 0 && o.step_host->si() > 0)
-      throw BadInput("--step-host-us has no place in the textbook model (--efficiency), which has no overhead "
-                     "terms: drop one of them");
-    if (d.efficiency <= 0) d.step_host = *o.step_host;
-  }
 }
 
 StepTime time_step(const ServingDeployment& d, Phase phase, int batch, int tokens, int context) {
@@ -303,10 +301,8 @@ class ServingSolve {
 
  private:
   ServingDeployment deploy(const ModelSpec& m, const HardwareSpec& h, int t, const FleetCatalog* fleet) const {
-    ServingDeployment d = make_deployment(m, h, t, r_.precision, r_.kv_precision, r_.efficiency, r_.runtime,
-                                          fleet, r_.quantize_head);
-    apply_overrides(r_.overrides, d);
-    return d;
+    return make_deployment(m, h, t, r_.precision, r_.kv_precision, r_.efficiency, r_.runtime, fleet,
+                           r_.quantize_head, r_.overrides);
   }
 
   void time_prefill() {
@@ -727,9 +723,8 @@ BatchingResult continuous_batching(const ModelSpec& model, const HardwareSpec& h
   BatchingResult out;
   out.tp = r.tp;
   out.mean_tokens = mean;
-  ServingDeployment d = make_deployment(model, hw, r.tp, r.precision, r.kv_precision, r.efficiency,
-                                        r.runtime, r.fleet, r.quantize_head);
-  apply_overrides(r.overrides, d);
+  const ServingDeployment d = make_deployment(model, hw, r.tp, r.precision, r.kv_precision, r.efficiency,
+                                              r.runtime, r.fleet, r.quantize_head, r.overrides);
   const StepTime pf = time_step(d, Phase::Prefill, 1, mean, 0);
   out.ttft = pf.latency + d.step_host;
   out.weights_per_gpu = pf.profile.memory.weights;

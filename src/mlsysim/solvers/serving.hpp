@@ -28,6 +28,14 @@ inline constexpr int kMaxTensorParallel = 8;  // GPUs in one NVLink/xGMI node
 // vLLM's default --max-num-batched-tokens with chunked prefill (V1 engine, OpenAI server).
 inline constexpr int kVllmBatchedTokens = 8192;
 
+// What a serving request may set on its deployment besides precision, runtime and head format
+// (make_deployment's last argument); unset fields keep the defaults.
+struct DeploymentOverrides {
+  std::optional<Precision> compute_precision;  // SolveRequest::compute_precision: int4/int8 weights, 16-bit math
+  std::optional<Seconds> step_host;            // --step-host-us: the engine's host work per iteration
+  std::optional<ActivationScaling> activation_scaling;  // SolveRequest::activation_scaling (8-bit inference)
+};
+
 // One model replica: the per-GPU shard of `model` under tensor parallelism `tp` on `hw`.
 struct ServingDeployment {
   const ModelSpec* model = nullptr;  // the full model
@@ -52,20 +60,14 @@ struct ServingDeployment {
   Seconds step_host{};
 };
 
-// What a serving request sets on its deployment beyond make_deployment's arguments.
-struct DeploymentOverrides {
-  std::optional<Precision> compute_precision;  // SolveRequest::compute_precision: int4/int8 weights, 16-bit math
-  std::optional<Seconds> step_host;            // --step-host-us: the engine's host work per iteration
-  std::optional<ActivationScaling> activation_scaling;  // SolveRequest::activation_scaling (8-bit inference)
-};
-void apply_overrides(const DeploymentOverrides& o, ServingDeployment& d);
 
-// Throws BadInput for a model that cannot be split `tp` ways or a tp > 1 device with no link.
+// Throws BadInput for a model that cannot be split `tp` ways, a tp > 1 device with no link, or a
+// --step-host-us outside [0, 1 s] (or given to the textbook model).
 ServingDeployment make_deployment(const ModelSpec& model, const HardwareSpec& hw, int tp,
                                   std::optional<Precision> precision = {},
                                   std::optional<Precision> kv_precision = {}, double efficiency = 0,
                                   Runtime runtime = Runtime::Graph, const FleetCatalog* fleet = nullptr,
-                                  bool quantize_head = false);
+                                  bool quantize_head = false, const DeploymentOverrides& overrides = {});
 
 struct StepTime {
   Seconds latency{};    // engine time of the shard + TP communication

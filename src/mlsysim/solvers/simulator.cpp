@@ -760,9 +760,8 @@ SimulationResult simulate(const ModelSpec& model, const HardwareSpec& hw, const 
 
   SimulationResult out;
   out.tp = deployment_tp(model, hw, r, mean_p, mean_o, max_seq);
-  ServingDeployment d = make_deployment(model, hw, out.tp, r.precision, r.kv_precision, r.efficiency,
-                                        r.runtime, r.fleet, r.quantize_head);
-  apply_overrides(r.overrides, d);
+  const ServingDeployment d = make_deployment(model, hw, out.tp, r.precision, r.kv_precision, r.efficiency,
+                                              r.runtime, r.fleet, r.quantize_head, r.overrides);
   out.step_host = d.step_host;
   const KvPool pool = kv_pool(model, hw, d, out.tp, r);
   out.kv_pages = pool.pages;
