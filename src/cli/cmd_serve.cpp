@@ -19,13 +19,13 @@ namespace {
 using nlohmann::ordered_json;
 
 struct ServeOptions {
-  std::string model, hardware, precision, kv_precision, compute_precision, activation_scaling, runtime = "graph",
-      draft_model,
+  std::string model, hardware, precision, kv_precision, runtime = "graph", draft_model,
       decode_hardware;
   int seq_len = 0, batch = 1, output_len = 128, tp = 0, decode_tp = 0, prefill_chunk = 0;
   int draft_tokens = 4, page_size = 16, max_batch = 256;
   std::optional<int> mean_tokens;
-  std::optional<double> acceptance_rate, kv_link_gbs, itl_slo_ms, step_host_us;
+  std::optional<double> acceptance_rate, kv_link_gbs, itl_slo_ms;
+  DeploymentOverrideOptions deployment;
   double memory_utilization = kDefaultMemoryUtilization, efficiency = 0;
   bool quantize_head = false;
   OperatingCostFlags costs;
@@ -42,11 +42,7 @@ ServingRequest serving_request(const ServeOptions& o, const Catalog& catalog, co
   r.output_len = o.output_len;
   if (!o.precision.empty()) r.precision = parse_precision_flag("--precision", o.precision);
   if (!o.kv_precision.empty()) r.kv_precision = parse_precision_flag("--kv-precision", o.kv_precision);
-  if (!o.compute_precision.empty())
-    r.overrides.compute_precision = parse_precision_flag("--compute-precision", o.compute_precision);
-  if (o.step_host_us) r.overrides.step_host = microseconds(*o.step_host_us);
-  if (!o.activation_scaling.empty())
-    r.overrides.activation_scaling = parse_activation_scaling_flag(o.activation_scaling);
+  r.overrides = parse_deployment_overrides(o.deployment);
   r.quantize_head = o.quantize_head;
   r.tp = o.tp;
   r.decode_tp = o.decode_tp;
@@ -263,9 +259,7 @@ const CommandRegistrar registrar(11, "serve", [](CLI::App& app, const GlobalOpti
   cmd->add_option("--output-len", o->output_len, "Generated tokens per request (default 128)");
   cmd->add_option("--precision", o->precision, "Weight precision: fp16 | bf16 | fp8 | int8 | int4 ...");
   cmd->add_option("--kv-precision", o->kv_precision, "KV-cache precision (default: math precision)");
-  cmd->add_option("--compute-precision", o->compute_precision, kComputePrecisionHelp);
-  cmd->add_option("--step-host-us", o->step_host_us, kStepHostHelp);
-  cmd->add_option("--activation-scaling", o->activation_scaling, kActivationScalingHelp);
+  add_deployment_override_options(cmd, o->deployment);
   cmd->add_flag("--quantize-head", o->quantize_head, kQuantizeHeadHelp);
   cmd->add_option("--tp", o->tp, "Tensor-parallel GPUs (default: smallest power of two that fits)");
   cmd->add_option("--prefill-chunk", o->prefill_chunk, "Chunked prefill: tokens per chunk (0 = off)");

@@ -17,11 +17,10 @@ namespace {
 using nlohmann::ordered_json;
 
 struct SimulateOptions {
-  std::string model, hardware, precision, kv_precision, compute_precision, activation_scaling, trace,
-      length_dist = "exponential",
+  std::string model, hardware, precision, kv_precision, trace, length_dist = "exponential",
       sweep_rate, runtime = "graph";
   double rate = 0, ttft_slo_ms = 2000, itl_slo_ms = 100, memory_utilization = 0.9, efficiency = 0;
-  std::optional<double> step_host_us;
+  DeploymentOverrideOptions deployment;
   int max_prompt_len = 0, max_output_len = 0;
   int requests = 1000, prompt_len = 512, output_len = 128, tp = 0, page_size = 16, max_batch = 256,
       max_batched_tokens = 0;
@@ -140,11 +139,7 @@ int run_simulate(const GlobalOptions& g, const SimulateOptions& o) {
   r.seed = o.seed;
   if (!o.precision.empty()) r.precision = parse_precision_flag("--precision", o.precision);
   if (!o.kv_precision.empty()) r.kv_precision = parse_precision_flag("--kv-precision", o.kv_precision);
-  if (!o.compute_precision.empty())
-    r.overrides.compute_precision = parse_precision_flag("--compute-precision", o.compute_precision);
-  if (o.step_host_us) r.overrides.step_host = microseconds(*o.step_host_us);
-  if (!o.activation_scaling.empty())
-    r.overrides.activation_scaling = parse_activation_scaling_flag(o.activation_scaling);
+  r.overrides = parse_deployment_overrides(o.deployment);
   r.quantize_head = o.quantize_head;
   if (o.tp < 0) throw BadInput(fmt::format("--tp must be >= 1, got {}", o.tp));
   r.tp = o.tp;
@@ -251,9 +246,7 @@ const CommandRegistrar registrar(13, "simulate", [](CLI::App& app, const GlobalO
   cmd->add_option("--seed", o->seed, "Random seed (default 42)");
   cmd->add_option("--precision", o->precision, "Weight precision");
   cmd->add_option("--kv-precision", o->kv_precision, "KV-cache precision");
-  cmd->add_option("--compute-precision", o->compute_precision, kComputePrecisionHelp);
-  cmd->add_option("--step-host-us", o->step_host_us, kStepHostHelp);
-  cmd->add_option("--activation-scaling", o->activation_scaling, kActivationScalingHelp);
+  add_deployment_override_options(cmd, o->deployment);
   cmd->add_flag("--quantize-head", o->quantize_head, kQuantizeHeadHelp);
   cmd->add_option("--tp", o->tp, "Tensor-parallel GPUs (default: smallest that fits)");
   cmd->add_option("--memory-utilization", o->memory_utilization, "Usable share of device memory (default 0.9)");

@@ -87,6 +87,20 @@ ActivationScaling parse_activation_scaling_flag(const std::string& value) {
   return parse_activation_scaling(value, "--activation-scaling");
 }
 
+void add_deployment_override_options(CLI::App* cmd, DeploymentOverrideOptions& o) {
+  cmd->add_option("--compute-precision", o.compute_precision, kComputePrecisionHelp);
+  cmd->add_option("--step-host-us", o.step_host_us, kStepHostHelp);
+  cmd->add_option("--activation-scaling", o.activation_scaling, kActivationScalingHelp);
+}
+
+DeploymentOverrides parse_deployment_overrides(const DeploymentOverrideOptions& o) {
+  DeploymentOverrides d;
+  if (!o.compute_precision.empty()) d.compute_precision = parse_precision_flag("--compute-precision", o.compute_precision);
+  if (o.step_host_us) d.step_host = microseconds(*o.step_host_us);
+  if (!o.activation_scaling.empty()) d.activation_scaling = parse_activation_scaling_flag(o.activation_scaling);
+  return d;
+}
+
 void add_lora_options(CLI::App* cmd, LoraOptions& o) {
   cmd->add_option("--lora-rank", o.rank,
                   "LoRA fine-tuning: freeze the base weights and train rank-R adapters (Hu et al. 2021; "

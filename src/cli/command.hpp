@@ -10,6 +10,7 @@
 #include <iosfwd>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #include "mlsysim/catalog/fleet.hpp"
 #include "mlsysim/errors.hpp"
 #include "mlsysim/physics/precision.hpp"
+#include "mlsysim/solvers/serving.hpp"
 #include "output.hpp"
 
 namespace mlsysim::cli {
@@ -143,6 +145,14 @@ struct LoraOptions {
 };
 void add_lora_options(CLI::App* cmd, LoraOptions& o);
 LoraSpec parse_lora_options(const LoraOptions& o);
+// --compute-precision, --step-host-us and --activation-scaling (serve and simulate share them):
+// what a request sets on its serving deployment (DeploymentOverrides).
+struct DeploymentOverrideOptions {
+  std::string compute_precision, activation_scaling;
+  std::optional<double> step_host_us;
+};
+void add_deployment_override_options(CLI::App* cmd, DeploymentOverrideOptions& o);
+DeploymentOverrides parse_deployment_overrides(const DeploymentOverrideOptions& o);
 inline constexpr const char* kComputePrecisionHelp =
     "Math precision for weight-only quantization (e.g. --precision int4 --compute-precision bf16, "
     "as AWQ/GPTQ kernels run): weights are read at --precision, multiplied at this one";
