@@ -294,6 +294,20 @@ TEST(Cli, LoraFlagsReachSolveAndTrain) {
   EXPECT_NE(bad.out.find("needs --lora-rank"), std::string::npos) << bad.out;
 }
 
+// A device with no standard node trains alone, or as one PCIe server: a single RTX 4090 has no
+// communication at all, and 4 of them spend time on the data-parallel gradient sync.
+TEST(Cli, TrainRunsOnDevicesWithoutAStandardNode) {
+  const Result one = run("train -m gpt2 -H rtx-4090 -n 1 --seq-len 1024 --global-batch-size 8 --format json");
+  ASSERT_EQ(one.code, 0) << one.out;
+  const auto j1 = nlohmann::json::parse(one.out);
+  EXPECT_EQ(j1.at("gpus"), 1);
+  EXPECT_EQ(j1.at("communication_fraction").get<double>(), 0.0);
+  const Result four = run("train -m gpt2 -H rtx-4090 -n 4 --seq-len 1024 --global-batch-size 32 --format json");
+  ASSERT_EQ(four.code, 0) << four.out;
+  EXPECT_GT(nlohmann::json::parse(four.out).at("communication_fraction").get<double>(), 0.0);
+  EXPECT_NE(run("train -m gpt2 -H rtx-4090 -n 16 --seq-len 1024 2>&1; true").out.find("--cluster"), std::string::npos);
+}
+
 TEST(Cli, TrainReportsTheRunAsAWhole) {
   const std::string cmd = "train --model llama3-8b --hardware h100 --gpus 1024 --global-batch-size 4096 "
                           "--seq-len 4096 --format json";

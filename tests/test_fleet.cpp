@@ -47,7 +47,7 @@ TEST(Fleet, UnknownNamesSuggestTheClosest) {
   } catch (const BadInput& e) {
     EXPECT_NE(std::string(e.what()).find("did you mean"), std::string::npos) << e.what();
   }
-  EXPECT_THROW((void)FleetCatalog::builtin().standard_cluster("l4", 8), BadInput);
+  EXPECT_THROW((void)FleetCatalog::builtin().standard_cluster("l4", 8), BadInput);  // default_cluster below
 }
 
 TEST(Fleet, StandardClusterOfH100IsDgxNodes) {
@@ -308,4 +308,45 @@ TEST(FleetInput, ANameDefinedTwiceIsRefusedUnlessItOverridesABuiltIn) {
   EXPECT_DOUBLE_EQ(f.fabric("nvlink4").collective_efficiency, 0.8);
   for (const std::string& a : builtin.aliases) EXPECT_DOUBLE_EQ(f.fabric(a).collective_efficiency, 0.8);
   EXPECT_NE(builtin.collective_efficiency, 0.8);
+}
+
+// Devices with no standard node (catalog/fleet) still train and communicate: one device alone, or
+// one server of up to kMaxServerDevices whose rings ride the device's own link where it joins them
+// all, else its PCIe host link at kPcieAchievedShare.
+TEST(Fleet, DevicesWithoutAStandardNodeGetOneServer) {
+  const auto& fleet = FleetCatalog::builtin();
+  const auto& catalog = Catalog::builtin();
+  const HardwareSpec& l4 = catalog.hardware("l4");
+  ASSERT_FALSE(fleet.has_standard_node("l4"));
+  const Cluster one = default_cluster(fleet, l4, 1);
+  EXPECT_EQ(one.total_gpus(), 1);
+  EXPECT_EQ(one.nodes, 1);
+
+  // 4 x L4 over PCIe Gen4 x16 (32 GB/s per direction, catalog) at 86%: a 1 GB ring all-reduce moves
+  // 2 (n-1)/n x 1 GB = 1.5 GB through each GPU's link -> 1.5e9 / (32e9 x 0.86) s, plus 6 alphas.
+  const Cluster four = default_cluster(fleet, l4, 4);
+  EXPECT_EQ(four.total_gpus(), 4);
+  EXPECT_EQ(four.nodes, 1);
+  const double beta = l4.host_link->per_direction.si() * kPcieAchievedShare;
+  EXPECT_DOUBLE_EQ(beta, 32e9 * 0.86);
+  const auto est = collective_time(CollectiveOp::AllReduce, Bytes(1e9), place_group_on(four, 4, 1), four,
+                                   Algorithm::Ring);
+  EXPECT_NEAR(est.time.si(), 1.5e9 / beta + 6 * l4.host_link->latency.si(), 1e-9);
+
+  // An NVLink bridge joins 2 GPUs: a pair rides it, a group of 4 falls back to PCIe.
+  const HardwareSpec& a6000 = catalog.hardware("rtx-a6000");
+  ASSERT_EQ(a6000.interconnect->reach, 2);
+  EXPECT_DOUBLE_EQ(default_cluster(fleet, a6000, 2).scale_up.per_direction.si(), a6000.interconnect->per_direction.si());
+  EXPECT_DOUBLE_EQ(default_cluster(fleet, a6000, 4).scale_up.per_direction.si(), a6000.host_link->per_direction.si());
+
+  // Devices with a standard node keep it; beyond one server, or with no link at all, a clear error.
+  EXPECT_EQ(default_cluster(fleet, catalog.hardware("h100"), 16).node.id, "dgx-h100");
+  const std::string too_many = mlsysim::testing::bad_input_of([&] { (void)default_cluster(fleet, l4, kMaxServerDevices + 1); });
+  EXPECT_TRUE(mlsysim::testing::mentions(too_many, "one server") && mlsysim::testing::mentions(too_many, "--cluster")) << too_many;
+  const HardwareSpec& mcu = catalog.hardware("esp32-s3");
+  ASSERT_FALSE(mcu.interconnect || mcu.host_link);
+  EXPECT_EQ(default_cluster(fleet, mcu, 1).total_gpus(), 1);
+  const std::string no_link = mlsysim::testing::bad_input_of([&] { (void)default_cluster(fleet, mcu, 2); });
+  EXPECT_TRUE(mlsysim::testing::mentions(no_link, "no interconnect or host link") && mlsysim::testing::mentions(no_link, "--gpus 1"))
+      << no_link;
 }

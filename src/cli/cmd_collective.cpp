@@ -180,9 +180,9 @@ Cluster resolve_cluster(const GlobalOptions& g, const CollectiveOptions& o, cons
     return c;
   }
   const long long world = static_cast<long long>(o.gpus) * o.stride.value_or(1);
-  const std::string device = hw ? hw->id : "h100";
+  const int world_gpus = static_cast<int>(std::min<long long>(world, INT_MAX));
   try {
-    return fleet.standard_cluster(device, static_cast<int>(std::min<long long>(world, INT_MAX)));
+    return hw ? default_cluster(fleet, *hw, world_gpus) : fleet.standard_cluster("h100", world_gpus);
   } catch (const BadInput& e) {
     if (world == o.gpus) throw;
     throw BadInput(fmt::format("{} ranks at stride {} span {} GPUs: {}", o.gpus, *o.stride, world, e.what()));

@@ -119,7 +119,7 @@ inline std::unique_ptr<TrainSetup> make_train_setup(const GlobalOptions& g, cons
     s->hw = &s->catalog->hardware(o.hardware);
     if (o.gpus == 0) throw BadInput("--gpus N is required with --hardware (or use --cluster NAME)");
     if (o.gpus < 0) throw BadInput(fmt::format("--gpus must be >= 1, got {}", o.gpus));
-    s->cluster = fleet.standard_cluster(s->hw->id, o.gpus);
+    s->cluster = default_cluster(fleet, *s->hw, o.gpus);
   }
   TrainingRequest& r = s->request;
   r.gpus = o.gpus;

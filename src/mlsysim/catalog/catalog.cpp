@@ -93,7 +93,8 @@ double required_rate(const toml::table& t, std::string_view key, const RateRange
 }
 
 // `links` (how many) is kept for the reader only: per_direction_gbs is already their total.
-const Keys kLinkKeys = {"name", "per_direction_gbs", "latency_us", "links"};
+// `gpus`: how many devices the link joins (a bridge: 2); absent, every device of a server.
+const Keys kLinkKeys = {"name", "per_direction_gbs", "latency_us", "links", "gpus"};
 
 std::optional<Link> parse_link(const toml::table* t, const std::string& table, const std::string& where) {
   if (!t) return std::nullopt;
@@ -103,6 +104,12 @@ std::optional<Link> parse_link(const toml::table* t, const std::string& table, c
   link.per_direction =
       gigabytes_per_second(required_rate(*t, "per_direction_gbs", kBandwidthRange, where + " " + table));
   link.latency = microseconds(non_negative_or((*t)["latency_us"], 0.0, "'latency_us'", where + " " + table));
+  const double reach = non_negative_or((*t)["gpus"], 0.0, "'gpus'", where + " " + table);
+  if (reach != std::floor(reach) || reach == 1 || reach > 1024)
+    throw BadInput(fmt::format("{} {}: 'gpus' is how many devices the link joins, a whole number in [2, 1024] "
+                               "(leave it out for a link that joins every device of a server), got {:g}",
+                               where, table, reach));
+  link.reach = static_cast<int>(reach);
   return link;
 }
 

@@ -19,6 +19,9 @@ struct Link {
   std::string name;
   BytesPerSecond per_direction{};  // one direction; datasheets often quote the bidirectional sum
   Seconds latency{};
+  // How many devices it joins: 2 for an NVLink bridge; 0 for a link that joins every device of a
+  // server (NVLink/xGMI meshes, ICI, integrated RoCE, a host link through the PCIe switch).
+  int reach = 0;
 };
 
 // How close real kernels come to datasheet peaks on a device (physics/efficiency.hpp uses it).

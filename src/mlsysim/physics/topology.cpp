@@ -349,4 +349,64 @@ CollectiveEstimate collective_time(CollectiveOp op, Bytes message, const GroupPl
                  std::to_string(g.nodes) + " node(s) of " + c.id + "; valid: auto, " + valid);
 }
 
+
+namespace {
+
+// A fabric made from a device's own link (catalog/hardware: interconnect or host link) at `share`
+// of its line rate: one protocol, no in-network reduction, its alpha as the catalog lists it.
+Fabric device_link_fabric(const Link& link, const char* kind, double share, const std::string& source) {
+  Fabric f;
+  f.id = normalize_name(link.name);
+  f.name = link.name;
+  f.kind = kind;
+  f.per_direction = link.per_direction;
+  f.latency = link.latency;
+  f.collective_efficiency = share;
+  f.source = source;
+  return f;
+}
+
+}  // namespace
+
+Cluster default_cluster(const FleetCatalog& fleet, const HardwareSpec& hw, int gpus) {
+  if (fleet.has_standard_node(hw.id) || gpus < 1) return fleet.standard_cluster(hw.id, gpus);
+  if (gpus > kMaxServerDevices)
+    throw BadInput(fmt::format(
+        "{} {} do not fit one server ({} devices at most) and the catalog has no standard multi-node "
+        "system for {}: describe your nodes and network as a --cluster in a --catalog directory "
+        "(docs/CATALOG.md), or use --gpus <= {}",
+        gpus, hw.id, kMaxServerDevices, hw.id, kMaxServerDevices));
+  const bool own_link_joins_all = hw.interconnect && (hw.interconnect->reach == 0 || gpus <= hw.interconnect->reach);
+  Fabric link;
+  if (own_link_joins_all) {
+    link = device_link_fabric(*hw.interconnect, "device-link", 1.0,
+                              hw.id + " interconnect from the hardware catalog, line rate (no nccl-tests sweep)");
+  } else if (hw.host_link) {
+    link = device_link_fabric(*hw.host_link, "pcie", kPcieAchievedShare,
+                              fmt::format("{} host link from the hardware catalog, {:.0f}% of line rate "
+                                          "(physics/collectives.hpp, kPcieAchievedShare)",
+                                          hw.id, kPcieAchievedShare * 100));
+  } else if (gpus > 1) {
+    throw BadInput(fmt::format("{} lists no interconnect or host link, so {} of them cannot exchange "
+                               "gradients or activations: use --gpus 1, or name a --cluster",
+                               hw.id, gpus));
+  }
+  Cluster c;
+  c.id = fmt::format("{}-server-x{}", hw.id, gpus);
+  c.name = gpus == 1 ? fmt::format("one {}", hw.name)
+                     : fmt::format("one server of {} x {} over {}", gpus, hw.name, link.name);
+  c.source = "synthesized: the catalog has no standard node for " + hw.id;
+  c.node.id = c.id;
+  c.node.name = c.name;
+  c.node.accelerator = hw.id;
+  c.node.gpus_per_node = gpus;
+  c.node.nics_per_node = 1;
+  c.node.scale_up_fabric = c.node.scale_out_fabric = link.id;
+  c.node.source = c.source;
+  c.scale_up = c.scale_out = link;
+  c.topology = fleet.topology("fat-tree");
+  c.nodes = 1;
+  return c;
+}
+
 }  // namespace mlsysim

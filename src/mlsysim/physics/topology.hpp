@@ -95,4 +95,16 @@ std::vector<CollectiveEstimate> collective_candidates(CollectiveOp op, Bytes mes
 // slowdown = (1 - f) + f x ratio.
 double oversubscription_slowdown(double crossing_fraction, double ratio);
 
+// The most devices one server holds when the catalog has no standard node for them: 8, the common
+// 8-GPU PCIe server (AWS p3.16xlarge 8 x V100, g6e.48xlarge 8 x L40S; Google Cloud g2-standard-96
+// 8 x L4). Larger jobs on such devices need a --cluster that names their network.
+inline constexpr int kMaxServerDevices = 8;
+// The cluster a job on `gpus` devices of `hw` runs on when none is named: the device's standard
+// node (FleetCatalog::standard_cluster) where the catalog has one; otherwise one server of `gpus`
+// devices (at most kMaxServerDevices) whose collectives ride the device's own link where it joins
+// them all (an NVLink bridge joins 2), else its host link (PCIe through the server's switch) at
+// kPcieAchievedShare of its line rate, as serving's tensor parallelism does on such devices. One
+// device needs no link: a workstation GPU, a laptop or a board trains alone.
+Cluster default_cluster(const FleetCatalog& fleet, const HardwareSpec& hw, int gpus);
+
 }  // namespace mlsysim
