@@ -824,6 +824,23 @@ TEST(CatalogInput, DeviceRatesArePositivePlausibleNumbers) {
   EXPECT_TRUE(mentions(toml_error(with(kDevice, "int8 = 10", "int8 = 10\nINT8 = 20")), "gives int8 twice"));
 }
 
+// [device.rental] is one device-hour's on-demand price, cited like every other number; a link's
+// `gpus` (how many devices it joins) is a whole number of at least 2.
+TEST(CatalogInput, RentalAndLinkReachAreCheckedAndCited) {
+  const std::string cited = with(kDevice, "memory = \"sheet\"\n", "memory = \"sheet\"\nrental = \"price list\"\n");
+  Catalog c = cat();
+  c.add_toml(cited + "[device.rental]\nusd_per_hour = 1.5\nnote = \"a cloud\"\n", "user.toml");
+  EXPECT_DOUBLE_EQ(c.hardware("my-npu").rental_hour->si(), 1.5);
+  for (const std::string value : {"0", "-2", "1e5", "nan"})
+    EXPECT_TRUE(mentions(toml_error(cited + "[device.rental]\nusd_per_hour = " + value + "\n"), "usd_per_hour"))
+        << value;
+  EXPECT_TRUE(mentions(toml_error(kDevice + "[device.rental]\nusd_per_hour = 1.5\n"), "[device.sources] rental"));
+  const std::string link = kDevice + "[device.interconnect]\nname = \"bridge\"\nper_direction_gbs = 50\ngpus = ";
+  EXPECT_EQ(toml_error(link + "2\n"), "");
+  for (const std::string value : {"1", "2.5", "-2"})
+    EXPECT_TRUE(mentions(toml_error(link + value + "\n"), "'gpus'")) << value;
+}
+
 // A key the loader does not read is refused with the closest one it does, instead of leaving the
 // field at its default.
 TEST(CatalogInput, UnknownKeysAreRefusedWithTheClosestKnownKey) {

@@ -3,6 +3,8 @@
 
 #include "cli_run.hpp"
 #include "input_errors.hpp"
+#include "mlsysim/catalog/catalog.hpp"
+#include "mlsysim/physics/operations.hpp"
 
 #include <algorithm>
 #include <iterator>
@@ -308,6 +310,32 @@ TEST(Cli, TrainRunsOnDevicesWithoutAStandardNode) {
   EXPECT_NE(run("train -m gpt2 -H rtx-4090 -n 16 --seq-len 1024 2>&1; true").out.find("--cluster"), std::string::npos);
 }
 
+// Cost figures price each device at its own on-demand rental from the catalog: an L4 at AWS
+// g6.xlarge's $0.8048/h; a device no cloud rents at the H100's rate, saying so; --gpu-hour-usd wins.
+TEST(Cli, CostsUseTheDevicesOwnRentalRate) {
+  const auto cost_and_rate = [](const std::string& cmd) {
+    const Result r = run(cmd + " --format json");
+    EXPECT_EQ(r.code, 0) << r.out;
+    const auto j = nlohmann::json::parse(r.out);
+    return std::pair{j.at("cost_per_million_tokens_usd").get<double>(), j.at("gpu_hour_usd").get<double>()};
+  };
+  const std::string l4 = "serve -m llama3-8b -H l4 -s 1024 --output-len 256 -b 8";
+  const auto [l4_cost, l4_rate] = cost_and_rate(l4);
+  EXPECT_DOUBLE_EQ(l4_rate, 0.8048);
+  EXPECT_DOUBLE_EQ(mlsysim::Catalog::builtin().hardware("l4").rental_hour->si(), 0.8048);
+  // Cost per token is proportional to the price of an hour: the same run at $2/h.
+  const auto [l4_at_2, rate_2] = cost_and_rate(l4 + " --gpu-hour-usd 2");
+  EXPECT_DOUBLE_EQ(rate_2, 2.0);
+  EXPECT_NEAR(l4_at_2 / l4_cost, 2.0 / 0.8048, 1e-9);
+  // The fallback is the H100's catalog rate, one number in one place.
+  EXPECT_DOUBLE_EQ(mlsysim::Catalog::builtin().hardware("h100").rental_hour->si(), mlsysim::kDefaultGpuHourUsd);
+  const auto [desk_cost, desk_rate] = cost_and_rate("serve -m llama3-8b -H rtx-4090 -s 1024 --output-len 256 -b 8");
+  EXPECT_DOUBLE_EQ(desk_rate, mlsysim::kDefaultGpuHourUsd);
+  EXPECT_NE(run("serve -m llama3-8b -H rtx-4090 -s 1024 --output-len 256 -b 8").out.find(
+                "the catalog lists no cloud rental for rtx-4090"),
+            std::string::npos);
+}
+
 TEST(Cli, TrainReportsTheRunAsAWhole) {
   const std::string cmd = "train --model llama3-8b --hardware h100 --gpus 1024 --global-batch-size 4096 "
                           "--seq-len 4096 --format json";
@@ -320,7 +348,8 @@ TEST(Cli, TrainReportsTheRunAsAWhole) {
   EXPECT_GT(run_j.at("wall_time_s").get<double>(), j.at("time_to_train_s").get<double>());
   EXPECT_NEAR(run_j.at("goodput").get<double>(),
               j.at("time_to_train_s").get<double>() / run_j.at("wall_time_s").get<double>(), 1e-9);
-  EXPECT_NEAR(run_j.at("cost_usd").get<double>(), run_j.at("gpu_hours").get<double>() * 98.32 / 8, 1e-3);
+  // The H100's on-demand rate: AWS p5.48xlarge, $55.04/h for 8 GPUs (catalog [device.rental]).
+  EXPECT_NEAR(run_j.at("cost_usd").get<double>(), run_j.at("gpu_hours").get<double>() * 55.04 / 8, 1e-3);
   // A cheaper grid emits less for the same energy.
   const auto clean = nlohmann::json::parse(run(cmd + " --grid-kg-per-kwh 0.039").out).at("run");
   EXPECT_NEAR(clean.at("emissions_kg_co2").get<double>(), run_j.at("emissions_kg_co2").get<double>() * 0.039 / 0.390,

@@ -187,8 +187,8 @@ TEST(CompressionPart3, Llama70BFleetTable) {
   EXPECT_EQ(c.fleet[0].replica->gpus_per_replica, 4);
   EXPECT_EQ(c.fleet[1].replica->gpus_per_replica, 2);
   EXPECT_EQ(c.fleet[2].replica->gpus_per_replica, 1);
-  for (const auto& f : c.fleet)  // cost = GPUs x $98.32/8 per hour x 8760 h
-    EXPECT_NEAR(f.replica->annual_cost.si(), f.replica->total_gpus * 98.32 / 8 * 8760, 1e-6);
+  for (const auto& f : c.fleet)  // cost = GPUs x $55.04/8 per hour (AWS p5 on-demand) x 8760 h
+    EXPECT_NEAR(f.replica->annual_cost.si(), f.replica->total_gpus * 55.04 / 8 * 8760, 1e-6);
   EXPECT_NEAR(c.fleet[0].replica->annual_cost.si() / c.fleet[2].replica->annual_cost.si(), 4.0, 1e-12);
   // The slide's note: INT4 cuts the electricity bill too. A year of each fleet's GPUs at their
   // serving power x PUE 1.58, at 0.390 kg CO2/kWh; each GPU between static power and its TDP.

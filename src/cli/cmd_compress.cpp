@@ -28,7 +28,7 @@ struct CompressOptions {
   bool no_fleet = false, quantize_head = false;
 };
 
-CompressionRequest compression_request(const CompressOptions& o) {
+CompressionRequest compression_request(const CompressOptions& o, const HardwareSpec& hw) {
   CompressionRequest r;
   r.method = parse_enum<CompressionMethod>("--method", o.method,
                                            {{"quantization", CompressionMethod::Quantization},
@@ -67,7 +67,7 @@ CompressionRequest compression_request(const CompressOptions& o) {
   r.fleet_batch = o.fleet_batch;
   r.fleet_seq_len = o.fleet_seq_len;
   r.fleet_output_len = o.fleet_output_len;
-  r.costs = o.costs.costs();
+  r.costs = o.costs.costs(hw);
   r.efficiency = o.efficiency;  // checked by the solver
   r.runtime = parse_runtime_flag(o.runtime);
   return r;
@@ -198,7 +198,7 @@ std::string compress_csv(const ordered_json& j) {
 int run_compress(const GlobalOptions& g, const CompressOptions& o) {
   const Format format = parse_format(g.format);
   const Workload w(g, o.model, o.hardware);
-  const CompressionRequest r = compression_request(o);
+  const CompressionRequest r = compression_request(o, w.hw);
   const CompressionResult c = compress(w.model, w.hw, r);
   const ordered_json j = compress_json(w.model, w.hw, r, c);
   if (format == Format::Json) out_stream() << j.dump(2) << "\n";

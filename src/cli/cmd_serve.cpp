@@ -142,6 +142,7 @@ ordered_json serve_json(const ServeAnswer& a) {
   j["average_power_per_gpu_w"] = s.average_power_per_gpu.si();
   j["facility_energy_per_token_j"] = a.money.facility_energy_per_token.si();
   j["cost_per_million_tokens_usd"] = a.money.cost_per_million_tokens.si();
+  j["gpu_hour_usd"] = a.money.gpu_hour_usd;
   j["emissions_per_million_tokens_kg_co2"] = a.money.emissions_per_million_tokens.si();
   j["memory_footprint_bytes"] = s.memory_footprint.si();
   j["memory_available_bytes"] = s.memory_available.si();
@@ -230,7 +231,7 @@ int run_serve(const GlobalOptions& g, const ServeOptions& o) {
   const BatchingRequest b = batching_request(o, r, s);
   const HardwareSpec& pool_hw = r.decode_hardware ? *r.decode_hardware : hw;  // holds the KV caches
   const BatchingResult cb = continuous_batching(model, pool_hw, b);
-  const ServingOutlook money = serving_outlook(s, o.costs.costs());
+  const ServingOutlook money = serving_outlook(s, o.costs.costs(hw));
   const ServeAnswer answer{model, hw, r, s, b, cb, money};
   const ordered_json j = serve_json(answer);
 

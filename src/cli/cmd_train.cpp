@@ -17,13 +17,13 @@ struct RunFlags {
   double restart_minutes = 10, checkpoint_interval_minutes = 0;
   OperatingCostFlags costs;
 
-  [[nodiscard]] RunOptions options() const {
+  [[nodiscard]] RunOptions options(const HardwareSpec& hw) const {
     RunOptions r;
     if (gpu_mtbf_hours) r.gpu_mtbf = units::hours(*gpu_mtbf_hours);
     r.checkpoint_bandwidth = BytesPerSecond(checkpoint_gbps * 1e9);
     r.restart = units::seconds(restart_minutes * 60);
     r.checkpoint_interval = units::seconds(checkpoint_interval_minutes * 60);
-    r.costs = costs.costs();
+    r.costs = costs.costs(hw);
     return r;
   }
 };
@@ -67,6 +67,7 @@ nlohmann::ordered_json run_json(const RunOutlook& r) {
           {"facility_energy_kwh", r.facility_energy.si() / 3.6e6},
           {"emissions_kg_co2", r.emissions.si()},
           {"cost_usd", r.cost.si()},
+          {"gpu_hour_usd", r.gpu_hour_usd},
           {"trace", r.trace}};
 }
 
@@ -93,7 +94,7 @@ int run_train(const GlobalOptions& g, const TrainOptions& o, const RunFlags& f) 
   const Format format = parse_format(g.format);
   const auto s = make_train_setup(g, o);
   const TrainingResult r = train(*s->model, *s->hw, s->cluster, s->request);
-  const RunOutlook run = run_outlook(r, f.options());
+  const RunOutlook run = run_outlook(r, f.options(*s->hw));
   switch (format) {
     case Format::Json: {
       auto j = training_json(r);

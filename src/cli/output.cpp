@@ -267,6 +267,7 @@ ordered_json hardware_json(const HardwareSpec& hw) {
     j["host_link"] = {{"name", hw.host_link->name},
                       {"per_direction_bytes_per_s", hw.host_link->per_direction.si()}};
   if (hw.price) j["price_usd"] = hw.price->si();
+  if (hw.rental_hour) j["rental_usd_per_hour"] = hw.rental_hour->si();
   j["efficiency"] = {{"memory", hw.efficiency.memory},
                      {"gemm_bf16", hw.efficiency.gemm[index_of(Precision::BF16)]},
                      {"attention", hw.efficiency.attention},
@@ -377,6 +378,8 @@ std::string hardware_show(const HardwareSpec& hw, Format f) {
     rows.push_back({"host link", hw.host_link->name + ", " +
                                      format_bandwidth(hw.host_link->per_direction) + " per direction"});
   if (hw.price) rows.push_back({"price", fmt::format("${:.0f} {}", hw.price->si(), hw.price_note)});
+  if (hw.rental_hour)
+    rows.push_back({"rental", fmt::format("${:.3g} per hour: {}", hw.rental_hour->si(), hw.rental_note)});
   rows.push_back({"efficiency", hw.efficiency.source});
   if (hw.efficiency.flash_attention2 > 0)
     rows.push_back({"FlashAttention-2",

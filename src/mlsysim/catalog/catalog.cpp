@@ -186,7 +186,7 @@ constexpr std::array<Option<std::string_view>, 5> kTiers{
 const Keys kDeviceKeys = {"id",          "name",   "aliases",      "vendor",    "tier",
                           "kind",        "year",   "compute_units", "dense_tflops", "sparse_tflops",
                           "memory",      "power",  "interconnect", "host_link", "price",
-                          "sources",     "special_function_tops"};
+                          "rental",      "sources", "special_function_tops"};
 
 // [device.memory]'s keys: the sizes in each unit spelling, and the rest.
 Keys memory_keys() {
@@ -206,7 +206,7 @@ Keys memory_keys() {
 const std::vector<std::pair<std::string_view, Keys>>& device_sub_tables() {
   static const std::vector<std::pair<std::string_view, Keys>> tables = {
       {"memory", memory_keys()}, {"power", {"tdp_w"}}, {"interconnect", kLinkKeys}, {"host_link", kLinkKeys},
-      {"price", {"usd", "note"}}};
+      {"price", {"usd", "note"}}, {"rental", {"usd_per_hour", "note"}}};
   return tables;
 }
 
@@ -273,6 +273,17 @@ HardwareSpec parse_device(const toml::table& d, const std::string& origin) {
   if (auto* p = d["price"].as_table()) {
     hw.price = usd(required_number(*p, "usd", where));
     hw.price_note = string_or(*p, "note", where);
+  }
+  if (auto* r = d["rental"].as_table()) {
+    const double rate = required_number(*r, "usd_per_hour", where);
+    if (!(rate > 0 && rate < 1e4))
+      throw BadInput(fmt::format("{}: [device.rental] usd_per_hour is one device-hour's on-demand price, in "
+                                 "(0, 10000) $, got {:g}",
+                                 where, rate));
+    hw.rental_hour = usd(rate);
+    hw.rental_note = string_or(*r, "note", where);
+    if (!hw.sources.count("rental") && !(d["sources"] && d["sources"]["rental"]))
+      throw BadInput(where + ": [device.rental] needs its citation in [device.sources] rental");
   }
   if (auto* s = d["sources"].as_table())
     for (auto&& [k, v] : *s) {

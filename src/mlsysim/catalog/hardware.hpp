@@ -126,8 +126,12 @@ struct HardwareSpec {
   // softmax exponentials' ceiling. 0 = not listed.
   FlopsPerSecond special_function_rate{};
   std::optional<Link> interconnect, host_link;
-  std::optional<Usd> price;
+  std::optional<Usd> price;  // purchase price of one device
   std::string price_note;
+  // One device-hour's on-demand cloud rental (the instance price over its devices), where a cloud
+  // rents it: the default $/GPU-hour of cost figures (physics/operations.hpp, device_hour_price).
+  std::optional<Usd> rental_hour;
+  std::string rental_note;
   std::map<std::string, std::string> sources;  // group -> citation
   EfficiencyProfile efficiency;
 

@@ -10,12 +10,25 @@ namespace mlsysim {
 
 void check_operating_costs(const OperatingCosts& c) {
   if (!(c.gpu_hour_usd > 0) || !std::isfinite(c.gpu_hour_usd))
-    throw BadInput(fmt::format("--gpu-hour-usd must be > 0, got {} (e.g. 12.29, AWS p5 on-demand per GPU)",
+    throw BadInput(fmt::format("--gpu-hour-usd must be > 0, got {} (e.g. 6.88, AWS p5 on-demand per H100)",
                                c.gpu_hour_usd));
   if (!(c.pue >= 1.0) || !(c.pue <= 3.0))
     throw BadInput(fmt::format("--pue must be in [1, 3] (total facility power / IT power), got {}", c.pue));
   if (!(c.grid_intensity.si() >= 0) || !std::isfinite(c.grid_intensity.si()))
     throw BadInput("--grid-kg-per-kwh must be >= 0 (kg CO2 per kWh; U.S. 2022 average 0.390)");
+}
+
+OperatingCosts priced_for(OperatingCosts costs, const HardwareSpec& hw) {
+  if (hw.rental_hour) {
+    costs.gpu_hour_usd = hw.rental_hour->si();
+    costs.gpu_hour_source = hw.rental_note;
+  } else {
+    costs.gpu_hour_usd = kDefaultGpuHourUsd;
+    costs.gpu_hour_source = fmt::format("the catalog lists no cloud rental for {}: an H100's on AWS p5 is used; "
+                                        "--gpu-hour-usd gives yours",
+                                        hw.id);
+  }
+  return costs;
 }
 
 Seconds cluster_mtbf(Seconds per_gpu_mtbf, double gpus) { return per_gpu_mtbf / gpus; }

@@ -2,6 +2,9 @@
 // Sustainability walls): failures, checkpoint/restart, energy, emissions and money.
 #pragma once
 
+#include <string>
+
+#include "mlsysim/catalog/hardware.hpp"
 #include "mlsysim/units/quantity.hpp"
 
 namespace mlsysim {
@@ -36,16 +39,24 @@ inline constexpr double kSurveyAveragePue = 1.58;
 // per kilowatthour of U.S. electricity generation?"). CO2 only (not CO2e), operational only.
 inline constexpr KgCO2ePerJoule kUsGridIntensity{1.65e12 / 4.23e12 / 3.6e6};
 
-// Price of a GPU-hour: AWS EC2 p5.48xlarge (8x H100 SXM 80 GB) on-demand, us-east-1, at its 2023
-// launch list price of $98.32/hour = $12.29 per GPU-hour.
-inline constexpr double kDefaultGpuHourUsd = 98.32 / 8.0;
+// Price of a GPU-hour where nothing better is known: AWS EC2 p5.48xlarge (8x H100 SXM 80 GB)
+// on-demand, us-east-1, $55.04/hour = $6.88 per GPU-hour after AWS's June 2025 price cut (it launched
+// in 2023 at $98.32/hour); the H100's [device.rental] in catalog/hardware/cloud.toml cites the row.
+inline constexpr double kDefaultGpuHourUsd = 55.04 / 8.0;
 
-// What running GPUs costs: the facility's overhead, the grid's carbon, the price of a GPU-hour.
+// What running GPUs costs: the facility's overhead, the grid's carbon, the price of a GPU-hour
+// and where that price comes from (the traces quote it).
 struct OperatingCosts {
   double pue = kSurveyAveragePue;
   KgCO2ePerJoule grid_intensity = kUsGridIntensity;
   double gpu_hour_usd = kDefaultGpuHourUsd;
+  std::string gpu_hour_source = "AWS p5.48xlarge on-demand, $55.04/h for 8 x H100";
 };
+// The costs with the price of one hour of `hw`: its on-demand cloud rate from the hardware catalog
+// ([device.rental]); a device the catalog lists no rental for (a desktop or laptop GPU, a board, an
+// accelerator rented only by reservation) keeps kDefaultGpuHourUsd, and the source says whose price
+// that is and how to give one's own (--gpu-hour-usd).
+OperatingCosts priced_for(OperatingCosts costs, const HardwareSpec& hw);
 // Throws BadInput naming the flag and its range: PUE in [1, 3], intensity >= 0, price > 0.
 void check_operating_costs(const OperatingCosts& c);
 

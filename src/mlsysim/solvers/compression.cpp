@@ -526,12 +526,10 @@ void add_fleet(const ModelSpec& model, const HardwareSpec& hw, const Variant& ba
   auto& t = out.trace;
   t.push_back(fmt::format("Fleet: {} requests of {} + {} tokens per replica; GPUs per replica = the "
                           "smallest tensor-parallel degree that fits in {}% of {} usable; cost = GPUs x "
-                          "${:.2f}/GPU-hour x 8760 h{}.",
+                          "${:.2f}/GPU-hour ({}) x 8760 h.",
                           sh.fleet_batch, sh.fleet_seq_len, sh.fleet_output_len,
                           kDefaultMemoryUtilization * 100, format_bytes(hw.memory_usable),
-                          r.costs.gpu_hour_usd,
-                          r.costs.gpu_hour_usd == kDefaultGpuHourUsd
-                              ? " (AWS p5.48xlarge on-demand $98.32/h / 8 GPUs, 2023 list price)" : ""));
+                          r.costs.gpu_hour_usd, r.costs.gpu_hour_source));
   for (const FleetRow& f : out.fleet)
     t.push_back(f.replica
                     ? fmt::format("  {}: weights {}, {} GPU(s)/replica, {:.3g} req/s per replica, "

@@ -98,6 +98,7 @@ RunOutlook run_outlook(const TrainingResult& t, const RunOptions& o) {
   r.facility_energy = facility_energy(r.it_energy, o.costs.pue);
   r.emissions = operational_emissions(r.facility_energy, o.costs.grid_intensity);
   r.cost = Usd(r.gpu_hours * o.costs.gpu_hour_usd);
+  r.gpu_hour_usd = o.costs.gpu_hour_usd;
 
   r.trace = {
       fmt::format("failures: per-GPU MTBF {:.0f} h / {} GPUs = cluster MTBF {:.2f} h (a synchronous job stops when any "
@@ -138,7 +139,8 @@ RunOutlook run_outlook(const TrainingResult& t, const RunOptions& o) {
                   r.gpu_power.si(), t.gpus, r.wall_time.si() / 86400.0, in_kwh(r.it_energy) / 1e3, o.costs.pue,
                   in_kwh(r.facility_energy) / 1e3, o.costs.grid_intensity.si() * 3.6e6, r.emissions.si() / 1e3));
   r.trace.push_back(
-      fmt::format("cost: {:.3g} GPU-hours x ${:.2f} = ${:.3g}", r.gpu_hours, o.costs.gpu_hour_usd, r.cost.si()));
+      fmt::format("cost: {:.3g} GPU-hours x ${:.2f} ({}) = ${:.3g}", r.gpu_hours, o.costs.gpu_hour_usd,
+                  o.costs.gpu_hour_source, r.cost.si()));
   return r;
 }
 
@@ -150,14 +152,15 @@ ServingOutlook serving_outlook(const ServingResult& s, const OperatingCosts& c) 
   // The replica's GPUs for as long as a million tokens take at its request throughput.
   const double hours_per_million = 1e6 / s.request_tokens_per_s / 3600.0;
   o.cost_per_million_tokens = Usd(s.gpus * c.gpu_hour_usd * hours_per_million);
+  o.gpu_hour_usd = c.gpu_hour_usd;
   o.emissions_per_million_tokens = operational_emissions(o.facility_energy_per_token * 1e6, c.grid_intensity);
   o.trace = {
       fmt::format("per token: {:.3g} J on the GPUs (engine power x TTFT and decode time / tokens; {:.0f} W per busy "
                   "GPU) x PUE {:.2f} = {:.3g} J; {:.3g} g CO2 per 1k tokens at {:.3f} kg/kWh",
                   o.energy_per_token.si(), s.average_power_per_gpu.si(), c.pue, o.facility_energy_per_token.si(),
                   o.emissions_per_million_tokens.si(), c.grid_intensity.si() * 3.6e6),
-      fmt::format("cost: {} GPUs x ${:.2f}/h / ({:.4g} tokens/s x 3600) = ${:.3g} per 1M tokens", s.gpus,
-                  c.gpu_hour_usd, s.request_tokens_per_s, o.cost_per_million_tokens.si()),
+      fmt::format("cost: {} GPUs x ${:.2f}/h ({}) / ({:.4g} tokens/s x 3600) = ${:.3g} per 1M tokens", s.gpus,
+                  c.gpu_hour_usd, c.gpu_hour_source, s.request_tokens_per_s, o.cost_per_million_tokens.si()),
   };
   return o;
 }
