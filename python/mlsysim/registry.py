@@ -128,6 +128,13 @@ class HardwareNode:
         price = self._spec.price_usd
         return None if price is None else Quantity(price, "USD")
 
+    @property
+    def rental_cost(self):
+        """One device-hour's on-demand cloud price (catalog [device.rental]), or None where no cloud
+        rents it; the default price of the cost figures of ``serve`` and ``train``."""
+        rate = self._spec.rental_usd_per_hour
+        return None if rate is None else Quantity(rate, "USD/h")
+
     def ridge_point(self, precision: str = "bf16") -> Quantity:
         return Quantity(self._spec.ridge_point(precision), "FLOP/B")
 

@@ -17,6 +17,12 @@ class Quantities(unittest.TestCase):
         self.assertEqual(Quantity(1, "GiB").to("B").magnitude, 2**30)
         self.assertNotEqual(Quantity(80, "GB"), Quantity(80, "GiB"))
 
+    def test_device_prices_are_dollar_quantities(self):
+        # The H100's rental is AWS p5.48xlarge on-demand, $55.04/h over its 8 GPUs (catalog).
+        h100 = mlsysim.Hardware.Cloud.H100
+        self.assertAlmostEqual(h100.rental_cost.to("USD/h").magnitude, 55.04 / 8)
+        self.assertIsNone(mlsysim.Hardware.get("rtx-4090").rental_cost)
+
     def test_arithmetic(self):
         self.assertEqual(Quantity(1, "s") + Quantity(500, "ms"), Quantity(1.5, "s"))
         self.assertTrue(Quantity(1, "ms") < Quantity(1, "s"))
