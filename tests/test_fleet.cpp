@@ -336,17 +336,18 @@ TEST(Fleet, DevicesWithoutAStandardNodeGetOneServer) {
   // An NVLink bridge joins 2 GPUs: a pair rides it, a group of 4 falls back to PCIe.
   const HardwareSpec& a6000 = catalog.hardware("rtx-a6000");
   ASSERT_EQ(a6000.interconnect->reach, 2);
-  EXPECT_DOUBLE_EQ(default_cluster(fleet, a6000, 2).scale_up.per_direction.si(), a6000.interconnect->per_direction.si());
-  EXPECT_DOUBLE_EQ(default_cluster(fleet, a6000, 4).scale_up.per_direction.si(), a6000.host_link->per_direction.si());
+  const auto link_of = [&](int gpus) { return default_cluster(fleet, a6000, gpus).scale_up.per_direction.si(); };
+  EXPECT_DOUBLE_EQ(link_of(2), a6000.interconnect->per_direction.si());
+  EXPECT_DOUBLE_EQ(link_of(4), a6000.host_link->per_direction.si());
 
   // Devices with a standard node keep it; beyond one server, or with no link at all, a clear error.
   EXPECT_EQ(default_cluster(fleet, catalog.hardware("h100"), 16).node.id, "dgx-h100");
-  const std::string too_many = mlsysim::testing::bad_input_of([&] { (void)default_cluster(fleet, l4, kMaxServerDevices + 1); });
-  EXPECT_TRUE(mlsysim::testing::mentions(too_many, "one server") && mlsysim::testing::mentions(too_many, "--cluster")) << too_many;
+  using mlsysim::testing::bad_input_of, mlsysim::testing::mentions;
+  const std::string too_many = bad_input_of([&] { (void)default_cluster(fleet, l4, kMaxServerDevices + 1); });
+  EXPECT_TRUE(mentions(too_many, "one server") && mentions(too_many, "--cluster")) << too_many;
   const HardwareSpec& mcu = catalog.hardware("esp32-s3");
   ASSERT_FALSE(mcu.interconnect || mcu.host_link);
   EXPECT_EQ(default_cluster(fleet, mcu, 1).total_gpus(), 1);
-  const std::string no_link = mlsysim::testing::bad_input_of([&] { (void)default_cluster(fleet, mcu, 2); });
-  EXPECT_TRUE(mlsysim::testing::mentions(no_link, "no interconnect or host link") && mlsysim::testing::mentions(no_link, "--gpus 1"))
-      << no_link;
+  const std::string no_link = bad_input_of([&] { (void)default_cluster(fleet, mcu, 2); });
+  EXPECT_TRUE(mentions(no_link, "no interconnect or host link") && mentions(no_link, "--gpus 1")) << no_link;
 }

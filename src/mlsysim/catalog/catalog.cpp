@@ -282,7 +282,7 @@ HardwareSpec parse_device(const toml::table& d, const std::string& origin) {
                                  where, rate));
     hw.rental_hour = usd(rate);
     hw.rental_note = string_or(*r, "note", where);
-    if (!hw.sources.count("rental") && !(d["sources"] && d["sources"]["rental"]))
+    if (!d["sources"]["rental"])  // read below with the other citations
       throw BadInput(where + ": [device.rental] needs its citation in [device.sources] rental");
   }
   if (auto* s = d["sources"].as_table())

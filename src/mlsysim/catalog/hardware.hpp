@@ -129,7 +129,7 @@ struct HardwareSpec {
   std::optional<Usd> price;  // purchase price of one device
   std::string price_note;
   // One device-hour's on-demand cloud rental (the instance price over its devices), where a cloud
-  // rents it: the default $/GPU-hour of cost figures (physics/operations.hpp, device_hour_price).
+  // rents it: the default $/GPU-hour of cost figures (physics/operations.hpp, priced_for).
   std::optional<Usd> rental_hour;
   std::string rental_note;
   std::map<std::string, std::string> sources;  // group -> citation

@@ -349,7 +349,6 @@ CollectiveEstimate collective_time(CollectiveOp op, Bytes message, const GroupPl
                  std::to_string(g.nodes) + " node(s) of " + c.id + "; valid: auto, " + valid);
 }
 
-
 namespace {
 
 // A fabric made from a device's own link (catalog/hardware: interconnect or host link) at `share`
