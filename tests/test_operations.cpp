@@ -169,6 +169,18 @@ TEST(Operations, ServingCostAndEmissionsPerToken) {
   // A bigger batch amortizes the weights: cheaper per token.
   q.batch = 64;
   EXPECT_LT(serving_outlook(serve(m, h, q), c).cost_per_million_tokens.si(), o.cost_per_million_tokens.si());
+  // Disaggregated: the prefill GPUs at their price, the decode GPUs at theirs (the GPU-hours of
+  // each pool for as long as a million tokens take); a single-pool replica ignores decode prices.
+  ServingRequest split = q;
+  split.decode_hardware = &Catalog::builtin().hardware("l40s");
+  const ServingResult d = serve(m, h, split);
+  ASSERT_TRUE(d.disaggregated);
+  OperatingCosts decode = c;
+  decode.gpu_hour_usd = 0.5;
+  const double hours = 1e6 / d.request_tokens_per_s / 3600;
+  EXPECT_NEAR(serving_outlook(d, c, &decode).cost_per_million_tokens.si(),
+              (d.tp * 2.0 + d.decode_tp * 0.5) * hours, 1e-9);
+  EXPECT_NEAR(serving_outlook(s, c, &decode).cost_per_million_tokens.si(), o.cost_per_million_tokens.si(), 1e-12);
   c.gpu_hour_usd = 0;
   EXPECT_THROW((void)serving_outlook(s, c), BadInput);
 }

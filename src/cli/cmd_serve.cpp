@@ -231,7 +231,8 @@ int run_serve(const GlobalOptions& g, const ServeOptions& o) {
   const BatchingRequest b = batching_request(o, r, s);
   const HardwareSpec& pool_hw = r.decode_hardware ? *r.decode_hardware : hw;  // holds the KV caches
   const BatchingResult cb = continuous_batching(model, pool_hw, b);
-  const ServingOutlook money = serving_outlook(s, o.costs.costs(hw));
+  const OperatingCosts decode_costs = o.costs.costs(pool_hw);
+  const ServingOutlook money = serving_outlook(s, o.costs.costs(hw), &decode_costs);
   const ServeAnswer answer{model, hw, r, s, b, cb, money};
   const ordered_json j = serve_json(answer);
 

@@ -144,23 +144,33 @@ RunOutlook run_outlook(const TrainingResult& t, const RunOptions& o) {
   return r;
 }
 
-ServingOutlook serving_outlook(const ServingResult& s, const OperatingCosts& c) {
+ServingOutlook serving_outlook(const ServingResult& s, const OperatingCosts& c, const OperatingCosts* decode_costs) {
   check_operating_costs(c);
   ServingOutlook o;
   o.energy_per_token = s.energy_per_token;
   o.facility_energy_per_token = facility_energy(s.energy_per_token, c.pue);
+  // The replica's GPU-hours per hour: tp prefill GPUs and, disaggregated, decode_tp decode GPUs,
+  // each pool at its own device's price.
+  const bool two_pools = s.disaggregated && decode_costs;
+  if (two_pools) check_operating_costs(*decode_costs);
+  const double replica_usd_per_hour = two_pools ? s.tp * c.gpu_hour_usd + s.decode_tp * decode_costs->gpu_hour_usd
+                                                : s.gpus * c.gpu_hour_usd;
   // The replica's GPUs for as long as a million tokens take at its request throughput.
   const double hours_per_million = 1e6 / s.request_tokens_per_s / 3600.0;
-  o.cost_per_million_tokens = Usd(s.gpus * c.gpu_hour_usd * hours_per_million);
-  o.gpu_hour_usd = c.gpu_hour_usd;
+  o.cost_per_million_tokens = Usd(replica_usd_per_hour * hours_per_million);
+  o.gpu_hour_usd = replica_usd_per_hour / s.gpus;
   o.emissions_per_million_tokens = operational_emissions(o.facility_energy_per_token * 1e6, c.grid_intensity);
   o.trace = {
       fmt::format("per token: {:.3g} J on the GPUs (engine power x TTFT and decode time / tokens; {:.0f} W per busy "
                   "GPU) x PUE {:.2f} = {:.3g} J; {:.3g} g CO2 per 1k tokens at {:.3f} kg/kWh",
                   o.energy_per_token.si(), s.average_power_per_gpu.si(), c.pue, o.facility_energy_per_token.si(),
                   o.emissions_per_million_tokens.si(), c.grid_intensity.si() * 3.6e6),
-      fmt::format("cost: {} GPUs x ${:.2f}/h ({}) / ({:.4g} tokens/s x 3600) = ${:.3g} per 1M tokens", s.gpus,
-                  c.gpu_hour_usd, c.gpu_hour_source, s.request_tokens_per_s, o.cost_per_million_tokens.si()),
+      fmt::format("cost: {} / ({:.4g} tokens/s x 3600) = ${:.3g} per 1M tokens",
+                  two_pools ? fmt::format("({} prefill GPUs x ${:.2f}/h ({}) + {} decode GPUs x ${:.2f}/h ({}))", s.tp,
+                                          c.gpu_hour_usd, c.gpu_hour_source, s.decode_tp,
+                                          decode_costs->gpu_hour_usd, decode_costs->gpu_hour_source)
+                            : fmt::format("{} GPUs x ${:.2f}/h ({})", s.gpus, c.gpu_hour_usd, c.gpu_hour_source),
+                  s.request_tokens_per_s, o.cost_per_million_tokens.si()),
   };
   return o;
 }

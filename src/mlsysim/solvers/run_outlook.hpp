@@ -75,6 +75,9 @@ struct ServingOutlook {
   KgCO2e emissions_per_million_tokens{};
   std::vector<std::string> trace;
 };
-ServingOutlook serving_outlook(const ServingResult& serving, const OperatingCosts& costs);
+// `decode_costs`: a disaggregated replica's decode GPUs at their own price (--decode-hardware);
+// absent, every GPU of the replica is priced at `costs`.
+ServingOutlook serving_outlook(const ServingResult& serving, const OperatingCosts& costs,
+                               const OperatingCosts* decode_costs = nullptr);
 
 }  // namespace mlsysim
