@@ -3,6 +3,7 @@
 
 #include <type_traits>
 
+#include "mlsysim/units/format.hpp"
 #include "mlsysim/units/quantity.hpp"
 
 using namespace mlsysim::units;
@@ -50,4 +51,10 @@ TEST(Units, PowerTimesTimeIsEnergy) {
 TEST(Units, RatiosAreNumbers) {
   const double ratio = gigabytes(8) / gigabytes(16);
   EXPECT_DOUBLE_EQ(ratio, 0.5);
+}
+
+TEST(Units, CountsAgreeWithTheirNoun) {
+  EXPECT_EQ(mlsysim::units::format_counted(1, "GPU"), "1 GPU");
+  EXPECT_EQ(mlsysim::units::format_counted(8, "GPU"), "8 GPUs");
+  EXPECT_EQ(mlsysim::units::format_counted(0, "decode GPU"), "0 decode GPUs");
 }

@@ -12,6 +12,7 @@
 #include "mlsysim/catalog/fleet.hpp"
 #include "mlsysim/physics/topology.hpp"
 #include "mlsysim/solvers/training.hpp"
+#include "mlsysim/units/format.hpp"
 
 namespace mlsysim::cli {
 
@@ -231,7 +232,7 @@ inline std::string training_table(const TrainingResult& r) {
   if (r.lora.enabled())
     row("LoRA", fmt::format("{}: {:.3g}M trainable parameters ({:.3f}%), base frozen", r.lora.describe(),
                             r.trainable_parameters / 1e6, 100 * r.trainable_parameters / r.parameters));
-  row("cluster", fmt::format("{} ({} GPUs of {})", r.cluster.id, r.gpus, r.hardware));
+  row("cluster", fmt::format("{} ({} of {})", r.cluster.id, units::format_counted(r.gpus, "GPU"), r.hardware));
   row("layout", fmt::format("TP {} x PP {} x DP {} x CP {} x EP {}{}", r.layout.tp, r.layout.pp, r.layout.dp,
                             r.layout.cp, r.layout.ep, r.layout.vpp > 1 ? fmt::format(" (v={})", r.layout.vpp) : ""));
   row("batch", fmt::format("{} x {} tokens; micro-batch {} x {} micro-batches", r.global_batch, r.seq_len,

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "mlsysim/errors.hpp"
+#include "mlsysim/units/format.hpp"
 
 namespace mlsysim {
 namespace {
@@ -166,10 +167,12 @@ ServingOutlook serving_outlook(const ServingResult& s, const OperatingCosts& c, 
                   o.energy_per_token.si(), s.average_power_per_gpu.si(), c.pue, o.facility_energy_per_token.si(),
                   o.emissions_per_million_tokens.si(), c.grid_intensity.si() * 3.6e6),
       fmt::format("cost: {} / ({:.4g} tokens/s x 3600) = ${:.3g} per 1M tokens",
-                  two_pools ? fmt::format("({} prefill GPUs x ${:.2f}/h ({}) + {} decode GPUs x ${:.2f}/h ({}))", s.tp,
-                                          c.gpu_hour_usd, c.gpu_hour_source, s.decode_tp,
+                  two_pools ? fmt::format("({} x ${:.2f}/h ({}) + {} x ${:.2f}/h ({}))",
+                                          units::format_counted(s.tp, "prefill GPU"), c.gpu_hour_usd, c.gpu_hour_source,
+                                          units::format_counted(s.decode_tp, "decode GPU"),
                                           decode_costs->gpu_hour_usd, decode_costs->gpu_hour_source)
-                            : fmt::format("{} GPUs x ${:.2f}/h ({})", s.gpus, c.gpu_hour_usd, c.gpu_hour_source),
+                            : fmt::format("{} x ${:.2f}/h ({})", units::format_counted(s.gpus, "GPU"),
+                                          c.gpu_hour_usd, c.gpu_hour_source),
                   s.request_tokens_per_s, o.cost_per_million_tokens.si()),
   };
   return o;

@@ -55,6 +55,9 @@ std::string format_count(double n) {
   static constexpr double s[] = {1e12, 1e9, 1e6, 1e3, 1};
   return scaled(n, p, s, 5, "");
 }
+std::string format_counted(long long n, const std::string& noun) {
+  return fmt::format("{} {}{}", n, noun, n == 1 ? "" : "s");
+}
 std::string format_percent(double fraction) {
   const double pct = fraction * 100;
   return pct >= 10 ? fmt::format("{:.1f}%", pct) : fmt::format("{:.2f}%", pct);

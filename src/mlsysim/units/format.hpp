@@ -16,5 +16,7 @@ std::string format_energy(Joules e);
 std::string format_power(Watts w);
 std::string format_count(double n);  // 8.03 B, 25.6 M
 std::string format_percent(double fraction);
+// "1 GPU", "8 GPUs": a whole count and its noun, plural unless the count is one.
+std::string format_counted(long long n, const std::string& noun);
 
 }  // namespace mlsysim::units
