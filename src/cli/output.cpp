@@ -330,16 +330,18 @@ std::string hardware_list(const Catalog& c, Format f, const std::string& tier) {
                          {"memory_usable_bytes", hw.memory_usable.si()},
                          {"memory_bandwidth_bytes_per_s", hw.memory_bandwidth.si()},
                          {"tdp_w", hw.tdp.si()},
-                         {"ridge_point_flop_per_byte", j["ridge_point_flop_per_byte"]}};
+                         {"ridge_point_flop_per_byte", j["ridge_point_flop_per_byte"]},
+                         {"rental_usd_per_hour", hw.rental_hour ? ordered_json(hw.rental_hour->si()) : ordered_json()}};
     for (Precision p : kAllPrecisions)
       flat[std::string("peak_") + std::string(to_string(p)) + "_flops_per_s"] = hw.peak(p).si();
     rows.push_back(flat);
     trows.push_back({hw.id, hw.name, hw.tier, peak_summary(hw), format_bytes(hw.memory_capacity),
-                     format_bandwidth(hw.memory_bandwidth), format_power(hw.tdp)});
+                     format_bandwidth(hw.memory_bandwidth), format_power(hw.tdp),
+                     hw.rental_hour ? fmt::format("${:.2f}", hw.rental_hour->si()) : "-"});
   }
   if (f == Format::Json) return ordered_json{{"hardware", rows}}.dump(2) + "\n";
   if (f == Format::Csv) return csv_from_rows(rows);
-  return table({"id", "name", "tier", "dense peak", "memory", "bandwidth", "TDP"}, trows);
+  return table({"id", "name", "tier", "dense peak", "memory", "bandwidth", "TDP", "$/hour"}, trows);
 }
 
 std::string hardware_show(const HardwareSpec& hw, Format f) {
