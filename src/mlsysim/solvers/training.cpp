@@ -300,9 +300,9 @@ std::vector<std::string> training_trace(const HardwareSpec& hw, const Cluster& c
                                         const Resolved& r, const TrainingRequest& rq,
                                         const TrainingResult& res, const LayoutQuantities& q) {
   std::vector<std::string> tr;
-  tr.push_back(fmt::format("layout: TP {} x PP {} x DP {} x CP {} x EP {} = {} GPUs on {} ({} x {}, {} + {})",
-                           r.tp, r.pp, r.dp, r.cp, r.ep, r.gpus, c.id, c.nodes, c.node.id, c.scale_up.id,
-                           c.scale_out.id));
+  tr.push_back(fmt::format("layout: TP {} x PP {} x DP {} x CP {} x EP {} = {} on {} ({} x {}, {})", r.tp, r.pp,
+                           r.dp, r.cp, r.ep, units::format_counted(r.gpus, "GPU"), c.id, c.nodes, c.node.id,
+                           c.scale_out.id == c.scale_up.id ? c.scale_up.id : c.scale_up.id + " + " + c.scale_out.id));
   tr.push_back(fmt::format("batch: {} sequences = DP {} x EP {} x micro-batch {} x {} micro-batches (gradient "
                            "accumulation); {} tokens per sequence", r.B, r.dp, r.ep, r.b, r.m, r.S));
   tr.push_back(fmt::format("compute: engine solve of the TP{}/PP{} shard ({} layers, {:.2f}B params) = {} per "
