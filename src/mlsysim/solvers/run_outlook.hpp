@@ -71,7 +71,7 @@ struct ServingOutlook {
   Joules energy_per_token{};           // the GPUs (ServingResult::energy_per_token)
   Joules facility_energy_per_token{};  // with the facility's PUE
   Usd cost_per_million_tokens{};       // the replica's GPU-hours at request throughput
-  double gpu_hour_usd = 0;             // the price of one of its GPU-hours (OperatingCosts)
+  double gpu_hour_usd = 0;             // the mean price of one of its GPU-hours (each pool at its own)
   KgCO2e emissions_per_million_tokens{};
   std::vector<std::string> trace;
 };
