@@ -19,8 +19,8 @@ std::vector<int> divisors(int n, int limit) {
   return out;
 }
 
-double objective_value(const TrainingResult& r, const HardwareSpec& hw, Objective o) {
-  if (o == Objective::Cost && hw.price) return r.step_time.si() * r.gpus;  // GPU-seconds (x $/GPU-s)
+double objective_value(const TrainingResult& r, Objective o) {
+  if (o == Objective::Cost) return r.step_time.si() * r.gpus;  // GPU-seconds: x the device's $/GPU-s is money
   return r.step_time.si();
 }
 
@@ -155,7 +155,7 @@ class LayoutSearch {
   [[nodiscard]] bool better(const Kept& a, const Kept& b) const { return value(a.result) < value(b.result); }
 
  private:
-  [[nodiscard]] double value(const TrainingResult& r) const { return objective_value(r, hw_, req_.objective); }
+  [[nodiscard]] double value(const TrainingResult& r) const { return objective_value(r, req_.objective); }
 
   void search(unsigned t, unsigned threads, ThreadFindings& f) const {
     TrainingEvaluator ev(model_, hw_, cluster_);
