@@ -839,6 +839,7 @@ TEST(CatalogInput, RentalAndLinkReachAreCheckedAndCited) {
   EXPECT_EQ(toml_error(link + "2\n"), "");
   for (const std::string value : {"1", "2.5", "-2"})
     EXPECT_TRUE(mentions(toml_error(link + value + "\n"), "'gpus'")) << value;
+  EXPECT_TRUE(mentions(toml_error(link + "2\np2p = 0\n"), "'p2p' must be true or false"));
 }
 
 // A key the loader does not read is refused with the closest one it does, instead of leaving the

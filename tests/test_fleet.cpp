@@ -333,6 +333,13 @@ TEST(Fleet, DevicesWithoutAStandardNodeGetOneServer) {
                                    Algorithm::Ring);
   EXPECT_NEAR(est.time.si(), 1.5e9 / beta + 6 * l4.host_link->latency.si(), 1e-9);
 
+  // A GeForce card's driver refuses peer-to-peer: NCCL stages each transfer in host memory, at
+  // 7.09 / 16 of the link (two V100 PCIe on that path, nccl-tests; physics/collectives.hpp).
+  const HardwareSpec& geforce = catalog.hardware("rtx-4090");
+  ASSERT_FALSE(geforce.host_link->peer_to_peer);
+  EXPECT_DOUBLE_EQ(default_cluster(fleet, geforce, 4).scale_up.collective_efficiency, 7.09 / 16);
+  EXPECT_DOUBLE_EQ(four.scale_up.collective_efficiency, kPcieAchievedShare);
+
   // An NVLink bridge joins 2 GPUs: a pair rides it, a group of 4 falls back to PCIe.
   const HardwareSpec& a6000 = catalog.hardware("rtx-a6000");
   ASSERT_EQ(a6000.interconnect->reach, 2);

@@ -94,7 +94,8 @@ double required_rate(const toml::table& t, std::string_view key, const RateRange
 
 // `links` (how many) is kept for the reader only: per_direction_gbs is already their total.
 // `gpus`: how many devices the link joins (a bridge: 2); absent, every device of a server.
-const Keys kLinkKeys = {"name", "per_direction_gbs", "latency_us", "links", "gpus"};
+// `p2p`: false where the driver refuses peer-to-peer transfers over it (GeForce host links).
+const Keys kLinkKeys = {"name", "per_direction_gbs", "latency_us", "links", "gpus", "p2p"};
 
 std::optional<Link> parse_link(const toml::table* t, const std::string& table, const std::string& where) {
   if (!t) return std::nullopt;
@@ -110,6 +111,7 @@ std::optional<Link> parse_link(const toml::table* t, const std::string& table, c
                                "(leave it out for a link that joins every device of a server), got {:g}",
                                where, table, reach));
   link.reach = static_cast<int>(reach);
+  link.peer_to_peer = bool_field(*t, "p2p", true, where + " " + table);
   return link;
 }
 

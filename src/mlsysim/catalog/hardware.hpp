@@ -22,6 +22,9 @@ struct Link {
   // How many devices it joins: 2 for an NVLink bridge; 0 for a link that joins every device of a
   // server (NVLink/xGMI meshes, ICI, integrated RoCE, a host link through the PCIe switch).
   int reach = 0;
+  // Whether the driver lets devices on it read and write each other's memory (PCIe peer-to-peer).
+  // GeForce cards' drivers refuse it, so their collectives are staged through host memory.
+  bool peer_to_peer = true;
 };
 
 // How close real kernels come to datasheet peaks on a device (physics/efficiency.hpp uses it).

@@ -15,6 +15,17 @@ using namespace units;  // NOLINT
 // and H200 (PCIe Gen5 x16; bench/gpu/microbench.py, catalog/calibration/measurements/*.json).
 // Collectives over a host link (GPUs with no GPU-GPU interconnect) see this share of it.
 inline constexpr double kPcieAchievedShare = 0.86;
+// Without peer-to-peer (GeForce drivers refuse it; NCCL also avoids it across CPU sockets), NCCL
+// stages every transfer through pinned host memory (its SHM transport): a copy into host memory and
+// one out of it per step. An nccl-tests all-reduce between two V100 PCIe cards on that path (PCIe
+// Gen3 x16, 16 GB/s per direction; NCCL 2.21.5 logging "via SHM/direct/direct") reaches 7.09 GB/s
+// bus bandwidth at 128 MiB, 0.443 of the link (Enizaksoy/lab-baremetal-gpu-cluster,
+// SETUP_GUIDE_STEP_BY_STEP.md @ 02ee25e4afff2e7729d1c1b21ad01e0c35206256, "Step 8").
+inline constexpr double kPcieHostStagedShare = 7.09 / 16.0;
+// The share of a host link's line rate that a collective ring over it reaches.
+inline constexpr double host_link_collective_share(bool peer_to_peer) {
+  return peer_to_peer ? kPcieAchievedShare : kPcieHostStagedShare;
+}
 
 struct LinkCost {
   BytesPerSecond bandwidth{};  // per direction, per rank

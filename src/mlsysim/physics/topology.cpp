@@ -381,10 +381,12 @@ Cluster default_cluster(const FleetCatalog& fleet, const HardwareSpec& hw, int g
     link = device_link_fabric(*hw.interconnect, "device-link", 1.0,
                               hw.id + " interconnect from the hardware catalog, line rate (no nccl-tests sweep)");
   } else if (hw.host_link) {
-    link = device_link_fabric(*hw.host_link, "pcie", kPcieAchievedShare,
-                              fmt::format("{} host link from the hardware catalog, {:.0f}% of line rate "
-                                          "(physics/collectives.hpp, kPcieAchievedShare)",
-                                          hw.id, kPcieAchievedShare * 100));
+    const double share = host_link_collective_share(hw.host_link->peer_to_peer);
+    link = device_link_fabric(*hw.host_link, "pcie", share,
+                              fmt::format("{} host link from the hardware catalog, {:.0f}% of line rate{} "
+                                          "(physics/collectives.hpp, host_link_collective_share)",
+                                          hw.id, share * 100,
+                                          hw.host_link->peer_to_peer ? "" : " (no peer-to-peer: staged in host memory)"));
   } else if (gpus > 1) {
     throw BadInput(fmt::format("{} lists no interconnect or host link, so {} of them cannot exchange "
                                "gradients or activations: use --gpus 1, or name a --cluster",

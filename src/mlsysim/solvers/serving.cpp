@@ -84,9 +84,11 @@ ServingDeployment make_deployment(const ModelSpec& model, const HardwareSpec& hw
       d.node = std::move(node);
     }
   } else if (hw.host_link) {
-    d.link = {hw.host_link->per_direction * kPcieAchievedShare, hw.host_link->latency};
+    const double share = host_link_collective_share(hw.host_link->peer_to_peer);
+    d.link = {hw.host_link->per_direction * share, hw.host_link->latency};
     d.link_name = hw.host_link->name + " (no GPU-GPU interconnect listed: host link, " +
-                  fmt::format("{:.0f}", kPcieAchievedShare * 100) + "% of its line rate achieved)";
+                  fmt::format("{:.0f}", share * 100) + "% of its line rate achieved" +
+                  (hw.host_link->peer_to_peer ? "" : ", staged in host memory: no peer-to-peer") + ")";
     d.link_is_host = true;
   } else if (tp > 1) {
     throw BadInput(hw.id + " lists no interconnect or host link: tensor parallelism (--tp " +
