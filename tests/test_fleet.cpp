@@ -338,6 +338,11 @@ TEST(Fleet, DevicesWithoutAStandardNodeGetOneServer) {
   const HardwareSpec& geforce = catalog.hardware("rtx-4090");
   ASSERT_FALSE(geforce.host_link->peer_to_peer);
   EXPECT_DOUBLE_EQ(default_cluster(fleet, geforce, 4).scale_up.collective_efficiency, 7.09 / 16);
+  // Its per-step latency is that path's: an 8-byte all-reduce of 2 ranks is two steps, 10.09 us.
+  const Cluster pair = default_cluster(fleet, geforce, 2);
+  EXPECT_NEAR(collective_time(CollectiveOp::AllReduce, Bytes(8), place_group_on(pair, 2, 1), pair, Algorithm::Ring)
+                  .time.si(),
+              10.09e-6 + 8.0 / (32e9 * 7.09 / 16), 1e-12);
   EXPECT_DOUBLE_EQ(four.scale_up.collective_efficiency, kPcieAchievedShare);
 
   // An NVLink bridge joins 2 GPUs: a pair rides it, a group of 4 falls back to PCIe.

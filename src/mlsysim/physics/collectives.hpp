@@ -22,9 +22,17 @@ inline constexpr double kPcieAchievedShare = 0.86;
 // bus bandwidth at 128 MiB, 0.443 of the link (Enizaksoy/lab-baremetal-gpu-cluster,
 // SETUP_GUIDE_STEP_BY_STEP.md @ 02ee25e4afff2e7729d1c1b21ad01e0c35206256, "Step 8").
 inline constexpr double kPcieHostStagedShare = 7.09 / 16.0;
-// The share of a host link's line rate that a collective ring over it reaches.
+// The same log's 8-byte all-reduce takes 10.09 us: two ring steps of a 2-rank ring, 5.0 us each,
+// the per-step latency of a transfer staged through host memory (a device-to-host and a
+// host-to-device copy, each with its launch and synchronization).
+inline constexpr Seconds kPcieHostStagedStepLatency = units::microseconds(10.09 / 2.0);
+// What a collective ring over a host link reaches: its share of the line rate, and its latency per
+// step (the catalog's, or the staged path's where the link has no peer-to-peer).
 inline constexpr double host_link_collective_share(bool peer_to_peer) {
   return peer_to_peer ? kPcieAchievedShare : kPcieHostStagedShare;
+}
+inline constexpr Seconds host_link_step_latency(bool peer_to_peer, Seconds listed) {
+  return peer_to_peer || listed.si() > kPcieHostStagedStepLatency.si() ? listed : kPcieHostStagedStepLatency;
 }
 
 struct LinkCost {

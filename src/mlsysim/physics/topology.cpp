@@ -382,7 +382,9 @@ Cluster default_cluster(const FleetCatalog& fleet, const HardwareSpec& hw, int g
                               hw.id + " interconnect from the hardware catalog, line rate (no nccl-tests sweep)");
   } else if (hw.host_link) {
     const double share = host_link_collective_share(hw.host_link->peer_to_peer);
-    link = device_link_fabric(*hw.host_link, "pcie", share,
+    Link host = *hw.host_link;
+    host.latency = host_link_step_latency(host.peer_to_peer, host.latency);
+    link = device_link_fabric(host, "pcie", share,
                               fmt::format("{} host link from the hardware catalog, {:.0f}% of line rate{} "
                                           "(physics/collectives.hpp, host_link_collective_share)",
                                           hw.id, share * 100,

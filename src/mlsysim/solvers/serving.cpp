@@ -85,7 +85,8 @@ ServingDeployment make_deployment(const ModelSpec& model, const HardwareSpec& hw
     }
   } else if (hw.host_link) {
     const double share = host_link_collective_share(hw.host_link->peer_to_peer);
-    d.link = {hw.host_link->per_direction * share, hw.host_link->latency};
+    d.link = {hw.host_link->per_direction * share,
+              host_link_step_latency(hw.host_link->peer_to_peer, hw.host_link->latency)};
     d.link_name = hw.host_link->name + " (no GPU-GPU interconnect listed: host link, " +
                   fmt::format("{:.0f}", share * 100) + "% of its line rate achieved" +
                   (hw.host_link->peer_to_peer ? "" : ", staged in host memory: no peer-to-peer") + ")";
