@@ -365,6 +365,29 @@ Fabric device_link_fabric(const Link& link, const char* kind, double share, cons
   return f;
 }
 
+// The link a synthesized server's rings ride: the device's own where it joins all `gpus` (an NVLink
+// bridge joins 2), else its host link at the share a collective reaches over it.
+Fabric server_link(const HardwareSpec& hw, int gpus) {
+  const Link* own = hw.interconnect ? &*hw.interconnect : nullptr;
+  if (own && (own->reach == 0 || gpus <= own->reach))
+    return device_link_fabric(*own, "device-link", 1.0,
+                              hw.id + " interconnect from the hardware catalog, line rate (no nccl-tests sweep)");
+  if (!hw.host_link) {
+    if (gpus == 1) return Fabric{};  // one device alone exchanges nothing
+    throw BadInput(fmt::format("{} lists no interconnect or host link, so {} of them cannot exchange "
+                               "gradients or activations: use --gpus 1, or name a --cluster",
+                               hw.id, gpus));
+  }
+  Link host = *hw.host_link;
+  const double share = host_link_collective_share(host.peer_to_peer);
+  host.latency = host_link_step_latency(host.peer_to_peer, host.latency);
+  return device_link_fabric(host, "pcie", share,
+                            fmt::format("{} host link from the hardware catalog, {:.0f}% of line rate{} "
+                                        "(physics/collectives.hpp, host_link_collective_share)",
+                                        hw.id, share * 100,
+                                        host.peer_to_peer ? "" : " (no peer-to-peer: staged in host memory)"));
+}
+
 }  // namespace
 
 Cluster default_cluster(const FleetCatalog& fleet, const HardwareSpec& hw, int gpus) {
@@ -375,25 +398,7 @@ Cluster default_cluster(const FleetCatalog& fleet, const HardwareSpec& hw, int g
         "system for {}: describe your nodes and network as a --cluster in a --catalog directory "
         "(docs/CATALOG.md), or use --gpus <= {}",
         gpus, hw.id, kMaxServerDevices, hw.id, kMaxServerDevices));
-  const bool own_link_joins_all = hw.interconnect && (hw.interconnect->reach == 0 || gpus <= hw.interconnect->reach);
-  Fabric link;
-  if (own_link_joins_all) {
-    link = device_link_fabric(*hw.interconnect, "device-link", 1.0,
-                              hw.id + " interconnect from the hardware catalog, line rate (no nccl-tests sweep)");
-  } else if (hw.host_link) {
-    const double share = host_link_collective_share(hw.host_link->peer_to_peer);
-    Link host = *hw.host_link;
-    host.latency = host_link_step_latency(host.peer_to_peer, host.latency);
-    link = device_link_fabric(host, "pcie", share,
-                              fmt::format("{} host link from the hardware catalog, {:.0f}% of line rate{} "
-                                          "(physics/collectives.hpp, host_link_collective_share)",
-                                          hw.id, share * 100,
-                                          hw.host_link->peer_to_peer ? "" : " (no peer-to-peer: staged in host memory)"));
-  } else if (gpus > 1) {
-    throw BadInput(fmt::format("{} lists no interconnect or host link, so {} of them cannot exchange "
-                               "gradients or activations: use --gpus 1, or name a --cluster",
-                               hw.id, gpus));
-  }
+  const Fabric link = server_link(hw, gpus);
   Cluster c;
   c.id = fmt::format("{}-server-x{}", hw.id, gpus);
   c.name = gpus == 1 ? fmt::format("one {}", hw.name)
