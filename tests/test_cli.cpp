@@ -296,6 +296,17 @@ TEST(Cli, LoraFlagsReachSolveAndTrain) {
   EXPECT_NE(bad.out.find("needs --lora-rank"), std::string::npos) << bad.out;
 }
 
+// `hardware show` states what the links can do: how many devices a bridge joins, and whether the
+// driver allows peer-to-peer over the host link (GeForce's does not).
+TEST(Cli, HardwareShowStatesLinkReachAndPeerToPeer) {
+  const auto geforce = nlohmann::json::parse(run("hardware show rtx-4090 --format json").out);
+  EXPECT_FALSE(geforce.at("host_link").at("peer_to_peer").get<bool>());
+  const auto bridged = nlohmann::json::parse(run("hardware show rtx-a6000 --format json").out);
+  EXPECT_EQ(bridged.at("interconnect").at("gpus").get<int>(), 2);
+  EXPECT_TRUE(bridged.at("host_link").at("peer_to_peer").get<bool>());
+  EXPECT_NE(run("hardware show rtx-4090").out.find("no peer-to-peer"), std::string::npos);
+}
+
 // A device with no standard node trains alone, or as one PCIe server: a single RTX 4090 has no
 // communication at all, and 4 of them spend time on the data-parallel gradient sync.
 TEST(Cli, TrainRunsOnDevicesWithoutAStandardNode) {

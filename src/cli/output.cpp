@@ -260,12 +260,14 @@ ordered_json hardware_json(const HardwareSpec& hw) {
   const Precision ridge_p = hw.supports(Precision::BF16) ? Precision::BF16
                             : hw.supports(Precision::FP16) ? Precision::FP16 : Precision::INT8;
   j["ridge_point_flop_per_byte"] = hw.supports(ridge_p) ? hw.ridge_point(ridge_p).si() : 0.0;
-  if (hw.interconnect)
-    j["interconnect"] = {{"name", hw.interconnect->name},
-                         {"per_direction_bytes_per_s", hw.interconnect->per_direction.si()}};
-  if (hw.host_link)
-    j["host_link"] = {{"name", hw.host_link->name},
-                      {"per_direction_bytes_per_s", hw.host_link->per_direction.si()}};
+  const auto link_json = [](const Link& l) {
+    ordered_json out = {{"name", l.name}, {"per_direction_bytes_per_s", l.per_direction.si()}};
+    if (l.reach > 0) out["gpus"] = l.reach;  // devices it joins (an NVLink bridge: 2)
+    out["peer_to_peer"] = l.peer_to_peer;
+    return out;
+  };
+  if (hw.interconnect) j["interconnect"] = link_json(*hw.interconnect);
+  if (hw.host_link) j["host_link"] = link_json(*hw.host_link);
   if (hw.price) j["price_usd"] = hw.price->si();
   if (hw.rental_hour) j["rental_usd_per_hour"] = hw.rental_hour->si();
   j["efficiency"] = {{"memory", hw.efficiency.memory},
@@ -373,12 +375,13 @@ std::string hardware_show(const HardwareSpec& hw, Format f) {
                                                               : "published Hopper defaults, docs/PHYSICS.md \"Power\"")});
   if (hw.special_function_rate.si() > 0)
     rows.push_back({"special functions", format_count(hw.special_function_rate.si()) + " ops/s (exp2, log2, rcp)"});
-  if (hw.interconnect)
-    rows.push_back({"interconnect", hw.interconnect->name + ", " +
-                                        format_bandwidth(hw.interconnect->per_direction) + " per direction"});
-  if (hw.host_link)
-    rows.push_back({"host link", hw.host_link->name + ", " +
-                                     format_bandwidth(hw.host_link->per_direction) + " per direction"});
+  const auto link_text = [](const Link& l) {
+    return l.name + ", " + format_bandwidth(l.per_direction) + " per direction" +
+           (l.reach > 0 ? fmt::format(", joins {} devices", l.reach) : "") +
+           (l.peer_to_peer ? "" : ", no peer-to-peer (collectives staged in host memory)");
+  };
+  if (hw.interconnect) rows.push_back({"interconnect", link_text(*hw.interconnect)});
+  if (hw.host_link) rows.push_back({"host link", link_text(*hw.host_link)});
   if (hw.price) rows.push_back({"price", fmt::format("${:.0f} {}", hw.price->si(), hw.price_note)});
   if (hw.rental_hour)
     rows.push_back({"rental", fmt::format("${:.3g} per hour: {}", hw.rental_hour->si(), hw.rental_note)});
