@@ -12,6 +12,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "input_errors.hpp"
 #include "mlsysim/catalog/catalog.hpp"
 #include "mlsysim/catalog/fleet.hpp"
 #include "mlsysim/errors.hpp"
@@ -464,6 +465,30 @@ TEST(ServingPart2, TensorParallelOverAHostLinkGetsPcieAchievedShare) {
   // Invariant: a slower link never makes the step faster than the raw-line-rate ring.
   const Seconds raw = ring_allreduce_time(Bytes(64.0 * 8192 * 2), 2, {BytesPerSecond(32e9), pcie.latency});
   EXPECT_GT(s.decode_comm.si(), 2 * 80 * raw.si());
+}
+
+TEST(ServingPart2, TensorParallelBeyondABridgeRidesTheHostLink) {
+  // An RTX A6000's NVLink bridge joins 2 cards (catalog [device.interconnect] gpus = 2): TP 2 rides
+  // it at line rate, TP 4 the PCIe Gen4 x16 host link at 86% of 32 GB/s per direction.
+  const HardwareSpec& a6000 = hw("rtx-a6000");
+  ASSERT_TRUE(a6000.interconnect && a6000.host_link);
+  ASSERT_EQ(a6000.interconnect->reach, 2);
+  ServingRequest r = req(128, 8, 128);
+  r.tp = 2;
+  const ServingResult bridged = serve(model("llama3-8b"), a6000, r);
+  const Bytes msg(8.0 * 4096 * 2);  // batch x hidden x bf16
+  const LinkCost bridge{a6000.interconnect->per_direction, a6000.interconnect->latency};
+  EXPECT_NEAR(bridged.decode_comm.si(), 2 * 32 * ring_allreduce_time(msg, 2, bridge).si(), 1e-12);
+  r.tp = 4;
+  const ServingResult pcie = serve(model("llama3-8b"), a6000, r);
+  const LinkCost host{BytesPerSecond(32e9 * 0.86), a6000.host_link->latency};
+  EXPECT_NEAR(pcie.decode_comm.si(), 2 * 32 * ring_allreduce_time(msg, 4, host).si(), 1e-12);
+  EXPECT_NE(pcie.link_name.find("joins only 2"), std::string::npos) << pcie.link_name;
+  // More devices than one server holds, with no standard node to span: a clear error.
+  r.tp = 16;
+  const std::string refusal = mlsysim::testing::bad_input_of([&] { (void)serve(model("llama3-8b"), a6000, r); });
+  EXPECT_NE(refusal.find("--tp 16"), std::string::npos) << refusal;
+  EXPECT_NE(refusal.find("--tp <= 8"), std::string::npos) << refusal;
 }
 
 TEST(ServingPart2, QuantizedHeadIsTheUsersChoice) {

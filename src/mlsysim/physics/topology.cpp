@@ -365,8 +365,8 @@ Fabric device_link_fabric(const Link& link, const char* kind, double share, cons
   return f;
 }
 
-// The link a synthesized server's rings ride: the device's own where it joins all `gpus` (an NVLink
-// bridge joins 2), else its host link at the share a collective reaches over it.
+}  // namespace
+
 Fabric server_link(const HardwareSpec& hw, int gpus) {
   const Link* own = hw.interconnect ? &*hw.interconnect : nullptr;
   if (own && (own->reach == 0 || gpus <= own->reach))
@@ -387,8 +387,6 @@ Fabric server_link(const HardwareSpec& hw, int gpus) {
                                         hw.id, share * 100,
                                         host.peer_to_peer ? "" : " (no peer-to-peer: staged in host memory)"));
 }
-
-}  // namespace
 
 Cluster default_cluster(const FleetCatalog& fleet, const HardwareSpec& hw, int gpus) {
   if (fleet.has_standard_node(hw.id) || gpus < 1) return fleet.standard_cluster(hw.id, gpus);

@@ -106,5 +106,10 @@ inline constexpr int kMaxServerDevices = 8;
 // kPcieAchievedShare of its line rate, as serving's tensor parallelism does on such devices. One
 // device needs no link: a workstation GPU, a laptop or a board trains alone.
 Cluster default_cluster(const FleetCatalog& fleet, const HardwareSpec& hw, int gpus);
+// The link the collectives of `gpus` devices in one such server ride: the device's own where it
+// joins them all (an NVLink bridge joins 2), else its host link at the share a collective reaches
+// over it (physics/collectives.hpp, host_link_collective_share). `gpus` 1 with no link at all: an
+// empty fabric; more with none: BadInput.
+Fabric server_link(const HardwareSpec& hw, int gpus);
 
 }  // namespace mlsysim

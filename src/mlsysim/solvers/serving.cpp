@@ -11,6 +11,7 @@
 #include "mlsysim/physics/memory.hpp"
 #include "mlsysim/physics/serving.hpp"
 #include "mlsysim/physics/sharding.hpp"
+#include "mlsysim/physics/topology.hpp"
 #include "mlsysim/units/format.hpp"
 
 namespace mlsysim {
@@ -33,6 +34,16 @@ int layers_of(const ModelSpec& m) { return m.tf.layers; }
 // Activation bytes of the all-reduced tensor: activations stay 16-bit even with 8/4-bit weights.
 double activation_bytes(const Profile& p) {
   return std::max(2.0, bytes_per_element(p.compute_precision));
+}
+
+// How the TP report names a host link its all-reduces ride, and why they ride it.
+std::string host_link_name(const HardwareSpec& hw, double share) {
+  const Link& host = *hw.host_link;
+  const std::string why = hw.interconnect ? fmt::format("{} joins only {}", hw.interconnect->name,
+                                                       hw.interconnect->reach)
+                                          : std::string("no GPU-GPU interconnect listed");
+  return fmt::format("{} ({}: host link, {:.0f}% of its line rate achieved{})", host.name, why, share * 100,
+                     host.peer_to_peer ? "" : ", staged in host memory: no peer-to-peer");
 }
 
 }  // namespace
@@ -69,31 +80,41 @@ ServingDeployment make_deployment(const ModelSpec& model, const HardwareSpec& hw
                      "terms: drop one of them");
     if (efficiency <= 0) d.step_host = *overrides.step_host;
   }
-  if (hw.interconnect) {
+  const FleetCatalog& fleet = fleet_or_null ? *fleet_or_null : FleetCatalog::builtin();
+  if (tp > 1 && !hw.interconnect && !hw.host_link)
+    throw BadInput(hw.id + " lists no interconnect or host link: tensor parallelism (--tp " +
+                   std::to_string(tp) + ") needs one; use --tp 1 or a datacenter GPU");
+  if (tp > 1 && efficiency <= 0 && fleet.has_standard_node(hw.id)) {
+    // A TP group wider than one node spans nodes: its all-reduces cross the scale-out network
+    // (the collective model places the group on the cluster), not the GPU's own NVLink.
+    Cluster node = fleet.standard_cluster(hw.id, tp);
+    d.link = {hw.interconnect->per_direction, hw.interconnect->latency};
+    d.link_name = node.gpus_per_node() >= tp
+                      ? node.scale_up.name
+                      : fmt::format("{} within each node and {} across {} nodes", node.scale_up.name,
+                                    node.scale_out.name, (tp + node.gpus_per_node() - 1) / node.gpus_per_node());
+    d.node = std::move(node);
+  } else if (tp > 1 && efficiency <= 0) {
+    // No standard node: one server whose rings ride the device's own link where it joins the whole
+    // group (an NVLink bridge joins 2), else the host link, as training's synthesized server does.
+    if (tp > kMaxServerDevices)
+      throw BadInput(fmt::format("--tp {}: that many {} devices do not fit one server ({} at most), and the "
+                                 "catalog has no standard multi-node system for {}: use --tp <= {}, or a "
+                                 "device with one (e.g. h100)",
+                                 tp, hw.id, kMaxServerDevices, hw.id, kMaxServerDevices));
+    const Fabric f = server_link(hw, tp);
+    d.link = {f.per_direction * f.collective_efficiency, f.latency};
+    d.link_name = f.kind != std::string_view("pcie") ? f.name
+                                                      : host_link_name(hw, f.collective_efficiency);
+  } else if (hw.interconnect) {
+    // The textbook model (and a lone device): the device's own link at line rate.
     d.link = {hw.interconnect->per_direction, hw.interconnect->latency};
     d.link_name = hw.interconnect->name;
-    const FleetCatalog& fleet = fleet_or_null ? *fleet_or_null : FleetCatalog::builtin();
-    if (tp > 1 && efficiency <= 0 && fleet.has_standard_node(hw.id)) {
-      // A TP group wider than one node spans nodes: its all-reduces cross the scale-out network
-      // (the collective model places the group on the cluster), not the GPU's own NVLink.
-      Cluster node = fleet.standard_cluster(hw.id, tp);
-      d.link_name = node.gpus_per_node() >= tp
-                        ? node.scale_up.name
-                        : fmt::format("{} within each node and {} across {} nodes", node.scale_up.name,
-                                      node.scale_out.name, (tp + node.gpus_per_node() - 1) / node.gpus_per_node());
-      d.node = std::move(node);
-    }
   } else if (hw.host_link) {
     const double share = host_link_collective_share(hw.host_link->peer_to_peer);
     d.link = {hw.host_link->per_direction * share,
               host_link_step_latency(hw.host_link->peer_to_peer, hw.host_link->latency)};
-    d.link_name = hw.host_link->name + " (no GPU-GPU interconnect listed: host link, " +
-                  fmt::format("{:.0f}", share * 100) + "% of its line rate achieved" +
-                  (hw.host_link->peer_to_peer ? "" : ", staged in host memory: no peer-to-peer") + ")";
-    d.link_is_host = true;
-  } else if (tp > 1) {
-    throw BadInput(hw.id + " lists no interconnect or host link: tensor parallelism (--tp " +
-                   std::to_string(tp) + ") needs one; use --tp 1 or a datacenter GPU");
+    d.link_name = host_link_name(hw, share);
   }
   return d;
 }

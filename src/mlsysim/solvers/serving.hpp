@@ -48,7 +48,6 @@ struct ServingDeployment {
   // otherwise (no such node, or the textbook model) a ring on `link`.
   std::optional<Cluster> node;
   std::string link_name;
-  bool link_is_host = false;         // no GPU-GPU interconnect: the host link (PCIe) carries them
   std::optional<Precision> precision, kv_precision;
   std::optional<Precision> compute_precision;  // SolveRequest::compute_precision (weight-only quantization)
   ActivationScaling activation_scaling = ActivationScaling::Static;  // SolveRequest::activation_scaling
