@@ -491,6 +491,26 @@ TEST(ServingPart2, TensorParallelBeyondABridgeRidesTheHostLink) {
   EXPECT_NE(refusal.find("--tp <= 8"), std::string::npos) << refusal;
 }
 
+TEST(ServingPart2, DoesNotFitRemediesNameOnlyNarrowerPrecisions) {
+  // Llama-3 70B on one H100 does not fit at any of these precisions; the remedies name only a
+  // precision narrower than the one in use.
+  ServingRequest r = req(4096, 64, 256);
+  r.tp = 1;
+  const ServingResult wide = serve(model("llama3-70b"), hw("h100"), r);
+  ASSERT_FALSE(wide.feasible);
+  const std::string bf16 = serving_does_not_fit_message(wide, model("llama3-70b"));
+  EXPECT_NE(bf16.find("--precision int8 or int4"), std::string::npos) << bf16;
+  EXPECT_NE(bf16.find("--kv-precision fp8"), std::string::npos) << bf16;
+  r.precision = Precision::FP8;
+  r.kv_precision = Precision::FP8;
+  const ServingResult narrow = serve(model("llama3-70b"), hw("h100"), r);
+  ASSERT_FALSE(narrow.feasible);
+  const std::string fp8 = serving_does_not_fit_message(narrow, model("llama3-70b"));
+  EXPECT_NE(fp8.find("--precision int4"), std::string::npos) << fp8;
+  EXPECT_EQ(fp8.find("int8"), std::string::npos) << fp8;
+  EXPECT_EQ(fp8.find("--kv-precision"), std::string::npos) << fp8;
+}
+
 TEST(ServingPart2, QuantizedHeadIsTheUsersChoice) {
   // int4 Llama-3 8B: the 128256 x 4096 LM head at 2 B (default, as AWQ/GPTQ and TensorRT-LLM keep
   // it) or at 0.5 B (--quantize-head, as gpt-fast): exactly that difference in weights per GPU, and

@@ -88,7 +88,7 @@ ServingDeployment make_deployment(const ModelSpec& model, const HardwareSpec& hw
     // A TP group wider than one node spans nodes: its all-reduces cross the scale-out network
     // (the collective model places the group on the cluster), not the GPU's own NVLink.
     Cluster node = fleet.standard_cluster(hw.id, tp);
-    d.link = {hw.interconnect->per_direction, hw.interconnect->latency};
+    d.link = {node.scale_up.per_direction, node.scale_up.latency};
     d.link_name = node.gpus_per_node() >= tp
                       ? node.scale_up.name
                       : fmt::format("{} within each node and {} across {} nodes", node.scale_up.name,
@@ -345,6 +345,8 @@ class ServingSolve {
     out_.step_host = dec_.dep.step_host;
     out_.itl_plain = ds_.latency + out_.step_host;
     out_.decode_comm = ds_.comm;
+    out_.weight_precision = ds_.profile.precision;
+    out_.kv_precision = ds_.profile.kv_precision;
     out_.decode_bottleneck = ds_.profile.bottleneck;
     out_.decode_mfu = ds_.profile.mfu;
     out_.decode_intensity = ds_.profile.arithmetic_intensity;
@@ -485,8 +487,9 @@ class ServingSolve {
     if (tp > 1 || (disaggregated_ && dtp > 1))
       t.push_back(pre_.dep.node
                       ? fmt::format("Tensor parallel: 2 all-reduces per layer (Megatron-LM) over {} ({} per "
-                                    "direction; NCCL's ring/NVLS as calibrated from nccl-tests, each size on its "
-                                    "faster protocol): {} in TTFT, {} per decode step.",
+                                    "direction; the node fabric's collective model, docs/DISTRIBUTED.md: ring, "
+                                    "tree or in-network, each size on its faster protocol): {} in TTFT, {} per "
+                                    "decode step.",
                                     pre_.dep.link_name, format_bandwidth(pre_.dep.link.bandwidth),
                                     format_time(out_.prefill_comm), format_time(out_.decode_comm))
                       : fmt::format("Tensor parallel: 2 ring all-reduces per layer (Megatron-LM) over {} "
@@ -609,7 +612,11 @@ std::string serving_does_not_fit_message(const ServingResult& r, const ModelSpec
     if (spare > 0) remedies.push_back(fmt::format("fewer concurrent requests (KV of this batch {}, {} free)",
                                                   format_bytes(Bytes(per_req)), format_bytes(Bytes(spare))));
   }
-  remedies.push_back("--precision int8 or int4 (smaller weights), --kv-precision fp8 (smaller KV cache)");
+  // Only precisions narrower than the ones in use are remedies.
+  const double weight_bytes = bytes_per_element(r.weight_precision);
+  if (weight_bytes > 1) remedies.push_back("--precision int8 or int4 (smaller weights)");
+  else if (weight_bytes > 0.5) remedies.push_back("--precision int4 (smaller weights)");
+  if (bytes_per_element(r.kv_precision) > 1) remedies.push_back("--kv-precision fp8 (smaller KV cache)");
   remedies.push_back("shorter --seq-len / --output-len");
   msg += ": use ";
   for (size_t i = 0; i < remedies.size(); ++i) msg += (i ? "; or " : "") + remedies[i];

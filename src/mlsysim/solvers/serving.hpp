@@ -160,6 +160,8 @@ struct ServingResult {
   // Whose ledger that is: the prefill GPUs (--hardware, tp) or, disaggregated, the decode GPUs
   // (--decode-hardware, decode_tp) when they are fuller.
   std::string memory_hardware;
+  // The weight and KV-cache precisions the decode step resolved (the remedies name narrower ones).
+  Precision weight_precision = Precision::BF16, kv_precision = Precision::BF16;
   int memory_tp = 1;
   bool memory_on_decode = false;
   double memory_utilization = 0;      // footprint / capacity
