@@ -363,3 +363,41 @@ TEST(Fleet, DevicesWithoutAStandardNodeGetOneServer) {
   const std::string no_link = bad_input_of([&] { (void)default_cluster(fleet, mcu, 2); });
   EXPECT_TRUE(mentions(no_link, "no interconnect or host link") && mentions(no_link, "--gpus 1")) << no_link;
 }
+
+TEST(Fleet, NonNvidiaAcceleratorsHaveTheirVendorsStandardSystems) {
+  const auto& fleet = FleetCatalog::builtin();
+  // Intel's network configuration guide: each Gaudi card keeps 3 of its 24 RoCE ports for scale-out,
+  // at 100 Gb/s on Gaudi 2 and 200 Gb/s on Gaudi 3: 37.5 and 75 GB/s per card in each direction.
+  const Cluster gaudi2 = fleet.standard_cluster("gaudi2", 16);
+  EXPECT_EQ(gaudi2.node.id, "hls-gaudi2");
+  EXPECT_EQ(gaudi2.nodes, 2);
+  EXPECT_DOUBLE_EQ(gaudi2.nic_bandwidth_per_gpu().si(), 3 * 100e9 / 8);
+  EXPECT_DOUBLE_EQ(fleet.standard_cluster("gaudi3", 16).nic_bandwidth_per_gpu().si(), 3 * 200e9 / 8);
+  // Inside the box the other 21 ports join the 7 peers: 21 x 200 Gb/s = 525 GB/s per Gaudi 3. The
+  // fabric is fitted to Intel's hccl_demo all-reduce of 256 MiB over 8 cards (512.96 GB/s bus
+  // bandwidth), which it must reproduce.
+  const Cluster gaudi3 = fleet.standard_cluster("gaudi3", 8);
+  EXPECT_DOUBLE_EQ(gaudi3.scale_up.per_direction.si(), 21 * 200e9 / 8);
+  const auto hccl = collective_time(CollectiveOp::AllReduce, Bytes(268435456.0), place_group(8, 1, 8), gaudi3);
+  EXPECT_NEAR(hccl.busbw.si() / 512.957298e9, 1.0, 0.01);
+  // AWS trn2.48xlarge: 16 chips, 3,200 Gb/s of EFA = 25 GB/s per chip.
+  const Cluster trn2 = fleet.standard_cluster("trainium2", 64);
+  EXPECT_EQ(trn2.nodes, 4);
+  EXPECT_DOUBLE_EQ(trn2.nic_bandwidth_per_gpu().si(), 3200e9 / 8 / 16);
+  // DGX-1 (V100): four 100 Gb/s EDR NICs for 8 GPUs.
+  EXPECT_DOUBLE_EQ(fleet.standard_cluster("v100", 16).nic_bandwidth_per_gpu().si(), 4 * 12.5e9 / 8);
+  // TPU slices: the Pod is one ICI domain (so tensor parallelism of 8 stays on ICI, as MaxText runs
+  // it); Pods join over the data-center network: v5e hosts carry 2 x 100 Gb/s for 8 chips
+  // (3.125 GB/s per chip), v6e hosts 4 x 200 Gb/s (12.5 GB/s per chip).
+  const Cluster v5e = fleet.standard_cluster("tpu-v5e", 512);
+  EXPECT_EQ(v5e.gpus_per_node(), 256);
+  EXPECT_EQ(v5e.nodes, 2);
+  EXPECT_DOUBLE_EQ(v5e.nic_bandwidth_per_gpu().si(), 2 * 100e9 / 8 / 8);
+  EXPECT_DOUBLE_EQ(fleet.standard_cluster("tpu-v6e", 512).nic_bandwidth_per_gpu().si(), 4 * 200e9 / 8 / 8);
+  EXPECT_EQ(fleet.standard_cluster("tpu-v5p", 512).nodes, 1);
+  EXPECT_EQ(fleet.standard_cluster("tpu-v4", 4096).nodes, 1);
+  // Invariant: a group that spans Pods is never faster than one that stays on ICI.
+  const auto in_pod = collective_time(CollectiveOp::AllReduce, gigabytes(1), place_group(256, 1, 256), v5e);
+  const auto across = collective_time(CollectiveOp::AllReduce, gigabytes(1), place_group(512, 1, 256), v5e);
+  EXPECT_GT(across.time.si(), in_pod.time.si());
+}
