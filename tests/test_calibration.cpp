@@ -506,6 +506,37 @@ TEST(Calibration, BoardPowerReadingsSetTheDevicesPowerCoefficients) {
   EXPECT_NEAR(fit.profile.power_compute, 600.0 / 700 - 0.15 - 0.5 * t_memory / t_compute, 1e-9);
 }
 
+// The sustained matmul rate: bench/gpu/microbench.py's gemm_sustained row (8192^3 BF16 back to back
+// for 12 s; its median window of the second half) over the dense BF16 peak. Read back, it slows the
+// matrix kernels of a training step by sustained / burst, and leaves a prefill alone.
+TEST(Calibration, SustainedGemmRowSetsTheTrainingClock) {
+  const auto& h100 = Catalog::builtin().hardware("h100");
+  auto j = nlohmann::json::parse(read(kH100));
+  j["gemm_sustained"] = nlohmann::json::array(
+      {{{"m", 8192}, {"n", 8192}, {"k", 8192}, {"dtype", "fp8_e4m3"}, {"seconds_total", 12.0},
+        {"burst_TFLOPs", 1300.0}, {"sustained_TFLOPs", 1150.0}},
+       {{"m", 8192}, {"n", 8192}, {"k", 8192}, {"dtype", "bfloat16"}, {"seconds_total", 12.0},
+        {"burst_TFLOPs", 760.0}, {"sustained_TFLOPs", 700.0}}});
+  const CalibrationFit fit = fit_calibration(h100, j.dump(), "x.json");
+  ASSERT_TRUE(fit.sustained);
+  EXPECT_NEAR(fit.profile.sustained_gemm, 700e12 / 989.4e12, 1e-12);
+  const std::string toml = calibration_toml("h100", fit);
+  EXPECT_NE(toml.find("sustained_gemm_efficiency = 0.7075"), std::string::npos) << toml;
+  Catalog c = Catalog::builtin();
+  c.add_toml(toml, "fit.toml");
+  const HardwareSpec& fitted = c.hardware("h100");
+  EXPECT_NEAR(sustained_clock_factor({&fitted, Runtime::Graph, 0, true}),
+              (700e12 / 989.4e12) / fitted.efficiency.gemm[index_of(Precision::BF16)], 1e-4);
+  // Implausible: above the datasheet peak by more than timer noise.
+  j["gemm_sustained"][1]["sustained_TFLOPs"] = 1100.0;
+  try {
+    fit_calibration(h100, j.dump(), "x.json");
+    ADD_FAILURE() << "accepted 1100 TFLOP/s sustained on a 989 TFLOP/s device";
+  } catch (const BadInput& e) {
+    EXPECT_NE(std::string(e.what()).find("sustained_TFLOPs must be in (0, 1039]"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Calibration, ImplausibleBoardPowerReadingsAreRefused) {
   const auto& h100 = Catalog::builtin().hardware("h100");
   const auto base = nlohmann::json::parse(read(kH100));

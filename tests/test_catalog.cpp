@@ -435,7 +435,8 @@ TEST(Catalog, CalibrationEfficienciesAreFractionsOfPeak) {
   for (const char* line : {"conv_efficiency = 2", "vector_memory_efficiency = 0", "attention_efficiency = -1",
                            "strided_memory_efficiency = 1.1", "kernel_overhead_us = -4", "host_dispatch_us = nan",
                            "isolated_call_us = inf", "conv_host_dispatch_us = -1", "attention_tail = -0.5",
-                           "power_idle_fraction = 1.5", "power_memory_fraction = 0", "power_compute_fraction = -0.2"}) {
+                           "power_idle_fraction = 1.5", "power_memory_fraction = 0", "power_compute_fraction = -0.2",
+                           "sustained_gemm_efficiency = 1.2", "sustained_gemm_efficiency = 0"}) {
     Catalog d = cat();
     try {
       d.add_toml(std::string("[[calibration]]\ndevice = \"h100\"\n") + line + "\n", "cal.toml");

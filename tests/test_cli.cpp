@@ -307,6 +307,17 @@ TEST(Cli, HardwareShowStatesLinkReachAndPeerToPeer) {
   EXPECT_NE(run("hardware show rtx-4090").out.find("no peer-to-peer"), std::string::npos);
 }
 
+// `hardware show` gives the sustained (power-limited) matmul rate training steps run at, with its
+// source, and 0 where none is known: B200's published MSMF is 1421 of 2250 TFLOP/s.
+TEST(Cli, HardwareShowStatesTheSustainedMatmulRate) {
+  const auto b200 = nlohmann::json::parse(run("hardware show b200 --format json").out).at("efficiency");
+  EXPECT_NEAR(b200.at("sustained_gemm_bf16").get<double>(), 1421.0 / 2250.0, 1e-4);
+  EXPECT_NE(b200.at("sustained_gemm_source").get<std::string>().find("MSMF"), std::string::npos);
+  const auto a100 = nlohmann::json::parse(run("hardware show a100-80gb --format json").out).at("efficiency");
+  EXPECT_EQ(a100.at("sustained_gemm_bf16").get<double>(), 0.0);
+  EXPECT_NE(run("hardware show b200").out.find("sustained matmul"), std::string::npos);
+}
+
 // A device with no standard node trains alone, or as one PCIe server: a single RTX 4090 has no
 // communication at all, and 4 of them spend time on the data-parallel gradient sync.
 TEST(Cli, TrainRunsOnDevicesWithoutAStandardNode) {

@@ -745,3 +745,45 @@ TEST(EnginePhysics, DynamicActivationScalingQuantizesEachGemmInputInAKernelOfIts
   bert.activation_scaling = ActivationScaling::Dynamic;
   EXPECT_THROW(run("bert-base", "h100", bert), BadInput);
 }
+
+TEST(EnginePhysics, TrainingStepsRunMatrixKernelsAtTheSustainedClock) {
+  // A training step keeps the tensor cores saturated, so the board holds its power limit at a lower
+  // clock: an H100's matrix kernels run at the sustained BF16 matmul rate (MSMF 745 of 989 TFLOP/s,
+  // catalog/calibration/published_sustained_matmul.toml) over its calibrated burst rate.
+  const HardwareSpec& h100 = hw("h100");
+  const double burst = h100.efficiency.gemm[index_of(Precision::BF16)];
+  ASSERT_NEAR(h100.efficiency.sustained_gemm, 745.0 / 989.0, 1e-4);
+  const double expected = h100.efficiency.sustained_gemm / burst;
+  EXPECT_NEAR(sustained_clock_factor({&h100, Runtime::Graph, 0, true}), expected, 1e-12);
+  EXPECT_LT(expected, 1.0);
+  // Outside a sustained run, under the textbook model, on a device without a sustained rate, and
+  // where the calibrated burst is already below it (our H200 microbenchmark), nothing changes.
+  EXPECT_EQ(sustained_clock_factor({&h100, Runtime::Graph, 0, false}), 1.0);
+  EXPECT_EQ(sustained_clock_factor({&h100, Runtime::Graph, 0.5, true}), 1.0);
+  EXPECT_EQ(sustained_clock_factor({&hw("a100-80gb"), Runtime::Graph, 0, true}), 1.0);
+  EXPECT_EQ(sustained_clock_factor({&hw("h200"), Runtime::Graph, 0, true}), 1.0);
+
+  // In a step: a compute-bound GEMM's time grows by exactly 1 / factor against the same device
+  // without the sustained rate; memory-bound kernels keep their time; a prefill keeps the burst clock.
+  HardwareSpec burst_only = h100;
+  burst_only.efficiency.sustained_gemm = 0;
+  SolveRequest train;
+  train.phase = Phase::Train;
+  train.seq_len = 4096;
+  const Profile held = solve(model("llama3-8b"), h100, train);
+  const Profile free = solve(model("llama3-8b"), burst_only, train);
+  const auto& gemm_held = op(held, "gate_up_proj");
+  const auto& gemm_free = op(free, "gate_up_proj");
+  ASSERT_EQ(gemm_held.timing.wall(), Wall::Compute);
+  EXPECT_NEAR(gemm_held.timing.compute.si() / gemm_free.timing.compute.si(), 1.0 / expected, 1e-9);
+  EXPECT_DOUBLE_EQ(op(held, "act_mul").timing.memory.si(), op(free, "act_mul").timing.memory.si());
+  EXPECT_GT(held.latency, free.latency);
+  SolveRequest prefill = train;
+  prefill.phase = Phase::Prefill;
+  EXPECT_DOUBLE_EQ(solve(model("llama3-8b"), h100, prefill).latency.si(),
+                   solve(model("llama3-8b"), burst_only, prefill).latency.si());
+  // The explanation says so.
+  bool said = false;
+  for (const auto& line : explain(held)) said = said || line.find("Sustained run") != std::string::npos;
+  EXPECT_TRUE(said);
+}

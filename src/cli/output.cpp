@@ -272,6 +272,9 @@ ordered_json hardware_json(const HardwareSpec& hw) {
   if (hw.rental_hour) j["rental_usd_per_hour"] = hw.rental_hour->si();
   j["efficiency"] = {{"memory", hw.efficiency.memory},
                      {"gemm_bf16", hw.efficiency.gemm[index_of(Precision::BF16)]},
+                     // 0: no sustained (power-limited) rate known; training steps keep the burst rate
+                     {"sustained_gemm_bf16", hw.efficiency.sustained_gemm},
+                     {"sustained_gemm_source", hw.efficiency.sustained_gemm_source},
                      {"attention", hw.efficiency.attention},
                      {"flash_attention2", hw.efficiency.flash_attention2},
                      {"flash_attention2_backward", hw.efficiency.flash_attention2_backward},
@@ -386,6 +389,10 @@ std::string hardware_show(const HardwareSpec& hw, Format f) {
   if (hw.rental_hour)
     rows.push_back({"rental", fmt::format("${:.3g} per hour: {}", hw.rental_hour->si(), hw.rental_note)});
   rows.push_back({"efficiency", hw.efficiency.source});
+  if (hw.efficiency.sustained_gemm > 0)
+    rows.push_back({"sustained matmul",
+                    fmt::format("{:.1f}% of the BF16 peak at the power limit, training steps' clock ({})",
+                                100 * hw.efficiency.sustained_gemm, hw.efficiency.sustained_gemm_source)});
   if (hw.efficiency.flash_attention2 > 0)
     rows.push_back({"FlashAttention-2",
                     fmt::format("{:.1f}% of peak for its matmuls{} ({})", 100 * hw.efficiency.flash_attention2,

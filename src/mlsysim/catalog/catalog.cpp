@@ -745,6 +745,8 @@ const Keys kCalibrationKeys = {"device",
                                "source",
                                "memory_efficiency",
                                "gemm_efficiency",
+                               "sustained_gemm_efficiency",
+                               "sustained_gemm_source",
                                "attention_efficiency",
                                "attention_half_keys",
                                "attention_tail",
@@ -856,6 +858,10 @@ struct CatalogLoader {
           e.gemm[index_of(p)] = fraction_or(toml::node_view<const toml::node>(v), -1.0,
                                             "gemm_efficiency." + std::string(k.str()), where);
         }
+      }
+      if ((*c)["sustained_gemm_efficiency"]) {
+        e.sustained_gemm = fraction_or((*c)["sustained_gemm_efficiency"], 0.0, "sustained_gemm_efficiency", where);
+        e.sustained_gemm_source = string_or(*c, "sustained_gemm_source", where, origin);
       }
       e.attention = fraction_or((*c)["attention_efficiency"], e.attention, "attention_efficiency", where);
       e.attention_half_keys =

@@ -43,6 +43,13 @@ struct HeadDimRate {
 struct EfficiencyProfile {
   double memory = 0.85;  // achieved / datasheet streaming bandwidth
   std::array<double, kPrecisionCount> gemm{};  // large-GEMM achieved / dense peak, per precision
+  // The BF16 matmul rate a board holds once a long run pins it at its power limit, as a fraction of
+  // the dense peak: the Maximum Sustainable Matmul FLOPS (MSMF), below the short-burst rate `gemm`
+  // is timed at because the clock settles below boost to stay within the limit. Training steps keep
+  // the tensor cores saturated for seconds on end, so their matrix kernels run at the clock this
+  // implies (physics/efficiency.hpp, sustained_clock_factor). 0: not measured (no slowdown modelled).
+  double sustained_gemm = 0;
+  std::string sustained_gemm_source;  // where that rate comes from
   double attention = 0.5;   // fused attention kernels, fraction of dense peak (long sequences)
   // Attention rate falls for short key ranges: each query tile pays a fixed prologue/epilogue
   // (load Q, rescale, write O) against work proportional to the keys it visits, so

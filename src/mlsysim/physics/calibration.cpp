@@ -697,6 +697,33 @@ std::string calibration_source(const std::string& origin, const CalibrationFit& 
 
 }  // namespace
 
+// The sustained BF16 matmul rate from `gemm_sustained` (bench/gpu/microbench.py: 8192^3 GEMMs back
+// to back for seconds, per-window rates; sustained_TFLOPs is the median window of the second half,
+// once the power limit has set the clock): as a fraction of the dense BF16 peak, checked like every
+// measured rate (at most 5% above the datasheet). No bfloat16 row: nothing is fitted.
+void fit_sustained_gemm(const HardwareSpec& hw, const nlohmann::json& rows, const std::string& origin,
+                        EfficiencyProfile& e, CalibrationFit& fit) {
+  if (!rows.is_array()) throw BadInput(origin + ": gemm_sustained must be a list of rows (bench/gpu/microbench.py)");
+  for (const auto& row : rows) {
+    if (!row.is_object() || row.value("dtype", std::string()) != "bfloat16") continue;
+    const double tflops = number_or_missing(row, "sustained_TFLOPs");
+    const double peak = hw.peak(Precision::BF16).si();
+    const double fraction = tflops * 1e12 / peak;
+    if (!(tflops > 0) || !(peak > 0) || fraction > kMaxMeasuredFraction)
+      throw BadInput(fmt::format("{}: gemm_sustained bfloat16 sustained_TFLOPs must be in (0, {:.0f}] ({}'s dense "
+                                 "BF16 peak, +5%), got {}",
+                                 origin, kMaxMeasuredFraction * peak / 1e12, hw.id,
+                                 row.contains("sustained_TFLOPs") ? row["sustained_TFLOPs"].dump() : "nothing"));
+    e.sustained_gemm = std::min(fraction, 1.0);
+    e.sustained_gemm_source = fmt::format("{}: gemm_sustained, {:g}^3 bfloat16 back to back for {:.1f} s, median "
+                                          "window of the second half {:.1f} TFLOP/s",
+                                          origin, number_or_missing(row, "m"), number_or_missing(row, "seconds_total"),
+                                          tflops);
+    fit.sustained = true;
+    return;
+  }
+}
+
 std::string microbenchmark_device(const std::string& json_text, const std::string& origin) {
   return parse_microbenchmarks(json_text, origin).value("hardware", "");
 }
@@ -736,6 +763,7 @@ CalibrationFit fit_calibration(const HardwareSpec& hw, const std::string& json_t
   const double gemm_ceiling = fit_gemm_efficiencies(points, roof, e, fit);
   fit_other_kernels(hw, j, bw, gemm_ceiling, origin, e, fit);
   if (j.contains("board_power")) fit_board_power(hw, j["board_power"], bw, origin, e, fit);
+  if (j.contains("gemm_sustained")) fit_sustained_gemm(hw, j["gemm_sustained"], origin, e, fit);
   check_gemm_fit(hw, points, roof, e, fit);
   e.source = calibration_source(origin, fit, e);
   return fit;
@@ -798,6 +826,9 @@ std::string calibration_toml(const std::string& device_id, const CalibrationFit&
   if (e.isolated_call.si() > 0) out += fmt::format("isolated_call_us = {:.2f}\n", e.isolated_call.si() * 1e6);
   if (e.conv_host_dispatch.si() > 0)
     out += fmt::format("conv_host_dispatch_us = {:.2f}\n", e.conv_host_dispatch.si() * 1e6);
+  if (fit.sustained)
+    out += fmt::format("sustained_gemm_efficiency = {:.4f}\nsustained_gemm_source = {}\n", e.sustained_gemm,
+                       toml_string(e.sustained_gemm_source));
   if (fit.board_power)
     out += fmt::format("power_idle_fraction = {:.4f}\npower_memory_fraction = {:.4f}\n"
                        "power_compute_fraction = {:.4f}\n", e.power_idle, e.power_memory, e.power_compute);

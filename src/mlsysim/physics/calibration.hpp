@@ -7,7 +7,8 @@
 //        t = t0 + FLOPs / (eta x peak x wave_utilization(m, n, k))
 //    over the compute-bound GEMMs (those whose FLOP time exceeds their byte time);
 //  * host dispatch (eager per-op cost) = median of t - bytes / achieved bandwidth over the
-//    memory-bound GEMMs (matrix-vector products), which is what an isolated eager call pays.
+//    memory-bound GEMMs (matrix-vector products), which is what an isolated eager call pays;
+//  * the sustained BF16 matmul rate = the `gemm_sustained` row's sustained_TFLOPs / dense peak.
 #pragma once
 
 #include <string>
@@ -42,6 +43,9 @@ struct CalibrationFit {
   // Board power readings used (EfficiencyProfile::power_*), watts; false: the published defaults.
   bool board_power = false;
   double board_idle_w = 0, board_copy_w = 0, board_gemm_w = 0;
+  // The sustained BF16 matmul rate (EfficiencyProfile::sustained_gemm) from the `gemm_sustained`
+  // section: back-to-back GEMMs for seconds, the median window of the second half; false: none.
+  bool sustained = false;
 };
 
 // The device a microbenchmark file names (its 'hardware' field, "" if none), after checking the

@@ -243,10 +243,20 @@ double flash_attention2_efficiency(const EfficiencyProfile& e, Pass p) {
 }
 }  // namespace
 
+double sustained_clock_factor(const RateModel& r) {
+  const EfficiencyProfile& e = r.hw->efficiency;
+  const double burst = e.gemm[index_of(Precision::BF16)];
+  if (!r.sustained || r.teaching_efficiency > 0 || e.sustained_gemm <= 0 || burst <= 0) return 1.0;
+  return std::min(1.0, e.sustained_gemm / burst);
+}
+
 FlopsPerSecond achieved_flops(const RateModel& r, const Operator& op) {
   const HardwareSpec& hw = *r.hw;
-  const FlopsPerSecond peak = operator_peak(hw, op.precision);
-  if (r.teaching_efficiency > 0) return peak * r.teaching_efficiency;
+  const FlopsPerSecond matrix_peak = operator_peak(hw, op.precision);
+  if (r.teaching_efficiency > 0) return matrix_peak * r.teaching_efficiency;
+  // The matrix engines' clock in this run (vector units and memory keep theirs: a memory-bound
+  // kernel draws less than the limit).
+  const FlopsPerSecond peak = matrix_peak * sustained_clock_factor(r);
   const EfficiencyProfile& e = hw.efficiency;
   switch (op.cls) {
     case OpClass::Gemm:

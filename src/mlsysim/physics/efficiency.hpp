@@ -74,6 +74,9 @@ struct RateModel {
   const HardwareSpec* hw = nullptr;
   Runtime runtime = Runtime::Graph;
   double teaching_efficiency = 0;  // > 0: textbook model (one efficiency, datasheet bandwidth)
+  // A long saturated run (a training step): matrix kernels at the power-limited clock
+  // (sustained_clock_factor).
+  bool sustained = false;
 };
 
 // FLOPs the device spends on an m x n x k GEMM once its output is cut into thread-block tiles
@@ -100,6 +103,11 @@ double head_dim_factor(const std::vector<HeadDimRate>& table, double head_dim);
 // rate at head dim 128: its pass's head-dim factor, times the backward's relative rate for backward
 // operators. 1 for other kernels and classes.
 double default_attention_factor(const EfficiencyProfile& e, const Operator& op);
+// How much slower the matrix engines run in a sustained run than in the short bursts the calibration
+// timed: the clock falls until the board's power fits its limit, so every tensor-core kernel slows
+// by the ratio of the sustained BF16 matmul rate to the burst one, min(1, sustained_gemm / gemm[BF16]).
+// 1 outside a sustained run, under the textbook model, and where the device has no sustained rate.
+double sustained_clock_factor(const RateModel& r);
 // Achieved FLOP/s for the operator's class and precision.
 FlopsPerSecond achieved_flops(const RateModel& r, const Operator& op);
 // Attention's causal tail per instance: the longest query block running alone

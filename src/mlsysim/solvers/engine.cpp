@@ -407,7 +407,8 @@ Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest
   thread_local std::vector<Operator> ops;
   const LoweredStep lowered = lower(model, in, ops);
 
-  const RateModel rates{&hw, p.runtime, p.teaching_efficiency};
+  // A training step is one of a long saturated run: its matrix kernels at the power-limited clock.
+  const RateModel rates{&hw, p.runtime, p.teaching_efficiency, p.phase == Phase::Train};
   EnergyTerms energy = accumulate_operators(ops, rates, request.keep_operators, p);
   if (p.teaching_efficiency > 0) energy = apply_textbook_model(hw, p);
   summarize_step(model, hw, p);

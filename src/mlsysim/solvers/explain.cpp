@@ -71,6 +71,14 @@ std::vector<std::string> explain(const Profile& p) {
         format_bandwidth(hw.memory_bandwidth * hw.efficiency.memory),
         format_percent(hw.efficiency.memory), format_percent(hw.efficiency.gemm[index_of(p.compute_precision)]),
         format_rate(hw.peak(p.compute_precision)), hw.efficiency.source));
+    const double clock = sustained_clock_factor({&hw, p.runtime, p.teaching_efficiency, p.phase == Phase::Train});
+    if (clock < 1.0)
+      lines.push_back(fmt::format(
+          "Sustained run: a training step keeps the tensor cores saturated, so the board holds its power "
+          "limit at a lower clock; matrix kernels run at x{:.3f} of their calibrated rate (sustained BF16 "
+          "matmul {} of {} peak over the calibrated burst {}; {}).",
+          clock, format_percent(hw.efficiency.sustained_gemm), format_rate(hw.peak(Precision::BF16)),
+          format_percent(hw.efficiency.gemm[index_of(Precision::BF16)]), hw.efficiency.sustained_gemm_source));
   }
   const double lat = p.latency.si();
   auto share = [&](Seconds t) { return format_percent(lat > 0 ? t.si() / lat : 0); };
