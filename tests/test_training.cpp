@@ -8,6 +8,8 @@
 #include "mlsysim/errors.hpp"
 #include "mlsysim/physics/collectives.hpp"
 #include "mlsysim/physics/parallelism.hpp"
+#include "mlsysim/physics/topology.hpp"
+#include "mlsysim/physics/transformer.hpp"
 #include "mlsysim/solvers/training.hpp"
 
 using namespace mlsysim;
@@ -415,4 +417,40 @@ TEST(Training, BlockRecomputationInterpolatesBetweenNoneAndFull) {
   EXPECT_THROW(step(10, Recompute::None), BadInput);  // needs --recompute full
   EXPECT_THROW(step(41, Recompute::Full), BadInput);  // more than the stage's 40 layers
   EXPECT_THROW(step(-1, Recompute::Full), BadInput);
+}
+
+// Hybrid sharding (--shard-group): ZeRO-3 inside groups of 8 ranks (one DGX node) of 32, replicated
+// across the 4 groups. Each GPU holds 1/8 of the optimizer states instead of 1/32, and its step adds
+// an all-reduce of its 1/8 gradient shard across the 4 replicas (members 8 ranks apart) to the
+// ZeRO-3 traffic inside the group; a group of all ranks is plain ZeRO-3.
+TEST(Training, HybridShardingShardsWithinGroupsAndAllReducesAcross) {
+  TrainingRequest r = req(32, 1, 1, 32, 2048);
+  r.zero_stage = 3;
+  r.micro_batch = 1;
+  const auto& model = cat().model("llama3-8b");
+  const Cluster c = FleetCatalog::builtin().standard_cluster("h100", 32);
+  const TrainingResult flat = train(model, cat().hardware("h100"), c, r);
+  r.shard_group = 32;
+  const TrainingResult same = train(model, cat().hardware("h100"), c, r);
+  EXPECT_DOUBLE_EQ(same.step_time.si(), flat.step_time.si());
+  EXPECT_DOUBLE_EQ(same.memory.total().si(), flat.memory.total().si());
+  r.shard_group = 8;
+  const TrainingResult hybrid = train(model, cat().hardware("h100"), c, r);
+  EXPECT_EQ(hybrid.shard_group, 8);
+  EXPECT_NEAR(hybrid.memory.optimizer_states.si() / flat.memory.optimizer_states.si(), 32.0 / 8.0, 1e-9);
+  // By hand: ZeRO-3 over 8 ranks of one node (2 all-gathers + 1 reduce-scatter per micro-batch, one
+  // micro-batch) plus the all-reduce of 1/8 of the fp32 gradients over 4 ranks, one per node.
+  const double params = parameter_count(model);
+  const Bytes grads(params * 4), weights(params * 2);
+  const auto inner = place_group(8, 1, 8), across = place_group(4, 8, 8);
+  const double expected = 2 * collective_time(CollectiveOp::AllGather, weights, inner, c).time.si() +
+                          collective_time(CollectiveOp::ReduceScatter, grads, inner, c).time.si() +
+                          collective_time(CollectiveOp::AllReduce, grads / 8.0, across, c).time.si();
+  EXPECT_NEAR(hybrid.dp_comm_time.si(), expected, 1e-9 * expected);
+  // Refusals: a group that does not divide the ranks, and no ZeRO to shard.
+  r.shard_group = 12;
+  EXPECT_THROW((void)train(model, cat().hardware("h100"), c, r), BadInput);
+  r.shard_group = 8;
+  r.zero_stage = 0;
+  EXPECT_THROW((void)train(model, cat().hardware("h100"), c, r), BadInput);
 }

@@ -19,7 +19,7 @@ namespace mlsysim::cli {
 struct TrainOptions {
   std::string model, hardware, cluster, precision, recompute = "selective", straggler = "none",
       attention = "flash";
-  int gpus = 0, tp = 1, pp = 1, dp = 0, cp = 1, ep = 1, vpp = 1, zero = 1;
+  int gpus = 0, tp = 1, pp = 1, dp = 0, cp = 1, ep = 1, vpp = 1, zero = 1, shard_group = 0;
   int micro_batch = 1;
   std::optional<int> global_batch;  // unset: the solver's default (DP x EP x micro-batch x (4 PP if PP > 1))
   std::optional<int> seq_len, recompute_layers;
@@ -43,6 +43,10 @@ inline void add_train_options(CLI::App* cmd, TrainOptions& o, bool model_require
   cmd->add_option("--ep", o.ep, "Expert-parallel degree (MoE)");
   cmd->add_option("--vpp", o.vpp, "Interleaved pipeline: model chunks per GPU (v)");
   cmd->add_option("--zero", o.zero, "ZeRO stage 0-3 (3 = FSDP); default 1 (distributed optimizer)");
+  cmd->add_option("--shard-group", o.shard_group,
+                  "Hybrid sharding: ZeRO within groups of this many data-parallel ranks (e.g. one node or one TPU "
+                  "slice), replicated across groups, whose gradients are all-reduced once per step (PyTorch FSDP "
+                  "HYBRID_SHARD); default: all of them");
   cmd->add_option("--global-batch-size,-B", o.global_batch,
                   "Sequences per optimizer step (default: one micro-batch per replica; 4 x PP of them when pipelined)");
   cmd->add_option("--micro-batch-size,-b", o.micro_batch, "Sequences per micro-batch per replica");
@@ -139,6 +143,7 @@ inline std::unique_ptr<TrainSetup> make_train_setup(const GlobalOptions& g, cons
                                        {"full", Recompute::Full}});
   r.recompute_layers = o.recompute_layers;
   r.zero_stage = o.zero;
+  r.shard_group = o.shard_group;
   r.sequence_parallel = !o.no_sequence_parallel;
   r.overlap = !o.no_overlap;
   r.overlap_efficiency = o.overlap_efficiency;
@@ -176,6 +181,7 @@ inline nlohmann::ordered_json training_json(const TrainingResult& r) {
   j["vpp"] = r.layout.vpp;
   j["stage_layers"] = {{"first", r.first_stage_layers}, {"max", r.stage_layers}, {"last", r.last_stage_layers}};
   j["zero_stage"] = r.zero_stage;
+  j["shard_group"] = r.shard_group;
   j["recompute"] = to_string(r.recompute);
   j["recompute_layers"] = r.recompute_layers;
   j["sequence_parallel"] = r.sequence_parallel;

@@ -345,8 +345,13 @@ std::vector<std::string> training_trace(const HardwareSpec& hw, const Cluster& c
   if (r.cp > 1) tr.push_back(fmt::format("CP: ring K/V exchange not hidden by attention = {}", ms(res.cp_comm_time)));
   if (r.ep > 1) tr.push_back(fmt::format("EP: 4 all-to-alls per MoE layer per micro-batch = {}", ms(res.ep_comm_time)));
   if (q.dense_dp > 1)
-    tr.push_back(fmt::format("DP: ZeRO-{} gradient sync of {} over {} ranks ({}) = {}, {} exposed after overlap",
+    tr.push_back(fmt::format("DP: ZeRO-{} gradient sync of {} over {} ranks ({}{}) = {}, {} exposed after overlap",
                              rq.zero_stage, gb(Bytes(q.trained_dense * q.grad_bytes)), q.dense_dp, res.dp_algorithm,
+                             res.shard_group < q.dense_dp
+                                 ? fmt::format("; hybrid: sharded within groups of {}, the shards all-reduced across "
+                                               "the {} groups once per step",
+                                               res.shard_group, q.dense_dp / res.shard_group)
+                                 : "",
                              ms(res.dp_comm_time), ms(res.dp_exposed_time)));
   if (res.straggler_factor > 1)
     tr.push_back(fmt::format("stragglers: slowest of {} GPUs x{:.3f} -> +{}", r.gpus, res.straggler_factor,
@@ -405,6 +410,8 @@ struct StepContext {
   // Ranks holding copies of the dense parameters (dp x cp x ep) and of the experts (dp x cp):
   // Megatron-core's data-parallel-with-context-parallel groups.
   [[nodiscard]] int dense_dp() const { return r.dp * r.cp * r.ep; }
+  // The ranks ZeRO shards the dense state over: the --shard-group, else every dense DP rank.
+  [[nodiscard]] int dense_shard_group() const { return rq.shard_group > 0 ? rq.shard_group : dense_dp(); }
   [[nodiscard]] int expert_dp() const { return r.dp * r.cp; }
 };
 
@@ -542,7 +549,7 @@ void time_data_parallel(const StepContext& x, const StageParameters& p, const St
   const TrainingRequest& rq = x.rq;
   // `trained` parameters' gradients are reduced; the weights gathered are the updated ones
   // (ZeRO-1/2), or every sharded weight (ZeRO-3), `gathered`.
-  auto dp_sync = [&](double trained, double gathered, int group, int stride) -> Seconds {
+  auto sharded_sync = [&](double trained, double gathered, int group, int stride) -> Seconds {
     if (group <= 1 || (trained <= 0 && gathered <= 0)) return Seconds(0);
     const GroupPlacement pl = place_group(group, stride, x.g);
     const Bytes grads(trained * bytes.gradients), weights(gathered * bytes.weights);
@@ -564,6 +571,19 @@ void time_data_parallel(const StepContext& x, const StageParameters& p, const St
     // reduce-scattered, every micro-batch (DeepSpeed stage-3 semantics).
     return (ag.time * 2.0 + rs.time) * static_cast<double>(r.m);
   };
+  // Hybrid sharding (--shard-group s): ZeRO inside each group of s adjacent ranks, then each rank's
+  // reduced gradient shard (1/s of the gradients) all-reduced with the same shard of the other
+  // group / s replicas, whose members are s ranks apart, once per step.
+  auto dense_sync = [&](double trained, double gathered, int group, int stride) -> Seconds {
+    const int shard = x.dense_shard_group();
+    if (shard >= group) return sharded_sync(trained, gathered, group, stride);
+    Seconds across(0);
+    if (trained > 0) {
+      const GroupPlacement replicas = place_group(group / shard, stride * shard, x.g);
+      across = collective_time(CollectiveOp::AllReduce, Bytes(trained * bytes.gradients / shard), replicas, x.c).time;
+    }
+    return across + sharded_sync(trained, gathered, shard, stride);
+  };
   // Group strides in the rank order tp, cp, ep, dp: a dense group's members are tp apart; an expert
   // group's nearest members are its cp ranks (tp apart) or, without cp, its dp ranks (tp x ep apart).
   // LoRA trains only the adapters (synchronised with the dense parameters); ZeRO-3 still gathers
@@ -573,8 +593,8 @@ void time_data_parallel(const StepContext& x, const StageParameters& p, const St
   const double dense_trained = lora ? adapters : p.dense, expert_trained = lora ? 0.0 : p.expert;
   const double dense_gathered = lora ? adapters + (zero3 ? p.dense : 0.0) : p.dense;
   const double expert_gathered = lora ? (zero3 ? p.expert : 0.0) : p.expert;
-  res.dp_comm_time = dp_sync(dense_trained, dense_gathered, x.dense_dp(), r.tp) +
-                     dp_sync(expert_trained, expert_gathered, x.expert_dp(), r.cp > 1 ? r.tp : r.tp * r.ep);
+  res.dp_comm_time = dense_sync(dense_trained, dense_gathered, x.dense_dp(), r.tp) +
+                     sharded_sync(expert_trained, expert_gathered, x.expert_dp(), r.cp > 1 ? r.tp : r.tp * r.ep);
   // Overlap window: ZeRO-0/1 reduce once, behind the last micro-batch's backward; ZeRO-2 behind
   // every backward; ZeRO-3 behind every forward and backward.
   const Seconds window = rq.zero_stage == 3   ? res.compute_time
@@ -700,6 +720,7 @@ void describe_layout(const Resolved& r, const TrainingRequest& rq, TrainingResul
   res.micro_batches = r.m;
   res.seq_len = r.S;
   res.zero_stage = rq.zero_stage;
+  res.shard_group = rq.shard_group > 0 ? rq.shard_group : r.dp * r.cp * r.ep;
   res.recompute = rq.recompute;
   res.sequence_parallel = rq.sequence_parallel && r.tp > 1;
 }
@@ -744,12 +765,26 @@ void check_run_lengths(std::optional<int> seq_len, std::optional<double> tokens)
                                kMostTokens, *tokens));
 }
 
+// --shard-group s: ZeRO over groups of s of the dense data-parallel ranks (dp x cp x ep), replicated
+// across the others. It has to divide them, and shards only under ZeRO 1-3.
+void check_shard_group(const TrainingRequest& rq, const Resolved& r) {
+  if (rq.shard_group == 0) return;
+  const int dense_dp = r.dp * r.cp * r.ep;
+  if (rq.shard_group < 1 || dense_dp % rq.shard_group != 0)
+    throw BadInput(fmt::format("--shard-group {} must divide the {} data-parallel ranks (dp {} x cp {} x ep {}): "
+                               "e.g. the ranks of one node or one TPU slice",
+                               rq.shard_group, dense_dp, r.dp, r.cp, r.ep));
+  if (rq.zero_stage == 0)
+    throw BadInput("--shard-group shards ZeRO's state within each group: use it with --zero 1, 2 or 3");
+}
+
 TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   check_run_lengths(rq.seq_len, rq.tokens);
   const Cluster& c = cluster_;
   const Resolved r = resolve_layout(model_, c, rq);
   if (rq.zero_stage < 0 || rq.zero_stage > 3)
     throw BadInput(fmt::format("--zero must be 0, 1, 2 or 3; got {}", rq.zero_stage));
+  check_shard_group(rq, r);
   if (!(rq.overlap_efficiency >= 0 && rq.overlap_efficiency <= 1))
     throw BadInput("overlap efficiency must be in [0, 1]");
   if (rq.lora.enabled() && rq.precision &&
@@ -818,7 +853,8 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   bytes.optimizer = bytes.weights < 4.0 ? 12.0 : 8.0;  // fp32 master + 2 Adam moments (mixed) / moments only
   bytes.adapter_weights = bytes_per_element(sh.head_precision);  // as the engine's ledger keeps them
   time_data_parallel(x, params, bytes, res);
-  const ZeroSharding zd = zero_sharding(rq.zero_stage, x.dense_dp()), ze = zero_sharding(rq.zero_stage, x.expert_dp());
+  const ZeroSharding zd = zero_sharding(rq.zero_stage, x.dense_shard_group()),
+                     ze = zero_sharding(rq.zero_stage, x.expert_dp());
   // Memory-bound Adam over this GPU's (ZeRO-sharded) trained parameters.
   const double updated = rq.lora.enabled() ? params.adapters(x.layers_stage) / zd.optimizer
                                            : params.dense / zd.optimizer + params.expert / ze.optimizer;

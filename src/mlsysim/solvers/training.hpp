@@ -49,6 +49,11 @@ struct TrainingRequest {
   // --recompute-method block --recompute-num-layers); the others keep their activations. Unset: all.
   std::optional<int> recompute_layers;
   int zero_stage = 1;             // Megatron's distributed optimizer is ZeRO-1
+  // Hybrid sharding: ZeRO shards the dense state over groups of this many data-parallel ranks and
+  // replicates it across the groups, whose gradients are then all-reduced once per step (PyTorch
+  // FSDP HYBRID_SHARD; MaxText's FSDP inside a TPU slice with data parallelism across slices).
+  // 0: one group of every dense data-parallel rank.
+  int shard_group = 0;
   bool sequence_parallel = true;  // with tp > 1 (Korthikanti et al. 2022)
   bool overlap = true;            // DP gradient sync overlapped with the backward pass
   // TP collectives chunked under their GEMMs (TransformerEngine userbuffers; Megatron-core
@@ -79,6 +84,7 @@ struct TrainingResult {
   int gpus = 0;
   ParallelLayout layout;
   int global_batch = 0, micro_batch = 1, micro_batches = 1, seq_len = 0, zero_stage = 0;
+  int shard_group = 0;  // ranks ZeRO shards the dense state over (TrainingRequest::shard_group, resolved)
   Recompute recompute = Recompute::None;
   int recompute_layers = 0;           // layers per stage recomputed (all of them under full recompute)
   bool sequence_parallel = false;
