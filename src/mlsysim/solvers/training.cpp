@@ -132,6 +132,13 @@ namespace {
 
 struct Resolved {
   int gpus, tp, pp, dp, cp, ep, v, b, m, B, S, replicas;
+  // Ranks holding copies of the dense parameters (dp x cp x ep): Megatron-core's
+  // data-parallel-with-context-parallel group.
+  [[nodiscard]] int dense_dp() const { return dp * cp * ep; }
+  // The ranks ZeRO shards the dense state over: the --shard-group, else all of them.
+  [[nodiscard]] int shard_group(const TrainingRequest& rq) const {
+    return rq.shard_group > 0 ? rq.shard_group : dense_dp();
+  }
 };
 
 Resolved resolve_layout(const ModelSpec& model, const Cluster& c, const TrainingRequest& rq) {
@@ -409,9 +416,8 @@ struct StepContext {
   [[nodiscard]] double sp_div() const { return sequence_parallel ? r.tp : 1.0; }
   // Ranks holding copies of the dense parameters (dp x cp x ep) and of the experts (dp x cp):
   // Megatron-core's data-parallel-with-context-parallel groups.
-  [[nodiscard]] int dense_dp() const { return r.dp * r.cp * r.ep; }
-  // The ranks ZeRO shards the dense state over: the --shard-group, else every dense DP rank.
-  [[nodiscard]] int dense_shard_group() const { return rq.shard_group > 0 ? rq.shard_group : dense_dp(); }
+  [[nodiscard]] int dense_dp() const { return r.dense_dp(); }
+  [[nodiscard]] int dense_shard_group() const { return r.shard_group(rq); }
   [[nodiscard]] int expert_dp() const { return r.dp * r.cp; }
 };
 
@@ -720,7 +726,7 @@ void describe_layout(const Resolved& r, const TrainingRequest& rq, TrainingResul
   res.micro_batches = r.m;
   res.seq_len = r.S;
   res.zero_stage = rq.zero_stage;
-  res.shard_group = rq.shard_group > 0 ? rq.shard_group : r.dp * r.cp * r.ep;
+  res.shard_group = r.shard_group(rq);
   res.recompute = rq.recompute;
   res.sequence_parallel = rq.sequence_parallel && r.tp > 1;
 }
@@ -769,7 +775,7 @@ void check_run_lengths(std::optional<int> seq_len, std::optional<double> tokens)
 // across the others. It has to divide them, and shards only under ZeRO 1-3.
 void check_shard_group(const TrainingRequest& rq, const Resolved& r) {
   if (rq.shard_group == 0) return;
-  const int dense_dp = r.dp * r.cp * r.ep;
+  const int dense_dp = r.dense_dp();
   if (rq.shard_group < 1 || dense_dp % rq.shard_group != 0)
     throw BadInput(fmt::format("--shard-group {} must divide the {} data-parallel ranks (dp {} x cp {} x ep {}): "
                                "e.g. the ranks of one node or one TPU slice",
