@@ -84,6 +84,13 @@ ServingDeployment make_deployment(const ModelSpec& model, const HardwareSpec& hw
   if (tp > 1 && !hw.interconnect && !hw.host_link)
     throw BadInput(hw.id + " lists no interconnect or host link: tensor parallelism (--tp " +
                    std::to_string(tp) + ") needs one; use --tp 1 or a datacenter GPU");
+  // The link a ring over this device's own links rides (physics/topology server_link): its
+  // interconnect where that joins the group, else its host link at the share a ring reaches over it.
+  const auto ride_server_link = [&] {
+    const Fabric f = server_link(hw, tp);
+    d.link = {f.per_direction * f.collective_efficiency, f.latency};
+    d.link_name = f.kind != std::string_view("pcie") ? f.name : host_link_name(hw, f.collective_efficiency);
+  };
   if (tp > 1 && efficiency <= 0 && fleet.has_standard_node(hw.id)) {
     // A TP group wider than one node spans nodes: its all-reduces cross the scale-out network
     // (the collective model places the group on the cluster), not the GPU's own NVLink.
@@ -102,19 +109,13 @@ ServingDeployment make_deployment(const ModelSpec& model, const HardwareSpec& hw
                                  "catalog has no standard multi-node system for {}: use --tp <= {}, or a "
                                  "device with one (e.g. h100)",
                                  tp, hw.id, kMaxServerDevices, hw.id, kMaxServerDevices));
-    const Fabric f = server_link(hw, tp);
-    d.link = {f.per_direction * f.collective_efficiency, f.latency};
-    d.link_name = f.kind != std::string_view("pcie") ? f.name
-                                                      : host_link_name(hw, f.collective_efficiency);
+    ride_server_link();
   } else if (hw.interconnect) {
     // The textbook model (and a lone device): the device's own link at line rate.
     d.link = {hw.interconnect->per_direction, hw.interconnect->latency};
     d.link_name = hw.interconnect->name;
   } else if (hw.host_link) {
-    const double share = host_link_collective_share(hw.host_link->peer_to_peer);
-    d.link = {hw.host_link->per_direction * share,
-              host_link_step_latency(hw.host_link->peer_to_peer, hw.host_link->latency)};
-    d.link_name = host_link_name(hw, share);
+    ride_server_link();  // no interconnect: the host link, as for the engine's groups above
   }
   return d;
 }
