@@ -695,8 +695,6 @@ std::string calibration_source(const std::string& origin, const CalibrationFit& 
                                      : "");
 }
 
-}  // namespace
-
 // The sustained BF16 matmul rate from `gemm_sustained` (bench/gpu/microbench.py: 8192^3 GEMMs back
 // to back for seconds, per-window rates; sustained_TFLOPs is the median window of the second half,
 // once the power limit has set the clock): as a fraction of the dense BF16 peak, checked like every
@@ -723,6 +721,8 @@ void fit_sustained_gemm(const HardwareSpec& hw, const nlohmann::json& rows, cons
     return;
   }
 }
+
+}  // namespace
 
 std::string microbenchmark_device(const std::string& json_text, const std::string& origin) {
   return parse_microbenchmarks(json_text, origin).value("hardware", "");
