@@ -387,6 +387,11 @@ void check_textbook_efficiency(double efficiency) {
                                kLowest, efficiency));
 }
 
+RateModel rate_model(const HardwareSpec& hw, const Profile& p) {
+  // A training step is one of a long saturated run: its matrix kernels at the power-limited clock.
+  return {&hw, p.runtime, p.teaching_efficiency, p.phase == Phase::Train};
+}
+
 Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest& request) {
   Profile p;
   p.model = &model;
@@ -407,8 +412,7 @@ Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest
   thread_local std::vector<Operator> ops;
   const LoweredStep lowered = lower(model, in, ops);
 
-  // A training step is one of a long saturated run: its matrix kernels at the power-limited clock.
-  const RateModel rates{&hw, p.runtime, p.teaching_efficiency, p.phase == Phase::Train};
+  const RateModel rates = rate_model(hw, p);
   EnergyTerms energy = accumulate_operators(ops, rates, request.keep_operators, p);
   if (p.teaching_efficiency > 0) energy = apply_textbook_model(hw, p);
   summarize_step(model, hw, p);

@@ -129,6 +129,9 @@ Watts static_power(const HardwareSpec& hw);
 // the weights are narrower and the device has a 16-bit path; `weights` otherwise.
 Precision unquantized_precision(const ModelSpec& model, const HardwareSpec& hw, Precision weights);
 
+// The rates a profile's operators are timed at: its runtime, the textbook model's efficiency, and
+// the sustained clock of a training step.
+RateModel rate_model(const HardwareSpec& hw, const Profile& p);
 // The reasoning behind a profile: which wall, which equation, which numbers (one line each).
 std::vector<std::string> explain(const Profile& p);
 // "model needs X GB, device has Y GB: ..." with concrete remedies; empty when it fits.

@@ -71,7 +71,7 @@ std::vector<std::string> explain(const Profile& p) {
         format_bandwidth(hw.memory_bandwidth * hw.efficiency.memory),
         format_percent(hw.efficiency.memory), format_percent(hw.efficiency.gemm[index_of(p.compute_precision)]),
         format_rate(hw.peak(p.compute_precision)), hw.efficiency.source));
-    const double clock = sustained_clock_factor({&hw, p.runtime, p.teaching_efficiency, p.phase == Phase::Train});
+    const double clock = sustained_clock_factor(rate_model(hw, p));
     if (clock < 1.0)
       lines.push_back(fmt::format(
           "Sustained run: a training step keeps the tensor cores saturated, so the board holds its power "
