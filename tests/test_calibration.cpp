@@ -508,8 +508,8 @@ TEST(Calibration, BoardPowerReadingsSetTheDevicesPowerCoefficients) {
 
 // The sustained matmul rate: bench/gpu/microbench.py's gemm_sustained row (8192^3 BF16 back to back
 // for 12 s; its median window of the second half) over the dense BF16 peak. Read back, it slows the
-// matrix kernels of a model step by sustained / burst.
-TEST(Calibration, SustainedGemmRowSetsTheStepClock) {
+// matrix kernels of a training step by sustained / burst, and leaves a prefill alone.
+TEST(Calibration, SustainedGemmRowSetsTheTrainingClock) {
   const auto& h100 = Catalog::builtin().hardware("h100");
   auto j = nlohmann::json::parse(read(kH100));
   j["gemm_sustained"] = nlohmann::json::array(

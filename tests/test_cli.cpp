@@ -307,7 +307,7 @@ TEST(Cli, HardwareShowStatesLinkReachAndPeerToPeer) {
   EXPECT_NE(run("hardware show rtx-4090").out.find("no peer-to-peer"), std::string::npos);
 }
 
-// `hardware show` gives the sustained (power-limited) matmul rate model steps run at, with its
+// `hardware show` gives the sustained (power-limited) matmul rate training steps run at, with its
 // source, and 0 where none is known: B200's published MSMF is 1421 of 2250 TFLOP/s.
 TEST(Cli, HardwareShowStatesTheSustainedMatmulRate) {
   const auto b200 = nlohmann::json::parse(run("hardware show b200 --format json").out).at("efficiency");

@@ -401,7 +401,7 @@ def bench_gemm_sustained(torch, dev, quick):
     a training step or a long prefill keeps the tensor cores busy for seconds, long enough for the
     power limit to lower the clock. The first window is the burst rate, the median of the second half
     the sustained one (`mlsysim calibrate` fits the bfloat16 row as the device's sustained matmul
-    rate, the clock its model steps run at)."""
+    rate, the clock its training steps run at)."""
     s = 8192
     total_s = 3.0 if quick else 12.0
     window_s = 0.25

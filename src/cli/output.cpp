@@ -272,7 +272,7 @@ ordered_json hardware_json(const HardwareSpec& hw) {
   if (hw.rental_hour) j["rental_usd_per_hour"] = hw.rental_hour->si();
   j["efficiency"] = {{"memory", hw.efficiency.memory},
                      {"gemm_bf16", hw.efficiency.gemm[index_of(Precision::BF16)]},
-                     // 0: no sustained (power-limited) rate known; model steps keep the burst rate
+                     // 0: no sustained (power-limited) rate known; training steps keep the burst rate
                      {"sustained_gemm_bf16", hw.efficiency.sustained_gemm},
                      {"sustained_gemm_source", hw.efficiency.sustained_gemm_source},
                      {"attention", hw.efficiency.attention},

@@ -176,10 +176,8 @@ Seconds attention_tail(const RateModel& r, const Operator& op) {
   if (op.cls != OpClass::Attention || r.teaching_efficiency > 0 || coefficient <= 0 ||
       hw.compute_units <= 0 || op.tail_flops <= 0)
     return Seconds(0);
-  // The default kernel's last block runs at its pass's and head dim's rate like the rest of the call,
-  // and at the run's clock: microseconds alone are far too short for the clock to climb back.
-  const FlopsPerSecond per_sm = operator_peak(hw, op.precision) * sustained_clock_factor(r) *
-                                default_attention_factor(hw.efficiency, op) /
+  // The default kernel's last block runs at its pass's and head dim's rate like the rest of the call.
+  const FlopsPerSecond per_sm = operator_peak(hw, op.precision) * default_attention_factor(hw.efficiency, op) /
                                 static_cast<double>(hw.compute_units);
   return Flops(coefficient * op.tail_flops) / per_sm;
 }

@@ -74,8 +74,8 @@ struct RateModel {
   const HardwareSpec* hw = nullptr;
   Runtime runtime = Runtime::Graph;
   double teaching_efficiency = 0;  // > 0: textbook model (one efficiency, datasheet bandwidth)
-  // A model step inside a run of them (training, serving, repeated timings): matrix kernels at the
-  // power-limited clock (sustained_clock_factor). False for a kernel timed alone, as microbenchmarks do.
+  // A long saturated run (a training step): matrix kernels at the power-limited clock
+  // (sustained_clock_factor).
   bool sustained = false;
 };
 

@@ -388,10 +388,8 @@ void check_textbook_efficiency(double efficiency) {
 }
 
 RateModel rate_model(const HardwareSpec& hw, const Profile& p) {
-  // A model step is timed inside a run of them (a training job, a serving benchmark, repeated
-  // latency timings), which holds the board at its power-limited clock: its matrix kernels run at
-  // the sustained rate. Only a kernel timed alone (`mlsysim kernel`, calibration) keeps the burst.
-  return {&hw, p.runtime, p.teaching_efficiency, true};
+  // A training step is one of a long saturated run: its matrix kernels at the power-limited clock.
+  return {&hw, p.runtime, p.teaching_efficiency, p.phase == Phase::Train};
 }
 
 Profile solve(const ModelSpec& model, const HardwareSpec& hw, const SolveRequest& request) {

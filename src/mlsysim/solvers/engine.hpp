@@ -130,7 +130,7 @@ Watts static_power(const HardwareSpec& hw);
 Precision unquantized_precision(const ModelSpec& model, const HardwareSpec& hw, Precision weights);
 
 // The rates a profile's operators are timed at: its runtime, the textbook model's efficiency, and
-// the sustained clock a step runs at among many.
+// the sustained clock of a training step.
 RateModel rate_model(const HardwareSpec& hw, const Profile& p);
 // The reasoning behind a profile: which wall, which equation, which numbers (one line each).
 std::vector<std::string> explain(const Profile& p);

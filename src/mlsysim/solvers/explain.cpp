@@ -74,8 +74,8 @@ std::vector<std::string> explain(const Profile& p) {
     const double clock = sustained_clock_factor(rate_model(hw, p));
     if (clock < 1.0)
       lines.push_back(fmt::format(
-          "Sustained run: a step runs among many (a training job, a serving benchmark, repeated timings), "
-          "so the board holds its power limit at a lower clock; matrix kernels run at x{:.3f} of their calibrated rate (sustained BF16 "
+          "Sustained run: a training step keeps the tensor cores saturated, so the board holds its power "
+          "limit at a lower clock; matrix kernels run at x{:.3f} of their calibrated rate (sustained BF16 "
           "matmul {} of {} peak over the calibrated burst {}; {}).",
           clock, format_percent(hw.efficiency.sustained_gemm), format_rate(hw.peak(Precision::BF16)),
           format_percent(hw.efficiency.gemm[index_of(Precision::BF16)]), hw.efficiency.sustained_gemm_source));
