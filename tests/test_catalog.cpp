@@ -831,7 +831,7 @@ TEST(CatalogInput, RentalAndLinkReachAreCheckedAndCited) {
   const std::string cited = with(kDevice, "memory = \"sheet\"\n", "memory = \"sheet\"\nrental = \"price list\"\n");
   Catalog c = cat();
   c.add_toml(cited + "[device.rental]\nusd_per_hour = 1.5\nnote = \"a cloud\"\n", "user.toml");
-  EXPECT_DOUBLE_EQ(c.hardware("my-npu").rental_hour->si(), 1.5);
+  EXPECT_DOUBLE_EQ(c.hardware("my-npu").rental_rate->si(), 1.5 / 3600);
   for (const std::string value : {"0", "-2", "1e5", "nan"})
     EXPECT_TRUE(mentions(toml_error(cited + "[device.rental]\nusd_per_hour = " + value + "\n"), "usd_per_hour"))
         << value;

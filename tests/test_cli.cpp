@@ -344,15 +344,15 @@ TEST(Cli, CostsUseTheDevicesOwnRentalRate) {
   const std::string l4 = "serve -m llama3-8b -H l4 -s 1024 --output-len 256 -b 8";
   const auto [l4_cost, l4_rate] = cost_and_rate(l4);
   EXPECT_DOUBLE_EQ(l4_rate, 0.8048);
-  EXPECT_DOUBLE_EQ(mlsysim::Catalog::builtin().hardware("l4").rental_hour->si(), 0.8048);
+  EXPECT_DOUBLE_EQ(mlsysim::Catalog::builtin().hardware("l4").rental_rate->si(), 0.8048 / 3600);
   // Cost per token is proportional to the price of an hour: the same run at $2/h.
   const auto [l4_at_2, rate_2] = cost_and_rate(l4 + " --gpu-hour-usd 2");
   EXPECT_DOUBLE_EQ(rate_2, 2.0);
   EXPECT_NEAR(l4_at_2 / l4_cost, 2.0 / 0.8048, 1e-9);
   // The fallback is the H100's catalog rate, one number in one place.
-  EXPECT_DOUBLE_EQ(mlsysim::Catalog::builtin().hardware("h100").rental_hour->si(), mlsysim::kDefaultGpuHourUsd);
+  EXPECT_DOUBLE_EQ(mlsysim::Catalog::builtin().hardware("h100").rental_rate->si(), mlsysim::kDefaultGpuRate.si());
   const auto [desk_cost, desk_rate] = cost_and_rate("serve -m llama3-8b -H rtx-4090 -s 1024 --output-len 256 -b 8");
-  EXPECT_DOUBLE_EQ(desk_rate, mlsysim::kDefaultGpuHourUsd);
+  EXPECT_DOUBLE_EQ(desk_rate, 55.04 / 8);  // AWS p5.48xlarge on-demand over its 8 H100s
   EXPECT_NE(run("serve -m llama3-8b -H rtx-4090 -s 1024 --output-len 256 -b 8").out.find(
                 "the catalog lists no cloud rental for rtx-4090"),
             std::string::npos);

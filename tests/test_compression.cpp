@@ -285,7 +285,7 @@ TEST(CompressionErrors, BadInputsNameTheField) {
   q.qps = -1;
   expect_bad(q, "--qps");
   q.qps = 0;
-  q.costs.gpu_hour_usd = 0;
+  q.costs.gpu_rate = units::usd_per_hour(0);
   expect_bad(q, "--gpu-hour-usd");
 }
 
@@ -338,7 +338,7 @@ TEST(CompressionFleet, ReplicaCountsDoNotOverflowAtTheLargestAcceptedQps) {
     EXPECT_LT(static_cast<double>(x.replicas) - 1, needed) << f.label;
     EXPECT_EQ(x.total_gpus, x.replicas * x.gpus_per_replica) << f.label;
     EXPECT_GT(x.annual_cost.si(), 0) << f.label;
-    EXPECT_NEAR(x.annual_cost.si() / (static_cast<double>(x.total_gpus) * kDefaultGpuHourUsd * 8760), 1.0, 1e-12);
+    EXPECT_NEAR(x.annual_cost.si() / (static_cast<double>(x.total_gpus) * (55.04 / 8) * 8760), 1.0, 1e-12);
     EXPECT_GT(x.annual_energy.si(), 0) << f.label;
     past_int32 |= x.total_gpus > std::numeric_limits<std::int32_t>::max();
   }

@@ -100,7 +100,7 @@ TEST(Operations, RunOutlookAddsUp) {
   EXPECT_NEAR(r.goodput, t.time_to_train / r.wall_time, 1e-12);
   EXPECT_NEAR(r.expected_failures, (r.wall_time / r.cluster_mtbf).si(), 1e-9);
   EXPECT_NEAR(r.gpu_hours, 1024 * r.wall_time.si() / 3600, 1e-6);
-  EXPECT_NEAR(r.cost.si(), r.gpu_hours * kDefaultGpuHourUsd, 1e-6);
+  EXPECT_NEAR(r.cost.si(), r.gpu_hours * 55.04 / 8, 1e-6);  // AWS p5.48xlarge on-demand over 8 H100s
   EXPECT_NEAR(r.facility_energy.si(), t.gpu_power.si() * 1024 * r.wall_time.si() * kSurveyAveragePue, 1.0);
   EXPECT_NEAR(r.emissions.si(), r.facility_energy.si() * kUsGridIntensity.si(), 1e-6);
   // Power: between the idle floor and the TDP.
@@ -161,7 +161,7 @@ TEST(Operations, ServingCostAndEmissionsPerToken) {
   OperatingCosts c;
   c.pue = 1.2;
   c.grid_intensity = KgCO2ePerJoule(0.1 / 3.6e6);
-  c.gpu_hour_usd = 2.0;
+  c.gpu_rate = units::usd_per_hour(2.0);
   const ServingOutlook o = serving_outlook(s, c);
   EXPECT_DOUBLE_EQ(o.facility_energy_per_token.si(), 1.2 * s.energy_per_token.si());
   EXPECT_NEAR(o.cost_per_million_tokens.si(), 2.0 * s.gpus * 1e6 / s.request_tokens_per_s / 3600, 1e-9);
@@ -176,12 +176,23 @@ TEST(Operations, ServingCostAndEmissionsPerToken) {
   const ServingResult d = serve(m, h, split);
   ASSERT_TRUE(d.disaggregated);
   OperatingCosts decode = c;
-  decode.gpu_hour_usd = 0.5;
+  decode.gpu_rate = units::usd_per_hour(0.5);
   const double hours = 1e6 / d.request_tokens_per_s / 3600;
   EXPECT_NEAR(serving_outlook(d, c, &decode).cost_per_million_tokens.si(),
               (d.tp * 2.0 + d.decode_tp * 0.5) * hours, 1e-9);
   EXPECT_NEAR(serving_outlook(s, c, &decode).cost_per_million_tokens.si(), o.cost_per_million_tokens.si(), 1e-12);
-  c.gpu_hour_usd = 0;
+  c.gpu_rate = units::usd_per_hour(0);
+  EXPECT_THROW((void)serving_outlook(s, c), BadInput);
+  // Nor a node's or a rack's price taken for one GPU's, nor a grid dirtier than coal.
+  c.gpu_rate = units::usd_per_hour(5000);
+  try {
+    (void)serving_outlook(s, c);
+    ADD_FAILURE() << "accepted $5000 per GPU-hour";
+  } catch (const BadInput& e) {
+    EXPECT_NE(std::string(e.what()).find("(0, 1000] dollars per GPU-hour"), std::string::npos) << e.what();
+  }
+  c.gpu_rate = units::usd_per_hour(2.0);
+  c.grid_intensity = KgCO2ePerJoule(5.0 / 3.6e6);
   EXPECT_THROW((void)serving_outlook(s, c), BadInput);
 }
 

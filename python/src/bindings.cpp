@@ -71,7 +71,7 @@ void bind_types(py::module_& m) {
       .def_property_readonly("price_usd", [](const HardwareSpec& h) -> std::optional<double> {
         return h.price ? std::optional<double>(h.price->si()) : std::nullopt; })
       .def_property_readonly("rental_usd_per_hour", [](const HardwareSpec& h) -> std::optional<double> {
-        return h.rental_hour ? std::optional<double>(h.rental_hour->si()) : std::nullopt; })
+        return h.rental_rate ? std::optional<double>(units::in_usd_per_hour(*h.rental_rate)) : std::nullopt; })
       .def_property_readonly("interconnect_bytes_per_s", [](const HardwareSpec& h) -> std::optional<double> {
         return h.interconnect ? std::optional<double>(h.interconnect->per_direction.si()) : std::nullopt; })
       .def("peak_flops_per_s", [](const HardwareSpec& h, const std::string& p) {

@@ -130,7 +130,7 @@ ordered_json compress_json(const ModelSpec& model, const HardwareSpec& hw, const
                  {"fleet_output_len", c.shapes.fleet_output_len}};
   ordered_json fleet = ordered_json::array();
   for (const auto& f : c.fleet) fleet.push_back(fleet_row_json(f));
-  j["gpu_hour_usd"] = c.gpu_hour_usd;
+  j["gpu_hour_usd"] = units::in_usd_per_hour(c.gpu_rate);
   j["fleet"] = fleet;
   j["trace"] = c.trace;
 

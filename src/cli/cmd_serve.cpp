@@ -142,7 +142,7 @@ ordered_json serve_json(const ServeAnswer& a) {
   j["average_power_per_gpu_w"] = s.average_power_per_gpu.si();
   j["facility_energy_per_token_j"] = a.money.facility_energy_per_token.si();
   j["cost_per_million_tokens_usd"] = a.money.cost_per_million_tokens.si();
-  j["gpu_hour_usd"] = a.money.gpu_hour_usd;
+  j["gpu_hour_usd"] = units::in_usd_per_hour(a.money.gpu_rate);
   j["emissions_per_million_tokens_kg_co2"] = a.money.emissions_per_million_tokens.si();
   j["memory_footprint_bytes"] = s.memory_footprint.si();
   j["memory_available_bytes"] = s.memory_available.si();

@@ -67,7 +67,7 @@ nlohmann::ordered_json run_json(const RunOutlook& r) {
           {"facility_energy_kwh", r.facility_energy.si() / 3.6e6},
           {"emissions_kg_co2", r.emissions.si()},
           {"cost_usd", r.cost.si()},
-          {"gpu_hour_usd", r.gpu_hour_usd},
+          {"gpu_hour_usd", units::in_usd_per_hour(r.gpu_rate)},
           {"trace", r.trace}};
 }
 

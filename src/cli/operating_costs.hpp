@@ -20,8 +20,8 @@ struct OperatingCostFlags {
     c.pue = pue;
     c.grid_intensity = KgCO2ePerJoule(grid_kg_per_kwh / 3.6e6);
     if (gpu_hour_usd) {
-      c.gpu_hour_usd = *gpu_hour_usd;
-      c.gpu_hour_source = "--gpu-hour-usd";
+      c.gpu_rate = units::usd_per_hour(*gpu_hour_usd);
+      c.gpu_rate_source = "--gpu-hour-usd";
     }
     return c;
   }

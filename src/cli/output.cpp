@@ -269,7 +269,7 @@ ordered_json hardware_json(const HardwareSpec& hw) {
   if (hw.interconnect) j["interconnect"] = link_json(*hw.interconnect);
   if (hw.host_link) j["host_link"] = link_json(*hw.host_link);
   if (hw.price) j["price_usd"] = hw.price->si();
-  if (hw.rental_hour) j["rental_usd_per_hour"] = hw.rental_hour->si();
+  if (hw.rental_rate) j["rental_usd_per_hour"] = units::in_usd_per_hour(*hw.rental_rate);
   j["efficiency"] = {{"memory", hw.efficiency.memory},
                      {"gemm_bf16", hw.efficiency.gemm[index_of(Precision::BF16)]},
                      // 0: no sustained (power-limited) rate known; training steps keep the burst rate
@@ -336,13 +336,13 @@ std::string hardware_list(const Catalog& c, Format f, const std::string& tier) {
                          {"memory_bandwidth_bytes_per_s", hw.memory_bandwidth.si()},
                          {"tdp_w", hw.tdp.si()},
                          {"ridge_point_flop_per_byte", j["ridge_point_flop_per_byte"]},
-                         {"rental_usd_per_hour", hw.rental_hour ? ordered_json(hw.rental_hour->si()) : ordered_json()}};
+                         {"rental_usd_per_hour", hw.rental_rate ? ordered_json(units::in_usd_per_hour(*hw.rental_rate)) : ordered_json()}};
     for (Precision p : kAllPrecisions)
       flat[std::string("peak_") + std::string(to_string(p)) + "_flops_per_s"] = hw.peak(p).si();
     rows.push_back(flat);
     trows.push_back({hw.id, hw.name, hw.tier, peak_summary(hw), format_bytes(hw.memory_capacity),
                      format_bandwidth(hw.memory_bandwidth), format_power(hw.tdp),
-                     hw.rental_hour ? fmt::format("${:.2f}", hw.rental_hour->si()) : "-"});
+                     hw.rental_rate ? fmt::format("${:.2f}", units::in_usd_per_hour(*hw.rental_rate)) : "-"});
   }
   if (f == Format::Json) return ordered_json{{"hardware", rows}}.dump(2) + "\n";
   if (f == Format::Csv) return csv_from_rows(rows);
@@ -386,8 +386,8 @@ std::string hardware_show(const HardwareSpec& hw, Format f) {
   if (hw.interconnect) rows.push_back({"interconnect", link_text(*hw.interconnect)});
   if (hw.host_link) rows.push_back({"host link", link_text(*hw.host_link)});
   if (hw.price) rows.push_back({"price", fmt::format("${:.0f} {}", hw.price->si(), hw.price_note)});
-  if (hw.rental_hour)
-    rows.push_back({"rental", fmt::format("${:.3g} per hour: {}", hw.rental_hour->si(), hw.rental_note)});
+  if (hw.rental_rate)
+    rows.push_back({"rental", fmt::format("${:.3g} per hour: {}", units::in_usd_per_hour(*hw.rental_rate), hw.rental_note)});
   rows.push_back({"efficiency", hw.efficiency.source});
   if (hw.efficiency.sustained_gemm > 0)
     rows.push_back({"sustained matmul",

@@ -282,7 +282,7 @@ HardwareSpec parse_device(const toml::table& d, const std::string& origin) {
       throw BadInput(fmt::format("{}: [device.rental] usd_per_hour is one device-hour's on-demand price, in "
                                  "(0, 10000) $, got {:g}",
                                  where, rate));
-    hw.rental_hour = usd(rate);
+    hw.rental_rate = units::usd_per_hour(rate);
     hw.rental_note = string_or(*r, "note", where);
     if (!d["sources"]["rental"])  // read below with the other citations
       throw BadInput(where + ": [device.rental] needs its citation in [device.sources] rental");

@@ -140,7 +140,7 @@ struct HardwareSpec {
   std::string price_note;
   // One device-hour's on-demand cloud rental (the instance price over its devices), where a cloud
   // rents it: the default $/GPU-hour of cost figures (physics/operations.hpp, priced_for).
-  std::optional<Usd> rental_hour;
+  std::optional<UsdPerSecond> rental_rate;
   std::string rental_note;
   std::map<std::string, std::string> sources;  // group -> citation
   EfficiencyProfile efficiency;

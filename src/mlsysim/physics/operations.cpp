@@ -8,23 +8,36 @@
 
 namespace mlsysim {
 
+namespace {
+// Above these the number is not a price or a grid: public clouds rent one GPU for $0.1-$15 an hour
+// (a node's or a rack's price is the usual mistake), and no grid emits more than a coal plant's
+// ~1 kg CO2 per kWh (IPCC AR5 WG3 Annex III, lifecycle median 0.82).
+constexpr double kMostGpuHourUsd = 1000;
+constexpr double kMostGridKgPerKwh = 2;
+}  // namespace
+
 void check_operating_costs(const OperatingCosts& c) {
-  if (!(c.gpu_hour_usd > 0) || !std::isfinite(c.gpu_hour_usd))
-    throw BadInput(fmt::format("--gpu-hour-usd must be > 0, got {} (e.g. 6.88, AWS p5 on-demand per H100)",
-                               c.gpu_hour_usd));
+  const double per_hour = units::in_usd_per_hour(c.gpu_rate);
+  if (!(per_hour > 0) || !(per_hour <= kMostGpuHourUsd))
+    throw BadInput(fmt::format("--gpu-hour-usd must be in (0, {:g}] dollars per GPU-hour, got {:g} (e.g. 6.88, AWS p5 "
+                               "on-demand per H100; for a node's or a rack's price, divide by its GPUs)",
+                               kMostGpuHourUsd, per_hour));
   if (!(c.pue >= 1.0) || !(c.pue <= 3.0))
     throw BadInput(fmt::format("--pue must be in [1, 3] (total facility power / IT power), got {}", c.pue));
-  if (!(c.grid_intensity.si() >= 0) || !std::isfinite(c.grid_intensity.si()))
-    throw BadInput("--grid-kg-per-kwh must be >= 0 (kg CO2 per kWh; U.S. 2022 average 0.390)");
+  const double kg_per_kwh = c.grid_intensity.si() * 3.6e6;
+  if (!(kg_per_kwh >= 0) || !(kg_per_kwh <= kMostGridKgPerKwh))
+    throw BadInput(fmt::format("--grid-kg-per-kwh must be in [0, {:g}] kg CO2 per kWh, got {:g} (U.S. 2022 average "
+                               "0.390; a coal plant ~1)",
+                               kMostGridKgPerKwh, kg_per_kwh));
 }
 
 OperatingCosts priced_for(OperatingCosts costs, const HardwareSpec& hw) {
-  if (hw.rental_hour) {
-    costs.gpu_hour_usd = hw.rental_hour->si();
-    costs.gpu_hour_source = hw.rental_note;
+  if (hw.rental_rate) {
+    costs.gpu_rate = *hw.rental_rate;
+    costs.gpu_rate_source = hw.rental_note;
   } else {
-    costs.gpu_hour_usd = kDefaultGpuHourUsd;
-    costs.gpu_hour_source = fmt::format("the catalog lists no cloud rental for {}: an H100's on AWS p5 is used; "
+    costs.gpu_rate = kDefaultGpuRate;
+    costs.gpu_rate_source = fmt::format("the catalog lists no cloud rental for {}: an H100's on AWS p5 is used; "
                                         "--gpu-hour-usd gives yours",
                                         hw.id);
   }

@@ -16,6 +16,7 @@ using units::KgCO2e;
 using units::KgCO2ePerJoule;
 using units::Seconds;
 using units::Usd;
+using units::UsdPerSecond;
 
 // ---- sourced defaults ---------------------------------------------------------------------------
 // Job-interrupting failures per GPU: Llama 3 405B pre-training saw 419 unexpected interruptions in a
@@ -42,19 +43,19 @@ inline constexpr KgCO2ePerJoule kUsGridIntensity{1.65e12 / 4.23e12 / 3.6e6};
 // Price of a GPU-hour where nothing better is known: AWS EC2 p5.48xlarge (8x H100 SXM 80 GB)
 // on-demand, us-east-1, $55.04/hour = $6.88 per GPU-hour after AWS's June 2025 price cut (it launched
 // in 2023 at $98.32/hour); the H100's [device.rental] in catalog/hardware/cloud.toml cites the row.
-inline constexpr double kDefaultGpuHourUsd = 55.04 / 8.0;
+inline constexpr UsdPerSecond kDefaultGpuRate = units::usd_per_hour(55.04 / 8.0);
 
 // What running GPUs costs: the facility's overhead, the grid's carbon, the price of a GPU-hour
 // and where that price comes from (the traces quote it).
 struct OperatingCosts {
   double pue = kSurveyAveragePue;
   KgCO2ePerJoule grid_intensity = kUsGridIntensity;
-  double gpu_hour_usd = kDefaultGpuHourUsd;
-  std::string gpu_hour_source = "AWS p5.48xlarge on-demand, $55.04/h for 8 x H100";
+  UsdPerSecond gpu_rate = kDefaultGpuRate;  // one GPU's price per hour of use, as a rate
+  std::string gpu_rate_source = "AWS p5.48xlarge on-demand, $55.04/h for 8 x H100";
 };
 // The costs with the price of one hour of `hw`: its on-demand cloud rate from the hardware catalog
 // ([device.rental]); a device the catalog lists no rental for (a desktop or laptop GPU, a board, an
-// accelerator rented only by reservation) keeps kDefaultGpuHourUsd, and the source says whose price
+// accelerator rented only by reservation) keeps kDefaultGpuRate, and the source says whose price
 // that is and how to give one's own (--gpu-hour-usd).
 OperatingCosts priced_for(OperatingCosts costs, const HardwareSpec& hw);
 // Throws BadInput naming the flag and its range: PUE in [1, 3], intensity >= 0, price > 0.

@@ -106,7 +106,7 @@ FleetReplica fleet_replica(const ServingResult& sr, const CompressionShapes& sh,
   f.replicas = replicas_for(r.qps, f.replica_qps);
   f.total_gpus = f.replicas * f.gpus_per_replica;
   const double gpus = static_cast<double>(f.total_gpus);
-  f.annual_cost = usd(gpus * r.costs.gpu_hour_usd * kHoursPerYear);
+  f.annual_cost = r.costs.gpu_rate * gpus * units::hours(kHoursPerYear);
   f.annual_energy =
       facility_energy(sr.average_power_per_gpu * units::hours(kHoursPerYear) * gpus, r.costs.pue);
   f.annual_emissions = operational_emissions(f.annual_energy, r.costs.grid_intensity);
@@ -529,7 +529,7 @@ void add_fleet(const ModelSpec& model, const HardwareSpec& hw, const Variant& ba
                           "${:.2f}/GPU-hour ({}) x 8760 h.",
                           sh.fleet_batch, sh.fleet_seq_len, sh.fleet_output_len,
                           kDefaultMemoryUtilization * 100, format_bytes(hw.memory_usable),
-                          r.costs.gpu_hour_usd, r.costs.gpu_hour_source));
+                          units::in_usd_per_hour(r.costs.gpu_rate), r.costs.gpu_rate_source));
   for (const FleetRow& f : out.fleet)
     t.push_back(f.replica
                     ? fmt::format("  {}: weights {}, {} GPU(s)/replica, {:.3g} req/s per replica, "
@@ -547,7 +547,7 @@ CompressionResult compress(const ModelSpec& model, const HardwareSpec& hw, const
   check_request(model, r);
   CompressionResult out;
   out.shapes = resolve_shapes(model, r, out.trace);
-  out.gpu_hour_usd = r.costs.gpu_hour_usd;
+  out.gpu_rate = r.costs.gpu_rate;
   const double params = parameter_count(model);
   out.original_size = Bytes(params * bytes_per_element(r.baseline));
   // Weight-only schemes keep the KV cache at the baseline precision.

@@ -121,7 +121,7 @@ struct CompressionResult {
   bool stored_dense = false;     // pruning: the sparse format would be larger, so it is stored dense
   double accuracy_delta_low = 0, accuracy_delta_high = 0;
   std::string accuracy_source;
-  double gpu_hour_usd = kDefaultGpuHourUsd;
+  UsdPerSecond gpu_rate = kDefaultGpuRate;  // the price per GPU the fleet was costed at
   std::vector<FleetRow> fleet;
   std::vector<std::string> trace;
 };

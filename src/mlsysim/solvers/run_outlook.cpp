@@ -98,8 +98,8 @@ RunOutlook run_outlook(const TrainingResult& t, const RunOptions& o) {
   r.it_energy = t.gpu_power * r.wall_time * static_cast<double>(t.gpus);
   r.facility_energy = facility_energy(r.it_energy, o.costs.pue);
   r.emissions = operational_emissions(r.facility_energy, o.costs.grid_intensity);
-  r.cost = Usd(r.gpu_hours * o.costs.gpu_hour_usd);
-  r.gpu_hour_usd = o.costs.gpu_hour_usd;
+  r.cost = o.costs.gpu_rate * units::hours(r.gpu_hours);
+  r.gpu_rate = o.costs.gpu_rate;
 
   r.trace = {
       fmt::format("failures: per-GPU MTBF {:.0f} h / {} GPUs = cluster MTBF {:.2f} h (a synchronous job stops when any "
@@ -140,8 +140,8 @@ RunOutlook run_outlook(const TrainingResult& t, const RunOptions& o) {
                   r.gpu_power.si(), t.gpus, r.wall_time.si() / 86400.0, in_kwh(r.it_energy) / 1e3, o.costs.pue,
                   in_kwh(r.facility_energy) / 1e3, o.costs.grid_intensity.si() * 3.6e6, r.emissions.si() / 1e3));
   r.trace.push_back(
-      fmt::format("cost: {:.3g} GPU-hours x ${:.2f} ({}) = ${:.3g}", r.gpu_hours, o.costs.gpu_hour_usd,
-                  o.costs.gpu_hour_source, r.cost.si()));
+      fmt::format("cost: {:.3g} GPU-hours x ${:.2f} ({}) = ${:.3g}", r.gpu_hours,
+                  units::in_usd_per_hour(o.costs.gpu_rate), o.costs.gpu_rate_source, r.cost.si()));
   return r;
 }
 
@@ -154,12 +154,12 @@ ServingOutlook serving_outlook(const ServingResult& s, const OperatingCosts& c, 
   // each pool at its own device's price.
   const bool two_pools = s.disaggregated && decode_costs;
   if (two_pools) check_operating_costs(*decode_costs);
-  const double replica_usd_per_hour = two_pools ? s.tp * c.gpu_hour_usd + s.decode_tp * decode_costs->gpu_hour_usd
-                                                : s.gpus * c.gpu_hour_usd;
+  const UsdPerSecond replica_rate = two_pools ? c.gpu_rate * s.tp + decode_costs->gpu_rate * s.decode_tp
+                                             : c.gpu_rate * s.gpus;
   // The replica's GPUs for as long as a million tokens take at its request throughput.
-  const double hours_per_million = 1e6 / s.request_tokens_per_s / 3600.0;
-  o.cost_per_million_tokens = Usd(replica_usd_per_hour * hours_per_million);
-  o.gpu_hour_usd = replica_usd_per_hour / s.gpus;
+  const Seconds time_per_million(1e6 / s.request_tokens_per_s);
+  o.cost_per_million_tokens = replica_rate * time_per_million;
+  o.gpu_rate = replica_rate / s.gpus;
   o.emissions_per_million_tokens = operational_emissions(o.facility_energy_per_token * 1e6, c.grid_intensity);
   o.trace = {
       fmt::format("per token: {:.3g} J on the GPUs (engine power x TTFT and decode time / tokens; {:.0f} W per busy "
@@ -168,11 +168,11 @@ ServingOutlook serving_outlook(const ServingResult& s, const OperatingCosts& c, 
                   o.emissions_per_million_tokens.si(), c.grid_intensity.si() * 3.6e6),
       fmt::format("cost: {} / ({:.4g} tokens/s x 3600) = ${:.3g} per 1M tokens",
                   two_pools ? fmt::format("({} x ${:.2f}/h ({}) + {} x ${:.2f}/h ({}))",
-                                          units::format_counted(s.tp, "prefill GPU"), c.gpu_hour_usd, c.gpu_hour_source,
-                                          units::format_counted(s.decode_tp, "decode GPU"),
-                                          decode_costs->gpu_hour_usd, decode_costs->gpu_hour_source)
+                                          units::format_counted(s.tp, "prefill GPU"), units::in_usd_per_hour(c.gpu_rate),
+                                          c.gpu_rate_source, units::format_counted(s.decode_tp, "decode GPU"),
+                                          units::in_usd_per_hour(decode_costs->gpu_rate), decode_costs->gpu_rate_source)
                             : fmt::format("{} x ${:.2f}/h ({})", units::format_counted(s.gpus, "GPU"),
-                                          c.gpu_hour_usd, c.gpu_hour_source),
+                                          units::in_usd_per_hour(c.gpu_rate), c.gpu_rate_source),
                   s.request_tokens_per_s, o.cost_per_million_tokens.si()),
   };
   return o;

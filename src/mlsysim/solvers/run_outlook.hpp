@@ -59,7 +59,7 @@ struct RunOutlook {
   Joules it_energy{}, facility_energy{};
   KgCO2e emissions{};
   Usd cost{};
-  double gpu_hour_usd = 0;  // the price it was costed at (RunOptions::costs)
+  UsdPerSecond gpu_rate{};  // the price per GPU it was costed at (RunOptions::costs)
   std::vector<std::string> trace;
 };
 
@@ -71,7 +71,7 @@ struct ServingOutlook {
   Joules energy_per_token{};           // the GPUs (ServingResult::energy_per_token)
   Joules facility_energy_per_token{};  // with the facility's PUE
   Usd cost_per_million_tokens{};       // the replica's GPU-hours at request throughput
-  double gpu_hour_usd = 0;             // the mean price of one of its GPU-hours (each pool at its own)
+  UsdPerSecond gpu_rate{};             // the mean price of one of its GPUs (each pool at its own)
   KgCO2e emissions_per_million_tokens{};
   std::vector<std::string> trace;
 };

@@ -138,6 +138,8 @@ constexpr Watts watts(double v) { return Watts(v); }
 constexpr Joules joules(double v) { return Joules(v); }
 constexpr Joules kilowatt_hours(double v) { return Joules(v * 3.6e6); }
 constexpr Usd usd(double v) { return Usd(v); }
+// A price per hour of use (a GPU-hour's rental, as clouds quote it) as the rate it is.
+constexpr UsdPerSecond usd_per_hour(double v) { return UsdPerSecond(v / 3600.0); }
 constexpr KgCO2e kg_co2e(double v) { return KgCO2e(v); }
 
 // ---- readouts in a named unit ------------------------------------------------------------------
@@ -147,6 +149,7 @@ constexpr double in_gb(Bytes b) { return b.si() / kGiga; }
 constexpr double in_gib(Bytes b) { return b.si() / kGibi; }
 constexpr double in_tflops(FlopsPerSecond f) { return f.si() / kTera; }
 constexpr double in_gbps(BytesPerSecond b) { return b.si() / kGiga; }
+constexpr double in_usd_per_hour(UsdPerSecond r) { return r.si() * 3600.0; }
 
 namespace literals {
 constexpr Seconds operator""_s(long double v) { return Seconds(static_cast<double>(v)); }
