@@ -82,7 +82,7 @@ TEST(Simulator, SingleRequestReplaysTheEngine) {
   // the engine at the context rounded up to the simulator's 64-token bucket, each after the
   // serving runtime's host work for its iteration (20 calls at the H100's calibrated 25.03 us).
   SimulationRequest r;
-  r.trace = {{0.0, 512, 8}};
+  r.trace = {{Seconds(0.0), 512, 8}};
   const auto s = simulate(model("llama3-8b"), hw("h100"), r);
   const ServingDeployment d = make_deployment(model("llama3-8b"), hw("h100"), 1);
   const double host = 20 * 25.03e-6;
@@ -109,7 +109,7 @@ TEST(Simulator, TpotIsEachRequestsDecodeTimePerLaterToken) {
   EXPECT_GT(s.tpot.mean, 0);
 
   SimulationRequest single;
-  single.trace = {{0.0, 128, 1}};
+  single.trace = {{Seconds(0.0), 128, 1}};
   const auto one = simulate(model("llama3-8b"), hw("h100"), single);
   EXPECT_EQ(one.tpot.p50, 0);
   EXPECT_EQ(one.tpot.mean, 0);
@@ -119,7 +119,7 @@ TEST(Simulator, TpotIsEachRequestsDecodeTimePerLaterToken) {
 // time, and the wait before the request arrives at the idle floor.
 TEST(Simulator, EnergyIsEachStepAtItsPowerAndWaitsAtTheFloor) {
   SimulationRequest r;
-  r.trace = {{0.5, 512, 8}};
+  r.trace = {{Seconds(0.5), 512, 8}};
   const auto s = simulate(model("llama3-8b"), hw("h100"), r);
   const ServingDeployment d = make_deployment(model("llama3-8b"), hw("h100"), 1);
   // Each iteration's host work (20 calls x 25.03 us) passes at the idle floor too.
@@ -196,7 +196,7 @@ TEST(Simulator, ChunkedPrefill) {
 // max_model_len); a budget given below it is refused; chunked prefill takes any budget.
 TEST(Simulator, PrefillBudgetHoldsTheLongestPromptWithoutChunking) {
   SimulationRequest r;
-  r.trace = {{0.0, 100, 10}, {0.1, 3000, 10}, {0.2, 100, 10}};
+  r.trace = {{Seconds(0.0), 100, 10}, {Seconds(0.1), 3000, 10}, {Seconds(0.2), 100, 10}};
   r.max_batched_tokens = 2048;
   EXPECT_THROW(simulate(model("llama3-8b"), hw("h100"), r), BadInput);
   r.max_batched_tokens = 3000;
@@ -205,7 +205,7 @@ TEST(Simulator, PrefillBudgetHoldsTheLongestPromptWithoutChunking) {
   r.chunked_prefill = true;
   EXPECT_EQ(simulate(model("llama3-8b"), hw("h100"), r).completed, 3);
   SimulationRequest defaults;
-  defaults.trace = {{0.0, 8100, 10}};  // beyond the 8192-token chunked default, within the window
+  defaults.trace = {{Seconds(0.0), 8100, 10}};  // beyond the 8192-token chunked default, within the window
   EXPECT_EQ(simulate(model("llama3-8b"), hw("h100"), defaults).completed, 1);
 }
 
@@ -223,7 +223,7 @@ TEST(Simulator, WindowRuleMatchesServe) {
 
 TEST(Simulator, RejectsRequestsThatCanNeverFit) {
   SimulationRequest r;
-  r.trace = {{0.0, 100, 10}, {0.1, 9000, 10}, {0.2, 100, 10}};  // 9010 > llama3-8b's 8192
+  r.trace = {{Seconds(0.0), 100, 10}, {Seconds(0.1), 9000, 10}, {Seconds(0.2), 100, 10}};  // 9010 > llama3-8b's 8192
   const auto s = simulate(model("llama3-8b"), hw("h100"), r);
   EXPECT_EQ(s.rejected, 1);
   EXPECT_EQ(s.completed, 2);
@@ -233,7 +233,7 @@ TEST(Simulator, RejectsRequestsThatCanNeverFit) {
 TEST(Simulator, AllRejectedIsAnErrorNotZeroLatencies) {
   // Zero completions have no latency percentiles: the error says how many overran the window.
   SimulationRequest r;
-  r.trace = {{0.0, 9000, 10}, {0.1, 8000, 500}};  // both past llama3-8b's 8192 tokens
+  r.trace = {{Seconds(0.0), 9000, 10}, {Seconds(0.1), 8000, 500}};  // both past llama3-8b's 8192 tokens
   try {
     simulate(model("llama3-8b"), hw("h100"), r);
     ADD_FAILURE() << "expected BadInput";
@@ -359,7 +359,7 @@ TEST(SimulatorErrors, MaxRateSearchThatNoRateCanMeet) {
     EXPECT_NE(std::string(e.what()).find("--ttft-slo-ms"), std::string::npos) << e.what();
   }
   SimulationRequest traced;
-  traced.trace = {{0.0, 128, 8}};
+  traced.trace = {{Seconds(0.0), 128, 8}};
   EXPECT_THROW(find_max_rate(model("llama3-8b"), hw("h100"), traced), BadInput);
 }
 

@@ -49,7 +49,7 @@ int run_optimize(const GlobalOptions& g, const OptimizeOptions& o) {
   j["feasible"] = r.feasible;
   j["did_not_fit"] = r.did_not_fit;
   j["rejected"] = r.rejected;
-  j["search_seconds"] = r.search_seconds;
+  j["search_seconds"] = r.search_time.si();
   j["best"] = training_json(r.best());
   nlohmann::ordered_json top = nlohmann::ordered_json::array();
   for (const auto& c : r.top) {

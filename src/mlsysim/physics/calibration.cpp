@@ -604,15 +604,15 @@ double number_or_missing(const nlohmann::json& row, const char* field) {
 
 // A `board_power` reading in watts: within (0, TDP + 5%] (sensors overshoot a little), kept at most
 // the TDP, where the power limit holds the board.
-double board_watts(const HardwareSpec& hw, const nlohmann::json& row, const char* field, const std::string& what,
-                   const std::string& origin) {
+Watts board_watts(const HardwareSpec& hw, const nlohmann::json& row, const char* field, const std::string& what,
+                  const std::string& origin) {
   const double tdp = hw.tdp.si(), w = number_or_missing(row, field);
   if (!(w > 0) || w > kMaxMeasuredFraction * tdp)
     throw BadInput(fmt::format("{}: board_power {} must be a number of watts in (0, {:.0f}] ({}'s TDP {:.0f} W, "
                                "+5% for sensor overshoot), got {}",
                                origin, what, kMaxMeasuredFraction * tdp, hw.id, tdp,
                                row.is_object() && row.contains(field) ? row[field].dump() : "nothing"));
-  return std::min(w, tdp);
+  return Watts(std::min(w, tdp));
 }
 
 // The `board_power.gemm` row's shape and precision.
@@ -646,25 +646,27 @@ void fit_board_power(const HardwareSpec& hw, const nlohmann::json& readings, Byt
   const auto section = [&](const char* name) {
     return readings.is_object() ? readings.value(name, nlohmann::json()) : nlohmann::json();
   };
-  fit.board_idle_w = board_watts(hw, readings, "idle_w", "idle_w", origin);
-  fit.board_copy_w = board_watts(hw, section("copy"), "power_w", "copy.power_w", origin);
-  if (fit.board_copy_w <= fit.board_idle_w)
+  fit.board_idle = board_watts(hw, readings, "idle_w", "idle_w", origin);
+  fit.board_copy = board_watts(hw, section("copy"), "power_w", "copy.power_w", origin);
+  const double idle_w = fit.board_idle.si(), copy_w = fit.board_copy.si();
+  if (copy_w <= idle_w)
     throw BadInput(fmt::format("{}: board_power copy.power_w {:g} W is not above idle_w {:g} W: a copy kernel "
                                "streaming memory draws more than an idle GPU; were the readings taken while it ran?",
-                               origin, fit.board_copy_w, fit.board_idle_w));
+                               origin, copy_w, idle_w));
   const nlohmann::json gemm = section("gemm");
-  fit.board_gemm_w = board_watts(hw, gemm, "power_w", "gemm.power_w", origin);
+  fit.board_gemm = board_watts(hw, gemm, "power_w", "gemm.power_w", origin);
+  const double gemm_w = fit.board_gemm.si();
   const GemmPoint g = board_power_gemm(hw, gemm, origin);
-  e.power_idle = fit.board_idle_w / tdp;
-  e.power_memory = fit.board_copy_w / tdp - e.power_idle;
-  e.power_compute = fit.board_gemm_w >= 0.97 * tdp
+  e.power_idle = idle_w / tdp;
+  e.power_memory = copy_w / tdp - e.power_idle;
+  e.power_compute = gemm_w >= 0.97 * tdp
                         ? 1.0 - e.power_idle
-                        : fit.board_gemm_w / tdp - e.power_idle - e.power_memory * gemm_memory_share(hw, g, bw, e);
+                        : gemm_w / tdp - e.power_idle - e.power_memory * gemm_memory_share(hw, g, bw, e);
   if (!(e.power_compute > 0))
     throw BadInput(fmt::format("{}: board_power gemm.power_w {:g} W leaves nothing for the math over the idle "
                                "floor and the GEMM's memory traffic ({:g} W idle, {:g} W copy): a large GEMM draws "
                                "more than a copy; check the readings",
-                               origin, fit.board_gemm_w, fit.board_idle_w, fit.board_copy_w));
+                               origin, gemm_w, idle_w, copy_w));
   fit.board_power = true;
 }
 
@@ -691,7 +693,7 @@ std::string calibration_source(const std::string& origin, const CalibrationFit& 
                                            : "")
                          : "",
                      fit.board_power ? fmt::format("; board power idle {:.0f} W, copy {:.0f} W, GEMM {:.0f} W",
-                                                   fit.board_idle_w, fit.board_copy_w, fit.board_gemm_w)
+                                                   fit.board_idle.si(), fit.board_copy.si(), fit.board_gemm.si())
                                      : "");
 }
 

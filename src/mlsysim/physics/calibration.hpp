@@ -42,7 +42,7 @@ struct CalibrationFit {
   bool partial = false;
   // Board power readings used (EfficiencyProfile::power_*), watts; false: the published defaults.
   bool board_power = false;
-  double board_idle_w = 0, board_copy_w = 0, board_gemm_w = 0;
+  Watts board_idle{}, board_copy{}, board_gemm{};
   // The sustained BF16 matmul rate (EfficiencyProfile::sustained_gemm) from the `gemm_sustained`
   // section: back-to-back GEMMs for seconds, the median window of the second half; false: none.
   bool sustained = false;

@@ -225,7 +225,7 @@ void explain_winner(const HardwareSpec& hw, const Cluster& cluster, OptimizerRes
   const TrainingResult& w = out.top.front();
   auto& ex = out.explanation;
   ex.push_back(fmt::format("searched {} layouts in {:.3f} s: {} fit, {} exceed {:.0f} GB per GPU, {} impossible",
-                           out.searched, out.search_seconds, out.feasible, out.did_not_fit,
+                           out.searched, out.search_time.si(), out.feasible, out.did_not_fit,
                            in_gb(hw.memory_usable), out.rejected));
   ex.push_back(fmt::format("winner: {} -> step {:.3f} s, MFU {:.1f}%, scaling efficiency {:.1f}%, {:.1f} of {:.1f} GB",
                            describe(w), w.step_time.si(), 100 * w.mfu, 100 * w.scaling_efficiency,
@@ -280,7 +280,7 @@ OptimizerResult optimize_parallelism(const ModelSpec& model, const HardwareSpec&
   // Re-evaluate the winner from its own request, now with its full trace.
   all.front().result = TrainingEvaluator(model, hw, cluster).evaluate(cands[all.front().candidate]);
   for (auto& k : all) out.top.push_back(std::move(k.result));
-  out.search_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  out.search_time = Seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   explain_winner(hw, cluster, out);
   return out;
 }

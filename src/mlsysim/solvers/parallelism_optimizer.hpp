@@ -43,7 +43,7 @@ struct OptimizerResult {
   long rejected = 0;        // impossible (divisibility, head split, ...)
   long did_not_fit = 0;     // valid layouts over the memory capacity
   long feasible = 0;
-  double search_seconds = 0;
+  Seconds search_time{};
   std::vector<std::string> explanation;  // why the winner wins
   [[nodiscard]] const TrainingResult& best() const { return top.front(); }
 };

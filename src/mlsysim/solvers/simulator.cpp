@@ -91,7 +91,7 @@ std::vector<TraceRequest> parse_trace_csv(const std::string& text, const std::st
                                    name, row, field, v));
       return static_cast<int>(x);
     };
-    rows.push_back({a, integer(f[1], "prompt_tokens"), integer(f[2], "output_tokens")});
+    rows.push_back({Seconds(a), integer(f[1], "prompt_tokens"), integer(f[2], "output_tokens")});
     last_arrival = a;
   }
   if (!header_seen)
@@ -258,7 +258,7 @@ std::vector<Req> make_workload(const SimulationRequest& r, int max_seq) {
   std::vector<Req> reqs;
   if (!r.trace.empty()) {
     reqs.reserve(r.trace.size());
-    for (const auto& t : r.trace) reqs.push_back({t.arrival_s, t.prompt_tokens, t.output_tokens});
+    for (const auto& t : r.trace) reqs.push_back({t.arrival.si(), t.prompt_tokens, t.output_tokens});
     return reqs;
   }
   std::mt19937_64 gen(r.seed);

@@ -21,7 +21,7 @@
 namespace mlsysim {
 
 struct TraceRequest {
-  double arrival_s = 0;
+  Seconds arrival{};  // the CSV column arrival_s
   int prompt_tokens = 0, output_tokens = 0;
 };
 // CSV with header `arrival_s,prompt_tokens,output_tokens`; arrivals non-decreasing. Throws
