@@ -64,7 +64,8 @@ TEST(Training, IdentitiesOfTheResult) {
   EXPECT_DOUBLE_EQ(r.communication_overhead(), r.communication_fraction);
   EXPECT_EQ(r.bubble_fraction, 0.0);  // pp = 1
   const Seconds parts = r.compute_time + r.tp_comm_time + r.cp_comm_time + r.ep_comm_time + r.pp_comm_time +
-                        r.bubble_time + r.dp_exposed_time + r.optimizer_time + r.straggler_time;
+                        r.bubble_time + r.dp_exposed_time + r.optimizer_time + r.straggler_time +
+                        r.contention_time;
   EXPECT_NEAR(parts.si(), r.step_time.si(), 1e-9);
   // Time to train: Chinchilla tokens / tokens per step x step time.
   EXPECT_NEAR(r.time_to_train.si(), 20 * r.parameters / (512.0 * 4096) * r.step_time.si(), 1e-6);
@@ -304,8 +305,35 @@ TEST(Training, OverlappedCommunicationOnlyHides) {
   EXPECT_NEAR(hidden.pp_comm_time.si(), hidden.pp_comm_total.si() / hidden.micro_batches, 1e-15);
   const Seconds parts = hidden.compute_time + hidden.tp_comm_time + hidden.cp_comm_time + hidden.ep_comm_time +
                         hidden.pp_comm_time + hidden.bubble_time + hidden.dp_exposed_time +
-                        hidden.optimizer_time + hidden.straggler_time;
+                        hidden.optimizer_time + hidden.straggler_time + hidden.contention_time;
   EXPECT_NEAR(parts.si(), hidden.step_time.si(), 1e-9);
+}
+
+// Hidden communication is not free: its collectives hold 16 SMs (NCCL channels, one thread block
+// each) while they run, so the compute beside them loses 16/132 of an H100 for that long. Exposed
+// communication slows nothing, and a device whose collectives run on engines of their own (a TPU's
+// ICI) pays nothing.
+TEST(Training, HiddenCommunicationSlowsTheComputeBesideIt) {
+  TrainingRequest r = req(128, 4, 8, 256, 2048);
+  r.layout.vpp = 12;
+  r.recompute = Recompute::None;
+  r.tp_comm_overlap = r.pp_comm_overlap = true;
+  const ModelSpec& gpt = cat().model("megatron-gpt-175b");
+  const HardwareSpec& h100 = cat().hardware("h100");
+  const TrainingResult t = train(gpt, h100, FleetCatalog::builtin().standard_cluster("h100", 128), r);
+  const Seconds hidden = (t.tp_comm_total - t.tp_comm_time) + (t.pp_comm_total - t.pp_comm_time) +
+                         (t.dp_comm_time - t.dp_exposed_time);
+  ASSERT_GT(hidden.si(), 0);
+  EXPECT_NEAR(t.hidden_comm_time.si(), hidden.si(), 1e-12);
+  ASSERT_EQ(h100.compute_units, 132);
+  EXPECT_NEAR(t.contention_time.si(), hidden.si() * 16.0 / 132.0, 1e-12);
+  // Nothing hidden (no overlap at all), nothing charged.
+  TrainingRequest bare = r;
+  bare.tp_comm_overlap = bare.pp_comm_overlap = bare.overlap = false;
+  const TrainingResult exposed = train(gpt, h100, FleetCatalog::builtin().standard_cluster("h100", 128), bare);
+  EXPECT_EQ(exposed.contention_time.si(), 0.0);
+  EXPECT_EQ(collective_compute_share(cat().hardware("tpu-v5p")), 0.0);
+  EXPECT_NEAR(collective_compute_share(cat().hardware("a100-80gb")), 16.0 / 108.0, 1e-15);
 }
 
 // The pipeline stage the model times and sizes is the busiest one. DeepSeek-V3's first 3 of 61

@@ -211,7 +211,8 @@ inline nlohmann::ordered_json training_json(const TrainingResult& r) {
                       {"cp_comm", r.cp_comm_time.si()},       {"ep_comm", r.ep_comm_time.si()},
                       {"pp_comm", r.pp_comm_time.si()},       {"bubble", r.bubble_time.si()},
                       {"dp_comm_total", r.dp_comm_time.si()}, {"dp_comm_exposed", r.dp_exposed_time.si()},
-                      {"optimizer", r.optimizer_time.si()},   {"straggler", r.straggler_time.si()}};
+                      {"optimizer", r.optimizer_time.si()},   {"straggler", r.straggler_time.si()},
+                      {"comm_contention", r.contention_time.si()}};
   j["straggler_factor"] = r.straggler_factor;
   j["memory_per_gpu_bytes"] = r.memory.total().si();
   j["memory_capacity_bytes"] = r.memory_capacity.si();
@@ -258,7 +259,7 @@ inline std::string training_table(const TrainingResult& r) {
                       {"CP exchange", r.cp_comm_time}, {"EP all-to-all", r.ep_comm_time},
                       {"PP send/recv", r.pp_comm_time}, {"pipeline bubble", r.bubble_time},
                       {"DP sync (exposed)", r.dp_exposed_time}, {"optimizer", r.optimizer_time},
-                      {"stragglers", r.straggler_time}})
+                      {"comm contention", r.contention_time}, {"stragglers", r.straggler_time}})
     if (v.si() > 0) s += fmt::format("  {:<22}{:>10.4f}  {:5.1f}%\n", k, v.si(), 100 * v / r.step_time);
   s += "\nwhy:\n";
   for (const auto& t : r.trace) s += "  " + t + "\n";

@@ -415,4 +415,9 @@ Cluster default_cluster(const FleetCatalog& fleet, const HardwareSpec& hw, int g
   return c;
 }
 
+double collective_compute_share(const HardwareSpec& hw) {
+  if (hw.kind != "gpu" || hw.compute_units <= 0) return 0.0;
+  return std::min(1.0, kCollectiveChannels / hw.compute_units);
+}
+
 }  // namespace mlsysim

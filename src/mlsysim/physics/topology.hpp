@@ -112,4 +112,17 @@ Cluster default_cluster(const FleetCatalog& fleet, const HardwareSpec& hw, int g
 // empty fabric; more with none: BadInput.
 Fabric server_link(const HardwareSpec& hw, int gpus);
 
+// ---- compute-communication contention ------------------------------------------------------------
+// NCCL (and RCCL, its port) runs each channel of a collective as one thread block that takes a
+// whole SM (CU) while the collective runs: the block holds every register, so no compute block
+// shares that SM (NVIDIA/nccl issue #689, the maintainer's answer). NCCL takes the fewest channels
+// that reach the fabric's peak: 16 SMs on a DGX with 8 NICs (the same answer), and 16 channels for
+// NVLink SHARP collectives on Hopper (NCCL src/transport/nvls.cc, the NVLS_NCHANNELS default).
+inline constexpr double kCollectiveChannels = 16;
+// The share of a device's compute units a collective holds while it runs beside compute, so the
+// compute it hides under runs on the rest: kCollectiveChannels / SMs (16 of 132 = 12% on an H100).
+// Zero where collectives run on DMA or network engines of their own (TPU ICI, Gaudi's on-chip
+// RoCE, Trainium's collective engines: every kind but "gpu") or the compute units are unknown.
+double collective_compute_share(const HardwareSpec& hw);
+
 }  // namespace mlsysim

@@ -360,6 +360,12 @@ std::vector<std::string> training_trace(const HardwareSpec& hw, const Cluster& c
                                                res.shard_group, q.dense_dp / res.shard_group)
                                  : "",
                              ms(res.dp_comm_time), ms(res.dp_exposed_time)));
+  if (res.contention_time.si() > 0)
+    tr.push_back(fmt::format("contention: {} of communication hidden under compute holds {:.0f} of {}'s {} SMs "
+                             "while it runs (one NCCL/RCCL channel = one thread block = one SM; NVIDIA/nccl #689), so "
+                             "that compute runs {:.1f}% slower: +{}",
+                             ms(res.hidden_comm_time), kCollectiveChannels, hw.id, hw.compute_units,
+                             100 * res.contention_share, ms(res.contention_time)));
   if (res.straggler_factor > 1)
     tr.push_back(fmt::format("stragglers: slowest of {} GPUs x{:.3f} -> +{}", r.gpus, res.straggler_factor,
                              ms(res.straggler_time)));
@@ -464,6 +470,7 @@ void time_context_parallel(const StepContext& x, TrainingResult& res) {
     const auto est = collective_time(CollectiveOp::PointToPoint, per_layer / steps,
                                      place_group(r.cp, r.tp, x.g), x.c);
     const Seconds total = est.time * (static_cast<double>(steps) * x.layers_stage);
+    res.cp_comm_total = total * r.m;
     cp_mb = max(Seconds(0), total - x.sh.attention_time / r.cp);
   }
   res.cp_comm_time = cp_mb * r.m;
@@ -610,6 +617,17 @@ void time_data_parallel(const StepContext& x, const StageParameters& p, const St
                                    : res.dp_comm_time;
 }
 
+// Communication hidden under compute still costs it: while a collective runs its channels hold
+// their SMs, so the compute beside it runs on the rest (physics/topology.hpp,
+// collective_compute_share): the work those SMs would have done, share x hidden time, is added.
+// Exposed communication runs alone, with nothing to slow.
+void charge_contention(const HardwareSpec& hw, TrainingResult& res) {
+  res.hidden_comm_time = (res.tp_comm_total - res.tp_comm_time) + (res.cp_comm_total - res.cp_comm_time) +
+                         (res.pp_comm_total - res.pp_comm_time) + (res.dp_comm_time - res.dp_exposed_time);
+  res.contention_share = collective_compute_share(hw);
+  res.contention_time = res.hidden_comm_time * res.contention_share;
+}
+
 // The step waits for the slowest GPU's compute: the expected maximum over `gpus` ranks.
 double straggler_factor(const StragglerSpec& s, int gpus) {
   // The flag's range for each model, named as the user typed it.
@@ -734,9 +752,11 @@ void describe_layout(const Resolved& r, const TrainingRequest& rq, TrainingResul
 // The step: pipeline work (compute and model-parallel collectives) + bubble + exposed DP sync +
 // optimizer + stragglers; its communication and bubble shares and the GPU's average power.
 void combine_step(Seconds work, Watts busy_power, Watts idle_power, TrainingResult& res) {
-  res.step_time = work + res.bubble_time + res.dp_exposed_time + res.optimizer_time + res.straggler_time;
+  res.step_time = work + res.bubble_time + res.dp_exposed_time + res.optimizer_time + res.straggler_time +
+                  res.contention_time;
+  // What communication costs the step: its exposed time and the compute it slows while hidden.
   const Seconds exposed_comm = res.tp_comm_time + res.cp_comm_time + res.ep_comm_time + res.pp_comm_time +
-                               res.dp_exposed_time;
+                               res.dp_exposed_time + res.contention_time;
   res.communication_fraction = exposed_comm / res.step_time;
   res.gpu_power = (busy_power * res.compute_time + idle_power * (res.step_time - res.compute_time)) /
                   res.step_time;
@@ -868,6 +888,7 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
 
   res.straggler_factor = straggler_factor(rq.straggler, r.gpus);
   res.straggler_time = res.compute_time * (res.straggler_factor - 1.0);
+  charge_contention(hw_, res);
 
   combine_step(work, sh.busy_power, static_power(hw_), res);
 

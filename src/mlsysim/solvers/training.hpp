@@ -97,9 +97,13 @@ struct TrainingResult {
       pp_comm_time{}, dp_comm_time{}, dp_exposed_time{}, optimizer_time{}, bubble_time{},
       straggler_time{};
   Seconds microbatch_time{};  // engine time of one micro-batch (forward + backward) per GPU
-  // All TP and PP communication; tp_comm_time / pp_comm_time above are the parts left exposed
-  // (equal unless tp_comm_overlap / pp_comm_overlap).
-  Seconds tp_comm_total{}, pp_comm_total{};
+  // All TP, CP and PP communication; tp_comm_time / cp_comm_time / pp_comm_time above are the
+  // parts left exposed (equal unless tp_comm_overlap / attention hides CP / pp_comm_overlap).
+  Seconds tp_comm_total{}, cp_comm_total{}, pp_comm_total{};
+  // Communication hidden under compute (TP, CP, PP and DP, total minus exposed) and what it costs
+  // the compute beside it: the SMs the collectives hold (collective_compute_share) for that long.
+  Seconds hidden_comm_time{}, contention_time{};
+  double contention_share = 0;
   bool tp_comm_overlap = false, pp_comm_overlap = false;
   std::string tp_algorithm, dp_algorithm;
   double bubble_fraction = 0;         // bubble time / step
