@@ -1033,3 +1033,22 @@ TEST(Cli, CalibrateStatesTheRealPlacementOfAnUnevenRankCount) {
   EXPECT_NE(placement.find("of 4"), std::string::npos) << placement;
   EXPECT_EQ(err.find("8 per node"), std::string::npos) << err;
 }
+
+// Text names the device as its vendor does: a TPU pod trains on chips, a DGX on GPUs; flags and
+// JSON keys keep "gpu" for every device (scripts depend on them).
+TEST(Cli, TrainingTextNamesTheDeviceItRunsOn) {
+  const Result tpu = run("train --model llama3-8b --hardware tpu-v5p --gpus 64 --tp 4 --global-batch-size 64 "
+                         "--micro-batch-size 1 --seq-len 4096");
+  ASSERT_EQ(tpu.code, 0) << tpu.out;
+  for (const char* said : {"(64 chips of tpu-v5p)", "memory per chip", "chip-hours", "single chip", "per-chip MTBF"})
+    EXPECT_NE(tpu.out.find(said), std::string::npos) << said << "\n" << tpu.out;
+  EXPECT_EQ(tpu.out.find("64 GPUs"), std::string::npos) << tpu.out;
+  const Result gpu = run("train --model llama3-8b --hardware h100 --gpus 16 --global-batch-size 64 --seq-len 4096");
+  ASSERT_EQ(gpu.code, 0) << gpu.out;
+  EXPECT_NE(gpu.out.find("(16 GPUs of h100)"), std::string::npos) << gpu.out;
+  EXPECT_NE(gpu.out.find("memory per GPU"), std::string::npos) << gpu.out;
+  const auto j = nlohmann::json::parse(run("train --model llama3-8b --hardware tpu-v5p --gpus 64 --tp 4 "
+                                           "--global-batch-size 64 --micro-batch-size 1 --seq-len 4096 "
+                                           "--format json").out);
+  EXPECT_TRUE(j.contains("gpu_hours")) << j.dump().substr(0, 400);
+}

@@ -80,10 +80,10 @@ std::string run_table(const RunOutlook& r) {
   row("checkpoint", fmt::format("{}, {:.1f} s to write, every {:.1f} min of work{}",
                                 units::format_bytes(r.checkpoint_bytes), r.checkpoint_cost.si(),
                                 r.checkpoint_interval.si() / 60.0, r.interval_is_optimal ? " (optimal)" : ""));
-  row("wall time", fmt::format("{:.2f} days, goodput {:.1f}%, {:.3g} GPU-hours", r.wall_time.si() / 86400.0,
-                               100 * r.goodput, r.gpu_hours));
-  row("energy", fmt::format("{:.3g} MWh at the facility ({:.0f} W per GPU)", r.facility_energy.si() / 3.6e9,
-                            r.gpu_power.si()));
+  row("wall time", fmt::format("{:.2f} days, goodput {:.1f}%, {:.3g} {}-hours", r.wall_time.si() / 86400.0,
+                               100 * r.goodput, r.gpu_hours, r.unit));
+  row("energy", fmt::format("{:.3g} MWh at the facility ({:.0f} W per {})", r.facility_energy.si() / 3.6e9,
+                            r.gpu_power.si(), r.unit));
   row("emissions", fmt::format("{:.3g} t CO2", r.emissions.si() / 1e3));
   row("cost", "$" + units::format_count(r.cost.si()));
   for (const auto& t : r.trace) s += "  " + t + "\n";

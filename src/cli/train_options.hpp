@@ -239,21 +239,21 @@ inline std::string training_table(const TrainingResult& r) {
   if (r.lora.enabled())
     row("LoRA", fmt::format("{}: {:.3g}M trainable parameters ({:.3f}%), base frozen", r.lora.describe(),
                             r.trainable_parameters / 1e6, 100 * r.trainable_parameters / r.parameters));
-  row("cluster", fmt::format("{} ({} of {})", r.cluster.id, units::format_counted(r.gpus, "GPU"), r.hardware));
+  row("cluster", fmt::format("{} ({} of {})", r.cluster.id, units::format_counted(r.gpus, r.unit), r.hardware));
   row("layout", fmt::format("TP {} x PP {} x DP {} x CP {} x EP {}{}", r.layout.tp, r.layout.pp, r.layout.dp,
                             r.layout.cp, r.layout.ep, r.layout.vpp > 1 ? fmt::format(" (v={})", r.layout.vpp) : ""));
   row("batch", fmt::format("{} x {} tokens; micro-batch {} x {} micro-batches", r.global_batch, r.seq_len,
                            r.micro_batch, r.micro_batches));
   row("step time", fmt::format("{:.3f} s", r.step_time.si()));
-  row("MFU", fmt::format("{:.1f}%  (single GPU {:.1f}% x scaling {:.1f}%)", 100 * r.mfu, 100 * r.single_gpu_mfu,
+  row("MFU", fmt::format("{:.1f}%  (single {} {:.1f}% x scaling {:.1f}%)", 100 * r.mfu, r.unit, 100 * r.single_gpu_mfu,
                          100 * r.scaling_efficiency));
   row("communication / bubble", fmt::format("{:.1f}% / {:.1f}% of the step", 100 * r.communication_fraction,
                                             100 * r.bubble_fraction));
   row("throughput", fmt::format("{:.3g} tokens/s", r.tokens_per_s));
-  row("memory per GPU", fmt::format("{:.1f} / {:.1f} GB usable{}", in_gb(r.memory.total()), in_gb(r.memory_capacity),
+  row("memory per " + r.unit, fmt::format("{:.1f} / {:.1f} GB usable{}", in_gb(r.memory.total()), in_gb(r.memory_capacity),
                                     r.feasible ? "" : "  DOES NOT FIT"));
-  row("time to train", fmt::format("{:.2f} days, {:.3g} GPU-hours ({:.3g} tokens), failure-free",
-                                   r.time_to_train.si() / 86400, r.gpu_hours, r.tokens));
+  row("time to train", fmt::format("{:.2f} days, {:.3g} {}-hours ({:.3g} tokens), failure-free",
+                                   r.time_to_train.si() / 86400, r.gpu_hours, r.unit, r.tokens));
   s += "\nbreakdown (s):\n";
   for (auto [k, v] : {std::pair{"compute", r.compute_time}, {"TP collectives", r.tp_comm_time},
                       {"CP exchange", r.cp_comm_time}, {"EP all-to-all", r.ep_comm_time},

@@ -146,6 +146,15 @@ struct HardwareSpec {
   EfficiencyProfile efficiency;
 
   [[nodiscard]] bool supports(Precision p) const { return dense_peak[index_of(p)].si() > 0; }
+  // What its vendor calls one of it, for text: "GPU", "chip" (TPUs, NPUs, LPUs), "wafer",
+  // "accelerator" (Gaudi, Trainium), else "device". Flags and JSON keep "gpu" whatever the device.
+  [[nodiscard]] const char* unit_noun() const {
+    if (kind == "gpu") return "GPU";
+    if (kind == "tpu" || kind == "npu" || kind == "lpu") return "chip";
+    if (kind == "wafer") return "wafer";
+    if (kind == "accelerator") return "accelerator";
+    return "device";
+  }
   [[nodiscard]] FlopsPerSecond peak(Precision p) const { return dense_peak[index_of(p)]; }
   // Roofline ridge point: the arithmetic intensity where compute and memory time are equal.
   [[nodiscard]] FlopsPerByte ridge_point(Precision p) const { return peak(p) / memory_bandwidth; }

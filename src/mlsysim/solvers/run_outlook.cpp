@@ -83,14 +83,16 @@ RunOutlook run_outlook(const TrainingResult& t, const RunOptions& o) {
   r.finishes = j.finishes;
   if (!r.finishes) {
     r.why_not = fmt::format(
-        "the job fails every {:.3g} h on average (per-GPU MTBF {:.0f} h / {} GPUs), but each failure costs a "
+        "the job fails every {:.3g} h on average (per-{} MTBF {:.0f} h / {}), but each failure costs a "
         "{:.1f}-min restart plus up to {:.1f} min of work since the last checkpoint: failures outpace progress "
-        "(goodput {:.2g}%). Use fewer GPUs, more reliable ones (--gpu-mtbf-hours), a faster restart "
+        "(goodput {:.2g}%). Use fewer {}s, more reliable ones (--gpu-mtbf-hours), a faster restart "
         "(--restart-minutes) or the optimal checkpoint interval (--checkpoint-interval-minutes 0: {:.1f} min)",
-        in_hours(r.cluster_mtbf), in_hours(o.gpu_mtbf), t.gpus, o.restart.si() / 60.0,
-        r.checkpoint_interval.si() / 60.0, 100 * r.goodput, daly_interval(r.checkpoint_cost, r.cluster_mtbf).si() / 60.0);
+        in_hours(r.cluster_mtbf), t.unit, in_hours(o.gpu_mtbf), units::format_counted(t.gpus, t.unit),
+        o.restart.si() / 60.0, r.checkpoint_interval.si() / 60.0, 100 * r.goodput, t.unit,
+        daly_interval(r.checkpoint_cost, r.cluster_mtbf).si() / 60.0);
   }
   r.gpu_hours = t.gpus * in_hours(r.wall_time);
+  r.unit = t.unit;
 
   // Energy: the GPUs draw their training power for the whole run (checkpoints and restarts
   // included: an upper bound on what idles then); the facility adds its PUE.
@@ -102,9 +104,10 @@ RunOutlook run_outlook(const TrainingResult& t, const RunOptions& o) {
   r.gpu_rate = o.costs.gpu_rate;
 
   r.trace = {
-      fmt::format("failures: per-GPU MTBF {:.0f} h / {} GPUs = cluster MTBF {:.2f} h (a synchronous job stops when any "
-                  "GPU does); P(at least one failure in the {:.1f} failure-free days) = 1 - exp(-T/M) = {:.1f}%{}",
-                  in_hours(o.gpu_mtbf), t.gpus, in_hours(r.cluster_mtbf), r.failure_free_time.si() / 86400.0,
+      fmt::format("failures: per-{} MTBF {:.0f} h / {} = cluster MTBF {:.2f} h (a synchronous job stops when any "
+                  "{} does); P(at least one failure in the {:.1f} failure-free days) = 1 - exp(-T/M) = {:.1f}%{}",
+                  t.unit, in_hours(o.gpu_mtbf), units::format_counted(t.gpus, t.unit), in_hours(r.cluster_mtbf),
+                  t.unit, r.failure_free_time.si() / 86400.0,
                   100 * r.failure_probability,
                   o.gpu_mtbf == kLlama3GpuMtbf  // the default, untouched
                       ? "; the MTBF is Llama 3's, and published clusters range 13,600-82,000 GPU-hours per "
@@ -135,12 +138,12 @@ RunOutlook run_outlook(const TrainingResult& t, const RunOptions& o) {
                   "{:.2f} days; goodput {:.1f}%, {:.0f} expected failures",
                   o.restart.si() / 60.0, r.wall_time.si() / 86400.0, 100 * r.goodput, r.expected_failures));
   r.trace.push_back(
-      fmt::format("energy: {:.0f} W per GPU x {} GPUs x {:.2f} days = {:.3g} MWh IT x PUE {:.2f} = {:.3g} MWh; "
+      fmt::format("energy: {:.0f} W per {} x {} x {:.2f} days = {:.3g} MWh IT x PUE {:.2f} = {:.3g} MWh; "
                   "emissions at {:.3f} kg CO2/kWh = {:.3g} t",
-                  r.gpu_power.si(), t.gpus, r.wall_time.si() / 86400.0, in_kwh(r.it_energy) / 1e3, o.costs.pue,
+                  r.gpu_power.si(), t.unit, units::format_counted(t.gpus, t.unit), r.wall_time.si() / 86400.0, in_kwh(r.it_energy) / 1e3, o.costs.pue,
                   in_kwh(r.facility_energy) / 1e3, o.costs.grid_intensity.si() * 3.6e6, r.emissions.si() / 1e3));
   r.trace.push_back(
-      fmt::format("cost: {:.3g} GPU-hours x ${:.2f} ({}) = ${:.3g}", r.gpu_hours,
+      fmt::format("cost: {:.3g} {}-hours x ${:.2f} ({}) = ${:.3g}", r.gpu_hours, t.unit,
                   units::in_usd_per_hour(o.costs.gpu_rate), o.costs.gpu_rate_source, r.cost.si()));
   return r;
 }

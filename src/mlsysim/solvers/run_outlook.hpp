@@ -55,6 +55,7 @@ struct RunOutlook {
   bool finishes = true;  // JobReliability::finishes; `why_not` says what binds and what to change
   std::string why_not;
   double gpu_hours = 0;              // at the wall time
+  std::string unit = "GPU";          // the device's noun for text (TrainingResult::unit)
   Watts gpu_power{};                 // average per GPU while the job runs
   Joules it_energy{}, facility_energy{};
   KgCO2e emissions{};

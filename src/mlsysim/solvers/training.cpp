@@ -267,9 +267,9 @@ struct LayoutQuantities {
 };
 
 // What would make a layout that does not fit fit, most effective first, each with what it saves.
-std::vector<std::string> does_not_fit_remedies(const ModelSpec& model, int gpus_per_node, const Resolved& r,
-                                               const TrainingRequest& rq, const TrainingMemory& mem,
-                                               Bytes capacity, const LayoutQuantities& q) {
+std::vector<std::string> does_not_fit_remedies(const ModelSpec& model, const std::string& unit, int gpus_per_node,
+                                               const Resolved& r, const TrainingRequest& rq,
+                                               const TrainingMemory& mem, Bytes capacity, const LayoutQuantities& q) {
   std::vector<std::string> out;
   const Bytes need = mem.total(), have = capacity;
   if (rq.zero_stage < 3 && q.dense_dp > 1) {
@@ -277,8 +277,8 @@ std::vector<std::string> does_not_fit_remedies(const ModelSpec& model, int gpus_
     const Bytes states(q.params_gpu * q.weight_bytes / z3.weights +
                        q.trained * (q.grad_bytes / z3.gradients + q.optimizer_bytes / z3.optimizer));
     out.push_back(fmt::format("--zero 3 (FSDP) shards weights, gradients and optimizer states over "
-                              "dp x cp x ep = {}: states {} -> {} per GPU", q.dense_dp,
-                              gb(mem.weights + mem.gradients + mem.optimizer_states), gb(states)));
+                              "dp x cp x ep = {}: states {} -> {} per {}", q.dense_dp,
+                              gb(mem.weights + mem.gradients + mem.optimizer_states), gb(states), unit));
   } else if (rq.zero_stage < 1) {
     out.push_back("--zero 1 shards the optimizer states over the data-parallel ranks");
   }
@@ -294,11 +294,11 @@ std::vector<std::string> does_not_fit_remedies(const ModelSpec& model, int gpus_
                               "(activations currently take {})", q.layers_stage, gb(mem.activations)));
   if (r.b > 1) out.push_back(fmt::format("--micro-batch-size 1 divides activations by {}", r.b));
   if (r.tp * 2 <= gpus_per_node && model.tf.heads % (r.tp * 2) == 0)
-    out.push_back(fmt::format("--tp {} halves weights, gradients and optimizer states per GPU", r.tp * 2));
+    out.push_back(fmt::format("--tp {} halves weights, gradients and optimizer states per {}", r.tp * 2, unit));
   if (r.pp * 2 <= model.tf.layers)
-    out.push_back(fmt::format("--pp {} halves the layers (and their states) per GPU", r.pp * 2));
-  out.push_back(fmt::format("more GPUs: at least {:.0f}x this count at the same per-GPU share",
-                            std::ceil(need / have)));
+    out.push_back(fmt::format("--pp {} halves the layers (and their states) per {}", r.pp * 2, unit));
+  out.push_back(fmt::format("more {}s: at least {:.0f}x this count at the same per-{} share", unit,
+                            std::ceil(need / have), unit));
   return out;
 }
 
@@ -308,7 +308,7 @@ std::vector<std::string> training_trace(const HardwareSpec& hw, const Cluster& c
                                         const TrainingResult& res, const LayoutQuantities& q) {
   std::vector<std::string> tr;
   tr.push_back(fmt::format("layout: TP {} x PP {} x DP {} x CP {} x EP {} = {} on {} ({} x {}, {})", r.tp, r.pp,
-                           r.dp, r.cp, r.ep, units::format_counted(r.gpus, "GPU"), c.id, c.nodes, c.node.id,
+                           r.dp, r.cp, r.ep, units::format_counted(r.gpus, hw.unit_noun()), c.id, c.nodes, c.node.id,
                            c.scale_out.id == c.scale_up.id ? c.scale_up.id : c.scale_up.id + " + " + c.scale_out.id));
   tr.push_back(fmt::format("batch: {} sequences = DP {} x EP {} x micro-batch {} x {} micro-batches (gradient "
                            "accumulation); {} tokens per sequence", r.B, r.dp, r.ep, r.b, r.m, r.S));
@@ -345,8 +345,9 @@ std::vector<std::string> training_trace(const HardwareSpec& hw, const Cluster& c
   if (rq.lora.enabled())
     tr.push_back(fmt::format("LoRA: {}, {:.3g}M trainable of {:.3g}B parameters; the "
                              "frozen base's backward computes input gradients only; gradients, optimizer states, DP "
-                             "sync and the update cover the adapters ({:.3g}M on this GPU){}",
+                             "sync and the update cover the adapters ({:.3g}M on this {}){}",
                              rq.lora.describe(), res.trainable_parameters / 1e6, res.parameters / 1e9, q.trained / 1e6,
+                             res.unit,
                              rq.tokens ? "" : "; time to train below uses a pre-training budget: give the fine-tuning "
                                               "set's tokens with --tokens"));
   if (r.cp > 1) tr.push_back(fmt::format("CP: ring K/V exchange not hidden by attention = {}", ms(res.cp_comm_time)));
@@ -367,21 +368,21 @@ std::vector<std::string> training_trace(const HardwareSpec& hw, const Cluster& c
                              ms(res.hidden_comm_time), kCollectiveChannels, hw.id, hw.compute_units,
                              100 * res.contention_share, ms(res.contention_time)));
   if (res.straggler_factor > 1)
-    tr.push_back(fmt::format("stragglers: slowest of {} GPUs x{:.3f} -> +{}", r.gpus, res.straggler_factor,
-                             ms(res.straggler_time)));
-  tr.push_back(fmt::format("step {} -> MFU {:.1f}% = single-GPU MFU {:.1f}% x scaling efficiency {:.1f}%; "
+    tr.push_back(fmt::format("stragglers: slowest of {} x{:.3f} -> +{}", units::format_counted(r.gpus, res.unit),
+                             res.straggler_factor, ms(res.straggler_time)));
+  tr.push_back(fmt::format("step {} -> MFU {:.1f}% = single-{} MFU {:.1f}% x scaling efficiency {:.1f}%; "
                            "communication {:.1f}%, bubble {:.1f}% of the step",
-                           ms(res.step_time), 100 * res.mfu, 100 * res.single_gpu_mfu,
+                           ms(res.step_time), 100 * res.mfu, res.unit, 100 * res.single_gpu_mfu,
                            100 * res.scaling_efficiency, 100 * res.communication_fraction,
                            100 * res.bubble_fraction));
-  tr.push_back(fmt::format("memory per GPU {} of {} usable: weights {}, grads {}, optimizer {}, activations {} "
+  tr.push_back(fmt::format("memory per {} {} of {} usable: weights {}, grads {}, optimizer {}, activations {} "
                            "({:.2f} micro-batches in flight), buffers {}",
-                           gb(res.memory.total()), gb(hw.memory_usable), gb(res.memory.weights),
+                           res.unit, gb(res.memory.total()), gb(hw.memory_usable), gb(res.memory.weights),
                            gb(res.memory.gradients), gb(res.memory.optimizer_states), gb(res.memory.activations),
                            pipeline_in_flight_micro_batches(r.pp, r.m, r.v), gb(res.memory.buffers)));
-  tr.push_back(fmt::format("time to train {:.3g} tokens{}: {:.3g} steps x {} = {:.1f} days, {:.3g} GPU-hours",
+  tr.push_back(fmt::format("time to train {:.3g} tokens{}: {:.3g} steps x {} = {:.1f} days, {:.3g} {}-hours",
                            res.tokens, rq.tokens ? "" : " (Chinchilla 20/param)", res.steps, ms(res.step_time),
-                           res.time_to_train.si() / 86400.0, res.gpu_hours));
+                           res.time_to_train.si() / 86400.0, res.gpu_hours, res.unit));
   return tr;
 }
 
@@ -823,6 +824,7 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   TrainingResult res;
   res.model = model_.id;
   res.hardware = hw_.id;
+  res.unit = hw_.unit_noun();
   res.cluster = c;
   describe_layout(r, rq, res);
 
@@ -923,7 +925,7 @@ TrainingResult TrainingEvaluator::evaluate(const TrainingRequest& rq) {
   res.memory_capacity = hw_.memory_usable;
   res.feasible = res.memory.total() <= hw_.memory_usable;
   if (!res.feasible)
-    res.remedies = does_not_fit_remedies(model_, x.g, r, rq, res.memory, hw_.memory_usable, q);
+    res.remedies = does_not_fit_remedies(model_, res.unit, x.g, r, rq, res.memory, hw_.memory_usable, q);
 
   add_time_to_train(rq, tokens_step, res);
 
@@ -945,9 +947,9 @@ std::string describe_recompute(const TrainingResult& r) {
 
 std::string does_not_fit_message(const TrainingResult& r) {
   if (r.feasible) return {};
-  std::string s = fmt::format("{} training needs {} per GPU, {} has {} usable (weights {}, gradients {}, optimizer {}, "
+  std::string s = fmt::format("{} training needs {} per {}, {} has {} usable (weights {}, gradients {}, optimizer {}, "
                               "activations {}, buffers {}); remedies:",
-                              r.model, gb(r.memory.total()), r.hardware, gb(r.memory_capacity),
+                              r.model, gb(r.memory.total()), r.unit, r.hardware, gb(r.memory_capacity),
                               gb(r.memory.weights), gb(r.memory.gradients), gb(r.memory.optimizer_states),
                               gb(r.memory.activations), gb(r.memory.buffers));
   for (const auto& x : r.remedies) s += "\n  - " + x;

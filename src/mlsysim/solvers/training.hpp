@@ -80,6 +80,7 @@ struct TrainingMemory {
 
 struct TrainingResult {
   std::string model, hardware;
+  std::string unit = "GPU";  // what the device is called in text (HardwareSpec::unit_noun): GPU, chip, ...
   Cluster cluster;
   int gpus = 0;
   ParallelLayout layout;
