@@ -165,16 +165,16 @@ ServingOutlook serving_outlook(const ServingResult& s, const OperatingCosts& c, 
   o.gpu_rate = replica_rate / s.gpus;
   o.emissions_per_million_tokens = operational_emissions(o.facility_energy_per_token * 1e6, c.grid_intensity);
   o.trace = {
-      fmt::format("per token: {:.3g} J on the GPUs (engine power x TTFT and decode time / tokens; {:.0f} W per busy "
-                  "GPU) x PUE {:.2f} = {:.3g} J; {:.3g} g CO2 per 1k tokens at {:.3f} kg/kWh",
-                  o.energy_per_token.si(), s.average_power_per_gpu.si(), c.pue, o.facility_energy_per_token.si(),
+      fmt::format("per token: {:.3g} J on the {}s (engine power x TTFT and decode time / tokens; {:.0f} W per busy "
+                  "{}) x PUE {:.2f} = {:.3g} J; {:.3g} g CO2 per 1k tokens at {:.3f} kg/kWh",
+                  o.energy_per_token.si(), s.unit, s.average_power_per_gpu.si(), s.unit, c.pue, o.facility_energy_per_token.si(),
                   o.emissions_per_million_tokens.si(), c.grid_intensity.si() * 3.6e6),
       fmt::format("cost: {} / ({:.4g} tokens/s x 3600) = ${:.3g} per 1M tokens",
                   two_pools ? fmt::format("({} x ${:.2f}/h ({}) + {} x ${:.2f}/h ({}))",
-                                          units::format_counted(s.tp, "prefill GPU"), units::in_usd_per_hour(c.gpu_rate),
-                                          c.gpu_rate_source, units::format_counted(s.decode_tp, "decode GPU"),
+                                          units::format_counted(s.tp, "prefill " + s.unit), units::in_usd_per_hour(c.gpu_rate),
+                                          c.gpu_rate_source, units::format_counted(s.decode_tp, "decode device"),
                                           units::in_usd_per_hour(decode_costs->gpu_rate), decode_costs->gpu_rate_source)
-                            : fmt::format("{} x ${:.2f}/h ({})", units::format_counted(s.gpus, "GPU"),
+                            : fmt::format("{} x ${:.2f}/h ({})", units::format_counted(s.gpus, s.unit),
                                           units::in_usd_per_hour(c.gpu_rate), c.gpu_rate_source),
                   s.request_tokens_per_s, o.cost_per_million_tokens.si()),
   };

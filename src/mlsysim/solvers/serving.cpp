@@ -310,6 +310,7 @@ class ServingSolve {
     out_.tp = tp;
     out_.decode_tp = dtp;
     out_.gpus = disaggregated_ ? tp + dtp : tp;
+    out_.unit = hw.unit_noun();
     out_.link_name = pre_.dep.link_name;
   }
 
@@ -481,10 +482,10 @@ class ServingSolve {
                                   kMaxComputeBoundSearch));
     if (dec_.dep.step_host.si() > 0)
       t.push_back(fmt::format("Engine iteration: each prefill (chunk) and decode step includes {} of the serving "
-                              "runtime's host work that the GPU waits for (input copies, graph launch, sampling "
+                              "runtime's host work that the {} waits for (input copies, graph launch, sampling "
                               "outside the graph, token copy-back and sync; {} framework calls, docs/SERVING.md); "
-                              "--step-host-us 0 for a runtime that overlaps it with the GPU.",
-                              format_time(dec_.dep.step_host), kServingStepHostCalls));
+                              "--step-host-us 0 for a runtime that overlaps it with the {}.",
+                              format_time(dec_.dep.step_host), out_.unit, kServingStepHostCalls, out_.unit));
     if (tp > 1 || (disaggregated_ && dtp > 1))
       t.push_back(pre_.dep.node
                       ? fmt::format("Tensor parallel: 2 all-reduces per layer (Megatron-LM) over {} ({} per "
@@ -521,17 +522,17 @@ class ServingSolve {
                             format_bytes(kv_token_full_), r_.seq_len + r_.output_len,
                             format_bytes(out_.kv_cache_per_request), model_.tf.kv_heads,
                             model_.tf.head_dim, model_.tf.layers, bytes_per_element(ds_.profile.kv_precision)));
-    t.push_back(fmt::format("Memory per GPU: weights {} + KV {} + activations {}{} = {} of {} usable "
+    t.push_back(fmt::format("Memory per {}: weights {} + KV {} + activations {}{} = {} of {} usable "
                             "({} x {} memory utilization) -> {}.",
-                            format_bytes(out_.weights_per_gpu), format_bytes(out_.kv_cache_per_gpu),
+                            out_.unit, format_bytes(out_.weights_per_gpu), format_bytes(out_.kv_cache_per_gpu),
                             format_bytes(out_.activations_per_gpu),
                             out_.draft_per_gpu.si() > 0 ? " + draft " + format_bytes(out_.draft_per_gpu) : "",
                             format_bytes(out_.memory_footprint), format_bytes(out_.memory_available),
                             format_bytes(out_.memory_capacity), r_.memory_utilization,
                             out_.feasible ? "fits" : "DOES NOT FIT"));
-    t.push_back(fmt::format("Throughput: {} requests / ITL = {:.4g} tokens/s ({:.4g} per GPU); with "
+    t.push_back(fmt::format("Throughput: {} requests / ITL = {:.4g} tokens/s ({:.4g} per {}); with "
                             "prefill, {:.4g} tokens/s; end-to-end latency {}.",
-                            r_.batch, out_.tokens_per_s, out_.tokens_per_s_per_gpu,
+                            r_.batch, out_.tokens_per_s, out_.tokens_per_s_per_gpu, out_.unit,
                             out_.request_tokens_per_s, format_time(out_.e2e_latency)));
   }
 
@@ -703,17 +704,17 @@ class AllocatorSizing {
 void explain_batching(const ModelSpec& model, const HardwareSpec& hw, const BatchingRequest& r,
                       BatchingResult& out) {
   auto& t = out.trace;
-  t.push_back(fmt::format("KV pool per GPU (vLLM's start-up profile): usable {} x {} - weights {} - "
+  t.push_back(fmt::format("KV pool per {} (vLLM's start-up profile): usable {} x {} - weights {} - "
                           "profile peak {} (the larger of the {}-token forward pass, {}, and a sampler "
                           "pass over {} sequences x {} vocabulary entries x 16 B, {}) - runtime "
                           "buffers {} = {}.",
-                          format_bytes(hw.memory_usable), r.memory_utilization,
+                          hw.unit_noun(), format_bytes(hw.memory_usable), r.memory_utilization,
                           format_bytes(out.weights_per_gpu), format_bytes(out.reserved_activations),
                           kVllmBatchedTokens, format_bytes(out.reserve.forward_peak),
                           out.reserve.sampler_rows, model.tf.vocab, format_bytes(out.reserve.sampler_peak),
                           format_bytes(out.reserve.runtime_buffers), format_bytes(out.kv_budget)));
-  t.push_back(fmt::format("KV per token per GPU: {}; requests use {} tokens on average, at most {}.",
-                          format_bytes(out.kv_bytes_per_token_per_gpu), out.mean_tokens, r.seq_len));
+  t.push_back(fmt::format("KV per token per {}: {}; requests use {} tokens on average, at most {}.",
+                          hw.unit_noun(), format_bytes(out.kv_bytes_per_token_per_gpu), out.mean_tokens, r.seq_len));
   auto line = [&](const char* name, const AllocatorCapacity& c, const std::string& how) {
     t.push_back(fmt::format("{} ({}): {:.0f} tokens allocated per request ({} used) -> {} fit in "
                             "memory; max concurrent {} (bound by {}); ITL {} -> {:.4g} tokens/s.",

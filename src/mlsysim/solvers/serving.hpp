@@ -131,6 +131,7 @@ struct ServingResult {
 
   bool feasible = true;
   int tp = 1, decode_tp = 1, gpus = 1;
+  std::string unit = "GPU";  // what the (prefill) device is called in text (HardwareSpec::unit_noun)
   bool disaggregated = false;
   Seconds itl_plain{};                // decode step without speculation
   Seconds step_host{};                // the runtime's host work in each iteration (ServingDeployment)
