@@ -58,7 +58,8 @@ struct OperatingCosts {
 // accelerator rented only by reservation) keeps kDefaultGpuRate, and the source says whose price
 // that is and how to give one's own (--gpu-hour-usd).
 OperatingCosts priced_for(OperatingCosts costs, const HardwareSpec& hw);
-// Throws BadInput naming the flag and its range: PUE in [1, 3], intensity >= 0, price > 0.
+// Throws BadInput naming the flag and its range: PUE in [1, 3], grid intensity in [0, 2] kg CO2 per
+// kWh, a GPU-hour's price in (0, 1000] $.
 void check_operating_costs(const OperatingCosts& c);
 
 // ---- failures (the Fragility Wall) ---------------------------------------------------------------

@@ -172,7 +172,7 @@ ServingOutlook serving_outlook(const ServingResult& s, const OperatingCosts& c, 
       fmt::format("cost: {} / ({:.4g} tokens/s x 3600) = ${:.3g} per 1M tokens",
                   two_pools ? fmt::format("({} x ${:.2f}/h ({}) + {} x ${:.2f}/h ({}))",
                                           units::format_counted(s.tp, "prefill " + s.unit), units::in_usd_per_hour(c.gpu_rate),
-                                          c.gpu_rate_source, units::format_counted(s.decode_tp, "decode device"),
+                                          c.gpu_rate_source, units::format_counted(s.decode_tp, "decode " + s.decode_unit),
                                           units::in_usd_per_hour(decode_costs->gpu_rate), decode_costs->gpu_rate_source)
                             : fmt::format("{} x ${:.2f}/h ({})", units::format_counted(s.gpus, s.unit),
                                           units::in_usd_per_hour(c.gpu_rate), c.gpu_rate_source),

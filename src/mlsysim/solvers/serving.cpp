@@ -311,6 +311,7 @@ class ServingSolve {
     out_.decode_tp = dtp;
     out_.gpus = disaggregated_ ? tp + dtp : tp;
     out_.unit = hw.unit_noun();
+    out_.decode_unit = dec_hw.unit_noun();
     out_.link_name = pre_.dep.link_name;
   }
 

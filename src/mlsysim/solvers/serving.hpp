@@ -131,7 +131,8 @@ struct ServingResult {
 
   bool feasible = true;
   int tp = 1, decode_tp = 1, gpus = 1;
-  std::string unit = "GPU";  // what the (prefill) device is called in text (HardwareSpec::unit_noun)
+  // What the (prefill) device and the decode device are called in text (HardwareSpec::unit_noun).
+  std::string unit = "GPU", decode_unit = "GPU";
   bool disaggregated = false;
   Seconds itl_plain{};                // decode step without speculation
   Seconds step_host{};                // the runtime's host work in each iteration (ServingDeployment)

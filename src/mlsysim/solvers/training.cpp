@@ -751,7 +751,7 @@ void describe_layout(const Resolved& r, const TrainingRequest& rq, TrainingResul
 }
 
 // The step: pipeline work (compute and model-parallel collectives) + bubble + exposed DP sync +
-// optimizer + stragglers; its communication and bubble shares and the GPU's average power.
+// optimizer + stragglers + contention; its communication and bubble shares and the GPU's average power.
 void combine_step(Seconds work, Watts busy_power, Watts idle_power, TrainingResult& res) {
   res.step_time = work + res.bubble_time + res.dp_exposed_time + res.optimizer_time + res.straggler_time +
                   res.contention_time;

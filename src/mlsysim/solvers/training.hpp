@@ -7,6 +7,7 @@
 //        + bubble = (p-1)/(v m) x per-GPU work                              (Narayanan et al. 2021)
 //        + DP gradient sync (ZeRO 0-3) not hidden behind the backward pass
 //        + optimizer update + straggler delay (expected slowest of N GPUs)
+//        + contention: hidden communication x the SMs its NCCL channels hold (16 / SMs)
 //
 // The per-GPU memory ledger (weights, fp32 gradients, fp32 master + Adam moments, activations of
 // the micro-batches in flight, buffers) decides feasibility; remedies are named when it does not fit.
