@@ -278,10 +278,10 @@ HardwareSpec parse_device(const toml::table& d, const std::string& origin) {
   }
   if (auto* r = d["rental"].as_table()) {
     const double rate = required_number(*r, "usd_per_hour", where);
-    if (!(rate > 0 && rate < 1e4))
+    if (!(rate > 0 && rate <= kMostDeviceHourUsd))
       throw BadInput(fmt::format("{}: [device.rental] usd_per_hour is one device-hour's on-demand price, in "
-                                 "(0, 10000) $, got {:g}",
-                                 where, rate));
+                                 "(0, {:g}] $, got {:g} (a node's or a rack's price divided by its devices)",
+                                 where, kMostDeviceHourUsd, rate));
     hw.rental_rate = units::usd_per_hour(rate);
     hw.rental_note = string_or(*r, "note", where);
     if (!d["sources"]["rental"])  // read below with the other citations

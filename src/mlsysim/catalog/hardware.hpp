@@ -112,6 +112,10 @@ struct EfficiencyProfile {
   std::string source;              // where these numbers come from
 };
 
+// The most one device-hour can cost, for a catalog rental and for --gpu-hour-usd alike: public clouds
+// rent one accelerator for $0.1-$15 an hour, so a larger figure is a node's or a rack's price.
+inline constexpr double kMostDeviceHourUsd = 1000;
+
 struct HardwareSpec {
   std::string id, name, vendor, tier, kind;
   std::vector<std::string> aliases;
@@ -139,7 +143,8 @@ struct HardwareSpec {
   std::optional<Usd> price;  // purchase price of one device
   std::string price_note;
   // One device-hour's on-demand cloud rental (the instance price over its devices), where a cloud
-  // rents it: the default $/GPU-hour of cost figures (physics/operations.hpp, priced_for).
+  // rents it: the default $/GPU-hour of cost figures (physics/operations.hpp, priced_for). At most
+  // kMostDeviceHourUsd.
   std::optional<UsdPerSecond> rental_rate;
   std::string rental_note;
   std::map<std::string, std::string> sources;  // group -> citation

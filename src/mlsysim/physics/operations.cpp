@@ -9,19 +9,18 @@
 namespace mlsysim {
 
 namespace {
-// Above these the number is not a price or a grid: public clouds rent one GPU for $0.1-$15 an hour
-// (a node's or a rack's price is the usual mistake), and no grid emits more than a coal plant's
-// ~1 kg CO2 per kWh (IPCC AR5 WG3 Annex III, lifecycle median 0.82).
-constexpr double kMostGpuHourUsd = 1000;
+// Above this the number is not a grid: none emits more than a coal plant's ~1 kg CO2 per kWh
+// (IPCC AR5 WG3 Annex III, lifecycle median 0.82). A GPU-hour's bound is the catalog's,
+// kMostDeviceHourUsd.
 constexpr double kMostGridKgPerKwh = 2;
 }  // namespace
 
 void check_operating_costs(const OperatingCosts& c) {
   const double per_hour = units::in_usd_per_hour(c.gpu_rate);
-  if (!(per_hour > 0) || !(per_hour <= kMostGpuHourUsd))
+  if (!(per_hour > 0) || !(per_hour <= kMostDeviceHourUsd))
     throw BadInput(fmt::format("--gpu-hour-usd must be in (0, {:g}] dollars per GPU-hour, got {:g} (e.g. 6.88, AWS p5 "
                                "on-demand per H100; for a node's or a rack's price, divide by its GPUs)",
-                               kMostGpuHourUsd, per_hour));
+                               kMostDeviceHourUsd, per_hour));
   if (!(c.pue >= 1.0) || !(c.pue <= 3.0))
     throw BadInput(fmt::format("--pue must be in [1, 3] (total facility power / IT power), got {}", c.pue));
   const double kg_per_kwh = c.grid_intensity.si() * 3.6e6;

@@ -366,7 +366,7 @@ std::vector<std::string> training_trace(const HardwareSpec& hw, const Cluster& c
                              "while it runs (one NCCL/RCCL channel = one thread block = one SM; NVIDIA/nccl #689), so "
                              "that compute runs {:.1f}% slower: +{}",
                              ms(res.hidden_comm_time), kCollectiveChannels, hw.id, hw.compute_units,
-                             100 * res.contention_share, ms(res.contention_time)));
+                             100 * collective_compute_share(hw), ms(res.contention_time)));
   if (res.straggler_factor > 1)
     tr.push_back(fmt::format("stragglers: slowest of {} x{:.3f} -> +{}", units::format_counted(r.gpus, res.unit),
                              res.straggler_factor, ms(res.straggler_time)));
@@ -625,8 +625,7 @@ void time_data_parallel(const StepContext& x, const StageParameters& p, const St
 void charge_contention(const HardwareSpec& hw, TrainingResult& res) {
   res.hidden_comm_time = (res.tp_comm_total - res.tp_comm_time) + (res.cp_comm_total - res.cp_comm_time) +
                          (res.pp_comm_total - res.pp_comm_time) + (res.dp_comm_time - res.dp_exposed_time);
-  res.contention_share = collective_compute_share(hw);
-  res.contention_time = res.hidden_comm_time * res.contention_share;
+  res.contention_time = res.hidden_comm_time * collective_compute_share(hw);
 }
 
 // The step waits for the slowest GPU's compute: the expected maximum over `gpus` ranks.

@@ -105,7 +105,6 @@ struct TrainingResult {
   // Communication hidden under compute (TP, CP, PP and DP, total minus exposed) and what it costs
   // the compute beside it: the SMs the collectives hold (collective_compute_share) for that long.
   Seconds hidden_comm_time{}, contention_time{};
-  double contention_share = 0;
   bool tp_comm_overlap = false, pp_comm_overlap = false;
   std::string tp_algorithm, dp_algorithm;
   double bubble_fraction = 0;         // bubble time / step
