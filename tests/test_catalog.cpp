@@ -832,7 +832,7 @@ TEST(CatalogInput, RentalAndLinkReachAreCheckedAndCited) {
   Catalog c = cat();
   c.add_toml(cited + "[device.rental]\nusd_per_hour = 1.5\nnote = \"a cloud\"\n", "user.toml");
   EXPECT_DOUBLE_EQ(c.hardware("my-npu").rental_rate->si(), 1.5 / 3600);
-  for (const std::string value : {"0", "-2", "1e5", "nan"})
+  for (const std::string value : {"0", "-2", "5000", "1e5", "nan"})  // 5000: a node's price, above kMostDeviceHourUsd
     EXPECT_TRUE(mentions(toml_error(cited + "[device.rental]\nusd_per_hour = " + value + "\n"), "usd_per_hour"))
         << value;
   EXPECT_TRUE(mentions(toml_error(kDevice + "[device.rental]\nusd_per_hour = 1.5\n"), "[device.sources] rental"));
